@@ -1,0 +1,104 @@
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error is an error reply from the agent, with its class and text kept.
+type Error struct {
+	Class string `json:"class"`
+	Desc  string `json:"desc"`
+}
+
+func (e *Error) Error() string { return e.Desc + " (" + e.Class + ")" }
+
+// Sentinels for errors.Is. A transport wraps them in an *OpError that names
+// the address and command.
+var (
+	// ErrTimeout: the context's deadline passed before the agent answered.
+	// Errors carrying it also match context.DeadlineExceeded.
+	ErrTimeout = timeoutError{}
+	// ErrConnLost: the connection dropped while a call was in flight.
+	ErrConnLost = errors.New("connection to the agent lost")
+	// ErrSilent: the channel accepted the connection but nothing ever answered
+	// the sync (no agent running in the guest, guest paused or booting).
+	ErrSilent = errors.New("channel up but the agent is silent")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("agent client closed")
+	// ErrMalformed: the peer sent bytes that are not a guest-agent reply.
+	ErrMalformed = errors.New("malformed reply")
+	// ErrTooLarge: a reply exceeded the reader's limit.
+	ErrTooLarge = errors.New("reply too large")
+)
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "agent did not answer in time" }
+
+// Is lets errors.Is(err, context.DeadlineExceeded) hold for timeouts too.
+func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+func (timeoutError) Timeout() bool        { return true }
+
+// OpError says which address and command an error belongs to.
+type OpError struct {
+	Addr    string // e.g. "unix:/run/qga/dev-1.sock" or "libvirt:hv1/web-3"
+	Command string // may be empty for connect/sync failures
+	Err     error
+}
+
+func (e *OpError) Error() string {
+	if e.Command == "" {
+		return fmt.Sprintf("agent %s: %v", e.Addr, e.Err)
+	}
+	return fmt.Sprintf("agent %s: %s: %v", e.Addr, e.Command, e.Err)
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
+
+func agentError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// IsUnknown reports whether the agent does not know the command.
+func IsUnknown(err error) bool {
+	e, ok := agentError(err)
+	return ok && e.Class == "CommandNotFound" && strings.Contains(e.Desc, "has not been found")
+}
+
+// IsDisabled reports whether the guest admin disabled the command (qemu-ga -b).
+// A command refused because the guest is frozen is not "disabled" here: see IsFrozen.
+func IsDisabled(err error) bool {
+	e, ok := agentError(err)
+	return ok && e.Class == "CommandNotFound" && strings.Contains(e.Desc, "has been disabled") && !strings.Contains(e.Desc, "frozen state")
+}
+
+// IsFrozen reports whether the agent refused the command because the guest's
+// filesystems are frozen.
+func IsFrozen(err error) bool {
+	e, ok := agentError(err)
+	return ok && strings.Contains(e.Desc, "frozen state")
+}
+
+// IsInvalidArgs reports whether the agent rejected the command's arguments.
+func IsInvalidArgs(err error) bool {
+	e, ok := agentError(err)
+	if !ok || e.Class != "GenericError" {
+		return false
+	}
+	d := e.Desc
+	return strings.HasPrefix(d, "Parameter ") || strings.HasPrefix(d, "Invalid parameter") || strings.Contains(d, "is missing")
+}
+
+// IsTimeout reports whether the call ran out of time.
+func IsTimeout(err error) bool { return errors.Is(err, ErrTimeout) }
+
+// IsConnLost reports whether the connection dropped under the call.
+func IsConnLost(err error) bool { return errors.Is(err, ErrConnLost) }
+
+// IsSilent reports whether the channel is up with no agent answering.
+func IsSilent(err error) bool { return errors.Is(err, ErrSilent) }

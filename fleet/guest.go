@@ -1,0 +1,120 @@
+// Package fleet keeps one live agent session per guest, polls what the
+// dashboard shows, runs bulk actions across many guests, and discovers guests
+// on libvirt hosts. Both the dashboard and the command line stand on it.
+package fleet
+
+import (
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// Target is one guest the fleet knows before any connection is made.
+type Target struct {
+	Name string
+	// Host is the libvirt host the guest was discovered on, "" for a guest
+	// reached directly.
+	Host string
+	// Address is "unix:/path", "tcp:host:port", "vsock:cid:port", or
+	// "libvirt:HOST/DOMAIN" for a guest reached through libvirt.
+	Address string
+	Tags    []string
+}
+
+// State is a guest session's state as the dashboard shows it.
+type State string
+
+const (
+	Connecting   State = "connecting"    // dialing or syncing
+	Ready        State = "ready"         // answering
+	Silent       State = "silent"        // channel up, the agent never answers
+	Unreachable  State = "unreachable"   // cannot connect
+	Frozen       State = "frozen"        // answering, filesystems frozen
+	ShuttingDown State = "shutting-down" // shutdown or suspend accepted, waiting for it to go
+	Gone         State = "gone"          // shut down / domain stopped
+)
+
+// States lists every state in display order.
+var States = []State{Ready, Frozen, Connecting, Silent, Unreachable, ShuttingDown, Gone}
+
+// LogEntry is one request and its reply (or error) in a guest's command log.
+type LogEntry struct {
+	At       time.Time
+	Command  string
+	Request  string // arguments as JSON, truncated
+	Reply    string // return value or error text, truncated
+	Err      bool
+	Duration time.Duration
+}
+
+// Guest is an immutable snapshot of one guest. The poller replaces the
+// pointer on every change; readers never see a Guest mutate.
+type Guest struct {
+	Target
+
+	State State
+	Err   string    // last error text, "" when healthy
+	Since time.Time // when State was entered
+
+	AgentVersion string
+	Commands     []agentclient.CommandInfo // capabilities from guest-info
+	OS           *agentclient.OSInfo
+	Hostname     string
+	Timezone     *agentclient.Timezone
+	Users        []agentclient.User
+	Filesystems  []agentclient.Filesystem
+	Interfaces   []agentclient.Interface
+	VCPUs        []agentclient.VCPU
+	Freeze       agentclient.FreezeStatus
+
+	// FrozenByUs is set when this process froze the guest; ThawAt is the
+	// watchdog's automatic-thaw deadline then.
+	FrozenByUs bool
+	ThawAt     time.Time
+
+	// Skew is guest clock minus host clock, corrected by half the round trip.
+	Skew      time.Duration
+	SkewKnown bool
+
+	RTT        time.Duration   // last round trip
+	RTTHistory []time.Duration // oldest first, short
+
+	LastLive time.Time // last completed live refresh
+	LastSlow time.Time // last completed slow refresh
+	Late     int       // refreshes that completed after their slot
+	Missed   int       // refreshes that failed
+
+	Log []LogEntry // newest first, bounded
+
+	Version uint64 // increases on every change to this guest
+}
+
+// Capability reports whether the guest's agent has command name and whether
+// it is enabled. Before guest-info has answered, everything is assumed present.
+func (g *Guest) Capability(name string) (present, enabled bool) {
+	if len(g.Commands) == 0 {
+		return true, true
+	}
+	for _, c := range g.Commands {
+		if c.Name == name {
+			return true, c.Enabled
+		}
+	}
+	return false, false
+}
+
+// Health sums up how polling is going across the fleet.
+type Health struct {
+	Late    int // guests whose last live refresh is overdue
+	Missed  int // failed refreshes since start, summed over guests
+	Polling int // guests with a live session
+}
+
+// Snapshot is the whole fleet at one moment: guests sorted by name.
+type Snapshot struct {
+	Guests  []*Guest
+	Counts  map[State]int
+	Health  Health
+	Version uint64
+	At      time.Time
+}
