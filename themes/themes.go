@@ -1,0 +1,337 @@
+// Package themes turns colour palettes into the lipgloss styles the dashboard
+// draws with. A Palette is plain data (built in, or loaded from a TOML file);
+// Compile turns it once into a Styles value that the UI passes down, so there
+// is no global style state and tests can render with colour switched off.
+package themes
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"charm.land/lipgloss/v2"
+	"github.com/BurntSushi/toml"
+)
+
+// Palette names one colour per role. Colours are "#rrggbb", "#rgb" or an ANSI
+// index "0".."255"; "" means the terminal's default.
+type Palette struct {
+	Name string `toml:"name"`
+
+	// Guest states.
+	Ready        string `toml:"ready"`
+	Frozen       string `toml:"frozen"`
+	Silent       string `toml:"silent"`
+	Unreachable  string `toml:"unreachable"`
+	Connecting   string `toml:"connecting"`
+	ShuttingDown string `toml:"shutting-down"`
+	Gone         string `toml:"gone"`
+
+	// Chrome.
+	Accent      string `toml:"accent"`
+	Muted       string `toml:"muted"`
+	Border      string `toml:"border"`
+	Selection   string `toml:"selection"`    // background of the row under the cursor
+	SelectionFg string `toml:"selection-fg"` // its foreground; "" keeps the row colour
+	Mark        string `toml:"mark"`
+	Error       string `toml:"error"`
+	OK          string `toml:"ok"`
+	Warn        string `toml:"warn"`
+	Header      string `toml:"header"`
+}
+
+// Builtins lists the names Builtin accepts.
+func Builtins() []string { return []string{"dark", "light", "high-contrast"} }
+
+// Builtin returns a built-in palette by name.
+func Builtin(name string) (Palette, error) {
+	switch name {
+	case "", "dark":
+		return Palette{
+			Name: "dark", Ready: "#5fd75f", Frozen: "#5fafff", Silent: "#d7af5f", Unreachable: "#ff5f5f",
+			Connecting: "#8a8a8a", ShuttingDown: "#d787ff", Gone: "#626262",
+			Accent: "#87afff", Muted: "#767676", Border: "#4e4e4e", Selection: "#303a4a", Mark: "#ffd75f",
+			Error: "#ff5f5f", OK: "#5fd75f", Warn: "#ffaf5f", Header: "#d0d0d0",
+		}, nil
+	case "light":
+		return Palette{
+			Name: "light", Ready: "#007a00", Frozen: "#0055cc", Silent: "#8a6d00", Unreachable: "#c00000",
+			Connecting: "#6c6c6c", ShuttingDown: "#8700af", Gone: "#9e9e9e",
+			Accent: "#005fd7", Muted: "#808080", Border: "#bcbcbc", Selection: "#dde6f5", Mark: "#af5f00",
+			Error: "#c00000", OK: "#007a00", Warn: "#af5f00", Header: "#262626",
+		}, nil
+	case "high-contrast":
+		// Basic ANSI colours only: they survive every terminal and colour profile.
+		return Palette{
+			Name: "high-contrast", Ready: "10", Frozen: "14", Silent: "11", Unreachable: "9",
+			Connecting: "15", ShuttingDown: "13", Gone: "7",
+			Accent: "14", Muted: "7", Border: "15", Selection: "15", SelectionFg: "0", Mark: "11",
+			Error: "9", OK: "10", Warn: "11", Header: "15",
+		}, nil
+	}
+	return Palette{}, fmt.Errorf("theme %q: unknown (built-in themes: %s)", name, strings.Join(Builtins(), ", "))
+}
+
+// themeFile is the TOML layout of a user theme: an optional base palette and
+// colours overriding it.
+type themeFile struct {
+	Name   string  `toml:"name"`
+	Base   string  `toml:"base"`
+	Colors Palette `toml:"colors"`
+}
+
+// Load reads a user theme from a TOML file:
+//
+//	name = "mine"
+//	base = "dark"          # built-in palette supplying every colour not given
+//	[colors]
+//	ready = "#00ff00"
+//	frozen = "39"
+func Load(path string) (Palette, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Palette{}, fmt.Errorf("theme %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on data already read; path only names the source in errors.
+func Parse(path string, data []byte) (Palette, error) {
+	var f themeFile
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return Palette{}, fmt.Errorf("theme %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Palette{}, fmt.Errorf("theme %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	base, err := Builtin(f.Base)
+	if err != nil {
+		return Palette{}, fmt.Errorf("theme %s: base: %w", path, err)
+	}
+	p := overlay(base, f.Colors)
+	p.Name = f.Name
+	if p.Name == "" {
+		p.Name = path
+	}
+	if err := p.Validate(); err != nil {
+		return Palette{}, fmt.Errorf("theme %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// overlay returns base with every non-empty colour of over applied.
+func overlay(base, over Palette) Palette {
+	bv := reflect.ValueOf(&base).Elem()
+	ov := reflect.ValueOf(over)
+	for i := 0; i < bv.NumField(); i++ {
+		if s := ov.Field(i).String(); s != "" {
+			bv.Field(i).SetString(s)
+		}
+	}
+	return base
+}
+
+// Validate reports every colour that is neither a hex colour nor an ANSI index.
+func (p Palette) Validate() error {
+	var errs []error
+	v := reflect.ValueOf(p)
+	t := v.Type()
+	for i := 0; i < v.NumField(); i++ {
+		name := t.Field(i).Tag.Get("toml")
+		if name == "name" {
+			continue
+		}
+		if s := v.Field(i).String(); s != "" && !validColor(s) {
+			errs = append(errs, fmt.Errorf("colour %s = %q: want #rrggbb, #rgb or 0..255", name, s))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validColor(s string) bool {
+	if strings.HasPrefix(s, "#") {
+		h := s[1:]
+		if len(h) != 3 && len(h) != 6 {
+			return false
+		}
+		_, err := strconv.ParseUint(h, 16, 32)
+		return err == nil
+	}
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 255
+}
+
+// Styles are the compiled styles the UI renders with.
+type Styles struct {
+	Name    string
+	NoColor bool
+
+	// States, indexed by the fleet's state names ("ready", "frozen", ...).
+	States map[string]lipgloss.Style
+
+	Accent, Muted, Border, Mark, Error, OK, Warn lipgloss.Style
+	Header                                       lipgloss.Style // table header row
+	Selection                                    lipgloss.Style // applied over the row under the cursor
+	Title                                        lipgloss.Style // app title and pane titles
+	TabActive                                    lipgloss.Style
+	TabIdle                                      lipgloss.Style
+	Status                                       lipgloss.Style // the status bar
+	Dialog                                       lipgloss.Style // confirmation boxes
+	Banner                                       lipgloss.Style // the "no fleet file" banner
+	Disabled                                     lipgloss.Style // greyed-out guests and actions
+
+	// Raw colours for components that take colours rather than styles
+	// (the progress bar); nil when NoColor.
+	AccentColor, OKColor color.Color
+}
+
+// State returns the style for a state name; unknown names render plain.
+func (s Styles) State(name string) lipgloss.Style {
+	if st, ok := s.States[name]; ok {
+		return st
+	}
+	return lipgloss.NewStyle()
+}
+
+var stateNames = []string{"ready", "frozen", "silent", "unreachable", "connecting", "shutting-down", "gone"}
+
+func col(s string) color.Color {
+	if s == "" {
+		return nil
+	}
+	return lipgloss.Color(s)
+}
+
+func fg(s string) lipgloss.Style {
+	st := lipgloss.NewStyle()
+	if c := col(s); c != nil {
+		st = st.Foreground(c)
+	}
+	return st
+}
+
+// Compile turns a palette into styles. Invalid colours render as the
+// terminal default (Load and Validate report them).
+func Compile(p Palette) Styles {
+	s := Styles{Name: p.Name, States: map[string]lipgloss.Style{}}
+	for _, n := range stateNames {
+		var c string
+		switch n {
+		case "ready":
+			c = p.Ready
+		case "frozen":
+			c = p.Frozen
+		case "silent":
+			c = p.Silent
+		case "unreachable":
+			c = p.Unreachable
+		case "connecting":
+			c = p.Connecting
+		case "shutting-down":
+			c = p.ShuttingDown
+		case "gone":
+			c = p.Gone
+		}
+		s.States[n] = fg(c)
+	}
+	s.Accent = fg(p.Accent)
+	s.Muted = fg(p.Muted)
+	s.Border = fg(p.Border)
+	s.Mark = fg(p.Mark).Bold(true)
+	s.Error = fg(p.Error)
+	s.OK = fg(p.OK)
+	s.Warn = fg(p.Warn)
+	s.Header = fg(p.Header).Bold(true)
+	s.Selection = lipgloss.NewStyle()
+	if c := col(p.Selection); c != nil {
+		s.Selection = s.Selection.Background(c)
+	}
+	if c := col(p.SelectionFg); c != nil {
+		s.Selection = s.Selection.Foreground(c)
+	}
+	s.Title = fg(p.Accent).Bold(true)
+	s.TabActive = fg(p.Accent).Bold(true).Underline(true)
+	s.TabIdle = fg(p.Muted)
+	s.Status = fg(p.Muted)
+	s.Dialog = lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).Padding(0, 1)
+	if c := col(p.Warn); c != nil {
+		s.Dialog = s.Dialog.BorderForeground(c)
+	}
+	s.Banner = fg(p.Warn).Bold(true)
+	s.Disabled = fg(p.Muted).Faint(true)
+	s.AccentColor = col(p.Accent)
+	s.OKColor = col(p.OK)
+	return s
+}
+
+// Mono returns styles without colour for NO_COLOR: emphasis survives as bold,
+// underline and reverse video so the cursor row and marks stay visible.
+func Mono() Styles {
+	plain := lipgloss.NewStyle()
+	s := Styles{Name: "mono", NoColor: true, States: map[string]lipgloss.Style{}}
+	for _, n := range stateNames {
+		s.States[n] = plain
+	}
+	s.States["unreachable"] = plain.Bold(true)
+	s.Accent, s.Muted, s.Border, s.OK, s.Warn = plain, plain, plain, plain, plain
+	s.Error = plain.Bold(true)
+	s.Mark = plain.Bold(true)
+	s.Header = plain.Bold(true)
+	s.Selection = plain.Reverse(true)
+	s.Title = plain.Bold(true)
+	s.TabActive = plain.Bold(true).Underline(true)
+	s.TabIdle = plain
+	s.Status = plain
+	s.Dialog = plain.Border(lipgloss.RoundedBorder()).Padding(0, 1)
+	s.Banner = plain.Bold(true)
+	s.Disabled = plain.Faint(true)
+	return s
+}
+
+// NoColor reports whether the environment asks for no colour (NO_COLOR set
+// to anything non-empty, https://no-color.org).
+func NoColor(getenv func(string) string) bool { return getenv("NO_COLOR") != "" }
+
+// Resolve picks the styles to start with: NO_COLOR wins; otherwise name is a
+// built-in theme or, when it ends in ".toml", a theme file.
+func Resolve(name string, getenv func(string) string) (Styles, error) {
+	if NoColor(getenv) {
+		return Mono(), nil
+	}
+	var (
+		p   Palette
+		err error
+	)
+	if strings.HasSuffix(name, ".toml") {
+		p, err = Load(name)
+	} else {
+		p, err = Builtin(name)
+	}
+	if err != nil {
+		return Styles{}, err
+	}
+	return Compile(p), nil
+}
+
+// Roles lists the palette's colour keys as written in theme files, sorted.
+func Roles() []string {
+	t := reflect.TypeOf(Palette{})
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		if n := t.Field(i).Tag.Get("toml"); n != "name" {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,123 @@
+package themes
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+func TestBuiltinsValid(t *testing.T) {
+	for _, name := range Builtins() {
+		p, err := Builtin(name)
+		if err != nil {
+			t.Fatalf("Builtin(%q): %v", name, err)
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("Builtin(%q) invalid: %v", name, err)
+		}
+		if p.Ready == "" || p.Unreachable == "" || p.Accent == "" {
+			t.Errorf("Builtin(%q) leaves roles empty: %+v", name, p)
+		}
+		s := Compile(p)
+		for _, st := range []string{"ready", "frozen", "silent", "unreachable", "connecting", "shutting-down", "gone"} {
+			if _, ok := s.States[st]; !ok {
+				t.Errorf("%s: no style for state %s", name, st)
+			}
+		}
+		if out := s.State("ready").Render("x"); !strings.Contains(out, "\x1b[") {
+			t.Errorf("%s: ready renders without colour: %q", name, out)
+		}
+	}
+	if _, err := Builtin("neon"); err == nil {
+		t.Error("Builtin(neon) succeeded")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name, data string
+		wantErr    string
+		check      func(t *testing.T, p Palette)
+	}{
+		{name: "override", data: "name = \"mine\"\nbase = \"light\"\n[colors]\nready = \"#00ff00\"\nfrozen = \"39\"\n",
+			check: func(t *testing.T, p Palette) {
+				light, _ := Builtin("light")
+				if p.Name != "mine" || p.Ready != "#00ff00" || p.Frozen != "39" || p.Gone != light.Gone {
+					t.Errorf("got %+v", p)
+				}
+			}},
+		{name: "default base", data: "[colors]\nmark = \"#abc\"\n",
+			check: func(t *testing.T, p Palette) {
+				dark, _ := Builtin("dark")
+				if p.Mark != "#abc" || p.Ready != dark.Ready {
+					t.Errorf("got %+v", p)
+				}
+			}},
+		{name: "bad colour", data: "[colors]\nready = \"green\"\n", wantErr: "colour ready"},
+		{name: "bad index", data: "[colors]\nwarn = \"300\"\n", wantErr: "colour warn"},
+		{name: "unknown key", data: "[colors]\nreddy = \"#fff\"\n", wantErr: "unknown keys: colors.reddy"},
+		{name: "bad base", data: "base = \"neon\"\n", wantErr: "unknown"},
+		{name: "syntax", data: "[colors\n", wantErr: "theme"},
+	}
+	dir := t.TempDir()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".toml")
+			if err := os.WriteFile(path, []byte(tt.data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, err := Load(path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("err = %v, want one naming %s and containing %q", err, path, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, p)
+		})
+	}
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil {
+		t.Error("Load(missing) succeeded")
+	}
+}
+
+func TestNoColor(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	s, err := Resolve("dark", env(map[string]string{"NO_COLOR": "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.NoColor {
+		t.Fatal("NO_COLOR ignored")
+	}
+	for name, st := range s.States {
+		out := st.Render("x")
+		if strings.Contains(out, "38;") || strings.Contains(out, "48;") {
+			t.Errorf("state %s has colour under NO_COLOR: %q", name, out)
+		}
+	}
+	sel := s.Selection.Render("row")
+	if !strings.Contains(sel, "\x1b[7m") || ansi.Strip(sel) != "row" {
+		t.Errorf("selection under NO_COLOR is not reverse video: %q", sel)
+	}
+	s, err = Resolve("light", env(nil))
+	if err != nil || s.NoColor || s.Name != "light" {
+		t.Errorf("Resolve(light) = %v, %v", s.Name, err)
+	}
+	if _, err := Resolve("nope", env(nil)); err == nil {
+		t.Error("Resolve(nope) succeeded")
+	}
+}
+
+func TestRoles(t *testing.T) {
+	r := Roles()
+	if len(r) != 17 || r[0] != "accent" {
+		t.Errorf("Roles() = %v", r)
+	}
+}
