@@ -1,0 +1,185 @@
+// Package config reads the guestdeck fleet file: a TOML file naming libvirt
+// hosts and directly reachable guest agents, polling defaults, the theme and
+// key bindings. Load decodes it, fills defaults and validates everything, so
+// a bad file ends the program with one message naming file:line:column
+// before the screen takes over.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults used when the fleet file leaves a setting out.
+const (
+	DefaultInterval      = 5 * time.Second
+	DefaultSlowInterval  = 60 * time.Second
+	DefaultTimeout       = 3 * time.Second
+	DefaultConcurrency   = 64
+	DefaultFreezeTimeout = 5 * time.Minute
+	DefaultTheme         = "dark"
+)
+
+// KeyActions are the dashboard actions [keys] may rebind. The tui binds keys
+// by these same names.
+var KeyActions = []string{
+	"up", "down", "page_up", "page_down", "top", "bottom",
+	"open", "back",
+	"mark", "mark_range", "mark_all", "clear",
+	"filter", "command", "help", "quit", "sort",
+	"detail_next_tab", "detail_prev_tab",
+	"freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh",
+}
+
+// Duration is a time.Duration written in the fleet file as a string such as
+// "5s" or "1m30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q: want a form like \"5s\", \"1m30s\" or \"500ms\"", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration in the form UnmarshalText reads.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// File is a decoded, defaulted and validated fleet file.
+type File struct {
+	Path     string
+	Defaults Defaults
+	Hosts    []Host
+	Guests   []Guest
+	// Keys maps an action from KeyActions to the keys bound to it; an
+	// action absent here keeps its built-in keys, an empty list unbinds it.
+	Keys map[string][]string
+}
+
+// Defaults are the fleet-wide settings from [defaults].
+type Defaults struct {
+	Interval      Duration // live items: time, freeze state, interfaces, vCPUs
+	SlowInterval  Duration // info, OS, hostname, timezone, users, filesystems
+	Timeout       Duration // per agent call
+	FreezeTimeout Duration // automatic thaw deadline
+	Concurrency   int      // bulk actions in parallel
+	// Theme is a builtin theme name or a path to a theme file; themes
+	// resolves it.
+	Theme string
+	// Readonly refuses every mutating action (freeze, shutdown, writes...).
+	Readonly bool
+}
+
+// Host is a libvirt host from [[host]]: its running domains with a guest
+// agent channel join the fleet.
+type Host struct {
+	Name             string
+	URI              string
+	Include, Exclude []string // domain name globs (path.Match); no Include means all
+	Tags             []string
+	// KnownHosts and Identity are for qemu+ssh, with "~/" expanded.
+	// KnownHosts defaults to ~/.ssh/known_hosts for ssh hosts.
+	KnownHosts, Identity  string
+	InsecureIgnoreHostKey bool
+}
+
+// Endpoint parses the host's URI; Parse has already checked it, so this
+// only fails on a Host built by hand.
+func (h Host) Endpoint() (HostURI, error) { return ParseURI(h.URI) }
+
+// Guest is a guest agent reached directly, from [[guest]].
+type Guest struct {
+	Name    string
+	Address string // unix:/abs/path, tcp:host:port or vsock:cid:port
+	Tags    []string
+}
+
+// Error is a problem with the fleet file, located where known.
+type Error struct {
+	Path      string
+	Line, Col int // 1-based; 0 when unknown
+	Msg       string
+	// Err is the underlying cause when there is one (e.g. fs.ErrNotExist).
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+			if e.Col > 0 {
+				fmt.Fprintf(&b, ":%d", e.Col)
+			}
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// DefaultPath is where the fleet file lives when -c is not given:
+// $XDG_CONFIG_HOME/guestdeck/fleet.toml, else ~/.config/guestdeck/fleet.toml.
+func DefaultPath() string {
+	if dir := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(dir) {
+		return filepath.Join(dir, "guestdeck", "fleet.toml")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(".config", "guestdeck", "fleet.toml")
+	}
+	return filepath.Join(home, ".config", "guestdeck", "fleet.toml")
+}
+
+// Load reads and parses the fleet file at path.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &Error{Path: path, Err: err, Msg: fmt.Sprintf(
+				"no such fleet file; write one like examples/fleet.toml there (default location %s), or pass -c FILE",
+				DefaultPath())}
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is already in front of the message
+		}
+		return nil, &Error{Path: path, Err: err, Msg: "cannot read fleet file: " + err.Error()}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes, defaults and validates a fleet file's contents; path is
+// only used in messages and File.Path. Any error is an *Error: the first
+// problem in the file.
+func Parse(path string, data []byte) (*File, error) {
+	f, err := decode(path, data)
+	if err != nil {
+		return nil, err
+	}
+	f.Path = path
+	return f, nil
+}
+
+// expandHome turns a leading "~/" into the user's home directory.
+func expandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, strings.TrimPrefix(p, "~"))
+}

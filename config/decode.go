@@ -1,0 +1,639 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Known keys per table, in the order the docs list them.
+var (
+	topKeys      = []string{"defaults", "keys", "host", "guest"}
+	defaultsKeys = []string{"interval", "slow_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly"}
+	hostKeys     = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
+	guestKeys    = []string{"name", "address", "tags"}
+)
+
+// decoder walks the generically decoded TOML, checking types and values
+// itself so that every message can name the key and its position.
+type decoder struct {
+	file  string
+	spots map[string]spot
+	errs  []*Error
+}
+
+func decode(file string, data []byte) (*File, error) {
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, syntaxError(file, data, err)
+	}
+	d := &decoder{file: file, spots: locate(string(data))}
+	f := &File{Defaults: Defaults{
+		Interval:      Duration{DefaultInterval},
+		SlowInterval:  Duration{DefaultSlowInterval},
+		Timeout:       Duration{DefaultTimeout},
+		FreezeTimeout: Duration{DefaultFreezeTimeout},
+		Concurrency:   DefaultConcurrency,
+		Theme:         DefaultTheme,
+	}}
+	for _, k := range d.ordered(raw, nil) {
+		v := raw[k]
+		switch k {
+		case "defaults":
+			if t, ok := d.table(v, "[defaults]", k); ok {
+				d.defaults(t, &f.Defaults)
+			}
+		case "keys":
+			if t, ok := d.table(v, "[keys]", k); ok {
+				f.Keys = d.keys(t)
+			}
+		case "host":
+			for i, t := range d.tables(v, k) {
+				f.Hosts = append(f.Hosts, d.host(t, k, strconv.Itoa(i)))
+			}
+		case "guest":
+			for i, t := range d.tables(v, k) {
+				f.Guests = append(f.Guests, d.guest(t, k, strconv.Itoa(i)))
+			}
+		default:
+			d.unknown(k, "", topKeys, k)
+		}
+	}
+	d.duplicates(f)
+	if len(d.errs) > 0 {
+		// One message: the first problem in the file.
+		sort.SliceStable(d.errs, func(i, j int) bool {
+			a, b := d.errs[i], d.errs[j]
+			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+		})
+		return nil, d.errs[0]
+	}
+	return f, nil
+}
+
+// syntaxError turns a toml error into an *Error at the offending position.
+func syntaxError(file string, data []byte, err error) error {
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		return &Error{Path: file, Msg: "cannot decode: " + err.Error(), Err: err}
+	}
+	line, col := pe.Position.Line, pe.Position.Col
+	// Recount the column from the byte offset: the library's count is off
+	// by a line when the error sits at the very start of one.
+	if start := lineStart(data, line); start >= 0 && pe.Position.Start >= start {
+		if c := pe.Position.Start - start + 1; c <= lineLen(data, start)+1 {
+			col = c
+		}
+	}
+	msg := pe.Message
+	if msg == "" {
+		msg = pe.Error()
+	}
+	return &Error{Path: file, Line: line, Col: col, Msg: "syntax error: " + msg, Err: err}
+}
+
+func lineStart(data []byte, line int) int {
+	if line < 1 {
+		return -1
+	}
+	off := 0
+	for n := 1; n < line; n++ {
+		i := strings.IndexByte(string(data[off:]), '\n')
+		if i < 0 {
+			return -1
+		}
+		off += i + 1
+	}
+	return off
+}
+
+func lineLen(data []byte, start int) int {
+	if i := strings.IndexByte(string(data[start:]), '\n'); i >= 0 {
+		return i
+	}
+	return len(data) - start
+}
+
+// errf records a problem at p (zero when unknown).
+func (d *decoder) errf(p pos, format string, args ...any) {
+	d.errs = append(d.errs, &Error{Path: d.file, Line: p.Line, Col: p.Col, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) keyAt(segs ...string) pos { return d.spots[pathKey(segs...)].Key }
+func (d *decoder) valAt(segs ...string) pos { return d.spots[pathKey(segs...)].Val }
+
+// ordered returns t's keys in the order they appear in the file, so the
+// walk (and the first error) follows the reader.
+func (d *decoder) ordered(t map[string]any, base []string) []string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := d.keyAt(join(base, keys[i])...), d.keyAt(join(base, keys[j])...)
+		if a != b {
+			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// unknown reports an unknown key with the nearest known one.
+func (d *decoder) unknown(key, where string, known []string, segs ...string) {
+	msg := fmt.Sprintf("unknown key %q", key)
+	if where != "" {
+		msg += " in " + where
+	}
+	if s := suggest(key, known); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	} else {
+		msg += "; known keys: " + strings.Join(known, ", ")
+	}
+	d.errf(d.keyAt(segs...), "%s", msg)
+}
+
+// table checks that v is a table.
+func (d *decoder) table(v any, name string, segs ...string) (map[string]any, bool) {
+	t, ok := v.(map[string]any)
+	if !ok {
+		d.errf(d.keyAt(segs...), "%s must be a table, got %s", segs[len(segs)-1], describe(v))
+	}
+	return t, ok
+}
+
+// tables checks that v is an array of tables ([[host]]).
+func (d *decoder) tables(v any, key string) []map[string]any {
+	switch v := v.(type) {
+	case []map[string]any:
+		return v
+	case []any:
+		out := make([]map[string]any, 0, len(v))
+		for i, e := range v {
+			t, ok := e.(map[string]any)
+			if !ok {
+				d.errf(d.valAt(key, strconv.Itoa(i)), "each %s must be a table, got %s", key, describe(e))
+				return nil
+			}
+			out = append(out, t)
+		}
+		return out
+	case map[string]any:
+		d.errf(d.keyAt(key), "[%s] must be written [[%s]]: there is one [[%s]] table per %s", key, key, key, key)
+	default:
+		d.errf(d.keyAt(key), "%s must be an array of tables ([[%s]]), got %s", key, key, describe(v))
+	}
+	return nil
+}
+
+func (d *decoder) defaults(t map[string]any, out *Defaults) {
+	const where = "[defaults]"
+	for _, k := range d.ordered(t, []string{"defaults"}) {
+		v, at := t[k], []string{"defaults", k}
+		switch k {
+		case "interval":
+			d.duration(v, &out.Interval, k, where, at)
+		case "slow_interval":
+			d.duration(v, &out.SlowInterval, k, where, at)
+		case "timeout":
+			d.duration(v, &out.Timeout, k, where, at)
+		case "freeze_timeout":
+			d.duration(v, &out.FreezeTimeout, k, where, at)
+		case "concurrency":
+			n, ok := v.(int64)
+			switch {
+			case !ok:
+				d.errf(d.valAt(at...), "concurrency in %s must be a whole number, got %s", where, describe(v))
+			case n < 1 || n > 1<<20:
+				d.errf(d.valAt(at...), "concurrency in %s must be from 1 to %d, got %d", where, 1<<20, n)
+			default:
+				out.Concurrency = int(n)
+			}
+		case "theme":
+			s, ok := d.str(v, k, where, at)
+			if ok && strings.TrimSpace(s) == "" {
+				d.errf(d.valAt(at...), "theme in %s must not be empty; use dark, light, high-contrast or a theme file path", where)
+			} else if ok {
+				out.Theme = expandHome(s)
+			}
+		case "readonly":
+			if b, ok := v.(bool); ok {
+				out.Readonly = b
+			} else {
+				d.errf(d.valAt(at...), "readonly in %s must be true or false, got %s", where, describe(v))
+			}
+		default:
+			d.unknown(k, where, defaultsKeys, at...)
+		}
+	}
+}
+
+func (d *decoder) duration(v any, out *Duration, key, where string, at []string) {
+	s, ok := v.(string)
+	if !ok {
+		hint := ""
+		if n, isInt := v.(int64); isInt {
+			hint = fmt.Sprintf("; write \"%ds\"", n)
+		}
+		d.errf(d.valAt(at...), "%s in %s must be a duration string like \"5s\", got %s%s", key, where, describe(v), hint)
+		return
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil {
+		d.errf(d.valAt(at...), "%s in %s: bad duration %q; want a form like \"5s\", \"1m30s\" or \"500ms\"", key, where, s)
+		return
+	}
+	if dur <= 0 {
+		d.errf(d.valAt(at...), "%s in %s must be positive, got %q", key, where, s)
+		return
+	}
+	out.Duration = dur
+}
+
+func (d *decoder) str(v any, key, where string, at []string) (string, bool) {
+	s, ok := v.(string)
+	if !ok {
+		d.errf(d.valAt(at...), "%s in %s must be a string, got %s", key, where, describe(v))
+	}
+	return s, ok
+}
+
+func (d *decoder) strs(v any, key, where string, at []string) ([]string, bool) {
+	a, ok := v.([]any)
+	if !ok {
+		d.errf(d.valAt(at...), "%s in %s must be an array of strings, got %s", key, where, describe(v))
+		return nil, false
+	}
+	out := make([]string, 0, len(a))
+	for i, e := range a {
+		s, ok := e.(string)
+		if !ok {
+			d.errf(d.valAt(join(at, strconv.Itoa(i))...), "%s in %s must be an array of strings, got %s in it", key, where, describe(e))
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+// entry names a [[host]] or [[guest]] in messages.
+func entry(kind string, t map[string]any) string {
+	if name, ok := t["name"].(string); ok && name != "" {
+		return fmt.Sprintf("[[%s]] %q", kind, name)
+	}
+	return "[[" + kind + "]]"
+}
+
+func (d *decoder) host(t map[string]any, segs ...string) Host {
+	where := entry("host", t)
+	before := len(d.errs)
+	var h Host
+	for _, k := range d.ordered(t, segs) {
+		v, at := t[k], join(segs, k)
+		switch k {
+		case "name":
+			if s, ok := d.str(v, k, where, at); ok && d.name(s, where, at) {
+				h.Name = s
+			}
+		case "uri":
+			if s, ok := d.str(v, k, where, at); ok {
+				if _, err := ParseURI(s); err != nil {
+					d.errf(d.valAt(at...), "%s: %v", where, err)
+				}
+				h.URI = s
+			}
+		case "include", "exclude":
+			if globs, ok := d.strs(v, k, where, at); ok {
+				for i, g := range globs {
+					if _, err := path.Match(g, ""); err != nil || g == "" {
+						d.errf(d.valAt(join(at, strconv.Itoa(i))...), "bad domain name pattern %q in %s of %s", g, k, where)
+					}
+				}
+				if k == "include" {
+					h.Include = globs
+				} else {
+					h.Exclude = globs
+				}
+			}
+		case "tags":
+			h.Tags = d.tags(v, where, at)
+		case "known_hosts":
+			if s, ok := d.str(v, k, where, at); ok {
+				h.KnownHosts = expandHome(s)
+			}
+		case "identity":
+			if s, ok := d.str(v, k, where, at); ok {
+				h.Identity = expandHome(s)
+			}
+		case "insecure_ignore_host_key":
+			if b, ok := v.(bool); ok {
+				h.InsecureIgnoreHostKey = b
+			} else {
+				d.errf(d.valAt(at...), "insecure_ignore_host_key in %s must be true or false, got %s", where, describe(v))
+			}
+		default:
+			d.unknown(k, where, hostKeys, at...)
+		}
+	}
+	if len(d.errs) > before {
+		// A missing key is most likely the misspelt one already reported.
+		return h
+	}
+	start := d.keyAt(segs...)
+	if _, ok := t["name"]; !ok {
+		d.errf(start, "%s has no name; add name = \"...\"", where)
+	}
+	if _, ok := t["uri"]; !ok {
+		d.errf(start, "%s has no uri; add e.g. uri = \"qemu:///system\" or \"qemu+ssh://root@host/system\"", where)
+	}
+	if u, err := ParseURI(h.URI); err == nil && u.Transport == TransportSSH && h.KnownHosts == "" {
+		h.KnownHosts = expandHome("~/.ssh/known_hosts")
+	}
+	return h
+}
+
+func (d *decoder) guest(t map[string]any, segs ...string) Guest {
+	where := entry("guest", t)
+	before := len(d.errs)
+	var g Guest
+	for _, k := range d.ordered(t, segs) {
+		v, at := t[k], join(segs, k)
+		switch k {
+		case "name":
+			if s, ok := d.str(v, k, where, at); ok && d.name(s, where, at) {
+				g.Name = s
+			}
+		case "address":
+			if s, ok := d.str(v, k, where, at); ok {
+				if err := CheckAddress(s); err != nil {
+					d.errf(d.valAt(at...), "%s: %v", where, err)
+				}
+				g.Address = s
+			}
+		case "tags":
+			g.Tags = d.tags(v, where, at)
+		default:
+			d.unknown(k, where, guestKeys, at...)
+		}
+	}
+	if len(d.errs) > before {
+		// A missing key is most likely the misspelt one already reported.
+		return g
+	}
+	start := d.keyAt(segs...)
+	if _, ok := t["name"]; !ok {
+		d.errf(start, "%s has no name; add name = \"...\"", where)
+	}
+	if _, ok := t["address"]; !ok {
+		d.errf(start, "%s has no address; add e.g. address = \"unix:/run/qga/NAME.sock\" (or tcp:host:port, vsock:cid:port)", where)
+	}
+	return g
+}
+
+func (d *decoder) tags(v any, where string, at []string) []string {
+	tags, ok := d.strs(v, "tags", where, at)
+	if !ok {
+		return nil
+	}
+	for i, s := range tags {
+		if !validName(s) {
+			d.errf(d.valAt(join(at, strconv.Itoa(i))...), "bad tag %q in %s: %s", s, where, nameRule)
+		}
+	}
+	return tags
+}
+
+// nameRule keeps names and tags usable in selectors (tag:X, host:Y, globs,
+// comma lists) and in "libvirt:HOST/DOMAIN" targets.
+const nameRule = "use letters, digits, \".\", \"_\" and \"-\""
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '.' && r != '_' && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) name(s, where string, at []string) bool {
+	if !validName(s) {
+		d.errf(d.valAt(at...), "bad name %q in %s: %s", s, where, nameRule)
+		return false
+	}
+	return true
+}
+
+// duplicates reports a name used twice; guests and hosts share one
+// namespace because selectors name either.
+func (d *decoder) duplicates(f *File) {
+	type use struct {
+		what string
+		at   pos
+	}
+	seen := map[string]use{}
+	check := func(kind string, i int, name string) {
+		if name == "" {
+			return
+		}
+		at := d.valAt(kind, strconv.Itoa(i), "name")
+		if first, ok := seen[name]; ok {
+			d.errf(at, "duplicate name %q: already used by the %s at line %d", name, first.what, first.at.Line)
+			return
+		}
+		seen[name] = use{"[[" + kind + "]]", at}
+	}
+	// Walk both in file order so "already used" points backwards.
+	type named struct {
+		kind string
+		i    int
+		name string
+	}
+	var all []named
+	for i, h := range f.Hosts {
+		all = append(all, named{"host", i, h.Name})
+	}
+	for i, g := range f.Guests {
+		all = append(all, named{"guest", i, g.Name})
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := d.valAt(all[i].kind, strconv.Itoa(all[i].i), "name"), d.valAt(all[j].kind, strconv.Itoa(all[j].i), "name")
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	for _, n := range all {
+		check(n.kind, n.i, n.name)
+	}
+}
+
+func (d *decoder) keys(t map[string]any) map[string][]string {
+	const where = "[keys]"
+	out := map[string][]string{}
+	boundTo := map[string]string{} // key -> action, to catch one key bound twice
+	for _, action := range d.ordered(t, []string{"keys"}) {
+		v, at := t[action], []string{"keys", action}
+		if !contains(KeyActions, action) {
+			msg := fmt.Sprintf("unknown action %q in %s", action, where)
+			if s := suggest(action, KeyActions); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			} else {
+				msg += "; actions: " + strings.Join(KeyActions, ", ")
+			}
+			d.errf(d.keyAt(at...), "%s", msg)
+			continue
+		}
+		var keys []string
+		if s, ok := v.(string); ok {
+			keys = []string{s} // freeze = "F" is what people write first
+		} else if ks, ok := d.strs(v, action, where, at); ok {
+			keys = ks
+		} else {
+			continue
+		}
+		for i, k := range keys {
+			vat := d.valAt(at...)
+			if _, isList := v.([]any); isList {
+				vat = d.valAt(join(at, strconv.Itoa(i))...)
+			}
+			if problem, hint := checkKeyName(k); problem != "" {
+				d.errf(vat, "%s for %s in %s; %s", problem, action, where, hint)
+				continue
+			}
+			if other, ok := boundTo[k]; ok && other != action {
+				d.errf(vat, "key %q is bound to both %s and %s in %s", k, other, action, where)
+				continue
+			}
+			boundTo[k] = action
+		}
+		out[action] = keys
+	}
+	return out
+}
+
+// Key names as Bubble Tea v2 spells them (KeyPressMsg.String()).
+var namedKeys = []string{"up", "down", "left", "right", "home", "end", "pgup", "pgdown",
+	"enter", "tab", "esc", "space", "backspace", "delete", "insert",
+	"f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11", "f12"}
+
+var keyModifiers = []string{"ctrl", "alt", "shift", "meta", "super", "hyper"}
+
+// checkKeyName accepts "f", "F", "?", "space", "ctrl+a", "shift+down", ...
+// It returns what is wrong and, separately, a hint such as a "did you mean".
+func checkKeyName(k string) (problem, hint string) {
+	if k == "" {
+		return "empty key name", ""
+	}
+	parts := strings.Split(k, "+")
+	base := parts[len(parts)-1]
+	if base == "" && len(parts) > 2 && strings.HasSuffix(k, "++") {
+		base = "+" // "ctrl++"
+		parts = parts[:len(parts)-1]
+	}
+	for _, m := range parts[:len(parts)-1] {
+		if !contains(keyModifiers, m) {
+			if s := suggest(m, keyModifiers); s != "" {
+				hint = fmt.Sprintf("did you mean %q?", s)
+			} else {
+				hint = "modifiers: " + strings.Join(keyModifiers, ", ")
+			}
+			return fmt.Sprintf("unknown modifier %q in key name %q", m, k), hint
+		}
+	}
+	if utf8.RuneCountInString(base) == 1 {
+		r, _ := utf8.DecodeRuneInString(base)
+		if unicode.IsPrint(r) && r != ' ' {
+			return "", ""
+		}
+	}
+	if contains(namedKeys, base) {
+		return "", ""
+	}
+	if s := suggest(base, namedKeys); s != "" {
+		hint = fmt.Sprintf("did you mean %q?", strings.TrimSuffix(k, base)+s)
+	} else {
+		hint = "use a character or one of " + strings.Join(namedKeys[:15], ", ") + ", f1..f12"
+	}
+	return fmt.Sprintf("unknown key name %q", k), hint
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// describe names a decoded TOML value's type (and the value, when short)
+// for messages.
+func describe(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("string %q", v)
+	case int64:
+		return fmt.Sprintf("integer %d", v)
+	case float64:
+		return fmt.Sprintf("float %v", v)
+	case bool:
+		return fmt.Sprintf("boolean %v", v)
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case time.Time:
+		return "a date-time"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// suggest returns the known word nearest to s, or "" when none is close.
+func suggest(s string, known []string) string {
+	norm := func(x string) string { return strings.ReplaceAll(strings.ToLower(x), "-", "_") }
+	best, bestD := "", 1<<30
+	for _, k := range known {
+		dist := editDistance(norm(s), norm(k))
+		if dist < bestD {
+			best, bestD = k, dist
+		}
+	}
+	limit := 2
+	if len(s) > 8 {
+		limit = 3
+	}
+	if bestD > limit || bestD >= len(s) {
+		return ""
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
