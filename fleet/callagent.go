@@ -1,0 +1,237 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// Log text is truncated so that a guest's log stays a few kilobytes.
+const (
+	logRequestMax = 96
+	logReplyMax   = 160
+)
+
+// callAgent wraps a session's agent: every call gets its own timeout and
+// lands in the guest's command log. File helpers that take an Agent get this
+// wrapper too, so their chunked calls are bounded and logged the same way.
+type callAgent struct {
+	s *session
+	a agentclient.Agent
+}
+
+var _ agentclient.Agent = (*callAgent)(nil)
+
+func do[T any](c *callAgent, ctx context.Context, cmd string, req any, fn func(ctx context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.s.f.opts.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	v, err := fn(ctx)
+	c.s.logCall(t0, cmd, req, v, err)
+	return v, err
+}
+
+func do0(c *callAgent, ctx context.Context, cmd string, req any, fn func(ctx context.Context) error) error {
+	_, err := do(c, ctx, cmd, req, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
+}
+
+// logCall adds one entry to the guest's log; the next update publishes it.
+func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
+	e := LogEntry{At: t0, Command: cmd, Request: summarize(req, logRequestMax), Duration: time.Since(t0)}
+	if err != nil {
+		e.Err = true
+		e.Reply = truncate(err.Error(), logReplyMax)
+	} else {
+		e.Reply = summarize(reply, logReplyMax)
+	}
+	s.mu.Lock()
+	s.log.add(e)
+	s.mu.Unlock()
+}
+
+func summarize(v any, n int) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case struct{}:
+		return "{}"
+	case string:
+		return truncate(strconv.Quote(v), n)
+	case json.RawMessage:
+		return truncate(string(v), n)
+	case []byte:
+		return truncate(string(v), n)
+	case *agentclient.FileRead:
+		if v == nil {
+			return ""
+		}
+		return fmt.Sprintf(`{"count":%d,"eof":%t}`, v.Count, v.EOF)
+	case fileWriteReq:
+		return fmt.Sprintf(`{"handle":%d,"count":%d}`, v.Handle, v.Count)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return truncate(fmt.Sprint(v), n)
+	}
+	return truncate(string(b), n)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+type handleReq struct {
+	Handle int64 `json:"handle"`
+}
+
+// fileWriteReq keeps the data out of the log.
+type fileWriteReq struct {
+	Handle int64
+	Count  int
+}
+
+func (c *callAgent) Addr() string { return c.a.Addr() }
+func (c *callAgent) Close() error { return c.a.Close() }
+
+func (c *callAgent) Ping(ctx context.Context) error {
+	return do0(c, ctx, "guest-ping", nil, c.a.Ping)
+}
+
+func (c *callAgent) Info(ctx context.Context) (*agentclient.Info, error) {
+	return do(c, ctx, "guest-info", nil, c.a.Info)
+}
+
+func (c *callAgent) Time(ctx context.Context) (int64, error) {
+	return do(c, ctx, "guest-get-time", nil, c.a.Time)
+}
+
+func (c *callAgent) SetTime(ctx context.Context, ns *int64) error {
+	var req any
+	if ns != nil {
+		req = map[string]int64{"time": *ns}
+	}
+	return do0(c, ctx, "guest-set-time", req, func(ctx context.Context) error { return c.a.SetTime(ctx, ns) })
+}
+
+func (c *callAgent) Shutdown(ctx context.Context, mode string) error {
+	return do0(c, ctx, "guest-shutdown", map[string]string{"mode": mode}, func(ctx context.Context) error { return c.a.Shutdown(ctx, mode) })
+}
+
+func (c *callAgent) Suspend(ctx context.Context, mode string) error {
+	return do0(c, ctx, "guest-suspend-"+mode, nil, func(ctx context.Context) error { return c.a.Suspend(ctx, mode) })
+}
+
+func (c *callAgent) FileOpen(ctx context.Context, path, mode string) (int64, error) {
+	return do(c, ctx, "guest-file-open", map[string]string{"path": path, "mode": mode}, func(ctx context.Context) (int64, error) { return c.a.FileOpen(ctx, path, mode) })
+}
+
+func (c *callAgent) FileClose(ctx context.Context, h int64) error {
+	return do0(c, ctx, "guest-file-close", handleReq{h}, func(ctx context.Context) error { return c.a.FileClose(ctx, h) })
+}
+
+func (c *callAgent) FileRead(ctx context.Context, h int64, count int) (*agentclient.FileRead, error) {
+	req := struct {
+		Handle int64 `json:"handle"`
+		Count  int   `json:"count"`
+	}{h, count}
+	return do(c, ctx, "guest-file-read", req, func(ctx context.Context) (*agentclient.FileRead, error) { return c.a.FileRead(ctx, h, count) })
+}
+
+func (c *callAgent) FileWrite(ctx context.Context, h int64, b64 string, count int) (*agentclient.FileWrite, error) {
+	return do(c, ctx, "guest-file-write", fileWriteReq{h, count}, func(ctx context.Context) (*agentclient.FileWrite, error) {
+		return c.a.FileWrite(ctx, h, b64, count)
+	})
+}
+
+func (c *callAgent) FileSeek(ctx context.Context, h, off int64, whence int) (*agentclient.FileSeek, error) {
+	req := map[string]int64{"handle": h, "offset": off, "whence": int64(whence)}
+	return do(c, ctx, "guest-file-seek", req, func(ctx context.Context) (*agentclient.FileSeek, error) { return c.a.FileSeek(ctx, h, off, whence) })
+}
+
+func (c *callAgent) FileFlush(ctx context.Context, h int64) error {
+	return do0(c, ctx, "guest-file-flush", handleReq{h}, func(ctx context.Context) error { return c.a.FileFlush(ctx, h) })
+}
+
+func (c *callAgent) FreezeStatus(ctx context.Context) (agentclient.FreezeStatus, error) {
+	return do(c, ctx, "guest-fsfreeze-status", nil, c.a.FreezeStatus)
+}
+
+func (c *callAgent) Freeze(ctx context.Context) (int, error) {
+	return do(c, ctx, "guest-fsfreeze-freeze", nil, c.a.Freeze)
+}
+
+func (c *callAgent) FreezeList(ctx context.Context, mps []string) (int, error) {
+	return do(c, ctx, "guest-fsfreeze-freeze-list", map[string][]string{"mountpoints": mps}, func(ctx context.Context) (int, error) { return c.a.FreezeList(ctx, mps) })
+}
+
+func (c *callAgent) Thaw(ctx context.Context) (int, error) {
+	return do(c, ctx, "guest-fsfreeze-thaw", nil, c.a.Thaw)
+}
+
+func (c *callAgent) Fstrim(ctx context.Context, minimum *int64) (*agentclient.TrimResponse, error) {
+	var req any
+	if minimum != nil {
+		req = map[string]int64{"minimum": *minimum}
+	}
+	return do(c, ctx, "guest-fstrim", req, func(ctx context.Context) (*agentclient.TrimResponse, error) { return c.a.Fstrim(ctx, minimum) })
+}
+
+func (c *callAgent) Interfaces(ctx context.Context) ([]agentclient.Interface, error) {
+	return do(c, ctx, "guest-network-get-interfaces", nil, c.a.Interfaces)
+}
+
+func (c *callAgent) VCPUs(ctx context.Context) ([]agentclient.VCPU, error) {
+	return do(c, ctx, "guest-get-vcpus", nil, c.a.VCPUs)
+}
+
+func (c *callAgent) SetVCPUs(ctx context.Context, v []agentclient.VCPU) (int, error) {
+	return do(c, ctx, "guest-set-vcpus", map[string]any{"vcpus": v}, func(ctx context.Context) (int, error) { return c.a.SetVCPUs(ctx, v) })
+}
+
+func (c *callAgent) OSInfo(ctx context.Context) (*agentclient.OSInfo, error) {
+	return do(c, ctx, "guest-get-osinfo", nil, c.a.OSInfo)
+}
+
+func (c *callAgent) Hostname(ctx context.Context) (string, error) {
+	return do(c, ctx, "guest-get-host-name", nil, c.a.Hostname)
+}
+
+func (c *callAgent) Timezone(ctx context.Context) (*agentclient.Timezone, error) {
+	return do(c, ctx, "guest-get-timezone", nil, c.a.Timezone)
+}
+
+func (c *callAgent) Users(ctx context.Context) ([]agentclient.User, error) {
+	return do(c, ctx, "guest-get-users", nil, c.a.Users)
+}
+
+func (c *callAgent) FSInfo(ctx context.Context) ([]agentclient.Filesystem, error) {
+	return do(c, ctx, "guest-get-fsinfo", nil, c.a.FSInfo)
+}
+
+func (c *callAgent) Exec(ctx context.Context, req agentclient.ExecRequest) (int64, error) {
+	logReq := map[string]any{"path": req.Path, "arg": req.Arg}
+	return do(c, ctx, "guest-exec", logReq, func(ctx context.Context) (int64, error) { return c.a.Exec(ctx, req) })
+}
+
+func (c *callAgent) ExecStatus(ctx context.Context, pid int64) (*agentclient.ExecStatus, error) {
+	return do(c, ctx, "guest-exec-status", map[string]int64{"pid": pid}, func(ctx context.Context) (*agentclient.ExecStatus, error) { return c.a.ExecStatus(ctx, pid) })
+}
+
+func (c *callAgent) Raw(ctx context.Context, request []byte) (json.RawMessage, error) {
+	var head struct {
+		Execute string `json:"execute"`
+	}
+	cmd := "raw"
+	if json.Unmarshal(request, &head) == nil && head.Execute != "" {
+		cmd = head.Execute
+	}
+	return do(c, ctx, cmd, json.RawMessage(request), func(ctx context.Context) (json.RawMessage, error) { return c.a.Raw(ctx, request) })
+}

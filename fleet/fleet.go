@@ -1,0 +1,401 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// Dialer opens an agent session to one target. The fleet owns what it
+// returns and closes it when the connection is lost or the guest removed.
+type Dialer func(ctx context.Context, t Target) (agentclient.Agent, error)
+
+// Options tune polling and actions. Zero values take the defaults below.
+type Options struct {
+	Interval      time.Duration // live items (time, freeze, interfaces, vCPUs); default 5s
+	SlowInterval  time.Duration // slow items (info, OS, hostname, users, fsinfo); default 60s
+	Timeout       time.Duration // per agent call, dial included; default 3s
+	FreezeTimeout time.Duration // a guest this process froze is thawed after this; default 5m
+	Concurrency   int           // guests worked on at once by Run and RefreshOnce; default 64
+	Readonly      bool          // refuse every mutating action before any agent is asked
+	LogSize       int           // per-guest command log entries; default 32
+	// Dialers by address scheme ("unix", "tcp", "vsock", "libvirt").
+	// unix, tcp and vsock default to agentclient.Dial.
+	Dialers map[string]Dialer
+	// MaxBackoff caps the retry delay for a failing guest; default
+	// 6*Interval, at most one minute.
+	MaxBackoff time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Interval <= 0 {
+		o.Interval = 5 * time.Second
+	}
+	if o.SlowInterval <= 0 {
+		o.SlowInterval = 60 * time.Second
+	}
+	if o.SlowInterval < o.Interval {
+		o.SlowInterval = o.Interval
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 3 * time.Second
+	}
+	if o.FreezeTimeout <= 0 {
+		o.FreezeTimeout = 5 * time.Minute
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.LogSize <= 0 {
+		o.LogSize = 32
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = min(6*o.Interval, time.Minute)
+	}
+	return o
+}
+
+// Fleet keeps one session per guest: it polls while started, runs actions,
+// and publishes immutable *Guest values that readers collect with Snapshot.
+type Fleet struct {
+	opts Options
+
+	// life bounds every goroutine the fleet starts; Close cancels it.
+	life context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	order    []*session // sorted by name; replaced, never mutated, on Add/Remove
+	dialers  map[string]Dialer
+	loopCtx  context.Context // set by Start; nil before
+	closed   bool
+
+	version atomic.Uint64 // bumped on every published change
+	changed chan struct{}
+
+	snapMu sync.Mutex
+	snap   *Snapshot
+}
+
+// New returns a fleet with no guests. Add guests, then Start polling, or use
+// RefreshOnce and Run without starting.
+func New(opts Options) *Fleet {
+	opts = opts.withDefaults()
+	f := &Fleet{
+		opts:     opts,
+		sessions: make(map[string]*session),
+		dialers:  make(map[string]Dialer),
+		changed:  make(chan struct{}, 1),
+	}
+	f.life, f.stop = context.WithCancel(context.Background())
+	for _, s := range []string{"unix", "tcp", "vsock"} {
+		f.dialers[s] = defaultDialer
+	}
+	for s, d := range opts.Dialers {
+		f.dialers[s] = d
+	}
+	return f
+}
+
+// Add adds targets; a target whose name is already known replaces the old
+// one's address, host and tags and reconnects it.
+func (f *Fleet) Add(targets ...Target) {
+	f.mu.Lock()
+	var start []*session
+	var stale []*session
+	changed := false
+	for _, t := range targets {
+		if t.Name == "" {
+			continue
+		}
+		if old, ok := f.sessions[t.Name]; ok {
+			if old.target.Address == t.Address && old.target.Host == t.Host && slices.Equal(old.target.Tags, t.Tags) {
+				continue
+			}
+			stale = append(stale, old)
+			delete(f.sessions, t.Name)
+		}
+		s := newSession(f, t)
+		f.sessions[t.Name] = s
+		start = append(start, s)
+		changed = true
+	}
+	if changed {
+		f.rebuildOrderLocked()
+	}
+	loopCtx := f.loopCtx
+	f.mu.Unlock()
+	for _, s := range stale {
+		s.shutdown()
+	}
+	if loopCtx != nil {
+		for _, s := range start {
+			f.startLoop(loopCtx, s)
+		}
+	}
+	if changed {
+		f.bump()
+	}
+}
+
+// Remove forgets guests and closes their sessions. A guest this process
+// froze is left frozen: call ThawOurs first when that matters.
+func (f *Fleet) Remove(names ...string) {
+	f.mu.Lock()
+	var gone []*session
+	for _, n := range names {
+		if s, ok := f.sessions[n]; ok {
+			gone = append(gone, s)
+			delete(f.sessions, n)
+		}
+	}
+	if len(gone) > 0 {
+		f.rebuildOrderLocked()
+	}
+	f.mu.Unlock()
+	for _, s := range gone {
+		s.shutdown()
+	}
+	if len(gone) > 0 {
+		f.bump()
+	}
+}
+
+func (f *Fleet) rebuildOrderLocked() {
+	order := make([]*session, 0, len(f.sessions))
+	for _, s := range f.sessions {
+		order = append(order, s)
+	}
+	slices.SortFunc(order, func(a, b *session) int { return strings.Compare(a.target.Name, b.target.Name) })
+	f.order = order
+}
+
+// Start polls every guest, now and as they are added, until ctx ends or
+// Close is called. Calling it again has no effect.
+func (f *Fleet) Start(ctx context.Context) {
+	f.mu.Lock()
+	if f.loopCtx != nil || f.closed {
+		f.mu.Unlock()
+		return
+	}
+	loopCtx, cancel := context.WithCancel(f.life)
+	stopWith := context.AfterFunc(ctx, cancel)
+	f.loopCtx = loopCtx
+	order := f.order
+	f.mu.Unlock()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		<-loopCtx.Done()
+		stopWith()
+		cancel()
+	}()
+	for _, s := range order {
+		f.startLoop(loopCtx, s)
+	}
+}
+
+func (f *Fleet) startLoop(ctx context.Context, s *session) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		s.loop(ctx)
+	}()
+}
+
+// Close stops polling and the freeze watchdog, and closes every session.
+// Guests this process froze stay frozen: call ThawOurs before Close.
+func (f *Fleet) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	order := f.order
+	f.mu.Unlock()
+	f.stop()
+	for _, s := range order {
+		s.shutdown()
+	}
+	f.wg.Wait()
+	return nil
+}
+
+// SetDialer sets the dialer for an address scheme ("libvirt", ...). Guests
+// already connected keep their session; new dials use d.
+func (f *Fleet) SetDialer(scheme string, d Dialer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d == nil {
+		delete(f.dialers, scheme)
+		return
+	}
+	f.dialers[scheme] = d
+}
+
+func (f *Fleet) dialer(addr string) (Dialer, error) {
+	scheme, _, ok := strings.Cut(addr, ":")
+	if !ok {
+		return nil, fmt.Errorf("address %q has no scheme (want unix:, tcp:, vsock: or libvirt:)", addr)
+	}
+	f.mu.Lock()
+	d := f.dialers[scheme]
+	f.mu.Unlock()
+	if d == nil {
+		return nil, fmt.Errorf("address %q: no dialer for scheme %q", addr, scheme)
+	}
+	return d, nil
+}
+
+func (f *Fleet) session(name string) *session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sessions[name]
+}
+
+// sessionsFor returns the sessions of names in order; nil entries for
+// unknown names.
+func (f *Fleet) sessionsFor(names []string) []*session {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*session, len(names))
+	for i, n := range names {
+		out[i] = f.sessions[n]
+	}
+	return out
+}
+
+// Poke polls the guest now, redialing at once if it is disconnected (libvirt
+// reports the agent connected, the user asked for a refresh).
+func (f *Fleet) Poke(name string) {
+	if s := f.session(name); s != nil {
+		s.poke()
+	}
+}
+
+// MarkGone records that the guest went away (domain stopped, socket gone):
+// its connection is closed and its state becomes Gone until it answers again.
+func (f *Fleet) MarkGone(name, reason string) {
+	if s := f.session(name); s != nil {
+		s.markGone(reason)
+	}
+}
+
+// Changed receives a value when something changed since the last receive.
+// Sends never block: changes coalesce, and the reader pulls a Snapshot.
+func (f *Fleet) Changed() <-chan struct{} { return f.changed }
+
+func (f *Fleet) bump() {
+	f.version.Add(1)
+	select {
+	case f.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot returns the fleet now. It is cheap when nothing changed since the
+// last call (the same *Snapshot comes back) and O(guests) otherwise; callers
+// must not modify it.
+func (f *Fleet) Snapshot() *Snapshot {
+	v := f.version.Load()
+	f.snapMu.Lock()
+	defer f.snapMu.Unlock()
+	if f.snap != nil && f.snap.Version == v {
+		return f.snap
+	}
+	f.mu.Lock()
+	order := f.order
+	f.mu.Unlock()
+	now := time.Now()
+	snap := &Snapshot{
+		Guests:  make([]*Guest, len(order)),
+		Counts:  make(map[State]int, len(States)),
+		Version: v,
+		At:      now,
+	}
+	overdue := 2*f.opts.Interval + f.opts.Timeout
+	for i, s := range order {
+		g := s.cur.Load()
+		snap.Guests[i] = g
+		snap.Counts[g.State]++
+		snap.Health.Missed += g.Missed
+		switch g.State {
+		case Ready, Frozen, ShuttingDown:
+			snap.Health.Polling++
+			if !g.LastLive.IsZero() && now.Sub(g.LastLive) > overdue {
+				snap.Health.Late++
+			}
+		}
+	}
+	f.snap = snap
+	return snap
+}
+
+// Guest returns one guest's latest state, or nil.
+func (f *Fleet) Guest(name string) *Guest {
+	if s := f.session(name); s != nil {
+		return s.cur.Load()
+	}
+	return nil
+}
+
+// RefreshOnce polls each named guest once, live and slow items, at most
+// Options.Concurrency at a time. Every guest answers or times out; the
+// outcome is in the next Snapshot. No names means every guest.
+func (f *Fleet) RefreshOnce(ctx context.Context, names []string) {
+	var ss []*session
+	if len(names) == 0 {
+		f.mu.Lock()
+		ss = f.order
+		f.mu.Unlock()
+	} else {
+		for _, s := range f.sessionsFor(names) {
+			if s != nil {
+				ss = append(ss, s)
+			}
+		}
+	}
+	forEach(ctx, len(ss), f.opts.Concurrency, func(i int) {
+		_ = ss[i].poll(ctx, true)
+	})
+}
+
+// forEach runs fn(0..n-1) on at most limit goroutines and returns when all
+// started calls are done; once ctx ends no new call starts.
+func forEach(ctx context.Context, n, limit int, fn func(i int)) {
+	if n == 0 {
+		return
+	}
+	limit = min(limit, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range limit {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// nameHash spreads guests deterministically: start offsets and jitter seeds.
+func nameHash(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
+}

@@ -1,0 +1,38 @@
+package fleet
+
+// logRing keeps a guest's newest log entries, newest first, so that every
+// published Guest can share the storage without copying: entries are written
+// downwards from the end of buf and never changed afterwards, so a slice
+// handed out earlier stays valid. When buf fills up, the newest size-1
+// entries move to a fresh buffer. Appending is amortised O(1).
+type logRing struct {
+	size int
+	buf  []LogEntry
+	head int // buf[head:head+n] is the log, newest first
+	n    int
+}
+
+func (r *logRing) add(e LogEntry) {
+	if r.size <= 0 {
+		return
+	}
+	if r.head == 0 {
+		keep := min(r.n, r.size-1)
+		nb := make([]LogEntry, 2*r.size)
+		copy(nb[len(nb)-keep:], r.buf[:keep]) // head is 0: the newest are first
+		r.head = len(nb) - keep
+		r.buf = nb
+		r.n = keep
+	}
+	r.head--
+	r.buf[r.head] = e
+	r.n = min(r.n+1, r.size)
+}
+
+// entries returns the log, newest first. The slice must not be modified.
+func (r *logRing) entries() []LogEntry {
+	if r.n == 0 {
+		return nil
+	}
+	return r.buf[r.head : r.head+r.n : r.head+r.n]
+}

@@ -1,0 +1,510 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// rttHistory is how many round trips a Guest keeps.
+const rttHistory = 16
+
+var errSessionClosed = errors.New("guest removed or fleet closed")
+
+// session is one guest: its connection, its poll loop and its published
+// state. Whoever holds the sem token may use agent and skip; the poller,
+// actions and file operations take turns, so the agent sees one request at a
+// time and a hung call delays the others by at most one timeout.
+type session struct {
+	f      *Fleet
+	target Target
+	seed   uint64
+	cur    atomic.Pointer[Guest]
+
+	sem   chan struct{}
+	agent *callAgent      // nil while disconnected; guarded by sem
+	skip  map[string]bool // commands that failed as unknown/unsupported; guarded by sem
+
+	wake   chan struct{} // Poke: poll now
+	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
+
+	mu         sync.Mutex // guards publishing, log and the fields below
+	log        logRing
+	closed     bool
+	watchdogOn bool
+}
+
+func newSession(f *Fleet, t Target) *session {
+	s := &session{
+		f:      f,
+		target: t,
+		seed:   nameHash(t.Name),
+		sem:    make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		wdWake: make(chan struct{}, 1),
+		log:    logRing{size: f.opts.LogSize},
+	}
+	s.cur.Store(&Guest{Target: t, State: Connecting, Since: time.Now()})
+	return s
+}
+
+// update publishes a new Guest: a copy of the current one changed by fn.
+func (s *session) update(fn func(g *Guest)) {
+	s.mu.Lock()
+	ng := *s.cur.Load()
+	fn(&ng)
+	ng.Log = s.log.entries()
+	ng.Version = s.f.version.Add(1)
+	s.cur.Store(&ng)
+	s.mu.Unlock()
+	s.f.bump()
+}
+
+// setState moves the guest to st, keeping Since when the state stays.
+func setState(g *Guest, st State, errText string, now time.Time) {
+	if g.State != st {
+		g.State = st
+		g.Since = now
+	}
+	g.Err = errText
+}
+
+func (s *session) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *session) release() {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		s.dropAgent()
+	}
+	<-s.sem
+}
+
+// shutdown closes the session for good (Remove, Close).
+func (s *session) shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	select {
+	case s.sem <- struct{}{}:
+		s.dropAgent()
+		<-s.sem
+	default:
+		// The holder closes the agent on release.
+	}
+	select {
+	case s.wdWake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// dropAgent closes the connection; the next user redials. Holds sem.
+func (s *session) dropAgent() {
+	if s.agent != nil {
+		_ = s.agent.a.Close()
+		s.agent = nil
+	}
+}
+
+func (s *session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) markGone(reason string) {
+	if reason == "" {
+		reason = "guest went away"
+	}
+	// Close the connection when nobody is using it; a call in flight fails
+	// by itself once the socket is gone.
+	select {
+	case s.sem <- struct{}{}:
+		s.dropAgent()
+		<-s.sem
+	default:
+	}
+	s.update(func(g *Guest) { setState(g, Gone, reason, time.Now()) })
+}
+
+// connect dials when disconnected. Holds sem.
+func (s *session) connect(ctx context.Context) (fresh bool, err error) {
+	if s.agent != nil {
+		return false, nil
+	}
+	if s.isClosed() {
+		return false, errSessionClosed
+	}
+	if g := s.cur.Load(); g.State != Gone && g.State != ShuttingDown && g.State != Connecting {
+		s.update(func(g *Guest) { setState(g, Connecting, g.Err, time.Now()) })
+	}
+	d, err := s.f.dialer(s.target.Address)
+	if err != nil {
+		return false, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.f.opts.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	a, err := d(dctx, s.target)
+	s.logCall(t0, "connect", s.target.Address, nil, err)
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	if s.isClosed() {
+		_ = a.Close()
+		return false, errSessionClosed
+	}
+	s.agent = &callAgent{s: s, a: a}
+	s.skip = nil
+	return true, nil
+}
+
+// failed records a transport-level failure (dial, timeout, connection lost,
+// garbage): the connection is dropped and the state says why. Holds sem.
+func (s *session) failed(ctx context.Context, err error, counts bool) {
+	s.dropAgent()
+	if ctx.Err() != nil || errors.Is(err, errSessionClosed) {
+		return // stopped, not failed
+	}
+	now := time.Now()
+	silent := agentclient.IsTimeout(err) || agentclient.IsSilent(err)
+	s.update(func(g *Guest) {
+		if counts && g.State != Gone {
+			g.Missed++
+		}
+		switch {
+		case g.State == Gone:
+			// Stays gone until it answers again; keep the reason.
+		case g.State == ShuttingDown && silent:
+			// Suspended or halted guests stop answering: still going.
+			g.Err = err.Error()
+		case g.State == ShuttingDown:
+			setState(g, Gone, "guest went away: "+err.Error(), now)
+		case silent:
+			setState(g, Silent, err.Error(), now)
+		case agentclient.IsConnLost(err) || errors.Is(err, agentclient.ErrClosed):
+			setState(g, Connecting, err.Error(), now)
+		default:
+			setState(g, Unreachable, err.Error(), now)
+		}
+	})
+}
+
+// isTransport reports whether err is about the connection rather than an
+// answer from the agent.
+func isTransport(err error) bool {
+	var ae *agentclient.Error
+	return err != nil && !errors.As(err, &ae)
+}
+
+// pollResult collects one poll; it is applied in a single update.
+type pollResult struct {
+	fresh bool
+
+	freeze      agentclient.FreezeStatus
+	frozenSeen  bool // a command was refused because the guest is frozen
+	skew        time.Duration
+	skewOK      bool
+	rtt         time.Duration
+	rttOK       bool
+	ifaces      []agentclient.Interface
+	ifacesOK    bool
+	vcpus       []agentclient.VCPU
+	vcpusOK     bool
+	slow        bool
+	info        *agentclient.Info
+	os          *agentclient.OSInfo
+	hostname    string
+	hostnameOK  bool
+	tz          *agentclient.Timezone
+	users       []agentclient.User
+	usersOK     bool
+	fs          []agentclient.Filesystem
+	fsOK        bool
+	itemErrText string
+}
+
+// usable reports whether cmd is worth sending: the agent has it, it is
+// enabled, and it did not fail as unsupported in this session.
+func (s *session) usable(g *Guest, r *pollResult, cmd string) bool {
+	if s.skip[cmd] {
+		return false
+	}
+	if r.info != nil {
+		for _, c := range r.info.SupportedCommands {
+			if c.Name == cmd {
+				return c.Enabled
+			}
+		}
+		return len(r.info.SupportedCommands) == 0
+	}
+	present, enabled := g.Capability(cmd)
+	return present && enabled
+}
+
+// item handles one poll item's error: agent refusals are information (the
+// command is skipped from now on, or the guest is frozen); anything else
+// ends the poll.
+func (s *session) item(r *pollResult, cmd string, err error) (ok bool, fatal error) {
+	if err == nil {
+		return true, nil
+	}
+	if isTransport(err) {
+		return false, err
+	}
+	if agentclient.IsFrozen(err) {
+		r.frozenSeen = true
+		return false, nil
+	}
+	if s.skip == nil {
+		s.skip = make(map[string]bool)
+	}
+	s.skip[cmd] = true
+	r.itemErrText = err.Error()
+	return false, nil
+}
+
+// poll refreshes the live items, and the slow ones when due or forced.
+func (s *session) poll(ctx context.Context, forceSlow bool) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	fresh, err := s.connect(ctx)
+	if err != nil {
+		s.failed(ctx, err, true)
+		return err
+	}
+	r := &pollResult{fresh: fresh}
+	g := s.cur.Load()
+	a := s.agent
+	frozen := g.Freeze == agentclient.Frozen || g.State == Frozen
+
+	slowDue := forceSlow || fresh || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
+	if slowDue {
+		// guest-info first: it decides what the rest may ask.
+		r.slow = true
+		info, err := a.Info(ctx)
+		if ok, fatal := s.item(r, "guest-info", err); fatal != nil {
+			s.failed(ctx, fatal, true)
+			return fatal
+		} else if ok {
+			r.info = info
+			s.skip = nil // capabilities re-read: give refused commands another try
+		}
+	}
+
+	if s.usable(g, r, "guest-fsfreeze-status") {
+		t0 := time.Now()
+		st, err := a.FreezeStatus(ctx)
+		if ok, fatal := s.item(r, "guest-fsfreeze-status", err); fatal != nil {
+			s.failed(ctx, fatal, true)
+			return fatal
+		} else if ok {
+			r.freeze, r.rtt, r.rttOK = st, time.Since(t0), true
+			frozen = st == agentclient.Frozen
+		}
+	}
+	if frozen || r.frozenSeen {
+		// Only ping, info, sync, fsfreeze-status and thaw are allowed now.
+		return s.apply(r)
+	}
+
+	if s.usable(g, r, "guest-get-time") {
+		t0 := time.Now()
+		ns, err := a.Time(ctx)
+		if ok, fatal := s.item(r, "guest-get-time", err); fatal != nil {
+			s.failed(ctx, fatal, true)
+			return fatal
+		} else if ok {
+			rtt := time.Since(t0)
+			r.rtt, r.rttOK = rtt, true
+			r.skew, r.skewOK = time.Unix(0, ns).Sub(t0.Add(rtt/2)), true
+		}
+	}
+	type step struct {
+		cmd string
+		run func() error
+	}
+	steps := []step{
+		{"guest-network-get-interfaces", func() (err error) { r.ifaces, err = a.Interfaces(ctx); r.ifacesOK = err == nil; return }},
+		{"guest-get-vcpus", func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }},
+	}
+	if r.slow {
+		steps = append(steps,
+			step{"guest-get-osinfo", func() (err error) { r.os, err = a.OSInfo(ctx); return }},
+			step{"guest-get-host-name", func() (err error) { r.hostname, err = a.Hostname(ctx); r.hostnameOK = err == nil; return }},
+			step{"guest-get-timezone", func() (err error) { r.tz, err = a.Timezone(ctx); return }},
+			step{"guest-get-users", func() (err error) { r.users, err = a.Users(ctx); r.usersOK = err == nil; return }},
+			step{"guest-get-fsinfo", func() (err error) { r.fs, err = a.FSInfo(ctx); r.fsOK = err == nil; return }},
+		)
+	}
+	for _, st := range steps {
+		if r.frozenSeen {
+			break
+		}
+		if !s.usable(g, r, st.cmd) {
+			continue
+		}
+		if _, fatal := s.item(r, st.cmd, st.run()); fatal != nil {
+			s.failed(ctx, fatal, true)
+			return fatal
+		}
+	}
+	return s.apply(r)
+}
+
+// apply publishes a completed poll.
+func (s *session) apply(r *pollResult) error {
+	now := time.Now()
+	s.update(func(g *Guest) {
+		if r.info != nil {
+			g.AgentVersion = r.info.Version
+			g.Commands = r.info.SupportedCommands
+		}
+		if r.freeze != "" {
+			g.Freeze = r.freeze
+		}
+		if r.frozenSeen {
+			g.Freeze = agentclient.Frozen
+		}
+		if g.Freeze == agentclient.Thawed {
+			g.FrozenByUs, g.ThawAt = false, time.Time{}
+		}
+		if r.skewOK {
+			g.Skew, g.SkewKnown = r.skew, true
+		}
+		if r.rttOK {
+			g.RTT = r.rtt
+			h := make([]time.Duration, 0, rttHistory)
+			if n := len(g.RTTHistory); n >= rttHistory {
+				h = append(h, g.RTTHistory[n-rttHistory+1:]...)
+			} else {
+				h = append(h, g.RTTHistory...)
+			}
+			g.RTTHistory = append(h, r.rtt)
+		}
+		if r.ifacesOK {
+			g.Interfaces = r.ifaces
+		}
+		if r.vcpusOK {
+			g.VCPUs = r.vcpus
+		}
+		if r.os != nil {
+			g.OS = r.os
+		}
+		if r.hostnameOK {
+			g.Hostname = r.hostname
+		}
+		if r.tz != nil {
+			g.Timezone = r.tz
+		}
+		if r.usersOK {
+			g.Users = r.users
+		}
+		if r.fsOK {
+			g.Filesystems = r.fs
+		}
+		g.LastLive = now
+		if r.slow {
+			g.LastSlow = now
+		}
+		st := Ready
+		if g.Freeze == agentclient.Frozen {
+			st = Frozen
+		}
+		// A guest shutting down keeps answering for a moment: only losing
+		// it (or a fresh connection after it came back) ends the state.
+		if g.State == ShuttingDown && !r.fresh {
+			return
+		}
+		setState(g, st, "", now)
+	})
+	if r.freeze == agentclient.Thawed {
+		s.kickWatchdog()
+	}
+	return nil
+}
+
+// loop polls the guest until ctx ends: at a deterministic offset inside the
+// interval, then every interval; after a failure it backs off with jitter.
+func (s *session) loop(ctx context.Context) {
+	iv := s.f.opts.Interval
+	base := time.Now().Add(time.Duration(s.seed % uint64(iv)))
+	next := base
+	failures := 0
+	rng := rand.New(rand.NewPCG(s.seed, 0x9e3779b97f4a7c15))
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	for {
+		forced := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-s.wake:
+			forced = true
+			failures = 0
+		}
+		slot := next
+		err := s.poll(ctx, forced)
+		if ctx.Err() != nil || s.isClosed() {
+			return
+		}
+		now := time.Now()
+		if err != nil {
+			failures++
+			next = now.Add(s.backoff(failures, rng))
+		} else {
+			failures = 0
+			if !forced && now.Sub(slot) > iv {
+				s.update(func(g *Guest) { g.Late++ })
+			}
+			next = nextSlot(base, iv, now)
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// nextSlot is the first base+k*iv strictly after now.
+func nextSlot(base time.Time, iv time.Duration, now time.Time) time.Time {
+	if now.Before(base) {
+		return base
+	}
+	k := now.Sub(base)/iv + 1
+	return base.Add(k * iv)
+}
+
+// backoff is the delay before retry n (n >= 1): doubling from a fifth of
+// the interval (100ms..1s), capped at MaxBackoff, with ±20% jitter so
+// failing guests do not retry in step.
+func (s *session) backoff(n int, rng *rand.Rand) time.Duration {
+	b := min(max(s.f.opts.Interval/5, 100*time.Millisecond), time.Second)
+	d := b
+	for i := 1; i < n && d < s.f.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.f.opts.MaxBackoff)
+	return time.Duration(float64(d) * (0.8 + 0.4*rng.Float64()))
+}
