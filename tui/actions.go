@@ -1,0 +1,247 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+// rowStatus is a guest's part in the current or last action.
+type rowStatus int
+
+const (
+	rowRunning rowStatus = iota + 1
+	rowOK
+	rowFailed
+	rowSkipped
+)
+
+// confirmation is an open "are you sure" dialog for a destructive action.
+type confirmation struct {
+	action   fleet.Action
+	run      []*fleet.Guest // guests the action will be sent to
+	skipped  []fleet.Result // guests whose agent cannot do it
+	needType bool           // the user must type len(run)
+	typed    string
+}
+
+// runState is the action in flight.
+type runState struct {
+	id      int
+	action  fleet.Action
+	total   int
+	done    int
+	started time.Time
+	skipped []fleet.Result
+	cancel  context.CancelFunc
+}
+
+// event is one finished action in the event log.
+type event struct {
+	at      time.Time
+	action  fleet.Action
+	results []fleet.Result
+	took    time.Duration
+}
+
+const maxEvents = 200
+
+// startAction checks read-only and capabilities, then confirms or runs a on
+// the target guests.
+func (m *Model) startAction(a fleet.Action) tea.Cmd {
+	desc := actionString(a)
+	if m.opts.Readonly && actionMutating(a) {
+		m.setStatus("read-only: "+desc+" refused", true)
+		return nil
+	}
+	if m.run != nil {
+		m.setStatus(fmt.Sprintf("%s is still running (%d/%d)", actionString(m.run.action), m.run.done, m.run.total), true)
+		return nil
+	}
+	m.commitVisual()
+	targets := m.targets()
+	if len(targets) == 0 {
+		m.setStatus("no guest selected", true)
+		return nil
+	}
+	var run []*fleet.Guest
+	var skipped []fleet.Result
+	for _, g := range targets {
+		if why := actionCheck(a, g); why != "" {
+			skipped = append(skipped, fleet.Result{Guest: g.Name, Skipped: true, Err: why})
+			continue
+		}
+		run = append(run, g)
+	}
+	if len(run) == 0 {
+		m.setStatus(fmt.Sprintf("%s: nothing to do, %d skipped (%s)", desc, len(skipped), skipped[0].Err), true)
+		m.addEvent(event{at: m.now(), action: a, results: skipped})
+		m.markSkipped(skipped)
+		return nil
+	}
+	if actionDestructive(a) {
+		m.confirm = &confirmation{
+			action: a, run: run, skipped: skipped,
+			needType: a.Kind == fleet.ActShutdown && len(run) > 1,
+		}
+		return nil
+	}
+	return m.launch(a, run, skipped)
+}
+
+func (m *Model) markSkipped(skipped []fleet.Result) {
+	m.rowStatus = map[string]rowStatus{}
+	for _, r := range skipped {
+		m.rowStatus[r.Guest] = rowSkipped
+	}
+}
+
+func (m *Model) confirmKey(k tea.KeyPressMsg) tea.Cmd {
+	c := m.confirm
+	s := k.String()
+	switch {
+	case s == "esc" || (!c.needType && (s == "n" || s == "q")):
+		m.confirm = nil
+		m.setStatus(actionString(c.action)+" cancelled", false)
+		return nil
+	case s == "enter" || (!c.needType && s == "y"):
+		if c.needType && c.typed != strconv.Itoa(len(c.run)) {
+			m.setStatus(fmt.Sprintf("type %d to confirm", len(c.run)), true)
+			return nil
+		}
+		m.confirm = nil
+		return m.launch(c.action, c.run, c.skipped)
+	case c.needType && s == "backspace":
+		if c.typed != "" {
+			c.typed = c.typed[:len(c.typed)-1]
+		}
+	case c.needType && len(k.Text) == 1 && k.Text[0] >= '0' && k.Text[0] <= '9':
+		if len(c.typed) < 9 {
+			c.typed += k.Text
+		}
+	}
+	return nil
+}
+
+// launch runs a in the background. Results come back through a channel read
+// by a Cmd that is re-armed after each message, so the fleet never calls
+// into the program.
+func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Result) tea.Cmd {
+	m.runSeq++
+	id := m.runSeq
+	names := make([]string, len(run))
+	m.markSkipped(skipped)
+	for i, g := range run {
+		names[i] = g.Name
+		m.rowStatus[g.Name] = rowRunning
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.run = &runState{id: id, action: a, total: len(run), started: m.now(), skipped: skipped, cancel: cancel}
+	m.setStatus(fmt.Sprintf("%s on %d guest%s…", actionString(a), len(run), plural(len(run))), false)
+
+	// Room for a progress call per guest plus the final result, so the
+	// fleet's workers never wait on the screen.
+	ch := make(chan tea.Msg, len(run)+1)
+	src := m.src
+	go func() {
+		defer cancel()
+		results := src.Run(ctx, a, names, func(r fleet.Result) {
+			select {
+			case ch <- actionMsg{id: id, res: r}:
+			default: // more progress calls than guests: the final result still carries it
+			}
+		})
+		ch <- actionDoneMsg{id: id, results: results}
+	}()
+	return tea.Batch(waitAction(ch), m.spin.Tick)
+}
+
+// waitAction delivers the next message of an action; actionDone ends the chain.
+func waitAction(ch <-chan tea.Msg) tea.Cmd {
+	return func() tea.Msg {
+		msg := <-ch
+		if am, ok := msg.(actionMsg); ok {
+			am.next = waitAction(ch)
+			return am
+		}
+		return msg
+	}
+}
+
+func (m *Model) actionProgress(msg actionMsg) {
+	if m.run == nil || msg.id != m.run.id {
+		return
+	}
+	if st, ok := m.rowStatus[msg.res.Guest]; ok && st == rowRunning {
+		m.run.done++
+	}
+	m.rowStatus[msg.res.Guest] = resultStatus(msg.res)
+}
+
+func resultStatus(r fleet.Result) rowStatus {
+	switch {
+	case r.Skipped:
+		return rowSkipped
+	case r.OK:
+		return rowOK
+	}
+	return rowFailed
+}
+
+func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
+	if m.run == nil || msg.id != m.run.id {
+		return nil
+	}
+	r := m.run
+	m.run = nil
+	all := append(append([]fleet.Result{}, r.skipped...), msg.results...)
+	for _, res := range msg.results {
+		m.rowStatus[res.Guest] = resultStatus(res)
+	}
+	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
+	ok, failed, skipped := tally(all)
+	m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped (e: event log)", actionString(r.action), ok, failed, skipped), failed > 0)
+	return nil
+}
+
+func tally(rs []fleet.Result) (ok, failed, skipped int) {
+	for _, r := range rs {
+		switch {
+		case r.Skipped:
+			skipped++
+		case r.OK:
+			ok++
+		default:
+			failed++
+		}
+	}
+	return
+}
+
+func (m *Model) addEvent(e event) {
+	m.events = append([]event{e}, m.events...)
+	if len(m.events) > maxEvents {
+		m.events = m.events[:maxEvents]
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// guestList names the first few guests: "a, b, c and 7 more".
+func guestList(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:n], ", ") + fmt.Sprintf(" and %d more", len(names)-n)
+}

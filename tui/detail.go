@@ -1,0 +1,327 @@
+package tui
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log"}
+
+const (
+	tabOverview = iota
+	tabInterfaces
+	tabVCPUs
+	tabFilesystems
+	tabLog
+)
+
+func tabLabel(i int, name string) string { return strconv.Itoa(i+1) + " " + name }
+
+// renderDetail draws the tab bar and n lines of the current tab for the guest
+// under the cursor.
+func (m *Model) renderDetail(n int) string {
+	var bar strings.Builder
+	for i, name := range tabNames {
+		if i > 0 {
+			bar.WriteByte(' ')
+		}
+		st := m.st.TabIdle
+		if i == m.tab {
+			st = m.st.TabActive
+		}
+		bar.WriteString(st.Render(tabLabel(i, name)))
+	}
+	g := m.cursorGuest()
+	if g != nil {
+		bar.WriteString(m.st.Muted.Render("  ─ ") + m.st.State(string(g.State)).Render(g.Name))
+	}
+	var lines []string
+	if g != nil {
+		switch m.tab {
+		case tabOverview:
+			lines = m.overviewLines(g)
+		case tabInterfaces:
+			lines = interfaceLines(g)
+		case tabVCPUs:
+			lines = vcpuLines(g)
+		case tabFilesystems:
+			lines = m.filesystemLines(g)
+		case tabLog:
+			lines = m.logLines(g)
+		}
+	} else {
+		lines = []string{m.st.Muted.Render("no guest under the cursor")}
+	}
+	scroll := m.detailScroll
+	if scroll > len(lines)-n {
+		scroll = max(len(lines)-n, 0)
+	}
+	var b strings.Builder
+	b.WriteString(fit(bar.String(), m.width, false))
+	for i := 0; i < n; i++ {
+		b.WriteByte('\n')
+		if j := scroll + i; j < len(lines) {
+			b.WriteString(fit(lines[j], m.width, false))
+		} else {
+			b.WriteString(strings.Repeat(" ", m.width))
+		}
+	}
+	return b.String()
+}
+
+func kv(k, v string) string { return fmt.Sprintf("%-12s %s", k, v) }
+
+func (m *Model) overviewLines(g *fleet.Guest) []string {
+	now := m.now()
+	state := string(g.State)
+	if !g.Since.IsZero() {
+		state += " for " + fmtDur(now.Sub(g.Since).Round(time.Second))
+	}
+	lines := []string{kv("State", m.st.State(string(g.State)).Render(state))}
+	if g.Err != "" {
+		lines = append(lines, kv("Error", m.st.Error.Render(g.Err)))
+	}
+	host := g.Host
+	if host == "" {
+		host = "-"
+	}
+	lines = append(lines, kv("Address", g.Address+"  (host "+host+")"))
+	if len(g.Tags) > 0 {
+		lines = append(lines, kv("Tags", strings.Join(g.Tags, ", ")))
+	}
+	if g.OS != nil {
+		lines = append(lines,
+			kv("OS", strings.TrimSpace(osName(g)+"  "+g.OS.Machine)),
+			kv("Kernel", strings.TrimSpace(g.OS.KernelRelease+" "+g.OS.KernelVersion)))
+	}
+	if g.Hostname != "" {
+		lines = append(lines, kv("Hostname", g.Hostname))
+	}
+	if g.Timezone != nil {
+		off := g.Timezone.Offset
+		sign := "+"
+		if off < 0 {
+			sign, off = "-", -off
+		}
+		lines = append(lines, kv("Timezone", fmt.Sprintf("%s (UTC%s%02d:%02d)", g.Timezone.Zone, sign, off/3600, off%3600/60)))
+	}
+	if len(g.Users) > 0 {
+		us := make([]string, len(g.Users))
+		for i, u := range g.Users {
+			name := u.User
+			if u.Domain != "" {
+				name = u.Domain + `\` + name
+			}
+			us[i] = name + " since " + time.Unix(int64(u.LoginTime), 0).UTC().Format("2006-01-02 15:04")
+		}
+		lines = append(lines, kv("Users", strings.Join(us, ", ")))
+	}
+	agent := g.AgentVersion
+	if agent == "" {
+		agent = "?"
+	}
+	poll := fmt.Sprintf("%s  rtt %s", agent, fmtDur(g.RTT))
+	if g.SkewKnown {
+		poll += "  clock skew " + fmtSkew(g.Skew)
+	}
+	poll += fmt.Sprintf("  late %d  missed %d", g.Late, g.Missed)
+	lines = append(lines, kv("Agent", poll))
+	if len(g.Commands) > 0 {
+		lines = append(lines, "")
+		lines = append(lines, m.capabilityLines(g)...)
+	}
+	return lines
+}
+
+// capabilityLines lays out the agent's commands in columns; disabled ones
+// are greyed and flagged.
+func (m *Model) capabilityLines(g *fleet.Guest) []string {
+	cmds := make([]string, 0, len(g.Commands))
+	disabled := map[string]bool{}
+	for _, c := range g.Commands {
+		cmds = append(cmds, c.Name)
+		if !c.Enabled {
+			disabled[c.Name] = true
+		}
+	}
+	sort.Strings(cmds)
+	head := fmt.Sprintf("Capabilities (%d, %d disabled)", len(cmds), len(disabled))
+	lines := []string{m.st.Header.Render(head)}
+	const cw = 34
+	per := max((m.width-2)/cw, 1)
+	var row strings.Builder
+	for i, c := range cmds {
+		label := "✓ " + c
+		st := m.st.OK
+		if disabled[c] {
+			label = "✗ " + c + " (disabled)"
+			st = m.st.Disabled
+		}
+		row.WriteString(st.Render(fit(label, cw, false)))
+		if (i+1)%per == 0 || i == len(cmds)-1 {
+			lines = append(lines, "  "+row.String())
+			row.Reset()
+		}
+	}
+	return lines
+}
+
+func interfaceLines(g *fleet.Guest) []string {
+	if len(g.Interfaces) == 0 {
+		return []string{"no interfaces reported"}
+	}
+	lines := []string{fmt.Sprintf("%-10s %-17s %-36s %14s %14s %s", "NAME", "MAC", "ADDRESSES", "RX", "TX", "ERR/DROP")}
+	for _, in := range g.Interfaces {
+		var addrs []string
+		for _, a := range in.IPAddresses {
+			addrs = append(addrs, a.Address+"/"+strconv.Itoa(a.Prefix))
+		}
+		rx, tx, errs := "", "", ""
+		if s := in.Statistics; s != nil {
+			rx = fmtBytes(s.RxBytes) + "/" + strconv.FormatUint(s.RxPackets, 10) + "p"
+			tx = fmtBytes(s.TxBytes) + "/" + strconv.FormatUint(s.TxPackets, 10) + "p"
+			errs = fmt.Sprintf("%d/%d", s.RxErrs+s.TxErrs, s.RxDropped+s.TxDropped)
+		}
+		first := ""
+		if len(addrs) > 0 {
+			first = addrs[0]
+		}
+		lines = append(lines, fmt.Sprintf("%-10s %-17s %-36s %14s %14s %s", in.Name, in.HardwareAddress, first, rx, tx, errs))
+		for _, a := range addrs[min(1, len(addrs)):] {
+			lines = append(lines, fmt.Sprintf("%-10s %-17s %s", "", "", a))
+		}
+	}
+	return lines
+}
+
+func vcpuLines(g *fleet.Guest) []string {
+	if len(g.VCPUs) == 0 {
+		return []string{"no vCPUs reported"}
+	}
+	on, total := vcpuCounts(g)
+	lines := []string{fmt.Sprintf("%d of %d online", on, total), fmt.Sprintf("%-6s %-8s %s", "CPU", "STATE", "CAN OFFLINE")}
+	for _, c := range g.VCPUs {
+		st := "offline"
+		if c.Online {
+			st = "online"
+		}
+		can := "?"
+		if c.CanOffline != nil {
+			can = "no"
+			if *c.CanOffline {
+				can = "yes"
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%-6d %-8s %s", c.LogicalID, st, can))
+	}
+	return lines
+}
+
+func (m *Model) filesystemLines(g *fleet.Guest) []string {
+	fr := string(g.Freeze)
+	if fr == "" {
+		fr = "unknown"
+	}
+	if g.FrozenByUs {
+		fr += " by guestdeck"
+		if !g.ThawAt.IsZero() {
+			fr += ", automatic thaw in " + fmtCountdown(g.ThawAt.Sub(m.now())) + " (T thaws now)"
+		}
+		fr = m.st.State(string(fleet.Frozen)).Render(fr)
+	}
+	lines := []string{kv("Freeze", fr)}
+	if len(g.Filesystems) == 0 {
+		return append(lines, "no filesystems reported")
+	}
+	lines = append(lines, fmt.Sprintf("%-20s %-8s %-12s %10s %10s %5s", "MOUNT", "TYPE", "DEVICE", "USED", "SIZE", "USE%"))
+	for _, f := range g.Filesystems {
+		used, size, pct := "", "", ""
+		if f.UsedBytes != nil {
+			used = fmtBytes(*f.UsedBytes)
+		}
+		if f.TotalBytes != nil {
+			size = fmtBytes(*f.TotalBytes)
+			if f.UsedBytes != nil && *f.TotalBytes > 0 {
+				pct = strconv.Itoa(int(*f.UsedBytes*100 / *f.TotalBytes)) + "%"
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%-20s %-8s %-12s %10s %10s %5s", f.Mountpoint, f.Type, f.Name, used, size, pct))
+	}
+	return lines
+}
+
+func (m *Model) logLines(g *fleet.Guest) []string {
+	if len(g.Log) == 0 {
+		return []string{"no commands logged yet"}
+	}
+	var lines []string
+	for _, e := range g.Log {
+		line := fmt.Sprintf("%s %-26s %7s %s → %s", e.At.Format("15:04:05.000"), e.Command, fmtDur(e.Duration), e.Request, e.Reply)
+		if e.Err {
+			line = m.st.Error.Render(line)
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+func fmtBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	div, exp := uint64(unit), 0
+	for x := n / unit; x >= unit; x /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + string("KMGTPE"[exp]) + "iB"
+}
+
+// renderEvents is the event log: finished actions, newest first, with each
+// guest's result.
+func (m *Model) renderEvents(w, h int) string {
+	lines := []string{m.st.Title.Render("Event log") + m.st.Muted.Render("  (e or esc closes, ↑/↓ scroll)")}
+	if len(m.events) == 0 {
+		lines = append(lines, m.st.Muted.Render("no actions yet"))
+	}
+	for _, e := range m.events {
+		ok, failed, skipped := tally(e.results)
+		head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), actionString(e.action), ok, failed, skipped)
+		if e.took > 0 {
+			head += "  in " + fmtDur(e.took)
+		}
+		lines = append(lines, m.st.Header.Render(head))
+		for _, r := range e.results {
+			var line string
+			switch {
+			case r.Skipped:
+				line = m.st.Disabled.Render("  - " + r.Guest + "  skipped: " + r.Err)
+			case r.OK:
+				line = m.st.OK.Render("  ✓ "+r.Guest) + "  " + r.Result
+				if r.Duration > 0 {
+					line += m.st.Muted.Render("  " + fmtDur(r.Duration))
+				}
+			default:
+				line = m.st.Error.Render("  ✗ " + r.Guest + "  " + r.Err)
+			}
+			lines = append(lines, line)
+			if len(r.Data) > 0 {
+				for i, dl := range strings.Split(strings.TrimRight(string(r.Data), "\n"), "\n") {
+					if i == 8 {
+						lines = append(lines, m.st.Muted.Render("      …"))
+						break
+					}
+					lines = append(lines, "      "+dl)
+				}
+			}
+		}
+	}
+	scroll := min(m.eventScroll, max(len(lines)-h, 0))
+	return place(w, h, strings.Join(lines[scroll:], "\n"))
+}

@@ -1,0 +1,197 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/themes"
+)
+
+var testNow = time.Date(2026, 11, 24, 15, 0, 0, 0, time.UTC)
+
+// fakeSource is a Source over a fixed snapshot that records actions.
+type fakeSource struct {
+	mu      sync.Mutex
+	snap    *fleet.Snapshot
+	changed chan struct{}
+	runs    []fakeRun
+	frozen  []string
+	thawed  int
+	fail    map[string]string // guest -> error text for Run
+}
+
+type fakeRun struct {
+	action fleet.Action
+	names  []string
+}
+
+func newFakeSource(guests []*fleet.Guest) *fakeSource {
+	s := &fakeSource{changed: make(chan struct{}, 1), fail: map[string]string{}}
+	s.set(guests)
+	return s
+}
+
+func (s *fakeSource) set(guests []*fleet.Guest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := map[fleet.State]int{}
+	for _, g := range guests {
+		counts[g.State]++
+	}
+	var v uint64 = 1
+	if s.snap != nil {
+		v = s.snap.Version + 1
+	}
+	s.snap = &fleet.Snapshot{Guests: guests, Counts: counts, Version: v, At: testNow,
+		Health: fleet.Health{Polling: len(guests)}}
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *fakeSource) Snapshot() *fleet.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+
+func (s *fakeSource) Changed() <-chan struct{} { return s.changed }
+
+func (s *fakeSource) Run(ctx context.Context, a fleet.Action, names []string, progress func(fleet.Result)) []fleet.Result {
+	s.mu.Lock()
+	s.runs = append(s.runs, fakeRun{a, names})
+	s.mu.Unlock()
+	out := make([]fleet.Result, len(names))
+	for i, n := range names {
+		r := fleet.Result{Guest: n, OK: true, Result: string(a.Kind) + " ok", Duration: 3 * time.Millisecond}
+		if e, ok := s.fail[n]; ok {
+			r = fleet.Result{Guest: n, Err: e}
+		}
+		if progress != nil {
+			progress(r)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+func (s *fakeSource) FrozenByUs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.frozen...)
+}
+
+func (s *fakeSource) ThawOurs(ctx context.Context) []fleet.Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.thawed += len(s.frozen)
+	s.frozen = nil
+	return nil
+}
+
+func (s *fakeSource) ReadFile(ctx context.Context, guest, path string, w io.Writer, progress func(done, total int64)) (int64, error) {
+	n, err := io.WriteString(w, "contents of "+path)
+	return int64(n), err
+}
+
+func u64(n uint64) *uint64 { return &n }
+func bptr(b bool) *bool    { return &b }
+
+var allCommands = []string{"guest-ping", "guest-info", "guest-sync", "guest-fsfreeze-freeze", "guest-fsfreeze-thaw",
+	"guest-fsfreeze-status", "guest-shutdown", "guest-suspend-ram", "guest-suspend-disk", "guest-set-time",
+	"guest-get-time", "guest-fstrim", "guest-set-vcpus", "guest-get-vcpus", "guest-file-open", "guest-file-read",
+	"guest-file-write", "guest-file-close", "guest-exec", "guest-network-get-interfaces", "guest-get-osinfo"}
+
+// testGuest builds guest i deterministically: states cycle, every 7th guest
+// has guest-set-time disabled, every 11th lacks fsfreeze.
+func testGuest(i int) *fleet.Guest {
+	states := []fleet.State{fleet.Ready, fleet.Ready, fleet.Ready, fleet.Frozen, fleet.Silent, fleet.Unreachable, fleet.Connecting}
+	g := &fleet.Guest{
+		Target: fleet.Target{
+			Name:    fmt.Sprintf("vm-%05d", i),
+			Host:    fmt.Sprintf("hv%d", i%3+1),
+			Address: fmt.Sprintf("libvirt:hv%d/vm-%05d", i%3+1, i),
+			Tags:    []string{[]string{"web", "db", "batch"}[i%3]},
+		},
+		State:        states[i%len(states)],
+		Since:        testNow.Add(-time.Duration(i%50) * time.Minute),
+		AgentVersion: "8.2.2",
+		OS: &agentclient.OSInfo{PrettyName: "Debian GNU/Linux 12 (bookworm)", KernelRelease: "6.1.0-28-amd64",
+			KernelVersion: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1", Machine: "x86_64", ID: "debian"},
+		Hostname: fmt.Sprintf("vm-%05d", i),
+		Timezone: &agentclient.Timezone{Zone: "UTC", Offset: 0},
+		Users:    []agentclient.User{{User: "alice", LoginTime: float64(testNow.Add(-2 * time.Hour).Unix())}},
+		Filesystems: []agentclient.Filesystem{{Name: "vda1", Mountpoint: "/", Type: "ext4",
+			UsedBytes: u64(3 << 30), TotalBytes: u64(20 << 30)}},
+		Interfaces: []agentclient.Interface{
+			{Name: "lo", HardwareAddress: "00:00:00:00:00:00", IPAddresses: []agentclient.IPAddress{
+				{Address: "127.0.0.1", Type: "ipv4", Prefix: 8}, {Address: "::1", Type: "ipv6", Prefix: 128}}},
+			{Name: "eth0", HardwareAddress: fmt.Sprintf("52:54:00:00:%02x:%02x", i/256%256, i%256),
+				IPAddresses: []agentclient.IPAddress{
+					{Address: fmt.Sprintf("10.0.%d.%d", i/250%250, i%250+1), Type: "ipv4", Prefix: 24},
+					{Address: fmt.Sprintf("fd00::%x", i+1), Type: "ipv6", Prefix: 64}},
+				Statistics: &agentclient.InterfaceStats{RxBytes: 123456789, RxPackets: 98765, TxBytes: 4567890, TxPackets: 4321}},
+		},
+		VCPUs: []agentclient.VCPU{{LogicalID: 0, Online: true, CanOffline: bptr(false)},
+			{LogicalID: 1, Online: i%5 != 0, CanOffline: bptr(true)}},
+		Freeze:    agentclient.Thawed,
+		Skew:      time.Duration(i%9-4) * 150 * time.Millisecond,
+		SkewKnown: true,
+		RTT:       time.Duration(1+i%17) * time.Millisecond,
+		LastLive:  testNow,
+		Log: []fleet.LogEntry{
+			{At: testNow.Add(-time.Second), Command: "guest-get-vcpus", Request: "{}", Reply: `[{"logical-id":0,...}]`, Duration: 2 * time.Millisecond},
+			{At: testNow.Add(-2 * time.Second), Command: "guest-set-time", Request: "{}", Reply: "Command guest-set-time has been disabled", Err: true, Duration: time.Millisecond},
+		},
+		Version: 1,
+	}
+	for _, c := range allCommands {
+		enabled := !(c == "guest-set-time" && i%7 == 0)
+		if i%11 == 0 && strings.HasPrefix(c, "guest-fsfreeze") {
+			continue
+		}
+		g.Commands = append(g.Commands, agentclient.CommandInfo{Name: c, Enabled: enabled})
+	}
+	switch g.State {
+	case fleet.Frozen:
+		g.Freeze = agentclient.Frozen
+		g.FrozenByUs = true
+		g.ThawAt = testNow.Add(4*time.Minute + 30*time.Second)
+	case fleet.Unreachable:
+		g.Err = "dial unix /run/qga.sock: connect: connection refused"
+		g.RTT = 0
+		g.SkewKnown = false
+	case fleet.Silent:
+		g.Err = "agent silent: no reply to guest-sync in 5s"
+	}
+	return g
+}
+
+func testGuests(n int) []*fleet.Guest {
+	gs := make([]*fleet.Guest, n)
+	for i := range gs {
+		gs[i] = testGuest(i)
+	}
+	return gs
+}
+
+// newTestModel is a model on n test guests at a fixed size, colour off.
+func newTestModel(n, w, h int, opts Options) (Model, *fakeSource) {
+	src := newFakeSource(testGuests(n))
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return testNow }
+	}
+	if opts.Styles.States == nil {
+		opts.Styles = themes.Mono()
+	}
+	m := New(src, opts)
+	m.resize(w, h)
+	return m, src
+}

@@ -1,0 +1,164 @@
+package tui
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+)
+
+// KeyMap holds every key binding of the dashboard. It feeds bubbles/help and
+// can be rebound by action name (see Apply); names match config's keys table.
+type KeyMap struct {
+	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
+
+	Mark, MarkRange, ExtendUp, ExtendDown, MarkAll, Clear key.Binding
+
+	Filter, Command, Help, Quit          key.Binding
+	Sort, SortReverse                    key.Binding
+	Detail, DetailNextTab, DetailPrevTab key.Binding
+	Events, Files, Refresh               key.Binding
+
+	// Actions on the marked guests (or the guest under the cursor).
+	Ping, Freeze, Thaw, Shutdown, Suspend, SetTime key.Binding
+}
+
+func bind(help string, keys ...string) key.Binding {
+	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(keyHelp(keys), help))
+}
+
+// keyHelp spells keys for the help view ("↑/k").
+func keyHelp(keys []string) string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		switch k {
+		case "up":
+			k = "↑"
+		case "down":
+			k = "↓"
+		case "shift+up":
+			k = "⇧↑"
+		case "shift+down":
+			k = "⇧↓"
+		}
+		out[i] = k
+	}
+	return strings.Join(out, "/")
+}
+
+// DefaultKeyMap returns the stock bindings.
+func DefaultKeyMap() KeyMap {
+	return KeyMap{
+		Up:       bind("up", "up", "k"),
+		Down:     bind("down", "down", "j"),
+		PageUp:   bind("page up", "pgup", "ctrl+b"),
+		PageDown: bind("page down", "pgdown", "ctrl+f"),
+		Top:      bind("first", "home", "g"),
+		Bottom:   bind("last", "end", "G"),
+
+		Mark:       bind("mark", "space"),
+		MarkRange:  bind("visual range", "v"),
+		ExtendUp:   bind("extend up", "shift+up", "K"),
+		ExtendDown: bind("extend down", "shift+down", "J"),
+		MarkAll:    bind("mark all shown", "ctrl+a"),
+		Clear:      bind("clear marks/filter", "esc"),
+
+		Filter:      bind("filter", "/"),
+		Command:     bind("command", ":"),
+		Help:        bind("help", "?"),
+		Quit:        bind("quit", "q", "ctrl+c"),
+		Sort:        bind("sort column", "s"),
+		SortReverse: bind("reverse sort", "S"),
+
+		Detail:        bind("detail pane", "enter"),
+		DetailNextTab: bind("next tab", "tab"),
+		DetailPrevTab: bind("prev tab", "shift+tab"),
+		Events:        bind("event log", "e"),
+		Files:         bind("files", "f"),
+		Refresh:       bind("refresh", "r"),
+
+		Ping:     bind("ping", "p"),
+		Freeze:   bind("freeze", "F"),
+		Thaw:     bind("thaw", "T"),
+		Shutdown: bind("shutdown", "X"),
+		Suspend:  bind("suspend (ram)", "Z"),
+		SetTime:  bind("set time", "C"),
+	}
+}
+
+// byName maps the action names used in config files to the bindings.
+func (k *KeyMap) byName() map[string]*key.Binding {
+	return map[string]*key.Binding{
+		"up": &k.Up, "down": &k.Down, "page_up": &k.PageUp, "page_down": &k.PageDown, "top": &k.Top, "bottom": &k.Bottom,
+		"mark": &k.Mark, "mark_range": &k.MarkRange, "extend_up": &k.ExtendUp, "extend_down": &k.ExtendDown,
+		"mark_all": &k.MarkAll, "clear": &k.Clear,
+		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit,
+		"sort": &k.Sort, "sort_reverse": &k.SortReverse,
+		"detail": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
+		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh,
+		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
+		"suspend": &k.Suspend, "settime": &k.SetTime,
+	}
+}
+
+// KeyActions lists the action names Apply accepts, sorted.
+func KeyActions() []string {
+	var k KeyMap
+	m := k.byName()
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Apply rebinds actions from a config keys table (action name -> keys). An
+// unknown action name or an empty key list is an error; nothing is changed then.
+func (k *KeyMap) Apply(overrides map[string][]string) error {
+	next := *k
+	m := next.byName()
+	names := make([]string, 0, len(overrides))
+	for n := range overrides {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b, ok := m[n]
+		if !ok {
+			return fmt.Errorf("keys: unknown action %q (known: %s)", n, strings.Join(KeyActions(), ", "))
+		}
+		keys := overrides[n]
+		if len(keys) == 0 {
+			return fmt.Errorf("keys: action %q: no keys given", n)
+		}
+		b.SetKeys(keys...)
+		b.SetHelp(keyHelp(keys), b.Help().Desc)
+	}
+	*k = next
+	return nil
+}
+
+// setReadonly disables (and so hides from help) every mutating binding.
+func (k *KeyMap) setReadonly(ro bool) {
+	for _, b := range []*key.Binding{&k.Freeze, &k.Thaw, &k.Shutdown, &k.Suspend, &k.SetTime} {
+		b.SetEnabled(!ro)
+	}
+}
+
+// ShortHelp is the one-line help under the table.
+func (k KeyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Help, k.Mark, k.Filter, k.Command, k.Sort, k.Detail, k.Quit}
+}
+
+// FullHelp is the `?` screen, one column per group.
+func (k KeyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
+		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear},
+		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Quit},
+		{k.Detail, k.DetailNextTab, k.DetailPrevTab, k.Events, k.Files, k.Refresh},
+		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
+	}
+}

@@ -1,0 +1,499 @@
+package tui
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+type colID int
+
+const (
+	colName colID = iota
+	colHost
+	colState
+	colAgent
+	colOS
+	colAddr
+	colVCPU
+	colSkew
+	colFreeze
+	colRTT
+	colErr
+	numCols
+)
+
+// column describes one table column. prio decides which columns survive a
+// narrow terminal (lower survives longer).
+type column struct {
+	id    colID
+	title string
+	width int
+	prio  int
+	right bool
+}
+
+var columns = [numCols]column{
+	{colName, "NAME", 16, 0, false},
+	{colHost, "HOST", 10, 6, false},
+	{colState, "STATE", 13, 1, false},
+	{colAgent, "AGENT", 8, 8, false},
+	{colOS, "OS", 18, 7, false},
+	{colAddr, "ADDRESSES", 22, 4, false},
+	{colVCPU, "CPU", 5, 9, true},
+	{colSkew, "SKEW", 7, 10, true},
+	{colFreeze, "FREEZE", 13, 2, false},
+	{colRTT, "RTT", 7, 5, true},
+	{colErr, "ERROR", 12, 3, false}, // takes whatever width is left
+}
+
+// prefixWidth is the mark and per-guest action status cells before NAME.
+const prefixWidth = 3
+
+// table is the filtered, sorted view of the snapshot plus the cursor. The
+// index is recomputed only when the snapshot version, the filter or the sort
+// changes (reindex), never while rendering.
+type table struct {
+	rows []*fleet.Guest
+
+	// What rows was computed from.
+	builtFrom    *fleet.Snapshot
+	builtVersion uint64
+	builtFilter  string
+	builtSort    colID
+	builtDesc    bool
+	built        bool
+
+	filter   string
+	sortCol  colID
+	sortDesc bool
+
+	cursor  int
+	offset  int
+	curName string
+}
+
+// reindex recomputes the rows if anything they depend on changed, keeping the
+// cursor on the same guest when it is still shown.
+func (m *Model) reindex() {
+	t := &m.tbl
+	if t.built && t.builtFrom == m.snap && t.builtVersion == m.snap.Version && t.builtFilter == t.filter &&
+		t.builtSort == t.sortCol && t.builtDesc == t.sortDesc {
+		return
+	}
+	rows := make([]*fleet.Guest, 0, len(m.snap.Guests))
+	for _, g := range m.snap.Guests {
+		if t.filter == "" || matchGuest(g, t.filter) {
+			rows = append(rows, g)
+		}
+	}
+	sortRows(rows, t.sortCol, t.sortDesc, m.now())
+	t.rows = rows
+	t.builtFrom, t.builtVersion, t.builtFilter, t.builtSort, t.builtDesc, t.built =
+		m.snap, m.snap.Version, t.filter, t.sortCol, t.sortDesc, true
+
+	if t.curName != "" {
+		for i, g := range rows {
+			if g.Name == t.curName {
+				t.cursor = i
+				break
+			}
+		}
+	}
+	m.clampScroll()
+}
+
+// sortRows sorts by col; ties keep name order (the snapshot's order).
+func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
+	if col == colName {
+		// The snapshot is sorted by name already.
+		if !sort.SliceIsSorted(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name }) {
+			sort.SliceStable(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+		}
+		if desc {
+			for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+				rows[i], rows[j] = rows[j], rows[i]
+			}
+		}
+		return
+	}
+	type keyed struct {
+		g *fleet.Guest
+		s string
+		n int64
+	}
+	ks := make([]keyed, len(rows))
+	numeric := col == colVCPU || col == colSkew || col == colRTT
+	for i, g := range rows {
+		ks[i].g = g
+		switch col {
+		case colVCPU:
+			on, _ := vcpuCounts(g)
+			ks[i].n = int64(on)
+		case colSkew:
+			ks[i].n = int64(absDur(g.Skew))
+			if !g.SkewKnown {
+				ks[i].n = -1
+			}
+		case colRTT:
+			ks[i].n = int64(g.RTT)
+		case colState:
+			ks[i].s = stateOrder(g.State)
+		default:
+			ks[i].s = strings.ToLower(cellText(g, col, now))
+		}
+	}
+	sort.SliceStable(ks, func(i, j int) bool {
+		a, b := ks[i], ks[j]
+		if numeric {
+			if desc {
+				return a.n > b.n
+			}
+			return a.n < b.n
+		}
+		if desc {
+			return a.s > b.s
+		}
+		return a.s < b.s
+	})
+	for i := range ks {
+		rows[i] = ks[i].g
+	}
+}
+
+func stateOrder(s fleet.State) string {
+	for i, st := range fleet.States {
+		if st == s {
+			return string(rune('a' + i))
+		}
+	}
+	return "z" + string(s)
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// cursorGuest is the guest under the cursor, nil when none is shown.
+func (m *Model) cursorGuest() *fleet.Guest {
+	if m.tbl.cursor < 0 || m.tbl.cursor >= len(m.tbl.rows) {
+		return nil
+	}
+	return m.tbl.rows[m.tbl.cursor]
+}
+
+// moveTo puts the cursor on row i (clamped) and scrolls it into view.
+func (m *Model) moveTo(i int) {
+	t := &m.tbl
+	if i >= len(t.rows) {
+		i = len(t.rows) - 1
+	}
+	if i < 0 {
+		i = 0
+	}
+	if i != t.cursor {
+		m.detailScroll = 0
+	}
+	t.cursor = i
+	if g := m.cursorGuest(); g != nil {
+		t.curName = g.Name
+	}
+	m.clampScroll()
+}
+
+func (m *Model) clampScroll() {
+	t := &m.tbl
+	if t.cursor >= len(t.rows) {
+		t.cursor = len(t.rows) - 1
+	}
+	if t.cursor < 0 {
+		t.cursor = 0
+	}
+	if g := m.cursorGuest(); g != nil {
+		t.curName = g.Name
+	}
+	h := m.layout().tableRows
+	if h < 1 {
+		h = 1
+	}
+	if t.cursor < t.offset {
+		t.offset = t.cursor
+	}
+	if t.cursor >= t.offset+h {
+		t.offset = t.cursor - h + 1
+	}
+	if max := len(t.rows) - h; t.offset > max {
+		t.offset = max
+	}
+	if t.offset < 0 {
+		t.offset = 0
+	}
+}
+
+// isMarked reports whether row i (guest name) is marked, counting a visual
+// range in progress.
+func (m *Model) isMarked(i int, name string) bool {
+	if m.marks[name] {
+		return true
+	}
+	if m.visual {
+		lo, hi := m.visualAnchor, m.tbl.cursor
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		return i >= lo && i <= hi
+	}
+	return false
+}
+
+func (m *Model) markCount() int {
+	n := len(m.marks)
+	if m.visual {
+		lo, hi := m.visualAnchor, m.tbl.cursor
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		for i := lo; i <= hi && i < len(m.tbl.rows); i++ {
+			if !m.marks[m.tbl.rows[i].Name] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// commitVisual turns a visual range into ordinary marks.
+func (m *Model) commitVisual() {
+	if !m.visual {
+		return
+	}
+	lo, hi := m.visualAnchor, m.tbl.cursor
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	for i := lo; i <= hi && i < len(m.tbl.rows); i++ {
+		m.marks[m.tbl.rows[i].Name] = true
+	}
+	m.visual = false
+}
+
+// targets are the guests an action applies to: the marked guests (table
+// order, then marked guests hidden by the filter), or the guest under the cursor.
+func (m *Model) targets() []*fleet.Guest {
+	if m.markCount() == 0 {
+		if g := m.cursorGuest(); g != nil {
+			return []*fleet.Guest{g}
+		}
+		return nil
+	}
+	var out []*fleet.Guest
+	seen := map[string]bool{}
+	for i, g := range m.tbl.rows {
+		if m.isMarked(i, g.Name) {
+			out = append(out, g)
+			seen[g.Name] = true
+		}
+	}
+	for _, g := range m.snap.Guests {
+		if m.marks[g.Name] && !seen[g.Name] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// visibleColumns picks the columns that fit width, in display order, and the
+// width of the last (flexible) one.
+func visibleColumns(width int) []column {
+	avail := width - prefixWidth
+	byPrio := make([]column, 0, numCols)
+	byPrio = append(byPrio, columns[:]...)
+	sort.SliceStable(byPrio, func(i, j int) bool { return byPrio[i].prio < byPrio[j].prio })
+	keep := map[colID]bool{}
+	used := 0
+	for _, c := range byPrio {
+		need := c.width + 1
+		if used+need > avail {
+			continue
+		}
+		used += need
+		keep[c.id] = true
+	}
+	var out []column
+	for _, c := range columns {
+		if keep[c.id] {
+			out = append(out, c)
+		}
+	}
+	// ERROR (or else the last column) absorbs the slack so rows span the screen.
+	if n := len(out); n > 0 {
+		i := n - 1
+		for j, c := range out {
+			if c.id == colErr {
+				i = j
+			}
+		}
+		out[i].width += avail - used
+	}
+	return out
+}
+
+// cellText is what a guest shows in a column.
+func cellText(g *fleet.Guest, c colID, now time.Time) string {
+	switch c {
+	case colName:
+		return g.Name
+	case colHost:
+		if g.Host == "" {
+			return "-"
+		}
+		return g.Host
+	case colState:
+		return string(g.State)
+	case colAgent:
+		return g.AgentVersion
+	case colOS:
+		return osName(g)
+	case colAddr:
+		return firstAddrs(g)
+	case colVCPU:
+		on, total := vcpuCounts(g)
+		if total == 0 {
+			return ""
+		}
+		return strconv.Itoa(on) + "/" + strconv.Itoa(total)
+	case colSkew:
+		if !g.SkewKnown {
+			return ""
+		}
+		return fmtSkew(g.Skew)
+	case colFreeze:
+		return freezeText(g, now)
+	case colRTT:
+		if g.RTT == 0 {
+			return ""
+		}
+		return fmtDur(g.RTT)
+	case colErr:
+		return g.Err
+	}
+	return ""
+}
+
+func osName(g *fleet.Guest) string {
+	if g.OS == nil {
+		return ""
+	}
+	if g.OS.PrettyName != "" {
+		return g.OS.PrettyName
+	}
+	return strings.TrimSpace(g.OS.Name + " " + g.OS.Version)
+}
+
+// firstAddrs is the first non-loopback IPv4 and IPv6 address.
+func firstAddrs(g *fleet.Guest) string {
+	var v4, v6 string
+	for _, in := range g.Interfaces {
+		for _, a := range in.IPAddresses {
+			ip, err := netip.ParseAddr(a.Address)
+			if err != nil || ip.IsLoopback() {
+				continue
+			}
+			if ip.Is4() && v4 == "" {
+				v4 = a.Address
+			} else if ip.Is6() && v6 == "" {
+				v6 = a.Address
+			}
+		}
+	}
+	return strings.TrimSpace(v4 + " " + v6)
+}
+
+func vcpuCounts(g *fleet.Guest) (online, total int) {
+	for _, c := range g.VCPUs {
+		if c.Online {
+			online++
+		}
+	}
+	return online, len(g.VCPUs)
+}
+
+func freezeText(g *fleet.Guest, now time.Time) string {
+	if g.FrozenByUs && !g.ThawAt.IsZero() {
+		return "frozen " + fmtCountdown(g.ThawAt.Sub(now))
+	}
+	return string(g.Freeze)
+}
+
+// fmtCountdown is m:ss, clamped at zero.
+func fmtCountdown(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int(d.Round(time.Second) / time.Second)
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+// fmtDur is a short duration: 850µs, 12ms, 1.2s, 3m05s.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0s"
+	case d < time.Millisecond:
+		return strconv.Itoa(int(d/time.Microsecond)) + "µs"
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + "ms"
+	case d < time.Second:
+		return strconv.Itoa(int(d/time.Millisecond)) + "ms"
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	case d < time.Hour:
+		s := int(d / time.Second)
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	}
+	return d.Round(time.Minute).String()
+}
+
+func fmtSkew(d time.Duration) string {
+	if d >= 0 {
+		return "+" + fmtDur(d)
+	}
+	return "-" + fmtDur(-d)
+}
+
+// fit truncates s to w cells and pads it to exactly w.
+func fit(s string, w int, right bool) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := cellWidth(s)
+	if sw > w {
+		s = ansi.Truncate(s, w, "…")
+		sw = cellWidth(s)
+	}
+	pad := strings.Repeat(" ", w-sw)
+	if right {
+		return pad + s
+	}
+	return s + pad
+}
+
+// cellWidth is the display width; ASCII is counted without the Unicode tables.
+func cellWidth(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return ansi.StringWidth(s)
+		}
+	}
+	return len(s)
+}

@@ -1,0 +1,404 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+// screen is where each part of the dashboard goes; View and the mouse
+// handlers share it so clicks land where things were drawn.
+type screen struct {
+	banner       int // banner lines under the title
+	tableTop     int // first table row (the header is the line above)
+	tableRows    int
+	detailTop    int // the detail pane's tab bar
+	detailRows   int // detail content lines under the tab bar
+	regionTop    int // header line: where overlays start
+	regionHeight int // header, rows and detail pane
+}
+
+func (m *Model) tooSmall() bool { return m.width < MinWidth || m.height < MinHeight }
+
+func (m *Model) layout() screen {
+	var s screen
+	if m.opts.Banner != "" && m.height >= 20 {
+		s.banner = 3
+	}
+	bottom := 3 // input/status, counts, help
+	if m.run != nil {
+		bottom++
+	}
+	s.regionTop = 1 + s.banner
+	s.regionHeight = max(m.height-s.regionTop-bottom, 2)
+	s.tableTop = s.regionTop + 1
+	rest := s.regionHeight - 1
+	detail := 0
+	if m.detail {
+		detail = max(rest*2/5, 6)
+		if rest-detail < 3 {
+			detail = rest - 3
+		}
+		if detail < 3 {
+			detail = 0
+		}
+	}
+	s.tableRows = rest - detail
+	if detail > 0 {
+		s.detailTop = s.tableTop + s.tableRows
+		s.detailRows = detail - 1
+	}
+	return s
+}
+
+// View renders only what is on screen: the visible rows of the table and the
+// detail of one guest, whatever the size of the fleet.
+func (m Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
+	v.WindowTitle = "guestdeck"
+	return v
+}
+
+func (m *Model) render() string {
+	if m.tooSmall() {
+		return m.renderTooSmall()
+	}
+	if m.files != nil {
+		return m.st.Title.Render("guestdeck") + " " + m.st.Muted.Render("files") + "\n" + m.files.View()
+	}
+	l := m.layout()
+	var b strings.Builder
+	b.WriteString(m.renderTitle())
+	if l.banner > 0 {
+		b.WriteString("\n")
+		b.WriteString(m.renderBanner())
+	}
+	b.WriteString("\n")
+	b.WriteString(m.renderRegion(l))
+	if m.run != nil {
+		b.WriteString("\n")
+		b.WriteString(m.renderProgress())
+	}
+	b.WriteString("\n")
+	b.WriteString(m.renderInputLine())
+	b.WriteString("\n")
+	b.WriteString(m.renderCounts())
+	b.WriteString("\n")
+	b.WriteString(fit(m.help.View(m.keys), m.width, false))
+	return b.String()
+}
+
+func (m *Model) renderTooSmall() string {
+	msg := fmt.Sprintf("guestdeck needs at least %dx%d\nthis terminal is %dx%d\n\nenlarge it, or press q to quit",
+		MinWidth, MinHeight, m.width, m.height)
+	w, h := max(m.width, 1), max(m.height, 1)
+	return lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, lipgloss.NewStyle().Align(lipgloss.Center).Render(msg))
+}
+
+func (m *Model) renderTitle() string {
+	left := m.st.Title.Render("guestdeck") + " " + fmt.Sprintf("%d guests", len(m.snap.Guests))
+	if m.tbl.filter != "" {
+		left += fmt.Sprintf(" · filter %q: %d shown", m.tbl.filter, len(m.tbl.rows))
+	}
+	dir := "↑"
+	if m.tbl.sortDesc {
+		dir = "↓"
+	}
+	left += " · sort " + strings.ToLower(columns[m.tbl.sortCol].title) + " " + dir
+	if m.opts.Readonly {
+		left += "  " + m.st.Warn.Bold(true).Render("READ-ONLY")
+	}
+	return fit(left, m.width, false)
+}
+
+func (m *Model) renderBanner() string {
+	lines := []string{
+		"Demo fleet: no fleet file found. Write one at " + m.opts.Banner + " to watch your own guests, e.g.",
+		`  [[guests]]  name = "web-01"  address = "unix:/var/lib/libvirt/qemu/channel/target/web-01.org.qemu.guest_agent.0"`,
+		`  [[hosts]]   name = "hv1"     uri = "qemu+ssh://root@hv1/system"      (every guest of a libvirt host)`,
+	}
+	for i, s := range lines {
+		st := m.st.Muted
+		if i == 0 {
+			st = m.st.Banner
+		}
+		lines[i] = st.Render(fit(s, m.width, false))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// renderRegion draws the table and detail pane, or the overlay that replaces them.
+func (m *Model) renderRegion(l screen) string {
+	w, h := m.width, l.regionHeight
+	switch {
+	case m.showHelp:
+		return place(w, h, m.renderHelp(w, h))
+	case m.showEvents:
+		return m.renderEvents(w, h)
+	case m.quitAsk:
+		return m.withDialog(l, m.renderQuitDialog())
+	case m.confirm != nil:
+		return m.withDialog(l, m.renderConfirm())
+	}
+	out := m.renderTable(l.tableRows)
+	if l.detailRows > 0 {
+		out += "\n" + m.renderDetail(l.detailRows)
+	}
+	return out
+}
+
+// withDialog draws the table above a dialog box that takes the detail pane's place.
+func (m *Model) withDialog(l screen, dialog string) string {
+	dh := lipgloss.Height(dialog)
+	rows := max(l.regionHeight-1-dh, 1)
+	if rows+1+dh > l.regionHeight {
+		return place(m.width, l.regionHeight, dialog)
+	}
+	return m.renderTable(rows) + "\n" + lipgloss.PlaceHorizontal(m.width, lipgloss.Center, dialog)
+}
+
+// place pads s to exactly w x h.
+func place(w, h int, s string) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for i := range lines {
+		lines[i] = fit(lines[i], w, false)
+	}
+	for len(lines) < h {
+		lines = append(lines, strings.Repeat(" ", w))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// renderTable draws the header and rows visible in n lines. Its cost does not
+// depend on the number of guests.
+func (m *Model) renderTable(n int) string {
+	cols := visibleColumns(m.width)
+	var b strings.Builder
+	b.WriteString(strings.Repeat(" ", prefixWidth))
+	var hdr strings.Builder
+	for i, c := range cols {
+		title := c.title
+		if c.id == m.tbl.sortCol {
+			if m.tbl.sortDesc {
+				title += "↓"
+			} else {
+				title += "↑"
+			}
+		}
+		hdr.WriteString(fit(title, c.width, c.right))
+		if i < len(cols)-1 {
+			hdr.WriteByte(' ')
+		}
+	}
+	b.WriteString(m.st.Header.Render(hdr.String()))
+
+	off := m.tbl.offset
+	if m.tbl.cursor >= off+n {
+		off = m.tbl.cursor - n + 1
+	}
+	pending, hasPending := m.pendingAction()
+	now := m.now()
+	for line := 0; line < n; line++ {
+		b.WriteByte('\n')
+		i := off + line
+		if i >= len(m.tbl.rows) {
+			b.WriteString(strings.Repeat(" ", m.width))
+			continue
+		}
+		g := m.tbl.rows[i]
+		greyed := hasPending && actionCheck(pending, g) != ""
+		b.WriteString(m.renderRow(i, g, cols, now, greyed))
+	}
+	if len(m.tbl.rows) == 0 && n > 0 {
+		msg := "no guests"
+		if m.tbl.filter != "" {
+			msg = fmt.Sprintf("no guest matches %q (esc clears the filter)", m.tbl.filter)
+		}
+		out := b.String()
+		first := strings.Index(out, "\n")
+		if first >= 0 {
+			return out[:first+1] + m.st.Muted.Render(fit("   "+msg, m.width, false)) + out[first+1+m.width:]
+		}
+	}
+	return b.String()
+}
+
+// pendingAction is the action a confirmation or the command line is about
+// to run: guests that cannot do it are greyed out.
+func (m *Model) pendingAction() (fleet.Action, bool) {
+	if m.confirm != nil {
+		return m.confirm.action, true
+	}
+	if m.commanding {
+		if a, err := parseAction(strings.Fields(m.cmdInput.Value())); err == nil {
+			return a, true
+		}
+	}
+	return fleet.Action{}, false
+}
+
+func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, greyed bool) string {
+	cursor := i == m.tbl.cursor
+	mark := " "
+	if m.isMarked(i, g.Name) {
+		mark = "●"
+	}
+	status := " "
+	switch m.rowStatus[g.Name] {
+	case rowRunning:
+		status = m.spin.View()
+	case rowOK:
+		status = "✓"
+	case rowFailed:
+		status = "✗"
+	case rowSkipped:
+		status = "-"
+	}
+	var cells strings.Builder
+	for j, c := range cols {
+		cells.WriteString(fit(cellText(g, c.id, now), c.width, c.right))
+		if j < len(cols)-1 {
+			cells.WriteByte(' ')
+		}
+	}
+	rowStyle := m.st.State(string(g.State))
+	markStyle := m.st.Mark
+	if greyed {
+		rowStyle = m.st.Disabled
+	}
+	if cursor {
+		rowStyle = m.st.Selection.Inherit(rowStyle)
+		markStyle = m.st.Selection.Inherit(markStyle)
+	}
+	return markStyle.Render(mark+status+" ") + rowStyle.Render(cells.String())
+}
+
+func (m *Model) renderProgress() string {
+	r := m.run
+	pct := 0.0
+	if r.total > 0 {
+		pct = float64(r.done) / float64(r.total)
+	}
+	label := fmt.Sprintf(" %s %s %d/%d", m.spin.View(), actionString(r.action), r.done, r.total)
+	return fit(m.prog.ViewAs(pct)+label, m.width, false)
+}
+
+func (m *Model) renderInputLine() string {
+	switch {
+	case m.filtering:
+		return fit(m.filterInput.View(), m.width, false)
+	case m.commanding:
+		line := m.cmdInput.View()
+		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
+			line += "  " + m.st.Muted.Render(strings.Join(sugg, " · "))
+		}
+		return fit(line, m.width, false)
+	case m.status != "":
+		st := m.st.Accent
+		if m.statusErr {
+			st = m.st.Error
+		}
+		return st.Render(fit(m.status, m.width, false))
+	}
+	if n := m.markCount(); n > 0 {
+		s := fmt.Sprintf("%d marked", n)
+		if m.visual {
+			s += " (visual: v ends)"
+		}
+		return m.st.Mark.Render(fit(s, m.width, false))
+	}
+	return strings.Repeat(" ", m.width)
+}
+
+func (m *Model) renderCounts() string {
+	counts := m.snap.Counts
+	if counts == nil {
+		counts = map[fleet.State]int{}
+		for _, g := range m.snap.Guests {
+			counts[g.State]++
+		}
+	}
+	var parts []string
+	for _, s := range fleet.States {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, m.st.State(string(s)).Render(fmt.Sprintf("%s %d", s, n)))
+		}
+	}
+	h := m.snap.Health
+	poll := fmt.Sprintf("polling %d · late %d · missed %d", h.Polling, h.Late, h.Missed)
+	pollStyle := m.st.Muted
+	if h.Late > 0 {
+		pollStyle = m.st.Warn
+	}
+	line := strings.Join(parts, m.st.Muted.Render(" · ")) + m.st.Muted.Render(" │ ") + pollStyle.Render(poll)
+	if n := m.markCount(); n > 0 {
+		line += m.st.Muted.Render(" │ ") + m.st.Mark.Render(fmt.Sprintf("%d marked", n))
+	}
+	return fit(line, m.width, false)
+}
+
+func (m *Model) renderHelp(w, h int) string {
+	var b strings.Builder
+	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n\n")
+	b.WriteString(m.help.View(m.keys))
+	b.WriteString("\n\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
+	b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, fstrim, cat PATH, freeze, thaw, settime, shutdown [reboot|halt],\n")
+	b.WriteString("          suspend ram|disk|hybrid, vcpus online|offline IDS, write PATH TEXT   (tab completes)\n")
+	b.WriteString(m.st.Title.Render("Targets") + "  the marked guests, or the guest under the cursor when none is marked")
+	_ = w
+	_ = h
+	return b.String()
+}
+
+func (m *Model) renderConfirm() string {
+	c := m.confirm
+	names := make([]string, len(c.run))
+	for i, g := range c.run {
+		names[i] = g.Name
+	}
+	verb := strings.ToUpper(actionString(c.action)[:1]) + actionString(c.action)[1:]
+	lines := []string{
+		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %d guest%s?", verb, len(c.run), plural(len(c.run)))),
+		guestList(names, 5),
+	}
+	if len(c.skipped) > 0 {
+		sk := make([]string, len(c.skipped))
+		for i, r := range c.skipped {
+			sk[i] = r.Guest
+		}
+		lines = append(lines, m.st.Disabled.Render(fmt.Sprintf("%d skipped (%s): %s", len(c.skipped), c.skipped[0].Err, guestList(sk, 3))))
+	}
+	lines = append(lines, "")
+	if c.needType {
+		lines = append(lines, fmt.Sprintf("Type %d and press enter to confirm, esc cancels: %s▏", len(c.run), c.typed))
+	} else {
+		lines = append(lines, "y/enter confirms · n/esc cancels")
+	}
+	return m.st.Dialog.MaxWidth(m.width).Render(strings.Join(lines, "\n"))
+}
+
+func (m *Model) renderQuitDialog() string {
+	frozen := m.src.FrozenByUs()
+	lines := []string{
+		m.st.Warn.Bold(true).Render(fmt.Sprintf("%d guest%s frozen by guestdeck", len(frozen), plural(len(frozen)))),
+		guestList(frozen, 5),
+		"Linux guests never thaw by themselves: quitting leaves them frozen (an outage).",
+		"",
+	}
+	if m.quiting {
+		lines = append(lines, "thawing…")
+	} else {
+		lines = append(lines, "t/enter thaw them and quit · q quit anyway · esc cancel")
+	}
+	return m.st.Dialog.MaxWidth(m.width).Render(strings.Join(lines, "\n"))
+}
