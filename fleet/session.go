@@ -156,9 +156,8 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 	if s.isClosed() {
 		return false, errSessionClosed
 	}
-	if g := s.cur.Load(); g.State != Gone && g.State != ShuttingDown && g.State != Connecting {
-		s.update(func(g *Guest) { setState(g, Connecting, g.Err, time.Now()) })
-	}
+	// The state stays what it was (connecting at first, else the last
+	// failure's) until the dial decides: no flicker for failing guests.
 	d, err := s.f.dialer(s.target.Address)
 	if err != nil {
 		return false, err
