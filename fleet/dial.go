@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 )
@@ -10,6 +9,9 @@ import (
 // defaultDialer reaches unix, tcp and vsock addresses with the stream
 // transport.
 func defaultDialer(ctx context.Context, t Target) (agentclient.Agent, error) {
-	// TODO(fleet): agentclient.Dial once the stream transport lands.
-	return nil, fmt.Errorf("dial %s: stream transport not built yet", t.Address)
+	c, err := agentclient.Dial(ctx, t.Address)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return c, nil
 }

@@ -2,21 +2,12 @@ package fleet
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
-)
-
-// Chunk sizes: reads in 64 KiB (replies grow by a third in base64), writes
-// in 48 KiB (Proxmox stays under 60 KiB per request).
-const (
-	readChunk  = 64 << 10
-	writeChunk = 48 << 10
 )
 
 var errLimit = errors.New("size limit reached")
@@ -41,112 +32,18 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	return k, err
 }
 
-// closeCtx gives a handle's close its own time even when ctx was cancelled:
-// the agent keeps handles open otherwise.
-func closeCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
-
+// The chunked file helpers of agentclient do the work; they get the
+// session's callAgent, so every chunk has its own timeout and is logged.
 func readFile(ctx context.Context, a agentclient.Agent, path string, w io.Writer, progress func(done, total int64)) (int64, error) {
-	h, err := a.FileOpen(ctx, path, "r")
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer func() { _ = a.FileClose(closeCtx(ctx), h) }()
-	var done int64
-	for {
-		rd, err := a.FileRead(ctx, h, readChunk)
-		if err != nil {
-			return done, fmt.Errorf("read %s: %w", path, err)
-		}
-		b, err := base64.StdEncoding.DecodeString(rd.BufB64)
-		if err != nil {
-			return done, fmt.Errorf("read %s: %w: bad base64: %v", path, agentclient.ErrMalformed, err)
-		}
-		n, err := w.Write(b)
-		done += int64(n)
-		if err != nil {
-			return done, err
-		}
-		if progress != nil {
-			progress(done, 0)
-		}
-		if rd.EOF || len(b) == 0 {
-			return done, nil
-		}
-	}
+	return agentclient.ReadFile(ctx, a, path, w, agentclient.FileOptions{Progress: progress})
 }
 
 func writeFile(ctx context.Context, a agentclient.Agent, path string, r io.Reader, size int64, progress func(done, total int64)) (int64, error) {
-	h, err := a.FileOpen(ctx, path, "w")
-	if err != nil {
-		return 0, fmt.Errorf("open %s for writing: %w", path, err)
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			_ = a.FileClose(closeCtx(ctx), h)
-		}
-	}()
-	buf := make([]byte, writeChunk)
-	var done int64
-	for {
-		n, rerr := io.ReadFull(r, buf)
-		if n > 0 {
-			wr, err := a.FileWrite(ctx, h, base64.StdEncoding.EncodeToString(buf[:n]), n)
-			if err != nil {
-				return done, fmt.Errorf("write %s: %w", path, err)
-			}
-			done += int64(wr.Count)
-			if wr.Count != n {
-				return done, fmt.Errorf("write %s: short write (%d of %d bytes)", path, wr.Count, n)
-			}
-			if progress != nil {
-				progress(done, size)
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return done, fmt.Errorf("write %s: reading the source: %w", path, rerr)
-		}
-	}
-	closed = true
-	if err := a.FileClose(ctx, h); err != nil {
-		return done, fmt.Errorf("close %s: %w", path, err)
-	}
-	return done, nil
+	return agentclient.WriteFile(ctx, a, path, r, agentclient.FileOptions{Size: size, Progress: progress})
 }
 
-// listDir runs the listing script through guest-exec and polls its status.
 func listDir(ctx context.Context, a agentclient.Agent, dir string) ([]agentclient.DirEntry, error) {
-	pid, err := a.Exec(ctx, agentclient.ListDirRequest(dir))
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
-	}
-	wait := 10 * time.Millisecond
-	for {
-		st, err := a.ExecStatus(ctx, pid)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", dir, err)
-		}
-		if st.Exited {
-			if st.ExitCode != nil && *st.ExitCode != 0 {
-				msg, _ := base64.StdEncoding.DecodeString(st.ErrData)
-				return nil, fmt.Errorf("list %s: exit status %d: %s", dir, *st.ExitCode, msg)
-			}
-			out, err := base64.StdEncoding.DecodeString(st.OutData)
-			if err != nil {
-				return nil, fmt.Errorf("list %s: %w: bad base64", dir, agentclient.ErrMalformed)
-			}
-			return agentclient.ParseListDir(out)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list %s: %w", dir, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 200*time.Millisecond)
-	}
+	return agentclient.ListDir(ctx, a, dir)
 }
 
 func (f *Fleet) named(name string) (*session, error) {
