@@ -533,6 +533,9 @@ func checkKeyName(k string) (problem, hint string) {
 	if k == "" {
 		return "empty key name", ""
 	}
+	if r, n := utf8.DecodeRuneInString(k); n == len(k) && unicode.IsPrint(r) && r != ' ' {
+		return "", "" // any one character, "+" included
+	}
 	parts := strings.Split(k, "+")
 	base := parts[len(parts)-1]
 	if base == "" && len(parts) > 2 && strings.HasSuffix(k, "++") {
