@@ -6,13 +6,17 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 // Defaults used when the fleet file leaves a setting out.
@@ -55,40 +59,44 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 
 // File is a decoded, defaulted and validated fleet file.
 type File struct {
-	Path     string
-	Defaults Defaults
-	Hosts    []Host
-	Guests   []Guest
+	Path     string   `toml:"-"`
+	Defaults Defaults `toml:"defaults"`
+	Hosts    []Host   `toml:"host,omitempty"`
+	Guests   []Guest  `toml:"guest,omitempty"`
 	// Keys maps an action from KeyActions to the keys bound to it; an
 	// action absent here keeps its built-in keys, an empty list unbinds it.
-	Keys map[string][]string
+	Keys map[string][]string `toml:"keys,omitempty"`
 }
 
 // Defaults are the fleet-wide settings from [defaults].
 type Defaults struct {
-	Interval      Duration // live items: time, freeze state, interfaces, vCPUs
-	SlowInterval  Duration // info, OS, hostname, timezone, users, filesystems
-	Timeout       Duration // per agent call
-	FreezeTimeout Duration // automatic thaw deadline
-	Concurrency   int      // bulk actions in parallel
+	Interval      Duration `toml:"interval"`       // live items: time, freeze state, interfaces, vCPUs
+	SlowInterval  Duration `toml:"slow_interval"`  // info, OS, hostname, timezone, users, filesystems
+	Timeout       Duration `toml:"timeout"`        // per agent call
+	FreezeTimeout Duration `toml:"freeze_timeout"` // automatic thaw deadline
+	Concurrency   int      `toml:"concurrency"`    // bulk actions in parallel
 	// Theme is a builtin theme name or a path to a theme file; themes
 	// resolves it.
-	Theme string
+	Theme string `toml:"theme"`
 	// Readonly refuses every mutating action (freeze, shutdown, writes...).
-	Readonly bool
+	Readonly bool `toml:"readonly,omitempty"`
 }
 
 // Host is a libvirt host from [[host]]: its running domains with a guest
 // agent channel join the fleet.
 type Host struct {
-	Name             string
-	URI              string
-	Include, Exclude []string // domain name globs (path.Match); no Include means all
-	Tags             []string
+	Name string `toml:"name"`
+	URI  string `toml:"uri"`
+	// Include and Exclude are domain name globs (path.Match); no Include
+	// means all domains.
+	Include []string `toml:"include,omitempty"`
+	Exclude []string `toml:"exclude,omitempty"`
+	Tags    []string `toml:"tags,omitempty"`
 	// KnownHosts and Identity are for qemu+ssh, with "~/" expanded.
 	// KnownHosts defaults to ~/.ssh/known_hosts for ssh hosts.
-	KnownHosts, Identity  string
-	InsecureIgnoreHostKey bool
+	KnownHosts            string `toml:"known_hosts,omitempty"`
+	Identity              string `toml:"identity,omitempty"`
+	InsecureIgnoreHostKey bool   `toml:"insecure_ignore_host_key,omitempty"`
 }
 
 // Endpoint parses the host's URI; Parse has already checked it, so this
@@ -97,9 +105,9 @@ func (h Host) Endpoint() (HostURI, error) { return ParseURI(h.URI) }
 
 // Guest is a guest agent reached directly, from [[guest]].
 type Guest struct {
-	Name    string
-	Address string // unix:/abs/path, tcp:host:port or vsock:cid:port
-	Tags    []string
+	Name    string   `toml:"name"`
+	Address string   `toml:"address"` // unix:/abs/path, tcp:host:port or vsock:cid:port
+	Tags    []string `toml:"tags,omitempty"`
 }
 
 // Error is a problem with the fleet file, located where known.
@@ -164,12 +172,31 @@ func Load(path string) (*File, error) {
 // only used in messages and File.Path. Any error is an *Error: the first
 // problem in the file.
 func Parse(path string, data []byte) (*File, error) {
-	f, err := decode(path, data)
+	f, err := decode(path, data, false)
 	if err != nil {
 		return nil, err
 	}
 	f.Path = path
 	return f, nil
+}
+
+// Validate checks a File built in code (by cmd from flags, say) with the
+// same rules Parse applies; the error has no line or column.
+func (f *File) Validate() error {
+	var b bytes.Buffer
+	if err := f.Encode(&b); err != nil {
+		return &Error{Path: f.Path, Msg: err.Error(), Err: err}
+	}
+	_, err := decode(f.Path, b.Bytes(), true)
+	return err
+}
+
+// Encode writes f as a fleet file that Parse reads back.
+func (f *File) Encode(w io.Writer) error {
+	if err := toml.NewEncoder(w).Encode(f); err != nil {
+		return fmt.Errorf("encode fleet file: %w", err)
+	}
+	return nil
 }
 
 // expandHome turns a leading "~/" into the user's home directory.

@@ -314,6 +314,7 @@ func TestSuggest(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"intervall", "interval"}, {"Interval", "interval"}, {"slowinterval", "slow_interval"},
 		{"freeze-timeout", "freeze_timeout"}, {"concurency", "concurrency"}, {"x", ""}, {"zzzzzz", ""},
+		{"tmeout", "timeout"}, {"thme", "theme"}, {"intreval", "interval"}, {"nope", ""},
 	}
 	for _, tt := range tests {
 		if got := suggest(tt.in, defaultsKeys); got != tt.want {
@@ -337,4 +338,51 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error %T %v is not *config.Error", err, err)
 		}
 	})
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	f, err := Load(filepath.Join("..", "examples", "fleet.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := f.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Parse(f.Path, []byte(b.String()))
+	if err != nil {
+		t.Fatalf("Parse(Encode(example)): %v\n%s", err, b.String())
+	}
+	if !reflect.DeepEqual(f, g) {
+		t.Errorf("round trip changed the file\n got %+v\nwant %+v", g, f)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := &File{Path: "flags", Defaults: defaults(), Guests: []Guest{{Name: "a", Address: "unix:/a"}}}
+	if err := good.Validate(); err != nil {
+		t.Errorf("Validate(good) = %v", err)
+	}
+	tests := []struct {
+		name string
+		edit func(f *File)
+		want string
+	}{
+		{"zero interval", func(f *File) { f.Defaults.Interval = Duration{} },
+			`flags: interval in [defaults] must be positive, got "0s"`},
+		{"bad address", func(f *File) { f.Guests[0].Address = "a" },
+			`flags: [[guest]] "a": address "a" has no scheme; want unix:/path, tcp:host:port or vsock:cid:port`},
+		{"duplicate", func(f *File) { f.Hosts = []Host{{Name: "a", URI: "qemu:///system"}} },
+			`flags: duplicate name "a": already used by the [[host]]`},
+		{"bad key", func(f *File) { f.Keys = map[string][]string{"nope": {"x"}} },
+			`flags: unknown action "nope" in [keys]; actions: ` + strings.Join(KeyActions, ", ")},
+	}
+	for _, tt := range tests {
+		f := *good
+		f.Guests = append([]Guest(nil), good.Guests...)
+		tt.edit(&f)
+		if err := f.Validate(); err == nil || err.Error() != tt.want {
+			t.Errorf("%s: Validate = %v\nwant %s", tt.name, err, tt.want)
+		}
+	}
 }
