@@ -34,10 +34,10 @@ const (
 var KeyActions = []string{
 	"up", "down", "page_up", "page_down", "top", "bottom",
 	"open", "back",
-	"mark", "mark_range", "mark_all", "clear",
-	"filter", "command", "help", "quit", "sort",
-	"detail_next_tab", "detail_prev_tab",
-	"freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh",
+	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
+	"filter", "command", "help", "quit", "sort", "sort_reverse",
+	"detail_next_tab", "detail_prev_tab", "events",
+	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh",
 }
 
 // Duration is a time.Duration written in the fleet file as a string such as
@@ -63,8 +63,8 @@ type File struct {
 	Defaults Defaults `toml:"defaults"`
 	Hosts    []Host   `toml:"host,omitempty"`
 	Guests   []Guest  `toml:"guest,omitempty"`
-	// Keys maps an action from KeyActions to the keys bound to it; an
-	// action absent here keeps its built-in keys, an empty list unbinds it.
+	// Keys maps an action from KeyActions to the keys bound to it (at
+	// least one); an action absent here keeps its built-in keys.
 	Keys map[string][]string `toml:"keys,omitempty"`
 }
 

@@ -77,13 +77,21 @@ func decode(file string, data []byte, synthetic bool) (*File, error) {
 	d.duplicates(f)
 	if len(d.errs) > 0 {
 		// One message: the first problem in the file.
-		sort.SliceStable(d.errs, func(i, j int) bool {
-			a, b := d.errs[i], d.errs[j]
-			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
-		})
+		sort.SliceStable(d.errs, func(i, j int) bool { return before(d.errs[i], d.errs[j]) })
 		return nil, d.errs[0]
 	}
 	return f, nil
+}
+
+// before orders errors by position, those without one last.
+func before(a, b *Error) bool {
+	switch {
+	case a.Line == 0 || b.Line == 0:
+		return a.Line != 0 && b.Line == 0
+	case a.Line != b.Line:
+		return a.Line < b.Line
+	}
+	return a.Col < b.Col
 }
 
 // syntaxError turns a toml error into an *Error at the offending position.
@@ -493,7 +501,6 @@ func (d *decoder) duplicates(f *File) {
 func (d *decoder) keys(t map[string]any) map[string][]string {
 	const where = "[keys]"
 	out := map[string][]string{}
-	boundTo := map[string]string{} // key -> action, to catch one key bound twice
 	for _, action := range d.ordered(t, []string{"keys"}) {
 		v, at := t[action], []string{"keys", action}
 		if !contains(KeyActions, action) {
@@ -514,6 +521,11 @@ func (d *decoder) keys(t map[string]any) map[string][]string {
 		} else {
 			continue
 		}
+		if len(keys) == 0 {
+			// The built-in keys stay unless replaced; there is no unbinding.
+			d.errf(d.valAt(at...), "%s in %s has no keys; give at least one, e.g. %s = [\"x\"]", action, where, action)
+			continue
+		}
 		for i, k := range keys {
 			vat := d.valAt(at...)
 			if _, isList := v.([]any); isList {
@@ -523,11 +535,6 @@ func (d *decoder) keys(t map[string]any) map[string][]string {
 				d.errf(vat, "%s for %s in %s; %s", problem, action, where, hint)
 				continue
 			}
-			if other, ok := boundTo[k]; ok && other != action {
-				d.errf(vat, "key %q is bound to both %s and %s in %s", k, other, action, where)
-				continue
-			}
-			boundTo[k] = action
 		}
 		out[action] = keys
 	}

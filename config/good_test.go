@@ -95,9 +95,11 @@ freeze = ["F"]
 thaw = "T"
 up = ["k", "up", "ctrl+p", "shift+up"]
 help = ["?", "f1"]
-quit = []
+clear = ["esc"]
+back = ["esc"]
 `, File{Defaults: defaults(), Keys: map[string][]string{
-			"freeze": {"F"}, "thaw": {"T"}, "up": {"k", "up", "ctrl+p", "shift+up"}, "help": {"?", "f1"}, "quit": {},
+			"freeze": {"F"}, "thaw": {"T"}, "up": {"k", "up", "ctrl+p", "shift+up"}, "help": {"?", "f1"},
+			"clear": {"esc"}, "back": {"esc"},
 		}}},
 	}
 	for _, tt := range tests {

@@ -40,6 +40,9 @@ type locator struct {
 // position-less message.
 func locate(src string) map[string]spot {
 	l := &locator{src: src, line: 1, col: 1, spots: map[string]spot{}, aot: map[string]int{}}
+	if strings.HasPrefix(src, "\ufeff") {
+		l.i = len("\ufeff") // a byte order mark is not part of line 1's columns
+	}
 	l.document()
 	return l.spots
 }
