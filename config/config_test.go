@@ -52,7 +52,7 @@ func TestParseErrors(t *testing.T) {
 		{"wrong type readonly", "[defaults]\nreadonly = \"yes\"\n",
 			`f.toml:2:12: readonly in [defaults] must be true or false, got string "yes"`},
 		{"defaults not a table", "defaults = 3\n",
-			`f.toml:1:1: defaults must be a table, got integer 3`},
+			`f.toml:1:1: defaults must be a table ([defaults]), got integer 3`},
 		{"host as table", "[host]\nname = \"a\"\n",
 			`f.toml:1:1: [host] must be written [[host]]: there is one [[host]] table per host`},
 		{"guest not tables", "guest = [\"a\"]\n",

@@ -55,11 +55,11 @@ func decode(file string, data []byte, synthetic bool) (*File, error) {
 		v := raw[k]
 		switch k {
 		case "defaults":
-			if t, ok := d.table(v, "[defaults]", k); ok {
+			if t, ok := d.table(v, k); ok {
 				d.defaults(t, &f.Defaults)
 			}
 		case "keys":
-			if t, ok := d.table(v, "[keys]", k); ok {
+			if t, ok := d.table(v, k); ok {
 				f.Keys = d.keys(t)
 			}
 		case "host":
@@ -180,10 +180,10 @@ func (d *decoder) unknown(key, where string, known []string, segs ...string) {
 }
 
 // table checks that v is a table.
-func (d *decoder) table(v any, name string, segs ...string) (map[string]any, bool) {
+func (d *decoder) table(v any, key string) (map[string]any, bool) {
 	t, ok := v.(map[string]any)
 	if !ok {
-		d.errf(d.keyAt(segs...), "%s must be a table, got %s", segs[len(segs)-1], describe(v))
+		d.errf(d.keyAt(key), "%s must be a table ([%s]), got %s", key, key, describe(v))
 	}
 	return t, ok
 }
