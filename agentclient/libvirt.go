@@ -91,6 +91,7 @@ func (e *LibvirtError) Unwrap() []error {
 const (
 	lvErrInternal          = 1
 	lvErrNoSupport         = 3
+	lvErrInvalidArg        = 8
 	lvErrNoDomain          = 42
 	lvErrOperationInvalid  = 55
 	lvErrAgentUnresponsive = 86
@@ -106,7 +107,7 @@ const agentDescPrefix = "unable to execute QEMU agent command '"
 
 // classifyLibvirt turns what go-libvirt returned into an error that keeps
 // libvirt's message and carries the agent error classes.
-func classifyLibvirt(err error) error {
+func classifyLibvirt(cmd string, err error) error {
 	var le libvirt.Error
 	if !errors.As(err, &le) {
 		if errors.Is(err, libvirt.ErrInterrupted) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EINVAL) ||
@@ -127,7 +128,18 @@ func classifyLibvirt(err error) error {
 		// Typed calls report the agent's refusal with libvirt's own prefix.
 		e.agent = &Error{Class: "CommandNotFound", Desc: msg}
 	}
-	switch e.Code {
+	code := e.Code
+	if code == lvErrInvalidArg && strings.Contains(msg, "unsupported flags") {
+		code = lvErrNoSupport // a driver without e.g. GetHostname's agent flag
+	}
+	switch code {
+	case lvErrNoSupport:
+		// The connection's driver lacks this call (the test driver has no
+		// QemuAgentCommand, no GetGuestVcpus): for a poller that is the same
+		// as an agent without the command.
+		if e.agent == nil {
+			e.agent = &Error{Class: "CommandNotFound", Desc: "The command " + cmd + " has not been found: the libvirt driver does not support it"}
+		}
 	case lvErrAgentUnresponsive:
 		// "Guest agent is not responding": not connected, or the agent did
 		// not answer libvirt's sync within libvirt's timeout.
@@ -172,7 +184,7 @@ func (a *LibvirtAgent) do(ctx context.Context, cmd string, fn func() error) erro
 		if err == nil {
 			return nil
 		}
-		return &OpError{Addr: a.addr, Command: cmd, Err: classifyLibvirt(err)}
+		return &OpError{Addr: a.addr, Command: cmd, Err: classifyLibvirt(cmd, err)}
 	case <-ctx.Done():
 		return a.ctxErr(cmd, ctx.Err())
 	}

@@ -1,0 +1,714 @@
+package fleet
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// HostConfig is one libvirt host. Its running domains that have a guest-agent
+// channel (org.qemu.guest_agent.0) become targets named after the domain and
+// addressed "libvirt:HOST/DOMAIN".
+type HostConfig struct {
+	Name string // short name shown in the Host column and used in addresses
+	// URI is a libvirt URI: qemu:///system, qemu:///session,
+	// qemu+unix:///session?socket=/path, qemu+tcp://host/system,
+	// qemu+tls://host/system (?pkipath=DIR, ?no_verify=1), qemu+ssh://user@host/system
+	// (?socket= for the remote socket path). Any driver works (test+unix://...).
+	URI string
+	// Include and Exclude are globs (path.Match) on domain names; an empty
+	// Include takes every domain, Exclude wins over Include.
+	Include, Exclude []string
+	Tags             []string // added to every target of this host
+	// ssh only: KnownHosts is the known_hosts file (default
+	// ~/.ssh/known_hosts); host keys are verified against it unless
+	// InsecureIgnoreHostKey. Identity is the private key (default ~/.ssh/id_rsa).
+	KnownHosts, Identity  string
+	InsecureIgnoreHostKey bool
+}
+
+// AgentChannel is the virtio-serial channel name of the QEMU guest agent.
+const AgentChannel = "org.qemu.guest_agent.0"
+
+// Reconnect backoff for a lost host connection.
+const (
+	hostBackoffMin = 500 * time.Millisecond
+	hostBackoffMax = 30 * time.Second
+	// hostConnectTimeout bounds one background reconnect attempt.
+	hostConnectTimeout = 20 * time.Second
+	// hostRPCTimeout bounds one discovery call (domain XML, lookup).
+	hostRPCTimeout = 10 * time.Second
+)
+
+// errNoDomainInAddress marks an address that names a host but no domain.
+var errNoDomainInAddress = errors.New("address names no domain")
+
+// AddHost connects to a libvirt host, adds its running domains that have a
+// guest-agent channel as targets, and follows the host until the fleet is
+// closed:
+//
+//   - a domain that starts is added; AGENT_LIFECYCLE "connected" pokes the
+//     guest, so it turns ready without waiting for a poll ("disconnected"
+//     pokes it too, so the loss shows at once);
+//   - a domain that stops is marked Gone and kept while it is defined
+//     (persistent), so the list shows it went down; an undefined or
+//     transient domain is removed;
+//   - a lost connection makes this host's guests unreachable with an error
+//     naming the host, and is redialed with backoff and jitter; on
+//     reconnect the domains are rediscovered. Other hosts are unaffected.
+//
+// Target names: the domain name; when another target (another host's guest,
+// or a direct guest) already has that name, "HOST/DOMAIN". The first guest
+// seen keeps the bare name; selectors such as host:NAME disambiguate.
+//
+// ctx bounds the first connection and discovery only. Configuration errors
+// are returned and nothing is started. A failed first connection is returned
+// too, but the host stays registered and keeps retrying in the background:
+// its guests appear once it answers.
+func (f *Fleet) AddHost(ctx context.Context, h HostConfig) error {
+	if h.Name == "" || strings.ContainsAny(h.Name, "/ ") {
+		return fmt.Errorf("libvirt host %q: name must be non-empty without '/' or spaces", h.Name)
+	}
+	for _, g := range append(append([]string(nil), h.Include...), h.Exclude...) {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("libvirt host %s: bad glob %q: %w", h.Name, g, err)
+		}
+	}
+	dialer, remote, err := libvirtDialer(h)
+	if err != nil {
+		return fmt.Errorf("libvirt host %s: %w", h.Name, err)
+	}
+	host := &libvirtHost{
+		f: f, cfg: h, dialer: dialer, remote: remote,
+		guests: make(map[string]string),
+		rng:    rand.New(rand.NewPCG(nameHash(h.Name), uint64(time.Now().UnixNano()))),
+	}
+
+	// One "libvirt" dialer serves every host: each host's dialer handles its
+	// own addresses and passes the rest to the one registered before it.
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return fmt.Errorf("libvirt host %s: fleet is closed", h.Name)
+	}
+	prev := f.dialers["libvirt"]
+	f.mu.Unlock()
+	if prev != nil {
+		if _, err := prev(ctx, Target{Address: "libvirt:" + h.Name + "/"}); errors.Is(err, errNoDomainInAddress) {
+			return fmt.Errorf("libvirt host %s: already added", h.Name)
+		}
+	}
+	f.mu.Lock()
+	prev = f.dialers["libvirt"]
+	f.dialers["libvirt"] = host.dialerChain(prev)
+	f.mu.Unlock()
+
+	conn, firstErr := host.connect(ctx)
+	if firstErr != nil {
+		host.setDown(firstErr)
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		host.run(conn)
+	}()
+	if firstErr != nil {
+		return fmt.Errorf("libvirt host %s (%s): %w (retrying in the background)", h.Name, h.URI, firstErr)
+	}
+	return nil
+}
+
+// libvirtHost follows one host's connection, domains and events.
+type libvirtHost struct {
+	f      *Fleet
+	cfg    HostConfig
+	dialer socket.Dialer
+	remote libvirt.ConnectURI
+	rng    *rand.Rand // reconnect jitter; used by the run goroutine only
+
+	mu     sync.Mutex
+	conn   *libvirt.Libvirt // nil while down
+	down   error            // why it is down
+	guests map[string]string
+	// events of the current connection; set by connect, read by run.
+	lifecycle, agent <-chan any
+}
+
+// libvirtDialer builds the socket dialer for h.URI and the URI to open on the
+// daemon once connected.
+func libvirtDialer(h HostConfig) (socket.Dialer, libvirt.ConnectURI, error) {
+	u, err := url.Parse(h.URI)
+	if err != nil {
+		return nil, "", fmt.Errorf("bad URI %q: %w", h.URI, err)
+	}
+	if u.Scheme == "" {
+		return nil, "", fmt.Errorf("URI %q has no scheme (want e.g. qemu:///system)", h.URI)
+	}
+	driver, transport, _ := strings.Cut(u.Scheme, "+")
+	if transport == "" {
+		transport = "unix"
+		if u.Host != "" {
+			transport = "tls" // libvirt's default for a remote URI
+		}
+	}
+	remote := libvirt.ConnectURI((&url.URL{Scheme: driver, Path: u.Path}).String())
+	if u.Path == "" {
+		remote = libvirt.ConnectURI(driver + ":///system")
+	}
+	q := u.Query()
+	if name := q.Get("name"); name != "" {
+		remote = libvirt.ConnectURI(name)
+	}
+	switch transport {
+	case "unix":
+		sock := q.Get("socket")
+		if sock == "" {
+			sock = defaultLocalSocket(u.Path)
+		}
+		return dialers.NewLocal(dialers.WithSocket(sock)), remote, nil
+	case "tcp":
+		var opts []dialers.RemoteOption
+		if p := u.Port(); p != "" {
+			opts = append(opts, dialers.UsePort(p))
+		}
+		return dialers.NewRemote(u.Hostname(), opts...), remote, nil
+	case "tls":
+		var opts []dialers.TLSOption
+		if p := u.Port(); p != "" {
+			opts = append(opts, dialers.UseTLSPort(p))
+		}
+		if pki := q.Get("pkipath"); pki != "" {
+			opts = append(opts, dialers.UsePKIPath(pki))
+		}
+		if q.Get("no_verify") == "1" {
+			opts = append(opts, dialers.WithInsecureNoVerify())
+		}
+		return dialers.NewTLS(u.Hostname(), opts...), remote, nil
+	case "ssh", "libssh", "libssh2":
+		opts, err := sshOptions(h, u)
+		if err != nil {
+			return nil, "", err
+		}
+		return dialers.NewSSH(u.Hostname(), opts...), remote, nil
+	}
+	return nil, "", fmt.Errorf("URI %q: unsupported transport %q (want unix, tcp, tls or ssh)", h.URI, transport)
+}
+
+// sshOptions configures go-libvirt's ssh dialer. Host keys are checked
+// against known_hosts (golang.org/x/crypto/ssh/knownhosts inside the dialer):
+// an unknown or changed key fails the connection unless the config says
+// InsecureIgnoreHostKey. Unknown keys are never added to the file.
+func sshOptions(h HostConfig, u *url.URL) ([]dialers.SSHOption, error) {
+	home, _ := os.UserHomeDir()
+	known := h.KnownHosts
+	if known == "" {
+		if home == "" {
+			return nil, errors.New("ssh: no known_hosts file configured and no home directory")
+		}
+		known = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	opts := []dialers.SSHOption{dialers.UseKnownHostsFile(known)}
+	if u.User != nil {
+		opts = append(opts, dialers.UseSSHUsername(u.User.Username()))
+	}
+	if p := u.Port(); p != "" {
+		opts = append(opts, dialers.UseSSHPort(p))
+	}
+	if h.Identity != "" {
+		opts = append(opts, dialers.UseKeyFile(h.Identity))
+	}
+	if h.InsecureIgnoreHostKey {
+		opts = append(opts, dialers.WithInsecureIgnoreHostKey())
+	}
+	if s := u.Query().Get("socket"); s != "" {
+		opts = append(opts, dialers.WithRemoteSocket(s))
+	}
+	return opts, nil
+}
+
+// defaultLocalSocket is where a local libvirtd listens for path ("/system"
+// or "/session"), as libvirt's own client computes it.
+func defaultLocalSocket(p string) string {
+	if p == "/session" {
+		if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
+			return filepath.Join(rt, "libvirt", "libvirt-sock")
+		}
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, ".cache", "libvirt", "libvirt-sock")
+		}
+	}
+	return "/var/run/libvirt/libvirt-sock"
+}
+
+// parseLibvirtAddress splits "libvirt:HOST/DOMAIN".
+func parseLibvirtAddress(addr string) (host, domain string, err error) {
+	rest, ok := strings.CutPrefix(addr, "libvirt:")
+	if !ok {
+		return "", "", fmt.Errorf("address %q is not libvirt:HOST/DOMAIN", addr)
+	}
+	host, domain, _ = strings.Cut(rest, "/")
+	if host == "" {
+		return "", "", fmt.Errorf("address %q names no libvirt host", addr)
+	}
+	return host, domain, nil
+}
+
+// dialerChain returns the "libvirt" dialer: this host's addresses get a
+// LibvirtAgent over the host's current connection, others go to prev.
+func (h *libvirtHost) dialerChain(prev Dialer) Dialer {
+	return func(ctx context.Context, t Target) (agentclient.Agent, error) {
+		hostName, dom, err := parseLibvirtAddress(t.Address)
+		if err != nil {
+			return nil, err
+		}
+		if hostName != h.cfg.Name {
+			if prev != nil {
+				return prev(ctx, t)
+			}
+			return nil, fmt.Errorf("address %s: no libvirt host named %q", t.Address, hostName)
+		}
+		if dom == "" {
+			return nil, fmt.Errorf("address %s: %w", t.Address, errNoDomainInAddress)
+		}
+		h.mu.Lock()
+		conn, down := h.conn, h.down
+		h.mu.Unlock()
+		if conn == nil || !conn.IsConnected() {
+			if down == nil {
+				down = errors.New("connection lost")
+			}
+			// Not ErrConnLost: the guest is unreachable until the host is back.
+			return nil, &agentclient.OpError{Addr: t.Address,
+				Err: fmt.Errorf("libvirt host %s (%s) is not connected: %v", h.cfg.Name, h.cfg.URI, down)}
+		}
+		d, err := bounded(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
+		if err != nil {
+			return nil, &agentclient.OpError{Addr: t.Address, Err: fmt.Errorf("libvirt host %s: domain %s: %w", h.cfg.Name, dom, err)}
+		}
+		return agentclient.NewLibvirt(conn, d, t.Address), nil
+	}
+}
+
+// bounded runs a go-libvirt call (which takes no context) and returns when
+// ctx ends; an abandoned call finishes in the background (go-libvirt fails it
+// when the connection drops).
+func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// connect dials the host, subscribes to domain and agent lifecycle events,
+// and then discovers the running domains (subscribing first means no start
+// or stop between the two is missed). On success the host is up.
+func (h *libvirtHost) connect(ctx context.Context) (*libvirt.Libvirt, error) {
+	l := libvirt.NewWithDialer(h.dialer)
+	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, l.ConnectToURI(h.remote) })
+	if err != nil {
+		if ctx.Err() != nil {
+			// The abandoned attempt may still succeed: hang up then.
+			go func() {
+				<-time.After(hostConnectTimeout)
+				if l.IsConnected() {
+					_ = l.Disconnect()
+				}
+			}()
+		}
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	fail := func(err error) (*libvirt.Libvirt, error) {
+		_ = l.Disconnect()
+		return nil, err
+	}
+	// Streams end when the connection drops or the fleet closes.
+	lc, err := l.SubscribeEvents(h.f.life, libvirt.DomainEventIDLifecycle, nil)
+	if err != nil {
+		return fail(fmt.Errorf("subscribe to lifecycle events: %w", err))
+	}
+	ag, err := l.SubscribeEvents(h.f.life, libvirt.DomainEventIDAgentLifecycle, nil)
+	if err != nil {
+		// Drivers without agent events still work; guests are polled.
+		ag = nil
+	}
+	if err := h.discover(ctx, l); err != nil {
+		return fail(fmt.Errorf("discover domains: %w", err))
+	}
+	h.mu.Lock()
+	h.conn, h.down = l, nil
+	h.lifecycle, h.agent = lc, ag
+	h.mu.Unlock()
+	return l, nil
+}
+
+// discover lists running domains and brings this host's targets in line:
+// new agent-capable domains are added (and poked when their agent is already
+// connected), known ones no longer running are marked gone or removed.
+func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
+	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
+		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
+		return d, err
+	})
+	if err != nil {
+		return err
+	}
+	type found struct {
+		dom              libvirt.Domain
+		agent, connected bool
+		err              error
+	}
+	res := make([]found, len(doms))
+	// XML fetches are independent RPCs: pipeline them over the connection.
+	forEach(ctx, len(doms), 16, func(i int) {
+		res[i].dom = doms[i]
+		if !h.wanted(doms[i].Name) {
+			return
+		}
+		res[i].agent, res[i].connected, res[i].err = h.agentChannel(ctx, l, doms[i])
+	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	running := make(map[string]bool, len(doms))
+	var add []Target
+	var poke []string
+	h.mu.Lock()
+	for _, r := range res {
+		if !r.agent {
+			continue
+		}
+		running[r.dom.Name] = true
+		t, isNew := h.targetLocked(r.dom.Name)
+		if isNew {
+			add = append(add, t)
+		}
+		if r.connected {
+			poke = append(poke, t.Name)
+		}
+	}
+	var gone []string
+	for dom := range h.guests {
+		if !running[dom] {
+			gone = append(gone, dom)
+		}
+	}
+	h.mu.Unlock()
+	h.f.Add(add...)
+	for _, dom := range gone {
+		h.stopped(ctx, l, libvirt.Domain{Name: dom}, "domain not running (seen on reconnect)", true)
+	}
+	for _, n := range poke {
+		h.f.Poke(n)
+	}
+	return nil
+}
+
+// targetLocked returns the target for dom, choosing its name the first time.
+func (h *libvirtHost) targetLocked(dom string) (t Target, isNew bool) {
+	name, known := h.guests[dom]
+	if !known {
+		name = dom
+		if s := h.f.session(dom); s != nil && s.target.Address != h.address(dom) {
+			name = h.cfg.Name + "/" + dom
+		}
+		h.guests[dom] = name
+	}
+	tags := append([]string(nil), h.cfg.Tags...)
+	return Target{Name: name, Host: h.cfg.Name, Address: h.address(dom), Tags: tags}, !known
+}
+
+func (h *libvirtHost) address(dom string) string { return "libvirt:" + h.cfg.Name + "/" + dom }
+
+// wanted applies Include and Exclude.
+func (h *libvirtHost) wanted(dom string) bool {
+	for _, g := range h.cfg.Exclude {
+		if ok, _ := path.Match(g, dom); ok {
+			return false
+		}
+	}
+	if len(h.cfg.Include) == 0 {
+		return true
+	}
+	for _, g := range h.cfg.Include {
+		if ok, _ := path.Match(g, dom); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// domainXML is the part of a domain's XML that discovery reads.
+type domainXML struct {
+	Channels []struct {
+		Target struct {
+			Name  string `xml:"name,attr"`
+			State string `xml:"state,attr"`
+		} `xml:"target"`
+	} `xml:"devices>channel"`
+}
+
+// agentChannel reports whether dom has a guest-agent channel and whether
+// libvirt sees the agent connected on it.
+func (h *libvirtHost) agentChannel(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain) (has, connected bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
+	defer cancel()
+	x, err := bounded(ctx, func() (string, error) { return l.DomainGetXMLDesc(dom, 0) })
+	if err != nil {
+		return false, false, err
+	}
+	var d domainXML
+	if err := xml.Unmarshal([]byte(x), &d); err != nil {
+		return false, false, fmt.Errorf("domain %s XML: %w", dom.Name, err)
+	}
+	for _, c := range d.Channels {
+		if c.Target.Name == AgentChannel {
+			return true, c.Target.State == "connected", nil
+		}
+	}
+	return false, false, nil
+}
+
+// setDown records that the host is unreachable and why.
+func (h *libvirtHost) setDown(err error) {
+	h.mu.Lock()
+	h.conn, h.down = nil, err
+	h.lifecycle, h.agent = nil, nil
+	h.mu.Unlock()
+}
+
+// pokeAll makes every guest of this host poll now (the host went down).
+func (h *libvirtHost) pokeAll() {
+	h.mu.Lock()
+	names := make([]string, 0, len(h.guests))
+	for _, n := range h.guests {
+		names = append(names, n)
+	}
+	h.mu.Unlock()
+	for _, n := range names {
+		h.f.Poke(n)
+	}
+}
+
+// run follows the host until the fleet closes, reconnecting when the
+// connection drops. conn is the connection AddHost made, or nil.
+func (h *libvirtHost) run(conn *libvirt.Libvirt) {
+	life := h.f.life
+	delay := hostBackoffMin
+	for {
+		if conn != nil {
+			delay = hostBackoffMin
+			h.follow(conn)
+			if life.Err() != nil {
+				_ = conn.Disconnect()
+				return
+			}
+			h.setDown(errors.New("connection lost"))
+			h.pokeAll()
+			conn = nil
+		}
+		// ±20% jitter keeps hosts that dropped together from redialing in step.
+		wait := time.Duration(float64(delay) * (0.8 + 0.4*h.rng.Float64()))
+		select {
+		case <-life.Done():
+			return
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, hostBackoffMax)
+		ctx, cancel := context.WithTimeout(life, hostConnectTimeout)
+		c, err := h.connect(ctx)
+		cancel()
+		if err != nil {
+			h.mu.Lock()
+			h.down = err
+			h.mu.Unlock()
+			continue
+		}
+		conn = c
+		h.pokeAll() // guests that were unreachable try again at once
+	}
+}
+
+// follow handles the connection's events until it drops or the fleet closes.
+func (h *libvirtHost) follow(l *libvirt.Libvirt) {
+	h.mu.Lock()
+	lc, ag := h.lifecycle, h.agent
+	h.mu.Unlock()
+	ctx := h.f.life
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.Disconnected():
+			return
+		case ev, ok := <-lc:
+			if !ok {
+				lc = nil
+				if !l.IsConnected() {
+					return
+				}
+				continue
+			}
+			if m, ok := ev.(*libvirt.DomainEventCallbackLifecycleMsg); ok {
+				h.lifecycleEvent(ctx, l, m.Msg)
+			}
+		case ev, ok := <-ag:
+			if !ok {
+				ag = nil
+				continue
+			}
+			if m, ok := ev.(*libvirt.DomainEventCallbackAgentLifecycleMsg); ok {
+				h.agentEvent(ctx, l, m)
+			}
+		}
+	}
+}
+
+// lifecycleEvent reacts to a domain starting, stopping or going away.
+// go-libvirt delivers events of every domain: filtering is ours.
+func (h *libvirtHost) lifecycleEvent(ctx context.Context, l *libvirt.Libvirt, m libvirt.DomainEventLifecycleMsg) {
+	switch libvirt.DomainEventType(m.Event) {
+	case libvirt.DomainEventStarted:
+		h.consider(ctx, l, m.Dom, false)
+	case libvirt.DomainEventStopped:
+		h.stopped(ctx, l, m.Dom, "domain stopped ("+stoppedReason(m.Detail)+")", true)
+	case libvirt.DomainEventShutdown:
+		// The guest finished shutting down; STOPPED follows when QEMU exits.
+		if libvirt.DomainEventShutdownDetailType(m.Detail) == libvirt.DomainEventShutdownFinished {
+			h.stopped(ctx, l, m.Dom, "guest shut down", false)
+		}
+	case libvirt.DomainEventCrashed:
+		h.stopped(ctx, l, m.Dom, "domain crashed", false)
+	case libvirt.DomainEventUndefined:
+		h.mu.Lock()
+		name, ok := h.guests[m.Dom.Name]
+		delete(h.guests, m.Dom.Name)
+		h.mu.Unlock()
+		if ok {
+			h.f.Remove(name)
+		}
+	case libvirt.DomainEventResumed, libvirt.DomainEventSuspended, libvirt.DomainEventPmsuspended:
+		if name, ok := h.name(m.Dom.Name); ok {
+			h.f.Poke(name)
+		}
+	}
+}
+
+// agentEvent: libvirt saw the guest agent connect or disconnect.
+func (h *libvirtHost) agentEvent(ctx context.Context, l *libvirt.Libvirt, m *libvirt.DomainEventCallbackAgentLifecycleMsg) {
+	switch libvirt.ConnectDomainEventAgentLifecycleState(m.State) {
+	case libvirt.ConnectDomainEventAgentLifecycleStateConnected:
+		// Also covers a connect event that overtook the domain's STARTED.
+		h.consider(ctx, l, m.Dom, true)
+	case libvirt.ConnectDomainEventAgentLifecycleStateDisconnected:
+		if name, ok := h.name(m.Dom.Name); ok {
+			h.f.Poke(name)
+		}
+	}
+}
+
+func (h *libvirtHost) name(dom string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, ok := h.guests[dom]
+	return n, ok
+}
+
+// consider adds dom if it is wanted and has an agent channel; poke polls it
+// now (its agent just connected).
+func (h *libvirtHost) consider(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain, poke bool) {
+	name, known := h.name(dom.Name)
+	if !known {
+		if !h.wanted(dom.Name) {
+			return
+		}
+		has, _, err := h.agentChannel(ctx, l, dom)
+		if err != nil || !has {
+			return
+		}
+		h.mu.Lock()
+		t, isNew := h.targetLocked(dom.Name)
+		h.mu.Unlock()
+		if isNew {
+			h.f.Add(t)
+		}
+		name = t.Name
+	}
+	if poke {
+		h.f.Poke(name)
+	}
+}
+
+// stopped marks dom's guest gone; when final, a domain that no longer
+// exists or is transient is removed instead.
+func (h *libvirtHost) stopped(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain, reason string, final bool) {
+	name, ok := h.name(dom.Name)
+	if !ok {
+		return
+	}
+	if final {
+		rctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
+		persistent, err := bounded(rctx, func() (int32, error) {
+			d, err := l.DomainLookupByName(dom.Name)
+			if err != nil {
+				return 0, err
+			}
+			return l.DomainIsPersistent(d)
+		})
+		cancel()
+		if (err != nil && libvirt.IsNotFound(err)) || (err == nil && persistent == 0) {
+			h.mu.Lock()
+			delete(h.guests, dom.Name)
+			h.mu.Unlock()
+			h.f.Remove(name)
+			return
+		}
+	}
+	h.f.MarkGone(name, reason)
+}
+
+func stoppedReason(detail int32) string {
+	switch libvirt.DomainEventStoppedDetailType(detail) {
+	case libvirt.DomainEventStoppedShutdown:
+		return "shut down"
+	case libvirt.DomainEventStoppedDestroyed:
+		return "destroyed"
+	case libvirt.DomainEventStoppedCrashed:
+		return "crashed"
+	case libvirt.DomainEventStoppedMigrated:
+		return "migrated"
+	case libvirt.DomainEventStoppedSaved:
+		return "saved"
+	case libvirt.DomainEventStoppedFailed:
+		return "failed"
+	case libvirt.DomainEventStoppedFromSnapshot:
+		return "restored from snapshot"
+	}
+	return "unknown reason"
+}
