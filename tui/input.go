@@ -56,7 +56,6 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.cmdInput.Focus()
 	case key.Matches(k, km.Help):
 		m.showHelp = true
-		m.help.ShowAll = true
 	case key.Matches(k, km.Sort):
 		m.tbl.sortCol = (m.tbl.sortCol + 1) % numCols
 		m.reindex()
@@ -203,7 +202,7 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "q", "quit":
 		return m.requestQuit()
 	case "help":
-		m.showHelp, m.help.ShowAll = true, true
+		m.showHelp = true
 		return nil
 	case "events", "log":
 		m.showEvents = true
@@ -246,16 +245,15 @@ func (m *Model) completions() []string {
 
 func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 	switch {
-	case key.Matches(k, m.keys.Help), k.String() == "esc", key.Matches(k, m.keys.Quit):
+	case key.Matches(k, m.keys.Help), key.Matches(k, m.keys.Back), key.Matches(k, m.keys.Quit):
 		m.showHelp = false
-		m.help.ShowAll = false
 	}
 	return nil
 }
 
 func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
 	switch {
-	case key.Matches(k, m.keys.Events), k.String() == "esc", key.Matches(k, m.keys.Quit):
+	case key.Matches(k, m.keys.Events), key.Matches(k, m.keys.Back), key.Matches(k, m.keys.Quit):
 		m.showEvents = false
 	case key.Matches(k, m.keys.Up):
 		if m.eventScroll > 0 {

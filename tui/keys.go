@@ -15,7 +15,7 @@ type KeyMap struct {
 
 	Mark, MarkRange, ExtendUp, ExtendDown, MarkAll, Clear key.Binding
 
-	Filter, Command, Help, Quit          key.Binding
+	Filter, Command, Help, Quit, Back    key.Binding
 	Sort, SortReverse                    key.Binding
 	Detail, DetailNextTab, DetailPrevTab key.Binding
 	Events, Files, Refresh               key.Binding
@@ -68,6 +68,7 @@ func DefaultKeyMap() KeyMap {
 		Command:     bind("command", ":"),
 		Help:        bind("help", "?"),
 		Quit:        bind("quit", "q", "ctrl+c"),
+		Back:        bind("close/cancel", "esc"),
 		Sort:        bind("sort column", "s"),
 		SortReverse: bind("reverse sort", "S"),
 
@@ -93,9 +94,9 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"up": &k.Up, "down": &k.Down, "page_up": &k.PageUp, "page_down": &k.PageDown, "top": &k.Top, "bottom": &k.Bottom,
 		"mark": &k.Mark, "mark_range": &k.MarkRange, "extend_up": &k.ExtendUp, "extend_down": &k.ExtendDown,
 		"mark_all": &k.MarkAll, "clear": &k.Clear,
-		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit,
+		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit, "back": &k.Back,
 		"sort": &k.Sort, "sort_reverse": &k.SortReverse,
-		"detail": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
+		"open": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
 		"suspend": &k.Suspend, "settime": &k.SetTime,
@@ -124,6 +125,7 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	claimed := map[string]bool{}
 	for _, n := range names {
 		b, ok := m[n]
 		if !ok {
@@ -135,6 +137,30 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 		}
 		b.SetKeys(keys...)
 		b.SetHelp(keyHelp(keys), b.Help().Desc)
+		for _, key := range keys {
+			claimed[key] = true
+		}
+	}
+	// A key bound explicitly wins: drop it from the defaults of other actions
+	// so that, say, freeze on ctrl+f does not stay page-down.
+	for n, b := range m {
+		if _, over := overrides[n]; over {
+			continue
+		}
+		var keep []string
+		for _, key := range b.Keys() {
+			if !claimed[key] {
+				keep = append(keep, key)
+			}
+		}
+		if len(keep) != len(b.Keys()) {
+			if len(keep) == 0 {
+				b.Unbind()
+				continue
+			}
+			b.SetKeys(keep...)
+			b.SetHelp(keyHelp(keep), b.Help().Desc)
+		}
 	}
 	*k = next
 	return nil
@@ -155,10 +181,9 @@ func (k KeyMap) ShortHelp() []key.Binding {
 // FullHelp is the `?` screen, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom},
-		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear},
-		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Quit},
-		{k.Detail, k.DetailNextTab, k.DetailPrevTab, k.Events, k.Files, k.Refresh},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab},
+		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Files, k.Refresh},
+		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
 }

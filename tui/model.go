@@ -279,7 +279,8 @@ func (m *Model) resize(w, h int) {
 	m.width, m.height = w, h
 	m.help.SetWidth(w)
 	m.filterInput.SetWidth(w - 2)
-	m.cmdInput.SetWidth(w - 2)
+	// Narrow enough to leave room for the completion hints after it.
+	m.cmdInput.SetWidth(min(w/3, 40))
 	m.clampScroll()
 	if m.files != nil {
 		m.files.SetSize(w, h-1)

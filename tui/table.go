@@ -488,10 +488,11 @@ func fit(s string, w int, right bool) string {
 	return s + pad
 }
 
-// cellWidth is the display width; ASCII is counted without the Unicode tables.
+// cellWidth is the display width; printable ASCII is counted without the
+// Unicode tables (escape sequences and other text take the slow path).
 func cellWidth(s string) int {
 	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
+		if s[i] >= 0x80 || s[i] < 0x20 {
 			return ansi.StringWidth(s)
 		}
 	}

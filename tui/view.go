@@ -91,7 +91,7 @@ func (m *Model) render() string {
 	b.WriteString("\n")
 	b.WriteString(m.renderCounts())
 	b.WriteString("\n")
-	b.WriteString(fit(m.help.View(m.keys), m.width, false))
+	b.WriteString(fit(m.help.ShortHelpView(m.keys.ShortHelp()), m.width, false))
 	return b.String()
 }
 
@@ -139,7 +139,7 @@ func (m *Model) renderRegion(l screen) string {
 	w, h := m.width, l.regionHeight
 	switch {
 	case m.showHelp:
-		return place(w, h, m.renderHelp(w, h))
+		return m.renderHelp(w, h)
 	case m.showEvents:
 		return m.renderEvents(w, h)
 	case m.quitAsk:
@@ -350,14 +350,16 @@ func (m *Model) renderCounts() string {
 func (m *Model) renderHelp(w, h int) string {
 	var b strings.Builder
 	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n\n")
-	b.WriteString(m.help.View(m.keys))
+	b.WriteString(m.help.FullHelpView(m.keys.FullHelp()))
 	b.WriteString("\n\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
-	b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, fstrim, cat PATH, freeze, thaw, settime, shutdown [reboot|halt],\n")
-	b.WriteString("          suspend ram|disk|hybrid, vcpus online|offline IDS, write PATH TEXT   (tab completes)\n")
+	if m.opts.Readonly {
+		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, cat PATH (read-only: nothing that changes a guest)\n")
+	} else {
+		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, fstrim, cat PATH, freeze, thaw, settime, shutdown [reboot|halt],\n")
+		b.WriteString("          suspend ram|disk|hybrid, vcpus online|offline IDS, write PATH TEXT   (tab completes)\n")
+	}
 	b.WriteString(m.st.Title.Render("Targets") + "  the marked guests, or the guest under the cursor when none is marked")
-	_ = w
-	_ = h
-	return b.String()
+	return place(w, h, b.String())
 }
 
 func (m *Model) renderConfirm() string {

@@ -1,0 +1,706 @@
+package tui
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"charm.land/bubbles/v2/spinner"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// keyMsg builds the key press a terminal sends for s ("space", "shift+down", "F").
+func keyMsg(t testing.TB, s string) tea.KeyPressMsg {
+	t.Helper()
+	var k tea.KeyPressMsg
+	base := s
+	if i := strings.LastIndex(s, "+"); i > 0 && i < len(s)-1 {
+		mods, b := s[:i], s[i+1:]
+		base = b
+		for _, mod := range strings.Split(mods, "+") {
+			switch mod {
+			case "ctrl":
+				k.Mod |= tea.ModCtrl
+			case "shift":
+				k.Mod |= tea.ModShift
+			case "alt":
+				k.Mod |= tea.ModAlt
+			}
+		}
+	}
+	switch base {
+	case "space":
+		k.Code, k.Text = tea.KeySpace, " "
+	case "enter":
+		k.Code = tea.KeyEnter
+	case "esc":
+		k.Code = tea.KeyEscape
+	case "tab":
+		k.Code = tea.KeyTab
+	case "backspace":
+		k.Code = tea.KeyBackspace
+	case "up":
+		k.Code = tea.KeyUp
+	case "down":
+		k.Code = tea.KeyDown
+	case "pgdown":
+		k.Code = tea.KeyPgDown
+	default:
+		r, n := utf8.DecodeRuneInString(base)
+		if n != len(base) {
+			t.Fatalf("keyMsg: cannot spell %q", s)
+		}
+		k.Code = r
+		if k.Mod == 0 {
+			k.Text = base
+		}
+	}
+	if k.String() != s {
+		t.Fatalf("keyMsg(%q).String() = %q", s, k.String())
+	}
+	return k
+}
+
+// send feeds msg to m and runs the resulting commands to completion (except
+// timers), feeding their messages back. It reports whether tea.Quit came out.
+func send(t testing.TB, m Model, msg tea.Msg) (Model, bool) {
+	t.Helper()
+	next, cmd := m.Update(msg)
+	m = next.(Model)
+	return drain(t, m, cmd, 0)
+}
+
+func drain(t testing.TB, m Model, cmd tea.Cmd, depth int) (Model, bool) {
+	t.Helper()
+	if cmd == nil || depth > 1000 {
+		return m, false
+	}
+	done := make(chan tea.Msg, 1)
+	go func() { done <- cmd() }()
+	var msg tea.Msg
+	select {
+	case msg = <-done:
+	case <-time.After(50 * time.Millisecond):
+		return m, false // a timer (tick, cursor blink): not part of the exchange under test
+	}
+	switch msg := msg.(type) {
+	case nil:
+		return m, false
+	case tea.QuitMsg:
+		return m, true
+	case tea.BatchMsg:
+		quit := false
+		for _, c := range msg {
+			var q bool
+			m, q = drain(t, m, c, depth+1)
+			quit = quit || q
+		}
+		return m, quit
+	case spinner.TickMsg, tickMsg:
+		return m, false
+	}
+	next, c := m.Update(msg)
+	return drain(t, next.(Model), c, depth+1)
+}
+
+func press(t testing.TB, m Model, keys ...string) Model {
+	t.Helper()
+	for _, k := range keys {
+		m, _ = send(t, m, keyMsg(t, k))
+	}
+	return m
+}
+
+func typeText(t testing.TB, m Model, s string) Model {
+	t.Helper()
+	for _, r := range s {
+		k := tea.KeyPressMsg{Code: r, Text: string(r)}
+		if r == ' ' {
+			k.Code = tea.KeySpace
+		}
+		m, _ = send(t, m, k)
+	}
+	return m
+}
+
+func marked(m Model) []string {
+	var out []string
+	for _, g := range m.targets() {
+		out = append(out, g.Name)
+	}
+	if m.markCount() == 0 {
+		return nil
+	}
+	return out
+}
+
+func eq(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !equalish(got, want) {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func equalish(a, b any) bool {
+	as, aok := a.([]string)
+	bs, bok := b.([]string)
+	if aok && bok {
+		return strings.Join(as, ",") == strings.Join(bs, ",")
+	}
+	return a == b
+}
+
+func TestMarking(t *testing.T) {
+	m, _ := newTestModel(20, 120, 30, Options{})
+	m = press(t, m, "space")
+	eq(t, "after space", marked(m), []string{"vm-00000"})
+	eq(t, "cursor after space", m.cursorGuest().Name, "vm-00001")
+	m = press(t, m, "shift+down", "shift+down")
+	eq(t, "after shift+down x2", marked(m), []string{"vm-00000", "vm-00001", "vm-00002", "vm-00003"})
+	m = press(t, m, "esc")
+	eq(t, "after esc", marked(m), []string(nil))
+
+	// Visual range: v, move, v commits.
+	m = press(t, m, "v", "down", "down")
+	eq(t, "visual in progress", marked(m), []string{"vm-00003", "vm-00004", "vm-00005"})
+	m = press(t, m, "v", "down")
+	eq(t, "visual committed", marked(m), []string{"vm-00003", "vm-00004", "vm-00005"})
+	m = press(t, m, "space") // toggles vm-00006 on
+	eq(t, "plus space", len(marked(m)), 4)
+	m = press(t, m, "up", "space") // and off again
+	eq(t, "space toggles off", len(marked(m)), 3)
+
+	// ctrl+a marks everything the filter shows.
+	m = press(t, m, "esc", "/")
+	m = typeText(t, m, "state:frozen")
+	m = press(t, m, "enter", "ctrl+a")
+	eq(t, "ctrl+a on frozen", marked(m), []string{"vm-00003", "vm-00010", "vm-00017"})
+	// esc clears marks first, then the filter.
+	m = press(t, m, "esc")
+	eq(t, "esc clears marks", m.markCount(), 0)
+	eq(t, "filter kept", m.tbl.filter, "state:frozen")
+	m = press(t, m, "esc")
+	eq(t, "second esc clears filter", m.tbl.filter, "")
+	eq(t, "rows back", len(m.tbl.rows), 20)
+}
+
+func TestTargetsCursorWhenNothingMarked(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	m = press(t, m, "down", "down")
+	ts := m.targets()
+	if len(ts) != 1 || ts[0].Name != "vm-00002" {
+		t.Fatalf("targets = %v", ts)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	m, _ := newTestModel(50, 120, 30, Options{})
+	m = press(t, m, "/")
+	if !m.filtering {
+		t.Fatal("/ did not open the filter")
+	}
+	m = typeText(t, m, "vm-0001")
+	eq(t, "live filter rows", len(m.tbl.rows), 10)
+	m = press(t, m, "enter")
+	eq(t, "filter closed", m.filtering, false)
+	eq(t, "rows kept", len(m.tbl.rows), 10)
+
+	for _, tt := range []struct {
+		filter string
+		want   int
+	}{
+		{"tag:db", 17}, {"host:hv2", 17}, {"state:unreachable", 7}, {"vm-0000?", 10}, {"tag:web state:ready", 7}, {"nomatch", 0},
+	} {
+		m = press(t, m, "/")
+		for range 20 {
+			m = press(t, m, "backspace")
+		}
+		m = typeText(t, m, tt.filter)
+		m = press(t, m, "enter")
+		eq(t, "rows for "+tt.filter, len(m.tbl.rows), tt.want)
+	}
+	if v := ansi.Strip(m.View().Content); !strings.Contains(v, `no guest matches "nomatch"`) {
+		t.Errorf("empty filter result not explained:\n%s", v)
+	}
+	m = press(t, m, "/", "esc")
+	eq(t, "esc in the filter clears it", len(m.tbl.rows), 50)
+}
+
+func TestSort(t *testing.T) {
+	m, _ := newTestModel(12, 120, 30, Options{})
+	m = press(t, m, "down", "down", "down") // vm-00003
+	m = press(t, m, "s")                    // host
+	eq(t, "sort column", m.tbl.sortCol, colHost)
+	eq(t, "cursor follows the guest", m.cursorGuest().Name, "vm-00003")
+	first := []string{}
+	for _, g := range m.tbl.rows[:4] {
+		first = append(first, g.Name)
+	}
+	eq(t, "host order", first, []string{"vm-00000", "vm-00003", "vm-00006", "vm-00009"})
+	m = press(t, m, "S")
+	eq(t, "reversed first", m.tbl.rows[0].Host, "hv3")
+	eq(t, "reversed ties keep name order", m.tbl.rows[0].Name, "vm-00002")
+
+	m = press(t, m, "s") // state
+	eq(t, "state first", m.tbl.rows[0].State, fleet.Unreachable) // reversed: last in fleet.States order first
+	m = press(t, m, "S")
+	eq(t, "state ascending", m.tbl.rows[0].State, fleet.Ready)
+
+	for range numCols - 2 {
+		m = press(t, m, "s")
+	}
+	eq(t, "wraps to name", m.tbl.sortCol, colName)
+	eq(t, "name ascending", m.tbl.rows[0].Name, "vm-00000")
+}
+
+func TestSnapshotUpdates(t *testing.T) {
+	m, src := newTestModel(10, 120, 30, Options{})
+	m = press(t, m, "down", "down", "down", "down") // vm-00004
+	gs := testGuests(10)
+	src.set(append(gs[:2], gs[3:]...)) // vm-00002 gone
+	next, cmd := m.Update(changedMsg{})
+	m = next.(Model)
+	if cmd == nil {
+		t.Error("changedMsg did not re-arm the wait on Changed")
+	}
+	eq(t, "rows", len(m.tbl.rows), 9)
+	eq(t, "cursor stays on its guest", m.cursorGuest().Name, "vm-00004")
+
+	// Same snapshot again: the index is not rebuilt.
+	rows := m.tbl.rows
+	m.refresh()
+	if &rows[0] != &m.tbl.rows[0] {
+		t.Error("index rebuilt for an unchanged snapshot")
+	}
+}
+
+func TestConfirmFlow(t *testing.T) {
+	m, src := newTestModel(12, 120, 30, Options{})
+	m = press(t, m, "space", "space", "space") // vm-00000 (no fsfreeze), 01, 02
+	m = press(t, m, "F")
+	if m.confirm == nil {
+		t.Fatal("freeze did not ask for confirmation")
+	}
+	eq(t, "guests to run", len(m.confirm.run), 2)
+	eq(t, "skipped", len(m.confirm.skipped), 1)
+	eq(t, "skip reason names the command", strings.Contains(m.confirm.skipped[0].Err, "guest-fsfreeze-freeze"), true)
+	v := ansi.Strip(m.View().Content)
+	for _, want := range []string{"Freeze 2 guests?", "vm-00001, vm-00002", "1 skipped", "y/enter confirms"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("confirmation lacks %q:\n%s", want, v)
+		}
+	}
+	m = press(t, m, "n")
+	eq(t, "cancelled", m.confirm == nil, true)
+	eq(t, "nothing ran", len(src.runs), 0)
+
+	m = press(t, m, "F", "y")
+	eq(t, "runs", len(src.runs), 1)
+	eq(t, "ran on", src.runs[0].names, []string{"vm-00001", "vm-00002"})
+	eq(t, "action", src.runs[0].action.Kind, fleet.ActFreeze)
+	eq(t, "run finished", m.run == nil, true)
+	eq(t, "row ok", m.rowStatus["vm-00001"], rowOK)
+	eq(t, "row skipped", m.rowStatus["vm-00000"], rowSkipped)
+	eq(t, "event logged", len(m.events), 1)
+	eq(t, "event has skipped too", len(m.events[0].results), 3)
+	if !strings.Contains(m.status, "2 ok, 0 failed, 1 skipped") {
+		t.Errorf("status = %q", m.status)
+	}
+}
+
+func TestShutdownNeedsCount(t *testing.T) {
+	m, src := newTestModel(12, 120, 30, Options{})
+	m = press(t, m, "space", "space", "space", "X")
+	if m.confirm == nil || !m.confirm.needType {
+		t.Fatal("shutting down 3 guests must require typing the count")
+	}
+	m = press(t, m, "y", "enter")
+	eq(t, "y and bare enter do not confirm", len(src.runs), 0)
+	if m.confirm == nil {
+		t.Fatal("dialog closed without the count")
+	}
+	m = typeText(t, m, "4")
+	m = press(t, m, "enter")
+	eq(t, "wrong count refused", len(src.runs), 0)
+	m = press(t, m, "backspace")
+	m = typeText(t, m, "3")
+	m = press(t, m, "enter")
+	eq(t, "runs", len(src.runs), 1)
+	eq(t, "mode", src.runs[0].action.Mode, "powerdown")
+
+	// One guest: y is enough.
+	m, src = newTestModel(12, 120, 30, Options{})
+	m = press(t, m, "X")
+	if m.confirm == nil || m.confirm.needType {
+		t.Fatal("one guest: plain confirmation expected")
+	}
+	m = press(t, m, "y")
+	eq(t, "single shutdown ran", len(src.runs), 1)
+}
+
+func TestReadonly(t *testing.T) {
+	m, src := newTestModel(12, 120, 30, Options{Readonly: true})
+	for _, k := range []string{"F", "T", "X", "Z", "C"} {
+		m = press(t, m, k)
+		if m.confirm != nil {
+			t.Fatalf("%s opened a confirmation in read-only mode", k)
+		}
+	}
+	m = press(t, m, ":")
+	m = typeText(t, m, "freeze")
+	m = press(t, m, "enter")
+	eq(t, "nothing ran", len(src.runs), 0)
+	if !strings.Contains(m.status, "read-only: freeze refused") {
+		t.Errorf("status = %q", m.status)
+	}
+	// Reading is allowed.
+	m = press(t, m, "p")
+	eq(t, "ping ran", len(src.runs), 1)
+	// Help hides mutating keys.
+	m = press(t, m, "?")
+	v := ansi.Strip(m.View().Content)
+	if strings.Contains(v, "freeze") || strings.Contains(v, "shutdown") || strings.Contains(v, "thaw") {
+		t.Errorf("read-only help shows mutating keys:\n%s", v)
+	}
+	if !strings.Contains(v, "READ-ONLY") {
+		t.Error("title does not say READ-ONLY")
+	}
+	for _, c := range m.completions() {
+		if strings.HasPrefix(c, "freeze") || strings.HasPrefix(c, "shutdown") {
+			t.Errorf("read-only completion offers %q", c)
+		}
+	}
+}
+
+func TestSkippedGreyed(t *testing.T) {
+	// vm-00007 has guest-set-time disabled.
+	m, src := newTestModel(10, 120, 30, Options{})
+	m = press(t, m, "ctrl+a", "C")
+	eq(t, "settime ran", len(src.runs), 1)
+	eq(t, "on all but vm-00000 and vm-00007", len(src.runs[0].names), 8)
+	eq(t, "vm-00007 skipped", m.rowStatus["vm-00007"], rowSkipped)
+	ok, failed, skipped := tally(m.events[0].results)
+	eq(t, "tally", [3]int{ok, failed, skipped}, [3]int{8, 0, 2})
+
+	// The cursor guest alone, disabled: nothing is sent.
+	m, src = newTestModel(10, 120, 30, Options{})
+	m = press(t, m, "G", "up", "up") // vm-00007
+	m = press(t, m, "C")
+	eq(t, "nothing sent", len(src.runs), 0)
+	if !strings.Contains(m.status, "guest-set-time") {
+		t.Errorf("status does not say why: %q", m.status)
+	}
+
+	// While a confirmation is open, guests that cannot run it render greyed (faint).
+	m, _ = newTestModel(12, 120, 30, Options{})
+	m = press(t, m, "ctrl+a", "F")
+	raw := m.View().Content
+	for _, line := range strings.Split(raw, "\n") {
+		plain := ansi.Strip(line)
+		if strings.Contains(plain, "vm-00000 ") || strings.Contains(plain, "vm-00011 ") {
+			if !strings.Contains(line, "\x1b[2") && !strings.Contains(line, ";2m") {
+				t.Errorf("guest without fsfreeze not greyed: %q", line)
+			}
+		}
+		if strings.Contains(plain, "vm-00001 ") && strings.Contains(line, "\x1b[2m") {
+			t.Errorf("capable guest greyed: %q", line)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	m, src := newTestModel(5, 120, 30, Options{})
+	m = press(t, m, ":")
+	m = typeText(t, m, "fr")
+	m = press(t, m, "tab")
+	eq(t, "tab completes", m.cmdInput.Value(), "freeze")
+	m = press(t, m, "esc")
+	eq(t, "esc closes", m.commanding, false)
+
+	m = press(t, m, ":")
+	m = typeText(t, m, "shutdown reboot")
+	m = press(t, m, "enter")
+	if m.confirm == nil || m.confirm.action.Mode != "reboot" {
+		t.Fatalf("shutdown reboot: confirm = %+v", m.confirm)
+	}
+	m = press(t, m, "esc")
+
+	m = press(t, m, ":")
+	m = typeText(t, m, "cat /etc/os-release")
+	m = press(t, m, "enter")
+	eq(t, "cat runs without confirmation", len(src.runs), 1)
+	eq(t, "as read", src.runs[0].action.Kind, fleet.ActRead)
+	eq(t, "path", src.runs[0].action.Path, "/etc/os-release")
+
+	m = press(t, m, ":")
+	m = typeText(t, m, "vcpus offline 1")
+	m = press(t, m, "enter")
+	if m.confirm == nil {
+		t.Fatal("vcpus offline not confirmed")
+	}
+	m = press(t, m, "esc")
+
+	m = press(t, m, ":")
+	m = typeText(t, m, "launch missiles")
+	m = press(t, m, "enter")
+	eq(t, "error shown", m.statusErr, true)
+	eq(t, "no run", len(src.runs), 1)
+}
+
+func TestQuit(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	if _, quit := send(t, m, keyMsg(t, "q")); !quit {
+		t.Fatal("q did not quit with nothing frozen")
+	}
+
+	m, src := newTestModel(5, 120, 30, Options{})
+	src.frozen = []string{"vm-00003"}
+	m, quit := send(t, m, keyMsg(t, "q"))
+	if quit || !m.quitAsk {
+		t.Fatal("q with frozen guests must ask")
+	}
+	if v := ansi.Strip(m.View().Content); !strings.Contains(v, "1 guest frozen by guestdeck") {
+		t.Errorf("quit dialog:\n%s", v)
+	}
+	m = press(t, m, "esc")
+	eq(t, "esc cancels", m.quitAsk, false)
+	m = press(t, m, "q")
+	m, quit = send(t, m, keyMsg(t, "t"))
+	if !quit {
+		t.Fatal("t did not quit after thawing")
+	}
+	eq(t, "thawed", src.thawed, 1)
+
+	m, src = newTestModel(5, 120, 30, Options{})
+	src.frozen = []string{"vm-00003"}
+	m = press(t, m, "q")
+	if _, quit = send(t, m, keyMsg(t, "q")); !quit {
+		t.Fatal("quit anyway did not quit")
+	}
+	eq(t, "not thawed", src.thawed, 0)
+}
+
+func TestKeyRebinding(t *testing.T) {
+	// Names config's [keys] accepts.
+	for _, n := range []string{"up", "down", "page_up", "page_down", "top", "bottom", "open", "back", "mark",
+		"mark_range", "mark_all", "clear", "filter", "command", "help", "quit", "sort", "detail_next_tab",
+		"detail_prev_tab", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh"} {
+		if err := CheckKeys(map[string][]string{n: {"ctrl+x"}}); err != nil {
+			t.Errorf("config action %q: %v", n, err)
+		}
+	}
+	if err := CheckKeys(map[string][]string{"launch": {"x"}}); err == nil || !strings.Contains(err.Error(), "launch") {
+		t.Errorf("unknown action: %v", err)
+	}
+	if err := CheckKeys(map[string][]string{"up": {}}); err == nil {
+		t.Error("empty key list accepted")
+	}
+
+	m, src := newTestModel(5, 120, 30, Options{Keys: map[string][]string{"freeze": {"ctrl+f"}, "down": {"n"}}})
+	m = press(t, m, "n")
+	eq(t, "rebound down", m.cursorGuest().Name, "vm-00001")
+	m = press(t, m, "F")
+	eq(t, "old freeze key unbound", m.confirm == nil, true)
+	m = press(t, m, "ctrl+f", "y")
+	eq(t, "new freeze key", len(src.runs), 1)
+
+	m, _ = newTestModel(5, 120, 30, Options{Keys: map[string][]string{"bogus": {"x"}}})
+	if !m.statusErr || !strings.Contains(m.status, "bogus") {
+		t.Errorf("bad keys not reported: %q", m.status)
+	}
+}
+
+func TestMouse(t *testing.T) {
+	m, _ := newTestModel(30, 120, 30, Options{})
+	l := m.layout()
+	m, _ = send(t, m, tea.MouseClickMsg{X: 10, Y: l.tableTop + 4, Button: tea.MouseLeft})
+	eq(t, "click selects row", m.cursorGuest().Name, "vm-00004")
+	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: l.tableTop + 1, Button: tea.MouseWheelDown})
+	eq(t, "wheel moves", m.cursorGuest().Name, "vm-00007")
+	x := cellWidth(tabLabel(0, tabNames[0])) + 1 + cellWidth(tabLabel(1, tabNames[1])) + 1 + 1
+	m, _ = send(t, m, tea.MouseClickMsg{X: x, Y: l.detailTop, Button: tea.MouseLeft})
+	eq(t, "click selects tab", m.tab, tabVCPUs)
+	m, _ = send(t, m, tea.MouseClickMsg{X: prefixWidth + 1, Y: l.tableTop - 1, Button: tea.MouseLeft})
+	eq(t, "click on NAME header reverses", m.tbl.sortDesc, true)
+}
+
+func TestTabs(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	m = press(t, m, "tab", "tab")
+	eq(t, "tab", m.tab, tabVCPUs)
+	m = press(t, m, "shift+tab", "shift+tab", "shift+tab")
+	eq(t, "wraps back", m.tab, tabLog)
+	m = press(t, m, "4")
+	eq(t, "digit", m.tab, tabFilesystems)
+}
+
+func TestActionProgress(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	// Drive the messages by hand, as a slow fleet would deliver them.
+	m.run = &runState{id: 7, action: fleet.Action{Kind: fleet.ActPing}, total: 2}
+	m.rowStatus = map[string]rowStatus{"vm-00000": rowRunning, "vm-00001": rowRunning}
+	m, _ = send(t, m, actionMsg{id: 7, res: fleet.Result{Guest: "vm-00000", OK: true}})
+	eq(t, "done", m.run.done, 1)
+	v := ansi.Strip(m.View().Content)
+	if !strings.Contains(v, "ping 1/2") {
+		t.Errorf("no progress line:\n%s", v)
+	}
+	m, _ = send(t, m, actionMsg{id: 6, res: fleet.Result{Guest: "vm-00001", OK: true}})
+	eq(t, "stale run ignored", m.run.done, 1)
+	m, _ = send(t, m, actionDoneMsg{id: 7, results: []fleet.Result{{Guest: "vm-00000", OK: true}, {Guest: "vm-00001", Err: "boom"}}})
+	eq(t, "finished", m.run == nil, true)
+	eq(t, "failed row", m.rowStatus["vm-00001"], rowFailed)
+	eq(t, "status is an error", m.statusErr, true)
+	m = press(t, m, "e")
+	v = ansi.Strip(m.View().Content)
+	if !strings.Contains(v, "✗ vm-00001  boom") {
+		t.Errorf("event log:\n%s", v)
+	}
+}
+
+// fakePane is a files pane that closes on q.
+type fakePane struct {
+	guest string
+	keys  []string
+	done  bool
+	w, h  int
+}
+
+func (p *fakePane) Init() tea.Cmd { return nil }
+func (p *fakePane) Update(msg tea.Msg) tea.Cmd {
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		p.keys = append(p.keys, k.String())
+		p.done = k.String() == "q"
+	}
+	return nil
+}
+func (p *fakePane) View() string           { return "FILES OF " + p.guest }
+func (p *fakePane) SetSize(w, h int)       { p.w, p.h = w, h }
+func (p *fakePane) Done() bool             { return p.done }
+
+func TestFilesHook(t *testing.T) {
+	var pane *fakePane
+	m, _ := newTestModel(5, 120, 30, Options{Files: func(g string) (FilesPane, error) {
+		pane = &fakePane{guest: g}
+		return pane, nil
+	}})
+	m = press(t, m, "down", "f")
+	if pane == nil || pane.guest != "vm-00001" {
+		t.Fatalf("files opened for %+v", pane)
+	}
+	if !strings.Contains(m.View().Content, "FILES OF vm-00001") {
+		t.Error("pane not shown")
+	}
+	m = press(t, m, "j", "q")
+	eq(t, "keys forwarded", pane.keys, []string{"j", "q"})
+	eq(t, "closed", m.files == nil, true)
+	eq(t, "cursor unchanged", m.cursorGuest().Name, "vm-00001")
+
+	m, _ = newTestModel(5, 120, 30, Options{})
+	m = press(t, m, "f")
+	eq(t, "no hook: message", m.statusErr, true)
+}
+
+// golden compares got with testdata/name.golden (-update rewrites it).
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from %s (go test -update rewrites):\n%s", name, path, got)
+	}
+}
+
+func view(m Model) string { return ansi.Strip(m.View().Content) + "\n" }
+
+func TestGolden(t *testing.T) {
+	tests := []struct {
+		name  string
+		w, h  int
+		opts  Options
+		setup func(t *testing.T, m Model) Model
+	}{
+		{name: "table", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "space", "space", "enter") }},
+		{name: "table_wide_detail", w: 180, h: 36, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "down", "down") }},
+		{name: "narrow", w: 60, h: 15},
+		{name: "tab_overview", w: 120, h: 40},
+		{name: "tab_interfaces", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "2") }},
+		{name: "tab_vcpus", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "3") }},
+		{name: "tab_filesystems", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "down", "down", "4") }},
+		{name: "tab_log", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "5") }},
+		{name: "confirm", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "ctrl+a", "F") }},
+		{name: "confirm_shutdown", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
+			m = press(t, m, "space", "space", "X")
+			return typeText(t, m, "2")
+		}},
+		{name: "help", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "?") }},
+		{name: "too_small", w: 50, h: 12},
+		{name: "banner", w: 120, h: 30, opts: Options{Banner: "/home/me/.config/guestdeck/fleet.toml"}},
+		{name: "events", w: 100, h: 24, setup: func(t *testing.T, m Model) Model {
+			m = press(t, m, "ctrl+a", "C", ":")
+			m = typeText(t, m, "cat /etc/hostname")
+			return press(t, m, "esc", "esc", "p", "e")
+		}},
+		{name: "command_line", w: 100, h: 24, setup: func(t *testing.T, m Model) Model {
+			m = press(t, m, ":")
+			return typeText(t, m, "s")
+		}},
+		{name: "quit_frozen", w: 100, h: 24, setup: func(t *testing.T, m Model) Model {
+			m.src.(*fakeSource).frozen = []string{"vm-00003", "vm-00010"}
+			return press(t, m, "q")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _ := newTestModel(24, tt.w, tt.h, tt.opts)
+			if tt.setup != nil {
+				m = tt.setup(t, m)
+			}
+			got := view(m)
+			lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			if len(lines) != tt.h {
+				t.Errorf("view is %d lines, want %d", len(lines), tt.h)
+			}
+			for i, l := range lines {
+				if w := ansi.StringWidth(l); w > tt.w {
+					t.Errorf("line %d is %d wide (> %d): %q", i, w, tt.w, l)
+				}
+			}
+			golden(t, tt.name, got)
+		})
+	}
+}
+
+func TestResizeKeepsCursorVisible(t *testing.T) {
+	m, _ := newTestModel(200, 120, 40, Options{})
+	m = press(t, m, "G")
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 80, Height: 16})
+	if v := view(m); !strings.Contains(v, "vm-00199") {
+		t.Errorf("cursor row not visible after shrinking:\n%s", v)
+	}
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 40, Height: 10})
+	if v := view(m); !strings.Contains(v, "needs at least 60x15") {
+		t.Errorf("too-small message missing:\n%s", v)
+	}
+	if _, quit := send(t, m, keyMsg(t, "q")); !quit {
+		t.Error("q does not quit on a too-small screen")
+	}
+}
