@@ -1,0 +1,164 @@
+//go:build wip
+
+// Command guestdeck is a terminal dashboard and command line for fleets of
+// QEMU guest agents. This package only wires the parts together: flags,
+// subcommands, the fleet file, the fleet, the screen.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0 // done (for status: the fleet was polled, whatever it said)
+	exitFail  = 1 // an action, a transfer or a command failed on some guest
+	exitUsage = 2 // bad command line, bad fleet file, or refused before anything was sent
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	code := c.main(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// cli is one invocation: where it reads and writes, and the global flags.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	configPath string
+	readonly   bool
+	theme      string
+	demo       bool
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // usage after the name
+	summary string
+	run     func(c *cli, ctx context.Context, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"status", "[--json] [SELECTOR...]", "poll the selected guests once and print what their agents say", (*cli).status},
+		{"run", "[--json] [--yes] [--hold D] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
+		{"cat", "GUEST PATH", "print a file from a guest", (*cli).cat},
+		{"get", "GUEST PATH DEST", "copy a file from a guest (DEST may be a directory or -)", (*cli).get},
+		{"put", "SRC GUEST PATH", "copy a local file (or - for stdin) to a guest", (*cli).put},
+		{"agent", "GUEST JSON", "send one raw command and print the agent's reply object", (*cli).agent},
+		{"sim", "--guests N --dir DIR [--frozen K] [--silent K] ...", "serve simulated guests and write DIR/fleet.toml", (*cli).sim},
+		{"help", "", "show this help", func(c *cli, _ context.Context, _ []string) int { c.usage(c.stdout); return exitOK }},
+	}
+}
+
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprint(w, `guestdeck: a dashboard and command line for fleets of QEMU guest agents
+
+usage: guestdeck [GLOBAL FLAGS] [COMMAND [FLAGS] ARGS...]
+
+With no command, guestdeck opens the dashboard.
+
+global flags:
+  -c FILE        fleet file (default `+defaultPathText()+`)
+  --readonly     refuse every action that changes a guest
+  --theme NAME   colour theme
+  --demo         use the built-in simulated demo fleet
+
+commands:
+`)
+	for _, cmd := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprint(w, `
+selectors: guest names, globs (web-*), tag:X, host:Y, state:Z, all
+run "guestdeck COMMAND -h" for a command's flags.
+`)
+}
+
+// main parses the global flags and runs the subcommand; it returns the exit code.
+func (c *cli) main(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("guestdeck", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.configPath, "c", "", "fleet file")
+	fs.BoolVar(&c.readonly, "readonly", false, "refuse every action that changes a guest")
+	fs.StringVar(&c.theme, "theme", "", "colour theme")
+	fs.BoolVar(&c.demo, "demo", false, "use the built-in demo fleet")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.usage(c.stdout)
+			return exitOK
+		}
+		fmt.Fprintf(c.stderr, "guestdeck: %v\n", err)
+		c.usage(c.stderr)
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return c.dashboard(ctx)
+	}
+	for _, cmd := range commands() {
+		if cmd.name == rest[0] {
+			return cmd.run(c, ctx, rest[1:])
+		}
+	}
+	fmt.Fprintf(c.stderr, "guestdeck: unknown command %q (see guestdeck help)\n", rest[0])
+	return exitUsage
+}
+
+// flags returns a FlagSet for a subcommand whose -h prints its usage.
+func (c *cli) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("guestdeck "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		for _, cmd := range commands() {
+			if cmd.name == name {
+				fmt.Fprintf(c.stderr, "usage: guestdeck %s %s\n  %s\n", name, cmd.args, cmd.summary)
+			}
+		}
+		var any bool
+		fs.VisitAll(func(*flag.Flag) { any = true })
+		if any {
+			fmt.Fprintln(c.stderr, "flags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses a subcommand's flags; ok is false when the caller should
+// return code (help asked or a bad flag).
+func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func (c *cli) errorf(format string, args ...any) {
+	fmt.Fprintf(c.stderr, "guestdeck: "+format+"\n", args...)
+}
+
+// isTerminal reports whether v is an *os.File on a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

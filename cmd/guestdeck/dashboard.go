@@ -1,0 +1,97 @@
+//go:build wip
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/guestdeck/guestdeck/config"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/themes"
+	"github.com/guestdeck/guestdeck/tui"
+)
+
+// dashboard runs the full-screen dashboard. Every start-up error is printed
+// before the screen takes over.
+func (c *cli) dashboard(ctx context.Context) int {
+	o, code := c.openFleet(ctx, true, nil)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	// After the fleet file, so its errors come first.
+	if !isTerminal(c.stdout) || !isTerminal(c.stdin) {
+		c.errorf("the dashboard needs a terminal; for scripts use: guestdeck status, guestdeck run")
+		return exitUsage
+	}
+
+	theme := c.theme
+	var keys map[string][]string
+	readonly := c.readonly
+	if o.cfg != nil {
+		if theme == "" {
+			theme = o.cfg.Defaults.Theme
+		}
+		keys = o.cfg.Keys
+		readonly = readonly || o.cfg.Defaults.Readonly
+	}
+	if theme == "" {
+		theme = config.DefaultTheme
+	}
+	styles, err := themes.Resolve(theme, os.Getenv)
+	if err != nil {
+		c.errorf("theme %q: %v", theme, err)
+		return exitUsage
+	}
+	if err := tui.CheckKeys(keys); err != nil {
+		c.errorf("%s: [keys]: %v", o.cfg.Path, err)
+		return exitUsage
+	}
+
+	o.fleet.Start(ctx)
+	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner})
+	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
+
+	// The dashboard asks before quitting with guests frozen by us; a signal
+	// (SIGTERM, a closed terminal) gives it no chance to, so thaw them here.
+	code = exitOK
+	if ctx.Err() != nil {
+		code = c.thawOurs(ctx, o.fleet)
+	} else if err != nil && !errors.Is(err, tea.ErrInterrupted) {
+		c.errorf("dashboard: %v", err)
+		code = exitFail
+	}
+	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
+		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %v\n!!! thaw with: guestdeck%s run thaw %s\n",
+			left, c.globalFlagsText(), strings.Join(left, " "))
+	}
+	return code
+}
+
+// thawOurs thaws every guest this process froze, on a fresh clock since the
+// caller's context is usually what ended.
+func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet) int {
+	if len(f.FrozenByUs()) == 0 {
+		return exitOK
+	}
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+	defer cancel()
+	code := exitOK
+	for _, r := range f.ThawOurs(tctx) {
+		if r.OK {
+			fmt.Fprintf(c.stderr, "thawed %s\n", r.Guest)
+			continue
+		}
+		code = exitFail
+		fmt.Fprintf(c.stderr, "guestdeck: thaw %s FAILED: %s (retry: guestdeck%s run thaw %s)\n",
+			r.Guest, r.Err, c.globalFlagsText(), r.Guest)
+	}
+	return code
+}

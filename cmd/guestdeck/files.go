@@ -1,0 +1,308 @@
+//go:build wip
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// guestFleet opens the fleet for a one-guest command and checks the guest exists.
+func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
+	o, code := c.openFleet(ctx, false, nil)
+	if o == nil {
+		return nil, code
+	}
+	if !slices.Contains(names(o.fleet.Snapshot().Guests), guest) {
+		where := "the demo fleet"
+		if o.cfg != nil {
+			where = o.cfg.Path
+		}
+		c.errorf("no guest named %q in %s", guest, where)
+		o.close()
+		return nil, exitUsage
+	}
+	return o, exitOK
+}
+
+// reason turns an agent error into the words a person needs.
+func reason(guest string, err error) string {
+	var ae *agentclient.Error
+	switch {
+	case agentclient.IsFrozen(err):
+		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck run thaw %s)", guest, guest)
+	case agentclient.IsDisabled(err):
+		return "the guest's agent has this command disabled: " + err.Error()
+	case agentclient.IsSilent(err):
+		return "the agent is silent (channel up, nothing answers)"
+	case agentclient.IsTimeout(err):
+		return "the agent did not answer in time"
+	case errors.As(err, &ae):
+		// The agent's own words ("Permission denied", "No such file or directory").
+		return ae.Desc
+	}
+	return err.Error()
+}
+
+func (c *cli) cat(ctx context.Context, args []string) int {
+	fs := c.flags("cat")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return exitUsage
+	}
+	guest, p := fs.Arg(0), fs.Arg(1)
+	o, code := c.guestFleet(ctx, guest)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	bar := c.progress(guest + ":" + p)
+	_, err := o.fleet.ReadFile(ctx, guest, p, c.stdout, bar.update)
+	bar.finish(err)
+	if err != nil {
+		c.errorf("cat %s:%s: %s", guest, p, reason(guest, err))
+		return exitFail
+	}
+	return exitOK
+}
+
+func (c *cli) get(ctx context.Context, args []string) int {
+	fs := c.flags("get")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 3 {
+		fs.Usage()
+		return exitUsage
+	}
+	guest, p, dest := fs.Arg(0), fs.Arg(1), fs.Arg(2)
+	if dest != "-" {
+		if st, err := os.Stat(dest); err == nil && st.IsDir() {
+			dest = filepath.Join(dest, path.Base(p))
+		}
+	}
+	o, code := c.guestFleet(ctx, guest)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+
+	var w io.Writer = c.stdout
+	var tmp *os.File
+	if dest != "-" {
+		// Write beside the destination and rename, so a failed copy leaves no half file.
+		var err error
+		tmp, err = os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".part*")
+		if err != nil {
+			c.errorf("get: %v", err)
+			return exitFail
+		}
+		defer os.Remove(tmp.Name())
+		w = tmp
+	}
+	bar := c.progress(guest + ":" + p)
+	n, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
+	bar.finish(err)
+	if err != nil {
+		if tmp != nil {
+			tmp.Close()
+		}
+		c.errorf("get %s:%s: %s", guest, p, reason(guest, err))
+		return exitFail
+	}
+	if tmp != nil {
+		if err := tmp.Close(); err != nil {
+			c.errorf("get: %v", err)
+			return exitFail
+		}
+		if err := os.Rename(tmp.Name(), dest); err != nil {
+			c.errorf("get: %v", err)
+			return exitFail
+		}
+		if !isTerminal(c.stderr) {
+			fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", guest, p, dest, n)
+		}
+	}
+	return exitOK
+}
+
+func (c *cli) put(ctx context.Context, args []string) int {
+	fs := c.flags("put")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 3 {
+		fs.Usage()
+		return exitUsage
+	}
+	src, guest, p := fs.Arg(0), fs.Arg(1), fs.Arg(2)
+	if c.readonly {
+		c.errorf("put: refused: --readonly forbids writing to guests; nothing was sent")
+		return exitUsage
+	}
+	var r io.Reader = c.stdin
+	var size int64
+	if src != "-" {
+		f, err := os.Open(src)
+		if err != nil {
+			c.errorf("put: %v", err)
+			return exitFail
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		r = f
+	}
+	o, code := c.guestFleet(ctx, guest)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	if c.readonly {
+		c.errorf("put: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
+		return exitUsage
+	}
+	bar := c.progress(guest + ":" + p)
+	n, err := o.fleet.WriteFile(ctx, guest, p, r, size, bar.update)
+	bar.finish(err)
+	if err != nil {
+		c.errorf("put %s:%s: %s", guest, p, reason(guest, err))
+		return exitFail
+	}
+	if !isTerminal(c.stderr) {
+		fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", src, guest, p, n)
+	}
+	return exitOK
+}
+
+// lookOnly reports whether a raw command only looks, so --readonly allows it.
+func lookOnly(name string) bool {
+	switch name {
+	case "guest-ping", "guest-info", "guest-sync", "guest-sync-delimited", "guest-get-time", "guest-fsfreeze-status",
+		"guest-network-get-interfaces", "guest-get-vcpus", "guest-get-osinfo", "guest-get-host-name",
+		"guest-get-timezone", "guest-get-users", "guest-get-fsinfo", "guest-get-disks", "guest-get-devices",
+		"guest-get-memory-blocks", "guest-get-memory-block-info", "guest-get-cpustats", "guest-get-diskstats",
+		"guest-get-load", "guest-exec-status":
+		return true
+	}
+	return false
+}
+
+func (c *cli) agent(ctx context.Context, args []string) int {
+	fs := c.flags("agent")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return exitUsage
+	}
+	guest, req := fs.Arg(0), fs.Arg(1)
+	var probe struct {
+		Execute string `json:"execute"`
+	}
+	if err := json.Unmarshal([]byte(req), &probe); err != nil || probe.Execute == "" {
+		c.errorf(`agent: want one JSON command such as '{"execute":"guest-info"}'`)
+		return exitUsage
+	}
+	if c.readonly && !lookOnly(probe.Execute) {
+		c.errorf("agent: refused: --readonly allows only commands that look (%s is not one); nothing was sent", probe.Execute)
+		return exitUsage
+	}
+	o, code := c.guestFleet(ctx, guest)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	if c.readonly && !lookOnly(probe.Execute) {
+		c.errorf("agent: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
+		return exitUsage
+	}
+	reply, err := o.fleet.Raw(ctx, guest, []byte(req))
+	var ae *agentclient.Error
+	if errors.As(err, &ae) {
+		// The agent answered with an error: that is its reply object.
+		out, _ := json.MarshalIndent(map[string]*agentclient.Error{"error": ae}, "", "  ")
+		fmt.Fprintf(c.stdout, "%s\n", out)
+		return exitFail
+	}
+	if err != nil {
+		c.errorf("agent %s: %s", guest, reason(guest, err))
+		return exitFail
+	}
+	var pretty any
+	if json.Unmarshal(reply, &pretty) == nil {
+		if out, err := json.MarshalIndent(pretty, "", "  "); err == nil {
+			reply = out
+		}
+	}
+	fmt.Fprintf(c.stdout, "%s\n", reply)
+	return exitOK
+}
+
+// bar draws transfer progress on a terminal's stderr; without a terminal it
+// stays quiet (scripts get one summary line from the caller instead).
+type bar struct {
+	w     io.Writer
+	label string
+	tty   bool
+	last  time.Time
+	drawn bool
+}
+
+func (c *cli) progress(label string) *bar {
+	return &bar{w: c.stderr, label: label, tty: isTerminal(c.stderr)}
+}
+
+func (b *bar) update(done, total int64) {
+	if !b.tty {
+		return
+	}
+	now := time.Now()
+	if now.Sub(b.last) < 50*time.Millisecond && (total == 0 || done < total) {
+		return
+	}
+	b.last = now
+	b.drawn = true
+	const width = 30
+	if total > 0 {
+		fill := int(int64(width) * min(done, total) / total)
+		fmt.Fprintf(b.w, "\r\033[K%s [%s%s] %3d%% %s/%s", b.label,
+			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*min(done, total)/total, size(done), size(total))
+		return
+	}
+	fmt.Fprintf(b.w, "\r\033[K%s %s", b.label, size(done))
+}
+
+func (b *bar) finish(error) {
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\033[K")
+	}
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

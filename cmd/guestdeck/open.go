@@ -1,0 +1,117 @@
+//go:build wip
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/guestdeck/guestdeck/config"
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+// opened is a fleet built from the fleet file (or the demo), ready to poll.
+type opened struct {
+	fleet  *fleet.Fleet
+	cfg    *config.File // nil for the demo
+	banner string       // demo only: where the missing fleet file goes, for the dashboard's banner
+	close  func()
+}
+
+func defaultPathText() string {
+	if p := config.DefaultPath(); p != "" {
+		return p
+	}
+	return "none"
+}
+
+// errNoFleetFile: the default fleet file does not exist and -c was not given.
+var errNoFleetFile = errors.New("no fleet file")
+
+// loadConfig loads the fleet file named by -c, or the default one. It
+// returns errNoFleetFile (wrapped, with the path) when -c was not given and
+// the default file does not exist.
+func (c *cli) loadConfig() (*config.File, error) {
+	path := c.configPath
+	if path == "" {
+		path = config.DefaultPath()
+		if path == "" {
+			return nil, fmt.Errorf("%w: no default location (HOME unset?)", errNoFleetFile)
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s", errNoFleetFile, path)
+		}
+	}
+	return config.Load(path)
+}
+
+// openFleet builds the fleet every command works on. With --demo it is the
+// built-in demo; without a fleet file the dashboard (allowDemo) falls back to
+// the demo and the other commands fail. Errors are printed here; ok false
+// means exit with code.
+func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.Options)) (o *opened, code int) {
+	if c.demo {
+		return c.openDemo(ctx, "", tweak)
+	}
+	cfg, err := c.loadConfig()
+	if errors.Is(err, errNoFleetFile) {
+		if allowDemo {
+			// The dashboard's banner points at where the fleet file goes.
+			return c.openDemo(ctx, config.DefaultPath(), tweak)
+		}
+		c.errorf("%v; write one (see docs/fleet-file.md), pass -c FILE, or try --demo", err)
+		return nil, exitUsage
+	}
+	if err != nil {
+		c.errorf("%v", err)
+		return nil, exitUsage
+	}
+	// readonly = true in the fleet file is as good as --readonly.
+	c.readonly = c.readonly || cfg.Defaults.Readonly
+	opts := fleet.Options{
+		Interval:      cfg.Defaults.Interval.Duration,
+		SlowInterval:  cfg.Defaults.SlowInterval.Duration,
+		Timeout:       cfg.Defaults.Timeout.Duration,
+		FreezeTimeout: cfg.Defaults.FreezeTimeout.Duration,
+		Concurrency:   cfg.Defaults.Concurrency,
+		Readonly:      c.readonly,
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	f := fleet.New(opts)
+	for _, g := range cfg.Guests {
+		f.Add(fleet.Target{Name: g.Name, Address: g.Address, Tags: g.Tags})
+	}
+	for _, h := range cfg.Hosts {
+		hc := fleet.HostConfig{
+			Name: h.Name, URI: h.URI, Include: h.Include, Exclude: h.Exclude, Tags: h.Tags,
+			KnownHosts: h.KnownHosts, Identity: h.Identity, InsecureIgnoreHostKey: h.InsecureIgnoreHostKey,
+		}
+		if err := f.AddHost(ctx, hc); err != nil {
+			f.Close()
+			c.errorf("%s: host %s: %v", cfg.Path, h.Name, err)
+			return nil, exitUsage
+		}
+	}
+	return &opened{fleet: f, cfg: cfg, close: func() { f.Close() }}, exitOK
+}
+
+func (c *cli) openDemo(ctx context.Context, banner string, tweak func(*fleet.Options)) (*opened, int) {
+	d, err := fleet.Demo(ctx, "")
+	if err != nil {
+		c.errorf("demo fleet: %v", err)
+		return nil, exitFail
+	}
+	opts := fleet.Options{Readonly: c.readonly, Timeout: 2 * time.Second}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	f := fleet.New(opts)
+	f.Add(d.Targets...)
+	return &opened{fleet: f, banner: banner, close: func() { f.Close(); d.Close() }}, exitOK
+}

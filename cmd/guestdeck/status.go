@@ -1,0 +1,265 @@
+//go:build wip
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+// selectPolled picks the guests the selectors name and polls them once. A
+// state: selector is about live state, so then the whole fleet is polled
+// first and the selection made afterwards.
+func selectPolled(ctx context.Context, f *fleet.Fleet, selectors []string) ([]*fleet.Guest, error) {
+	byState := false
+	for _, s := range selectors {
+		if strings.HasPrefix(s, "state:") {
+			byState = true
+		}
+	}
+	if byState {
+		f.RefreshOnce(ctx, names(f.Snapshot().Guests))
+		return fleet.Select(f.Snapshot().Guests, selectors)
+	}
+	sel, err := fleet.Select(f.Snapshot().Guests, selectors)
+	if err != nil {
+		return nil, err
+	}
+	want := names(sel)
+	f.RefreshOnce(ctx, want)
+	return pick(f.Snapshot().Guests, want), nil
+}
+
+func names(gs []*fleet.Guest) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.Name
+	}
+	return out
+}
+
+// pick returns the guests named in want, in the snapshot's order.
+func pick(gs []*fleet.Guest, want []string) []*fleet.Guest {
+	set := make(map[string]bool, len(want))
+	for _, n := range want {
+		set[n] = true
+	}
+	var out []*fleet.Guest
+	for _, g := range gs {
+		if set[g.Name] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (c *cli) status(ctx context.Context, args []string) int {
+	fs := c.flags("status")
+	asJSON := fs.Bool("json", false, "print a JSON array, one object per guest")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	selectors := fs.Args()
+	if len(selectors) == 0 {
+		selectors = []string{"all"}
+	}
+	o, code := c.openFleet(ctx, false, nil)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	gs, err := selectPolled(ctx, o.fleet, selectors)
+	if err != nil {
+		c.errorf("%v", err)
+		return exitUsage
+	}
+	if *asJSON {
+		if err := writeStatusJSON(c.stdout, gs); err != nil {
+			c.errorf("%v", err)
+			return exitFail
+		}
+		return exitOK
+	}
+	writeStatusTable(c.stdout, gs)
+	return exitOK
+}
+
+// statusJSON is one guest in `status --json`. The keys are a contract with
+// scripts: add, never rename.
+type statusJSON struct {
+	Name         string      `json:"name"`
+	Host         string      `json:"host"`
+	Address      string      `json:"address"`
+	State        string      `json:"state"`
+	Error        string      `json:"error"`
+	AgentVersion string      `json:"agent_version"`
+	OS           string      `json:"os"`
+	Hostname     string      `json:"hostname"`
+	VCPUs        vcpusJSON   `json:"vcpus"`
+	Interfaces   []ifaceJSON `json:"interfaces"`
+	TimeSkewMS   *float64    `json:"time_skew_ms"` // null when not measured
+	Freeze       string      `json:"freeze"`       // "thawed", "frozen", "" when unknown
+	RTTMS        float64     `json:"rtt_ms"`
+	Tags         []string    `json:"tags"`
+}
+
+type vcpusJSON struct {
+	Online int `json:"online"`
+	Total  int `json:"total"`
+}
+
+type ifaceJSON struct {
+	Name      string   `json:"name"`
+	MAC       string   `json:"mac"`
+	Addresses []string `json:"addresses"`
+}
+
+func toStatusJSON(g *fleet.Guest) statusJSON {
+	s := statusJSON{
+		Name: g.Name, Host: g.Host, Address: g.Address, State: string(g.State), Error: g.Err,
+		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
+		Interfaces: []ifaceJSON{}, Freeze: freezeText(g), RTTMS: ms(g.RTT), Tags: g.Tags,
+	}
+	if s.Tags == nil {
+		s.Tags = []string{}
+	}
+	if g.OS != nil {
+		s.OS = osName(g)
+	}
+	s.VCPUs.Online, s.VCPUs.Total = vcpuCounts(g)
+	for _, ifc := range g.Interfaces {
+		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: []string{}}
+		for _, a := range ifc.IPAddresses {
+			j.Addresses = append(j.Addresses, fmt.Sprintf("%s/%d", a.Address, a.Prefix))
+		}
+		s.Interfaces = append(s.Interfaces, j)
+	}
+	if g.SkewKnown {
+		v := ms(g.Skew)
+		s.TimeSkewMS = &v
+	}
+	return s
+}
+
+func writeStatusJSON(w io.Writer, gs []*fleet.Guest) error {
+	out := make([]statusJSON, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, toStatusJSON(g))
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tHOST\tSTATE\tAGENT\tOS\tADDRESSES\tVCPUS\tSKEW\tFREEZE\tRTT\tERROR")
+	for _, g := range gs {
+		on, total := vcpuCounts(g)
+		vc := "-"
+		if total > 0 {
+			vc = fmt.Sprintf("%d/%d", on, total)
+		}
+		skew := "-"
+		if g.SkewKnown {
+			skew = roundDur(g.Skew).String()
+			if g.Skew >= 0 {
+				skew = "+" + skew
+			}
+		}
+		rtt := "-"
+		if g.RTT > 0 {
+			rtt = roundDur(g.RTT).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			g.Name, dash(g.Host), g.State, dash(g.AgentVersion), dash(osName(g)), dash(addresses(g)),
+			vc, skew, dash(freezeText(g)), rtt, oneLine(g.Err))
+	}
+	tw.Flush()
+}
+
+func osName(g *fleet.Guest) string {
+	if g.OS == nil {
+		return ""
+	}
+	switch {
+	case g.OS.PrettyName != "":
+		return g.OS.PrettyName
+	case g.OS.Name != "":
+		return strings.TrimSpace(g.OS.Name + " " + g.OS.Version)
+	}
+	return g.OS.ID
+}
+
+func vcpuCounts(g *fleet.Guest) (online, total int) {
+	for _, v := range g.VCPUs {
+		if v.Online {
+			online++
+		}
+	}
+	return online, len(g.VCPUs)
+}
+
+func freezeText(g *fleet.Guest) string {
+	if g.Freeze != "" {
+		return string(g.Freeze)
+	}
+	if g.State == fleet.Frozen {
+		return "frozen"
+	}
+	return ""
+}
+
+// addresses lists the guest's addresses other than loopback, for the table.
+func addresses(g *fleet.Guest) string {
+	var out []string
+	for _, ifc := range g.Interfaces {
+		if ifc.Name == "lo" || strings.HasPrefix(ifc.Name, "Loopback") {
+			continue
+		}
+		for _, a := range ifc.IPAddresses {
+			if a.Address == "127.0.0.1" || a.Address == "::1" || strings.HasPrefix(a.Address, "fe80:") {
+				continue
+			}
+			out = append(out, a.Address)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func ms(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+}
+
+func roundDur(d time.Duration) time.Duration {
+	a := d
+	if a < 0 {
+		a = -a
+	}
+	switch {
+	case a >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	case a >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -1,0 +1,235 @@
+//go:build wip
+
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/agentclient/sim"
+)
+
+// DemoFleet is a built-in fleet of simulated guests: something to look at
+// with no VM and no fleet file. Every guest is a wire-level simulated agent
+// on a unix socket, so the dashboard talks to it exactly as to a real one.
+type DemoFleet struct {
+	Targets []Target
+	Dir     string // holds the sockets
+	guests  []*sim.Guest
+	ownDir  bool
+}
+
+// Close stops every simulated guest and removes the sockets.
+func (d *DemoFleet) Close() error {
+	for _, g := range d.guests {
+		g.Close()
+	}
+	if d.ownDir {
+		return os.RemoveAll(d.Dir)
+	}
+	return nil
+}
+
+// demoOS are the operating systems the demo rotates through.
+func demoOS() []agentclient.OSInfo {
+	return []agentclient.OSInfo{
+		{ID: "debian", Name: "Debian GNU/Linux", PrettyName: "Debian GNU/Linux 12 (bookworm)", Version: "12 (bookworm)", VersionID: "12", KernelRelease: "6.1.0-28-amd64", Machine: "x86_64"},
+		{ID: "ubuntu", Name: "Ubuntu", PrettyName: "Ubuntu 24.04.1 LTS", Version: "24.04.1 LTS (Noble Numbat)", VersionID: "24.04", KernelRelease: "6.8.0-49-generic", Machine: "x86_64"},
+		{ID: "rocky", Name: "Rocky Linux", PrettyName: "Rocky Linux 9.5 (Blue Onyx)", Version: "9.5 (Blue Onyx)", VersionID: "9.5", KernelRelease: "5.14.0-503.14.1.el9_5.x86_64", Machine: "x86_64"},
+		{ID: "alpine", Name: "Alpine Linux", PrettyName: "Alpine Linux v3.20", VersionID: "3.20.3", KernelRelease: "6.6.58-0-virt", Machine: "x86_64"},
+		{ID: "fedora", Name: "Fedora Linux", PrettyName: "Fedora Linux 41 (Server Edition)", Version: "41 (Server Edition)", VersionID: "41", KernelRelease: "6.11.4-301.fc41.x86_64", Machine: "x86_64"},
+		{ID: "opensuse-leap", Name: "openSUSE Leap", PrettyName: "openSUSE Leap 15.6", VersionID: "15.6", KernelRelease: "6.4.0-150600.23.25-default", Machine: "x86_64"},
+		{ID: "debian", Name: "Debian GNU/Linux", PrettyName: "Debian GNU/Linux 11 (bullseye)", Version: "11 (bullseye)", VersionID: "11", KernelRelease: "5.10.0-33-amd64", Machine: "x86_64"},
+		{ID: "ubuntu", Name: "Ubuntu", PrettyName: "Ubuntu 22.04.5 LTS", Version: "22.04.5 LTS (Jammy Jellyfish)", VersionID: "22.04", KernelRelease: "5.15.0-126-generic", Machine: "aarch64"},
+	}
+}
+
+type demoRole struct {
+	role  string
+	tags  []string
+	vcpus int
+}
+
+// demoRoles name the guests: role, tags, vCPUs.
+func demoRoles() []demoRole {
+	return []demoRole{
+		{"web", []string{"web", "prod"}, 2},
+		{"api", []string{"api", "prod"}, 4},
+		{"db", []string{"db", "prod"}, 8},
+		{"cache", []string{"cache", "prod"}, 2},
+		{"worker", []string{"batch"}, 4},
+		{"ci", []string{"ci", "dev"}, 16},
+		{"mon", []string{"monitoring"}, 1},
+	}
+}
+
+// DemoSize is how many guests Demo serves.
+const DemoSize = 40
+
+// Demo serves the demo fleet: DemoSize simulated guests on three hosts
+// (hv-a, hv-b, hv-c), with varied OSes, vCPUs, interfaces and users, and a
+// few guests in every interesting condition: one frozen, one silent (channel
+// up, agent not answering), one with guest-exec disabled, one Windows guest,
+// one with a large clock skew, one with many interfaces, one slow. dir holds
+// the sockets; "" makes a short temporary directory that Close removes.
+func Demo(ctx context.Context, dir string) (*DemoFleet, error) {
+	d := &DemoFleet{Dir: dir}
+	if dir == "" {
+		// Unix socket paths must stay under 108 bytes: a short dir in /tmp.
+		tmp, err := os.MkdirTemp("/tmp", "gddemo")
+		if err != nil {
+			return nil, fmt.Errorf("demo fleet: %w", err)
+		}
+		d.Dir, d.ownDir = tmp, true
+	}
+	hosts := []string{"hv-a", "hv-b", "hv-c"}
+	var frozen []string
+	for i := range DemoSize {
+		cfg, special := demoGuest(i)
+		host := hosts[i%len(hosts)]
+		sock := filepath.Join(d.Dir, cfg.Name+".sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("demo fleet: %w", err)
+		}
+		g := sim.New(cfg)
+		d.guests = append(d.guests, g)
+		go g.Serve(l)
+		switch special {
+		case "frozen":
+			frozen = append(frozen, "unix:"+sock)
+		case "silent":
+			g.SetSilent(true)
+		case "slow":
+			g.SetLatency(400 * time.Millisecond)
+		}
+		tags := append([]string{host}, cfg.Tags...)
+		d.Targets = append(d.Targets, Target{Name: cfg.Name, Host: host, Address: "unix:" + sock, Tags: tags})
+	}
+	// Freeze through the agent itself, as a backup tool would have: the
+	// fleet sees a guest frozen by someone else.
+	for _, addr := range frozen {
+		if err := demoFreeze(ctx, addr); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("demo fleet: freezing %s: %w", addr, err)
+		}
+	}
+	return d, nil
+}
+
+func demoFreeze(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := agentclient.Dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.Freeze(ctx)
+	if err == nil && n == 0 {
+		err = errors.New("froze no filesystem")
+	}
+	return err
+}
+
+// demoGuest builds guest i of the demo and names its special condition, if any.
+func demoGuest(i int) (sim.Config, string) {
+	roles, oses := demoRoles(), demoOS()
+	role := roles[i%len(roles)]
+	name := fmt.Sprintf("%s-%02d", role.role, i/len(roles)+1)
+	var special string
+	var cfg sim.Config
+	switch i {
+	case 7: // a Windows domain controller
+		name = "win-dc-01"
+		cfg = sim.WindowsConfig(name)
+		cfg.Tags = []string{"windows", "prod"}
+		cfg.Users = append(cfg.Users, agentclient.User{User: "svc-backup", Domain: "CORP", LoginTime: float64(time.Now().Add(-3 * time.Hour).Unix())})
+		return cfg, ""
+	case 19: // a second Windows guest
+		name = "win-rdp-02"
+		cfg = sim.WindowsConfig(name)
+		cfg.Tags = []string{"windows", "dev"}
+		return cfg, ""
+	}
+	cfg = sim.DefaultConfig(name)
+	cfg.Tags = slices.Clone(role.tags)
+	cfg.OS = oses[i%len(oses)]
+	cfg.VCPUs = make([]agentclient.VCPU, role.vcpus)
+	for v := range cfg.VCPUs {
+		cfg.VCPUs[v] = agentclient.VCPU{LogicalID: v, Online: true}
+	}
+	mac := func(n int) string { return fmt.Sprintf("52:54:00:%02x:%02x:%02x", i, n, (i*7+n)&0xff) }
+	cfg.Interfaces = []agentclient.Interface{
+		cfg.Interfaces[0], // lo
+		{Name: "eth0", HardwareAddress: mac(0), IPAddresses: []agentclient.IPAddress{
+			{Address: fmt.Sprintf("10.%d.0.%d", i%3, 10+i), Type: "ipv4", Prefix: 24},
+			{Address: fmt.Sprintf("fe80::5054:ff:fe%02x:%04x", i, i*7), Type: "ipv6", Prefix: 64},
+		}, Statistics: &agentclient.InterfaceStats{RxBytes: uint64(1e6 * (i + 1)), RxPackets: uint64(1e3 * (i + 1)), TxBytes: uint64(4e5 * (i + 1)), TxPackets: uint64(7e2 * (i + 1))}},
+	}
+	if i%5 == 0 {
+		cfg.Users = append(cfg.Users, agentclient.User{User: "ops", LoginTime: float64(time.Now().Add(-time.Duration(i) * time.Hour).Unix())})
+	}
+	if i%11 == 3 {
+		cfg.Users = nil // nobody logged in
+	}
+	switch i {
+	case 2: // a database caught mid-backup
+		special = "frozen"
+	case 5: // booting: the channel is up, the agent not yet
+		special = "silent"
+	case 9: // locked down: no guest-exec
+		cfg.NoExec = true
+		cfg.Tags = append(cfg.Tags, "hardened")
+	case 12: // a guest whose clock drifted
+		cfg.ClockOffset = 47*time.Second + 300*time.Millisecond
+		cfg.ClockDrift = 0.0005
+	case 14: // a router with many interfaces
+		cfg.Interfaces = append(cfg.Interfaces,
+			demoIface("eth1", mac(1), "172.16.0.1", 16),
+			demoIface("eth2", mac(2), "172.17.0.1", 16),
+			demoIface("bond0", mac(3), "198.51.100.1", 24),
+			demoIface("br0", mac(4), "203.0.113.1", 24),
+			demoIface("wg0", "", "10.99.0.1", 24),
+			demoIface("vlan100", mac(5), "10.100.0.1", 24),
+		)
+		cfg.Tags = append(cfg.Tags, "network")
+	case 17: // a Kubernetes node: container bridges and veths
+		cfg.Interfaces = append(cfg.Interfaces,
+			demoIface("cni0", mac(6), "10.244.1.1", 24),
+			demoIface("flannel.1", mac(7), "10.244.1.0", 32),
+			demoIface("veth3f2a1b", mac(8), "", 0),
+			demoIface("veth9c0d4e", mac(9), "", 0),
+		)
+		cfg.Tags = append(cfg.Tags, "k8s")
+	case 23: // guest admin blocked freeze and set-time
+		cfg.Disabled = []string{"guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list", "guest-set-time"}
+	case 26: // a clock running behind
+		cfg.ClockOffset = -3200 * time.Millisecond
+	case 29: // an overloaded guest answering slowly
+		special = "slow"
+	case 31: // an old agent
+		cfg.AgentVersion = "4.2.1"
+	case 36: // half its vCPUs taken offline
+		for v := range cfg.VCPUs {
+			cfg.VCPUs[v].Online = v < len(cfg.VCPUs)/2
+		}
+	}
+	return cfg, special
+}
+
+func demoIface(name, mac, ip string, prefix int) agentclient.Interface {
+	ifc := agentclient.Interface{Name: name, HardwareAddress: mac}
+	if ip != "" {
+		ifc.IPAddresses = []agentclient.IPAddress{{Address: ip, Type: "ipv4", Prefix: prefix}}
+	}
+	return ifc
+}
