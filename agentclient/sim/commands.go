@@ -1,0 +1,571 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// result is the agent's answer to one message.
+type result struct {
+	line      []byte // the reply line, newline included
+	delimited bool   // prefix 0xFF (guest-sync-delimited)
+	none      bool   // no reply (shutdown and suspend succeed silently)
+	after     func() // runs after the (absent) reply, without the lock
+}
+
+// argType is a QAPI argument type, named as the agent's error texts name it.
+type argType uint8
+
+const (
+	tInt argType = iota
+	tStr
+	tBool
+	tStrList
+	tStructList // list of objects described by field.sub
+	tWhence     // integer or "set"/"cur"/"end"
+)
+
+type field struct {
+	name string
+	typ  argType
+	opt  bool
+	sub  []field
+}
+
+type args map[string]any
+
+func (a args) int(k string, def int64) int64 {
+	if v, ok := a[k].(int64); ok {
+		return v
+	}
+	return def
+}
+
+func (a args) str(k, def string) string {
+	if v, ok := a[k].(string); ok {
+		return v
+	}
+	return def
+}
+
+func (a args) has(k string) bool { _, ok := a[k]; return ok }
+
+// handler runs a command with the guest locked.
+type handler func(g *Guest, a args) (any, *agentclient.Error)
+
+type command struct {
+	fields []field
+	run    handler
+	noResp bool // success-response false
+}
+
+// commandNames lists what the simulated agent supports, in the order qemu-ga
+// 7.2 reports them in guest-info.
+var commandNames = []string{
+	"guest-get-osinfo", "guest-get-timezone", "guest-get-users", "guest-get-host-name",
+	"guest-exec", "guest-exec-status", "guest-get-fsinfo", "guest-set-vcpus", "guest-get-vcpus",
+	"guest-network-get-interfaces", "guest-suspend-hybrid", "guest-suspend-ram", "guest-suspend-disk",
+	"guest-fstrim", "guest-fsfreeze-thaw", "guest-fsfreeze-freeze-list", "guest-fsfreeze-freeze",
+	"guest-fsfreeze-status", "guest-file-flush", "guest-file-seek", "guest-file-write", "guest-file-read",
+	"guest-file-close", "guest-file-open", "guest-shutdown", "guest-info", "guest-set-time",
+	"guest-get-time", "guest-ping", "guest-sync", "guest-sync-delimited",
+}
+
+// allowedFrozen are the commands a frozen agent still runs.
+func allowedFrozen(name string) bool {
+	switch name {
+	case "guest-ping", "guest-info", "guest-sync", "guest-sync-delimited",
+		"guest-fsfreeze-status", "guest-fsfreeze-thaw":
+		return true
+	}
+	return false
+}
+
+var handleField = []field{{name: "handle", typ: tInt}}
+
+// lookup returns the command table entry for name.
+func lookup(name string) (command, bool) {
+	switch name {
+	case "guest-sync", "guest-sync-delimited":
+		return command{fields: []field{{name: "id", typ: tInt}}, run: func(g *Guest, a args) (any, *agentclient.Error) { return a.int("id", 0), nil }}, true
+	case "guest-ping":
+		return command{run: func(*Guest, args) (any, *agentclient.Error) { return struct{}{}, nil }}, true
+	case "guest-info":
+		return command{run: (*Guest).cmdInfo}, true
+	case "guest-get-time":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.clockNowLocked(), nil }}, true
+	case "guest-set-time":
+		return command{fields: []field{{name: "time", typ: tInt, opt: true}}, run: (*Guest).cmdSetTime}, true
+	case "guest-shutdown":
+		return command{fields: []field{{name: "mode", typ: tStr, opt: true}}, run: (*Guest).cmdShutdown, noResp: true}, true
+	case "guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid":
+		mode := name[len("guest-"):]
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cmdSuspend(mode) }, noResp: true}, true
+	case "guest-file-open":
+		return command{fields: []field{{name: "path", typ: tStr}, {name: "mode", typ: tStr, opt: true}}, run: (*Guest).cmdFileOpen}, true
+	case "guest-file-close":
+		return command{fields: handleField, run: (*Guest).cmdFileClose}, true
+	case "guest-file-flush":
+		return command{fields: handleField, run: (*Guest).cmdFileFlush}, true
+	case "guest-file-read":
+		return command{fields: []field{{name: "handle", typ: tInt}, {name: "count", typ: tInt, opt: true}}, run: (*Guest).cmdFileRead}, true
+	case "guest-file-write":
+		return command{fields: []field{{name: "handle", typ: tInt}, {name: "buf-b64", typ: tStr}, {name: "count", typ: tInt, opt: true}}, run: (*Guest).cmdFileWrite}, true
+	case "guest-file-seek":
+		return command{fields: []field{{name: "handle", typ: tInt}, {name: "offset", typ: tInt}, {name: "whence", typ: tWhence}}, run: (*Guest).cmdFileSeek}, true
+	case "guest-fsfreeze-status":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+			if g.frozen {
+				return agentclient.Frozen, nil
+			}
+			return agentclient.Thawed, nil
+		}}, true
+	case "guest-fsfreeze-freeze":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.freeze(nil), nil }}, true
+	case "guest-fsfreeze-freeze-list":
+		return command{fields: []field{{name: "mountpoints", typ: tStrList, opt: true}}, run: func(g *Guest, a args) (any, *agentclient.Error) {
+			mps, ok := a["mountpoints"].([]string)
+			if !ok {
+				return g.freeze(nil), nil
+			}
+			return g.freeze(mps), nil
+		}}, true
+	case "guest-fsfreeze-thaw":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+			n := 0
+			if g.frozen {
+				n = g.frozenN
+			}
+			g.frozen, g.frozenN = false, 0
+			return n, nil
+		}}, true
+	case "guest-fstrim":
+		return command{fields: []field{{name: "minimum", typ: tInt, opt: true}}, run: (*Guest).cmdFstrim}, true
+	case "guest-network-get-interfaces":
+		return command{run: (*Guest).cmdInterfaces}, true
+	case "guest-get-vcpus":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.vcpuList(), nil }}, true
+	case "guest-set-vcpus":
+		return command{fields: []field{{name: "vcpus", typ: tStructList, sub: []field{
+			{name: "logical-id", typ: tInt}, {name: "online", typ: tBool}, {name: "can-offline", typ: tBool, opt: true},
+		}}}, run: (*Guest).cmdSetVCPUs}, true
+	case "guest-get-osinfo":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cfg.OS, nil }}, true
+	case "guest-get-host-name":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+			return struct {
+				HostName string `json:"host-name"`
+			}{g.cfg.Hostname}, nil
+		}}, true
+	case "guest-get-timezone":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cfg.Timezone, nil }}, true
+	case "guest-get-users":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+			if g.cfg.Users == nil {
+				return []agentclient.User{}, nil
+			}
+			return g.cfg.Users, nil
+		}}, true
+	case "guest-get-fsinfo":
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+			if g.cfg.Filesystems == nil {
+				return []agentclient.Filesystem{}, nil
+			}
+			return g.cfg.Filesystems, nil
+		}}, true
+	case "guest-exec":
+		return command{fields: []field{
+			{name: "path", typ: tStr}, {name: "arg", typ: tStrList, opt: true}, {name: "env", typ: tStrList, opt: true},
+			{name: "input-data", typ: tStr, opt: true}, {name: "capture-output", typ: tBool, opt: true},
+		}, run: (*Guest).cmdExec}, true
+	case "guest-exec-status":
+		return command{fields: []field{{name: "pid", typ: tInt}}, run: (*Guest).cmdExecStatus}, true
+	}
+	return command{}, false
+}
+
+func genericf(format string, a ...any) *agentclient.Error {
+	return &agentclient.Error{Class: "GenericError", Desc: fmt.Sprintf(format, a...)}
+}
+
+// disabledReason says why name is disabled, or "" if it is enabled.
+func (g *Guest) disabledReason(name string) (string, bool) {
+	if g.frozen && !allowedFrozen(name) {
+		return "the agent is in frozen state", true
+	}
+	if slices.Contains(g.cfg.Disabled, name) {
+		return "", true
+	}
+	if g.cfg.NoExec && (name == "guest-exec" || name == "guest-exec-status") {
+		return "", true
+	}
+	return "", false
+}
+
+// dispatch executes one message with g.mu held, following qmp_dispatch: the
+// request's shape, then the command's existence, then whether it is enabled,
+// then its arguments.
+func (g *Guest) dispatch(m message) result {
+	if m.err != "" {
+		return g.errReply(nil, genericf("%s", m.err))
+	}
+	req, ok := m.val.(*object)
+	if !ok {
+		return g.errReply(nil, genericf("QMP input must be a JSON object"))
+	}
+	id, _ := req.get("id")
+	var name string
+	var argObj *object
+	for i, k := range req.keys {
+		v := req.vals[i]
+		switch k {
+		case "execute":
+			s, ok := v.(string)
+			if !ok {
+				return g.errReply(id, genericf("QMP input member 'execute' must be a string"))
+			}
+			name = s
+		case "arguments":
+			o, ok := v.(*object)
+			if !ok {
+				return g.errReply(id, genericf("QMP input member 'arguments' must be an object"))
+			}
+			argObj = o
+		case "id":
+		default:
+			return g.errReply(id, genericf("QMP input member '%s' is unexpected", k))
+		}
+	}
+	if _, ok := req.get("execute"); !ok {
+		return g.errReply(id, genericf("QMP input lacks member 'execute'"))
+	}
+	cmd, ok := lookup(name)
+	if !ok {
+		return g.errReply(id, &agentclient.Error{Class: "CommandNotFound", Desc: "The command " + name + " has not been found"})
+	}
+	if reason, off := g.disabledReason(name); off {
+		desc := "Command " + name + " has been disabled"
+		if reason != "" {
+			desc += ": " + reason
+		}
+		return g.errReply(id, &agentclient.Error{Class: "CommandNotFound", Desc: desc})
+	}
+	if g.calls == nil {
+		g.calls = make(map[string]int)
+	}
+	g.calls[name]++
+	a, aerr := checkArgs("", cmd.fields, argObj)
+	if aerr != nil {
+		return g.errReply(id, aerr)
+	}
+	ret, err := cmd.run(g, a)
+	if err != nil {
+		return g.errReply(id, err)
+	}
+	if cmd.noResp {
+		r := result{none: true}
+		if f, ok := ret.(func()); ok {
+			r.after = f
+		}
+		return r
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"return": `)
+	encode(&buf, ret)
+	if id != nil {
+		buf.WriteString(`, "id": `)
+		encode(&buf, id)
+	}
+	buf.WriteString("}\n")
+	return result{line: buf.Bytes(), delimited: name == "guest-sync-delimited"}
+}
+
+func (g *Guest) errReply(id any, e *agentclient.Error) result {
+	var buf bytes.Buffer
+	buf.WriteString(`{"error": {"class": `)
+	encode(&buf, e.Class)
+	buf.WriteString(`, "desc": `)
+	encode(&buf, e.Desc)
+	buf.WriteString("}")
+	if id != nil {
+		buf.WriteString(`, "id": `)
+		encode(&buf, id)
+	}
+	buf.WriteString("}\n")
+	return result{line: buf.Bytes()}
+}
+
+var typeNames = map[argType]string{tInt: "integer", tStr: "string", tBool: "boolean", tStrList: "array", tStructList: "array", tWhence: "GuestFileWhence"}
+
+// checkArgs validates obj against fields like the QAPI input visitor: fields
+// in schema order (missing, then type), then leftover members as unexpected.
+func checkArgs(prefix string, fields []field, obj *object) (args, *agentclient.Error) {
+	a := args{}
+	for _, f := range fields {
+		full := prefix + f.name
+		var v any
+		ok := false
+		if obj != nil {
+			v, ok = obj.get(f.name)
+		}
+		if !ok {
+			if f.opt {
+				continue
+			}
+			return nil, genericf("Parameter '%s' is missing", full)
+		}
+		bad := genericf("Invalid parameter type for '%s', expected: %s", full, typeNames[f.typ])
+		switch f.typ {
+		case tInt:
+			n, ok := v.(int64)
+			if !ok {
+				return nil, bad
+			}
+			a[f.name] = n
+		case tStr:
+			s, ok := v.(string)
+			if !ok {
+				return nil, bad
+			}
+			a[f.name] = s
+		case tBool:
+			b, ok := v.(bool)
+			if !ok {
+				return nil, bad
+			}
+			a[f.name] = b
+		case tWhence:
+			switch w := v.(type) {
+			case int64:
+				a[f.name] = w
+			case string:
+				n := slices.Index([]string{"set", "cur", "end"}, w)
+				if n < 0 {
+					return nil, genericf("Parameter '%s' does not accept value '%s'", full, w)
+				}
+				a[f.name] = int64(n)
+			default:
+				return nil, bad
+			}
+		case tStrList:
+			l, ok := v.([]any)
+			if !ok {
+				return nil, bad
+			}
+			ss := make([]string, len(l))
+			for i, e := range l {
+				s, ok := e.(string)
+				if !ok {
+					return nil, genericf("Invalid parameter type for '%s[%d]', expected: string", full, i)
+				}
+				ss[i] = s
+			}
+			a[f.name] = ss
+		case tStructList:
+			l, ok := v.([]any)
+			if !ok {
+				return nil, bad
+			}
+			items := make([]args, len(l))
+			for i, e := range l {
+				o, ok := e.(*object)
+				if !ok {
+					return nil, genericf("Invalid parameter type for '%s[%d]', expected: object", full, i)
+				}
+				sub, err := checkArgs(fmt.Sprintf("%s[%d].", full, i), f.sub, o)
+				if err != nil {
+					return nil, err
+				}
+				items[i] = sub
+			}
+			a[f.name] = items
+		}
+	}
+	if obj != nil {
+		for _, k := range obj.keys {
+			if !slices.ContainsFunc(fields, func(f field) bool { return f.name == k }) {
+				return nil, genericf("Parameter '%s' is unexpected", prefix+k)
+			}
+		}
+	}
+	return a, nil
+}
+
+func (g *Guest) cmdInfo(args) (any, *agentclient.Error) {
+	cmds := make([]agentclient.CommandInfo, 0, len(commandNames))
+	for _, n := range commandNames {
+		_, off := g.disabledReason(n)
+		cmds = append(cmds, agentclient.CommandInfo{Name: n, Enabled: !off, SuccessResponse: agentclient.SuccessResponse(n)})
+	}
+	return agentclient.Info{Version: g.cfg.AgentVersion, SupportedCommands: cmds}, nil
+}
+
+func (g *Guest) cmdSetTime(a args) (any, *agentclient.Error) {
+	now := time.Now()
+	if !a.has("time") {
+		// hwclock -s: the system clock takes the RTC's time.
+		g.clockBase, g.clockAt = now, now.Add(g.rtcOffset).UnixNano()
+		return struct{}{}, nil
+	}
+	ns := a.int("time", 0)
+	if y := time.Unix(0, ns).UTC().Year(); ns < 0 || y < 1970 || y >= 2070 {
+		return nil, genericf("Invalid time")
+	}
+	g.clockBase, g.clockAt = now, ns
+	g.rtcOffset = time.Duration(ns - now.UnixNano()) // hwclock -w
+	return struct{}{}, nil
+}
+
+func (g *Guest) cmdShutdown(a args) (any, *agentclient.Error) {
+	mode := a.str("mode", agentclient.ShutdownPowerdown)
+	switch mode {
+	case agentclient.ShutdownPowerdown, agentclient.ShutdownHalt, agentclient.ShutdownReboot:
+	default:
+		return nil, genericf("Parameter 'mode' expects 'halt', 'powerdown', or 'reboot'")
+	}
+	return g.goDown(mode), nil
+}
+
+func (g *Guest) cmdSuspend(mode string) (any, *agentclient.Error) {
+	if g.cfg.NoSuspend {
+		return nil, genericf("this feature or command is not currently supported")
+	}
+	return g.goDown(mode), nil
+}
+
+// goDown records how the guest goes down and returns what happens after the
+// (absent) reply. powerdown and suspend-disk end QEMU: connections read EOF
+// and the socket goes away. halt and suspend to RAM keep QEMU, so the channel
+// stays up with no agent. reboot: silent until the agent is back.
+func (g *Guest) goDown(mode string) func() {
+	g.downMode = mode
+	g.handles, g.procs = nil, nil
+	g.frozen, g.frozenN = false, 0
+	switch mode {
+	case agentclient.ShutdownReboot:
+		g.silentUntil = time.Now().Add(g.cfg.RebootDelay)
+		return nil
+	case agentclient.ShutdownHalt, "suspend-ram", "suspend-hybrid":
+		g.downSilent = true
+		return nil
+	}
+	return func() {
+		g.mu.Lock()
+		g.dropConnsLocked()
+		ls := g.listeners
+		g.listeners = nil
+		g.mu.Unlock()
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+}
+
+// freeze freezes the filesystems named by mountpoints (nil: all). Freezing
+// none leaves the guest thawed.
+func (g *Guest) freeze(mountpoints []string) int {
+	n := 0
+	for _, fs := range g.cfg.Filesystems {
+		if mountpoints == nil || slices.Contains(mountpoints, fs.Mountpoint) {
+			n++
+		}
+	}
+	if n > 0 {
+		g.frozen, g.frozenN = true, n
+	}
+	return n
+}
+
+func (g *Guest) cmdFstrim(a args) (any, *agentclient.Error) {
+	min := a.int("minimum", 0)
+	res := agentclient.TrimResponse{Paths: []agentclient.TrimResult{}}
+	for _, fs := range g.cfg.Filesystems {
+		r := agentclient.TrimResult{Path: fs.Mountpoint, Minimum: &min}
+		if fs.TotalBytes != nil && fs.UsedBytes != nil {
+			t := int64(*fs.TotalBytes-*fs.UsedBytes) / 2
+			r.Trimmed = &t
+		}
+		res.Paths = append(res.Paths, r)
+	}
+	return res, nil
+}
+
+// cmdInterfaces reports the configured interfaces with counters that grow
+// with uptime, so pollers see traffic.
+func (g *Guest) cmdInterfaces(args) (any, *agentclient.Error) {
+	up := uint64(time.Since(g.start) / time.Second)
+	out := make([]agentclient.Interface, len(g.cfg.Interfaces))
+	for i, ifc := range g.cfg.Interfaces {
+		out[i] = ifc
+		if ifc.Statistics != nil {
+			s := *ifc.Statistics
+			s.RxBytes += up * 1500
+			s.RxPackets += up
+			s.TxBytes += up * 700
+			s.TxPackets += up
+			out[i].Statistics = &s
+		}
+	}
+	return out, nil
+}
+
+func (g *Guest) vcpuList() []agentclient.VCPU {
+	src := g.vcpus
+	if src == nil {
+		src = g.cfg.VCPUs
+	}
+	out := make([]agentclient.VCPU, len(src))
+	for i, v := range src {
+		out[i] = v
+		if v.CanOffline == nil {
+			out[i].CanOffline = boolp(v.LogicalID != 0)
+		}
+	}
+	return out
+}
+
+// cmdSetVCPUs processes the list in order and stops at the first failure:
+// the count processed, or the error if the first one failed.
+func (g *Guest) cmdSetVCPUs(a args) (any, *agentclient.Error) {
+	if g.vcpus == nil {
+		g.vcpus = g.vcpuList()
+	}
+	items, _ := a["vcpus"].([]args)
+	n := 0
+	for _, it := range items {
+		id := it.int("logical-id", -1)
+		online, _ := it["online"].(bool)
+		i := slices.IndexFunc(g.vcpus, func(v agentclient.VCPU) bool { return int64(v.LogicalID) == id })
+		var err *agentclient.Error
+		switch {
+		case i < 0:
+			err = genericf("open(\"/sys/devices/system/cpu/cpu%d/\"): No such file or directory", id)
+		case !online && g.vcpus[i].Online && !*g.vcpus[i].CanOffline:
+			err = genericf("logical processor #%d can't be offlined", id)
+		}
+		if err != nil {
+			if n == 0 {
+				return nil, err
+			}
+			break
+		}
+		g.vcpus[i].Online = online
+		n++
+	}
+	return n, nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// b64 encodes data for the wire.
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// addrOf names a listener's address the way agentclient.ParseAddress reads it.
+func addrOf(a net.Addr) string { return a.Network() + ":" + a.String() }

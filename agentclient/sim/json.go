@@ -1,0 +1,569 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The real agent reads its channel with QEMU's streaming JSON lexer: it splits
+// the byte stream into tokens, counts braces, and parses a message as soon as
+// the nesting depth returns to zero. Bad bytes become an error token and the
+// lexer then skips input until a structural character, a control character or
+// 0xFF. Clients depend on those details (0xFF flushes a half-read request; the
+// reply to the 0xFF itself is a parse error), so this is a small port of that
+// lexer, streamer and parser, down to the error texts observed on qemu-ga 7.2.
+
+type tokType uint8
+
+const (
+	tokLCurly tokType = iota
+	tokRCurly
+	tokLSquare
+	tokRSquare
+	tokColon
+	tokComma
+	tokString
+	tokInteger
+	tokFloat
+	tokKeyword
+)
+
+type token struct {
+	typ  tokType
+	text string
+}
+
+type lexState uint8
+
+const (
+	lexStart lexState = iota
+	lexString
+	lexStringEsc
+	lexNeg     // after '-': a digit must follow
+	lexNumber  // digits, '.', exponent
+	lexKeyword // [a-z]+
+	lexRecover // skipping after an error
+)
+
+// maxMessage bounds what one message may accumulate (QEMU: 64 MiB of tokens);
+// the simulator keeps it smaller so a flood cannot grow a guest without bound.
+const maxMessage = 64 << 20
+
+// message is what the streamer hands on: a parsed value or a parse error.
+type message struct {
+	val any
+	err string // desc of a GenericError, "" if val is valid
+}
+
+// streamer turns bytes into messages. It is per connection and holds only the
+// tokens of the message in progress.
+type streamer struct {
+	state  lexState
+	cur    []byte
+	toks   []token
+	depth  int // braces + brackets; QEMU counts them separately but only the sum matters for emitting
+	braces int
+	brack  int
+	size   int
+}
+
+// feed consumes b and calls emit for each complete message, in order.
+func (s *streamer) feed(b []byte, emit func(message)) {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+	again:
+		switch s.state {
+		case lexStart:
+			switch {
+			case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			case c == '{':
+				s.token(tokLCurly, "{", emit)
+			case c == '}':
+				s.token(tokRCurly, "}", emit)
+			case c == '[':
+				s.token(tokLSquare, "[", emit)
+			case c == ']':
+				s.token(tokRSquare, "]", emit)
+			case c == ':':
+				s.token(tokColon, ":", emit)
+			case c == ',':
+				s.token(tokComma, ",", emit)
+			case c == '"':
+				s.cur = append(s.cur[:0], c)
+				s.state = lexString
+			case c == '-':
+				s.cur = append(s.cur[:0], c)
+				s.state = lexNeg
+			case c >= '0' && c <= '9':
+				s.cur = append(s.cur[:0], c)
+				s.state = lexNumber
+			case c >= 'a' && c <= 'z':
+				s.cur = append(s.cur[:0], c)
+				s.state = lexKeyword
+			default:
+				s.cur = append(s.cur[:0], c)
+				s.lexError(emit)
+			}
+		case lexString:
+			switch {
+			case c == '"':
+				s.cur = append(s.cur, c)
+				s.state = lexStart
+				s.token(tokString, string(s.cur), emit)
+			case c == '\\':
+				s.cur = append(s.cur, c)
+				s.state = lexStringEsc
+			case c < 0x20 || c >= 0xFE:
+				s.cur = append(s.cur, c)
+				s.lexError(emit)
+			default:
+				s.cur = append(s.cur, c)
+			}
+			if len(s.cur) > maxMessage {
+				s.reset()
+				emit(message{err: "JSON token size limit exceeded"})
+			}
+		case lexStringEsc:
+			if c < 0x20 || c >= 0xFE {
+				s.cur = append(s.cur, c)
+				s.lexError(emit)
+				continue
+			}
+			s.cur = append(s.cur, c)
+			s.state = lexString
+		case lexNeg:
+			s.cur = append(s.cur, c)
+			if c >= '0' && c <= '9' {
+				s.state = lexNumber
+				continue
+			}
+			s.lexError(emit)
+		case lexNumber:
+			if (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
+				s.cur = append(s.cur, c)
+				continue
+			}
+			typ := tokInteger
+			if bytes.ContainsAny(s.cur, ".eE") {
+				typ = tokFloat
+			}
+			s.state = lexStart
+			s.token(typ, string(s.cur), emit)
+			goto again // the terminating byte starts the next token
+		case lexKeyword:
+			if c >= 'a' && c <= 'z' {
+				s.cur = append(s.cur, c)
+				continue
+			}
+			s.state = lexStart
+			s.token(tokKeyword, string(s.cur), emit)
+			goto again
+		case lexRecover:
+			if c < 0x20 || c == 0xFF || strings.IndexByte("{}[]:,", c) >= 0 {
+				s.state = lexStart
+				goto again
+			}
+		}
+	}
+}
+
+// lexError reports the pending bytes as a stray token, as the agent does, and
+// skips input until something that can start a message.
+func (s *streamer) lexError(emit func(message)) {
+	desc := "JSON parse error, stray '" + bytesToRunes(s.cur) + "'"
+	s.reset()
+	s.state = lexRecover
+	emit(message{err: desc})
+}
+
+func (s *streamer) reset() {
+	s.cur = s.cur[:0]
+	s.toks = nil
+	s.braces, s.brack, s.depth, s.size = 0, 0, 0, 0
+	s.state = lexStart
+}
+
+func (s *streamer) token(t tokType, text string, emit func(message)) {
+	switch t {
+	case tokLCurly:
+		s.braces++
+	case tokRCurly:
+		s.braces--
+	case tokLSquare:
+		s.brack++
+	case tokRSquare:
+		s.brack--
+	}
+	s.size += len(text)
+	if s.size > maxMessage {
+		s.reset()
+		emit(message{err: "JSON token size limit exceeded"})
+		return
+	}
+	if s.braces+s.brack > 1024 {
+		s.reset()
+		emit(message{err: "JSON nesting depth limit exceeded"})
+		return
+	}
+	s.toks = append(s.toks, token{t, text})
+	if (s.braces > 0 || s.brack > 0) && s.braces >= 0 && s.brack >= 0 {
+		return
+	}
+	p := parser{toks: s.toks}
+	v := p.value()
+	toks := s.toks
+	s.toks = toks[:0]
+	clear(toks)
+	s.braces, s.brack, s.size = 0, 0, 0
+	if p.err != "" {
+		emit(message{err: "JSON parse error, " + p.err})
+		return
+	}
+	emit(message{val: v})
+}
+
+// parser is a recursive-descent parser over one message's tokens, with the
+// error texts of QEMU's json-parser.c (the first error wins).
+type parser struct {
+	toks []token
+	pos  int
+	err  string
+}
+
+func (p *parser) fail(msg string) {
+	if p.err == "" {
+		p.err = msg
+	}
+}
+
+func (p *parser) peek() *token {
+	if p.pos >= len(p.toks) {
+		return nil
+	}
+	return &p.toks[p.pos]
+}
+
+func (p *parser) pop() *token {
+	t := p.peek()
+	if t != nil {
+		p.pos++
+	}
+	return t
+}
+
+func (p *parser) value() any {
+	t := p.peek()
+	if t == nil {
+		p.fail("premature EOI")
+		return nil
+	}
+	switch t.typ {
+	case tokLCurly:
+		return p.object()
+	case tokLSquare:
+		return p.array()
+	case tokString:
+		p.pos++
+		s, ok := unquote(t.text)
+		if !ok {
+			p.fail("invalid escape sequence in string")
+			return nil
+		}
+		return s
+	case tokInteger:
+		p.pos++
+		if n, err := strconv.ParseInt(t.text, 10, 64); err == nil {
+			return n
+		}
+		f, _ := strconv.ParseFloat(t.text, 64)
+		return f
+	case tokFloat:
+		p.pos++
+		f, err := strconv.ParseFloat(t.text, 64)
+		if err != nil && !math.IsInf(f, 0) {
+			p.fail("invalid number")
+			return nil
+		}
+		return f
+	case tokKeyword:
+		p.pos++
+		switch t.text {
+		case "true":
+			return true
+		case "false":
+			return false
+		case "null":
+			return nullValue{}
+		}
+		p.fail("invalid keyword '" + t.text + "'")
+		return nil
+	}
+	p.fail("expecting value")
+	return nil
+}
+
+// nullValue is JSON null, kept distinct from "absent" (Go nil).
+type nullValue struct{}
+
+func (p *parser) object() any {
+	p.pop() // '{'
+	obj := &object{}
+	t := p.peek()
+	if t == nil {
+		p.fail("premature EOI")
+		return nil
+	}
+	if t.typ == tokRCurly {
+		p.pos++
+		return obj
+	}
+	if !p.pair(obj) {
+		return nil
+	}
+	for {
+		t = p.pop()
+		if t == nil {
+			p.fail("premature EOI")
+			return nil
+		}
+		if t.typ == tokRCurly {
+			return obj
+		}
+		if t.typ != tokComma {
+			p.fail("expected separator in dict")
+			return nil
+		}
+		if !p.pair(obj) {
+			return nil
+		}
+	}
+}
+
+func (p *parser) pair(obj *object) bool {
+	if p.peek() == nil {
+		p.fail("premature EOI")
+		return false
+	}
+	k := p.value()
+	key, ok := k.(string)
+	if !ok {
+		p.fail("key is not a string in object")
+		return false
+	}
+	t := p.pop()
+	if t == nil {
+		p.fail("premature EOI")
+		return false
+	}
+	if t.typ != tokColon {
+		p.fail("missing : in object pair")
+		return false
+	}
+	v := p.value()
+	if v == nil {
+		p.fail("Missing value in dict")
+		return false
+	}
+	if _, dup := obj.get(key); dup {
+		p.fail("duplicate key")
+		return false
+	}
+	obj.keys = append(obj.keys, key)
+	obj.vals = append(obj.vals, v)
+	return true
+}
+
+func (p *parser) array() any {
+	p.pop() // '['
+	arr := []any{}
+	t := p.peek()
+	if t == nil {
+		p.fail("premature EOI")
+		return nil
+	}
+	if t.typ == tokRSquare {
+		p.pos++
+		return arr
+	}
+	for {
+		v := p.value()
+		if v == nil {
+			p.fail("expecting value")
+			return nil
+		}
+		arr = append(arr, v)
+		t = p.pop()
+		if t == nil {
+			p.fail("premature EOI")
+			return nil
+		}
+		if t.typ == tokRSquare {
+			return arr
+		}
+		if t.typ != tokComma {
+			p.fail("expected separator in list")
+			return nil
+		}
+	}
+}
+
+// object is a JSON object with its member order kept, so that "first
+// unexpected member" is well defined.
+type object struct {
+	keys []string
+	vals []any
+}
+
+func (o *object) get(k string) (any, bool) {
+	for i, kk := range o.keys {
+		if kk == k {
+			return o.vals[i], true
+		}
+	}
+	return nil, false
+}
+
+func unquote(lit string) (string, bool) {
+	var s string
+	if err := json.Unmarshal([]byte(lit), &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// bytesToRunes decodes b as UTF-8 with each invalid byte replaced by U+FFFD,
+// which is how the agent quotes stray input back.
+func bytesToRunes(b []byte) string {
+	var sb strings.Builder
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		sb.WriteRune(r)
+		b = b[n:]
+	}
+	return sb.String()
+}
+
+// qemuEscape escapes s as QEMU's JSON writer does: printable ASCII as is,
+// everything else (including invalid UTF-8, as U+FFFD) as \uXXXX.
+func qemuEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r >= 0x20 && r <= 0x7E:
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			r -= 0x10000
+			fmt.Fprintf(&b, `\u%04X\u%04X`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
+		default:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		}
+	}
+	return b.String()
+}
+
+// encode writes v in the agent's output style: `{"a": 1, "b": [1, 2]}`.
+// v is either a parsed request value (object, []any, ...) or any Go value
+// encoding/json accepts (the agentclient wire types).
+func encode(buf *bytes.Buffer, v any) {
+	switch x := v.(type) {
+	case *object:
+		buf.WriteByte('{')
+		for i, k := range x.keys {
+			if i > 0 {
+				buf.WriteString(", ")
+			}
+			buf.WriteString(`"` + qemuEscape(k) + `": `)
+			encode(buf, x.vals[i])
+		}
+		buf.WriteByte('}')
+		return
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteString(", ")
+			}
+			encode(buf, e)
+		}
+		buf.WriteByte(']')
+		return
+	case nullValue:
+		buf.WriteString("null")
+		return
+	case string:
+		buf.WriteString(`"` + qemuEscape(x) + `"`)
+		return
+	case float64:
+		buf.WriteString(strconv.FormatFloat(x, 'g', 17, 64))
+		return
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		buf.WriteString("{}")
+		return
+	}
+	respace(buf, raw)
+}
+
+// respace copies compact JSON adding the agent's ", " and ": " separators and
+// re-escaping strings the agent's way.
+func respace(buf *bytes.Buffer, raw []byte) {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch c {
+		case ',':
+			buf.WriteString(", ")
+		case ':':
+			buf.WriteString(": ")
+		case '"':
+			j := i + 1
+			for ; j < len(raw); j++ {
+				if raw[j] == '\\' {
+					j++
+					continue
+				}
+				if raw[j] == '"' {
+					break
+				}
+			}
+			s, _ := unquote(string(raw[i : j+1]))
+			buf.WriteString(`"` + qemuEscape(s) + `"`)
+			i = j
+		default:
+			buf.WriteByte(c)
+		}
+	}
+}
+
+// sortedKeys is for the rare error paths that need a deterministic order
+// over a Go map.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
