@@ -250,7 +250,7 @@ func TestSort(t *testing.T) {
 	eq(t, "reversed first", m.tbl.rows[0].Host, "hv3")
 	eq(t, "reversed ties keep name order", m.tbl.rows[0].Name, "vm-00002")
 
-	m = press(t, m, "s") // state
+	m = press(t, m, "s")                                         // state
 	eq(t, "state first", m.tbl.rows[0].State, fleet.Unreachable) // reversed: last in fleet.States order first
 	m = press(t, m, "S")
 	eq(t, "state ascending", m.tbl.rows[0].State, fleet.Ready)
@@ -583,9 +583,9 @@ func (p *fakePane) Update(msg tea.Msg) tea.Cmd {
 	}
 	return nil
 }
-func (p *fakePane) View() string           { return "FILES OF " + p.guest }
-func (p *fakePane) SetSize(w, h int)       { p.w, p.h = w, h }
-func (p *fakePane) Done() bool             { return p.done }
+func (p *fakePane) View() string     { return "FILES OF " + p.guest }
+func (p *fakePane) SetSize(w, h int) { p.w, p.h = w, h }
+func (p *fakePane) Done() bool       { return p.done }
 
 func TestFilesHook(t *testing.T) {
 	var pane *fakePane

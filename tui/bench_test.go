@@ -1,0 +1,84 @@
+package tui
+
+import (
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+func benchModel(b *testing.B, n int) Model {
+	m, _ := newTestModel(n, 160, 50, Options{})
+	return m
+}
+
+// View costs the same at 50 and 10,000 guests: only visible rows render.
+func BenchmarkView(b *testing.B) {
+	for _, n := range []struct {
+		name string
+		n    int
+	}{{"50", 50}, {"10000", 10000}} {
+		b.Run(n.name, func(b *testing.B) {
+			m := benchModel(b, n.n)
+			m.moveTo(n.n / 2)
+			b.ResetTimer()
+			for b.Loop() {
+				_ = m.View()
+			}
+		})
+	}
+}
+
+// A cursor move (Update) and the frame after it, at 10,000 guests.
+func BenchmarkCursorMove10000(b *testing.B) {
+	m := benchModel(b, 10000)
+	down := tea.KeyPressMsg{Code: tea.KeyDown}
+	up := tea.KeyPressMsg{Code: tea.KeyUp}
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		k := down
+		if i%2000 >= 1000 {
+			k = up
+		}
+		i++
+		next, _ := m.Update(k)
+		m = next.(Model)
+		_ = m.View()
+	}
+}
+
+// A filter keystroke re-filters and re-sorts 10,000 guests, then renders.
+func BenchmarkFilterKeystroke10000(b *testing.B) {
+	m := benchModel(b, 10000)
+	next, _ := m.Update(tea.KeyPressMsg{Code: '/', Text: "/"})
+	m = next.(Model)
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		var k tea.KeyPressMsg
+		if i%2 == 0 {
+			k = tea.KeyPressMsg{Code: '7', Text: "7"}
+		} else {
+			k = tea.KeyPressMsg{Code: tea.KeyBackspace}
+		}
+		i++
+		next, _ := m.Update(k)
+		m = next.(Model)
+		_ = m.View()
+	}
+}
+
+// A new snapshot (poll results) at 10,000 guests sorted by state.
+func BenchmarkSnapshot10000(b *testing.B) {
+	m, src := newTestModel(10000, 160, 50, Options{})
+	m.tbl.sortCol = colState
+	m.reindex()
+	gs := src.snap.Guests
+	b.ResetTimer()
+	for b.Loop() {
+		src.set(gs)
+		next, _ := m.Update(changedMsg{})
+		m = next.(Model)
+		_ = m.View()
+	}
+}
