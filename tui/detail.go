@@ -22,6 +22,32 @@ const (
 
 func tabLabel(i int, name string) string { return strconv.Itoa(i+1) + " " + name }
 
+// detailLines is the current tab's content for g.
+func (m *Model) detailLines(g *fleet.Guest) []string {
+	if g == nil {
+		return []string{m.st.Muted.Render("no guest under the cursor")}
+	}
+	switch m.tab {
+	case tabOverview:
+		return m.overviewLines(g)
+	case tabInterfaces:
+		return interfaceLines(g)
+	case tabVCPUs:
+		return vcpuLines(g)
+	case tabFilesystems:
+		return m.filesystemLines(g)
+	case tabLog:
+		return m.logLines(g)
+	}
+	return nil
+}
+
+// scrollDetail moves the detail pane by delta lines within its content.
+func (m *Model) scrollDetail(delta int) {
+	n := len(m.detailLines(m.cursorGuest()))
+	m.detailScroll = max(min(m.detailScroll+delta, n-m.layout().detailRows), 0)
+}
+
 // renderDetail draws the tab bar and n lines of the current tab for the guest
 // under the cursor.
 func (m *Model) renderDetail(n int) string {
@@ -40,23 +66,7 @@ func (m *Model) renderDetail(n int) string {
 	if g != nil {
 		bar.WriteString(m.st.Muted.Render("  ─ ") + m.st.State(string(g.State)).Render(g.Name))
 	}
-	var lines []string
-	if g != nil {
-		switch m.tab {
-		case tabOverview:
-			lines = m.overviewLines(g)
-		case tabInterfaces:
-			lines = interfaceLines(g)
-		case tabVCPUs:
-			lines = vcpuLines(g)
-		case tabFilesystems:
-			lines = m.filesystemLines(g)
-		case tabLog:
-			lines = m.logLines(g)
-		}
-	} else {
-		lines = []string{m.st.Muted.Render("no guest under the cursor")}
-	}
+	lines := m.detailLines(g)
 	scroll := m.detailScroll
 	if scroll > len(lines)-n {
 		scroll = max(len(lines)-n, 0)

@@ -69,6 +69,10 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.setTab(m.tab + 1)
 	case key.Matches(k, km.DetailPrevTab):
 		m.setTab(m.tab - 1)
+	case key.Matches(k, km.DetailDown):
+		m.scrollDetail(max(m.layout().detailRows/2, 1))
+	case key.Matches(k, km.DetailUp):
+		m.scrollDetail(-max(m.layout().detailRows/2, 1))
 	case key.Matches(k, km.Events):
 		m.showEvents = true
 		m.eventScroll = 0
@@ -378,7 +382,7 @@ func (m *Model) handleWheel(ms tea.Mouse) {
 	case m.showEvents:
 		m.eventScroll = max(0, m.eventScroll+delta)
 	case m.detail && ms.Y > l.detailTop:
-		m.detailScroll = max(0, m.detailScroll+delta)
+		m.scrollDetail(delta)
 	default:
 		m.moveTo(m.tbl.cursor + delta)
 	}

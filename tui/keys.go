@@ -18,6 +18,7 @@ type KeyMap struct {
 	Filter, Command, Help, Quit, Back    key.Binding
 	Sort, SortReverse                    key.Binding
 	Detail, DetailNextTab, DetailPrevTab key.Binding
+	DetailDown, DetailUp                 key.Binding
 	Events, Files, Refresh               key.Binding
 
 	// Actions on the marked guests (or the guest under the cursor).
@@ -75,6 +76,8 @@ func DefaultKeyMap() KeyMap {
 		Detail:        bind("detail pane", "enter"),
 		DetailNextTab: bind("next tab", "tab"),
 		DetailPrevTab: bind("prev tab", "shift+tab"),
+		DetailDown:    bind("scroll detail", "ctrl+d"),
+		DetailUp:      bind("scroll detail back", "ctrl+u"),
 		Events:        bind("event log", "e"),
 		Files:         bind("files", "f"),
 		Refresh:       bind("refresh", "r"),
@@ -97,6 +100,7 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit, "back": &k.Back,
 		"sort": &k.Sort, "sort_reverse": &k.SortReverse,
 		"open": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
+		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
 		"suspend": &k.Suspend, "settime": &k.SetTime,
@@ -181,7 +185,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 // FullHelp is the `?` screen, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown},
 		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Files, k.Refresh},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},

@@ -1,0 +1,72 @@
+package tui
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// TestProgram runs the model in a real Bubble Tea program: fleet changes
+// arrive only through the Cmd waiting on Source.Changed, and action results
+// only through the action's channel-fed Cmd.
+func TestProgram(t *testing.T) {
+	m, src := newTestModel(10, 120, 30, Options{})
+	seen := make(chan string, 64)
+	filter := func(_ tea.Model, msg tea.Msg) tea.Msg {
+		switch msg.(type) {
+		case changedMsg:
+			seen <- "changed"
+		case actionDoneMsg:
+			seen <- "done"
+		}
+		return msg
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(strings.NewReader("")), tea.WithOutput(io.Discard),
+		tea.WithWindowSize(120, 30), tea.WithoutSignals(), tea.WithFilter(filter), tea.WithEnvironment([]string{"TERM=dumb"}))
+	type result struct {
+		m   tea.Model
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		fm, err := p.Run()
+		done <- result{fm, err}
+	}()
+	wait := func(what string) {
+		t.Helper()
+		for {
+			select {
+			case s := <-seen:
+				if s == what {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s message", what)
+			}
+		}
+	}
+	// The initial Changed signal from newFakeSource, then a real update.
+	wait("changed")
+	src.set(testGuests(40))
+	wait("changed")
+	p.Send(keyMsg(t, "ctrl+a"))
+	p.Send(keyMsg(t, "p"))
+	wait("done")
+	p.Send(keyMsg(t, "q"))
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	fm := r.m.(Model)
+	eq(t, "rows after update", len(fm.tbl.rows), 40)
+	if len(src.runs) != 1 || len(src.runs[0].names) != 40 {
+		t.Fatalf("runs = %+v", src.runs)
+	}
+	eq(t, "event", len(fm.events), 1)
+}
