@@ -2,6 +2,9 @@
 // filter and sort, a detail pane per guest, a command line for bulk actions
 // with confirmation and progress, and an event log. It reads the fleet only
 // through the small Source interface, so tests drive it with fake snapshots.
+//
+// The caller runs it: tea.NewProgram(tui.New(src, opts)).Run(). The model
+// declares alt screen and mouse mode itself in View.
 package tui
 
 import (
@@ -19,6 +22,9 @@ import (
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/themes"
 )
+
+// The fleet is the production Source.
+var _ Source = (*fleet.Fleet)(nil)
 
 // Source is what the dashboard needs from the fleet; *fleet.Fleet satisfies it.
 type Source interface {
@@ -87,6 +93,10 @@ type Model struct {
 
 	snap *fleet.Snapshot
 	tbl  table
+	// Guests this process froze, counted per snapshot (not per frame), and
+	// the earliest automatic thaw among them.
+	frozenOurs int
+	nextThaw   time.Time
 
 	marks        map[string]bool
 	visual       bool
@@ -246,6 +256,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case thawedQuitMsg:
 		return m, tea.Quit
 	case spinner.TickMsg:
+		if msg.ID != m.spin.ID() {
+			break // another widget's spinner (the file browser's)
+		}
 		if m.run == nil {
 			return m, nil
 		}

@@ -88,6 +88,9 @@ func (m *Model) reindex() {
 		t.builtSort == t.sortCol && t.builtDesc == t.sortDesc {
 		return
 	}
+	if t.builtFrom != m.snap || t.builtVersion != m.snap.Version || !t.built {
+		m.countFrozenOurs()
+	}
 	rows := make([]*fleet.Guest, 0, len(m.snap.Guests))
 	for _, g := range m.snap.Guests {
 		if t.filter == "" || matchGuest(g, t.filter) {
@@ -108,6 +111,19 @@ func (m *Model) reindex() {
 		}
 	}
 	m.clampScroll()
+}
+
+func (m *Model) countFrozenOurs() {
+	m.frozenOurs, m.nextThaw = 0, time.Time{}
+	for _, g := range m.snap.Guests {
+		if !g.FrozenByUs {
+			continue
+		}
+		m.frozenOurs++
+		if !g.ThawAt.IsZero() && (m.nextThaw.IsZero() || g.ThawAt.Before(m.nextThaw)) {
+			m.nextThaw = g.ThawAt
+		}
+	}
 }
 
 // sortRows sorts by col; ties keep name order (the snapshot's order).

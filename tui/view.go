@@ -334,13 +334,21 @@ func (m *Model) renderCounts() string {
 			parts = append(parts, m.st.State(string(s)).Render(fmt.Sprintf("%s %d", s, n)))
 		}
 	}
+	line := strings.Join(parts, m.st.Muted.Render(" · "))
+	if m.frozenOurs > 0 {
+		s := fmt.Sprintf("%d frozen by us", m.frozenOurs)
+		if !m.nextThaw.IsZero() {
+			s += ", thaw in " + fmtCountdown(m.nextThaw.Sub(m.now()))
+		}
+		line += m.st.Muted.Render(" │ ") + m.st.State(string(fleet.Frozen)).Render(s)
+	}
 	h := m.snap.Health
 	poll := fmt.Sprintf("polling %d · late %d · missed %d", h.Polling, h.Late, h.Missed)
 	pollStyle := m.st.Muted
 	if h.Late > 0 {
 		pollStyle = m.st.Warn
 	}
-	line := strings.Join(parts, m.st.Muted.Render(" · ")) + m.st.Muted.Render(" │ ") + pollStyle.Render(poll)
+	line += m.st.Muted.Render(" │ ") + pollStyle.Render(poll)
 	if n := m.markCount(); n > 0 {
 		line += m.st.Muted.Render(" │ ") + m.st.Mark.Render(fmt.Sprintf("%d marked", n))
 	}
