@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -458,6 +459,10 @@ func (s *Stream) write(ctx context.Context, b []byte) error {
 	if ctx.Err() != nil {
 		return ctxError(ctx)
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The conn deadline (ctx's) can fire a hair before ctx.Done.
+		return ErrTimeout
+	}
 	if s.closed.Load() {
 		return ErrClosed
 	}
@@ -599,12 +604,12 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 	req, _ := json.Marshal(request{Execute: "guest-sync-delimited", Arguments: map[string]int64{"id": n}, ID: tag})
 	msg := make([]byte, 0, len(req)+2)
 	msg = append(append(append(msg, 0xFF), req...), '\n')
-	if err := s.write(ctx, msg); err != nil {
-		if errors.Is(err, ErrTimeout) {
-			return fmt.Errorf("%w (%w): the channel does not take the sync request", ErrSilent, ErrTimeout)
-		}
-		return err
+	writeErr := s.write(ctx, msg)
+	if errors.Is(writeErr, ErrTimeout) {
+		return fmt.Errorf("%w (%w): the channel does not take the sync request", ErrSilent, ErrTimeout)
 	}
+	// On a failed write, still read what the peer sent before it hung up:
+	// that says whether it was an agent at all.
 	var junk []byte // the first thing that was not an agent reply
 	notAgent := func(cause error) error {
 		return fmt.Errorf("%w: %s does not speak the guest-agent protocol: it sent %s (%v)", ErrMalformed, s.addr, sample(junk), cause)
@@ -614,6 +619,9 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 		if err != nil {
 			if junk != nil && !errors.Is(err, ErrClosed) {
 				return notAgent(err)
+			}
+			if writeErr != nil {
+				return writeErr
 			}
 			if errors.Is(err, ErrTimeout) {
 				return fmt.Errorf("%w (%w): no answer to guest-sync-delimited", ErrSilent, ErrTimeout)
