@@ -110,12 +110,17 @@ func (t *tree) join(dir, name string) string {
 // children returns the names directly inside dir, sorted bytewise (the C
 // locale's glob order).
 func (t *tree) children(dir string) []string {
+	sep := "/"
+	if t.windows {
+		sep = `\`
+	}
+	prefix := strings.TrimSuffix(dir, sep) + sep
 	var names []string
 	for p := range t.nodes {
 		if p == dir || t.parent(p) != dir {
 			continue
 		}
-		names = append(names, p[len(t.join(dir, "")):])
+		names = append(names, strings.TrimPrefix(p, prefix))
 	}
 	sort.Strings(names)
 	return names
