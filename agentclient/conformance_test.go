@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
 )
 
@@ -84,6 +86,40 @@ func TestConformanceVM(t *testing.T) {
 		Mutating: true,
 		WaitGone: vm.WaitExit,
 	})
+}
+
+// TestConformanceSim runs the whole suite against the simulator: it must
+// behave like the real agent in every checked respect.
+func TestConformanceSim(t *testing.T) {
+	g, addr := startSim(t, func(cfg *sim.Config) { cfg.Disabled = []string{"guest-get-users"} })
+	runConformance(t, peer{
+		Addr:     addr,
+		Writable: "/tmp",
+		Known:    map[string]string{"/home/user/notes.txt": "remember to patch the fleet\n"},
+		Disabled: "guest-get-users",
+		Mutating: true,
+		WaitGone: func(d time.Duration) error {
+			if mode, ok := g.ShutdownMode(); !ok || mode != agentclient.ShutdownPowerdown {
+				return fmt.Errorf("simulator saw shutdown %q, %v", mode, ok)
+			}
+			return nil
+		},
+	})
+}
+
+// startSim serves a simulated guest on a fresh socket.
+func startSim(t testing.TB, edit func(*sim.Config)) (*sim.Guest, string) {
+	t.Helper()
+	cfg := sim.DefaultConfig("gd-sim")
+	if edit != nil {
+		edit(&cfg)
+	}
+	g := sim.New(cfg)
+	l, addr := listenUnix(t)
+	done := make(chan struct{})
+	go func() { defer close(done); g.Serve(l) }()
+	t.Cleanup(func() { g.Close(); <-done })
+	return g, addr
 }
 
 func runConformance(t *testing.T, p peer) {
@@ -485,7 +521,7 @@ func startDelayProxy(t *testing.T, target string) *delayProxy {
 	return px
 }
 
-func (px *delayProxy) Addr() string            { return "unix:" + px.l.Addr().String() }
+func (px *delayProxy) Addr() string             { return "unix:" + px.l.Addr().String() }
 func (px *delayProxy) SetDelay(d time.Duration) { px.delay.Store(int64(d)) }
 
 // listenUnix listens on a fresh socket under a short /tmp directory.

@@ -452,7 +452,10 @@ func TestNoReplyCommands(t *testing.T) {
 		{"eof means accepted", func(c *agentConn, req *wireRequest) bool { return false }, nil},
 		{"silence means accepted", func(c *agentConn, req *wireRequest) bool {
 			// A late error after the grace period must not reach the next call.
-			go func() { time.Sleep(300 * time.Millisecond); c.raw(req, `"error":{"class":"GenericError","desc":"late"}`) }()
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				c.raw(req, `"error":{"class":"GenericError","desc":"late"}`)
+			}()
 			return true
 		}, nil},
 		{"error is returned", func(c *agentConn, req *wireRequest) bool {
