@@ -1,0 +1,186 @@
+package fleet_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+// Benchmarks against simulated guests served by separate simfarm processes
+// (./internal/simfarm), at most simPerProc guests each: the simulator's CPU
+// and memory stay out of this process's figures, and no process needs more
+// than the 20,000 open files allowed here.
+//
+//	go test ./fleet -run '^$' -bench 'RefreshOnce' -benchtime 3x
+//	go test ./fleet -run '^$' -bench 'SteadyState' -benchtime 1x -timeout 10m
+const simPerProc = 5000
+
+var (
+	simBinOnce sync.Once
+	simBin     string
+	simBinErr  error
+)
+
+func buildSimfarm(tb testing.TB) string {
+	simBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("/tmp", "gdbin")
+		if err != nil {
+			simBinErr = err
+			return
+		}
+		simBin = filepath.Join(dir, "simfarm")
+		out, err := exec.Command("go", "build", "-o", simBin, "./internal/simfarm").CombinedOutput()
+		if err != nil {
+			simBinErr = fmt.Errorf("building simfarm: %v\n%s", err, out)
+		}
+	})
+	if simBinErr != nil {
+		tb.Fatal(simBinErr)
+	}
+	return simBin
+}
+
+// startSimfarms serves n simulated guests and returns their targets.
+func startSimfarms(tb testing.TB, n int) []fleet.Target {
+	bin := buildSimfarm(tb)
+	var targets []fleet.Target
+	for p := 0; p*simPerProc < n; p++ {
+		k := min(simPerProc, n-p*simPerProc)
+		dir, err := os.MkdirTemp("/tmp", "gdb")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		prefix := fmt.Sprintf("p%d-", p)
+		cmd := exec.Command(bin, "-dir", dir, "-n", fmt.Sprint(k), "-prefix", prefix)
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() {
+			stdin.Close() // simfarm exits when its stdin closes
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+			os.RemoveAll(dir)
+		})
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "ready" {
+			tb.Fatalf("simfarm: %q %v", line, err)
+		}
+		for i := range k {
+			name := fmt.Sprintf("%s%05d", prefix, i)
+			targets = append(targets, fleet.Target{Name: name, Address: "unix:" + filepath.Join(dir, name+".sock")})
+		}
+	}
+	return targets
+}
+
+func BenchmarkRefreshOnce(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		targets := startSimfarms(b, n)
+		// Cold: a new fleet each time, so every guest is dialed and synced.
+		b.Run(fmt.Sprintf("cold/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				f := fleet.New(fleet.Options{Timeout: 10 * time.Second})
+				f.Add(targets...)
+				b.StartTimer()
+				f.RefreshOnce(context.Background(), nil)
+				b.StopTimer()
+				if got := f.Snapshot().Counts[fleet.Ready]; got != n {
+					b.Fatalf("%d of %d ready", got, n)
+				}
+				f.Close()
+				b.StartTimer()
+			}
+		})
+		// Warm: connections stay open between refreshes.
+		b.Run(fmt.Sprintf("warm/%d", n), func(b *testing.B) {
+			f := fleet.New(fleet.Options{Timeout: 10 * time.Second})
+			defer f.Close()
+			f.Add(targets...)
+			f.RefreshOnce(context.Background(), nil)
+			for b.Loop() {
+				f.RefreshOnce(context.Background(), nil)
+			}
+			if got := f.Snapshot().Counts[fleet.Ready]; got != n {
+				b.Fatalf("%d of %d ready", got, n)
+			}
+		})
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSteadyState polls 10,000 guests every 5 s (slow items every 60 s)
+// and reports this process's CPU (rusage over a window of several
+// intervals, as a share of one core) and memory per guest (heap in use, and
+// goroutine stacks, after GC, against the same process before the fleet).
+func BenchmarkSteadyState(b *testing.B) {
+	n := 10000
+	window := 30 * time.Second
+	if testing.Short() {
+		n, window = 1000, 10*time.Second
+	}
+	targets := startSimfarms(b, n)
+	for b.Loop() {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f := fleet.New(fleet.Options{Interval: 5 * time.Second, SlowInterval: 60 * time.Second, Timeout: 5 * time.Second})
+		f.Add(targets...)
+		ctx, cancel := context.WithCancel(context.Background())
+		f.Start(ctx)
+		// Warm up: every guest connected and through its first slow poll.
+		deadline := time.Now().Add(time.Minute)
+		for f.Snapshot().Counts[fleet.Ready] < n && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(6 * time.Second)
+		c0, t0 := cpuTime(), time.Now()
+		v0 := f.Snapshot().Version
+		time.Sleep(window)
+		c1, t1 := cpuTime(), time.Now()
+		snap := f.Snapshot()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		cpu := float64(c1-c0) / float64(t1.Sub(t0))
+		heap := float64(after.HeapInuse-before.HeapInuse) / float64(n)
+		stack := float64(after.StackInuse-before.StackInuse) / float64(n)
+		b.ReportMetric(cpu*100, "%cpu")
+		b.ReportMetric(heap/1024, "heapKB/guest")
+		b.ReportMetric(stack/1024, "stackKB/guest")
+		b.ReportMetric(float64(snap.Version-v0)/t1.Sub(t0).Seconds(), "updates/s")
+		ready, late, missed := snap.Counts[fleet.Ready], snap.Health.Late, snap.Health.Missed
+		b.Logf("%d guests: %.1f%% of one core, heap %.1f KB/guest, stacks %.1f KB/guest, ready %d, late %d, missed %d",
+			n, cpu*100, heap/1024, stack/1024, ready, late, missed)
+		if ready != n {
+			b.Errorf("%d of %d ready", ready, n)
+		}
+		cancel()
+		f.Close()
+	}
+}

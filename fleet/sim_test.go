@@ -1,0 +1,227 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient/sim"
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+// simFleet serves n simulated guests in this process and polls them fast.
+func simFleet(t *testing.T, n int, opts fleet.Options) (*sim.Farm, *fleet.Fleet) {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "gd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, n, func(i int) sim.Config { return sim.DefaultConfig(fmt.Sprintf("s%02d", i)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	f := fleet.New(opts)
+	t.Cleanup(func() { f.Close() })
+	for _, sock := range farm.Sockets() {
+		f.Add(fleet.Target{Name: strings.TrimSuffix(filepath.Base(sock), ".sock"), Address: "unix:" + sock})
+	}
+	return farm, f
+}
+
+func fastOptions() fleet.Options {
+	return fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Second, Timeout: 300 * time.Millisecond, MaxBackoff: 400 * time.Millisecond}
+}
+
+// Each fault moves only its guest to the expected state while the others
+// keep refreshing on time, and the guest recovers when the fault clears.
+func TestSimFaults(t *testing.T) {
+	type fault struct {
+		name  string
+		set   func(t *testing.T, g *sim.Guest, sock string) (clear func())
+		state fleet.State // expected while the fault lasts
+		err   string      // substring of Guest.Err while the fault lasts
+	}
+	faults := []fault{
+		{name: "hang", state: fleet.Silent, err: "in time", set: func(t *testing.T, g *sim.Guest, _ string) func() {
+			g.SetHang(true)
+			return func() { g.SetHang(false) }
+		}},
+		{name: "silent", state: fleet.Silent, set: func(t *testing.T, g *sim.Guest, _ string) func() {
+			g.SetSilent(true)
+			g.Restart() // the agent dies: the channel stays up, nothing answers
+			return func() { g.SetSilent(false) }
+		}},
+		// Junk before every reply: the channel speaks nonsense, which the
+		// fleet cannot tell from a peer that is not an agent.
+		{name: "garbage", state: fleet.Unreachable, err: "malformed", set: func(t *testing.T, g *sim.Guest, _ string) func() {
+			g.SetGarbage(true)
+			return func() { g.SetGarbage(false) }
+		}},
+		{name: "stale", state: fleet.Ready, set: func(t *testing.T, g *sim.Guest, _ string) func() {
+			g.SetStale(true)
+			return func() { g.SetStale(false) }
+		}},
+		{name: "missing-socket", state: fleet.Unreachable, err: "no such file", set: func(t *testing.T, g *sim.Guest, sock string) func() {
+			os.Remove(sock)
+			g.Restart() // drop the live connection too
+			return func() {
+				l, err := net.Listen("unix", sock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				go g.Serve(l)
+			}
+		}},
+	}
+	for _, ft := range faults {
+		t.Run(ft.name, func(t *testing.T) {
+			opts := fastOptions()
+			farm, f := simFleet(t, 4, opts)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			f.Start(ctx)
+			waitAll(t, f, fleet.Ready, 5*time.Second)
+			victim := "s01"
+			clear := ft.set(t, farm.Guests()[1], farm.Sockets()[1])
+			time.Sleep(1500 * time.Millisecond)
+			checkBystanders(t, f, victim, opts)
+			g := f.Guest(victim)
+			if g.State != ft.state || !strings.Contains(g.Err, ft.err) {
+				t.Errorf("during %s: %s %q, want %s %q", ft.name, g.State, g.Err, ft.state, ft.err)
+			}
+			if ft.state == fleet.Ready && time.Since(g.LastLive) > 2*opts.Interval {
+				t.Errorf("during %s: last live refresh %v ago", ft.name, time.Since(g.LastLive))
+			}
+			clear()
+			waitFor(t, f, victim, 5*time.Second, func(g *fleet.Guest) bool {
+				return g.State == fleet.Ready && time.Since(g.LastLive) < opts.Interval
+			})
+			checkBystanders(t, f, victim, opts)
+		})
+	}
+}
+
+// Dropped connections (replies cut mid-line) and agent restarts: the fleet
+// redials and the guest is back; a freeze survives the restart.
+func TestSimDropAndRestart(t *testing.T) {
+	opts := fastOptions()
+	farm, f := simFleet(t, 3, opts)
+	f.Start(t.Context())
+	waitAll(t, f, fleet.Ready, 5*time.Second)
+	g := farm.Guests()[1]
+	missed := f.Guest("s01").Missed
+	g.DropMidReply(3)
+	time.Sleep(time.Second)
+	waitFor(t, f, "s01", 5*time.Second, func(g *fleet.Guest) bool { return g.State == fleet.Ready && g.Missed > missed })
+	checkBystanders(t, f, "s01", opts)
+
+	if r := f.Run(t.Context(), fleet.Action{Kind: fleet.ActFreeze}, []string{"s01"}, nil)[0]; !r.OK {
+		t.Fatalf("freeze: %+v", r)
+	}
+	g.Restart()
+	time.Sleep(time.Second)
+	gs := f.Guest("s01")
+	if gs.State != fleet.Frozen || !gs.FrozenByUs || !g.Frozen() {
+		t.Fatalf("after restart: %s FrozenByUs=%v sim frozen=%v (%s)", gs.State, gs.FrozenByUs, g.Frozen(), gs.Err)
+	}
+	if rs := f.ThawOurs(t.Context()); len(rs) != 1 || !rs[0].OK || g.Frozen() {
+		t.Fatalf("ThawOurs: %+v", rs)
+	}
+	checkBystanders(t, f, "s01", opts)
+}
+
+// Shutdown through the simulator: accepted, then gone once the guest's
+// socket refuses; a reboot comes back ready.
+func TestSimShutdown(t *testing.T) {
+	opts := fastOptions()
+	farm, f := simFleet(t, 3, opts)
+	f.Start(t.Context())
+	waitAll(t, f, fleet.Ready, 5*time.Second)
+	a, _ := fleet.ParseAction([]string{"shutdown"})
+	if r := f.Run(t.Context(), a, []string{"s00"}, nil)[0]; !r.OK {
+		t.Fatalf("shutdown: %+v", r)
+	}
+	if mode, ok := farm.Guests()[0].ShutdownMode(); !ok || mode != "powerdown" {
+		t.Fatalf("sim shutdown mode %q %v", mode, ok)
+	}
+	waitFor(t, f, "s00", 10*time.Second, func(g *fleet.Guest) bool { return g.State == fleet.Gone })
+	checkBystanders(t, f, "s00", opts)
+}
+
+// No goroutine or file descriptor leaks over 1,000 connect/disconnect
+// cycles (MarkGone closes the connection, RefreshOnce redials), nor after
+// guests are added and removed.
+func TestSimNoLeaks(t *testing.T) {
+	opts := fastOptions()
+	farm, f := simFleet(t, 2, opts)
+	ctx := t.Context()
+	f.RefreshOnce(ctx, nil)
+	settle := func() (int, int) {
+		time.Sleep(100 * time.Millisecond)
+		runtime.GC()
+		fds, _ := os.ReadDir("/proc/self/fd")
+		return runtime.NumGoroutine(), len(fds)
+	}
+	g0, fd0 := settle()
+	for i := range 1000 {
+		f.MarkGone("s00", "test")
+		f.RefreshOnce(ctx, []string{"s00"})
+		if st := f.Guest("s00").State; st != fleet.Ready {
+			t.Fatalf("cycle %d: %s %q", i, st, f.Guest("s00").Err)
+		}
+	}
+	// The agent serves one client at a time: free s01's channel first.
+	f.MarkGone("s01", "test")
+	for i := range 100 {
+		name := fmt.Sprintf("extra%d", i)
+		f.Add(fleet.Target{Name: name, Address: "unix:" + farm.Sockets()[1]})
+		f.RefreshOnce(ctx, []string{name})
+		if st := f.Guest(name).State; st != fleet.Ready {
+			t.Fatalf("%s: %s %q", name, st, f.Guest(name).Err)
+		}
+		f.Remove(name)
+	}
+	g1, fd1 := settle()
+	if g1 > g0+2 || fd1 > fd0+2 {
+		t.Fatalf("leak after 1,000 cycles: goroutines %d -> %d, fds %d -> %d", g0, g1, fd0, fd1)
+	}
+	t.Logf("goroutines %d -> %d, fds %d -> %d", g0, g1, fd0, fd1)
+}
+
+func waitAll(t *testing.T, f *fleet.Fleet, st fleet.State, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		s := f.Snapshot()
+		if s.Counts[st] == len(s.Guests) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, g := range f.Snapshot().Guests {
+		t.Logf("%s: %s %q", g.Name, g.State, g.Err)
+	}
+	t.Fatalf("not all %s after %v", st, d)
+}
+
+// checkBystanders asserts every other guest is ready and refreshed within
+// its interval (plus scheduling slack).
+func checkBystanders(t *testing.T, f *fleet.Fleet, victim string, opts fleet.Options) {
+	t.Helper()
+	for _, g := range f.Snapshot().Guests {
+		if g.Name == victim {
+			continue
+		}
+		if g.State != fleet.Ready || time.Since(g.LastLive) > opts.Interval+150*time.Millisecond || g.Missed != 0 {
+			t.Errorf("bystander %s: %s %q, last live %v ago, missed %d", g.Name, g.State, g.Err, time.Since(g.LastLive), g.Missed)
+		}
+	}
+}
