@@ -105,9 +105,10 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 		lines = append(lines, kv("Tags", strings.Join(g.Tags, ", ")))
 	}
 	if g.OS != nil {
-		lines = append(lines,
-			kv("OS", strings.TrimSpace(osName(g)+"  "+g.OS.Machine)),
-			kv("Kernel", strings.TrimSpace(g.OS.KernelRelease+" "+g.OS.KernelVersion)))
+		lines = append(lines, kv("OS", strings.TrimSpace(osName(g)+"  "+g.OS.Machine)))
+		if k := strings.TrimSpace(g.OS.KernelRelease + " " + g.OS.KernelVersion); k != "" {
+			lines = append(lines, kv("Kernel", k))
+		}
 	}
 	if g.Hostname != "" {
 		lines = append(lines, kv("Hostname", g.Hostname))

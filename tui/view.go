@@ -27,8 +27,8 @@ func (m *Model) tooSmall() bool { return m.width < MinWidth || m.height < MinHei
 
 func (m *Model) layout() screen {
 	var s screen
-	if m.opts.Banner != "" && m.height >= 20 {
-		s.banner = 3
+	if m.opts.Banner != "" && m.height >= 22 {
+		s.banner = 4
 	}
 	bottom := 3 // input/status, counts, help
 	if m.run != nil {
@@ -120,9 +120,10 @@ func (m *Model) renderTitle() string {
 
 func (m *Model) renderBanner() string {
 	lines := []string{
-		"Demo fleet: no fleet file found. Write one at " + m.opts.Banner + " to watch your own guests, e.g.",
-		`  [[guests]]  name = "web-01"  address = "unix:/var/lib/libvirt/qemu/channel/target/web-01.org.qemu.guest_agent.0"`,
-		`  [[hosts]]   name = "hv1"     uri = "qemu+ssh://root@hv1/system"      (every guest of a libvirt host)`,
+		"Demo fleet: no fleet file found. Create " + m.opts.Banner + " to watch your own guests, for example:",
+		`  [[guest]]                                       [[host]]   # every guest with an agent on a libvirt host`,
+		`  name = "web-01"                                 name = "hv1"`,
+		`  address = "unix:/run/qga/web-01.sock"           uri = "qemu+ssh://root@hv1/system"`,
 	}
 	for i, s := range lines {
 		st := m.st.Muted
