@@ -396,6 +396,12 @@ func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	for _, r := range res {
+		// A domain that stopped since the listing is simply not running.
+		if r.err != nil && !libvirt.IsNotFound(r.err) {
+			return fmt.Errorf("domain %s: %w", r.dom.Name, r.err)
+		}
+	}
 	running := make(map[string]bool, len(doms))
 	var add []Target
 	var poke []string
@@ -627,6 +633,11 @@ func (h *libvirtHost) agentEvent(ctx context.Context, l *libvirt.Libvirt, m *lib
 		// Also covers a connect event that overtook the domain's STARTED.
 		h.consider(ctx, l, m.Dom, true)
 	case libvirt.ConnectDomainEventAgentLifecycleStateDisconnected:
+		// At domain start libvirt reports the (never connected) agent as
+		// disconnected: nothing to learn from a poll then.
+		if libvirt.ConnectDomainEventAgentLifecycleReason(m.Reason) == libvirt.ConnectDomainEventAgentLifecycleReasonDomainStarted {
+			return
+		}
 		if name, ok := h.name(m.Dom.Name); ok {
 			h.f.Poke(name)
 		}
