@@ -1,5 +1,3 @@
-//go:build wip
-
 // Command guestdeck is a terminal dashboard and command line for fleets of
 // QEMU guest agents. This package only wires the parts together: flags,
 // subcommands, the fleet file, the fleet, the screen.
@@ -14,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/charmbracelet/x/term"
 )
 
 // Exit codes.
@@ -153,12 +153,9 @@ func (c *cli) errorf(format string, args ...any) {
 	fmt.Fprintf(c.stderr, "guestdeck: "+format+"\n", args...)
 }
 
-// isTerminal reports whether v is an *os.File on a terminal.
+// isTerminal reports whether v is an *os.File on a terminal (not merely a
+// character device: /dev/null is one too).
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(f.Fd())
 }

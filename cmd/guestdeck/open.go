@@ -1,5 +1,3 @@
-//go:build wip
-
 package main
 
 import (
@@ -8,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/guestdeck/guestdeck/config"
@@ -87,17 +86,7 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 	for _, g := range cfg.Guests {
 		f.Add(fleet.Target{Name: g.Name, Address: g.Address, Tags: g.Tags})
 	}
-	for _, h := range cfg.Hosts {
-		hc := fleet.HostConfig{
-			Name: h.Name, URI: h.URI, Include: h.Include, Exclude: h.Exclude, Tags: h.Tags,
-			KnownHosts: h.KnownHosts, Identity: h.Identity, InsecureIgnoreHostKey: h.InsecureIgnoreHostKey,
-		}
-		if err := f.AddHost(ctx, hc); err != nil {
-			f.Close()
-			c.errorf("%s: host %s: %v", cfg.Path, h.Name, err)
-			return nil, exitUsage
-		}
-	}
+	c.addHosts(ctx, f, cfg)
 	return &opened{fleet: f, cfg: cfg, close: func() { f.Close() }}, exitOK
 }
 
@@ -114,4 +103,30 @@ func (c *cli) openDemo(ctx context.Context, banner string, tweak func(*fleet.Opt
 	f := fleet.New(opts)
 	f.Add(d.Targets...)
 	return &opened{fleet: f, banner: banner, close: func() { f.Close(); d.Close() }}, exitOK
+}
+
+// addHosts connects to every libvirt host at once, each bounded by
+// hostTimeout. A host that does not answer is reported and keeps retrying in
+// the background (its guests join when it answers): one bad host must not
+// stop the others from being shown.
+func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
+	const hostTimeout = 10 * time.Second
+	errs := make([]error, len(cfg.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range cfg.Hosts {
+		wg.Go(func() {
+			hctx, cancel := context.WithTimeout(ctx, hostTimeout)
+			defer cancel()
+			errs[i] = f.AddHost(hctx, fleet.HostConfig{
+				Name: h.Name, URI: h.URI, Include: h.Include, Exclude: h.Exclude, Tags: h.Tags,
+				KnownHosts: h.KnownHosts, Identity: h.Identity, InsecureIgnoreHostKey: h.InsecureIgnoreHostKey,
+			})
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			c.errorf("warning: %s: %v (its guests join when it answers)", cfg.Path, err)
+		}
+	}
 }
