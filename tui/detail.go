@@ -100,7 +100,9 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 	if host == "" {
 		host = "-"
 	}
-	lines = append(lines, kv("Address", g.Address+"  (host "+host+")"))
+	if g.Address != "" {
+		lines = append(lines, kv("Address", g.Address+"  (host "+host+")"))
+	}
 	if len(g.Tags) > 0 {
 		lines = append(lines, kv("Tags", strings.Join(g.Tags, ", ")))
 	}

@@ -1,0 +1,73 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/themes"
+)
+
+func TestCells(t *testing.T) {
+	g := testGuest(3) // frozen by us, thaw at testNow+4m30s
+	tests := []struct {
+		col  colID
+		now  time.Time
+		want string
+	}{
+		{colFreeze, testNow, "frozen 4:30"},
+		{colFreeze, testNow.Add(4 * time.Minute), "frozen 0:30"},
+		{colFreeze, testNow.Add(time.Hour), "frozen 0:00"},
+		{colAddr, testNow, "10.0.0.4 fd00::4"},
+		{colVCPU, testNow, "2/2"},
+		{colSkew, testNow, "-150ms"},
+		{colRTT, testNow, "4.0ms"},
+		{colOS, testNow, "Debian GNU/Linux 12 (bookworm)"},
+	}
+	for _, tt := range tests {
+		if got := cellText(g, tt.col, tt.now); got != tt.want {
+			t.Errorf("%s at %s = %q, want %q", columns[tt.col].title, tt.now.Sub(testNow), got, tt.want)
+		}
+	}
+	// Loopback only: no address; IPv6 only: shown.
+	lo := &fleet.Guest{Interfaces: []agentclient.Interface{{Name: "lo", IPAddresses: []agentclient.IPAddress{{Address: "127.0.0.1"}, {Address: "::1"}}},
+		{Name: "eth0", IPAddresses: []agentclient.IPAddress{{Address: "fe80::1"}}}}}
+	if got := firstAddrs(lo); got != "fe80::1" {
+		t.Errorf("firstAddrs = %q", got)
+	}
+	for d, want := range map[time.Duration]string{0: "0s", 850 * time.Microsecond: "850µs", 12 * time.Millisecond: "12ms",
+		1200 * time.Millisecond: "1.2s", 185 * time.Second: "3m05s"} {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+	if got := fit("héllo世界", 6, false); got != "héllo…" {
+		t.Errorf("fit wide = %q", got)
+	}
+	if got := fit("ab", 4, true); got != "  ab" {
+		t.Errorf("fit right = %q", got)
+	}
+}
+
+func TestColouredByState(t *testing.T) {
+	p, _ := themes.Builtin("dark")
+	m, _ := newTestModel(8, 120, 30, Options{Styles: themes.Compile(p)})
+	m = m.withCursor(7)
+	out := m.View().Content
+	// #ff5f5f (unreachable) and #5fd75f (ready) as truecolor SGR.
+	for name, sgr := range map[string]string{"vm-00005": "38;2;255;95;95", "vm-00001": "38;2;95;215;95"} {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, name) && strings.Contains(line, sgr) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s row not drawn in %s", name, sgr)
+		}
+	}
+}
+
+func (m Model) withCursor(i int) Model { m.moveTo(i); return m }
