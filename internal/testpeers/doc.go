@@ -39,7 +39,10 @@
 //	}
 //
 // A pooled VM is shared state: tests that change the guest (freeze, set-vcpus,
-// shutdown) must put it back, or use their own BootVM. A pooled VM that died is
+// shutdown) must put it back, or use their own BootVM. Its agent channel takes
+// one connection at a time (a second connect waits until the first closes), so
+// tests sharing a VM must not hold connections across t.Parallel tests, and
+// must close their client before they end. A pooled VM that died is
 // booted again on the next Pool.VM call. The guest's disk is mounted on /data
 // and holds HelloPath with HelloContent; disk writes are discarded when the VM
 // stops (qemu snapshot mode), so tests may write under /data freely.
