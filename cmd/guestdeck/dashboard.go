@@ -54,6 +54,11 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 
 	o.fleet.Start(ctx)
+	if o.cfg == nil {
+		// The demo should be complete at once, not as each guest's first
+		// slot inside its interval comes round.
+		go o.fleet.RefreshOnce(ctx, names(o.fleet.Snapshot().Guests))
+	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 
