@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -566,6 +565,3 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // b64 encodes data for the wire.
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-// addrOf names a listener's address the way agentclient.ParseAddress reads it.
-func addrOf(a net.Addr) string { return a.Network() + ":" + a.String() }

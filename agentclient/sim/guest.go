@@ -5,14 +5,18 @@
 // JSON parser and error texts as the real agent, one client at a time, a guest
 // model (clock, vCPUs, filesystems with freeze state, an in-memory file tree,
 // guest-exec with a few programs), and fault knobs (latency, hang, silence,
-// cut replies, garbage, stale replies, agent restart). A Farm serves many
+// cut replies, garbage, stale replies, agent restart).
+//
+// Like the real agent (checked against qemu-ga 7.2), a guest serves one
+// client at a time: further connections are accepted by the socket but wait,
+// unanswered, until the current client disconnects; what they sent meanwhile
+// is then processed. A Farm serves many
 // guests on unix sockets in one directory; an idle guest costs one goroutine
 // and a few hundred bytes.
 package sim
 
 import (
 	"bytes"
-	"errors"
 	"net"
 	"sync"
 	"time"
@@ -87,9 +91,6 @@ func New(cfg Config) *Guest {
 
 // Config returns the configuration the guest was built from.
 func (g *Guest) Config() Config { return g.cfg }
-
-// errDown ends Serve when the guest powers off.
-var errDown = errors.New("guest powered off")
 
 // Serve accepts connections on l until Close, until the guest powers off
 // (guest-shutdown, guest-suspend-disk: l is closed then, so new connections
@@ -369,8 +370,10 @@ func (g *Guest) ShutdownMode() (string, bool) {
 	return g.downMode, g.downMode != ""
 }
 
-// Calls reports how many times the agent executed command name (including
-// calls that failed after parsing, excluding requests the agent never saw).
+// Calls reports how many times the agent ran command name: requests that got
+// past the enabled check, including ones that then failed on their
+// arguments; refusals (disabled, frozen, unknown) and requests lost to
+// silence are not counted.
 func (g *Guest) Calls(name string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()

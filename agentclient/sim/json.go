@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -67,7 +66,6 @@ type streamer struct {
 	state  lexState
 	cur    []byte
 	toks   []token
-	depth  int // braces + brackets; QEMU counts them separately but only the sum matters for emitting
 	braces int
 	brack  int
 	size   int
@@ -185,7 +183,7 @@ func (s *streamer) lexError(emit func(message)) {
 func (s *streamer) reset() {
 	s.cur = s.cur[:0]
 	s.toks = nil
-	s.braces, s.brack, s.depth, s.size = 0, 0, 0, 0
+	s.braces, s.brack, s.size = 0, 0, 0
 	s.state = lexStart
 }
 
@@ -555,15 +553,4 @@ func respace(buf *bytes.Buffer, raw []byte) {
 			buf.WriteByte(c)
 		}
 	}
-}
-
-// sortedKeys is for the rare error paths that need a deterministic order
-// over a Go map.
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
