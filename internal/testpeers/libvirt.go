@@ -176,8 +176,8 @@ func (l *Libvirt) virsh(ctx context.Context, args ...string) error {
 type LibvirtTest struct {
 	Dir    string
 	Socket string // Dir/run/libvirt-sock
-	URI    string // "test:///default"
-	PID    int
+	URI    string // "test:///default"; test:///abs/node.xml works too
+	PID    int    // current daemon (changes on Restart)
 }
 
 // StartLibvirtTest starts the daemon and kills it when the test ends.
@@ -193,32 +193,57 @@ func StartLibvirtTest(t testing.TB) *LibvirtTest {
 		t.Fatalf("testpeers: %v", err)
 	}
 	l := &LibvirtTest{Dir: dir, Socket: filepath.Join(dir, "run", "libvirt-sock"), URI: string(libvirt.TestDefault)}
-	var stopGuard func()
+	// The watchdog reads the pid file at the end, so it also covers restarts.
+	pidFile := shellQuote(filepath.Join(dir, "run", "libvirtd.pid"))
+	stopGuard := guard(`p=$(cat ` + pidFile + ` 2>/dev/null) && [ "$(cat /proc/$p/comm 2>/dev/null)" = ` + commLibvirtd +
+		` ] && kill "$p"; sleep 1; rm -rf ` + shellQuote(dir))
 	t.Cleanup(func() {
-		if l.PID > 0 {
-			if err := stopPID(l.PID, commLibvirtd, 10*time.Second); err != nil {
-				t.Errorf("testpeers: %v", err)
-			}
-		}
-		if stopGuard != nil {
-			stopGuard()
-		}
+		l.Kill()
+		stopGuard()
 		_ = os.RemoveAll(dir)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := runTool(ctx, "libvirtd-test.sh", []string{"LIBVIRTD_WAIT=60"}, dir)
-	if pid, perr := lastInt(out); perr == nil {
-		l.PID = pid
-		stopGuard = guard(killIf(pid, commLibvirtd) + "sleep 1; rm -rf " + shellQuote(dir))
-	}
-	if err != nil {
-		t.Fatalf("testpeers: starting libvirtd (test driver): %v", err)
-	}
-	if l.PID == 0 {
-		t.Fatalf("testpeers: libvirtd-test.sh printed no pid: %q", out)
+	if err := l.start(); err != nil {
+		t.Fatalf("testpeers: %v", err)
 	}
 	return l
+}
+
+func (l *LibvirtTest) start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := runTool(ctx, "libvirtd-test.sh", []string{"LIBVIRTD_WAIT=60"}, l.Dir)
+	if pid, perr := lastInt(out); perr == nil {
+		l.PID = pid
+	}
+	if err != nil {
+		return fmt.Errorf("starting libvirtd (test driver): %w", err)
+	}
+	if l.PID == 0 {
+		return fmt.Errorf("libvirtd-test.sh printed no pid: %q", out)
+	}
+	return nil
+}
+
+// Kill stops the daemon (SIGTERM, then SIGKILL) and waits for it to go:
+// clients see the connection drop. Restart brings it back.
+func (l *LibvirtTest) Kill() {
+	_ = stopPID(l.PID, commLibvirtd, 10*time.Second)
+	// Also whatever the pid file names, in case the daemon was restarted
+	// behind our back.
+	if pid, err := readPID(filepath.Join(l.Dir, "run", "libvirtd.pid")); err == nil {
+		_ = stopPID(pid, commLibvirtd, 10*time.Second)
+	}
+}
+
+// Restart kills the daemon if it runs and starts it again on the same Dir and
+// Socket (for reconnect tests). A test:///abs/node.xml URI gives the new
+// daemon the same domains again.
+func (l *LibvirtTest) Restart(t testing.TB) {
+	t.Helper()
+	l.Kill()
+	if err := l.start(); err != nil {
+		t.Fatalf("testpeers: restart: %v", err)
+	}
 }
 
 // Connect opens a go-libvirt connection to test:///default over Socket,

@@ -211,6 +211,22 @@ func TestStartLibvirtTest(t *testing.T) {
 	if !strings.Contains(strings.Join(names, " "), "test") {
 		t.Fatalf("test:///default domains %v, want the built-in \"test\"", names)
 	}
+
+	// Kill drops the connection; Restart serves the same socket again.
+	old := lt.PID
+	lt.Kill()
+	select {
+	case <-lv.Disconnected():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection still up after Kill")
+	}
+	lt.Restart(t)
+	if lt.PID == old || !alive(lt.PID) {
+		t.Fatalf("after Restart pid %d (was %d), alive %v", lt.PID, old, alive(lt.PID))
+	}
+	if _, _, err := lt.Connect(t).ConnectListAllDomains(1, 0); err != nil {
+		t.Fatalf("after Restart: %v", err)
+	}
 }
 
 func TestStartLibvirtQEMU(t *testing.T) {
