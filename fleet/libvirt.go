@@ -331,18 +331,21 @@ func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 // or stop between the two is missed). On success the host is up.
 func (h *libvirtHost) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 	l := libvirt.NewWithDialer(h.dialer)
-	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, l.ConnectToURI(h.remote) })
-	if err != nil {
-		if ctx.Err() != nil {
-			// The abandoned attempt may still succeed: hang up then.
-			go func() {
-				<-time.After(hostConnectTimeout)
-				if l.IsConnected() {
-					_ = l.Disconnect()
-				}
-			}()
+	done := make(chan error, 1)
+	go func() { done <- l.ConnectToURI(h.remote) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, fmt.Errorf("connect: %w", err)
 		}
-		return nil, fmt.Errorf("connect: %w", err)
+	case <-ctx.Done():
+		// The abandoned attempt may still succeed: hang up then.
+		go func() {
+			if <-done == nil {
+				_ = l.Disconnect()
+			}
+		}()
+		return nil, fmt.Errorf("connect: %w", ctx.Err())
 	}
 	fail := func(err error) (*libvirt.Libvirt, error) {
 		_ = l.Disconnect()
