@@ -48,6 +48,7 @@ type event struct {
 	action  fleet.Action
 	results []fleet.Result
 	took    time.Duration
+	lines   int // lines in the event log
 }
 
 const maxEvents = 200
@@ -205,6 +206,10 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 		m.rowStatus[res.Guest] = resultStatus(res)
 	}
 	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
+	if r.action.Kind == fleet.ActRead {
+		// What was read is the point: show it.
+		m.showEvents, m.eventScroll = true, 0
+	}
 	ok, failed, skipped := tally(all)
 	m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped (e: event log)", actionString(r.action), ok, failed, skipped), failed > 0)
 	return nil
@@ -225,6 +230,7 @@ func tally(rs []fleet.Result) (ok, failed, skipped int) {
 }
 
 func (m *Model) addEvent(e event) {
+	e.lines = eventLineCount(e)
 	m.events = append([]event{e}, m.events...)
 	if len(m.events) > maxEvents {
 		m.events = m.events[:maxEvents]
@@ -238,10 +244,12 @@ func plural(n int) string {
 	return "s"
 }
 
-// guestList names the first few guests: "a, b, c and 7 more".
-func guestList(names []string, n int) string {
-	if len(names) <= n {
-		return strings.Join(names, ", ")
+// guestList names the first n of total guests: "a, b, c and 7 more".
+// names needs only the first n+1.
+func guestList(names []string, total, n int) string {
+	if total <= n && len(names) >= total {
+		return strings.Join(names[:total], ", ")
 	}
-	return strings.Join(names[:n], ", ") + fmt.Sprintf(" and %d more", len(names)-n)
+	n = min(n, len(names))
+	return strings.Join(names[:n], ", ") + fmt.Sprintf(" and %d more", total-n)
 }

@@ -296,45 +296,101 @@ func fmtBytes(n uint64) string {
 	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + string("KMGTPE"[exp]) + "iB"
 }
 
+// dataLines is what a read returned, as shown under its guest: at most 8
+// lines and an ellipsis.
+func dataLines(r fleet.Result) []string {
+	if len(r.Data) == 0 {
+		return nil
+	}
+	var out []string
+	for i, dl := range strings.Split(strings.TrimRight(string(r.Data), "\n"), "\n") {
+		if i == 8 {
+			out = append(out, "      …")
+			break
+		}
+		out = append(out, "      "+dl)
+	}
+	return out
+}
+
+// eventLineCount is how many lines e takes in the event log.
+func eventLineCount(e event) int {
+	n := 1 + len(e.results)
+	for _, r := range e.results {
+		n += len(dataLines(r))
+	}
+	return n
+}
+
+func (m *Model) eventLinesTotal() int {
+	n := 0
+	for _, e := range m.events {
+		n += e.lines
+	}
+	return n
+}
+
 // renderEvents is the event log: finished actions, newest first, with each
-// guest's result.
+// guest's result. Only the lines on screen are formatted, however many
+// guests an action touched.
 func (m *Model) renderEvents(w, h int) string {
 	lines := []string{m.st.Title.Render("Event log") + m.st.Muted.Render("  (e or esc closes, ↑/↓ scroll)")}
 	if len(m.events) == 0 {
 		lines = append(lines, m.st.Muted.Render("no actions yet"))
 	}
-	for _, e := range m.events {
-		ok, failed, skipped := tally(e.results)
-		head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), actionString(e.action), ok, failed, skipped)
-		if e.took > 0 {
-			head += "  in " + fmtDur(e.took)
+	skip := min(m.eventScroll, max(m.eventLinesTotal()-(h-1), 0))
+	add := func(f func() string) bool {
+		if skip > 0 {
+			skip--
+			return true
 		}
-		lines = append(lines, m.st.Header.Render(head))
+		if len(lines) >= h {
+			return false
+		}
+		lines = append(lines, f())
+		return true
+	}
+	for _, e := range m.events {
+		if skip >= e.lines {
+			skip -= e.lines
+			continue
+		}
+		if !add(func() string { return m.eventHead(e) }) {
+			break
+		}
 		for _, r := range e.results {
-			var line string
-			switch {
-			case r.Skipped:
-				line = m.st.Disabled.Render("  - " + r.Guest + "  skipped: " + r.Err)
-			case r.OK:
-				line = m.st.OK.Render("  ✓ "+r.Guest) + "  " + r.Result
-				if r.Duration > 0 {
-					line += m.st.Muted.Render("  " + fmtDur(r.Duration))
-				}
-			default:
-				line = m.st.Error.Render("  ✗ " + r.Guest + "  " + r.Err)
+			if !add(func() string { return m.eventResult(r) }) {
+				break
 			}
-			lines = append(lines, line)
-			if len(r.Data) > 0 {
-				for i, dl := range strings.Split(strings.TrimRight(string(r.Data), "\n"), "\n") {
-					if i == 8 {
-						lines = append(lines, m.st.Muted.Render("      …"))
-						break
-					}
-					lines = append(lines, "      "+dl)
+			for _, dl := range dataLines(r) {
+				if !add(func() string { return dl }) {
+					break
 				}
 			}
 		}
 	}
-	scroll := min(m.eventScroll, max(len(lines)-h, 0))
-	return place(w, h, strings.Join(lines[scroll:], "\n"))
+	return place(w, h, strings.Join(lines, "\n"))
+}
+
+func (m *Model) eventHead(e event) string {
+	ok, failed, skipped := tally(e.results)
+	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), actionString(e.action), ok, failed, skipped)
+	if e.took > 0 {
+		head += "  in " + fmtDur(e.took)
+	}
+	return m.st.Header.Render(head)
+}
+
+func (m *Model) eventResult(r fleet.Result) string {
+	switch {
+	case r.Skipped:
+		return m.st.Disabled.Render("  - " + r.Guest + "  skipped: " + r.Err)
+	case r.OK:
+		line := m.st.OK.Render("  ✓ "+r.Guest) + "  " + r.Result
+		if r.Duration > 0 {
+			line += m.st.Muted.Render("  " + fmtDur(r.Duration))
+		}
+		return line
+	}
+	return m.st.Error.Render("  ✗ " + r.Guest + "  " + r.Err)
 }

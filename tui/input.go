@@ -264,9 +264,9 @@ func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
 			m.eventScroll--
 		}
 	case key.Matches(k, m.keys.Down):
-		m.eventScroll++
+		m.eventScroll = min(m.eventScroll+1, max(m.eventLinesTotal()-m.layout().regionHeight+1, 0))
 	case key.Matches(k, m.keys.PageDown):
-		m.eventScroll += m.layout().regionHeight
+		m.eventScroll = min(m.eventScroll+m.layout().regionHeight, max(m.eventLinesTotal()-m.layout().regionHeight+1, 0))
 	case key.Matches(k, m.keys.PageUp):
 		m.eventScroll = max(0, m.eventScroll-m.layout().regionHeight)
 	}
@@ -365,7 +365,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 }
 
 func (m *Model) handleWheel(ms tea.Mouse) {
-	if m.tooSmall() {
+	if m.tooSmall() || m.files != nil || m.showHelp || m.confirm != nil || m.quitAsk {
 		return
 	}
 	l := m.layout()
@@ -380,7 +380,7 @@ func (m *Model) handleWheel(ms tea.Mouse) {
 	}
 	switch {
 	case m.showEvents:
-		m.eventScroll = max(0, m.eventScroll+delta)
+		m.eventScroll = min(max(0, m.eventScroll+delta), max(m.eventLinesTotal()-l.regionHeight+1, 0))
 	case m.detail && ms.Y > l.detailTop:
 		m.scrollDetail(delta)
 	default:

@@ -97,6 +97,7 @@ type Model struct {
 	// the earliest automatic thaw among them.
 	frozenOurs int
 	nextThaw   time.Time
+	counts     map[fleet.State]int
 
 	marks        map[string]bool
 	visual       bool
@@ -310,6 +311,11 @@ func (m *Model) updateFiles(msg tea.Msg) tea.Cmd {
 
 // handleKey routes a key to whichever layer has focus.
 func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
+	if k.String() == "ctrl+c" && !m.quitAsk {
+		// Works from any prompt or dialog, and still asks about frozen guests.
+		m.confirm, m.filtering, m.commanding, m.showHelp, m.showEvents = nil, false, false, false, false
+		return m.requestQuit()
+	}
 	switch {
 	case m.quitAsk:
 		return m.quitKey(k)

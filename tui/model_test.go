@@ -441,6 +441,8 @@ func TestCommandLine(t *testing.T) {
 	eq(t, "cat runs without confirmation", len(src.runs), 1)
 	eq(t, "as read", src.runs[0].action.Kind, fleet.ActRead)
 	eq(t, "path", src.runs[0].action.Path, "/etc/os-release")
+	eq(t, "what was read is shown", m.showEvents, true)
+	m = press(t, m, "esc")
 
 	m = press(t, m, ":")
 	m = typeText(t, m, "vcpus offline 1")

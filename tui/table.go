@@ -89,7 +89,7 @@ func (m *Model) reindex() {
 		return
 	}
 	if t.builtFrom != m.snap || t.builtVersion != m.snap.Version || !t.built {
-		m.countFrozenOurs()
+		m.snapshotStats()
 	}
 	rows := make([]*fleet.Guest, 0, len(m.snap.Guests))
 	for _, g := range m.snap.Guests {
@@ -113,8 +113,16 @@ func (m *Model) reindex() {
 	m.clampScroll()
 }
 
-func (m *Model) countFrozenOurs() {
+// snapshotStats sums up a new snapshot once, so frames never walk the fleet.
+func (m *Model) snapshotStats() {
 	m.frozenOurs, m.nextThaw = 0, time.Time{}
+	m.counts = m.snap.Counts
+	if m.counts == nil {
+		m.counts = map[fleet.State]int{}
+		for _, g := range m.snap.Guests {
+			m.counts[g.State]++
+		}
+	}
 	for _, g := range m.snap.Guests {
 		if !g.FrozenByUs {
 			continue

@@ -322,13 +322,7 @@ func (m *Model) renderInputLine() string {
 }
 
 func (m *Model) renderCounts() string {
-	counts := m.snap.Counts
-	if counts == nil {
-		counts = map[fleet.State]int{}
-		for _, g := range m.snap.Guests {
-			counts[g.State]++
-		}
-	}
+	counts := m.counts
 	var parts []string
 	for _, s := range fleet.States {
 		if n := counts[s]; n > 0 {
@@ -373,21 +367,21 @@ func (m *Model) renderHelp(w, h int) string {
 
 func (m *Model) renderConfirm() string {
 	c := m.confirm
-	names := make([]string, len(c.run))
-	for i, g := range c.run {
-		names[i] = g.Name
+	names := make([]string, min(len(c.run), 6))
+	for i := range names {
+		names[i] = c.run[i].Name
 	}
 	verb := strings.ToUpper(actionString(c.action)[:1]) + actionString(c.action)[1:]
 	lines := []string{
 		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %d guest%s?", verb, len(c.run), plural(len(c.run)))),
-		guestList(names, 5),
+		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {
-		sk := make([]string, len(c.skipped))
-		for i, r := range c.skipped {
-			sk[i] = r.Guest
+		sk := make([]string, min(len(c.skipped), 4))
+		for i := range sk {
+			sk[i] = c.skipped[i].Guest
 		}
-		lines = append(lines, m.st.Disabled.Render(fmt.Sprintf("%d skipped (%s): %s", len(c.skipped), c.skipped[0].Err, guestList(sk, 3))))
+		lines = append(lines, m.st.Disabled.Render(fmt.Sprintf("%d skipped (%s): %s", len(c.skipped), c.skipped[0].Err, guestList(sk, len(c.skipped), 3))))
 	}
 	lines = append(lines, "")
 	if c.needType {
@@ -402,7 +396,7 @@ func (m *Model) renderQuitDialog() string {
 	frozen := m.src.FrozenByUs()
 	lines := []string{
 		m.st.Warn.Bold(true).Render(fmt.Sprintf("%d guest%s frozen by guestdeck", len(frozen), plural(len(frozen)))),
-		guestList(frozen, 5),
+		guestList(frozen, len(frozen), 5),
 		"Linux guests never thaw by themselves: quitting leaves them frozen (an outage).",
 		"",
 	}
