@@ -1,0 +1,93 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tmux runs one tmux command on the test's own server socket.
+func tmux(t *testing.T, sock string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// waitScreen polls the pane until it shows want.
+func waitScreen(t *testing.T, sock, want string, d time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		screen := tmux(t, sock, "capture-pane", "-p", "-t", "gd")
+		if strings.Contains(screen, want) {
+			return screen
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen never showed %q in %v:\n%s", want, d, screen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDashboardThawsOnSIGTERM runs the dashboard in a real terminal (tmux),
+// freezes a guest from it, then kills it with SIGTERM: the dashboard has no
+// chance to ask, so guestdeck must thaw what it froze before exiting.
+func TestDashboardThawsOnSIGTERM(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is not installed")
+		}
+		t.Skip("tmux is not installed (apt-get install tmux)")
+	}
+	farm, cfg := simFarm(t, 2)
+	dir, err := os.MkdirTemp("/tmp", "gdt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := dir + "/tmux.sock"
+	tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
+		"env", "NO_COLOR=1", "HOME="+dir, binary, "-c", cfg)
+	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
+	pid, err := strconv.Atoi(strings.TrimSpace(tmux(t, sock, "display-message", "-p", "-t", "gd", "#{pane_pid}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, sock, "ready 2", 15*time.Second)
+
+	// The cursor starts on s0: freeze it and confirm.
+	tmux(t, sock, "send-keys", "-t", "gd", "F")
+	waitScreen(t, sock, "y/enter confirms", 5*time.Second)
+	tmux(t, sock, "send-keys", "-t", "gd", "y")
+	deadline := time.Now().Add(10 * time.Second)
+	for !farm.Guests()[0].Frozen() {
+		if time.Now().After(deadline) {
+			t.Fatalf("s0 was not frozen from the dashboard:\n%s", tmux(t, sock, "capture-pane", "-p", "-t", "gd"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("guestdeck did not exit within 20s of SIGTERM")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if farm.Guests()[0].Frozen() {
+		t.Error("guestdeck exited on SIGTERM leaving s0 frozen")
+	}
+	if n := farm.Guests()[0].Calls("guest-fsfreeze-thaw"); n != 1 {
+		t.Errorf("s0 got %d thaw calls, want 1", n)
+	}
+}
