@@ -252,3 +252,26 @@ func TestStartLibvirtQEMU(t *testing.T) {
 		t.Fatalf("guest-ping through libvirt: %v, %v", res, err)
 	}
 }
+
+func TestMissing(t *testing.T) {
+	for _, tc := range []struct {
+		what []string
+		want string // substring of the message; "" = nothing missing
+	}{
+		{[]string{"sh"}, ""},
+		{[]string{"gd-no-such-tool"}, "apt-get install gd-no-such-tool, or run ./scripts/test.sh"},
+		{[]string{"sh", "gd-no-such-tool", "gd-nor-this"}, "gd-no-such-tool missing; gd-nor-this missing"},
+	} {
+		got := missing(tc.what...)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("missing(%q) = %q, want %q", tc.what, got, tc.want)
+		}
+	}
+	// In CI, scripts/test.sh must have installed every peer.
+	if inCI() {
+		if msg := missing(NeedShared, NeedQemuGA, NeedQEMU, NeedLibvirtd, NeedVirsh, NeedLibvirtQEMU,
+			NeedPython, NeedTmux, NeedBusyboxStatic, NeedGuestImage); msg != "" {
+			t.Errorf("CI: %s", msg)
+		}
+	}
+}
