@@ -37,6 +37,10 @@ func TestCells(t *testing.T) {
 	if got := firstAddrs(lo); got != "fe80::1" {
 		t.Errorf("firstAddrs = %q", got)
 	}
+	lo.Interfaces = append(lo.Interfaces, agentclient.Interface{Name: "eth1", IPAddresses: []agentclient.IPAddress{{Address: "2001:db8::5"}}})
+	if got := firstAddrs(lo); got != "2001:db8::5" {
+		t.Errorf("firstAddrs prefers global IPv6: %q", got)
+	}
 	for d, want := range map[time.Duration]string{0: "0s", 850 * time.Microsecond: "850µs", 12 * time.Millisecond: "12ms",
 		1200 * time.Millisecond: "1.2s", 185 * time.Second: "3m05s"} {
 		if got := fmtDur(d); got != want {

@@ -424,21 +424,32 @@ func osName(g *fleet.Guest) string {
 	return strings.TrimSpace(g.OS.Name + " " + g.OS.Version)
 }
 
-// firstAddrs is the first non-loopback IPv4 and IPv6 address.
+// firstAddrs is the first non-loopback IPv4 and IPv6 address; a link-local
+// IPv6 address only when the guest has no other.
 func firstAddrs(g *fleet.Guest) string {
-	var v4, v6 string
+	var v4, v6, v6link string
 	for _, in := range g.Interfaces {
 		for _, a := range in.IPAddresses {
 			ip, err := netip.ParseAddr(a.Address)
 			if err != nil || ip.IsLoopback() {
 				continue
 			}
-			if ip.Is4() && v4 == "" {
-				v4 = a.Address
-			} else if ip.Is6() && v6 == "" {
+			switch {
+			case ip.Is4():
+				if v4 == "" {
+					v4 = a.Address
+				}
+			case ip.IsLinkLocalUnicast():
+				if v6link == "" {
+					v6link = a.Address
+				}
+			case v6 == "":
 				v6 = a.Address
 			}
 		}
+	}
+	if v6 == "" {
+		v6 = v6link
 	}
 	return strings.TrimSpace(v4 + " " + v6)
 }
