@@ -522,3 +522,76 @@ func TestLibvirtHost(t *testing.T) {
 		}
 	}
 }
+
+// TestFilesRealAgent moves files through a real qemu-ga: put, get and cat
+// agree, and errors carry the agent's reason. The agent only writes inside
+// its test directory.
+func TestFilesRealAgent(t *testing.T) {
+	ag := testpeers.StartAgents(t, 1)
+	cfg := fleetFile(t, "", [2]string{"q1", ag.Addrs()[0]})
+
+	// 1 MiB + a bit: several chunks each way.
+	data := make([]byte, 1<<20+12345)
+	for i := range data {
+		data[i] = byte(i*7 + i/251)
+	}
+	src := filepath.Join(t.TempDir(), "src.bin")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remote := filepath.Join(ag.Writable, "copy.bin")
+	r := gd(t, 60*time.Second, "-c", cfg, "put", src, "q1", remote)
+	if r.code != 0 || !strings.Contains(r.stderr, fmt.Sprintf("(%d bytes)", len(data))) {
+		t.Fatalf("put: exit %d stderr %q", r.code, r.stderr)
+	}
+	destDir := t.TempDir()
+	r = gd(t, 60*time.Second, "-c", cfg, "get", "q1", remote, destDir)
+	if got, _ := os.ReadFile(filepath.Join(destDir, "copy.bin")); r.code != 0 || !bytes.Equal(got, data) {
+		t.Fatalf("get into a directory: exit %d, %d bytes back (want %d), stderr %q", r.code, len(got), len(data), r.stderr)
+	}
+	r = gd(t, 60*time.Second, "-c", cfg, "cat", "q1", remote)
+	if r.code != 0 || r.stdout != string(data) {
+		t.Errorf("cat: exit %d, %d bytes, stderr %q", r.code, len(r.stdout), r.stderr)
+	}
+
+	// The agent's reasons reach the user, with the guest named.
+	missing := filepath.Join(ag.Writable, "nope.txt")
+	r = gd(t, 30*time.Second, "-c", cfg, "cat", "q1", missing)
+	if r.code != 1 || !strings.Contains(r.stderr, "q1:"+missing) || !strings.Contains(strings.ToLower(r.stderr), "no such file") {
+		t.Errorf("cat of a missing file: exit %d stderr %q", r.code, r.stderr)
+	}
+	// The agents run as nobody: /etc/shadow is unreadable (and only read:
+	// writes outside the test directory never go to an agent on this machine).
+	r = gd(t, 30*time.Second, "-c", cfg, "cat", "q1", "/etc/shadow")
+	if r.code != 1 || !strings.Contains(r.stderr, "q1:/etc/shadow") || !strings.Contains(strings.ToLower(r.stderr), "permission denied") {
+		t.Errorf("cat of a file the agent may not read: exit %d stderr %q", r.code, r.stderr)
+	}
+	dest := filepath.Join(t.TempDir(), "never.txt")
+	if r = gd(t, 30*time.Second, "-c", cfg, "get", "q1", missing, dest); r.code != 1 {
+		t.Errorf("get of a missing file: exit %d", r.code)
+	}
+	if _, err := os.Stat(dest); err == nil {
+		t.Error("a failed get left a file behind")
+	}
+	if r = gd(t, 30*time.Second, "-c", cfg, "cat", "nosuchguest", "/etc/hostname"); r.code != 2 || !strings.Contains(r.stderr, "nosuchguest") {
+		t.Errorf("cat from an unknown guest: exit %d stderr %q", r.code, r.stderr)
+	}
+
+	// agent: one raw command, the reply object printed.
+	r = gd(t, 30*time.Second, "-c", cfg, "agent", "q1", `{"execute":"guest-info"}`)
+	var reply struct {
+		Return struct {
+			Version string `json:"version"`
+		} `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &reply); r.code != 0 || err != nil || reply.Return.Version == "" {
+		t.Errorf("agent guest-info: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	r = gd(t, 30*time.Second, "-c", cfg, "agent", "q1", `{"execute":"guest-no-such-command"}`)
+	var errReply struct {
+		Error struct{ Class, Desc string } `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &errReply); r.code != 1 || err != nil || errReply.Error.Class != "CommandNotFound" {
+		t.Errorf("agent with an unknown command: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+}

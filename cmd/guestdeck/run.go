@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -122,9 +123,13 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 
-	var done int
+	// progress runs on the fleet's goroutines.
+	var mu sync.Mutex
+	done := 0
 	tty := isTerminal(c.stderr)
 	results := f.Run(ctx, act, names(gs), func(fleet.Result) {
+		mu.Lock()
+		defer mu.Unlock()
 		done++
 		if tty {
 			fmt.Fprintf(c.stderr, "\r%s: %d/%d", act, done, len(gs))
