@@ -35,11 +35,11 @@ func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
 }
 
 // reason turns an agent error into the words a person needs.
-func reason(guest string, err error) string {
+func (c *cli) reason(guest string, err error) string {
 	var ae *agentclient.Error
 	switch {
 	case agentclient.IsFrozen(err):
-		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck run thaw %s)", guest, guest)
+		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck%s run thaw %s)", guest, c.globalFlagsText(), guest)
 	case agentclient.IsDisabled(err):
 		return "the guest's agent has this command disabled: " + err.Error()
 	case agentclient.IsSilent(err):
@@ -72,7 +72,7 @@ func (c *cli) cat(ctx context.Context, args []string) int {
 	_, err := o.fleet.ReadFile(ctx, guest, p, c.stdout, bar.update)
 	bar.finish(err)
 	if err != nil {
-		c.errorf("cat %s:%s: %s", guest, p, reason(guest, err))
+		c.errorf("cat %s:%s: %s", guest, p, c.reason(guest, err))
 		return exitFail
 	}
 	return exitOK
@@ -119,7 +119,7 @@ func (c *cli) get(ctx context.Context, args []string) int {
 		if tmp != nil {
 			tmp.Close()
 		}
-		c.errorf("get %s:%s: %s", guest, p, reason(guest, err))
+		c.errorf("get %s:%s: %s", guest, p, c.reason(guest, err))
 		return exitFail
 	}
 	if tmp != nil {
@@ -179,7 +179,7 @@ func (c *cli) put(ctx context.Context, args []string) int {
 	n, err := o.fleet.WriteFile(ctx, guest, p, r, size, bar.update)
 	bar.finish(err)
 	if err != nil {
-		c.errorf("put %s:%s: %s", guest, p, reason(guest, err))
+		c.errorf("put %s:%s: %s", guest, p, c.reason(guest, err))
 		return exitFail
 	}
 	if !isTerminal(c.stderr) {
@@ -240,7 +240,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		return exitFail
 	}
 	if err != nil {
-		c.errorf("agent %s: %s", guest, reason(guest, err))
+		c.errorf("agent %s: %s", guest, c.reason(guest, err))
 		return exitFail
 	}
 	var pretty any
