@@ -243,7 +243,10 @@ func (m *Model) filesystemLines(g *fleet.Guest) []string {
 	if g.FrozenByUs {
 		fr += " by guestdeck"
 		if !g.ThawAt.IsZero() {
-			fr += ", automatic thaw in " + fmtCountdown(g.ThawAt.Sub(m.now())) + " (T thaws now)"
+			fr += ", automatic thaw in " + fmtCountdown(g.ThawAt.Sub(m.now()))
+			if m.keys.Thaw.Enabled() {
+				fr += " (" + m.keys.Thaw.Help().Key + " thaws now)"
+			}
 		}
 		fr = m.st.State(string(fleet.Frozen)).Render(fr)
 	}

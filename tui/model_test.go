@@ -160,7 +160,7 @@ func equalish(a, b any) bool {
 }
 
 func TestMarking(t *testing.T) {
-	m, _ := newTestModel(20, 120, 30, Options{})
+	m, src := newTestModel(20, 120, 30, Options{})
 	m = press(t, m, "space")
 	eq(t, "after space", marked(m), []string{"vm-00000"})
 	eq(t, "cursor after space", m.cursorGuest().Name, "vm-00001")
@@ -172,6 +172,11 @@ func TestMarking(t *testing.T) {
 	// Visual range: v, move, v commits.
 	m = press(t, m, "v", "down", "down")
 	eq(t, "visual in progress", marked(m), []string{"vm-00003", "vm-00004", "vm-00005"})
+	// A poll in the middle of a visual range keeps it.
+	src.set(testGuests(20))
+	m, _ = send(t, m, changedMsg{})
+	eq(t, "visual survives a snapshot", marked(m), []string{"vm-00003", "vm-00004", "vm-00005"})
+	eq(t, "still visual", m.visual, true)
 	m = press(t, m, "v", "down")
 	eq(t, "visual committed", marked(m), []string{"vm-00003", "vm-00004", "vm-00005"})
 	m = press(t, m, "space") // toggles vm-00006 on

@@ -91,6 +91,15 @@ func (m *Model) reindex() {
 	if t.builtFrom != m.snap || t.builtVersion != m.snap.Version || !t.built {
 		m.snapshotStats()
 	}
+	// A visual range is row positions: a new filter or sort reorders rows, so
+	// fix the range as marks first; a new snapshot keeps it, re-anchored by name.
+	if t.builtFilter != t.filter || t.builtSort != t.sortCol || t.builtDesc != t.sortDesc {
+		m.commitVisual()
+	}
+	anchor := ""
+	if m.visual && m.visualAnchor < len(t.rows) {
+		anchor = t.rows[m.visualAnchor].Name
+	}
 	rows := make([]*fleet.Guest, 0, len(m.snap.Guests))
 	for _, g := range m.snap.Guests {
 		if t.filter == "" || matchGuest(g, t.filter) {
@@ -106,6 +115,15 @@ func (m *Model) reindex() {
 		for i, g := range rows {
 			if g.Name == t.curName {
 				t.cursor = i
+				break
+			}
+		}
+	}
+	if m.visual {
+		m.visualAnchor = t.cursor
+		for i, g := range rows {
+			if g.Name == anchor {
+				m.visualAnchor = i
 				break
 			}
 		}
