@@ -82,3 +82,17 @@ func BenchmarkSnapshot10000(b *testing.B) {
 		_ = m.View()
 	}
 }
+
+// The event log after an action on 10,000 guests formats only visible lines.
+func BenchmarkEventLog10000(b *testing.B) {
+	m := benchModel(b, 10000)
+	next, _ := m.Update(tea.KeyPressMsg{Code: 'a', Mod: tea.ModCtrl})
+	m = next.(Model)
+	m, _ = send(b, m, tea.KeyPressMsg{Code: 'p', Text: "p"})
+	m.showEvents = true
+	m.eventScroll = 5000
+	b.ResetTimer()
+	for b.Loop() {
+		_ = m.View()
+	}
+}
