@@ -303,8 +303,14 @@ func Mono() Styles {
 func NoColor(getenv func(string) string) bool { return getenv("NO_COLOR") != "" }
 
 // Resolve picks the styles to start with: NO_COLOR wins; otherwise name is a
-// built-in theme or, when it ends in ".toml", a theme file.
+// built-in theme, "auto" (dark or light after the terminal's background,
+// asked on stdin/stdout before the dashboard starts), or, when it ends in
+// ".toml", a theme file.
 func Resolve(name string, getenv func(string) string) (Styles, error) {
+	return resolve(name, getenv, func() bool { return lipgloss.HasDarkBackground(os.Stdin, os.Stdout) })
+}
+
+func resolve(name string, getenv func(string) string, isDark func() bool) (Styles, error) {
 	if NoColor(getenv) {
 		return Mono(), nil
 	}
@@ -312,6 +318,12 @@ func Resolve(name string, getenv func(string) string) (Styles, error) {
 		p   Palette
 		err error
 	)
+	if name == "auto" {
+		name = "light"
+		if isDark() {
+			name = "dark"
+		}
+	}
 	if strings.HasSuffix(name, ".toml") {
 		p, err = Load(name)
 	} else {

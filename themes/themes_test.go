@@ -110,6 +110,12 @@ func TestNoColor(t *testing.T) {
 	if err != nil || s.NoColor || s.Name != "light" {
 		t.Errorf("Resolve(light) = %v, %v", s.Name, err)
 	}
+	for _, dark := range []bool{true, false} {
+		s, err := resolve("auto", env(nil), func() bool { return dark })
+		if want := map[bool]string{true: "dark", false: "light"}[dark]; err != nil || s.Name != want {
+			t.Errorf("auto with dark=%v = %q, %v", dark, s.Name, err)
+		}
+	}
 	if _, err := Resolve("nope", env(nil)); err == nil {
 		t.Error("Resolve(nope) succeeded")
 	}
