@@ -222,8 +222,8 @@ func (g *Guest) dispatch(m message) result {
 	id, _ := req.get("id")
 	var name string
 	var argObj *object
-	for i, k := range req.keys {
-		v := req.vals[i]
+	for _, i := range qdictOrder(req.keys) {
+		k, v := req.keys[i], req.vals[i]
 		switch k {
 		case "execute":
 			s, ok := v.(string)
@@ -275,30 +275,26 @@ func (g *Guest) dispatch(m message) result {
 		}
 		return r
 	}
-	var buf bytes.Buffer
-	buf.WriteString(`{"return": `)
-	encode(&buf, ret)
+	return result{line: reply("return", ret, id), delimited: name == "guest-sync-delimited"}
+}
+
+// reply writes a reply line: {key: val} plus the request's id, if any,
+// members in the agent's order.
+func reply(key string, val, id any) []byte {
+	env := &object{keys: []string{key}, vals: []any{val}}
 	if id != nil {
-		buf.WriteString(`, "id": `)
-		encode(&buf, id)
+		env.keys = append(env.keys, "id")
+		env.vals = append(env.vals, id)
 	}
-	buf.WriteString("}\n")
-	return result{line: buf.Bytes(), delimited: name == "guest-sync-delimited"}
+	var buf bytes.Buffer
+	encode(&buf, env)
+	buf.WriteByte('\n')
+	return buf.Bytes()
 }
 
 func (g *Guest) errReply(id any, e *agentclient.Error) result {
-	var buf bytes.Buffer
-	buf.WriteString(`{"error": {"class": `)
-	encode(&buf, e.Class)
-	buf.WriteString(`, "desc": `)
-	encode(&buf, e.Desc)
-	buf.WriteString("}")
-	if id != nil {
-		buf.WriteString(`, "id": `)
-		encode(&buf, id)
-	}
-	buf.WriteString("}\n")
-	return result{line: buf.Bytes()}
+	obj := &object{keys: []string{"class", "desc"}, vals: []any{e.Class, e.Desc}}
+	return result{line: reply("error", obj, id)}
 }
 
 var typeNames = map[argType]string{tInt: "integer", tStr: "string", tBool: "boolean", tStrList: "array", tStructList: "array", tWhence: "GuestFileWhence"}
@@ -388,10 +384,9 @@ func checkArgs(prefix string, fields []field, obj *object) (args, *agentclient.E
 		}
 	}
 	if obj != nil {
-		for _, k := range obj.keys {
-			if !slices.ContainsFunc(fields, func(f field) bool { return f.name == k }) {
-				return nil, genericf("Parameter '%s' is unexpected", prefix+k)
-			}
+		known := func(k string) bool { return slices.ContainsFunc(fields, func(f field) bool { return f.name == k }) }
+		if k, ok := firstLeftover(obj.keys, known); ok {
+			return nil, genericf("Parameter '%s' is unexpected", prefix+k)
 		}
 	}
 	return a, nil

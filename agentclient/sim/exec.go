@@ -2,7 +2,6 @@ package sim
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -27,8 +26,8 @@ func (g *Guest) cmdExec(a args) (any, *agentclient.Error) {
 	argv, _ := a["arg"].([]string)
 	var input []byte
 	if a.has("input-data") {
-		b, err := base64.StdEncoding.DecodeString(a.str("input-data", ""))
-		if err != nil {
+		b, ok := qbase64Decode(a.str("input-data", ""))
+		if !ok {
 			return nil, genericf("Base64 data contains invalid characters")
 		}
 		input = b

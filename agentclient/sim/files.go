@@ -1,8 +1,7 @@
 package sim
 
 import (
-	"encoding/base64"
-	"io/fs"
+		"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -250,8 +249,8 @@ func (g *Guest) cmdFileWrite(a args) (any, *agentclient.Error) {
 	if err != nil {
 		return nil, err
 	}
-	buf, derr := base64.StdEncoding.DecodeString(a.str("buf-b64", ""))
-	if derr != nil {
+	buf, ok := qbase64Decode(a.str("buf-b64", ""))
+	if !ok {
 		return nil, genericf("Base64 data contains invalid characters")
 	}
 	count := int64(len(buf))
@@ -307,4 +306,39 @@ func (g *Guest) cmdFileSeek(a args) (any, *agentclient.Error) {
 	}
 	h.pos = base + off
 	return agentclient.FileSeek{Position: h.pos}, nil
+}
+
+// qbase64Decode decodes like qemu-ga: any character outside the base64
+// alphabet and '=' is refused, then GLib's g_base64_decode runs, which is
+// lenient: '=' counts as a zero digit that suppresses output bytes, and a
+// trailing partial group is dropped ("aGk" decodes to nothing).
+func qbase64Decode(s string) ([]byte, bool) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	out := make([]byte, 0, len(s)/4*3)
+	var v uint32
+	n := 0
+	var last0, last1 byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		rank := strings.IndexByte(alphabet, c)
+		if c == '=' {
+			rank = 0
+		} else if rank < 0 {
+			return nil, false
+		}
+		last1, last0 = last0, c
+		v = v<<6 | uint32(rank)
+		n++
+		if n == 4 {
+			out = append(out, byte(v>>16))
+			if last1 != '=' {
+				out = append(out, byte(v>>8))
+			}
+			if last0 != '=' {
+				out = append(out, byte(v))
+			}
+			n, v = 0, 0
+		}
+	}
+	return out, true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -64,6 +65,7 @@ type message struct {
 // tokens of the message in progress.
 type streamer struct {
 	state  lexState
+	quote  byte // the quote of the string being lexed: QEMU also takes 'single'
 	cur    []byte
 	toks   []token
 	braces int
@@ -92,8 +94,9 @@ func (s *streamer) feed(b []byte, emit func(message)) {
 				s.token(tokColon, ":", emit)
 			case c == ',':
 				s.token(tokComma, ",", emit)
-			case c == '"':
+			case c == '"' || c == '\'':
 				s.cur = append(s.cur[:0], c)
+				s.quote = c
 				s.state = lexString
 			case c == '-':
 				s.cur = append(s.cur[:0], c)
@@ -110,7 +113,7 @@ func (s *streamer) feed(b []byte, emit func(message)) {
 			}
 		case lexString:
 			switch {
-			case c == '"':
+			case c == s.quote:
 				s.cur = append(s.cur, c)
 				s.state = lexStart
 				s.token(tokString, string(s.cur), emit)
@@ -270,7 +273,11 @@ func (p *parser) value() any {
 		p.pos++
 		s, ok := unquote(t.text)
 		if !ok {
-			p.fail("invalid escape sequence in string")
+			if !utf8.ValidString(t.text) {
+				p.fail("invalid UTF-8 sequence in string")
+			} else {
+				p.fail("invalid escape sequence in string")
+			}
 			return nil
 		}
 		return s
@@ -428,6 +435,32 @@ func (o *object) get(k string) (any, bool) {
 }
 
 func unquote(lit string) (string, bool) {
+	if !utf8.ValidString(lit) {
+		return "", false
+	}
+	if strings.HasPrefix(lit, "'") {
+		// Rewrite 'single' as "double": \' means ', a bare " needs escaping.
+		var b strings.Builder
+		b.WriteByte('"')
+		body := lit[1 : len(lit)-1]
+		for i := 0; i < len(body); i++ {
+			switch c := body[i]; {
+			case c == '\\' && i+1 < len(body) && body[i+1] == '\'':
+				b.WriteByte('\'')
+				i++
+			case c == '\\' && i+1 < len(body):
+				b.WriteByte(c)
+				b.WriteByte(body[i+1])
+				i++
+			case c == '"':
+				b.WriteString(`\"`)
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('"')
+		lit = b.String()
+	}
 	var s string
 	if err := json.Unmarshal([]byte(lit), &s); err != nil {
 		return "", false
@@ -488,11 +521,11 @@ func encode(buf *bytes.Buffer, v any) {
 	switch x := v.(type) {
 	case *object:
 		buf.WriteByte('{')
-		for i, k := range x.keys {
-			if i > 0 {
+		for n, i := range qdictOrder(x.keys) {
+			if n > 0 {
 				buf.WriteString(", ")
 			}
-			buf.WriteString(`"` + qemuEscape(k) + `": `)
+			buf.WriteString(`"` + qemuEscape(x.keys[i]) + `": `)
 			encode(buf, x.vals[i])
 		}
 		buf.WriteByte('}')
@@ -514,12 +547,22 @@ func encode(buf *bytes.Buffer, v any) {
 		buf.WriteString(`"` + qemuEscape(x) + `"`)
 		return
 	case float64:
-		buf.WriteString(strconv.FormatFloat(x, 'g', 17, 64))
+		buf.WriteString(strconv.FormatFloat(x, 'g', 17, 64)) // QEMU prints doubles with %.17g
+		return
+	case int64:
+		buf.WriteString(strconv.FormatInt(x, 10))
+		return
+	case bool:
+		buf.WriteString(strconv.FormatBool(x))
 		return
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		buf.WriteString("{}")
+		return
+	}
+	if o := ordered(raw); o != nil {
+		encode(buf, o)
 		return
 	}
 	respace(buf, raw)
@@ -553,4 +596,89 @@ func respace(buf *bytes.Buffer, raw []byte) {
 			buf.WriteByte(c)
 		}
 	}
+}
+
+// QEMU keeps JSON objects in a QDict: 512 hash buckets (tdb_hash), each a
+// list with the newest entry first, walked bucket by bucket. That walk is
+// the member order of every reply the agent writes and the order in which it
+// checks request members, so the simulator reproduces it exactly.
+
+func tdbHash(s string) uint32 {
+	v := uint32(0x238F13AF) * uint32(len(s))
+	for i := 0; i < len(s); i++ {
+		v += uint32(s[i]) << (uint(i) * 5 % 24)
+	}
+	return 1103515243*v + 12345
+}
+
+// qdictOrder returns the indices of keys (in insertion order) in the order
+// a QDict walk visits them.
+func qdictOrder(keys []string) []int {
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ba, bb := tdbHash(keys[idx[a]])%512, tdbHash(keys[idx[b]])%512
+		if ba != bb {
+			return ba < bb
+		}
+		return idx[a] > idx[b] // same bucket: newest first
+	})
+	return idx
+}
+
+// firstLeftover mimics how the QAPI input visitor picks the member it calls
+// unexpected: it puts all members (in QDict order) into a GLib hash table
+// (g_str_hash, 8 slots, index (h*11)%7, quadratic probing), removes the ones
+// it consumed, and reports the first left in slot order. Beyond 7 members
+// the table would grow; then the first leftover in QDict order is used.
+func firstLeftover(keys []string, known func(string) bool) (string, bool) {
+	order := qdictOrder(keys)
+	var left []string
+	for _, i := range order {
+		if !known(keys[i]) {
+			left = append(left, keys[i])
+		}
+	}
+	if len(left) == 0 {
+		return "", false
+	}
+	if len(keys) > 7 {
+		return left[0], true
+	}
+	var slots [8]string
+	used := [8]bool{}
+	for _, i := range order {
+		k := keys[i]
+		h := uint32(5381)
+		for j := 0; j < len(k); j++ {
+			h = h*33 + uint32(int32(int8(k[j]))) // g_str_hash reads signed chars
+		}
+		if h < 2 {
+			h = 2
+		}
+		n := (h * 11) % 7
+		for step := uint32(0); used[n]; {
+			step++
+			n = (n + step) & 7
+		}
+		slots[n], used[n] = k, true
+	}
+	for n := range slots {
+		if used[n] && !known(slots[n]) {
+			return slots[n], true
+		}
+	}
+	return left[0], true
+}
+
+// ordered turns compact JSON from encoding/json into parsed values with
+// member order kept, so encode can write it the agent's way.
+func ordered(raw []byte) any {
+	var st streamer
+	var v any
+	st.feed(raw, func(m message) { v = m.val })
+	st.feed([]byte{'\n'}, func(m message) { v = m.val }) // terminate a bare number or keyword
+	return v
 }
