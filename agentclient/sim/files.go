@@ -1,7 +1,7 @@
 package sim
 
 import (
-		"io/fs"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
