@@ -69,6 +69,8 @@ func (c *cli) cat(ctx context.Context, args []string) int {
 	}
 	defer o.close()
 	bar := c.progress(guest + ":" + p)
+	// A bar drawn between the lines of the file itself would garble both.
+	bar.tty = bar.tty && !isTerminal(c.stdout)
 	_, err := o.fleet.ReadFile(ctx, guest, p, c.stdout, bar.update)
 	bar.finish(err)
 	if err != nil {
@@ -131,9 +133,7 @@ func (c *cli) get(ctx context.Context, args []string) int {
 			c.errorf("get: %v", err)
 			return exitFail
 		}
-		if !isTerminal(c.stderr) {
-			fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", guest, p, dest, n)
-		}
+		fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", guest, p, dest, n)
 	}
 	return exitOK
 }
@@ -182,9 +182,7 @@ func (c *cli) put(ctx context.Context, args []string) int {
 		c.errorf("put %s:%s: %s", guest, p, c.reason(guest, err))
 		return exitFail
 	}
-	if !isTerminal(c.stderr) {
-		fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", src, guest, p, n)
-	}
+	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", src, guest, p, n)
 	return exitOK
 }
 
@@ -254,7 +252,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 }
 
 // bar draws transfer progress on a terminal's stderr; without a terminal it
-// stays quiet (scripts get one summary line from the caller instead).
+// stays quiet. get and put end with one summary line either way.
 type bar struct {
 	w     io.Writer
 	label string
