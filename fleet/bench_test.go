@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,6 +142,9 @@ func cpuTime() time.Duration {
 func BenchmarkSteadyState(b *testing.B) {
 	n := 10000
 	window := 30 * time.Second
+	if w, err := time.ParseDuration(os.Getenv("GUESTDECK_WINDOW")); err == nil {
+		window = w
+	}
 	if testing.Short() {
 		n, window = 1000, 10*time.Second
 	}
@@ -167,6 +171,12 @@ func BenchmarkSteadyState(b *testing.B) {
 		runtime.GC()
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
+		if p := os.Getenv("GUESTDECK_HEAPPROFILE"); p != "" {
+			if w, err := os.Create(p); err == nil {
+				_ = pprof.WriteHeapProfile(w)
+				w.Close()
+			}
+		}
 		cpu := float64(c1-c0) / float64(t1.Sub(t0))
 		heap := float64(after.HeapInuse-before.HeapInuse) / float64(n)
 		stack := float64(after.StackInuse-before.StackInuse) / float64(n)

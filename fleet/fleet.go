@@ -297,6 +297,10 @@ func (f *Fleet) Changed() <-chan struct{} { return f.changed }
 
 func (f *Fleet) bump() {
 	f.version.Add(1)
+	f.notify()
+}
+
+func (f *Fleet) notify() {
 	select {
 	case f.changed <- struct{}{}:
 	default:

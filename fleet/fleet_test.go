@@ -38,7 +38,7 @@ func TestStartOffsets(t *testing.T) {
 		distinct := map[time.Duration]bool{}
 		for name, g := range guests {
 			want := time.Duration(nameHash(name) % uint64(opts.Interval))
-			ts := g.callTimes("guest-fsfreeze-status")
+			ts := g.callTimes("guest-get-time")
 			if len(ts) < 3 {
 				t.Fatalf("%s: %d live polls in 35s, want >= 3", name, len(ts))
 			}
@@ -71,7 +71,7 @@ func TestTimeoutAndRecovery(t *testing.T) {
 		guests["g001"].set(func(g *fakeGuest) { g.hang = true })
 		before := map[string]int{}
 		for n, g := range guests {
-			before[n] = g.count("guest-fsfreeze-status")
+			before[n] = g.count("guest-get-time")
 		}
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
@@ -83,7 +83,7 @@ func TestTimeoutAndRecovery(t *testing.T) {
 			if n == "g001" {
 				continue
 			}
-			if got := fg.count("guest-fsfreeze-status") - before[n]; got != 4 {
+			if got := fg.count("guest-get-time") - before[n]; got != 4 {
 				t.Errorf("%s: %d polls in 20s, want 4", n, got)
 			}
 			if st := f.Guest(n).State; st != Ready {

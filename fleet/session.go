@@ -63,7 +63,7 @@ func (s *session) update(fn func(g *Guest)) {
 	ng.Version = s.f.version.Add(1)
 	s.cur.Store(&ng)
 	s.mu.Unlock()
-	s.f.bump()
+	s.f.notify()
 }
 
 // setState moves the guest to st, keeping Since when the state stays.
@@ -314,7 +314,12 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		}
 	}
 
-	if s.usable(g, r, "guest-fsfreeze-status") {
+	// Freeze state costs no extra call while thawed: guest-get-time
+	// answering proves the guest thawed, and its refusal "in frozen state"
+	// proves it frozen. guest-fsfreeze-status is asked while frozen (to see
+	// the thaw) or when the time cannot be asked.
+	timeOK := s.usable(g, r, "guest-get-time")
+	if (frozen || !timeOK) && s.usable(g, r, "guest-fsfreeze-status") {
 		t0 := time.Now()
 		st, err := a.FreezeStatus(ctx)
 		if ok, fatal := s.item(r, "guest-fsfreeze-status", err); fatal != nil {
@@ -325,12 +330,11 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 			frozen = st == agentclient.Frozen
 		}
 	}
-	if frozen || r.frozenSeen {
+	if frozen {
 		// Only ping, info, sync, fsfreeze-status and thaw are allowed now.
 		return s.apply(r)
 	}
-
-	if s.usable(g, r, "guest-get-time") {
+	if timeOK {
 		t0 := time.Now()
 		ns, err := a.Time(ctx)
 		if ok, fatal := s.item(r, "guest-get-time", err); fatal != nil {
@@ -340,6 +344,10 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 			rtt := time.Since(t0)
 			r.rtt, r.rttOK = rtt, true
 			r.skew, r.skewOK = time.Unix(0, ns).Sub(t0.Add(rtt/2)), true
+			r.freeze = agentclient.Thawed
+		}
+		if r.frozenSeen {
+			return s.apply(r)
 		}
 	}
 	type step struct {
