@@ -115,6 +115,7 @@ func (c *cli) get(ctx context.Context, args []string) int {
 		w = tmp
 	}
 	bar := c.progress(guest + ":" + p)
+	bar.tty = bar.tty && (tmp != nil || !isTerminal(c.stdout))
 	n, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
 	bar.finish(err)
 	if err != nil {
