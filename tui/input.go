@@ -279,6 +279,15 @@ func (m *Model) requestQuit() tea.Cmd {
 		m.quitAsk = true
 		return nil
 	}
+	return m.quit()
+}
+
+// quit ends the program, cancelling an action still in flight so that the
+// exit does not wait on slow guests.
+func (m *Model) quit() tea.Cmd {
+	if m.run != nil {
+		m.run.cancel()
+	}
 	return tea.Quit
 }
 
@@ -297,7 +306,7 @@ func (m *Model) quitKey(k tea.KeyPressMsg) tea.Cmd {
 			return thawedQuitMsg{results: src.ThawOurs(ctx)}
 		}
 	case "q", "ctrl+c":
-		return tea.Quit
+		return m.quit()
 	case "esc", "n", "c":
 		if !m.quiting {
 			m.quitAsk = false

@@ -255,7 +255,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actionDoneMsg:
 		return m, m.actionDone(msg)
 	case thawedQuitMsg:
-		return m, tea.Quit
+		return m, m.quit()
 	case spinner.TickMsg:
 		if msg.ID != m.spin.ID() {
 			break // another widget's spinner (the file browser's)

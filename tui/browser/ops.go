@@ -1,0 +1,380 @@
+package browser
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// startLoad cancels the load in flight (a newer one replaces it) and returns
+// the context and sequence number of the next.
+func (m *Model) startLoad(what string) (context.Context, context.CancelFunc, int) {
+	if m.loadCxl != nil {
+		m.loadCxl()
+	}
+	m.seq++
+	ctx, cancel := context.WithTimeout(m.life, m.opts.Timeout)
+	m.loadCxl = cancel
+	m.loading = what
+	return ctx, cancel, m.seq
+}
+
+// list lists dir in a Cmd. pick names the entry to put the cursor on; with
+// open set, that entry is then opened (a path typed in the prompt).
+func (m *Model) list(dir, pick string, open bool) tea.Cmd {
+	ctx, cancel, seq := m.startLoad("listing " + dir + " …")
+	src, guest := m.src, m.guest
+	return func() tea.Msg {
+		defer cancel()
+		ents, err := src.ListDir(ctx, guest, dir)
+		return listedMsg{seq: seq, dir: dir, ents: ents, err: err, pick: pick, open: open}
+	}
+}
+
+// errViewLimit stops a read once the viewer has all it will show.
+var errViewLimit = errors.New("view limit reached")
+
+// capWriter keeps the first limit bytes and then fails, which ends the read:
+// viewing a huge file costs at most limit bytes of memory.
+type capWriter struct {
+	buf   []byte
+	limit int64
+	over  bool
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	room := c.limit - int64(len(c.buf))
+	if int64(len(p)) > room {
+		c.buf = append(c.buf, p[:room]...)
+		c.over = true
+		return int(room), errViewLimit
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// openFile reads up to ViewLimit bytes of p for the viewer; size is the
+// file's size when a listing told it, else -1.
+func (m *Model) openFile(p string, size int64) tea.Cmd {
+	ctx, cancel, seq := m.startLoad("opening " + p + " …")
+	src, guest, limit := m.src, m.guest, m.opts.ViewLimit
+	return func() tea.Msg {
+		defer cancel()
+		w := &capWriter{limit: limit}
+		_, err := src.ReadFile(ctx, guest, p, w, nil)
+		if w.over && errors.Is(err, errViewLimit) {
+			err = nil
+		}
+		if err == nil && !w.over {
+			size = int64(len(w.buf)) // read to the end: now it is known
+		}
+		return openedMsg{seq: seq, path: p, data: w.buf, size: size, truncated: w.over, err: err}
+	}
+}
+
+func (m *Model) endLoad(seq int) bool {
+	if seq != m.seq {
+		return false // superseded or cancelled
+	}
+	m.loading = ""
+	if m.loadCxl != nil {
+		m.loadCxl()
+		m.loadCxl = nil
+	}
+	return true
+}
+
+func (m *Model) onListed(msg listedMsg) tea.Cmd {
+	if !m.endLoad(msg.seq) {
+		return nil
+	}
+	if msg.err != nil {
+		if msg.open {
+			// The parent may be unlistable while the file is readable.
+			return m.openFile(path.Join(msg.dir, msg.pick), -1)
+		}
+		m.checkExec()
+		if !m.canExec {
+			m.setMsg("no directory listing: "+m.noExec+"; open a file by path", msgInfo)
+			return m.openPrompt(promptPath, "open: ", m.dir)
+		}
+		m.setMsg(errText(msg.err, "list "+msg.dir, m.guest), msgErr)
+		return nil
+	}
+	m.dir, m.ents, m.listed = msg.dir, sortEntries(msg.dir, msg.ents), true
+	m.cursor, m.top = 0, 0
+	if msg.pick != "" {
+		i := slices.IndexFunc(m.ents, func(e agentclient.DirEntry) bool { return e.Name == msg.pick })
+		switch {
+		case i >= 0:
+			m.cursor = i
+		case msg.open:
+			m.setMsg("no such file or directory: "+path.Join(msg.dir, msg.pick), msgErr)
+			return nil
+		}
+	}
+	m.clampCursor()
+	if msg.open {
+		return m.openEntry()
+	}
+	return nil
+}
+
+// sortEntries puts ".." first, then directories, then files, by name; ".."
+// of the root is dropped.
+func sortEntries(dir string, ents []agentclient.DirEntry) []agentclient.DirEntry {
+	out := make([]agentclient.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		if e.Name == ".." && (dir == "/" || strings.HasSuffix(dir, `:\`)) {
+			continue
+		}
+		out = append(out, e)
+	}
+	rank := func(e agentclient.DirEntry) int {
+		switch {
+		case e.Name == "..":
+			return 0
+		case e.IsDir():
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(out, func(a, b agentclient.DirEntry) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+func (m *Model) onOpened(msg openedMsg) tea.Cmd {
+	if !m.endLoad(msg.seq) {
+		return nil
+	}
+	if msg.err != nil {
+		if strings.Contains(msg.err.Error(), "Is a directory") && !m.canExec {
+			m.setMsg(msg.path+" is a directory: listing it needs guest-exec ("+m.noExec+")", msgErr)
+			return nil
+		}
+		m.setMsg(errText(msg.err, "open "+msg.path, m.guest), msgErr)
+		return nil
+	}
+	m.view = newFileView(msg.path, msg.data, msg.size, msg.truncated, m.opts.ViewLimit, m.st)
+	m.view.resize(m.width, m.bodyHeight())
+	m.setMsg(m.view.note(), msgInfo)
+	return nil
+}
+
+// errText turns an error into one clear line naming what failed.
+func errText(err error, what, guest string) string {
+	s := err.Error()
+	switch {
+	case agentclient.IsFrozen(err):
+		return what + ": guest is frozen: thaw it first"
+	case errors.Is(err, context.Canceled):
+		return what + ": cancelled"
+	case agentclient.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded):
+		return what + ": the guest did not answer in time"
+	case agentclient.IsDisabled(err):
+		return what + ": the agent has this command disabled"
+	case strings.Contains(s, "Permission denied"):
+		return what + ": permission denied"
+	case strings.Contains(s, "No such file or directory"):
+		return what + ": no such file or directory"
+	case strings.Contains(s, "Is a directory"):
+		return what + ": is a directory"
+	case strings.Contains(s, "Not a directory"):
+		return what + ": not a directory"
+	case errors.Is(err, fs.ErrPermission):
+		return what + ": permission denied"
+	case errors.Is(err, fs.ErrNotExist):
+		return what + ": no such file or directory"
+	}
+	// The fleet prefixes "guest NAME: ": the browser already names the guest.
+	s = strings.TrimPrefix(s, "guest "+guest+": ")
+	return what + ": " + oneLine(s)
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	return sanitize(s)
+}
+
+// Transfers.
+
+type downloadPlan struct {
+	remote string
+	size   int64 // -1 unknown
+}
+
+type uploadPlan struct {
+	local  string
+	size   int64
+	remote string
+}
+
+// errExists asks before a download replaces a local file.
+type errExists struct{ path string }
+
+func (e errExists) Error() string { return e.path + " exists" }
+
+// download copies the guest file remote to local through a temporary file
+// in the same directory, renamed into place only when complete: an error or
+// a cancel leaves no partial file behind.
+func download(ctx context.Context, src Source, guest, remote, local string, overwrite bool, progress func(done, total int64)) (int64, string, error) {
+	if st, err := os.Stat(local); err == nil && st.IsDir() {
+		local = filepath.Join(local, path.Base(remote))
+	}
+	if !overwrite {
+		if _, err := os.Lstat(local); err == nil {
+			return 0, local, errExists{local}
+		}
+	}
+	dir := filepath.Dir(local)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(local)+".*.part")
+	if err != nil {
+		return 0, local, fmt.Errorf("cannot write to %s: %w", dir, err)
+	}
+	tmp := f.Name()
+	n, err := src.ReadFile(ctx, guest, remote, f, progress)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write %s: %w", tmp, cerr)
+	}
+	if err == nil {
+		err = os.Rename(tmp, local)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return n, local, err
+	}
+	return n, local, nil
+}
+
+// upload copies the local file to remote on the guest.
+func upload(ctx context.Context, src Source, guest string, p uploadPlan, progress func(done, total int64)) (int64, error) {
+	f, err := os.Open(p.local)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return src.WriteFile(ctx, guest, p.remote, f, p.size, progress)
+}
+
+// startDownload runs a download as a job.
+func (m *Model) startDownload(d downloadPlan, local string, overwrite bool) tea.Cmd {
+	if m.job != nil {
+		m.setMsg("a transfer is running (esc cancels it)", msgErr)
+		return nil
+	}
+	src, guest := m.src, m.guest
+	title := "download " + d.remote + " → " + local
+	return m.startJob(jobDownload, title, d.size, func(ctx context.Context, prog func(done, total int64)) jobResult {
+		n, final, err := download(ctx, src, guest, d.remote, local, overwrite, prog)
+		return jobResult{n: n, local: final, remote: d.remote, err: err}
+	}, func() { m.pendingDownload = &d })
+}
+
+// startUpload runs an upload as a job.
+func (m *Model) startUpload(p uploadPlan) tea.Cmd {
+	if m.opts.Readonly {
+		m.setMsg("read-only mode: upload refused", msgErr)
+		return nil
+	}
+	if m.job != nil {
+		m.setMsg("a transfer is running (esc cancels it)", msgErr)
+		return nil
+	}
+	src, guest := m.src, m.guest
+	title := "upload " + p.local + " → " + guest + ":" + p.remote
+	return m.startJob(jobUpload, title, p.size, func(ctx context.Context, prog func(done, total int64)) jobResult {
+		n, err := upload(ctx, src, guest, p, prog)
+		return jobResult{n: n, local: p.local, remote: p.remote, err: err}
+	}, nil)
+}
+
+func (m *Model) jobProgress(msg jobProgressMsg) tea.Cmd {
+	j := m.job
+	if j == nil || j.id != msg.id {
+		return nil
+	}
+	j.doneBytes = msg.done
+	if msg.total > 0 {
+		j.total = msg.total
+	}
+	return j.wait
+}
+
+func (m *Model) jobDone(msg jobDoneMsg) tea.Cmd {
+	j := m.job
+	if j == nil || j.id != msg.id {
+		return nil
+	}
+	m.job = nil
+	r := msg.res
+	var ex errExists
+	switch {
+	case errors.As(r.err, &ex) && m.pendingDownload != nil:
+		d := *m.pendingDownload
+		local := ex.path
+		m.confirm = &confirmation{
+			question: local + " exists: overwrite it?",
+			yes:      func() tea.Cmd { return m.startDownload(d, local, true) },
+		}
+		return nil
+	case r.err != nil:
+		what := "download " + r.remote
+		if j.kind == jobUpload {
+			what = "upload to " + r.remote
+		}
+		m.setMsg(errText(r.err, what, m.guest), msgErr)
+		return nil
+	case j.kind == jobDownload:
+		m.setMsg(fmt.Sprintf("downloaded %s (%s) to %s", r.remote, formatSize(r.n), r.local), msgOK)
+		return nil
+	}
+	m.setMsg(fmt.Sprintf("uploaded %s (%s) to %s:%s", r.local, formatSize(r.n), m.guest, r.remote), msgOK)
+	if m.canExec && m.listed && path.Dir(r.remote) == m.dir && m.view == nil {
+		return m.list(m.dir, path.Base(r.remote), false)
+	}
+	return nil
+}
+
+// statLocal checks an upload's source in a Cmd.
+func statLocal(local string) tea.Cmd {
+	return func() tea.Msg {
+		st, err := os.Stat(local)
+		switch {
+		case err != nil:
+			return statMsg{local: local, err: err}
+		case st.IsDir():
+			return statMsg{local: local, err: errors.New("is a directory")}
+		case !st.Mode().IsRegular():
+			return statMsg{local: local, err: errors.New("not a regular file")}
+		}
+		return statMsg{local: local, size: st.Size()}
+	}
+}
+
+func (m *Model) onStat(msg statMsg) tea.Cmd {
+	if msg.err != nil {
+		m.setMsg(errText(msg.err, "upload "+msg.local, m.guest), msgErr)
+		return nil
+	}
+	m.pendingUpload = &uploadPlan{local: msg.local, size: msg.size}
+	def := path.Join(m.dir, filepath.Base(msg.local))
+	return m.openPrompt(promptUploadTo, "to guest path: ", def)
+}

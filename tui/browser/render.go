@@ -1,0 +1,239 @@
+package browser
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+type entry = agentclient.DirEntry
+
+var homeDir = os.UserHomeDir
+
+// Minimum usable area; below it the browser says so instead.
+const (
+	minWidth  = 30
+	minHeight = 6
+)
+
+// bodyHeight is the rows between the title and the two bottom lines.
+func (m *Model) bodyHeight() int { return max(m.height-3, 1) }
+
+// listHeight is the listing rows below the column header.
+func (m *Model) listHeight() int { return max(m.height-4, 1) }
+
+// View renders the browser at its size.
+func (m *Model) View() string {
+	if m.width < minWidth || m.height < minHeight {
+		return fit("window too small for the file browser", m.width)
+	}
+	lines := make([]string, 0, m.height)
+	lines = append(lines, m.titleLine())
+	switch {
+	case m.view != nil:
+		lines = append(lines, m.view.vp.View())
+	case m.canExec && m.listed:
+		lines = append(lines, m.listView()...)
+	default:
+		lines = append(lines, m.emptyBody()...)
+	}
+	body := strings.Join(lines, "\n")
+	// Pad or cut the body so the two bottom lines stay at the bottom.
+	bl := strings.Split(body, "\n")
+	for len(bl) < m.height-2 {
+		bl = append(bl, "")
+	}
+	bl = bl[:m.height-2]
+	bl = append(bl, m.messageLine(), m.bottomLine())
+	return strings.Join(bl, "\n")
+}
+
+func (m *Model) titleLine() string {
+	where := m.dir
+	if m.view != nil {
+		where = m.view.path
+	}
+	t := "Files · " + m.guest + " · " + sanitize(where)
+	if m.opts.Readonly {
+		t += " · read-only"
+	}
+	return m.st.Title.Render(fit(t, m.width))
+}
+
+// columns returns the name column's width and whether the modified column fits.
+func (m *Model) columns() (name int, modified bool) {
+	name = m.width - 2 - 1 - 9 - 1 - 4
+	if name-17 >= 12 {
+		return name - 17, true
+	}
+	return max(name, 1), false
+}
+
+func (m *Model) listView() []string {
+	nw, withMod := m.columns()
+	hdr := fmt.Sprintf("  %-*s %9s %-4s", nw, "NAME", "SIZE", "TYPE")
+	if withMod {
+		hdr += fmt.Sprintf(" %-16s", "MODIFIED")
+	}
+	out := []string{m.st.Header.Render(fit(hdr, m.width))}
+	if len(m.ents) == 0 {
+		return append(out, m.st.Dim.Render("  (empty directory)"))
+	}
+	end := min(m.top+m.listHeight(), len(m.ents))
+	for i := m.top; i < end; i++ {
+		e := m.ents[i]
+		name := sanitize(e.Name)
+		if e.IsDir() && e.Name != ".." {
+			name += "/"
+		}
+		size := formatSize(e.Size)
+		if e.IsDir() {
+			size = ""
+		}
+		marker := "  "
+		if i == m.cursor {
+			marker = "> "
+		}
+		row := marker + fitPad(name, nw) + fmt.Sprintf(" %9s %-4s", size, typeName(e.Mode))
+		if withMod {
+			row += " " + e.ModTime.In(m.opts.Location).Format("2006-01-02 15:04")
+		}
+		row = fitPad(row, m.width)
+		st := m.st.File
+		if e.IsDir() {
+			st = m.st.Dir
+		}
+		if i == m.cursor {
+			st = m.st.Selected.Inherit(st)
+		}
+		out = append(out, st.Render(row))
+	}
+	return out
+}
+
+func typeName(mode fs.FileMode) string {
+	switch {
+	case mode.IsDir():
+		return "dir"
+	case mode&fs.ModeSymlink != 0:
+		return "link"
+	case mode&fs.ModeNamedPipe != 0:
+		return "pipe"
+	case mode&fs.ModeSocket != 0:
+		return "sock"
+	case mode&fs.ModeDevice != 0:
+		return "dev"
+	}
+	return "file"
+}
+
+// emptyBody is shown without a listing: why there is none, and recent paths.
+func (m *Model) emptyBody() []string {
+	var out []string
+	if !m.canExec {
+		out = append(out, "",
+			m.st.Dim.Render(fit("  Directory listings need guest-exec: "+m.noExec+".", m.width)),
+			m.st.Dim.Render(fit("  Open a file by its absolute path (g), e.g. /etc/os-release.", m.width)))
+		if h := m.history[promptPath]; len(h) > 0 {
+			out = append(out, "", m.st.Header.Render("  Recent (↑/↓ in the prompt)"))
+			for i := len(h) - 1; i >= 0 && len(out) < m.bodyHeight(); i-- {
+				out = append(out, fit("  "+sanitize(h[i]), m.width))
+			}
+		}
+	}
+	return out
+}
+
+func (m *Model) messageLine() string {
+	switch {
+	case m.job != nil:
+		return m.progressLine()
+	case m.confirm != nil:
+		return m.st.Header.Render(fit(m.confirm.question, m.width))
+	case m.loading != "":
+		return m.st.Dim.Render(fit(m.loading+" (esc cancels)", m.width))
+	case m.msg != "":
+		st := m.st.Dim
+		switch m.msgKind {
+		case msgErr:
+			st = m.st.Error
+		case msgOK:
+			st = m.st.OK
+		}
+		return st.Render(fit(m.msg, m.width))
+	case m.view == nil && m.listed && m.canExec:
+		return m.st.Dim.Render(fit(fmt.Sprintf("%d entries", len(m.ents)), m.width))
+	}
+	return ""
+}
+
+// progressLine: what, a bar when the total is known, bytes and rate.
+func (m *Model) progressLine() string {
+	j := m.job
+	el := m.opts.Now().Sub(j.started)
+	rate := ""
+	if el >= 100*time.Millisecond && j.doneBytes > 0 {
+		rate = "  " + formatSize(int64(float64(j.doneBytes)/el.Seconds())) + "/s"
+	}
+	var b strings.Builder
+	b.WriteString(sanitize(j.title) + "  ")
+	if j.total > 0 {
+		b.WriteString(m.bar.ViewAs(min(float64(j.doneBytes)/float64(j.total), 1)))
+		fmt.Fprintf(&b, "  %s / %s", formatSize(j.doneBytes), formatSize(j.total))
+	} else {
+		b.WriteString(formatSize(j.doneBytes))
+	}
+	b.WriteString(rate)
+	return b.String()
+}
+
+func (m *Model) bottomLine() string {
+	if m.prompt != promptNone {
+		return m.input.View()
+	}
+	var h string
+	switch {
+	case m.confirm != nil:
+		h = "y yes · n no"
+	case m.job != nil:
+		h = "esc cancel transfer"
+	case m.view != nil:
+		h = "↑↓ pgup pgdn scroll · / search · n/N match · d download · g path · esc back"
+	case !m.canExec:
+		h = "g open by path · " + m.uploadHint() + "q close"
+	default:
+		h = "enter open · - up · g path · r reload · d download · " + m.uploadHint() + "q close"
+	}
+	return m.st.Dim.Render(fit(h, m.width))
+}
+
+func (m *Model) uploadHint() string {
+	if m.opts.Readonly {
+		return ""
+	}
+	return "u upload · "
+}
+
+// fit cuts s to w cells with an ellipsis.
+func fit(s string, w int) string {
+	if lipgloss.Width(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, w, "…")
+}
+
+// fitPad cuts or pads s to exactly w cells.
+func fitPad(s string, w int) string {
+	s = fit(s, w)
+	if n := lipgloss.Width(s); n < w {
+		s += strings.Repeat(" ", w-n)
+	}
+	return s
+}
