@@ -285,7 +285,7 @@ func (m *Model) requestQuit() tea.Cmd {
 // quit ends the program, cancelling an action still in flight so that the
 // exit does not wait on slow guests.
 func (m *Model) quit() tea.Cmd {
-	if m.run != nil {
+	if m.run != nil && m.run.cancel != nil {
 		m.run.cancel()
 	}
 	return tea.Quit
