@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/guestdeck/guestdeck/agentclient"
 )
 
 // The real agent reads its channel with QEMU's streaming JSON lexer: it splits
@@ -554,6 +556,11 @@ func encode(buf *bytes.Buffer, v any) {
 		return
 	case bool:
 		buf.WriteString(strconv.FormatBool(x))
+		return
+	case agentclient.FileRead:
+		// Reads can be 64 MiB of base64: skip the generic re-ordering path.
+		// The member order is the QDict's (checked against the real agent).
+		fmt.Fprintf(buf, `{"count": %d, "buf-b64": "%s", "eof": %t}`, x.Count, x.BufB64, x.EOF)
 		return
 	}
 	raw, err := json.Marshal(v)
