@@ -35,6 +35,7 @@ type streamOptions struct {
 	maxReply int
 	grace    time.Duration
 	log      func(LogRecord)
+	readBuf  int
 }
 
 // WithMaxReply bounds one reply line to n bytes; a longer reply fails its
@@ -43,6 +44,18 @@ func WithMaxReply(n int) Option {
 	return func(o *streamOptions) {
 		if n > 0 {
 			o.maxReply = n
+		}
+	}
+}
+
+// WithReadBuffer sets the size of the stream's read buffer, held for the
+// connection's life (default 64 KiB). A fleet of thousands of idle sessions
+// wants it small; larger replies just take more reads. n <= 0 keeps the
+// default.
+func WithReadBuffer(n int) Option {
+	return func(o *streamOptions) {
+		if n > 0 {
+			o.readBuf = n
 		}
 	}
 }
@@ -244,7 +257,7 @@ type event struct {
 }
 
 func newStream(addr string, conn net.Conn, opts ...Option) *Stream {
-	o := streamOptions{maxReply: DefaultMaxReply, grace: DefaultShutdownGrace}
+	o := streamOptions{maxReply: DefaultMaxReply, grace: DefaultShutdownGrace, readBuf: 64 << 10}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -285,7 +298,7 @@ func (s *Stream) Close() error {
 // nobody is asking.
 func (s *Stream) readLoop() {
 	defer close(s.done)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, s.opts.readBuf)
 	var line []byte
 	skipping := false // discarding the rest of an oversized line
 	send := func(ev event) bool {
