@@ -42,7 +42,10 @@ func StartAgents(t testing.TB, n int) *Agents {
 		t.Fatalf("testpeers: %v", err)
 	}
 	a := &Agents{Dir: dir}
-	// Parsed PIDs are owned from here on, even if the script then fails.
+	// qga-host.sh prints "PID SOCKET" lines once all agents listen. Its
+	// stdout goes to a file the watchdog reads after the script is done, so
+	// the agents are covered even if this process dies before it parses them.
+	outPath := filepath.Join(dir, "agents.out")
 	var stopGuard func()
 	t.Cleanup(func() {
 		for _, pid := range a.PIDs {
@@ -59,7 +62,11 @@ func StartAgents(t testing.TB, n int) *Agents {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	// QGA_WAIT: a loaded machine can take more than the default 10 s to start many agents.
-	out, runErr := runTool(ctx, "qga-host.sh", []string{"QGA_WAIT=60"}, dir, strconv.Itoa(n))
+	out, runErr := runToolTo(ctx, "qga-host.sh", []string{"QGA_WAIT=60"}, outPath, func(scriptPID int) {
+		stopGuard = guard(`while kill -0 ` + strconv.Itoa(scriptPID) + ` 2>/dev/null; do sleep 1; done; ` +
+			`while read -r p s; do [ "$(cat /proc/$p/comm 2>/dev/null)" = ` + commQemuGA + ` ] && kill "$p"; done < ` +
+			shellQuote(outPath) + `; sleep 1; rm -rf ` + shellQuote(dir))
+	}, dir, strconv.Itoa(n))
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 2 {
@@ -71,14 +78,6 @@ func StartAgents(t testing.TB, n int) *Agents {
 		}
 		a.PIDs = append(a.PIDs, pid)
 		a.Sockets = append(a.Sockets, f[1])
-	}
-	if len(a.PIDs) > 0 {
-		var cmd strings.Builder
-		for _, pid := range a.PIDs {
-			cmd.WriteString(killIf(pid, commQemuGA))
-		}
-		cmd.WriteString("sleep 1; rm -rf " + shellQuote(dir))
-		stopGuard = guard(cmd.String())
 	}
 	if runErr != nil {
 		t.Fatalf("testpeers: starting %d agents: %v", n, runErr)

@@ -24,6 +24,13 @@ const (
 // error carries the script's stderr, which is where the scripts explain
 // themselves.
 func runTool(ctx context.Context, rel string, env []string, args ...string) (string, error) {
+	return runToolTo(ctx, rel, env, "", nil, args...)
+}
+
+// runToolTo is runTool with the script's stdout written to the file outPath
+// (when not "") and started called with the script's PID before the wait:
+// a watchdog can then find what the script started without this process.
+func runToolTo(ctx context.Context, rel string, env []string, outPath string, started func(pid int), args ...string) (string, error) {
 	path, err := tool(rel)
 	if err != nil {
 		return "", err
@@ -32,13 +39,33 @@ func runTool(ctx context.Context, rel string, env []string, args ...string) (str
 	cmd := exec.CommandContext(ctx, "bash", append([]string{path}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if outPath != "" {
+		f, err := os.Create(outPath)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", rel, err)
+		}
+		defer f.Close()
+		cmd.Stdout = f
+	}
 	// The scripts start daemons in the background; should one keep our pipes
 	// open, do not wait for it forever.
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %w: %s", rel, strings.Join(args, " "), err, tail(stderr.String(), 2000))
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("%s: %w", rel, err)
 	}
-	return stdout.String(), nil
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
+	err = cmd.Wait()
+	out := stdout.String()
+	if outPath != "" {
+		b, _ := os.ReadFile(outPath)
+		out = string(b)
+	}
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", rel, strings.Join(args, " "), err, tail(stderr.String(), 2000))
+	}
+	return out, nil
 }
 
 // tail returns the last n bytes of s, trimmed.

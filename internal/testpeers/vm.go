@@ -1,12 +1,10 @@
 package testpeers
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,35 +148,36 @@ func Boot(ctx context.Context, name string, o VMOptions) (*VM, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout+30*time.Second)
 	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "bash", script, guestDir, vm.Socket, name,
-		strconv.Itoa(int(o.Timeout.Seconds())))
-	cmd.Env = append(os.Environ(), "SMP="+strconv.Itoa(o.SMP), "MEM="+strconv.Itoa(o.MemMiB), "ACCEL="+accel)
-	cmd.Stderr = &stderr
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
+	// boot-guest.sh prints the qemu PID first, then waits for the agent. Its
+	// stdout goes to a file rather than a pipe so the watchdog can read the
+	// PID even if this process dies before the script returns.
+	outPath := filepath.Join(dir, "boot.out")
+	out, err := os.Create(outPath)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("vm %s: %w", name, err)
 	}
+	defer out.Close()
+	vm.stopGuard = guard(`sleep 2; q=$(head -n 1 ` + shellQuote(outPath) + ` 2>/dev/null); ` +
+		`[ -n "$q" ] && [ "$(cat /proc/$q/comm 2>/dev/null)" = ` + commQEMU + ` ] && kill "$q"; sleep 1; rm -rf ` + shellQuote(dir))
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "bash", script, guestDir, vm.Socket, name,
+		strconv.Itoa(int(o.Timeout.Seconds())))
+	cmd.Env = append(os.Environ(), "SMP="+strconv.Itoa(o.SMP), "MEM="+strconv.Itoa(o.MemMiB), "ACCEL="+accel)
+	cmd.Stdout, cmd.Stderr = out, &stderr
+	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("vm %s: boot-guest.sh: %w", name, err)
-	}
-	// The first line is the qemu PID, printed before the wait for the agent.
-	r := bufio.NewReader(stdout)
-	line, _ := r.ReadString('\n')
-	_, _ = io.Copy(io.Discard, r)
-	waitErr := cmd.Wait()
+	waitErr := cmd.Run()
 	vm.BootTime = time.Since(start)
+	b, _ := os.ReadFile(outPath)
+	line, _, _ := strings.Cut(string(b), "\n")
 	pid, perr := strconv.Atoi(strings.TrimSpace(line))
 	if perr != nil {
+		vm.stopGuard()
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("vm %s: boot-guest.sh printed no pid (%v): %s", name, waitErr, tail(stderr.String(), 2000))
 	}
 	vm.PID = pid
-	vm.stopGuard = guard(killIf(pid, commQEMU) + "sleep 1; rm -rf " + shellQuote(dir))
 	if waitErr != nil {
 		why := "agent did not answer within " + o.Timeout.String()
 		var ee *exec.ExitError
