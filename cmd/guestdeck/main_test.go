@@ -433,6 +433,21 @@ func TestDemoStatus(t *testing.T) {
 	if len(gs) < 40 || len(hosts) < 3 || states["frozen"] == 0 || states["silent"] == 0 || states["ready"] < 30 {
 		t.Errorf("demo: %d guests, hosts %v, states %v", len(gs), hosts, states)
 	}
+	var windows, skewed, manyIfaces, bigCPU bool
+	for _, g := range gs {
+		windows = windows || strings.Contains(g.OS, "Windows")
+		skewed = skewed || g.TimeSkewMS != nil && *g.TimeSkewMS > 30000
+		manyIfaces = manyIfaces || len(g.Interfaces) >= 6
+		bigCPU = bigCPU || g.VCPUs.Total >= 16
+	}
+	if !windows || !skewed || !manyIfaces || !bigCPU {
+		t.Errorf("demo lacks variety: windows %v, large skew %v, many interfaces %v, 16 vCPUs %v", windows, skewed, manyIfaces, bigCPU)
+	}
+	// One guest has guest-exec disabled: a listing-free guest for the file browser.
+	r = gd(t, 30*time.Second, "--demo", "agent", "db-02", `{"execute":"guest-info"}`)
+	if r.code != 0 || !regexp.MustCompile(`"enabled": false,\s*"name": "guest-exec"`).MatchString(r.stdout) {
+		t.Errorf("demo db-02 should have guest-exec disabled: exit %d\n%.400s%s", r.code, r.stdout, r.stderr)
+	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("demo status took %v", d)
 	}
