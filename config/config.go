@@ -36,7 +36,7 @@ var KeyActions = []string{
 	"open", "back",
 	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
 	"filter", "command", "help", "quit", "sort", "sort_reverse",
-	"detail_next_tab", "detail_prev_tab", "events",
+	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh",
 }
 
