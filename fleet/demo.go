@@ -107,7 +107,7 @@ func Demo(ctx context.Context, dir string) (*DemoFleet, error) {
 		case "silent":
 			g.SetSilent(true)
 		case "slow":
-			g.SetLatency(400 * time.Millisecond)
+			g.SetLatency(120 * time.Millisecond)
 		}
 		tags := append([]string{host}, cfg.Tags...)
 		d.Targets = append(d.Targets, Target{Name: cfg.Name, Host: host, Address: "unix:" + sock, Tags: tags})
