@@ -14,6 +14,7 @@ import (
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
+	"github.com/guestdeck/guestdeck/tui/browser"
 )
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
@@ -59,7 +60,10 @@ func (c *cli) dashboard(ctx context.Context) int {
 		// slot inside its interval comes round.
 		go o.fleet.RefreshOnce(ctx, names(o.fleet.Snapshot().Guests))
 	}
-	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner})
+	files := func(guest string) (tui.FilesPane, error) {
+		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
+	}
+	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 
 	// The dashboard asks before quitting with guests frozen by us; a signal
