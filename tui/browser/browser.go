@@ -365,6 +365,7 @@ func (m *Model) wheel(ms tea.Mouse) tea.Cmd {
 		} else {
 			m.view.vp.ScrollDown(delta)
 		}
+		m.scrolled()
 		return nil
 	}
 	m.move(delta)

@@ -25,9 +25,10 @@ type fileView struct {
 	content string // rendered, plain (no escapes): what search runs over
 	vp      viewport.Model
 
-	query   string
-	matches [][]int
-	cur     int // index of the current match, -1 none
+	query      string
+	matches    [][]int
+	matchLines []int // line of each match's start
+	cur        int   // index of the current match, -1 none
 }
 
 func newFileView(p string, data []byte, size int64, truncated bool, limit int64, st Styles) *fileView {
@@ -83,7 +84,7 @@ func (v *fileView) note() string {
 // search highlights every match of q (case-insensitive unless q has an
 // upper-case letter) and moves to the first at or below the top line.
 func (v *fileView) search(q string) {
-	v.query, v.matches, v.cur = q, nil, -1
+	v.query, v.matches, v.matchLines, v.cur = q, nil, nil, -1
 	v.vp.ClearHighlights()
 	if q == "" {
 		return
@@ -97,22 +98,30 @@ func (v *fileView) search(q string) {
 	if len(v.matches) == 0 {
 		return
 	}
-	// The viewport selects the first match on or after the top line (none:
-	// no selection); keep our index in step with it for "match i of n".
-	top, line, last := v.vp.YOffset(), 0, 0
-	found := false
+	v.matchLines = make([]int, len(v.matches))
+	line, last := 0, 0
 	for i, mt := range v.matches {
 		line += strings.Count(v.content[last:mt[0]], "\n")
 		last = mt[0]
-		if line >= top {
-			v.cur, found = i, true
-			break
-		}
+		v.matchLines[i] = line
 	}
 	v.vp.SetHighlights(v.matches)
-	if !found {
+	v.sync()
+	if v.cur < 0 {
+		v.vp.HighlightNext() // nothing below the top: select the first
 		v.cur = 0
-		v.vp.HighlightNext() // from "none" to the first
+	}
+}
+
+// sync mirrors the viewport's choice of current match, which it remakes on
+// every scroll: the first match on or after the top line, or none.
+func (v *fileView) sync() {
+	v.cur = -1
+	for i, l := range v.matchLines {
+		if l >= v.vp.YOffset() {
+			v.cur = i
+			return
+		}
 	}
 }
 
@@ -146,6 +155,8 @@ func (v *fileView) matchNote() string {
 		return v.note()
 	case len(v.matches) == 0:
 		return fmt.Sprintf("%q: no match", v.query)
+	case v.cur < 0:
+		return fmt.Sprintf("%q: %d matches above (n next, N previous)", v.query, len(v.matches))
 	case len(v.matches) == maxMatches:
 		return fmt.Sprintf("%q: match %d of %d+ (n next, N previous)", v.query, v.cur+1, maxMatches)
 	}
@@ -256,7 +267,9 @@ func formatSize(n int64) string {
 		exp++
 	}
 	v := float64(n) / float64(div)
-	s := fmt.Sprintf("%.1f", v)
-	s = strings.TrimSuffix(s, ".0")
+	s := fmt.Sprintf("%.0f", v)
+	if v < 10 {
+		s = fmt.Sprintf("%.1f", v)
+	}
 	return s + " " + string("KMGTPE"[exp]) + "iB"
 }

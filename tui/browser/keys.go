@@ -106,16 +106,27 @@ func (m *Model) viewKey(k tea.KeyPressMsg) tea.Cmd {
 		m.setMsg(v.matchNote(), msgInfo)
 	case key.Matches(k, km.Home):
 		v.vp.GotoTop()
+		m.scrolled()
 	case key.Matches(k, km.End):
 		v.vp.GotoBottom()
+		m.scrolled()
 	case k.String() == "g":
 		return m.openPrompt(promptPath, "open: ", v.path)
 	case key.Matches(k, km.Download):
 		return m.beginDownload(downloadPlan{remote: v.path, size: v.size})
 	default:
 		v.vp, _ = v.vp.Update(k)
+		m.scrolled()
 	}
 	return nil
+}
+
+// scrolled follows the viewport's current match after a scroll.
+func (m *Model) scrolled() {
+	if v := m.view; v != nil && v.query != "" {
+		v.sync()
+		m.setMsg(v.matchNote(), msgInfo)
+	}
 }
 
 func (m *Model) confirmKey(k tea.KeyPressMsg) tea.Cmd {

@@ -165,9 +165,13 @@ func (m *Model) onOpened(msg openedMsg) tea.Cmd {
 	if msg.err != nil {
 		if strings.Contains(msg.err.Error(), "Is a directory") && !m.canExec {
 			m.setMsg(msg.path+" is a directory: listing it needs guest-exec ("+m.noExec+")", msgErr)
-			return nil
+			return m.openPrompt(promptPath, "open: ", withSlash(msg.path))
 		}
 		m.setMsg(errText(msg.err, "open "+msg.path, m.guest), msgErr)
+		if !m.canExec && m.view == nil {
+			// Nothing else to do without listings: let the path be fixed.
+			return m.openPrompt(promptPath, "open: ", msg.path)
+		}
 		return nil
 	}
 	m.view = newFileView(msg.path, msg.data, msg.size, msg.truncated, m.opts.ViewLimit, m.st)
@@ -176,10 +180,22 @@ func (m *Model) onOpened(msg openedMsg) tea.Cmd {
 	return nil
 }
 
+// localError is a failure on this machine's side of a transfer.
+type localError struct {
+	what string
+	err  error
+}
+
+func (e *localError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
 // errText turns an error into one clear line naming what failed.
 func errText(err error, what, guest string) string {
 	s := err.Error()
+	var le *localError
 	switch {
+	case errors.As(err, &le):
+		return errText(le.err, what+": "+le.what, guest)
 	case agentclient.IsFrozen(err):
 		return what + ": guest is frozen: thaw it first"
 	case errors.Is(err, context.Canceled):
@@ -244,7 +260,7 @@ func download(ctx context.Context, src Source, guest, remote, local string, over
 	dir := filepath.Dir(local)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(local)+".*.part")
 	if err != nil {
-		return 0, local, fmt.Errorf("cannot write to %s: %w", dir, err)
+		return 0, local, &localError{what: "cannot write to " + dir, err: err}
 	}
 	tmp := f.Name()
 	n, err := src.ReadFile(ctx, guest, remote, f, progress)
