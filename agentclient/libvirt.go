@@ -29,10 +29,13 @@ import (
 //
 // go-libvirt calls take no context. Each call runs on its own goroutine and
 // the method returns as soon as ctx is done; the abandoned RPC finishes in
-// the background and its result is dropped. It cannot outlive libvirt's own
-// agent timeout (raw commands get ctx's remaining time as their timeout;
-// typed calls use the domain's agent timeout, 5 s by default) or the
-// connection: go-libvirt fails every waiter when the connection drops.
+// the background and its result is dropped. It ends when libvirt answers:
+// raw commands carry ctx's remaining time as libvirt's agent timeout, typed
+// calls are bounded by the domain's agent timeout (libvirt may wait longer
+// for an agent that hangs mid-command), and go-libvirt fails every waiter
+// when the connection drops. libvirt runs one agent job per domain at a
+// time, so a later call may queue behind an abandoned one; its own ctx still
+// bounds it.
 //
 // Close does not close the libvirt connection: it belongs to whoever dialed it
 // (one connection serves every domain of a host).
@@ -89,7 +92,6 @@ func (e *LibvirtError) Unwrap() []error {
 
 // libvirt error codes this file reacts to (virErrorNumber).
 const (
-	lvErrInternal          = 1
 	lvErrNoSupport         = 3
 	lvErrInvalidArg        = 8
 	lvErrNoDomain          = 42
@@ -97,7 +99,6 @@ const (
 	lvErrAgentUnresponsive = 86
 	lvErrNoHostname        = 108
 	lvErrAgentTimeout      = 112
-	lvErrAgentFailed       = 113
 )
 
 // agentDescPrefix precedes the agent's own error text in libvirt's message
@@ -149,8 +150,11 @@ func classifyLibvirt(cmd string, err error) error {
 	case lvErrNoDomain:
 		e.kinds = append(e.kinds, ErrConnLost)
 	case lvErrOperationInvalid:
+		// Paused (or stopping) domain: the channel exists but nothing can
+		// answer, like a silent agent. A domain that stopped for good is
+		// reported by libvirt's lifecycle events.
 		if strings.Contains(msg, "not running") {
-			e.kinds = append(e.kinds, ErrConnLost)
+			e.kinds = append(e.kinds, ErrSilent)
 		}
 	}
 	return e

@@ -37,7 +37,7 @@ func TestClassifyLibvirt(t *testing.T) {
 		{"agent command timeout", libvirt.Error{Code: 112, Message: "The guest agent command timed out"},
 			[]func(error) bool{IsTimeout}, []func(error) bool{IsSilent}, ""},
 		{"domain not running", libvirt.Error{Code: 55, Message: "Requested operation is not valid: domain is not running"},
-			[]func(error) bool{IsConnLost}, []func(error) bool{IsTimeout}, ""},
+			[]func(error) bool{IsSilent}, []func(error) bool{IsTimeout, IsConnLost}, ""},
 		{"no such domain", libvirt.Error{Code: 42, Message: "Domain not found: no domain with matching name 'x'"},
 			[]func(error) bool{IsConnLost}, nil, ""},
 		{"driver lacks the call", libvirt.Error{Code: 3, Message: "this function is not supported by the connection driver: virDomainQemuAgentCommand"},

@@ -89,7 +89,10 @@ func testURI(sock string) string { return "test+unix:///default?socket=" + sock 
 func TestLibvirtTestDriverScale(t *testing.T) {
 	lt := testpeers.StartLibvirtTest(t)
 	lv := lt.Connect(t)
-	const n = 300
+	n := 300 // GUESTDECK_LIBVIRT_DOMAINS overrides, for measuring
+	if v, err := strconv.Atoi(os.Getenv("GUESTDECK_LIBVIRT_DOMAINS")); err == nil && v >= 200 {
+		n = v
+	}
 	for i := range n {
 		d, err := lv.DomainDefineXML(testDomainXML(fmt.Sprintf("vm%03d", i), true))
 		if err != nil {
@@ -123,7 +126,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(t0)
-	t.Logf("discovery: %d domains (+4 ignored) in %v (%.2f ms/domain)", n, took, float64(took.Microseconds())/1000/n)
+	t.Logf("discovery: %d domains (+4 ignored) in %v (%.2f ms/domain)", n, took, float64(took.Microseconds())/1000/float64(n))
 	gs := hostGuests(f.Snapshot(), "tst")
 	if len(gs) != n {
 		t.Fatalf("discovered %d guests, want %d: %s", len(gs), n, describeGuests(f.Snapshot()))
@@ -363,7 +366,7 @@ func TestLibvirtQEMU(t *testing.T) {
 
 	// A poll interval of an hour: only the AGENT_LIFECYCLE event can make
 	// the guest ready within the test.
-	f := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 15 * time.Second})
+	f := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 5 * time.Second})
 	defer f.Close()
 	if err := f.AddHost(ctx, host); err != nil {
 		t.Fatal(err)
@@ -543,6 +546,71 @@ func TestLibvirtQEMU(t *testing.T) {
 		t0 := time.Now()
 		if _, err := a.FSInfo(short); !agentclient.IsTimeout(err) || time.Since(t0) > 100*time.Millisecond {
 			t.Errorf("1ms deadline: %v after %v", err, time.Since(t0))
+		}
+	})
+
+	t.Run("pause and resume events", func(t *testing.T) {
+		dom, err := lv.DomainLookupByName("g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lv.DomainSuspend(dom); err != nil {
+			t.Fatal(err)
+		}
+		d := waitFor(t, f, 30*time.Second, "paused g1 silent", func(s *Snapshot) bool { return f.Guest("g1").State == Silent })
+		t.Logf("paused -> silent in %v: %q", d, f.Guest("g1").Err)
+		if err := lv.DomainResume(dom); err != nil {
+			t.Fatal(err)
+		}
+		d = waitFor(t, f, 20*time.Second, "resumed g1 ready", func(s *Snapshot) bool { return f.Guest("g1").State == Ready })
+		t.Logf("resumed -> ready in %v", d)
+	})
+
+	t.Run("hung agent: calls end at their deadline", func(t *testing.T) {
+		dom, err := lv.DomainLookupByName("g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := agentclient.NewLibvirt(lv, dom, "libvirt:lq/g1")
+		// Stop the agent inside the guest for a few seconds.
+		_, err = a.Exec(ctx, agentclient.ExecRequest{Path: "/bin/sh",
+			Arg: []string{"-c", "p=$(pidof qemu-ga); kill -STOP $p; sleep 8; kill -CONT $p"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		t0 := time.Now()
+		_, err = a.Time(short)
+		if took := time.Since(t0); !agentclient.IsTimeout(err) || took > 1500*time.Millisecond {
+			t.Fatalf("hung agent: %v after %v", err, took)
+		}
+		t.Logf("hung agent: Time returned %v after %v", err, time.Since(t0))
+		// A raw command gets the deadline as libvirt's timeout too.
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer rcancel()
+		t0 = time.Now()
+		if err := a.Ping(rctx); !agentclient.IsTimeout(err) || time.Since(t0) > 2500*time.Millisecond {
+			t.Fatalf("hung agent, ping: %v after %v", err, time.Since(t0))
+		}
+		// The agent answers again once resumed.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := a.Ping(pctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("agent did not come back: %v", err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		f.RefreshOnce(ctx, []string{"g1"})
+		if g := f.Guest("g1"); g.State != Ready {
+			t.Fatalf("after the hang: %s %q", g.State, g.Err)
 		}
 	})
 
