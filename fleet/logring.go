@@ -3,8 +3,9 @@ package fleet
 // logRing keeps a guest's newest log entries, newest first, so that every
 // published Guest can share the storage without copying: entries are written
 // downwards from the end of buf and never changed afterwards, so a slice
-// handed out earlier stays valid. When buf fills up, the newest size-1
-// entries move to a fresh buffer. Appending is amortised O(1).
+// handed out earlier stays valid. When buf (1.5 times the size) fills up,
+// the newest size-1 entries move to a fresh buffer. Appending is amortised
+// O(1): about two entry copies per entry.
 type logRing struct {
 	size int
 	buf  []LogEntry
@@ -18,7 +19,7 @@ func (r *logRing) add(e LogEntry) {
 	}
 	if r.head == 0 {
 		keep := min(r.n, r.size-1)
-		nb := make([]LogEntry, 2*r.size)
+		nb := make([]LogEntry, r.size+max(r.size/2, 1))
 		copy(nb[len(nb)-keep:], r.buf[:keep]) // head is 0: the newest are first
 		r.head = len(nb) - keep
 		r.buf = nb
