@@ -37,9 +37,6 @@ func TestMain(m *testing.M) {
 // and drives it with keys: filter, mark, an action with confirmation, a
 // resize below the minimum, and quitting with a guest frozen by us.
 func TestTmux(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short")
-	}
 	testpeers.Require(t, testpeers.NeedTmux)
 	exe, err := os.Executable()
 	if err != nil {

@@ -168,11 +168,12 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 	}
 	type keyed struct {
 		g *fleet.Guest
+		r int // group, compared first (freeze: countdown, frozen, thawed, unknown)
 		s string
 		n int64
 	}
 	ks := make([]keyed, len(rows))
-	numeric := col == colVCPU || col == colSkew || col == colRTT
+	numeric := col == colVCPU || col == colSkew || col == colRTT || col == colFreeze
 	for i, g := range rows {
 		ks[i].g = g
 		switch col {
@@ -188,26 +189,45 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 			ks[i].n = int64(g.RTT)
 		case colState:
 			ks[i].s = stateOrder(g.State)
+		case colFreeze:
+			// Not the text: "frozen 10:00" would sort before "frozen 4:30".
+			ks[i].r, ks[i].n = freezeOrder(g)
 		default:
 			ks[i].s = strings.ToLower(cellText(g, col, now))
 		}
 	}
-	sort.SliceStable(ks, func(i, j int) bool {
-		a, b := ks[i], ks[j]
+	less := func(a, b keyed) bool {
+		if a.r != b.r {
+			return a.r < b.r
+		}
 		if numeric {
-			if desc {
-				return a.n > b.n
-			}
 			return a.n < b.n
 		}
-		if desc {
-			return a.s > b.s
-		}
 		return a.s < b.s
+	}
+	sort.SliceStable(ks, func(i, j int) bool {
+		if desc {
+			return less(ks[j], ks[i])
+		}
+		return less(ks[i], ks[j])
 	})
 	for i := range ks {
 		rows[i] = ks[i].g
 	}
+}
+
+// freezeOrder ranks guests frozen by us with an automatic thaw first, soonest
+// thaw first, then other frozen guests, thawed ones, and those not known.
+func freezeOrder(g *fleet.Guest) (rank int, thawAt int64) {
+	switch {
+	case g.FrozenByUs && !g.ThawAt.IsZero():
+		return 0, g.ThawAt.UnixNano()
+	case g.FrozenByUs || g.Freeze == "frozen":
+		return 1, 0
+	case g.Freeze == "thawed":
+		return 2, 0
+	}
+	return 3, 0
 }
 
 func stateOrder(s fleet.State) string {
