@@ -409,7 +409,10 @@ func (g *Guest) cmdSetTime(a args) (any, *agentclient.Error) {
 		return struct{}{}, nil
 	}
 	ns := a.int("time", 0)
-	if y := time.Unix(0, ns).UTC().Year(); ns < 0 || y < 1970 || y >= 2070 {
+	if ns < 0 {
+		return nil, genericf("Failed to set time to guest: Invalid argument") // settimeofday's EINVAL
+	}
+	if time.Unix(0, ns).UTC().Year() >= 2070 {
 		return nil, genericf("Invalid time")
 	}
 	g.clockBase, g.clockAt = now, ns
@@ -422,14 +425,14 @@ func (g *Guest) cmdShutdown(a args) (any, *agentclient.Error) {
 	switch mode {
 	case agentclient.ShutdownPowerdown, agentclient.ShutdownHalt, agentclient.ShutdownReboot:
 	default:
-		return nil, genericf("Parameter 'mode' expects 'halt', 'powerdown', or 'reboot'")
+		return nil, genericf("mode is invalid (valid values are: halt|powerdown|reboot") // sic: qemu-ga 7.2's text
 	}
 	return g.goDown(mode), nil
 }
 
 func (g *Guest) cmdSuspend(mode string) (any, *agentclient.Error) {
 	if g.cfg.NoSuspend {
-		return nil, genericf("this feature or command is not currently supported")
+		return nil, genericf("the requested suspend mode is not supported by the guest")
 	}
 	return g.goDown(mode), nil
 }

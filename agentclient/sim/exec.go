@@ -57,12 +57,12 @@ func (g *Guest) cmdExecStatus(a args) (any, *agentclient.Error) {
 		return nil, genericf("Invalid parameter 'pid'")
 	}
 	if time.Now().Before(pr.done) {
-		return agentclient.ExecStatus{}, nil
+		return execStatus{}, nil
 	}
 	// The agent forgets a process once it has reported its exit.
 	delete(g.procs, pid)
 	code := pr.code
-	st := agentclient.ExecStatus{Exited: true, ExitCode: &code}
+	st := execStatus{Exited: true, ExitCode: &code}
 	if pr.capture {
 		st.OutData, st.OutTruncated = capOutput(pr.out)
 		st.ErrData, st.ErrTruncated = capOutput(pr.err)
@@ -70,11 +70,26 @@ func (g *Guest) cmdExecStatus(a args) (any, *agentclient.Error) {
 	return st, nil
 }
 
-func capOutput(b []byte) (string, bool) {
-	if len(b) > maxExecOutput {
-		return b64(b[:maxExecOutput]), true
+// execStatus is agentclient.ExecStatus as the agent writes it: a stream's
+// "-truncated" member is present (false included) exactly when its data is.
+type execStatus struct {
+	Exited       bool   `json:"exited"`
+	ExitCode     *int   `json:"exitcode,omitempty"`
+	OutData      string `json:"out-data,omitempty"`
+	ErrData      string `json:"err-data,omitempty"`
+	OutTruncated *bool  `json:"out-truncated,omitempty"`
+	ErrTruncated *bool  `json:"err-truncated,omitempty"`
+}
+
+// capOutput encodes one captured stream; empty output is left out.
+func capOutput(b []byte) (string, *bool) {
+	if len(b) == 0 {
+		return "", nil
 	}
-	return b64(b), false
+	if len(b) > maxExecOutput {
+		return b64(b[:maxExecOutput]), boolp(true)
+	}
+	return b64(b), boolp(false)
 }
 
 // program is a simulated executable: it returns the exit code.

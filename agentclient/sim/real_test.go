@@ -47,8 +47,23 @@ func realAgentConfig() Config {
 	return c
 }
 
+// TestMatchesRealAgent replays what the real agent on this machine (its
+// mutating commands blocked) was sent, and compares the replies.
 func TestMatchesRealAgent(t *testing.T) {
-	f, err := os.Open("testdata/real-qga-7.2.22.jsonl")
+	replay(t, "testdata/real-qga-7.2.22.jsonl", realAgentConfig())
+}
+
+// TestMatchesRealVM replays the mutating and error cases sent to qemu-ga 7.2
+// inside a VM (tools/guest-vm: 2 vCPUs, one freezable filesystem, no hybrid
+// suspend).
+func TestMatchesRealVM(t *testing.T) {
+	cfg := DefaultConfig("vm")
+	cfg.NoSuspend = true
+	replay(t, "testdata/real-qga-7.2.22-vm.jsonl", cfg)
+}
+
+func replay(t *testing.T, file string, cfg Config) {
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +78,7 @@ func TestMatchesRealAgent(t *testing.T) {
 		}
 		recs = append(recs, r)
 	}
-	_, sock := startGuest(t, realAgentConfig())
+	_, sock := startGuest(t, cfg)
 	var c net.Conn
 	cur := 0
 	for i, r := range recs {

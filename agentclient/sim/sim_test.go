@@ -77,7 +77,7 @@ func TestReadOnlyCommands(t *testing.T) {
 		{`{"execute":"guest-sync"}`, "GenericError", "Parameter 'id' is missing"},
 		{`{"execute":"guest-sync","arguments":{"id":"x"}}`, "GenericError", "Invalid parameter type for 'id', expected: integer"},
 		{`{"execute":"guest-set-vcpus","arguments":{"vcpus":[{"online":true}]}}`, "GenericError", "Parameter 'vcpus[0].logical-id' is missing"},
-		{`{"execute":"guest-shutdown","arguments":{"mode":"nap"}}`, "GenericError", "Parameter 'mode' expects 'halt', 'powerdown', or 'reboot'"},
+		{`{"execute":"guest-shutdown","arguments":{"mode":"nap"}}`, "GenericError", "mode is invalid (valid values are: halt|powerdown|reboot"},
 		{`[1]`, "GenericError", "QMP input must be a JSON object"},
 		{`{"execute":"guest-ping",}`, "GenericError", "JSON parse error, expecting value"},
 		{"\x01", "GenericError", "JSON parse error, stray '\x01'"},
@@ -133,7 +133,7 @@ func TestClock(t *testing.T) {
 	if d := g.Clock().Sub(want); d < 0 || d > time.Second {
 		t.Errorf("set-time: clock %v, want %v", g.Clock(), want)
 	}
-	if class, desc := rc.callErr(`{"execute":"guest-set-time","arguments":{"time":-5}}`); class != "GenericError" || desc != "Invalid time" {
+	if class, desc := rc.callErr(`{"execute":"guest-set-time","arguments":{"time":5000000000000000000}}`); class != "GenericError" || desc != "Invalid time" {
 		t.Errorf("bad time: %s %s", class, desc)
 	}
 }
@@ -363,6 +363,20 @@ func TestExecAndListDir(t *testing.T) {
 			t.Errorf("%+v: exit %d out %q err %q", c.req, *st.ExitCode, decode(st.OutData), decode(st.ErrData))
 		}
 	}
+	// Exact bytes of a status as qemu-ga 7.2 in a VM wrote it for the same
+	// exec (cat with input "hello").
+	var pid struct{ PID int64 }
+	rc.call(`{"execute":"guest-exec","arguments":{"path":"/bin/cat","input-data":"aGVsbG8=","capture-output":true}}`, &pid)
+	time.Sleep(30 * time.Millisecond)
+	rc.send(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID))
+	if l := rc.mustLine(); l != `{"return": {"exitcode": 0, "out-data": "aGVsbG8=", "out-truncated": false, "exited": true}}`+"\n" {
+		t.Errorf("exec-status bytes: %q", l)
+	}
+	rc.call(`{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","true"]}}`, &pid)
+	rc.send(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID))
+	if l := rc.mustLine(); l != `{"return": {"exited": false}}`+"\n" {
+		t.Errorf("running exec-status bytes: %q", l)
+	}
 	if _, desc := rc.callErr(`{"execute":"guest-exec","arguments":{"path":"/bin/nope"}}`); desc != "Guest agent command failed, error was 'Failed to execute child process “/bin/nope” (No such file or directory)'" {
 		t.Errorf("spawn failure: %q", desc)
 	}
@@ -543,7 +557,7 @@ func TestShutdownModes(t *testing.T) {
 		cfg := DefaultConfig("ns")
 		cfg.NoSuspend = true
 		g, sock := startGuest(t, cfg)
-		if _, desc := newRaw(t, sock).callErr(`{"execute":"guest-suspend-disk"}`); desc != "this feature or command is not currently supported" {
+		if _, desc := newRaw(t, sock).callErr(`{"execute":"guest-suspend-disk"}`); desc != "the requested suspend mode is not supported by the guest" {
 			t.Errorf("got %q", desc)
 		}
 		if _, ok := g.ShutdownMode(); ok {
