@@ -126,7 +126,7 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			c.errorf("warning: %s: %v (its guests join when it answers)", cfg.Path, err)
+			c.errorf("warning: %s: %v", cfg.Path, err)
 		}
 	}
 }
