@@ -91,3 +91,41 @@ func TestDashboardThawsOnSIGTERM(t *testing.T) {
 		t.Errorf("s0 got %d thaw calls, want 1", n)
 	}
 }
+
+// TestRunConfirmsOnTerminal answers the confirmation of a destructive
+// action on a real terminal: "n" sends nothing, "y" shuts the guest down.
+func TestRunConfirmsOnTerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is not installed")
+		}
+		t.Skip("tmux is not installed (apt-get install tmux)")
+	}
+	farm, cfg := simFarm(t, 1)
+	dir, err := os.MkdirTemp("/tmp", "gdt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := dir + "/tmux.sock"
+	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
+	for _, answer := range []string{"n", "y"} {
+		// The pane stays after the command so its last words can be read.
+		script := binary + " -c " + cfg + " run shutdown s0; echo exit=$?; sleep 30"
+		tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "120", "-y", "20", "sh", "-c", script)
+		waitScreen(t, sock, "shutdown powerdown 1 guest(s): s0? [y/N]", 15*time.Second)
+		tmux(t, sock, "send-keys", "-t", "gd", answer, "Enter")
+		if answer == "n" {
+			waitScreen(t, sock, "exit=2", 10*time.Second)
+			if _, down := farm.Guests()[0].ShutdownMode(); down || farm.Guests()[0].Calls("guest-shutdown") != 0 {
+				t.Fatal("answering n still shut the guest down")
+			}
+		} else {
+			screen := waitScreen(t, sock, "exit=0", 10*time.Second)
+			if mode, down := farm.Guests()[0].ShutdownMode(); !down || mode != "powerdown" {
+				t.Fatalf("answering y: shutdown %q %v\n%s", mode, down, screen)
+			}
+		}
+		tmux(t, sock, "kill-session", "-t", "gd")
+	}
+}
