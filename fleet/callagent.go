@@ -20,8 +20,9 @@ const (
 // lands in the guest's command log. File helpers that take an Agent get this
 // wrapper too, so their chunked calls are bounded and logged the same way.
 type callAgent struct {
-	s *session
-	a agentclient.Agent
+	s      *session
+	a      agentclient.Agent
+	hooked bool // the transport logs each call through logRecord
 }
 
 var _ agentclient.Agent = (*callAgent)(nil)
@@ -31,7 +32,9 @@ func do[T any](c *callAgent, ctx context.Context, cmd string, req any, fn func(c
 	defer cancel()
 	t0 := time.Now()
 	v, err := fn(ctx)
-	c.s.logCall(t0, cmd, req, v, err)
+	if !c.hooked {
+		c.s.logCall(t0, cmd, req, v, err)
+	}
 	return v, err
 }
 
@@ -52,6 +55,29 @@ func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
 	s.mu.Lock()
 	s.log.add(e)
 	s.mu.Unlock()
+}
+
+// logRecord adds a transport's record of one call: the wire lines, cut.
+func (s *session) logRecord(rec agentclient.LogRecord) {
+	e := LogEntry{At: rec.Start, Command: rec.Command, Request: truncateBytes(rec.Request, logRequestMax), Duration: rec.Duration}
+	switch {
+	case rec.Err != nil:
+		e.Err = true
+		e.Reply = truncate(rec.Err.Error(), logReplyMax)
+	default:
+		e.Reply = truncateBytes(rec.Reply, logReplyMax)
+	}
+	s.mu.Lock()
+	s.log.add(e)
+	s.mu.Unlock()
+}
+
+// truncateBytes copies at most n bytes of b (the transport reuses them).
+func truncateBytes(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n-3]) + "..."
 }
 
 func summarize(v any, n int) string {

@@ -164,6 +164,8 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.f.opts.Timeout)
 	defer cancel()
+	hook := &logHook{fn: s.logRecord}
+	dctx = context.WithValue(dctx, logHookKey{}, hook)
 	t0 := time.Now()
 	a, err := d(dctx, s.target)
 	s.logCall(t0, "connect", s.target.Address, nil, err)
@@ -174,7 +176,7 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 		_ = a.Close()
 		return false, errSessionClosed
 	}
-	s.agent = &callAgent{s: s, a: a}
+	s.agent = &callAgent{s: s, a: a, hooked: hook.used}
 	s.skip = nil
 	return true, nil
 }
