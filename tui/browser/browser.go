@@ -231,13 +231,16 @@ func New(src Source, guest string, opts Options) *Model {
 	is.Cursor.Blink = false
 	m.input.SetStyles(is)
 
-	popts := []progress.Option{progress.WithWidth(24)}
+	popts := []progress.Option{progress.WithWidth(20)}
 	if len(st.BarColors) > 0 {
 		popts = append(popts, progress.WithColors(st.BarColors...))
 	} else {
 		popts = append(popts, progress.WithFillCharacters('#', '.'), progress.WithColors(lipgloss.NoColor{}))
 	}
 	m.bar = progress.New(popts...)
+	if len(st.BarColors) == 0 {
+		m.bar.EmptyColor = lipgloss.NoColor{}
+	}
 	m.checkExec()
 	return m
 }
@@ -306,12 +309,10 @@ type (
 		open bool   // open that entry once listed (a path typed in the prompt)
 	}
 	openedMsg struct {
-		seq       int
-		path      string
-		data      []byte
-		size      int64 // whole file size, -1 unknown
-		truncated bool
-		err       error
+		seq  int
+		path string
+		view *fileView // rendered in the Cmd
+		err  error
 	}
 	statMsg struct {
 		local string
@@ -380,6 +381,18 @@ func isAbs(p string) bool {
 	}
 	return len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/') &&
 		(p[0]|0x20 >= 'a' && p[0]|0x20 <= 'z')
+}
+
+// baseName is the last element of a guest path, slash or backslash separated.
+func baseName(p string) string {
+	p = strings.TrimRight(p, `/\`)
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		p = p[i+1:]
+	}
+	if p == "" || strings.HasSuffix(p, ":") {
+		return "file"
+	}
+	return p
 }
 
 // cleanPath cleans a slash path; Windows paths are left alone.

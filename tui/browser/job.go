@@ -44,6 +44,8 @@ type job struct {
 	title   string
 	started time.Time
 	cancel  context.CancelFunc
+	// cancelled is set when the user cancelled (the result is on its way).
+	cancelled bool
 
 	// Model side: what the bar shows.
 	doneBytes, total int64
@@ -125,5 +127,6 @@ func (m *Model) startJob(kind jobKind, title string, total int64, work func(ctx 
 func (m *Model) cancelJob() {
 	if m.job != nil {
 		m.job.cancel()
+		m.job.cancelled = true
 	}
 }

@@ -23,7 +23,6 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.confirmKey(k)
 	case k.String() == "esc" && m.job != nil:
 		m.cancelJob()
-		m.setMsg("cancelling "+m.job.title+" …", msgInfo)
 		return nil
 	case k.String() == "esc" && m.loading != "":
 		m.loadCxl()
@@ -205,7 +204,7 @@ func (m *Model) beginDownload(d downloadPlan) tea.Cmd {
 		return nil
 	}
 	m.pendingDownload = &d
-	return m.openPrompt(promptSaveTo, "save to: ", "./"+path.Base(d.remote))
+	return m.openPrompt(promptSaveTo, "save to: ", "./"+baseName(d.remote))
 }
 
 func (m *Model) beginUpload() tea.Cmd {

@@ -67,7 +67,7 @@ func (c *capWriter) Write(p []byte) (int, error) {
 // file's size when a listing told it, else -1.
 func (m *Model) openFile(p string, size int64) tea.Cmd {
 	ctx, cancel, seq := m.startLoad("opening " + p + " …")
-	src, guest, limit := m.src, m.guest, m.opts.ViewLimit
+	src, guest, limit, st := m.src, m.guest, m.opts.ViewLimit, m.st
 	return func() tea.Msg {
 		defer cancel()
 		w := &capWriter{limit: limit}
@@ -75,10 +75,15 @@ func (m *Model) openFile(p string, size int64) tea.Cmd {
 		if w.over && errors.Is(err, errViewLimit) {
 			err = nil
 		}
-		if err == nil && !w.over {
+		if err != nil {
+			return openedMsg{seq: seq, path: p, err: err}
+		}
+		if !w.over {
 			size = int64(len(w.buf)) // read to the end: now it is known
 		}
-		return openedMsg{seq: seq, path: p, data: w.buf, size: size, truncated: w.over, err: err}
+		// Rendering megabytes (hex above all) takes a while: do it here,
+		// off the Update path.
+		return openedMsg{seq: seq, path: p, view: newFileView(p, w.buf, size, w.over, limit, st)}
 	}
 }
 
@@ -174,7 +179,7 @@ func (m *Model) onOpened(msg openedMsg) tea.Cmd {
 		}
 		return nil
 	}
-	m.view = newFileView(msg.path, msg.data, msg.size, msg.truncated, m.opts.ViewLimit, m.st)
+	m.view = msg.view
 	m.view.resize(m.width, m.bodyHeight())
 	m.setMsg(m.view.note(), msgInfo)
 	return nil
@@ -250,7 +255,7 @@ func (e errExists) Error() string { return e.path + " exists" }
 // a cancel leaves no partial file behind.
 func download(ctx context.Context, src Source, guest, remote, local string, overwrite bool, progress func(done, total int64)) (int64, string, error) {
 	if st, err := os.Stat(local); err == nil && st.IsDir() {
-		local = filepath.Join(local, path.Base(remote))
+		local = filepath.Join(local, baseName(remote))
 	}
 	if !overwrite {
 		if _, err := os.Lstat(local); err == nil {
@@ -297,7 +302,7 @@ func (m *Model) startDownload(d downloadPlan, local string, overwrite bool) tea.
 		return nil
 	}
 	src, guest := m.src, m.guest
-	title := "download " + d.remote + " → " + local
+	title := d.remote + " → " + local
 	return m.startJob(jobDownload, title, d.size, func(ctx context.Context, prog func(done, total int64)) jobResult {
 		n, final, err := download(ctx, src, guest, d.remote, local, overwrite, prog)
 		return jobResult{n: n, local: final, remote: d.remote, err: err}
@@ -315,7 +320,7 @@ func (m *Model) startUpload(p uploadPlan) tea.Cmd {
 		return nil
 	}
 	src, guest := m.src, m.guest
-	title := "upload " + p.local + " → " + guest + ":" + p.remote
+	title := p.local + " → " + guest + ":" + p.remote
 	return m.startJob(jobUpload, title, p.size, func(ctx context.Context, prog func(done, total int64)) jobResult {
 		n, err := upload(ctx, src, guest, p, prog)
 		return jobResult{n: n, local: p.local, remote: p.remote, err: err}
@@ -391,6 +396,10 @@ func (m *Model) onStat(msg statMsg) tea.Cmd {
 		return nil
 	}
 	m.pendingUpload = &uploadPlan{local: msg.local, size: msg.size}
-	def := path.Join(m.dir, filepath.Base(msg.local))
+	dir := m.dir
+	if m.view != nil {
+		dir = path.Dir(m.view.path)
+	}
+	def := path.Join(dir, filepath.Base(msg.local))
 	return m.openPrompt(promptUploadTo, "to guest path: ", def)
 }

@@ -174,24 +174,30 @@ func (m *Model) messageLine() string {
 	return ""
 }
 
-// progressLine: what, a bar when the total is known, bytes and rate.
+// progressLine: what (cut to fit), a bar when the total is known, bytes
+// and rate.
 func (m *Model) progressLine() string {
 	j := m.job
 	el := m.opts.Now().Sub(j.started)
-	rate := ""
-	if el >= 100*time.Millisecond && j.doneBytes > 0 {
-		rate = "  " + formatSize(int64(float64(j.doneBytes)/el.Seconds())) + "/s"
-	}
-	var b strings.Builder
-	b.WriteString(sanitize(j.title) + "  ")
+	nums := formatSize(j.doneBytes)
 	if j.total > 0 {
-		b.WriteString(m.bar.ViewAs(min(float64(j.doneBytes)/float64(j.total), 1)))
-		fmt.Fprintf(&b, "  %s / %s", formatSize(j.doneBytes), formatSize(j.total))
-	} else {
-		b.WriteString(formatSize(j.doneBytes))
+		nums += " / " + formatSize(j.total)
 	}
-	b.WriteString(rate)
-	return b.String()
+	if el >= 100*time.Millisecond && j.doneBytes > 0 {
+		nums += "  " + formatSize(int64(float64(j.doneBytes)/el.Seconds())) + "/s"
+	}
+	tail := "  " + nums
+	if j.total > 0 {
+		bar := "  " + m.bar.ViewAs(min(float64(j.doneBytes)/float64(j.total), 1))
+		if m.width-lipgloss.Width(bar+tail) >= 20 {
+			tail = bar + tail
+		}
+	}
+	room := m.width - lipgloss.Width(tail)
+	if room < 10 {
+		return fit(nums, m.width)
+	}
+	return fit(sanitize(j.title), room) + tail
 }
 
 func (m *Model) bottomLine() string {
@@ -202,8 +208,12 @@ func (m *Model) bottomLine() string {
 	switch {
 	case m.confirm != nil:
 		h = "y yes · n no"
+	case m.job != nil && m.job.cancelled:
+		h = "cancelling …"
+	case m.job != nil && m.job.kind == jobUpload:
+		h = "upload running · esc cancels it"
 	case m.job != nil:
-		h = "esc cancel transfer"
+		h = "download running · esc cancels it"
 	case m.view != nil:
 		h = "↑↓ pgup pgdn scroll · / search · n/N match · d download · g path · esc back"
 	case !m.canExec:
