@@ -78,6 +78,7 @@ type Fleet struct {
 	dialers  map[string]Dialer
 	loopCtx  context.Context // set by Start; nil before
 	closed   bool
+	libvirt  *libvirtHosts // set by the first AddHost (libvirt.go)
 
 	version atomic.Uint64 // bumped on every published change
 	changed chan struct{}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,16 +56,14 @@ const (
 	hostRPCTimeout = 10 * time.Second
 )
 
-// errNoDomainInAddress marks an address that names a host but no domain.
-var errNoDomainInAddress = errors.New("address names no domain")
-
 // AddHost connects to a libvirt host, adds its running domains that have a
 // guest-agent channel as targets, and follows the host until the fleet is
 // closed:
 //
 //   - a domain that starts is added; AGENT_LIFECYCLE "connected" pokes the
-//     guest, so it turns ready without waiting for a poll ("disconnected"
-//     pokes it too, so the loss shows at once);
+//     guest, so it turns ready without waiting for a poll, and an agent
+//     disconnecting from a running guest pokes it too, so the loss shows at
+//     once; pause and resume poke it as well;
 //   - a domain that stops is marked Gone and kept while it is defined
 //     (persistent), so the list shows it went down; an undefined or
 //     transient domain is removed;
@@ -74,7 +73,7 @@ var errNoDomainInAddress = errors.New("address names no domain")
 //
 // Target names: the domain name; when another target (another host's guest,
 // or a direct guest) already has that name, "HOST/DOMAIN". The first guest
-// seen keeps the bare name; selectors such as host:NAME disambiguate.
+// added keeps the bare name; selectors such as host:NAME disambiguate.
 //
 // ctx bounds the first connection and discovery only. Configuration errors
 // are returned and nothing is started. A failed first connection is returned
@@ -99,30 +98,34 @@ func (f *Fleet) AddHost(ctx context.Context, h HostConfig) error {
 		rng:    rand.New(rand.NewPCG(nameHash(h.Name), uint64(time.Now().UnixNano()))),
 	}
 
-	// One "libvirt" dialer serves every host: each host's dialer handles its
-	// own addresses and passes the rest to the one registered before it.
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
 		return fmt.Errorf("libvirt host %s: fleet is closed", h.Name)
 	}
-	prev := f.dialers["libvirt"]
-	f.mu.Unlock()
-	if prev != nil {
-		if _, err := prev(ctx, Target{Address: "libvirt:" + h.Name + "/"}); errors.Is(err, errNoDomainInAddress) {
-			return fmt.Errorf("libvirt host %s: already added", h.Name)
-		}
+	if f.libvirt == nil {
+		f.libvirt = &libvirtHosts{f: f, hosts: make(map[string]*libvirtHost)}
+		f.dialers["libvirt"] = f.libvirt.dial
 	}
-	f.mu.Lock()
-	prev = f.dialers["libvirt"]
-	f.dialers["libvirt"] = host.dialerChain(prev)
+	reg := f.libvirt
+	f.wg.Add(1) // under f.mu: Close cannot be waiting yet
 	f.mu.Unlock()
+	host.reg = reg
+	reg.mu.Lock()
+	_, dup := reg.hosts[h.Name]
+	if !dup {
+		reg.hosts[h.Name] = host
+	}
+	reg.mu.Unlock()
+	if dup {
+		f.wg.Done()
+		return fmt.Errorf("libvirt host %s: already added", h.Name)
+	}
 
 	conn, firstErr := host.connect(ctx)
 	if firstErr != nil {
 		host.setDown(firstErr)
 	}
-	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		host.run(conn)
@@ -133,9 +136,38 @@ func (f *Fleet) AddHost(ctx context.Context, h HostConfig) error {
 	return nil
 }
 
+// libvirtHosts is a fleet's set of libvirt hosts. Its dial method is the
+// fleet's "libvirt" dialer; its mutex serialises choosing target names and
+// adding them, so hosts discovering at the same time never take each other's
+// names.
+type libvirtHosts struct {
+	f     *Fleet
+	mu    sync.Mutex
+	hosts map[string]*libvirtHost
+}
+
+// dial returns a LibvirtAgent over the current connection of the target's host.
+func (r *libvirtHosts) dial(ctx context.Context, t Target) (agentclient.Agent, error) {
+	hostName, dom, err := parseLibvirtAddress(t.Address)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	h := r.hosts[hostName]
+	r.mu.Unlock()
+	if h == nil {
+		return nil, fmt.Errorf("address %s: no libvirt host named %q", t.Address, hostName)
+	}
+	if dom == "" {
+		return nil, fmt.Errorf("address %s names no domain", t.Address)
+	}
+	return h.dial(ctx, t, dom)
+}
+
 // libvirtHost follows one host's connection, domains and events.
 type libvirtHost struct {
 	f      *Fleet
+	reg    *libvirtHosts
 	cfg    HostConfig
 	dialer socket.Dialer
 	remote libvirt.ConnectURI
@@ -268,40 +300,24 @@ func parseLibvirtAddress(addr string) (host, domain string, err error) {
 	return host, domain, nil
 }
 
-// dialerChain returns the "libvirt" dialer: this host's addresses get a
-// LibvirtAgent over the host's current connection, others go to prev.
-func (h *libvirtHost) dialerChain(prev Dialer) Dialer {
-	return func(ctx context.Context, t Target) (agentclient.Agent, error) {
-		hostName, dom, err := parseLibvirtAddress(t.Address)
-		if err != nil {
-			return nil, err
+// dial opens a LibvirtAgent for domain dom over the host's connection.
+func (h *libvirtHost) dial(ctx context.Context, t Target, dom string) (agentclient.Agent, error) {
+	h.mu.Lock()
+	conn, down := h.conn, h.down
+	h.mu.Unlock()
+	if conn == nil || !conn.IsConnected() {
+		if down == nil {
+			down = errors.New("connection lost")
 		}
-		if hostName != h.cfg.Name {
-			if prev != nil {
-				return prev(ctx, t)
-			}
-			return nil, fmt.Errorf("address %s: no libvirt host named %q", t.Address, hostName)
-		}
-		if dom == "" {
-			return nil, fmt.Errorf("address %s: %w", t.Address, errNoDomainInAddress)
-		}
-		h.mu.Lock()
-		conn, down := h.conn, h.down
-		h.mu.Unlock()
-		if conn == nil || !conn.IsConnected() {
-			if down == nil {
-				down = errors.New("connection lost")
-			}
-			// Not ErrConnLost: the guest is unreachable until the host is back.
-			return nil, &agentclient.OpError{Addr: t.Address,
-				Err: fmt.Errorf("libvirt host %s (%s) is not connected: %v", h.cfg.Name, h.cfg.URI, down)}
-		}
-		d, err := bounded(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
-		if err != nil {
-			return nil, &agentclient.OpError{Addr: t.Address, Err: fmt.Errorf("libvirt host %s: domain %s: %w", h.cfg.Name, dom, err)}
-		}
-		return agentclient.NewLibvirt(conn, d, t.Address), nil
+		// Not ErrConnLost: the guest is unreachable until the host is back.
+		return nil, &agentclient.OpError{Addr: t.Address,
+			Err: fmt.Errorf("libvirt host %s (%s) is not connected: %v", h.cfg.Name, h.cfg.URI, down)}
 	}
+	d, err := bounded(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
+	if err != nil {
+		return nil, &agentclient.OpError{Addr: t.Address, Err: fmt.Errorf("libvirt host %s: domain %s: %w", h.cfg.Name, dom, err)}
+	}
+	return agentclient.NewLibvirt(conn, d, t.Address), nil
 }
 
 // bounded runs a go-libvirt call (which takes no context) and returns when
@@ -406,22 +422,19 @@ func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
 		}
 	}
 	running := make(map[string]bool, len(doms))
-	var add []Target
-	var poke []string
-	h.mu.Lock()
+	var add []string
+	var poke []string // domains whose agent is connected already
 	for _, r := range res {
 		if !r.agent {
 			continue
 		}
 		running[r.dom.Name] = true
-		t, isNew := h.targetLocked(r.dom.Name)
-		if isNew {
-			add = append(add, t)
-		}
+		add = append(add, r.dom.Name)
 		if r.connected {
-			poke = append(poke, t.Name)
+			poke = append(poke, r.dom.Name)
 		}
 	}
+	h.mu.Lock()
 	var gone []string
 	for dom := range h.guests {
 		if !running[dom] {
@@ -429,28 +442,42 @@ func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
 		}
 	}
 	h.mu.Unlock()
-	h.f.Add(add...)
+	h.addTargets(add)
 	for _, dom := range gone {
 		h.stopped(ctx, l, libvirt.Domain{Name: dom}, "domain not running (seen on reconnect)", true)
 	}
-	for _, n := range poke {
-		h.f.Poke(n)
+	for _, dom := range poke {
+		if name, ok := h.name(dom); ok {
+			h.f.Poke(name)
+		}
 	}
 	return nil
 }
 
-// targetLocked returns the target for dom, choosing its name the first time.
-func (h *libvirtHost) targetLocked(dom string) (t Target, isNew bool) {
-	name, known := h.guests[dom]
-	if !known {
-		name = dom
+// addTargets adds the domains not yet known as targets. The name is the
+// domain's, or HOST/DOMAIN when another target has it already; the hosts'
+// shared lock makes the check and the Add one step.
+func (h *libvirtHost) addTargets(doms []string) {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	var ts []Target
+	for _, dom := range doms {
+		h.mu.Lock()
+		_, known := h.guests[dom]
+		h.mu.Unlock()
+		if known {
+			continue
+		}
+		name := dom
 		if s := h.f.session(dom); s != nil && s.target.Address != h.address(dom) {
 			name = h.cfg.Name + "/" + dom
 		}
+		h.mu.Lock()
 		h.guests[dom] = name
+		h.mu.Unlock()
+		ts = append(ts, Target{Name: name, Host: h.cfg.Name, Address: h.address(dom), Tags: slices.Clone(h.cfg.Tags)})
 	}
-	tags := append([]string(nil), h.cfg.Tags...)
-	return Target{Name: name, Host: h.cfg.Name, Address: h.address(dom), Tags: tags}, !known
+	h.f.Add(ts...)
 }
 
 func (h *libvirtHost) address(dom string) string { return "libvirt:" + h.cfg.Name + "/" + dom }
@@ -666,13 +693,8 @@ func (h *libvirtHost) consider(ctx context.Context, l *libvirt.Libvirt, dom libv
 		if err != nil || !has {
 			return
 		}
-		h.mu.Lock()
-		t, isNew := h.targetLocked(dom.Name)
-		h.mu.Unlock()
-		if isNew {
-			h.f.Add(t)
-		}
-		name = t.Name
+		h.addTargets([]string{dom.Name})
+		name, _ = h.name(dom.Name)
 	}
 	if poke {
 		h.f.Poke(name)

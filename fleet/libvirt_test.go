@@ -243,6 +243,39 @@ func TestLibvirtHostNames(t *testing.T) {
 		}
 	}
 
+	// Hosts added concurrently race for the same names: every guest stays.
+	for i := range 30 {
+		if _, err := lv.DomainCreateXML(testDomainXML(fmt.Sprintf("race%02d", i), true), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 5 {
+		fr := New(Options{Interval: time.Hour})
+		errs := make(chan error, 2)
+		for _, name := range []string{"p", "q"} {
+			go func() {
+				errs <- fr.AddHost(ctx, HostConfig{Name: name, URI: testURI(lt.Socket), Include: []string{"race*"}})
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		byAddr := map[string]string{}
+		for _, g := range fr.Snapshot().Guests {
+			byAddr[g.Address] = g.Name
+		}
+		for i := range 30 {
+			dom := fmt.Sprintf("race%02d", i)
+			p, q := byAddr["libvirt:p/"+dom], byAddr["libvirt:q/"+dom]
+			if !(p == dom && q == "q/"+dom) && !(q == dom && p == "p/"+dom) {
+				t.Fatalf("round %d: %s named %q (p) and %q (q)", round, dom, p, q)
+			}
+		}
+		fr.Close()
+	}
+
 	bad := []HostConfig{
 		{Name: "a", URI: testURI(lt.Socket)},       // already added
 		{Name: "", URI: "qemu:///system"},          // no name
