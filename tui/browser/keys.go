@@ -2,6 +2,7 @@ package browser
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -372,7 +373,7 @@ func (m *Model) submitPath(v string) tea.Cmd {
 // expandHome expands a leading ~/ in a local path.
 func expandHome(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") {
-		if home, err := homeDir(); err == nil {
+		if home, err := os.UserHomeDir(); err == nil {
 			return filepath.Join(home, strings.TrimPrefix(p, "~"))
 		}
 	}

@@ -168,7 +168,11 @@ func (m *Model) onOpened(msg openedMsg) tea.Cmd {
 		return nil
 	}
 	if msg.err != nil {
-		if strings.Contains(msg.err.Error(), "Is a directory") && !m.canExec {
+		isDir := strings.Contains(msg.err.Error(), "Is a directory")
+		if isDir && m.canExec {
+			return m.list(msg.path, "", false) // a symlink to a directory
+		}
+		if isDir {
 			m.setMsg(msg.path+" is a directory: listing it needs guest-exec ("+m.noExec+")", msgErr)
 			return m.openPrompt(promptPath, "open: ", withSlash(msg.path))
 		}

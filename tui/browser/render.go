@@ -3,7 +3,6 @@ package browser
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -14,8 +13,6 @@ import (
 )
 
 type entry = agentclient.DirEntry
-
-var homeDir = os.UserHomeDir
 
 // Minimum usable area; below it the browser says so instead.
 const (
