@@ -206,9 +206,19 @@ func (f *Fleet) Start(ctx context.Context) {
 }
 
 func (f *Fleet) startLoop(ctx context.Context, s *session) {
+	ctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancel()
+		return
+	}
+	s.stopLoop = cancel
+	s.mu.Unlock()
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		defer cancel()
 		s.loop(ctx)
 	}()
 }

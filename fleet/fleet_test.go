@@ -415,3 +415,29 @@ func TestRunCancelled(t *testing.T) {
 		}
 	})
 }
+
+// Remove ends the guest's loop and closes its connection at once; Close
+// does the same for all.
+func TestRemoveStopsLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f, guests := fakeFleet(Options{Interval: 5 * time.Second, Timeout: time.Second}, 2)
+		f.Start(t.Context())
+		time.Sleep(11 * time.Second)
+		f.Remove("g000")
+		synctest.Wait()
+		n := len(guests["g000"].callTimes("guest-get-time"))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := len(guests["g000"].callTimes("guest-get-time")); got != n || guests["g000"].conns != 0 {
+			t.Fatalf("removed guest: %d more calls, %d connections open", got-n, guests["g000"].conns)
+		}
+		if f.Guest("g000") != nil || len(f.Snapshot().Guests) != 1 {
+			t.Fatal("removed guest still listed")
+		}
+		f.Close()
+		synctest.Wait() // every fleet goroutine has ended: synctest would report them
+		if guests["g001"].conns != 0 {
+			t.Fatal("Close left a connection open")
+		}
+	})
+}

@@ -38,6 +38,7 @@ type session struct {
 	log        logRing
 	closed     bool
 	watchdogOn bool
+	stopLoop   context.CancelFunc // ends the poll loop; nil before Start
 }
 
 func newSession(f *Fleet, t Target) *session {
@@ -98,7 +99,11 @@ func (s *session) release() {
 func (s *session) shutdown() {
 	s.mu.Lock()
 	s.closed = true
+	stop := s.stopLoop
 	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	select {
 	case s.sem <- struct{}{}:
 		s.dropAgent()
