@@ -28,7 +28,13 @@ type callAgent struct {
 var _ agentclient.Agent = (*callAgent)(nil)
 
 func do[T any](c *callAgent, ctx context.Context, cmd string, req any, fn func(ctx context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.s.f.opts.Timeout)
+	timeout := c.s.f.opts.Timeout
+	if !agentclient.SuccessResponse(cmd) {
+		// No reply on success: the transport waits out its grace period
+		// for an error before it counts the command as accepted.
+		timeout += agentclient.DefaultShutdownGrace
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t0 := time.Now()
 	v, err := fn(ctx)

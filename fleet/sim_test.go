@@ -225,3 +225,83 @@ func checkBystanders(t *testing.T, f *fleet.Fleet, victim string, opts fleet.Opt
 		}
 	}
 }
+
+// Actions and file operations end to end through the stream transport and
+// the simulator.
+func TestSimActionsAndFiles(t *testing.T) {
+	farm, f := simFleet(t, 2, fastOptions())
+	ctx := t.Context()
+	f.RefreshOnce(ctx, nil)
+	g := farm.Guests()[0]
+	run := func(words ...string) fleet.Result {
+		t.Helper()
+		a, err := fleet.ParseAction(words)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Run(ctx, a, []string{"s00"}, nil)[0]
+	}
+	if r := run("settime"); !r.OK {
+		t.Errorf("settime: %+v", r)
+	}
+	if d := time.Since(g.Clock()); d > time.Second || d < -time.Second {
+		t.Errorf("sim clock %v off after settime", d)
+	}
+	if r := run("vcpus", "offline", "1"); !r.OK || r.Result != "1 of 1 vCPUs set offline" {
+		t.Errorf("vcpus offline: %+v", r)
+	}
+	if r := run("vcpus", "offline", "0"); r.OK {
+		t.Errorf("offlining vCPU 0 should fail: %+v", r)
+	}
+	if r := run("fstrim"); !r.OK {
+		t.Errorf("fstrim: %+v", r)
+	}
+	if r := run("ping"); !r.OK {
+		t.Errorf("ping: %+v", r)
+	}
+	if r := run("info"); !r.OK || !strings.Contains(r.Result, "ready") {
+		t.Errorf("info: %+v", r)
+	}
+	// Files: write, read back, list, raw.
+	body := strings.Repeat("guestdeck ", 20000) // 200 kB: several chunks
+	var progressed int64
+	n, err := f.WriteFile(ctx, "s00", "/tmp/gd.txt", strings.NewReader(body), int64(len(body)), func(done, total int64) { progressed = done })
+	if err != nil || n != int64(len(body)) || progressed != n {
+		t.Fatalf("WriteFile: %d %v (progress %d)", n, err, progressed)
+	}
+	var out strings.Builder
+	if n, err := f.ReadFile(ctx, "s00", "/tmp/gd.txt", &out, nil); err != nil || n != int64(len(body)) || out.String() != body {
+		t.Fatalf("ReadFile: %d %v", n, err)
+	}
+	if r := run("read", "/tmp/gd.txt"); !r.OK || string(r.Data) != body {
+		t.Fatalf("read action: %v %s", r.OK, r.Err)
+	}
+	ents, err := f.ListDir(ctx, "s00", "/tmp")
+	if err != nil {
+		t.Fatalf("ListDir: %v", err)
+	}
+	var found bool
+	for _, e := range ents {
+		found = found || (e.Name == "gd.txt" && e.Size == int64(len(body)))
+	}
+	if !found {
+		t.Errorf("ListDir /tmp: %+v", ents)
+	}
+	raw, err := f.Raw(ctx, "s00", []byte(`{"execute":"guest-get-host-name"}`))
+	if err != nil || !strings.Contains(string(raw), "s00") {
+		t.Errorf("Raw: %s %v", raw, err)
+	}
+	if _, err := f.ReadFile(ctx, "nosuch", "/x", &out, nil); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Errorf("ReadFile on an unknown guest: %v", err)
+	}
+	// Suspend is accepted and the guest is shutting down; the bystander is not.
+	if r := run("suspend", "ram"); !r.OK || !strings.Contains(r.Result, "accepted") {
+		t.Errorf("suspend: %+v", r)
+	}
+	if st := f.Guest("s00").State; st != fleet.ShuttingDown {
+		t.Errorf("after suspend: %s", st)
+	}
+	if st := f.Guest("s01").State; st != fleet.Ready {
+		t.Errorf("bystander: %s", st)
+	}
+}
