@@ -64,6 +64,7 @@ func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io
 		}
 	}
 	buf := make([]byte, base64.StdEncoding.DecodedLen(base64.StdEncoding.EncodedLen(chunk)))
+	scratch := make([]byte, 64<<10)
 	for n < 0 || done < n {
 		want := chunk
 		if n >= 0 && n-done < int64(want) {
@@ -76,7 +77,7 @@ func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io
 		if base64.StdEncoding.DecodedLen(len(r.BufB64)) > len(buf) {
 			return done, fmt.Errorf("read %s at %d: agent sent %d base64 bytes for a %d-byte read", path, off+done, len(r.BufB64), want)
 		}
-		m, err := base64.StdEncoding.Decode(buf, []byte(r.BufB64))
+		m, err := decodeBase64(buf, r.BufB64, scratch)
 		if err != nil {
 			return done, fmt.Errorf("read %s at %d: %w: bad base64: %v", path, off+done, ErrMalformed, err)
 		}
@@ -97,6 +98,24 @@ func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io
 		}
 	}
 	return done, nil
+}
+
+// decodeBase64 decodes s into dst through a small scratch buffer, sparing the
+// chunk-sized copy that converting s to []byte would make. Windows are
+// multiples of 4 characters, so only the last one can hold padding.
+func decodeBase64(dst []byte, s string, scratch []byte) (int, error) {
+	win := len(scratch) &^ 3
+	n := 0
+	for len(s) > 0 {
+		k := min(win, len(s))
+		m, err := base64.StdEncoding.Decode(dst[n:], scratch[:copy(scratch, s[:k])])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		s = s[k:]
+	}
+	return n, nil
 }
 
 // WriteFile copies r to the guest file at path (created or truncated) in

@@ -299,6 +299,11 @@ func (s *Stream) Close() error {
 func (s *Stream) readLoop() {
 	defer close(s.done)
 	buf := make([]byte, s.opts.readBuf)
+	// line is reused across replies and each emitted line is an exact-size
+	// copy: a 1 MiB file chunk then costs one allocation instead of the dozen
+	// a growing slice makes. A big buffer is kept only while big replies
+	// keep coming (a file transfer); the next small reply lets it go, so
+	// thousands of idle sessions hold little.
 	var line []byte
 	skipping := false // discarding the rest of an oversized line
 	send := func(ev event) bool {
@@ -326,7 +331,7 @@ func (s *Stream) readLoop() {
 			if !skipping {
 				if len(line)+len(part) > s.opts.maxReply {
 					skipping = true
-					line = nil
+					line = line[:0]
 					if !send(event{tooLarge: true}) {
 						return
 					}
@@ -339,11 +344,14 @@ func (s *Stream) readLoop() {
 			}
 			chunk = chunk[end+1:]
 			if !skipping && len(bytes.TrimSpace(line)) > 0 {
-				if !send(event{line: line}) {
+				if !send(event{line: bytes.Clone(line)}) {
 					return
 				}
 			}
-			line, skipping = nil, false
+			if cap(line) > 64<<10 && len(line) < 64<<10 {
+				line = nil
+			}
+			line, skipping = line[:0], false
 			if sentinel && !send(event{sentinel: true}) {
 				return
 			}
@@ -418,9 +426,20 @@ type request struct {
 }
 
 type reply struct {
-	Return json.RawMessage `json:"return"`
+	Return lineRef         `json:"return"`
 	Error  *Error          `json:"error"`
 	ID     json.RawMessage `json:"id"`
+}
+
+// lineRef keeps a reference into the reply line instead of copying it:
+// json.Unmarshal hands UnmarshalJSON a slice of its input, and each line is
+// a fresh buffer that nothing else writes, so holding on to it is safe and
+// saves a copy of every (up to 90 MB) return value.
+type lineRef []byte
+
+func (r *lineRef) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
 }
 
 // deadErr reports why the stream can no longer carry calls, or nil.
@@ -557,7 +576,7 @@ func (s *Stream) awaitReply(ctx context.Context, id string, rec *LogRecord) (jso
 		if r.Error != nil {
 			return nil, r.Error
 		}
-		return r.Return, nil
+		return json.RawMessage(r.Return), nil
 	}
 }
 
@@ -670,7 +689,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 	}
 }
 
-func sameNumber(raw json.RawMessage, n int64) bool {
+func sameNumber(raw []byte, n int64) bool {
 	v, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
 	return err == nil && v == n
 }
