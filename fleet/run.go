@@ -67,7 +67,6 @@ func (f *Fleet) Run(ctx context.Context, a Action, names []string, progress func
 func (s *session) run(ctx context.Context, a Action) Result {
 	t0 := time.Now()
 	r := Result{Guest: s.target.Name}
-	defer func() { r.Duration = time.Since(t0) }()
 	if why := a.Check(s.cur.Load()); why != "" {
 		r.Skipped, r.Err = true, why
 		r.Duration = time.Since(t0)

@@ -228,27 +228,26 @@ func isTransport(err error) bool {
 type pollResult struct {
 	fresh bool
 
-	freeze      agentclient.FreezeStatus
-	frozenSeen  bool // a command was refused because the guest is frozen
-	skew        time.Duration
-	skewOK      bool
-	rtt         time.Duration
-	rttOK       bool
-	ifaces      []agentclient.Interface
-	ifacesOK    bool
-	vcpus       []agentclient.VCPU
-	vcpusOK     bool
-	slow        bool
-	info        *agentclient.Info
-	os          *agentclient.OSInfo
-	hostname    string
-	hostnameOK  bool
-	tz          *agentclient.Timezone
-	users       []agentclient.User
-	usersOK     bool
-	fs          []agentclient.Filesystem
-	fsOK        bool
-	itemErrText string
+	freeze     agentclient.FreezeStatus
+	frozenSeen bool // a command was refused because the guest is frozen
+	skew       time.Duration
+	skewOK     bool
+	rtt        time.Duration
+	rttOK      bool
+	ifaces     []agentclient.Interface
+	ifacesOK   bool
+	vcpus      []agentclient.VCPU
+	vcpusOK    bool
+	slow       bool
+	info       *agentclient.Info
+	os         *agentclient.OSInfo
+	hostname   string
+	hostnameOK bool
+	tz         *agentclient.Timezone
+	users      []agentclient.User
+	usersOK    bool
+	fs         []agentclient.Filesystem
+	fsOK       bool
 }
 
 // usable reports whether cmd is worth sending: the agent has it, it is
@@ -287,7 +286,6 @@ func (s *session) item(r *pollResult, cmd string, err error) (ok bool, fatal err
 		s.skip = make(map[string]bool)
 	}
 	s.skip[cmd] = true
-	r.itemErrText = err.Error()
 	return false, nil
 }
 
