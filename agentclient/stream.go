@@ -551,10 +551,19 @@ func (s *Stream) matches(r *reply, id string) bool {
 	return json.Unmarshal(r.ID, &got) == nil && got == id
 }
 
+// awaitReply reads until the reply to request id. With an agent that echoes
+// ids, a line that does not parse cannot be the reply (its id is unreadable),
+// so it is skipped as channel noise; the call then still gets its answer, or
+// fails at its deadline with ErrMalformed (and ErrTimeout). Without ids the
+// noise might be the reply itself, so it fails the call at once.
 func (s *Stream) awaitReply(ctx context.Context, id string, rec *LogRecord) (json.RawMessage, error) {
+	var noise error
 	for {
 		ev, err := s.next(ctx)
 		if err != nil {
+			if noise != nil {
+				return nil, fmt.Errorf("%w after unparseable data: %w", err, noise)
+			}
 			return nil, err
 		}
 		switch {
@@ -567,6 +576,12 @@ func (s *Stream) awaitReply(ctx context.Context, id string, rec *LogRecord) (jso
 		r, err := parseReply(ev.line)
 		if err != nil {
 			s.needSync = true
+			if s.echoIDs {
+				if noise == nil {
+					noise = err
+				}
+				continue
+			}
 			return nil, err
 		}
 		if !s.matches(r, id) {
@@ -599,6 +614,9 @@ func (s *Stream) awaitAccepted(ctx context.Context, id string, rec *LogRecord) e
 			r, err := parseReply(ev.line)
 			if err != nil {
 				s.needSync = true
+				if s.echoIDs {
+					continue // noise: see awaitReply
+				}
 				return err
 			}
 			if !s.matches(r, id) {

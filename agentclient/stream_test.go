@@ -443,6 +443,30 @@ func TestMalformedReply(t *testing.T) {
 	}
 }
 
+// With an agent that echoes ids, channel noise cannot be a reply: the call
+// sees through it, and fails as malformed (and timed out) only if nothing
+// else comes.
+func TestMalformedNoiseWithIDs(t *testing.T) {
+	addr := serveAgent(t, true, func(c *agentConn, req *wireRequest) bool {
+		c.Write([]byte("\x00\x1bnoise}{\"ret\n"))
+		if req.Execute == "guest-get-host-name" {
+			c.reply(req, `{"host-name":"right"}`)
+		}
+		return true
+	})
+	c := dialT(t, addr)
+	if h, err := c.Hostname(ctxFor(t, 5*time.Second)); err != nil || h != "right" {
+		t.Fatalf("call through noise = %q, %v", h, err)
+	}
+	const d = 200 * time.Millisecond
+	start := time.Now()
+	err := c.Ping(ctxFor(t, d))
+	if !errors.Is(err, agentclient.ErrMalformed) || !agentclient.IsTimeout(err) {
+		t.Fatalf("only noise: %v, want malformed and timed out", err)
+	}
+	within(t, start, d)
+}
+
 func TestNoReplyCommands(t *testing.T) {
 	tests := []struct {
 		name    string
