@@ -674,7 +674,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 				return writeErr
 			}
 			if errors.Is(err, ErrTimeout) {
-				return fmt.Errorf("%w (%w): no answer to guest-sync-delimited", ErrSilent, ErrTimeout)
+				return fmt.Errorf("%w (%w): no answer to guest-sync-delimited (no agent running, guest paused or booting, or another client holds the channel)", ErrSilent, ErrTimeout)
 			}
 			return err
 		}
