@@ -275,12 +275,18 @@ func e2eDashboard(t *testing.T, c e2eCase) {
 	tt.text(c.path)
 	tt.keys("Enter")
 	tt.waitText(append([]string{"Files · " + cursor + " · " + c.path}, c.file...)...)
-	for range 4 { // viewer, path prompt, listing: esc steps back each
-		if strings.Contains(tt.screen(), title) {
+	// Viewer, path prompt, listing: esc steps back one at a time. Each esc
+	// waits for the last one's effect, as a stray esc would clear the marks.
+	for i := 0; ; i++ {
+		before := tt.screen()
+		if strings.Contains(before, title) {
 			break
 		}
+		if i == 4 {
+			t.Fatalf("esc did not leave the file browser:\n%s", before)
+		}
 		tt.keys("Escape")
-		time.Sleep(300 * time.Millisecond)
+		tt.waitFor("the browser stepping back after esc", func(s string) bool { return s != before })
 	}
 	tt.waitText(title, "2 marked")
 
