@@ -32,7 +32,8 @@ type peer struct {
 	Disabled string            // a read-only command the peer blocks ("" skips)
 	// Mutating allows freeze, thaw, set-time, set-vcpus, exec and, last of
 	// all, shutdown. NEVER true for an agent on this machine.
-	Mutating bool
+	Mutating  bool
+	Freezable int // filesystems guest-fsfreeze-freeze must report
 	// WaitGone confirms that shutdown took the guest away.
 	WaitGone func(time.Duration) error
 }
@@ -80,11 +81,12 @@ func TestConformanceVM(t *testing.T) {
 	}
 	vm := testpeers.BootVM(t, "gd-conf")
 	runConformance(t, peer{
-		Addr:     vm.Addr(),
-		Writable: "/data",
-		Known:    map[string]string{testpeers.HelloPath: testpeers.HelloContent},
-		Mutating: true,
-		WaitGone: vm.WaitExit,
+		Addr:      vm.Addr(),
+		Writable:  "/data",
+		Known:     map[string]string{testpeers.HelloPath: testpeers.HelloContent},
+		Mutating:  true,
+		Freezable: 1, // the ext4 disk on /data; the root is an initramfs
+		WaitGone:  vm.WaitExit,
 	})
 }
 
@@ -93,11 +95,12 @@ func TestConformanceVM(t *testing.T) {
 func TestConformanceSim(t *testing.T) {
 	g, addr := startSim(t, func(cfg *sim.Config) { cfg.Disabled = []string{"guest-get-users"} })
 	runConformance(t, peer{
-		Addr:     addr,
-		Writable: "/tmp",
-		Known:    map[string]string{"/home/user/notes.txt": "remember to patch the fleet\n"},
-		Disabled: "guest-get-users",
-		Mutating: true,
+		Addr:      addr,
+		Writable:  "/tmp",
+		Known:     map[string]string{"/home/user/notes.txt": "remember to patch the fleet\n"},
+		Disabled:  "guest-get-users",
+		Mutating:  true,
+		Freezable: 1, // DefaultConfig: one ext4 root
 		WaitGone: func(d time.Duration) error {
 			if mode, ok := g.ShutdownMode(); !ok || mode != agentclient.ShutdownPowerdown {
 				return fmt.Errorf("simulator saw shutdown %q, %v", mode, ok)
@@ -355,8 +358,8 @@ func runConformance(t *testing.T, p peer) {
 	c = dialT(t, p.Addr)
 	t.Run("freeze", func(t *testing.T) {
 		n, err := c.Freeze(call(d))
-		if err != nil || n < 1 {
-			t.Fatalf("freeze = %d, %v; want >= 1 filesystem", n, err)
+		if err != nil || n != p.Freezable {
+			t.Fatalf("freeze = %d, %v; want %d", n, err, p.Freezable)
 		}
 		thawed := false
 		defer func() {
