@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -161,6 +163,7 @@ func demoGuest(i int) (sim.Config, string) {
 	cfg = sim.DefaultConfig(name)
 	cfg.Tags = slices.Clone(role.tags)
 	cfg.OS = oses[i%len(oses)]
+	cfg.Files = demoFiles(cfg)
 	cfg.VCPUs = make([]agentclient.VCPU, role.vcpus)
 	for v := range cfg.VCPUs {
 		cfg.VCPUs[v] = agentclient.VCPU{LogicalID: v, Online: true}
@@ -230,4 +233,25 @@ func demoIface(name, mac, ip string, prefix int) agentclient.Interface {
 		ifc.IPAddresses = []agentclient.IPAddress{{Address: ip, Type: "ipv4", Prefix: prefix}}
 	}
 	return ifc
+}
+
+// demoFiles gives a guest the default file tree with /etc/os-release and
+// /etc/hostname that agree with what its agent reports, so what the file
+// browser shows matches the table.
+func demoFiles(cfg sim.Config) map[string]sim.File {
+	files := maps.Clone(cfg.Files)
+	old := files["/etc/os-release"]
+	var b strings.Builder
+	for _, kv := range [][2]string{
+		{"PRETTY_NAME", cfg.OS.PrettyName}, {"NAME", cfg.OS.Name}, {"VERSION_ID", cfg.OS.VersionID},
+		{"VERSION", cfg.OS.Version}, {"ID", cfg.OS.ID}, {"VARIANT_ID", cfg.OS.VariantID},
+	} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, "%s=%q\n", kv[0], kv[1])
+		}
+	}
+	old.Data = b.String()
+	files["/etc/os-release"] = old
+	files["/etc/hostname"] = sim.File{Data: cfg.Hostname + "\n", Mode: 0o644, ModTime: old.ModTime}
+	return files
 }
