@@ -86,13 +86,14 @@ func (s *session) acquire(ctx context.Context) error {
 }
 
 func (s *session) release() {
+	// Under mu, so that shutdown either finds the token free or sees this
+	// holder drop the connection: never neither.
 	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if s.closed {
 		s.dropAgent()
 	}
 	<-s.sem
+	s.mu.Unlock()
 }
 
 // shutdown closes the session for good (Remove, Close).
@@ -100,16 +101,16 @@ func (s *session) shutdown() {
 	s.mu.Lock()
 	s.closed = true
 	stop := s.stopLoop
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
 	select {
 	case s.sem <- struct{}{}:
 		s.dropAgent()
 		<-s.sem
 	default:
 		// The holder closes the agent on release.
+	}
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 	select {
 	case s.wdWake <- struct{}{}:
