@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/internal/testpeers"
 )
 
 // tmux runs one tmux command on the test's own server socket.
@@ -40,12 +42,7 @@ func waitScreen(t *testing.T, sock, want string, d time.Duration) string {
 // freezes a guest from it, then kills it with SIGTERM: the dashboard has no
 // chance to ask, so guestdeck must thaw what it froze before exiting.
 func TestDashboardThawsOnSIGTERM(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tmux is not installed")
-		}
-		t.Skip("tmux is not installed (apt-get install tmux)")
-	}
+	testpeers.Require(t, testpeers.NeedTmux)
 	farm, cfg := simFarm(t, 2)
 	dir, err := os.MkdirTemp("/tmp", "gdt")
 	if err != nil {
@@ -95,12 +92,7 @@ func TestDashboardThawsOnSIGTERM(t *testing.T) {
 // TestRunConfirmsOnTerminal answers the confirmation of a destructive
 // action on a real terminal: "n" sends nothing, "y" shuts the guest down.
 func TestRunConfirmsOnTerminal(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tmux is not installed")
-		}
-		t.Skip("tmux is not installed (apt-get install tmux)")
-	}
+	testpeers.Require(t, testpeers.NeedTmux)
 	farm, cfg := simFarm(t, 1)
 	dir, err := os.MkdirTemp("/tmp", "gdt")
 	if err != nil {
