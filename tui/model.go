@@ -215,7 +215,7 @@ type (
 )
 
 // waitChanged is the one way fleet updates enter the program: a Cmd blocked
-// on Source.Changed, re-armed after each changedMsg.
+// on Source.Changed, re-armed refreshGap after each changedMsg.
 func waitChanged(ch <-chan struct{}) tea.Cmd {
 	if ch == nil {
 		return nil
@@ -226,6 +226,19 @@ func waitChanged(ch <-chan struct{}) tea.Cmd {
 		}
 		return changedMsg{}
 	}
+}
+
+// refreshGap is the least time between two snapshot pulls. A 10,000-guest
+// fleet changes thousands of times a second; pulling and re-sorting on every
+// signal would spend a core on frames nobody can read. Changed is coalesced,
+// so waiting loses nothing: the next pull sees every change since the last.
+const refreshGap = 100 * time.Millisecond
+
+// rearmMsg says the refresh gap has passed: listen to Changed again.
+type rearmMsg struct{}
+
+func rearmAfterGap() tea.Cmd {
+	return tea.Tick(refreshGap, func(time.Time) tea.Msg { return rearmMsg{} })
 }
 
 func tick() tea.Cmd {
@@ -246,6 +259,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case changedMsg:
 		m.refresh()
+		return m, rearmAfterGap()
+	case rearmMsg:
 		return m, waitChanged(m.src.Changed())
 	case tickMsg:
 		return m, tick()

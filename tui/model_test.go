@@ -275,7 +275,13 @@ func TestSnapshotUpdates(t *testing.T) {
 	next, cmd := m.Update(changedMsg{})
 	m = next.(Model)
 	if cmd == nil {
-		t.Error("changedMsg did not re-arm the wait on Changed")
+		t.Fatal("changedMsg did not schedule the next wait on Changed")
+	}
+	if _, ok := cmd().(rearmMsg); !ok {
+		t.Error("changedMsg must wait refreshGap before listening again")
+	}
+	if _, cmd = m.Update(rearmMsg{}); cmd == nil {
+		t.Error("rearmMsg did not re-arm the wait on Changed")
 	}
 	eq(t, "rows", len(m.tbl.rows), 9)
 	eq(t, "cursor stays on its guest", m.cursorGuest().Name, "vm-00004")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,4 +70,46 @@ func TestProgram(t *testing.T) {
 		t.Fatalf("runs = %+v", src.runs)
 	}
 	eq(t, "event", len(fm.events), 1)
+}
+
+// TestProgramPacesRefreshes streams fleet changes far faster than anyone can
+// read them: the dashboard pulls a snapshot at most once per refreshGap, so
+// at 10,000 guests it does not spend a core re-sorting frames, and the last
+// change is still shown.
+func TestProgramPacesRefreshes(t *testing.T) {
+	m, src := newTestModel(10, 120, 30, Options{})
+	var pulls atomic.Int64
+	filter := func(_ tea.Model, msg tea.Msg) tea.Msg {
+		if _, ok := msg.(changedMsg); ok {
+			pulls.Add(1)
+		}
+		return msg
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(strings.NewReader("")), tea.WithOutput(io.Discard),
+		tea.WithWindowSize(120, 30), tea.WithoutSignals(), tea.WithFilter(filter), tea.WithEnvironment([]string{"TERM=dumb"}))
+	done := make(chan tea.Model, 1)
+	go func() {
+		fm, _ := p.Run()
+		done <- fm
+	}()
+	const window = 500 * time.Millisecond
+	start := time.Now()
+	n := 0
+	for time.Since(start) < window {
+		n++
+		src.set(testGuests(10 + n%20))
+		time.Sleep(time.Millisecond)
+	}
+	src.set(testGuests(33))
+	time.Sleep(3 * refreshGap)
+	p.Send(keyMsg(t, "q"))
+	fm := (<-done).(Model)
+	// One pull per gap, plus the initial signal and the final one; allow
+	// slack for a slow machine, but far fewer than the changes sent.
+	if got, most := pulls.Load(), int64(window/refreshGap)+3; got > most {
+		t.Errorf("%d snapshot pulls for %d changes in %v; want at most %d", got, n, window, most)
+	}
+	eq(t, "last change shown", len(fm.tbl.rows), 33)
 }
