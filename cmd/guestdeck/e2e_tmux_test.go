@@ -346,7 +346,8 @@ func TestDashboardE2EDemo(t *testing.T) {
 		filter: "cache",
 		shown:  []string{"cache-01", "cache-02", "cache-03", "cache-04", "cache-05", "cache-06"},
 		path:   "/etc/os-release",
-		file:   []string{`PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"`, "VERSION_CODENAME=bookworm", "ID=debian"},
+		// cache-03's agent reports Ubuntu 24.04; its os-release agrees.
+		file: []string{`PRETTY_NAME="Ubuntu 24.04.1 LTS"`, `VERSION_ID="24.04"`, `ID="ubuntu"`},
 	})
 }
 
