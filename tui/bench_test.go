@@ -96,3 +96,24 @@ func BenchmarkEventLog10000(b *testing.B) {
 		_ = m.View()
 	}
 }
+
+// The worst case for a keystroke while snapshots stream in at 10,000 guests:
+// a new snapshot (sorted by state) lands just before every key, so the key
+// waits behind a full re-index, then its own Update and frame. One frame at
+// 60 Hz is 16.7 ms; this must stay well under it. Snapshots arrive at most
+// every refreshGap, so most keys see far less than this.
+func BenchmarkKeystrokeWhileStreaming10000(b *testing.B) {
+	m, src := newTestModel(10000, 160, 50, Options{})
+	m.tbl.sortCol = colState
+	m.reindex()
+	gs := src.snap.Guests
+	down := tea.KeyPressMsg{Code: tea.KeyDown}
+	b.ResetTimer()
+	for b.Loop() {
+		src.set(gs)
+		next, _ := m.Update(changedMsg{})
+		next, _ = next.(Model).Update(down)
+		m = next.(Model)
+		_ = m.View()
+	}
+}
