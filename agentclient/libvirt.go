@@ -39,7 +39,12 @@ import (
 //
 // Close does not close the libvirt connection: it belongs to whoever dialed it
 // (one connection serves every domain of a host).
+//
+// Commands libvirt has no API for (ping, info, files, exec, fstrim, suspend,
+// freeze status) are Client's typed methods over libvirtTransport, which
+// passes them through virDomainQemuAgentCommand.
 type LibvirtAgent struct {
+	*Client
 	l      *libvirt.Libvirt
 	dom    libvirt.Domain
 	addr   string
@@ -51,7 +56,41 @@ var _ Agent = (*LibvirtAgent)(nil)
 // NewLibvirt returns an Agent for dom over the connected l. addr names the
 // guest in errors, conventionally "libvirt:HOST/DOMAIN".
 func NewLibvirt(l *libvirt.Libvirt, dom libvirt.Domain, addr string) *LibvirtAgent {
-	return &LibvirtAgent{l: l, dom: dom, addr: addr}
+	a := &LibvirtAgent{l: l, dom: dom, addr: addr}
+	a.Client = New(libvirtTransport{a})
+	return a
+}
+
+// libvirtTransport is the Transport behind LibvirtAgent's embedded Client:
+// one raw command through virDomainQemuAgentCommand.
+type libvirtTransport struct{ a *LibvirtAgent }
+
+func (t libvirtTransport) Addr() string { return t.a.addr }
+func (t libvirtTransport) Close() error { return t.a.Close() }
+
+// Call sends name with args and returns its "return" value; nil for commands
+// that reply nothing on success (libvirt still syncs with the agent first, so
+// an agent that is gone is reported).
+func (t libvirtTransport) Call(ctx context.Context, name string, args any) (json.RawMessage, error) {
+	req := map[string]any{"execute": name}
+	if args != nil {
+		req["arguments"] = args
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, &OpError{Addr: t.a.addr, Command: name, Err: err}
+	}
+	raw, err := t.a.raw(ctx, name, string(b))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var reply struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if err := json.Unmarshal(raw, &reply); err != nil || reply.Return == nil {
+		return nil, &OpError{Addr: t.a.addr, Command: name, Err: fmt.Errorf("%w: %.200s", ErrMalformed, raw)}
+	}
+	return reply.Return, nil
 }
 
 func (a *LibvirtAgent) Addr() string { return a.addr }
@@ -219,35 +258,6 @@ func rawTimeout(ctx context.Context) int32 {
 	return int32(s)
 }
 
-// call sends one agent command as raw JSON through libvirt and decodes its
-// "return" into out (if non-nil). Commands that reply nothing on success are
-// sent without waiting for a reply (libvirt's NOWAIT): libvirt still syncs
-// with the agent first, so an agent that is gone is reported.
-func (a *LibvirtAgent) call(ctx context.Context, name string, args, out any) error {
-	req := map[string]any{"execute": name}
-	if args != nil {
-		req["arguments"] = args
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		return &OpError{Addr: a.addr, Command: name, Err: err}
-	}
-	raw, err := a.raw(ctx, name, string(b))
-	if err != nil || out == nil || raw == nil {
-		return err
-	}
-	var reply struct {
-		Return json.RawMessage `json:"return"`
-	}
-	if err := json.Unmarshal(raw, &reply); err != nil || reply.Return == nil {
-		return &OpError{Addr: a.addr, Command: name, Err: fmt.Errorf("%w: %.200s", ErrMalformed, raw)}
-	}
-	if err := json.Unmarshal(reply.Return, out); err != nil {
-		return &OpError{Addr: a.addr, Command: name, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
-	}
-	return nil
-}
-
 // raw runs QemuAgentCommand and returns libvirt's reply text ({"return":...});
 // nil for commands that reply nothing on success.
 func (a *LibvirtAgent) raw(ctx context.Context, name, req string) (json.RawMessage, error) {
@@ -303,13 +313,6 @@ func (a *LibvirtAgent) rawNoReply(ctx context.Context, name, req string) error {
 	return err
 }
 
-func (a *LibvirtAgent) Ping(ctx context.Context) error { return a.call(ctx, "guest-ping", nil, nil) }
-
-func (a *LibvirtAgent) Info(ctx context.Context) (*Info, error) {
-	var v Info
-	return &v, a.call(ctx, "guest-info", nil, &v)
-}
-
 func (a *LibvirtAgent) Time(ctx context.Context) (int64, error) {
 	var s int64
 	var ns uint32
@@ -354,66 +357,6 @@ func (a *LibvirtAgent) Shutdown(ctx context.Context, mode string) error {
 	return fmt.Errorf("shutdown mode %q: want powerdown, reboot or halt", mode)
 }
 
-func (a *LibvirtAgent) Suspend(ctx context.Context, mode string) error {
-	switch mode {
-	case SuspendDisk, SuspendRAM, SuspendHybrid:
-	default:
-		return fmt.Errorf("suspend mode %q: want disk, ram or hybrid", mode)
-	}
-	return a.call(ctx, "guest-suspend-"+mode, nil, nil)
-}
-
-func (a *LibvirtAgent) FileOpen(ctx context.Context, path, mode string) (int64, error) {
-	args := map[string]string{"path": path}
-	if mode != "" {
-		args["mode"] = mode
-	}
-	var h int64
-	return h, a.call(ctx, "guest-file-open", args, &h)
-}
-
-func (a *LibvirtAgent) FileClose(ctx context.Context, handle int64) error {
-	return a.call(ctx, "guest-file-close", handleArg{handle}, nil)
-}
-
-func (a *LibvirtAgent) FileRead(ctx context.Context, handle int64, count int) (*FileRead, error) {
-	args := struct {
-		Handle int64 `json:"handle"`
-		Count  int   `json:"count,omitempty"`
-	}{handle, count}
-	var v FileRead
-	return &v, a.call(ctx, "guest-file-read", args, &v)
-}
-
-func (a *LibvirtAgent) FileWrite(ctx context.Context, handle int64, b64 string, count int) (*FileWrite, error) {
-	args := struct {
-		Handle int64  `json:"handle"`
-		Buf    string `json:"buf-b64"`
-		Count  int    `json:"count,omitempty"`
-	}{handle, b64, count}
-	var v FileWrite
-	return &v, a.call(ctx, "guest-file-write", args, &v)
-}
-
-func (a *LibvirtAgent) FileSeek(ctx context.Context, handle, offset int64, whence int) (*FileSeek, error) {
-	args := struct {
-		Handle int64 `json:"handle"`
-		Offset int64 `json:"offset"`
-		Whence int   `json:"whence"`
-	}{handle, offset, whence}
-	var v FileSeek
-	return &v, a.call(ctx, "guest-file-seek", args, &v)
-}
-
-func (a *LibvirtAgent) FileFlush(ctx context.Context, handle int64) error {
-	return a.call(ctx, "guest-file-flush", handleArg{handle}, nil)
-}
-
-func (a *LibvirtAgent) FreezeStatus(ctx context.Context) (FreezeStatus, error) {
-	var v FreezeStatus
-	return v, a.call(ctx, "guest-fsfreeze-status", nil, &v)
-}
-
 func (a *LibvirtAgent) Freeze(ctx context.Context) (int, error) {
 	return a.FreezeList(ctx, nil)
 }
@@ -442,16 +385,6 @@ func (a *LibvirtAgent) Thaw(ctx context.Context) (int, error) {
 		return err
 	})
 	return int(n), err
-}
-
-// Fstrim goes raw: virDomainFSTrim returns no per-path results.
-func (a *LibvirtAgent) Fstrim(ctx context.Context, minimum *int64) (*TrimResponse, error) {
-	var args any
-	if minimum != nil {
-		args = map[string]int64{"minimum": *minimum}
-	}
-	var v TrimResponse
-	return &v, a.call(ctx, "guest-fstrim", args, &v)
 }
 
 func (a *LibvirtAgent) Interfaces(ctx context.Context) ([]Interface, error) {
@@ -692,18 +625,6 @@ func (a *LibvirtAgent) FSInfo(ctx context.Context) ([]Filesystem, error) {
 		out = append(out, fs)
 	}
 	return out, nil
-}
-
-func (a *LibvirtAgent) Exec(ctx context.Context, req ExecRequest) (int64, error) {
-	var v struct {
-		PID int64 `json:"pid"`
-	}
-	return v.PID, a.call(ctx, "guest-exec", req, &v)
-}
-
-func (a *LibvirtAgent) ExecStatus(ctx context.Context, pid int64) (*ExecStatus, error) {
-	var v ExecStatus
-	return &v, a.call(ctx, "guest-exec-status", map[string]int64{"pid": pid}, &v)
 }
 
 // Raw passes request to the agent through virDomainQemuAgentCommand. libvirt
