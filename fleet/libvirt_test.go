@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -293,26 +292,6 @@ func TestLibvirtHostNames(t *testing.T) {
 	}
 }
 
-// restartLibvirtTest starts the test daemon again on the same directory (same
-// socket) and hands its PID to testpeers' cleanup.
-func restartLibvirtTest(t *testing.T, lt *testpeers.LibvirtTest) {
-	t.Helper()
-	shared, err := testpeers.SharedDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("bash", filepath.Join(shared, "tools", "libvirtd-test.sh"), lt.Dir).Output()
-	if err != nil {
-		t.Fatalf("restart libvirtd-test.sh: %v", err)
-	}
-	lines := strings.Fields(string(out))
-	pid, err := strconv.Atoi(lines[len(lines)-1])
-	if err != nil {
-		t.Fatalf("libvirtd-test.sh output %q", out)
-	}
-	lt.PID = pid // testpeers' cleanup stops this one now
-}
-
 // TestLibvirtReconnect: killing one host's libvirtd makes its guests
 // unreachable with an error naming the host while another host's guests stay
 // ready; restarting it brings them back.
@@ -380,7 +359,7 @@ func TestLibvirtReconnect(t *testing.T) {
 		}
 	}
 
-	restartLibvirtTest(t, a)
+	a.Restart(t) // same node file: the same domains come back
 	t0 = time.Now()
 	waitFor(t, f, 60*time.Second, "host ha's guests back", func(s *Snapshot) bool {
 		return len(s.Guests) == 10 && s.Counts[Ready] == 10
