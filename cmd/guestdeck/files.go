@@ -213,8 +213,12 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	var probe struct {
 		Execute string `json:"execute"`
 	}
-	if err := json.Unmarshal([]byte(req), &probe); err != nil || probe.Execute == "" {
-		c.errorf(`agent: want one JSON command such as '{"execute":"guest-info"}'`)
+	if err := json.Unmarshal([]byte(req), &probe); err != nil {
+		c.errorf(`agent: %q is not JSON (%v); want one command such as '{"execute":"guest-info"}'`, req, err)
+		return exitUsage
+	}
+	if probe.Execute == "" {
+		c.errorf(`agent: %q has no "execute" member; want one command such as '{"execute":"guest-info"}'`, req)
 		return exitUsage
 	}
 	if c.readonly && !lookOnly(probe.Execute) {

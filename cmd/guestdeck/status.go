@@ -79,6 +79,11 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		c.errorf("%v", err)
 		return exitUsage
 	}
+	if len(gs) == 0 {
+		// Still exit 0 with an empty table or []: the fleet was polled, and
+		// a script asking for state:frozen wants "none", not a failure.
+		c.errorf("status: the selectors %s match no guest", strings.Join(selectors, " "))
+	}
 	if *asJSON {
 		if err := writeStatusJSON(c.stdout, gs); err != nil {
 			c.errorf("%v", err)
