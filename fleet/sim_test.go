@@ -158,7 +158,8 @@ func TestSimShutdown(t *testing.T) {
 
 // No goroutine or file descriptor leaks over 1,000 connect/disconnect
 // cycles (MarkGone closes the connection, RefreshOnce redials), nor after
-// guests are added and removed.
+// guests are added and removed, nor after clients gave up waiting for a
+// busy guest's channel.
 func TestSimNoLeaks(t *testing.T) {
 	opts := fastOptions()
 	farm, f := simFleet(t, 2, opts)
@@ -188,6 +189,25 @@ func TestSimNoLeaks(t *testing.T) {
 			t.Fatalf("%s: %s %q", name, st, f.Guest(name).Err)
 		}
 		f.Remove(name)
+	}
+	// Clients that give up waiting for a busy channel (s01 is served again)
+	// hang up: the simulator lets their connections go too.
+	f.RefreshOnce(ctx, []string{"s01"})
+	var waiters []string
+	for i := range 20 {
+		name := fmt.Sprintf("waiter%d", i)
+		f.Add(fleet.Target{Name: name, Address: "unix:" + farm.Sockets()[1]})
+		waiters = append(waiters, name)
+	}
+	f.RefreshOnce(ctx, waiters)
+	for _, name := range waiters {
+		if g := f.Guest(name); g.State == fleet.Ready {
+			t.Fatalf("%s: ready while s01 holds the channel", name)
+		}
+	}
+	f.Remove(waiters...)
+	if st := f.Guest("s01").State; st != fleet.Ready {
+		t.Fatalf("s01: %s %q", st, f.Guest("s01").Err)
 	}
 	g1, fd1 := settle()
 	if g1 > g0+2 || fd1 > fd0+2 {

@@ -10,7 +10,8 @@
 // Like the real agent (checked against qemu-ga 7.2), a guest serves one
 // client at a time: further connections are accepted by the socket but wait,
 // unanswered, until the current client disconnects; what they sent meanwhile
-// is then processed. A Farm serves many
+// is then processed. A waiting client that hangs up is let go at once (one
+// extra goroutine reads while it waits, to notice). A Farm serves many
 // guests on unix sockets in one directory; an idle guest costs one goroutine
 // and a few hundred bytes.
 package sim
@@ -194,14 +195,16 @@ func (g *Guest) serveConn(cn *conn) {
 		delete(g.conns, cn)
 		g.mu.Unlock()
 	}()
-	select {
-	case g.channel <- struct{}{}:
-	case <-cn.gone:
+	pending, ok := g.waitChannel(cn)
+	if !ok {
 		return
 	}
 	defer func() { <-g.channel }()
 
 	var st streamer
+	if len(pending) > 0 {
+		st.feed(pending, func(m message) { g.handle(cn, m) })
+	}
 	buf := make([]byte, 1024)
 	for {
 		n, err := cn.c.Read(buf)
@@ -212,6 +215,51 @@ func (g *Guest) serveConn(cn *conn) {
 			return
 		}
 	}
+}
+
+// waitChannel waits until cn may use the agent's channel. Meanwhile it keeps
+// reading, so that a client that hangs up while it waits is noticed (its
+// goroutine and descriptor freed) instead of queueing forever. What the
+// client sent while waiting is returned for the session to answer, as the
+// real agent does once it serves the connection. ok is false when the
+// connection ended while waiting.
+func (g *Guest) waitChannel(cn *conn) (pending []byte, ok bool) {
+	select {
+	case g.channel <- struct{}{}:
+		return nil, true // free: no waiting, no reader
+	case <-cn.gone:
+		return nil, false
+	default:
+	}
+	var buf bytes.Buffer
+	readErr := make(chan error, 1)
+	go func() {
+		b := make([]byte, 1024)
+		for {
+			n, err := cn.c.Read(b)
+			buf.Write(b[:n])
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	select {
+	case g.channel <- struct{}{}:
+	case <-cn.gone:
+		<-readErr
+		return nil, false
+	case <-readErr:
+		return nil, false // hung up (EOF) or failed before being served
+	}
+	// Served: stop the reader without losing bytes (a read interrupted by
+	// the deadline returns none), then let the session read on. If the peer
+	// hung up just as the channel freed, the session's next read says so
+	// again, after it answered what was sent, as for any served client.
+	cn.c.SetReadDeadline(time.Now())
+	<-readErr
+	cn.c.SetReadDeadline(time.Time{})
+	return buf.Bytes(), true
 }
 
 // handle answers one message, applying the fault knobs.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -512,6 +513,68 @@ func TestOneClientAtATime(t *testing.T) {
 	if l := b.mustLine(); l != "{\"return\": 5}\n" {
 		t.Errorf("second client after first left: %q", l)
 	}
+}
+
+// A connection waiting for a busy channel notices its client hanging up and
+// ends, instead of holding a goroutine and a descriptor until the channel
+// frees; one that stays keeps what it sent for when it is served.
+func TestWaitingClientHangsUp(t *testing.T) {
+	g, sock := startGuest(t, DefaultConfig("w"))
+	a := newRaw(t, sock)
+	a.call(`{"execute":"guest-ping"}`, nil)
+	live := func() int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.conns)
+	}
+	waitLive := func(want int) int {
+		deadline := time.Now().Add(3 * time.Second)
+		for live() != want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return live()
+	}
+	g0 := runtime.NumGoroutine()
+	var waiting []net.Conn
+	for i := range 50 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 { // some hang up having sent a request, some silently
+			c.Write([]byte(`{"execute":"guest-ping"}`))
+		}
+		waiting = append(waiting, c)
+	}
+	if n := waitLive(51); n != 51 { // all accepted and waiting
+		t.Fatalf("%d connections held with 50 waiting, want 51", n)
+	}
+	for _, c := range waiting {
+		c.Close()
+	}
+	if n := waitLive(1); n != 1 {
+		t.Fatalf("%d connections still held after 50 waiting clients hung up, want 1 (the served one)", n)
+	}
+	if g1 := runtime.NumGoroutine(); g1 > g0+2 {
+		t.Errorf("goroutines %d -> %d after waiting clients hung up", g0, g1)
+	}
+
+	b := newRaw(t, sock)
+	b.send(`{"execute":"guest-sync","arguments":{"id":7}}`)
+	time.Sleep(20 * time.Millisecond) // two separate reads while waiting
+	b.send(`{"execute":"guest-sync",`)
+	time.Sleep(20 * time.Millisecond)
+	b.send(`"arguments":{"id":8}}`)
+	noReply(t, b, 100*time.Millisecond)
+	a.call(`{"execute":"guest-ping"}`, nil) // the served client is unaffected
+	a.c.Close()
+	if l := b.mustLine(); l != "{\"return\": 7}\n" {
+		t.Errorf("first queued request: %q", l)
+	}
+	if l := b.mustLine(); l != "{\"return\": 8}\n" {
+		t.Errorf("second queued request: %q", l)
+	}
+	b.call(`{"execute":"guest-ping"}`, nil)
 }
 
 func TestShutdownModes(t *testing.T) {
