@@ -153,13 +153,26 @@ func isQuery(cmd string) bool {
 	return false
 }
 
-// checkCommands is Check over an explicit command list.
+// checkCommands is Check over an explicit command list. A missing command
+// comes first: thawing would not bring it. While the guest is frozen the
+// agent refuses all but a few commands, and the guest-info it answers then
+// lists those as disabled, so the freeze, not the guest's admin, is the
+// reason to give.
 func checkCommands(g *Guest, cmds ...string) string {
 	for _, c := range cmds {
-		present, enabled := g.Capability(c)
-		switch {
-		case !present:
+		if present, _ := g.Capability(c); !present {
 			return fmt.Sprintf("agent lacks %s", c)
+		}
+	}
+	frozen := g.Freeze == agentclient.Frozen || g.State == Frozen
+	for _, c := range cmds {
+		_, enabled := g.Capability(c)
+		switch {
+		case frozen && c == "guest-fsfreeze-freeze":
+			// The agent refuses a second freeze; Run reports the guest as
+			// already frozen, which is what was asked.
+		case frozen && !agentclient.AllowedWhileFrozen(c):
+			return "guest is frozen: thaw it first"
 		case !enabled:
 			return fmt.Sprintf("%s is disabled on this guest", c)
 		}

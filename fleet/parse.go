@@ -189,7 +189,8 @@ func (a Action) String() string {
 }
 
 // Check returns "" when g can run the action, else why it is skipped: the
-// agent lacks one of its commands or the guest admin disabled it.
+// agent lacks one of its commands, the guest is frozen (the agent refuses
+// the command until thawed), or the guest admin disabled it.
 func (a Action) Check(g *Guest) (skip string) {
 	if g == nil {
 		return "unknown guest"

@@ -394,14 +394,16 @@ func TestReadonly(t *testing.T) {
 }
 
 func TestSkippedGreyed(t *testing.T) {
-	// vm-00007 has guest-set-time disabled.
+	// vm-00007 has guest-set-time disabled; vm-00003 is frozen (its agent
+	// refuses guest-set-time until thawed).
 	m, src := newTestModel(10, 120, 30, Options{})
 	m = press(t, m, "ctrl+a", "C")
 	eq(t, "settime ran", len(src.runs), 1)
-	eq(t, "on all but vm-00000 and vm-00007", len(src.runs[0].names), 8)
+	eq(t, "on all but vm-00000, vm-00003 and vm-00007", len(src.runs[0].names), 7)
 	eq(t, "vm-00007 skipped", m.rowStatus["vm-00007"], rowSkipped)
+	eq(t, "vm-00003 skipped", m.rowStatus["vm-00003"], rowSkipped)
 	ok, failed, skipped := tally(m.events[0].results)
-	eq(t, "tally", [3]int{ok, failed, skipped}, [3]int{8, 0, 2})
+	eq(t, "tally", [3]int{ok, failed, skipped}, [3]int{7, 0, 3})
 
 	// The cursor guest alone, disabled: nothing is sent.
 	m, src = newTestModel(10, 120, 30, Options{})

@@ -396,6 +396,37 @@ func TestRunJSONShape(t *testing.T) {
 	}
 }
 
+// On a frozen guest, run says the guest is frozen, not that the command is
+// disabled (its agent lists the commands it refuses while frozen as
+// disabled), and a second freeze is "already frozen".
+func TestRunOnFrozenGuest(t *testing.T) {
+	farm, cfg := simFarm(t, 1)
+	if r := gd(t, 20*time.Second, "-c", cfg, "run", "--yes", "freeze", "s0"); r.code != 0 || !farm.Guests()[0].Frozen() {
+		t.Fatalf("freeze: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { gd(t, 20*time.Second, "-c", cfg, "run", "thaw", "s0") })
+	opens := farm.Guests()[0].Calls("guest-file-open")
+	r := gd(t, 20*time.Second, "-c", cfg, "run", "--json", "read", "/etc/hostname", "s0")
+	var res []runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res) != 1 {
+		t.Fatalf("run read: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	if x := res[0]; !x.Skipped || !strings.Contains(x.Error, "frozen") || strings.Contains(x.Error, "disabled") {
+		t.Errorf("run read on a frozen guest: %+v, want skipped saying it is frozen", x)
+	}
+	if n := farm.Guests()[0].Calls("guest-file-open"); n != opens {
+		t.Errorf("run read on a frozen guest sent guest-file-open")
+	}
+	r = gd(t, 20*time.Second, "-c", cfg, "run", "--json", "--yes", "freeze", "s0")
+	res = nil
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res) != 1 {
+		t.Fatalf("second freeze: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	if x := res[0]; !x.OK || x.Result != "already frozen" {
+		t.Errorf("second freeze: %+v, want ok, already frozen", x)
+	}
+}
+
 func TestFreezeNeedsYesOrHold(t *testing.T) {
 	farm, cfg := simFarm(t, 1)
 	r := gd(t, 20*time.Second, "-c", cfg, "run", "freeze", "s0")
