@@ -97,6 +97,10 @@ func (c *Client) Transport() Transport { return c.t }
 
 // call runs one command and decodes its return value into out (if non-nil).
 func (c *Client) call(ctx context.Context, name string, args, out any) error {
+	if s, ok := c.t.(*Stream); ok {
+		// One parse of the reply, straight into out.
+		return s.callInto(ctx, name, args, out)
+	}
 	raw, err := c.t.Call(ctx, name, args)
 	if err != nil {
 		return err

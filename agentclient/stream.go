@@ -161,7 +161,11 @@ func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, erro
 		return nil, &OpError{Addr: name, Err: fmt.Errorf("connect: %w", dialError(ctx, err))}
 	}
 	s := newStream(name, conn, opts...)
-	if err := s.syncLocked(ctx); err != nil {
+	disarm := s.arm(ctx)
+	err = s.syncLocked(ctx)
+	disarm()
+	s.releaseBuffers()
+	if err != nil {
 		s.Close()
 		return nil, &OpError{Addr: name, Command: "guest-sync-delimited", Err: err}
 	}
@@ -223,57 +227,70 @@ func NewStream(addr string, conn net.Conn, opts ...Option) *Stream {
 // qemu-ga echoes) and resynchronises after any client-side timeout, so a late
 // reply is never handed to a later call. It does not redial: after the
 // connection drops every call fails with ErrConnLost.
+//
+// The caller's goroutine reads its own reply, with the connection's
+// deadlines taken from its context: no reader goroutine, no hand-over per
+// reply, and nothing is read (or buffered here) while no call is waiting.
 type Stream struct {
 	addr string
 	conn net.Conn
 	opts streamOptions
 
-	sem     chan struct{} // one request in flight
-	events  chan event    // lines from the reader goroutine
-	done    chan struct{} // closed when the reader has stopped
-	readErr error         // why the reader stopped; set before done closes
-	closing chan struct{}
-	closed  atomic.Bool
-	once    sync.Once
+	sem    chan struct{} // one request in flight
+	closed atomic.Bool
+	once   sync.Once
 
-	// writeMu guards writeGen, which stops a late context.AfterFunc from
-	// poisoning a later write's deadline.
-	writeMu  sync.Mutex
-	writeGen uint64
+	// dlMu guards the connection's deadlines against a context's AfterFunc
+	// that fires late: armGen tells the current call's watcher from an old
+	// one, and cancelled keeps a cancelled call's deadline in the past.
+	dlMu      sync.Mutex
+	armGen    uint64
+	cancelled bool
 
 	// Guarded by sem.
 	needSync bool   // the next call must resync first
 	echoIDs  bool   // the agent echoes request ids: match on them
 	tag      string // per-stream random id prefix
 	seq      uint64
+	reqBuf   []byte // the last request line, reused
+	readErr  error  // why the connection can no longer be read; sticky
+
+	// The reader's state, guarded by sem. rbuf[rpos:rend] is read but not
+	// yet taken; rbuf comes from a pool and goes back once it is drained, so
+	// an idle stream holds no buffer.
+	rbuf       []byte
+	rpos, rend int
+	line       []byte // a line that spans reads
+	dropLine   bool   // line held a small line: let it go after the call
+	skipping   bool   // discarding the rest of an oversized line
 }
 
 // event is one unit from the reader: a reply line, the 0xFF sentinel, or a
-// line that was cut because it exceeded the limit.
+// line that was cut because it exceeded the limit. A line is valid until
+// the next read.
 type event struct {
 	line     []byte
 	sentinel bool
 	tooLarge bool
 }
 
+// readBufs recycles read buffers between calls: a fleet of thousands of
+// mostly idle sessions then holds buffers only for the calls in flight.
+var readBufs sync.Pool
+
 func newStream(addr string, conn net.Conn, opts ...Option) *Stream {
 	o := streamOptions{maxReply: DefaultMaxReply, grace: DefaultShutdownGrace, readBuf: 64 << 10}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &Stream{
+	return &Stream{
 		addr:     addr,
 		conn:     conn,
 		opts:     o,
 		sem:      make(chan struct{}, 1),
-		events:   make(chan event),
-		done:     make(chan struct{}),
-		closing:  make(chan struct{}),
 		needSync: true,
 		tag:      "gd" + strconv.FormatUint(rand.Uint64()>>16, 36),
 	}
-	go s.readLoop()
-	return s
 }
 
 var _ Transport = (*Stream)(nil)
@@ -286,88 +303,39 @@ func (s *Stream) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.closed.Store(true)
-		close(s.closing)
 		err = s.conn.Close()
 	})
 	return err
 }
 
-// readLoop splits the byte stream into lines at '\n' and at the 0xFF
-// sentinel, never holding more than one line over the limit's size. It hands
-// lines over one at a time (unbuffered), so memory stays bounded even when
-// nobody is asking.
-func (s *Stream) readLoop() {
-	defer close(s.done)
-	buf := make([]byte, s.opts.readBuf)
-	// line is reused across replies and each emitted line is an exact-size
-	// copy: a 1 MiB file chunk then costs one allocation instead of the dozen
-	// a growing slice makes. A big buffer is kept only while big replies
-	// keep coming (a file transfer); the next small reply lets it go, so
-	// thousands of idle sessions hold little.
-	var line []byte
-	skipping := false // discarding the rest of an oversized line
-	send := func(ev event) bool {
-		select {
-		case s.events <- ev:
-			return true
-		case <-s.closing:
-			return false
-		}
-	}
-	for {
-		n, err := s.conn.Read(buf)
-		chunk := buf[:n]
-		for len(chunk) > 0 {
-			i := bytes.IndexByte(chunk, '\n')
-			j := bytes.IndexByte(chunk, 0xFF)
-			end, sentinel := i, false
-			if j >= 0 && (i < 0 || j < i) {
-				end, sentinel = j, true
-			}
-			part := chunk
-			if end >= 0 {
-				part = chunk[:end]
-			}
-			if !skipping {
-				if len(line)+len(part) > s.opts.maxReply {
-					skipping = true
-					line = line[:0]
-					if !send(event{tooLarge: true}) {
-						return
-					}
-				} else {
-					line = append(line, part...)
-				}
-			}
-			if end < 0 {
-				break
-			}
-			chunk = chunk[end+1:]
-			if !skipping && len(bytes.TrimSpace(line)) > 0 {
-				if !send(event{line: bytes.Clone(line)}) {
-					return
-				}
-			}
-			if cap(line) > 64<<10 && len(line) < 64<<10 {
-				line = nil
-			}
-			line, skipping = line[:0], false
-			if sentinel && !send(event{sentinel: true}) {
-				return
-			}
-		}
-		if err != nil {
-			s.readErr = err
-			return
-		}
-	}
-}
-
 // Call sends one command and returns its "return" value. See Transport.
 func (s *Stream) Call(ctx context.Context, name string, args any) (json.RawMessage, error) {
+	return s.roundTrip(ctx, name, args, nil)
+}
+
+// callInto is Call decoding the return value straight into out (when
+// non-nil) from the read buffer, without copying it first. Client uses it.
+func (s *Stream) callInto(ctx context.Context, name string, args, out any) error {
+	_, err := s.roundTrip(ctx, name, args, out)
+	return err
+}
+
+func (s *Stream) roundTrip(ctx context.Context, name string, args, out any) (json.RawMessage, error) {
 	start := time.Now()
+	if s.closed.Load() {
+		return nil, &OpError{Addr: s.addr, Command: name, Err: ErrClosed}
+	}
+	if ctx.Err() != nil {
+		return nil, &OpError{Addr: s.addr, Command: name, Err: ctxError(ctx)}
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &OpError{Addr: s.addr, Command: name, Err: ctxError(ctx)}
+	}
+	defer func() { <-s.sem }()
 	var rec LogRecord
-	ret, err := s.call(ctx, name, args, &rec)
+	ret, err := s.call(ctx, name, args, out, &rec)
 	if err != nil {
 		err = &OpError{Addr: s.addr, Command: name, Err: err}
 	}
@@ -375,84 +343,117 @@ func (s *Stream) Call(ctx context.Context, name string, args any) (json.RawMessa
 		rec.Addr, rec.Command, rec.Err, rec.Start, rec.Duration = s.addr, name, err, start, time.Since(start)
 		s.opts.log(rec)
 	}
+	s.releaseBuffers() // after the log: rec.Reply points into them
 	if err != nil {
 		return nil, err
 	}
 	return ret, nil
 }
 
-func (s *Stream) call(ctx context.Context, name string, args any, rec *LogRecord) (json.RawMessage, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, ctxError(ctx)
-	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctxError(ctx)
-	}
-	defer func() { <-s.sem }()
-
+// call runs one command. Holds sem.
+func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogRecord) (json.RawMessage, error) {
 	if err := s.deadErr(); err != nil {
 		return nil, err
 	}
 	s.seq++
-	id := s.tag + "-" + strconv.FormatUint(s.seq, 10)
-	req, err := json.Marshal(request{Execute: name, Arguments: args, ID: id})
+	req, id, err := s.encodeRequest(name, args)
 	if err != nil {
-		return nil, fmt.Errorf("encode arguments: %w", err)
+		return nil, err
 	}
-	rec.Request = req
+	rec.Request = req[:len(req)-1]
+	disarm := s.arm(ctx)
+	defer disarm()
 	if s.needSync {
 		if err := s.syncLocked(ctx); err != nil {
 			return nil, fmt.Errorf("resync: %w", err)
 		}
 	}
-	if err := s.write(ctx, append(req, '\n')); err != nil {
+	if err := s.write(ctx, req); err != nil {
 		return nil, err
 	}
 	if !SuccessResponse(name) {
 		return nil, s.awaitAccepted(ctx, id, rec)
 	}
-	return s.awaitReply(ctx, id, rec)
+	ret, err := s.awaitReply(ctx, id, rec)
+	if err != nil {
+		return nil, err
+	}
+	if out != nil {
+		if err := json.Unmarshal(ret, out); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return nil, nil
+	}
+	if !json.Valid(ret) {
+		return nil, fmt.Errorf("%w: invalid return value %s", ErrMalformed, sample(ret))
+	}
+	return bytes.Clone(ret), nil // ret points into the read buffer
 }
 
+// encodeRequest writes the request line for name (newline included) into
+// the stream's request buffer, tagged with the id of s.seq, and returns it
+// and the id. Both stay valid until the next call. Holds sem.
+func (s *Stream) encodeRequest(name string, args any) (req, id []byte, err error) {
+	b := append(s.reqBuf[:0], `{"execute":`...)
+	b = appendJSONString(b, name)
+	if args != nil {
+		a, err := json.Marshal(args)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode arguments: %w", err)
+		}
+		b = append(append(b, `,"arguments":`...), a...)
+	}
+	b = append(b, `,"id":"`...)
+	i := len(b)
+	b = strconv.AppendUint(append(append(b, s.tag...), '-'), s.seq, 10)
+	j := len(b)
+	b = append(b, "\"}\n"...)
+	// Keep a small buffer for the next call; a big one (a file write) goes.
+	if cap(b) <= 1<<10 {
+		s.reqBuf = b
+	} else {
+		s.reqBuf = nil
+	}
+	return b, b[i:j], nil
+}
+
+// appendJSONString appends v as a JSON string; command names need no
+// escaping, anything else goes through encoding/json.
+func appendJSONString(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			q, _ := json.Marshal(v)
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), v...), '"')
+}
+
+// request is the sync request; calls encode theirs by hand (encodeRequest).
 type request struct {
 	Execute   string `json:"execute"`
 	Arguments any    `json:"arguments,omitempty"`
 	ID        string `json:"id"`
 }
 
+// reply is a parsed reply line; ret and id are slices of the line.
 type reply struct {
-	Return lineRef         `json:"return"`
-	Error  *Error          `json:"error"`
-	ID     json.RawMessage `json:"id"`
+	ret []byte // nil if the reply is an error
+	err *Error
+	id  []byte
 }
 
-// lineRef keeps a reference into the reply line instead of copying it:
-// json.Unmarshal hands UnmarshalJSON a slice of its input, and each line is
-// a fresh buffer that nothing else writes, so holding on to it is safe and
-// saves a copy of every (up to 90 MB) return value.
-type lineRef []byte
-
-func (r *lineRef) UnmarshalJSON(b []byte) error {
-	*r = b
-	return nil
-}
-
-// deadErr reports why the stream can no longer carry calls, or nil.
+// deadErr reports why the stream can no longer carry calls, or nil. Holds
+// sem.
 func (s *Stream) deadErr() error {
-	select {
-	case <-s.done:
-	default:
-		return nil
-	}
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	return fmt.Errorf("%w: %v", ErrConnLost, s.readErr)
+	if s.readErr != nil {
+		return fmt.Errorf("%w: %v", ErrConnLost, s.readErr)
+	}
+	return nil
 }
 
 func ctxError(ctx context.Context) error {
@@ -462,28 +463,47 @@ func ctxError(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// write sends b, giving up when ctx ends. A write cut short leaves a partial
-// request on the wire, so the next call resyncs (0xFF resets the agent's
-// parser).
-func (s *Stream) write(ctx context.Context, b []byte) error {
-	s.writeMu.Lock()
-	s.writeGen++
-	gen := s.writeGen
+// arm bounds the connection's reads and writes by ctx for one call: its
+// deadline becomes the connection's, and a cancellation moves that into the
+// past. The returned func disarms. Holds sem.
+func (s *Stream) arm(ctx context.Context) (disarm func()) {
 	dl, _ := ctx.Deadline()
-	s.conn.SetWriteDeadline(dl)
-	s.writeMu.Unlock()
+	s.dlMu.Lock()
+	s.armGen++
+	gen := s.armGen
+	s.cancelled = false
+	s.conn.SetDeadline(dl)
+	s.dlMu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
-		s.writeMu.Lock()
-		if s.writeGen == gen {
-			s.conn.SetWriteDeadline(time.Unix(1, 0))
+		s.dlMu.Lock()
+		if s.armGen == gen {
+			s.cancelled = true
+			s.conn.SetDeadline(time.Unix(1, 0))
 		}
-		s.writeMu.Unlock()
+		s.dlMu.Unlock()
 	})
+	return func() {
+		stop()
+		s.dlMu.Lock()
+		s.armGen++
+		s.dlMu.Unlock()
+	}
+}
+
+// setReadDeadline moves the read deadline, unless the call was cancelled.
+func (s *Stream) setReadDeadline(t time.Time) {
+	s.dlMu.Lock()
+	if !s.cancelled {
+		s.conn.SetReadDeadline(t)
+	}
+	s.dlMu.Unlock()
+}
+
+// write sends b within the armed deadline. A write cut short leaves a
+// partial request on the wire, so the next call resyncs (0xFF resets the
+// agent's parser).
+func (s *Stream) write(ctx context.Context, b []byte) error {
 	_, err := s.conn.Write(b)
-	stop()
-	s.writeMu.Lock()
-	s.writeGen++
-	s.writeMu.Unlock()
 	if err == nil {
 		return nil
 	}
@@ -501,34 +521,150 @@ func (s *Stream) write(ctx context.Context, b []byte) error {
 	return fmt.Errorf("%w: %v", ErrConnLost, err)
 }
 
-// next returns the reader's next event, or why there is none.
+// next returns the next event from the connection, reading as needed
+// within the armed deadline. Holds sem.
 func (s *Stream) next(ctx context.Context) (event, error) {
-	select {
-	case ev := <-s.events:
-		return ev, nil
-	case <-s.done:
-		return event{}, s.deadErr()
-	case <-ctx.Done():
-		s.needSync = true
-		return event{}, ctxError(ctx)
+	for {
+		if ev, ok := s.scan(); ok {
+			return ev, nil
+		}
+		if err := s.fill(ctx); err != nil {
+			return event{}, err
+		}
 	}
 }
 
-// parseReply decodes one line as a reply. Noise before the first '{' (a
-// serial channel's junk) is tolerated; anything else is malformed.
-func parseReply(line []byte) (*reply, error) {
+// fill reads more bytes; scan has taken everything buffered before.
+func (s *Stream) fill(ctx context.Context) error {
+	if s.readErr != nil {
+		return s.deadErr()
+	}
+	if s.rbuf == nil {
+		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) >= s.opts.readBuf {
+			s.rbuf = (*b)[:cap(*b)]
+		} else {
+			s.rbuf = make([]byte, s.opts.readBuf)
+		}
+	}
+	n, err := s.conn.Read(s.rbuf)
+	s.rpos, s.rend = 0, n
+	if err == nil || n > 0 {
+		return nil // take the bytes first: a lasting error comes back
+	}
+	switch {
+	case s.closed.Load():
+		return ErrClosed
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.needSync = true
+		if ctx.Err() != nil {
+			return ctxError(ctx)
+		}
+		return errDeadline
+	}
+	s.readErr = err
+	return s.deadErr()
+}
+
+// errDeadline is a read deadline that passed before ctx ended: ctx's own
+// deadline a hair early (a timeout), or awaitAccepted's grace period.
+var errDeadline = ErrTimeout
+
+// scan takes the next event from the buffered bytes if one is complete,
+// splitting lines at '\n' and at the 0xFF sentinel and never holding more
+// than one line over the limit's size.
+func (s *Stream) scan() (event, bool) {
+	for s.rpos < s.rend {
+		chunk := s.rbuf[s.rpos:s.rend]
+		if chunk[0] == 0xFF && len(s.line) == 0 && !s.skipping {
+			s.rpos++
+			return event{sentinel: true}, true
+		}
+		end := bytes.IndexByte(chunk, '\n')
+		lim := chunk
+		if end >= 0 {
+			lim = chunk[:end]
+		}
+		if j := bytes.IndexByte(lim, 0xFF); j >= 0 {
+			end = j
+		}
+		part := chunk
+		if end >= 0 {
+			part = chunk[:end]
+		}
+		if !s.skipping && len(s.line)+len(part) > s.opts.maxReply {
+			s.skipping = true
+			s.line = s.line[:0]
+			return event{tooLarge: true}, true
+		}
+		if end < 0 {
+			if !s.skipping {
+				s.line = append(s.line, part...)
+			}
+			s.rpos = s.rend
+			return event{}, false
+		}
+		// Take the line and a '\n'; a 0xFF stays for the sentinel above.
+		s.rpos += end
+		if chunk[end] == '\n' {
+			s.rpos++
+		}
+		if s.skipping {
+			s.skipping = false
+			continue
+		}
+		ln := part
+		if len(s.line) > 0 {
+			s.line = append(s.line, part...)
+			ln = s.line
+			// A big buffer is kept only while big replies keep coming (a
+			// file transfer): a 1 MiB chunk then costs no allocation.
+			s.line = s.line[:0]
+		}
+		s.dropLine = len(ln) < 64<<10
+		if len(bytes.TrimSpace(ln)) == 0 {
+			continue
+		}
+		return event{line: ln}, true
+	}
+	return event{}, false
+}
+
+// releaseBuffers gives the read buffer back once drained. Holds sem.
+func (s *Stream) releaseBuffers() {
+	if s.rbuf != nil && s.rpos == s.rend {
+		b := s.rbuf[:0]
+		readBufs.Put(&b)
+		s.rbuf, s.rpos, s.rend = nil, 0, 0
+	}
+	if s.dropLine && len(s.line) == 0 {
+		s.line, s.dropLine = nil, false
+	}
+}
+
+// parseReply splits one line into a reply. Noise before the first '{' (a
+// serial channel's junk) is tolerated; anything else is malformed. The
+// return value is delimited, not validated: its decoder validates it.
+func parseReply(line []byte) (reply, error) {
 	line = bytes.TrimSpace(line)
 	if i := bytes.IndexByte(line, '{'); i > 0 {
 		line = line[i:]
 	}
-	var r reply
-	if err := json.Unmarshal(line, &r); err != nil {
-		return nil, fmt.Errorf("%w: %v in %s", ErrMalformed, err, sample(line))
+	env, err := scanEnvelope(line)
+	if err != nil {
+		return reply{}, fmt.Errorf("%w: %v in %s", ErrMalformed, err, sample(line))
 	}
-	if r.Error == nil && r.Return == nil {
-		return nil, fmt.Errorf("%w: neither \"return\" nor \"error\" in %s", ErrMalformed, sample(line))
+	r := reply{ret: env.ret, id: env.id}
+	if env.errRaw != nil {
+		var e Error
+		if err := json.Unmarshal(env.errRaw, &e); err != nil {
+			return reply{}, fmt.Errorf("%w: %v in %s", ErrMalformed, err, sample(line))
+		}
+		r.err = &e
 	}
-	return &r, nil
+	if r.err == nil && r.ret == nil {
+		return reply{}, fmt.Errorf("%w: neither \"return\" nor \"error\" in %s", ErrMalformed, sample(line))
+	}
+	return r, nil
 }
 
 // sample quotes the start of b for an error message.
@@ -543,20 +679,17 @@ func sample(b []byte) string {
 // matches reports whether r answers the request tagged id. Agents that echo
 // ids (qemu-ga does) are matched exactly; for the rest the resync guarantees
 // that the next reply is ours.
-func (s *Stream) matches(r *reply, id string) bool {
-	if !s.echoIDs {
-		return true
-	}
-	var got string
-	return json.Unmarshal(r.ID, &got) == nil && got == id
+func (s *Stream) matches(r *reply, id []byte) bool {
+	return !s.echoIDs || idIs(r.id, id)
 }
 
 // awaitReply reads until the reply to request id. With an agent that echoes
 // ids, a line that does not parse cannot be the reply (its id is unreadable),
 // so it is skipped as channel noise; the call then still gets its answer, or
 // fails at its deadline with ErrMalformed (and ErrTimeout). Without ids the
-// noise might be the reply itself, so it fails the call at once.
-func (s *Stream) awaitReply(ctx context.Context, id string, rec *LogRecord) (json.RawMessage, error) {
+// noise might be the reply itself, so it fails the call at once. The return
+// value points into the read buffer.
+func (s *Stream) awaitReply(ctx context.Context, id []byte, rec *LogRecord) ([]byte, error) {
 	var noise error
 	for {
 		ev, err := s.next(ctx)
@@ -584,69 +717,72 @@ func (s *Stream) awaitReply(ctx context.Context, id string, rec *LogRecord) (jso
 			}
 			return nil, err
 		}
-		if !s.matches(r, id) {
+		if !s.matches(&r, id) {
 			continue // stale: the answer to a request that timed out
 		}
 		rec.Reply = ev.line
-		if r.Error != nil {
-			return nil, r.Error
+		if r.err != nil {
+			return nil, r.err
 		}
-		return json.RawMessage(r.Return), nil
+		return r.ret, nil
 	}
 }
 
 // awaitAccepted waits for the verdict on a command that replies nothing on
 // success: EOF (the guest is going away) or silence for the grace period mean
 // accepted; an error reply is returned.
-func (s *Stream) awaitAccepted(ctx context.Context, id string, rec *LogRecord) error {
-	t := time.NewTimer(s.opts.grace)
-	defer t.Stop()
+func (s *Stream) awaitAccepted(ctx context.Context, id []byte, rec *LogRecord) error {
+	grace := time.Now().Add(s.opts.grace)
+	graceSet := false
+	if dl, ok := ctx.Deadline(); !ok || grace.Before(dl) {
+		s.setReadDeadline(grace)
+		graceSet = true
+	}
 	for {
-		select {
-		case ev := <-s.events:
-			if ev.sentinel {
-				continue
-			}
-			if ev.tooLarge {
-				s.needSync = true
-				return fmt.Errorf("%w: a reply exceeded %d bytes", ErrTooLarge, s.opts.maxReply)
-			}
-			r, err := parseReply(ev.line)
-			if err != nil {
-				s.needSync = true
-				if s.echoIDs {
-					continue // noise: see awaitReply
-				}
-				return err
-			}
-			if !s.matches(r, id) {
-				continue
-			}
-			rec.Reply = ev.line
-			if r.Error != nil {
-				return r.Error
-			}
+		ev, err := s.next(ctx)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrClosed):
+			return ErrClosed
+		case IsConnLost(err):
+			return nil // EOF: the guest is going away
+		case err == errDeadline && graceSet && ctx.Err() == nil:
+			// The grace period passed. An error could still come later;
+			// the resync (next's deadline set needSync) makes sure nobody
+			// mistakes it for their reply.
 			return nil
-		case <-s.done:
-			if s.closed.Load() {
-				return ErrClosed
-			}
-			return nil
-		case <-t.C:
-			// An error could still come later; make sure nobody mistakes it
-			// for their reply.
-			s.needSync = true
-			return nil
-		case <-ctx.Done():
-			s.needSync = true
-			return ctxError(ctx)
+		default:
+			return err
 		}
+		if ev.sentinel {
+			continue
+		}
+		if ev.tooLarge {
+			s.needSync = true
+			return fmt.Errorf("%w: a reply exceeded %d bytes", ErrTooLarge, s.opts.maxReply)
+		}
+		r, err := parseReply(ev.line)
+		if err != nil {
+			s.needSync = true
+			if s.echoIDs {
+				continue // noise: see awaitReply
+			}
+			return err
+		}
+		if !s.matches(&r, id) {
+			continue
+		}
+		rec.Reply = ev.line
+		if r.err != nil {
+			return r.err
+		}
+		return nil
 	}
 }
 
 // syncLocked sends 0xFF and guest-sync-delimited with a fresh id and drops
-// everything until the matching reply. The caller holds sem (or owns the
-// stream exclusively, as DialStream does).
+// everything until the matching reply. The caller holds sem and has armed
+// ctx (or owns the stream exclusively, as DialStream does).
 func (s *Stream) syncLocked(ctx context.Context) error {
 	n := rand.Int64N(1<<53) + 1
 	s.seq++
@@ -697,11 +833,10 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 			}
 			continue
 		}
-		if r.Error != nil || !sameNumber(r.Return, n) {
+		if r.err != nil || !sameNumber(r.ret, n) {
 			continue // stale, or the agent's parse error for the 0xFF byte
 		}
-		var got string
-		s.echoIDs = json.Unmarshal(r.ID, &got) == nil && got == tag
+		s.echoIDs = idIs(r.id, []byte(tag))
 		s.needSync = false
 		return nil
 	}
