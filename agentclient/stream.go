@@ -394,27 +394,43 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 // the stream's request buffer, tagged with the id of s.seq, and returns it
 // and the id. Both stay valid until the next call. Holds sem.
 func (s *Stream) encodeRequest(name string, args any) (req, id []byte, err error) {
-	b := append(s.reqBuf[:0], `{"execute":`...)
-	b = appendJSONString(b, name)
+	b, i, j, err := s.appendRequest(s.reqBuf[:0], name, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.keepReqBuf(b)
+	return b, b[i:j], nil
+}
+
+// appendRequest appends the request line for name, tagged with the id of
+// s.seq, and says where the id is. Holds sem.
+func (s *Stream) appendRequest(b []byte, name string, args any) (out []byte, idStart, idEnd int, err error) {
+	var a []byte
 	if args != nil {
-		a, err := json.Marshal(args)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode arguments: %w", err)
+		if a, err = json.Marshal(args); err != nil {
+			return b, 0, 0, fmt.Errorf("encode arguments: %w", err)
 		}
+	}
+	b = append(b, `{"execute":`...)
+	b = appendJSONString(b, name)
+	if a != nil {
 		b = append(append(b, `,"arguments":`...), a...)
 	}
 	b = append(b, `,"id":"`...)
-	i := len(b)
+	idStart = len(b)
 	b = strconv.AppendUint(append(append(b, s.tag...), '-'), s.seq, 10)
-	j := len(b)
-	b = append(b, "\"}\n"...)
-	// Keep a small buffer for the next call; a big one (a file write) goes.
+	idEnd = len(b)
+	return append(b, "\"}\n"...), idStart, idEnd, nil
+}
+
+// keepReqBuf keeps a small request buffer for the next call; a big one (a
+// file write) goes.
+func (s *Stream) keepReqBuf(b []byte) {
 	if cap(b) <= 1<<10 {
 		s.reqBuf = b
 	} else {
 		s.reqBuf = nil
 	}
-	return b, b[i:j], nil
 }
 
 // appendJSONString appends v as a JSON string; command names need no

@@ -44,6 +44,30 @@ func do[T any](c *callAgent, ctx context.Context, cmd string, req any, fn func(c
 	return v, err
 }
 
+// stream is the agent's stream transport when it has one (a socket agent,
+// not libvirt or a test's fake): only then are batches worth sending.
+func (c *callAgent) stream() *agentclient.Stream {
+	if cl, ok := c.a.(*agentclient.Client); ok {
+		st, _ := cl.Transport().(*agentclient.Stream)
+		return st
+	}
+	return nil
+}
+
+// batch runs calls pipelined on st, bounded by one timeout (they travel
+// together) and logged like single calls.
+func (c *callAgent) batch(ctx context.Context, st *agentclient.Stream, calls []agentclient.BatchCall) {
+	ctx, cancel := context.WithTimeout(ctx, c.s.f.opts.Timeout)
+	defer cancel()
+	t0 := time.Now()
+	st.Batch(ctx, calls)
+	if !c.hooked {
+		for _, bc := range calls {
+			c.s.logCall(t0, bc.Name, nil, bc.Out, bc.Err)
+		}
+	}
+}
+
 func do0(c *callAgent, ctx context.Context, cmd string, req any, fn func(ctx context.Context) error) error {
 	_, err := do(c, ctx, cmd, req, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
 	return err

@@ -340,7 +340,18 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		// Only ping, info, sync, fsfreeze-status and thaw are allowed now.
 		return s.apply(r)
 	}
+	batched := false
 	if timeOK {
+		var fatal error
+		if batched, fatal = s.pollLive(ctx, g, r); fatal != nil {
+			s.failed(ctx, fatal, true)
+			return fatal
+		}
+		if r.frozenSeen {
+			return s.apply(r)
+		}
+	}
+	if timeOK && !batched {
 		t0 := time.Now()
 		ns, err := a.Time(ctx)
 		if ok, fatal := s.item(r, "guest-get-time", err); fatal != nil {
@@ -360,9 +371,12 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		cmd string
 		run func() error
 	}
-	steps := []step{
-		{"guest-network-get-interfaces", func() (err error) { r.ifaces, err = a.Interfaces(ctx); r.ifacesOK = err == nil; return }},
-		{"guest-get-vcpus", func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }},
+	var steps []step
+	if !batched {
+		steps = append(steps,
+			step{"guest-network-get-interfaces", func() (err error) { r.ifaces, err = a.Interfaces(ctx); r.ifacesOK = err == nil; return }},
+			step{"guest-get-vcpus", func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }},
+		)
 	}
 	if r.slow {
 		steps = append(steps,
@@ -386,6 +400,55 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		}
 	}
 	return s.apply(r)
+}
+
+// pollLive asks the live items (time, interfaces, vCPUs) in one pipelined
+// batch when the connection can take one (agentclient.Stream.Batch): one
+// write and one wake-up instead of three round trips. batched is false when
+// it cannot, and the caller asks them one by one. Holds sem; the time is
+// usable.
+func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batched bool, fatal error) {
+	st := s.agent.stream()
+	if st == nil {
+		return false, nil
+	}
+	var ns int64
+	var buf [3]agentclient.BatchCall
+	calls := append(buf[:0], agentclient.BatchCall{Name: "guest-get-time", Out: &ns})
+	if s.usable(g, r, "guest-network-get-interfaces") {
+		calls = append(calls, agentclient.BatchCall{Name: "guest-network-get-interfaces", Out: &r.ifaces})
+	}
+	if s.usable(g, r, "guest-get-vcpus") {
+		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpus})
+	}
+	t0 := time.Now()
+	s.agent.batch(ctx, st, calls)
+	for _, c := range calls {
+		ok, fatal := s.item(r, c.Name, c.Err)
+		if fatal != nil {
+			return true, fatal
+		}
+		switch c.Name {
+		case "guest-get-time":
+			if ok {
+				// The time is asked first, so its reply times a round trip.
+				r.rtt, r.rttOK = c.Duration, true
+				r.skew, r.skewOK = time.Unix(0, ns).Sub(t0.Add(c.Duration/2)), true
+				r.freeze = agentclient.Thawed
+			}
+		case "guest-network-get-interfaces":
+			r.ifacesOK = ok
+		case "guest-get-vcpus":
+			r.vcpusOK = ok
+		}
+	}
+	if !r.ifacesOK {
+		r.ifaces = nil
+	}
+	if !r.vcpusOK {
+		r.vcpus = nil
+	}
+	return true, nil
 }
 
 // apply publishes a completed poll.

@@ -1,0 +1,173 @@
+package agentclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// BatchCall is one command of a Stream.Batch.
+type BatchCall struct {
+	Name string // a command that replies on success (see SuccessResponse)
+	Args any    // as for Call
+	Out  any    // the return value is decoded into Out when non-nil
+
+	// Set by Batch.
+	Err      error         // the command's outcome (an *OpError, like Call's)
+	Duration time.Duration // from sending the command to its reply
+}
+
+// Batch runs calls in order, as one caller: nobody else's request goes
+// between them. To an agent that echoes request ids (qemu-ga does) they go
+// out in one write, and each reply is matched to its request by id (the
+// agent answers in order), which saves a write, a read and a wake-up per
+// command; to other agents they are sent one at a time. A command that
+// replies nothing on success is always sent on its own. Each command's
+// outcome is in its Err: an agent's refusal fails only its command; a
+// transport failure (timeout, connection lost, garbage) fails the command it
+// hit and every later one, and the next call resyncs as after any timeout.
+// The log hook sees every command, as for Call.
+func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
+	start := time.Now()
+	failFrom := func(from int, err error) {
+		for i := from; i < len(calls); i++ {
+			var rec LogRecord
+			calls[i].Err = s.finish(&rec, calls[i].Name, err, start)
+		}
+	}
+	if len(calls) == 0 {
+		return
+	}
+	if s.closed.Load() {
+		failFrom(0, ErrClosed)
+		return
+	}
+	if ctx.Err() != nil {
+		failFrom(0, ctxError(ctx))
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		failFrom(0, ctxError(ctx))
+		return
+	}
+	defer func() { <-s.sem }()
+	defer s.releaseBuffers()
+
+	if err := s.deadErr(); err != nil {
+		failFrom(0, err)
+		return
+	}
+	if s.needSync {
+		// Sync first: only then is it known whether the agent echoes ids.
+		disarm := s.arm(ctx)
+		err := s.syncLocked(ctx)
+		disarm()
+		if err != nil {
+			failFrom(0, fmt.Errorf("resync: %w", err))
+			return
+		}
+	}
+	pipeline := s.echoIDs && len(calls) > 1
+	for _, c := range calls {
+		pipeline = pipeline && SuccessResponse(c.Name)
+	}
+	if !pipeline {
+		for i := range calls {
+			c := &calls[i]
+			t0 := time.Now()
+			var rec LogRecord
+			_, err := s.call(ctx, c.Name, c.Args, c.Out, &rec)
+			c.Duration = time.Since(t0)
+			c.Err = s.finish(&rec, c.Name, err, t0)
+			if err != nil && isTransportErr(err) {
+				failFrom(i+1, err)
+				return
+			}
+		}
+		return
+	}
+	s.pipelined(ctx, calls, start, failFrom)
+}
+
+// pipelined sends calls in one write and reads their replies in order.
+// Holds sem; the stream is in sync and its agent echoes ids.
+func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Time, failFrom func(int, error)) {
+	type span struct{ req, id [2]int }
+	var spanBuf [8]span
+	spans := spanBuf[:0]
+	b := s.reqBuf[:0]
+	for i := range calls {
+		s.seq++
+		r0 := len(b)
+		nb, i0, i1, err := s.appendRequest(b, calls[i].Name, calls[i].Args)
+		if err != nil {
+			// Not sent: only this command fails.
+			var rec LogRecord
+			calls[i].Err = s.finish(&rec, calls[i].Name, err, start)
+			spans = append(spans, span{})
+			continue
+		}
+		b = nb
+		spans = append(spans, span{req: [2]int{r0, len(b)}, id: [2]int{i0, i1}})
+	}
+	s.keepReqBuf(b)
+	disarm := s.arm(ctx)
+	defer disarm()
+	t0 := time.Now()
+	if err := s.write(ctx, b); err != nil {
+		failFrom(0, err)
+		return
+	}
+	for i, sp := range spans {
+		if sp.req[1] == 0 {
+			continue // not sent
+		}
+		c := &calls[i]
+		rec := LogRecord{Request: b[sp.req[0] : sp.req[1]-1]}
+		ret, err := s.awaitReply(ctx, b[sp.id[0]:sp.id[1]], &rec)
+		c.Duration = time.Since(t0)
+		if err != nil {
+			c.Err = s.finish(&rec, c.Name, err, start)
+			if isTransportErr(err) {
+				s.needSync = true // the later replies are still coming
+				failFrom(i+1, err)
+				return
+			}
+			continue
+		}
+		// Decode now: ret points into the read buffer, which the next
+		// reply may overwrite.
+		switch {
+		case c.Out != nil:
+			if uerr := json.Unmarshal(ret, c.Out); uerr != nil {
+				err = fmt.Errorf("%w: %v", ErrMalformed, uerr)
+			}
+		case !json.Valid(ret):
+			err = fmt.Errorf("%w: invalid return value %s", ErrMalformed, sample(ret))
+		}
+		c.Err = s.finish(&rec, c.Name, err, start)
+	}
+}
+
+// finish wraps a command's error and hands its record to the log hook.
+func (s *Stream) finish(rec *LogRecord, name string, err error, start time.Time) error {
+	if err != nil {
+		err = &OpError{Addr: s.addr, Command: name, Err: err}
+	}
+	if s.opts.log != nil {
+		rec.Addr, rec.Command, rec.Err, rec.Start, rec.Duration = s.addr, name, err, start, time.Since(start)
+		s.opts.log(*rec)
+	}
+	return err
+}
+
+// isTransportErr reports whether err is about the connection rather than
+// the agent's answer to one command.
+func isTransportErr(err error) bool {
+	var ae *Error
+	return !errors.As(err, &ae)
+}

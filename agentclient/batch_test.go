@@ -1,0 +1,99 @@
+package agentclient_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// A batch gets each command its own reply, with or without id echoing; a
+// refusal fails only its command; the log hook sees every command.
+func TestBatch(t *testing.T) {
+	for _, echo := range []bool{true, false} {
+		t.Run(fmt.Sprintf("echo-id=%v", echo), func(t *testing.T) {
+			addr := serveAgent(t, echo, func(c *agentConn, req *wireRequest) bool {
+				switch req.Execute {
+				case "guest-get-time":
+					c.reply(req, "111")
+				case "guest-get-host-name":
+					c.reply(req, `{"host-name":"right"}`)
+				default:
+					c.raw(req, `"error":{"class":"CommandNotFound","desc":"Command `+req.Execute+` has been disabled"}`)
+				}
+				return true
+			})
+			var mu sync.Mutex
+			var logged []string
+			c := dialT(t, addr, agentclient.WithLog(func(r agentclient.LogRecord) {
+				mu.Lock()
+				logged = append(logged, r.Command)
+				mu.Unlock()
+			}))
+			st := c.Transport().(*agentclient.Stream)
+			for round := range 2 {
+				var ns int64
+				var host struct {
+					HostName string `json:"host-name"`
+				}
+				calls := []agentclient.BatchCall{
+					{Name: "guest-get-time", Out: &ns},
+					{Name: "guest-get-vcpus"},
+					{Name: "guest-get-host-name", Out: &host},
+				}
+				st.Batch(ctxFor(t, 5*time.Second), calls)
+				if calls[0].Err != nil || ns != 111 || calls[0].Duration <= 0 {
+					t.Errorf("round %d: time = %d, %v", round, ns, calls[0].Err)
+				}
+				if !agentclient.IsDisabled(calls[1].Err) {
+					t.Errorf("round %d: vcpus: %v, want disabled", round, calls[1].Err)
+				}
+				if calls[2].Err != nil || host.HostName != "right" {
+					t.Errorf("round %d: hostname = %q, %v", round, host.HostName, calls[2].Err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(logged) != 6 {
+				t.Errorf("logged %v, want every command of both batches", logged)
+			}
+		})
+	}
+}
+
+// A batch that times out part-way fails the rest; the late replies never
+// reach a later call.
+func TestBatchTimeout(t *testing.T) {
+	addr := serveAgent(t, true, func(c *agentConn, req *wireRequest) bool {
+		switch req.Execute {
+		case "guest-get-vcpus":
+			time.Sleep(300 * time.Millisecond)
+			c.reply(req, `[{"logical-id":0,"online":true}]`)
+		case "guest-get-host-name":
+			c.reply(req, `{"host-name":"right"}`)
+		default:
+			c.reply(req, "{}")
+		}
+		return true
+	})
+	c := dialT(t, addr)
+	st := c.Transport().(*agentclient.Stream)
+	calls := []agentclient.BatchCall{{Name: "guest-ping"}, {Name: "guest-get-vcpus"}, {Name: "guest-get-host-name"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	start := time.Now()
+	st.Batch(ctx, calls)
+	cancel()
+	within(t, start, 100*time.Millisecond)
+	if calls[0].Err != nil || !agentclient.IsTimeout(calls[1].Err) || !agentclient.IsTimeout(calls[2].Err) {
+		t.Fatalf("errors %v / %v / %v, want ok, timeout, timeout", calls[0].Err, calls[1].Err, calls[2].Err)
+	}
+	for i := range 3 {
+		h, err := c.Hostname(ctxFor(t, 5*time.Second))
+		if err != nil || h != "right" {
+			t.Fatalf("call %d after the timed-out batch = %q, %v", i, h, err)
+		}
+	}
+}
