@@ -143,7 +143,7 @@ func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Ti
 		// reply may overwrite.
 		switch {
 		case c.Out != nil:
-			if uerr := json.Unmarshal(ret, c.Out); uerr != nil {
+			if uerr := decodeReturn(ret, c.Out); uerr != nil {
 				err = fmt.Errorf("%w: %v", ErrMalformed, uerr)
 			}
 		case !json.Valid(ret):

@@ -379,7 +379,7 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 		return nil, err
 	}
 	if out != nil {
-		if err := json.Unmarshal(ret, out); err != nil {
+		if err := decodeReturn(ret, out); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		return nil, nil

@@ -1,0 +1,341 @@
+package agentclient
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// decodeReturn decodes a return value into out. The replies every poll of
+// every guest brings (the time, the interface list with statistics, the
+// vCPUs) have hand-written decoders: encoding/json's reflection made them the
+// costliest part of a poll, the interface list above all. Anything that decoder does not fully recognise (escapes, nulls,
+// duplicate or oddly cased keys, non-integers, a target already holding
+// data) goes to encoding/json instead, so the result and the errors are
+// always encoding/json's.
+func decodeReturn(ret []byte, out any) error {
+	switch o := out.(type) {
+	case *[]Interface:
+		if *o == nil {
+			if v, ok := decodeInterfaces(ret); ok {
+				*o = v
+				return nil
+			}
+		}
+	case *[]VCPU:
+		if *o == nil {
+			if v, ok := decodeVCPUs(ret); ok {
+				*o = v
+				return nil
+			}
+		}
+	case *int64:
+		l := &lexer{b: ret}
+		if v, ok := l.int64(); ok && skipSpace(ret, l.i) == len(ret) {
+			*o = v
+			return nil
+		}
+	}
+	return json.Unmarshal(ret, out)
+}
+
+// lexer walks one JSON value strictly; every method reports false on
+// anything it does not recognise.
+type lexer struct {
+	b []byte
+	i int
+}
+
+func (l *lexer) consume(c byte) bool {
+	l.i = skipSpace(l.b, l.i)
+	if l.i < len(l.b) && l.b[l.i] == c {
+		l.i++
+		return true
+	}
+	return false
+}
+
+// raw returns the contents of a string without escapes, as bytes of b.
+func (l *lexer) raw() ([]byte, bool) {
+	l.i = skipSpace(l.b, l.i)
+	if l.i >= len(l.b) || l.b[l.i] != '"' {
+		return nil, false
+	}
+	start := l.i + 1
+	ascii := true
+	for j := start; j < len(l.b); j++ {
+		switch c := l.b[j]; {
+		case c == '"':
+			l.i = j + 1
+			s := l.b[start:j]
+			return s, ascii || utf8.Valid(s)
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+func (l *lexer) str() (string, bool) {
+	s, ok := l.raw()
+	return string(s), ok
+}
+
+// digits reads an integer literal: -?(0|[1-9][0-9]*), nothing after it that
+// would make it a fraction or an exponent.
+func (l *lexer) digits() (neg bool, v uint64, ok bool) {
+	l.i = skipSpace(l.b, l.i)
+	b, i := l.b, l.i
+	if i < len(b) && b[i] == '-' {
+		neg = true
+		i++
+	}
+	start := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		d := uint64(b[i] - '0')
+		if v > (1<<64-1-d)/10 {
+			return false, 0, false // overflows
+		}
+		v = v*10 + d
+		i++
+	}
+	n := i - start
+	if n == 0 || n > 1 && b[start] == '0' {
+		return false, 0, false
+	}
+	if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
+		return false, 0, false
+	}
+	l.i = i
+	return neg, v, true
+}
+
+func (l *lexer) uint64() (uint64, bool) {
+	neg, v, ok := l.digits()
+	return v, ok && !neg
+}
+
+func (l *lexer) int64() (int64, bool) {
+	neg, v, ok := l.digits()
+	if !ok || v > 1<<63-1 { // -1<<63 itself is left to encoding/json
+		return 0, false
+	}
+	if neg {
+		return -int64(v), true
+	}
+	return int64(v), true
+}
+
+// bool reads true or false.
+func (l *lexer) bool() (bool, bool) {
+	l.i = skipSpace(l.b, l.i)
+	for _, lit := range [...]string{"true", "false"} {
+		if bytes.HasPrefix(l.b[l.i:], []byte(lit)) {
+			end := l.i + len(lit)
+			if end < len(l.b) && (l.b[end] >= 'a' && l.b[end] <= 'z' || l.b[end] >= '0' && l.b[end] <= '9') {
+				return false, false
+			}
+			l.i = end
+			return lit == "true", true
+		}
+	}
+	return false, false
+}
+
+func (l *lexer) int() (int, bool) {
+	neg, v, ok := l.digits()
+	if !ok || v > 1<<31-1 { // json would range-check against int; stay well inside
+		return 0, false
+	}
+	if neg {
+		return -int(v), true
+	}
+	return int(v), true
+}
+
+// other skips the value of a member the decoder does not know. A key that
+// encoding/json would match to a known field despite its case is not
+// recognised.
+func (l *lexer) other(key []byte, known ...string) bool {
+	for _, k := range known {
+		if bytes.EqualFold(key, []byte(k)) {
+			return false
+		}
+	}
+	for _, c := range key {
+		if c >= 0x80 {
+			return false // encoding/json folds some non-ASCII letters too
+		}
+	}
+	l.i = skipSpace(l.b, l.i)
+	end, ok := skipValue(l.b, l.i)
+	if !ok || !json.Valid(l.b[l.i:end]) {
+		return false
+	}
+	l.i = end
+	return true
+}
+
+// members walks an object's members, calling fn with each key, the lexer
+// positioned at the value; a key seen twice is not recognised.
+func (l *lexer) members(fn func(key []byte) bool) bool {
+	if !l.consume('{') {
+		return false
+	}
+	if l.consume('}') {
+		return true
+	}
+	var seenBuf [8][]byte
+	seen := seenBuf[:0]
+	for {
+		key, ok := l.raw()
+		if !ok || !l.consume(':') {
+			return false
+		}
+		for _, k := range seen {
+			if bytes.Equal(k, key) {
+				return false
+			}
+		}
+		seen = append(seen, key)
+		if !fn(key) {
+			return false
+		}
+		if l.consume(',') {
+			continue
+		}
+		return l.consume('}')
+	}
+}
+
+// elements walks an array, calling fn at each element.
+func (l *lexer) elements(fn func() bool) bool {
+	if !l.consume('[') {
+		return false
+	}
+	if l.consume(']') {
+		return true
+	}
+	for {
+		if !fn() {
+			return false
+		}
+		if l.consume(',') {
+			continue
+		}
+		return l.consume(']')
+	}
+}
+
+func decodeInterfaces(b []byte) ([]Interface, bool) {
+	l := &lexer{b: b}
+	out := make([]Interface, 0, 4)
+	ok := l.elements(func() bool {
+		var it Interface
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "name":
+				it.Name, ok = l.str()
+			case "hardware-address":
+				it.HardwareAddress, ok = l.str()
+			case "ip-addresses":
+				it.IPAddresses, ok = l.ipAddresses()
+			case "statistics":
+				it.Statistics, ok = l.interfaceStats()
+			default:
+				ok = l.other(key, "name", "hardware-address", "ip-addresses", "statistics")
+			}
+			return ok
+		})
+		out = append(out, it)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
+
+func (l *lexer) ipAddresses() ([]IPAddress, bool) {
+	out := make([]IPAddress, 0, 2)
+	ok := l.elements(func() bool {
+		var a IPAddress
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "ip-address":
+				a.Address, ok = l.str()
+			case "ip-address-type":
+				a.Type, ok = l.str()
+			case "prefix":
+				a.Prefix, ok = l.int()
+			default:
+				ok = l.other(key, "ip-address", "ip-address-type", "prefix")
+			}
+			return ok
+		})
+		out = append(out, a)
+		return ok
+	})
+	return out, ok
+}
+
+func (l *lexer) interfaceStats() (*InterfaceStats, bool) {
+	st := new(InterfaceStats)
+	ok := l.members(func(key []byte) (ok bool) {
+		var p *uint64
+		switch string(key) {
+		case "rx-bytes":
+			p = &st.RxBytes
+		case "rx-packets":
+			p = &st.RxPackets
+		case "rx-errs":
+			p = &st.RxErrs
+		case "rx-dropped":
+			p = &st.RxDropped
+		case "tx-bytes":
+			p = &st.TxBytes
+		case "tx-packets":
+			p = &st.TxPackets
+		case "tx-errs":
+			p = &st.TxErrs
+		case "tx-dropped":
+			p = &st.TxDropped
+		default:
+			return l.other(key, "rx-bytes", "rx-packets", "rx-errs", "rx-dropped", "tx-bytes", "tx-packets", "tx-errs", "tx-dropped")
+		}
+		*p, ok = l.uint64()
+		return ok
+	})
+	return st, ok
+}
+
+func decodeVCPUs(b []byte) ([]VCPU, bool) {
+	l := &lexer{b: b}
+	out := make([]VCPU, 0, 4)
+	ok := l.elements(func() bool {
+		var v VCPU
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "logical-id":
+				v.LogicalID, ok = l.int()
+			case "online":
+				v.Online, ok = l.bool()
+			case "can-offline":
+				var c bool
+				c, ok = l.bool()
+				v.CanOffline = &c
+			default:
+				ok = l.other(key, "logical-id", "online", "can-offline")
+			}
+			return ok
+		})
+		out = append(out, v)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
