@@ -223,7 +223,7 @@ func NewStream(addr string, conn net.Conn, opts ...Option) *Stream {
 }
 
 // Stream is a Transport over one stream connection (unix, tcp, vsock). It
-// keeps one request in flight, tags each request with a fresh "id" (which
+// keeps one request in flight (or one caller's Batch), tags each request with a fresh "id" (which
 // qemu-ga echoes) and resynchronises after any client-side timeout, so a late
 // reply is never handed to a later call. It does not redial: after the
 // connection drops every call fails with ErrConnLost.
