@@ -230,8 +230,15 @@ func (l *LibvirtTest) Kill() {
 	_ = stopPID(l.PID, commLibvirtd, 10*time.Second)
 	// Also whatever the pid file names, in case the daemon was restarted
 	// behind our back.
-	if pid, err := readPID(filepath.Join(l.Dir, "run", "libvirtd.pid")); err == nil {
+	pidFile := filepath.Join(l.Dir, "run", "libvirtd.pid")
+	if pid, err := readPID(pidFile); err == nil {
 		_ = stopPID(pid, commLibvirtd, 10*time.Second)
+		// A daemon killed with SIGKILL is a zombie until PID 1 reaps it, and
+		// kill -0 still succeeds on a zombie: libvirtd-test.sh would refuse
+		// to start, "already running". Dead is dead: drop the stale file.
+		if !alive(pid) {
+			_ = os.Remove(pidFile)
+		}
 	}
 }
 
