@@ -30,6 +30,10 @@ type session struct {
 	sem   chan struct{}
 	agent *callAgent      // nil while disconnected; guarded by sem
 	skip  map[string]bool // commands that failed as unknown/unsupported; guarded by sem
+	// capsFrozen: the capabilities in the snapshot were read while the guest
+	// was frozen, when the agent lists nearly every command disabled. The
+	// first poll that finds it thawed reads them again. Guarded by sem.
+	capsFrozen bool
 
 	wake   chan struct{} // Poke: poll now
 	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
@@ -306,9 +310,9 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	a := s.agent
 	frozen := g.Freeze == agentclient.Frozen || g.State == Frozen
 
-	slowDue := forceSlow || fresh || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
-	if slowDue {
-		// guest-info first: it decides what the rest may ask.
+	// startSlow begins a slow refresh with guest-info: it decides what the
+	// rest may ask. The other slow items follow further down.
+	startSlow := func() error {
 		r.slow = true
 		info, err := a.Info(ctx)
 		if ok, fatal := s.item(r, "guest-info", err); fatal != nil {
@@ -317,6 +321,13 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		} else if ok {
 			r.info = info
 			s.skip = nil // capabilities re-read: give refused commands another try
+		}
+		return nil
+	}
+	slowDue := forceSlow || fresh || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
+	if slowDue {
+		if err := startSlow(); err != nil {
+			return err
 		}
 	}
 
@@ -334,6 +345,16 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		} else if ok {
 			r.freeze, r.rtt, r.rttOK = st, time.Since(t0), true
 			frozen = st == agentclient.Frozen
+			if !frozen && s.capsFrozen && !r.slow {
+				// Thawed (by us or anyone) since capabilities were last read:
+				// they list nearly every command disabled, and the slow
+				// items were refused. Refresh them all now, not a slow
+				// interval later.
+				if err := startSlow(); err != nil {
+					return err
+				}
+				timeOK = s.usable(g, r, "guest-get-time")
+			}
 		}
 	}
 	if frozen {
@@ -464,6 +485,9 @@ func (s *session) apply(r *pollResult) error {
 		}
 		if r.frozenSeen {
 			g.Freeze = agentclient.Frozen
+		}
+		if r.info != nil {
+			s.capsFrozen = g.Freeze == agentclient.Frozen
 		}
 		if g.Freeze == agentclient.Thawed {
 			g.FrozenByUs, g.ThawAt = false, time.Time{}
