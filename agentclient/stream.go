@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/vsock"
@@ -158,7 +159,7 @@ func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, erro
 	name := network + ":" + address
 	conn, err := dialConn(ctx, network, address)
 	if err != nil {
-		return nil, &OpError{Addr: name, Err: fmt.Errorf("connect: %w", dialError(ctx, err))}
+		return nil, &OpError{Addr: name, Err: dialError(ctx, err)}
 	}
 	s := newStream(name, conn, opts...)
 	disarm := s.arm(ctx)
@@ -212,8 +213,32 @@ func dialError(ctx context.Context, err error) error {
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	}
+	// The OpError around this names the address already; net's own text
+	// ("dial unix /p: connect: no such file or directory") would say it
+	// again. Say the cause in the operator's words, keep the errno beneath.
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return &causeError{"no such socket", err}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &causeError{"connection refused: nothing is listening", err}
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return &causeError{"permission denied", err}
+	}
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return ne.Err
+	}
 	return err
 }
+
+// causeError is a plain-words cause that still unwraps to the system error.
+type causeError struct {
+	msg string
+	err error
+}
+
+func (e *causeError) Error() string { return e.msg }
+func (e *causeError) Unwrap() error { return e.err }
 
 // NewStream wraps an established connection (for tests and custom
 // transports). The caller still has to let the first Call synchronise: the

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -315,16 +316,25 @@ func TestDialErrorsNameTheAddress(t *testing.T) {
 	closedTCP := "tcp:" + tl.Addr().String()
 	tl.Close()
 
-	tests := []struct{ addr, want string }{
-		{"unix:" + filepath.Join(dir, "missing.sock"), "no such file"},
-		{"unix:" + stale, "connection refused"},
-		{closedTCP, "connection refused"},
-		{"bogus:1", "unknown scheme"},
+	tests := []struct {
+		addr, want string
+		errno      error // the system error kept beneath the words, or nil
+	}{
+		{"unix:" + filepath.Join(dir, "missing.sock"), ": no such socket", syscall.ENOENT},
+		{"unix:" + stale, ": connection refused: nothing is listening", syscall.ECONNREFUSED},
+		{closedTCP, ": connection refused: nothing is listening", syscall.ECONNREFUSED},
+		{"bogus:1", "unknown scheme", nil},
 	}
 	for _, tt := range tests {
 		_, err := agentclient.Dial(ctxFor(t, 5*time.Second), tt.addr)
 		if err == nil || !strings.Contains(err.Error(), tt.addr) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Dial(%s) = %v; want an error naming the address and %q", tt.addr, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "dial ") {
+			t.Errorf("Dial(%s) = %v; net's own wording repeats what the message says", tt.addr, err)
+		}
+		if tt.errno != nil && !errors.Is(err, tt.errno) {
+			t.Errorf("Dial(%s) = %v; want it to unwrap to %v", tt.addr, err, tt.errno)
 		}
 		if agentclient.IsSilent(err) {
 			t.Errorf("Dial(%s): refused is not silent: %v", tt.addr, err)

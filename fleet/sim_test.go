@@ -69,7 +69,7 @@ func TestSimFaults(t *testing.T) {
 			g.SetStale(true)
 			return func() { g.SetStale(false) }
 		}},
-		{name: "missing-socket", state: fleet.Unreachable, err: "no such file", set: func(t *testing.T, g *sim.Guest, sock string) func() {
+		{name: "missing-socket", state: fleet.Unreachable, err: "no such socket", set: func(t *testing.T, g *sim.Guest, sock string) func() {
 			os.Remove(sock)
 			g.Restart() // drop the live connection too
 			return func() {
