@@ -131,7 +131,7 @@ func (f *Fleet) Add(targets ...Target) {
 		changed = true
 	}
 	if changed {
-		f.rebuildOrderLocked()
+		f.rebuildOrderLocked(start, len(stale) > 0)
 	}
 	loopCtx := f.loopCtx
 	f.mu.Unlock()
@@ -160,7 +160,7 @@ func (f *Fleet) Remove(names ...string) {
 		}
 	}
 	if len(gone) > 0 {
-		f.rebuildOrderLocked()
+		f.rebuildOrderLocked(nil, true)
 	}
 	f.mu.Unlock()
 	for _, s := range gone {
@@ -171,12 +171,28 @@ func (f *Fleet) Remove(names ...string) {
 	}
 }
 
-func (f *Fleet) rebuildOrderLocked() {
+// rebuildOrderLocked makes a new f.order, sorted by name: readers hold on to
+// the old slice without the lock, so it is never changed in place. Only when
+// dropped (sessions removed or replaced) is the old order filtered; added
+// sessions are binary-searched into a copy, so adding guests one call at a
+// time, as discovery events do, stays cheap (10,000 single adds took 6 s
+// when every add sorted the whole fleet).
+func (f *Fleet) rebuildOrderLocked(added []*session, dropped bool) {
+	byName := func(a, b *session) int { return strings.Compare(a.target.Name, b.target.Name) }
+	live := func(s *session) bool { return f.sessions[s.target.Name] == s }
 	order := make([]*session, 0, len(f.sessions))
-	for _, s := range f.sessions {
-		order = append(order, s)
+	for _, s := range f.order {
+		if !dropped || live(s) {
+			order = append(order, s)
+		}
 	}
-	slices.SortFunc(order, func(a, b *session) int { return strings.Compare(a.target.Name, b.target.Name) })
+	for _, s := range added {
+		if !live(s) {
+			continue // added twice in one call: the later one replaced it
+		}
+		i, _ := slices.BinarySearchFunc(order, s, byName)
+		order = slices.Insert(order, i, s)
+	}
 	f.order = order
 }
 
