@@ -83,9 +83,11 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 		tweak(&opts)
 	}
 	f := fleet.New(opts)
-	for _, g := range cfg.Guests {
-		f.Add(fleet.Target{Name: g.Name, Address: g.Address, Tags: g.Tags})
+	targets := make([]fleet.Target, len(cfg.Guests))
+	for i, g := range cfg.Guests {
+		targets[i] = fleet.Target{Name: g.Name, Address: g.Address, Tags: g.Tags}
 	}
+	f.Add(targets...)
 	c.addHosts(ctx, f, cfg)
 	return &opened{fleet: f, cfg: cfg, close: func() { f.Close() }}, exitOK
 }
