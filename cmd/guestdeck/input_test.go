@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,5 +35,42 @@ func TestUserMistakes(t *testing.T) {
 					r.code, r.stdout, r.stderr, tt.code, tt.stdout, tt.stderr)
 			}
 		})
+	}
+}
+
+// TestSimWarnsOfFileLimit: a sim whose guests cannot all be connected at once
+// (each takes a listener and a connection) says so before serving, instead of
+// letting the guests past the limit look silent.
+func TestSimWarnsOfFileLimit(t *testing.T) {
+	for _, tt := range []struct {
+		limit, guests int
+		warn          bool
+	}{
+		{100, 60, true},   // 60 guests need about 152 files
+		{1024, 60, false}, // plenty
+	} {
+		dir, err := os.MkdirTemp("/tmp", "gd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		script := fmt.Sprintf("ulimit -n %d && exec %s sim --guests %d --dir %s", tt.limit, binary, tt.guests, dir)
+		cmd := exec.Command("sh", "-c", script)
+		var out, errb lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), "fleet file") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		warned := strings.Contains(errb.String(), fmt.Sprintf("%d guests need about %d open files", tt.guests, 2*tt.guests+32)) &&
+			strings.Contains(errb.String(), fmt.Sprintf("may open %d", tt.limit))
+		if warned != tt.warn || !strings.Contains(out.String(), "fleet file") {
+			t.Errorf("limit %d, %d guests: warned %v, want %v\nstdout: %s\nstderr: %s", tt.limit, tt.guests, warned, tt.warn, out.String(), errb.String())
+		}
 	}
 }

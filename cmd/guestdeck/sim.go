@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -44,6 +45,13 @@ func (c *cli) sim(ctx context.Context, args []string) int {
 	if err != nil {
 		c.errorf("sim: %v", err)
 		return exitFail
+	}
+	if need, limit := simFDs(*n), openFileLimit(); limit > 0 && need > limit {
+		// Past the limit the sim cannot accept: clients wait on the
+		// listen backlog forever, which looks exactly like a silent agent.
+		c.errorf("sim: warning: %d guests need about %d open files (a listener and a connection each) but this process may open %d; "+
+			"guests past the limit will look silent when every guest is connected. Raise it (ulimit -n) or split the guests over several sim processes",
+			*n, need, limit)
 	}
 	width := len(fmt.Sprint(*n))
 	name := func(i int) string { return fmt.Sprintf("%s-%0*d", *prefix, width, i+1) }
@@ -126,4 +134,17 @@ func freezeSim(ctx context.Context, addr string) error {
 	defer a.Close()
 	_, err = a.Freeze(ctx)
 	return err
+}
+
+// simFDs is how many files serving n guests takes with every guest connected.
+func simFDs(n int) uint64 { return 2*uint64(n) + 32 }
+
+// openFileLimit is this process's RLIMIT_NOFILE (Go raised the soft limit
+// to the hard one at start-up); 0 if unknown.
+func openFileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return rl.Cur
 }
