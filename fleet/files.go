@@ -131,12 +131,43 @@ func (f *Fleet) Raw(ctx context.Context, guest string, req []byte) (json.RawMess
 	var out json.RawMessage
 	err = s.withAgent(ctx, func(a *callAgent) (err error) {
 		out, err = a.Raw(ctx, req)
+		s.rawFreezeGuard(req, out, err)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: %w", guest, err)
 	}
 	return out, nil
+}
+
+// rawFreezeGuard keeps the freeze guard right when a freeze or thaw goes
+// through Raw: a guest frozen that way is frozen by this process as much as
+// by Run, and must not be left frozen without the watchdog or ThawOurs
+// knowing. Holds sem.
+func (s *session) rawFreezeGuard(req []byte, out json.RawMessage, err error) {
+	var head struct {
+		Execute string `json:"execute"`
+	}
+	if json.Unmarshal(req, &head) != nil {
+		return
+	}
+	switch head.Execute {
+	case "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list":
+		if isTransport(err) {
+			s.armGuard(false) // it may have frozen without the answer reaching us
+			return
+		}
+		var reply struct {
+			Return int `json:"return"`
+		}
+		if err == nil && json.Unmarshal(out, &reply) == nil && reply.Return > 0 {
+			s.armGuard(true)
+		}
+	case "guest-fsfreeze-thaw":
+		if err == nil {
+			s.thawed()
+		}
+	}
 }
 
 // isQuery reports whether an agent command only reads.

@@ -1,0 +1,44 @@
+package fleet_test
+
+import (
+	"testing"
+	"time"
+)
+
+// A freeze sent through Raw is a freeze by this process all the same: the
+// guard must hold it (FrozenByUs, the watchdog, ThawOurs), and a raw thaw
+// releases it.
+func TestRawFreezeArmsGuard(t *testing.T) {
+	opts := fastOptions()
+	opts.FreezeTimeout = 700 * time.Millisecond
+	farm, f := simFleet(t, 1, opts)
+	g := farm.Guests()[0]
+	ctx := t.Context()
+	if _, err := f.Raw(ctx, "s00", []byte(`{"execute":"guest-fsfreeze-freeze"}`)); err != nil {
+		t.Fatalf("raw freeze: %v", err)
+	}
+	if !g.Frozen() {
+		t.Fatal("sim guest not frozen after raw freeze")
+	}
+	if got := f.FrozenByUs(); len(got) != 1 || got[0] != "s00" {
+		t.Fatalf("FrozenByUs after raw freeze = %v, want [s00]", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Frozen() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if g.Frozen() {
+		t.Fatal("watchdog did not thaw a guest frozen through Raw")
+	}
+
+	opts.FreezeTimeout = time.Hour
+	if _, err := f.Raw(ctx, "s00", []byte(`{"execute":"guest-fsfreeze-freeze"}`)); err != nil {
+		t.Fatalf("raw freeze again: %v", err)
+	}
+	if _, err := f.Raw(ctx, "s00", []byte(`{"execute":"guest-fsfreeze-thaw"}`)); err != nil {
+		t.Fatalf("raw thaw: %v", err)
+	}
+	if got := f.FrozenByUs(); len(got) != 0 {
+		t.Fatalf("FrozenByUs after raw thaw = %v, want none", got)
+	}
+}
