@@ -113,6 +113,7 @@ func (f *Fleet) Add(targets ...Target) {
 	f.mu.Lock()
 	var start []*session
 	var stale []*session
+	var guarded []*session // replacements that inherit a freeze guard
 	changed := false
 	for _, t := range targets {
 		if t.Name == "" {
@@ -123,9 +124,17 @@ func (f *Fleet) Add(targets ...Target) {
 				continue
 			}
 			stale = append(stale, old)
-			delete(f.sessions, t.Name)
 		}
 		s := newSession(f, t)
+		if old, ok := f.sessions[t.Name]; ok {
+			// The replaced session's freeze guard comes along: a guest this
+			// process froze must not be forgotten because its tags changed.
+			if og := old.cur.Load(); og.FrozenByUs {
+				g := s.cur.Load()
+				g.FrozenByUs, g.ThawAt = true, og.ThawAt
+				guarded = append(guarded, s)
+			}
+		}
 		f.sessions[t.Name] = s
 		start = append(start, s)
 		changed = true
@@ -137,6 +146,9 @@ func (f *Fleet) Add(targets ...Target) {
 	f.mu.Unlock()
 	for _, s := range stale {
 		s.shutdown()
+	}
+	for _, s := range guarded {
+		s.startWatchdog()
 	}
 	if loopCtx != nil {
 		for _, s := range start {

@@ -303,6 +303,13 @@ func (s *session) armGuard(confirmed bool) time.Time {
 		}
 	})
 	s.kickWatchdog()
+	s.startWatchdog()
+	return at
+}
+
+// startWatchdog starts the freeze watchdog unless it runs already or the
+// session or fleet is closed.
+func (s *session) startWatchdog() {
 	s.mu.Lock()
 	start := !s.watchdogOn && !s.closed
 	if start {
@@ -314,7 +321,6 @@ func (s *session) armGuard(confirmed bool) time.Time {
 		s.watchdogOn = false
 		s.mu.Unlock()
 	}
-	return at
 }
 
 // thawed records a successful thaw. Holds sem.
