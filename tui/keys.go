@@ -185,7 +185,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 // FullHelp is the `?` screen, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp},
 		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Files, k.Refresh},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
