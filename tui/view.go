@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
@@ -353,7 +354,7 @@ func (m *Model) renderCounts() string {
 func (m *Model) renderHelp(w, h int) string {
 	var b strings.Builder
 	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n\n")
-	b.WriteString(m.help.FullHelpView(m.keys.FullHelp()))
+	b.WriteString(m.helpKeys(w))
 	b.WriteString("\n\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
 	if m.opts.Readonly {
 		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, cat PATH (read-only: nothing that changes a guest)\n")
@@ -363,6 +364,56 @@ func (m *Model) renderHelp(w, h int) string {
 	}
 	b.WriteString(m.st.Title.Render("Targets") + "  the marked guests, or the guest under the cursor when none is marked")
 	return place(w, h, b.String())
+}
+
+// helpKeys lays the key groups out in as many columns as fit in w, stacking
+// groups when they do not all fit side by side: bubbles/help would cut the
+// columns on the right off, hiding quit and every action key at 80 columns.
+func (m *Model) helpKeys(w int) string {
+	groups := m.keys.FullHelp()
+	best, bestH := "", 0
+	for cols := len(groups); cols >= 1 && best == ""; cols-- {
+		for _, cut := range partitions(len(groups), cols) {
+			var stacked [][]key.Binding
+			for i := range cut[:len(cut)-1] {
+				var col []key.Binding
+				for _, g := range groups[cut[i]:cut[i+1]] {
+					col = append(col, g...)
+				}
+				stacked = append(stacked, col)
+			}
+			s := m.help.FullHelpView(stacked)
+			if lipgloss.Width(s) > w {
+				continue
+			}
+			if h := lipgloss.Height(s); best == "" || h < bestH {
+				best, bestH = s, h
+			}
+		}
+	}
+	if best == "" {
+		return m.help.FullHelpView(groups)
+	}
+	return best
+}
+
+// partitions lists the ways to cut n items into k contiguous non-empty runs,
+// each as its boundaries (0, ..., n).
+func partitions(n, k int) [][]int {
+	if k == 1 {
+		return [][]int{{0, n}}
+	}
+	var out [][]int
+	for first := 1; first <= n-k+1; first++ {
+		for _, rest := range partitions(n-first, k-1) {
+			cut := []int{0}
+			for _, r := range rest {
+				cut = append(cut, first+r)
+			}
+			out = append(out, cut)
+		}
+	}
+	return out
 }
 
 func (m *Model) renderConfirm() string {
