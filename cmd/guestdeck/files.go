@@ -108,7 +108,12 @@ func (c *cli) get(ctx context.Context, args []string) int {
 		var err error
 		tmp, err = os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".part*")
 		if err != nil {
-			c.errorf("get: %v", err)
+			// The temp file's name means nothing to the user: name the directory.
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			c.errorf("get %s:%s: cannot write into %s: %v", guest, p, filepath.Dir(dest), err)
 			return exitFail
 		}
 		defer os.Remove(tmp.Name())
@@ -163,6 +168,12 @@ func (c *cli) put(ctx context.Context, args []string) int {
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil {
+			// Opening the guest's file for writing truncates it: a source
+			// that cannot be read must be refused before that.
+			if st.IsDir() {
+				c.errorf("put: %s is a directory; nothing was sent", src)
+				return exitUsage
+			}
 			size = st.Size()
 		}
 		r = f
