@@ -266,6 +266,12 @@ func (g *Guest) cmdFileWrite(a args) (any, *agentclient.Error) {
 	if h.appendTo {
 		h.pos = int64(len(h.n.data))
 	}
+	// Compared before adding: a seek to near the largest offset would make
+	// h.pos+count overflow, and the panic in the copy below (under g.mu)
+	// used to hang the whole simulator.
+	if h.pos > maxFileSize-count {
+		return nil, genericf("failed to write to file: No space left on device")
+	}
 	end := h.pos + count
 	if end > maxFileSize {
 		return nil, genericf("failed to write to file: No space left on device")
