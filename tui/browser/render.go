@@ -212,7 +212,7 @@ func (m *Model) bottomLine() string {
 	case m.job != nil:
 		h = "download running · esc cancels it"
 	case m.view != nil:
-		h = "↑↓ pgup pgdn scroll · / search · n/N match · d download · g path · esc back"
+		h = "↑↓←→ pgup pgdn scroll · / search · n/N match · d download · g path · esc back"
 	case !m.canExec:
 		h = "g open by path · " + m.uploadHint() + "q close"
 	default:
