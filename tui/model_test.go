@@ -683,6 +683,11 @@ func TestGolden(t *testing.T) {
 			m.src.(*fakeSource).frozen = []string{"vm-00003", "vm-00010"}
 			return press(t, m, "q")
 		}},
+		// At the smallest size the dialogs wrap inside their border instead of losing its right side.
+		{name: "quit_frozen_narrow", w: 60, h: 15, setup: func(t *testing.T, m Model) Model {
+			m.src.(*fakeSource).frozen = []string{"vm-00003", "vm-00010"}
+			return press(t, m, "q")
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

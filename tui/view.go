@@ -440,7 +440,18 @@ func (m *Model) renderConfirm() string {
 	} else {
 		lines = append(lines, "y/enter confirms · n/esc cancels")
 	}
-	return m.st.Dialog.MaxWidth(m.width).Render(strings.Join(lines, "\n"))
+	return m.dialogBox(lines)
+}
+
+// dialogBox draws lines in the dialog border, wrapping them inside it when
+// the screen is narrower: MaxWidth cut the right border and the end of the
+// warning off instead.
+func (m *Model) dialogBox(lines []string) string {
+	body := strings.Join(lines, "\n")
+	if s := m.st.Dialog.Render(body); lipgloss.Width(s) <= m.width {
+		return s
+	}
+	return m.st.Dialog.Width(m.width).Render(body)
 }
 
 func (m *Model) renderQuitDialog() string {
@@ -456,5 +467,5 @@ func (m *Model) renderQuitDialog() string {
 	} else {
 		lines = append(lines, "t/enter thaw them and quit · q quit anyway · esc cancel")
 	}
-	return m.st.Dialog.MaxWidth(m.width).Render(strings.Join(lines, "\n"))
+	return m.dialogBox(lines)
 }
