@@ -46,7 +46,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	styles, err := themes.Resolve(theme, os.Getenv)
 	if err != nil {
-		c.errorf("theme %q: %v", theme, err)
+		c.errorf("%v", err) // themes names the theme already
 		return exitUsage
 	}
 	if err := tui.CheckKeys(keys); err != nil {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/internal/testpeers"
 )
 
 // A local mistake must not cost the guest its file: putting a directory used
@@ -31,5 +34,22 @@ func TestGetMissingDestinationDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(dest)); !os.IsNotExist(err) {
 		t.Errorf("destination dir appeared: %v", err)
+	}
+}
+
+// A bad theme is reported once, naming it (it used to say `theme "x": theme "x": ...`).
+func TestBadThemeSaysItOnce(t *testing.T) {
+	testpeers.Require(t, testpeers.NeedTmux)
+	dir, err := os.MkdirTemp("/tmp", "gdt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := dir + "/tmux.sock"
+	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
+	tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "200", "-y", "10", "sh", "-c", binary+" --demo --theme bogus; echo exit=$?; sleep 30")
+	screen := waitScreen(t, sock, "exit=2", 15*time.Second)
+	if strings.Count(screen, `"bogus"`) != 1 || !strings.Contains(screen, "built-in themes") {
+		t.Errorf("want one mention of the theme and the built-ins:\n%s", screen)
 	}
 }
