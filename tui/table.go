@@ -189,6 +189,8 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 			ks[i].n = int64(g.RTT)
 		case colState:
 			ks[i].s = stateOrder(g.State)
+		case colAgent:
+			ks[i].s = versionKey(g.AgentVersion)
 		case colFreeze:
 			// Not the text: "frozen 10:00" would sort before "frozen 4:30".
 			ks[i].r, ks[i].n = freezeOrder(g)
@@ -228,6 +230,29 @@ func freezeOrder(g *fleet.Guest) (rank int, thawAt int64) {
 		return 2, 0
 	}
 	return 3, 0
+}
+
+// versionKey makes dotted versions compare as numbers: each run of digits
+// is left-padded, so "7.2.22" sorts after "7.2.3" and before "107.0.1".
+func versionKey(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); {
+		j := i
+		for j < len(v) && v[j] >= '0' && v[j] <= '9' {
+			j++
+		}
+		if j == i {
+			b.WriteByte(v[i])
+			i++
+			continue
+		}
+		if pad := 10 - (j - i); pad > 0 {
+			b.WriteString(strings.Repeat("0", pad))
+		}
+		b.WriteString(v[i:j])
+		i = j
+	}
+	return strings.ToLower(b.String())
 }
 
 func stateOrder(s fleet.State) string {
