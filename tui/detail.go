@@ -175,7 +175,8 @@ func (m *Model) capabilityLines(g *fleet.Guest) []string {
 			label = "✗ " + c + " (disabled)"
 			st = m.st.Disabled
 		}
-		row.WriteString(st.Render(fit(label, cw, false)))
+		// One cell kept blank, so a cut label does not run into the next column.
+		row.WriteString(st.Render(fit(label, cw-1, false)) + " ")
 		if (i+1)%per == 0 || i == len(cmds)-1 {
 			lines = append(lines, "  "+row.String())
 			row.Reset()
