@@ -49,3 +49,18 @@ func TestPartitions(t *testing.T) {
 		t.Errorf("partitions(4, 3) = %s, want %s", got, want)
 	}
 }
+
+// At 60 columns two columns of key groups fit side by side: none is cut.
+func TestHelpSixtyColumnsNotCut(t *testing.T) {
+	m, _ := newTestModel(5, 60, 15, Options{})
+	m = press(t, m, "?")
+	v := ansi.Strip(m.View().Content)
+	if !strings.Contains(v, "filter") {
+		t.Errorf("help at 60x15 lacks the filter group:\n%s", v)
+	}
+	for _, l := range strings.Split(v, "\n")[3:8] {
+		if strings.Contains(l, "…") {
+			t.Errorf("key line cut: %q\n%s", l, v)
+		}
+	}
+}

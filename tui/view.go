@@ -371,6 +371,10 @@ func (m *Model) renderHelp(w, h int) string {
 // columns on the right off, hiding quit and every action key at 80 columns.
 func (m *Model) helpKeys(w int) string {
 	groups := m.keys.FullHelp()
+	// Measure without help's own width limit: it would cut a layout to fit
+	// (with an ellipsis) and so make every layout look as if it fits.
+	h := m.help
+	h.SetWidth(0)
 	best, bestH := "", 0
 	for cols := len(groups); cols >= 1 && best == ""; cols-- {
 		for _, cut := range partitions(len(groups), cols) {
@@ -382,7 +386,7 @@ func (m *Model) helpKeys(w int) string {
 				}
 				stacked = append(stacked, col)
 			}
-			s := m.help.FullHelpView(stacked)
+			s := h.FullHelpView(stacked)
 			if lipgloss.Width(s) > w {
 				continue
 			}
