@@ -127,15 +127,24 @@ func WriteFile(ctx context.Context, a Agent, path string, r io.Reader, opt FileO
 		chunk = DefaultWriteChunk
 	}
 	chunk = min(chunk, maxWriteChunk)
+	buf := make([]byte, chunk)
+	// Opening with "w" empties the guest's file: read the first chunk
+	// before, so a source that fails at once (a directory, an unreadable
+	// file) leaves the guest's copy as it was.
+	m, rerr := io.ReadFull(r, buf)
+	if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+		return 0, fmt.Errorf("write %s: read source: %w (the guest's file was not touched)", path, rerr)
+	}
 	h, err := a.FileOpen(ctx, path, "w")
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
 	defer closeHandle(ctx, a, h, path, &err)
-	buf := make([]byte, chunk)
 	enc := make([]byte, base64.StdEncoding.EncodedLen(chunk))
-	for {
-		m, rerr := io.ReadFull(r, buf)
+	for first := true; ; first = false {
+		if !first {
+			m, rerr = io.ReadFull(r, buf)
+		}
 		p := buf[:m]
 		for len(p) > 0 {
 			e := enc[:base64.StdEncoding.EncodedLen(len(p))]

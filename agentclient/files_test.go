@@ -264,3 +264,37 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("nil info gives %v", empty.Names())
 	}
 }
+
+// failingReader fails on its first read, as a directory or an unreadable
+// local file does.
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("is a directory") }
+
+// TestWriteFileSourceFailsFirst: a source that fails before any byte must
+// leave the guest's file as it was; opening it for writing would empty it.
+func TestWriteFileSourceFailsFirst(t *testing.T) {
+	g, addr := startSim(t, nil)
+	c, err := agentclient.Dial(ctxFor(t, 5*time.Second), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const path = "/home/user/notes.txt"
+	var before bytes.Buffer
+	if _, err := agentclient.ReadFile(ctxFor(t, 5*time.Second), c, path, &before, agentclient.FileOptions{}); err != nil || before.Len() == 0 {
+		t.Fatalf("read %s: %v (%d bytes)", path, err, before.Len())
+	}
+	opens := g.Calls("guest-file-open")
+	_, err = agentclient.WriteFile(ctxFor(t, 5*time.Second), c, path, failingReader{}, agentclient.FileOptions{})
+	if err == nil || !strings.Contains(err.Error(), "is a directory") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("WriteFile from a failing source: %v; want an error naming %s and the cause", err, path)
+	}
+	if n := g.Calls("guest-file-open") - opens; n != 0 {
+		t.Errorf("the guest's file was opened %d times for a source that failed at once", n)
+	}
+	var after bytes.Buffer
+	if _, err := agentclient.ReadFile(ctxFor(t, 5*time.Second), c, path, &after, agentclient.FileOptions{}); err != nil || !bytes.Equal(after.Bytes(), before.Bytes()) {
+		t.Errorf("after a failed write %s is %q (%v), was %q", path, after.String(), err, before.String())
+	}
+}
