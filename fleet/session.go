@@ -381,7 +381,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		} else if ok {
 			rtt := time.Since(t0)
 			r.rtt, r.rttOK = rtt, true
-			r.skew, r.skewOK = time.Unix(0, ns).Sub(t0.Add(rtt/2)), true
+			r.skew, r.skewOK = skew(ns, t0, rtt), true
 			r.freeze = agentclient.Thawed
 		}
 		if r.frozenSeen {
@@ -454,7 +454,7 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batche
 			if ok {
 				// The time is asked first, so its reply times a round trip.
 				r.rtt, r.rttOK = c.Duration, true
-				r.skew, r.skewOK = time.Unix(0, ns).Sub(t0.Add(c.Duration/2)), true
+				r.skew, r.skewOK = skew(ns, t0, c.Duration), true
 				r.freeze = agentclient.Thawed
 			}
 		case "guest-network-get-interfaces":
@@ -470,6 +470,12 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batche
 		r.vcpus = nil
 	}
 	return true, nil
+}
+
+// skew is the guest clock (ns, read by a call sent at t0 that took rtt)
+// minus the host clock, assuming the agent read it halfway through.
+func skew(ns int64, t0 time.Time, rtt time.Duration) time.Duration {
+	return time.Unix(0, ns).Sub(t0.Add(rtt / 2))
 }
 
 // apply publishes a completed poll.
