@@ -77,16 +77,6 @@ var commandNames = []string{
 	"guest-get-time", "guest-ping", "guest-sync", "guest-sync-delimited",
 }
 
-// allowedFrozen are the commands a frozen agent still runs.
-func allowedFrozen(name string) bool {
-	switch name {
-	case "guest-ping", "guest-info", "guest-sync", "guest-sync-delimited",
-		"guest-fsfreeze-status", "guest-fsfreeze-thaw":
-		return true
-	}
-	return false
-}
-
 var handleField = []field{{name: "handle", typ: tInt}}
 
 // lookup returns the command table entry for name.
@@ -196,7 +186,7 @@ func genericf(format string, a ...any) *agentclient.Error {
 
 // disabledReason says why name is disabled, or "" if it is enabled.
 func (g *Guest) disabledReason(name string) (string, bool) {
-	if g.frozen && !allowedFrozen(name) {
+	if g.frozen && !agentclient.AllowedWhileFrozen(name) {
 		return "the agent is in frozen state", true
 	}
 	if slices.Contains(g.cfg.Disabled, name) {

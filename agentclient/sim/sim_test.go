@@ -191,7 +191,7 @@ func TestFrozenRules(t *testing.T) {
 	var info agentclient.Info
 	rc.call(`{"execute":"guest-info"}`, &info)
 	for _, c := range info.SupportedCommands {
-		if c.Enabled != allowedFrozen(c.Name) {
+		if c.Enabled != agentclient.AllowedWhileFrozen(c.Name) {
 			t.Errorf("frozen guest-info: %s enabled=%v", c.Name, c.Enabled)
 		}
 	}
