@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -117,27 +116,12 @@ func Demo(ctx context.Context, dir string) (*DemoFleet, error) {
 	// Freeze through the agent itself, as a backup tool would have: the
 	// fleet sees a guest frozen by someone else.
 	for _, addr := range frozen {
-		if err := demoFreeze(ctx, addr); err != nil {
+		if err := sim.Freeze(ctx, addr); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("demo fleet: freezing %s: %w", addr, err)
 		}
 	}
 	return d, nil
-}
-
-func demoFreeze(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := agentclient.Dial(ctx, addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	n, err := c.Freeze(ctx)
-	if err == nil && n == 0 {
-		err = errors.New("froze no filesystem")
-	}
-	return err
 }
 
 // demoGuest builds guest i of the demo and names its special condition, if any.

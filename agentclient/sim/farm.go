@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
 )
 
 // Farm is many simulated guests, each on its own unix socket in one directory.
@@ -121,4 +125,23 @@ func tomlQuote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// Freeze freezes the guest served at addr through its own agent, as a backup
+// tool would: the fleet then sees a guest frozen by someone else. The
+// simulator has no frozen setting on purpose, so that the state is reached
+// the one way a real guest reaches it.
+func Freeze(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := agentclient.Dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	n, err := c.Freeze(ctx)
+	if err == nil && n == 0 {
+		err = errors.New("froze no filesystem")
+	}
+	return err
 }

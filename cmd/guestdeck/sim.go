@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 )
 
@@ -70,7 +68,7 @@ func (c *cli) sim(ctx context.Context, args []string) int {
 		switch {
 		case i < *frozen:
 			// Frozen through the agent, as a backup tool would.
-			if err := freezeSim(ctx, "unix:"+socks[i]); err != nil {
+			if err := sim.Freeze(ctx, "unix:"+socks[i]); err != nil {
 				c.errorf("sim: freezing %s: %v", name(i), err)
 				return exitFail
 			}
@@ -122,18 +120,6 @@ func quoteAll(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
-}
-
-func freezeSim(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	a, err := agentclient.Dial(ctx, addr)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	_, err = a.Freeze(ctx)
-	return err
 }
 
 // simFDs is how many files serving n guests takes with every guest connected.
