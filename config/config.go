@@ -150,6 +150,20 @@ func DefaultPath() string {
 	return filepath.Join(home, ".config", "guestdeck", "fleet.toml")
 }
 
+// StateDir is where state that must outlive a process lives (the freeze and
+// suspend ledger, the audit log): $XDG_STATE_HOME/guestdeck, else
+// ~/.local/state/guestdeck. It is not created here; writers create it (0700).
+func StateDir() string {
+	if dir := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(dir) {
+		return filepath.Join(dir, "guestdeck")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(".local", "state", "guestdeck")
+	}
+	return filepath.Join(home, ".local", "state", "guestdeck")
+}
+
 // Load reads and parses the fleet file at path.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
