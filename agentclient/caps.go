@@ -51,16 +51,3 @@ func (c Caps) Names() []string {
 	sort.Strings(names)
 	return names
 }
-
-// AllowedWhileFrozen reports whether a frozen agent still runs command name.
-// qemu-ga refuses every other command while the guest's filesystems are
-// frozen ("has been disabled: the agent is in frozen state"), and its
-// guest-info then lists those commands with enabled=false.
-func AllowedWhileFrozen(name string) bool {
-	switch name {
-	case "guest-ping", "guest-info", "guest-sync", "guest-sync-delimited",
-		"guest-fsfreeze-status", "guest-fsfreeze-thaw":
-		return true
-	}
-	return false
-}

@@ -24,16 +24,6 @@ type Transport interface {
 	Close() error
 }
 
-// SuccessResponse reports whether the agent answers name when it succeeds.
-// Shutdown and suspend do not: the guest goes away instead.
-func SuccessResponse(name string) bool {
-	switch name {
-	case "guest-shutdown", "guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid":
-		return false
-	}
-	return true
-}
-
 // Agent is everything guestdeck asks of one guest's agent. Client implements
 // it over any Transport; the libvirt implementation maps what it can onto
 // libvirt's own API.

@@ -163,6 +163,17 @@ func runConformance(t *testing.T, p peer) {
 		if caps.SuccessResponse("guest-shutdown") || !caps.SuccessResponse("guest-ping") {
 			t.Errorf("success-response: shutdown %v, ping %v", caps.SuccessResponse("guest-shutdown"), caps.SuccessResponse("guest-ping"))
 		}
+		// The command table knows every command the agent offers, and
+		// agrees on which reply on success.
+		for _, ci := range info.SupportedCommands {
+			cmd, ok := agentclient.Lookup(ci.Name)
+			switch {
+			case !ok:
+				t.Errorf("%s (offered by the agent) is not in the command table", ci.Name)
+			case cmd.SuccessResponse != ci.SuccessResponse:
+				t.Errorf("%s: table says success-response %v, the agent %v", ci.Name, cmd.SuccessResponse, ci.SuccessResponse)
+			}
+		}
 		if p.Disabled != "" && (!caps.Has(p.Disabled) || caps.Enabled(p.Disabled)) {
 			t.Errorf("%s: has %v enabled %v, want listed and disabled", p.Disabled, caps.Has(p.Disabled), caps.Enabled(p.Disabled))
 		}
@@ -364,6 +375,17 @@ func runConformance(t *testing.T, p peer) {
 		}
 		if err := c.Ping(call(d)); err != nil {
 			t.Errorf("ping while frozen: %v", err)
+		}
+		// While frozen the agent lists enabled exactly the commands the
+		// table says it runs then.
+		if info, err := c.Info(call(d)); err != nil {
+			t.Errorf("info while frozen: %v", err)
+		} else {
+			for _, ci := range info.SupportedCommands {
+				if ci.Enabled != agentclient.AllowedWhileFrozen(ci.Name) {
+					t.Errorf("%s while frozen: enabled %v, table says allowed %v", ci.Name, ci.Enabled, agentclient.AllowedWhileFrozen(ci.Name))
+				}
+			}
 		}
 		_, err = c.FileOpen(call(d), "/etc/hostname", "r")
 		if !agentclient.IsFrozen(err) || agentclient.IsDisabled(err) {
