@@ -3,7 +3,6 @@ package agentclient
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -96,14 +95,17 @@ func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
 // pipelined sends calls in one write and reads their replies in order.
 // Holds sem; the stream is in sync and its agent echoes ids.
 func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Time, failFrom func(int, error)) {
-	type span struct{ req, id [2]int }
+	type span struct {
+		req, id [2]int
+		limit   int
+	}
 	var spanBuf [8]span
 	spans := spanBuf[:0]
 	b := s.reqBuf[:0]
 	for i := range calls {
 		s.seq++
 		r0 := len(b)
-		nb, i0, i1, err := s.appendRequest(b, calls[i].Name, calls[i].Args)
+		nb, i0, i1, limit, err := s.appendRequest(b, calls[i].Name, calls[i].Args)
 		if err != nil {
 			// Not sent: only this command fails.
 			var rec LogRecord
@@ -112,7 +114,7 @@ func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Ti
 			continue
 		}
 		b = nb
-		spans = append(spans, span{req: [2]int{r0, len(b)}, id: [2]int{i0, i1}})
+		spans = append(spans, span{req: [2]int{r0, len(b)}, id: [2]int{i0, i1}, limit: limit})
 	}
 	s.keepReqBuf(b)
 	disarm := s.arm(ctx)
@@ -128,10 +130,13 @@ func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Ti
 		}
 		c := &calls[i]
 		rec := LogRecord{Request: b[sp.req[0] : sp.req[1]-1]}
+		s.expect(c.Name, sp.limit) // each reply its own limit
 		ret, err := s.awaitReply(ctx, b[sp.id[0]:sp.id[1]], &rec)
 		c.Duration = time.Since(t0)
 		if err != nil {
 			c.Err = s.finish(&rec, c.Name, err, start)
+			// A reply skipped for its size was skipped to its end: the
+			// later replies still come, matched by their ids.
 			if isTransportErr(err) {
 				s.needSync = true // the later replies are still coming
 				failFrom(i+1, err)
@@ -144,10 +149,10 @@ func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Ti
 		switch {
 		case c.Out != nil:
 			if uerr := decodeReturn(ret, c.Out); uerr != nil {
-				err = fmt.Errorf("%w: %v", ErrMalformed, uerr)
+				err = &returnError{uerr}
 			}
 		case !json.Valid(ret):
-			err = fmt.Errorf("%w: invalid return value %s", ErrMalformed, sample(ret))
+			err = &returnError{fmt.Errorf("invalid return value %s", sample(ret))}
 		}
 		c.Err = s.finish(&rec, c.Name, err, start)
 	}
@@ -166,8 +171,5 @@ func (s *Stream) finish(rec *LogRecord, name string, err error, start time.Time)
 }
 
 // isTransportErr reports whether err is about the connection rather than
-// the agent's answer to one command.
-func isTransportErr(err error) bool {
-	var ae *Error
-	return !errors.As(err, &ae)
-}
+// the answer to one command (see IsCallError).
+func isTransportErr(err error) bool { return !IsCallError(err) }

@@ -98,8 +98,8 @@ func (c *Client) call(ctx context.Context, name string, args, out any) error {
 	if out == nil || raw == nil {
 		return nil
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return &OpError{Addr: c.t.Addr(), Command: name, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
+	if err := decodeReturn(raw, out); err != nil {
+		return &OpError{Addr: c.t.Addr(), Command: name, Err: &returnError{err}}
 	}
 	return nil
 }

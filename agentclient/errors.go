@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -30,9 +31,41 @@ var (
 	ErrClosed = errors.New("agent client closed")
 	// ErrMalformed: the peer sent bytes that are not a guest-agent reply.
 	ErrMalformed = errors.New("malformed reply")
-	// ErrTooLarge: a reply exceeded the reader's limit.
+	// ErrTooLarge: a reply exceeded its command's limit (see Command and
+	// *TooLargeError).
 	ErrTooLarge = errors.New("reply too large")
+	// ErrBudget: the reply budget shared by several streams could not hold
+	// a reply (see Budget and *BudgetError).
+	ErrBudget = errors.New("reply budget exhausted")
 )
+
+// TooLargeError is a reply longer than its command's limit (Command.
+// ReplyLimit). The stream skips such a line without buffering it, counting
+// its bytes, and stays usable. It matches ErrTooLarge, and Cause when set.
+type TooLargeError struct {
+	Command string
+	Bytes   int64 // the line's length; with Cause, the bytes that came before the call ended
+	Limit   int
+	// Cause is why the line had not ended when the call ended (its
+	// deadline, the connection dropping); nil when the whole line was
+	// counted.
+	Cause error
+}
+
+func (e *TooLargeError) Error() string {
+	n := strconv.FormatInt(e.Bytes, 10)
+	if e.Cause != nil {
+		n = "more than " + n
+	}
+	return fmt.Sprintf("%v (%s bytes from %s, limit %s)", ErrTooLarge, n, e.Command, sizeText(int64(e.Limit)))
+}
+
+func (e *TooLargeError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{ErrTooLarge}
+	}
+	return []error{ErrTooLarge, e.Cause}
+}
 
 type timeoutError struct{}
 
@@ -92,6 +125,31 @@ func IsInvalidArgs(err error) bool {
 	}
 	d := e.Desc
 	return strings.HasPrefix(d, "Parameter ") || strings.HasPrefix(d, "Invalid parameter") || strings.Contains(d, "is missing")
+}
+
+// returnError is a reply that arrived whole and in step, whose return value
+// did not decode as the command's result: only its own call fails.
+type returnError struct{ err error }
+
+func (e *returnError) Error() string        { return ErrMalformed.Error() + ": " + e.err.Error() }
+func (e *returnError) Is(target error) bool { return target == ErrMalformed }
+func (e *returnError) Unwrap() error        { return e.err }
+
+// IsCallError reports whether err failed only the call it came from: the
+// agent refused the command, or its reply was too large (and skipped to its
+// end) or did not decode. The connection carries on: the next call gets its
+// own reply. Anything else (timeouts, a lost connection, garbage on the
+// wire, an exhausted budget) is about the transport.
+func IsCallError(err error) bool {
+	if _, ok := agentError(err); ok {
+		return true
+	}
+	var tl *TooLargeError
+	if errors.As(err, &tl) {
+		return tl.Cause == nil
+	}
+	var re *returnError
+	return errors.As(err, &re)
 }
 
 // IsTimeout reports whether the call ran out of time.

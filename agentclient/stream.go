@@ -19,11 +19,6 @@ import (
 	"github.com/mdlayher/vsock"
 )
 
-// DefaultMaxReply bounds one reply line. It fits a 64 MiB guest-file-read
-// (base64 makes that 85.4 MiB) with room for the JSON around it; qemu-ga
-// itself caps one read at 48 MiB.
-const DefaultMaxReply = 90 << 20
-
 // DefaultShutdownGrace is how long a command that replies nothing on success
 // (guest-shutdown, guest-suspend-*) waits for an error before it counts as
 // accepted.
@@ -33,20 +28,29 @@ const DefaultShutdownGrace = time.Second
 type Option func(*streamOptions)
 
 type streamOptions struct {
-	maxReply int
+	maxReply int // caps every command's limit; 0: the table's limits
 	grace    time.Duration
 	log      func(LogRecord)
 	readBuf  int
+	budget   *Budget
 }
 
-// WithMaxReply bounds one reply line to n bytes; a longer reply fails its
-// call with ErrTooLarge. n <= 0 keeps the default.
+// WithMaxReply caps every reply line at n bytes, below the limit each
+// command has anyway (Command.ReplyLimit); a longer reply fails its call
+// with ErrTooLarge. n <= 0 keeps the commands' limits.
 func WithMaxReply(n int) Option {
 	return func(o *streamOptions) {
 		if n > 0 {
 			o.maxReply = n
 		}
 	}
+}
+
+// WithBudget charges the stream's reply lines beyond its read buffer to b,
+// which many streams may share: see Budget. nil means no shared bound (each
+// reply is still held to its command's limit).
+func WithBudget(b *Budget) Option {
+	return func(o *streamOptions) { o.budget = b }
 }
 
 // WithReadBuffer sets the size of the stream's read buffer, held for the
@@ -285,18 +289,22 @@ type Stream struct {
 	// an idle stream holds no buffer.
 	rbuf       []byte
 	rpos, rend int
-	line       []byte // a line that spans reads
-	dropLine   bool   // line held a small line: let it go after the call
-	skipping   bool   // discarding the rest of an oversized line
+	line       []byte // a line that spans reads; never grown past lim
+	charged    int64  // bytes of line's capacity charged to opts.budget
+	skipping   bool   // discarding the rest of a line, counting it in skipped
+	skipped    int64
+	lim        int    // the limit on the reply being read
+	limCmd     string // the command it answers, for errors
 }
 
 // event is one unit from the reader: a reply line, the 0xFF sentinel, or a
-// line that was cut because it exceeded the limit. A line is valid until
-// the next read.
+// line that could not be taken (err: a *TooLargeError once the oversized
+// line has been skipped to its end, a *BudgetError at once). A line is valid
+// until the next read.
 type event struct {
 	line     []byte
 	sentinel bool
-	tooLarge bool
+	err      error
 }
 
 // readBufs recycles read buffers between calls: a fleet of thousands of
@@ -304,7 +312,7 @@ type event struct {
 var readBufs sync.Pool
 
 func newStream(addr string, conn net.Conn, opts ...Option) *Stream {
-	o := streamOptions{maxReply: DefaultMaxReply, grace: DefaultShutdownGrace, readBuf: 64 << 10}
+	o := streamOptions{grace: DefaultShutdownGrace, readBuf: 64 << 10}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -381,7 +389,7 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 		return nil, err
 	}
 	s.seq++
-	req, id, err := s.encodeRequest(name, args)
+	req, id, limit, err := s.encodeRequest(name, args)
 	if err != nil {
 		return nil, err
 	}
@@ -396,6 +404,7 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	if err := s.write(ctx, req); err != nil {
 		return nil, err
 	}
+	s.expect(name, limit)
 	if !SuccessResponse(name) {
 		return nil, s.awaitAccepted(ctx, id, rec)
 	}
@@ -405,37 +414,49 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	}
 	if out != nil {
 		if err := decodeReturn(ret, out); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			return nil, &returnError{err}
 		}
 		return nil, nil
 	}
 	if !json.Valid(ret) {
-		return nil, fmt.Errorf("%w: invalid return value %s", ErrMalformed, sample(ret))
+		return nil, &returnError{fmt.Errorf("invalid return value %s", sample(ret))}
 	}
 	return bytes.Clone(ret), nil // ret points into the read buffer
 }
 
+// expect sets the limit for the reply about to be read: the command's,
+// under the stream's cap. Holds sem.
+func (s *Stream) expect(name string, limit int) {
+	if s.opts.maxReply > 0 {
+		limit = min(limit, s.opts.maxReply)
+	}
+	s.lim, s.limCmd = limit, name
+}
+
 // encodeRequest writes the request line for name (newline included) into
-// the stream's request buffer, tagged with the id of s.seq, and returns it
-// and the id. Both stay valid until the next call. Holds sem.
-func (s *Stream) encodeRequest(name string, args any) (req, id []byte, err error) {
-	b, i, j, err := s.appendRequest(s.reqBuf[:0], name, args)
+// the stream's request buffer, tagged with the id of s.seq, and returns it,
+// the id and the limit on its reply. Both slices stay valid until the next
+// call. Holds sem.
+func (s *Stream) encodeRequest(name string, args any) (req, id []byte, limit int, err error) {
+	b, i, j, limit, err := s.appendRequest(s.reqBuf[:0], name, args)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	s.keepReqBuf(b)
-	return b, b[i:j], nil
+	return b, b[i:j], limit, nil
 }
 
 // appendRequest appends the request line for name, tagged with the id of
-// s.seq, and says where the id is. Holds sem.
-func (s *Stream) appendRequest(b []byte, name string, args any) (out []byte, idStart, idEnd int, err error) {
+// s.seq, says where the id is, and sizes the limit on its reply from the
+// command table and the arguments. Holds sem.
+func (s *Stream) appendRequest(b []byte, name string, args any) (out []byte, idStart, idEnd, limit int, err error) {
 	var a []byte
 	if args != nil {
 		if a, err = json.Marshal(args); err != nil {
-			return b, 0, 0, fmt.Errorf("encode arguments: %w", err)
+			return b, 0, 0, 0, fmt.Errorf("encode arguments: %w", err)
 		}
 	}
+	limit = lookupOrRaw(name).ReplyLimit(a)
 	b = append(b, `{"execute":`...)
 	b = appendJSONString(b, name)
 	if a != nil {
@@ -445,7 +466,7 @@ func (s *Stream) appendRequest(b []byte, name string, args any) (out []byte, idS
 	idStart = len(b)
 	b = strconv.AppendUint(append(append(b, s.tag...), '-'), s.seq, 10)
 	idEnd = len(b)
-	return append(b, "\"}\n"...), idStart, idEnd, nil
+	return append(b, "\"}\n"...), idStart, idEnd, limit, nil
 }
 
 // keepReqBuf keeps a small request buffer for the next call; a big one (a
@@ -611,8 +632,10 @@ func (s *Stream) fill(ctx context.Context) error {
 var errDeadline = ErrTimeout
 
 // scan takes the next event from the buffered bytes if one is complete,
-// splitting lines at '\n' and at the 0xFF sentinel and never holding more
-// than one line over the limit's size.
+// splitting lines at '\n' and at the 0xFF sentinel. A line over the limit
+// is skipped, not buffered, and counted to its end; the line buffer never
+// grows past the limit, and what it holds beyond the read buffer's size is
+// charged to the budget. Holds sem.
 func (s *Stream) scan() (event, bool) {
 	for s.rpos < s.rend {
 		chunk := s.rbuf[s.rpos:s.rend]
@@ -632,36 +655,42 @@ func (s *Stream) scan() (event, bool) {
 		if end >= 0 {
 			part = chunk[:end]
 		}
-		if !s.skipping && len(s.line)+len(part) > s.opts.maxReply {
-			s.skipping = true
-			s.line = s.line[:0]
-			return event{tooLarge: true}, true
+		if s.skipping {
+			s.skipped += int64(len(part))
+			if end < 0 {
+				s.rpos = s.rend
+				return event{}, false
+			}
+			s.takeEnd(chunk, end)
+			s.skipping = false
+			return event{err: &TooLargeError{Command: s.limCmd, Bytes: s.skipped, Limit: s.lim}}, true
+		}
+		if len(s.line)+len(part) > s.lim {
+			s.skipFrom(int64(len(s.line)))
+			continue // the skip above counts part
 		}
 		if end < 0 {
-			if !s.skipping {
-				s.line = append(s.line, part...)
+			if err := s.grow(len(s.line) + len(part)); err != nil {
+				s.skipFrom(int64(len(s.line) + len(part)))
+				s.rpos = s.rend
+				return event{err: err}, true
 			}
+			s.line = append(s.line, part...)
 			s.rpos = s.rend
 			return event{}, false
 		}
 		// Take the line and a '\n'; a 0xFF stays for the sentinel above.
-		s.rpos += end
-		if chunk[end] == '\n' {
-			s.rpos++
-		}
-		if s.skipping {
-			s.skipping = false
-			continue
-		}
+		s.takeEnd(chunk, end)
 		ln := part
 		if len(s.line) > 0 {
+			if err := s.grow(len(s.line) + len(part)); err != nil {
+				s.dropLine()
+				return event{err: err}, true
+			}
 			s.line = append(s.line, part...)
 			ln = s.line
-			// A big buffer is kept only while big replies keep coming (a
-			// file transfer): a 1 MiB chunk then costs no allocation.
-			s.line = s.line[:0]
+			s.line = s.line[:0] // ln stays valid until the next read
 		}
-		s.dropLine = len(ln) < 64<<10
 		if len(bytes.TrimSpace(ln)) == 0 {
 			continue
 		}
@@ -670,16 +699,95 @@ func (s *Stream) scan() (event, bool) {
 	return event{}, false
 }
 
-// releaseBuffers gives the read buffer back once drained. Holds sem.
+// takeEnd consumes chunk up to end, and the '\n' there if it is one.
+func (s *Stream) takeEnd(chunk []byte, end int) {
+	s.rpos += end
+	if chunk[end] == '\n' {
+		s.rpos++
+	}
+}
+
+// skipFrom starts discarding the current line, n bytes of which have come.
+func (s *Stream) skipFrom(n int64) {
+	s.dropLine()
+	s.skipping, s.skipped = true, n
+}
+
+// grow makes room for a line of need bytes (need <= lim): doubling, but
+// never past the limit, and charging the budget for what exceeds the read
+// buffer's size. Over budget, nothing changes and the call fails.
+func (s *Stream) grow(need int) error {
+	if need <= cap(s.line) {
+		return nil
+	}
+	n := min(max(need, 2*cap(s.line), 512), max(s.lim, need))
+	if err := s.charge(n); err != nil {
+		if n == need {
+			return err
+		}
+		// The doubling does not fit: the exact need might.
+		if s.charge(need) != nil {
+			return err
+		}
+		n = need
+	}
+	nl := make([]byte, len(s.line), n)
+	copy(nl, s.line)
+	s.line = nl
+	return nil
+}
+
+// charge makes the budget hold what a line buffer of n bytes needs beyond
+// the read buffer's size.
+func (s *Stream) charge(n int) error {
+	b := s.opts.budget
+	if b == nil {
+		return nil
+	}
+	want := max(int64(n-s.opts.readBuf), 0)
+	d := want - s.charged
+	if d <= 0 {
+		return nil
+	}
+	if !b.tryAcquire(d) {
+		return &BudgetError{Command: s.limCmd, Need: d, InUse: b.InUse(), Limit: b.Limit()}
+	}
+	s.charged = want
+	return nil
+}
+
+// dropLine lets the line buffer go and gives its charge back.
+func (s *Stream) dropLine() {
+	s.line = nil
+	if s.charged > 0 {
+		s.opts.budget.release(s.charged)
+		s.charged = 0
+	}
+}
+
+// releaseBuffers gives the read buffer back once drained, and the line
+// buffer (with its charge) always: the next call starts small. A line cut
+// short by the call's end is skipped to its end by whoever reads next (a
+// resync). Holds sem.
 func (s *Stream) releaseBuffers() {
 	if s.rbuf != nil && s.rpos == s.rend {
 		b := s.rbuf[:0]
 		readBufs.Put(&b)
 		s.rbuf, s.rpos, s.rend = nil, 0, 0
 	}
-	if s.dropLine && len(s.line) == 0 {
-		s.line, s.dropLine = nil, false
+	if len(s.line) > 0 {
+		s.skipFrom(int64(len(s.line)))
 	}
+	s.dropLine()
+}
+
+// cutShort is the error for a read that failed while a line was being
+// skipped for its size: the line is larger than the bytes counted so far.
+func (s *Stream) cutShort(err error) error {
+	if s.skipping {
+		return &TooLargeError{Command: s.limCmd, Bytes: s.skipped, Limit: s.lim, Cause: err}
+	}
+	return err
 }
 
 // parseReply splits one line into a reply. Noise before the first '{' (a
@@ -735,6 +843,7 @@ func (s *Stream) awaitReply(ctx context.Context, id []byte, rec *LogRecord) ([]b
 	for {
 		ev, err := s.next(ctx)
 		if err != nil {
+			err = s.cutShort(err)
 			if noise != nil {
 				return nil, fmt.Errorf("%w after unparseable data: %w", err, noise)
 			}
@@ -743,9 +852,12 @@ func (s *Stream) awaitReply(ctx context.Context, id []byte, rec *LogRecord) ([]b
 		switch {
 		case ev.sentinel:
 			continue
-		case ev.tooLarge:
+		case ev.err != nil:
+			// Without buffering the line its id is unknown: fail the
+			// call, and make sure nobody later takes a reply for theirs
+			// that was meant for this one.
 			s.needSync = true
-			return nil, fmt.Errorf("%w: a reply exceeded %d bytes", ErrTooLarge, s.opts.maxReply)
+			return nil, ev.err
 		}
 		r, err := parseReply(ev.line)
 		if err != nil {
@@ -793,14 +905,14 @@ func (s *Stream) awaitAccepted(ctx context.Context, id []byte, rec *LogRecord) e
 			// mistakes it for their reply.
 			return nil
 		default:
-			return err
+			return s.cutShort(err)
 		}
 		if ev.sentinel {
 			continue
 		}
-		if ev.tooLarge {
+		if ev.err != nil {
 			s.needSync = true
-			return fmt.Errorf("%w: a reply exceeded %d bytes", ErrTooLarge, s.opts.maxReply)
+			return ev.err
 		}
 		r, err := parseReply(ev.line)
 		if err != nil {
@@ -829,6 +941,9 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 	s.seq++
 	tag := s.tag + "-" + strconv.FormatUint(s.seq, 10)
 	req, _ := json.Marshal(request{Execute: "guest-sync-delimited", Arguments: map[string]int64{"id": n}, ID: tag})
+	// Stale replies come before the sync's: skipped at the sync's small
+	// limit, not buffered at theirs.
+	s.expect("guest-sync-delimited", lookupOrRaw("guest-sync-delimited").MaxReply)
 	msg := make([]byte, 0, len(req)+2)
 	msg = append(append(append(msg, 0xFF), req...), '\n')
 	writeErr := s.write(ctx, msg)
@@ -858,7 +973,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 		if ev.sentinel {
 			continue
 		}
-		if ev.tooLarge {
+		if ev.err != nil {
 			if junk == nil {
 				junk = []byte("an oversized line")
 			}
