@@ -6,28 +6,31 @@ import (
 	"unicode/utf8"
 )
 
-// decodeReturn decodes a return value into out. The replies every poll of
-// every guest brings (the time, the interface list with statistics, the
-// vCPUs) have hand-written decoders: encoding/json's reflection made them the
-// costliest part of a poll, the interface list above all. Anything that decoder does not fully recognise (escapes, nulls,
-// duplicate or oddly cased keys, non-integers, a target already holding
-// data) goes to encoding/json instead, so the result and the errors are
-// always encoding/json's.
+// decodeReturn decodes a return value into out, leniently: a field that does
+// not fit is lost, not the reply (see decodeLenient, which defines the
+// result). The replies every poll of every guest brings (the time, the
+// interface list with statistics, the vCPUs) and file-read chunks have
+// hand-written decoders: reflection made them the costliest part of a poll,
+// the interface list above all. Anything a hand-written decoder does not
+// fully recognise (escapes, nulls, duplicate keys, a value that does not fit)
+// goes to decodeLenient instead, so the result and the errors are always
+// its.
 func decodeReturn(ret []byte, out any) error {
 	switch o := out.(type) {
 	case *[]Interface:
-		if *o == nil {
-			if v, ok := decodeInterfaces(ret); ok {
-				*o = v
-				return nil
-			}
+		if v, ok := decodeInterfaces(ret); ok {
+			*o = v
+			return nil
 		}
 	case *[]VCPU:
-		if *o == nil {
-			if v, ok := decodeVCPUs(ret); ok {
-				*o = v
-				return nil
-			}
+		if v, ok := decodeVCPUs(ret); ok {
+			*o = v
+			return nil
+		}
+	case *FileRead:
+		if v, ok := decodeFileRead(ret); ok {
+			*o = v
+			return nil
 		}
 	case *int64:
 		l := &lexer{b: ret}
@@ -36,7 +39,7 @@ func decodeReturn(ret []byte, out any) error {
 			return nil
 		}
 	}
-	return json.Unmarshal(ret, out)
+	return decodeLenient(ret, out)
 }
 
 // lexer walks one JSON value strictly; every method reports false on
@@ -155,20 +158,8 @@ func (l *lexer) int() (int, bool) {
 	return int(v), true
 }
 
-// other skips the value of a member the decoder does not know. A key that
-// encoding/json would match to a known field despite its case is not
-// recognised.
-func (l *lexer) other(key []byte, known ...string) bool {
-	for _, k := range known {
-		if bytes.EqualFold(key, []byte(k)) {
-			return false
-		}
-	}
-	for _, c := range key {
-		if c >= 0x80 {
-			return false // encoding/json folds some non-ASCII letters too
-		}
-	}
+// other skips the value of a member the decoder does not know.
+func (l *lexer) other() bool {
 	l.i = skipSpace(l.b, l.i)
 	end, ok := skipValue(l.b, l.i)
 	if !ok || !json.Valid(l.b[l.i:end]) {
@@ -245,7 +236,7 @@ func decodeInterfaces(b []byte) ([]Interface, bool) {
 			case "statistics":
 				it.Statistics, ok = l.interfaceStats()
 			default:
-				ok = l.other(key, "name", "hardware-address", "ip-addresses", "statistics")
+				ok = l.other()
 			}
 			return ok
 		})
@@ -271,7 +262,7 @@ func (l *lexer) ipAddresses() ([]IPAddress, bool) {
 			case "prefix":
 				a.Prefix, ok = l.int()
 			default:
-				ok = l.other(key, "ip-address", "ip-address-type", "prefix")
+				ok = l.other()
 			}
 			return ok
 		})
@@ -303,7 +294,7 @@ func (l *lexer) interfaceStats() (*InterfaceStats, bool) {
 		case "tx-dropped":
 			p = &st.TxDropped
 		default:
-			return l.other(key, "rx-bytes", "rx-packets", "rx-errs", "rx-dropped", "tx-bytes", "tx-packets", "tx-errs", "tx-dropped")
+			return l.other()
 		}
 		*p, ok = l.uint64()
 		return ok
@@ -327,7 +318,7 @@ func decodeVCPUs(b []byte) ([]VCPU, bool) {
 				c, ok = l.bool()
 				v.CanOffline = &c
 			default:
-				ok = l.other(key, "logical-id", "online", "can-offline")
+				ok = l.other()
 			}
 			return ok
 		})
@@ -338,4 +329,26 @@ func decodeVCPUs(b []byte) ([]VCPU, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+func decodeFileRead(b []byte) (FileRead, bool) {
+	l := &lexer{b: b}
+	var v FileRead
+	ok := l.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "count":
+			v.Count, ok = l.int()
+		case "buf-b64":
+			v.BufB64, ok = l.str()
+		case "eof":
+			v.EOF, ok = l.bool()
+		default:
+			ok = l.other()
+		}
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return FileRead{}, false
+	}
+	return v, true
 }

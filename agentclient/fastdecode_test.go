@@ -3,11 +3,59 @@ package agentclient
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
-// FuzzDecodeInterfaces checks the hand-written interface decoder against
-// encoding/json: the same value, and an error exactly when it errs.
+// The hand-written decoders are checked against decodeLenient, the
+// reference, on three counts:
+//  1. wherever a hand-written decoder accepts the input, it gives the
+//     reference's value (and the reference accepts it too);
+//  2. decodeReturn, fast path and fallback together, always gives the
+//     reference's value and fails exactly when it fails;
+//  3. what the reference decodes, encoded again by encoding/json, decodes to
+//     the same value by encoding/json itself, by decodeReturn (mostly on its
+//     fast path: encoding/json writes plain, well-typed JSON) and by the
+//     reference: on well-formed replies all three agree.
+
+// checkDecoder runs the three checks for one target type.
+func checkDecoder[T any](t *testing.T, b []byte, fast func([]byte) (T, bool)) {
+	t.Helper()
+	var ref T
+	rerr := decodeLenient(b, &ref)
+	if fast != nil {
+		if v, ok := fast(b); ok {
+			if rerr != nil || !reflect.DeepEqual(v, ref) {
+				t.Fatalf("%q: fast decoder %+v, reference %+v, %v", b, v, ref, rerr)
+			}
+		}
+	}
+	var got T
+	gerr := decodeReturn(b, &got)
+	if (gerr == nil) != (rerr == nil) || rerr == nil && !reflect.DeepEqual(got, ref) {
+		t.Fatalf("%q: decodeReturn %+v, %v; reference %+v, %v", b, got, gerr, ref, rerr)
+	}
+	if rerr != nil {
+		return
+	}
+	again, err := json.Marshal(ref)
+	if err != nil {
+		t.Fatalf("%q: re-encode %+v: %v", b, ref, err)
+	}
+	// omitempty drops empty lists, so compare the three decodings of the
+	// re-encoded reply with one another, and that with ref encoded.
+	var viaJSON, viaReturn, viaRef T
+	jerr := json.Unmarshal(again, &viaJSON)
+	derr := decodeReturn(again, &viaReturn)
+	lerr := decodeLenient(again, &viaRef)
+	if jerr != nil || derr != nil || lerr != nil || !reflect.DeepEqual(viaJSON, viaRef) || !reflect.DeepEqual(viaReturn, viaRef) {
+		t.Fatalf("%s: encoding/json %+v, %v; decodeReturn %+v, %v; reference %+v, %v", again, viaJSON, jerr, viaReturn, derr, viaRef, lerr)
+	}
+	if twice, _ := json.Marshal(viaRef); string(twice) != string(again) {
+		t.Fatalf("%s decoded and encoded again is %s", again, twice)
+	}
+}
+
 func FuzzDecodeInterfaces(f *testing.F) {
 	for _, s := range []string{
 		`[{"name": "lo", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8}, {"ip-address-type": "ipv6", "ip-address": "::1", "prefix": 128}], "statistics": {"tx-packets": 29, "tx-errs": 0, "rx-bytes": 3193, "rx-dropped": 0, "rx-packets": 29, "rx-errs": 0, "tx-bytes": 3193, "tx-dropped": 0}, "hardware-address": "00:00:00:00:00:00"}, {"name": "ifb0", "hardware-address": "1e:db:9e:70:96:b9"}]`,
@@ -16,45 +64,138 @@ func FuzzDecodeInterfaces(f *testing.F) {
 		`[{"name":"x","statistics":{"rx-bytes":18446744073709551616}}]`, `[{"name":"x","ip-addresses":[{"prefix":1.5}]}]`,
 		`[{"name":"x","ip-addresses":[{"prefix":-0}],"extra":[1,{"a":null}]}]`, `[{"name":"x"}] x`, `[{"name":"x",}]`,
 		`[{"name":"\xff"}]`, `[{"name":"x","statistics":null}]`, `[{"name":"x","ip-addresses":[]}]`, `[{"name":01}]`,
+		`[{"name":"x","statistics":"many"}]`, `[{"name":"x","statistics":{"tx-bytes":"1"}}]`, `[1,"eth0",{"name":"y"}]`,
+		`[{"name":"x","ip-addresses":[{"ip-address":"10.0.0.1","prefix":9223372036854775808}]}]`,
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var want []Interface
-		werr := json.Unmarshal(b, &want)
-		var got []Interface
-		gerr := decodeReturn(b, &got)
-		if (werr == nil) != (gerr == nil) {
-			t.Fatalf("%q: error %v, encoding/json's %v", b, gerr, werr)
-		}
-		if werr == nil && !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q: got %+v, encoding/json %+v", b, got, want)
-		}
-	})
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecoder(t, b, decodeInterfaces) })
 }
 
-// FuzzDecodeVCPUsAndTime does the same for the vCPU list and the time.
 func FuzzDecodeVCPUsAndTime(f *testing.F) {
 	for _, s := range []string{
 		`[{"online": true, "can-offline": true, "logical-id": 1}, {"online": true, "can-offline": false, "logical-id": 0}]`,
 		`[]`, `null`, `[{"online":truex}]`, `[{"online":null}]`, `[{"logical-id":1,"logical-id":2}]`, `[{"Online":true}]`,
+		`[{"logical-id":9223372036854775808,"online":true}]`, `[{"logical-id":"3","online":true,"can-offline":"yes"}]`,
 		`1700000000123456789`, `-5`, `9223372036854775807`, `9223372036854775808`, `-9223372036854775808`, `1e3`, `"1"`, ` 12 `, `012`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var want []VCPU
-		werr := json.Unmarshal(b, &want)
-		var got []VCPU
-		gerr := decodeReturn(b, &got)
-		if (werr == nil) != (gerr == nil) || werr == nil && !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q: got %+v, %v; encoding/json %+v, %v", b, got, gerr, want, werr)
-		}
-		var wantN, gotN int64
-		werr = json.Unmarshal(b, &wantN)
-		gerr = decodeReturn(b, &gotN)
-		if (werr == nil) != (gerr == nil) || werr == nil && gotN != wantN {
-			t.Fatalf("%q: got %d, %v; encoding/json %d, %v", b, gotN, gerr, wantN, werr)
-		}
+		checkDecoder(t, b, decodeVCPUs)
+		checkDecoder(t, b, func(b []byte) (int64, bool) {
+			l := &lexer{b: b}
+			v, ok := l.int64()
+			return v, ok && skipSpace(b, l.i) == len(b)
+		})
 	})
+}
+
+func FuzzDecodeFileRead(f *testing.F) {
+	for _, s := range []string{
+		`{"count": 5, "buf-b64": "aGVsbG8=", "eof": true}`, `{"count": 0, "buf-b64": "", "eof": false}`, `{}`, `null`, `[]`,
+		`{"count": -1, "buf-b64": "aGVsbG8=", "eof": true}`, `{"count": 5, "buf-b64": 7, "eof": "yes"}`,
+		`{"count": 5, "buf-b64": "aGVs\/bG8=", "eof": true}`, `{"count":5,"count":6}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecoder(t, b, decodeFileRead) })
+}
+
+// FuzzDecodeSlowReplies checks the reference alone on the replies with no
+// hand-written decoder: it never panics and agrees with encoding/json on
+// what it decodes.
+func FuzzDecodeSlowReplies(f *testing.F) {
+	for _, s := range []string{
+		`{"version": "7.2.22", "supported_commands": [{"name": "guest-ping", "enabled": true, "success-response": true}]}`,
+		`{"kernel-release": "6.1.0", "pretty-name": "Debian GNU/Linux 12 (bookworm)", "id": 5}`,
+		`[{"user": "root", "login-time": 1700000000.25}, {"user": 1, "login-time": 1e400}]`,
+		`[{"name": "vda1", "mountpoint": "/", "type": "ext4", "used-bytes": -1, "total-bytes": 10, "disk": [{"pci-controller": {"domain": -1, "bus": 0, "slot": 4, "function": 0}, "bus-type": "virtio", "bus": 0, "target": 0, "unit": 0}]}]`,
+		`{"zone": "UTC", "offset": 3600}`, `{"host-name": "web-1"}`, `{"exited": true, "exitcode": 0, "out-data": "aGk="}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecoder[Info](t, b, nil)
+		checkDecoder[OSInfo](t, b, nil)
+		checkDecoder[[]User](t, b, nil)
+		checkDecoder[[]Filesystem](t, b, nil)
+		checkDecoder[Timezone](t, b, nil)
+		checkDecoder[ExecStatus](t, b, nil)
+	})
+}
+
+// A value that does not fit costs its field (or its list element), not the
+// reply: the cases a hostile or buggy agent sends.
+func TestLenientDecoding(t *testing.T) {
+	u := func(v uint64) *uint64 { return &v }
+	tr := true
+	for _, tt := range []struct {
+		name  string
+		reply string
+		out   any // pointer to a fresh value of the reply's type
+		want  any
+	}{
+		{"rx-bytes -1 loses rx-bytes only", `[{"name":"eth0","statistics":{"rx-bytes":-1,"tx-bytes":7}}]`, new([]Interface),
+			&[]Interface{{Name: "eth0", Statistics: &InterfaceStats{TxBytes: 7}}}},
+		{"rx-bytes 2^64", `[{"name":"eth0","statistics":{"rx-bytes":18446744073709551616,"rx-packets":3}}]`, new([]Interface),
+			&[]Interface{{Name: "eth0", Statistics: &InterfaceStats{RxPackets: 3}}}},
+		{"statistics mistyped: absent, not zero", `[{"name":"eth0","statistics":"lots","hardware-address":"52:54:00:12:34:56"}]`, new([]Interface),
+			&[]Interface{{Name: "eth0", HardwareAddress: "52:54:00:12:34:56"}}},
+		{"prefix a string", `[{"name":"eth0","ip-addresses":[{"ip-address":"10.0.0.7","ip-address-type":"ipv4","prefix":"24"}]}]`, new([]Interface),
+			&[]Interface{{Name: "eth0", IPAddresses: []IPAddress{{Address: "10.0.0.7", Type: "ipv4"}}}}},
+		{"an element that is not an interface is dropped", `[7,{"name":"lo"},"eth1"]`, new([]Interface), &[]Interface{{Name: "lo"}}},
+		{"logical-id 2^63", `[{"logical-id":9223372036854775808,"online":true},{"logical-id":1,"online":true,"can-offline":true}]`, new([]VCPU),
+			&[]VCPU{{Online: true}, {LogicalID: 1, Online: true, CanOffline: &tr}}},
+		{"can-offline mistyped: absent, not false", `[{"logical-id":2,"online":true,"can-offline":"yes"}]`, new([]VCPU),
+			&[]VCPU{{LogicalID: 2, Online: true}}},
+		{"os name a number", `{"name":5,"pretty-name":"Debian GNU/Linux 12 (bookworm)","id":"debian"}`, new(OSInfo),
+			&OSInfo{PrettyName: "Debian GNU/Linux 12 (bookworm)", ID: "debian"}},
+		{"used-bytes negative", `[{"name":"vda1","mountpoint":"/","type":"ext4","used-bytes":-5,"total-bytes":10,"disk":[]}]`, new([]Filesystem),
+			&[]Filesystem{{Name: "vda1", Mountpoint: "/", Type: "ext4", TotalBytes: u(10), Disk: []DiskAddress{}}}},
+		{"login-time out of range", `[{"user":"root","login-time":1e999},{"user":"ann","login-time":1.5}]`, new([]User),
+			&[]User{{User: "root"}, {User: "ann", LoginTime: 1.5}}},
+		{"timezone offset a fraction", `{"zone":"CET","offset":3600.5}`, new(Timezone), &Timezone{Zone: "CET"}},
+		{"guest-info with one bad entry", `{"version":"7.2.22","supported_commands":[{"name":"guest-ping","enabled":true,"success-response":true},{"name":1},"x"]}`, new(Info),
+			&Info{Version: "7.2.22", SupportedCommands: []CommandInfo{{Name: "guest-ping", Enabled: true, SuccessResponse: true}, {}}}},
+		{"a time out of range is the reply's error", `9223372036854775808`, new(int64), nil},
+		{"an object for a list is the reply's error", `{"name":"eth0"}`, new([]Interface), nil},
+		{"a list for an object is the reply's error", `[{"name":"x"}]`, new(OSInfo), nil},
+		{"invalid JSON is the reply's error", `[{"name":"eth0",}]`, new([]Interface), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := decodeReturn([]byte(tt.reply), tt.out)
+			if tt.want == nil {
+				if err == nil {
+					t.Fatalf("decoded %+v, want an error", reflect.ValueOf(tt.out).Elem())
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(tt.out, tt.want) {
+				t.Fatalf("got %+v, %v; want %+v", reflect.ValueOf(tt.out).Elem(), err, reflect.ValueOf(tt.want).Elem())
+			}
+		})
+	}
+}
+
+// The lenient reference really is lenient where encoding/json is not: the
+// same replies fail as a whole there.
+func TestEncodingJSONIsStrict(t *testing.T) {
+	for _, reply := range []string{
+		`[{"name":"eth0","statistics":{"rx-bytes":-1}}]`,
+		`[{"logical-id":9223372036854775808,"online":true}]`,
+	} {
+		var v any
+		if strings.HasPrefix(reply, `[{"name"`) {
+			v = new([]Interface)
+		} else {
+			v = new([]VCPU)
+		}
+		if json.Unmarshal([]byte(reply), v) == nil {
+			t.Errorf("encoding/json accepted %s", reply)
+		}
+		if err := decodeReturn([]byte(reply), v); err != nil {
+			t.Errorf("decodeReturn(%s): %v", reply, err)
+		}
+	}
 }
