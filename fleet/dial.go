@@ -10,15 +10,31 @@ import (
 // transport's default 64 KiB read buffer alone would be 640 MB.
 const sessionReadBuffer = 4 << 10
 
-// defaultDialer reaches unix, tcp and vsock addresses with the stream
-// transport.
-func defaultDialer(ctx context.Context, t Target) (agentclient.Agent, error) {
-	opts := []agentclient.Option{agentclient.WithReadBuffer(sessionReadBuffer)}
+// DefaultReplyBudget bounds the reply bytes all of a fleet's streams buffer
+// at once, beyond their read buffers (agentclient.Budget). It holds a full
+// wave of the largest legitimate poll replies (Concurrency's default of 64
+// guests each sending a 4 MiB filesystem list), or a few file transfers in
+// 1 MiB chunks beside the polls; yet 10,000 hostile guests sending 85 MB
+// each at once cost no more than this (plus 4 KiB read buffers each), where
+// each would otherwise have held up to its command's limit.
+const DefaultReplyBudget = 256 << 20
+
+// streamOptions are the options every stream of the fleet is dialled with:
+// a small read buffer, the fleet's shared reply budget, and the session's
+// log hook when the dial context carries one.
+func (f *Fleet) streamOptions(ctx context.Context) []agentclient.Option {
+	opts := []agentclient.Option{agentclient.WithReadBuffer(sessionReadBuffer), agentclient.WithBudget(f.budget)}
 	if h, ok := ctx.Value(logHookKey{}).(*logHook); ok {
 		opts = append(opts, agentclient.WithLog(h.fn))
 		h.used = true
 	}
-	c, err := agentclient.Dial(ctx, t.Address, opts...)
+	return opts
+}
+
+// dialStream reaches unix, tcp and vsock addresses with the stream
+// transport.
+func (f *Fleet) dialStream(ctx context.Context, t Target) (agentclient.Agent, error) {
+	c, err := agentclient.Dial(ctx, t.Address, f.streamOptions(ctx)...)
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}

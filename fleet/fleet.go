@@ -22,16 +22,24 @@ type Options struct {
 	Interval      time.Duration // live items (time, freeze, interfaces, vCPUs); default 5s
 	SlowInterval  time.Duration // slow items (info, OS, hostname, users, fsinfo); default 60s
 	Timeout       time.Duration // per agent call, dial included; default 3s
+	PollTimeout   time.Duration // one poll of one guest as a whole, dial and every call; default 2*Timeout
 	FreezeTimeout time.Duration // a guest this process froze is thawed after this; default 5m
 	Concurrency   int           // guests worked on at once by Run and RefreshOnce; default 64
 	Readonly      bool          // refuse every mutating action before any agent is asked
 	LogSize       int           // per-guest command log entries; default 32
 	// Dialers by address scheme ("unix", "tcp", "vsock", "libvirt").
-	// unix, tcp and vsock default to agentclient.Dial.
+	// unix, tcp and vsock default to agentclient.Dial, with the fleet's
+	// reply budget.
 	Dialers map[string]Dialer
 	// MaxBackoff caps the retry delay for a failing guest; default
 	// 6*Interval, at most one minute.
 	MaxBackoff time.Duration
+	// ReplyBudget bounds the reply bytes the fleet's socket streams buffer
+	// at once, all guests together (see DefaultReplyBudget, the default);
+	// a call that would exceed it fails at once and its guest is retried
+	// later. Negative: no fleet-wide bound (each reply is still held to its
+	// command's limit).
+	ReplyBudget int64
 }
 
 func (o Options) withDefaults() Options {
@@ -47,6 +55,9 @@ func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Second
 	}
+	if o.PollTimeout <= 0 {
+		o.PollTimeout = 2 * o.Timeout
+	}
 	if o.FreezeTimeout <= 0 {
 		o.FreezeTimeout = 5 * time.Minute
 	}
@@ -58,6 +69,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = min(6*o.Interval, time.Minute)
+	}
+	if o.ReplyBudget == 0 {
+		o.ReplyBudget = DefaultReplyBudget
 	}
 	return o
 }
@@ -76,7 +90,8 @@ type Fleet struct {
 	sessions map[string]*session
 	order    []*session // sorted by name; replaced, never mutated, on Add/Remove
 	dialers  map[string]Dialer
-	loopCtx  context.Context // set by Start; nil before
+	budget   *agentclient.Budget // shared by every stream; nil for none
+	loopCtx  context.Context     // set by Start; nil before
 	closed   bool
 	libvirt  *libvirtHosts // set by the first AddHost (libvirt.go)
 
@@ -98,8 +113,11 @@ func New(opts Options) *Fleet {
 		changed:  make(chan struct{}, 1),
 	}
 	f.life, f.stop = context.WithCancel(context.Background())
+	if opts.ReplyBudget > 0 {
+		f.budget = agentclient.NewBudget(opts.ReplyBudget)
+	}
 	for _, s := range []string{"unix", "tcp", "vsock"} {
-		f.dialers[s] = defaultDialer
+		f.dialers[s] = f.dialStream
 	}
 	for s, d := range opts.Dialers {
 		f.dialers[s] = d

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +33,11 @@ type session struct {
 	sem   chan struct{}
 	agent *callAgent      // nil while disconnected; guarded by sem
 	skip  map[string]bool // commands that failed as unknown/unsupported; guarded by sem
+	// broken: commands whose replies came back too large or undecodable,
+	// with the error in words. They are skipped like refused ones (until
+	// capabilities are read again) and shown in the guest's Err. Guarded by
+	// sem; reset with skip.
+	broken map[string]string
 	// capsFrozen: the capabilities in the snapshot were read while the guest
 	// was frozen, when the agent lists nearly every command disabled. The
 	// first poll that finds it thawed reads them again. Guarded by sem.
@@ -187,14 +195,17 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 		return false, errSessionClosed
 	}
 	s.agent = &callAgent{s: s, a: a, hooked: hook.used}
-	s.skip = nil
+	s.skip, s.broken = nil, nil
 	return true, nil
 }
 
 // failed records a transport-level failure (dial, timeout, connection lost,
 // garbage): the connection is dropped and the state says why. Holds sem.
 func (s *session) failed(ctx context.Context, err error, counts bool) {
-	s.dropAgent()
+	overBudget := errors.Is(err, agentclient.ErrBudget)
+	if !overBudget {
+		s.dropAgent()
+	}
 	if ctx.Err() != nil || errors.Is(err, errSessionClosed) {
 		return // stopped, not failed
 	}
@@ -205,6 +216,11 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			g.Missed++
 		}
 		switch {
+		case overBudget:
+			// The fleet's reply budget, not the guest, failed the call:
+			// the connection is fine (the stream resyncs) and the state
+			// stays; the guest is retried later.
+			g.Err = err.Error()
 		case g.State == Gone:
 			// Stays gone until it answers again; keep the reason.
 		case g.State == ShuttingDown && silent:
@@ -253,6 +269,10 @@ type pollResult struct {
 	usersOK    bool
 	fs         []agentclient.Filesystem
 	fsOK       bool
+
+	answered  bool   // some call of this poll got an answer
+	liveOK    bool   // the live items were read (a poll that ran out may end before)
+	outOfTime string // the poll ran out of time: what it was waiting for, in words
 }
 
 // usable reports whether cmd is worth sending: the agent has it, it is
@@ -274,38 +294,122 @@ func (s *session) usable(g *Guest, r *pollResult, cmd string) bool {
 }
 
 // item handles one poll item's error: agent refusals are information (the
-// command is skipped from now on, or the guest is frozen); anything else
-// ends the poll.
+// command is skipped from now on, or the guest is frozen), and so is a reply
+// too large or undecodable (the command is skipped and its error shown);
+// anything else ends the poll.
 func (s *session) item(r *pollResult, cmd string, err error) (ok bool, fatal error) {
+	if err == nil || agentclient.IsCallError(err) {
+		r.answered = true
+	}
 	if err == nil {
 		return true, nil
-	}
-	if isTransport(err) {
-		return false, err
 	}
 	if agentclient.IsFrozen(err) {
 		r.frozenSeen = true
 		return false, nil
 	}
+	if !agentclient.IsCallError(err) {
+		return false, err
+	}
 	if s.skip == nil {
 		s.skip = make(map[string]bool)
 	}
 	s.skip[cmd] = true
+	if !isTransport(err) {
+		return false, nil // the agent's own refusal
+	}
+	if s.broken == nil {
+		s.broken = make(map[string]string)
+	}
+	s.broken[cmd] = callErrorText(cmd, err)
 	return false, nil
 }
 
+// callErrorText says what went wrong with one command's reply, without the
+// address (the guest's row names it).
+func callErrorText(cmd string, err error) string {
+	var tl *agentclient.TooLargeError
+	if errors.As(err, &tl) {
+		return tl.Error() // names the command
+	}
+	var op *agentclient.OpError
+	if errors.As(err, &op) {
+		err = op.Err
+	}
+	return cmd + ": " + err.Error()
+}
+
+// errPollTimeout is the cause of a poll's context ending at its deadline.
+var errPollTimeout = errors.New("poll ran out of time")
+
+// pollTimeoutError names the command a poll that ran out was waiting for.
+type pollTimeoutError struct {
+	cmd     string
+	limit   time.Duration
+	timeout time.Duration
+}
+
+func (e *pollTimeoutError) Error() string {
+	return fmt.Sprintf("poll ran out of its %v (%s) waiting for %s; the items after it were not asked this time",
+		e.limit, pollBoundText(e.limit, e.timeout), e.cmd)
+}
+
+func (e *pollTimeoutError) Unwrap() error { return agentclient.ErrTimeout }
+
+// pollBoundText says where the poll bound comes from.
+func pollBoundText(limit, timeout time.Duration) string {
+	if limit%timeout == 0 {
+		return fmt.Sprintf("%d × the %v call timeout", limit/timeout, timeout)
+	}
+	return fmt.Sprintf("the poll timeout; each call has %v", timeout)
+}
+
+// ranOut reports whether err came from the poll's own deadline (pctx)
+// rather than a call's timeout or the caller stopping (ctx).
+func ranOut(ctx, pctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && errors.Is(context.Cause(pctx), errPollTimeout)
+}
+
 // poll refreshes the live items, and the slow ones when due or forced.
+//
+// One poll is bounded as a whole, the dial included: every call has its own
+// timeout, and all of them together Options.PollTimeout. A poll that runs
+// out publishes what it gathered, with an error naming the command it was
+// waiting for, and counts as a failure (the loop backs off).
 func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
 	defer s.release()
+	limit := s.f.opts.PollTimeout
+	pctx, cancel := context.WithTimeoutCause(ctx, limit, errPollTimeout)
+	defer cancel()
+	r := &pollResult{}
+	cmd, err := s.gather(pctx, forceSlow, r)
+	switch {
+	case err == nil:
+		return s.apply(r)
+	case ranOut(ctx, pctx, err):
+		err = &pollTimeoutError{cmd: cmd, limit: limit, timeout: s.f.opts.Timeout}
+		if s.agent != nil && r.answered {
+			r.outOfTime = err.Error()
+			s.apply(r)
+			return err
+		}
+	}
+	s.failed(ctx, err, true)
+	return err
+}
+
+// gather runs one poll's calls into r, bounded by ctx (the poll's deadline).
+// On a failure that ends the poll it returns the error and the command it
+// came from. Holds sem.
+func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cmd string, fatal error) {
 	fresh, err := s.connect(ctx)
 	if err != nil {
-		s.failed(ctx, err, true)
-		return err
+		return "connect", err
 	}
-	r := &pollResult{fresh: fresh}
+	r.fresh = fresh
 	g := s.cur.Load()
 	a := s.agent
 	frozen := g.Freeze == agentclient.Frozen || g.State == Frozen
@@ -316,18 +420,17 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		r.slow = true
 		info, err := a.Info(ctx)
 		if ok, fatal := s.item(r, "guest-info", err); fatal != nil {
-			s.failed(ctx, fatal, true)
 			return fatal
 		} else if ok {
 			r.info = info
-			s.skip = nil // capabilities re-read: give refused commands another try
+			s.skip, s.broken = nil, nil // capabilities re-read: give refused commands another try
 		}
 		return nil
 	}
 	slowDue := forceSlow || fresh || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
 	if slowDue {
 		if err := startSlow(); err != nil {
-			return err
+			return "guest-info", err
 		}
 	}
 
@@ -340,8 +443,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		t0 := time.Now()
 		st, err := a.FreezeStatus(ctx)
 		if ok, fatal := s.item(r, "guest-fsfreeze-status", err); fatal != nil {
-			s.failed(ctx, fatal, true)
-			return fatal
+			return "guest-fsfreeze-status", fatal
 		} else if ok {
 			r.freeze, r.rtt, r.rttOK = st, time.Since(t0), true
 			frozen = st == agentclient.Frozen
@@ -351,7 +453,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 				// items were refused. Refresh them all now, not a slow
 				// interval later.
 				if err := startSlow(); err != nil {
-					return err
+					return "guest-info", err
 				}
 				timeOK = s.usable(g, r, "guest-get-time")
 			}
@@ -359,25 +461,26 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	}
 	if frozen {
 		// Only ping, info, sync, fsfreeze-status and thaw are allowed now.
-		return s.apply(r)
+		r.liveOK = true
+		return "", nil
 	}
 	batched := false
 	if timeOK {
+		var cmd string
 		var fatal error
-		if batched, fatal = s.pollLive(ctx, g, r); fatal != nil {
-			s.failed(ctx, fatal, true)
-			return fatal
+		if batched, cmd, fatal = s.pollLive(ctx, g, r); fatal != nil {
+			return cmd, fatal
 		}
 		if r.frozenSeen {
-			return s.apply(r)
+			r.liveOK = true
+			return "", nil
 		}
 	}
 	if timeOK && !batched {
 		t0 := time.Now()
 		ns, err := a.Time(ctx)
 		if ok, fatal := s.item(r, "guest-get-time", err); fatal != nil {
-			s.failed(ctx, fatal, true)
-			return fatal
+			return "guest-get-time", fatal
 		} else if ok {
 			rtt := time.Since(t0)
 			r.rtt, r.rttOK = rtt, true
@@ -385,7 +488,8 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 			r.freeze = agentclient.Thawed
 		}
 		if r.frozenSeen {
-			return s.apply(r)
+			r.liveOK = true
+			return "", nil
 		}
 	}
 	type step struct {
@@ -399,16 +503,25 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 			step{"guest-get-vcpus", func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }},
 		)
 	}
+	live := len(steps)
+	if batched {
+		r.liveOK = true
+	}
 	if r.slow {
 		steps = append(steps,
-			step{"guest-get-osinfo", func() (err error) { r.os, err = a.OSInfo(ctx); return }},
+			// Client returns a pointer to an empty value with its error:
+			// keep it only from a reply.
+			step{"guest-get-osinfo", func() error { v, err := a.OSInfo(ctx); r.os = okOr(v, err); return err }},
 			step{"guest-get-host-name", func() (err error) { r.hostname, err = a.Hostname(ctx); r.hostnameOK = err == nil; return }},
-			step{"guest-get-timezone", func() (err error) { r.tz, err = a.Timezone(ctx); return }},
+			step{"guest-get-timezone", func() error { v, err := a.Timezone(ctx); r.tz = okOr(v, err); return err }},
 			step{"guest-get-users", func() (err error) { r.users, err = a.Users(ctx); r.usersOK = err == nil; return }},
 			step{"guest-get-fsinfo", func() (err error) { r.fs, err = a.FSInfo(ctx); r.fsOK = err == nil; return }},
 		)
 	}
-	for _, st := range steps {
+	for i, st := range steps {
+		if i == live {
+			r.liveOK = true
+		}
 		if r.frozenSeen {
 			break
 		}
@@ -416,11 +529,11 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 			continue
 		}
 		if _, fatal := s.item(r, st.cmd, st.run()); fatal != nil {
-			s.failed(ctx, fatal, true)
-			return fatal
+			return st.cmd, fatal
 		}
 	}
-	return s.apply(r)
+	r.liveOK = true
+	return "", nil
 }
 
 // pollLive asks the live items (time, interfaces, vCPUs) in one pipelined
@@ -428,10 +541,10 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 // write and one wake-up instead of three round trips. batched is false when
 // it cannot, and the caller asks them one by one. Holds sem; the time is
 // usable.
-func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batched bool, fatal error) {
+func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batched bool, cmd string, fatal error) {
 	st := s.agent.stream()
 	if st == nil {
-		return false, nil
+		return false, "", nil
 	}
 	var ns int64
 	var buf [3]agentclient.BatchCall
@@ -447,7 +560,7 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batche
 	for _, c := range calls {
 		ok, fatal := s.item(r, c.Name, c.Err)
 		if fatal != nil {
-			return true, fatal
+			return true, c.Name, fatal
 		}
 		switch c.Name {
 		case "guest-get-time":
@@ -469,7 +582,15 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batche
 	if !r.vcpusOK {
 		r.vcpus = nil
 	}
-	return true, nil
+	return true, "", nil
+}
+
+// okOr is v when err is nil, else nil.
+func okOr[T any](v *T, err error) *T {
+	if err != nil {
+		return nil
+	}
+	return v
 }
 
 // skew is the guest clock (ns, read by a call sent at t0 that took rtt)
@@ -532,9 +653,16 @@ func (s *session) apply(r *pollResult) error {
 		if r.fsOK {
 			g.Filesystems = r.fs
 		}
-		g.LastLive = now
+		if r.liveOK {
+			g.LastLive = now
+		}
 		if r.slow {
+			// Also when the poll ran out part-way: the slow items left
+			// are asked at the next slow refresh, not at every poll.
 			g.LastSlow = now
+		}
+		if r.outOfTime != "" && g.State != Gone {
+			g.Missed++
 		}
 		st := Ready
 		if g.Freeze == agentclient.Frozen {
@@ -545,12 +673,26 @@ func (s *session) apply(r *pollResult) error {
 		if g.State == ShuttingDown && !r.fresh {
 			return
 		}
-		setState(g, st, "", now)
+		setState(g, st, s.pollErrText(r), now)
 	})
 	if r.freeze == agentclient.Thawed {
 		s.kickWatchdog()
 	}
 	return nil
+}
+
+// pollErrText is what a completed (or partly completed) poll has to say:
+// replies that were too large or undecodable, and a poll that ran out of
+// time. Empty for a clean poll. Holds sem.
+func (s *session) pollErrText(r *pollResult) string {
+	var parts []string
+	for _, cmd := range slices.Sorted(maps.Keys(s.broken)) {
+		parts = append(parts, s.broken[cmd])
+	}
+	if r.outOfTime != "" {
+		parts = append(parts, r.outOfTime)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // loop polls the guest until ctx ends: at a deterministic offset inside the
