@@ -37,6 +37,12 @@ type Config struct {
 	NoExec bool
 	// NoSuspend makes the suspend commands fail as unsupported.
 	NoSuspend bool
+	// Fail makes the named commands answer a GenericError with the given
+	// description, the guest's own words (a broken or hostile guest).
+	Fail map[string]string
+	// ExtraCommands are more names guest-info lists as enabled commands,
+	// as a patched or hostile agent might; calling them finds nothing.
+	ExtraCommands []string
 
 	// ClockOffset is the guest clock's offset from the host clock at start;
 	// ClockDrift is how fast it runs off (0.001 = gains 1 ms per second).
