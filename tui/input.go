@@ -10,6 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // tableKey handles keys when no prompt, dialog or overlay has focus.
@@ -363,7 +364,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	case m.detail && ms.Y == l.detailTop:
 		x := 0
 		for i, name := range tabNames {
-			w := cellWidth(tabLabel(i, name))
+			w := present.Width(tabLabel(i, name))
 			if ms.X >= x && ms.X < x+w {
 				m.setTab(i)
 				return
