@@ -189,7 +189,7 @@ func Reason(err error, max int) string {
 	case err == nil:
 		return ""
 	case agentclient.IsFrozen(err):
-		s = "the guest's filesystems are frozen (thaw it first)"
+		s = "guest is frozen: thaw it first"
 	case agentclient.IsDisabled(err):
 		s = "the guest's agent has this command disabled"
 		if errors.As(err, &ae) && ae.Desc != "" {

@@ -113,7 +113,7 @@ func TestReason(t *testing.T) {
 		{"agent's own words, escaped", fmt.Errorf("guest x: %w", &agentclient.Error{Class: "GenericError", Desc: "Permission denied\x1b]52;c;eA==\x07"}),
 			`Permission denied\x1b]52;c;eA==\x07`},
 		{"frozen", &agentclient.Error{Class: "GenericError", Desc: "Command guest-file-open has been disabled: the agent is in frozen state"},
-			"the guest's filesystems are frozen (thaw it first)"},
+			"guest is frozen: thaw it first"},
 		{"timeout", fmt.Errorf("read: %w", agentclient.ErrTimeout), "the agent did not answer in time"},
 		{"deadline", context.DeadlineExceeded, "the agent did not answer in time"},
 		{"cancelled", fmt.Errorf("x: %w", context.Canceled), "cancelled"},
