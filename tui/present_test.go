@@ -188,3 +188,22 @@ func TestHostileGuestDashboard(t *testing.T) {
 	}
 	check("quit dialog", press(t, m, "q"), "frozen by guestdeck", "evil"+esc)
 }
+
+// A frame with one guest whose OS name, hostname and error are 85 MB each:
+// what it costs is what the cells show, not what the guest sent.
+func BenchmarkViewHugeGuestStrings(b *testing.B) {
+	huge := strings.Repeat("x", 85<<20)
+	gs := testGuests(50)
+	for _, g := range gs[:3] {
+		os := *g.OS
+		os.PrettyName = huge
+		g.OS, g.Hostname, g.Err = &os, huge, huge
+	}
+	m := New(newFakeSource(gs), Options{Styles: themes.Mono(), Now: func() time.Time { return testNow }})
+	m.resize(200, 50)
+	m.moveTo(1)
+	b.ResetTimer()
+	for b.Loop() {
+		_ = m.View()
+	}
+}
