@@ -220,7 +220,9 @@ func interfaceLines(g *fleet.Guest) []string {
 		if len(addrs) > 0 {
 			first = addrs[0]
 		}
-		lines = append(lines, fmt.Sprintf("%s %s %-36s %14s %14s %s", present.Cell(in.Name, 10, false), present.Cell(in.HardwareAddress, 17, false), first, rx, tx, errs))
+		// Padded like the header but cut only when absurd: a long name
+		// ("Loopback Pseudo-Interface 1") pushes the columns, as before.
+		lines = append(lines, fmt.Sprintf("%s %s %-36s %14s %14s %s", padText(in.Name, 10, 32), padText(in.HardwareAddress, 17, 32), first, rx, tx, errs))
 		for _, a := range addrs[min(1, len(addrs)):] {
 			lines = append(lines, fmt.Sprintf("%-10s %-17s %s", "", "", a))
 		}
@@ -282,8 +284,8 @@ func (m *Model) filesystemLines(g *fleet.Guest) []string {
 				pct = strconv.Itoa(int(*f.UsedBytes*100 / *f.TotalBytes)) + "%"
 			}
 		}
-		lines = append(lines, fmt.Sprintf("%s %s %s %10s %10s %5s", present.Cell(f.Mountpoint, 20, false), present.Cell(f.Type, 8, false),
-			present.Cell(f.Name, 12, false), used, total, pct))
+		lines = append(lines, fmt.Sprintf("%s %s %s %10s %10s %5s", padText(f.Mountpoint, 20, 64), padText(f.Type, 8, 16),
+			padText(f.Name, 12, 64), used, total, pct))
 	}
 	return lines
 }
@@ -303,6 +305,13 @@ func (m *Model) logLines(g *fleet.Guest) []string {
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// padText is guest text escaped and cut at most cells, padded to at least
+// w: a column that a long value pushes rather than hides.
+func padText(s string, w, most int) string {
+	t := present.Text(s, most)
+	return present.Pad(t, max(w, present.Width(t)), false)
 }
 
 // size is a byte count as present.Size writes it.

@@ -161,9 +161,9 @@ func TestHostileGuestDashboard(t *testing.T) {
 	if strings.Contains(m.View().Content, "192.0.2.66") {
 		t.Error("the table shows an address that does not parse")
 	}
-	check("interfaces", press(t, m, "2"), `eth0\x1b`, `52:54:00:12:34:5…`, "invalid: 192.0.2.66"+esc, "192.0.2.77/24")
+	check("interfaces", press(t, m, "2"), `eth0\x1b`, `52:54:00:12:34:56\x1b]0;OWNED`, "invalid: 192.0.2.66"+esc, "192.0.2.77/24")
 	check("vcpus", press(t, m, "3"))
-	check("filesystems", press(t, m, "4"), `/\x1b]0;OWNED`, `ext4\x1…`, `vda1\x1b]0;`)
+	check("filesystems", press(t, m, "4"), `/\x1b]0;OWNED`, `ext4\x1b]0;OWNE…`, `vda1\x1b]0;`)
 	check("log", press(t, m, "5"), "guest-get-host-name", `"host\u001B]0;OWNED`)
 
 	// Actions: info quotes the guest, fstrim fails in its words, read shows
