@@ -15,6 +15,7 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
@@ -77,7 +78,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
 		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %v\n!!! thaw with: guestdeck%s run thaw %s\n",
-			left, c.globalFlagsText(), strings.Join(left, " "))
+			texts(left, nameCells), c.globalFlagsText(), strings.Join(texts(left, nameCells), " "))
 	}
 	return code
 }
@@ -93,12 +94,12 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet) int {
 	code := exitOK
 	for _, r := range f.ThawOurs(tctx) {
 		if r.OK {
-			fmt.Fprintf(c.stderr, "thawed %s\n", r.Guest)
+			fmt.Fprintf(c.stderr, "thawed %s\n", present.Text(r.Guest, nameCells))
 			continue
 		}
 		code = exitFail
 		fmt.Fprintf(c.stderr, "guestdeck: thaw %s FAILED: %s (retry: guestdeck%s run thaw %s)\n",
-			r.Guest, r.Err, c.globalFlagsText(), r.Guest)
+			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.globalFlagsText(), present.Text(r.Guest, nameCells))
 	}
 	return code
 }
