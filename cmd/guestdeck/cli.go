@@ -86,7 +86,8 @@ commands:
 		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprint(w, `
-selectors: guest names, globs (web-*), tag:X, host:Y, state:Z, all
+selectors: guest names (HOST/DOMAIN for a guest on a libvirt host), globs (web-*),
+  tag:X, host:Y, state:Z, all
 run "guestdeck COMMAND -h" for a command's flags.
 `)
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,12 +22,7 @@ func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
 	if o == nil {
 		return nil, code
 	}
-	if !slices.Contains(names(o.fleet.Snapshot().Guests), guest) {
-		where := "the demo fleet"
-		if o.cfg != nil {
-			where = o.cfg.Path
-		}
-		c.errorf("no guest named %q in %s", guest, where)
+	if !c.knownGuest(o, guest) {
 		o.close()
 		return nil, exitUsage
 	}

@@ -132,3 +132,20 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 		}
 	}
 }
+
+// knownGuest reports whether guest is the whole name of one of o's guests,
+// for the commands that work on one guest (cat, get, put, agent), and says
+// why not: a bare domain name is refused with the HOST/DOMAIN guests it
+// might mean (fleet.Lookup), before anything is sent to any guest.
+func (c *cli) knownGuest(o *opened, guest string) bool {
+	_, err := fleet.Lookup(o.fleet.Snapshot().Guests, guest)
+	if err == nil {
+		return true
+	}
+	where := "the demo fleet"
+	if o.cfg != nil {
+		where = o.cfg.Path
+	}
+	c.errorf("%v (in %s)", err, where)
+	return false
+}

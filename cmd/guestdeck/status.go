@@ -26,6 +26,11 @@ func selectPolled(ctx context.Context, f *fleet.Fleet, selectors []string) ([]*f
 		}
 	}
 	if byState {
+		// Names are checked before any guest is polled: a bad or ambiguous
+		// one sends nothing.
+		if _, err := fleet.Select(f.Snapshot().Guests, selectors); err != nil {
+			return nil, err
+		}
 		f.RefreshOnce(ctx, names(f.Snapshot().Guests))
 		return fleet.Select(f.Snapshot().Guests, selectors)
 	}
