@@ -354,7 +354,9 @@ func (s *session) thawed() {
 	s.update(func(g *Guest) {
 		g.Freeze = agentclient.Thawed
 		g.FrozenByUs, g.ThawAt = false, time.Time{}
-		if g.State == Frozen {
+		// It answered: whatever failure the state showed (a channel that
+		// dropped during a hold) is over.
+		if g.State != ShuttingDown && g.State != Suspended {
 			setState(g, Ready, "", time.Now())
 		}
 	})
