@@ -123,7 +123,7 @@ type Fleet struct {
 	snapMu sync.Mutex
 	snap   *Snapshot
 
-	notes notices    // ledger.go
+	notes notices     // ledger.go
 	book  *ledgerView // ledger.go; nil without Options.Ledger
 }
 
