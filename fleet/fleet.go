@@ -123,8 +123,8 @@ type Fleet struct {
 	snapMu sync.Mutex
 	snap   *Snapshot
 
-	notes notices     // ledger.go
-	book  *ledgerView // ledger.go; nil without Options.Ledger
+	notes notices     // book.go
+	book  *ledgerView // book.go; nil without Options.Ledger
 }
 
 // New returns a fleet with no guests. Add guests, then Start polling, or use

@@ -463,7 +463,7 @@ func (f *Fleet) ThawOurs(ctx context.Context) []Result {
 			results[i] = Result{Guest: names[i], Err: "no such guest"}
 			return
 		}
-		results[i] = sessions[i].thawOwed(ctx, "thaw")
+		results[i] = sessions[i].thawOwed(ctx, "")
 	})
 	for i := range results {
 		if results[i].Guest == "" {

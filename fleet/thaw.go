@@ -46,7 +46,8 @@ func (s *session) thawInFlight() bool {
 // attempts are retried with backoff until Options.ThawBudget is spent.
 // Every attempt becomes a notice. The result is OK only when the guest was
 // seen thawed; a second caller while one runs gets the same result. why
-// names who owes the thaw ("hold ended", "watchdog", ...).
+// names who owes the thaw when it is not the caller ("orphaned freeze",
+// "automatic thaw"), or is "".
 func (s *session) thawOwed(ctx context.Context, why string) Result {
 	s.mu.Lock()
 	if c := s.thawing; c != nil {
@@ -71,6 +72,9 @@ func (s *session) thawOwed(ctx context.Context, why string) Result {
 
 func (s *session) thawRetry(ctx context.Context, why string) Result {
 	name := s.target.Name
+	if why != "" {
+		why += ": "
+	}
 	t0 := time.Now()
 	budget := s.f.opts.ThawBudget
 	deadline := t0.Add(budget)
@@ -97,7 +101,7 @@ func (s *session) thawRetry(ctx context.Context, why string) Result {
 				check = "the agent cannot report its freeze state"
 			}
 			res := fmt.Sprintf("%s (%s; attempt %d)", what, check, attempt)
-			s.f.notice(name, false, "%s: %s", why, res)
+			s.f.notice(name, false, "%s%s", why, res)
 			return Result{Guest: name, OK: true, Result: res, Duration: time.Since(t0)}
 		}
 		lastErr = err
@@ -106,7 +110,7 @@ func (s *session) thawRetry(ctx context.Context, why string) Result {
 			break // no retry can help, or no time is left
 		}
 		wait := min(time.Duration(float64(delay)*(0.8+0.4*rng.Float64())), left)
-		s.f.notice(name, true, "%s: thaw attempt %d failed: %s; retrying in %s (%s of the %s budget left)",
+		s.f.notice(name, true, "%sthaw attempt %d failed: %s; retrying in %s (%s of the %s budget left)",
 			why, attempt, oneLineErr(err), wait.Round(10*time.Millisecond), left.Round(100*time.Millisecond), budget)
 		timer := time.NewTimer(wait)
 		select {
@@ -120,7 +124,7 @@ func (s *session) thawRetry(ctx context.Context, why string) Result {
 		delay = min(2*delay, thawBackoffMax)
 	}
 	msg := fmt.Sprintf("still FROZEN (no thaw confirmed) after %s and %s: %s", time.Since(t0).Round(100*time.Millisecond), plural(attempt, "thaw attempt"), oneLineErr(lastErr))
-	s.f.notice(name, true, "%s: %s", why, msg)
+	s.f.notice(name, true, "%s%s", why, msg)
 	return Result{Guest: name, Err: msg, Duration: time.Since(t0)}
 }
 

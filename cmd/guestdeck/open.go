@@ -11,6 +11,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
 // opened is a fleet built from the fleet file (or the demo), ready to poll.
@@ -78,6 +79,12 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 		FreezeTimeout: cfg.Defaults.FreezeTimeout.Duration,
 		Concurrency:   cfg.Defaults.Concurrency,
 		Readonly:      c.readonly,
+		// Freezes and suspends outlive this process in the ledger. Not for
+		// the demo: its guests die with the process that serves them.
+		Ledger:   ledger.Open(config.StateDir()),
+		Who:      "guestdeck",
+		Config:   c.configPath,
+		OnNotice: c.printNotice,
 	}
 	if tweak != nil {
 		tweak(&opts)
@@ -98,7 +105,7 @@ func (c *cli) openDemo(ctx context.Context, banner string, tweak func(*fleet.Opt
 		c.errorf("demo fleet: %v", err)
 		return nil, exitFail
 	}
-	opts := fleet.Options{Readonly: c.readonly, Timeout: 2 * time.Second}
+	opts := fleet.Options{Readonly: c.readonly, Timeout: 2 * time.Second, OnNotice: c.printNotice}
 	if tweak != nil {
 		tweak(&opts)
 	}
@@ -131,4 +138,14 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 			c.errorf("warning: %s: %v", cfg.Path, err)
 		}
 	}
+}
+
+// printNotice prints a fleet notice (a thaw attempt, a guest left frozen)
+// as one line on stderr.
+func (c *cli) printNotice(n fleet.Notice) {
+	if n.Guest == "" {
+		c.errorf("%s", oneLine(n.Text))
+		return
+	}
+	c.errorf("%s: %s", n.Guest, oneLine(n.Text))
 }
