@@ -130,6 +130,7 @@ type Model struct {
 	spin      spinner.Model
 	prog      progress.Model
 	events    []event
+	noticeSeq uint64 // the newest fleet notice already in events
 
 	files FilesPane
 }
@@ -189,6 +190,7 @@ func New(src Source, opts Options) Model {
 	}
 	m.tbl.sortCol = colName
 	m.reindex()
+	m.takeNotices()
 	return m
 }
 
@@ -302,6 +304,7 @@ func (m *Model) refresh() {
 		m.snap = s
 	}
 	m.reindex()
+	m.takeNotices()
 }
 
 func (m *Model) resize(w, h int) {

@@ -530,6 +530,14 @@ func freezeText(g *fleet.Guest, now time.Time) string {
 	if g.FrozenByUs && !g.ThawAt.IsZero() {
 		return "frozen " + fmtCountdown(g.ThawAt.Sub(now))
 	}
+	if r := g.FrozenBy; r != nil && r.Orphan {
+		// Left frozen by a guestdeck that died: the countdown is to the
+		// thaw it promised, when this dashboard thaws it.
+		if r.Until.IsZero() {
+			return "orphan"
+		}
+		return "orphan " + fmtCountdown(r.Until.Sub(now))
+	}
 	return string(g.Freeze)
 }
 
