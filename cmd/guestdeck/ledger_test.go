@@ -265,5 +265,3 @@ func gdRun(t *testing.T, args ...string) result {
 	t.Helper()
 	return gd(t, 60*time.Second, args...)
 }
-
-
