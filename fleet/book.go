@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -386,5 +387,35 @@ func (s *session) afterApply(prev *Guest) {
 func (f *Fleet) markSuspended(name, reason string) {
 	if s := f.session(name); s != nil {
 		s.update(func(g *Guest) { setState(g, Suspended, reason, time.Now()) })
+	}
+}
+
+// rawFreezeRecord writes the ledger entry for a freeze sent through Raw,
+// before it is sent, as freeze does. Holds sem.
+func (s *session) rawFreezeRecord(req []byte) (string, error) {
+	var head struct {
+		Execute string `json:"execute"`
+	}
+	if json.Unmarshal(req, &head) != nil || (head.Execute != "guest-fsfreeze-freeze" && head.Execute != "guest-fsfreeze-freeze-list") {
+		return "", nil
+	}
+	id, err := s.recordFreeze()
+	if err != nil {
+		return "", fmt.Errorf("not sent: the freeze could not be recorded (%w)", err)
+	}
+	return id, nil
+}
+
+// rawFreezeSettle drops the entry of a raw freeze that froze nothing (an
+// error from the agent, or 0 filesystems); one whose answer was lost stays.
+func (s *session) rawFreezeSettle(entry string, out json.RawMessage, err error) {
+	if entry == "" || isTransport(err) {
+		return
+	}
+	var reply struct {
+		Return int `json:"return"`
+	}
+	if err != nil || json.Unmarshal(out, &reply) != nil || reply.Return <= 0 {
+		s.forget(entry)
 	}
 }
