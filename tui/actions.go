@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
@@ -90,10 +91,10 @@ func (m *Model) startAction(a fleet.Action) tea.Cmd {
 		return nil
 	}
 	if actionDestructive(a) {
-		m.confirm = &confirmation{
+		m.open(layer{kind: layerConfirm, confirm: &confirmation{
 			action: a, run: run, skipped: skipped,
 			needType: a.Kind == fleet.ActShutdown && len(run) > 1,
-		}
+		}})
 		return nil
 	}
 	return m.launch(a, run, skipped)
@@ -106,22 +107,21 @@ func (m *Model) markSkipped(skipped []fleet.Result) {
 	}
 }
 
-func (m *Model) confirmKey(k tea.KeyPressMsg) tea.Cmd {
-	c := m.confirm
-	s := k.String()
+func (m *Model) confirmKey(c *confirmation, k tea.KeyPressMsg) tea.Cmd {
+	yes, no := confirmKeys(c.needType)
 	switch {
-	case s == "esc" || (!c.needType && (s == "n" || s == "q")):
-		m.confirm = nil
+	case key.Matches(k, no):
+		m.closeLayer(layerConfirm)
 		m.setStatus(actionString(c.action)+" cancelled", false)
 		return nil
-	case s == "enter" || (!c.needType && s == "y"):
+	case key.Matches(k, yes):
 		if c.needType && c.typed != strconv.Itoa(len(c.run)) {
 			m.setStatus(fmt.Sprintf("type %d to confirm", len(c.run)), true)
 			return nil
 		}
-		m.confirm = nil
+		m.closeLayer(layerConfirm)
 		return m.launch(c.action, c.run, c.skipped)
-	case c.needType && s == "backspace":
+	case c.needType && k.String() == "backspace":
 		if c.typed != "" {
 			c.typed = c.typed[:len(c.typed)-1]
 		}
@@ -209,12 +209,17 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 		m.rowStatus[res.Guest] = resultStatus(res)
 	}
 	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
+	where := "(e: event log)"
 	if r.action.Kind == fleet.ActRead {
-		// What was read is the point: show it.
-		m.showEvents, m.eventScroll = true, 0
+		// What was read is the point: show it, but never over a prompt or
+		// dialog the operator is answering (see layer).
+		m.eventScroll = 0
+		if !m.queue(layer{kind: layerEvents}) {
+			where = "(in the event log, shown when you close this)"
+		}
 	}
 	ok, failed, skipped := tally(all)
-	m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped (e: event log)", actionString(r.action), ok, failed, skipped), failed > 0)
+	m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped %s", actionString(r.action), ok, failed, skipped, where), failed > 0)
 	return nil
 }
 

@@ -58,6 +58,7 @@ func commands() []command {
 		{"get", "GUEST PATH DEST", "copy a file from a guest (DEST may be a directory or -)", (*cli).get},
 		{"put", "SRC GUEST PATH", "copy a local file (or - for stdin) to a guest", (*cli).put},
 		{"agent", "GUEST JSON", "send one raw command and print the agent's reply object", (*cli).agent},
+		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
 		{"sim", "--guests N --dir DIR [--frozen K] [--silent K] ...", "serve simulated guests and write DIR/fleet.toml", (*cli).sim},
 		{"help", "", "show this help", func(c *cli, _ context.Context, _ []string) int { c.usage(c.stdout); return exitOK }},
 	}
