@@ -195,6 +195,14 @@ func TestKilledHoldLeavesOrphan(t *testing.T) {
 	gd := startGD(t, "-c", cfg, "run", "--yes", "--hold", "10m", "freeze", "s0")
 	gd.waitStderr(t, "holding 1 guest(s) frozen", 20*time.Second)
 	pid := gd.cmd.Process.Pid
+	// While it runs, status says who holds the guest and until when.
+	if r := gdRun(t, "-c", cfg, "status", "s0"); r.code != 0 ||
+		!strings.Contains(r.stdout, "s0: frozen by guestdeck pid "+strconv.Itoa(pid)+" (run --hold), still running; frozen since ") {
+		t.Errorf("status during the hold: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if o := status(t, cfg, "s0")["s0"].Orphan; o != nil {
+		t.Errorf("an orphan while its guestdeck runs: %+v", o)
+	}
 	if err := gd.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
