@@ -273,3 +273,53 @@ func gdRun(t *testing.T, args ...string) result {
 	t.Helper()
 	return gd(t, 60*time.Second, args...)
 }
+
+// The whole story in a real terminal: `run --hold` is killed with -9 and
+// leaves its guest frozen; the dashboard shows the orphan counting down to
+// the thaw that was promised, then thaws it itself and says so in the
+// event log.
+func TestDashboardThawsOrphanE2E(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	farm, cfg := simFarm(t, 2)
+	gd := startGD(t, "-c", cfg, "run", "--yes", "--hold", "6s", "freeze", "s0")
+	gd.waitStderr(t, "holding 1 guest(s) frozen", 20*time.Second)
+	if err := gd.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	gd.wait(t, 10*time.Second)
+	if !farm.Guests()[0].Frozen() {
+		t.Fatal("not frozen after the kill")
+	}
+	tt := e2eStart(t, "-c", cfg)
+	tt.waitFor("s0 as an orphan", func(s string) bool {
+		for _, r := range e2eRows(s) {
+			if r.name == "s0" && strings.Contains(r.text, "orphan ") {
+				return true
+			}
+		}
+		return false
+	})
+	// The promised thaw passes; the dashboard thaws it (the ledger is read
+	// every 5 s) and logs it.
+	deadline := time.Now().Add(e2eWait)
+	for farm.Guests()[0].Frozen() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard never thawed the orphan:\n%s", tt.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tt.keys("e")
+	t.Logf("event log:\n%s", tt.waitText("left frozen by guestdeck pid", "orphaned freeze: thawed 1 filesystem"))
+	tt.keys("e")
+	tt.waitFor("s0 ready, not an orphan", func(s string) bool {
+		for _, r := range e2eRows(s) {
+			if r.name == "s0" {
+				return strings.Contains(r.text, "ready") && !strings.Contains(r.text, "orphan")
+			}
+		}
+		return false
+	})
+	if farm.Guests()[1].Calls("guest-fsfreeze-thaw") != 0 {
+		t.Error("the bystander was sent a thaw")
+	}
+}
