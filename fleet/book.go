@@ -261,13 +261,32 @@ func (f *Fleet) adoptOrphans(ctx context.Context) {
 	}
 }
 
-// recordFreeze writes the ledger entry for a freeze about to be sent.
-// Holds sem.
+// recordFreeze writes the ledger entry for a freeze about to be sent, or
+// takes the one a bulk freeze wrote for it (prerecordFreezes). Holds sem.
 func (s *session) recordFreeze() (string, error) {
 	l := s.f.opts.Ledger
 	if l == nil {
 		return "", nil
 	}
+	s.mu.Lock()
+	id := s.pending
+	s.pending = ""
+	s.mu.Unlock()
+	if id == "" {
+		e, err := l.Add(s.freezeEntry())
+		if err != nil {
+			return "", err
+		}
+		id = e.ID
+		s.f.book.load()
+	}
+	s.mu.Lock()
+	s.freezeIDs = append(s.freezeIDs, id)
+	s.mu.Unlock()
+	return id, nil
+}
+
+func (s *session) freezeEntry() ledger.Entry {
 	e := s.entry(ledger.Freeze)
 	switch p := s.f.opts.Promise; {
 	case p < 0:
@@ -276,15 +295,64 @@ func (s *session) recordFreeze() (string, error) {
 	default:
 		e.Until = e.Since.Add(p)
 	}
-	e, err := l.Add(e)
-	if err != nil {
-		return "", err
+	return e
+}
+
+// prerecordFreezes writes the ledger entries of a bulk freeze in one
+// write before any freeze is sent: one fsync instead of one per guest, so
+// the guests' freezes are not spread out by the ledger (about 5 ms a write).
+// When it fails, each freeze records its own (and is refused if it cannot).
+func (f *Fleet) prerecordFreezes(sessions []*session) {
+	if f.opts.Ledger == nil || len(sessions) < 2 {
+		return
 	}
-	s.mu.Lock()
-	s.freezeIDs = append(s.freezeIDs, e.ID)
-	s.mu.Unlock()
-	s.f.book.load()
-	return e.ID, nil
+	var es []ledger.Entry
+	var who []*session
+	for _, s := range sessions {
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		busy := s.pending != ""
+		s.mu.Unlock()
+		if !busy {
+			es, who = append(es, s.freezeEntry()), append(who, s)
+		}
+	}
+	added, err := f.opts.Ledger.AddAll(es)
+	if err != nil {
+		return
+	}
+	for i, s := range who {
+		s.mu.Lock()
+		s.pending = added[i].ID
+		s.mu.Unlock()
+	}
+	f.book.load()
+}
+
+// dropPrerecorded removes the entries of a bulk freeze that no freeze took
+// (skipped, cancelled, refused before sending).
+func (f *Fleet) dropPrerecorded(sessions []*session) {
+	var ids []string
+	for _, s := range sessions {
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.pending != "" {
+			ids = append(ids, s.pending)
+			s.pending = ""
+		}
+		s.mu.Unlock()
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if err := f.opts.Ledger.Remove(ids...); err != nil {
+		f.notice("", true, "could not update the freeze ledger: %v", err)
+	}
+	f.book.load()
 }
 
 // recordSuspend writes the ledger entry for a suspend about to be sent.

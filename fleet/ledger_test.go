@@ -407,3 +407,42 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A bulk freeze writes its entries ahead in one go; a guest that was frozen
+// already (by someone else) keeps none of ours, and a guest the freeze never
+// reached (not in the fleet) leaves none behind.
+func TestBulkFreezeLedger(t *testing.T) {
+	farm, _ := simFleet(t, 3, fastOptions())
+	ctx := context.Background()
+	if err := sim.Freeze(ctx, "unix:"+farm.Sockets()[2]); err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.Open(t.TempDir())
+	opts := fastOptions()
+	opts.Ledger = l
+	f := fleet.New(opts)
+	defer f.Close()
+	for i, sock := range farm.Sockets() {
+		f.Add(fleet.Target{Name: "g" + string(rune('0'+i)), Address: "unix:" + sock})
+	}
+	rs := f.Run(ctx, fleet.Action{Kind: fleet.ActFreeze}, []string{"g0", "g1", "g2", "nosuch"}, nil)
+	if !rs[0].OK || !rs[1].OK || rs[2].Result != "already frozen" || rs[3].OK {
+		t.Fatalf("bulk freeze: %+v", rs)
+	}
+	es := ledgerEntries(t, l)
+	got := map[string]bool{}
+	for _, e := range es {
+		got[e.Guest] = true
+	}
+	if len(es) != 2 || !got["g0"] || !got["g1"] {
+		t.Fatalf("ledger after a bulk freeze: %+v", es)
+	}
+	for _, r := range f.ThawOurs(ctx) {
+		if !r.OK {
+			t.Fatalf("thaw: %+v", r)
+		}
+	}
+	if es := ledgerEntries(t, l); len(es) != 0 {
+		t.Fatalf("ledger after the thaw: %+v", es)
+	}
+}

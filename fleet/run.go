@@ -45,6 +45,10 @@ func (f *Fleet) Run(ctx context.Context, a Action, names []string, progress func
 		return refuse(fmt.Sprintf("refused: read-only mode does not allow %s (nothing was sent)", a.Kind))
 	}
 	sessions := f.sessionsFor(names)
+	if a.Kind == ActFreeze {
+		f.prerecordFreezes(sessions)
+		defer f.dropPrerecorded(sessions)
+	}
 	started := make([]bool, len(names))
 	forEach(ctx, len(names), f.opts.Concurrency, func(i int) {
 		started[i] = true

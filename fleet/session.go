@@ -45,6 +45,7 @@ type session struct {
 	watchdogOn bool
 	stopLoop   context.CancelFunc // ends the poll loop; nil before Start
 	freezeIDs  []string           // this process's ledger entries for its freeze
+	pending    string             // a bulk freeze's entry written ahead for this guest
 	thawing    *thawCall          // a thawOwed in flight
 }
 

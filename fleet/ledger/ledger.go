@@ -210,21 +210,36 @@ func (l *Ledger) Load() ([]Entry, error) {
 // Add records e and returns it with its ID and, when e.PID is zero, this
 // process as its writer.
 func (l *Ledger) Add(e Entry) (Entry, error) {
-	if e.ID == "" {
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return e, fmt.Errorf("freeze ledger: %w", err)
+	es, err := l.AddAll([]Entry{e})
+	if err != nil {
+		return e, err
+	}
+	return es[0], nil
+}
+
+// AddAll records several entries in one write (a bulk freeze: one fsync,
+// not one per guest) and returns them as Add does.
+func (l *Ledger) AddAll(add []Entry) ([]Entry, error) {
+	add = append([]Entry(nil), add...)
+	self := Self()
+	for i := range add {
+		e := &add[i]
+		if e.ID == "" {
+			var b [8]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return nil, fmt.Errorf("freeze ledger: %w", err)
+			}
+			e.ID = hex.EncodeToString(b[:])
 		}
-		e.ID = hex.EncodeToString(b[:])
+		if e.PID == 0 {
+			e.Process = self
+		}
+		if e.Since.IsZero() {
+			e.Since = time.Now()
+		}
 	}
-	if e.PID == 0 {
-		e.Process = Self()
-	}
-	if e.Since.IsZero() {
-		e.Since = time.Now()
-	}
-	err := l.update(func(es []Entry) []Entry { return append(es, e) })
-	return e, err
+	err := l.update(func(es []Entry) []Entry { return append(es, add...) })
+	return add, err
 }
 
 // Remove deletes the entries with these IDs; unknown IDs are ignored.
