@@ -62,6 +62,13 @@ func (p *sockProxy) start(t *testing.T) {
 				continue
 			}
 			p.mu.Lock()
+			if p.l != l {
+				// Stopped while this one was being accepted: it goes too.
+				p.mu.Unlock()
+				c.Close()
+				up.Close()
+				return
+			}
 			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 			p.mu.Unlock()
 			p.wg.Go(func() { io.Copy(up, c); up.Close(); c.Close() })
