@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // rowStatus is a guest's part in the current or last action.
@@ -147,7 +148,7 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.run = &runState{id: id, action: a, total: len(run), started: m.now(), skipped: skipped, cancel: cancel}
-	m.setStatus(fmt.Sprintf("%s on %d guest%s…", actionString(a), len(run), plural(len(run))), false)
+	m.setStatus(fmt.Sprintf("%s on %s…", actionString(a), present.Plural(len(run), "guest")), false)
 
 	// Room for a progress call per guest plus the final result, so the
 	// fleet's workers never wait on the screen.
@@ -245,15 +246,11 @@ func (m *Model) addEvent(e event) {
 	}
 }
 
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
+// nameCells cuts a guest's name in dialogs and lists.
+const nameCells = 48
 
 // guestList names the first n of total guests: "a, b, c and 7 more".
-// names needs only the first n+1.
+// names needs only the first n+1, escaped (present.Text).
 func guestList(names []string, total, n int) string {
 	if total <= n && len(names) >= total {
 		return strings.Join(names[:total], ", ")

@@ -10,6 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // tableKey handles keys when no prompt, dialog or overlay has focus.
@@ -349,7 +350,7 @@ func (m *Model) thawedQuit(msg thawedQuitMsg) tea.Cmd {
 		m.open(l)
 	}
 	l.quit.thawing, l.quit.failed = false, failed
-	m.setStatus(fmt.Sprintf("thaw failed on %d guest%s: not quitting", len(failed), plural(len(failed))), true)
+	m.setStatus(fmt.Sprintf("thaw failed on %s: not quitting", present.Plural(len(failed), "guest")), true)
 	return nil
 }
 
@@ -401,7 +402,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	case m.detail && ms.Y == l.detailTop:
 		x := 0
 		for i, name := range tabNames {
-			w := cellWidth(tabLabel(i, name))
+			w := present.Width(tabLabel(i, name))
 			if ms.X >= x && ms.X < x+w {
 				m.setTab(i)
 				return

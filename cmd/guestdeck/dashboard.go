@@ -16,6 +16,7 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
@@ -88,7 +89,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
 		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %v\n!!! thaw with: guestdeck%s run thaw %s\n",
-			left, c.globalFlagsText(), strings.Join(left, " "))
+			texts(left, nameCells), c.globalFlagsText(), strings.Join(texts(left, nameCells), " "))
 	}
 	return code
 }
@@ -105,12 +106,12 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet) int {
 	// Each attempt is a notice on stderr as it happens; this is the verdict.
 	for _, r := range f.ThawOurs(tctx) {
 		if r.OK {
-			fmt.Fprintf(c.stderr, "thawed %s: %s\n", r.Guest, r.Result)
+			fmt.Fprintf(c.stderr, "thawed %s: %s\n", present.Text(r.Guest, nameCells), present.Text(r.Result, errCells))
 			continue
 		}
 		code = exitFail
 		fmt.Fprintf(c.stderr, "\n!!! %s IS STILL FROZEN: the thaw failed: %s\n!!! its disk writes block until it is thawed: guestdeck%s run thaw %s\n\n",
-			r.Guest, oneLine(r.Err), c.globalFlagsText(), r.Guest)
+			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.globalFlagsText(), present.Text(r.Guest, nameCells))
 	}
 	return code
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // guestFleet opens the fleet for a one-guest command and checks the guest exists.
@@ -34,23 +35,15 @@ func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
 	return o, exitOK
 }
 
-// reason turns an agent error into the words a person needs.
+// reason turns an agent error into the words a person needs, escaped for
+// the terminal (present.Reason), with the command that helps when the guest
+// is frozen.
 func (c *cli) reason(guest string, err error) string {
-	var ae *agentclient.Error
-	switch {
-	case agentclient.IsFrozen(err):
-		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck%s run thaw %s)", guest, c.globalFlagsText(), guest)
-	case agentclient.IsDisabled(err):
-		return "the guest's agent has this command disabled: " + err.Error()
-	case agentclient.IsSilent(err):
-		return "the agent is silent (channel up, nothing answers)"
-	case agentclient.IsTimeout(err):
-		return "the agent did not answer in time"
-	case errors.As(err, &ae):
-		// The agent's own words ("Permission denied", "No such file or directory").
-		return ae.Desc
+	if agentclient.IsFrozen(err) {
+		g := present.Text(guest, nameCells)
+		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck%s run thaw %s)", g, c.globalFlagsText(), g)
 	}
-	return err.Error()
+	return present.Reason(err, errCells)
 }
 
 func (c *cli) cat(ctx context.Context, args []string) int {
@@ -250,7 +243,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	if errors.As(err, &ae) {
 		// The agent answered with an error: that is its reply object.
 		out, _ := json.MarshalIndent(map[string]*agentclient.Error{"error": ae}, "", "  ")
-		fmt.Fprintf(c.stdout, "%s\n", out)
+		fmt.Fprintf(c.stdout, "%s\n", present.SafeJSON(out))
 		return exitFail
 	}
 	if err != nil {
@@ -262,8 +255,13 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		if out, err := json.MarshalIndent(pretty, "", "  "); err == nil {
 			reply = out
 		}
+	} else {
+		// Not JSON: no longer a reply a script could use, and nothing
+		// about it is safe for a terminal.
+		reply = []byte(present.Block(string(reply), 0))
 	}
-	fmt.Fprintf(c.stdout, "%s\n", reply)
+	// The exact strings, written so a terminal cannot act on them.
+	fmt.Fprintf(c.stdout, "%s\n", present.SafeJSON(reply))
 	return exitOK
 }
 
@@ -278,7 +276,7 @@ type bar struct {
 }
 
 func (c *cli) progress(label string) *bar {
-	return &bar{w: c.stderr, label: label, tty: isTerminal(c.stderr)}
+	return &bar{w: c.stderr, label: present.Text(label, 60), tty: isTerminal(c.stderr)}
 }
 
 func (b *bar) update(done, total int64) {
@@ -295,26 +293,14 @@ func (b *bar) update(done, total int64) {
 	if total > 0 {
 		fill := int(int64(width) * min(done, total) / total)
 		fmt.Fprintf(b.w, "\r\033[K%s [%s%s] %3d%% %s/%s", b.label,
-			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*min(done, total)/total, size(done), size(total))
+			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*min(done, total)/total, present.Size(done), present.Size(total))
 		return
 	}
-	fmt.Fprintf(b.w, "\r\033[K%s %s", b.label, size(done))
+	fmt.Fprintf(b.w, "\r\033[K%s %s", b.label, present.Size(done))
 }
 
 func (b *bar) finish(error) {
 	if b.drawn {
 		fmt.Fprint(b.w, "\r\033[K")
 	}
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

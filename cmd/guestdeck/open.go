@@ -12,6 +12,7 @@ import (
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // opened is a fleet built from the fleet file (or the demo), ready to poll.
@@ -140,12 +141,17 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 	}
 }
 
+// noticeCells caps one notice line: an attempt's reason is an agent error.
+const noticeCells = 400
+
 // printNotice prints a fleet notice (a thaw attempt, a guest left frozen)
 // as one line on stderr.
 func (c *cli) printNotice(n fleet.Notice) {
+	// The text carries agent error text: escaped and cut like any.
+	text := present.Text(n.Text, noticeCells)
 	if n.Guest == "" {
-		c.errorf("%s", oneLine(n.Text))
+		c.errorf("%s", text)
 		return
 	}
-	c.errorf("%s: %s", n.Guest, oneLine(n.Text))
+	c.errorf("%s: %s", present.Text(n.Guest, nameCells), text)
 }

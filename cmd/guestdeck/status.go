@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // selectPolled picks the guests the selectors name and polls them once. A
@@ -136,15 +138,15 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	s := statusJSON{
 		Name: g.Name, Host: g.Host, Address: g.Address, State: string(g.State), Error: g.Err,
 		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
-		Interfaces: []ifaceJSON{}, Freeze: freezeText(g), RTTMS: ms(g.RTT), Tags: g.Tags,
+		Interfaces: []ifaceJSON{}, Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
 	}
 	if s.Tags == nil {
 		s.Tags = []string{}
 	}
 	if g.OS != nil {
-		s.OS = osName(g)
+		s.OS = present.OSName(g)
 	}
-	s.VCPUs.Online, s.VCPUs.Total = vcpuCounts(g)
+	s.VCPUs.Online, s.VCPUs.Total = present.VCPUCounts(g)
 	for _, ifc := range g.Interfaces {
 		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: []string{}}
 		for _, a := range ifc.IPAddresses {
@@ -207,14 +209,15 @@ func (c *cli) writeLedgerLines(w io.Writer, gs []*fleet.Guest) {
 			}
 		}
 		since := r.Since.Local().Format("2006-01-02 15:04:05")
+		name := present.Text(g.Name, nameCells)
 		if r.Orphan {
 			fmt.Fprintf(w, "!!! %s: left FROZEN by guestdeck pid %d (%s), which is no longer running; frozen since %s, %s\n",
-				g.Name, r.PID, oneLine(r.Who), since, promised)
-			fmt.Fprintf(w, "!!!   thaw it with: %s\n", c.thawCommand(g.Name))
+				name, r.PID, present.Text(r.Who, agentCells), since, promised)
+			fmt.Fprintf(w, "!!!   thaw it with: %s\n", present.Text(c.thawCommand(g.Name), maxLineCells))
 			continue
 		}
 		fmt.Fprintf(w, "%s: frozen by guestdeck pid %d (%s), still running; frozen since %s, %s\n",
-			g.Name, r.PID, oneLine(r.Who), since, promised)
+			name, r.PID, present.Text(r.Who, agentCells), since, promised)
 	}
 }
 
@@ -225,16 +228,39 @@ func (c *cli) writeStatusJSON(w io.Writer, gs []*fleet.Guest) error {
 		sj.OrphanFreeze = c.orphanOf(g)
 		out = append(out, sj)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeJSON(w, out)
 }
+
+// writeJSON writes v as indented JSON that decodes to the exact strings and
+// is still safe to read on a terminal (present.SafeJSON).
+func writeJSON(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(present.SafeJSON(b.Bytes()))
+	return err
+}
+
+// Widths (cells) at which the status table cuts what a guest says, so one
+// guest with an 85 MB OS name cannot widen every row.
+const (
+	nameCells   = 48
+	hostCells   = 32
+	agentCells  = 24
+	osCells     = 48
+	addrCells   = 80
+	freezeCells = 16
+	errCells    = 200
+)
 
 func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tHOST\tSTATE\tAGENT\tOS\tADDRESSES\tVCPUS\tSKEW\tFREEZE\tRTT\tERROR")
 	for _, g := range gs {
-		on, total := vcpuCounts(g)
+		on, total := present.VCPUCounts(g)
 		vc := "-"
 		if total > 0 {
 			vc = fmt.Sprintf("%d/%d", on, total)
@@ -250,60 +276,15 @@ func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 		if g.RTT > 0 {
 			rtt = roundDur(g.RTT).String()
 		}
+		// Every string a guest (or a libvirt host) controls goes through
+		// present.Text: escaped, one line, capped.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			g.Name, dash(g.Host), g.State, dash(g.AgentVersion), dash(osName(g)), dash(addresses(g)),
-			vc, skew, dash(freezeText(g)), rtt, oneLine(g.Err))
+			present.Text(g.Name, nameCells), dash(present.Text(g.Host, hostCells)), present.Text(string(g.State), freezeCells),
+			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSName(g), osCells)),
+			dash(present.Text(present.AddrList(g), addrCells)),
+			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells))
 	}
 	tw.Flush()
-}
-
-func osName(g *fleet.Guest) string {
-	if g.OS == nil {
-		return ""
-	}
-	switch {
-	case g.OS.PrettyName != "":
-		return g.OS.PrettyName
-	case g.OS.Name != "":
-		return strings.TrimSpace(g.OS.Name + " " + g.OS.Version)
-	}
-	return g.OS.ID
-}
-
-func vcpuCounts(g *fleet.Guest) (online, total int) {
-	for _, v := range g.VCPUs {
-		if v.Online {
-			online++
-		}
-	}
-	return online, len(g.VCPUs)
-}
-
-func freezeText(g *fleet.Guest) string {
-	if g.Freeze != "" {
-		return string(g.Freeze)
-	}
-	if g.State == fleet.Frozen {
-		return "frozen"
-	}
-	return ""
-}
-
-// addresses lists the guest's addresses other than loopback, for the table.
-func addresses(g *fleet.Guest) string {
-	var out []string
-	for _, ifc := range g.Interfaces {
-		if ifc.Name == "lo" || strings.HasPrefix(ifc.Name, "Loopback") {
-			continue
-		}
-		for _, a := range ifc.IPAddresses {
-			if a.Address == "127.0.0.1" || a.Address == "::1" || strings.HasPrefix(a.Address, "fe80:") {
-				continue
-			}
-			out = append(out, a.Address)
-		}
-	}
-	return strings.Join(out, ",")
 }
 
 func ms(d time.Duration) float64 {
@@ -329,8 +310,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

@@ -400,7 +400,7 @@ func TestOpenTextAndSearch(t *testing.T) {
 	// Control characters cannot reach the terminal.
 	h.press("g")
 	h.prompt("/data/ctl.txt")
-	if strings.ContainsAny(m.view.content, "\x1b\a\r") || !strings.Contains(m.view.content, "^[[31m") {
+	if strings.ContainsAny(m.view.content, "\x1b\a\r") || !strings.Contains(m.view.content, `\x1b[31m`) {
 		t.Fatalf("control characters not made visible: %q", m.view.content)
 	}
 }

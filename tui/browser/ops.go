@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // startLoad cancels the load in flight (a newer one replaces it) and returns
@@ -198,42 +198,27 @@ type localError struct {
 func (e *localError) Error() string { return e.what + ": " + e.err.Error() }
 func (e *localError) Unwrap() error { return e.err }
 
-// errText turns an error into one clear line naming what failed.
+// errText turns an error into one clear line naming what failed: the
+// words are present.Reason's, with the agent's errno texts shortened.
 func errText(err error, what, guest string) string {
-	s := err.Error()
 	var le *localError
 	switch {
 	case errors.As(err, &le):
 		return errText(le.err, what+": "+le.what, guest)
-	case agentclient.IsFrozen(err):
-		return what + ": guest is frozen: thaw it first"
-	case errors.Is(err, context.Canceled):
-		return what + ": cancelled"
-	case agentclient.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded):
-		return what + ": the guest did not answer in time"
-	case agentclient.IsDisabled(err):
-		return what + ": the agent has this command disabled"
-	case strings.Contains(s, "Permission denied"):
-		return what + ": permission denied"
-	case strings.Contains(s, "No such file or directory"):
-		return what + ": no such file or directory"
-	case strings.Contains(s, "Is a directory"):
-		return what + ": is a directory"
-	case strings.Contains(s, "Not a directory"):
-		return what + ": not a directory"
-	case errors.Is(err, fs.ErrPermission):
-		return what + ": permission denied"
-	case errors.Is(err, fs.ErrNotExist):
-		return what + ": no such file or directory"
+	case agentclient.IsFrozen(err), agentclient.IsDisabled(err), agentclient.IsTimeout(err),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// Reason has the words for these.
+	default:
+		s := err.Error()
+		for _, errno := range []string{"Permission denied", "No such file or directory", "Is a directory", "Not a directory"} {
+			if strings.Contains(s, errno) {
+				return what + ": " + strings.ToLower(errno)
+			}
+		}
 	}
 	// The fleet prefixes "guest NAME: ": the browser already names the guest.
-	s = strings.TrimPrefix(s, "guest "+guest+": ")
-	return what + ": " + oneLine(s)
-}
-
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	return sanitize(s)
+	// The agent's own words are escaped (and escaped again where drawn).
+	return what + ": " + strings.TrimPrefix(present.Reason(err, 0), "guest "+present.Text(guest, 0)+": ")
 }
 
 // Transfers.
