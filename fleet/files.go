@@ -130,8 +130,13 @@ func (f *Fleet) Raw(ctx context.Context, guest string, req []byte) (json.RawMess
 	}
 	var out json.RawMessage
 	err = s.withAgent(ctx, func(a *callAgent) (err error) {
+		entry, err := s.rawFreezeRecord(req)
+		if err != nil {
+			return err
+		}
 		out, err = a.Raw(ctx, req)
 		s.rawFreezeGuard(req, out, err)
+		s.rawFreezeSettle(entry, out, err)
 		return err
 	})
 	if err != nil {

@@ -94,6 +94,8 @@ func (f *Fleet) AddHost(ctx context.Context, h HostConfig) error {
 	host := &libvirtHost{
 		f: f, cfg: h, dialer: dialer, remote: remote,
 		guests: make(map[string]string),
+		kick:   make(chan struct{}, 1),
+		up:     make(chan struct{}),
 		rng:    rand.New(rand.NewPCG(nameHash(h.Name), uint64(time.Now().UnixNano()))),
 	}
 
@@ -178,6 +180,10 @@ type libvirtHost struct {
 	guests map[string]string
 	// events of the current connection; set by connect, read by run.
 	lifecycle, agent <-chan any
+	// up is closed while connected (replaced by setDown); kick makes run
+	// redial now instead of at its next backoff (a thaw is owed).
+	up   chan struct{}
+	kick chan struct{}
 }
 
 // libvirtDialer builds the socket dialer for h.URI and the URI to open on the
@@ -302,8 +308,23 @@ func parseLibvirtAddress(addr string) (host, domain string, err error) {
 // dial opens a LibvirtAgent for domain dom over the host's connection.
 func (h *libvirtHost) dial(ctx context.Context, t Target, dom string) (agentclient.Agent, error) {
 	h.mu.Lock()
-	conn, down := h.conn, h.down
+	conn, down, up := h.conn, h.down, h.up
 	h.mu.Unlock()
+	if (conn == nil || !conn.IsConnected()) && urgentDial(ctx) {
+		// A thaw is owed: redial the host now and wait for it (bounded by
+		// the dial's deadline) rather than fail until its next backoff.
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+		}
+		h.mu.Lock()
+		conn, down = h.conn, h.down
+		h.mu.Unlock()
+	}
 	if conn == nil || !conn.IsConnected() {
 		if down == nil {
 			down = errors.New("connection lost")
@@ -385,6 +406,11 @@ func (h *libvirtHost) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 	h.mu.Lock()
 	h.conn, h.down = l, nil
 	h.lifecycle, h.agent = lc, ag
+	select {
+	case <-h.up:
+	default:
+		close(h.up)
+	}
 	h.mu.Unlock()
 	return l, nil
 }
@@ -453,7 +479,34 @@ func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
 			h.f.Poke(name)
 		}
 	}
+	h.markPMSuspended(ctx, l)
 	return nil
+}
+
+// markPMSuspended marks the guests whose domain libvirt reports
+// pmsuspended (suspended by their agent, by anyone) as suspended.
+func (h *libvirtHost) markPMSuspended(ctx context.Context, l *libvirt.Libvirt) {
+	// pmsuspended has no list filter of its own: it is one of "other"
+	// (neither running, paused nor shut off), which are rare.
+	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
+		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive|libvirt.ConnectListDomainsOther)
+		return d, err
+	})
+	if err != nil {
+		return // then the guests go silent instead
+	}
+	for _, d := range doms {
+		st, err := bounded(ctx, func() (int32, error) {
+			st, _, err := l.DomainGetState(d, 0)
+			return st, err
+		})
+		if err != nil || libvirt.DomainState(st) != libvirt.DomainPmsuspended {
+			continue
+		}
+		if name, ok := h.name(d.Name); ok {
+			h.f.markSuspended(name, "libvirt host "+h.cfg.Name+" reports the domain pmsuspended")
+		}
+	}
 }
 
 // addTargets adds the domains not yet known as targets, each named
@@ -480,7 +533,7 @@ func (h *libvirtHost) addTargets(doms []string) {
 		h.mu.Lock()
 		h.guests[dom] = name
 		h.mu.Unlock()
-		ts = append(ts, Target{Name: name, Host: h.cfg.Name, Address: h.address(dom), Tags: slices.Clone(h.cfg.Tags)})
+		ts = append(ts, Target{Name: name, Host: h.cfg.Name, Address: h.address(dom), Tags: slices.Clone(h.cfg.Tags), hostURI: h.cfg.URI})
 	}
 	h.f.Add(ts...)
 }
@@ -558,6 +611,11 @@ func (h *libvirtHost) setDown(err error) {
 	h.mu.Lock()
 	h.conn, h.down = nil, err
 	h.lifecycle, h.agent = nil, nil
+	select {
+	case <-h.up:
+		h.up = make(chan struct{})
+	default:
+	}
 	h.mu.Unlock()
 }
 
@@ -597,6 +655,9 @@ func (h *libvirtHost) run(conn *libvirt.Libvirt) {
 		case <-life.Done():
 			return
 		case <-time.After(wait):
+		case <-h.kick:
+			// A thaw waits for this host: try now. The backoff still
+			// grows, so a host that stays down is not hammered.
 		}
 		delay = min(2*delay, hostBackoffMax)
 		ctx, cancel := context.WithTimeout(life, hostConnectTimeout)
@@ -671,7 +732,12 @@ func (h *libvirtHost) lifecycleEvent(ctx context.Context, l *libvirt.Libvirt, m 
 		if ok {
 			h.f.Remove(name)
 		}
-	case libvirt.DomainEventResumed, libvirt.DomainEventSuspended, libvirt.DomainEventPmsuspended:
+	case libvirt.DomainEventPmsuspended:
+		// The host says so itself: no need to wait for the agent to go quiet.
+		if name, ok := h.name(m.Dom.Name); ok {
+			h.f.markSuspended(name, "libvirt host "+h.cfg.Name+" reports the domain pmsuspended")
+		}
+	case libvirt.DomainEventResumed, libvirt.DomainEventSuspended:
 		if name, ok := h.name(m.Dom.Name); ok {
 			h.f.Poke(name)
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -370,6 +371,7 @@ func TestLibvirtReconnect(t *testing.T) {
 // TestLibvirtQEMU runs against a real libvirtd (QEMU driver) managing one
 // real TCG guest with the real agent; the subtests share it, in order.
 func TestLibvirtQEMU(t *testing.T) {
+	outer := t
 	lq := testpeers.StartLibvirtQEMU(t)
 	lv := lq.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -624,6 +626,67 @@ func TestLibvirtQEMU(t *testing.T) {
 		if g := f.Guest("lq/g1"); g.State != Ready {
 			t.Fatalf("after the hang: %s %q", g.State, g.Err)
 		}
+	})
+
+	t.Run("a hold's thaw survives a libvirtd restart", func(t *testing.T) {
+		var mu sync.Mutex
+		var notes []string
+		attempt2 := make(chan struct{}, 1)
+		fh := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 5 * time.Second, ThawBudget: 2 * time.Minute,
+			OnNotice: func(n Notice) {
+				mu.Lock()
+				notes = append(notes, n.Guest+": "+n.Text)
+				mu.Unlock()
+				if strings.Contains(n.Text, "thaw attempt 2 failed") {
+					select {
+					case attempt2 <- struct{}{}:
+					default:
+					}
+				}
+			}})
+		defer fh.Close()
+		if err := fh.AddHost(ctx, host); err != nil {
+			t.Fatal(err)
+		}
+		if rs := fh.Run(ctx, Action{Kind: ActFreeze}, []string{"g1"}, nil); !rs[0].OK {
+			t.Fatalf("freeze: %+v", rs[0])
+		}
+		lq.KillDaemon(t) // mid-hold
+		done := make(chan []Result, 1)
+		go func() { done <- fh.ThawOurs(ctx) }() // the hold ends while it is down
+		select {
+		case <-attempt2:
+		case <-time.After(90 * time.Second):
+			t.Fatalf("no second failed attempt: %v", notes)
+		}
+		lq.StartDaemon(t) // and it comes back while the thaw is retried
+		var rs []Result
+		select {
+		case rs = <-done:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("ThawOurs did not return")
+		}
+		mu.Lock()
+		t.Logf("notices:\n%s", strings.Join(notes, "\n"))
+		mu.Unlock()
+		if len(rs) != 1 || !rs[0].OK || !strings.Contains(rs[0].Result, "guest-fsfreeze-status says thawed") {
+			t.Fatalf("thaw across the restart: %+v", rs)
+		}
+		// Every connection to the old daemon is dead: the later subtests
+		// (and this check) use a new one.
+		lv = lq.Connect(outer)
+		dom, err := lv.DomainLookupByName("g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := agentclient.NewLibvirt(lv, dom, "libvirt:lq/g1").FreezeStatus(ctx); err != nil || st != agentclient.Thawed {
+			t.Fatalf("the guest's own freeze state: %q %v", st, err)
+		}
+		// The fleets following the host from before the restart are back too.
+		waitFor(t, f, 60*time.Second, "f's g1 ready again", func(s *Snapshot) bool {
+			f.Poke("g1")
+			return f.Guest("g1").State == Ready
+		})
 	})
 
 	t.Run("shutdown through the agent marks the guest gone", func(t *testing.T) {

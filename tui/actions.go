@@ -51,6 +51,9 @@ type event struct {
 	results []fleet.Result
 	took    time.Duration
 	lines   int // lines in the event log
+	// note, when set, makes this event a fleet notice (a thaw attempt, an
+	// orphaned freeze thawed) rather than an action.
+	note *fleet.Notice
 }
 
 const maxEvents = 200
@@ -254,4 +257,15 @@ func guestList(names []string, total, n int) string {
 	}
 	n = min(n, len(names))
 	return strings.Join(names[:n], ", ") + fmt.Sprintf(" and %d more", total-n)
+}
+
+// takeNotices moves the snapshot's notices not seen yet into the event log.
+func (m *Model) takeNotices() {
+	for _, n := range m.snap.Notices {
+		if n.Seq <= m.noticeSeq {
+			continue
+		}
+		m.noticeSeq = n.Seq
+		m.addEvent(event{at: n.At, note: &n})
+	}
 }

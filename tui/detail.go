@@ -269,6 +269,11 @@ func (m *Model) filesystemLines(g *fleet.Guest) []string {
 		fr = m.st.State(string(fleet.Frozen)).Render(fr)
 	}
 	lines := []string{kv("Freeze", fr)}
+	if r := g.FrozenBy; r != nil {
+		for _, l := range m.frozenByText(r) {
+			lines = append(lines, kv("", l))
+		}
+	}
 	if len(g.Filesystems) == 0 {
 		return append(lines, "no filesystems reported")
 	}
@@ -404,6 +409,14 @@ func (m *Model) renderEvents(w, h int) string {
 }
 
 func (m *Model) eventHead(e event) string {
+	if n := e.note; n != nil {
+		w := max(m.width, 1)
+		line := e.at.Format("15:04:05") + "  " + present.Text(n.Guest, nameCells) + "  " + present.Text(n.Text, w)
+		if n.Err {
+			return m.st.Error.Render(line)
+		}
+		return line
+	}
 	ok, failed, skipped := tally(e.results)
 	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), present.Text(actionString(e.action), m.width), ok, failed, skipped)
 	if e.took > 0 {
@@ -427,4 +440,28 @@ func (m *Model) eventResult(r fleet.Result) string {
 		return line
 	}
 	return m.st.Error.Render("  ✗ " + name + "  " + present.Text(r.Err, w))
+}
+
+// frozenByText describes another guestdeck's freeze of the guest, in
+// lines short enough for the detail pane.
+func (m *Model) frozenByText(r *fleet.FreezeRecord) []string {
+	who := fmt.Sprintf("guestdeck pid %d (%s)", r.PID, present.Text(r.Who, nameCells))
+	if !r.Orphan {
+		s := "frozen by " + who + " since " + r.Since.Format("15:04:05")
+		if !r.Until.IsZero() {
+			s += ", thaw promised by " + r.Until.Format("15:04:05")
+		}
+		return []string{s}
+	}
+	first := "left FROZEN by " + who + ", which is no longer running, since " + r.Since.Format("15:04:05")
+	var then string
+	switch {
+	case r.Until.IsZero():
+		then = "it promised no thaw: thaw it yourself"
+	case r.Until.After(m.now()):
+		then = "its promised thaw is in " + present.Countdown(r.Until.Sub(m.now())) + ", then this dashboard thaws it"
+	default:
+		then = "its promised thaw has passed: this dashboard thaws it"
+	}
+	return []string{m.st.Error.Render(first), m.st.Error.Render(then)}
 }

@@ -319,7 +319,8 @@ func (m *Model) quitKey(q *quitDialog, k tea.KeyPressMsg) tea.Cmd {
 		m.setStatus("thawing guests frozen by guestdeck…", false)
 		src := m.src
 		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// Each thaw retries within the fleet's budget; leave it room.
+			ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultThawBudget+30*time.Second)
 			defer cancel()
 			return thawedQuitMsg{results: src.ThawOurs(ctx)}
 		}

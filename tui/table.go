@@ -470,7 +470,7 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 		}
 		return fmtSkew(g.Skew)
 	case colFreeze:
-		return present.FreezeText(g, now)
+		return freezeText(g, now)
 	case colRTT:
 		if g.RTT == 0 {
 			return ""
@@ -480,6 +480,19 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 		return g.Err
 	}
 	return ""
+}
+
+// freezeText is the FREEZE cell: a guest left frozen by a guestdeck that
+// died shows the countdown to the thaw it promised, when this dashboard
+// thaws it.
+func freezeText(g *fleet.Guest, now time.Time) string {
+	if r := g.FrozenBy; r != nil && r.Orphan && !g.FrozenByUs {
+		if r.Until.IsZero() {
+			return "orphan"
+		}
+		return "orphan " + present.Countdown(r.Until.Sub(now))
+	}
+	return present.FreezeText(g, now)
 }
 
 // fmtDur is a short duration: 850µs, 12ms, 1.2s, 3m05s.

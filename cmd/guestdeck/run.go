@@ -99,6 +99,7 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		if *hold > 0 && opts.FreezeTimeout < *hold+time.Minute {
 			opts.FreezeTimeout = *hold + time.Minute
 		}
+		opts.Who, opts.Promise = ledgerWho(act, *hold)
 	})
 	if o == nil {
 		return code
@@ -166,6 +167,19 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		}
 	}
 	return code
+}
+
+// ledgerWho is what the ledger records as having frozen or suspended a
+// guest, and the thaw promised: the hold's end, or none for a freeze left
+// frozen on purpose.
+func ledgerWho(act fleet.Action, hold time.Duration) (string, time.Duration) {
+	switch {
+	case act.Kind == fleet.ActFreeze && hold > 0:
+		return "run --hold", hold
+	case act.Kind == fleet.ActFreeze:
+		return "run --yes freeze", -1
+	}
+	return "run " + string(act.Kind), 0
 }
 
 // holdAndThaw waits for the hold to end (or an interrupt) and thaws the

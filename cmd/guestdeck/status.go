@@ -91,14 +91,18 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		// a script asking for state:frozen wants "none", not a failure.
 		c.errorf("status: the selectors %s match no guest", strings.Join(selectors, " "))
 	}
+	if err := o.fleet.LedgerErr(); err != nil {
+		c.errorf("warning: %v", err)
+	}
 	if *asJSON {
-		if err := writeStatusJSON(c.stdout, gs); err != nil {
+		if err := c.writeStatusJSON(c.stdout, gs); err != nil {
 			c.errorf("%v", err)
 			return exitFail
 		}
 		return exitOK
 	}
 	writeStatusTable(c.stdout, gs)
+	c.writeLedgerLines(c.stdout, gs)
 	return exitOK
 }
 
@@ -119,6 +123,9 @@ type statusJSON struct {
 	Freeze       string      `json:"freeze"`       // "thawed", "frozen", "" when unknown
 	RTTMS        float64     `json:"rtt_ms"`
 	Tags         []string    `json:"tags"`
+	// OrphanFreeze: a guestdeck that is no longer running froze the guest
+	// and never thawed it (from the ledger); null otherwise.
+	OrphanFreeze *orphanJSON `json:"orphan_freeze"`
 }
 
 type vcpusJSON struct {
@@ -159,10 +166,72 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	return s
 }
 
-func writeStatusJSON(w io.Writer, gs []*fleet.Guest) error {
+// orphanJSON is "orphan_freeze" in `status --json`.
+type orphanJSON struct {
+	Since       time.Time  `json:"since"`
+	Until       *time.Time `json:"until"` // the thaw it promised; null when none (run --yes freeze)
+	PID         int        `json:"pid"`
+	Who         string     `json:"who"` // "run --hold", "run --yes freeze", "dashboard"
+	ThawCommand string     `json:"thaw_command"`
+}
+
+func (c *cli) orphanOf(g *fleet.Guest) *orphanJSON {
+	r := g.FrozenBy
+	if r == nil || !r.Orphan {
+		return nil
+	}
+	o := &orphanJSON{Since: r.Since, PID: r.PID, Who: r.Who, ThawCommand: c.thawCommand(g.Name)}
+	if !r.Until.IsZero() {
+		u := r.Until
+		o.Until = &u
+	}
+	return o
+}
+
+// thawCommand is the command that thaws guest with this fleet file.
+func (c *cli) thawCommand(guest string) string {
+	return "guestdeck" + c.globalFlagsText() + " run thaw " + guest
+}
+
+// writeLedgerLines follows the status table: each guest another guestdeck
+// froze, loudest for those it left frozen when it went away.
+func (c *cli) writeLedgerLines(w io.Writer, gs []*fleet.Guest) {
+	first := true
+	for _, g := range gs {
+		r := g.FrozenBy
+		if r == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		promised := "no thaw was promised"
+		if !r.Until.IsZero() {
+			promised = "thaw promised by " + r.Until.Local().Format("2006-01-02 15:04:05")
+			if late := time.Since(r.Until); late > 0 {
+				promised += fmt.Sprintf(" (%s overdue)", late.Round(time.Second))
+			}
+		}
+		since := r.Since.Local().Format("2006-01-02 15:04:05")
+		name := present.Text(g.Name, nameCells)
+		if r.Orphan {
+			fmt.Fprintf(w, "!!! %s: left FROZEN by guestdeck pid %d (%s), which is no longer running; frozen since %s, %s\n",
+				name, r.PID, present.Text(r.Who, agentCells), since, promised)
+			fmt.Fprintf(w, "!!!   thaw it with: %s\n", present.Text(c.thawCommand(g.Name), maxLineCells))
+			continue
+		}
+		fmt.Fprintf(w, "%s: frozen by guestdeck pid %d (%s), still running; frozen since %s, %s\n",
+			name, r.PID, present.Text(r.Who, agentCells), since, promised)
+	}
+}
+
+func (c *cli) writeStatusJSON(w io.Writer, gs []*fleet.Guest) error {
 	out := make([]statusJSON, 0, len(gs))
 	for _, g := range gs {
-		out = append(out, toStatusJSON(g))
+		sj := toStatusJSON(g)
+		sj.OrphanFreeze = c.orphanOf(g)
+		out = append(out, sj)
 	}
 	return writeJSON(w, out)
 }
