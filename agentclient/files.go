@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -206,17 +207,25 @@ func isAgentError(err error) bool {
 	return errors.As(err, &ae)
 }
 
-// byteSize writes n bytes for a person: "512 B", "12.0 MiB".
+// byteSize writes n bytes for a person in the units the screens use
+// (present.Size, which this package cannot import): "512 B", "1.5 KiB",
+// "12 MiB".
 func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
 	}
-	return fmt.Sprintf("%d B", n)
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	prec := 0
+	if v < 10 {
+		prec = 1
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64) + " " + string("KMGTPE"[exp]) + "iB"
 }
 
 // decodeBase64 decodes s into dst through a small scratch buffer, sparing the

@@ -412,7 +412,7 @@ func TestWriteFileInterrupted(t *testing.T) {
 				t.Errorf("cause %v, want the lost connection", err)
 			}
 			if !replace {
-				if we.State != agentclient.Partial || we.Outcome() != "is now partial: 20.0 KiB of 256.0 KiB written" {
+				if we.State != agentclient.Partial || we.Outcome() != "is now partial: 20 KiB of 256 KiB written" {
 					t.Fatalf("state %v, outcome %q", we.State, we.Outcome())
 				}
 				if got := readSim(t, addr, "/srv/target.txt"); got != string(data[:5*chunk]) {

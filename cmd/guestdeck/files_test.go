@@ -267,7 +267,7 @@ func TestPutInterrupted(t *testing.T) {
 	os.WriteFile(src, data, 0o644)
 	for i, want := range []string{
 		"/srv/f.txt on s0 was not changed",
-		"/srv/f.txt on s1 is now partial: 240.0 KiB of 1.0 MiB written",
+		"/srv/f.txt on s1 is now partial: 240 KiB of 1.0 MiB written",
 	} {
 		name := fmt.Sprintf("s%d", i)
 		farm.Guests()[i].DropBefore("guest-file-write", 5)

@@ -193,7 +193,7 @@ func TestUploadInterrupted(t *testing.T) {
 			h.run(h.m.startUpload(uploadPlan{local: src, size: int64(len(data)), remote: "/data/hello.txt"}))
 			outcome := "; /data/hello.txt on ex was not changed"
 			if tc.guest == "noex" {
-				outcome = "; /data/hello.txt on noex is now partial: 240.0 KiB of 1.0 MiB written"
+				outcome = "; /data/hello.txt on noex is now partial: 240 KiB of 1.0 MiB written"
 			}
 			t.Log(h.m.msg)
 			if !strings.HasPrefix(h.m.msg, "upload to /data/hello.txt: ") || !strings.HasSuffix(h.m.msg, outcome) {
