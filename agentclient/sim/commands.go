@@ -246,6 +246,9 @@ func (g *Guest) dispatch(m message) result {
 		}
 		return g.errReply(id, &agentclient.Error{Class: "CommandNotFound", Desc: desc})
 	}
+	if g.dropHere(name) {
+		return g.errReply(id, genericf("never sent: the connection drops"))
+	}
 	if g.calls == nil {
 		g.calls = make(map[string]int)
 	}

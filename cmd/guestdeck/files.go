@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/localfile"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
@@ -78,8 +79,18 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	}
 	guest, p, dest := fs.Arg(0), fs.Arg(1), fs.Arg(2)
 	if dest != "-" {
-		if st, err := os.Stat(dest); err == nil && st.IsDir() {
+		kind, _, err := localfile.Inspect(dest)
+		if err == nil && kind == localfile.Directory {
 			dest = filepath.Join(dest, path.Base(p))
+			kind, _, err = localfile.Inspect(dest)
+		}
+		// A destination a download is never written into is refused
+		// before the guest is asked for anything.
+		if err == nil {
+			if err := localfile.Refused(dest, kind); err != nil {
+				c.errorf("get %s:%s: refused: %v; nothing was read", guest, p, err)
+				return exitUsage
+			}
 		}
 	}
 	o, code := c.guestFleet(ctx, guest)
@@ -89,41 +100,32 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	defer o.close()
 
 	var w io.Writer = c.stdout
-	var tmp *os.File
+	var lf *localfile.File
 	if dest != "-" {
-		// Write beside the destination and rename, so a failed copy leaves no half file.
+		// A regular file is written beside the destination and renamed,
+		// so a failed copy leaves no half file; a device or FIFO is
+		// written in place, never replaced.
 		var err error
-		tmp, err = os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".part*")
-		if err != nil {
-			// The temp file's name means nothing to the user: name the directory.
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			c.errorf("get %s:%s: cannot write into %s: %v", guest, p, filepath.Dir(dest), err)
+		if lf, err = localfile.Create(ctx, dest); err != nil {
+			c.errorf("get %s:%s: %v", guest, p, err)
 			return exitFail
 		}
-		defer os.Remove(tmp.Name())
-		w = tmp
+		w = lf
 	}
 	bar := c.progress(guest + ":" + p)
-	bar.tty = bar.tty && (tmp != nil || !isTerminal(c.stdout))
+	bar.tty = bar.tty && (lf != nil || !isTerminal(c.stdout))
 	n, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
 	bar.finish(err)
 	if err != nil {
-		if tmp != nil {
-			tmp.Close()
+		if lf != nil {
+			lf.Abort()
 		}
 		c.errorf("get %s:%s: %s", guest, p, c.reason(guest, err))
 		return exitFail
 	}
-	if tmp != nil {
-		if err := tmp.Close(); err != nil {
-			c.errorf("get: %v", err)
-			return exitFail
-		}
-		if err := os.Rename(tmp.Name(), dest); err != nil {
-			c.errorf("get: %v", err)
+	if lf != nil {
+		if err := lf.Commit(); err != nil {
+			c.errorf("get %s:%s: %v", guest, p, err)
 			return exitFail
 		}
 		fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", guest, p, dest, n)
@@ -178,7 +180,13 @@ func (c *cli) put(ctx context.Context, args []string) int {
 	n, err := o.fleet.WriteFile(ctx, guest, p, r, size, bar.update)
 	bar.finish(err)
 	if err != nil {
-		c.errorf("put %s:%s: %s", guest, p, c.reason(guest, err))
+		msg := c.reason(guest, err)
+		var we *agentclient.WriteError
+		if errors.As(err, &we) {
+			// What the guest's file holds now is what the operator needs next.
+			msg += fmt.Sprintf("; %s on %s %s", p, guest, we.Outcome())
+		}
+		c.errorf("put %s:%s: %s", guest, p, msg)
 		return exitFail
 	}
 	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", src, guest, p, n)

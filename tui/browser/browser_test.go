@@ -497,7 +497,7 @@ func TestDownload(t *testing.T) {
 	// A local path that cannot be written is a message.
 	h.press("d")
 	h.prompt(filepath.Join(local, "no-such-dir", "x"))
-	h.wantMsg("download /data/big.bin: cannot write to " + filepath.Join(local, "no-such-dir") + ": no such file or directory")
+	h.wantMsg("download /data/big.bin: cannot write into " + filepath.Join(local, "no-such-dir") + ": no such file or directory")
 
 	// Cancel: esc stops the transfer and leaves no partial file.
 	guests["g"].SetLatency(30 * time.Millisecond)
