@@ -11,19 +11,6 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 )
 
-func waitState(t *testing.T, f *Fleet, name string, want State) *Guest {
-	t.Helper()
-	for range 1000 {
-		if g := f.Guest(name); g.State == want {
-			return g
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	g := f.Guest(name)
-	t.Fatalf("%s: state %s (%s), want %s", name, g.State, g.Err, want)
-	return nil
-}
-
 // Each guest starts at its own deterministic offset inside the interval and
 // then polls every interval.
 func TestStartOffsets(t *testing.T) {

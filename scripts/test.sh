@@ -4,7 +4,7 @@
 # The project test command. Installs what the tests' real peers need when it
 # is missing (Debian 12, as root: qemu-guest-agent, qemu-system-x86, libvirt,
 # busybox-static, ...), builds the test guest image once into a cache, then
-# runs go vet and go test -race on the repository.
+# runs go vet, staticcheck and go test -race on the repository.
 #
 #   ./scripts/test.sh                         # everything
 #   ./scripts/test.sh -run Foo ./agentclient/  # extra args go to go test
@@ -107,6 +107,16 @@ if [ ${#pkgs[@]} -eq 0 ]; then pkgs=(./...); args+=(./...); fi
 
 say "go vet ${pkgs[*]}"
 go vet "${pkgs[@]}"
+
+# staticcheck, pinned, from the Go module proxy (installed once into GOBIN).
+SC_VERSION=v0.8.2
+GOBIN_DIR=$(go env GOBIN); [ -n "$GOBIN_DIR" ] || GOBIN_DIR=$(go env GOPATH)/bin
+if ! { [ -x "$GOBIN_DIR/staticcheck" ] && go version -m "$GOBIN_DIR/staticcheck" 2>/dev/null | grep -q "honnef.co/go/tools[[:space:]]*$SC_VERSION"; }; then
+  say "installing staticcheck $SC_VERSION"
+  GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$SC_VERSION" || die "go install staticcheck failed"
+fi
+say "staticcheck ${pkgs[*]}"
+"$GOBIN_DIR/staticcheck" "${pkgs[@]}"
 say "go test -race -count=1 -timeout ${GUESTDECK_TEST_TIMEOUT:-60m} ${args[*]}"
 rc=0
 go test -race -count=1 -timeout "${GUESTDECK_TEST_TIMEOUT:-60m}" "${args[@]}" || rc=$?

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // rowStatus is a guest's part in the current or last action.
@@ -49,6 +51,9 @@ type event struct {
 	results []fleet.Result
 	took    time.Duration
 	lines   int // lines in the event log
+	// note, when set, makes this event a fleet notice (a thaw attempt, an
+	// orphaned freeze thawed) rather than an action.
+	note *fleet.Notice
 }
 
 const maxEvents = 200
@@ -87,10 +92,10 @@ func (m *Model) startAction(a fleet.Action) tea.Cmd {
 		return nil
 	}
 	if actionDestructive(a) {
-		m.confirm = &confirmation{
+		m.open(layer{kind: layerConfirm, confirm: &confirmation{
 			action: a, run: run, skipped: skipped,
 			needType: a.Kind == fleet.ActShutdown && len(run) > 1,
-		}
+		}})
 		return nil
 	}
 	return m.launch(a, run, skipped)
@@ -103,22 +108,21 @@ func (m *Model) markSkipped(skipped []fleet.Result) {
 	}
 }
 
-func (m *Model) confirmKey(k tea.KeyPressMsg) tea.Cmd {
-	c := m.confirm
-	s := k.String()
+func (m *Model) confirmKey(c *confirmation, k tea.KeyPressMsg) tea.Cmd {
+	yes, no := confirmKeys(c.needType)
 	switch {
-	case s == "esc" || (!c.needType && (s == "n" || s == "q")):
-		m.confirm = nil
+	case key.Matches(k, no):
+		m.closeLayer(layerConfirm)
 		m.setStatus(actionString(c.action)+" cancelled", false)
 		return nil
-	case s == "enter" || (!c.needType && s == "y"):
+	case key.Matches(k, yes):
 		if c.needType && c.typed != strconv.Itoa(len(c.run)) {
 			m.setStatus(fmt.Sprintf("type %d to confirm", len(c.run)), true)
 			return nil
 		}
-		m.confirm = nil
+		m.closeLayer(layerConfirm)
 		return m.launch(c.action, c.run, c.skipped)
-	case c.needType && s == "backspace":
+	case c.needType && k.String() == "backspace":
 		if c.typed != "" {
 			c.typed = c.typed[:len(c.typed)-1]
 		}
@@ -144,7 +148,7 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.run = &runState{id: id, action: a, total: len(run), started: m.now(), skipped: skipped, cancel: cancel}
-	m.setStatus(fmt.Sprintf("%s on %d guest%s…", actionString(a), len(run), plural(len(run))), false)
+	m.setStatus(fmt.Sprintf("%s on %s…", actionString(a), present.Plural(len(run), "guest")), false)
 
 	// Room for a progress call per guest plus the final result, so the
 	// fleet's workers never wait on the screen.
@@ -206,12 +210,17 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 		m.rowStatus[res.Guest] = resultStatus(res)
 	}
 	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
+	where := "(e: event log)"
 	if r.action.Kind == fleet.ActRead {
-		// What was read is the point: show it.
-		m.showEvents, m.eventScroll = true, 0
+		// What was read is the point: show it, but never over a prompt or
+		// dialog the operator is answering (see layer).
+		m.eventScroll = 0
+		if !m.queue(layer{kind: layerEvents}) {
+			where = "(in the event log, shown when you close this)"
+		}
 	}
 	ok, failed, skipped := tally(all)
-	m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped (e: event log)", actionString(r.action), ok, failed, skipped), failed > 0)
+	m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped %s", actionString(r.action), ok, failed, skipped, where), failed > 0)
 	return nil
 }
 
@@ -237,19 +246,26 @@ func (m *Model) addEvent(e event) {
 	}
 }
 
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
+// nameCells cuts a guest's name in dialogs and lists.
+const nameCells = 48
 
 // guestList names the first n of total guests: "a, b, c and 7 more".
-// names needs only the first n+1.
+// names needs only the first n+1, escaped (present.Text).
 func guestList(names []string, total, n int) string {
 	if total <= n && len(names) >= total {
 		return strings.Join(names[:total], ", ")
 	}
 	n = min(n, len(names))
 	return strings.Join(names[:n], ", ") + fmt.Sprintf(" and %d more", total-n)
+}
+
+// takeNotices moves the snapshot's notices not seen yet into the event log.
+func (m *Model) takeNotices() {
+	for _, n := range m.snap.Notices {
+		if n.Seq <= m.noticeSeq {
+			continue
+		}
+		m.noticeSeq = n.Seq
+		m.addEvent(event{at: n.At, note: &n})
+	}
 }

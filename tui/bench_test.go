@@ -89,7 +89,7 @@ func BenchmarkEventLog10000(b *testing.B) {
 	next, _ := m.Update(tea.KeyPressMsg{Code: 'a', Mod: tea.ModCtrl})
 	m = next.(Model)
 	m, _ = send(b, m, tea.KeyPressMsg{Code: 'p', Text: "p"})
-	m.showEvents = true
+	m.open(layer{kind: layerEvents})
 	m.eventScroll = 5000
 	b.ResetTimer()
 	for b.Loop() {

@@ -24,6 +24,18 @@ type fakeSource struct {
 	frozen  []string
 	thawed  int
 	fail    map[string]string // guest -> error text for Run
+	// hold, when set, keeps every Run in flight until it is closed.
+	hold chan struct{}
+	// thawFail, when set, makes ThawOurs fail with it and thaw nothing.
+	thawFail string
+}
+
+// holdRuns keeps actions in flight until the returned func is called.
+func (s *fakeSource) holdRuns() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hold = make(chan struct{})
+	return sync.OnceFunc(func() { close(s.hold) })
 }
 
 type fakeRun struct {
@@ -67,7 +79,14 @@ func (s *fakeSource) Changed() <-chan struct{} { return s.changed }
 func (s *fakeSource) Run(ctx context.Context, a fleet.Action, names []string, progress func(fleet.Result)) []fleet.Result {
 	s.mu.Lock()
 	s.runs = append(s.runs, fakeRun{a, names})
+	hold := s.hold
 	s.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+	}
 	out := make([]fleet.Result, len(names))
 	for i, n := range names {
 		r := fleet.Result{Guest: n, OK: true, Result: string(a.Kind) + " ok", Duration: 3 * time.Millisecond}
@@ -91,9 +110,20 @@ func (s *fakeSource) FrozenByUs() []string {
 func (s *fakeSource) ThawOurs(ctx context.Context) []fleet.Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.thawFail != "" {
+		out := make([]fleet.Result, len(s.frozen))
+		for i, n := range s.frozen {
+			out[i] = fleet.Result{Guest: n, Err: s.thawFail}
+		}
+		return out
+	}
+	out := make([]fleet.Result, len(s.frozen))
+	for i, n := range s.frozen {
+		out[i] = fleet.Result{Guest: n, OK: true}
+	}
 	s.thawed += len(s.frozen)
 	s.frozen = nil
-	return nil
+	return out
 }
 
 func (s *fakeSource) ReadFile(ctx context.Context, guest, path string, w io.Writer, progress func(done, total int64)) (int64, error) {

@@ -10,6 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // tableKey handles keys when no prompt, dialog or overlay has focus.
@@ -46,16 +47,16 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, km.Clear):
 		m.clear()
 	case key.Matches(k, km.Filter):
-		m.filtering = true
+		m.open(layer{kind: layerFilter})
 		m.filterInput.SetValue(m.tbl.filter)
 		m.filterInput.CursorEnd()
 		return m.filterInput.Focus()
 	case key.Matches(k, km.Command):
-		m.commanding = true
+		m.open(layer{kind: layerCommand})
 		m.cmdInput.SetValue("")
 		return m.cmdInput.Focus()
 	case key.Matches(k, km.Help):
-		m.showHelp = true
+		m.open(layer{kind: layerHelp})
 	case key.Matches(k, km.Sort):
 		m.tbl.sortCol = (m.tbl.sortCol + 1) % numCols
 		m.reindex()
@@ -74,7 +75,7 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, km.DetailUp):
 		m.scrollDetail(-max(m.layout().detailRows/2, 1))
 	case key.Matches(k, km.Events):
-		m.showEvents = true
+		m.open(layer{kind: layerEvents})
 		m.eventScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles()
@@ -161,18 +162,23 @@ func (m *Model) setTab(t int) {
 func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "enter":
-		m.filtering = false
+		m.closeLayer(layerFilter)
 		m.filterInput.Blur()
 		return nil
 	case "esc":
-		m.filtering = false
+		m.closeLayer(layerFilter)
 		m.filterInput.Blur()
 		m.tbl.filter = ""
 		m.reindex()
 		return nil
 	}
+	return m.updateFilter(k)
+}
+
+// updateFilter edits the filter (a key or a paste) and applies it as typed.
+func (m *Model) updateFilter(msg tea.Msg) tea.Cmd {
 	var cmd tea.Cmd
-	m.filterInput, cmd = m.filterInput.Update(k)
+	m.filterInput, cmd = m.filterInput.Update(msg)
 	if v := strings.TrimSpace(m.filterInput.Value()); v != m.tbl.filter {
 		m.tbl.filter = v
 		m.reindex()
@@ -183,11 +189,11 @@ func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
 func (m *Model) commandKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "esc":
-		m.commanding = false
+		m.closeLayer(layerCommand)
 		m.cmdInput.Blur()
 		return nil
 	case "enter":
-		m.commanding = false
+		m.closeLayer(layerCommand)
 		m.cmdInput.Blur()
 		return m.runCommandLine(m.cmdInput.Value())
 	}
@@ -206,10 +212,10 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "q", "quit":
 		return m.requestQuit()
 	case "help":
-		m.showHelp = true
+		m.open(layer{kind: layerHelp})
 		return nil
 	case "events", "log":
-		m.showEvents = true
+		m.open(layer{kind: layerEvents})
 		return nil
 	}
 	a, err := parseAction(fields)
@@ -248,35 +254,43 @@ func (m *Model) completions() []string {
 }
 
 func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
-	switch {
-	case key.Matches(k, m.keys.Help), key.Matches(k, m.keys.Back), key.Matches(k, m.keys.Quit):
-		m.showHelp = false
+	if key.Matches(k, m.keys.closeKeys(m.keys.Help)) {
+		m.closeLayer(layerHelp)
 	}
 	return nil
 }
 
 func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
+	page := m.layout().regionHeight
 	switch {
-	case key.Matches(k, m.keys.Events), key.Matches(k, m.keys.Back), key.Matches(k, m.keys.Quit):
-		m.showEvents = false
+	case key.Matches(k, m.keys.closeKeys(m.keys.Events)):
+		m.closeLayer(layerEvents)
 	case key.Matches(k, m.keys.Up):
-		if m.eventScroll > 0 {
-			m.eventScroll--
-		}
+		m.scrollEvents(-1)
 	case key.Matches(k, m.keys.Down):
-		m.eventScroll = min(m.eventScroll+1, max(m.eventLinesTotal()-m.layout().regionHeight+1, 0))
+		m.scrollEvents(1)
 	case key.Matches(k, m.keys.PageDown):
-		m.eventScroll = min(m.eventScroll+m.layout().regionHeight, max(m.eventLinesTotal()-m.layout().regionHeight+1, 0))
+		m.scrollEvents(page)
 	case key.Matches(k, m.keys.PageUp):
-		m.eventScroll = max(0, m.eventScroll-m.layout().regionHeight)
+		m.scrollEvents(-page)
 	}
 	return nil
 }
 
-// requestQuit quits, or asks first when this process froze guests.
+// scrollEvents moves the event log by delta lines, keeping its last line
+// on screen.
+func (m *Model) scrollEvents(delta int) {
+	last := max(m.eventLinesTotal()-m.layout().regionHeight+1, 0)
+	m.eventScroll = min(max(0, m.eventScroll+delta), last)
+}
+
+// requestQuit quits, or asks first (on top of everything) when this process
+// froze guests.
 func (m *Model) requestQuit() tea.Cmd {
 	if len(m.src.FrozenByUs()) > 0 {
-		m.quitAsk = true
+		if !m.isOpen(layerQuit) {
+			m.open(layer{kind: layerQuit, quit: &quitDialog{}})
+		}
 		return nil
 	}
 	return m.quit()
@@ -291,27 +305,52 @@ func (m *Model) quit() tea.Cmd {
 	return tea.Quit
 }
 
-func (m *Model) quitKey(k tea.KeyPressMsg) tea.Cmd {
-	switch k.String() {
-	case "t", "enter":
-		if m.quiting {
-			return nil
-		}
-		m.quiting = true
+// quitKey answers the quit dialog (see quitKeys). While the thaw runs only
+// the explicit leave-them-frozen key still acts, for a thaw that hangs.
+func (m *Model) quitKey(q *quitDialog, k tea.KeyPressMsg) tea.Cmd {
+	thaw, leave, cancel := m.keys.quitKeys()
+	switch {
+	case key.Matches(k, leave):
+		return m.quit()
+	case q.thawing:
+		return nil
+	case key.Matches(k, thaw):
+		q.thawing = true
 		m.setStatus("thawing guests frozen by guestdeck…", false)
 		src := m.src
 		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// Each thaw retries within the fleet's budget; leave it room.
+			ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultThawBudget+30*time.Second)
 			defer cancel()
 			return thawedQuitMsg{results: src.ThawOurs(ctx)}
 		}
-	case "q", "ctrl+c":
-		return m.quit()
-	case "esc", "n", "c":
-		if !m.quiting {
-			m.quitAsk = false
+	case key.Matches(k, cancel):
+		m.closeLayer(layerQuit)
+	}
+	return nil
+}
+
+// thawedQuit quits once every guest we froze is thawed. A guest that did
+// not thaw keeps the dialog open, naming it (the event log says why), for
+// the operator to retry, cancel or leave it frozen knowingly.
+func (m *Model) thawedQuit(msg thawedQuitMsg) tea.Cmd {
+	var failed []string
+	for _, r := range msg.results {
+		if !r.OK {
+			failed = append(failed, r.Guest)
 		}
 	}
+	if len(failed) == 0 {
+		return m.quit()
+	}
+	m.addEvent(event{at: m.now(), action: fleet.Action{Kind: fleet.ActThaw}, results: msg.results})
+	l, ok := m.find(layerQuit)
+	if !ok {
+		l = layer{kind: layerQuit, quit: &quitDialog{}}
+		m.open(l)
+	}
+	l.quit.thawing, l.quit.failed = false, failed
+	m.setStatus(fmt.Sprintf("thaw failed on %s: not quitting", present.Plural(len(failed), "guest")), true)
 	return nil
 }
 
@@ -329,14 +368,14 @@ func (m *Model) openFiles() tea.Cmd {
 		m.setStatus(fmt.Sprintf("files %s: %v", g.Name, err), true)
 		return nil
 	}
-	m.files = pane
+	m.open(layer{kind: layerFiles, files: pane})
 	pane.SetSize(m.width, m.height-1)
 	return pane.Init()
 }
 
 // handleClick selects a row, a detail tab or a sort column.
 func (m *Model) handleClick(ms tea.Mouse) {
-	if ms.Button != tea.MouseLeft || m.tooSmall() || m.overlayOpen() {
+	if ms.Button != tea.MouseLeft {
 		return
 	}
 	l := m.layout()
@@ -363,7 +402,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	case m.detail && ms.Y == l.detailTop:
 		x := 0
 		for i, name := range tabNames {
-			w := cellWidth(tabLabel(i, name))
+			w := present.Width(tabLabel(i, name))
 			if ms.X >= x && ms.X < x+w {
 				m.setTab(i)
 				return
@@ -373,30 +412,26 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	}
 }
 
+// handleWheel scrolls the detail pane or moves the table cursor.
 func (m *Model) handleWheel(ms tea.Mouse) {
-	if m.tooSmall() || m.files != nil || m.showHelp || m.confirm != nil || m.quitAsk {
+	delta := wheelDelta(ms)
+	if delta == 0 {
 		return
 	}
-	l := m.layout()
-	delta := 0
-	switch ms.Button {
-	case tea.MouseWheelUp:
-		delta = -3
-	case tea.MouseWheelDown:
-		delta = 3
-	default:
-		return
-	}
-	switch {
-	case m.showEvents:
-		m.eventScroll = min(max(0, m.eventScroll+delta), max(m.eventLinesTotal()-l.regionHeight+1, 0))
-	case m.detail && ms.Y > l.detailTop:
+	if l := m.layout(); m.detail && ms.Y > l.detailTop {
 		m.scrollDetail(delta)
-	default:
-		m.moveTo(m.tbl.cursor + delta)
+		return
 	}
+	m.moveTo(m.tbl.cursor + delta)
 }
 
-func (m *Model) overlayOpen() bool {
-	return m.quitAsk || m.confirm != nil || m.showHelp || m.showEvents
+// wheelDelta is how many lines a wheel event scrolls (0: not the wheel).
+func wheelDelta(ms tea.Mouse) int {
+	switch ms.Button {
+	case tea.MouseWheelUp:
+		return -3
+	case tea.MouseWheelDown:
+		return 3
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -190,4 +191,81 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
+}
+
+// confirmKeys are the confirmation dialog's keys, matched and shown in help
+// from here. Dialog keys are fixed, not rebindable: an "are you sure"
+// answers to the same keys on every installation. When the count must be
+// typed, y and n are not answers (digits are the input).
+func confirmKeys(typed bool) (yes, no key.Binding) {
+	if typed {
+		return bind("confirm the count", "enter"), bind("cancel", "esc")
+	}
+	return bind("confirm", "y", "enter"), bind("cancel", "n", "esc", "q")
+}
+
+// quitKeys are the keys of the dialog that asks before quitting with guests
+// frozen by us. Asking to quit again (the quit keys, q and ctrl+c by
+// default) thaws them and quits, as SIGTERM does: a habitual q q or
+// ctrl+c ctrl+c ends the program the safe way. Leaving guests frozen, the
+// outage, needs a key of its own that no quit key shadows.
+func (k KeyMap) quitKeys() (thaw, leave, cancel key.Binding) {
+	thawKeys := []string{"y", "enter"}
+	for _, s := range append(k.Quit.Keys(), "ctrl+c") {
+		if !slices.Contains(thawKeys, s) {
+			thawKeys = append(thawKeys, s)
+		}
+	}
+	others := func(keys ...string) []string {
+		var out []string
+		for _, s := range keys {
+			if !slices.Contains(thawKeys, s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return bind("thaw them and quit", thawKeys...),
+		bind("quit, leave them frozen", others("Q", "!")...),
+		bind("cancel", others("n", "esc")...)
+}
+
+// closeKeys is one binding for "close this screen": the keys of opener
+// (help, event log), back and quit. ctrl+c is left out: it asks to quit
+// from everywhere.
+func (k KeyMap) closeKeys(opener key.Binding) key.Binding {
+	var keys []string
+	for _, b := range []key.Binding{opener, k.Back, k.Quit} {
+		for _, s := range b.Keys() {
+			if s != "ctrl+c" && !slices.Contains(keys, s) {
+				keys = append(keys, s)
+			}
+		}
+	}
+	return bind("close", keys...)
+}
+
+// layerHelp is the help line for the layer that receives the keys: what it
+// shows is what the keys do right now.
+func (k KeyMap) layerHelp(l layer) []key.Binding {
+	quit := bind("quit", "ctrl+c")
+	switch l.kind {
+	case layerFilter:
+		return []key.Binding{bind("apply filter", "enter"), bind("clear filter", "esc"), quit}
+	case layerCommand:
+		return []key.Binding{bind("run", "enter"), bind("complete", "tab"), bind("cancel", "esc"), quit}
+	case layerHelp:
+		return []key.Binding{k.closeKeys(k.Help), quit}
+	case layerEvents:
+		return []key.Binding{k.closeKeys(k.Events), k.Up, k.Down, k.PageUp, k.PageDown, quit}
+	case layerConfirm:
+		yes, no := confirmKeys(l.confirm.needType)
+		return []key.Binding{yes, no, quit}
+	case layerQuit:
+		thaw, leave, cancel := k.quitKeys()
+		return []key.Binding{thaw, leave, cancel}
+	case layerFiles:
+		return nil // the browser draws its own
+	}
+	return k.ShortHelp()
 }

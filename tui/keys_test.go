@@ -31,7 +31,8 @@ func TestHelpFitsEightyColumns(t *testing.T) {
 	m, _ := newTestModel(5, 80, 24, Options{})
 	m = press(t, m, "?")
 	v := ansi.Strip(m.View().Content)
-	for _, want := range []string{"quit", "shutdown", "set time", "ctrl+u", "reverse sort", "Targets"} {
+	for _, want := range []string{"quit", "shutdown", "set time", "ctrl+u", "reverse sort", "Targets",
+		"Q/! leave them frozen · n/esc cancel"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("help at 80x24 lacks %q:\n%s", want, v)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/progress"
 	"charm.land/bubbles/v2/spinner"
 	"charm.land/bubbles/v2/textinput"
@@ -104,22 +105,17 @@ type Model struct {
 	visualAnchor int
 
 	filterInput textinput.Model
-	filtering   bool
 	cmdInput    textinput.Model
-	commanding  bool
 
 	detail       bool
 	tab          int
 	detailScroll int
 
-	showHelp    bool
-	showEvents  bool
 	eventScroll int
 	help        help.Model
 
-	confirm *confirmation
-	quitAsk bool
-	quiting bool
+	// layers is the dashboard's one modal state; see layer.
+	layers []layer
 
 	status    string
 	statusErr bool
@@ -130,8 +126,147 @@ type Model struct {
 	spin      spinner.Model
 	prog      progress.Model
 	events    []event
+	noticeSeq uint64 // the newest fleet notice already in events
+}
 
-	files FilesPane
+// layerKind names what can be open over the fleet table.
+type layerKind int
+
+const (
+	layerTable   layerKind = iota // nothing open: the table has the keys
+	layerFilter                   // the / prompt, drawn on the input line
+	layerCommand                  // the : prompt, drawn on the input line
+	layerHelp                     // the ? screen
+	layerEvents                   // the event log
+	layerFiles                    // the file browser, full screen
+	layerConfirm                  // "are you sure" before a destructive action
+	layerQuit                     // quitting with guests frozen by us
+)
+
+// layer is one prompt, screen or dialog open over the table. Model.layers
+// holds them bottom first, and key routing, drawing, the mouse and the help
+// line all read that one stack, so what is on screen is what the keys reach:
+//
+//   - the last layer (top) alone receives keys and pastes, and the help line
+//     under the table describes its keys;
+//   - the topmost layer that draws in the region (anything but a prompt,
+//     which lives on the input line) is drawn there and receives the mouse;
+//     with none, the table and detail pane are drawn and clicked;
+//   - the file browser also receives its own background messages (listings,
+//     transfers) wherever it is in the stack, so nothing over it stalls them.
+//
+// The operator's keys open layers on top (open). A background result never
+// covers anything: a finished read queues the event log at the bottom of the
+// stack (queue), under whatever prompt, screen, browser or dialog is open,
+// and the status line says it is waiting there. So a key pressed at a
+// confirmation or the quit dialog always reaches that dialog, never one that
+// appeared over it a moment before.
+type layer struct {
+	kind    layerKind
+	confirm *confirmation // layerConfirm
+	files   FilesPane     // layerFiles
+	quit    *quitDialog   // layerQuit
+}
+
+// quitDialog is the state of the quit-with-frozen-guests dialog.
+type quitDialog struct {
+	thawing bool
+	failed  []string // guests the last thaw attempt did not thaw
+}
+
+// drawsInRegion reports whether the layer replaces the table region (a
+// prompt is drawn on the input line and leaves the region to what is below).
+func (l layer) drawsInRegion() bool {
+	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand
+}
+
+// top is the layer that receives keys; the zero layer is the table.
+func (m *Model) top() layer {
+	if len(m.layers) == 0 {
+		return layer{}
+	}
+	return m.layers[len(m.layers)-1]
+}
+
+// region is the layer drawn in the table region and given the mouse.
+func (m *Model) region() layer {
+	for i := len(m.layers) - 1; i >= 0; i-- {
+		if m.layers[i].drawsInRegion() {
+			return m.layers[i]
+		}
+	}
+	return layer{}
+}
+
+// find returns the open layer of kind k, if any (there is at most one).
+func (m *Model) find(k layerKind) (layer, bool) {
+	for _, l := range m.layers {
+		if l.kind == k {
+			return l, true
+		}
+	}
+	return layer{}, false
+}
+
+func (m *Model) isOpen(k layerKind) bool {
+	_, ok := m.find(k)
+	return ok
+}
+
+// open puts l on top, where it receives the keys: only the operator's own
+// keys open layers this way.
+func (m *Model) open(l layer) {
+	m.closeLayer(l.kind)
+	m.layers = append(m.layers, l)
+}
+
+// queue shows l without taking the keys from what is open: at the bottom of
+// the stack (which is the top when nothing is open), or where it already is.
+// It reports whether l is on top, i.e. on screen.
+func (m *Model) queue(l layer) bool {
+	if !m.isOpen(l.kind) {
+		m.layers = append([]layer{l}, m.layers...)
+	}
+	return m.top().kind == l.kind
+}
+
+// closeLayer removes the layer of kind k wherever it is. It builds a new
+// slice: Model is a value, and an older copy may still hold the old one.
+func (m *Model) closeLayer(k layerKind) {
+	out := make([]layer, 0, len(m.layers))
+	for _, l := range m.layers {
+		if l.kind != k {
+			out = append(out, l)
+		}
+	}
+	m.layers = out
+}
+
+// closeAllButFiles drops every prompt, screen and dialog (ctrl+c, quitting
+// from a too-small screen). The file browser stays: closing it is its own
+// business (it cancels its transfers), and it is there again if the quit is
+// cancelled.
+func (m *Model) closeAllButFiles() {
+	var keep []layer
+	for _, l := range m.layers {
+		if l.kind == layerFiles {
+			keep = append(keep, l)
+		}
+	}
+	m.layers = keep
+	m.filterInput.Blur()
+	m.cmdInput.Blur()
+}
+
+func (m *Model) filesPane() FilesPane {
+	l, _ := m.find(layerFiles)
+	return l.files
+}
+
+// openConfirmation is the confirmation dialog's state, nil when none is open.
+func (m *Model) openConfirmation() *confirmation {
+	l, _ := m.find(layerConfirm)
+	return l.confirm
 }
 
 // New builds the dashboard on src.
@@ -189,6 +324,7 @@ func New(src Source, opts Options) Model {
 	}
 	m.tbl.sortCol = colName
 	m.reindex()
+	m.takeNotices()
 	return m
 }
 
@@ -270,7 +406,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actionDoneMsg:
 		return m, m.actionDone(msg)
 	case thawedQuitMsg:
-		return m, m.quit()
+		return m, m.thawedQuit(msg)
 	case spinner.TickMsg:
 		if msg.ID != m.spin.ID() {
 			break // another widget's spinner (the file browser's)
@@ -281,17 +417,21 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		var cmd tea.Cmd
 		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
-	}
-	if m.files != nil {
-		return m, m.updateFiles(msg)
-	}
-	switch msg := msg.(type) {
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
-	case tea.MouseClickMsg:
-		m.handleClick(msg.Mouse())
-	case tea.MouseWheelMsg:
-		m.handleWheel(msg.Mouse())
+	case tea.KeyReleaseMsg:
+		if top := m.top(); top.kind == layerFiles {
+			return m, m.updateFiles(top.files, msg)
+		}
+		return m, nil
+	case tea.PasteMsg:
+		return m, m.handlePaste(msg)
+	case tea.MouseMsg:
+		return m, m.handleMouse(msg)
+	}
+	// Anything else is the file browser's own (listings, reads, transfers).
+	if pane := m.filesPane(); pane != nil {
+		return m, m.updateFiles(pane, msg)
 	}
 	return m, nil
 }
@@ -302,6 +442,7 @@ func (m *Model) refresh() {
 		m.snap = s
 	}
 	m.reindex()
+	m.takeNotices()
 }
 
 func (m *Model) resize(w, h int) {
@@ -311,39 +452,100 @@ func (m *Model) resize(w, h int) {
 	// Narrow enough to leave room for the completion hints after it.
 	m.cmdInput.SetWidth(min(w/3, 40))
 	m.clampScroll()
-	if m.files != nil {
-		m.files.SetSize(w, h-1)
+	if pane := m.filesPane(); pane != nil {
+		pane.SetSize(w, h-1)
 	}
 }
 
-func (m *Model) updateFiles(msg tea.Msg) tea.Cmd {
-	cmd := m.files.Update(msg)
-	if m.files.Done() {
-		m.files = nil
+func (m *Model) updateFiles(pane FilesPane, msg tea.Msg) tea.Cmd {
+	cmd := pane.Update(msg)
+	if pane.Done() {
+		m.closeLayer(layerFiles)
 	}
 	return cmd
 }
 
-// handleKey routes a key to whichever layer has focus.
+// handleKey gives a key to the top layer, the one on screen.
 func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
-	if k.String() == "ctrl+c" && !m.quitAsk {
-		// Works from any prompt or dialog, and still asks about frozen guests.
-		m.confirm, m.filtering, m.commanding, m.showHelp, m.showEvents = nil, false, false, false, false
+	top := m.top()
+	if m.tooSmall() {
+		return m.tooSmallKey(k)
+	}
+	if k.String() == "ctrl+c" && top.kind != layerQuit && top.kind != layerFiles {
+		// Works from any prompt or dialog, and still asks about frozen
+		// guests. The file browser takes ctrl+c itself: it cancels its
+		// transfers and closes, and a second ctrl+c arrives here.
+		m.closeAllButFiles()
 		return m.requestQuit()
 	}
-	switch {
-	case m.quitAsk:
-		return m.quitKey(k)
-	case m.confirm != nil:
-		return m.confirmKey(k)
-	case m.filtering:
+	switch top.kind {
+	case layerQuit:
+		return m.quitKey(top.quit, k)
+	case layerConfirm:
+		return m.confirmKey(top.confirm, k)
+	case layerFilter:
 		return m.filterKey(k)
-	case m.commanding:
+	case layerCommand:
 		return m.commandKey(k)
-	case m.showHelp:
+	case layerHelp:
 		return m.helpKey(k)
-	case m.showEvents:
+	case layerEvents:
 		return m.eventsKey(k)
+	case layerFiles:
+		return m.updateFiles(top.files, k)
 	}
 	return m.tableKey(k)
+}
+
+// tooSmallKey: below the minimum size the screen shows only that it is too
+// small (and says q quits), plus the quit question when that is open. Keys
+// reach only what it shows; nothing acts unseen.
+func (m *Model) tooSmallKey(k tea.KeyPressMsg) tea.Cmd {
+	if top := m.top(); top.kind == layerQuit {
+		return m.quitKey(top.quit, k)
+	}
+	if k.String() == "ctrl+c" || key.Matches(k, m.keys.Quit) {
+		m.closeAllButFiles()
+		return m.requestQuit()
+	}
+	return nil
+}
+
+// handlePaste gives pasted text to the top layer if it takes text.
+func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
+	switch top := m.top(); top.kind {
+	case layerFiles:
+		return m.updateFiles(top.files, msg)
+	case layerFilter:
+		return m.updateFilter(msg)
+	case layerCommand:
+		var cmd tea.Cmd
+		m.cmdInput, cmd = m.cmdInput.Update(msg)
+		return cmd
+	}
+	return nil
+}
+
+// handleMouse gives a mouse event to what is drawn in the region.
+func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
+	if m.tooSmall() {
+		return nil
+	}
+	switch r := m.region(); r.kind {
+	case layerFiles:
+		return m.updateFiles(r.files, msg)
+	case layerEvents:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollEvents(wheelDelta(w.Mouse()))
+		}
+	case layerTable:
+		switch msg := msg.(type) {
+		case tea.MouseClickMsg:
+			m.handleClick(msg.Mouse())
+		case tea.MouseWheelMsg:
+			m.handleWheel(msg.Mouse())
+		}
+	}
+	// The help screen and the dialogs have nothing to click.
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -210,13 +211,13 @@ func TestTargetsCursorWhenNothingMarked(t *testing.T) {
 func TestFilter(t *testing.T) {
 	m, _ := newTestModel(50, 120, 30, Options{})
 	m = press(t, m, "/")
-	if !m.filtering {
+	if !m.isOpen(layerFilter) {
 		t.Fatal("/ did not open the filter")
 	}
 	m = typeText(t, m, "vm-0001")
 	eq(t, "live filter rows", len(m.tbl.rows), 10)
 	m = press(t, m, "enter")
-	eq(t, "filter closed", m.filtering, false)
+	eq(t, "filter closed", m.isOpen(layerFilter), false)
 	eq(t, "rows kept", len(m.tbl.rows), 10)
 
 	for _, tt := range []struct {
@@ -298,12 +299,12 @@ func TestConfirmFlow(t *testing.T) {
 	m, src := newTestModel(12, 120, 30, Options{})
 	m = press(t, m, "space", "space", "space") // vm-00000 (no fsfreeze), 01, 02
 	m = press(t, m, "F")
-	if m.confirm == nil {
+	if m.openConfirmation() == nil {
 		t.Fatal("freeze did not ask for confirmation")
 	}
-	eq(t, "guests to run", len(m.confirm.run), 2)
-	eq(t, "skipped", len(m.confirm.skipped), 1)
-	eq(t, "skip reason names the command", strings.Contains(m.confirm.skipped[0].Err, "guest-fsfreeze-freeze"), true)
+	eq(t, "guests to run", len(m.openConfirmation().run), 2)
+	eq(t, "skipped", len(m.openConfirmation().skipped), 1)
+	eq(t, "skip reason names the command", strings.Contains(m.openConfirmation().skipped[0].Err, "guest-fsfreeze-freeze"), true)
 	v := ansi.Strip(m.View().Content)
 	for _, want := range []string{"Freeze 2 guests?", "vm-00001, vm-00002", "1 skipped", "y/enter confirms"} {
 		if !strings.Contains(v, want) {
@@ -311,7 +312,7 @@ func TestConfirmFlow(t *testing.T) {
 		}
 	}
 	m = press(t, m, "n")
-	eq(t, "cancelled", m.confirm == nil, true)
+	eq(t, "cancelled", m.openConfirmation() == nil, true)
 	eq(t, "nothing ran", len(src.runs), 0)
 
 	m = press(t, m, "F", "y")
@@ -331,12 +332,12 @@ func TestConfirmFlow(t *testing.T) {
 func TestShutdownNeedsCount(t *testing.T) {
 	m, src := newTestModel(12, 120, 30, Options{})
 	m = press(t, m, "space", "space", "space", "X")
-	if m.confirm == nil || !m.confirm.needType {
+	if m.openConfirmation() == nil || !m.openConfirmation().needType {
 		t.Fatal("shutting down 3 guests must require typing the count")
 	}
 	m = press(t, m, "y", "enter")
 	eq(t, "y and bare enter do not confirm", len(src.runs), 0)
-	if m.confirm == nil {
+	if m.openConfirmation() == nil {
 		t.Fatal("dialog closed without the count")
 	}
 	m = typeText(t, m, "4")
@@ -351,7 +352,7 @@ func TestShutdownNeedsCount(t *testing.T) {
 	// One guest: y is enough.
 	m, src = newTestModel(12, 120, 30, Options{})
 	m = press(t, m, "X")
-	if m.confirm == nil || m.confirm.needType {
+	if m.openConfirmation() == nil || m.openConfirmation().needType {
 		t.Fatal("one guest: plain confirmation expected")
 	}
 	m = press(t, m, "y")
@@ -362,7 +363,7 @@ func TestReadonly(t *testing.T) {
 	m, src := newTestModel(12, 120, 30, Options{Readonly: true})
 	for _, k := range []string{"F", "T", "X", "Z", "C"} {
 		m = press(t, m, k)
-		if m.confirm != nil {
+		if m.openConfirmation() != nil {
 			t.Fatalf("%s opened a confirmation in read-only mode", k)
 		}
 	}
@@ -438,13 +439,13 @@ func TestCommandLine(t *testing.T) {
 	m = press(t, m, "tab")
 	eq(t, "tab completes", m.cmdInput.Value(), "freeze")
 	m = press(t, m, "esc")
-	eq(t, "esc closes", m.commanding, false)
+	eq(t, "esc closes", m.isOpen(layerCommand), false)
 
 	m = press(t, m, ":")
 	m = typeText(t, m, "shutdown reboot")
 	m = press(t, m, "enter")
-	if m.confirm == nil || m.confirm.action.Mode != "reboot" {
-		t.Fatalf("shutdown reboot: confirm = %+v", m.confirm)
+	if m.openConfirmation() == nil || m.openConfirmation().action.Mode != "reboot" {
+		t.Fatalf("shutdown reboot: confirm = %+v", m.openConfirmation())
 	}
 	m = press(t, m, "esc")
 
@@ -454,13 +455,13 @@ func TestCommandLine(t *testing.T) {
 	eq(t, "cat runs without confirmation", len(src.runs), 1)
 	eq(t, "as read", src.runs[0].action.Kind, fleet.ActRead)
 	eq(t, "path", src.runs[0].action.Path, "/etc/os-release")
-	eq(t, "what was read is shown", m.showEvents, true)
+	eq(t, "what was read is shown", m.isOpen(layerEvents), true)
 	m = press(t, m, "esc")
 
 	m = press(t, m, ":")
 	m = typeText(t, m, "vcpus offline 1")
 	m = press(t, m, "enter")
-	if m.confirm == nil {
+	if m.openConfirmation() == nil {
 		t.Fatal("vcpus offline not confirmed")
 	}
 	m = press(t, m, "esc")
@@ -481,28 +482,38 @@ func TestQuit(t *testing.T) {
 	m, src := newTestModel(5, 120, 30, Options{})
 	src.frozen = []string{"vm-00003"}
 	m, quit := send(t, m, keyMsg(t, "q"))
-	if quit || !m.quitAsk {
+	if quit || !m.isOpen(layerQuit) {
 		t.Fatal("q with frozen guests must ask")
 	}
 	if v := ansi.Strip(m.View().Content); !strings.Contains(v, "1 guest frozen by guestdeck") {
 		t.Errorf("quit dialog:\n%s", v)
 	}
 	m = press(t, m, "esc")
-	eq(t, "esc cancels", m.quitAsk, false)
-	m = press(t, m, "q")
-	m, quit = send(t, m, keyMsg(t, "t"))
-	if !quit {
-		t.Fatal("t did not quit after thawing")
-	}
-	eq(t, "thawed", src.thawed, 1)
+	eq(t, "esc cancels", m.isOpen(layerQuit), false)
+	m = press(t, m, "q", "n")
+	eq(t, "n cancels", m.isOpen(layerQuit), false)
 
-	m, src = newTestModel(5, 120, 30, Options{})
-	src.frozen = []string{"vm-00003"}
-	m = press(t, m, "q")
-	if _, quit = send(t, m, keyMsg(t, "q")); !quit {
-		t.Fatal("quit anyway did not quit")
+	// Every answer, from a fresh dialog. Asking to quit again (q, ctrl+c)
+	// thaws and quits, like y and enter; only Q and ! leave guests frozen.
+	for _, tt := range []struct {
+		open, answer string
+		thawed       int
+	}{
+		{"q", "y", 1}, {"q", "enter", 1}, {"q", "q", 1}, {"q", "ctrl+c", 1},
+		{"ctrl+c", "ctrl+c", 1}, {"ctrl+c", "q", 1},
+		{"q", "Q", 0}, {"q", "!", 0},
+	} {
+		m, src := newTestModel(5, 120, 30, Options{})
+		src.frozen = []string{"vm-00003"}
+		m = press(t, m, tt.open)
+		if !m.isOpen(layerQuit) {
+			t.Fatalf("%s did not open the quit dialog", tt.open)
+		}
+		if _, quit := send(t, m, keyMsg(t, tt.answer)); !quit {
+			t.Errorf("%s then %s did not quit", tt.open, tt.answer)
+		}
+		eq(t, tt.open+" then "+tt.answer+": thawed", src.thawed, tt.thawed)
 	}
-	eq(t, "not thawed", src.thawed, 0)
 }
 
 func TestKeyRebinding(t *testing.T) {
@@ -525,7 +536,7 @@ func TestKeyRebinding(t *testing.T) {
 	m = press(t, m, "n")
 	eq(t, "rebound down", m.cursorGuest().Name, "vm-00001")
 	m = press(t, m, "F")
-	eq(t, "old freeze key unbound", m.confirm == nil, true)
+	eq(t, "old freeze key unbound", m.openConfirmation() == nil, true)
 	m = press(t, m, "ctrl+f", "y")
 	eq(t, "new freeze key", len(src.runs), 1)
 
@@ -542,7 +553,7 @@ func TestMouse(t *testing.T) {
 	eq(t, "click selects row", m.cursorGuest().Name, "vm-00004")
 	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: l.tableTop + 1, Button: tea.MouseWheelDown})
 	eq(t, "wheel moves", m.cursorGuest().Name, "vm-00007")
-	x := cellWidth(tabLabel(0, tabNames[0])) + 1 + cellWidth(tabLabel(1, tabNames[1])) + 1 + 1
+	x := present.Width(tabLabel(0, tabNames[0])) + 1 + present.Width(tabLabel(1, tabNames[1])) + 1 + 1
 	m, _ = send(t, m, tea.MouseClickMsg{X: x, Y: l.detailTop, Button: tea.MouseLeft})
 	eq(t, "click selects tab", m.tab, tabVCPUs)
 	m, _ = send(t, m, tea.MouseClickMsg{X: prefixWidth + 1, Y: l.tableTop - 1, Button: tea.MouseLeft})
@@ -618,7 +629,7 @@ func TestFilesHook(t *testing.T) {
 	}
 	m = press(t, m, "j", "q")
 	eq(t, "keys forwarded", pane.keys, []string{"j", "q"})
-	eq(t, "closed", m.files == nil, true)
+	eq(t, "closed", m.filesPane() == nil, true)
 	eq(t, "cursor unchanged", m.cursorGuest().Name, "vm-00001")
 
 	m, _ = newTestModel(5, 120, 30, Options{})

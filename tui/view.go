@@ -10,6 +10,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // screen is where each part of the dashboard goes; View and the mouse
@@ -71,8 +72,8 @@ func (m *Model) render() string {
 	if m.tooSmall() {
 		return m.renderTooSmall()
 	}
-	if m.files != nil {
-		return m.st.Title.Render("guestdeck") + " " + m.st.Muted.Render("files") + "\n" + m.files.View()
+	if top := m.top(); top.kind == layerFiles {
+		return m.st.Title.Render("guestdeck") + " " + m.st.Muted.Render("files") + "\n" + top.files.View()
 	}
 	l := m.layout()
 	var b strings.Builder
@@ -92,13 +93,19 @@ func (m *Model) render() string {
 	b.WriteString("\n")
 	b.WriteString(m.renderCounts())
 	b.WriteString("\n")
-	b.WriteString(fit(m.help.ShortHelpView(m.keys.ShortHelp()), m.width, false))
+	b.WriteString(fit(m.help.ShortHelpView(m.keys.layerHelp(m.top())), m.width, false))
 	return b.String()
 }
 
+// renderTooSmall says the screen is too small, and shows the quit question
+// when that is what the keys answer (see tooSmallKey).
 func (m *Model) renderTooSmall() string {
 	msg := fmt.Sprintf("guestdeck needs at least %dx%d\nthis terminal is %dx%d\n\nenlarge it, or press q to quit",
 		MinWidth, MinHeight, m.width, m.height)
+	if top := m.top(); top.kind == layerQuit {
+		msg = strings.Join(m.quitDialogLines(top.quit), "\n") +
+			fmt.Sprintf("\n\n(this terminal is %dx%d: guestdeck needs %dx%d)", m.width, m.height, MinWidth, MinHeight)
+	}
 	w, h := max(m.width, 1), max(m.height, 1)
 	return lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, lipgloss.NewStyle().Align(lipgloss.Center).Render(msg))
 }
@@ -136,18 +143,23 @@ func (m *Model) renderBanner() string {
 	return strings.Join(lines, "\n")
 }
 
-// renderRegion draws the table and detail pane, or the overlay that replaces them.
+// renderRegion draws the table and detail pane, or the layer that replaces
+// them: the same one that receives the mouse, and, unless a prompt is open
+// on the input line, the keys.
 func (m *Model) renderRegion(l screen) string {
 	w, h := m.width, l.regionHeight
-	switch {
-	case m.showHelp:
+	switch r := m.region(); r.kind {
+	case layerHelp:
 		return m.renderHelp(w, h)
-	case m.showEvents:
+	case layerEvents:
 		return m.renderEvents(w, h)
-	case m.quitAsk:
-		return m.withDialog(l, m.renderQuitDialog())
-	case m.confirm != nil:
-		return m.withDialog(l, m.renderConfirm())
+	case layerQuit:
+		return m.withDialog(l, m.renderQuitDialog(r.quit))
+	case layerConfirm:
+		return m.withDialog(l, m.renderConfirm(r.confirm))
+	case layerFiles:
+		// Under a prompt (the browser is full screen only while on top).
+		return place(w, h, r.files.View())
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -238,10 +250,10 @@ func (m *Model) renderTable(n int) string {
 // pendingAction is the action a confirmation or the command line is about
 // to run: guests that cannot do it are greyed out.
 func (m *Model) pendingAction() (fleet.Action, bool) {
-	if m.confirm != nil {
-		return m.confirm.action, true
+	if c := m.openConfirmation(); c != nil {
+		return c.action, true
 	}
-	if m.commanding {
+	if m.top().kind == layerCommand {
 		if a, err := parseAction(strings.Fields(m.cmdInput.Value())); err == nil {
 			return a, true
 		}
@@ -268,7 +280,7 @@ func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, g
 	}
 	var cells strings.Builder
 	for j, c := range cols {
-		cells.WriteString(fit(cellText(g, c.id, now), c.width, c.right))
+		cells.WriteString(present.Cell(cellText(g, c.id, now), c.width, c.right))
 		if j < len(cols)-1 {
 			cells.WriteByte(' ')
 		}
@@ -291,15 +303,16 @@ func (m *Model) renderProgress() string {
 	if r.total > 0 {
 		pct = float64(r.done) / float64(r.total)
 	}
-	label := fmt.Sprintf(" %s %s %d/%d", m.spin.View(), actionString(r.action), r.done, r.total)
+	label := fmt.Sprintf(" %s %s %d/%d", m.spin.View(), present.Text(actionString(r.action), m.width), r.done, r.total)
 	return fit(m.prog.ViewAs(pct)+label, m.width, false)
 }
 
 func (m *Model) renderInputLine() string {
-	switch {
-	case m.filtering:
+	// A prompt is drawn only while it has the keys (on top).
+	switch top := m.top().kind; {
+	case top == layerFilter:
 		return fit(m.filterInput.View(), m.width, false)
-	case m.commanding:
+	case top == layerCommand:
 		line := m.cmdInput.View()
 		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
 			line += "  " + m.st.Muted.Render(strings.Join(sugg, " · "))
@@ -310,7 +323,8 @@ func (m *Model) renderInputLine() string {
 		if m.statusErr {
 			st = m.st.Error
 		}
-		return st.Render(fit(m.status, m.width, false))
+		// Status messages quote errors and guest names: escape them.
+		return st.Render(present.Cell(m.status, m.width, false))
 	}
 	if n := m.markCount(); n > 0 {
 		s := fmt.Sprintf("%d marked", n)
@@ -334,7 +348,7 @@ func (m *Model) renderCounts() string {
 	if m.frozenOurs > 0 {
 		s := fmt.Sprintf("%d frozen by us", m.frozenOurs)
 		if !m.nextThaw.IsZero() {
-			s += ", thaw in " + fmtCountdown(m.nextThaw.Sub(m.now()))
+			s += ", thaw in " + present.Countdown(m.nextThaw.Sub(m.now()))
 		}
 		line += m.st.Muted.Render(" │ ") + m.st.State(string(fleet.Frozen)).Render(s)
 	}
@@ -353,16 +367,20 @@ func (m *Model) renderCounts() string {
 
 func (m *Model) renderHelp(w, h int) string {
 	var b strings.Builder
-	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n\n")
+	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n")
 	b.WriteString(m.helpKeys(w))
-	b.WriteString("\n\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
+	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
 	if m.opts.Readonly {
 		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, cat PATH (read-only: nothing that changes a guest)\n")
 	} else {
 		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, fstrim, cat PATH, freeze, thaw, settime, shutdown [reboot|halt],\n")
 		b.WriteString("          suspend ram|disk|hybrid, vcpus online|offline IDS, write PATH TEXT   (tab completes)\n")
 	}
-	b.WriteString(m.st.Title.Render("Targets") + "  the marked guests, or the guest under the cursor when none is marked")
+	b.WriteString(m.st.Title.Render("Targets") + "  the marked guests, or the guest under the cursor when none is marked\n")
+	yes, no := confirmKeys(false)
+	thaw, leave, cancel := m.keys.quitKeys()
+	b.WriteString(m.st.Title.Render("Dialogs") + fmt.Sprintf("  %s confirm, %s cancel. Quit with guests frozen by us:\n", yes.Help().Key, no.Help().Key))
+	b.WriteString(fmt.Sprintf("         %s thaw and quit · %s leave them frozen · %s cancel", thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
 	return place(w, h, b.String())
 }
 
@@ -420,29 +438,30 @@ func partitions(n, k int) [][]int {
 	return out
 }
 
-func (m *Model) renderConfirm() string {
-	c := m.confirm
+func (m *Model) renderConfirm(c *confirmation) string {
 	names := make([]string, min(len(c.run), 6))
 	for i := range names {
-		names[i] = c.run[i].Name
+		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
 	verb := strings.ToUpper(actionString(c.action)[:1]) + actionString(c.action)[1:]
 	lines := []string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %d guest%s?", verb, len(c.run), plural(len(c.run)))),
+		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %s?", present.Text(verb, m.width), present.Plural(len(c.run), "guest"))),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {
 		sk := make([]string, min(len(c.skipped), 4))
 		for i := range sk {
-			sk[i] = c.skipped[i].Guest
+			sk[i] = present.Text(c.skipped[i].Guest, nameCells)
 		}
-		lines = append(lines, m.st.Disabled.Render(fmt.Sprintf("%d skipped (%s): %s", len(c.skipped), c.skipped[0].Err, guestList(sk, len(c.skipped), 3))))
+		lines = append(lines, m.st.Disabled.Render(fmt.Sprintf("%d skipped (%s): %s", len(c.skipped), present.Text(c.skipped[0].Err, m.width),
+			guestList(sk, len(c.skipped), 3))))
 	}
 	lines = append(lines, "")
 	if c.needType {
 		lines = append(lines, fmt.Sprintf("Type %d and press enter to confirm, esc cancels: %s▏", len(c.run), c.typed))
 	} else {
-		lines = append(lines, "y/enter confirms · n/esc cancels")
+		yes, no := confirmKeys(false)
+		lines = append(lines, yes.Help().Key+" confirms · "+no.Help().Key+" cancels")
 	}
 	return m.dialogBox(lines)
 }
@@ -458,18 +477,38 @@ func (m *Model) dialogBox(lines []string) string {
 	return m.st.Dialog.Width(m.width).Render(body)
 }
 
-func (m *Model) renderQuitDialog() string {
+func (m *Model) renderQuitDialog(q *quitDialog) string {
+	return m.dialogBox(m.quitDialogLines(q))
+}
+
+// quitDialogLines is the quit question; its keys line comes from quitKeys,
+// the keys quitKey answers to.
+func (m *Model) quitDialogLines(q *quitDialog) []string {
 	frozen := m.src.FrozenByUs()
+	shown := make([]string, min(len(frozen), 6))
+	for i := range shown {
+		shown[i] = present.Text(frozen[i], nameCells)
+	}
 	lines := []string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("%d guest%s frozen by guestdeck", len(frozen), plural(len(frozen)))),
-		guestList(frozen, len(frozen), 5),
-		"Linux guests never thaw by themselves: quitting leaves them frozen (an outage).",
-		"",
+		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s frozen by guestdeck", present.Plural(len(frozen), "guest"))),
+		guestList(shown, len(frozen), 5),
+		"Linux guests never thaw by themselves: leaving them frozen is an outage.",
 	}
-	if m.quiting {
-		lines = append(lines, "thawing…")
+	if len(q.failed) > 0 {
+		failed := make([]string, min(len(q.failed), 6))
+		for i := range failed {
+			failed[i] = present.Text(q.failed[i], nameCells)
+		}
+		lines = append(lines, m.st.Error.Render(fmt.Sprintf("Thaw failed on %s (the event log says why).",
+			guestList(failed, len(q.failed), 5))))
+	}
+	lines = append(lines, "")
+	thaw, leave, cancel := m.keys.quitKeys()
+	if q.thawing {
+		lines = append(lines, "thawing… ("+leave.Help().Key+" quits without waiting, leaving the rest frozen)")
 	} else {
-		lines = append(lines, "t/enter thaw them and quit · q quit anyway · esc cancel")
+		lines = append(lines, fmt.Sprintf("%s %s · %s %s · %s %s", thaw.Help().Key, thaw.Help().Desc,
+			leave.Help().Key, leave.Help().Desc, cancel.Help().Key, cancel.Help().Desc))
 	}
-	return m.dialogBox(lines)
+	return lines
 }

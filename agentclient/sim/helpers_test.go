@@ -73,9 +73,15 @@ func (rc *rawConn) line(d time.Duration) (string, error) {
 
 func (rc *rawConn) mustLine() string {
 	rc.t.Helper()
-	l, err := rc.line(3 * time.Second)
+	// The deadline only bounds a failure: a 16 MiB reply under -race on a
+	// loaded 2-core machine took over 3 s.
+	l, err := rc.line(30 * time.Second)
 	if err != nil {
-		rc.t.Fatalf("reading reply: %v (got %q)", err, l)
+		got := l
+		if len(got) > 200 {
+			got = got[:200]
+		}
+		rc.t.Fatalf("reading reply: %v (got %d bytes: %q...)", err, len(l), got)
 	}
 	return l
 }

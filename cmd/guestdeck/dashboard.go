@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -15,12 +16,22 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
 func (c *cli) dashboard(ctx context.Context) int {
-	o, code := c.openFleet(ctx, true, nil)
+	// Notices go to the event log while the screen is up, to stderr after.
+	var screenDone atomic.Bool
+	o, code := c.openFleet(ctx, true, func(opts *fleet.Options) {
+		opts.Who, opts.AdoptOrphans = "dashboard", true
+		opts.OnNotice = func(n fleet.Notice) {
+			if screenDone.Load() {
+				c.printNotice(n)
+			}
+		}
+	})
 	if o == nil {
 		return code
 	}
@@ -65,6 +76,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
+	screenDone.Store(true)
 
 	// The dashboard asks before quitting with guests frozen by us; a signal
 	// (SIGTERM, a closed terminal) gives it no chance to, so thaw them here.
@@ -77,7 +89,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
 		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %v\n!!! thaw with: guestdeck%s run thaw %s\n",
-			left, c.globalFlagsText(), strings.Join(left, " "))
+			texts(left, nameCells), c.globalFlagsText(), strings.Join(texts(left, nameCells), " "))
 	}
 	return code
 }
@@ -91,14 +103,15 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet) int {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
 	defer cancel()
 	code := exitOK
+	// Each attempt is a notice on stderr as it happens; this is the verdict.
 	for _, r := range f.ThawOurs(tctx) {
 		if r.OK {
-			fmt.Fprintf(c.stderr, "thawed %s\n", r.Guest)
+			fmt.Fprintf(c.stderr, "thawed %s: %s\n", present.Text(r.Guest, nameCells), present.Text(r.Result, errCells))
 			continue
 		}
 		code = exitFail
-		fmt.Fprintf(c.stderr, "guestdeck: thaw %s FAILED: %s (retry: guestdeck%s run thaw %s)\n",
-			r.Guest, r.Err, c.globalFlagsText(), r.Guest)
+		fmt.Fprintf(c.stderr, "\n!!! %s IS STILL FROZEN: the thaw failed: %s\n!!! its disk writes block until it is thawed: guestdeck%s run thaw %s\n\n",
+			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.globalFlagsText(), present.Text(r.Guest, nameCells))
 	}
 	return code
 }

@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "guestdeck")
+	// Freezes are recorded under the state directory: never the real home's.
+	// Tests that look at the ledger set their own with t.Setenv.
+	os.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -104,10 +107,17 @@ type statusGuest struct {
 	Freeze     string   `json:"freeze"`
 	RTTMS      float64  `json:"rtt_ms"`
 	Tags       []string `json:"tags"`
+	Orphan     *struct {
+		Since       time.Time  `json:"since"`
+		Until       *time.Time `json:"until"`
+		PID         int        `json:"pid"`
+		Who         string     `json:"who"`
+		ThawCommand string     `json:"thaw_command"`
+	} `json:"orphan_freeze"`
 }
 
 var statusKeys = []string{"name", "host", "address", "state", "error", "agent_version", "os", "hostname",
-	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags"}
+	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "orphan_freeze"}
 
 // status runs `status --json` and decodes it, checking the exact key set.
 func status(t *testing.T, cfg string, selectors ...string) map[string]statusGuest {

@@ -168,11 +168,6 @@ func guard(cleanup string) (stop func()) {
 	}
 }
 
-// killIf is a shell fragment that kills pid only if it still has the given name.
-func killIf(pid int, name string) string {
-	return fmt.Sprintf(`[ "$(cat /proc/%d/comm 2>/dev/null)" = %s ] && kill %d; `, pid, shellQuote(name), pid)
-}
-
 // shellQuote quotes s for sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
