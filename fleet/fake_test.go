@@ -148,12 +148,8 @@ func (g *fakeGuest) answer(name string, args any) (any, error) {
 	if slices.Contains(g.disabled, name) {
 		return nil, &agentclient.Error{Class: "CommandNotFound", Desc: fmt.Sprintf("Command %s has been disabled", name)}
 	}
-	if g.frozen {
-		switch name {
-		case "guest-ping", "guest-info", "guest-fsfreeze-status", "guest-fsfreeze-thaw":
-		default:
-			return nil, &agentclient.Error{Class: "CommandNotFound", Desc: fmt.Sprintf("Command %s has been disabled: the agent is in frozen state", name)}
-		}
+	if g.frozen && !agentclient.AllowedWhileFrozen(name) {
+		return nil, &agentclient.Error{Class: "CommandNotFound", Desc: fmt.Sprintf("Command %s has been disabled: the agent is in frozen state", name)}
 	}
 	switch name {
 	case "guest-ping", "guest-set-time":
