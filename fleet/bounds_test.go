@@ -150,6 +150,36 @@ func TestPollBoundedAsAWhole(t *testing.T) {
 		if ok := f.Guest("g002"); ok.State != Ready || ok.Err != "" || ok.OS == nil {
 			t.Errorf("healthy guest: %s %q", ok.State, ok.Err)
 		}
+		// The same through real streams, whose read deadline is the
+		// context's and may pass a hair before the context ends: every
+		// guest still reports the poll running out, never a plain timeout.
+		slowItems := func(name string) *wireAgent {
+			return &wireAgent{reply: func(w io.Writer, cmd string, id []byte) error {
+				switch cmd {
+				case "guest-info", "guest-get-osinfo", "guest-get-host-name", "guest-get-timezone", "guest-get-users", "guest-get-fsinfo":
+					time.Sleep(2900 * time.Millisecond)
+				}
+				return healthyAgent(name).reply(w, cmd, id)
+			}}
+		}
+		agents := map[string]*wireAgent{}
+		for i := range 8 {
+			agents[fmt.Sprintf("w%d", i)] = slowItems(fmt.Sprintf("w%d", i))
+		}
+		fw := wireFleet(Options{Timeout: 3 * time.Second}, agents)
+		defer fw.Close()
+		start = time.Now()
+		fw.RefreshOnce(t.Context(), nil)
+		if took := time.Since(start); took > 6*time.Second {
+			t.Errorf("RefreshOnce over streams took %v, past the poll bound", took)
+		}
+		for name := range agents {
+			g := fw.Guest(name)
+			if g.State != Ready || g.Err != want+"guest-get-host-name; the items after it were not asked this time" || g.OS == nil || len(g.Interfaces) != 2 {
+				t.Errorf("%s over a stream: %s %q", name, g.State, g.Err)
+			}
+		}
+
 		// An explicit PollTimeout is the bound, and the message says so.
 		f2, guests2 := fakeFleet(Options{Interval: time.Minute, Timeout: 3 * time.Second, PollTimeout: 4 * time.Second}, 1)
 		defer f2.Close()

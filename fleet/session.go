@@ -376,9 +376,18 @@ func pollBoundText(limit, timeout time.Duration) string {
 }
 
 // ranOut reports whether err came from the poll's own deadline (pctx)
-// rather than a call's timeout or the caller stopping (ctx).
+// rather than a call's timeout or the caller stopping (ctx). A stream's
+// read deadline is its context's, and can pass a hair before the context
+// says so: a timeout at or past the poll's deadline counts too.
 func ranOut(ctx, pctx context.Context, err error) bool {
-	return err != nil && ctx.Err() == nil && errors.Is(context.Cause(pctx), errPollTimeout)
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	if errors.Is(context.Cause(pctx), errPollTimeout) {
+		return true
+	}
+	dl, ok := pctx.Deadline()
+	return ok && agentclient.IsTimeout(err) && !time.Now().Before(dl)
 }
 
 // poll refreshes the live items, and the slow ones when due or forced.
