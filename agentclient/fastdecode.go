@@ -11,7 +11,8 @@ import (
 // result). The replies every poll of every guest brings (the time, the
 // interface list with statistics, the vCPUs) and file-read chunks have
 // hand-written decoders: reflection made them the costliest part of a poll,
-// the interface list above all. Anything a hand-written decoder does not
+// the interface list above all; guest-info's list of some 45 commands is
+// the costliest reply of a slow poll. Anything a hand-written decoder does not
 // fully recognise (escapes, nulls, duplicate keys, a value that does not fit)
 // goes to decodeLenient instead, so the result and the errors are always
 // its.
@@ -29,6 +30,16 @@ func decodeReturn(ret []byte, out any) error {
 		}
 	case *FileRead:
 		if v, ok := decodeFileRead(ret); ok {
+			*o = v
+			return nil
+		}
+	case *Info:
+		if v, ok := decodeInfo(ret); ok {
+			*o = v
+			return nil
+		}
+	case *OSInfo:
+		if v, ok := decodeOSInfo(ret); ok {
 			*o = v
 			return nil
 		}
@@ -349,6 +360,82 @@ func decodeFileRead(b []byte) (FileRead, bool) {
 	})
 	if !ok || skipSpace(b, l.i) != len(b) {
 		return FileRead{}, false
+	}
+	return v, true
+}
+
+func decodeInfo(b []byte) (Info, bool) {
+	l := &lexer{b: b}
+	var v Info
+	ok := l.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "version":
+			v.Version, ok = l.str()
+		case "supported_commands":
+			v.SupportedCommands = make([]CommandInfo, 0, 48)
+			ok = l.elements(func() bool {
+				var c CommandInfo
+				ok := l.members(func(key []byte) (ok bool) {
+					switch string(key) {
+					case "name":
+						c.Name, ok = l.str()
+					case "enabled":
+						c.Enabled, ok = l.bool()
+					case "success-response":
+						c.SuccessResponse, ok = l.bool()
+					default:
+						ok = l.other()
+					}
+					return ok
+				})
+				v.SupportedCommands = append(v.SupportedCommands, c)
+				return ok
+			})
+		default:
+			ok = l.other()
+		}
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return Info{}, false
+	}
+	return v, true
+}
+
+func decodeOSInfo(b []byte) (OSInfo, bool) {
+	l := &lexer{b: b}
+	var v OSInfo
+	ok := l.members(func(key []byte) (ok bool) {
+		var p *string
+		switch string(key) {
+		case "kernel-release":
+			p = &v.KernelRelease
+		case "kernel-version":
+			p = &v.KernelVersion
+		case "machine":
+			p = &v.Machine
+		case "id":
+			p = &v.ID
+		case "name":
+			p = &v.Name
+		case "pretty-name":
+			p = &v.PrettyName
+		case "version":
+			p = &v.Version
+		case "version-id":
+			p = &v.VersionID
+		case "variant":
+			p = &v.Variant
+		case "variant-id":
+			p = &v.VariantID
+		default:
+			return l.other()
+		}
+		*p, ok = l.str()
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return OSInfo{}, false
 	}
 	return v, true
 }
