@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -193,4 +194,36 @@ func TestPollBoundedAsAWhole(t *testing.T) {
 			t.Errorf("slow guest with PollTimeout 4s: %q", g.Err)
 		}
 	})
+}
+
+// BenchmarkHostileFleet refreshes 8 guests that each answer guest-get-osinfo
+// with an 85 MB OS name (the rest plausibly), through real streams: bytes
+// allocated per refresh of all 8 (B/op), and the process's peak RSS.
+//
+//	go test ./fleet -run '^$' -bench HostileFleet -benchtime 3x
+func BenchmarkHostileFleet(b *testing.B) {
+	agents := map[string]*wireAgent{}
+	for i := range 8 {
+		name := fmt.Sprintf("bad%d", i)
+		agents[name] = &wireAgent{reply: func(w io.Writer, cmd string, id []byte) error {
+			if cmd == "guest-get-osinfo" {
+				return writeHuge(w, id, 85_000_000)
+			}
+			return healthyAgent(name).reply(w, cmd, id)
+		}}
+	}
+	f := wireFleet(Options{Timeout: 30 * time.Second}, agents)
+	defer f.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		f.RefreshOnce(b.Context(), nil)
+	}
+	for name := range agents {
+		if g := f.Guest(name); g.State != Ready || !strings.Contains(g.Err, "reply too large") {
+			b.Fatalf("%s: %s %q", name, g.State, g.Err)
+		}
+	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB")
 }
