@@ -289,4 +289,3 @@ func (p *Peer) hugeParts(name string, id []byte, size int64) (head, tail []byte,
 	n = max(size-int64(len(head)+len(tail)), 0)
 	return head, tail, n, true
 }
-

@@ -173,7 +173,6 @@ func fromDecoded(v any) any {
 	return v
 }
 
-
 // splitter cuts the byte stream from a client into messages the way the
 // agent's streaming lexer does for well-formed input: a message ends when
 // the brace and bracket depth returns to zero; 0xFF anywhere (the client's
