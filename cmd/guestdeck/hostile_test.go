@@ -534,7 +534,9 @@ func TestHostileDashboard(t *testing.T) {
 		hostileGuest(t, dir, "evil-esc", hostile.Escapes),
 		hostileGuest(t, dir, "evil-junk", hostile.Garbage),
 		hostileGuest(t, dir, "evil-num", hostile.Numbers))
-	cfg := fleetFile(t, "", guests...)
+	// Every poll a full one: the host name's reply, whose raw bytes the
+	// command log shows, is always among the newest log lines.
+	cfg := fleetFile(t, "[defaults]\ninterval = \"5s\"\nslow_interval = \"5s\"\n", guests...)
 	tt := hostileStart(t, "-c", cfg)
 
 	tt.waitFor("the table with the healthy guests and evil-esc ready", func(s string) bool {
@@ -557,15 +559,22 @@ func TestHostileDashboard(t *testing.T) {
 	}
 	filter("evil-esc")
 	for _, tab := range []struct{ key, name, shows string }{
+		{"5", "log", "guest-get-host-name"},
 		{"1", "overview", "Hostname"},
 		{"2", "interfaces", "MAC"},
 		{"3", "vcpus", "online"},
 		{"4", "filesystems", "MOUNT"},
-		{"5", "log", "guest-get-host-name"},
 	} {
 		tt.keys(tab.key)
 		s, _ := tt.waitSoftText(tab.shows)
 		s = tt.safe("evil-esc " + tab.name + " tab")
+		// The log shows reply lines as received: the host name's raw
+		// 8-bit bytes must show escaped (\x9b, \u009b, ^[, ?, U+FFFD) or be
+		// cut off (…), not swallow the rest of the line and let other text
+		// in (0x9B starts a CSI sequence to a terminal and to a renderer).
+		if tab.name == "log" && !regexp.MustCompile(`"host-name": "[\\^?\x{FFFD}…<]`).MatchString(s) {
+			t.Errorf("log: the guest-get-host-name reply does not show its raw bytes escaped:\n%s", s)
+		}
 		// Escaped, a sequence shows as text: an OSC's content stays on
 		// screen after the escaped ESC, where a terminal (or a renderer
 		// that drops sequences) would swallow it.
@@ -586,7 +595,9 @@ func TestHostileDashboard(t *testing.T) {
 
 	tt.keys("f")
 	tt.waitSoftText("Files · evil-esc", hostile.FileName)
-	tt.safe("file browser listing")
+	if s, want := tt.safe("file browser listing"), "]0;"+hostile.TitleMarker; !strings.Contains(s, want) {
+		t.Errorf("listing: the file named with an OSC 0 does not show it as text (no %q on screen):\n%s", want, s)
+	}
 	open := func(path string, shows ...string) {
 		tt.keys("g")
 		tt.waitSoftText("open: ")

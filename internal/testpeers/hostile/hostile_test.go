@@ -222,6 +222,12 @@ func TestEscapes(t *testing.T) {
 	if !strings.Contains(hn, "\uFFFD\uFFFD") {
 		t.Errorf("host name %q lacks the decoded raw bytes", hn)
 	}
+	// On the wire the raw bytes come early: a log that keeps a reply's
+	// first bytes only still has them.
+	line := exchange(t, p, []byte(`{"execute":"guest-get-host-name"}`), 80)
+	if !bytes.Contains(line, []byte(rawC1)) || !bytes.Contains(line, []byte("\u202e")) {
+		t.Errorf("host-name reply starts %q: want the raw bytes in its first 80", line)
+	}
 	osi, err := c.OSInfo(ctx)
 	if err != nil {
 		t.Fatal(err)

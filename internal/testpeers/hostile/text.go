@@ -3,8 +3,9 @@ package hostile
 import "strings"
 
 // What the escapes peer says. Every string it sends is its field's name
-// followed by Payload, so that a leak on a screen names the field it came
-// from; tests compare what a client decoded with Text.
+// followed by Payload (the host name has raw bytes before its name), so that
+// a leak on a screen names the field it came from; tests compare what a
+// client decoded with Text.
 
 // Markers inside Payload, for tests that look for their effect.
 const (
@@ -77,33 +78,35 @@ func Fields() []string {
 		FieldAgentVersion, FieldCommand, FieldCommandOff, FieldErrorClass, FieldErrorDesc, FieldExecOut, FieldExecErr}
 }
 
-// rawC1 ends the host name on the wire: the 8-bit CSI and OSC bytes raw,
-// which are not UTF-8, so a JSON decoder turns each into U+FFFD while a
-// client that shows the reply line as received (a command log) passes the
-// bytes on.
-const rawC1 = "\x9b\x9d"
+// The host name starts with what JSON escaping cannot carry: the 8-bit CSI
+// and OSC bytes raw (rawC1: not UTF-8, so a JSON decoder turns each into
+// U+FFFD), then hostRaw as raw UTF-8 (C1 CSI, a bidi override); its label
+// follows. A client that shows reply lines as received (a command log, even
+// one that keeps or shows only a line's first bytes) passes them on.
+const (
+	rawC1   = "\x9b\x9d"
+	hostRaw = "\u009b7m\u202egnp.exe\u202c"
+)
 
 // Text is field's string as a JSON decoder reads it from the escapes peer
 // (encoding/json: bytes that are not UTF-8 become U+FFFD).
 func Text(field string) string {
-	s := field + Payload
 	if field == FieldHostname {
-		s += strings.Repeat("\uFFFD", len(rawC1))
+		return strings.Repeat("\uFFFD", len(rawC1)) + hostRaw + field + Payload
 	}
-	return s
+	return field + Payload
 }
 
 // wireText is field's string as the escapes peer writes it: QEMU's escaping
 // for most fields; the OS fields with every non-ASCII rune as raw UTF-8 (the
-// agent escapes them, a hostile one need not, and a client that shows reply
-// lines as received then passes them on); the host name with raw bytes that
-// are not UTF-8.
+// agent escapes them, a hostile one need not); the host name with raw bytes
+// before its label.
 func wireText(field string) any {
 	s := field + Payload
 	switch {
 	case field == FieldHostname:
-		q := appendString(nil, s)
-		return raw(string(q[:len(q)-1]) + rawC1 + `"`)
+		q := appendString(nil, Payload)
+		return raw(`"` + rawC1 + hostRaw + field + string(q[1:]))
 	case strings.HasPrefix(field, "os."):
 		return raw(rawUTF8String(s))
 	}
