@@ -566,8 +566,8 @@ func TestHostileDashboard(t *testing.T) {
 		{"4", "filesystems", "MOUNT"},
 	} {
 		tt.keys(tab.key)
-		s, _ := tt.waitSoftText(tab.shows)
-		s = tt.safe("evil-esc " + tab.name + " tab")
+		tt.waitSoftText(tab.shows)
+		s := tt.safe("evil-esc " + tab.name + " tab")
 		// The log shows reply lines as received: the host name's raw
 		// 8-bit bytes must show escaped (\x9b, \u009b, ^[, ?, U+FFFD) or be
 		// cut off (…), not swallow the rest of the line and let other text
