@@ -32,6 +32,9 @@ type Options struct {
 	// MaxBackoff caps the retry delay for a failing guest; default
 	// 6*Interval, at most one minute.
 	MaxBackoff time.Duration
+	// Audit, when set, records the thaws the fleet does on its own (the
+	// freeze watchdog's), intent before and outcome after (plan.go).
+	Audit Auditor
 }
 
 func (o Options) withDefaults() Options {

@@ -13,6 +13,10 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 )
 
+// errFrozeNothing: the agent froze no filesystem, so the guest is not frozen
+// as asked.
+var errFrozeNothing = errors.New("froze 0 filesystems: the guest stays thawed (has it none the agent can freeze?)")
+
 // MaxReadData bounds what a "read" action keeps per guest in Result.Data;
 // larger files are cut there (ReadFile streams any size).
 const MaxReadData = 1 << 20
@@ -283,11 +287,11 @@ func (s *session) freeze(ctx context.Context, a *callAgent, r *Result) error {
 	case err != nil:
 		return err
 	case n == 0:
-		r.Result = "froze 0 filesystems: the guest stays thawed"
-		return nil
+		// Nothing is frozen: a snapshot taken now would not be consistent.
+		return errFrozeNothing
 	}
-	at := s.armGuard(true)
-	r.Result = fmt.Sprintf("froze %s; automatic thaw at %s", plural(n, "filesystem"), at.Format("15:04:05"))
+	r.ThawAt = s.armGuard(true)
+	r.Result = "froze " + plural(n, "filesystem")
 	return nil
 }
 
@@ -388,7 +392,10 @@ func (s *session) watchdog(ctx context.Context) {
 				return nil
 			}
 			s.logCall(time.Now(), "watchdog", "thaw deadline passed", "thawing", nil)
-			if _, err := a.Thaw(ctx); err != nil {
+			id := s.auditAuto("", nil)
+			_, err := a.Thaw(ctx)
+			s.auditAuto(id, err)
+			if err != nil {
 				return err
 			}
 			s.thawed()
