@@ -379,6 +379,9 @@ func (m *Model) renderEvents(w, h int) string {
 func (m *Model) eventHead(e event) string {
 	ok, failed, skipped := tally(e.results)
 	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), actionString(e.action), ok, failed, skipped)
+	if e.dry {
+		head = fmt.Sprintf("%s  dry run: %s  %d would be sent it, %d skipped; nothing was sent", e.at.Format("15:04:05"), actionString(e.action), ok, skipped)
+	}
 	if e.took > 0 {
 		head += "  in " + fmtDur(e.took)
 	}
@@ -391,6 +394,9 @@ func (m *Model) eventResult(r fleet.Result) string {
 		return m.st.Disabled.Render("  - " + r.Guest + "  skipped: " + r.Err)
 	case r.OK:
 		line := m.st.OK.Render("  ✓ "+r.Guest) + "  " + r.Result
+		if !r.ThawAt.IsZero() {
+			line += "; automatic thaw at " + r.ThawAt.Format("15:04:05")
+		}
 		if r.Duration > 0 {
 			line += m.st.Muted.Render("  " + fmtDur(r.Duration))
 		}
