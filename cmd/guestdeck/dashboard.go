@@ -12,6 +12,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
@@ -20,7 +21,10 @@ import (
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
 func (c *cli) dashboard(ctx context.Context) int {
-	o, code := c.openFleet(ctx, true, nil)
+	// Every mutating action is audited: the dashboard's own, and the
+	// watchdog's automatic thaws.
+	al := c.auditLog()
+	o, code := c.openFleet(ctx, true, func(opts *fleet.Options) { opts.Audit = al })
 	if o == nil {
 		return code
 	}
@@ -63,14 +67,14 @@ func (c *cli) dashboard(ctx context.Context) int {
 	files := func(guest string) (tui.FilesPane, error) {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
-	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files})
+	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 
 	// The dashboard asks before quitting with guests frozen by us; a signal
 	// (SIGTERM, a closed terminal) gives it no chance to, so thaw them here.
 	code = exitOK
 	if ctx.Err() != nil {
-		code = c.thawOurs(ctx, o.fleet)
+		code = c.thawOurs(ctx, o.fleet, audit.SourceDashboard, "thaw (the dashboard was signalled to exit)")
 	} else if err != nil && !errors.Is(err, tea.ErrInterrupted) {
 		c.errorf("dashboard: %v", err)
 		code = exitFail
@@ -83,21 +87,36 @@ func (c *cli) dashboard(ctx context.Context) int {
 }
 
 // thawOurs thaws every guest this process froze, on a fresh clock since the
-// caller's context is usually what ended.
-func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet) int {
-	if len(f.FrozenByUs()) == 0 {
+// caller's context is usually what ended. The thaw is audited (source, and
+// action saying why), but never refused for the audit log: a guest left
+// frozen is worse than a thaw missing from the record. A thaw that fails
+// leaves a guest frozen: exitFrozen.
+func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action string) int {
+	frozen := f.FrozenByUs()
+	if len(frozen) == 0 {
 		return exitOK
+	}
+	thaw := fleet.Action{Kind: fleet.ActThaw}
+	gs := make([]audit.Guest, len(frozen))
+	for i, n := range frozen {
+		gs[i] = audit.Guest{Name: n, Address: guestAddress(f)(n), Result: "pending", Sends: fleet.AuditSends(thaw.Sends(time.Now()))}
+	}
+	aud, err := c.auditIntent(source, action, c.recordedCommand(nil, nil), nil, gs)
+	if err != nil {
+		c.errorf("warning: thawing anyway: %v", err)
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
 	defer cancel()
 	code := exitOK
-	for _, r := range f.ThawOurs(tctx) {
+	results := f.ThawOurs(tctx)
+	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
+	for _, r := range results {
 		if r.OK {
 			fmt.Fprintf(c.stderr, "thawed %s\n", r.Guest)
 			continue
 		}
-		code = exitFail
-		fmt.Fprintf(c.stderr, "guestdeck: thaw %s FAILED: %s (retry: guestdeck%s run thaw %s)\n",
+		code = exitFrozen
+		fmt.Fprintf(c.stderr, "guestdeck: thaw %s FAILED, it is still FROZEN: %s (retry: guestdeck%s run thaw %s)\n",
 			r.Guest, r.Err, c.globalFlagsText(), r.Guest)
 	}
 	return code
