@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Chunk sizes. Reads follow Proxmox (1 MiB: a 1.4 MB reply line). Writes stay
@@ -30,7 +32,41 @@ type FileOptions struct {
 	Chunk    int                     // bytes per guest-file-read/write; 0 for the default
 	Size     int64                   // known total for progress, or 0
 	Progress func(done, total int64) // called after every chunk; total is Size (or the range length) or 0
+	// Limit bounds a whole-file read when the guest does not report the
+	// file's size (a device, a /proc file): 0 means DefaultReadLimit.
+	Limit int64
+	// Replace makes WriteFile write a temporary file beside the target and
+	// move it into place once complete (see WriteFile). It runs programs in
+	// the guest: set it only when the agent allows guest-exec and
+	// guest-exec-status.
+	Replace bool
 }
+
+// DefaultReadLimit is where a whole-file read of unknown size stops when the
+// agent never reports end-of-file (reading /dev/zero does exactly that).
+const DefaultReadLimit = 1 << 30
+
+// maxEmptyReads is how many reads in a row may return nothing without
+// end-of-file before a read gives up.
+const maxEmptyReads = 3
+
+// ErrNotUTF8 refuses a guest path that is not valid UTF-8. Requests travel
+// as JSON, whose strings cannot hold such bytes (they would arrive as U+FFFD
+// and name another file), so the agent cannot be asked about it; a listing
+// still shows such names exactly.
+var ErrNotUTF8 = errors.New("the path is not valid UTF-8, which the agent's JSON requests cannot carry")
+
+// checkPath refuses a path the agent could not be sent faithfully.
+func checkPath(op, path string) error {
+	if !utf8.ValidString(path) {
+		return fmt.Errorf("%s %q: %w", op, path, ErrNotUTF8)
+	}
+	return nil
+}
+
+// ErrNoEOF means a read was stopped because the agent kept it going past its
+// bound without ever reporting end-of-file.
+var ErrNoEOF = errors.New("the agent never reported the end of the file")
 
 // ReadFile copies the guest file at path to w in chunks and returns the bytes
 // written. Memory stays at about one chunk whatever the file's size.
@@ -40,6 +76,12 @@ func ReadFile(ctx context.Context, a Agent, path string, w io.Writer, opt FileOp
 
 // ReadFileRange copies n bytes from offset off (n < 0: to the end of the
 // file). The guest handle is always closed, also on error and cancellation.
+//
+// A read to the end asks the guest for the file's size first (a seek to its
+// end) and ends with ErrNoEOF when the agent sends past that size, plus one
+// chunk, without reporting end-of-file; a file whose size is not reported
+// is bounded by opt.Limit instead. Reads that return nothing without
+// end-of-file end it too, after maxEmptyReads of them.
 func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io.Writer, opt FileOptions) (done int64, err error) {
 	chunk := opt.Chunk
 	if chunk <= 0 {
@@ -53,19 +95,55 @@ func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io
 	if n == 0 {
 		return 0, nil
 	}
+	if err := checkPath("read", path); err != nil {
+		return 0, err
+	}
 	h, err := a.FileOpen(ctx, path, "r")
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer closeHandle(ctx, a, h, path, &err)
-	if off > 0 {
+	var size int64 = -1 // reported by the guest; -1 unknown
+	if n < 0 {
+		if size, err = fileSize(ctx, a, h, path); err != nil {
+			return 0, err
+		}
+	}
+	if off > 0 || size >= 0 {
+		// Back to the start (after the size probe) or to off.
 		if _, err := a.FileSeek(ctx, h, off, SeekSet); err != nil {
 			return 0, fmt.Errorf("read %s: seek to %d: %w", path, off, err)
 		}
 	}
+	bound := n
+	if n < 0 {
+		switch {
+		case size > 0:
+			bound = max(size-off, 0)
+			if total <= 0 {
+				total = bound
+			}
+		case opt.Limit > 0:
+			bound = opt.Limit
+		default:
+			bound = DefaultReadLimit
+		}
+	}
 	buf := make([]byte, base64.StdEncoding.DecodedLen(base64.StdEncoding.EncodedLen(chunk)))
 	scratch := make([]byte, 64<<10)
+	probed, empty := false, 0
 	for n < 0 || done < n {
+		if n < 0 && done >= bound {
+			if probed {
+				if size > 0 {
+					return done, fmt.Errorf("read %s: %w: the guest reported %d bytes and sent %d without an end; stopped there", path, ErrNoEOF, size, done)
+				}
+				return done, fmt.Errorf("read %s: %w: stopped after %s, past the %s limit for a file whose size the guest does not report", path, ErrNoEOF, byteSize(done), byteSize(bound))
+			}
+			// A file of exactly the bound (or one that grew a little
+			// meanwhile) reports its end on the next read.
+			probed = true
+		}
 		want := chunk
 		if n >= 0 && n-done < int64(want) {
 			want = int(n - done)
@@ -93,11 +171,61 @@ func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io
 				opt.Progress(done, total)
 			}
 		}
-		if r.EOF || m == 0 {
+		if r.EOF {
 			break
+		}
+		if m > 0 {
+			empty = 0
+			continue
+		}
+		if empty++; empty >= maxEmptyReads {
+			return done, fmt.Errorf("read %s at %d: %w: %d reads in a row returned nothing", path, off+done, ErrNoEOF, empty)
 		}
 	}
 	return done, nil
+}
+
+// fileSize asks the agent for the size of the open file h by seeking to its
+// end; -1 when the agent cannot tell (a pipe, a /proc file) or says 0 (a
+// device, or an empty file, which reports its end at once anyway). Only a
+// failure of the session itself is an error.
+func fileSize(ctx context.Context, a Agent, h int64, path string) (int64, error) {
+	r, err := a.FileSeek(ctx, h, 0, SeekEnd)
+	switch {
+	case err == nil && r.Position > 0:
+		return r.Position, nil
+	case err == nil || isAgentError(err):
+		return -1, nil
+	}
+	return -1, fmt.Errorf("read %s: seek to the end: %w", path, err)
+}
+
+// isAgentError reports whether err is the agent's own answer: the command
+// was refused and did nothing, and the session is fine.
+func isAgentError(err error) bool {
+	var ae *Error
+	return errors.As(err, &ae)
+}
+
+// byteSize writes n bytes for a person in the units the screens use
+// (present.Size, which this package cannot import): "512 B", "1.5 KiB",
+// "12 MiB".
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	prec := 0
+	if v < 10 {
+		prec = 1
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64) + " " + string("KMGTPE"[exp]) + "iB"
 }
 
 // decodeBase64 decodes s into dst through a small scratch buffer, sparing the
@@ -118,59 +246,6 @@ func decodeBase64(dst []byte, s string, scratch []byte) (int, error) {
 	return n, nil
 }
 
-// WriteFile copies r to the guest file at path (created or truncated) in
-// chunks and returns the bytes written. The handle is always closed; a failed
-// close (which flushes) is reported.
-func WriteFile(ctx context.Context, a Agent, path string, r io.Reader, opt FileOptions) (done int64, err error) {
-	chunk := opt.Chunk
-	if chunk <= 0 {
-		chunk = DefaultWriteChunk
-	}
-	chunk = min(chunk, maxWriteChunk)
-	buf := make([]byte, chunk)
-	// Opening with "w" empties the guest's file: read the first chunk
-	// before, so a source that fails at once (a directory, an unreadable
-	// file) leaves the guest's copy as it was.
-	m, rerr := io.ReadFull(r, buf)
-	if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
-		return 0, fmt.Errorf("write %s: read source: %w (the guest's file was not touched)", path, rerr)
-	}
-	h, err := a.FileOpen(ctx, path, "w")
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", path, err)
-	}
-	defer closeHandle(ctx, a, h, path, &err)
-	enc := make([]byte, base64.StdEncoding.EncodedLen(chunk))
-	for first := true; ; first = false {
-		if !first {
-			m, rerr = io.ReadFull(r, buf)
-		}
-		p := buf[:m]
-		for len(p) > 0 {
-			e := enc[:base64.StdEncoding.EncodedLen(len(p))]
-			base64.StdEncoding.Encode(e, p)
-			wr, err := a.FileWrite(ctx, h, string(e), len(p))
-			if err != nil {
-				return done, fmt.Errorf("write %s at %d: %w", path, done, err)
-			}
-			if wr.Count <= 0 || wr.Count > len(p) {
-				return done, fmt.Errorf("write %s at %d: agent wrote %d of %d bytes", path, done, wr.Count, len(p))
-			}
-			p = p[wr.Count:]
-			done += int64(wr.Count)
-			if opt.Progress != nil {
-				opt.Progress(done, opt.Size)
-			}
-		}
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			return done, nil
-		case rerr != nil:
-			return done, fmt.Errorf("write %s: read source: %w", path, rerr)
-		}
-	}
-}
-
 // closeHandle closes h with a fresh, short context so that a cancelled or
 // expired ctx cannot leak the handle in the agent. A close error is reported
 // only if nothing failed before it.
@@ -182,19 +257,28 @@ func closeHandle(ctx context.Context, a Agent, h int64, path string, errp *error
 	}
 }
 
-// ListDir lists dir in the guest by running ListDirRequest through guest-exec
-// and polling guest-exec-status (with backoff) until it exits.
-func ListDir(ctx context.Context, a Agent, dir string) ([]DirEntry, error) {
-	pid, err := a.Exec(ctx, ListDirRequest(dir))
+// ExecResult is how a guest-exec'd process ended and what it printed.
+type ExecResult struct {
+	ExitCode  int // when Signal is 0
+	Signal    int // the signal that killed it, or 0
+	Stdout    []byte
+	Stderr    []byte
+	Truncated bool // the agent cut stdout or stderr at its limit
+}
+
+// RunExec runs req through guest-exec and polls guest-exec-status (with
+// backoff) until the process exits or ctx ends.
+func RunExec(ctx context.Context, a Agent, req ExecRequest) (*ExecResult, error) {
+	pid, err := a.Exec(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir, err)
+		return nil, err
 	}
 	wait := 5 * time.Millisecond
 	var st *ExecStatus
 	for {
 		st, err = a.ExecStatus(ctx, pid)
 		if err != nil {
-			return nil, fmt.Errorf("list %s: exec status of pid %d: %w", dir, pid, err)
+			return nil, fmt.Errorf("exec status of pid %d: %w", pid, err)
 		}
 		if st.Exited {
 			break
@@ -204,31 +288,63 @@ func ListDir(ctx context.Context, a Agent, dir string) ([]DirEntry, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("list %s: waiting for pid %d: %w", dir, pid, ctxError(ctx))
+			return nil, fmt.Errorf("waiting for pid %d: %w", pid, ctxError(ctx))
 		}
 		wait = min(wait*2, 250*time.Millisecond)
 	}
 	out, err := base64.StdEncoding.DecodeString(st.OutData)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w: bad base64 output: %v", dir, ErrMalformed, err)
+		return nil, fmt.Errorf("%w: bad base64 output: %v", ErrMalformed, err)
 	}
 	stderr, _ := base64.StdEncoding.DecodeString(st.ErrData)
-	msg := strings.TrimSpace(string(bytes.ToValidUTF8(stderr, []byte("?"))))
+	res := &ExecResult{Stdout: out, Stderr: stderr, Truncated: st.OutTruncated || st.ErrTruncated}
 	switch {
 	case st.Signal != nil:
-		return nil, fmt.Errorf("list %s: killed by signal %d: %s", dir, *st.Signal, msg)
-	case st.ExitCode != nil && *st.ExitCode != 0:
-		if msg == "" && *st.ExitCode == 2 {
-			msg = "cannot enter directory"
-		}
-		return nil, fmt.Errorf("list %s: exit status %d: %s", dir, *st.ExitCode, msg)
+		res.Signal = *st.Signal
+	case st.ExitCode != nil:
+		res.ExitCode = *st.ExitCode
 	}
-	ents, err := ParseListDir(out)
+	return res, nil
+}
+
+// failure describes a process that did not succeed, with (at most 200
+// bytes of) what it said on stderr; "" if it succeeded.
+func (r *ExecResult) failure() string {
+	msg := strings.TrimSpace(string(bytes.ToValidUTF8(r.Stderr, []byte("?"))))
+	if len(msg) > 200 {
+		msg = strings.ToValidUTF8(msg[:200], "") + "..."
+	}
+	switch {
+	case r.Signal != 0:
+		return fmt.Sprintf("killed by signal %d: %s", r.Signal, msg)
+	case r.ExitCode != 0:
+		return fmt.Sprintf("exit status %d: %s", r.ExitCode, msg)
+	}
+	return ""
+}
+
+// ListDir lists dir in the guest by running ListDirRequest through guest-exec.
+func ListDir(ctx context.Context, a Agent, dir string) ([]DirEntry, error) {
+	if err := checkPath("list", dir); err != nil {
+		return nil, err
+	}
+	res, err := RunExec(ctx, a, ListDirRequest(dir))
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	if st.OutTruncated {
+	if why := res.failure(); why != "" {
+		if res.ExitCode == 2 && len(bytes.TrimSpace(res.Stderr)) == 0 {
+			why += "cannot enter directory"
+		}
+		return nil, fmt.Errorf("list %s: %s", dir, why)
+	}
+	ents, err := ParseListDir(res.Stdout)
+	if res.Truncated {
+		// The agent's cap cut the output, most likely mid-record.
 		return ents, fmt.Errorf("list %s: %w", dir, errTruncated)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	return ents, nil
 }

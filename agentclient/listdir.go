@@ -1,8 +1,8 @@
 package agentclient
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
@@ -11,12 +11,18 @@ import (
 )
 
 // The protocol has no directory listing; guests that allow guest-exec can run
-// this script instead. stat's %f (raw mode in hex), %s, %Y and %n work the
-// same in GNU coreutils and busybox, so one parser serves both.
-// ListDirScript is exported so the simulator can recognise the request.
-const ListDirScript = `cd -- "$1" || exit 2; for f in .* *; do [ -e "$f" ] || [ -L "$f" ] || continue; stat -c '%f %s %Y %n' -- "$f"; done`
+// this script instead. stat's %f (raw mode in hex), %s and %Y work the same
+// in GNU coreutils and busybox, so one parser serves both. The name is not
+// left to stat: printf writes it raw and ends it with a NUL, the one byte no
+// file name holds, so a name with a newline (or anything else) can neither
+// break the listing nor forge an entry. An entry stat cannot read (gone
+// meanwhile) prints nothing at all. ListDirScript is exported so the
+// simulator can recognise the request.
+const ListDirScript = `cd -- "$1" || exit 2; for f in .* *; do [ -e "$f" ] || [ -L "$f" ] || continue; stat -c '%f %s %Y' -- "$f" && printf '%s\0' "$f"; done; exit 0`
 
-// DirEntry is one entry of a guest directory.
+// DirEntry is one entry of a guest directory. Name is exactly the bytes the
+// guest reported (it may hold any byte but '/' and NUL): escaping it for a
+// screen is the presentation's job.
 type DirEntry struct {
 	Name    string
 	Size    int64
@@ -32,32 +38,54 @@ func ListDirRequest(dir string) ExecRequest {
 	return ExecRequest{Path: "/bin/sh", Arg: []string{"-c", ListDirScript, "sh", dir}, CaptureOutput: true}
 }
 
-// ParseListDir parses the script's output: one "MODEHEX SIZE MTIME NAME" line
-// per entry. "." is dropped; ".." is kept so a browser can go up.
+// ParseListDir parses the script's output: per entry "MODEHEX SIZE MTIME",
+// a newline, the name, a NUL. "." is dropped; ".." is kept so a browser can
+// go up. A record cut off at the end (the agent truncated the output) is
+// reported as an error along with the entries before it.
 func ParseListDir(out []byte) ([]DirEntry, error) {
 	var ents []DirEntry
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			continue
+	for len(out) > 0 {
+		end := bytes.IndexByte(out, 0)
+		if end < 0 {
+			return ents, fmt.Errorf("directory listing: %w", errCutRecord)
 		}
-		f := strings.SplitN(line, " ", 4)
-		if len(f) != 4 {
-			return nil, fmt.Errorf("directory listing: bad line %q", line)
+		rec := out[:end]
+		out = out[end+1:]
+		nl := bytes.IndexByte(rec, '\n')
+		if nl < 0 {
+			return nil, badRecord(rec)
+		}
+		f := strings.Split(string(rec[:nl]), " ")
+		name := string(rec[nl+1:])
+		// No file name is empty or holds a slash: such a record is not
+		// from the script.
+		if len(f) != 3 || name == "" || strings.Contains(name, "/") {
+			return nil, badRecord(rec)
 		}
 		raw, err1 := strconv.ParseUint(f[0], 16, 32)
 		size, err2 := strconv.ParseInt(f[1], 10, 64)
 		mt, err3 := strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("directory listing: bad line %q", line)
+		if err1 != nil || err2 != nil || err3 != nil || size < 0 {
+			return nil, badRecord(rec)
 		}
-		if f[3] == "." {
+		if name == "." {
 			continue
 		}
-		ents = append(ents, DirEntry{Name: f[3], Size: size, Mode: unixMode(uint32(raw)), ModTime: time.Unix(mt, 0)})
+		ents = append(ents, DirEntry{Name: name, Size: size, Mode: unixMode(uint32(raw)), ModTime: time.Unix(mt, 0)})
 	}
-	return ents, sc.Err()
+	return ents, nil
+}
+
+var errCutRecord = errors.New("the last record is cut off")
+
+// badRecord quotes (escaped, and at most 80 bytes of) a record that does
+// not parse.
+func badRecord(rec []byte) error {
+	more := ""
+	if len(rec) > 80 {
+		rec, more = rec[:80], "..."
+	}
+	return fmt.Errorf("directory listing: bad record %q%s", rec, more)
 }
 
 // unixMode converts st_mode bits to an fs.FileMode.

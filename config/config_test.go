@@ -125,6 +125,16 @@ func TestParseErrors(t *testing.T) {
 			`f.toml:4:1: unknown key "ssh" in [[host]] "h"; known keys: name, uri, include, exclude, tags, known_hosts, identity, insecure_ignore_host_key`},
 		{"quoted key", "[defaults]\n\"time out\" = \"1s\"\n",
 			`f.toml:2:1: unknown key "time out" in [defaults]; did you mean "timeout"?`},
+		{"dotted key's first part", "\n  a.b = 1\n",
+			`f.toml:2:3: unknown key "a"; known keys: defaults, keys, host, guest`},
+		{"header's first part", "[nope.x]\n",
+			`f.toml:1:1: unknown key "nope"; known keys: defaults, keys, host, guest`},
+		{"deep header after host", "[[host]]\nname = \"h\"\nuri = \"qemu:///system\"\n[host.a.b.c.d.e]\n",
+			`f.toml:4:1: unknown key "a" in [[host]] "h"; known keys: name, uri, include, exclude, tags, known_hosts, identity, insecure_ignore_host_key`},
+		{"deep inline table", "[[guest]]\nname = \"g\"\naddress = \"unix:/g\"\nx = {a = {b = {c = 1}}}\n",
+			`f.toml:4:1: unknown key "x" in [[guest]] "g"; known keys: name, address, tags`},
+		{"array in deep tags", "guest = [{name = \"g\", address = \"unix:/g\", tags = [\"a\", [\"b\"]]}]\n",
+			`f.toml:1:57: tags in [[guest]] "g" must be an array of strings, got an array in it`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

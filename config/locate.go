@@ -11,11 +11,41 @@ import (
 // key and value starts, addressed by its full path with array indices:
 // "host\x001\x00uri" is the uri of the second [[host]].
 
+// maxTracked is the longest path locate records. The decoder asks for
+// nothing deeper than an element of an array in a [[host]] or [[guest]]
+// (host, 0, include, 2); leaving deeper paths out keeps the cost of each
+// value constant, so locate is linear in the file however deeply it nests.
+const maxTracked = 4
+
 // pos is a 1-based line and byte column.
 type pos struct{ Line, Col int }
 
 // spot is where a key and its value start in the source.
 type spot struct{ Key, Val pos }
+
+// positions are the spots locate found.
+type positions struct {
+	// keys holds keys, tables and the tables and arrays inside arrays.
+	keys map[string]spot
+	// elems holds where each element of an array starts, by the array's
+	// path: one slice per array rather than one map entry per element.
+	elems map[string][]pos
+}
+
+// at returns the spot of a path; zero when unknown.
+func (p *positions) at(segs ...string) spot {
+	if s, ok := p.keys[pathKey(segs...)]; ok {
+		return s
+	}
+	if n := len(segs); n > 0 {
+		if i, err := strconv.Atoi(segs[n-1]); err == nil && i >= 0 {
+			if e := p.elems[pathKey(segs[:n-1]...)]; i < len(e) {
+				return spot{Key: e[i], Val: e[i]}
+			}
+		}
+	}
+	return spot{}
+}
 
 // pathKey joins path segments into a map key; indices are decimal segments.
 func pathKey(segs ...string) string { return strings.Join(segs, "\x00") }
@@ -25,26 +55,36 @@ func join(base []string, more ...string) []string {
 	return append(append(make([]string, 0, len(base)+len(more)), base...), more...)
 }
 
+// child is join for the locator: nil (not tracked) when base is untracked
+// or the result would be longer than maxTracked.
+func child(base []string, more ...string) []string {
+	if base == nil || len(base)+len(more) > maxTracked {
+		return nil
+	}
+	return join(base, more...)
+}
+
 type locator struct {
-	src   string
-	i     int
-	line  int
-	col   int
-	spots map[string]spot
+	src  string
+	i    int
+	line int
+	col  int
+	positions
 	// aot counts the [[table]] headers seen so far, by path key.
 	aot map[string]int
 }
 
-// locate maps every key path in src to its position. It never fails: on
-// anything it does not understand it stops, and callers fall back to a
-// position-less message.
-func locate(src string) map[string]spot {
-	l := &locator{src: src, line: 1, col: 1, spots: map[string]spot{}, aot: map[string]int{}}
+// locate maps every key path in src, up to maxTracked segments, to its
+// position. It never fails: on anything it does not understand it stops,
+// and callers fall back to a position-less message.
+func locate(src string) *positions {
+	l := &locator{src: src, line: 1, col: 1, aot: map[string]int{},
+		positions: positions{keys: map[string]spot{}, elems: map[string][]pos{}}}
 	if strings.HasPrefix(src, "\ufeff") {
 		l.i = len("\ufeff") // a byte order mark is not part of line 1's columns
 	}
 	l.document()
-	return l.spots
+	return &l.positions
 }
 
 func (l *locator) eof() bool { return l.i >= len(l.src) }
@@ -101,7 +141,7 @@ func (l *locator) blank(newlines bool) {
 }
 
 func (l *locator) document() {
-	var table []string
+	table := []string{} // the root: tracked, and empty
 	for {
 		start := l.i
 		l.blank(true)
@@ -110,19 +150,8 @@ func (l *locator) document() {
 		}
 		if l.peek() == '[' {
 			table = l.header()
-		} else {
-			at := l.here()
-			segs := l.key()
-			if segs == nil {
-				return
-			}
-			l.blank(false)
-			if l.peek() != '=' {
-				return
-			}
-			l.advance()
-			l.blank(false)
-			l.value(join(table, segs...), at)
+		} else if !l.keyValue(table) {
+			return
 		}
 		if l.i == start {
 			return // no progress: not TOML we understand
@@ -130,7 +159,46 @@ func (l *locator) document() {
 	}
 }
 
-// header reads [a.b] or [[a.b]] and returns the table's full path.
+// keyValue reads key = value in the table at base (nil: not tracked).
+func (l *locator) keyValue(base []string) bool {
+	at := l.here()
+	segs := l.key()
+	if segs == nil {
+		return false
+	}
+	l.blank(false)
+	if l.peek() != '=' {
+		return false
+	}
+	l.advance()
+	l.blank(false)
+	l.value(l.prefixes(base, segs, at), at)
+	return true
+}
+
+// prefixes records the tables a dotted key's leading parts name, where the
+// first key to name each one starts, and returns the key's full path (nil
+// when not tracked).
+func (l *locator) prefixes(base, segs []string, at pos) []string {
+	for n := 1; n < len(segs); n++ {
+		p := child(base, segs[:n]...)
+		if p == nil {
+			return nil
+		}
+		l.first(p, at)
+	}
+	return child(base, segs...)
+}
+
+// first records at as the spot of path unless it has one already.
+func (l *locator) first(path []string, at pos) {
+	if k := pathKey(path...); l.keys[k] == (spot{}) {
+		l.keys[k] = spot{Key: at, Val: at}
+	}
+}
+
+// header reads [a.b] or [[a.b]] and returns the table's full path (nil
+// when it is too deep to track).
 func (l *locator) header() []string {
 	at := l.here()
 	array := l.has("[[")
@@ -151,19 +219,31 @@ func (l *locator) header() []string {
 	// tables on its way, e.g. [host.ssh] after [[host]].
 	var path, plain []string
 	for n, s := range segs {
+		if n >= maxTracked {
+			return nil // its leading tables are recorded; the rest is too deep
+		}
 		path = append(path, s)
 		plain = append(plain, s)
 		k := pathKey(plain...)
 		last := n == len(segs)-1
 		if last && array {
+			if len(path) <= maxTracked {
+				l.first(path, at) // the array: where its first table is
+			}
 			idx := l.aot[k]
 			l.aot[k] = idx + 1
 			path = append(path, strconv.Itoa(idx))
 		} else if c, ok := l.aot[k]; ok {
 			path = append(path, strconv.Itoa(c-1))
 		}
+		if len(path) > maxTracked {
+			return nil
+		}
+		if !last {
+			l.first(path, at)
+		}
 	}
-	l.spots[pathKey(path...)] = spot{Key: at, Val: at}
+	l.keys[pathKey(path...)] = spot{Key: at, Val: at}
 	return path
 }
 
@@ -233,10 +313,18 @@ func (l *locator) basicString() string {
 	return b.String()
 }
 
-// value records the position of the key path and skips over its value,
-// descending into arrays and inline tables.
+// value records where the value of the key at path (nil: not tracked)
+// starts, and skips over it.
 func (l *locator) value(path []string, at pos) {
-	l.spots[pathKey(path...)] = spot{Key: at, Val: l.here()}
+	if path != nil {
+		l.keys[pathKey(path...)] = spot{Key: at, Val: l.here()}
+	}
+	l.skipValue(path)
+}
+
+// skipValue skips a value, descending into arrays and inline tables to
+// record what is inside under path (nil: nothing).
+func (l *locator) skipValue(path []string) {
 	switch {
 	case l.has(`"""`):
 		l.multiline(`"""`, true)
@@ -252,19 +340,30 @@ func (l *locator) value(path []string, at pos) {
 		l.advance()
 	case l.peek() == '[':
 		l.advance()
+		var elems []pos
 		for n := 0; ; n++ {
 			l.blank(true)
 			if l.eof() || l.peek() == ']' {
 				break
 			}
 			start := l.i
-			l.value(join(path, strconv.Itoa(n)), l.here())
+			var inner []string // only arrays and tables have insides to record
+			if path != nil {
+				elems = append(elems, l.here())
+				if c := l.peek(); c == '[' || c == '{' {
+					inner = child(path, strconv.Itoa(n))
+				}
+			}
+			l.skipValue(inner)
 			l.blank(true)
 			if l.peek() == ',' {
 				l.advance()
 			} else if l.i == start {
 				return
 			}
+		}
+		if path != nil {
+			l.elems[pathKey(path...)] = elems
 		}
 		l.advance()
 	case l.peek() == '{':
@@ -274,15 +373,9 @@ func (l *locator) value(path []string, at pos) {
 			if l.eof() || l.peek() == '}' {
 				break
 			}
-			kat := l.here()
-			segs := l.key()
-			l.blank(false)
-			if segs == nil || l.peek() != '=' {
+			if !l.keyValue(path) {
 				return
 			}
-			l.advance()
-			l.blank(false)
-			l.value(join(path, segs...), kat)
 			l.blank(true)
 			if l.peek() == ',' {
 				l.advance()

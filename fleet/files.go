@@ -42,6 +42,27 @@ func writeFile(ctx context.Context, a agentclient.Agent, path string, r io.Reade
 	return agentclient.WriteFile(ctx, a, path, r, agentclient.FileOptions{Size: size, Progress: progress})
 }
 
+// canExec reports whether the guest's agent runs programs (guest-exec and
+// guest-exec-status enabled). A guest not polled yet (a one-shot command)
+// is asked with guest-info first: an agent that blocks guest-exec must not
+// be sent one.
+func canExec(ctx context.Context, a *callAgent, g *Guest) (bool, error) {
+	if len(g.Commands) == 0 {
+		info, err := a.Info(ctx)
+		if isTransport(err) {
+			return false, err
+		}
+		if err != nil {
+			return false, nil
+		}
+		known := *g
+		known.Commands = info.SupportedCommands
+		g = &known
+	}
+	// An agent without guest-info's list still has to be shown to run them.
+	return len(g.Commands) > 0 && checkCommands(g, "guest-exec", "guest-exec-status") == "", nil
+}
+
 func listDir(ctx context.Context, a agentclient.Agent, dir string) ([]agentclient.DirEntry, error) {
 	return agentclient.ListDir(ctx, a, dir)
 }
@@ -72,8 +93,13 @@ func (f *Fleet) ReadFile(ctx context.Context, guest, path string, w io.Writer, p
 	return n, nil
 }
 
-// WriteFile writes r to a guest file (created or truncated); size is the
-// total for progress, 0 if unknown. Refused in read-only mode.
+// WriteFile writes r to a guest file; size is the total for progress, 0 if
+// unknown. Where the agent allows guest-exec the bytes go to a temporary
+// file moved into place only once complete, so a failed transfer leaves the
+// guest's file as it was; elsewhere the file is truncated and written in
+// place. A failure after the guest was changed is an
+// *agentclient.WriteError saying what the file holds now. Refused in
+// read-only mode.
 func (f *Fleet) WriteFile(ctx context.Context, guest, path string, r io.Reader, size int64, progress func(done, total int64)) (int64, error) {
 	if f.opts.Readonly {
 		return 0, fmt.Errorf("guest %s: refused: read-only mode does not allow writing %s", guest, path)
@@ -82,11 +108,25 @@ func (f *Fleet) WriteFile(ctx context.Context, guest, path string, r io.Reader, 
 	if err != nil {
 		return 0, err
 	}
+	opt := agentclient.FileOptions{Size: size, Progress: progress}
 	var n int64
 	err = s.withAgent(ctx, func(a *callAgent) (err error) {
-		n, err = writeFile(ctx, a, path, r, size, progress)
+		if opt.Replace, err = canExec(ctx, a, s.cur.Load()); err != nil {
+			return err
+		}
+		n, err = agentclient.WriteFile(ctx, a, path, r, opt)
 		return err
 	})
+	var we *agentclient.WriteError
+	if errors.As(err, &we) && we.NeedsCleanup() {
+		// Most likely the connection dropped mid-transfer, and with it the
+		// write's own attempt to tidy up: try again on a fresh one, also
+		// when ctx has ended (a cancelled upload must not leave its
+		// temporary copy behind).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*f.opts.Timeout)
+		_ = s.withAgent(cctx, func(a *callAgent) error { return we.Cleanup(cctx, a) })
+		cancel()
+	}
 	if err != nil {
 		return n, fmt.Errorf("guest %s: %w", guest, err)
 	}
@@ -130,8 +170,13 @@ func (f *Fleet) Raw(ctx context.Context, guest string, req []byte) (json.RawMess
 	}
 	var out json.RawMessage
 	err = s.withAgent(ctx, func(a *callAgent) (err error) {
+		entry, err := s.rawFreezeRecord(req)
+		if err != nil {
+			return err
+		}
 		out, err = a.Raw(ctx, req)
 		s.rawFreezeGuard(req, out, err)
+		s.rawFreezeSettle(entry, out, err)
 		return err
 	})
 	if err != nil {

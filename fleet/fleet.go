@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
 // Dialer opens an agent session to one target. The fleet owns what it
@@ -32,10 +33,40 @@ type Options struct {
 	// MaxBackoff caps the retry delay for a failing guest; default
 	// 6*Interval, at most one minute.
 	MaxBackoff time.Duration
+
+	// Ledger records every freeze (before it is sent) and suspend, so
+	// that they outlive this process (package ledger); nil keeps no record.
+	Ledger *ledger.Ledger
+	// Who is recorded in the ledger as what froze or suspended:
+	// "dashboard", "run --hold", "run --yes freeze".
+	Who string
+	// Config is recorded with each ledger entry: the fleet file in use.
+	Config string
+	// Promise is the thaw recorded in the ledger for a freeze, from the
+	// freeze: 0 means FreezeTimeout, negative means none is promised (the
+	// guest is left frozen on purpose).
+	Promise time.Duration
+	// ThawBudget bounds every thaw guestdeck owes (the watchdog's, ThawOurs,
+	// an orphan's): it redials and retries with backoff this long, then
+	// reports the guest still frozen; default DefaultThawBudget.
+	ThawBudget time.Duration
+	// OnNotice, when set, is called with every notice, on fleet
+	// goroutines, one at a time; it must not block for long.
+	OnNotice func(Notice)
+	// AdoptOrphans makes a started fleet thaw guests left frozen by a
+	// guestdeck that is no longer running, once the thaw it promised is
+	// due (the dashboard does).
+	AdoptOrphans bool
+	// LedgerInterval is how often a started fleet with a Ledger re-reads
+	// it; default 5s.
+	LedgerInterval time.Duration
 	// Audit, when set, records the thaws the fleet does on its own (the
 	// freeze watchdog's), intent before and outcome after (plan.go).
 	Audit Auditor
 }
+
+// DefaultThawBudget is how long a thaw guestdeck owes keeps trying.
+const DefaultThawBudget = 60 * time.Second
 
 func (o Options) withDefaults() Options {
 	if o.Interval <= 0 {
@@ -61,6 +92,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = min(6*o.Interval, time.Minute)
+	}
+	if o.ThawBudget <= 0 {
+		o.ThawBudget = DefaultThawBudget
+	}
+	if o.LedgerInterval <= 0 {
+		o.LedgerInterval = 5 * time.Second
 	}
 	return o
 }
@@ -88,6 +125,9 @@ type Fleet struct {
 
 	snapMu sync.Mutex
 	snap   *Snapshot
+
+	notes notices     // book.go
+	book  *ledgerView // book.go; nil without Options.Ledger
 }
 
 // New returns a fleet with no guests. Add guests, then Start polling, or use
@@ -107,6 +147,7 @@ func New(opts Options) *Fleet {
 	for s, d := range opts.Dialers {
 		f.dialers[s] = d
 	}
+	f.openLedger()
 	return f
 }
 
@@ -135,6 +176,7 @@ func (f *Fleet) Add(targets ...Target) {
 			if og := old.cur.Load(); og.FrozenByUs {
 				g := s.cur.Load()
 				g.FrozenByUs, g.ThawAt = true, og.ThawAt
+				s.freezeIDs = old.ourFreezeIDs()
 				guarded = append(guarded, s)
 			}
 		}
@@ -233,6 +275,13 @@ func (f *Fleet) Start(ctx context.Context) {
 	}()
 	for _, s := range order {
 		f.startLoop(loopCtx, s)
+	}
+	if f.book != nil {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.ledgerLoop(loopCtx)
+		}()
 	}
 }
 
@@ -368,6 +417,7 @@ func (f *Fleet) Snapshot() *Snapshot {
 		Counts:  make(map[State]int, len(States)),
 		Version: v,
 		At:      now,
+		Notices: f.notes.list(),
 	}
 	overdue := 2*f.opts.Interval + f.opts.Timeout
 	for i, s := range order {

@@ -19,6 +19,9 @@ type Target struct {
 	// "libvirt:HOST/DOMAIN" for a guest reached through libvirt.
 	Address string
 	Tags    []string
+	// hostURI is the libvirt host's URI, set by discovery: with the
+	// domain it identifies the guest in the ledger (targetKey).
+	hostURI string
 }
 
 // State is a guest session's state as the dashboard shows it.
@@ -30,12 +33,16 @@ const (
 	Silent       State = "silent"        // channel up, the agent never answers
 	Unreachable  State = "unreachable"   // cannot connect
 	Frozen       State = "frozen"        // answering, filesystems frozen
-	ShuttingDown State = "shutting-down" // shutdown or suspend accepted, waiting for it to go
-	Gone         State = "gone"          // shut down / domain stopped
+	ShuttingDown State = "shutting-down" // shutdown accepted, waiting for it to go
+	// Suspended: guestdeck suspended it (the ledger remembers, across
+	// processes) or its libvirt host reports it pmsuspended; it stays so
+	// until it answers again.
+	Suspended State = "suspended"
+	Gone      State = "gone" // shut down / domain stopped
 )
 
 // States lists every state in display order.
-var States = []State{Ready, Frozen, Connecting, Silent, Unreachable, ShuttingDown, Gone}
+var States = []State{Ready, Frozen, Connecting, Silent, Unreachable, ShuttingDown, Suspended, Gone}
 
 // LogEntry is one request and its reply (or error) in a guest's command log.
 type LogEntry struct {
@@ -71,6 +78,10 @@ type Guest struct {
 	// watchdog's automatic-thaw deadline then.
 	FrozenByUs bool
 	ThawAt     time.Time
+	// FrozenBy is another guestdeck process's freeze of this guest, from
+	// the ledger: one still running, or one that is gone and left the
+	// guest frozen (Orphan). nil when the ledger records none.
+	FrozenBy *FreezeRecord
 
 	// Skew is guest clock minus host clock, corrected by half the round trip.
 	Skew      time.Duration
@@ -110,6 +121,31 @@ type Health struct {
 	Polling int // guests with a live session
 }
 
+// FreezeRecord is a freeze the ledger holds for a guest, written by
+// another guestdeck process.
+type FreezeRecord struct {
+	PID   int
+	Who   string    // "run --hold", "run --yes freeze", "dashboard"
+	Since time.Time // when it was frozen
+	Until time.Time // the thaw it promised; zero when none was promised
+	// Orphan: the process that froze it is no longer running, so nothing
+	// will thaw the guest unless someone does.
+	Orphan bool
+	// Config is the fleet file that process used ("" the default).
+	Config string
+}
+
+// Notice is one thing the fleet did on its own or that an operator must
+// know about: each attempt of a thaw it owes, an orphaned freeze it thawed,
+// a guest left frozen. The newest are kept in Snapshot.Notices.
+type Notice struct {
+	Seq   uint64 // increases by one per notice, fleet-wide
+	At    time.Time
+	Guest string
+	Text  string
+	Err   bool // a failure, or a guest left frozen
+}
+
 // Snapshot is the whole fleet at one moment: guests sorted by name.
 type Snapshot struct {
 	Guests  []*Guest
@@ -117,4 +153,6 @@ type Snapshot struct {
 	Health  Health
 	Version uint64
 	At      time.Time
+	// Notices are the newest notices (at most MaxNotices), oldest first.
+	Notices []Notice
 }

@@ -23,7 +23,7 @@ import (
 )
 
 // HostConfig is one libvirt host. Its running domains that have a guest-agent
-// channel (org.qemu.guest_agent.0) become targets named after the domain and
+// channel (org.qemu.guest_agent.0) become targets named "HOST/DOMAIN" and
 // addressed "libvirt:HOST/DOMAIN".
 type HostConfig struct {
 	Name string // short name shown in the Host column and used in addresses
@@ -71,9 +71,8 @@ const (
 //     naming the host, and is redialed with backoff and jitter; on
 //     reconnect the domains are rediscovered. Other hosts are unaffected.
 //
-// Target names: the domain name; when another target (another host's guest,
-// or a direct guest) already has that name, "HOST/DOMAIN". The first guest
-// added keeps the bare name; selectors such as host:NAME disambiguate.
+// Target names: always "HOST/DOMAIN" (see QualifiedName), whatever else is
+// in the fleet and whichever host answers first.
 //
 // ctx bounds the first connection and discovery only. Configuration errors
 // are returned and nothing is started. A failed first connection is returned
@@ -95,6 +94,8 @@ func (f *Fleet) AddHost(ctx context.Context, h HostConfig) error {
 	host := &libvirtHost{
 		f: f, cfg: h, dialer: dialer, remote: remote,
 		guests: make(map[string]string),
+		kick:   make(chan struct{}, 1),
+		up:     make(chan struct{}),
 		rng:    rand.New(rand.NewPCG(nameHash(h.Name), uint64(time.Now().UnixNano()))),
 	}
 
@@ -179,6 +180,10 @@ type libvirtHost struct {
 	guests map[string]string
 	// events of the current connection; set by connect, read by run.
 	lifecycle, agent <-chan any
+	// up is closed while connected (replaced by setDown); kick makes run
+	// redial now instead of at its next backoff (a thaw is owed).
+	up   chan struct{}
+	kick chan struct{}
 }
 
 // libvirtDialer builds the socket dialer for h.URI and the URI to open on the
@@ -303,8 +308,23 @@ func parseLibvirtAddress(addr string) (host, domain string, err error) {
 // dial opens a LibvirtAgent for domain dom over the host's connection.
 func (h *libvirtHost) dial(ctx context.Context, t Target, dom string) (agentclient.Agent, error) {
 	h.mu.Lock()
-	conn, down := h.conn, h.down
+	conn, down, up := h.conn, h.down, h.up
 	h.mu.Unlock()
+	if (conn == nil || !conn.IsConnected()) && urgentDial(ctx) {
+		// A thaw is owed: redial the host now and wait for it (bounded by
+		// the dial's deadline) rather than fail until its next backoff.
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+		}
+		h.mu.Lock()
+		conn, down = h.conn, h.down
+		h.mu.Unlock()
+	}
 	if conn == nil || !conn.IsConnected() {
 		if down == nil {
 			down = errors.New("connection lost")
@@ -367,12 +387,15 @@ func (h *libvirtHost) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 		_ = l.Disconnect()
 		return nil, err
 	}
-	// Streams end when the connection drops or the fleet closes.
-	lc, err := l.SubscribeEvents(h.f.life, libvirt.DomainEventIDLifecycle, nil)
+	// Streams end when the connection drops (run disconnects when the fleet
+	// closes). Not when a context ends: go-libvirt then sends a deregister
+	// that races with the disconnect, and libvirtd 9.0 segfaults in that
+	// race (3 daemons crashed in 810 short CLI runs, none in 1,890 without).
+	lc, err := l.SubscribeEvents(context.Background(), libvirt.DomainEventIDLifecycle, nil)
 	if err != nil {
 		return fail(fmt.Errorf("subscribe to lifecycle events: %w", err))
 	}
-	ag, err := l.SubscribeEvents(h.f.life, libvirt.DomainEventIDAgentLifecycle, nil)
+	ag, err := l.SubscribeEvents(context.Background(), libvirt.DomainEventIDAgentLifecycle, nil)
 	if err != nil {
 		// Drivers without agent events still work; guests are polled.
 		ag = nil
@@ -383,6 +406,11 @@ func (h *libvirtHost) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 	h.mu.Lock()
 	h.conn, h.down = l, nil
 	h.lifecycle, h.agent = lc, ag
+	select {
+	case <-h.up:
+	default:
+		close(h.up)
+	}
 	h.mu.Unlock()
 	return l, nil
 }
@@ -451,12 +479,39 @@ func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
 			h.f.Poke(name)
 		}
 	}
+	h.markPMSuspended(ctx, l)
 	return nil
 }
 
-// addTargets adds the domains not yet known as targets. The name is the
-// domain's, or HOST/DOMAIN when another target has it already; the hosts'
-// shared lock makes the check and the Add one step.
+// markPMSuspended marks the guests whose domain libvirt reports
+// pmsuspended (suspended by their agent, by anyone) as suspended.
+func (h *libvirtHost) markPMSuspended(ctx context.Context, l *libvirt.Libvirt) {
+	// pmsuspended has no list filter of its own: it is one of "other"
+	// (neither running, paused nor shut off), which are rare.
+	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
+		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive|libvirt.ConnectListDomainsOther)
+		return d, err
+	})
+	if err != nil {
+		return // then the guests go silent instead
+	}
+	for _, d := range doms {
+		st, err := bounded(ctx, func() (int32, error) {
+			st, _, err := l.DomainGetState(d, 0)
+			return st, err
+		})
+		if err != nil || libvirt.DomainState(st) != libvirt.DomainPmsuspended {
+			continue
+		}
+		if name, ok := h.name(d.Name); ok {
+			h.f.markSuspended(name, "libvirt host "+h.cfg.Name+" reports the domain pmsuspended")
+		}
+	}
+}
+
+// addTargets adds the domains not yet known as targets, each named
+// QualifiedName(host, domain). The hosts' shared lock makes the check and
+// the Add one step.
 func (h *libvirtHost) addTargets(doms []string) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
@@ -468,16 +523,36 @@ func (h *libvirtHost) addTargets(doms []string) {
 		if known {
 			continue
 		}
-		name := dom
-		if s := h.f.session(dom); s != nil && s.target.Address != h.address(dom) {
-			name = h.cfg.Name + "/" + dom
+		name := QualifiedName(h.cfg.Name, dom)
+		if s := h.f.session(name); s != nil && s.target.Address != h.address(dom) {
+			// Only a caller of Add can have put another target under this
+			// name ('/' is in no configured guest's name): replacing it
+			// would change which guest the name means.
+			continue
 		}
 		h.mu.Lock()
 		h.guests[dom] = name
 		h.mu.Unlock()
-		ts = append(ts, Target{Name: name, Host: h.cfg.Name, Address: h.address(dom), Tags: slices.Clone(h.cfg.Tags)})
+		ts = append(ts, Target{Name: name, Host: h.cfg.Name, Address: h.address(dom), Tags: slices.Clone(h.cfg.Tags), hostURI: h.cfg.URI})
 	}
 	h.f.Add(ts...)
+}
+
+// QualifiedName is the name of the guest discovered as domain dom on the
+// libvirt host named host: "HOST/DOMAIN". It depends on nothing else — not on
+// other hosts, the [[guest]]s, or the order hosts answer in — so a guest's
+// name is the same in every run, and a host that connects later adds names
+// without changing one. A bare domain name selects nothing (Select says which
+// guests it might mean).
+func QualifiedName(host, dom string) string { return host + "/" + dom }
+
+// Domain is the libvirt domain of a guest reached through a libvirt host,
+// "" for a guest reached directly.
+func (t Target) Domain() string {
+	if _, dom, err := parseLibvirtAddress(t.Address); err == nil {
+		return dom
+	}
+	return ""
 }
 
 func (h *libvirtHost) address(dom string) string { return "libvirt:" + h.cfg.Name + "/" + dom }
@@ -536,6 +611,11 @@ func (h *libvirtHost) setDown(err error) {
 	h.mu.Lock()
 	h.conn, h.down = nil, err
 	h.lifecycle, h.agent = nil, nil
+	select {
+	case <-h.up:
+		h.up = make(chan struct{})
+	default:
+	}
 	h.mu.Unlock()
 }
 
@@ -575,6 +655,9 @@ func (h *libvirtHost) run(conn *libvirt.Libvirt) {
 		case <-life.Done():
 			return
 		case <-time.After(wait):
+		case <-h.kick:
+			// A thaw waits for this host: try now. The backoff still
+			// grows, so a host that stays down is not hammered.
 		}
 		delay = min(2*delay, hostBackoffMax)
 		ctx, cancel := context.WithTimeout(life, hostConnectTimeout)
@@ -649,7 +732,12 @@ func (h *libvirtHost) lifecycleEvent(ctx context.Context, l *libvirt.Libvirt, m 
 		if ok {
 			h.f.Remove(name)
 		}
-	case libvirt.DomainEventResumed, libvirt.DomainEventSuspended, libvirt.DomainEventPmsuspended:
+	case libvirt.DomainEventPmsuspended:
+		// The host says so itself: no need to wait for the agent to go quiet.
+		if name, ok := h.name(m.Dom.Name); ok {
+			h.f.markSuspended(name, "libvirt host "+h.cfg.Name+" reports the domain pmsuspended")
+		}
+	case libvirt.DomainEventResumed, libvirt.DomainEventSuspended:
 		if name, ok := h.name(m.Dom.Name); ok {
 			h.f.Poke(name)
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -131,15 +132,15 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		t.Fatalf("discovered %d guests, want %d: %s", len(gs), n, describeGuests(f.Snapshot()))
 	}
 	for _, g := range gs {
-		if !strings.HasPrefix(g.Name, "vm") || g.Address != "libvirt:tst/"+g.Name || len(g.Tags) != 1 || g.Tags[0] != "lab" {
+		if !strings.HasPrefix(g.Name, "tst/vm") || g.Address != "libvirt:"+g.Name || len(g.Tags) != 1 || g.Tags[0] != "lab" {
 			t.Fatalf("bad target %+v", g.Target)
 		}
 	}
 
 	// The typed API works on the test driver: a poll through libvirt makes a
 	// guest ready (commands the driver lacks are skipped, not fatal).
-	f.RefreshOnce(ctx, []string{"vm000"})
-	if g := f.Guest("vm000"); g.State != Ready || !g.SkewKnown {
+	f.RefreshOnce(ctx, []string{"tst/vm000"})
+	if g := f.Guest("tst/vm000"); g.State != Ready || !g.SkewKnown {
 		t.Fatalf("vm000 after a poll: state %s err %q skewKnown %v interfaces %v", g.State, g.Err, g.SkewKnown, g.Interfaces)
 	}
 
@@ -159,7 +160,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		return countState(hostGuests(s, "tst"), Gone) == 100
 	})
 	t.Logf("100 stop events -> 100 gone in %v", time.Since(t0))
-	if g := f.Guest("vm007"); g == nil || !strings.Contains(g.Err, "destroyed") {
+	if g := f.Guest("tst/vm007"); g == nil || !strings.Contains(g.Err, "destroyed") {
 		t.Fatalf("vm007: %+v", g)
 	}
 	for i := range 50 {
@@ -178,7 +179,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		gs := hostGuests(s, "tst")
 		tr := 0
 		for _, g := range gs {
-			if strings.HasPrefix(g.Name, "tr") {
+			if strings.HasPrefix(g.Name, "tst/tr") {
 				tr++
 			}
 		}
@@ -200,8 +201,8 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	if err := lv.DomainCreate(d); err != nil {
 		t.Fatal(err)
 	}
-	f.RefreshOnce(ctx, []string{"vm060"})
-	if g := f.Guest("vm060"); g.State != Ready {
+	f.RefreshOnce(ctx, []string{"tst/vm060"})
+	if g := f.Guest("tst/vm060"); g.State != Ready {
 		t.Fatalf("vm060 restarted: %s %q", g.State, g.Err)
 	}
 }
@@ -227,7 +228,7 @@ func TestLibvirtHostNames(t *testing.T) {
 	if err := f.AddHost(ctx, HostConfig{Name: "b", URI: testURI(lt.Socket), Include: []string{"w*"}}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"web": "libvirt:a/web", "a/db": "libvirt:a/db", "b/web": "libvirt:b/web", "db": "unix:/nonexistent"}
+	want := map[string]string{"a/web": "libvirt:a/web", "a/db": "libvirt:a/db", "b/web": "libvirt:b/web", "db": "unix:/nonexistent"}
 	got := map[string]string{}
 	for _, g := range f.Snapshot().Guests {
 		got[g.Name] = g.Address
@@ -235,14 +236,14 @@ func TestLibvirtHostNames(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("targets %v, want %v", got, want)
 	}
-	for _, g := range []string{"web", "b/web"} {
+	for _, g := range []string{"a/web", "b/web"} {
 		f.RefreshOnce(ctx, []string{g})
 		if st := f.Guest(g).State; st != Ready {
 			t.Fatalf("%s: %s %q", g, st, f.Guest(g).Err)
 		}
 	}
 
-	// Hosts added concurrently race for the same names: every guest stays.
+	// Hosts added concurrently: every guest is HOST/DOMAIN whichever answers first.
 	for i := range 30 {
 		if _, err := lv.DomainCreateXML(testDomainXML(fmt.Sprintf("race%02d", i), true), 0); err != nil {
 			t.Fatal(err)
@@ -268,7 +269,7 @@ func TestLibvirtHostNames(t *testing.T) {
 		for i := range 30 {
 			dom := fmt.Sprintf("race%02d", i)
 			p, q := byAddr["libvirt:p/"+dom], byAddr["libvirt:q/"+dom]
-			if !(p == dom && q == "q/"+dom) && !(q == dom && p == "p/"+dom) {
+			if p != "p/"+dom || q != "q/"+dom {
 				t.Fatalf("round %d: %s named %q (p) and %q (q)", round, dom, p, q)
 			}
 		}
@@ -350,7 +351,7 @@ func TestLibvirtReconnect(t *testing.T) {
 		}
 		return len(ga) == 5
 	})
-	t.Logf("host down -> its 5 guests unreachable in %v: %q", time.Since(t0), f.Guest("a0").Err)
+	t.Logf("host down -> its 5 guests unreachable in %v: %q", time.Since(t0), f.Guest("ha/a0").Err)
 	// Let hb's guests poll a few times while ha is down.
 	time.Sleep(1500 * time.Millisecond)
 	for _, g := range hostGuests(f.Snapshot(), "hb") {
@@ -370,6 +371,7 @@ func TestLibvirtReconnect(t *testing.T) {
 // TestLibvirtQEMU runs against a real libvirtd (QEMU driver) managing one
 // real TCG guest with the real agent; the subtests share it, in order.
 func TestLibvirtQEMU(t *testing.T) {
+	outer := t
 	lq := testpeers.StartLibvirtQEMU(t)
 	lv := lq.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -407,7 +409,7 @@ func TestLibvirtQEMU(t *testing.T) {
 		ready := make(chan time.Time, 1)
 		go func() {
 			for {
-				if g := f.Guest("g1"); g != nil && g.State == Ready {
+				if g := f.Guest("lq/g1"); g != nil && g.State == Ready {
 					ready <- time.Now()
 					return
 				}
@@ -430,7 +432,7 @@ func TestLibvirtQEMU(t *testing.T) {
 		case <-time.After(60 * time.Second):
 			t.Fatalf("g1 not ready: %s", describeGuests(f.Snapshot()))
 		}
-		g := f.Guest("g1")
+		g := f.Guest("lq/g1")
 		t.Logf("agent connected -> guest ready in %v (poll interval 1h)", tr.Sub(tc))
 		if g.Missed != 0 || tr.Sub(tc) > 10*time.Second {
 			t.Fatalf("g1 ready %v after the agent connected, %d failed polls: not the event", tr.Sub(tc), g.Missed)
@@ -448,18 +450,18 @@ func TestLibvirtQEMU(t *testing.T) {
 			t.Fatal(err)
 		}
 		took := time.Since(t0)
-		if g := f2.Guest("g1"); g == nil || g.Address != "libvirt:lq/g1" {
+		if g := f2.Guest("lq/g1"); g == nil || g.Address != "libvirt:lq/g1" {
 			t.Fatalf("not discovered: %s", describeGuests(f2.Snapshot()))
 		}
 		f2.Start(ctx)
 		// Its agent is connected already: discovery pokes it.
-		d := waitFor(t, f2, 30*time.Second, "g1 ready", func(s *Snapshot) bool { return f2.Guest("g1").State == Ready })
+		d := waitFor(t, f2, 30*time.Second, "g1 ready", func(s *Snapshot) bool { return f2.Guest("lq/g1").State == Ready })
 		t.Logf("discovery %v, then ready %v later", took, d)
 	})
 
 	t.Run("libvirt's typed API values", func(t *testing.T) {
-		f.RefreshOnce(ctx, []string{"g1"})
-		g := f.Guest("g1")
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		g := f.Guest("lq/g1")
 		if g.State != Ready {
 			t.Fatalf("%s %q", g.State, g.Err)
 		}
@@ -495,26 +497,26 @@ func TestLibvirtQEMU(t *testing.T) {
 	t.Run("actions through Run", func(t *testing.T) {
 		one := func(a Action) Result {
 			t.Helper()
-			rs := f.Run(ctx, a, []string{"g1"}, nil)
+			rs := f.Run(ctx, a, []string{"lq/g1"}, nil)
 			if len(rs) != 1 || !rs[0].OK {
 				t.Fatalf("%v: %+v", a.Kind, rs)
 			}
 			return rs[0]
 		}
 		one(Action{Kind: ActFreeze})
-		f.RefreshOnce(ctx, []string{"g1"})
-		if g := f.Guest("g1"); g.State != Frozen || !g.FrozenByUs {
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); g.State != Frozen || !g.FrozenByUs {
 			t.Fatalf("after freeze: %s frozenByUs %v %q", g.State, g.FrozenByUs, g.Err)
 		}
 		one(Action{Kind: ActThaw})
-		f.RefreshOnce(ctx, []string{"g1"})
-		if g := f.Guest("g1"); g.State != Ready {
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); g.State != Ready {
 			t.Fatalf("after thaw: %s %q", g.State, g.Err)
 		}
 		one(Action{Kind: ActSetTime})
 		one(Action{Kind: ActVCPUs, Mode: "offline", IDs: []int{1}})
-		f.RefreshOnce(ctx, []string{"g1"})
-		if g := f.Guest("g1"); len(g.VCPUs) != 2 || g.VCPUs[1].Online {
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); len(g.VCPUs) != 2 || g.VCPUs[1].Online {
 			t.Fatalf("after offline: %+v", g.VCPUs)
 		}
 		one(Action{Kind: ActVCPUs, Mode: "online", IDs: []int{1}})
@@ -569,12 +571,12 @@ func TestLibvirtQEMU(t *testing.T) {
 		if err := lv.DomainSuspend(dom); err != nil {
 			t.Fatal(err)
 		}
-		d := waitFor(t, f, 30*time.Second, "paused g1 silent", func(s *Snapshot) bool { return f.Guest("g1").State == Silent })
-		t.Logf("paused -> silent in %v: %q", d, f.Guest("g1").Err)
+		d := waitFor(t, f, 30*time.Second, "paused g1 silent", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Silent })
+		t.Logf("paused -> silent in %v: %q", d, f.Guest("lq/g1").Err)
 		if err := lv.DomainResume(dom); err != nil {
 			t.Fatal(err)
 		}
-		d = waitFor(t, f, 20*time.Second, "resumed g1 ready", func(s *Snapshot) bool { return f.Guest("g1").State == Ready })
+		d = waitFor(t, f, 20*time.Second, "resumed g1 ready", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Ready })
 		t.Logf("resumed -> ready in %v", d)
 	})
 
@@ -620,24 +622,85 @@ func TestLibvirtQEMU(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-		f.RefreshOnce(ctx, []string{"g1"})
-		if g := f.Guest("g1"); g.State != Ready {
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); g.State != Ready {
 			t.Fatalf("after the hang: %s %q", g.State, g.Err)
 		}
 	})
 
+	t.Run("a hold's thaw survives a libvirtd restart", func(t *testing.T) {
+		var mu sync.Mutex
+		var notes []string
+		attempt2 := make(chan struct{}, 1)
+		fh := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 5 * time.Second, ThawBudget: 2 * time.Minute,
+			OnNotice: func(n Notice) {
+				mu.Lock()
+				notes = append(notes, n.Guest+": "+n.Text)
+				mu.Unlock()
+				if strings.Contains(n.Text, "thaw attempt 2 failed") {
+					select {
+					case attempt2 <- struct{}{}:
+					default:
+					}
+				}
+			}})
+		defer fh.Close()
+		if err := fh.AddHost(ctx, host); err != nil {
+			t.Fatal(err)
+		}
+		if rs := fh.Run(ctx, Action{Kind: ActFreeze}, []string{"g1"}, nil); !rs[0].OK {
+			t.Fatalf("freeze: %+v", rs[0])
+		}
+		lq.KillDaemon(t) // mid-hold
+		done := make(chan []Result, 1)
+		go func() { done <- fh.ThawOurs(ctx) }() // the hold ends while it is down
+		select {
+		case <-attempt2:
+		case <-time.After(90 * time.Second):
+			t.Fatalf("no second failed attempt: %v", notes)
+		}
+		lq.StartDaemon(t) // and it comes back while the thaw is retried
+		var rs []Result
+		select {
+		case rs = <-done:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("ThawOurs did not return")
+		}
+		mu.Lock()
+		t.Logf("notices:\n%s", strings.Join(notes, "\n"))
+		mu.Unlock()
+		if len(rs) != 1 || !rs[0].OK || !strings.Contains(rs[0].Result, "guest-fsfreeze-status says thawed") {
+			t.Fatalf("thaw across the restart: %+v", rs)
+		}
+		// Every connection to the old daemon is dead: the later subtests
+		// (and this check) use a new one.
+		lv = lq.Connect(outer)
+		dom, err := lv.DomainLookupByName("g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := agentclient.NewLibvirt(lv, dom, "libvirt:lq/g1").FreezeStatus(ctx); err != nil || st != agentclient.Thawed {
+			t.Fatalf("the guest's own freeze state: %q %v", st, err)
+		}
+		// The fleets following the host from before the restart are back too.
+		waitFor(t, f, 60*time.Second, "f's g1 ready again", func(s *Snapshot) bool {
+			f.Poke("g1")
+			return f.Guest("g1").State == Ready
+		})
+	})
+
 	t.Run("shutdown through the agent marks the guest gone", func(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // let the abandoned call above finish
-		rs := f.Run(ctx, Action{Kind: ActShutdown}, []string{"g1"}, nil)
+		rs := f.Run(ctx, Action{Kind: ActShutdown}, []string{"lq/g1"}, nil)
 		if !rs[0].OK {
 			t.Fatalf("shutdown: %+v", rs[0])
 		}
 		for _, fl := range []*Fleet{f, f2} {
 			d := waitFor(t, fl, 90*time.Second, "g1 gone", func(s *Snapshot) bool {
-				g := fl.Guest("g1")
+				g := fl.Guest("lq/g1")
 				return g != nil && g.State == Gone && strings.Contains(g.Err, "shut down")
 			})
-			t.Logf("shutdown -> gone in %v: %q", d, fl.Guest("g1").Err)
+			t.Logf("shutdown -> gone in %v: %q", d, fl.Guest("lq/g1").Err)
 		}
 		st, _, err := lv.DomainGetState(libvirt.Domain{Name: "g1"}, 0)
 		if dom, lerr := lv.DomainLookupByName("g1"); lerr == nil {

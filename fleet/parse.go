@@ -136,11 +136,12 @@ func (a Action) Destructive() bool {
 	return false
 }
 
-// Commands lists the agent commands the action sends: the names in Sends.
+// Commands lists the agent commands the action needs: the names in Sends
+// (but the optional ones).
 func (a Action) Commands() []string {
 	var names []string
 	for _, s := range a.Sends(time.Time{}) {
-		if !slices.Contains(names, s.Execute) {
+		if !s.optional && !slices.Contains(names, s.Execute) {
 			names = append(names, s.Execute)
 		}
 	}

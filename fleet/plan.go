@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,9 @@ import (
 type Send struct {
 	Execute   string `json:"execute"`
 	Arguments any    `json:"arguments,omitempty"`
+	// optional: sent, but the action does not need the agent to have it
+	// (the check after a thaw), so the capability check leaves it out.
+	optional bool
 }
 
 // Placeholders in a Send's arguments.
@@ -61,7 +65,9 @@ func (a Action) Sends(now time.Time) []Send {
 	case ActFreeze:
 		return []Send{{Execute: "guest-fsfreeze-freeze"}}
 	case ActThaw:
-		return []Send{{Execute: "guest-fsfreeze-thaw"}}
+		// The thaw is confirmed with the freeze state, where the agent
+		// can report it.
+		return []Send{{Execute: "guest-fsfreeze-thaw"}, {Execute: "guest-fsfreeze-status", optional: true}}
 	case ActShutdown:
 		if a.Mode == "" {
 			return []Send{{Execute: "guest-shutdown"}}
@@ -86,6 +92,11 @@ func (a Action) Sends(now time.Time) []Send {
 	case ActRead:
 		return []Send{
 			{Execute: "guest-file-open", Arguments: map[string]string{"path": a.Path, "mode": "r"}},
+			// The size, where the agent tells it (a bound on the read),
+			// and back to the start; an agent that cannot seek is read
+			// to the end without.
+			{Execute: "guest-file-seek", Arguments: map[string]any{"handle": HandleArg, "offset": 0, "whence": agentclient.SeekEnd}, optional: true},
+			{Execute: "guest-file-seek", Arguments: map[string]any{"handle": HandleArg, "offset": 0, "whence": agentclient.SeekSet}, optional: true},
 			// Repeated until the end of the file.
 			{Execute: "guest-file-read", Arguments: map[string]any{"handle": HandleArg, "count": agentclient.DefaultReadChunk}},
 			{Execute: "guest-file-close", Arguments: map[string]string{"handle": HandleArg}},
@@ -267,31 +278,28 @@ func AuditError(path string, err error) error {
 	return fmt.Errorf("cannot write the audit log (%s)", msg)
 }
 
-// auditAuto records the automatic thaw of this session's guest: the intent
-// (id "") before it is sent, returning the entry's ID, and the outcome
-// after (err is the thaw's). Without an Auditor it does nothing. A log that
-// cannot be written never stops a thaw guestdeck owes (a guest left frozen
-// is the worse outcome): the failure goes to the guest's command log.
-func (s *session) auditAuto(id string, err error) string {
+// autoThaw is a thaw the fleet does on its own (why: the watchdog's
+// deadline, an orphaned freeze), audited: the intent before it is sent and
+// the outcome after. A log that cannot be written never stops a thaw
+// guestdeck owes (a guest left frozen is the worse outcome): the failure
+// goes to the guest's command log.
+func (s *session) autoThaw(ctx context.Context, why string) Result {
 	al := s.f.opts.Audit
 	if al == nil {
-		return ""
+		return s.thawOwed(ctx, why)
 	}
-	g := audit.Guest{Name: s.target.Name, Address: s.target.Address}
-	e := audit.Entry{Source: audit.SourceAuto, Action: string(ActThaw) + " (automatic: freeze_timeout passed)"}
-	switch {
-	case id == "":
-		id = al.NewID()
-		e.Phase = audit.Intent
-		g.Result, g.Sends = "pending", AuditSends(Action{Kind: ActThaw}.Sends(time.Now()))
-	case err != nil:
-		e.Phase, g.Result, g.Detail = audit.Outcome, "failed", actionError(err)
-	default:
-		e.Phase, g.Result, g.Detail = audit.Outcome, "ok", "thawed"
+	e := audit.Entry{ID: al.NewID(), Phase: audit.Intent, Source: audit.SourceAuto, Action: string(ActThaw) + " (" + why + ")",
+		Guests: []audit.Guest{{Name: s.target.Name, Address: s.target.Address, Result: "pending",
+			Sends: AuditSends(Action{Kind: ActThaw}.Sends(time.Now()))}}}
+	s.appendAudit(al, e)
+	r := s.thawOwed(ctx, why)
+	e.Phase, e.Time, e.Guests = audit.Outcome, time.Time{}, AuditResults([]Result{r}, func(string) string { return s.target.Address })
+	s.appendAudit(al, e)
+	return r
+}
+
+func (s *session) appendAudit(al Auditor, e audit.Entry) {
+	if err := al.Append(e); err != nil {
+		s.logCall(time.Now(), "audit", e.Phase, nil, AuditError(al.Path(), err))
 	}
-	e.ID, e.Guests = id, []audit.Guest{g}
-	if aerr := al.Append(e); aerr != nil {
-		s.logCall(time.Now(), "audit", e.Phase, nil, AuditError(al.Path(), aerr))
-	}
-	return id
 }

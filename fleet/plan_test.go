@@ -189,7 +189,8 @@ func TestSendsAreWhatIsSent(t *testing.T) {
 			// Commands, which the capability check uses, are the plan's names.
 			var execs []string
 			for _, p := range plan {
-				if !slices.Contains(execs, p.Execute) {
+				// The thaw's check and the read's size probe are optional.
+				if p.Execute != "guest-fsfreeze-status" && p.Execute != "guest-file-seek" && !slices.Contains(execs, p.Execute) {
 					execs = append(execs, p.Execute)
 				}
 			}
@@ -325,7 +326,7 @@ func TestWatchdogThawAudited(t *testing.T) {
 				!strings.HasPrefix(in.Action, "thaw") {
 				t.Errorf("entries: %+v", es)
 			}
-			if len(in.Guests) != 1 || in.Guests[0].Name != "s00" || len(in.Guests[0].Sends) != 1 ||
+			if len(in.Guests) != 1 || in.Guests[0].Name != "s00" || len(in.Guests[0].Sends) != 2 ||
 				string(in.Guests[0].Sends[0]) != `{"execute":"guest-fsfreeze-thaw"}` {
 				t.Errorf("intent guests: %+v", in.Guests)
 			}

@@ -49,6 +49,10 @@ func (f *Fleet) Run(ctx context.Context, a Action, names []string, progress func
 		return refuse(fmt.Sprintf("refused: read-only mode does not allow %s (nothing was sent)", a.Kind))
 	}
 	sessions := f.sessionsFor(names)
+	if a.Kind == ActFreeze {
+		f.prerecordFreezes(sessions)
+		defer f.dropPrerecorded(sessions)
+	}
 	started := make([]bool, len(names))
 	forEach(ctx, len(names), f.opts.Concurrency, func(i int) {
 		started[i] = true
@@ -164,25 +168,37 @@ func (s *session) act(ctx context.Context, a *callAgent, act Action, r *Result) 
 	case ActFreeze:
 		return s.freeze(ctx, a, r)
 	case ActThaw:
-		n, err := a.Thaw(ctx)
+		// Checked with guest-fsfreeze-status: only a confirmed thaw clears
+		// the ledger (whoever froze the guest).
+		n, verified, err := s.thawVerify(ctx, a)
 		if err != nil {
 			return err
 		}
-		s.thawed()
+		s.clearFreeze()
 		if n == 0 {
 			r.Result = "already thawed (nothing to thaw)"
 		} else {
 			r.Result = "thawed " + plural(n, "filesystem")
 		}
+		if !verified {
+			r.Result += " (the agent cannot report its freeze state)"
+		}
 	case ActShutdown, ActSuspend:
 		var err error
+		var entry string
 		if act.Kind == ActShutdown {
 			err = a.Shutdown(ctx, act.Mode)
 		} else {
+			// Recorded first: a guest this process suspends must show as
+			// suspended to every later guestdeck, not as silent.
+			if entry, err = s.recordSuspend(act.Mode); err != nil {
+				return fmt.Errorf("not suspended: the suspend could not be recorded (%w); nothing was sent", err)
+			}
 			err = a.Suspend(ctx, act.Mode)
 		}
 		lost := agentclient.IsConnLost(err)
 		if err != nil && !lost {
+			s.forget(entry)
 			return err
 		}
 		// Accepted: the agent replies nothing, or the guest hangs up as it
@@ -190,7 +206,11 @@ func (s *session) act(ctx context.Context, a *callAgent, act Action, r *Result) 
 		if lost {
 			s.dropAgent()
 		}
-		s.update(func(g *Guest) { setState(g, ShuttingDown, "", time.Now()) })
+		st := ShuttingDown
+		if act.Kind == ActSuspend {
+			st = Suspended
+		}
+		s.update(func(g *Guest) { setState(g, st, "", time.Now()) })
 		s.poke()
 		r.Result = fmt.Sprintf("%s accepted; waiting for the guest to go", act)
 	case ActSetTime:
@@ -268,11 +288,19 @@ func summarizeTrim(tr *agentclient.TrimResponse) string {
 
 // freeze freezes the guest and arms the freeze guard. Holds sem.
 func (s *session) freeze(ctx context.Context, a *callAgent, r *Result) error {
+	// The ledger entry is written before the freeze is sent: if this
+	// process dies at any point after, the next guestdeck knows.
+	entry, err := s.recordFreeze()
+	if err != nil {
+		return fmt.Errorf("not frozen: the freeze could not be recorded (%w); nothing was sent", err)
+	}
 	n, err := a.Freeze(ctx)
 	switch {
 	case agentclient.IsFrozen(err):
 		// The agent refuses a second freeze: the guest is frozen already,
-		// which is what was asked.
+		// which is what was asked. Not by this freeze, though: whoever froze
+		// it keeps their ledger entry, this one goes.
+		s.forget(entry)
 		s.update(func(g *Guest) {
 			g.Freeze = agentclient.Frozen
 			setState(g, Frozen, "", time.Now())
@@ -285,9 +313,11 @@ func (s *session) freeze(ctx context.Context, a *callAgent, r *Result) error {
 		s.armGuard(false)
 		return err
 	case err != nil:
+		s.forget(entry)
 		return err
 	case n == 0:
 		// Nothing is frozen: a snapshot taken now would not be consistent.
+		s.forget(entry)
 		return errFrozeNothing
 	}
 	r.ThawAt = s.armGuard(true)
@@ -332,7 +362,9 @@ func (s *session) thawed() {
 	s.update(func(g *Guest) {
 		g.Freeze = agentclient.Thawed
 		g.FrozenByUs, g.ThawAt = false, time.Time{}
-		if g.State == Frozen {
+		// It answered: whatever failure the state showed (a channel that
+		// dropped during a hold) is over.
+		if g.State != ShuttingDown && g.State != Suspended {
 			setState(g, Ready, "", time.Now())
 		}
 	})
@@ -362,7 +394,8 @@ func (f *Fleet) goTracked(fn func(ctx context.Context)) bool {
 }
 
 // watchdog thaws the guest when its thaw deadline passes while this process
-// still holds it frozen, retrying until the thaw succeeds, the guest is
+// still holds it frozen, with the retrying thaw; when that gives up it
+// starts again a little later, until the thaw succeeds, the guest is
 // thawed by someone else, or the fleet closes.
 func (s *session) watchdog(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
@@ -372,7 +405,12 @@ func (s *session) watchdog(ctx context.Context) {
 		g := s.cur.Load()
 		if !g.FrozenByUs || s.closed {
 			s.watchdogOn = false
+			ours := len(s.freezeIDs) > 0
 			s.mu.Unlock()
+			if !g.FrozenByUs && ours {
+				// Seen thawed (by a poll, or by anyone): the entry is done.
+				s.forget(s.ourFreezeIDs()...)
+			}
 			return
 		}
 		s.mu.Unlock()
@@ -387,23 +425,10 @@ func (s *session) watchdog(ctx context.Context) {
 				continue
 			}
 		}
-		err := s.withAgent(ctx, func(a *callAgent) error {
-			if !s.cur.Load().FrozenByUs {
-				return nil
-			}
-			s.logCall(time.Now(), "watchdog", "thaw deadline passed", "thawing", nil)
-			id := s.auditAuto("", nil)
-			_, err := a.Thaw(ctx)
-			s.auditAuto(id, err)
-			if err != nil {
-				return err
-			}
-			s.thawed()
-			return nil
-		})
-		if err != nil {
-			// Retry soon: a guest left frozen is an outage.
-			timer.Reset(min(s.f.opts.Timeout, time.Second))
+		s.logCall(time.Now(), "watchdog", "thaw deadline passed", "thawing", nil)
+		if r := s.autoThaw(ctx, "automatic thaw (freeze_timeout passed)"); !r.OK {
+			// A guest left frozen is an outage: go on trying.
+			timer.Reset(min(s.f.opts.ThawBudget/4, 15*time.Second))
 			select {
 			case <-ctx.Done():
 				return
@@ -411,6 +436,12 @@ func (s *session) watchdog(ctx context.Context) {
 			}
 		}
 	}
+}
+
+func (s *session) ourFreezeIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.freezeIDs...)
 }
 
 // FrozenByUs lists the guests this process froze that are not known to be
@@ -426,8 +457,11 @@ func (f *Fleet) FrozenByUs() []string {
 	return names
 }
 
-// ThawOurs thaws every guest this process froze (on quit). It thaws even in
-// read-only mode, which cannot have frozen anything itself.
+// ThawOurs thaws every guest this process froze (on quit, at the end of a
+// hold, on a signal), each with the retrying thaw: redialled, retried
+// within Options.ThawBudget, and confirmed with guest-fsfreeze-status. A
+// Result is OK only for a guest seen thawed. It thaws even in read-only
+// mode, which cannot have frozen anything itself.
 func (f *Fleet) ThawOurs(ctx context.Context) []Result {
 	names := f.FrozenByUs()
 	results := make([]Result, len(names))
@@ -437,11 +471,11 @@ func (f *Fleet) ThawOurs(ctx context.Context) []Result {
 			results[i] = Result{Guest: names[i], Err: "no such guest"}
 			return
 		}
-		results[i] = sessions[i].run(ctx, Action{Kind: ActThaw})
+		results[i] = sessions[i].thawOwed(ctx, "")
 	})
 	for i := range results {
 		if results[i].Guest == "" {
-			results[i] = Result{Guest: names[i], Err: "cancelled before it started (nothing was sent)"}
+			results[i] = Result{Guest: names[i], Err: "cancelled before it started (nothing was sent); the guest is still FROZEN"}
 		}
 	}
 	return results

@@ -12,6 +12,15 @@ import (
 // all. A plain name that matches no guest, an unknown state, a bad glob or an
 // unknown prefix is an error naming the selector; a glob, tag or host that
 // matches nothing is not.
+//
+// A name is a guest's whole name: "web-1" for a guest reached directly,
+// "HOST/DOMAIN" for one discovered on a libvirt host. A bare domain name is
+// never taken to mean HOST/DOMAIN, not even when one host has that domain:
+// which hosts answered, and which domains run, change from one moment to the
+// next, and what a name selects must not. It is refused with a *NameError
+// listing every guest it might mean. A glob without '/' is matched against
+// domain names too, so "web-*" still takes hv-a/web-1: a glob selects a set
+// and says so.
 func Select(guests []*Guest, selectors []string) ([]*Guest, error) {
 	picked := make([]bool, len(guests))
 	for _, sel := range selectors {
@@ -26,7 +35,7 @@ func Select(guests []*Guest, selectors []string) ([]*Guest, error) {
 			}
 		}
 		if !found && isPlainName(sel) {
-			return nil, fmt.Errorf("selector %q: no guest has that name", sel)
+			return nil, nameError(guests, sel)
 		}
 	}
 	var out []*Guest
@@ -36,6 +45,49 @@ func Select(guests []*Guest, selectors []string) ([]*Guest, error) {
 		}
 	}
 	return out, nil
+}
+
+// Lookup finds the one guest a command such as cat or agent names: the
+// guest whose whole name is name. Anything else, a bare domain name
+// included, is a *NameError.
+func Lookup(guests []*Guest, name string) (*Guest, error) {
+	for _, g := range guests {
+		if g.Name == name {
+			return g, nil
+		}
+	}
+	return nil, nameError(guests, name)
+}
+
+// NameError is a name that is no guest's. Candidates are the guests it might
+// have meant: when it is a bare domain name, every guest discovered with that
+// domain, by name (HOST/DOMAIN), in the fleet's order.
+type NameError struct {
+	Name       string
+	Candidates []string
+}
+
+func (e *NameError) Error() string {
+	switch len(e.Candidates) {
+	case 0:
+		return fmt.Sprintf("%q: no guest has that name", e.Name)
+	case 1:
+		return fmt.Sprintf("%q: no guest has that name; guests on libvirt hosts are named HOST/DOMAIN: %s", e.Name, e.Candidates[0])
+	}
+	return fmt.Sprintf("%q is ambiguous: domain %s is on %d hosts; name one: %s",
+		e.Name, e.Name, len(e.Candidates), strings.Join(e.Candidates, ", "))
+}
+
+func nameError(guests []*Guest, name string) *NameError {
+	e := &NameError{Name: name}
+	if name != "" && !strings.Contains(name, "/") {
+		for _, g := range guests {
+			if g.Domain() == name {
+				e.Candidates = append(e.Candidates, g.Name)
+			}
+		}
+	}
+	return e
 }
 
 func isPlainName(sel string) bool {
@@ -71,9 +123,23 @@ func selector(sel string) (func(*Guest) bool, error) {
 		if _, err := path.Match(sel, ""); err != nil {
 			return nil, fmt.Errorf("selector %q: bad glob: %v", sel, err)
 		}
-		return func(g *Guest) bool { ok, _ := path.Match(sel, g.Name); return ok }, nil
+		return func(g *Guest) bool { return globName(sel, g) }, nil
 	}
 	return func(g *Guest) bool { return g.Name == sel }, nil
+}
+
+// globName matches a glob against g's name and, when the glob has no '/'
+// (which no '*' matches), against its domain.
+func globName(pattern string, g *Guest) bool {
+	if ok, _ := path.Match(pattern, g.Name); ok {
+		return true
+	}
+	if strings.Contains(pattern, "/") {
+		return false
+	}
+	dom := g.Domain()
+	ok, _ := path.Match(pattern, dom)
+	return ok && dom != ""
 }
 
 func globOrEqual(pattern, s string) bool {
@@ -94,9 +160,10 @@ func stateList() string {
 
 // Match reports whether g passes the dashboard filter. Every word must
 // match: tag:X, host:Y and state:Z (prefixes of the state name allowed, so
-// "state:fro" finds frozen guests), a glob against the name, or otherwise a
-// case-insensitive substring of the name, host, address, hostname, OS,
-// state, a tag or an IP address.
+// "state:fro" finds frozen guests), a glob against the name (or the domain,
+// as in Select), or otherwise a case-insensitive substring of the name
+// (HOST/DOMAIN for a discovered guest), host, address, hostname, OS, state,
+// a tag or an IP address.
 func Match(g *Guest, filter string) bool {
 	for word := range strings.FieldsSeq(filter) {
 		if !matchWord(g, word) {
@@ -123,8 +190,8 @@ func matchWord(g *Guest, w string) bool {
 		}
 	}
 	if strings.ContainsAny(w, "*?[") {
-		if ok, err := path.Match(w, g.Name); err == nil {
-			return ok
+		if _, err := path.Match(w, ""); err == nil {
+			return globName(w, g)
 		}
 	}
 	if containsFold(g.Name, w) || containsFold(g.Host, w) || containsFold(g.Address, w) ||

@@ -24,6 +24,7 @@ var errSessionClosed = errors.New("guest removed or fleet closed")
 type session struct {
 	f      *Fleet
 	target Target
+	key    string // identity in the ledger (targetKey)
 	seed   uint64
 	cur    atomic.Pointer[Guest]
 
@@ -43,19 +44,25 @@ type session struct {
 	closed     bool
 	watchdogOn bool
 	stopLoop   context.CancelFunc // ends the poll loop; nil before Start
+	freezeIDs  []string           // this process's ledger entries for its freeze
+	pending    string             // a bulk freeze's entry written ahead for this guest
+	thawing    *thawCall          // a thawOwed in flight
 }
 
 func newSession(f *Fleet, t Target) *session {
 	s := &session{
 		f:      f,
 		target: t,
+		key:    targetKey(t),
 		seed:   nameHash(t.Name),
 		sem:    make(chan struct{}, 1),
 		wake:   make(chan struct{}, 1),
 		wdWake: make(chan struct{}, 1),
 		log:    logRing{size: f.opts.LogSize},
 	}
-	s.cur.Store(&Guest{Target: t, State: Connecting, Since: time.Now()})
+	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
+	s.seedLedger(g)
+	s.cur.Store(g)
 	return s
 }
 
@@ -208,7 +215,11 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 		case g.State == Gone:
 			// Stays gone until it answers again; keep the reason.
 		case g.State == ShuttingDown && silent:
-			// Suspended or halted guests stop answering: still going.
+			// Halted guests stop answering: still going.
+			g.Err = err.Error()
+		case g.State == Suspended:
+			// Silent, or unreachable (suspended to disk): suspended until
+			// it answers again.
 			g.Err = err.Error()
 		case g.State == ShuttingDown:
 			setState(g, Gone, "guest went away: "+err.Error(), now)
@@ -481,6 +492,8 @@ func skew(ns int64, t0 time.Time, rtt time.Duration) time.Duration {
 // apply publishes a completed poll.
 func (s *session) apply(r *pollResult) error {
 	now := time.Now()
+	prev := s.cur.Load()
+	defer s.afterApply(prev)
 	s.update(func(g *Guest) {
 		if r.info != nil {
 			g.AgentVersion = r.info.Version
@@ -540,9 +553,10 @@ func (s *session) apply(r *pollResult) error {
 		if g.Freeze == agentclient.Frozen {
 			st = Frozen
 		}
-		// A guest shutting down keeps answering for a moment: only losing
-		// it (or a fresh connection after it came back) ends the state.
-		if g.State == ShuttingDown && !r.fresh {
+		// A guest shutting down or suspending keeps answering for a
+		// moment: only losing it (or a fresh connection after it came
+		// back) ends the state.
+		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
 			return
 		}
 		setState(g, st, "", now)

@@ -314,12 +314,12 @@ func TestSimActionsAndFiles(t *testing.T) {
 	if _, err := f.ReadFile(ctx, "nosuch", "/x", &out, nil); err == nil || !strings.Contains(err.Error(), "nosuch") {
 		t.Errorf("ReadFile on an unknown guest: %v", err)
 	}
-	// Suspend is accepted and the guest is shutting down; the bystander is not.
+	// Suspend is accepted and the guest is suspended; the bystander is not.
 	if r := run("suspend", "ram"); !r.OK || !strings.Contains(r.Result, "accepted") {
 		t.Errorf("suspend: %+v", r)
 	}
-	if st := f.Guest("s00").State; st != fleet.ShuttingDown {
-		t.Errorf("after suspend: %s", st)
+	if st := f.Guest("s00").State; st != fleet.Suspended {
+		t.Errorf("after suspend: %s, want suspended", st)
 	}
 	if st := f.Guest("s01").State; st != fleet.Ready {
 		t.Errorf("bystander: %s", st)

@@ -16,6 +16,7 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"github.com/BurntSushi/toml"
+	"github.com/guestdeck/guestdeck/config/tomllimit"
 )
 
 // Palette names one colour per role. Colours are "#rrggbb", "#rgb" or an ANSI
@@ -85,6 +86,16 @@ type themeFile struct {
 	Colors Palette `toml:"colors"`
 }
 
+// Limits on a theme file, checked before it is parsed (see tomllimit): a
+// theme is a few dozen lines, and a file that is not must not be able to
+// take the machine's memory.
+const (
+	MaxFileBytes = 64 << 10
+	MaxTables    = 1_000
+)
+
+var fileLimits = tomllimit.Limits{What: "theme file", MaxBytes: MaxFileBytes, MaxDepth: tomllimit.MaxDepth, MaxTables: MaxTables}
+
 // Load reads a user theme from a TOML file:
 //
 //	name = "mine"
@@ -93,7 +104,7 @@ type themeFile struct {
 //	ready = "#00ff00"
 //	frozen = "39"
 func Load(path string) (Palette, error) {
-	data, err := os.ReadFile(path)
+	data, err := tomllimit.ReadFile(path, MaxFileBytes)
 	if err != nil {
 		return Palette{}, fmt.Errorf("theme %s: %w", path, err)
 	}
@@ -101,7 +112,14 @@ func Load(path string) (Palette, error) {
 }
 
 // Parse is Load on data already read; path only names the source in errors.
+// Data larger than MaxFileBytes, nested deeper than tomllimit.MaxDepth or
+// with more than MaxTables tables is refused before it is parsed, with
+// "theme PATH:LINE:COL: ..." naming the limit.
 func Parse(path string, data []byte) (Palette, error) {
+	if err := tomllimit.Check(data, fileLimits); err != nil {
+		// The error reads "LINE:COL: message": path:LINE:COL, like a compiler's.
+		return Palette{}, fmt.Errorf("theme %s:%w", path, err)
+	}
 	var f themeFile
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {

@@ -1,12 +1,14 @@
 package themes
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/charmbracelet/x/ansi"
+	"github.com/guestdeck/guestdeck/config/tomllimit"
 )
 
 func TestBuiltinsValid(t *testing.T) {
@@ -125,5 +127,69 @@ func TestRoles(t *testing.T) {
 	r := Roles()
 	if len(r) != 17 || r[0] != "accent" {
 		t.Errorf("Roles() = %v", r)
+	}
+}
+
+// nestedTheme is a theme file of nested arrays as deep as fits under the
+// size limit: without the limits, nesting is quadratic in the parser.
+func nestedTheme() string {
+	n := (MaxFileBytes - 64) / 2
+	return "name = \"x\"\nx = " + strings.Repeat("[", n) + strings.Repeat("]", n) + "\n"
+}
+
+func TestLoadLimits(t *testing.T) {
+	const deep = "tables and arrays nested more than 8 deep, the limit for a theme file"
+	tests := []struct {
+		name, data, want string // want follows "theme PATH:"
+	}{
+		{"nested arrays", nestedTheme(), "2:13: " + deep},
+		{"nested inline tables", "[colors]\nready = " + strings.Repeat("{a = ", 10_000) + "1" + strings.Repeat("}", 10_000) + "\n", "2:44: " + deep},
+		{"too large", "[colors]\n" + strings.Repeat("# padding\n", MaxFileBytes/10) + "ready = \"#fff\"\n",
+			"6554:8: theme file is larger than 64 KiB, the limit; it goes on past here"},
+		{"too many tables", "x = [" + strings.Repeat("{},", MaxTables+1) + "]\n", "1:3006: more than 1,000 tables, the limit for a theme file"},
+	}
+	dir := t.TempDir()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".toml")
+			if err := os.WriteFile(path, []byte(tt.data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if want := "theme " + path + ":" + tt.want; err == nil || err.Error() != want {
+				t.Fatalf("Load = %v\nwant %s", err, want)
+			}
+			var le *tomllimit.Error
+			if !errors.As(err, &le) {
+				t.Errorf("error %v does not unwrap to *tomllimit.Error", err)
+			}
+		})
+	}
+}
+
+// Brackets in strings and comments are not nesting: this theme loads.
+func TestLoadBracketsInStrings(t *testing.T) {
+	deep := strings.Repeat("[", 20) + strings.Repeat("{", 20)
+	data := "# " + deep + "\nname = \"" + deep + "\" # " + deep + "\nbase = 'light'\n[colors] # " + deep + "\nready = \"#00ff00\"\n"
+	p, err := Parse("t.toml", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != deep || p.Ready != "#00ff00" {
+		t.Errorf("got name %q ready %q", p.Name, p.Ready)
+	}
+}
+
+func BenchmarkLoadNestedTheme(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "t.toml")
+	if err := os.WriteFile(path, []byte(nestedTheme()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Load(path); !errors.Is(err, tomllimit.ErrTooDeep) {
+		b.Fatalf("Load = %v, want refused as too deep", err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = Load(path)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // rowStatus is a guest's part in the current or last action.
@@ -52,6 +53,9 @@ type event struct {
 	took    time.Duration
 	lines   int  // lines in the event log
 	dry     bool // a dry run: nothing was sent
+	// note, when set, makes this event a fleet notice (a thaw attempt, an
+	// orphaned freeze thawed) rather than an action.
+	note *fleet.Notice
 }
 
 const maxEvents = 200
@@ -146,7 +150,7 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.run = &runState{id: id, action: a, total: len(run), started: m.now(), skipped: skipped, cancel: cancel}
-	m.setStatus(fmt.Sprintf("%s on %d guest%s…", actionString(a), len(run), plural(len(run))), false)
+	m.setStatus(fmt.Sprintf("%s on %s…", actionString(a), present.Plural(len(run), "guest")), false)
 
 	// Room for a progress call per guest plus the final result, so the
 	// fleet's workers never wait on the screen.
@@ -258,19 +262,26 @@ func (m *Model) addEvent(e event) {
 	}
 }
 
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
+// nameCells cuts a guest's name in dialogs and lists.
+const nameCells = 48
 
 // guestList names the first n of total guests: "a, b, c and 7 more".
-// names needs only the first n+1.
+// names needs only the first n+1, escaped (present.Text).
 func guestList(names []string, total, n int) string {
 	if total <= n && len(names) >= total {
 		return strings.Join(names[:total], ", ")
 	}
 	n = min(n, len(names))
 	return strings.Join(names[:n], ", ") + fmt.Sprintf(" and %d more", total-n)
+}
+
+// takeNotices moves the snapshot's notices not seen yet into the event log.
+func (m *Model) takeNotices() {
+	for _, n := range m.snap.Notices {
+		if n.Seq <= m.noticeSeq {
+			continue
+		}
+		m.noticeSeq = n.Seq
+		m.addEvent(event{at: n.At, note: &n})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/themes"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 func TestCells(t *testing.T) {
@@ -34,12 +35,12 @@ func TestCells(t *testing.T) {
 	// Loopback only: no address; IPv6 only: shown.
 	lo := &fleet.Guest{Interfaces: []agentclient.Interface{{Name: "lo", IPAddresses: []agentclient.IPAddress{{Address: "127.0.0.1"}, {Address: "::1"}}},
 		{Name: "eth0", IPAddresses: []agentclient.IPAddress{{Address: "fe80::1"}}}}}
-	if got := firstAddrs(lo); got != "fe80::1" {
-		t.Errorf("firstAddrs = %q", got)
+	if got := present.FirstAddrs(lo); got != "fe80::1" {
+		t.Errorf("FirstAddrs = %q", got)
 	}
 	lo.Interfaces = append(lo.Interfaces, agentclient.Interface{Name: "eth1", IPAddresses: []agentclient.IPAddress{{Address: "2001:db8::5"}}})
-	if got := firstAddrs(lo); got != "2001:db8::5" {
-		t.Errorf("firstAddrs prefers global IPv6: %q", got)
+	if got := present.FirstAddrs(lo); got != "2001:db8::5" {
+		t.Errorf("FirstAddrs prefers global IPv6: %q", got)
 	}
 	for d, want := range map[time.Duration]string{0: "0s", 850 * time.Microsecond: "850µs", 12 * time.Millisecond: "12ms",
 		1200 * time.Millisecond: "1.2s", 185 * time.Second: "3m05s"} {

@@ -2,12 +2,14 @@ package tui
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log"}
@@ -64,7 +66,7 @@ func (m *Model) renderDetail(n int) string {
 	}
 	g := m.cursorGuest()
 	if g != nil {
-		bar.WriteString(m.st.Muted.Render("  ─ ") + m.st.State(string(g.State)).Render(g.Name))
+		bar.WriteString(m.st.Muted.Render("  ─ ") + m.st.State(string(g.State)).Render(present.Text(g.Name, m.width)))
 	}
 	lines := m.detailLines(g)
 	scroll := m.detailScroll
@@ -86,34 +88,41 @@ func (m *Model) renderDetail(n int) string {
 
 func kv(k, v string) string { return fmt.Sprintf("%-12s %s", k, v) }
 
+// maxUsers bounds the users the overview names: a guest may report thousands.
+const maxUsers = 8
+
+// overviewLines: every string from the guest, its host or the fleet file
+// goes through present.Text (w cells at most) before it is styled.
 func (m *Model) overviewLines(g *fleet.Guest) []string {
 	now := m.now()
+	w := max(m.width, 1)
+	txt := func(s string) string { return present.Text(s, w) }
 	state := string(g.State)
 	if !g.Since.IsZero() {
 		state += " for " + fmtDur(now.Sub(g.Since).Round(time.Second))
 	}
 	lines := []string{kv("State", m.st.State(string(g.State)).Render(state))}
 	if g.Err != "" {
-		lines = append(lines, kv("Error", m.st.Error.Render(g.Err)))
+		lines = append(lines, kv("Error", m.st.Error.Render(txt(g.Err))))
 	}
 	host := g.Host
 	if host == "" {
 		host = "-"
 	}
 	if g.Address != "" {
-		lines = append(lines, kv("Address", g.Address+"  (host "+host+")"))
+		lines = append(lines, kv("Address", txt(g.Address)+"  (host "+txt(host)+")"))
 	}
 	if len(g.Tags) > 0 {
-		lines = append(lines, kv("Tags", strings.Join(g.Tags, ", ")))
+		lines = append(lines, kv("Tags", txt(strings.Join(g.Tags, ", "))))
 	}
 	if g.OS != nil {
-		lines = append(lines, kv("OS", strings.TrimSpace(osName(g)+"  "+g.OS.Machine)))
+		lines = append(lines, kv("OS", strings.TrimSpace(txt(present.OSName(g))+"  "+txt(g.OS.Machine))))
 		if k := strings.TrimSpace(g.OS.KernelRelease + " " + g.OS.KernelVersion); k != "" {
-			lines = append(lines, kv("Kernel", k))
+			lines = append(lines, kv("Kernel", txt(k)))
 		}
 	}
 	if g.Hostname != "" {
-		lines = append(lines, kv("Hostname", g.Hostname))
+		lines = append(lines, kv("Hostname", txt(g.Hostname)))
 	}
 	if g.Timezone != nil {
 		off := g.Timezone.Offset
@@ -121,16 +130,19 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 		if off < 0 {
 			sign, off = "-", -off
 		}
-		lines = append(lines, kv("Timezone", fmt.Sprintf("%s (UTC%s%02d:%02d)", g.Timezone.Zone, sign, off/3600, off%3600/60)))
+		lines = append(lines, kv("Timezone", fmt.Sprintf("%s (UTC%s%02d:%02d)", txt(g.Timezone.Zone), sign, off/3600, off%3600/60)))
 	}
 	if len(g.Users) > 0 {
-		us := make([]string, len(g.Users))
-		for i, u := range g.Users {
-			name := u.User
+		us := make([]string, 0, min(len(g.Users), maxUsers)+1)
+		for _, u := range g.Users[:min(len(g.Users), maxUsers)] {
+			name := txt(u.User)
 			if u.Domain != "" {
-				name = u.Domain + `\` + name
+				name = txt(u.Domain) + `\` + name
 			}
-			us[i] = name + " since " + time.Unix(int64(u.LoginTime), 0).UTC().Format("2006-01-02 15:04")
+			us = append(us, name+" since "+time.Unix(int64(u.LoginTime), 0).UTC().Format("2006-01-02 15:04"))
+		}
+		if n := len(g.Users) - maxUsers; n > 0 {
+			us = append(us, fmt.Sprintf("and %d more", n))
 		}
 		lines = append(lines, kv("Users", strings.Join(us, ", ")))
 	}
@@ -138,7 +150,7 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 	if agent == "" {
 		agent = "?"
 	}
-	poll := fmt.Sprintf("%s  rtt %s", agent, fmtDur(g.RTT))
+	poll := fmt.Sprintf("%s  rtt %s", txt(agent), fmtDur(g.RTT))
 	if g.SkewKnown {
 		poll += "  clock skew " + fmtSkew(g.Skew)
 	}
@@ -169,10 +181,11 @@ func (m *Model) capabilityLines(g *fleet.Guest) []string {
 	per := max((m.width-2)/cw, 1)
 	var row strings.Builder
 	for i, c := range cmds {
-		label := "✓ " + c
+		name := present.Text(c, cw-3) // the agent names its commands: guest text
+		label := "✓ " + name
 		st := m.st.OK
 		if disabled[c] {
-			label = "✗ " + c + " (disabled)"
+			label = "✗ " + name + " (disabled)"
 			st = m.st.Disabled
 		}
 		// One cell kept blank, so a cut label does not run into the next column.
@@ -185,6 +198,8 @@ func (m *Model) capabilityLines(g *fleet.Guest) []string {
 	return lines
 }
 
+// interfaceLines: names and MACs are guest text, escaped and cut to their
+// column; addresses are shown as parsed (present.Addr marks what is not one).
 func interfaceLines(g *fleet.Guest) []string {
 	if len(g.Interfaces) == 0 {
 		return []string{"no interfaces reported"}
@@ -193,19 +208,21 @@ func interfaceLines(g *fleet.Guest) []string {
 	for _, in := range g.Interfaces {
 		var addrs []string
 		for _, a := range in.IPAddresses {
-			addrs = append(addrs, a.Address+"/"+strconv.Itoa(a.Prefix))
+			addrs = append(addrs, present.Addr(a, 40))
 		}
 		rx, tx, errs := "", "", ""
 		if s := in.Statistics; s != nil {
-			rx = fmtBytes(s.RxBytes) + "/" + strconv.FormatUint(s.RxPackets, 10) + "p"
-			tx = fmtBytes(s.TxBytes) + "/" + strconv.FormatUint(s.TxPackets, 10) + "p"
+			rx = size(s.RxBytes) + "/" + strconv.FormatUint(s.RxPackets, 10) + "p"
+			tx = size(s.TxBytes) + "/" + strconv.FormatUint(s.TxPackets, 10) + "p"
 			errs = fmt.Sprintf("%d/%d", s.RxErrs+s.TxErrs, s.RxDropped+s.TxDropped)
 		}
 		first := ""
 		if len(addrs) > 0 {
 			first = addrs[0]
 		}
-		lines = append(lines, fmt.Sprintf("%-10s %-17s %-36s %14s %14s %s", in.Name, in.HardwareAddress, first, rx, tx, errs))
+		// Padded like the header but cut only when absurd: a long name
+		// ("Loopback Pseudo-Interface 1") pushes the columns, as before.
+		lines = append(lines, fmt.Sprintf("%s %s %-36s %14s %14s %s", padText(in.Name, 10, 32), padText(in.HardwareAddress, 17, 32), first, rx, tx, errs))
 		for _, a := range addrs[min(1, len(addrs)):] {
 			lines = append(lines, fmt.Sprintf("%-10s %-17s %s", "", "", a))
 		}
@@ -217,7 +234,7 @@ func vcpuLines(g *fleet.Guest) []string {
 	if len(g.VCPUs) == 0 {
 		return []string{"no vCPUs reported"}
 	}
-	on, total := vcpuCounts(g)
+	on, total := present.VCPUCounts(g)
 	lines := []string{fmt.Sprintf("%d of %d online", on, total), fmt.Sprintf("%-6s %-8s %s", "CPU", "STATE", "CAN OFFLINE")}
 	for _, c := range g.VCPUs {
 		st := "offline"
@@ -237,14 +254,14 @@ func vcpuLines(g *fleet.Guest) []string {
 }
 
 func (m *Model) filesystemLines(g *fleet.Guest) []string {
-	fr := string(g.Freeze)
+	fr := present.Text(string(g.Freeze), 16)
 	if fr == "" {
 		fr = "unknown"
 	}
 	if g.FrozenByUs {
 		fr += " by guestdeck"
 		if !g.ThawAt.IsZero() {
-			fr += ", automatic thaw in " + fmtCountdown(g.ThawAt.Sub(m.now()))
+			fr += ", automatic thaw in " + present.Countdown(g.ThawAt.Sub(m.now()))
 			if m.keys.Thaw.Enabled() {
 				fr += " (" + m.keys.Thaw.Help().Key + " thaws now)"
 			}
@@ -252,22 +269,28 @@ func (m *Model) filesystemLines(g *fleet.Guest) []string {
 		fr = m.st.State(string(fleet.Frozen)).Render(fr)
 	}
 	lines := []string{kv("Freeze", fr)}
+	if r := g.FrozenBy; r != nil {
+		for _, l := range m.frozenByText(r) {
+			lines = append(lines, kv("", l))
+		}
+	}
 	if len(g.Filesystems) == 0 {
 		return append(lines, "no filesystems reported")
 	}
 	lines = append(lines, fmt.Sprintf("%-20s %-8s %-12s %10s %10s %5s", "MOUNT", "TYPE", "DEVICE", "USED", "SIZE", "USE%"))
 	for _, f := range g.Filesystems {
-		used, size, pct := "", "", ""
+		used, total, pct := "", "", ""
 		if f.UsedBytes != nil {
-			used = fmtBytes(*f.UsedBytes)
+			used = size(*f.UsedBytes)
 		}
 		if f.TotalBytes != nil {
-			size = fmtBytes(*f.TotalBytes)
+			total = size(*f.TotalBytes)
 			if f.UsedBytes != nil && *f.TotalBytes > 0 {
 				pct = strconv.Itoa(int(*f.UsedBytes*100 / *f.TotalBytes)) + "%"
 			}
 		}
-		lines = append(lines, fmt.Sprintf("%-20s %-8s %-12s %10s %10s %5s", f.Mountpoint, f.Type, f.Name, used, size, pct))
+		lines = append(lines, fmt.Sprintf("%s %s %s %10s %10s %5s", padText(f.Mountpoint, 20, 64), padText(f.Type, 8, 16),
+			padText(f.Name, 12, 64), used, total, pct))
 	}
 	return lines
 }
@@ -278,7 +301,9 @@ func (m *Model) logLines(g *fleet.Guest) []string {
 	}
 	var lines []string
 	for _, e := range g.Log {
-		line := fmt.Sprintf("%s %-26s %7s %s → %s", e.At.Format("15:04:05.000"), e.Command, fmtDur(e.Duration), e.Request, e.Reply)
+		// The reply is the guest's; the request can hold an operator's path.
+		line := fmt.Sprintf("%s %-26s %7s %s → %s", e.At.Format("15:04:05.000"), present.Text(e.Command, 40), fmtDur(e.Duration),
+			present.Text(e.Request, m.width), present.Text(e.Reply, m.width))
 		if e.Err {
 			line = m.st.Error.Render(line)
 		}
@@ -287,35 +312,42 @@ func (m *Model) logLines(g *fleet.Guest) []string {
 	return lines
 }
 
-func fmtBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatUint(n, 10) + "B"
-	}
-	div, exp := uint64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + string("KMGTPE"[exp]) + "iB"
+// padText is guest text escaped and cut at most cells, padded to at least
+// w: a column that a long value pushes rather than hides.
+func padText(s string, w, most int) string {
+	t := present.Text(s, most)
+	return present.Pad(t, max(w, present.Width(t)), false)
 }
 
+// size is a byte count as present.Size writes it.
+func size(n uint64) string { return present.Size(int64(min(n, math.MaxInt64))) }
+
 // dataLines is what a read returned, as shown under its guest: at most 8
-// lines and an ellipsis.
+// lines, each escaped and cut (present.Text), and an ellipsis. Only those
+// lines are looked at, however much was read.
 func dataLines(r fleet.Result) []string {
 	if len(r.Data) == 0 {
 		return nil
 	}
 	var out []string
-	for i, dl := range strings.Split(strings.TrimRight(string(r.Data), "\n"), "\n") {
+	rest := strings.TrimRight(string(r.Data), "\n")
+	for i := 0; ; i++ {
 		if i == 8 {
 			out = append(out, "      …")
 			break
 		}
-		out = append(out, "      "+dl)
+		line, more, found := strings.Cut(rest, "\n")
+		out = append(out, "      "+present.Text(line, maxDataCells))
+		if !found {
+			break
+		}
+		rest = more
 	}
 	return out
 }
+
+// maxDataCells cuts a line of read data in the event log.
+const maxDataCells = 512
 
 // eventLineCount is how many lines e takes in the event log.
 func eventLineCount(e event) int {
@@ -377,10 +409,19 @@ func (m *Model) renderEvents(w, h int) string {
 }
 
 func (m *Model) eventHead(e event) string {
+	if n := e.note; n != nil {
+		w := max(m.width, 1)
+		line := e.at.Format("15:04:05") + "  " + present.Text(n.Guest, nameCells) + "  " + present.Text(n.Text, w)
+		if n.Err {
+			return m.st.Error.Render(line)
+		}
+		return line
+	}
 	ok, failed, skipped := tally(e.results)
-	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), actionString(e.action), ok, failed, skipped)
+	act := present.Text(actionString(e.action), m.width)
+	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), act, ok, failed, skipped)
 	if e.dry {
-		head = fmt.Sprintf("%s  dry run: %s  %d would be sent it, %d skipped; nothing was sent", e.at.Format("15:04:05"), actionString(e.action), ok, skipped)
+		head = fmt.Sprintf("%s  dry run: %s  %d would be sent it, %d skipped; nothing was sent", e.at.Format("15:04:05"), act, ok, skipped)
 	}
 	if e.took > 0 {
 		head += "  in " + fmtDur(e.took)
@@ -388,12 +429,15 @@ func (m *Model) eventHead(e event) string {
 	return m.st.Header.Render(head)
 }
 
+// eventResult is one guest's line; name, result and error are escaped.
 func (m *Model) eventResult(r fleet.Result) string {
+	w := max(m.width, 1)
+	name := present.Text(r.Guest, w)
 	switch {
 	case r.Skipped:
-		return m.st.Disabled.Render("  - " + r.Guest + "  skipped: " + r.Err)
+		return m.st.Disabled.Render("  - " + name + "  skipped: " + present.Text(r.Err, w))
 	case r.OK:
-		line := m.st.OK.Render("  ✓ "+r.Guest) + "  " + r.Result
+		line := m.st.OK.Render("  ✓ "+name) + "  " + present.Text(r.Result, w)
 		if !r.ThawAt.IsZero() {
 			line += "; automatic thaw at " + r.ThawAt.Format("15:04:05")
 		}
@@ -402,5 +446,29 @@ func (m *Model) eventResult(r fleet.Result) string {
 		}
 		return line
 	}
-	return m.st.Error.Render("  ✗ " + r.Guest + "  " + r.Err)
+	return m.st.Error.Render("  ✗ " + name + "  " + present.Text(r.Err, w))
+}
+
+// frozenByText describes another guestdeck's freeze of the guest, in
+// lines short enough for the detail pane.
+func (m *Model) frozenByText(r *fleet.FreezeRecord) []string {
+	who := fmt.Sprintf("guestdeck pid %d (%s)", r.PID, present.Text(r.Who, nameCells))
+	if !r.Orphan {
+		s := "frozen by " + who + " since " + r.Since.Format("15:04:05")
+		if !r.Until.IsZero() {
+			s += ", thaw promised by " + r.Until.Format("15:04:05")
+		}
+		return []string{s}
+	}
+	first := "left FROZEN by " + who + ", which is no longer running, since " + r.Since.Format("15:04:05")
+	var then string
+	switch {
+	case r.Until.IsZero():
+		then = "it promised no thaw: thaw it yourself"
+	case r.Until.After(m.now()):
+		then = "its promised thaw is in " + present.Countdown(r.Until.Sub(m.now())) + ", then this dashboard thaws it"
+	default:
+		then = "its promised thaw has passed: this dashboard thaws it"
+	}
+	return []string{m.st.Error.Render(first), m.st.Error.Render(then)}
 }

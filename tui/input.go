@@ -10,6 +10,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // tableKey handles keys when no prompt, dialog or overlay has focus.
@@ -341,7 +342,8 @@ func (m *Model) quitKey(q *quitDialog, k tea.KeyPressMsg) tea.Cmd {
 		src := m.src
 		rec := m.quitThawRecord()
 		return func() tea.Msg {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// Each thaw retries within the fleet's budget; leave it room.
+			ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultThawBudget+30*time.Second)
 			defer cancel()
 			// Thaws guestdeck owes are never refused for the audit log: a
 			// guest left frozen is worse than a gap in the record.
@@ -376,7 +378,7 @@ func (m *Model) thawedQuit(msg thawedQuitMsg) tea.Cmd {
 		m.open(l)
 	}
 	l.quit.thawing, l.quit.failed = false, failed
-	m.setStatus(fmt.Sprintf("thaw failed on %d guest%s: not quitting", len(failed), plural(len(failed))), true)
+	m.setStatus(fmt.Sprintf("thaw failed on %s: not quitting", present.Plural(len(failed), "guest")), true)
 	return nil
 }
 
@@ -428,7 +430,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	case m.detail && ms.Y == l.detailTop:
 		x := 0
 		for i, name := range tabNames {
-			w := cellWidth(tabLabel(i, name))
+			w := present.Width(tabLabel(i, name))
 			if ms.X >= x && ms.X < x+w {
 				m.setTab(i)
 				return

@@ -130,6 +130,7 @@ type Model struct {
 	spin      spinner.Model
 	prog      progress.Model
 	events    []event
+	noticeSeq uint64 // the newest fleet notice already in events
 }
 
 // layerKind names what can be open over the fleet table.
@@ -327,6 +328,7 @@ func New(src Source, opts Options) Model {
 	}
 	m.tbl.sortCol = colName
 	m.reindex()
+	m.takeNotices()
 	return m
 }
 
@@ -458,6 +460,7 @@ func (m *Model) refresh() {
 		m.snap = s
 	}
 	m.reindex()
+	m.takeNotices()
 }
 
 func (m *Model) resize(w, h int) {

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -552,7 +553,7 @@ func TestMouse(t *testing.T) {
 	eq(t, "click selects row", m.cursorGuest().Name, "vm-00004")
 	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: l.tableTop + 1, Button: tea.MouseWheelDown})
 	eq(t, "wheel moves", m.cursorGuest().Name, "vm-00007")
-	x := cellWidth(tabLabel(0, tabNames[0])) + 1 + cellWidth(tabLabel(1, tabNames[1])) + 1 + 1
+	x := present.Width(tabLabel(0, tabNames[0])) + 1 + present.Width(tabLabel(1, tabNames[1])) + 1 + 1
 	m, _ = send(t, m, tea.MouseClickMsg{X: x, Y: l.detailTop, Button: tea.MouseLeft})
 	eq(t, "click selects tab", m.tab, tabVCPUs)
 	m, _ = send(t, m, tea.MouseClickMsg{X: prefixWidth + 1, Y: l.tableTop - 1, Button: tea.MouseLeft})

@@ -2,15 +2,13 @@ package tui
 
 import (
 	"fmt"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/ansi"
-
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 type colID int
@@ -178,7 +176,7 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 		ks[i].g = g
 		switch col {
 		case colVCPU:
-			on, _ := vcpuCounts(g)
+			on, _ := present.VCPUCounts(g)
 			ks[i].n = int64(on)
 		case colSkew:
 			ks[i].n = int64(absDur(g.Skew))
@@ -195,7 +193,7 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 			// Not the text: "frozen 10:00" would sort before "frozen 4:30".
 			ks[i].r, ks[i].n = freezeOrder(g)
 		default:
-			ks[i].s = strings.ToLower(cellText(g, col, now))
+			ks[i].s = sortKey(cellText(g, col, now))
 		}
 	}
 	less := func(a, b keyed) bool {
@@ -217,6 +215,12 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 		rows[i] = ks[i].g
 	}
 }
+
+// sortKeyBytes is how much of a cell sorting looks at: lower-casing a
+// guest's 85 MB OS name on every snapshot would cost what it is long.
+const sortKeyBytes = 256
+
+func sortKey(s string) string { return strings.ToLower(s[:min(len(s), sortKeyBytes)]) }
 
 // freezeOrder ranks guests frozen by us with an automatic thaw first, soonest
 // thaw first, then other frozen guests, thawed ones, and those not known.
@@ -435,7 +439,8 @@ func visibleColumns(width int) []column {
 	return out
 }
 
-// cellText is what a guest shows in a column.
+// cellText is what a guest shows in a column, raw: sorting compares it,
+// and renderRow escapes and cuts it with present.Cell.
 func cellText(g *fleet.Guest, c colID, now time.Time) string {
 	switch c {
 	case colName:
@@ -450,11 +455,11 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 	case colAgent:
 		return g.AgentVersion
 	case colOS:
-		return osName(g)
+		return present.OSName(g)
 	case colAddr:
-		return firstAddrs(g)
+		return present.FirstAddrs(g)
 	case colVCPU:
-		on, total := vcpuCounts(g)
+		on, total := present.VCPUCounts(g)
 		if total == 0 {
 			return ""
 		}
@@ -477,69 +482,17 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 	return ""
 }
 
-func osName(g *fleet.Guest) string {
-	if g.OS == nil {
-		return ""
-	}
-	if g.OS.PrettyName != "" {
-		return g.OS.PrettyName
-	}
-	return strings.TrimSpace(g.OS.Name + " " + g.OS.Version)
-}
-
-// firstAddrs is the first non-loopback IPv4 and IPv6 address; a link-local
-// IPv6 address only when the guest has no other.
-func firstAddrs(g *fleet.Guest) string {
-	var v4, v6, v6link string
-	for _, in := range g.Interfaces {
-		for _, a := range in.IPAddresses {
-			ip, err := netip.ParseAddr(a.Address)
-			if err != nil || ip.IsLoopback() {
-				continue
-			}
-			switch {
-			case ip.Is4():
-				if v4 == "" {
-					v4 = a.Address
-				}
-			case ip.IsLinkLocalUnicast():
-				if v6link == "" {
-					v6link = a.Address
-				}
-			case v6 == "":
-				v6 = a.Address
-			}
-		}
-	}
-	if v6 == "" {
-		v6 = v6link
-	}
-	return strings.TrimSpace(v4 + " " + v6)
-}
-
-func vcpuCounts(g *fleet.Guest) (online, total int) {
-	for _, c := range g.VCPUs {
-		if c.Online {
-			online++
-		}
-	}
-	return online, len(g.VCPUs)
-}
-
+// freezeText is the FREEZE cell: a guest left frozen by a guestdeck that
+// died shows the countdown to the thaw it promised, when this dashboard
+// thaws it.
 func freezeText(g *fleet.Guest, now time.Time) string {
-	if g.FrozenByUs && !g.ThawAt.IsZero() {
-		return "frozen " + fmtCountdown(g.ThawAt.Sub(now))
+	if r := g.FrozenBy; r != nil && r.Orphan && !g.FrozenByUs {
+		if r.Until.IsZero() {
+			return "orphan"
+		}
+		return "orphan " + present.Countdown(r.Until.Sub(now))
 	}
-	return string(g.Freeze)
-}
-
-// fmtCountdown is m:ss, clamped at zero.
-func fmtCountdown(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	s := int(d.Round(time.Second) / time.Second)
-	return fmt.Sprintf("%d:%02d", s/60, s%60)
+	return present.FreezeText(g, now)
 }
 
 // fmtDur is a short duration: 850µs, 12ms, 1.2s, 3m05s.
@@ -569,30 +522,7 @@ func fmtSkew(d time.Duration) string {
 	return "-" + fmtDur(-d)
 }
 
-// fit truncates s to w cells and pads it to exactly w.
-func fit(s string, w int, right bool) string {
-	if w <= 0 {
-		return ""
-	}
-	sw := cellWidth(s)
-	if sw > w {
-		s = ansi.Truncate(s, w, "…")
-		sw = cellWidth(s)
-	}
-	pad := strings.Repeat(" ", w-sw)
-	if right {
-		return pad + s
-	}
-	return s + pad
-}
-
-// cellWidth is the display width; printable ASCII is counted without the
-// Unicode tables (escape sequences and other text take the slow path).
-func cellWidth(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 || s[i] < 0x20 {
-			return ansi.StringWidth(s)
-		}
-	}
-	return len(s)
-}
+// fit cuts or pads composed (already escaped, possibly styled) text to
+// exactly w cells: present.Pad. Guest text goes through present.Text or
+// present.Cell first.
+func fit(s string, w int, right bool) string { return present.Pad(s, w, right) }

@@ -10,6 +10,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // screen is where each part of the dashboard goes; View and the mouse
@@ -283,7 +284,7 @@ func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, g
 	}
 	var cells strings.Builder
 	for j, c := range cols {
-		cells.WriteString(fit(cellText(g, c.id, now), c.width, c.right))
+		cells.WriteString(present.Cell(cellText(g, c.id, now), c.width, c.right))
 		if j < len(cols)-1 {
 			cells.WriteByte(' ')
 		}
@@ -306,7 +307,7 @@ func (m *Model) renderProgress() string {
 	if r.total > 0 {
 		pct = float64(r.done) / float64(r.total)
 	}
-	label := fmt.Sprintf(" %s %s %d/%d", m.spin.View(), actionString(r.action), r.done, r.total)
+	label := fmt.Sprintf(" %s %s %d/%d", m.spin.View(), present.Text(actionString(r.action), m.width), r.done, r.total)
 	return fit(m.prog.ViewAs(pct)+label, m.width, false)
 }
 
@@ -326,7 +327,8 @@ func (m *Model) renderInputLine() string {
 		if m.statusErr {
 			st = m.st.Error
 		}
-		return st.Render(fit(m.status, m.width, false))
+		// Status messages quote errors and guest names: escape them.
+		return st.Render(present.Cell(m.status, m.width, false))
 	}
 	if n := m.markCount(); n > 0 {
 		s := fmt.Sprintf("%d marked", n)
@@ -350,7 +352,7 @@ func (m *Model) renderCounts() string {
 	if m.frozenOurs > 0 {
 		s := fmt.Sprintf("%d frozen by us", m.frozenOurs)
 		if !m.nextThaw.IsZero() {
-			s += ", thaw in " + fmtCountdown(m.nextThaw.Sub(m.now()))
+			s += ", thaw in " + present.Countdown(m.nextThaw.Sub(m.now()))
 		}
 		line += m.st.Muted.Render(" │ ") + m.st.State(string(fleet.Frozen)).Render(s)
 	}
@@ -447,19 +449,20 @@ func partitions(n, k int) [][]int {
 func (m *Model) renderConfirm(c *confirmation) string {
 	names := make([]string, min(len(c.run), 6))
 	for i := range names {
-		names[i] = c.run[i].Name
+		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
 	verb := strings.ToUpper(actionString(c.action)[:1]) + actionString(c.action)[1:]
 	lines := []string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %d guest%s?", verb, len(c.run), plural(len(c.run)))),
+		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %s?", present.Text(verb, m.width), present.Plural(len(c.run), "guest"))),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {
 		sk := make([]string, min(len(c.skipped), 4))
 		for i := range sk {
-			sk[i] = c.skipped[i].Guest
+			sk[i] = present.Text(c.skipped[i].Guest, nameCells)
 		}
-		lines = append(lines, m.st.Disabled.Render(fmt.Sprintf("%d skipped (%s): %s", len(c.skipped), c.skipped[0].Err, guestList(sk, len(c.skipped), 3))))
+		lines = append(lines, m.st.Disabled.Render(fmt.Sprintf("%d skipped (%s): %s", len(c.skipped), present.Text(c.skipped[0].Err, m.width),
+			guestList(sk, len(c.skipped), 3))))
 	}
 	lines = append(lines, "")
 	if c.needType {
@@ -490,14 +493,22 @@ func (m *Model) renderQuitDialog(q *quitDialog) string {
 // the keys quitKey answers to.
 func (m *Model) quitDialogLines(q *quitDialog) []string {
 	frozen := m.src.FrozenByUs()
+	shown := make([]string, min(len(frozen), 6))
+	for i := range shown {
+		shown[i] = present.Text(frozen[i], nameCells)
+	}
 	lines := []string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("%d guest%s frozen by guestdeck", len(frozen), plural(len(frozen)))),
-		guestList(frozen, len(frozen), 5),
+		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s frozen by guestdeck", present.Plural(len(frozen), "guest"))),
+		guestList(shown, len(frozen), 5),
 		"Linux guests never thaw by themselves: leaving them frozen is an outage.",
 	}
 	if len(q.failed) > 0 {
+		failed := make([]string, min(len(q.failed), 6))
+		for i := range failed {
+			failed[i] = present.Text(q.failed[i], nameCells)
+		}
 		lines = append(lines, m.st.Error.Render(fmt.Sprintf("Thaw failed on %s (the event log says why).",
-			guestList(q.failed, len(q.failed), 5))))
+			guestList(failed, len(q.failed), 5))))
 	}
 	lines = append(lines, "")
 	thaw, leave, cancel := m.keys.quitKeys()

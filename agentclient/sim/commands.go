@@ -246,6 +246,9 @@ func (g *Guest) dispatch(m message) result {
 		}
 		return g.errReply(id, &agentclient.Error{Class: "CommandNotFound", Desc: desc})
 	}
+	if g.dropHere(name) {
+		return g.errReply(id, genericf("never sent: the connection drops"))
+	}
 	if g.calls == nil {
 		g.calls = make(map[string]int)
 	}
@@ -253,6 +256,9 @@ func (g *Guest) dispatch(m message) result {
 	a, aerr := checkArgs("", cmd.fields, argObj)
 	if aerr != nil {
 		return g.errReply(id, aerr)
+	}
+	if desc, ok := g.cfg.Fail[name]; ok {
+		return g.errReply(id, genericf("%s", desc))
 	}
 	ret, err := cmd.run(g, a)
 	if err != nil {
@@ -383,10 +389,13 @@ func checkArgs(prefix string, fields []field, obj *object) (args, *agentclient.E
 }
 
 func (g *Guest) cmdInfo(args) (any, *agentclient.Error) {
-	cmds := make([]agentclient.CommandInfo, 0, len(commandNames))
+	cmds := make([]agentclient.CommandInfo, 0, len(commandNames)+len(g.cfg.ExtraCommands))
 	for _, n := range commandNames {
 		_, off := g.disabledReason(n)
 		cmds = append(cmds, agentclient.CommandInfo{Name: n, Enabled: !off, SuccessResponse: agentclient.SuccessResponse(n)})
+	}
+	for _, n := range g.cfg.ExtraCommands {
+		cmds = append(cmds, agentclient.CommandInfo{Name: n, Enabled: true, SuccessResponse: true})
 	}
 	return agentclient.Info{Version: g.cfg.AgentVersion, SupportedCommands: cmds}, nil
 }

@@ -37,6 +37,12 @@ type Config struct {
 	NoExec bool
 	// NoSuspend makes the suspend commands fail as unsupported.
 	NoSuspend bool
+	// Fail makes the named commands answer a GenericError with the given
+	// description, the guest's own words (a broken or hostile guest).
+	Fail map[string]string
+	// ExtraCommands are more names guest-info lists as enabled commands,
+	// as a patched or hostile agent might; calling them finds nothing.
+	ExtraCommands []string
 
 	// ClockOffset is the guest clock's offset from the host clock at start;
 	// ClockDrift is how fast it runs off (0.001 = gains 1 ms per second).
@@ -175,4 +181,50 @@ func WindowsConfig(name string) Config {
 		// qemu-ga for Windows blocks what it cannot do.
 		Disabled: []string{"guest-suspend-hybrid", "guest-set-vcpus"},
 	}
+}
+
+// Hostile is what HostileConfig appends to every string the guest reports:
+// a window-title set (OSC 0), a clipboard write of "rm -rf ~" (OSC 52), a
+// screen clear (CSI), an 8-bit CSI (U+009B), a right-to-left override and
+// isolate, a zero-width joiner, a byte-order mark and DEL. Shown raw, any of
+// it drives or deceives the operator's terminal.
+const Hostile = "\x1b]0;OWNED\x07\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u009b31m\u202e\u2066\u200d\ufeff\x7f"
+
+// HostileConfig is DefaultConfig(name) with Hostile in every string its
+// agent reports: hostname, agent version, every OS field, timezone, users,
+// interface names, MACs and addresses (one address is only Hostile text,
+// one is valid), filesystems, a file name and its contents, an extra
+// command name, and the error text of guest-fstrim.
+func HostileConfig(name string) Config {
+	const h = Hostile
+	c := DefaultConfig(name)
+	c.Hostname = "host" + h
+	c.AgentVersion = "7.2.22" + h
+	c.OS = agentclient.OSInfo{
+		KernelRelease: "6.1" + h, KernelVersion: "#1" + h, Machine: "x86_64" + h, ID: "evil" + h,
+		Name: "EvilOS" + h, PrettyName: "EvilOS 1" + h, Version: "1" + h, VersionID: "1" + h,
+		Variant: "server" + h, VariantID: "server" + h,
+	}
+	c.Timezone = agentclient.Timezone{Zone: "UTC" + h, Offset: 0}
+	c.Users = []agentclient.User{{User: "root" + h, Domain: "DOM" + h, LoginTime: float64(simEpoch.Unix())}}
+	c.Interfaces = []agentclient.Interface{
+		c.Interfaces[0], // lo
+		{Name: "eth0" + h, HardwareAddress: "52:54:00:12:34:56" + h, IPAddresses: []agentclient.IPAddress{
+			{Address: "192.0.2.66" + h, Type: "ipv4" + h, Prefix: 24},
+			{Address: "192.0.2.77", Type: "ipv4", Prefix: 24},
+		}, Statistics: stats(10, 10)},
+	}
+	c.Filesystems = []agentclient.Filesystem{{
+		Name: "vda1" + h, Mountpoint: "/" + h, Type: "ext4" + h,
+		UsedBytes: u64p(1 << 30), TotalBytes: u64p(4 << 30),
+		Disk: []agentclient.DiskAddress{{BusType: "virtio" + h, Dev: "/dev/vda1" + h, Serial: "SER" + h}},
+	}}
+	c.Files = make(map[string]File, len(defaultFiles)+1)
+	for p, f := range defaultFiles {
+		c.Files[p] = f
+	}
+	c.Files["/tmp/evil"+h] = File{Data: "line one\n" + h + "\nline three\n", Mode: 0o644, ModTime: simEpoch}
+	c.ExtraCommands = []string{"guest-evil" + h}
+	c.Fail = map[string]string{"guest-fstrim": "trim failed" + h}
+	return c
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"io/fs"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -18,10 +19,11 @@ const maxFileSize = 64 << 20
 const maxReadCount = 48 << 20
 
 type node struct {
-	data  []byte
-	mode  fs.FileMode
-	mtime time.Time
-	deny  bool
+	data     []byte
+	mode     fs.FileMode
+	mtime    time.Time
+	deny     bool
+	uid, gid int
 }
 
 // tree is a guest's private copy of its file tree, made on first use.
@@ -123,6 +125,34 @@ func (t *tree) children(dir string) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// rename moves the node at from (and, for a directory, everything under it)
+// to to, replacing what was there; open handles follow the node.
+func (t *tree) rename(from, to string) {
+	sep := "/"
+	if t.windows {
+		sep = `\`
+	}
+	n := t.nodes[from]
+	for p := range t.nodes {
+		if p == to || strings.HasPrefix(p, strings.TrimSuffix(to, sep)+sep) {
+			delete(t.nodes, p)
+		}
+	}
+	if n.mode.IsDir() {
+		prefix := strings.TrimSuffix(from, sep) + sep
+		moved := map[string]*node{}
+		for p, k := range t.nodes {
+			if strings.HasPrefix(p, prefix) {
+				moved[t.join(to, strings.TrimPrefix(p, prefix))] = k
+				delete(t.nodes, p)
+			}
+		}
+		maps.Copy(t.nodes, moved)
+	}
+	delete(t.nodes, from)
+	t.nodes[to] = n
 }
 
 // handle is an open guest file.

@@ -46,6 +46,7 @@ type Guest struct {
 	hang    chan struct{} // non-nil while hung; closed when the hang ends
 	silent  bool
 	drop    int
+	dropAt  map[string]int // DropBefore: calls of a command still let through
 	garbage bool
 	stale   bool
 	staleN  int64
@@ -370,6 +371,39 @@ func (g *Guest) DropMidReply(n int) {
 	g.mu.Lock()
 	g.drop = n
 	g.mu.Unlock()
+}
+
+// DropBefore lets n more calls of command through, then drops the
+// connection at the next one before the agent carries it out: its reply is
+// cut mid-line and the connection closed, as when the channel breaks in the
+// middle of a transfer. n < 0 clears it.
+func (g *Guest) DropBefore(command string, n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n < 0 {
+		delete(g.dropAt, command)
+		return
+	}
+	if g.dropAt == nil {
+		g.dropAt = make(map[string]int)
+	}
+	g.dropAt[command] = n
+}
+
+// dropHere counts a call of name against DropBefore; true means cut this
+// one. Holds g.mu.
+func (g *Guest) dropHere(name string) bool {
+	n, ok := g.dropAt[name]
+	if !ok {
+		return false
+	}
+	if n > 0 {
+		g.dropAt[name] = n - 1
+		return false
+	}
+	delete(g.dropAt, name)
+	g.drop++
+	return true
 }
 
 // SetGarbage writes a line of junk bytes (no 0xFF) before every reply.

@@ -721,3 +721,23 @@ func TestLargeRead(t *testing.T) {
 		t.Errorf("read %d bytes eof %v", rd.Count, rd.EOF)
 	}
 }
+
+// A guest's own error texts and extra command names come through exactly,
+// escapes and all: the presentation layer above is what makes them safe.
+func TestFailAndExtraCommands(t *testing.T) {
+	cfg := DefaultConfig("bad1")
+	const desc = "disk on fire\x1b]52;c;cm0gLXJmIH4=\x07\u202e"
+	cfg.Fail = map[string]string{"guest-get-fsinfo": desc}
+	cfg.ExtraCommands = []string{"guest-\x1b[2Jevil"}
+	_, sock := startGuest(t, cfg)
+	rc := newRaw(t, sock)
+	if class, got := rc.callErr(`{"execute":"guest-get-fsinfo"}`); class != "GenericError" || got != desc {
+		t.Errorf("guest-get-fsinfo: %s %q, want GenericError %q", class, got, desc)
+	}
+	var info agentclient.Info
+	rc.call(`{"execute":"guest-info"}`, &info)
+	last := info.SupportedCommands[len(info.SupportedCommands)-1]
+	if len(info.SupportedCommands) != len(commandNames)+1 || last.Name != cfg.ExtraCommands[0] || !last.Enabled {
+		t.Errorf("guest-info lists %d commands, last %+v", len(info.SupportedCommands), last)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -16,6 +15,7 @@ import (
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // auditLog is the log every mutating action of this invocation is written to.
@@ -95,8 +95,12 @@ func (c *cli) auditPut(f *fleet.Fleet, rest []string, guest, path, src string, s
 	if src == "-" {
 		size = -1
 	}
+	// Where the agent allows guest-exec, WriteFile writes a temporary file
+	// beside path and moves it into place: the in-place sends below, plus
+	// what it runs through guest-exec, which the detail names.
 	g := audit.Guest{Name: guest, Address: guestAddress(f)(guest), Result: "pending",
-		Sends: fleet.AuditSends(fleet.WriteSends(path, size))}
+		Sends:  fleet.AuditSends(fleet.WriteSends(path, size)),
+		Detail: "written in place, or where the agent allows guest-exec to a temporary file beside it (stat, chown, chmod by guest-exec) moved into place (mv by guest-exec)"}
 	aud, err := c.auditIntent(audit.SourceCLI, "put "+path, c.recordedCommand(rest, nil), []string{guest}, []audit.Guest{g})
 	if err != nil {
 		c.errorf("put: refused: %v; nothing was sent", err)
@@ -232,12 +236,12 @@ func writeAuditTable(c *cli, es []audit.Entry) {
 	for _, e := range es {
 		who := fmt.Sprintf("%s(%d)", e.User, e.PID)
 		head := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", e.Time.Local().Format("2006-01-02 15:04:05"),
-			e.ID, e.Phase, termText(who, 24), e.Source, termText(e.Action, 40))
+			e.ID, e.Phase, present.Text(who, 24), e.Source, present.Text(e.Action, 40))
 		if len(e.Guests) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t\n", head)
 		}
 		for _, g := range e.Guests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", head, termText(g.Name, 40), g.Result, termText(g.Detail, 100))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", head, present.Text(g.Name, 40), g.Result, present.Text(g.Detail, 100))
 		}
 	}
 	tw.Flush()
@@ -275,24 +279,3 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 
 // auditPathText is where the log lives, for help texts.
 func auditPathText() string { return filepath.Join(config.StateDir(), audit.FileName) }
-
-// termText makes logged text safe for the terminal. The log holds guest
-// error texts exactly (JSON escapes them in the file).
-func termText(s string, max int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range s {
-		if n++; n > max {
-			return b.String() + "…"
-		}
-		switch {
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r == 0x200e || r == 0x200f || r == 0x061c || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0xfeff || r == 0xfffd:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}

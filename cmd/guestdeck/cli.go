@@ -11,9 +11,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/charmbracelet/x/term"
+
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // Exit codes: one table, for scripts (README "Exit codes"). When several
@@ -105,7 +108,8 @@ commands:
 		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprint(w, `
-selectors: guest names, globs (web-*), tag:X, host:Y, state:Z, all
+selectors: guest names (HOST/DOMAIN for a guest on a libvirt host), globs (web-*),
+  tag:X, host:Y, state:Z, all
 run "guestdeck COMMAND -h" for a command's flags.
 `)
 }
@@ -172,9 +176,23 @@ func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	return 0, true
 }
 
+// errorf prints an error line on stderr. Callers pass guest text through
+// present.Text (or present.Reason) so it is cut to a sensible width; errorf
+// escapes every line of the result again as a safety net, keeping only the
+// line breaks of the format itself, so nothing a guest said that slipped
+// through can drive the terminal. Escaping is idempotent: text already
+// escaped reads the same.
 func (c *cli) errorf(format string, args ...any) {
-	fmt.Fprintf(c.stderr, "guestdeck: "+format+"\n", args...)
+	msg := fmt.Sprintf(format, args...)
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		lines[i] = present.Text(l, maxLineCells)
+	}
+	fmt.Fprintf(c.stderr, "guestdeck: %s\n", strings.Join(lines, "\n"))
 }
+
+// maxLineCells caps one line of an error message.
+const maxLineCells = 4096
 
 // isTerminal reports whether v is an *os.File on a terminal (not merely a
 // character device: /dev/null is one too).

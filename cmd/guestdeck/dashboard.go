@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -16,15 +17,25 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
 func (c *cli) dashboard(ctx context.Context) int {
 	// Every mutating action is audited: the dashboard's own, and the
-	// watchdog's automatic thaws.
+	// fleet's automatic thaws (watchdog, orphans).
 	al := c.auditLog()
-	o, code := c.openFleet(ctx, true, func(opts *fleet.Options) { opts.Audit = al })
+	// Notices go to the event log while the screen is up, to stderr after.
+	var screenDone atomic.Bool
+	o, code := c.openFleet(ctx, true, func(opts *fleet.Options) {
+		opts.Who, opts.AdoptOrphans, opts.Audit = "dashboard", true, al
+		opts.OnNotice = func(n fleet.Notice) {
+			if screenDone.Load() {
+				c.printNotice(n)
+			}
+		}
+	})
 	if o == nil {
 		return code
 	}
@@ -69,6 +80,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
+	screenDone.Store(true)
 
 	// The dashboard asks before quitting with guests frozen by us; a signal
 	// (SIGTERM, a closed terminal) gives it no chance to, so thaw them here.
@@ -81,7 +93,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
 		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %v\n!!! thaw with: guestdeck%s run thaw %s\n",
-			left, c.globalFlagsText(), strings.Join(left, " "))
+			texts(left, nameCells), c.globalFlagsText(), strings.Join(texts(left, nameCells), " "))
 	}
 	return code
 }
@@ -110,14 +122,15 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action strin
 	code := exitOK
 	results := f.ThawOurs(tctx)
 	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
+	// Each attempt is a notice on stderr as it happens; this is the verdict.
 	for _, r := range results {
 		if r.OK {
-			fmt.Fprintf(c.stderr, "thawed %s\n", r.Guest)
+			fmt.Fprintf(c.stderr, "thawed %s: %s\n", present.Text(r.Guest, nameCells), present.Text(r.Result, errCells))
 			continue
 		}
 		code = exitFrozen
-		fmt.Fprintf(c.stderr, "guestdeck: thaw %s FAILED, it is still FROZEN: %s (retry: guestdeck%s run thaw %s)\n",
-			r.Guest, r.Err, c.globalFlagsText(), r.Guest)
+		fmt.Fprintf(c.stderr, "\n!!! %s IS STILL FROZEN: the thaw failed: %s\n!!! its disk writes block until it is thawed: guestdeck%s run thaw %s\n\n",
+			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.globalFlagsText(), present.Text(r.Guest, nameCells))
 	}
 	return code
 }

@@ -78,7 +78,7 @@ func e2eStart(t *testing.T, args ...string) *e2eTerm {
 		strings.Join(quoted, " "), e2eQuote(tt.exitFile))
 	// -f /dev/null: no tmux.conf of the developer's changes the terminal.
 	tt.tmux("-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
-		"env", "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_STATE_HOME=", "NO_COLOR=1", "sh", "-c", script)
+		"env", "HOME="+home, "XDG_CONFIG_HOME="+home, "NO_COLOR=1", "sh", "-c", script)
 	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tt.server, "kill-server").Run() })
 	return tt
 }

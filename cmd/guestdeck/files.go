@@ -9,11 +9,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/localfile"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // guestFleet opens the fleet for a one-guest command and checks the guest exists.
@@ -22,35 +23,22 @@ func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
 	if o == nil {
 		return nil, code
 	}
-	if !slices.Contains(names(o.fleet.Snapshot().Guests), guest) {
-		where := "the demo fleet"
-		if o.cfg != nil {
-			where = o.cfg.Path
-		}
-		c.errorf("no guest named %q in %s", guest, where)
+	if !c.knownGuest(o, guest) {
 		o.close()
 		return nil, exitUsage
 	}
 	return o, exitOK
 }
 
-// reason turns an agent error into the words a person needs.
+// reason turns an agent error into the words a person needs, escaped for
+// the terminal (present.Reason), with the command that helps when the guest
+// is frozen.
 func (c *cli) reason(guest string, err error) string {
-	var ae *agentclient.Error
-	switch {
-	case agentclient.IsFrozen(err):
-		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck%s run thaw %s)", guest, c.globalFlagsText(), guest)
-	case agentclient.IsDisabled(err):
-		return "the guest's agent has this command disabled: " + err.Error()
-	case agentclient.IsSilent(err):
-		return "the agent is silent (channel up, nothing answers)"
-	case agentclient.IsTimeout(err):
-		return "the agent did not answer in time"
-	case errors.As(err, &ae):
-		// The agent's own words ("Permission denied", "No such file or directory").
-		return ae.Desc
+	if agentclient.IsFrozen(err) {
+		g := present.Text(guest, nameCells)
+		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck%s run thaw %s)", g, c.globalFlagsText(), g)
 	}
-	return err.Error()
+	return present.Reason(err, errCells)
 }
 
 func (c *cli) cat(ctx context.Context, args []string) int {
@@ -91,8 +79,18 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	}
 	guest, p, dest := fs.Arg(0), fs.Arg(1), fs.Arg(2)
 	if dest != "-" {
-		if st, err := os.Stat(dest); err == nil && st.IsDir() {
+		kind, _, err := localfile.Inspect(dest)
+		if err == nil && kind == localfile.Directory {
 			dest = filepath.Join(dest, path.Base(p))
+			kind, _, err = localfile.Inspect(dest)
+		}
+		// A destination a download is never written into is refused
+		// before the guest is asked for anything.
+		if err == nil {
+			if err := localfile.Refused(dest, kind); err != nil {
+				c.errorf("get %s:%s: refused: %v; nothing was read", guest, p, err)
+				return exitUsage
+			}
 		}
 	}
 	o, code := c.guestFleet(ctx, guest)
@@ -102,41 +100,32 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	defer o.close()
 
 	var w io.Writer = c.stdout
-	var tmp *os.File
+	var lf *localfile.File
 	if dest != "-" {
-		// Write beside the destination and rename, so a failed copy leaves no half file.
+		// A regular file is written beside the destination and renamed,
+		// so a failed copy leaves no half file; a device or FIFO is
+		// written in place, never replaced.
 		var err error
-		tmp, err = os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".part*")
-		if err != nil {
-			// The temp file's name means nothing to the user: name the directory.
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			c.errorf("get %s:%s: cannot write into %s: %v", guest, p, filepath.Dir(dest), err)
+		if lf, err = localfile.Create(ctx, dest); err != nil {
+			c.errorf("get %s:%s: %v", guest, p, err)
 			return exitFail
 		}
-		defer os.Remove(tmp.Name())
-		w = tmp
+		w = lf
 	}
 	bar := c.progress(guest + ":" + p)
-	bar.tty = bar.tty && (tmp != nil || !isTerminal(c.stdout))
+	bar.tty = bar.tty && (lf != nil || !isTerminal(c.stdout))
 	n, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
 	bar.finish(err)
 	if err != nil {
-		if tmp != nil {
-			tmp.Close()
+		if lf != nil {
+			lf.Abort()
 		}
 		c.errorf("get %s:%s: %s", guest, p, c.reason(guest, err))
 		return exitFail
 	}
-	if tmp != nil {
-		if err := tmp.Close(); err != nil {
-			c.errorf("get: %v", err)
-			return exitFail
-		}
-		if err := os.Rename(tmp.Name(), dest); err != nil {
-			c.errorf("get: %v", err)
+	if lf != nil {
+		if err := lf.Commit(); err != nil {
+			c.errorf("get %s:%s: %v", guest, p, err)
 			return exitFail
 		}
 		fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", guest, p, dest, n)
@@ -196,7 +185,13 @@ func (c *cli) put(ctx context.Context, args []string) int {
 	bar.finish(err)
 	aud.outcome(c, auditOne(guest, o.fleet, fmt.Sprintf("wrote %d bytes", n), err))
 	if err != nil {
-		c.errorf("put %s:%s: %s", guest, p, c.reason(guest, err))
+		msg := c.reason(guest, err)
+		var we *agentclient.WriteError
+		if errors.As(err, &we) {
+			// What the guest's file holds now is what the operator needs next.
+			msg += fmt.Sprintf("; %s on %s %s", p, guest, we.Outcome())
+		}
+		c.errorf("put %s:%s: %s", guest, p, msg)
 		return exitFail
 	}
 	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", src, guest, p, n)
@@ -264,7 +259,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	if errors.As(err, &ae) {
 		// The agent answered with an error: that is its reply object.
 		out, _ := json.MarshalIndent(map[string]*agentclient.Error{"error": ae}, "", "  ")
-		fmt.Fprintf(c.stdout, "%s\n", out)
+		fmt.Fprintf(c.stdout, "%s\n", present.SafeJSON(out))
 		return exitFail
 	}
 	if err != nil {
@@ -276,8 +271,13 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		if out, err := json.MarshalIndent(pretty, "", "  "); err == nil {
 			reply = out
 		}
+	} else {
+		// Not JSON: no longer a reply a script could use, and nothing
+		// about it is safe for a terminal.
+		reply = []byte(present.Block(string(reply), 0))
 	}
-	fmt.Fprintf(c.stdout, "%s\n", reply)
+	// The exact strings, written so a terminal cannot act on them.
+	fmt.Fprintf(c.stdout, "%s\n", present.SafeJSON(reply))
 	return exitOK
 }
 
@@ -292,7 +292,7 @@ type bar struct {
 }
 
 func (c *cli) progress(label string) *bar {
-	return &bar{w: c.stderr, label: label, tty: isTerminal(c.stderr)}
+	return &bar{w: c.stderr, label: present.Text(label, 60), tty: isTerminal(c.stderr)}
 }
 
 func (b *bar) update(done, total int64) {
@@ -309,26 +309,14 @@ func (b *bar) update(done, total int64) {
 	if total > 0 {
 		fill := int(int64(width) * min(done, total) / total)
 		fmt.Fprintf(b.w, "\r\033[K%s [%s%s] %3d%% %s/%s", b.label,
-			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*min(done, total)/total, size(done), size(total))
+			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*min(done, total)/total, present.Size(done), present.Size(total))
 		return
 	}
-	fmt.Fprintf(b.w, "\r\033[K%s %s", b.label, size(done))
+	fmt.Fprintf(b.w, "\r\033[K%s %s", b.label, present.Size(done))
 }
 
 func (b *bar) finish(error) {
 	if b.drawn {
 		fmt.Fprint(b.w, "\r\033[K")
 	}
-}
-
-func size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -24,12 +24,18 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// No test writes to the developer's ledger or audit log: a test that
+	// wants a state directory sets its own.
+	os.Unsetenv("XDG_STATE_HOME")
 	dir, err := os.MkdirTemp("", "gdbin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "guestdeck")
+	// Freezes are recorded under the state directory: never the real home's.
+	// Tests that look at the ledger set their own with t.Setenv.
+	os.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -62,9 +68,10 @@ func gdEnv(t *testing.T, timeout time.Duration, env []string, args ...string) re
 	cmd := exec.CommandContext(ctx, binary, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	// A home of its own: no developer's fleet file or audit log leaks into
-	// (or is written by) a test.
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "XDG_STATE_HOME=", "NO_COLOR=1")
+	// A home of its own: no developer's fleet file leaks into a test, and
+	// the state (ledger, audit log) goes there too unless the test sets
+	// XDG_STATE_HOME (TestMain clears the developer's).
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "NO_COLOR=1")
 	cmd.Env = append(cmd.Env, env...)
 	err := cmd.Run()
 	if ctx.Err() != nil {
@@ -113,10 +120,17 @@ type statusGuest struct {
 	Freeze     string   `json:"freeze"`
 	RTTMS      float64  `json:"rtt_ms"`
 	Tags       []string `json:"tags"`
+	Orphan     *struct {
+		Since       time.Time  `json:"since"`
+		Until       *time.Time `json:"until"`
+		PID         int        `json:"pid"`
+		Who         string     `json:"who"`
+		ThawCommand string     `json:"thaw_command"`
+	} `json:"orphan_freeze"`
 }
 
 var statusKeys = []string{"name", "host", "address", "state", "error", "agent_version", "os", "hostname",
-	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags"}
+	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "orphan_freeze"}
 
 // status runs `status --json` and decodes it, checking the exact key set.
 func status(t *testing.T, cfg string, selectors ...string) map[string]statusGuest {

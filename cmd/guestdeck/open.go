@@ -11,6 +11,8 @@ import (
 
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/ledger"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // opened is a fleet built from the fleet file (or the demo), ready to poll.
@@ -78,6 +80,12 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 		FreezeTimeout: cfg.Defaults.FreezeTimeout.Duration,
 		Concurrency:   cfg.Defaults.Concurrency,
 		Readonly:      c.readonly,
+		// Freezes and suspends outlive this process in the ledger. Not for
+		// the demo: its guests die with the process that serves them.
+		Ledger:   ledger.Open(config.StateDir()),
+		Who:      "guestdeck",
+		Config:   c.configPath,
+		OnNotice: c.printNotice,
 	}
 	if tweak != nil {
 		tweak(&opts)
@@ -98,7 +106,7 @@ func (c *cli) openDemo(ctx context.Context, banner string, tweak func(*fleet.Opt
 		c.errorf("demo fleet: %v", err)
 		return nil, exitFail
 	}
-	opts := fleet.Options{Readonly: c.readonly, Timeout: 2 * time.Second}
+	opts := fleet.Options{Readonly: c.readonly, Timeout: 2 * time.Second, OnNotice: c.printNotice}
 	if tweak != nil {
 		tweak(&opts)
 	}
@@ -131,4 +139,36 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 			c.errorf("warning: %s: %v", cfg.Path, err)
 		}
 	}
+}
+
+// knownGuest reports whether guest is the whole name of one of o's guests,
+// for the commands that work on one guest (cat, get, put, agent), and says
+// why not: a bare domain name is refused with the HOST/DOMAIN guests it
+// might mean (fleet.Lookup), before anything is sent to any guest.
+func (c *cli) knownGuest(o *opened, guest string) bool {
+	_, err := fleet.Lookup(o.fleet.Snapshot().Guests, guest)
+	if err == nil {
+		return true
+	}
+	where := "the demo fleet"
+	if o.cfg != nil {
+		where = o.cfg.Path
+	}
+	c.errorf("%v (in %s)", err, where)
+	return false
+}
+
+// noticeCells caps one notice line: an attempt's reason is an agent error.
+const noticeCells = 400
+
+// printNotice prints a fleet notice (a thaw attempt, a guest left frozen)
+// as one line on stderr.
+func (c *cli) printNotice(n fleet.Notice) {
+	// The text carries agent error text: escaped and cut like any.
+	text := present.Text(n.Text, noticeCells)
+	if n.Guest == "" {
+		c.errorf("%s", text)
+		return
+	}
+	c.errorf("%s: %s", present.Text(n.Guest, nameCells), text)
 }

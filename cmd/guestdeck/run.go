@@ -16,6 +16,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // actionArity says how many words after the action's name belong to it.
@@ -128,6 +129,7 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 			opts.FreezeTimeout = hold + time.Minute
 		}
 		opts.Audit = c.auditLog()
+		opts.Who, opts.Promise = ledgerWho(act, hold)
 	})
 	if o == nil {
 		return code
@@ -199,7 +201,7 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 			}
 		} else if len(frozen) > 0 {
 			fmt.Fprintf(c.stderr, "\n!!! %d guest(s) are FROZEN and stay frozen after guestdeck exits: their disk writes block.\n"+
-				"!!! thaw them with:  guestdeck%s run thaw %s\n\n", len(frozen), c.globalFlagsText(), strings.Join(frozen, " "))
+				"!!! thaw them with:  guestdeck%s run thaw %s\n\n", len(frozen), c.globalFlagsText(), strings.Join(texts(frozen, nameCells), " "))
 		}
 	}
 	return code
@@ -234,8 +236,9 @@ func (c *cli) freezeResults(f *fleet.Fleet, results []fleet.Result, hold time.Du
 		switch {
 		case hold > 0 && !slices.Contains(ours, r.Guest):
 			r.OK, r.Err = false, notOurFreeze
+			g := present.Text(r.Guest, nameCells)
 			fmt.Fprintf(c.stderr, "guestdeck: %s is %s (thaw it yourself when its owner is done: guestdeck%s run thaw %s)\n",
-				r.Guest, notOurFreeze, c.globalFlagsText(), r.Guest)
+				g, notOurFreeze, c.globalFlagsText(), g)
 		case hold > 0:
 			r.Result += fmt.Sprintf("; held frozen until %s, then thawed by guestdeck", holdEnd.Format("15:04:05"))
 		case !r.ThawAt.IsZero():
@@ -300,16 +303,16 @@ func (c *cli) dryRun(act fleet.Action, gs []*fleet.Guest, hold time.Duration, co
 		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "GUEST\tWOULD SEND")
 		for _, r := range rows {
-			name := termText(r.Name, 60)
+			name := present.Text(r.Name, nameCells)
 			if r.Skipped {
-				fmt.Fprintf(tw, "%s\tskipped: %s\n", name, termText(r.Reason, 200))
+				fmt.Fprintf(tw, "%s\tskipped: %s\n", name, present.Text(r.Reason, errCells))
 				continue
 			}
 			for j, s := range r.WouldSend {
 				if j > 0 {
 					name = ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\n", name, termText(s.JSON(), 400))
+				fmt.Fprintf(tw, "%s\t%s\n", name, present.Text(s.JSON(), 2*errCells))
 			}
 		}
 		tw.Flush()
@@ -336,6 +339,19 @@ func (c *cli) dryRun(act fleet.Action, gs []*fleet.Guest, hold time.Duration, co
 		return exitUsage
 	}
 	return code
+}
+
+// ledgerWho is what the ledger records as having frozen or suspended a
+// guest, and the thaw promised: the hold's end, or none for a freeze left
+// frozen on purpose.
+func ledgerWho(act fleet.Action, hold time.Duration) (string, time.Duration) {
+	switch {
+	case act.Kind == fleet.ActFreeze && hold > 0:
+		return "run --hold", hold
+	case act.Kind == fleet.ActFreeze:
+		return "run --yes freeze", -1
+	}
+	return "run " + string(act.Kind), 0
 }
 
 // holdAndThaw waits until the hold ends (or an interrupt) and thaws the
@@ -368,16 +384,16 @@ func (c *cli) printResults(act fleet.Action, results []fleet.Result, asJSON bool
 		for _, r := range results {
 			out = append(out, runJSON{Name: r.Guest, OK: r.OK, Skipped: r.Skipped, Error: r.Err, Result: resultText(r)})
 		}
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		writeJSON(c.stdout, out)
 		return
 	}
 	if act.Kind == fleet.ActRead {
 		// File contents do not fit a table: print each guest's under a header.
 		for _, r := range results {
 			if r.OK {
-				fmt.Fprintf(c.stdout, "==> %s <==\n%s", r.Guest, r.Data)
+				// Shown to a person, so escaped like any guest text: the exact
+				// bytes are what cat, get and --json are for.
+				fmt.Fprintf(c.stdout, "==> %s <==\n%s", present.Text(r.Guest, nameCells), present.Block(string(r.Data), 8))
 				if len(r.Data) > 0 && r.Data[len(r.Data)-1] != '\n' {
 					fmt.Fprintln(c.stdout)
 				}
@@ -397,7 +413,7 @@ func (c *cli) printResults(act fleet.Action, results []fleet.Result, asJSON bool
 		if act.Kind == fleet.ActRead && r.OK {
 			detail = fmt.Sprintf("%d bytes", len(r.Data))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Guest, outcome, roundDur(r.Duration), oneLine(detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", present.Text(r.Guest, nameCells), outcome, roundDur(r.Duration), present.Text(detail, errCells))
 	}
 	tw.Flush()
 }
@@ -412,11 +428,20 @@ func resultText(r fleet.Result) string {
 
 func summariseNames(gs []*fleet.Guest) string {
 	const show = 8
-	ns := names(gs)
+	ns := texts(names(gs), nameCells)
 	if len(ns) <= show {
 		return strings.Join(ns, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(ns[:show], ", "), len(ns)-show)
+}
+
+// texts escapes and caps each of ss for the terminal (present.Text).
+func texts(ss []string, max int) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = present.Text(s, max)
+	}
+	return out
 }
 
 // confirm asks on the terminal; without a terminal it refuses and says why.

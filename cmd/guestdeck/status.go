@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // selectPolled picks the guests the selectors name and polls them once. A
@@ -24,6 +26,11 @@ func selectPolled(ctx context.Context, f *fleet.Fleet, selectors []string) ([]*f
 		}
 	}
 	if byState {
+		// Names are checked before any guest is polled: a bad or ambiguous
+		// one sends nothing.
+		if _, err := fleet.Select(f.Snapshot().Guests, selectors); err != nil {
+			return nil, err
+		}
 		f.RefreshOnce(ctx, names(f.Snapshot().Guests))
 		return fleet.Select(f.Snapshot().Guests, selectors)
 	}
@@ -84,14 +91,18 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		// a script asking for state:frozen wants "none", not a failure.
 		c.errorf("status: the selectors %s match no guest", strings.Join(selectors, " "))
 	}
+	if err := o.fleet.LedgerErr(); err != nil {
+		c.errorf("warning: %v", err)
+	}
 	if *asJSON {
-		if err := writeStatusJSON(c.stdout, gs); err != nil {
+		if err := c.writeStatusJSON(c.stdout, gs); err != nil {
 			c.errorf("%v", err)
 			return exitFail
 		}
 		return exitOK
 	}
 	writeStatusTable(c.stdout, gs)
+	c.writeLedgerLines(c.stdout, gs)
 	return exitOK
 }
 
@@ -112,6 +123,9 @@ type statusJSON struct {
 	Freeze       string      `json:"freeze"`       // "thawed", "frozen", "" when unknown
 	RTTMS        float64     `json:"rtt_ms"`
 	Tags         []string    `json:"tags"`
+	// OrphanFreeze: a guestdeck that is no longer running froze the guest
+	// and never thawed it (from the ledger); null otherwise.
+	OrphanFreeze *orphanJSON `json:"orphan_freeze"`
 }
 
 type vcpusJSON struct {
@@ -129,15 +143,15 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	s := statusJSON{
 		Name: g.Name, Host: g.Host, Address: g.Address, State: string(g.State), Error: g.Err,
 		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
-		Interfaces: []ifaceJSON{}, Freeze: freezeText(g), RTTMS: ms(g.RTT), Tags: g.Tags,
+		Interfaces: []ifaceJSON{}, Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
 	}
 	if s.Tags == nil {
 		s.Tags = []string{}
 	}
 	if g.OS != nil {
-		s.OS = osName(g)
+		s.OS = present.OSName(g)
 	}
-	s.VCPUs.Online, s.VCPUs.Total = vcpuCounts(g)
+	s.VCPUs.Online, s.VCPUs.Total = present.VCPUCounts(g)
 	for _, ifc := range g.Interfaces {
 		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: []string{}}
 		for _, a := range ifc.IPAddresses {
@@ -152,21 +166,106 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	return s
 }
 
-func writeStatusJSON(w io.Writer, gs []*fleet.Guest) error {
+// orphanJSON is "orphan_freeze" in `status --json`.
+type orphanJSON struct {
+	Since       time.Time  `json:"since"`
+	Until       *time.Time `json:"until"` // the thaw it promised; null when none (run --yes freeze)
+	PID         int        `json:"pid"`
+	Who         string     `json:"who"` // "run --hold", "run --yes freeze", "dashboard"
+	ThawCommand string     `json:"thaw_command"`
+}
+
+func (c *cli) orphanOf(g *fleet.Guest) *orphanJSON {
+	r := g.FrozenBy
+	if r == nil || !r.Orphan {
+		return nil
+	}
+	o := &orphanJSON{Since: r.Since, PID: r.PID, Who: r.Who, ThawCommand: c.thawCommand(g.Name)}
+	if !r.Until.IsZero() {
+		u := r.Until
+		o.Until = &u
+	}
+	return o
+}
+
+// thawCommand is the command that thaws guest with this fleet file.
+func (c *cli) thawCommand(guest string) string {
+	return "guestdeck" + c.globalFlagsText() + " run thaw " + guest
+}
+
+// writeLedgerLines follows the status table: each guest another guestdeck
+// froze, loudest for those it left frozen when it went away.
+func (c *cli) writeLedgerLines(w io.Writer, gs []*fleet.Guest) {
+	first := true
+	for _, g := range gs {
+		r := g.FrozenBy
+		if r == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		promised := "no thaw was promised"
+		if !r.Until.IsZero() {
+			promised = "thaw promised by " + r.Until.Local().Format("2006-01-02 15:04:05")
+			if late := time.Since(r.Until); late > 0 {
+				promised += fmt.Sprintf(" (%s overdue)", late.Round(time.Second))
+			}
+		}
+		since := r.Since.Local().Format("2006-01-02 15:04:05")
+		name := present.Text(g.Name, nameCells)
+		if r.Orphan {
+			fmt.Fprintf(w, "!!! %s: left FROZEN by guestdeck pid %d (%s), which is no longer running; frozen since %s, %s\n",
+				name, r.PID, present.Text(r.Who, agentCells), since, promised)
+			fmt.Fprintf(w, "!!!   thaw it with: %s\n", present.Text(c.thawCommand(g.Name), maxLineCells))
+			continue
+		}
+		fmt.Fprintf(w, "%s: frozen by guestdeck pid %d (%s), still running; frozen since %s, %s\n",
+			name, r.PID, present.Text(r.Who, agentCells), since, promised)
+	}
+}
+
+func (c *cli) writeStatusJSON(w io.Writer, gs []*fleet.Guest) error {
 	out := make([]statusJSON, 0, len(gs))
 	for _, g := range gs {
-		out = append(out, toStatusJSON(g))
+		sj := toStatusJSON(g)
+		sj.OrphanFreeze = c.orphanOf(g)
+		out = append(out, sj)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeJSON(w, out)
 }
+
+// writeJSON writes v as indented JSON that decodes to the exact strings and
+// is still safe to read on a terminal (present.SafeJSON).
+func writeJSON(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(present.SafeJSON(b.Bytes()))
+	return err
+}
+
+// Widths (cells) at which the status table cuts what a guest says, so one
+// guest with an 85 MB OS name cannot widen every row.
+const (
+	nameCells   = 48
+	hostCells   = 32
+	agentCells  = 24
+	osCells     = 48
+	addrCells   = 80
+	freezeCells = 16
+	errCells    = 200
+)
 
 func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tHOST\tSTATE\tAGENT\tOS\tADDRESSES\tVCPUS\tSKEW\tFREEZE\tRTT\tERROR")
 	for _, g := range gs {
-		on, total := vcpuCounts(g)
+		on, total := present.VCPUCounts(g)
 		vc := "-"
 		if total > 0 {
 			vc = fmt.Sprintf("%d/%d", on, total)
@@ -182,60 +281,15 @@ func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 		if g.RTT > 0 {
 			rtt = roundDur(g.RTT).String()
 		}
+		// Every string a guest (or a libvirt host) controls goes through
+		// present.Text: escaped, one line, capped.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			g.Name, dash(g.Host), g.State, dash(g.AgentVersion), dash(osName(g)), dash(addresses(g)),
-			vc, skew, dash(freezeText(g)), rtt, oneLine(g.Err))
+			present.Text(g.Name, nameCells), dash(present.Text(g.Host, hostCells)), present.Text(string(g.State), freezeCells),
+			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSName(g), osCells)),
+			dash(present.Text(present.AddrList(g), addrCells)),
+			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells))
 	}
 	tw.Flush()
-}
-
-func osName(g *fleet.Guest) string {
-	if g.OS == nil {
-		return ""
-	}
-	switch {
-	case g.OS.PrettyName != "":
-		return g.OS.PrettyName
-	case g.OS.Name != "":
-		return strings.TrimSpace(g.OS.Name + " " + g.OS.Version)
-	}
-	return g.OS.ID
-}
-
-func vcpuCounts(g *fleet.Guest) (online, total int) {
-	for _, v := range g.VCPUs {
-		if v.Online {
-			online++
-		}
-	}
-	return online, len(g.VCPUs)
-}
-
-func freezeText(g *fleet.Guest) string {
-	if g.Freeze != "" {
-		return string(g.Freeze)
-	}
-	if g.State == fleet.Frozen {
-		return "frozen"
-	}
-	return ""
-}
-
-// addresses lists the guest's addresses other than loopback, for the table.
-func addresses(g *fleet.Guest) string {
-	var out []string
-	for _, ifc := range g.Interfaces {
-		if ifc.Name == "lo" || strings.HasPrefix(ifc.Name, "Loopback") {
-			continue
-		}
-		for _, a := range ifc.IPAddresses {
-			if a.Address == "127.0.0.1" || a.Address == "::1" || strings.HasPrefix(a.Address, "fe80:") {
-				continue
-			}
-			out = append(out, a.Address)
-		}
-	}
-	return strings.Join(out, ",")
 }
 
 func ms(d time.Duration) float64 {
@@ -261,8 +315,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +70,38 @@ func StartLibvirtQEMU(t testing.TB) *Libvirt {
 	}
 	t.Logf("testpeers: libvirtd (qemu:///session) pid %d ready in %.1fs on %s", l.PID, time.Since(start).Seconds(), l.Socket)
 	return l
+}
+
+// KillDaemon kills libvirtd with SIGKILL, as a crash would. Its QEMU guests
+// keep running (libvirtd never stops them when it exits); every client
+// connection drops. StartDaemon brings it back.
+func (l *Libvirt) KillDaemon(t testing.TB) {
+	t.Helper()
+	if alive(l.PID) && comm(l.PID) == commLibvirtd {
+		_ = syscall.Kill(l.PID, syscall.SIGKILL)
+	}
+	if !waitGone(l.PID, 10*time.Second) {
+		t.Fatalf("testpeers: libvirtd pid %d survived SIGKILL", l.PID)
+	}
+	// A killed daemon may stay a zombie (kill -0 succeeds on it), and the
+	// start script would then refuse: "already running".
+	_ = os.Remove(filepath.Join(l.Dir, "run", "libvirtd.pid"))
+}
+
+// StartDaemon starts libvirtd again on the same Dir and Socket after
+// KillDaemon; it reconnects to the guests that kept running.
+func (l *Libvirt) StartDaemon(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := runTool(ctx, "libvirt-qemu/start-libvirt-qemu.sh",
+		[]string{"CAPS_CACHE_DIR=" + filepath.Join(CacheDir(), "libvirt-caps"), "LIBVIRTD_WAIT=120"}, l.Dir)
+	if err != nil {
+		t.Fatalf("testpeers: restarting libvirtd (qemu:///session): %v", err)
+	}
+	if l.PID, err = lastInt(out); err != nil {
+		t.Fatalf("testpeers: start-libvirt-qemu.sh output %q: %v", out, err)
+	}
 }
 
 // stop tears the daemon down: its domains, the daemon, any qemu left over.

@@ -400,7 +400,7 @@ func TestOpenTextAndSearch(t *testing.T) {
 	// Control characters cannot reach the terminal.
 	h.press("g")
 	h.prompt("/data/ctl.txt")
-	if strings.ContainsAny(m.view.content, "\x1b\a\r") || !strings.Contains(m.view.content, "^[[31m") {
+	if strings.ContainsAny(m.view.content, "\x1b\a\r") || !strings.Contains(m.view.content, `\x1b[31m`) {
 		t.Fatalf("control characters not made visible: %q", m.view.content)
 	}
 }
@@ -497,7 +497,7 @@ func TestDownload(t *testing.T) {
 	// A local path that cannot be written is a message.
 	h.press("d")
 	h.prompt(filepath.Join(local, "no-such-dir", "x"))
-	h.wantMsg("download /data/big.bin: cannot write to " + filepath.Join(local, "no-such-dir") + ": no such file or directory")
+	h.wantMsg("download /data/big.bin: cannot write into " + filepath.Join(local, "no-such-dir") + ": no such file or directory")
 
 	// Cancel: esc stops the transfer and leaves no partial file.
 	guests["g"].SetLatency(30 * time.Millisecond)

@@ -9,6 +9,8 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/viewport"
+
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // maxMatches bounds the highlights one search sets.
@@ -181,45 +183,11 @@ func isBinary(data []byte) bool {
 	return !utf8.Valid(head)
 }
 
-// renderText makes file text safe for the terminal: tabs expanded, CR of
-// CRLF dropped, other control characters shown as ^X so a file cannot
-// drive the terminal.
+// renderText makes file text safe for the terminal (present.Block): tabs
+// expanded, CR of CRLF dropped, controls, bidi and invisible characters
+// shown as escapes (\x1b, \u202e) so a file cannot drive the terminal.
 func renderText(data []byte) string {
-	var b strings.Builder
-	b.Grow(len(data))
-	col := 0
-	s := string(data)
-	for i, r := range s {
-		switch {
-		case r == '\n':
-			b.WriteByte('\n')
-			col = 0
-		case r == '\t':
-			n := 8 - col%8
-			b.WriteString(strings.Repeat(" ", n))
-			col += n
-		case r == '\r' && i+1 < len(s) && s[i+1] == '\n':
-		case r < 0x20 || r == 0x7f:
-			b.WriteByte('^')
-			b.WriteByte(byte(r) ^ 0x40)
-			col += 2
-		case r >= 0x80 && r < 0xa0, r == utf8.RuneError:
-			b.WriteRune('\uFFFD')
-			col++
-		default:
-			b.WriteRune(r)
-			col++
-		}
-	}
-	return strings.TrimSuffix(b.String(), "\n")
-}
-
-// sanitize makes one line safe for the terminal (file names, error text).
-func sanitize(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
-		return s
-	}
-	return strings.ReplaceAll(renderText([]byte(s)), "\n", "^J")
+	return strings.TrimSuffix(present.Block(string(data), 8), "\n")
 }
 
 // hexDump renders data like hexdump -C.
@@ -255,21 +223,5 @@ func hexDump(data []byte) string {
 	return b.String()
 }
 
-// formatSize prints bytes in binary units.
-func formatSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	s := fmt.Sprintf("%.0f", v)
-	if v < 10 {
-		s = fmt.Sprintf("%.1f", v)
-	}
-	return s + " " + string("KMGTPE"[exp]) + "iB"
-}
+// formatSize prints bytes in binary units (present.Size).
+func formatSize(n int64) string { return present.Size(n) }

@@ -9,6 +9,8 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // handleKey routes a key to the layer that has focus: prompt, question,
@@ -222,6 +224,12 @@ func (m *Model) beginUpload() tea.Cmd {
 
 // openPrompt focuses the input line for kind, prefilled with value.
 func (m *Model) openPrompt(kind promptKind, label, value string) tea.Cmd {
+	if !present.Clean(value) {
+		// A guest path with controls or invisible characters cannot be shown
+		// in the prompt as it is (the input would drop or draw them raw), and
+		// must not silently become a path or a local file name: start empty.
+		value = ""
+	}
 	m.prompt = kind
 	m.input.Prompt = label
 	m.input.SetValue(value)

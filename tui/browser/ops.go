@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/localfile"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // startLoad cancels the load in flight (a newer one replaces it) and returns
@@ -189,51 +190,31 @@ func (m *Model) onOpened(msg openedMsg) tea.Cmd {
 	return nil
 }
 
-// localError is a failure on this machine's side of a transfer.
-type localError struct {
-	what string
-	err  error
-}
-
-func (e *localError) Error() string { return e.what + ": " + e.err.Error() }
-func (e *localError) Unwrap() error { return e.err }
-
-// errText turns an error into one clear line naming what failed.
+// errText turns an error into one clear line naming what failed: the
+// words are present.Reason's, with the agent's errno texts shortened.
 func errText(err error, what, guest string) string {
-	s := err.Error()
-	var le *localError
+	var lfe *localfile.Error
 	switch {
-	case errors.As(err, &le):
-		return errText(le.err, what+": "+le.what, guest)
-	case agentclient.IsFrozen(err):
-		return what + ": guest is frozen: thaw it first"
-	case errors.Is(err, context.Canceled):
-		return what + ": cancelled"
-	case agentclient.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded):
-		return what + ": the guest did not answer in time"
-	case agentclient.IsDisabled(err):
-		return what + ": the agent has this command disabled"
-	case strings.Contains(s, "Permission denied"):
-		return what + ": permission denied"
-	case strings.Contains(s, "No such file or directory"):
-		return what + ": no such file or directory"
-	case strings.Contains(s, "Is a directory"):
-		return what + ": is a directory"
-	case strings.Contains(s, "Not a directory"):
-		return what + ": not a directory"
-	case errors.Is(err, fs.ErrPermission):
-		return what + ": permission denied"
-	case errors.Is(err, fs.ErrNotExist):
-		return what + ": no such file or directory"
+	case errors.As(err, &lfe):
+		// A failure on this machine's side of a transfer.
+		if errors.Is(lfe.Err, localfile.ErrRefused) {
+			return what + ": refused: " + lfe.Error()
+		}
+		return errText(lfe.Err, what+": "+lfe.What, guest)
+	case agentclient.IsFrozen(err), agentclient.IsDisabled(err), agentclient.IsTimeout(err),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// Reason has the words for these.
+	default:
+		s := err.Error()
+		for _, errno := range []string{"Permission denied", "No such file or directory", "Is a directory", "Not a directory"} {
+			if strings.Contains(s, errno) {
+				return what + ": " + strings.ToLower(errno)
+			}
+		}
 	}
 	// The fleet prefixes "guest NAME: ": the browser already names the guest.
-	s = strings.TrimPrefix(s, "guest "+guest+": ")
-	return what + ": " + oneLine(s)
-}
-
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	return sanitize(s)
+	// The agent's own words are escaped (and escaped again where drawn).
+	return what + ": " + strings.TrimPrefix(present.Reason(err, 0), "guest "+present.Text(guest, 0)+": ")
 }
 
 // Transfers.
@@ -249,44 +230,51 @@ type uploadPlan struct {
 	remote string
 }
 
-// errExists asks before a download replaces a local file.
-type errExists struct{ path string }
+// errExists asks before a download writes over something local: a file it
+// would replace, or a device or FIFO it would write into.
+type errExists struct {
+	path string
+	kind localfile.Kind
+}
 
 func (e errExists) Error() string { return e.path + " exists" }
 
-// download copies the guest file remote to local through a temporary file
-// in the same directory, renamed into place only when complete: an error or
-// a cancel leaves no partial file behind.
-func download(ctx context.Context, src Source, guest, remote, local string, overwrite bool, progress func(done, total int64)) (int64, string, error) {
-	if st, err := os.Stat(local); err == nil && st.IsDir() {
-		local = filepath.Join(local, baseName(remote))
+// question is the confirmation a download into e.path needs.
+func (e errExists) question() string {
+	if e.kind.InPlace() {
+		return fmt.Sprintf("%s is a %s: write the download into it?", e.path, e.kind)
 	}
-	if !overwrite {
-		if _, err := os.Lstat(local); err == nil {
-			return 0, local, errExists{local}
+	return e.path + " exists: overwrite it?"
+}
+
+// download copies the guest file remote to local (see localfile: a regular
+// file is replaced only once the copy is complete, so an error or a cancel
+// leaves it as it was; a device or FIFO is written in place; a socket is
+// refused).
+func download(ctx context.Context, src Source, guest, remote, local string, overwrite bool, progress func(done, total int64)) (int64, string, error) {
+	kind, _, err := localfile.Inspect(local)
+	if err == nil && kind == localfile.Directory {
+		local = filepath.Join(local, baseName(remote))
+		kind, _, err = localfile.Inspect(local)
+	}
+	if err == nil {
+		if err := localfile.Refused(local, kind); err != nil {
+			return 0, local, err
+		}
+		if !overwrite && kind != localfile.Missing {
+			return 0, local, errExists{path: local, kind: kind}
 		}
 	}
-	dir := filepath.Dir(local)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(local)+".*.part")
+	f, err := localfile.Create(ctx, local)
 	if err != nil {
-		return 0, local, &localError{what: "cannot write to " + dir, err: err}
+		return 0, local, err
 	}
-	tmp := f.Name()
 	n, err := src.ReadFile(ctx, guest, remote, f, progress)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("write %s: %w", tmp, cerr)
-	}
-	if err == nil {
-		err = os.Rename(tmp, local)
-	}
 	if err != nil {
-		os.Remove(tmp)
+		f.Abort()
 		return n, local, err
 	}
-	return n, local, nil
+	return n, local, f.Commit()
 }
 
 // upload copies the local file to remote on the guest.
@@ -356,7 +344,7 @@ func (m *Model) jobDone(msg jobDoneMsg) tea.Cmd {
 		d := *m.pendingDownload
 		local := ex.path
 		m.confirm = &confirmation{
-			question: local + " exists: overwrite it?",
+			question: ex.question(),
 			yes:      func() tea.Cmd { return m.startDownload(d, local, true) },
 		}
 		return nil
@@ -365,7 +353,13 @@ func (m *Model) jobDone(msg jobDoneMsg) tea.Cmd {
 		if j.kind == jobUpload {
 			what = "upload to " + r.remote
 		}
-		m.setMsg(errText(r.err, what, m.guest), msgErr)
+		msg := errText(r.err, what, m.guest)
+		var we *agentclient.WriteError
+		if errors.As(r.err, &we) {
+			// What the guest's file holds now is what to know next.
+			msg += "; " + r.remote + " on " + m.guest + " " + we.Outcome()
+		}
+		m.setMsg(msg, msgErr)
 		return nil
 	case j.kind == jobDownload:
 		m.setMsg(fmt.Sprintf("downloaded %s (%s) to %s", r.remote, formatSize(r.n), r.local), msgOK)

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"charm.land/lipgloss/v2"
-	"github.com/charmbracelet/x/ansi"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 type entry = agentclient.DirEntry
@@ -57,7 +57,7 @@ func (m *Model) titleLine() string {
 	if m.view != nil {
 		where = m.view.path
 	}
-	t := "Files · " + m.guest + " · " + sanitize(where)
+	t := "Files · " + present.Text(m.guest, m.width) + " · " + present.Text(where, m.width)
 	if m.opts.Readonly {
 		t += " · read-only"
 	}
@@ -86,9 +86,9 @@ func (m *Model) listView() []string {
 	end := min(m.top+m.listHeight(), len(m.ents))
 	for i := m.top; i < end; i++ {
 		e := m.ents[i]
-		name := sanitize(e.Name)
+		name := present.Text(e.Name, nw) // the guest names its files
 		if e.IsDir() && e.Name != ".." {
-			name += "/"
+			name = present.Fit(name+"/", nw)
 		}
 		size := formatSize(e.Size)
 		if e.IsDir() {
@@ -136,26 +136,28 @@ func (m *Model) emptyBody() []string {
 	var out []string
 	if !m.canExec {
 		out = append(out, "",
-			m.st.Dim.Render(fit("  Directory listings need guest-exec: "+m.noExec+".", m.width)),
+			m.st.Dim.Render(fit("  Directory listings need guest-exec: "+present.Text(m.noExec, m.width)+".", m.width)),
 			m.st.Dim.Render(fit("  Open a file by its absolute path (g), e.g. /etc/os-release.", m.width)))
 		if h := m.history[promptPath]; len(h) > 0 {
 			out = append(out, "", m.st.Header.Render("  Recent (↑/↓ in the prompt)"))
 			for i := len(h) - 1; i >= 0 && len(out) < m.bodyHeight(); i-- {
-				out = append(out, fit("  "+sanitize(h[i]), m.width))
+				out = append(out, fit("  "+present.Text(h[i], m.width), m.width))
 			}
 		}
 	}
 	return out
 }
 
+// messageLine: questions, loads and messages quote guest paths and the
+// agent's words, so all of it goes through present.Text.
 func (m *Model) messageLine() string {
 	switch {
 	case m.job != nil:
 		return m.progressLine()
 	case m.confirm != nil:
-		return m.st.Header.Render(fit(m.confirm.question, m.width))
+		return m.st.Header.Render(present.Text(m.confirm.question, m.width))
 	case m.loading != "":
-		return m.st.Dim.Render(fit(m.loading+" (esc cancels)", m.width))
+		return m.st.Dim.Render(present.Text(m.loading+" (esc cancels)", m.width))
 	case m.msg != "":
 		st := m.st.Dim
 		switch m.msgKind {
@@ -164,7 +166,7 @@ func (m *Model) messageLine() string {
 		case msgOK:
 			st = m.st.OK
 		}
-		return st.Render(fit(m.msg, m.width))
+		return st.Render(present.Text(m.msg, m.width))
 	case m.view == nil && m.listed && m.canExec:
 		return m.st.Dim.Render(fit(fmt.Sprintf("%d entries", len(m.ents)), m.width))
 	}
@@ -194,7 +196,7 @@ func (m *Model) progressLine() string {
 	if room < 10 {
 		return fit(nums, m.width)
 	}
-	return fit(sanitize(j.title), room) + tail
+	return present.Text(j.title, room) + tail
 }
 
 func (m *Model) bottomLine() string {
@@ -228,19 +230,9 @@ func (m *Model) uploadHint() string {
 	return "u upload · "
 }
 
-// fit cuts s to w cells with an ellipsis.
-func fit(s string, w int) string {
-	if lipgloss.Width(s) <= w {
-		return s
-	}
-	return ansi.Truncate(s, w, "…")
-}
+// fit cuts composed (escaped, possibly styled) text to w cells with an
+// ellipsis: present.Fit.
+func fit(s string, w int) string { return present.Fit(s, w) }
 
-// fitPad cuts or pads s to exactly w cells.
-func fitPad(s string, w int) string {
-	s = fit(s, w)
-	if n := lipgloss.Width(s); n < w {
-		s += strings.Repeat(" ", w-n)
-	}
-	return s
-}
+// fitPad cuts or pads composed text to exactly w cells: present.Pad.
+func fitPad(s string, w int) string { return present.Pad(s, w, false) }
