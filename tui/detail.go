@@ -418,7 +418,11 @@ func (m *Model) eventHead(e event) string {
 		return line
 	}
 	ok, failed, skipped := tally(e.results)
-	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), present.Text(actionString(e.action), m.width), ok, failed, skipped)
+	act := present.Text(actionString(e.action), m.width)
+	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), act, ok, failed, skipped)
+	if e.dry {
+		head = fmt.Sprintf("%s  dry run: %s  %d would be sent it, %d skipped; nothing was sent", e.at.Format("15:04:05"), act, ok, skipped)
+	}
 	if e.took > 0 {
 		head += "  in " + fmtDur(e.took)
 	}
@@ -434,6 +438,9 @@ func (m *Model) eventResult(r fleet.Result) string {
 		return m.st.Disabled.Render("  - " + name + "  skipped: " + present.Text(r.Err, w))
 	case r.OK:
 		line := m.st.OK.Render("  ✓ "+name) + "  " + present.Text(r.Result, w)
+		if !r.ThawAt.IsZero() {
+			line += "; automatic thaw at " + r.ThawAt.Format("15:04:05")
+		}
 		if r.Duration > 0 {
 			line += m.st.Muted.Render("  " + fmtDur(r.Duration))
 		}

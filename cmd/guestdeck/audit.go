@@ -4,18 +4,162 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guestdeck/guestdeck/config"
+	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // auditLog is the log every mutating action of this invocation is written to.
 func (c *cli) auditLog() *audit.Log { return audit.Open(config.StateDir()) }
+
+// audited is one mutating action on record: its intent is written, its
+// outcome is due.
+type audited struct {
+	log   *audit.Log
+	entry audit.Entry
+}
+
+// auditIntent writes the intent of a mutating action (source: audit.SourceCLI,
+// or the dashboard's own thaw on a signal), before anything is sent. A log that cannot be written refuses the action
+// (the caller exits exitUsage, nothing sent); the error names the file.
+func (c *cli) auditIntent(source, action string, command, selector []string, guests []audit.Guest) (*audited, error) {
+	l := c.auditLog()
+	e := audit.Entry{ID: l.NewID(), Phase: audit.Intent, Source: source,
+		Command: command, Action: action, Selector: selector, Guests: guests}
+	if err := l.Append(e); err != nil {
+		return nil, auditError(l, err)
+	}
+	return &audited{log: l, entry: e}, nil
+}
+
+// auditError says that the log at l cannot be written, naming it.
+func auditError(l *audit.Log, err error) error { return fleet.AuditError(l.Path(), err) }
+
+// outcome writes the action's outcome under the intent's ID. The action has
+// happened by now, so a log that fails here is reported, not fatal.
+func (a *audited) outcome(c *cli, guests []audit.Guest) {
+	if a == nil {
+		return
+	}
+	e := a.entry
+	e.Phase, e.Time, e.Guests = audit.Outcome, time.Time{}, guests
+	if err := a.log.Append(e); err != nil {
+		c.errorf("warning: %s ran, but its outcome is not in the audit log: %v", e.Action, auditError(a.log, err))
+	}
+}
+
+// recordedCommand is the command line as the audit log keeps it: argv, with
+// the words of rest (a tail of argv, as flag parsing leaves it) at the
+// indexes in hide replaced by what stands for them (file contents, a raw
+// request's secrets); a word replaced by "" is dropped. If rest is not argv's tail, the whole tail after the
+// subcommand would be a guess: rest alone is kept, hidden words replaced.
+func (c *cli) recordedCommand(rest []string, hide map[int]string) []string {
+	argv := c.argv
+	if argv == nil {
+		argv = os.Args
+	}
+	out := slices.Clone(argv)
+	off := len(argv) - len(rest)
+	if off < 0 || !slices.Equal(argv[off:], rest) {
+		out, off = slices.Clone(rest), 0
+	}
+	drop := map[int]bool{}
+	for i, w := range hide {
+		if i < 0 || off+i >= len(out) {
+			continue
+		}
+		out[off+i] = w
+		drop[off+i] = w == ""
+	}
+	kept := out[:0]
+	for i, w := range out {
+		if !drop[i] {
+			kept = append(kept, w)
+		}
+	}
+	return kept
+}
+
+// auditPut writes put's intent: what opening and writing the guest's file
+// sends (sizes, never contents). nil means refused: exit with code.
+func (c *cli) auditPut(f *fleet.Fleet, rest []string, guest, path, src string, size int64) (*audited, int) {
+	if src == "-" {
+		size = -1
+	}
+	// Where the agent allows guest-exec, WriteFile writes a temporary file
+	// beside path and moves it into place: the in-place sends below, plus
+	// what it runs through guest-exec, which the detail names.
+	g := audit.Guest{Name: guest, Address: guestAddress(f)(guest), Result: "pending",
+		Sends:  fleet.AuditSends(fleet.WriteSends(path, size)),
+		Detail: "written in place, or where the agent allows guest-exec to a temporary file beside it (stat, chown, chmod by guest-exec) moved into place (mv by guest-exec)"}
+	aud, err := c.auditIntent(audit.SourceCLI, "put "+path, c.recordedCommand(rest, nil), []string{guest}, []audit.Guest{g})
+	if err != nil {
+		c.errorf("put: refused: %v; nothing was sent", err)
+		return nil, exitUsage
+	}
+	return aud, exitOK
+}
+
+// auditRaw writes the intent of a raw request that may change the guest
+// (agent GUEST JSON), its secrets replaced (fleet.RawSend) also in the
+// recorded command line. nil means refused: exit with code.
+func (c *cli) auditRaw(f *fleet.Fleet, rest []string, guest string, req []byte) (*audited, int) {
+	send, hid, err := fleet.RawSend(req)
+	if err != nil {
+		c.errorf("agent: %v", err)
+		return nil, exitUsage
+	}
+	var hide map[int]string
+	if hid {
+		hide = map[int]string{len(rest) - 1: send.JSON()}
+	}
+	g := audit.Guest{Name: guest, Address: guestAddress(f)(guest), Result: "pending", Sends: fleet.AuditSends([]fleet.Send{send})}
+	aud, err := c.auditIntent(audit.SourceCLI, "agent "+send.Execute, c.recordedCommand(rest, hide), []string{guest}, []audit.Guest{g})
+	if err != nil {
+		c.errorf("agent: refused: %v; nothing was sent", err)
+		return nil, exitUsage
+	}
+	return aud, exitOK
+}
+
+// auditOne is a one-guest outcome: ok with detail, or failed with err.
+func auditOne(guest string, f *fleet.Fleet, detail string, err error) []audit.Guest {
+	g := audit.Guest{Name: guest, Address: guestAddress(f)(guest), Result: "ok", Detail: detail}
+	if err != nil {
+		g.Result, g.Detail = "failed", err.Error()
+	}
+	return []audit.Guest{g}
+}
+
+// truncateText cuts s to max bytes at a rune boundary, marking the cut.
+func truncateText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max] + "…"
+}
+
+// guestAddress is the address the audit log records for a guest.
+func guestAddress(f *fleet.Fleet) func(string) string {
+	return func(name string) string {
+		if g := f.Guest(name); g != nil {
+			return g.Address
+		}
+		return ""
+	}
+}
 
 // audit prints the audit log, oldest first: every entry, or those naming a
 // guest that matches one of the selectors (names or globs; the log holds

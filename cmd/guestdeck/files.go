@@ -176,9 +176,14 @@ func (c *cli) put(ctx context.Context, args []string) int {
 		c.errorf("put: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
 		return exitUsage
 	}
+	aud, code := c.auditPut(o.fleet, fs.Args(), guest, p, src, size)
+	if aud == nil {
+		return code
+	}
 	bar := c.progress(guest + ":" + p)
 	n, err := o.fleet.WriteFile(ctx, guest, p, r, size, bar.update)
 	bar.finish(err)
+	aud.outcome(c, auditOne(guest, o.fleet, fmt.Sprintf("wrote %d bytes", n), err))
 	if err != nil {
 		msg := c.reason(guest, err)
 		var we *agentclient.WriteError
@@ -240,7 +245,16 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		c.errorf("agent: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
 		return exitUsage
 	}
+	// TODO(bounds): agentclient.Lookup(name).Mutates, when the agent-command
+	// table lands, instead of lookOnly (which also decides --readonly above).
+	var aud *audited
+	if !lookOnly(probe.Execute) {
+		if aud, code = c.auditRaw(o.fleet, fs.Args(), guest, []byte(req)); aud == nil {
+			return code
+		}
+	}
 	reply, err := o.fleet.Raw(ctx, guest, []byte(req))
+	aud.outcome(c, auditOne(guest, o.fleet, "the agent replied "+truncateText(string(reply), 200), err))
 	var ae *agentclient.Error
 	if errors.As(err, &ae) {
 		// The agent answered with an error: that is its reply object.
