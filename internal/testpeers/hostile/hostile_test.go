@@ -298,7 +298,9 @@ func TestEscapes(t *testing.T) {
 		got = append(got, e.Name)
 	}
 	for _, e := range DirEntries() {
-		want = append(want, e.Name)
+		if !strings.Contains(e.Name, "/") { // a name no file can have is dropped
+			want = append(want, e.Name)
+		}
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("listing:\n got %q\nwant %q", got, want)

@@ -173,6 +173,7 @@ func DirEntries() []DirEntry {
 		{"bidi-\u202egnp.exe", file, 17},
 		{"zw-\u200b\u200d\ufeff-end", file, 18},
 		{"bs-\b\b\b\r\x7f", file, 19},
+		{"nl-\n81a4 1 1\nforged-row", file, 20},
 		{"../../gd-traversal", file, 20},
 		{"dir-\x1b]0;" + TitleMarker + "\x07", dir, 4096},
 	}

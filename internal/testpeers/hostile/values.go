@@ -184,11 +184,12 @@ func (p *Peer) fsinfoValue() any {
 	}}
 }
 
-// listing is stat's output for the escapes peer's "/" ("%f %s %Y %n").
+// listing is agentclient.ListDirScript's output for the escapes peer's "/":
+// per entry stat's "%f %s %Y", a newline, the raw name, a NUL.
 func listing() []byte {
 	var b []byte
 	for _, e := range DirEntries() {
-		b = fmt.Appendf(b, "%x %d %d %s\n", e.Mode, e.Size, 1700000000, e.Name)
+		b = fmt.Appendf(b, "%x %d %d\n%s\x00", e.Mode, e.Size, 1700000000, e.Name)
 	}
 	return b
 }
