@@ -273,3 +273,44 @@ func TestDashboardQualifiedNames(t *testing.T) {
 	}
 	tt.keys("q")
 }
+
+// hostileDomains are libvirt domain names a hypervisor may give that look
+// like globs, prefixes or shell syntax once in a command line.
+var hostileDomains = []string{"db1", "db2", "db[1]", "*", "x:y", "my vm", "$(touch pwned);x"}
+
+// hostileDomainHost starts a test-driver libvirtd named a running
+// hostileDomains and returns a fleet file for it.
+func hostileDomainHost(t *testing.T) string {
+	t.Helper()
+	a := testpeers.StartLibvirtTest(t)
+	return fleetFile(t, fmt.Sprintf("[[host]]\nname = \"a\"\nuri = \"test+unix://%s?socket=%s\"\n", nodeFile(t, hostileDomains...), a.Socket))
+}
+
+// TestDomainNamesSelectThemselves runs the binary on a libvirt host whose
+// domain names look like globs and prefixes: each guest's whole name, typed
+// as status shows it, selects that guest and no other.
+func TestDomainNamesSelectThemselves(t *testing.T) {
+	cfg := hostileDomainHost(t)
+	for _, tt := range []struct{ sels, want []string }{
+		{[]string{"a/db[1]"}, []string{"a/db[1]"}},
+		{[]string{"a/*"}, []string{"a/*"}},
+		{[]string{"a/x:y"}, []string{"a/x:y"}},
+		{[]string{"a/my vm", "a/db1"}, []string{"a/db1", "a/my vm"}},
+		{[]string{"a/db[12]"}, []string{"a/db1", "a/db2"}}, // no guest's name: a glob
+	} {
+		r := gd(t, 60*time.Second, append([]string{"-c", cfg, "run", "--json", "info"}, tt.sels...)...)
+		var res []runJSON
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Errorf("run info %q: exit %d, %v\nstderr: %s", tt.sels, r.code, err, r.stderr)
+			continue
+		}
+		var got []string
+		for _, x := range res {
+			got = append(got, x.Name)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("run info %q hit %q, want %q", tt.sels, got, tt.want)
+		}
+	}
+}
