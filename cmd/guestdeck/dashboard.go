@@ -92,8 +92,8 @@ func (c *cli) dashboard(ctx context.Context) int {
 		code = exitFail
 	}
 	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
-		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %v\n!!! thaw with: guestdeck%s run thaw %s\n",
-			texts(left, nameCells), c.globalFlagsText(), strings.Join(texts(left, nameCells), " "))
+		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %s\n!!! thaw with: %s\n",
+			strings.Join(texts(left, nameCells), ", "), c.thawCommand(left...))
 	}
 	return code
 }
@@ -129,8 +129,8 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action strin
 			continue
 		}
 		code = exitFrozen
-		fmt.Fprintf(c.stderr, "\n!!! %s IS STILL FROZEN: the thaw failed: %s\n!!! its disk writes block until it is thawed: guestdeck%s run thaw %s\n\n",
-			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.globalFlagsText(), present.Text(r.Guest, nameCells))
+		fmt.Fprintf(c.stderr, "\n!!! %s IS STILL FROZEN: the thaw failed: %s\n!!! its disk writes block until it is thawed: %s\n\n",
+			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.thawCommand(r.Guest))
 	}
 	return code
 }

@@ -35,8 +35,7 @@ func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
 // is frozen.
 func (c *cli) reason(guest string, err error) string {
 	if agentclient.IsFrozen(err) {
-		g := present.Text(guest, nameCells)
-		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck%s run thaw %s)", g, c.globalFlagsText(), g)
+		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (%s)", present.Text(guest, nameCells), c.thawCommand(guest))
 	}
 	return present.Reason(err, errCells)
 }

@@ -201,7 +201,7 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 			}
 		} else if len(frozen) > 0 {
 			fmt.Fprintf(c.stderr, "\n!!! %d guest(s) are FROZEN and stay frozen after guestdeck exits: their disk writes block.\n"+
-				"!!! thaw them with:  guestdeck%s run thaw %s\n\n", len(frozen), c.globalFlagsText(), strings.Join(texts(frozen, nameCells), " "))
+				"!!! thaw them with:  %s\n\n", len(frozen), c.thawCommand(frozen...))
 		}
 	}
 	return code
@@ -236,9 +236,8 @@ func (c *cli) freezeResults(f *fleet.Fleet, results []fleet.Result, hold time.Du
 		switch {
 		case hold > 0 && !slices.Contains(ours, r.Guest):
 			r.OK, r.Err = false, notOurFreeze
-			g := present.Text(r.Guest, nameCells)
-			fmt.Fprintf(c.stderr, "guestdeck: %s is %s (thaw it yourself when its owner is done: guestdeck%s run thaw %s)\n",
-				g, notOurFreeze, c.globalFlagsText(), g)
+			fmt.Fprintf(c.stderr, "guestdeck: %s is %s (thaw it yourself when its owner is done: %s)\n",
+				present.Text(r.Guest, nameCells), notOurFreeze, c.thawCommand(r.Guest))
 		case hold > 0:
 			r.Result += fmt.Sprintf("; held frozen until %s, then thawed by guestdeck", holdEnd.Format("15:04:05"))
 		case !r.ThawAt.IsZero():
@@ -367,11 +366,12 @@ func (c *cli) holdAndThaw(ctx context.Context, f *fleet.Fleet, end time.Time, fr
 	return c.thawOurs(ctx, f, audit.SourceCLI, "thaw (end of --hold)")
 }
 
-// globalFlagsText repeats the fleet-file flag for commands we suggest.
+// globalFlagsText repeats the fleet-file flag for commands we suggest,
+// quoted for a shell.
 func (c *cli) globalFlagsText() string {
 	switch {
 	case c.configPath != "":
-		return " -c " + c.configPath
+		return " -c " + present.ShellArg(c.configPath)
 	case c.demo:
 		return " --demo"
 	}
