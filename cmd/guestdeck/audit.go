@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -180,26 +179,12 @@ func (c *cli) audit(_ context.Context, args []string) int {
 		}
 		from = t
 	}
-	sels := fs.Args()
-	for _, s := range sels {
-		if _, err := path.Match(s, ""); err != nil {
-			c.errorf("audit: selector %q: %v", s, err)
-			return exitUsage
-		}
-	}
 	log := c.auditLog()
 	var out []audit.Entry
 	bad, err := audit.Read(log.Path(), func(e audit.Entry) error {
-		if e.Time.Before(from) {
-			return nil
+		if !e.Time.Before(from) {
+			out = append(out, e)
 		}
-		if len(sels) > 0 {
-			e.Guests = matchGuests(e.Guests, sels)
-			if len(e.Guests) == 0 {
-				return nil
-			}
-		}
-		out = append(out, e)
 		return nil
 	})
 	if err != nil {
@@ -209,16 +194,21 @@ func (c *cli) audit(_ context.Context, args []string) int {
 	if bad > 0 {
 		c.errorf("audit: %s: skipped %d damaged line(s) (a writer killed mid-write?)", log.Path(), bad)
 	}
+	if sels := fs.Args(); len(sels) > 0 {
+		if out, err = selectEntries(out, sels); err != nil {
+			c.errorf("audit: %v", err)
+			return exitUsage
+		}
+	}
 	if *asJSON {
 		if out == nil {
 			out = []audit.Entry{}
 		}
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil {
+		// Details are guests' words: exact, but safe on a terminal.
+		if err := writeJSON(c.stdout, out); err != nil {
 			c.errorf("audit: %v", err)
 			return exitFail
 		}
-		fmt.Fprintf(c.stdout, "%s\n", b)
 		return exitOK
 	}
 	if len(out) == 0 {
@@ -229,36 +219,67 @@ func (c *cli) audit(_ context.Context, args []string) int {
 	return exitOK
 }
 
-// writeAuditTable prints one row per guest of each entry.
+// writeAuditTable prints one row per guest of each entry. Every field is
+// read back from a file, and details and names are guests' words: all of
+// it goes through present.Text.
 func writeAuditTable(c *cli, es []audit.Entry) {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tID\tPHASE\tWHO\tSOURCE\tACTION\tGUEST\tRESULT\tDETAIL")
 	for _, e := range es {
 		who := fmt.Sprintf("%s(%d)", e.User, e.PID)
 		head := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", e.Time.Local().Format("2006-01-02 15:04:05"),
-			e.ID, e.Phase, present.Text(who, 24), e.Source, present.Text(e.Action, 40))
+			present.Text(e.ID, 32), present.Text(e.Phase, 16), present.Text(who, 24), present.Text(e.Source, 16), present.Text(e.Action, 40))
 		if len(e.Guests) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t\n", head)
 		}
 		for _, g := range e.Guests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", head, present.Text(g.Name, 40), g.Result, present.Text(g.Detail, 100))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", head, present.Text(g.Name, 40), present.Text(g.Result, 16), present.Text(g.Detail, 100))
 		}
 	}
 	tw.Flush()
 }
 
-// matchGuests keeps the guests whose name matches a selector.
-func matchGuests(gs []audit.Guest, sels []string) []audit.Guest {
-	var keep []audit.Guest
-	for _, g := range gs {
-		for _, s := range sels {
-			if ok, _ := path.Match(s, g.Name); ok || s == "all" {
-				keep = append(keep, g)
-				break
-			}
+// selectEntries keeps the entries naming a guest a selector matches, with
+// only those guests. A selector that is a guest's name in the log takes that
+// guest alone, before it is read as a glob (as fleet.Select does): a libvirt
+// host may name a domain db[1], and its entries are not db1's.
+func selectEntries(es []audit.Entry, sels []string) ([]audit.Entry, error) {
+	named := map[string]bool{}
+	for _, e := range es {
+		for _, g := range e.Guests {
+			named[g.Name] = true
 		}
 	}
-	return keep
+	for _, s := range sels {
+		if _, err := path.Match(s, ""); err != nil && !named[s] {
+			return nil, fmt.Errorf("selector %q: %v", s, err)
+		}
+	}
+	match := func(name string) bool {
+		for _, s := range sels {
+			if s == name || s == "all" {
+				return true
+			}
+			if ok, _ := path.Match(s, name); ok && !named[s] {
+				return true
+			}
+		}
+		return false
+	}
+	var keep []audit.Entry
+	for _, e := range es {
+		var gs []audit.Guest
+		for _, g := range e.Guests {
+			if match(g.Name) {
+				gs = append(gs, g)
+			}
+		}
+		if len(gs) > 0 {
+			e.Guests = gs
+			keep = append(keep, e)
+		}
+	}
+	return keep, nil
 }
 
 // parseSince reads a duration back from now, or a date or time.
