@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -80,7 +79,16 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	if dest != "-" {
 		kind, _, err := localfile.Inspect(dest)
 		if err == nil && kind == localfile.Directory {
-			dest = filepath.Join(dest, path.Base(p))
+			// The file in DEST is named after the guest's, which must be
+			// a plain name (present.LocalName).
+			name, ok := present.LocalName(p)
+			if !ok {
+				c.errorf("get %s:%s: refused: %s is a directory, and the guest file's name is no local file name "+
+					"(empty, . or .., or it holds control or invisible characters); name the local file: get GUEST PATH DIR/NAME; nothing was read",
+					guest, p, dest)
+				return exitUsage
+			}
+			dest = filepath.Join(dest, name)
 			kind, _, err = localfile.Inspect(dest)
 		}
 		// A destination a download is never written into is refused
@@ -127,7 +135,7 @@ func (c *cli) get(ctx context.Context, args []string) int {
 			c.errorf("get %s:%s: %v", guest, p, err)
 			return exitFail
 		}
-		fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", guest, p, dest, n)
+		fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", present.Text(guest, nameCells), present.Text(p, maxLineCells), present.Text(dest, maxLineCells), n)
 	}
 	return exitOK
 }
@@ -193,7 +201,7 @@ func (c *cli) put(ctx context.Context, args []string) int {
 		c.errorf("put %s:%s: %s", guest, p, msg)
 		return exitFail
 	}
-	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", src, guest, p, n)
+	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", present.Text(src, maxLineCells), present.Text(guest, nameCells), present.Text(p, maxLineCells), n)
 	return exitOK
 }
 
