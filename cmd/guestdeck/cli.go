@@ -147,7 +147,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 // flags returns a FlagSet for a subcommand whose -h prints its usage.
 func (c *cli) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("guestdeck "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs.SetOutput(blockWriter{c.stderr})
 	fs.Usage = func() {
 		for _, cmd := range commands() {
 			if cmd.name == name {
@@ -162,6 +162,18 @@ func (c *cli) flags(name string) *flag.FlagSet {
 		}
 	}
 	return fs
+}
+
+// blockWriter writes what the flag package prints through present.Block:
+// its errors quote a bad flag as it was typed, and a script may pass words a
+// guest chose.
+type blockWriter struct{ w io.Writer }
+
+func (b blockWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(b.w, present.Block(string(p), 8)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // parse parses a subcommand's flags; ok is false when the caller should

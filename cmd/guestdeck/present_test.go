@@ -216,3 +216,21 @@ func TestHostileAuditLog(t *testing.T) {
 		t.Errorf("audit a/db[1]: %v %+v, want the one entry of guest a/db[1] alone", err, es)
 	}
 }
+
+// TestFlagErrorsEscaped: a bad flag is echoed in the error, and a script
+// may pass words it got from a guest: the flag package's messages and
+// usage are escaped like every other line.
+func TestFlagErrorsEscaped(t *testing.T) {
+	for _, args := range [][]string{
+		{"status", "-" + sim.Hostile},
+		{"run", "--json=" + sim.Hostile, "ping", "x"},
+		{"get", "-x\x1b]0;t\x07", "g", "/p", "d"},
+		{"audit", "--since", "1h", "-" + sim.Hostile},
+	} {
+		r := gd(t, 30*time.Second, args...)
+		terminalSafe(t, args[0]+" "+args[1], r.stderr)
+		if r.code != 2 || !strings.Contains(r.stderr, `\x1b]0;`) || !strings.Contains(r.stderr, "usage: guestdeck "+args[0]) {
+			t.Errorf("%q: exit %d, want 2 with the flag shown escaped and the usage\nstderr: %s", args, r.code, r.stderr)
+		}
+	}
+}
