@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/internal/localfile"
@@ -57,7 +59,11 @@ func (c *cli) cat(ctx context.Context, args []string) int {
 	bar := c.progress(guest + ":" + p)
 	// A bar drawn between the lines of the file itself would garble both.
 	bar.tty = bar.tty && !isTerminal(c.stdout)
-	_, err := o.fleet.ReadFile(ctx, guest, p, c.stdout, bar.update)
+	w := c.fileOut()
+	_, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
 	bar.finish(err)
 	if err != nil {
 		c.errorf("cat %s:%s: %s", guest, p, c.reason(guest, err))
@@ -106,9 +112,12 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	}
 	defer o.close()
 
-	var w io.Writer = c.stdout
+	var w io.Writer
 	var lf *localfile.File
-	if dest != "-" {
+	out := c.fileOut()
+	if dest == "-" {
+		w = out
+	} else {
 		// A regular file is written beside the destination and renamed,
 		// so a failed copy leaves no half file; a device or FIFO is
 		// written in place, never replaced.
@@ -122,6 +131,9 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	bar := c.progress(guest + ":" + p)
 	bar.tty = bar.tty && (lf != nil || !isTerminal(c.stdout))
 	n, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
 	bar.finish(err)
 	if err != nil {
 		if lf != nil {
@@ -203,6 +215,79 @@ func (c *cli) put(ctx context.Context, args []string) int {
 	}
 	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", present.Text(src, maxLineCells), present.Text(guest, nameCells), present.Text(p, maxLineCells), n)
 	return exitOK
+}
+
+// fileOut is where cat and get - write a guest's file: stdout, exact when
+// it is a file or a pipe; on a terminal escaped as run read shows it
+// (present.Block), since the bytes are the guest's and a terminal acts on
+// them (title, clipboard, screen).
+func (c *cli) fileOut() flushWriter {
+	if isTerminal(c.stdout) {
+		return &blockStream{w: c.stdout}
+	}
+	return nopFlush{c.stdout}
+}
+
+type flushWriter interface {
+	io.Writer
+	Flush() error
+}
+
+type nopFlush struct{ io.Writer }
+
+func (nopFlush) Flush() error { return nil }
+
+// blockStream writes what it is given through present.Block, whole lines at
+// a time, so that neither a rune nor a CRLF is split between two writes and
+// tabs line up. A line longer than blockHold is written in pieces.
+type blockStream struct {
+	w    io.Writer
+	held []byte
+}
+
+const blockHold = 64 << 10
+
+func (s *blockStream) Write(p []byte) (int, error) {
+	s.held = append(s.held, p...)
+	cut := bytes.LastIndexByte(s.held, '\n') + 1
+	if cut == 0 && len(s.held) >= blockHold {
+		cut = len(s.held) - openTail(s.held)
+	}
+	if cut > 0 {
+		if _, err := io.WriteString(s.w, present.Block(string(s.held[:cut]), 8)); err != nil {
+			return 0, err
+		}
+		s.held = append(s.held[:0], s.held[cut:]...)
+	}
+	return len(p), nil
+}
+
+// Flush writes what is held: the end of a file without a final newline.
+func (s *blockStream) Flush() error {
+	if len(s.held) == 0 {
+		return nil
+	}
+	_, err := io.WriteString(s.w, present.Block(string(s.held), 8))
+	s.held = s.held[:0]
+	return err
+}
+
+// openTail is how many bytes at the end of b may continue in the next
+// write: the start of a rune, or a CR that a LF may follow.
+func openTail(b []byte) int {
+	n := 0
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		return 1
+	}
+	for k := 1; k <= utf8.UTFMax-1 && k <= len(b); k++ {
+		if c := b[len(b)-k]; utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-k:]) {
+				n = k
+			}
+			break
+		}
+	}
+	return n
 }
 
 // lookOnly reports whether a raw command only looks, so --readonly allows it.
