@@ -244,8 +244,9 @@ func (e errExists) Error() string { return e.path + " exists" }
 type errNoLocalName struct{ dir string }
 
 func (e errNoLocalName) Error() string {
-	return e.dir + " is a directory, and the guest file's name is no local file name " +
-		"(. or .., or it holds control or invisible characters): name the local file"
+	// The remedy first: the line is cut to the screen's width.
+	return "name the local file in " + e.dir + ": the guest file's name cannot be one " +
+		"(it is . or .., or holds control or invisible characters)"
 }
 
 // question is the confirmation a download into e.path needs.
