@@ -127,7 +127,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 			c.usage(c.stdout)
 			return exitOK
 		}
-		fmt.Fprintf(c.stderr, "guestdeck: %v\n", err)
+		c.errorf("%v", err) // it quotes the flag as typed
 		c.usage(c.stderr)
 		return exitUsage
 	}
@@ -140,7 +140,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 			return cmd.run(c, ctx, rest[1:])
 		}
 	}
-	fmt.Fprintf(c.stderr, "guestdeck: unknown command %q (see guestdeck help)\n", rest[0])
+	c.errorf("unknown command %q (see guestdeck help)", rest[0])
 	return exitUsage
 }
 

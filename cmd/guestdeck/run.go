@@ -179,7 +179,7 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		defer mu.Unlock()
 		done++
 		if tty {
-			fmt.Fprintf(c.stderr, "\r%s: %d/%d", act, done, len(gs))
+			fmt.Fprintf(c.stderr, "\r%s: %d/%d", present.Text(act.String(), 60), done, len(gs))
 		}
 	})
 	if tty {
