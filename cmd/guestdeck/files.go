@@ -358,11 +358,11 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		c.errorf("agent %s: %s", guest, c.reason(guest, err))
 		return exitFail
 	}
-	var pretty any
-	if json.Unmarshal(reply, &pretty) == nil {
-		if out, err := json.MarshalIndent(pretty, "", "  "); err == nil {
-			reply = out
-		}
+	// Indented as the agent wrote it: decoding would round 64-bit counts
+	// through float64 and sort the members.
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, reply, "", "  ") == nil {
+		reply = pretty.Bytes()
 	} else {
 		// Not JSON: no longer a reply a script could use, and nothing
 		// about it is safe for a terminal.

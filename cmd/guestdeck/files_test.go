@@ -326,3 +326,23 @@ func TestGetIntoDirectoryGuestName(t *testing.T) {
 		t.Errorf("put: exit %d, summary %q", r.code, r.stderr)
 	}
 }
+
+// TestAgentReplyExact: agent prints the reply as the agent wrote it, only
+// indented: a 64-bit count keeps every digit (a float64 round trip made
+// 4611686018427387905 into 4611686018427387904) and members keep their
+// order.
+func TestAgentReplyExact(t *testing.T) {
+	_, cfg := simFarmWith(t, 1, func(int) sim.Config {
+		c := sim.DefaultConfig("g")
+		total, used := uint64(1<<62+1), uint64(1<<53+1)
+		c.Filesystems[0].TotalBytes, c.Filesystems[0].UsedBytes = &total, &used
+		return c
+	})
+	r := gd(t, 30*time.Second, "-c", cfg, "agent", "g", `{"execute":"guest-get-fsinfo"}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "4611686018427387905") || !strings.Contains(r.stdout, "9007199254740993") {
+		t.Errorf("agent guest-get-fsinfo: exit %d, the counts are not exact:\n%s", r.code, r.stdout)
+	}
+	if i, j := strings.Index(r.stdout, `"name"`), strings.Index(r.stdout, `"mountpoint"`); i < 0 || j < i {
+		t.Errorf("agent reordered the reply's members:\n%s", r.stdout)
+	}
+}
