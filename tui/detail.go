@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -285,8 +286,12 @@ func (m *Model) filesystemLines(g *fleet.Guest) []string {
 		}
 		if f.TotalBytes != nil {
 			total = size(*f.TotalBytes)
-			if f.UsedBytes != nil && *f.TotalBytes > 0 {
-				pct = strconv.Itoa(int(*f.UsedBytes*100 / *f.TotalBytes)) + "%"
+			// The guest's counts: used*100 would wrap near 2^64, and
+			// used above the size is no percentage.
+			if u, s := f.UsedBytes, *f.TotalBytes; u != nil && s > 0 && *u <= s {
+				hi, lo := bits.Mul64(*u, 100)
+				q, _ := bits.Div64(hi, lo, s) // hi < s: u <= s
+				pct = strconv.FormatUint(q, 10) + "%"
 			}
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s %10s %10s %5s", padText(f.Mountpoint, 20, 64), padText(f.Type, 8, 16),
