@@ -388,3 +388,23 @@ func TestFreezeThawCommandQuoted(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRunJSONTerminalSafe: run --dry-run --json names the guests, and a
+// libvirt host's domain name may hold bidi and C1 controls: the output
+// decodes to the exact name and is still safe on a terminal.
+func TestDryRunJSONTerminalSafe(t *testing.T) {
+	a := testpeers.StartLibvirtTest(t)
+	evil := "evil\u202egpj.exe\u009b2J\u200b"
+	cfg := fleetFile(t, fmt.Sprintf("[[host]]\nname = \"a\"\nuri = \"test+unix://%s?socket=%s\"\n", nodeFile(t, evil), a.Socket))
+	for _, args := range [][]string{{"--json"}, {}} {
+		r := gd(t, 60*time.Second, append(append([]string{"-c", cfg, "run", "--dry-run"}, args...), "ping", "a/"+evil)...)
+		terminalSafe(t, fmt.Sprintf("run --dry-run %v", args), r.stdout+r.stderr)
+		if len(args) == 0 {
+			continue
+		}
+		var rows []struct{ Name string }
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 1 || rows[0].Name != "a/"+evil {
+			t.Errorf("run --dry-run --json: exit %d, %v %+v\n%s", r.code, err, rows, r.stderr)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -293,12 +294,15 @@ func (c *cli) dryRun(act fleet.Action, gs []*fleet.Guest, hold time.Duration, co
 		}
 	}
 	if asJSON {
-		enc := json.NewEncoder(c.stdout)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false) // placeholders read <...>
 		enc.Encode(rows)
+		// Names are a libvirt host's: exact, and safe on a terminal.
+		c.stdout.Write(present.SafeJSON(b.Bytes()))
 	} else {
-		fmt.Fprintf(c.stdout, "dry run: %s on %d guest(s); nothing is sent\n", act, len(gs))
+		fmt.Fprintf(c.stdout, "dry run: %s on %d guest(s); nothing is sent\n", present.Text(act.String(), maxLineCells), len(gs))
 		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "GUEST\tWOULD SEND")
 		for _, r := range rows {
