@@ -57,10 +57,15 @@ func ParseListDir(out []byte) ([]DirEntry, error) {
 		}
 		f := strings.Split(string(rec[:nl]), " ")
 		name := string(rec[nl+1:])
-		// No file name is empty or holds a slash: such a record is not
-		// from the script.
-		if len(f) != 3 || name == "" || strings.Contains(name, "/") {
+		if len(f) != 3 {
 			return nil, badRecord(rec)
+		}
+		// No file name is empty or holds a slash: such a record is not
+		// from the script but from a guest that lies ("../../x"). It is
+		// dropped, so it can name nothing outside the directory, and the
+		// honest entries still list.
+		if name == "" || strings.Contains(name, "/") {
+			continue
 		}
 		raw, err1 := strconv.ParseUint(f[0], 16, 32)
 		size, err2 := strconv.ParseInt(f[1], 10, 64)

@@ -257,7 +257,7 @@ func (f *Fleet) adoptOrphans(ctx context.Context) {
 		}
 		f.notice(g.Name, true, "left frozen by guestdeck pid %d (%s), which is no longer running; frozen since %s, its promised thaw at %s has passed: thawing it",
 			r.PID, r.Who, r.Since.Format("15:04:05"), r.Until.Format("15:04:05"))
-		f.goTracked(func(context.Context) { s.thawOwed(ctx, "orphaned freeze") })
+		f.goTracked(func(context.Context) { s.autoThaw(ctx, "orphaned freeze") })
 	}
 }
 

@@ -68,6 +68,9 @@ type Options struct {
 	// LedgerInterval is how often a started fleet with a Ledger re-reads
 	// it; default 5s.
 	LedgerInterval time.Duration
+	// Audit, when set, records the thaws the fleet does on its own (the
+	// freeze watchdog's), intent before and outcome after (plan.go).
+	Audit Auditor
 }
 
 // DefaultThawBudget is how long a thaw guestdeck owes keeps trying.

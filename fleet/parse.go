@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 )
@@ -135,33 +136,16 @@ func (a Action) Destructive() bool {
 	return false
 }
 
-// Commands lists the agent commands the action sends.
+// Commands lists the agent commands the action needs: the names in Sends
+// (but the optional ones).
 func (a Action) Commands() []string {
-	switch a.Kind {
-	case ActPing:
-		return []string{"guest-ping"}
-	case ActInfo:
-		return []string{"guest-info"}
-	case ActFreeze:
-		return []string{"guest-fsfreeze-freeze"}
-	case ActThaw:
-		return []string{"guest-fsfreeze-thaw"}
-	case ActShutdown:
-		return []string{"guest-shutdown"}
-	case ActSuspend:
-		return []string{"guest-suspend-" + a.Mode}
-	case ActSetTime:
-		return []string{"guest-set-time"}
-	case ActFstrim:
-		return []string{"guest-fstrim"}
-	case ActVCPUs:
-		return []string{"guest-set-vcpus"}
-	case ActRead:
-		return []string{"guest-file-open", "guest-file-read", "guest-file-close"}
-	case ActWrite:
-		return []string{"guest-file-open", "guest-file-write", "guest-file-close"}
+	var names []string
+	for _, s := range a.Sends(time.Time{}) {
+		if !s.optional && !slices.Contains(names, s.Execute) {
+			names = append(names, s.Execute)
+		}
 	}
-	return nil
+	return names
 }
 
 // String is the action as ParseAction reads it back (write data elided).

@@ -13,6 +13,10 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 )
 
+// errFrozeNothing: the agent froze no filesystem, so the guest is not frozen
+// as asked.
+var errFrozeNothing = errors.New("froze 0 filesystems: the guest stays thawed (has it none the agent can freeze?)")
+
 // MaxReadData bounds what a "read" action keeps per guest in Result.Data;
 // larger files are cut there (ReadFile streams any size).
 const MaxReadData = 1 << 20
@@ -312,12 +316,12 @@ func (s *session) freeze(ctx context.Context, a *callAgent, r *Result) error {
 		s.forget(entry)
 		return err
 	case n == 0:
+		// Nothing is frozen: a snapshot taken now would not be consistent.
 		s.forget(entry)
-		r.Result = "froze 0 filesystems: the guest stays thawed"
-		return nil
+		return errFrozeNothing
 	}
-	at := s.armGuard(true)
-	r.Result = fmt.Sprintf("froze %s; automatic thaw at %s", plural(n, "filesystem"), at.Format("15:04:05"))
+	r.ThawAt = s.armGuard(true)
+	r.Result = "froze " + plural(n, "filesystem")
 	return nil
 }
 
@@ -422,7 +426,7 @@ func (s *session) watchdog(ctx context.Context) {
 			}
 		}
 		s.logCall(time.Now(), "watchdog", "thaw deadline passed", "thawing", nil)
-		if r := s.thawOwed(ctx, "automatic thaw (freeze_timeout passed)"); !r.OK {
+		if r := s.autoThaw(ctx, "automatic thaw (freeze_timeout passed)"); !r.OK {
 			// A guest left frozen is an outage: go on trying.
 			timer.Reset(min(s.f.opts.ThawBudget/4, 15*time.Second))
 			select {

@@ -21,10 +21,18 @@ import (
 // listing every guest it might mean. A glob without '/' is matched against
 // domain names too, so "web-*" still takes hv-a/web-1: a glob selects a set
 // and says so.
+//
+// A selector that is exactly a guest's whole name (other than all) selects
+// that guest alone, before it is read as a glob or a prefix: a libvirt host
+// names its domains as it likes, and "hv-a/db[1]" typed as shown must not
+// select hv-a/db1, nor "hv-a/*" every guest on hv-a (host:hv-a does that).
 func Select(guests []*Guest, selectors []string) ([]*Guest, error) {
 	picked := make([]bool, len(guests))
 	for _, sel := range selectors {
 		m, err := selector(sel)
+		if sel != "all" && slices.ContainsFunc(guests, func(g *Guest) bool { return g.Name == sel }) {
+			m, err = func(g *Guest) bool { return g.Name == sel }, nil
+		}
 		if err != nil {
 			return nil, err
 		}

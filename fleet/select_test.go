@@ -86,6 +86,39 @@ func TestSelectQualifiedNames(t *testing.T) {
 	}
 }
 
+// TestSelectNameNotReinterpreted: a libvirt host names its domains as it
+// likes, so a guest's whole name can look like a glob ("a/db[1]", "a/*") or
+// hold a colon ("a/x:y"). Typed as it is shown, such a name selects that
+// guest alone: never the guests the glob would match (a/db[1] is not a/db1),
+// nor a refusal as an unknown prefix. A glob that is no guest's name still
+// selects a set, and host: selects a host's guests whatever they are called.
+func TestSelectNameNotReinterpreted(t *testing.T) {
+	d := func(dom string) *Guest {
+		return &Guest{Target: Target{Name: QualifiedName("a", dom), Host: "a", Address: "libvirt:a/" + dom}, State: Ready}
+	}
+	gs := []*Guest{d("*"), d("db1"), d("db2"), d("db?"), d("db[1]"), d("tag:db"), d("x:y"),
+		{Target: Target{Name: "web-1", Address: "unix:/run/web1.sock", Tags: []string{"db"}}, State: Ready}}
+	tests := []struct{ sel, want string }{
+		{"a/db[1]", "a/db[1]"},
+		{"a/db?", "a/db?"},
+		{"a/*", "a/*"},
+		{"a/x:y", "a/x:y"},
+		{"a/tag:db", "a/tag:db"},
+		{"a/db[1] a/db2", "a/db2,a/db[1]"},
+		// Not a guest's name: a glob as before.
+		{"a/db[12]", "a/db1,a/db2"},
+		{"a/db*", "a/db1,a/db2,a/db?,a/db[1]"},
+		{"tag:db", "web-1"},
+		{"host:a", "a/*,a/db1,a/db2,a/db?,a/db[1],a/tag:db,a/x:y"},
+	}
+	for _, tt := range tests {
+		got, err := Select(gs, strings.Fields(tt.sel))
+		if err != nil || names(got) != tt.want {
+			t.Errorf("Select %q = %q, %v; want %q", tt.sel, names(got), err, tt.want)
+		}
+	}
+}
+
 // TestLookupQualifiedNames: the one-guest commands (cat, get, put, agent)
 // take a whole name only, with the same refusal as Select.
 func TestLookupQualifiedNames(t *testing.T) {

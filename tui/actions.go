@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +51,8 @@ type event struct {
 	action  fleet.Action
 	results []fleet.Result
 	took    time.Duration
-	lines   int // lines in the event log
+	lines   int  // lines in the event log
+	dry     bool // a dry run: nothing was sent
 	// note, when set, makes this event a fleet notice (a thaw attempt, an
 	// orphaned freeze thawed) rather than an action.
 	note *fleet.Notice
@@ -154,15 +156,21 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 	// fleet's workers never wait on the screen.
 	ch := make(chan tea.Msg, len(run)+1)
 	src := m.src
+	rec := m.auditAction(a, run, skipped)
 	go func() {
 		defer cancel()
+		// The intent is on record before anything is sent, or nothing is.
+		if err := rec.intent(); err != nil {
+			ch <- actionDoneMsg{id: id, results: refusedResults(names, err), refused: err}
+			return
+		}
 		results := src.Run(ctx, a, names, func(r fleet.Result) {
 			select {
 			case ch <- actionMsg{id: id, res: r}:
 			default: // more progress calls than guests: the final result still carries it
 			}
 		})
-		ch <- actionDoneMsg{id: id, results: results}
+		ch <- actionDoneMsg{id: id, results: results, auditErr: rec.outcome(append(slices.Clone(skipped), results...))}
 	}()
 	return tea.Batch(waitAction(ch), m.spin.Tick)
 }
@@ -220,7 +228,15 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 		}
 	}
 	ok, failed, skipped := tally(all)
-	m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped %s", actionString(r.action), ok, failed, skipped, where), failed > 0)
+	switch {
+	case msg.refused != nil:
+		m.setStatus(fmt.Sprintf("%s refused: %v; nothing was sent", actionString(r.action), msg.refused), true)
+	case msg.auditErr != nil:
+		m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped; the outcome is not in the audit log: %v",
+			actionString(r.action), ok, failed, skipped, msg.auditErr), true)
+	default:
+		m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped %s", actionString(r.action), ok, failed, skipped, where), failed > 0)
+	}
 	return nil
 }
 

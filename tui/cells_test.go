@@ -76,3 +76,35 @@ func TestColouredByState(t *testing.T) {
 }
 
 func (m Model) withCursor(i int) Model { m.moveTo(i); return m }
+
+// TestFilesystemUse: USE% is what the guest's two counts say, and only when
+// they make sense: a count near 2^64 does not wrap (used*100 overflowed, so
+// a full filesystem read 0%), and used above the size shows no percentage.
+func TestFilesystemUse(t *testing.T) {
+	tests := []struct {
+		used, total uint64
+		want        string // the USE% cell, "" for none
+	}{
+		{3 << 30, 20 << 30, "15%"},
+		{29, 100, "29%"},
+		{1 << 63, 1 << 63, "100%"},
+		{1<<64 - 1, 1<<64 - 1, "100%"},
+		{1 << 62, 1 << 63, "50%"},
+		{5, 4, ""},
+		{0, 0, ""},
+	}
+	for _, tt := range tests {
+		g := testGuest(1)
+		g.Filesystems = []agentclient.Filesystem{{Mountpoint: "/", Type: "ext4", Name: "vda1", UsedBytes: u64(tt.used), TotalBytes: u64(tt.total)}}
+		m := New(newFakeSource([]*fleet.Guest{g}), Options{Styles: themes.Mono(), Now: func() time.Time { return testNow }})
+		lines := m.filesystemLines(g)
+		row := strings.Fields(lines[len(lines)-1])
+		got := ""
+		if last := row[len(row)-1]; strings.HasSuffix(last, "%") {
+			got = last
+		}
+		if got != tt.want {
+			t.Errorf("used %d of %d: USE%% %q, want %q (%q)", tt.used, tt.total, got, tt.want, lines[len(lines)-1])
+		}
+	}
+}

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -285,8 +286,12 @@ func (m *Model) filesystemLines(g *fleet.Guest) []string {
 		}
 		if f.TotalBytes != nil {
 			total = size(*f.TotalBytes)
-			if f.UsedBytes != nil && *f.TotalBytes > 0 {
-				pct = strconv.Itoa(int(*f.UsedBytes*100 / *f.TotalBytes)) + "%"
+			// The guest's counts: used*100 would wrap near 2^64, and
+			// used above the size is no percentage.
+			if u, s := f.UsedBytes, *f.TotalBytes; u != nil && s > 0 && *u <= s {
+				hi, lo := bits.Mul64(*u, 100)
+				q, _ := bits.Div64(hi, lo, s) // hi < s: u <= s
+				pct = strconv.FormatUint(q, 10) + "%"
 			}
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s %10s %10s %5s", padText(f.Mountpoint, 20, 64), padText(f.Type, 8, 16),
@@ -418,7 +423,11 @@ func (m *Model) eventHead(e event) string {
 		return line
 	}
 	ok, failed, skipped := tally(e.results)
-	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), present.Text(actionString(e.action), m.width), ok, failed, skipped)
+	act := present.Text(actionString(e.action), m.width)
+	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), act, ok, failed, skipped)
+	if e.dry {
+		head = fmt.Sprintf("%s  dry run: %s  %d would be sent it, %d skipped; nothing was sent", e.at.Format("15:04:05"), act, ok, skipped)
+	}
 	if e.took > 0 {
 		head += "  in " + fmtDur(e.took)
 	}
@@ -434,6 +443,9 @@ func (m *Model) eventResult(r fleet.Result) string {
 		return m.st.Disabled.Render("  - " + name + "  skipped: " + present.Text(r.Err, w))
 	case r.OK:
 		line := m.st.OK.Render("  ✓ "+name) + "  " + present.Text(r.Result, w)
+		if !r.ThawAt.IsZero() {
+			line += "; automatic thaw at " + r.ThawAt.Format("15:04:05")
+		}
 		if r.Duration > 0 {
 			line += m.st.Muted.Render("  " + fmtDur(r.Duration))
 		}

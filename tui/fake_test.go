@@ -28,6 +28,8 @@ type fakeSource struct {
 	hold chan struct{}
 	// thawFail, when set, makes ThawOurs fail with it and thaw nothing.
 	thawFail string
+	// onRun, when set, is called as each Run and ThawOurs starts.
+	onRun func()
 }
 
 // holdRuns keeps actions in flight until the returned func is called.
@@ -79,8 +81,11 @@ func (s *fakeSource) Changed() <-chan struct{} { return s.changed }
 func (s *fakeSource) Run(ctx context.Context, a fleet.Action, names []string, progress func(fleet.Result)) []fleet.Result {
 	s.mu.Lock()
 	s.runs = append(s.runs, fakeRun{a, names})
-	hold := s.hold
+	hold, onRun := s.hold, s.onRun
 	s.mu.Unlock()
+	if onRun != nil {
+		onRun()
+	}
 	if hold != nil {
 		select {
 		case <-hold:
@@ -108,6 +113,9 @@ func (s *fakeSource) FrozenByUs() []string {
 }
 
 func (s *fakeSource) ThawOurs(ctx context.Context) []fleet.Result {
+	if s.onRun != nil {
+		s.onRun()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.thawFail != "" {

@@ -218,13 +218,23 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 		m.open(layer{kind: layerEvents})
 		return nil
 	}
+	dry := fields[0] == dryRunVerb
+	if dry {
+		fields = fields[1:]
+	}
 	a, err := parseAction(fields)
 	if err != nil {
 		m.setStatus(err.Error(), true)
 		return nil
 	}
+	if dry {
+		return m.dryRun(a)
+	}
 	return m.startAction(a)
 }
+
+// dryRunVerb before an action on the command line shows what it would send.
+const dryRunVerb = "dry-run"
 
 // completions are the command-line suggestions (tab accepts one).
 func (m *Model) completions() []string {
@@ -236,11 +246,23 @@ func (m *Model) completions() []string {
 		"vcpus online ", "vcpus offline ", "write ",
 		"events", "help", "quit",
 	}
+	// Every action can be tried first: "dry-run freeze".
+	for _, c := range all {
+		if a, err := parseAction(strings.Fields(c)); err == nil || strings.HasSuffix(c, " ") {
+			if err == nil && !actionMutating(a) {
+				continue
+			}
+			all = append(all, dryRunVerb+" "+c)
+		}
+	}
 	if !m.opts.Readonly {
 		return all
 	}
 	var out []string
 	for _, c := range all {
+		if strings.HasPrefix(c, dryRunVerb+" ") {
+			continue // a dry run of what read-only mode refuses would only say so
+		}
 		if a, err := parseAction(strings.Fields(c)); err == nil && actionMutating(a) {
 			continue
 		}
@@ -318,11 +340,17 @@ func (m *Model) quitKey(q *quitDialog, k tea.KeyPressMsg) tea.Cmd {
 		q.thawing = true
 		m.setStatus("thawing guests frozen by guestdeck…", false)
 		src := m.src
+		rec := m.quitThawRecord()
 		return func() tea.Msg {
 			// Each thaw retries within the fleet's budget; leave it room.
 			ctx, cancel := context.WithTimeout(context.Background(), fleet.DefaultThawBudget+30*time.Second)
 			defer cancel()
-			return thawedQuitMsg{results: src.ThawOurs(ctx)}
+			// Thaws guestdeck owes are never refused for the audit log: a
+			// guest left frozen is worse than a gap in the record.
+			_ = rec.intent()
+			results := src.ThawOurs(ctx)
+			_ = rec.outcome(results)
+			return thawedQuitMsg{results: results}
 		}
 	case key.Matches(k, cancel):
 		m.closeLayer(layerQuit)

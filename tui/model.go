@@ -69,6 +69,10 @@ type Options struct {
 	Files func(guest string) (FilesPane, error)
 	// Now is the clock (countdowns, ages); nil means time.Now.
 	Now func() time.Time
+	// Audit, when set, records every mutating action (intent before it is
+	// sent, outcome after) and every dry run of one; an action whose
+	// intent cannot be written is refused. nil records nothing.
+	Audit fleet.Auditor
 }
 
 // CheckKeys reports whether overrides name only known actions.
@@ -342,10 +346,19 @@ type (
 		res  fleet.Result
 		next tea.Cmd // waits for the action's next message
 	}
-	// actionDoneMsg carries every result of action run id.
+	// actionDoneMsg carries every result of action run id. refused: its
+	// intent could not be audited, so nothing was sent; auditErr: its
+	// outcome could not be.
 	actionDoneMsg struct {
-		id      int
-		results []fleet.Result
+		id       int
+		results  []fleet.Result
+		refused  error
+		auditErr error
+	}
+	// auditedMsg reports an audit entry written off the Update loop.
+	auditedMsg struct {
+		what string
+		err  error
 	}
 	thawedQuitMsg struct{ results []fleet.Result }
 )
@@ -407,6 +420,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.actionDone(msg)
 	case thawedQuitMsg:
 		return m, m.thawedQuit(msg)
+	case auditedMsg:
+		if msg.err != nil {
+			m.setStatus(msg.what+": "+msg.err.Error(), true)
+		}
+		return m, nil
 	case spinner.TickMsg:
 		if msg.ID != m.spin.ID() {
 			break // another widget's spinner (the file browser's)

@@ -254,7 +254,11 @@ func (m *Model) pendingAction() (fleet.Action, bool) {
 		return c.action, true
 	}
 	if m.top().kind == layerCommand {
-		if a, err := parseAction(strings.Fields(m.cmdInput.Value())); err == nil {
+		fields := strings.Fields(m.cmdInput.Value())
+		if len(fields) > 0 && fields[0] == dryRunVerb {
+			fields = fields[1:]
+		}
+		if a, err := parseAction(fields); err == nil {
 			return a, true
 		}
 	}
@@ -376,7 +380,11 @@ func (m *Model) renderHelp(w, h int) string {
 		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, fstrim, cat PATH, freeze, thaw, settime, shutdown [reboot|halt],\n")
 		b.WriteString("          suspend ram|disk|hybrid, vcpus online|offline IDS, write PATH TEXT   (tab completes)\n")
 	}
-	b.WriteString(m.st.Title.Render("Targets") + "  the marked guests, or the guest under the cursor when none is marked\n")
+	targets := "the marked guests, or the guest under the cursor when none is marked"
+	if !m.opts.Readonly {
+		targets = "marked guests, else the cursor's · :dry-run ACTION shows, sends nothing"
+	}
+	b.WriteString(m.st.Title.Render("Targets") + "  " + targets + "\n")
 	yes, no := confirmKeys(false)
 	thaw, leave, cancel := m.keys.quitKeys()
 	b.WriteString(m.st.Title.Render("Dialogs") + fmt.Sprintf("  %s confirm, %s cancel. Quit with guests frozen by us:\n", yes.Help().Key, no.Help().Key))

@@ -19,16 +19,36 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-// Exit codes.
+// Exit codes: one table, for scripts (README "Exit codes"). When several
+// apply, the highest but 2 wins: 4 over 1 over 3 over 0. 2 is only ever
+// returned before anything was sent.
 const (
-	exitOK    = 0 // done (for status: the fleet was polled, whatever it said)
-	exitFail  = 1 // an action, a transfer or a command failed on some guest
-	exitUsage = 2 // bad command line, bad fleet file, or refused before anything was sent
+	// exitOK: every selected guest did what was asked (for status: the
+	// fleet was polled, whatever it said; for a dry run: every guest would
+	// be sent the action).
+	exitOK = 0
+	// exitFail: the action, transfer or command failed on at least one
+	// guest. A freeze that froze nothing failed, and so did --hold on a
+	// guest that was already frozen (guestdeck will not hold or thaw a
+	// freeze it did not make).
+	exitFail = 1
+	// exitUsage: bad command line or fleet file, or refused before anything
+	// was sent (read-only, no confirmation, unknown or ambiguous guest, the
+	// audit log cannot be written).
+	exitUsage = 2
+	// exitSkipped: nothing failed, but the action was skipped on some
+	// selected guest (its agent lacks or disabled the command, or refuses
+	// it while frozen), so `run --yes freeze tag:db && snapshot` never
+	// snapshots a disk that was not frozen.
+	exitSkipped = 3
+	// exitFrozen: a thaw guestdeck owed did not succeed: a guest is left
+	// frozen.
+	exitFrozen = 4
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, argv: os.Args}
 	code := c.main(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
@@ -38,6 +58,8 @@ func main() {
 type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// argv is the whole command line, for the audit log.
+	argv []string
 
 	configPath string
 	readonly   bool
@@ -56,7 +78,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"status", "[--json] [SELECTOR...]", "poll the selected guests once and print what their agents say", (*cli).status},
-		{"run", "[--json] [--yes] [--hold D] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
+		{"run", "[--json] [--yes] [--hold D] [--dry-run] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
 		{"cat", "GUEST PATH", "print a file from a guest", (*cli).cat},
 		{"get", "GUEST PATH DEST", "copy a file from a guest (DEST may be a directory or -)", (*cli).get},
 		{"put", "SRC GUEST PATH", "copy a local file (or - for stdin) to a guest", (*cli).put},
@@ -105,7 +127,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 			c.usage(c.stdout)
 			return exitOK
 		}
-		fmt.Fprintf(c.stderr, "guestdeck: %v\n", err)
+		c.errorf("%v", err) // it quotes the flag as typed
 		c.usage(c.stderr)
 		return exitUsage
 	}
@@ -118,14 +140,14 @@ func (c *cli) main(ctx context.Context, args []string) int {
 			return cmd.run(c, ctx, rest[1:])
 		}
 	}
-	fmt.Fprintf(c.stderr, "guestdeck: unknown command %q (see guestdeck help)\n", rest[0])
+	c.errorf("unknown command %q (see guestdeck help)", rest[0])
 	return exitUsage
 }
 
 // flags returns a FlagSet for a subcommand whose -h prints its usage.
 func (c *cli) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("guestdeck "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	fs.SetOutput(blockWriter{c.stderr})
 	fs.Usage = func() {
 		for _, cmd := range commands() {
 			if cmd.name == name {
@@ -140,6 +162,18 @@ func (c *cli) flags(name string) *flag.FlagSet {
 		}
 	}
 	return fs
+}
+
+// blockWriter writes what the flag package prints through present.Block:
+// its errors quote a bad flag as it was typed, and a script may pass words a
+// guest chose.
+type blockWriter struct{ w io.Writer }
+
+func (b blockWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(b.w, present.Block(string(p), 8)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // parse parses a subcommand's flags; ok is false when the caller should

@@ -13,6 +13,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
@@ -22,10 +23,13 @@ import (
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
 func (c *cli) dashboard(ctx context.Context) int {
+	// Every mutating action is audited: the dashboard's own, and the
+	// fleet's automatic thaws (watchdog, orphans).
+	al := c.auditLog()
 	// Notices go to the event log while the screen is up, to stderr after.
 	var screenDone atomic.Bool
 	o, code := c.openFleet(ctx, true, func(opts *fleet.Options) {
-		opts.Who, opts.AdoptOrphans = "dashboard", true
+		opts.Who, opts.AdoptOrphans, opts.Audit = "dashboard", true, al
 		opts.OnNotice = func(n fleet.Notice) {
 			if screenDone.Load() {
 				c.printNotice(n)
@@ -74,7 +78,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	files := func(guest string) (tui.FilesPane, error) {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
-	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files})
+	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	screenDone.Store(true)
 
@@ -82,36 +86,51 @@ func (c *cli) dashboard(ctx context.Context) int {
 	// (SIGTERM, a closed terminal) gives it no chance to, so thaw them here.
 	code = exitOK
 	if ctx.Err() != nil {
-		code = c.thawOurs(ctx, o.fleet)
+		code = c.thawOurs(ctx, o.fleet, audit.SourceDashboard, "thaw (the dashboard was signalled to exit)")
 	} else if err != nil && !errors.Is(err, tea.ErrInterrupted) {
 		c.errorf("dashboard: %v", err)
 		code = exitFail
 	}
 	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
-		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %v\n!!! thaw with: guestdeck%s run thaw %s\n",
-			texts(left, nameCells), c.globalFlagsText(), strings.Join(texts(left, nameCells), " "))
+		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %s\n!!! thaw with: %s\n",
+			strings.Join(texts(left, nameCells), ", "), c.thawCommand(left...))
 	}
 	return code
 }
 
 // thawOurs thaws every guest this process froze, on a fresh clock since the
-// caller's context is usually what ended.
-func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet) int {
-	if len(f.FrozenByUs()) == 0 {
+// caller's context is usually what ended. The thaw is audited (source, and
+// action saying why), but never refused for the audit log: a guest left
+// frozen is worse than a thaw missing from the record. A thaw that fails
+// leaves a guest frozen: exitFrozen.
+func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action string) int {
+	frozen := f.FrozenByUs()
+	if len(frozen) == 0 {
 		return exitOK
+	}
+	thaw := fleet.Action{Kind: fleet.ActThaw}
+	gs := make([]audit.Guest, len(frozen))
+	for i, n := range frozen {
+		gs[i] = audit.Guest{Name: n, Address: guestAddress(f)(n), Result: "pending", Sends: fleet.AuditSends(thaw.Sends(time.Now()))}
+	}
+	aud, err := c.auditIntent(source, action, c.recordedCommand(nil, nil), nil, gs)
+	if err != nil {
+		c.errorf("warning: thawing anyway: %v", err)
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
 	defer cancel()
 	code := exitOK
+	results := f.ThawOurs(tctx)
+	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
 	// Each attempt is a notice on stderr as it happens; this is the verdict.
-	for _, r := range f.ThawOurs(tctx) {
+	for _, r := range results {
 		if r.OK {
 			fmt.Fprintf(c.stderr, "thawed %s: %s\n", present.Text(r.Guest, nameCells), present.Text(r.Result, errCells))
 			continue
 		}
-		code = exitFail
-		fmt.Fprintf(c.stderr, "\n!!! %s IS STILL FROZEN: the thaw failed: %s\n!!! its disk writes block until it is thawed: guestdeck%s run thaw %s\n\n",
-			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.globalFlagsText(), present.Text(r.Guest, nameCells))
+		code = exitFrozen
+		fmt.Fprintf(c.stderr, "\n!!! %s IS STILL FROZEN: the thaw failed: %s\n!!! its disk writes block until it is thawed: %s\n\n",
+			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.thawCommand(r.Guest))
 	}
 	return code
 }

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
 )
 
@@ -51,7 +55,7 @@ func TestDashboardThawsOnSIGTERM(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := dir + "/tmux.sock"
 	tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
-		"env", "NO_COLOR=1", "HOME="+dir, binary, "-c", cfg)
+		"env", "NO_COLOR=1", "HOME="+dir, "XDG_STATE_HOME="+dir+"/state", binary, "-c", cfg)
 	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	pid, err := strconv.Atoi(strings.TrimSpace(tmux(t, sock, "display-message", "-p", "-t", "gd", "#{pane_pid}")))
 	if err != nil {
@@ -87,6 +91,17 @@ func TestDashboardThawsOnSIGTERM(t *testing.T) {
 	if n := farm.Guests()[0].Calls("guest-fsfreeze-thaw"); n != 1 {
 		t.Errorf("s0 got %d thaw calls, want 1", n)
 	}
+	// Both are in the audit log: the dashboard's freeze and its own thaw.
+	var got []string
+	audit.Read(filepath.Join(dir, "state/guestdeck", audit.FileName), func(e audit.Entry) error {
+		got = append(got, fmt.Sprintf("%s %s %s %s=%s", e.Source, e.Phase, e.Action, e.Guests[0].Name, e.Guests[0].Result))
+		return nil
+	})
+	want := []string{"dashboard intent freeze s0=pending", "dashboard outcome freeze s0=ok",
+		"dashboard intent thaw (the dashboard was signalled to exit) s0=pending", "dashboard outcome thaw (the dashboard was signalled to exit) s0=ok"}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // TestRunConfirmsOnTerminal answers the confirmation of a destructive
@@ -103,7 +118,7 @@ func TestRunConfirmsOnTerminal(t *testing.T) {
 	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	for _, answer := range []string{"n", "y"} {
 		// The pane stays after the command so its last words can be read.
-		script := binary + " -c " + cfg + " run shutdown s0; echo exit=$?; sleep 30"
+		script := "HOME=" + dir + " XDG_STATE_HOME=" + dir + "/state " + binary + " -c " + cfg + " run shutdown s0; echo exit=$?; sleep 30"
 		tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "120", "-y", "20", "sh", "-c", script)
 		waitScreen(t, sock, "shutdown powerdown 1 guest(s): s0? [y/N]", 15*time.Second)
 		tmux(t, sock, "send-keys", "-t", "gd", answer, "Enter")

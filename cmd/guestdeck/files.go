@@ -1,16 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/internal/localfile"
@@ -35,8 +36,7 @@ func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
 // is frozen.
 func (c *cli) reason(guest string, err error) string {
 	if agentclient.IsFrozen(err) {
-		g := present.Text(guest, nameCells)
-		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (guestdeck%s run thaw %s)", g, c.globalFlagsText(), g)
+		return fmt.Sprintf("guest %s is frozen: its agent refuses file access until thawed (%s)", present.Text(guest, nameCells), c.thawCommand(guest))
 	}
 	return present.Reason(err, errCells)
 }
@@ -59,7 +59,11 @@ func (c *cli) cat(ctx context.Context, args []string) int {
 	bar := c.progress(guest + ":" + p)
 	// A bar drawn between the lines of the file itself would garble both.
 	bar.tty = bar.tty && !isTerminal(c.stdout)
-	_, err := o.fleet.ReadFile(ctx, guest, p, c.stdout, bar.update)
+	w := c.fileOut()
+	_, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
 	bar.finish(err)
 	if err != nil {
 		c.errorf("cat %s:%s: %s", guest, p, c.reason(guest, err))
@@ -81,7 +85,16 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	if dest != "-" {
 		kind, _, err := localfile.Inspect(dest)
 		if err == nil && kind == localfile.Directory {
-			dest = filepath.Join(dest, path.Base(p))
+			// The file in DEST is named after the guest's, which must be
+			// a plain name (present.LocalName).
+			name, ok := present.LocalName(p)
+			if !ok {
+				c.errorf("get %s:%s: refused: %s is a directory, and the guest file's name is no local file name "+
+					"(empty, . or .., or it holds control or invisible characters); name the local file: get GUEST PATH DIR/NAME; nothing was read",
+					guest, p, dest)
+				return exitUsage
+			}
+			dest = filepath.Join(dest, name)
 			kind, _, err = localfile.Inspect(dest)
 		}
 		// A destination a download is never written into is refused
@@ -99,9 +112,12 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	}
 	defer o.close()
 
-	var w io.Writer = c.stdout
+	var w io.Writer
 	var lf *localfile.File
-	if dest != "-" {
+	out := c.fileOut()
+	if dest == "-" {
+		w = out
+	} else {
 		// A regular file is written beside the destination and renamed,
 		// so a failed copy leaves no half file; a device or FIFO is
 		// written in place, never replaced.
@@ -115,6 +131,9 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	bar := c.progress(guest + ":" + p)
 	bar.tty = bar.tty && (lf != nil || !isTerminal(c.stdout))
 	n, err := o.fleet.ReadFile(ctx, guest, p, w, bar.update)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
 	bar.finish(err)
 	if err != nil {
 		if lf != nil {
@@ -128,7 +147,7 @@ func (c *cli) get(ctx context.Context, args []string) int {
 			c.errorf("get %s:%s: %v", guest, p, err)
 			return exitFail
 		}
-		fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", guest, p, dest, n)
+		fmt.Fprintf(c.stderr, "%s:%s -> %s (%d bytes)\n", present.Text(guest, nameCells), present.Text(p, maxLineCells), present.Text(dest, maxLineCells), n)
 	}
 	return exitOK
 }
@@ -176,9 +195,14 @@ func (c *cli) put(ctx context.Context, args []string) int {
 		c.errorf("put: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
 		return exitUsage
 	}
+	aud, code := c.auditPut(o.fleet, fs.Args(), guest, p, src, size)
+	if aud == nil {
+		return code
+	}
 	bar := c.progress(guest + ":" + p)
 	n, err := o.fleet.WriteFile(ctx, guest, p, r, size, bar.update)
 	bar.finish(err)
+	aud.outcome(c, auditOne(guest, o.fleet, fmt.Sprintf("wrote %d bytes", n), err))
 	if err != nil {
 		msg := c.reason(guest, err)
 		var we *agentclient.WriteError
@@ -189,8 +213,81 @@ func (c *cli) put(ctx context.Context, args []string) int {
 		c.errorf("put %s:%s: %s", guest, p, msg)
 		return exitFail
 	}
-	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", src, guest, p, n)
+	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", present.Text(src, maxLineCells), present.Text(guest, nameCells), present.Text(p, maxLineCells), n)
 	return exitOK
+}
+
+// fileOut is where cat and get - write a guest's file: stdout, exact when
+// it is a file or a pipe; on a terminal escaped as run read shows it
+// (present.Block), since the bytes are the guest's and a terminal acts on
+// them (title, clipboard, screen).
+func (c *cli) fileOut() flushWriter {
+	if isTerminal(c.stdout) {
+		return &blockStream{w: c.stdout}
+	}
+	return nopFlush{c.stdout}
+}
+
+type flushWriter interface {
+	io.Writer
+	Flush() error
+}
+
+type nopFlush struct{ io.Writer }
+
+func (nopFlush) Flush() error { return nil }
+
+// blockStream writes what it is given through present.Block, whole lines at
+// a time, so that neither a rune nor a CRLF is split between two writes and
+// tabs line up. A line longer than blockHold is written in pieces.
+type blockStream struct {
+	w    io.Writer
+	held []byte
+}
+
+const blockHold = 64 << 10
+
+func (s *blockStream) Write(p []byte) (int, error) {
+	s.held = append(s.held, p...)
+	cut := bytes.LastIndexByte(s.held, '\n') + 1
+	if cut == 0 && len(s.held) >= blockHold {
+		cut = len(s.held) - openTail(s.held)
+	}
+	if cut > 0 {
+		if _, err := io.WriteString(s.w, present.Block(string(s.held[:cut]), 8)); err != nil {
+			return 0, err
+		}
+		s.held = append(s.held[:0], s.held[cut:]...)
+	}
+	return len(p), nil
+}
+
+// Flush writes what is held: the end of a file without a final newline.
+func (s *blockStream) Flush() error {
+	if len(s.held) == 0 {
+		return nil
+	}
+	_, err := io.WriteString(s.w, present.Block(string(s.held), 8))
+	s.held = s.held[:0]
+	return err
+}
+
+// openTail is how many bytes at the end of b may continue in the next
+// write: the start of a rune, or a CR that a LF may follow.
+func openTail(b []byte) int {
+	n := 0
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		return 1
+	}
+	for k := 1; k <= utf8.UTFMax-1 && k <= len(b); k++ {
+		if c := b[len(b)-k]; utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-k:]) {
+				n = k
+			}
+			break
+		}
+	}
+	return n
 }
 
 // lookOnly reports whether a raw command only looks, so --readonly allows it.
@@ -240,7 +337,16 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		c.errorf("agent: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
 		return exitUsage
 	}
+	// TODO(bounds): agentclient.Lookup(name).Mutates, when the agent-command
+	// table lands, instead of lookOnly (which also decides --readonly above).
+	var aud *audited
+	if !lookOnly(probe.Execute) {
+		if aud, code = c.auditRaw(o.fleet, fs.Args(), guest, []byte(req)); aud == nil {
+			return code
+		}
+	}
 	reply, err := o.fleet.Raw(ctx, guest, []byte(req))
+	aud.outcome(c, auditOne(guest, o.fleet, "the agent replied "+truncateText(string(reply), 200), err))
 	var ae *agentclient.Error
 	if errors.As(err, &ae) {
 		// The agent answered with an error: that is its reply object.
@@ -252,11 +358,11 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		c.errorf("agent %s: %s", guest, c.reason(guest, err))
 		return exitFail
 	}
-	var pretty any
-	if json.Unmarshal(reply, &pretty) == nil {
-		if out, err := json.MarshalIndent(pretty, "", "  "); err == nil {
-			reply = out
-		}
+	// Indented as the agent wrote it: decoding would round 64-bit counts
+	// through float64 and sort the members.
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, reply, "", "  ") == nil {
+		reply = pretty.Bytes()
 	} else {
 		// Not JSON: no longer a reply a script could use, and nothing
 		// about it is safe for a terminal.

@@ -291,3 +291,58 @@ func TestPutInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestGetIntoDirectoryGuestName: `get GUEST PATH DIR` names the local file
+// after the guest's: a name with escapes, or one that is no file name (.,
+// ..), is refused before anything is read, and DIR is left as it was;
+// named explicitly the file is written, and every line printed about it is
+// escaped.
+func TestGetIntoDirectoryGuestName(t *testing.T) {
+	cfg := hostileFarm(t)
+	evil := "/tmp/evil" + sim.Hostile
+	dir := t.TempDir()
+	for _, p := range []string{evil, "/etc/..", "/tmp/."} {
+		r := gd(t, 30*time.Second, "-c", cfg, "get", "evil", p, dir)
+		terminalSafe(t, "get stderr", r.stderr)
+		if r.code != 2 || !strings.Contains(r.stderr, "nothing was read") || !strings.Contains(r.stderr, "name the local file") {
+			t.Errorf("get %q into a directory: exit %d, want 2, refused\nstderr: %s", p, r.code, r.stderr)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("get %q into a directory wrote %q", p, ents[0].Name())
+		}
+	}
+	dest := filepath.Join(dir, "named")
+	r := gd(t, 30*time.Second, "-c", cfg, "get", "evil", evil, dest)
+	terminalSafe(t, "get stderr", r.stderr)
+	if got, err := os.ReadFile(dest); r.code != 0 || err != nil || !strings.HasPrefix(string(got), "line one\n") {
+		t.Errorf("get to a named file: exit %d, %v %q\nstderr: %s", r.code, err, got, r.stderr)
+	}
+	if !strings.Contains(r.stderr, `evil:/tmp/evil\x1b]0;OWNED`) {
+		t.Errorf("get's summary line does not show the path escaped: %q", r.stderr)
+	}
+	r = gd(t, 30*time.Second, "-c", cfg, "put", dest, "evil", evil)
+	terminalSafe(t, "put stderr", r.stderr)
+	if r.code != 0 || !strings.Contains(r.stderr, `evil:/tmp/evil\x1b]0;OWNED`) {
+		t.Errorf("put: exit %d, summary %q", r.code, r.stderr)
+	}
+}
+
+// TestAgentReplyExact: agent prints the reply as the agent wrote it, only
+// indented: a 64-bit count keeps every digit (a float64 round trip made
+// 4611686018427387905 into 4611686018427387904) and members keep their
+// order.
+func TestAgentReplyExact(t *testing.T) {
+	_, cfg := simFarmWith(t, 1, func(int) sim.Config {
+		c := sim.DefaultConfig("g")
+		total, used := uint64(1<<62+1), uint64(1<<53+1)
+		c.Filesystems[0].TotalBytes, c.Filesystems[0].UsedBytes = &total, &used
+		return c
+	})
+	r := gd(t, 30*time.Second, "-c", cfg, "agent", "g", `{"execute":"guest-get-fsinfo"}`)
+	if r.code != 0 || !strings.Contains(r.stdout, "4611686018427387905") || !strings.Contains(r.stdout, "9007199254740993") {
+		t.Errorf("agent guest-get-fsinfo: exit %d, the counts are not exact:\n%s", r.code, r.stdout)
+	}
+	if i, j := strings.Index(r.stdout, `"name"`), strings.Index(r.stdout, `"mountpoint"`); i < 0 || j < i {
+		t.Errorf("agent reordered the reply's members:\n%s", r.stdout)
+	}
+}

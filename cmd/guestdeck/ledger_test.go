@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
@@ -328,5 +329,16 @@ func TestDashboardThawsOrphanE2E(t *testing.T) {
 	})
 	if farm.Guests()[1].Calls("guest-fsfreeze-thaw") != 0 {
 		t.Error("the bystander was sent a thaw")
+	}
+	// The dashboard's thaw of another process's freeze is in the audit log.
+	var auto []string
+	audit.Read(filepath.Join(os.Getenv("XDG_STATE_HOME"), "guestdeck", audit.FileName), func(e audit.Entry) error {
+		if e.Source == audit.SourceAuto {
+			auto = append(auto, e.Phase+" "+e.Action+" "+e.Guests[0].Name+"="+e.Guests[0].Result)
+		}
+		return nil
+	})
+	if want := "intent thaw (orphaned freeze) s0=pending,outcome thaw (orphaned freeze) s0=ok"; strings.Join(auto, ",") != want {
+		t.Errorf("automatic thaws in the audit log: %q, want %q", auto, want)
 	}
 }

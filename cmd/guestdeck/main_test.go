@@ -24,6 +24,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// No test writes to the developer's ledger or audit log: a test that
+	// wants a state directory sets its own.
+	os.Unsetenv("XDG_STATE_HOME")
 	dir, err := os.MkdirTemp("", "gdbin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -53,13 +56,23 @@ type result struct {
 // gd runs the binary with args, bounded by timeout, with no terminal.
 func gd(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
+	return gdEnv(t, timeout, nil, args...)
+}
+
+// gdEnv is gd with extra environment variables (XDG_STATE_HOME for a test's
+// own audit log shared by several runs).
+func gdEnv(t *testing.T, timeout time.Duration, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	// A home of its own: no developer's fleet file leaks into a test.
+	// A home of its own: no developer's fleet file leaks into a test, and
+	// the state (ledger, audit log) goes there too unless the test sets
+	// XDG_STATE_HOME (TestMain clears the developer's).
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "NO_COLOR=1")
+	cmd.Env = append(cmd.Env, env...)
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("guestdeck %s: still running after %v\nstderr: %s", strings.Join(args, " "), timeout, errb.String())

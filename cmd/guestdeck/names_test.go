@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -272,4 +273,138 @@ func TestDashboardQualifiedNames(t *testing.T) {
 		t.Errorf("filter lab/lv1 left rows %v:\n%s", got, s)
 	}
 	tt.keys("q")
+}
+
+// hostileDomains are libvirt domain names a hypervisor may give that look
+// like globs, prefixes or shell syntax once in a command line.
+var hostileDomains = []string{"db1", "db2", "db[1]", "*", "x:y", "my vm", "$(touch pwned);x"}
+
+// hostileDomainHost starts a test-driver libvirtd named a running
+// hostileDomains and returns a fleet file for it.
+func hostileDomainHost(t *testing.T) string {
+	t.Helper()
+	a := testpeers.StartLibvirtTest(t)
+	return fleetFile(t, fmt.Sprintf("[[host]]\nname = \"a\"\nuri = \"test+unix://%s?socket=%s\"\n", nodeFile(t, hostileDomains...), a.Socket))
+}
+
+// TestDomainNamesSelectThemselves runs the binary on a libvirt host whose
+// domain names look like globs and prefixes: each guest's whole name, typed
+// as status shows it, selects that guest and no other.
+func TestDomainNamesSelectThemselves(t *testing.T) {
+	cfg := hostileDomainHost(t)
+	for _, tt := range []struct{ sels, want []string }{
+		{[]string{"a/db[1]"}, []string{"a/db[1]"}},
+		{[]string{"a/*"}, []string{"a/*"}},
+		{[]string{"a/x:y"}, []string{"a/x:y"}},
+		{[]string{"a/my vm", "a/db1"}, []string{"a/db1", "a/my vm"}},
+		{[]string{"a/db[12]"}, []string{"a/db1", "a/db2"}}, // no guest's name: a glob
+	} {
+		r := gd(t, 60*time.Second, append([]string{"-c", cfg, "run", "--json", "info"}, tt.sels...)...)
+		var res []runJSON
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Errorf("run info %q: exit %d, %v\nstderr: %s", tt.sels, r.code, err, r.stderr)
+			continue
+		}
+		var got []string
+		for _, x := range res {
+			got = append(got, x.Name)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("run info %q hit %q, want %q", tt.sels, got, tt.want)
+		}
+	}
+}
+
+// shellArgs runs command line in bash with guestdeck replaced by a function
+// that prints its arguments, one per line, in dir (where the command must
+// create nothing), and returns them.
+func shellArgs(t *testing.T, line string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-c", `guestdeck() { printf '%s\0' "$@"; }; `+line)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Errorf("bash -c %q: %v", line, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+		t.Errorf("running %q created %s in its directory", line, ents[0].Name())
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+}
+
+// TestThawCommandsQuoted: the thaw commands status prints for an orphaned
+// freeze (the table's line and JSON's thaw_command) run, pasted into a
+// shell, exactly guestdeck -c FILE run thaw NAME: a domain name with shell
+// syntax, spaces, glob characters or escapes is one word, and runs nothing.
+func TestThawCommandsQuoted(t *testing.T) {
+	cfg := "/tmp/my fleet's.toml"
+	for _, name := range append(hostileDomains, "evil"+sim.Hostile) {
+		name = "a/" + name
+		c := &cli{configPath: cfg}
+		g := &fleet.Guest{Target: fleet.Target{Name: name}, FrozenBy: &fleet.FreezeRecord{PID: 1, Who: "run --yes freeze", Orphan: true, Since: time.Now()}}
+		var b strings.Builder
+		c.writeLedgerLines(&b, []*fleet.Guest{g})
+		terminalSafe(t, "ledger lines", b.String())
+		_, line, ok := strings.Cut(b.String(), "thaw it with: ")
+		if !ok {
+			t.Fatalf("no thaw command in %q", b.String())
+		}
+		want := []string{"-c", cfg, "run", "thaw", name}
+		for what, cmd := range map[string]string{"status line": strings.TrimSuffix(line, "\n"), "thaw_command": c.orphanOf(g).ThawCommand} {
+			if got := shellArgs(t, cmd); !slices.Equal(got, want) {
+				t.Errorf("%s %q runs guestdeck %q, want %q", what, cmd, got, want)
+			}
+		}
+	}
+}
+
+// TestFreezeThawCommandQuoted: `run --yes freeze` names the command that
+// thaws what it froze; run in a shell, it thaws exactly those guests and
+// runs nothing else.
+func TestFreezeThawCommandQuoted(t *testing.T) {
+	cfg := hostileDomainHost(t)
+	froze := []string{"a/$(touch pwned);x", "a/*", "a/my vm"}
+	r := gd(t, 60*time.Second, append([]string{"-c", cfg, "run", "--yes", "freeze"}, froze...)...)
+	_, line, ok := strings.Cut(r.stderr, "thaw them with:  ")
+	if r.code != 0 || !ok {
+		t.Fatalf("run --yes freeze: exit %d, no thaw command\n%s", r.code, r.stderr)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	got := shellArgs(t, line)
+	if want := append([]string{"-c", cfg, "run", "thaw"}, froze...); !slices.Equal(got, want) {
+		t.Fatalf("%q runs guestdeck %q, want %q", line, got, want)
+	}
+	// And the binary, given those words, thaws those guests.
+	r = gd(t, 60*time.Second, append([]string{"-c", cfg, "run", "--json", "thaw"}, got[4:]...)...)
+	var res []runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res) != len(froze) {
+		t.Fatalf("run thaw: exit %d, %v %+v\n%s", r.code, err, res, r.stderr)
+	}
+	for i, x := range res {
+		if x.Name != froze[i] {
+			t.Errorf("run thaw hit %s, want %s", x.Name, froze[i])
+		}
+	}
+}
+
+// TestDryRunJSONTerminalSafe: run --dry-run --json names the guests, and a
+// libvirt host's domain name may hold bidi and C1 controls: the output
+// decodes to the exact name and is still safe on a terminal.
+func TestDryRunJSONTerminalSafe(t *testing.T) {
+	a := testpeers.StartLibvirtTest(t)
+	evil := "evil\u202egpj.exe\u009b2J\u200b"
+	cfg := fleetFile(t, fmt.Sprintf("[[host]]\nname = \"a\"\nuri = \"test+unix://%s?socket=%s\"\n", nodeFile(t, evil), a.Socket))
+	for _, args := range [][]string{{"--json"}, {}} {
+		r := gd(t, 60*time.Second, append(append([]string{"-c", cfg, "run", "--dry-run"}, args...), "ping", "a/"+evil)...)
+		terminalSafe(t, fmt.Sprintf("run --dry-run %v", args), r.stdout+r.stderr)
+		if len(args) == 0 {
+			continue
+		}
+		var rows []struct{ Name string }
+		if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 1 || rows[0].Name != "a/"+evil {
+			t.Errorf("run --dry-run --json: exit %d, %v %+v\n%s", r.code, err, rows, r.stderr)
+		}
+	}
 }

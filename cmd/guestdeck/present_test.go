@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/guestdeck/guestdeck/agentclient/sim"
+	"github.com/guestdeck/guestdeck/fleet/audit"
 )
 
 // terminalSafe fails when out holds anything that could drive or deceive a
@@ -170,5 +172,70 @@ func TestHostileGuestCLI(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &host); err != nil || host.Return.HostName != "host"+h {
 		t.Errorf("agent reply: %v %q", err, r.stdout)
+	}
+}
+
+// TestHostileAuditLog: the audit log holds what guests said (their error
+// texts) and what libvirt hosts named them. `audit` shows it escaped,
+// `audit --json` exact but safe on a terminal, and a guest's whole name
+// selects its entries even when it looks like a glob.
+func TestHostileAuditLog(t *testing.T) {
+	const h = sim.Hostile
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	log := audit.Open(filepath.Join(state, "guestdeck"))
+	for _, e := range []audit.Entry{
+		{Phase: audit.Outcome, Source: audit.SourceCLI, Action: "fstrim",
+			Guests: []audit.Guest{{Name: "a/evil" + h, Result: "failed", Detail: "trim failed" + h}}},
+		{Phase: audit.Outcome, Source: audit.SourceCLI, Action: "thaw",
+			Guests: []audit.Guest{{Name: "a/db1", Result: "ok"}, {Name: "a/db[1]", Result: "ok", Detail: "thawed"}}},
+	} {
+		if err := log.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	esc := `\x1b]0;OWNED\x07`
+
+	r := gd(t, 30*time.Second, "audit")
+	terminalSafe(t, "audit", r.stdout+r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "trim failed"+esc) || !strings.Contains(r.stdout, "a/evil"+esc) {
+		t.Errorf("audit: exit %d, the guest's text not shown escaped:\n%s", r.code, r.stdout)
+	}
+
+	r = gd(t, 30*time.Second, "audit", "--json")
+	terminalSafe(t, "audit --json", r.stdout+r.stderr)
+	var es []audit.Entry
+	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || len(es) != 2 || len(es[0].Guests) != 1 ||
+		es[0].Guests[0].Detail != "trim failed"+h || es[0].Guests[0].Name != "a/evil"+h {
+		t.Errorf("audit --json does not carry the exact strings: %v %+v", err, es)
+	}
+
+	r = gd(t, 30*time.Second, "audit", "--json", "a/db[1]")
+	es = nil
+	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil || len(es) != 1 || len(es[0].Guests) != 1 || es[0].Guests[0].Name != "a/db[1]" {
+		t.Errorf("audit a/db[1]: %v %+v, want the one entry of guest a/db[1] alone", err, es)
+	}
+}
+
+// TestFlagErrorsEscaped: a bad flag is echoed in the error, and a script
+// may pass words it got from a guest: the flag package's messages and
+// usage are escaped like every other line.
+func TestFlagErrorsEscaped(t *testing.T) {
+	for _, args := range [][]string{
+		{"-" + sim.Hostile, "status"},
+		{"status", "-" + sim.Hostile},
+		{"run", "--json=" + sim.Hostile, "ping", "x"},
+		{"get", "-x\x1b]0;t\x07", "g", "/p", "d"},
+		{"audit", "--since", "1h", "-" + sim.Hostile},
+	} {
+		r := gd(t, 30*time.Second, args...)
+		terminalSafe(t, args[0]+" "+args[1], r.stderr)
+		usage := "usage: guestdeck " + args[0]
+		if strings.HasPrefix(args[0], "-") {
+			usage = "usage: guestdeck [GLOBAL FLAGS]"
+		}
+		if r.code != 2 || !strings.Contains(r.stderr, `\x1b]0;`) || !strings.Contains(r.stderr, usage) {
+			t.Errorf("%q: exit %d, want 2 with the flag shown escaped and the usage\nstderr: %s", args, r.code, r.stderr)
+		}
 	}
 }

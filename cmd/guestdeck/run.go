@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -12,7 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
@@ -57,11 +61,33 @@ type runJSON struct {
 	Result  string `json:"result"`
 }
 
+// maxHold bounds --hold: a freeze longer than a day is an outage, not a
+// backup window.
+const maxHold = 24 * time.Hour
+
+// notOurFreeze is a --hold guest's error when it was frozen before: the hold
+// is a promise to thaw what guestdeck froze, and this freeze is someone else's.
+const notOurFreeze = "already frozen, and not by this guestdeck: --hold will neither hold nor thaw it"
+
 func (c *cli) runAction(ctx context.Context, args []string) int {
 	fs := c.flags("run")
 	asJSON := fs.Bool("json", false, "print a JSON array of per-guest results")
 	yes := fs.Bool("yes", false, "do not ask for confirmation (needed without a terminal, and for freeze without --hold)")
-	hold := fs.Duration("hold", 0, "freeze only: keep guestdeck running this long (or until ctrl-c), then thaw")
+	dry := fs.Bool("dry-run", false, "print what would be sent to each guest, or why it would be skipped; send nothing")
+	var hold time.Duration
+	fs.Func("hold", "freeze only: keep guestdeck running for `D` (more than 0, at most 24h), or until ctrl-c, then thaw", func(v string) error {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return fmt.Errorf("want a duration such as 90s, 5m or 1h")
+		case d <= 0:
+			return fmt.Errorf("must be more than zero")
+		case d > maxHold:
+			return fmt.Errorf("at most %s: a longer freeze is an outage (use --yes and thaw it yourself)", maxHold)
+		}
+		hold = d
+		return nil
+	})
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -79,16 +105,20 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		c.errorf("run %s: no guests selected: name them, or use a selector such as all, tag:X, host:Y, state:Z", act)
 		return exitUsage
 	}
+	what := "run " + act.String()
+	if *dry {
+		what = "run --dry-run " + act.String()
+	}
 	// Refuse before any fleet file is read or any agent dialled.
 	if c.readonly && act.Mutating() {
-		c.errorf("run %s: refused: --readonly forbids actions that change guests; nothing was sent", act)
+		c.errorf("%s: refused: --readonly forbids actions that change guests; nothing was sent", what)
 		return exitUsage
 	}
-	if *hold != 0 && act.Kind != fleet.ActFreeze {
+	if hold != 0 && act.Kind != fleet.ActFreeze {
 		c.errorf("run: --hold only applies to freeze")
 		return exitUsage
 	}
-	if act.Kind == fleet.ActFreeze && *hold == 0 && !*yes {
+	if act.Kind == fleet.ActFreeze && hold == 0 && !*yes && !*dry {
 		c.errorf("run freeze: guests stay frozen after guestdeck exits (their writes block until thawed);\n" +
 			"  pass --yes to freeze and leave them frozen, or --hold DURATION to thaw automatically")
 		return exitUsage
@@ -96,10 +126,11 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 
 	o, code := c.openFleet(ctx, false, func(opts *fleet.Options) {
 		// The watchdog must not thaw before the hold ends.
-		if *hold > 0 && opts.FreezeTimeout < *hold+time.Minute {
-			opts.FreezeTimeout = *hold + time.Minute
+		if hold > 0 && opts.FreezeTimeout < hold+time.Minute {
+			opts.FreezeTimeout = hold + time.Minute
 		}
-		opts.Who, opts.Promise = ledgerWho(act, *hold)
+		opts.Audit = c.auditLog()
+		opts.Who, opts.Promise = ledgerWho(act, hold)
 	})
 	if o == nil {
 		return code
@@ -107,7 +138,7 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 	defer o.close()
 	f := o.fleet
 	if c.readonly && act.Mutating() {
-		c.errorf("run %s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", act)
+		c.errorf("%s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", what)
 		return exitUsage
 	}
 
@@ -117,11 +148,27 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	if len(gs) == 0 {
-		c.errorf("run %s: the selectors %s match no guest", act, strings.Join(selectors, " "))
+		c.errorf("%s: the selectors %s match no guest", what, strings.Join(selectors, " "))
 		return exitUsage
+	}
+	command := c.recordedCommand(fs.Args(), hiddenWords(act, words))
+	if *dry {
+		return c.dryRun(act, gs, hold, command, selectors, *asJSON)
 	}
 	if act.Destructive() && !*yes && !c.confirm(fmt.Sprintf("%s %d guest(s): %s?", act, len(gs), summariseNames(gs))) {
 		return exitUsage
+	}
+	var aud *audited
+	if act.Mutating() {
+		action := act.String()
+		if hold > 0 {
+			action += fmt.Sprintf(" (--hold %s)", hold)
+		}
+		aud, err = c.auditIntent(audit.SourceCLI, action, command, selectors, fleet.AuditPlan(act, gs, audit.Intent, time.Now()))
+		if err != nil {
+			c.errorf("%s: refused: %v; nothing was sent", what, err)
+			return exitUsage
+		}
 	}
 
 	// progress runs on the fleet's goroutines.
@@ -133,38 +180,166 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		defer mu.Unlock()
 		done++
 		if tty {
-			fmt.Fprintf(c.stderr, "\r%s: %d/%d", act, done, len(gs))
+			fmt.Fprintf(c.stderr, "\r%s: %d/%d", present.Text(act.String(), 60), done, len(gs))
 		}
 	})
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}
-	if act.Kind == fleet.ActFreeze && *hold == 0 {
-		// The fleet's watchdog dies with this process: no automatic thaw.
-		for i := range results {
-			if j := strings.Index(results[i].Result, "; automatic thaw"); j >= 0 {
-				results[i].Result = results[i].Result[:j] + "; stays frozen after guestdeck exits"
-			}
-		}
+	holdEnd := time.Now().Add(hold)
+	if act.Kind == fleet.ActFreeze {
+		c.freezeResults(f, results, hold, holdEnd)
 	}
-	code = exitOK
-	for _, r := range results {
-		if !r.OK && !r.Skipped {
-			code = exitFail
-		}
-	}
+	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
+	code = runExit(results)
 	c.printResults(act, results, *asJSON)
 
 	if act.Kind == fleet.ActFreeze {
 		frozen := f.FrozenByUs()
-		if len(frozen) > 0 && *hold > 0 {
-			if c.holdAndThaw(ctx, f, *hold, frozen) != exitOK {
-				code = exitFail
+		if len(frozen) > 0 && hold > 0 {
+			if c.holdAndThaw(ctx, f, holdEnd, frozen) != exitOK {
+				code = exitFrozen
 			}
 		} else if len(frozen) > 0 {
 			fmt.Fprintf(c.stderr, "\n!!! %d guest(s) are FROZEN and stay frozen after guestdeck exits: their disk writes block.\n"+
-				"!!! thaw them with:  guestdeck%s run thaw %s\n\n", len(frozen), c.globalFlagsText(), strings.Join(texts(frozen, nameCells), " "))
+				"!!! thaw them with:  %s\n\n", len(frozen), c.thawCommand(frozen...))
 		}
+	}
+	return code
+}
+
+// runExit is a finished action's exit code: any guest failed, else any
+// skipped, else done.
+func runExit(results []fleet.Result) int {
+	code := exitOK
+	for _, r := range results {
+		switch {
+		case !r.OK && !r.Skipped:
+			return exitFail
+		case r.Skipped:
+			code = exitSkipped
+		}
+	}
+	return code
+}
+
+// freezeResults says in each frozen guest's result when it thaws: at the
+// end of the hold, or never by guestdeck (it exits, and its watchdog with
+// it). Under --hold, a guest frozen before is a failure: guestdeck did not
+// freeze it, so it neither holds nor thaws it.
+func (c *cli) freezeResults(f *fleet.Fleet, results []fleet.Result, hold time.Duration, holdEnd time.Time) {
+	ours := f.FrozenByUs()
+	for i := range results {
+		r := &results[i]
+		if !r.OK {
+			continue
+		}
+		switch {
+		case hold > 0 && !slices.Contains(ours, r.Guest):
+			r.OK, r.Err = false, notOurFreeze
+			fmt.Fprintf(c.stderr, "guestdeck: %s is %s (thaw it yourself when its owner is done: %s)\n",
+				present.Text(r.Guest, nameCells), notOurFreeze, c.thawCommand(r.Guest))
+		case hold > 0:
+			r.Result += fmt.Sprintf("; held frozen until %s, then thawed by guestdeck", holdEnd.Format("15:04:05"))
+		case !r.ThawAt.IsZero():
+			r.Result += "; stays frozen after guestdeck exits"
+		}
+		r.ThawAt = time.Time{} // the watchdog's deadline is not this command's
+	}
+}
+
+// hiddenWords are the action words the audit log must not keep: a write's
+// data, replaced by its size. Indexes count from the action's name.
+func hiddenWords(act fleet.Action, words []string) map[int]string {
+	if act.Kind != fleet.ActWrite || len(words) < 3 {
+		return nil
+	}
+	hide := map[int]string{2: fmt.Sprintf("<%d bytes, not recorded>", len(act.Data))}
+	for i := 3; i < len(words); i++ {
+		hide[i] = "" // joined into the one placeholder above
+	}
+	return hide
+}
+
+// dryRunJSON is one guest in `run --dry-run --json`.
+type dryRunJSON struct {
+	Name      string       `json:"name"`
+	WouldSend []fleet.Send `json:"would_send"`
+	Skipped   bool         `json:"skipped"`
+	Reason    string       `json:"reason"`
+}
+
+// dryRun prints what act would send to each guest, or why a guest would be
+// skipped, and sends nothing. A dry run of a mutating action is recorded in
+// the audit log (phase dry-run); a log that cannot be written means the real
+// run would be refused, and the dry run says so and exits as it would.
+func (c *cli) dryRun(act fleet.Action, gs []*fleet.Guest, hold time.Duration, command, selectors []string, asJSON bool) int {
+	now := time.Now()
+	rows := make([]dryRunJSON, len(gs))
+	code := exitOK
+	for i, g := range gs {
+		sends, skip := act.Plan(g, now)
+		if skip == "" && hold > 0 && (g.State == fleet.Frozen || g.Freeze == agentclient.Frozen) && !g.FrozenByUs {
+			sends, skip = nil, notOurFreeze
+		}
+		if skip == "" && hold > 0 {
+			sends = append(sends, fleet.Action{Kind: fleet.ActThaw}.Sends(now)...)
+		}
+		if sends == nil {
+			sends = []fleet.Send{}
+		}
+		rows[i] = dryRunJSON{Name: g.Name, WouldSend: sends, Skipped: skip != "", Reason: skip}
+		if skip != "" {
+			code = exitSkipped
+		}
+	}
+	if asJSON {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // placeholders read <...>
+		enc.Encode(rows)
+		// Names are a libvirt host's: exact, and safe on a terminal.
+		c.stdout.Write(present.SafeJSON(b.Bytes()))
+	} else {
+		fmt.Fprintf(c.stdout, "dry run: %s on %d guest(s); nothing is sent\n", present.Text(act.String(), maxLineCells), len(gs))
+		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "GUEST\tWOULD SEND")
+		for _, r := range rows {
+			name := present.Text(r.Name, nameCells)
+			if r.Skipped {
+				fmt.Fprintf(tw, "%s\tskipped: %s\n", name, present.Text(r.Reason, errCells))
+				continue
+			}
+			for j, s := range r.WouldSend {
+				if j > 0 {
+					name = ""
+				}
+				fmt.Fprintf(tw, "%s\t%s\n", name, present.Text(s.JSON(), 2*errCells))
+			}
+		}
+		tw.Flush()
+	}
+	if !act.Mutating() {
+		return code
+	}
+	l := c.auditLog()
+	guests := make([]audit.Guest, len(rows))
+	for i, r := range rows {
+		guests[i] = audit.Guest{Name: r.Name, Address: gs[i].Address, Result: "would-send", Sends: fleet.AuditSends(r.WouldSend)}
+		if r.Skipped {
+			guests[i].Result, guests[i].Detail = "skipped", r.Reason
+		}
+	}
+	action := act.String()
+	if hold > 0 {
+		action += fmt.Sprintf(" (--hold %s)", hold)
+	}
+	err := l.Append(audit.Entry{Phase: audit.DryRun, Source: audit.SourceCLI, Command: command,
+		Action: action, Selector: selectors, Guests: guests})
+	if err != nil {
+		c.errorf("run --dry-run %s: %v: the real run would be refused before sending anything", act, auditError(l, err))
+		return exitUsage
 	}
 	return code
 }
@@ -182,25 +357,25 @@ func ledgerWho(act fleet.Action, hold time.Duration) (string, time.Duration) {
 	return "run " + string(act.Kind), 0
 }
 
-// holdAndThaw waits for the hold to end (or an interrupt) and thaws the
+// holdAndThaw waits until the hold ends (or an interrupt) and thaws the
 // guests this process froze.
-func (c *cli) holdAndThaw(ctx context.Context, f *fleet.Fleet, hold time.Duration, frozen []string) int {
-	fmt.Fprintf(c.stderr, "holding %d guest(s) frozen until %s (ctrl-c thaws now)\n",
-		len(frozen), time.Now().Add(hold).Format("15:04:05"))
-	t := time.NewTimer(hold)
+func (c *cli) holdAndThaw(ctx context.Context, f *fleet.Fleet, end time.Time, frozen []string) int {
+	fmt.Fprintf(c.stderr, "holding %d guest(s) frozen until %s (ctrl-c thaws now)\n", len(frozen), end.Format("15:04:05"))
+	t := time.NewTimer(time.Until(end))
 	select {
 	case <-ctx.Done():
 	case <-t.C:
 	}
 	t.Stop()
-	return c.thawOurs(ctx, f)
+	return c.thawOurs(ctx, f, audit.SourceCLI, "thaw (end of --hold)")
 }
 
-// globalFlagsText repeats the fleet-file flag for commands we suggest.
+// globalFlagsText repeats the fleet-file flag for commands we suggest,
+// quoted for a shell.
 func (c *cli) globalFlagsText() string {
 	switch {
 	case c.configPath != "":
-		return " -c " + c.configPath
+		return " -c " + present.ShellArg(c.configPath)
 	case c.demo:
 		return " --demo"
 	}

@@ -188,9 +188,15 @@ func (c *cli) orphanOf(g *fleet.Guest) *orphanJSON {
 	return o
 }
 
-// thawCommand is the command that thaws guest with this fleet file.
-func (c *cli) thawCommand(guest string) string {
-	return "guestdeck" + c.globalFlagsText() + " run thaw " + guest
+// thawCommand is the command that thaws the guests with this fleet file,
+// ready to paste into a shell: each name is one word (present.ShellArg),
+// whatever a libvirt host called the domain, and not cut to a width.
+func (c *cli) thawCommand(guests ...string) string {
+	words := make([]string, len(guests))
+	for i, g := range guests {
+		words[i] = present.ShellArg(g)
+	}
+	return "guestdeck" + c.globalFlagsText() + " run thaw " + strings.Join(words, " ")
 }
 
 // writeLedgerLines follows the status table: each guest another guestdeck

@@ -383,18 +383,6 @@ func isAbs(p string) bool {
 		(p[0]|0x20 >= 'a' && p[0]|0x20 <= 'z')
 }
 
-// baseName is the last element of a guest path, slash or backslash separated.
-func baseName(p string) string {
-	p = strings.TrimRight(p, `/\`)
-	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
-		p = p[i+1:]
-	}
-	if p == "" || strings.HasSuffix(p, ":") {
-		return "file"
-	}
-	return p
-}
-
 // cleanPath cleans a slash path; Windows paths are left alone.
 func cleanPath(p string) string {
 	if strings.HasPrefix(p, "/") {

@@ -207,7 +207,11 @@ func (m *Model) beginDownload(d downloadPlan) tea.Cmd {
 		return nil
 	}
 	m.pendingDownload = &d
-	return m.openPrompt(promptSaveTo, "save to: ", "./"+baseName(d.remote))
+	def := ""
+	if name, ok := present.LocalName(d.remote); ok {
+		def = "./" + name
+	}
+	return m.openPrompt(promptSaveTo, "save to: ", def)
 }
 
 func (m *Model) beginUpload() tea.Cmd {

@@ -239,6 +239,16 @@ type errExists struct {
 
 func (e errExists) Error() string { return e.path + " exists" }
 
+// errNoLocalName refuses a download into a directory when the guest file's
+// name is no local file name (present.LocalName).
+type errNoLocalName struct{ dir string }
+
+func (e errNoLocalName) Error() string {
+	// The remedy first: the line is cut to the screen's width.
+	return "name the local file in " + e.dir + ": the guest file's name cannot be one " +
+		"(it is . or .., or holds control or invisible characters)"
+}
+
 // question is the confirmation a download into e.path needs.
 func (e errExists) question() string {
 	if e.kind.InPlace() {
@@ -254,7 +264,12 @@ func (e errExists) question() string {
 func download(ctx context.Context, src Source, guest, remote, local string, overwrite bool, progress func(done, total int64)) (int64, string, error) {
 	kind, _, err := localfile.Inspect(local)
 	if err == nil && kind == localfile.Directory {
-		local = filepath.Join(local, baseName(remote))
+		// Named after the guest's file only when that is a plain name.
+		name, ok := present.LocalName(remote)
+		if !ok {
+			return 0, local, errNoLocalName{dir: local}
+		}
+		local = filepath.Join(local, name)
 		kind, _, err = localfile.Inspect(local)
 	}
 	if err == nil {

@@ -1,6 +1,8 @@
 package browser
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,5 +90,52 @@ func TestHostileGuestBrowser(t *testing.T) {
 	screenSafe(t, "error line", frame)
 	if !strings.Contains(frame, "open /etc/os-release: Permission trouble"+esc) {
 		t.Errorf("error line lacks the escaped agent text:\n%s", frame)
+	}
+}
+
+// TestDownloadIntoDirectoryGuestName: a download into a local directory is
+// named after the guest's file, and only when that is a plain name. A
+// listing's "x\.." (a Linux name, a Windows path's "..") or a name with
+// escapes is refused with a message saying to name the file, and the
+// directory is left as it was; named explicitly, the file downloads.
+func TestDownloadIntoDirectoryGuestName(t *testing.T) {
+	c := sim.HostileConfig("evil")
+	c.Files[`/tmp/x\..`] = sim.File{Data: "dot dot\n"}
+	f, _ := simFleet(t, fleet.Options{}, c)
+	local := t.TempDir()
+	for _, name := range []string{`x\..`, "evil" + sim.Hostile} {
+		hr := newHarness(t, f, "evil", monoOpts())
+		hr.m.SetSize(160, 30)
+		hr.press("g")
+		hr.prompt("/tmp/")
+		for hr.cursorName() != name {
+			before := hr.m.cursor
+			hr.press("down")
+			if hr.m.cursor == before {
+				t.Fatalf("no entry %q in the listing", name)
+			}
+		}
+		hr.press("d")
+		if v := hr.m.input.Value(); hr.m.prompt != promptSaveTo || v != "" {
+			t.Errorf("%q: save-to prompt %v prefilled with %q", name, hr.m.prompt, v)
+		}
+		hr.prompt(local)
+		if hr.m.confirm != nil {
+			t.Errorf("%q: asked %q instead of refusing", name, hr.m.confirm.question)
+			hr.press("n")
+		}
+		hr.wantMsg("name the local file")
+		screenSafe(t, "refusal", hr.m.View())
+		if ents, _ := os.ReadDir(local); len(ents) != 0 {
+			t.Fatalf("%q: the download wrote %q", name, ents[0].Name())
+		}
+		hr.press("d")
+		hr.prompt(filepath.Join(local, "named"))
+		hr.wantMsg("downloaded")
+		screenSafe(t, "downloaded", hr.m.View())
+		if _, err := os.Stat(filepath.Join(local, "named")); err != nil {
+			t.Errorf("%q: named download: %v", name, err)
+		}
+		os.Remove(filepath.Join(local, "named"))
 	}
 }

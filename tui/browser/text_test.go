@@ -44,16 +44,6 @@ func TestIsBinary(t *testing.T) {
 	}
 }
 
-func TestBaseName(t *testing.T) {
-	for in, want := range map[string]string{
-		"/etc/hostname": "hostname", "/var/log/": "log", `C:\Windows\win.ini`: "win.ini", "/": "file", `C:\`: "file",
-	} {
-		if got := baseName(in); got != want {
-			t.Errorf("baseName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestHexDump(t *testing.T) {
 	got := hexDump([]byte("\x00ABCDEFGHIJKLMNOP\x7f"))
 	want := "00000000  00 41 42 43 44 45 46 47  48 49 4a 4b 4c 4d 4e 4f  |.ABCDEFGHIJKLMNO|\n" +
