@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
@@ -155,7 +158,7 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	for _, ifc := range g.Interfaces {
 		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: []string{}}
 		for _, a := range ifc.IPAddresses {
-			j.Addresses = append(j.Addresses, fmt.Sprintf("%s/%d", a.Address, a.Prefix))
+			j.Addresses = append(j.Addresses, jsonAddr(a))
 		}
 		s.Interfaces = append(s.Interfaces, j)
 	}
@@ -321,4 +324,19 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// jsonAddr is one address as status --json reports it: "ip/prefix", the
+// address exactly as the guest said it (JSON keeps data). A prefix that
+// cannot be one (the guest said 999, or -1) is left off rather than shown
+// as a false one.
+func jsonAddr(a agentclient.IPAddress) string {
+	bits := 128
+	if ip, err := netip.ParseAddr(a.Address); err == nil {
+		bits = ip.BitLen()
+	}
+	if a.Prefix < 0 || a.Prefix > bits {
+		return a.Address
+	}
+	return a.Address + "/" + strconv.Itoa(a.Prefix)
 }
