@@ -648,7 +648,7 @@ func TestLibvirtQEMU(t *testing.T) {
 		if err := fh.AddHost(ctx, host); err != nil {
 			t.Fatal(err)
 		}
-		if rs := fh.Run(ctx, Action{Kind: ActFreeze}, []string{"g1"}, nil); !rs[0].OK {
+		if rs := fh.Run(ctx, Action{Kind: ActFreeze}, []string{"lq/g1"}, nil); !rs[0].OK {
 			t.Fatalf("freeze: %+v", rs[0])
 		}
 		lq.KillDaemon(t) // mid-hold
@@ -684,8 +684,8 @@ func TestLibvirtQEMU(t *testing.T) {
 		}
 		// The fleets following the host from before the restart are back too.
 		waitFor(t, f, 60*time.Second, "f's g1 ready again", func(s *Snapshot) bool {
-			f.Poke("g1")
-			return f.Guest("g1").State == Ready
+			f.Poke("lq/g1")
+			return f.Guest("lq/g1").State == Ready
 		})
 	})
 
