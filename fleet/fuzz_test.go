@@ -67,7 +67,6 @@ func FuzzPollHostileReplies(f *testing.F) {
 			}
 			evil := fl.Guest("evil")
 			checkBounded(t, evil)
-			renderedTextCheck(t, evil)
 			if n := fl.budget.InUse(); n != 0 {
 				t.Errorf("reply budget holds %d bytes after the refresh", n)
 			}
@@ -166,15 +165,4 @@ func contentSize(v reflect.Value) int64 {
 		return n
 	}
 	return 0
-}
-
-// renderedTextCheck is where the rendered-text check goes once the
-// terminal-escaping presentation layer lands (another engineer's branch):
-// render g through it (table row, detail pane, status line, status table)
-// and assert that no control byte, escape sequence, bidi override or
-// invisible formatting character the guest sent reaches the output, and that
-// every field is capped for display. Until then it checks nothing.
-func renderedTextCheck(t *testing.T, g *Guest) {
-	t.Helper()
-	_ = g
 }
