@@ -138,7 +138,7 @@ func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io
 				if size > 0 {
 					return done, fmt.Errorf("read %s: %w: the guest reported %d bytes and sent %d without an end; stopped there", path, ErrNoEOF, size, done)
 				}
-				return done, fmt.Errorf("read %s: %w: stopped after %s, past the %s limit for a file whose size the guest does not report", path, ErrNoEOF, byteSize(done), byteSize(bound))
+				return done, fmt.Errorf("read %s: %w: stopped after %s, past the %s limit for a file whose size the guest does not report", path, ErrNoEOF, FormatBytes(done), FormatBytes(bound))
 			}
 			// A file of exactly the bound (or one that grew a little
 			// meanwhile) reports its end on the next read.
@@ -207,10 +207,11 @@ func isAgentError(err error) bool {
 	return errors.As(err, &ae)
 }
 
-// byteSize writes n bytes for a person in the units the screens use
-// (present.Size, which this package cannot import): "512 B", "1.5 KiB",
-// "12 MiB".
-func byteSize(n int64) string {
+// FormatBytes writes n bytes for a person: "512 B", "1.5 KiB", "12 MiB".
+// It lives here, the leaf, because this package's own messages (a partial
+// write, a read past its bound) need it; present.Size is the screens' name
+// for it.
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatInt(n, 10) + " B"

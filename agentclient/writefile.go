@@ -51,9 +51,9 @@ func (e *WriteError) Outcome() string {
 	var s string
 	switch e.State {
 	case Partial:
-		s = "is now partial: " + byteSize(e.Written)
+		s = "is now partial: " + FormatBytes(e.Written)
 		if e.Total > 0 {
-			s += " of " + byteSize(e.Total)
+			s += " of " + FormatBytes(e.Total)
 		}
 		s += " written"
 	case Unknown:

@@ -1,6 +1,7 @@
 package present
 
 import (
+	"github.com/guestdeck/guestdeck/agentclient"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -68,23 +69,7 @@ func Plural(n int, one string) string {
 }
 
 // Size is a byte count in binary units: "512 B", "1.5 KiB", "12 KiB".
-func Size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	prec := 0
-	if v < 10 {
-		prec = 1
-	}
-	return strconv.FormatFloat(v, 'f', prec, 64) + " " + string("KMGTPE"[exp]) + "iB"
-}
+func Size(n int64) string { return agentclient.FormatBytes(n) }
 
 // SafeJSON makes encoded JSON safe for a terminal without changing what it
 // decodes to: encoding/json escapes C0 controls and U+2028/9 in strings but
