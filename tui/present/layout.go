@@ -1,12 +1,13 @@
 package present
 
 import (
-	"github.com/guestdeck/guestdeck/agentclient"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/guestdeck/guestdeck/agentclient"
 )
 
 // Cell is guest text s escaped and cut or padded to exactly w cells, right
