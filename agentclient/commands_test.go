@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
@@ -221,6 +222,38 @@ func TestReplyLimits(t *testing.T) {
 	for _, c := range agentclient.Commands() {
 		if c.MaxReply <= 0 || c.MaxReply > agentclient.RawReplyLimit && c.Name != "guest-file-read" && c.Name != "guest-exec-status" {
 			t.Errorf("%s: limit %d", c.Name, c.MaxReply)
+		}
+	}
+}
+
+// TestCommandTableMatchesRealAgent: the guest-info of the real qemu-ga on
+// this machine (read-only commands only) agrees with the table: every
+// command it lists is in the table with the same success-response, every
+// command it enables is one the table says its version offers on POSIX, and
+// it lists every command the table says it offers.
+func TestCommandTableMatchesRealAgent(t *testing.T) {
+	ag := testpeers.StartAgents(t, 1)
+	c := dialT(t, ag.Addrs()[0])
+	info, err := c.Info(ctxFor(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, ci := range info.SupportedCommands {
+		listed[ci.Name] = true
+		cmd, ok := agentclient.Lookup(ci.Name)
+		switch {
+		case !ok:
+			t.Errorf("%s (listed by qemu-ga %s) is not in the table", ci.Name, info.Version)
+		case cmd.SuccessResponse != ci.SuccessResponse:
+			t.Errorf("%s: table says success-response %v, qemu-ga %v", ci.Name, cmd.SuccessResponse, ci.SuccessResponse)
+		case ci.Enabled && !cmd.Offered(info.Version, agentclient.POSIX):
+			t.Errorf("%s: enabled in qemu-ga %s, the table says since %s on %v", ci.Name, info.Version, cmd.Since, cmd.OS)
+		}
+	}
+	for _, cmd := range agentclient.Commands() {
+		if cmd.Offered(info.Version, agentclient.POSIX) && !listed[cmd.Name] {
+			t.Errorf("%s: the table says qemu-ga %s offers it (since %s), the agent does not list it", cmd.Name, info.Version, cmd.Since)
 		}
 	}
 }
