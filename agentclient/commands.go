@@ -1,5 +1,7 @@
 package agentclient
 
+//go:generate go test -run ^TestCommandsDocCurrent$ -update .
+
 import (
 	"cmp"
 	"encoding/base64"
