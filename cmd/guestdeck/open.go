@@ -127,8 +127,13 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 		wg.Go(func() {
 			hctx, cancel := context.WithTimeout(ctx, hostTimeout)
 			defer cancel()
+			uri, err := h.Endpoint() // parsed once, by config: fleet takes the parts
+			if err != nil {
+				errs[i] = err
+				return
+			}
 			errs[i] = f.AddHost(hctx, fleet.HostConfig{
-				Name: h.Name, URI: h.URI, Include: h.Include, Exclude: h.Exclude, Tags: h.Tags,
+				Name: h.Name, URI: uri, Include: h.Include, Exclude: h.Exclude, Tags: h.Tags,
 				KnownHosts: h.KnownHosts, Identity: h.Identity, InsecureIgnoreHostKey: h.InsecureIgnoreHostKey,
 			})
 		})
