@@ -163,11 +163,11 @@ func ParseURI(s string) (HostURI, error) {
 	return h, nil
 }
 
-// sessionSocket is where a per-user libvirtd listens, as libvirt computes
-// it (glib's user runtime dir): $XDG_RUNTIME_DIR/libvirt/libvirt-sock when
-// XDG_RUNTIME_DIR is an absolute path, else ~/.cache/libvirt/libvirt-sock. A
-// relative XDG_RUNTIME_DIR is ignored, as the XDG spec says; it would make
-// the socket depend on the working directory.
+// sessionSocket is where a per-user libvirtd listens:
+// $XDG_RUNTIME_DIR/libvirt/libvirt-sock, else libvirt's fallback
+// ~/.cache/libvirt/libvirt-sock. A relative XDG_RUNTIME_DIR is ignored, as
+// the XDG spec says: it would make the socket depend on the working
+// directory.
 func sessionSocket() string {
 	dir := os.Getenv("XDG_RUNTIME_DIR")
 	if !filepath.IsAbs(dir) {

@@ -18,6 +18,14 @@ const AgentChannel = discovery.AgentChannel
 // SourceState is a discovery source's state: see discovery.State.
 type SourceState = discovery.State
 
+// The phases of a SourceState.
+const (
+	SourceConnecting   = discovery.Connecting
+	SourceUp           = discovery.Up
+	SourceUnreachable  = discovery.Unreachable
+	SourceReconnecting = discovery.Reconnecting
+)
+
 // AddHost adds the libvirt host h as a discovery source (AddSource).
 // Configuration errors are returned and nothing is started.
 func (f *Fleet) AddHost(ctx context.Context, h HostConfig) error {
@@ -52,8 +60,8 @@ func kindOf(src discovery.Source) string {
 	return "discovery"
 }
 
-// Sources returns the state of every discovery source (libvirt host), in
-// the order they were added. Changed fires when one changes.
+// Sources returns the state of every discovery source (libvirt host), by
+// name. Changed fires when one changes.
 func (f *Fleet) Sources() []SourceState { return f.sources.States() }
 
 // QualifiedName is the name of the guest discovered as domain dom on the

@@ -123,7 +123,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	closed  bool
-	sources []Source // in the order added
+	sources []Source
 }
 
 // NewManager returns a manager that reports to sink.
@@ -173,7 +173,8 @@ func (m *Manager) Add(ctx context.Context, src Source) error {
 	}
 }
 
-// States returns every source's state, in the order they were added.
+// States returns every source's state, by name: sources added at once
+// (a fleet file's hosts connect in parallel) list the same in every run.
 func (m *Manager) States() []State {
 	m.mu.Lock()
 	srcs := slices.Clone(m.sources)
@@ -182,6 +183,7 @@ func (m *Manager) States() []State {
 	for i, s := range srcs {
 		out[i] = s.State()
 	}
+	slices.SortFunc(out, func(a, b State) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -40,9 +40,9 @@ type LibvirtConfig struct {
 	Include, Exclude []string
 	Tags             []string // added to every target of this host
 	// ssh only: KnownHosts is the known_hosts file (default
-	// ~/.ssh/known_hosts, or the URI's ?known_hosts=); host keys are
-	// verified against it unless InsecureIgnoreHostKey. Identity is the
-	// private key (default the URI's ?keyfile=, else ~/.ssh/id_rsa).
+	// ~/.ssh/known_hosts); host keys are verified against it unless
+	// InsecureIgnoreHostKey. Identity is the private key (default
+	// ~/.ssh/id_rsa).
 	KnownHosts, Identity  string
 	InsecureIgnoreHostKey bool
 }
@@ -217,9 +217,6 @@ func sshOptions(c LibvirtConfig) ([]dialers.SSHOption, error) {
 	u := c.URI
 	known := c.KnownHosts
 	if known == "" {
-		known = u.Query.Get("known_hosts")
-	}
-	if known == "" {
 		home, _ := os.UserHomeDir()
 		if home == "" {
 			return nil, errors.New("ssh: no known_hosts file configured and no home directory")
@@ -230,12 +227,8 @@ func sshOptions(c LibvirtConfig) ([]dialers.SSHOption, error) {
 	if u.User != "" {
 		opts = append(opts, dialers.UseSSHUsername(u.User))
 	}
-	identity := c.Identity
-	if identity == "" {
-		identity = u.Query.Get("keyfile")
-	}
-	if identity != "" {
-		opts = append(opts, dialers.UseKeyFile(identity))
+	if c.Identity != "" {
+		opts = append(opts, dialers.UseKeyFile(c.Identity))
 	}
 	if c.InsecureIgnoreHostKey {
 		opts = append(opts, dialers.WithInsecureIgnoreHostKey())
