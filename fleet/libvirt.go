@@ -48,16 +48,10 @@ func (f *Fleet) AddSource(ctx context.Context, src discovery.Source) error {
 		})
 	}
 	if err := f.sources.Add(ctx, src); err != nil {
-		return fmt.Errorf("%s host %s: %w", kindOf(src), src.Name(), err)
+		st := src.State()
+		return fmt.Errorf("%s host %s (%s): %w", st.Kind, src.Name(), st.Endpoint, err)
 	}
 	return nil
-}
-
-func kindOf(src discovery.Source) string {
-	if k := src.State().Kind; k != "" {
-		return k
-	}
-	return "discovery"
 }
 
 // Sources returns the state of every discovery source (libvirt host), by

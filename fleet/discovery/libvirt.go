@@ -604,10 +604,8 @@ func (h *Libvirt) Run(ctx context.Context, sink Sink, first func(error)) {
 	cancel()
 	if err != nil {
 		wait = h.lost(err, delay)
-		first(fmt.Errorf("libvirt host %s (%s): %w", h.cfg.Name, h.cfg.URI.Raw, err))
-	} else {
-		first(nil)
 	}
+	first(err)
 	for {
 		if conn != nil {
 			delay = hostBackoffMin
