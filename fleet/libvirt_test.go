@@ -124,7 +124,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	if _, err := lv.DomainCreateXML(testDomainXML("skip-me", true), 0); err != nil {
 		t.Fatal(err)
 	}
-	// Defined but not running: not discovered.
+	// Defined but not running: listed as stopped.
 	if _, err := lv.DomainDefineXML(testDomainXML("idle", true)); err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +141,19 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	took := time.Since(t0)
 	t.Logf("discovery: %d domains (+4 ignored) in %v (%.2f ms/domain)", n, took, float64(took.Microseconds())/1000/float64(n))
 	gs := hostGuests(f.Snapshot(), "tst")
-	if len(gs) != n {
-		t.Fatalf("discovered %d guests, want %d: %s", len(gs), n, describeGuests(f.Snapshot()))
+	if len(gs) != n+1 {
+		t.Fatalf("discovered %d guests, want %d: %s", len(gs), n+1, describeGuests(f.Snapshot()))
+	}
+	if g := f.Guest("tst/idle"); g == nil || g.State != Stopped || g.DomainState != DomainStopped || !strings.Contains(g.Err, "shut off") {
+		t.Fatalf("defined domain: %+v", g)
+	}
+	if g := f.Guest("tst/vm001"); g.DomainState != DomainRunning || g.State != Connecting {
+		t.Fatalf("running domain before a poll: %s, domain %q", g.State, g.DomainState)
 	}
 	for _, g := range gs {
+		if g.Name == "tst/idle" {
+			continue
+		}
 		if !strings.HasPrefix(g.Name, "tst/vm") || g.Address != "libvirt:"+g.Name || len(g.Tags) != 1 || g.Tags[0] != "lab" {
 			t.Fatalf("bad target %+v", g.Target)
 		}
@@ -157,7 +166,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		t.Fatalf("vm000 after a poll: state %s err %q skewKnown %v interfaces %v", g.State, g.Err, g.SkewKnown, g.Interfaces)
 	}
 
-	// Stop 100 (persistent: kept as gone), undefine 50 of them (removed),
+	// Stop 100 (persistent: kept as stopped), undefine 50 of them (removed),
 	// start 50 transient ones (added), then destroy those (removed).
 	t0 = time.Now()
 	for i := range 100 {
@@ -169,11 +178,11 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, f, 30*time.Second, "100 guests gone", func(s *Snapshot) bool {
-		return countState(hostGuests(s, "tst"), Gone) == 100
+	waitFor(t, f, 30*time.Second, "100 guests stopped", func(s *Snapshot) bool {
+		return countState(hostGuests(s, "tst"), Stopped) == 101
 	})
-	t.Logf("100 stop events -> 100 gone in %v", time.Since(t0))
-	if g := f.Guest("tst/vm007"); g == nil || !strings.Contains(g.Err, "destroyed") {
+	t.Logf("100 stop events -> 100 stopped in %v", time.Since(t0))
+	if g := f.Guest("tst/vm007"); g == nil || g.DomainState != DomainStopped || !strings.Contains(g.Err, "destroyed") {
 		t.Fatalf("vm007: %+v", g)
 	}
 	for i := range 50 {
@@ -196,7 +205,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 				tr++
 			}
 		}
-		return len(gs) == n-50+50 && tr == 50 && countState(gs, Gone) == 50
+		return len(gs) == n+1-50+50 && tr == 50 && countState(gs, Stopped) == 51
 	})
 	t.Logf("50 undefines + 50 starts reflected in %v", time.Since(t0))
 	for i := range 50 {
@@ -206,7 +215,15 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		}
 	}
 	waitFor(t, f, 30*time.Second, "transient guests removed", func(s *Snapshot) bool {
-		return len(hostGuests(s, "tst")) == n-50
+		return len(hostGuests(s, "tst")) == n+1-50
+	})
+	// A domain defined while the host is followed is listed stopped.
+	if _, err := lv.DomainDefineXML(testDomainXML("later", true)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, 30*time.Second, "a defined domain listed stopped", func(s *Snapshot) bool {
+		g := f.Guest("tst/later")
+		return g != nil && g.State == Stopped
 	})
 
 	// A restarted persistent domain comes back under the same target.
@@ -214,9 +231,36 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	if err := lv.DomainCreate(d); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, f, 30*time.Second, "vm060 booting", func(s *Snapshot) bool {
+		return f.Guest("tst/vm060").DomainState == DomainBooting
+	})
+	if g := f.Guest("tst/vm060"); g.State != Connecting {
+		t.Fatalf("vm060 booting: %s %q", g.State, g.Err)
+	}
 	f.RefreshOnce(ctx, []string{"tst/vm060"})
-	if g := f.Guest("tst/vm060"); g.State != Ready {
-		t.Fatalf("vm060 restarted: %s %q", g.State, g.Err)
+	if g := f.Guest("tst/vm060"); g.State != Ready || g.DomainState != DomainRunning {
+		t.Fatalf("vm060 restarted: %s %q, domain %q", g.State, g.Err, g.DomainState)
+	}
+	// Paused and resumed: libvirt's word decides, a poll does not undo it
+	// (the test driver answers its typed calls even while paused).
+	if err := lv.DomainSuspend(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, 30*time.Second, "vm060 paused", func(s *Snapshot) bool { return f.Guest("tst/vm060").State == Paused })
+	f.RefreshOnce(ctx, []string{"tst/vm060"})
+	if g := f.Guest("tst/vm060"); g.State != Paused || !g.Stale() || !strings.Contains(g.Err, "paused") {
+		t.Fatalf("vm060 paused after a poll: %s %q stale %v", g.State, g.Err, g.Stale())
+	}
+	if err := lv.DomainResume(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, 30*time.Second, "vm060 resumed", func(s *Snapshot) bool {
+		g := f.Guest("tst/vm060")
+		return g.DomainState == DomainRunning && g.State != Paused
+	})
+	f.RefreshOnce(ctx, []string{"tst/vm060"})
+	if g := f.Guest("tst/vm060"); g.State != Ready || g.Stale() {
+		t.Fatalf("vm060 resumed: %s %q", g.State, g.Err)
 	}
 }
 

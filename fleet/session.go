@@ -230,6 +230,9 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			g.Err = err.Error()
 		case g.State == Gone:
 			// Stays gone until it answers again; keep the reason.
+		case heldByDomain(g):
+			// libvirt says the machine is not running (libvirt.go): its
+			// word, and its reason, stand until the domain runs again.
 		case g.State == ShuttingDown && silent:
 			// Halted guests stop answering: still going.
 			g.Err = err.Error()
@@ -685,6 +688,11 @@ func (s *session) apply(r *pollResult) error {
 		}
 		if r.outOfTime != "" && g.State != Gone {
 			g.Missed++
+		}
+		if g.DomainState == DomainBooting {
+			g.DomainState, g.DomainReason = DomainRunning, "" // its agent answers
+		} else if heldByDomain(g) {
+			return // libvirt says it is not running: a late answer (libvirt.go)
 		}
 		st := Ready
 		if g.Freeze == agentclient.Frozen {
