@@ -176,4 +176,6 @@ type Snapshot struct {
 	At      time.Time
 	// Notices are the newest notices (at most MaxNotices), oldest first.
 	Notices []Notice
+	// Sources are the discovery sources' (libvirt hosts') states, by name.
+	Sources []SourceState
 }

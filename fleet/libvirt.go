@@ -19,6 +19,9 @@ const AgentChannel = discovery.AgentChannel
 // SourceState is a discovery source's state: see discovery.State.
 type SourceState = discovery.State
 
+// SourcePhase is where a source is in its life: see discovery.Phase.
+type SourcePhase = discovery.Phase
+
 // The phases of a SourceState.
 const (
 	SourceConnecting   = discovery.Connecting

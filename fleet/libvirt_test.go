@@ -547,7 +547,11 @@ func TestLibvirtQEMU(t *testing.T) {
 		g := f.Guest("lq/g1")
 		t.Logf("agent connected -> guest ready in %v (poll interval 1h)", tr.Sub(tc))
 		if g.Missed != 0 || tr.Sub(tc) > 10*time.Second {
-			t.Fatalf("g1 ready %v after the agent connected, %d failed polls: not the event", tr.Sub(tc), g.Missed)
+			var log strings.Builder
+			for _, e := range g.Log {
+				fmt.Fprintf(&log, "\n  %s %s %q", e.At.Format("15:04:05.000"), e.Command, e.Reply)
+			}
+			t.Fatalf("g1 ready %v after the agent connected, %d failed polls: not the event; log:%s", tr.Sub(tc), g.Missed, log.String())
 		}
 		if g.Host != "lq" || g.Address != "libvirt:lq/g1" || len(g.Tags) != 1 {
 			t.Fatalf("target %+v", g.Target)
@@ -600,6 +604,8 @@ func TestLibvirtQEMU(t *testing.T) {
 	})
 
 	t.Run("libvirt's typed API values", func(t *testing.T) {
+		// Traffic on lo, so that its statistics have something to count.
+		guestRun(ctx, t, lv, "ping -c 3 -i 0.2 127.0.0.1 >/dev/null")
 		f.RefreshOnce(ctx, []string{"lq/g1"})
 		g := f.Guest("lq/g1")
 		if g.State != Ready {
@@ -625,6 +631,15 @@ func TestLibvirtQEMU(t *testing.T) {
 		}
 		if !lo {
 			t.Errorf("interfaces %+v", g.Interfaces)
+		}
+		// Read with guest-network-get-interfaces through libvirt's agent
+		// passthrough: the typed call dropped these.
+		for _, it := range g.Interfaces {
+			if it.Name == "lo" && (it.Statistics == nil || it.Statistics.RxBytes == 0 || it.Statistics.TxPackets == 0) {
+				t.Errorf("lo statistics %+v", it.Statistics)
+			} else if it.Name == "lo" {
+				t.Logf("lo statistics: %+v", *it.Statistics)
+			}
 		}
 		if g.Hostname != "g1" || g.Timezone == nil || g.Timezone.Zone != "UTC" || g.OS == nil || g.OS.KernelRelease == "" || g.Users == nil {
 			t.Errorf("hostname %q tz %+v os %+v users %v", g.Hostname, g.Timezone, g.OS, g.Users)
@@ -711,13 +726,56 @@ func TestLibvirtQEMU(t *testing.T) {
 		if err := lv.DomainSuspend(dom); err != nil {
 			t.Fatal(err)
 		}
-		d := waitFor(t, f, 30*time.Second, "paused g1 silent", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Silent })
-		t.Logf("paused -> silent in %v: %q", d, f.Guest("lq/g1").Err)
+		d := waitFor(t, f, 30*time.Second, "paused g1 paused", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Paused })
+		t.Logf("paused -> paused in %v: %q", d, f.Guest("lq/g1").Err)
+		// A poll now fails (libvirt: domain is not running), and changes
+		// nothing: libvirt's word stands, the agent's values are stale.
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); g.State != Paused || g.DomainState != DomainPaused || !g.Stale() || !strings.Contains(g.Err, "paused (by a user)") {
+			t.Fatalf("paused after a poll: %s domain %q stale %v %q", g.State, g.DomainState, g.Stale(), g.Err)
+		}
 		if err := lv.DomainResume(dom); err != nil {
 			t.Fatal(err)
 		}
 		d = waitFor(t, f, 20*time.Second, "resumed g1 ready", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Ready })
 		t.Logf("resumed -> ready in %v", d)
+		if g := f.Guest("lq/g1"); g.DomainState != DomainRunning || g.Stale() {
+			t.Fatalf("resumed: domain %q stale %v", g.DomainState, g.Stale())
+		}
+	})
+
+	t.Run("suspended to RAM by guestdeck, woken by guestdeck", func(t *testing.T) {
+		// The guest kernel (Debian's) has CONFIG_SUSPEND; "deep" makes
+		// "mem" an ACPI S3 sleep, which QEMU reports (suspend-to-idle would
+		// leave the vCPUs running and nothing for libvirt to see).
+		guestRun(ctx, t, lv, "grep -qw mem /sys/power/state && echo deep > /sys/power/mem_sleep")
+		if rs := f.Run(ctx, Action{Kind: ActSuspend, Mode: agentclient.SuspendRAM}, []string{"lq/g1"}, nil); !rs[0].OK {
+			t.Fatalf("suspend: %+v", rs[0])
+		}
+		d := waitFor(t, f, 60*time.Second, "g1 pmsuspended", func(s *Snapshot) bool {
+			return f.Guest("lq/g1").DomainState == DomainPMSuspended
+		})
+		g := f.Guest("lq/g1")
+		t.Logf("suspend -> libvirt pmsuspended in %v: %s %q", d, g.State, g.Err)
+		if g.State != Suspended {
+			t.Fatalf("pmsuspended: %s %q", g.State, g.Err)
+		}
+		if st, _, err := lv.DomainGetState(mustDomain(t, lv, "g1"), 0); err != nil || libvirt.DomainState(st) != libvirt.DomainPmsuspended {
+			t.Fatalf("libvirt's state %d %v", st, err)
+		}
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); g.State != Suspended || !g.Stale() {
+			t.Fatalf("suspended after a poll: %s stale %v %q", g.State, g.Stale(), g.Err)
+		}
+		var r Result
+		if err := f.session("lq/g1").actWake(ctx, Action{}, &r); err != nil {
+			t.Fatalf("wake: %v", err)
+		}
+		d = waitFor(t, f, 60*time.Second, "woken g1 ready", func(s *Snapshot) bool {
+			g := f.Guest("lq/g1")
+			return g.State == Ready && g.DomainState == DomainRunning
+		})
+		t.Logf("wake -> ready in %v (%s)", d, r.Result)
 	})
 
 	t.Run("hung agent: calls end at their deadline", func(t *testing.T) {
@@ -829,18 +887,18 @@ func TestLibvirtQEMU(t *testing.T) {
 		})
 	})
 
-	t.Run("shutdown through the agent marks the guest gone", func(t *testing.T) {
+	t.Run("shutdown through the agent marks the guest stopped", func(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // let the abandoned call above finish
 		rs := f.Run(ctx, Action{Kind: ActShutdown}, []string{"lq/g1"}, nil)
 		if !rs[0].OK {
 			t.Fatalf("shutdown: %+v", rs[0])
 		}
 		for _, fl := range []*Fleet{f, f2} {
-			d := waitFor(t, fl, 90*time.Second, "g1 gone", func(s *Snapshot) bool {
+			d := waitFor(t, fl, 90*time.Second, "g1 stopped", func(s *Snapshot) bool {
 				g := fl.Guest("lq/g1")
-				return g != nil && g.State == Gone && strings.Contains(g.Err, "shut down")
+				return g != nil && g.State == Stopped && g.DomainState == DomainStopped && strings.Contains(g.Err, "shut down")
 			})
-			t.Logf("shutdown -> gone in %v: %q", d, fl.Guest("lq/g1").Err)
+			t.Logf("shutdown -> stopped in %v: %q", d, fl.Guest("lq/g1").Err)
 		}
 		st, _, err := lv.DomainGetState(libvirt.Domain{Name: "g1"}, 0)
 		if dom, lerr := lv.DomainLookupByName("g1"); lerr == nil {
@@ -850,4 +908,139 @@ func TestLibvirtQEMU(t *testing.T) {
 			t.Fatalf("domain state %d %v", st, err)
 		}
 	})
+
+	t.Run("a stopped domain is listed stopped", func(t *testing.T) {
+		f4 := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 5 * time.Second})
+		defer f4.Close()
+		if err := f4.AddHost(ctx, host); err != nil {
+			t.Fatal(err)
+		}
+		g := f4.Guest("lq/g1")
+		if g == nil || g.State != Stopped || g.DomainState != DomainStopped || !strings.Contains(g.Err, "shut off") {
+			t.Fatalf("stopped domain: %s", describeGuests(f4.Snapshot()))
+		}
+		if rs := f4.Run(ctx, Action{Kind: ActPing}, []string{"lq/g1"}, nil); rs[0].OK || !strings.Contains(rs[0].Err, "stopped") {
+			t.Fatalf("ping a stopped domain: %+v", rs[0])
+		}
+	})
+
+	t.Run("started from guestdeck: booting shows connecting, then ready", func(t *testing.T) {
+		rec := recordStates(f, "lq/g1")
+		var r Result
+		if err := f.session("lq/g1").actStart(ctx, Action{}, &r); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		d := waitFor(t, f, 3*time.Minute, "started g1 ready", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Ready })
+		seen := rec.stop()
+		t.Logf("start -> ready in %v; states seen: %v", d, seen)
+		booting := false
+		for _, st := range seen {
+			if st.State == Gone || st.State == Silent || st.State == Unreachable {
+				t.Errorf("a booting domain showed %s: %v", st.State, seen)
+			}
+			booting = booting || (st.State == Connecting && st.Domain == DomainBooting)
+		}
+		if !booting {
+			t.Errorf("never seen connecting (booting): %v", seen)
+		}
+	})
+
+	t.Run("a shutdown from virsh shows shutting-down, not silent", func(t *testing.T) {
+		rec := recordStates(f, "lq/g1")
+		// virsh shutdown --mode agent: libvirt asks the agent, not us (the
+		// test guest's busybox init ignores the ACPI power button).
+		if err := lv.DomainShutdownFlags(mustDomain(t, lv, "g1"), libvirt.DomainShutdownGuestAgent); err != nil {
+			t.Fatal(err)
+		}
+		d := waitFor(t, f, 2*time.Minute, "g1 stopped", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Stopped })
+		seen := rec.stop()
+		t.Logf("virsh shutdown -> stopped in %v; states seen: %v", d, seen)
+		for _, st := range seen {
+			if st.State == Silent || st.State == Gone || st.State == Unreachable {
+				t.Errorf("shutting down showed %s: %v", st.State, seen)
+			}
+		}
+	})
+}
+
+// guestRun runs a shell command in g1 through libvirt's agent passthrough
+// (the test VM, never this machine) and waits for it to exit 0.
+func guestRun(ctx context.Context, t *testing.T, lv *libvirt.Libvirt, script string) {
+	t.Helper()
+	a := agentclient.NewLibvirt(lv, mustDomain(t, lv, "g1"), "libvirt:lq/g1")
+	pid, err := a.Exec(ctx, agentclient.ExecRequest{Path: "/bin/sh", Arg: []string{"-c", script}})
+	if err != nil {
+		t.Fatalf("guest exec %q: %v", script, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := a.ExecStatus(ctx, pid)
+		if err != nil {
+			t.Fatalf("guest exec %q status: %v", script, err)
+		}
+		if st.Exited {
+			if st.ExitCode == nil || *st.ExitCode != 0 {
+				t.Fatalf("guest exec %q: exit %v", script, st.ExitCode)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guest exec %q did not exit", script)
+		}
+		time.Sleep(100 * time.Millisecond) // the agent has no wait-for-exit call
+	}
+}
+
+func mustDomain(t *testing.T, lv *libvirt.Libvirt, name string) libvirt.Domain {
+	t.Helper()
+	d, err := lv.DomainLookupByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// seenState is one guest state and domain state observed together.
+type seenState struct {
+	State  State
+	Domain DomainState
+}
+
+func (s seenState) String() string { return string(s.State) + "/" + string(s.Domain) }
+
+// stateRecorder collects the distinct states a guest passes through,
+// sampled every 5 ms (a state shorter than that can be missed; the ones
+// these tests look for last seconds).
+type stateRecorder struct {
+	done chan struct{}
+	out  chan []seenState
+}
+
+func recordStates(f *Fleet, name string) *stateRecorder {
+	r := &stateRecorder{done: make(chan struct{}), out: make(chan []seenState, 1)}
+	go func() {
+		var seen []seenState
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if g := f.Guest(name); g != nil {
+				st := seenState{g.State, g.DomainState}
+				if len(seen) == 0 || seen[len(seen)-1] != st {
+					seen = append(seen, st)
+				}
+			}
+			select {
+			case <-r.done:
+				r.out <- seen
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return r
+}
+
+func (r *stateRecorder) stop() []seenState {
+	close(r.done)
+	return <-r.out
 }

@@ -77,6 +77,9 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, km.Events):
 		m.open(layer{kind: layerEvents})
 		m.eventScroll = 0
+	case key.Matches(k, km.Hosts):
+		m.open(layer{kind: layerHosts})
+		m.hostScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles()
 	case key.Matches(k, km.Refresh):

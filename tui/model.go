@@ -116,6 +116,7 @@ type Model struct {
 	detailScroll int
 
 	eventScroll int
+	hostScroll  int
 	help        help.Model
 
 	// layers is the dashboard's one modal state; see layer.
@@ -142,6 +143,7 @@ const (
 	layerCommand                  // the : prompt, drawn on the input line
 	layerHelp                     // the ? screen
 	layerEvents                   // the event log
+	layerHosts                    // the hosts pane (hosts.go)
 	layerFiles                    // the file browser, full screen
 	layerConfirm                  // "are you sure" before a destructive action
 	layerQuit                     // quitting with guests frozen by us
@@ -509,6 +511,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.helpKey(k)
 	case layerEvents:
 		return m.eventsKey(k)
+	case layerHosts:
+		return m.hostsKey(k)
 	case layerFiles:
 		return m.updateFiles(top.files, k)
 	}

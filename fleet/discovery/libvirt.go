@@ -851,16 +851,19 @@ func (h *Libvirt) lifecycleEvent(ctx context.Context, l *libvirt.Libvirt, m libv
 		h.mu.Lock()
 		agent := h.agentUp[dom]
 		h.mu.Unlock()
+		// No poll until the agent connects (its event pokes): one now could
+		// only fail.
 		switch {
 		case libvirt.DomainEventStartedDetailType(m.Detail) == libvirt.DomainEventStartedWakeup:
 			h.setDomain(dom, DomainRunning, "domain woken up")
+			h.poke(dom)
 		case agent:
 			// Its agent's connect event overtook this one.
 			h.setDomain(dom, DomainRunning, "")
+			h.poke(dom)
 		default:
 			h.setDomain(dom, DomainBooting, "domain started; waiting for its agent to connect")
 		}
-		h.poke(dom)
 	case libvirt.DomainEventSuspended:
 		h.setDomain(dom, DomainPaused, "domain paused ("+pausedDetail(m.Detail)+")")
 	case libvirt.DomainEventResumed:
