@@ -867,8 +867,12 @@ func (h *Libvirt) lifecycleEvent(ctx context.Context, l *libvirt.Libvirt, m libv
 	case libvirt.DomainEventSuspended:
 		h.setDomain(dom, DomainPaused, "domain paused ("+pausedDetail(m.Detail)+")")
 	case libvirt.DomainEventResumed:
-		h.setDomain(dom, DomainRunning, "")
-		h.poke(dom)
+		// A start resumes the vCPUs too (RESUMED comes just before STARTED):
+		// only a paused domain that resumes is running again.
+		if h.domainOf(dom) == DomainPaused {
+			h.setDomain(dom, DomainRunning, "")
+			h.poke(dom)
+		}
 	case libvirt.DomainEventPmsuspended:
 		// The host says so itself: no need to wait for the agent to go quiet.
 		h.setDomain(dom, DomainPMSuspended, "domain pmsuspended (suspended to RAM; wake resumes it)")
