@@ -68,8 +68,9 @@ type command struct {
 // commandNames lists what the simulated agent supports, in the order qemu-ga
 // 7.2 reports them in guest-info.
 var commandNames = []string{
+	"guest-ssh-remove-authorized-keys", "guest-ssh-add-authorized-keys", "guest-ssh-get-authorized-keys", // users.go
 	"guest-get-osinfo", "guest-get-timezone", "guest-get-users", "guest-get-host-name",
-	"guest-exec", "guest-exec-status", "guest-get-fsinfo", "guest-set-vcpus", "guest-get-vcpus",
+	"guest-exec", "guest-exec-status", "guest-set-user-password", "guest-get-fsinfo", "guest-set-vcpus", "guest-get-vcpus",
 	"guest-network-get-interfaces", "guest-suspend-hybrid", "guest-suspend-ram", "guest-suspend-disk",
 	"guest-fstrim", "guest-fsfreeze-thaw", "guest-fsfreeze-freeze-list", "guest-fsfreeze-freeze",
 	"guest-fsfreeze-status", "guest-file-flush", "guest-file-seek", "guest-file-write", "guest-file-read",
@@ -177,7 +178,7 @@ func lookup(name string) (command, bool) {
 	case "guest-exec-status":
 		return command{fields: []field{{name: "pid", typ: tInt}}, run: (*Guest).cmdExecStatus}, true
 	}
-	return command{}, false
+	return userCommand(name)
 }
 
 func genericf(format string, a ...any) *agentclient.Error {
