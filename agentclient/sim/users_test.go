@@ -78,4 +78,3 @@ func TestUsersAndKeys(t *testing.T) {
 		t.Errorf("password with newline: %v", err)
 	}
 }
-
