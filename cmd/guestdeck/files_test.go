@@ -157,7 +157,9 @@ func TestGetSpecialDestinations(t *testing.T) {
 		}
 	}
 	// Every destination here exists: get writes into it only with --force.
-	get := func(dest string) result { return gd(t, 60*time.Second, "-c", cfg, "get", "--force", "q1", remote, dest) }
+	get := func(dest string) result {
+		return gd(t, 60*time.Second, "-c", cfg, "get", "--force", "q1", remote, dest)
+	}
 	if r := gd(t, 60*time.Second, "-c", cfg, "get", "q1", remote, null); r.code != 2 || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("get into an existing device without --force: exit %d %s", r.code, r.stderr)
 	}
