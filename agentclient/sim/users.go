@@ -71,7 +71,8 @@ func (g *Guest) readKeys(u simUser) (keys []string, ok bool) {
 }
 
 // writeKeys writes the file as qemu-ga does: ~/.ssh 0700 and
-// authorized_keys 0600, owned by the user, one key a line.
+// authorized_keys 0600, owned by the user, the keys joined by newlines
+// (no newline after the last).
 func (g *Guest) writeKeys(u simUser, keys []string) {
 	t := g.files()
 	now := time.Unix(0, g.clockNowLocked())
@@ -80,12 +81,7 @@ func (g *Guest) writeKeys(u simUser, keys []string) {
 	if d, ok := t.nodes[ssh]; !ok || !d.mode.IsDir() {
 		t.nodes[ssh] = &node{mode: fs.ModeDir | 0o700, mtime: now}
 	}
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte('\n')
-	}
-	t.nodes[g.authKeysPath(u)] = &node{data: []byte(b.String()), mode: 0o600, mtime: now}
+	t.nodes[g.authKeysPath(u)] = &node{data: []byte(strings.Join(keys, "\n")), mode: 0o600, mtime: now}
 }
 
 // checkKey is qemu-ga's sanity check of one key.
@@ -106,7 +102,13 @@ func (g *Guest) cmdSSHGetKeys(a args) (any, *agentclient.Error) {
 		p := g.authKeysPath(u)
 		return nil, genericf("failed to read '%s': Failed to open file “%s”: No such file or directory", p, p)
 	}
-	return agentclient.AuthorizedKeys{Keys: append([]string{}, keys...)}, nil
+	// qemu-ga (7.2) prepends each line to its reply list: the keys come
+	// back last line first.
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[len(keys)-1-i] = k
+	}
+	return agentclient.AuthorizedKeys{Keys: out}, nil
 }
 
 func (g *Guest) cmdSSHAddKeys(a args) (any, *agentclient.Error) {

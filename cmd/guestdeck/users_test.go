@@ -124,7 +124,7 @@ func TestRunSSHKey(t *testing.T) {
 	}
 	// The list only looks: no --yes needed, allowed under --readonly.
 	r = gd(t, 20*time.Second, "--readonly", "-c", cfg, "run", "ssh-key", "list", "root", "s0", "s1")
-	if r.code != 0 || !strings.Contains(r.stdout, "==> s0 <==\n"+k1+"\n"+k2+"\n") || !strings.Contains(r.stdout, "==> s1 <==\n") {
+	if r.code != 0 || !strings.Contains(r.stdout, "==> s0 <==\n"+k2+"\n"+k1+"\n") || !strings.Contains(r.stdout, "==> s1 <==\n") {
 		t.Errorf("list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// A hostile guest's key text is escaped.
@@ -146,7 +146,7 @@ func TestRunSSHKey(t *testing.T) {
 		t.Errorf("remove: %d %s", r.code, r.stderr)
 	}
 	r = gd(t, 20*time.Second, "-c", cfg, "cat", "s0", "/root/.ssh/authorized_keys")
-	if r.code != 0 || r.stdout != k2+"\n" {
+	if r.code != 0 || r.stdout != k2 {
 		t.Errorf("cat authorized_keys after remove: %d %q %s", r.code, r.stdout, r.stderr)
 	}
 	if n := farm.Guests()[1].Calls("guest-ssh-remove-authorized-keys"); n != 0 {
