@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +304,48 @@ func TestParseUserActions(t *testing.T) {
 	}
 	if n, _ := fleet.UserArity("ssh-key", []string{"add", "root", "k", "web-1"}); n != 3 {
 		t.Errorf("arity ssh-key add = %d", n)
+	}
+}
+
+// The plan is what goes on the wire for the users-and-keys actions too:
+// each sends exactly its Sends, the password's placeholder standing for
+// the base64 the agent gets.
+func TestUserSendsAreWhatIsSent(t *testing.T) {
+	_, f, w, names := usersFleet(t, fastOptions())
+	ctx := context.Background()
+	kf := keyFile(t, testKey1, testKey2)
+	for _, words := range [][]string{
+		{"ssh-key", "add", "root", kf}, {"ssh-key", "list", "root"}, {"ssh-key", "set", "root", kf},
+		{"ssh-key", "remove", "root", kf}, {"password", "user"}, {"password", "--crypted", "root"},
+	} {
+		a, err := fleet.ParseAction(words)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Users.Secret = fleet.Secret("$6$x$y")
+		plan, skip := a.Plan(f.Guest(names[0]), time.Now())
+		if skip != "" {
+			t.Fatalf("%s: plan skips: %s", a, skip)
+		}
+		w.reset()
+		if r := f.Run(ctx, a, names[:1], nil)[0]; !r.OK {
+			t.Fatalf("%s: %+v", a, r)
+		}
+		got := w.sent(t, f.Guest(names[0]).Address)
+		if len(got) != len(plan) {
+			t.Fatalf("%s: sent %+v, plan %+v", a, got, plan)
+		}
+		for i, p := range plan {
+			var pargs, wargs any
+			b, _ := json.Marshal(p.Arguments)
+			json.Unmarshal(b, &pargs)
+			json.Unmarshal(got[i].Arguments, &wargs)
+			if got[i].Execute != p.Execute || !sameArgs(pargs, wargs, 0, 0) {
+				t.Errorf("%s: sent %s %s, plan %s", a, got[i].Execute, got[i].Arguments, p.JSON())
+			}
+		}
+		if !slices.Equal(a.Commands(), []string{plan[0].Execute}) {
+			t.Errorf("%s: Commands() = %v", a, a.Commands())
+		}
 	}
 }
