@@ -247,18 +247,14 @@ func (g *Guest) Shadow(user string) string {
 	return ""
 }
 
-// userCommands are the users-and-keys commands' argument shapes, for lookup.
-func userCommand(name string) (command, bool) {
+// userCommands are the users-and-keys commands' arguments and handlers,
+// for the dispatch table.
+func userCommands() map[string]command {
 	keys := []field{{name: "username", typ: tStr}, {name: "keys", typ: tStrList}}
-	switch name {
-	case "guest-ssh-get-authorized-keys":
-		return command{fields: []field{{name: "username", typ: tStr}}, run: (*Guest).cmdSSHGetKeys}, true
-	case "guest-ssh-add-authorized-keys":
-		return command{fields: append(keys, field{name: "reset", typ: tBool, opt: true}), run: (*Guest).cmdSSHAddKeys}, true
-	case "guest-ssh-remove-authorized-keys":
-		return command{fields: keys, run: (*Guest).cmdSSHRemoveKeys}, true
-	case "guest-set-user-password":
-		return command{fields: []field{{name: "username", typ: tStr}, {name: "password", typ: tStr}, {name: "crypted", typ: tBool}}, run: (*Guest).cmdSetPassword}, true
+	return map[string]command{
+		"guest-ssh-get-authorized-keys":    {fields: []field{{name: "username", typ: tStr}}, run: (*Guest).cmdSSHGetKeys},
+		"guest-ssh-add-authorized-keys":    {fields: append(keys, field{name: "reset", typ: tBool, opt: true}), run: (*Guest).cmdSSHAddKeys},
+		"guest-ssh-remove-authorized-keys": {fields: keys, run: (*Guest).cmdSSHRemoveKeys},
+		"guest-set-user-password":          {fields: []field{{name: "username", typ: tStr}, {name: "password", typ: tStr}, {name: "crypted", typ: tBool}}, run: (*Guest).cmdSetPassword},
 	}
-	return command{}, false
 }
