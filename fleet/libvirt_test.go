@@ -413,6 +413,12 @@ func TestLibvirtReconnect(t *testing.T) {
 		return len(ga) == 5
 	})
 	t.Logf("host down -> its 5 guests unreachable in %v: %q", time.Since(t0), f.Guest("ha/a0").Err)
+	// Kept, not dropped: their domain state unknown, their values stale.
+	for _, g := range hostGuests(f.Snapshot(), "ha") {
+		if g.DomainState != DomainUnknown || !strings.Contains(g.DomainReason, "libvirt host ha is unreachable") || !g.Stale() || !g.SkewKnown {
+			t.Fatalf("guest %s of the host that died: domain %q %q, stale %v", g.Name, g.DomainState, g.DomainReason, g.Stale())
+		}
+	}
 	// The host itself is shown down, keeping its guests; the other is up.
 	if st := sourceState(t, f, "ha"); st.Reachable() || st.Err == nil || st.Guests != 5 {
 		t.Fatalf("host ha after its daemon died: %+v", st)
@@ -434,6 +440,11 @@ func TestLibvirtReconnect(t *testing.T) {
 		return len(s.Guests) == 10 && s.Counts[Ready] == 10
 	})
 	t.Logf("host restarted -> its guests ready again in %v", time.Since(t0))
+	for _, g := range hostGuests(f.Snapshot(), "ha") {
+		if g.DomainState != DomainRunning || g.Stale() {
+			t.Fatalf("guest %s after the restart: domain %q, stale %v", g.Name, g.DomainState, g.Stale())
+		}
+	}
 	if st := sourceState(t, f, "ha"); st.Phase != discovery.Up || st.Err != nil || st.Guests != 5 {
 		t.Fatalf("host ha after restart: %+v", st)
 	}
