@@ -941,7 +941,20 @@ func TestLibvirtQEMU(t *testing.T) {
 		if err := f.session("lq/g1").actStart(ctx, Action{}, &r); err != nil {
 			t.Fatalf("start: %v", err)
 		}
-		d := waitFor(t, f, 3*time.Minute, "started g1 ready", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Ready })
+		st, reason, err := lv.DomainGetState(mustDomain(t, lv, "g1"), 0)
+		t.Logf("after start: libvirt state %d reason %d %v", st, reason, err)
+		t0 := time.Now()
+		for f.Guest("lq/g1").State != Ready {
+			if time.Since(t0) > 3*time.Minute {
+				st, reason, err := lv.DomainGetState(mustDomain(t, lv, "g1"), 0)
+				t.Fatalf("not ready after 3m: %s; libvirt state %d reason %d %v; states seen %v", describeGuests(f.Snapshot()), st, reason, err, rec.stop())
+			}
+			select {
+			case <-f.Changed():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		d := time.Since(t0)
 		seen := rec.stop()
 		t.Logf("start -> ready in %v; states seen: %v", d, seen)
 		booting := false
