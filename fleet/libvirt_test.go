@@ -489,6 +489,10 @@ func TestLibvirtUnreachableSource(t *testing.T) {
 	if st.Err == nil || st.Guests != 0 {
 		t.Fatalf("state after the second attempt: %+v", st)
 	}
+	// The snapshot the dashboard draws carries the same states.
+	if ss := f.Snapshot().Sources; len(ss) != 1 || ss[0].Name != "gone" || ss[0].Phase != discovery.Unreachable || !ss[0].Retry.After(first) {
+		t.Fatalf("snapshot sources %+v", ss)
+	}
 }
 
 // TestLibvirtQEMU runs against a real libvirtd (QEMU driver) managing one
