@@ -78,6 +78,7 @@ func (s *session) setDomain(d DomainState, reason string) {
 		}
 	}
 	now := time.Now()
+	woken := false
 	s.update(func(g *Guest) {
 		if g.DomainState == d && g.DomainReason == reason {
 			return
@@ -89,6 +90,7 @@ func (s *session) setDomain(d DomainState, reason string) {
 			return
 		}
 		if wasHeld {
+			woken = g.State == Suspended && d == DomainRunning
 			why := "domain running; waiting for its agent"
 			if reason != "" {
 				why = reason + "; waiting for its agent"
@@ -96,6 +98,12 @@ func (s *session) setDomain(d DomainState, reason string) {
 			setState(g, Connecting, why, now)
 		}
 	})
+	if woken {
+		// Whoever woke it (wake, virsh dompmwakeup): the suspension the
+		// ledger may hold for it is over.
+		s.f.notice(s.target.Name, false, "woken up: libvirt reports the domain running again")
+		s.f.goTracked(func(context.Context) { s.clearSuspend() })
+	}
 }
 
 // AddHost adds the libvirt host h as a discovery source (AddSource).
