@@ -503,7 +503,7 @@ func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
 	for _, dom := range add {
 		st := states[dom]
 		if st.state == DomainRunning && !connected[dom] {
-			st.reason = "domain running; libvirt sees no agent connected"
+			st.reason = "libvirt sees no agent connected"
 		}
 		h.setDomain(dom, st.state, st.reason)
 	}
