@@ -167,3 +167,32 @@ func TestStaleRowsDim(t *testing.T) {
 	eq(t, "paused guest faint", faint("vm-00003"), true)
 	eq(t, "ready guest faint", faint("vm-00002"), false)
 }
+
+// A frame at 10,000 guests on 50 hosts, one down: the table (the status
+// bar's hosts segment costs O(hosts)), and the hosts pane (one pass over
+// the guests to count those answering per host).
+func BenchmarkViewHosts10000(b *testing.B) {
+	for _, pane := range []bool{false, true} {
+		b.Run(fmt.Sprintf("pane=%v", pane), func(b *testing.B) {
+			m, src := newTestModel(10000, 160, 50, Options{})
+			var srcs []fleet.SourceState
+			for i := range 50 {
+				st := fleet.SourceState{Name: fmt.Sprintf("hv%02d", i), Kind: "libvirt", Phase: fleet.SourceUp, Guests: 200}
+				if i == 7 {
+					st.Phase, st.Err, st.Retry = fleet.SourceUnreachable, errors.New("connect refused"), testNow.Add(8*time.Second)
+				}
+				srcs = append(srcs, st)
+			}
+			src.setSources(srcs)
+			m.refresh()
+			if pane {
+				m = press(b, m, "H")
+			}
+			m.moveTo(5000)
+			b.ResetTimer()
+			for b.Loop() {
+				_ = m.View()
+			}
+		})
+	}
+}
