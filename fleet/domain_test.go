@@ -11,6 +11,23 @@ import (
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
+type domainStep struct {
+	domain DomainState // SetDomain(domain, reason), unless poll
+	poll   bool        // a poll that fails as silent (what a paused domain's agent does)
+	want   State
+}
+
+// countSilent is how many polls of steps fail while the machine runs.
+func countSilent(steps []domainStep) int {
+	n := 0
+	for _, st := range steps {
+		if st.poll && st.want == Silent {
+			n++
+		}
+	}
+	return n
+}
+
 // TestDomainStateRules: what libvirt says of a guest's domain decides its
 // state while the machine is not running; a failed poll does not undo it
 // (a paused guest never turns "silent"); a domain that runs again hands
@@ -18,11 +35,7 @@ import (
 // ledger entry cleared. Driven through the sink the libvirt source uses,
 // and the session's own failure path, on a fleet without connections.
 func TestDomainStateRules(t *testing.T) {
-	type step struct {
-		domain DomainState // SetDomain(domain, reason), unless poll
-		poll   bool        // a poll that fails as silent (what a paused domain's agent does)
-		want   State
-	}
+	type step = domainStep
 	silent := fmt.Errorf("agent libvirt:h/g: %w", agentclient.ErrSilent)
 	tests := []struct {
 		name  string
@@ -72,6 +85,9 @@ func TestDomainStateRules(t *testing.T) {
 				if _, held := domainHolds[g.DomainState]; held && !strings.Contains(g.Err, "because") {
 					t.Errorf("step %d: libvirt's reason lost: %q", i, g.Err)
 				}
+			}
+			if g := f.Guest("h/g"); g.Missed != countSilent(tc.steps) {
+				t.Errorf("missed %d: only polls of a running machine count", g.Missed)
 			}
 			woken := tc.name == "suspended to RAM, woken"
 			f.wg.Wait() // the ledger update runs on a fleet goroutine

@@ -219,8 +219,8 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 	now := time.Now()
 	silent := agentclient.IsTimeout(err) || agentclient.IsSilent(err)
 	s.update(func(g *Guest) {
-		if counts && g.State != Gone {
-			g.Missed++
+		if counts && g.State != Gone && !heldByDomain(g) {
+			g.Missed++ // not for a machine libvirt says is not running
 		}
 		switch {
 		case overBudget:
