@@ -134,12 +134,13 @@ func NewLibvirt(c LibvirtConfig) (*Libvirt, error) {
 	seed.Write([]byte(c.Name))
 	return &Libvirt{
 		cfg: c, dialer: dialer, remote: libvirt.ConnectURI(c.URI.Driver),
-		guests: make(map[string]string),
-		doms:   make(map[string]DomainState), agentUp: make(map[string]bool),
-		kick:  make(chan struct{}, 1),
-		up:    make(chan struct{}),
-		rng:   rand.New(rand.NewPCG(seed.Sum64(), uint64(time.Now().UnixNano()))),
-		state: State{Name: c.Name, Kind: "libvirt", Endpoint: c.URI.Raw, Phase: Connecting, Since: time.Now()},
+		guests:  make(map[string]string),
+		doms:    make(map[string]DomainState),
+		agentUp: make(map[string]bool),
+		kick:    make(chan struct{}, 1),
+		up:      make(chan struct{}),
+		rng:     rand.New(rand.NewPCG(seed.Sum64(), uint64(time.Now().UnixNano()))),
+		state:   State{Name: c.Name, Kind: "libvirt", Endpoint: c.URI.Raw, Phase: Connecting, Since: time.Now()},
 	}, nil
 }
 
@@ -423,9 +424,10 @@ func (h *Libvirt) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 	return l, nil
 }
 
-// discover lists running domains and brings this host's targets in line:
-// new agent-capable domains are added (and poked when their agent is already
-// connected), known ones no longer running are marked gone or removed.
+// discover lists every domain and brings this host's targets in line: new
+// agent-capable domains are added (and poked when their agent is already
+// connected), known ones no longer defined are removed, and each gets its
+// domain state.
 func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
 	// Every domain, stopped (defined) ones too: they are listed as stopped.
 	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
