@@ -206,3 +206,175 @@ func TestSSHHostKeyRefused(t *testing.T) {
 		})
 	}
 }
+
+// socketDir makes a directory of agent sockets named like Proxmox's
+// (VMID.qga): hard links to the real agents' sockets (socks[0..2]; socks[3]
+// is linked as 104 later), which connect to the same agent, so sockets can
+// appear and vanish while the agents run. conf holds the VMs' configs;
+// 103's name is hostile and is not used. An agent takes one client at a
+// time: each directory needs agents of its own.
+func socketDir(t *testing.T, socks []string) (dir, conf string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "gdk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	conf = filepath.Join(dir, "conf")
+	if err := os.Mkdir(conf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for id, body := range map[string]string{
+		"101": "boot: order=scsi0\nname: web\nmemory: 2048\n\n[snap1]\nname: old-web\n",
+		"102": "name: db\n",
+		"103": "name: x\x1b[31mred\n",
+		"104": "name: cache\n",
+	} {
+		if err := os.WriteFile(filepath.Join(conf, id+".conf"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range []string{"101", "102", "103"} {
+		if err := os.Link(socks[i], filepath.Join(dir, id+".qga")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not sockets, or not matching: never guests.
+	if err := os.WriteFile(filepath.Join(dir, "105.qga"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(socks[0], filepath.Join(dir, "101.qmp")); err != nil {
+		t.Fatal(err)
+	}
+	return dir, conf
+}
+
+// [[sockets]] patterns, over ssh and on this machine, each discover the 3
+// sockets of one directory, named from their Proxmox configs (103's
+// hostile name falls back to its VMID); the local pattern, added second,
+// finds the names held and qualifies its own ("here/web"). While the fleet
+// runs, a fourth socket appears and one vanishes, and both follow.
+func TestSocketsDiscovery(t *testing.T) {
+	sd := testpeers.StartSSHD(t)
+	ag := testpeers.StartAgents(t, 8)
+	dir, conf := socketDir(t, ag.Sockets[:4])
+	hereDir, _ := socketDir(t, ag.Sockets[4:])
+	f := fleet.New(fleet.Options{Interval: time.Second, Timeout: 10 * time.Second, Readonly: true})
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	h := sshHost(t, sd, "", nil, nil)
+	if err := f.AddSource(ctx, h); err != nil {
+		t.Fatalf("ssh host: %v", err)
+	}
+	pat, err := config.ParseSocketPattern(sd.URL(dir + "/*.qga"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	far, err := discovery.NewSockets(discovery.SocketsConfig{Name: "far", Pattern: sd.URL(dir + "/*.qga"), Dir: pat.Dir, Glob: pat.Glob,
+		SSH: h, Tags: []string{"pve"}, Naming: config.NamingProxmox, Rescan: 200 * time.Millisecond, ProxmoxDir: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	here, err := discovery.NewSockets(discovery.SocketsConfig{Name: "here", Pattern: hereDir + "/*.qga", Dir: hereDir, Glob: "*.qga",
+		Naming: config.NamingProxmox, Rescan: 200 * time.Millisecond, ProxmoxDir: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []discovery.Source{far, here} {
+		if err := f.AddSource(ctx, src); err != nil {
+			t.Fatalf("%s: %v", src.Name(), err)
+		}
+	}
+	want := []string{"103", "db", "here/103", "here/db", "here/web", "web"}
+	if got := names(f.Snapshot()); !slices.Equal(got, want) {
+		t.Fatalf("guests %v, want %v", got, want)
+	}
+	for _, g := range f.Snapshot().Guests {
+		wantHost, wantAddr := "here", "unix:"+hereDir+"/"
+		if !strings.HasPrefix(g.Name, "here/") {
+			wantHost, wantAddr = "far", sd.URL(dir+"/")
+		}
+		if g.Host != wantHost || !strings.HasPrefix(g.Address, wantAddr) {
+			t.Errorf("%s: host %q address %q, want %s at %s...", g.Name, g.Host, g.Address, wantHost, wantAddr)
+		}
+	}
+	if st := source(f, "far"); st.Phase != fleet.SourceUp || st.Guests != 3 || st.Kind != "sockets" {
+		t.Errorf("far: %+v, want sockets up with 3 guests", st)
+	}
+	if st := source(f, h.Name()); st.Guests != 3 {
+		t.Errorf("ssh host counts %d guests, want the 3 of its pattern", st.Guests)
+	}
+
+	f.Start(t.Context())
+	waitSnap(t, f, 60*time.Second, "every guest ready", allReady(want...))
+	// One directory, then the other: two sources that see a new name at
+	// the same moment claim it in the order their rescans run.
+	if err := os.Link(ag.Sockets[3], filepath.Join(dir, "104.qga")); err != nil {
+		t.Fatal(err)
+	}
+	waitSnap(t, f, 30*time.Second, "cache ready", allReady("cache"))
+	if err := os.Link(ag.Sockets[7], filepath.Join(hereDir, "104.qga")); err != nil {
+		t.Fatal(err)
+	}
+	waitSnap(t, f, 30*time.Second, "here/cache ready", allReady("here/cache"))
+	for _, d := range []string{dir, hereDir} {
+		if err := os.Remove(filepath.Join(d, "102.qga")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSnap(t, f, 30*time.Second, "db gone from both", func(s *fleet.Snapshot) bool {
+		return !slices.Contains(names(s), "db") && !slices.Contains(names(s), "here/db")
+	})
+	want = []string{"103", "cache", "here/103", "here/cache", "here/web", "web"}
+	if got := names(f.Snapshot()); !slices.Equal(got, want) {
+		t.Fatalf("guests %v, want %v", got, want)
+	}
+	if g := f.Guest("cache"); !slices.Contains(g.Tags, "pve") {
+		t.Errorf("cache tags %v, want the pattern's pve", g.Tags)
+	}
+}
+
+// The sshd killed by its PID: the ssh host goes unreachable (with the
+// error and a retry time), its guests unreachable, naming it; restarted on
+// the same port and key, it reconnects and the guests are ready again. A
+// hung server (its connection stopped) is found dead by the keepalive
+// deadline, not waited on forever.
+func TestSSHDRestart(t *testing.T) {
+	sd := testpeers.StartSSHD(t)
+	ag := testpeers.StartAgents(t, 2)
+	f := fleet.New(fleet.Options{Interval: 500 * time.Millisecond, Timeout: 3 * time.Second, Readonly: true})
+	defer f.Close()
+	f.Add(fleet.Target{Name: "a", Address: sd.URL(ag.Sockets[0])}, fleet.Target{Name: "b", Address: sd.URL(ag.Sockets[1])})
+	h := sshHost(t, sd, "", []string{"a", "b"}, func(c *discovery.SSHConfig) {
+		c.Keepalive, c.KeepaliveTimeout = 200*time.Millisecond, time.Second
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := f.AddSource(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	f.Start(t.Context())
+	waitSnap(t, f, 30*time.Second, "a and b ready", allReady("a", "b"))
+
+	sd.Kill()
+	waitSnap(t, f, 30*time.Second, "the host and its guests unreachable", func(s *fleet.Snapshot) bool {
+		st := source(f, h.Name())
+		return st.Phase == fleet.SourceUnreachable && st.Err != nil && !st.Retry.IsZero() &&
+			f.Guest("a").State == fleet.Unreachable && strings.Contains(f.Guest("a").Err, h.Name())
+	})
+	sd.Restart(t)
+	waitSnap(t, f, 60*time.Second, "the host up and a, b ready again", func(s *fleet.Snapshot) bool {
+		return source(f, h.Name()).Phase == fleet.SourceUp && allReady("a", "b")(s)
+	})
+
+	resume := sd.Hang(t)
+	waitSnap(t, f, 30*time.Second, "the hung connection given up", func(s *fleet.Snapshot) bool {
+		st := source(f, h.Name())
+		return st.Phase != fleet.SourceUp && st.Err != nil && strings.Contains(st.Err.Error(), "keepalive")
+	})
+	resume()
+	waitSnap(t, f, 60*time.Second, "a and b ready after the hang", func(s *fleet.Snapshot) bool {
+		return source(f, h.Name()).Phase == fleet.SourceUp && allReady("a", "b")(s)
+	})
+}
