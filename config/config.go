@@ -171,7 +171,7 @@ func ParseSocketPattern(s string) (SocketPattern, error) {
 		// shell, single-quoted: refuse what a shell (sh, csh, fish) reads
 		// inside single quotes, and find's own negation.
 		if i := strings.IndexAny(u.Path, "'\\!^$`\""); i >= 0 {
-			return p, fmt.Errorf("pattern %q: %q is not allowed in an ssh pattern", s, u.Path[i])
+			return p, fmt.Errorf("pattern %q: %q is not allowed in an ssh pattern", s, string(u.Path[i]))
 		}
 		p.Remote, full = &u, u.Path
 	}

@@ -89,6 +89,44 @@ host = [{ name = "h", uri = "/run/libvirt/libvirt-sock", insecure_ignore_host_ke
 			Hosts:    []Host{{Name: "h", URI: "/run/libvirt/libvirt-sock", InsecureIgnoreHostKey: true}},
 			Guests:   []Guest{{Name: "a", Address: "vsock:3:1234"}},
 		}},
+		{"ssh guests and sockets", `
+[defaults]
+identity = "~/.ssh/fleet"
+
+[[guest]]
+name = "far"
+address = "ssh://root@pve1:2222/var/run/qemu-server/101.qga"
+known_hosts = "~/kh"
+
+[[guest]]
+name = "near"
+address = "ssh://pve2/run/a.sock"
+insecure_ignore_host_key = true
+identity = "/k"
+
+[[sockets]]
+pattern = "ssh://root@pve1/var/run/qemu-server/*.qga"
+naming = "proxmox"
+tags = ["pve"]
+rescan = "30s"
+
+[[sockets]]
+name = "lab"
+pattern = "/run/qga/*.sock"
+`, File{
+			Defaults: func() Defaults { d := defaults(); d.SSH.Identity = "/home/u/.ssh/fleet"; return d }(),
+			Guests: []Guest{
+				{Name: "far", Address: "ssh://root@pve1:2222/var/run/qemu-server/101.qga",
+					SSH: SSHKeys{KnownHosts: "/home/u/kh", Identity: "/home/u/.ssh/fleet"}},
+				{Name: "near", Address: "ssh://pve2/run/a.sock",
+					SSH: SSHKeys{KnownHosts: "/home/u/.ssh/known_hosts", Identity: "/k", InsecureIgnoreHostKey: true}},
+			},
+			Sockets: []Sockets{
+				{Name: "pve1", Pattern: "ssh://root@pve1/var/run/qemu-server/*.qga", Naming: NamingProxmox, Tags: []string{"pve"},
+					Rescan: Duration{30 * time.Second}, SSH: SSHKeys{KnownHosts: "/home/u/.ssh/known_hosts", Identity: "/home/u/.ssh/fleet"}},
+				{Name: "lab", Pattern: "/run/qga/*.sock", Naming: NamingFile, Rescan: Duration{DefaultRescan}},
+			},
+		}},
 		{"keys", `
 [keys]
 freeze = ["F"]
