@@ -219,37 +219,39 @@ func sshSources(cfg *config.File) ([]*discovery.SSH, error) {
 }
 
 // addSockets starts the ssh hosts (at once, each bounded like a libvirt
-// host), then the [[sockets]] patterns, which list over them. A source
-// that fails is reported and keeps retrying in the background.
+// host), then the [[sockets]] patterns, which list over them, one after
+// the other in file order: a name two patterns find is the first one's in
+// every run. A source that fails is reported and keeps retrying in the
+// background.
 func (c *cli) addSockets(ctx context.Context, f *fleet.Fleet, cfg *config.File, hosts []*discovery.SSH) {
 	const sourceTimeout = 10 * time.Second
-	each := func(n int, start func(ctx context.Context, i int) error) {
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				sctx, cancel := context.WithTimeout(ctx, sourceTimeout)
-				defer cancel()
-				errs[i] = start(sctx, i)
-			})
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				c.errorf("warning: %s: %v", cfg.Path, err)
-			}
+	warn := func(err error) {
+		if err != nil {
+			c.errorf("warning: %s: %v", cfg.Path, err)
 		}
 	}
-	each(len(hosts), func(ctx context.Context, i int) error { return f.AddSource(ctx, hosts[i]) })
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Go(func() {
+			hctx, cancel := context.WithTimeout(ctx, sourceTimeout)
+			defer cancel()
+			errs[i] = f.AddSource(hctx, h)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		warn(err)
+	}
 	byEndpoint := map[string]*discovery.SSH{}
 	for _, h := range hosts {
 		byEndpoint[h.Name()] = h
 	}
-	each(len(cfg.Sockets), func(ctx context.Context, i int) error {
-		s := cfg.Sockets[i]
+	for _, s := range cfg.Sockets {
 		p, err := config.ParseSocketPattern(s.Pattern) // checked by config already
 		if err != nil {
-			return err
+			warn(err)
+			continue
 		}
 		sc := discovery.SocketsConfig{Name: s.Name, Pattern: s.Pattern, Dir: p.Dir, Glob: p.Glob,
 			Tags: s.Tags, Naming: s.Naming, Rescan: s.Rescan.Duration}
@@ -258,10 +260,13 @@ func (c *cli) addSockets(ctx context.Context, f *fleet.Fleet, cfg *config.File, 
 		}
 		src, err := discovery.NewSockets(sc)
 		if err != nil {
-			return err
+			warn(err)
+			continue
 		}
-		return f.AddSource(ctx, src)
-	})
+		sctx, cancel := context.WithTimeout(ctx, sourceTimeout)
+		warn(f.AddSource(sctx, src))
+		cancel()
+	}
 }
 
 // knownGuest reports whether guest is the whole name of one of o's guests,
