@@ -226,24 +226,7 @@ func (x *Sockets) list(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		prefix := strings.TrimSuffix(x.cfg.Dir, "/") + "/"
-		for e := range bytes.SplitSeq(out, []byte{0}) {
-			p := string(e)
-			if p == "" {
-				continue
-			}
-			base, ok := strings.CutPrefix(p, prefix)
-			// The host's data: a name out of the directory, not valid UTF-8,
-			// with controls, or not matching the glob is not a socket of ours.
-			if !ok || base == "" || strings.Contains(base, "/") || !utf8.ValidString(base) ||
-				strings.ContainsFunc(base, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-				continue
-			}
-			if m, _ := path.Match(x.cfg.Glob, base); !m {
-				continue
-			}
-			found = append(found, p)
-		}
+		found = parseListing(out, x.cfg.Dir, x.cfg.Glob)
 	}
 	found = slices.DeleteFunc(found, func(p string) bool { return len(p) > maxSocketPath })
 	slices.Sort(found)
@@ -252,6 +235,28 @@ func (x *Sockets) list(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("%d sockets match, more than %d", len(found), maxSockets)
 	}
 	return found, nil
+}
+
+// parseListing reads find -print0 output: the paths directly in dir whose
+// name matches glob. The host's data: a name out of the directory, not
+// valid UTF-8, with control characters, or not matching the glob is not a
+// socket of ours.
+func parseListing(out []byte, dir, glob string) []string {
+	var found []string
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	for e := range bytes.SplitSeq(out, []byte{0}) {
+		p := string(e)
+		base, ok := strings.CutPrefix(p, prefix)
+		if !ok || base == "" || base == "." || base == ".." || strings.Contains(base, "/") || !utf8.ValidString(base) ||
+			strings.ContainsFunc(base, func(r rune) bool { return r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+			continue
+		}
+		if m, _ := path.Match(glob, base); !m {
+			continue
+		}
+		found = append(found, p)
+	}
+	return found
 }
 
 // apply adds the new sockets (in path order) and removes vanished ones.
