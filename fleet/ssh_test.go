@@ -167,7 +167,7 @@ func TestSSHHostKeyRefused(t *testing.T) {
 		want        []string // in the error; nil: connects
 	}{
 		{"mismatch", sd.WrongKnownHosts, false, []string{"HOST KEY MISMATCH", host, "ssh-ed25519", fp, sd.WrongKnownHosts, "connection refused"}},
-		{"unknown", empty, false, []string{"host key unknown", host, "ssh-ed25519", fp, empty, "insecure_ignore_host_key = true"}},
+		{"unknown", empty, false, []string{"unknown: the server offers", host, "ssh-ed25519", fp, empty, "insecure_ignore_host_key = true"}},
 		{"insecure", sd.WrongKnownHosts, true, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

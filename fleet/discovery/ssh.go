@@ -400,10 +400,10 @@ type HostKeyError struct {
 func (e *HostKeyError) Error() string {
 	switch {
 	case e.Revoked:
-		return fmt.Sprintf("ssh host %s: the %s host key %s is marked @revoked in %s; connection refused",
-			e.Host, e.KeyType, e.Fingerprint, e.File)
+		return fmt.Sprintf("the %s host key %s of %s is marked @revoked in %s; connection refused",
+			e.KeyType, e.Fingerprint, e.Host, e.File)
 	case len(e.Known) == 0:
-		return fmt.Sprintf("ssh host %s: host key unknown: the server offers %s key %s, which %s does not list; "+
+		return fmt.Sprintf("host key of %s unknown: the server offers %s key %s, which %s does not list; "+
 			"check the fingerprint out of band and add the key (ssh-keyscan), or set insecure_ignore_host_key = true; connection refused",
 			e.Host, e.KeyType, e.Fingerprint, e.File)
 	}
@@ -411,7 +411,7 @@ func (e *HostKeyError) Error() string {
 	for _, k := range e.Known {
 		known = append(known, fmt.Sprintf("%s %s (%s:%d)", k.Key.Type(), ssh.FingerprintSHA256(k.Key), k.Filename, k.Line))
 	}
-	return fmt.Sprintf("ssh host %s: HOST KEY MISMATCH (someone may be intercepting the connection): the server offers %s key %s, "+
+	return fmt.Sprintf("HOST KEY MISMATCH for %s (someone may be intercepting the connection): the server offers %s key %s, "+
 		"but %s has %s; connection refused", e.Host, e.KeyType, e.Fingerprint, e.File, strings.Join(known, ", "))
 }
 
@@ -424,7 +424,7 @@ func (s *SSH) hostKeyCheck() (ssh.HostKeyCallback, []string, error) {
 	}
 	cb, err := knownhosts.New(s.cfg.KnownHosts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ssh host %s: known_hosts: %w", s.cfg.URL.Host, err)
+		return nil, nil, fmt.Errorf("known_hosts: %w", err)
 	}
 	file := s.cfg.KnownHosts
 	check := func(host string, remote net.Addr, key ssh.PublicKey) error {
@@ -441,7 +441,7 @@ func (s *SSH) hostKeyCheck() (ssh.HostKeyCallback, []string, error) {
 		case errors.As(err, &re):
 			he.Revoked = true
 		default:
-			return fmt.Errorf("ssh host %s: host key check: %w", he.Host, err)
+			return fmt.Errorf("host key check of %s: %w", he.Host, err)
 		}
 		return he
 	}
@@ -475,27 +475,27 @@ func (s *SSH) auth(ctx context.Context) (ssh.AuthMethod, func(), error) {
 	if s.cfg.Identity != "" {
 		key, err := readBounded(s.cfg.Identity, maxIdentityBytes)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ssh host %s: identity: %w", s.cfg.URL.Host, err)
+			return nil, nil, fmt.Errorf("identity: %w", err)
 		}
 		signer, err := ssh.ParsePrivateKey(key)
 		var pp *ssh.PassphraseMissingError
 		if errors.As(err, &pp) {
-			return nil, nil, fmt.Errorf("ssh host %s: identity %s is protected by a passphrase: load it into your ssh agent (ssh-add) and leave identity out",
-				s.cfg.URL.Host, s.cfg.Identity)
+			return nil, nil, fmt.Errorf("identity %s is protected by a passphrase: load it into your ssh agent (ssh-add) and leave identity out",
+				s.cfg.Identity)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("ssh host %s: identity %s: %w", s.cfg.URL.Host, s.cfg.Identity, err)
+			return nil, nil, fmt.Errorf("identity %s: %w", s.cfg.Identity, err)
 		}
 		return ssh.PublicKeys(signer), func() {}, nil
 	}
 	sock := os.Getenv("SSH_AUTH_SOCK")
 	if sock == "" {
-		return nil, nil, fmt.Errorf("ssh host %s: no identity configured and no ssh agent ($SSH_AUTH_SOCK is not set)", s.cfg.URL.Host)
+		return nil, nil, errors.New("no identity configured and no ssh agent ($SSH_AUTH_SOCK is not set)")
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ssh host %s: ssh agent: %w", s.cfg.URL.Host, err)
+		return nil, nil, fmt.Errorf("ssh agent: %w", err)
 	}
 	// The agent is asked during the login, which ctx bounds; so is it.
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
