@@ -250,7 +250,7 @@ func (g *Guest) program(name string) (program, bool) {
 
 // sh runs `sh -c SCRIPT NAME ARGS...`: the directory-listing script of
 // agentclient.ListDirRequest, or a script of simple commands separated by
-// ";" or "&&", with '' and "" quoting, $$ (the shell's pid) and ">&2".
+// ";" or "&&", with ” and "" quoting, $$ (the shell's pid) and ">&2".
 // Built in: exit [N], kill -SIG $$ (the shell dies of SIG), sleep N (the
 // process stays running N seconds).
 func (r *spawn) sh(argv []string) int {
@@ -360,7 +360,7 @@ type shStep struct {
 	toErr bool // ">&2": its stdout goes to stderr
 }
 
-// shSteps splits a script into simple commands: words with '' and ""
+// shSteps splits a script into simple commands: words with ” and ""
 // quotes, separated by ";", "&&" or newlines; $$ expands to shPID.
 func shSteps(script string) []shStep {
 	var steps []shStep
