@@ -281,9 +281,6 @@ type ExecOptions struct {
 	// streams at that size fails the wait with ErrTooLarge, its output
 	// unread (the agent has reaped the process by then).
 	MaxOutput int
-	// Status, when set, makes each guest-exec-status call instead of
-	// a.ExecStatus: a caller that must take the guest's session per call.
-	Status func(ctx context.Context, pid int64) (*ExecStatus, error)
 	// Started, when set, is called with the pid once guest-exec answered.
 	Started func(pid int64)
 }
@@ -314,10 +311,6 @@ func RunExecWith(ctx context.Context, a Agent, req ExecRequest, opt ExecOptions)
 	if opt.Started != nil {
 		opt.Started(pid)
 	}
-	status := opt.Status
-	if status == nil {
-		status = a.ExecStatus
-	}
 	keep := opt.MaxOutput
 	if keep <= 0 || keep > execMaxOutput {
 		keep = execMaxOutput
@@ -326,7 +319,7 @@ func RunExecWith(ctx context.Context, a Agent, req ExecRequest, opt ExecOptions)
 	wait := execFirstWait
 	var st *ExecStatus
 	for {
-		st, err = status(sctx, pid)
+		st, err = a.ExecStatus(sctx, pid)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, &StillRunningError{PID: pid, Err: ctxError(ctx)}

@@ -787,6 +787,10 @@ func progCat(g *Guest, argv []string, input []byte, out, errOut stream) int {
 	t := g.files()
 	code := 0
 	for _, p := range argv {
+		if p == "-" {
+			out.Write(input)
+			continue
+		}
 		n, ok := t.nodes[t.clean(p)]
 		switch {
 		case !ok:
