@@ -278,7 +278,7 @@ func (s *session) exec(ctx context.Context, e ExecSpec, budget *outputBudget, st
 		if ctx.Err() != nil {
 			why = "no longer waited for (cancelled)"
 		}
-		r.Err = fmt.Sprintf("%s, as pid %d in the guest: guestdeck killed nothing (guest-exec-status %d asks again)", why, p, p)
+		r.Err = fmt.Sprintf("%s, as pid %d in the guest; guestdeck killed nothing", why, p)
 		return done()
 	}
 	if err != nil {

@@ -97,7 +97,7 @@ func TestExecSim(t *testing.T) {
 		}},
 		{"timeout", fleet.ExecSpec{Path: "sleep", Args: []string{"3600"}, Timeout: 300 * time.Millisecond}, func(r fleet.ExecResult) bool {
 			return r.State == fleet.ExecStillRunning && r.PID != 0 && !r.OK() &&
-				strings.Contains(r.Err, fmt.Sprintf("as pid %d in the guest: guestdeck killed nothing", r.PID))
+				strings.Contains(r.Err, fmt.Sprintf("as pid %d in the guest; guestdeck killed nothing", r.PID))
 		}},
 	}
 	for _, c := range cases {

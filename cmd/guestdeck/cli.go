@@ -82,6 +82,7 @@ func commands() []command {
 		{"cat", "GUEST PATH", "print a file from a guest", (*cli).cat},
 		{"get", "GUEST PATH DEST", "copy a file from a guest (DEST may be a directory or -)", (*cli).get},
 		{"put", "SRC GUEST PATH", "copy a local file (or - for stdin) to a guest", (*cli).put},
+		{"exec", "[--json] [--yes] [--dry-run] [--timeout D] [--stdin FILE|-] [--concurrency N] [--output-limit N] SELECTOR... -- PROGRAM [ARGS...]", "run a program in the selected guests and print what it printed", (*cli).exec},
 		{"agent", "GUEST JSON", "send one raw command and print the agent's reply object", (*cli).agent},
 		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
 		{"sim", "--guests N --dir DIR [--frozen K] [--silent K] ...", "serve simulated guests and write DIR/fleet.toml", (*cli).sim},
