@@ -62,10 +62,24 @@ func (e ExecSpec) maxOutput() int {
 	return min(e.MaxOutput, MaxExecOutput)
 }
 
-// String is the program and its arguments as a command line (for the
-// audit log and confirmations; shown escaped).
+// String is the program and its arguments as a command line, each word
+// that needs it in single quotes, so that "sh -c 'a; b'" reads as three
+// words (for the audit log and confirmations; shown escaped).
 func (e ExecSpec) String() string {
-	return strings.Join(append([]string{e.Path}, e.Args...), " ")
+	words := make([]string, 0, 1+len(e.Args))
+	for _, w := range append([]string{e.Path}, e.Args...) {
+		words = append(words, quoteWord(w))
+	}
+	return strings.Join(words, " ")
+}
+
+// quoteWord single-quotes w unless it is made only of characters no shell
+// treats specially.
+func quoteWord(w string) string {
+	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
 
 func (e ExecSpec) validate() error {
