@@ -141,16 +141,16 @@ type Model struct {
 type layerKind int
 
 const (
-	layerTable   layerKind = iota // nothing open: the table has the keys
-	layerFilter                   // the / prompt, drawn on the input line
-	layerCommand                  // the : prompt, drawn on the input line
-	layerHelp                     // the ? screen
-	layerEvents                   // the event log
-	layerFiles                    // the file browser, full screen
-	layerConfirm                  // "are you sure" before a destructive action
-	layerQuit                     // quitting with guests frozen by us
-	layerExecPrompt               // the ! prompt, drawn on the input line
-	layerExec                     // an exec's confirmation and results pane
+	layerTable      layerKind = iota // nothing open: the table has the keys
+	layerFilter                      // the / prompt, drawn on the input line
+	layerCommand                     // the : prompt, drawn on the input line
+	layerHelp                        // the ? screen
+	layerEvents                      // the event log
+	layerFiles                       // the file browser, full screen
+	layerConfirm                     // "are you sure" before a destructive action
+	layerQuit                        // quitting with guests frozen by us
+	layerExecPrompt                  // the ! prompt, drawn on the input line
+	layerExec                        // an exec's confirmation and results pane
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
