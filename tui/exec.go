@@ -113,7 +113,7 @@ func (m *Model) openExecPrompt(line string) tea.Cmd {
 		m.setStatus("a program is still running: esc stops waiting for it", true)
 		return nil
 	}
-	m.open(layer{kind: layerExecPrompt})
+	m.open(layer{kind: layerExecCmd})
 	m.ex.histPos = len(m.ex.history)
 	m.ex.input.SetValue(line)
 	m.ex.input.CursorEnd()
@@ -126,12 +126,12 @@ func (m *Model) execPromptKey(k tea.KeyPressMsg) tea.Cmd {
 	x := m.ex
 	switch k.String() {
 	case "esc":
-		m.closeLayer(layerExecPrompt)
+		m.closeLayer(layerExecCmd)
 		x.input.Blur()
 		return nil
 	case "enter":
 		line := strings.TrimSpace(x.input.Value())
-		m.closeLayer(layerExecPrompt)
+		m.closeLayer(layerExecCmd)
 		x.input.Blur()
 		if line == "" {
 			return nil

@@ -267,7 +267,7 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return []key.Binding{thaw, leave, cancel}
 	case layerFiles:
 		return nil // the browser draws its own
-	case layerExecPrompt:
+	case layerExecCmd:
 		return []key.Binding{bind("run", "enter"), bind("history", "↑/↓"), bind("cancel", "esc"), quit}
 	case layerExec:
 		return execHelp(l.exec)

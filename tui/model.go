@@ -141,16 +141,16 @@ type Model struct {
 type layerKind int
 
 const (
-	layerTable      layerKind = iota // nothing open: the table has the keys
-	layerFilter                      // the / prompt, drawn on the input line
-	layerCommand                     // the : prompt, drawn on the input line
-	layerHelp                        // the ? screen
-	layerEvents                      // the event log
-	layerFiles                       // the file browser, full screen
-	layerConfirm                     // "are you sure" before a destructive action
-	layerQuit                        // quitting with guests frozen by us
-	layerExecPrompt                  // the ! prompt, drawn on the input line
-	layerExec                        // an exec's confirmation and results pane
+	layerTable   layerKind = iota // nothing open: the table has the keys
+	layerFilter                   // the / prompt, drawn on the input line
+	layerCommand                  // the : prompt, drawn on the input line
+	layerHelp                     // the ? screen
+	layerEvents                   // the event log
+	layerFiles                    // the file browser, full screen
+	layerConfirm                  // "are you sure" before a destructive action
+	layerQuit                     // quitting with guests frozen by us
+	layerExecCmd                  // the ! prompt, drawn on the input line
+	layerExec                     // an exec's confirmation and results pane
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -188,7 +188,7 @@ type quitDialog struct {
 // drawsInRegion reports whether the layer replaces the table region (a
 // prompt is drawn on the input line and leaves the region to what is below).
 func (l layer) drawsInRegion() bool {
-	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecPrompt
+	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd
 }
 
 // top is the layer that receives keys; the zero layer is the table.
@@ -526,7 +526,7 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.eventsKey(k)
 	case layerFiles:
 		return m.updateFiles(top.files, k)
-	case layerExecPrompt:
+	case layerExecCmd:
 		return m.execPromptKey(k)
 	case layerExec:
 		return m.execPaneKey(k)
@@ -559,7 +559,7 @@ func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
 		var cmd tea.Cmd
 		m.cmdInput, cmd = m.cmdInput.Update(msg)
 		return cmd
-	case layerExecPrompt:
+	case layerExecCmd:
 		var cmd tea.Cmd
 		m.ex.input, cmd = m.ex.input.Update(msg)
 		return cmd

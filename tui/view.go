@@ -318,7 +318,7 @@ func (m *Model) renderInputLine() string {
 	switch top := m.top().kind; {
 	case top == layerFilter:
 		return fit(m.filterInput.View(), m.width, false)
-	case top == layerExecPrompt:
+	case top == layerExecCmd:
 		return fit(m.ex.input.View(), m.width, false)
 	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
 		return fit(m.ex.pane.search.View(), m.width, false)
