@@ -595,7 +595,7 @@ func (m *Model) execRow(r fleet.ExecResult, selected bool, w int) string {
 	if selected {
 		mark = "▸ "
 	}
-	st := lipgloss.NewStyle()
+	var st lipgloss.Style
 	state := string(r.State)
 	switch {
 	case r.State == fleet.ExecRunning || r.State == fleet.ExecWaiting:
