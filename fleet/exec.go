@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -181,8 +182,9 @@ func (r ExecResult) Summary() string {
 	return r.Err
 }
 
-// Exec runs e on the named guests, at most Options.Concurrency at a time,
-// and returns one result per name, in order. progress (may be nil) is
+// Exec runs e on the named guests, at most Options.Concurrency at a time
+// (fewer when large output limits would put more than ExecFleetOutput of
+// replies in flight), and returns one result per name, in order. progress (may be nil) is
 // called, never concurrently, when a guest's program starts (ExecRunning)
 // and when its result is final. When ctx ends, guests not started report
 // so with nothing sent, and the ones running stop being waited for: their
@@ -214,7 +216,11 @@ func (f *Fleet) Exec(ctx context.Context, e ExecSpec, names []string, progress f
 	budget := &outputBudget{left: ExecFleetOutput}
 	sessions := f.sessionsFor(names)
 	started := make([]bool, len(names))
-	forEach(ctx, len(names), f.opts.Concurrency, func(i int) {
+	// Replies in flight at once are held to the fleet-wide output budget
+	// too: at the 16 MiB cap a reply may be 43 MiB, so fewer guests run at
+	// once (at the 1 MiB default, 94: more than the default concurrency).
+	conc := min(f.opts.Concurrency, max(1, ExecFleetOutput/agentclient.ExecStatusReplyLimit(e.maxOutput())))
+	forEach(ctx, len(names), conc, func(i int) {
 		started[i] = true
 		s := sessions[i]
 		if s == nil {
@@ -297,6 +303,11 @@ func (s *session) exec(ctx context.Context, e ExecSpec, budget *outputBudget, st
 	}
 	if err != nil {
 		r.Err = actionError(err)
+		if errors.Is(err, agentclient.ErrTooLarge) {
+			// More output than the reply may hold: unread, so cut to nothing.
+			r.Truncated = true
+			r.Err = fmt.Sprintf("more output than %s per stream (the output limit) could hold: %s", agentclient.FormatBytes(int64(e.maxOutput())), r.Err)
+		}
 		if r.PID != 0 {
 			r.Err = fmt.Sprintf("pid %d: %s", r.PID, r.Err)
 		}
@@ -344,7 +355,22 @@ func (x sessionExec) ExecStatus(ctx context.Context, pid int64) (st *agentclient
 		return nil, err
 	}
 	cctx := context.WithoutCancel(ctx)
-	err = x.s.withAgent(cctx, func(a *callAgent) (err error) { st, err = a.ExecStatus(cctx, pid); return err })
+	err = x.s.withAgent(cctx, func(a *callAgent) error {
+		// The final reply carries the output: up to two 16 MiB streams in
+		// base64, 43 MiB, which takes longer to arrive than the call
+		// timeout allows a small reply, and which is read to its end even
+		// when it is over the limit (skipped as it arrives). A second more
+		// per 4 MiB the agent may send.
+		d := x.s.f.opts.Timeout + time.Duration(agentclient.ExecStatusReplyLimit(agentclient.MaxExecOutput)/(4<<20))*time.Second
+		tctx, cancel := context.WithTimeout(cctx, d)
+		defer cancel()
+		t0 := time.Now()
+		st, err = a.a.ExecStatus(tctx, pid)
+		if !a.hooked {
+			x.s.logCall(t0, "guest-exec-status", map[string]int64{"pid": pid}, st, err)
+		}
+		return err
+	})
 	return st, err
 }
 

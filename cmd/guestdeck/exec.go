@@ -161,7 +161,7 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 	}
 	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)))
 	if *asJSON {
-		writeJSON(c.stdout, execJSONRows(results))
+		c.writeExecJSON(results)
 	} else {
 		c.printExec(results, limit)
 	}
@@ -210,6 +210,29 @@ func parseByteSize(s string) (int, error) {
 		return 0, fmt.Errorf("want a size such as 4096, 64K or 1M")
 	}
 	return n * mult, nil
+}
+
+// writeExecJSON writes the results as one JSON array, a guest at a time:
+// output a terminal would act on grows sixfold as JSON escapes (16 MiB of
+// NULs is 96 MiB of \u0000), so the whole array is never held at once.
+func (c *cli) writeExecJSON(rs []fleet.ExecResult) {
+	rows := execJSONRows(rs)
+	io.WriteString(c.stdout, "[")
+	for i, row := range rows {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetIndent("  ", "  ")
+		enc.Encode(row)
+		sep := ","
+		if i == len(rows)-1 {
+			sep = ""
+		}
+		c.stdout.Write([]byte("\n  "))
+		c.stdout.Write(present.SafeJSON(bytes.TrimSuffix(b.Bytes(), []byte("\n"))))
+		io.WriteString(c.stdout, sep)
+		rows[i] = execJSON{} // let its output go
+	}
+	io.WriteString(c.stdout, "\n]\n")
 }
 
 func execJSONRows(rs []fleet.ExecResult) []execJSON {
