@@ -95,6 +95,9 @@ func TestExecSim(t *testing.T) {
 		{"agent cap", fleet.ExecSpec{Path: "/bin/sh", Args: []string{"-c", "head -c 20000000 /dev/zero"}, MaxOutput: fleet.MaxExecOutput}, func(r fleet.ExecResult) bool {
 			return r.OK() && len(r.Stdout) == fleet.MaxExecOutput && r.Truncated
 		}},
+		{"reply over the limit", fleet.ExecSpec{Path: "/bin/sh", Args: []string{"-c", "head -c 9000 /dev/zero; head -c 9000 /dev/zero >&2"}, MaxOutput: 2000}, func(r fleet.ExecResult) bool {
+			return r.State == fleet.ExecFailed && r.Truncated && r.PID != 0 && strings.Contains(r.Err, "more output than 2.0 KiB per stream")
+		}},
 		{"timeout", fleet.ExecSpec{Path: "sleep", Args: []string{"3600"}, Timeout: 300 * time.Millisecond}, func(r fleet.ExecResult) bool {
 			return r.State == fleet.ExecStillRunning && r.PID != 0 && !r.OK() &&
 				strings.Contains(r.Err, fmt.Sprintf("as pid %d in the guest; guestdeck killed nothing", r.PID))
@@ -108,7 +111,8 @@ func TestExecSim(t *testing.T) {
 			}
 		})
 	}
-	// The guest with the still-running program stays usable and ready.
+	// The guest with the still-running program, and the reply over the
+	// limit, stays usable and ready.
 	if r := f.Exec(ctx, shSpec("echo after"), []string{"a"}, nil)[0]; !r.OK() {
 		t.Errorf("after the timeout: %+v", r)
 	}
