@@ -90,7 +90,7 @@ func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
 
 // logRecord adds a transport's record of one call: the wire lines, cut.
 func (s *session) logRecord(rec agentclient.LogRecord) {
-	e := LogEntry{At: rec.Start, Command: rec.Command, Request: logRequest(rec.Request), Duration: rec.Duration}
+	e := LogEntry{At: rec.Start, Command: rec.Command, Request: truncateBytes(logRequest(rec.Command, hideExecInput(rec.Command, rec.Request)), logRequestMax), Duration: rec.Duration}
 	switch {
 	case rec.Err != nil:
 		e.Err = true
@@ -103,17 +103,17 @@ func (s *session) logRecord(rec agentclient.LogRecord) {
 	s.mu.Unlock()
 }
 
-// logRequest is a request line as the log keeps it: cut, and with a
-// process's stdin or a password replaced by a placeholder first (RawSend).
-// (A file write's chunks are not parsed again here: that would cost every
-// upload a second decode.)
-func logRequest(req []byte) string {
-	if bytes.Contains(req, []byte(`"input-data"`)) || bytes.Contains(req, []byte(`"password"`)) {
-		if s, hid, err := RawSend(req); err == nil && hid {
-			return truncate(s.JSON(), logRequestMax)
-		}
+// hideExecInput is a guest-exec request line with the process's stdin
+// replaced by its size (RawSend), before the log cuts it: even its first
+// bytes are the operator's input, not a record.
+func hideExecInput(cmd string, req []byte) []byte {
+	if cmd != "guest-exec" || !bytes.Contains(req, []byte(`"input-data"`)) {
+		return req
 	}
-	return truncateBytes(req, logRequestMax)
+	if s, hid, err := RawSend(req); err == nil && hid {
+		return []byte(s.JSON())
+	}
+	return []byte(`{"execute":"guest-exec","arguments":"` + NotRecorded + `"}`)
 }
 
 // truncateBytes copies at most n bytes of b (the transport reuses them).

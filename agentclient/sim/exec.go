@@ -157,7 +157,8 @@ type stream interface {
 // found reports whether path names an executable the guest has.
 func (r *spawn) found(p string) bool {
 	if r.g.cfg.Windows {
-		return windowsCmd(p)
+		_, ok := windowsProgram(p) // windows.go
+		return ok
 	}
 	name, ok := unixName(p)
 	if !ok {
@@ -185,19 +186,11 @@ func unixName(p string) (string, bool) {
 	return "", false
 }
 
-// windowsCmd: the one program a Windows guest simulates is cmd.exe.
-func windowsCmd(p string) bool {
-	switch strings.ToLower(p) {
-	case "cmd", "cmd.exe", `c:\windows\system32\cmd.exe`:
-		return true
-	}
-	return false
-}
-
 // exec runs the program p names (found said it exists) with argv.
 func (r *spawn) exec(p string, argv []string) int {
 	if r.g.cfg.Windows {
-		return r.cmd(argv)
+		prog, _ := windowsProgram(p)
+		return prog(r.g, argv, r.input, &r.out, &r.errOut)
 	}
 	name, _ := unixName(p)
 	switch name {
@@ -250,7 +243,7 @@ func (g *Guest) program(name string) (program, bool) {
 
 // sh runs `sh -c SCRIPT NAME ARGS...`: the directory-listing script of
 // agentclient.ListDirRequest, or a script of simple commands separated by
-// ";" or "&&", with ” and "" quoting, $$ (the shell's pid) and ">&2".
+// ";" or "&&", with single and double quotes, $$ (the shell's pid) and ">&2".
 // Built in: exit [N], kill -SIG $$ (the shell dies of SIG), sleep N (the
 // process stays running N seconds).
 func (r *spawn) sh(argv []string) int {
@@ -420,68 +413,6 @@ func shSteps(script string) []shStep {
 	}
 	end(false)
 	return steps
-}
-
-// cmd is cmd.exe /c COMMAND on a Windows guest: dir [PATH], echo TEXT,
-// exit /b N. Output lines end in CRLF.
-func (r *spawn) cmd(argv []string) int {
-	if len(argv) < 2 || !strings.EqualFold(argv[0], "/c") {
-		r.errOut.WriteString("only cmd /c COMMAND is simulated\r\n")
-		return 1
-	}
-	words := argv[1:]
-	if len(words) == 1 {
-		words = strings.Fields(words[0])
-	}
-	switch strings.ToLower(words[0]) {
-	case "echo":
-		r.out.WriteString(strings.Join(words[1:], " ") + "\r\n")
-		return 0
-	case "exit":
-		if len(words) == 3 && strings.EqualFold(words[1], "/b") {
-			if n, err := strconv.Atoi(words[2]); err == nil {
-				return n
-			}
-		}
-		return 0
-	case "dir":
-		dir := `C:\`
-		if len(words) > 1 {
-			dir = words[1]
-		}
-		return r.dir(dir)
-	}
-	fmt.Fprintf(&r.errOut, "'%s' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n", words[0])
-	return 1
-}
-
-// dir lists a directory of the Windows tree as cmd's dir does.
-func (r *spawn) dir(dir string) int {
-	t := r.g.files()
-	d := t.clean(dir)
-	n, ok := t.nodes[d]
-	if !ok || !n.mode.IsDir() {
-		r.out.WriteString(" Volume in drive C has no label.\r\n Volume Serial Number is 4E3B-2A1C\r\n\r\n")
-		r.errOut.WriteString("File Not Found\r\n")
-		return 1
-	}
-	fmt.Fprintf(&r.out, " Volume in drive C has no label.\r\n Volume Serial Number is 4E3B-2A1C\r\n\r\n Directory of %s\r\n\r\n", strings.TrimSuffix(d, `\`))
-	files, dirs := 0, 0
-	var bytesTotal int64
-	for _, k := range t.children(d) {
-		c := t.nodes[t.join(d, k)]
-		stamp := c.mtime.Format("01/02/2006  03:04 PM")
-		if c.mode.IsDir() {
-			fmt.Fprintf(&r.out, "%s    <DIR>          %s\r\n", stamp, k)
-			dirs++
-			continue
-		}
-		fmt.Fprintf(&r.out, "%s    %14d %s\r\n", stamp, c.size(), k)
-		files++
-		bytesTotal += c.size()
-	}
-	fmt.Fprintf(&r.out, "%16d File(s) %14d bytes\r\n%16d Dir(s)  21,474,836,480 bytes free\r\n", files, bytesTotal, dirs)
-	return 0
 }
 
 // progHead is head -c N [FILE]; /dev/zero gives N zero bytes, the way to
