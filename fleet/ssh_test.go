@@ -25,7 +25,7 @@ import (
 
 // sshHost returns the ssh host source for the server, with known_hosts
 // (the right one unless given) and the client key.
-func sshHost(t *testing.T, sd *testpeers.SSHD, known string, guests []string, tweak func(*discovery.SSHConfig)) *discovery.SSH {
+func sshHost(t testing.TB, sd *testpeers.SSHD, known string, guests []string, tweak func(*discovery.SSHConfig)) *discovery.SSH {
 	t.Helper()
 	u, err := config.ParseSSHURL(sd.URL("/x"))
 	if err != nil {
