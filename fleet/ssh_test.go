@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -377,4 +378,50 @@ func TestSSHDRestart(t *testing.T) {
 	waitSnap(t, f, 60*time.Second, "a and b ready after the hang", func(s *fleet.Snapshot) bool {
 		return source(f, h.Name()).Phase == fleet.SourceUp && allReady("a", "b")(s)
 	})
+}
+
+// With no identity configured, the login uses the ssh agent at
+// $SSH_AUTH_SOCK: a real ssh-agent holding the client key.
+func TestSSHAgentLogin(t *testing.T) {
+	sd := testpeers.StartSSHD(t) // ssh-agent and ssh-add come with it (openssh-client)
+	ag := testpeers.StartAgents(t, 1)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	var out []byte
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		// The agent's socket appears once it listens.
+		if out, err = exec.Command("ssh-add", sd.Identity).CombinedOutput(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	f := fleet.New(fleet.Options{Timeout: 10 * time.Second, Readonly: true})
+	defer f.Close()
+	f.Add(fleet.Target{Name: "a", Address: sd.URL(ag.Sockets[0])})
+	h := sshHost(t, sd, "", []string{"a"}, func(c *discovery.SSHConfig) { c.Identity = "" })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := f.AddSource(ctx, h); err != nil {
+		t.Fatalf("AddSource through the agent: %v", err)
+	}
+	f.RefreshOnce(ctx, nil)
+	if g := f.Guest("a"); g.State != fleet.Ready {
+		t.Errorf("a: %s (%q), want ready", g.State, g.Err)
+	}
+
+	t.Setenv("SSH_AUTH_SOCK", "")
+	h2 := sshHost(t, sd, "", nil, func(c *discovery.SSHConfig) { c.Identity = "" })
+	f2 := fleet.New(fleet.Options{})
+	defer f2.Close()
+	if err := f2.AddSource(ctx, h2); err == nil || !strings.Contains(err.Error(), "no identity configured and no ssh agent ($SSH_AUTH_SOCK is not set)") {
+		t.Errorf("no identity, no agent: %v", err)
+	}
 }
