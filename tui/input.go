@@ -82,6 +82,8 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.hostScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles()
+	case key.Matches(k, km.Exec):
+		return m.openExecPrompt("")
 	case key.Matches(k, km.Refresh):
 		return m.startAction(fleet.Action{Kind: fleet.ActInfo})
 	case key.Matches(k, km.Ping):
@@ -223,6 +225,13 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "events", "log":
 		m.open(layer{kind: layerEvents})
 		return nil
+	case "exec", "!":
+		// The rest of the line, as typed, is the program (exec.go).
+		if rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0])); rest != "" && m.opts.Exec != nil && !m.opts.Readonly {
+			m.ex.remember(rest)
+			return m.prepareExec(rest)
+		}
+		return m.openExecPrompt("")
 	}
 	dry := fields[0] == dryRunVerb
 	if dry {
