@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/guestdeck/guestdeck/fleet"
@@ -139,8 +140,12 @@ func TestHostsFifty(t *testing.T) {
 	if !strings.HasPrefix(pane[3], "hv07") || !strings.Contains(pane[3], "retry in 0:08: connect refused") {
 		t.Errorf("first host row %q", pane[3])
 	}
-	// Scrolling reaches the last host and stops there.
-	m = press(t, m, "H", "pgdown", "pgdown", "pgdown")
+	// The wheel scrolls the pane; paging reaches the last host and stops there.
+	m = press(t, m, "H")
+	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: 10, Button: tea.MouseWheelDown})
+	eq(t, "wheel scrolled", m.hostScroll > 0, true)
+	m = press(t, m, "pgdown", "pgdown", "pgdown")
+	eq(t, "scrolled to the end", m.hostScroll, 50-(m.layout().regionHeight-2))
 	rows := strings.Split(view(m), "\n")
 	if !strings.Contains(strings.Join(rows, "\n"), "hv49") {
 		t.Errorf("scrolled to the end, no hv49:\n%s", strings.Join(rows, "\n"))

@@ -590,6 +590,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollEvents(wheelDelta(w.Mouse()))
 		}
+	case layerHosts:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollHosts(wheelDelta(w.Mouse()))
+		}
 	case layerTable:
 		switch msg := msg.(type) {
 		case tea.MouseClickMsg:
