@@ -75,11 +75,11 @@ type Mode struct {
 type Args int
 
 const (
-	NoArgs     Args = iota
-	ModeArg         // MODE (optional when the Spec has a DefaultMode)
-	ModeIDsArg      // MODE IDS: vCPU ids such as 2,3 or 2-5
-	PathArg         // PATH on the guest
-	PathDataArg     // PATH DATA: the rest of the words are the content
+	NoArgs      Args = iota
+	ModeArg          // MODE (optional when the Spec has a DefaultMode)
+	ModeIDsArg       // MODE IDS: vCPU ids such as 2,3 or 2-5
+	PathArg          // PATH on the guest
+	PathDataArg      // PATH DATA: the rest of the words are the content
 	// An exec-like action (a program and its arguments, every word after
 	// the name) would be one more shape here, with Action fields for them.
 )
