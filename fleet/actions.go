@@ -33,6 +33,9 @@ type Spec struct {
 	// DefaultMode is the mode when none is given; "" means a mode is
 	// required.
 	DefaultMode string
+	// QuickMode is the mode a one-key shortcut uses (the dashboard's
+	// suspend key); DefaultMode when empty.
+	QuickMode string
 	// Mutating: the action changes the guest; read-only mode refuses it
 	// (the CLI, the dashboard's keys and `:` line, the fleet itself).
 	Mutating bool
@@ -158,7 +161,7 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActSuspend, Summary: "suspend to disk, RAM or both",
-		Args: ModeArg,
+		Args: ModeArg, QuickMode: agentclient.SuspendRAM,
 		Modes: []Mode{
 			{Name: agentclient.SuspendDisk, Help: "hibernate"},
 			{Name: agentclient.SuspendRAM, Aliases: []string{"mem"}, Help: "sleep (virsh: mem)"},
@@ -234,6 +237,17 @@ func SpecOf(k Kind) (Spec, bool) {
 func (a Action) spec() Spec {
 	s, _ := SpecOf(a.Kind)
 	return s
+}
+
+// QuickAction is kind as a one-key shortcut starts it: in its QuickMode,
+// else its DefaultMode. The kind must take no other arguments.
+func QuickAction(k Kind) Action {
+	s, _ := SpecOf(k)
+	mode := s.QuickMode
+	if mode == "" {
+		mode = s.DefaultMode
+	}
+	return Action{Kind: k, Mode: mode}
 }
 
 // lookupWord finds the action a word names, and the mode an alias fixes.

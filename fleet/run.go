@@ -71,6 +71,11 @@ func (f *Fleet) Run(ctx context.Context, a Action, names []string, progress func
 	return results
 }
 
+// FreezeTimeout is when the watchdog thaws a guest this process froze,
+// counted from the freeze (Options.FreezeTimeout): what a freeze's
+// confirmation promises.
+func (f *Fleet) FreezeTimeout() time.Duration { return f.opts.FreezeTimeout }
+
 // run performs one action on one guest: the capability check, then the
 // action's own step from the table, with one exit for its error.
 func (s *session) run(ctx context.Context, a Action) (r Result) {

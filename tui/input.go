@@ -17,6 +17,9 @@ import (
 func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	km := &m.keys
 	page := m.layout().tableRows
+	if a, ok := km.actionFor(k); ok {
+		return m.startAction(a)
+	}
 	switch {
 	case key.Matches(k, km.Quit):
 		return m.requestQuit()
@@ -79,20 +82,6 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.eventScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles()
-	case key.Matches(k, km.Refresh):
-		return m.startAction(fleet.Action{Kind: fleet.ActInfo})
-	case key.Matches(k, km.Ping):
-		return m.startAction(fleet.Action{Kind: fleet.ActPing})
-	case key.Matches(k, km.Freeze):
-		return m.startAction(fleet.Action{Kind: fleet.ActFreeze})
-	case key.Matches(k, km.Thaw):
-		return m.startAction(fleet.Action{Kind: fleet.ActThaw})
-	case key.Matches(k, km.Shutdown):
-		return m.startAction(fleet.Action{Kind: fleet.ActShutdown, Mode: "powerdown"})
-	case key.Matches(k, km.Suspend):
-		return m.startAction(fleet.Action{Kind: fleet.ActSuspend, Mode: "ram"})
-	case key.Matches(k, km.SetTime):
-		return m.startAction(fleet.Action{Kind: fleet.ActSetTime})
 	default:
 		if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
 			m.setTab(int(k.Text[0] - '1'))
@@ -236,43 +225,22 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 // dryRunVerb before an action on the command line shows what it would send.
 const dryRunVerb = "dry-run"
 
-// completions are the command-line suggestions (tab accepts one).
+// completions are the command-line suggestions (tab accepts one): every
+// action's words and modes from the action table, a dry run of each
+// mutating one ("dry-run freeze"), and the dashboard's own verbs.
+// Read-only mode leaves out what it would refuse, and the dry runs of it.
 func (m *Model) completions() []string {
-	all := []string{
-		"ping", "info", "fstrim", "cat /etc/os-release", "cat /etc/hostname", "read ",
-		"freeze", "thaw", "settime",
-		"shutdown", "shutdown reboot", "shutdown halt", "shutdown powerdown",
-		"suspend ram", "suspend disk", "suspend hybrid",
-		"vcpus online ", "vcpus offline ", "write ",
-		"events", "help", "quit",
-	}
-	// Every action can be tried first: "dry-run freeze".
-	for _, c := range all {
-		if a, err := parseAction(strings.Fields(c)); err == nil || strings.HasSuffix(c, " ") {
-			if err == nil && !actionMutating(a) {
-				continue
-			}
-			all = append(all, dryRunVerb+" "+c)
-		}
-	}
-	if !m.opts.Readonly {
-		return all
-	}
-	var out []string
-	for _, c := range all {
-		if strings.HasPrefix(c, dryRunVerb+" ") {
-			continue // a dry run of what read-only mode refuses would only say so
-		}
-		if a, err := parseAction(strings.Fields(c)); err == nil && actionMutating(a) {
+	var all, dry []string
+	for _, s := range fleet.Suggestions() {
+		if s.Mutating && m.opts.Readonly {
 			continue
 		}
-		switch strings.Fields(c)[0] {
-		case "freeze", "thaw", "settime", "shutdown", "suspend", "vcpus", "write", "fstrim":
-			continue
+		all = append(all, s.Text)
+		if s.Mutating {
+			dry = append(dry, dryRunVerb+" "+s.Text)
 		}
-		out = append(out, c)
 	}
-	return out
+	return append(append(all, "events", "help", "quit"), dry...)
 }
 
 func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {

@@ -451,9 +451,8 @@ func (m *Model) renderConfirm(c *confirmation) string {
 	for i := range names {
 		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
-	verb := strings.ToUpper(actionString(c.action)[:1]) + actionString(c.action)[1:]
 	lines := []string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %s?", present.Text(verb, m.width), present.Plural(len(c.run), "guest"))),
+		m.st.Warn.Bold(true).Render(present.Text(c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {
