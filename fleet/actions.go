@@ -197,7 +197,7 @@ var actionTable = []Spec{
 		sends:    vcpuSends, run: onAgent((*session).actVCPUs),
 	},
 	{
-		Kind: ActRead, Summary: "print a guest file (up to 1 MiB; cat for more)",
+		Kind: ActRead, Summary: "print a guest file (up to 1 MiB; the cat command streams any size)",
 		Aliases: []Alias{{Word: "cat"}}, Args: PathArg,
 		Examples:     []string{"cat /etc/os-release", "cat /etc/hostname"},
 		ResultFields: []string{FieldBytes},
