@@ -293,13 +293,18 @@ func orList(ss []string) string {
 	return strings.Join(ss[:len(ss)-1], ", ") + " or " + ss[len(ss)-1]
 }
 
-// Usage is the action's syntax: "shutdown [powerdown|reboot|halt]".
-func (s Spec) Usage() string {
+// modeSyntax is the modes as usage writes them: "disk|ram|hybrid".
+func (s Spec) modeSyntax() string {
 	names := make([]string, len(s.Modes))
 	for i, m := range s.Modes {
 		names[i] = m.Name
 	}
-	modes := strings.Join(names, "|")
+	return strings.Join(names, "|")
+}
+
+// Usage is the action's syntax: "shutdown [powerdown|reboot|halt]".
+func (s Spec) Usage() string {
+	modes := s.modeSyntax()
 	switch s.Args {
 	case ModeArg:
 		if s.DefaultMode != "" {
@@ -314,6 +319,25 @@ func (s Spec) Usage() string {
 		return fmt.Sprintf("%s PATH DATA", s.Kind)
 	}
 	return string(s.Kind)
+}
+
+// HelpUsage is the syntax for a compact help line, aliases folded in:
+// "read|cat PATH", "suspend disk|ram|hybrid", and an alias that fixes the
+// mode as an item of its own ("reboot"). short writes MODE for the modes.
+func (s Spec) HelpUsage(short bool) []string {
+	u := s.Usage()
+	if short && len(s.Modes) > 0 {
+		u = strings.Replace(u, s.modeSyntax(), "MODE", 1)
+	}
+	var own []string
+	for _, al := range s.Aliases {
+		if al.Mode == "" {
+			u = strings.Replace(u, string(s.Kind), string(s.Kind)+"|"+al.Word, 1)
+		} else {
+			own = append(own, al.Word)
+		}
+	}
+	return append([]string{u}, own...)
 }
 
 // Words are the names an operator may type for the action: its kind, then

@@ -243,6 +243,51 @@ func (m *Model) completions() []string {
 	return append(append(all, "events", "help", "quit"), dry...)
 }
 
+// commandHelp is the `:` line's syntax on the help screen, from the action
+// table: every action (in read-only mode, those that change nothing) with
+// its aliases ("read|cat PATH", "reboot"), wrapped at ", " so the first
+// line fits first cells and the others rest cells. Where the modes do not
+// fit in two lines they read MODE (the `:` line's tab completes them).
+func commandHelp(readonly bool, first, rest int) []string {
+	lines := wrapItems(helpItems(readonly, false), first, rest)
+	if len(lines) > 2 {
+		lines = wrapItems(helpItems(readonly, true), first, rest)
+	}
+	return lines
+}
+
+func helpItems(readonly, short bool) []string {
+	var items []string
+	for _, s := range fleet.Specs() {
+		if readonly && s.Mutating {
+			continue
+		}
+		items = append(items, s.HelpUsage(short)...)
+	}
+	if readonly {
+		items = append(items, "nothing that changes a guest (read-only)")
+	}
+	return items
+}
+
+// wrapItems joins items with ", " in lines of first, then rest, cells.
+func wrapItems(items []string, first, rest int) []string {
+	var lines []string
+	line, width := "", first
+	for _, it := range items {
+		switch {
+		case line == "":
+			line = it
+		case present.Width(line+", "+it) <= width:
+			line += ", " + it
+		default:
+			lines = append(lines, line+",")
+			line, width = it, rest
+		}
+	}
+	return append(lines, line)
+}
+
 func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(k, m.keys.closeKeys(m.keys.Help)) {
 		m.closeLayer(layerHelp)

@@ -86,10 +86,10 @@ func DefaultKeyMap() KeyMap {
 		Files:         bind("files", "f"),
 		Refresh:       bind("refresh", "r"),
 
-		Ping:     bind("ping", "p"),
-		Freeze:   bind("freeze", "F"),
-		Thaw:     bind("thaw", "T"),
-		Shutdown: bind("shutdown", "X"),
+		Ping:     bind(quickHelp(fleet.ActPing), "p"),
+		Freeze:   bind(quickHelp(fleet.ActFreeze), "F"),
+		Thaw:     bind(quickHelp(fleet.ActThaw), "T"),
+		Shutdown: bind(quickHelp(fleet.ActShutdown), "X"),
 		Suspend:  bind(quickHelp(fleet.ActSuspend), "Z"),
 		SetTime:  bind("set time", "C"),
 	}
@@ -212,13 +212,13 @@ func (k *KeyMap) setReadonly(ro bool) {
 }
 
 // quickHelp is an action key's help: the action, and its mode where the
-// key picks one ("suspend (ram)").
+// key picks one other than the default ("suspend (ram)").
 func quickHelp(k fleet.Kind) string {
-	a := fleet.QuickAction(k)
-	if a.Mode == "" {
+	s, _ := fleet.SpecOf(k)
+	if s.QuickMode == "" {
 		return string(k)
 	}
-	return fmt.Sprintf("%s (%s)", k, a.Mode)
+	return fmt.Sprintf("%s (%s)", k, s.QuickMode)
 }
 
 // ShortHelp is the one-line help under the table.
