@@ -488,7 +488,7 @@ func (a Action) Question(n int, thawAfter time.Duration) string {
 	if q := a.spec().question; q != nil {
 		return q(a, n, thawAfter)
 	}
-	s := a.String()
+	s := a.spec().Summary
 	return fmt.Sprintf("%s%s on %s?", strings.ToUpper(s[:1]), s[1:], guestCount(n))
 }
 
