@@ -429,7 +429,9 @@ func Suggestions() []Suggestion {
 					add(s, name, true)
 				}
 				for _, m := range s.Modes {
-					add(s, name+" "+m.Name, true)
+					for _, mw := range append([]string{m.Name}, m.Aliases...) {
+						add(s, name+" "+mw, true)
+					}
 				}
 			case s.Args == ModeIDsArg:
 				for _, m := range s.Modes {
