@@ -182,3 +182,62 @@ func TestRunTypedCountOnTerminal(t *testing.T) {
 		tmux(t, sock, "kill-session", "-t", "gd")
 	}
 }
+
+// --readonly refuses every action the table says mutates (every completion,
+// aliases included) before the fleet file is read: nothing reaches a guest.
+func TestReadonlyRunByTable(t *testing.T) {
+	farm, cfg := simFarm(t, 1)
+	for _, s := range fleet.Suggestions() {
+		if !s.Mutating {
+			continue
+		}
+		words := strings.Fields(s.Text)
+		if !s.Complete {
+			words = append(words, "1")
+		}
+		args := append(append([]string{"--readonly", "-c", cfg, "run", "--yes"}, words...), "--", "s0")
+		r := gd(t, 20*time.Second, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "refused: --readonly forbids actions that change guests") {
+			t.Errorf("%v: exit %d\n%s", words, r.code, r.stderr)
+		}
+	}
+	if n := farm.Guests()[0].Calls("guest-sync-delimited") + farm.Guests()[0].Calls("guest-info"); n != 0 {
+		t.Errorf("%d calls reached the guest under --readonly", n)
+	}
+}
+
+// Aliases are recorded as what they stand for: the dry run shows the
+// commands of the action, and the audit log names it ("shutdown reboot"
+// for reboot), with the command line as typed.
+func TestAliasesDryRunAndAudit(t *testing.T) {
+	gs, cfg := simGuests(t, "", simCfg("a0", nil))
+	env, _ := stateEnv(t)
+	r := gdEnv(t, 30*time.Second, env, "-c", cfg, "run", "--dry-run", "reboot", "a0")
+	if r.code != exitOK || !strings.Contains(r.stdout, "dry run: shutdown reboot on 1 guest(s)") ||
+		!strings.Contains(r.stdout, `{"execute":"guest-shutdown","arguments":{"mode":"reboot"}}`) {
+		t.Fatalf("dry run reboot: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = gdEnv(t, 30*time.Second, env, "-c", cfg, "run", "--dry-run", "suspend", "mem", "a0")
+	if r.code != exitOK || !strings.Contains(r.stdout, `{"execute":"guest-suspend-ram"}`) {
+		t.Fatalf("dry run suspend mem: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := gdEnv(t, 30*time.Second, env, "-c", cfg, "run", "--yes", "reboot", "a0"); r.code != exitOK {
+		t.Fatalf("run --yes reboot: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if mode, down := gs["a0"].ShutdownMode(); !down || mode != "reboot" {
+		t.Fatalf("reboot: the guest went %q %v", mode, down)
+	}
+	var got []string
+	for _, e := range auditEntries(t, env) {
+		got = append(got, e.Phase+" "+e.Action+" ["+strings.Join(e.Command[len(e.Command)-2:], " ")+"] "+e.Guests[0].Result)
+	}
+	want := []string{
+		"dry-run shutdown reboot [reboot a0] would-send",
+		"dry-run suspend ram [mem a0] would-send",
+		"intent shutdown reboot [reboot a0] pending",
+		"outcome shutdown reboot [reboot a0] ok",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
