@@ -204,19 +204,6 @@ func TestErrorString(t *testing.T) {
 	}
 }
 
-func TestDuration(t *testing.T) {
-	var d Duration
-	if err := d.UnmarshalText([]byte("1m30s")); err != nil || d.Duration != 90*time.Second {
-		t.Errorf("UnmarshalText(1m30s) = %v, %v", d, err)
-	}
-	if err := d.UnmarshalText([]byte("5 seconds")); err == nil {
-		t.Errorf("UnmarshalText(5 seconds) succeeded")
-	}
-	if b, _ := (Duration{5 * time.Second}).MarshalText(); string(b) != "5s" {
-		t.Errorf("MarshalText = %s", b)
-	}
-}
-
 func TestParseURI(t *testing.T) {
 	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
 	q := func(kv ...string) url.Values {
@@ -340,51 +327,4 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error %T %v is not *config.Error", err, err)
 		}
 	})
-}
-
-func TestEncodeRoundTrip(t *testing.T) {
-	f, err := Load(filepath.Join("..", "examples", "fleet.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := f.Encode(&b); err != nil {
-		t.Fatal(err)
-	}
-	g, err := Parse(f.Path, []byte(b.String()))
-	if err != nil {
-		t.Fatalf("Parse(Encode(example)): %v\n%s", err, b.String())
-	}
-	if !reflect.DeepEqual(f, g) {
-		t.Errorf("round trip changed the file\n got %+v\nwant %+v", g, f)
-	}
-}
-
-func TestValidate(t *testing.T) {
-	good := &File{Path: "flags", Defaults: defaults(), Guests: []Guest{{Name: "a", Address: "unix:/a"}}}
-	if err := good.Validate(); err != nil {
-		t.Errorf("Validate(good) = %v", err)
-	}
-	tests := []struct {
-		name string
-		edit func(f *File)
-		want string
-	}{
-		{"zero interval", func(f *File) { f.Defaults.Interval = Duration{} },
-			`flags: interval in [defaults] must be positive, got "0s"`},
-		{"bad address", func(f *File) { f.Guests[0].Address = "a" },
-			`flags: [[guest]] "a": address "a" has no scheme; want unix:/path, tcp:host:port or vsock:cid:port`},
-		{"duplicate", func(f *File) { f.Hosts = []Host{{Name: "a", URI: "qemu:///system"}} },
-			`flags: duplicate name "a": already used by the [[host]]`},
-		{"bad key", func(f *File) { f.Keys = map[string][]string{"nope": {"x"}} },
-			`flags: unknown action "nope" in [keys]; actions: ` + strings.Join(KeyActions, ", ")},
-	}
-	for _, tt := range tests {
-		f := *good
-		f.Guests = append([]Guest(nil), good.Guests...)
-		tt.edit(&f)
-		if err := f.Validate(); err == nil || err.Error() != tt.want {
-			t.Errorf("%s: Validate = %v\nwant %s", tt.name, err, tt.want)
-		}
-	}
 }
