@@ -491,6 +491,9 @@ func (a Action) Question(n int, thawAfter time.Duration) string {
 		return q(a, n, thawAfter)
 	}
 	s := a.spec().Summary
+	if s == "" {
+		s = a.String()
+	}
 	return fmt.Sprintf("%s%s on %s?", strings.ToUpper(s[:1]), s[1:], guestCount(n))
 }
 
@@ -528,7 +531,10 @@ func vcpusQuestion(a Action, n int, _ time.Duration) string {
 	for i, id := range a.IDs {
 		ids[i] = fmt.Sprint(id)
 	}
-	what := "vCPU " + ids[0]
+	what := "no vCPU"
+	if len(ids) == 1 {
+		what = "vCPU " + ids[0]
+	}
 	if len(ids) > 1 {
 		what = "vCPUs " + orList(ids)
 		what = strings.Replace(what, " or ", " and ", 1)

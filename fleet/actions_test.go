@@ -194,6 +194,12 @@ func TestQuestions(t *testing.T) {
 			t.Errorf("%q on %d: %q, want %q", tt.in, tt.n, got, tt.want)
 		}
 	}
+	// Actions built by hand never make Question panic.
+	for _, a := range []Action{{Kind: "explode"}, {Kind: ActVCPUs, Mode: VCPUsOffline}} {
+		if q := a.Question(1, 0); !strings.HasSuffix(q, "?") {
+			t.Errorf("%+v: %q", a, q)
+		}
+	}
 }
 
 // One rule for confirmations: Destructive asks, TypedCount (shutdown on
