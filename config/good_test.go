@@ -220,7 +220,8 @@ func TestParseURI(t *testing.T) {
 		{"qemu:///system", HostURI{Transport: "unix", Socket: "/var/run/libvirt/libvirt-sock", Driver: "qemu:///system", Query: q()}},
 		{"qemu:///session", HostURI{Transport: "unix", Socket: "/run/user/1000/libvirt/libvirt-sock", Driver: "qemu:///session", Query: q()}},
 		{"qemu+unix:///system?socket=/tmp/l.sock", HostURI{Transport: "unix", Socket: "/tmp/l.sock", Driver: "qemu:///system", Query: q("socket", "/tmp/l.sock")}},
-		{"/tmp/gd1/libvirt-sock", HostURI{Transport: "unix", Socket: "/tmp/gd1/libvirt-sock", Driver: "qemu:///system", Query: q()}},
+		{"/tmp/gd1/libvirt-sock", HostURI{Transport: "unix", Socket: "/tmp/gd1/libvirt-sock", Query: q()}},
+		{"qemu+unix:///session?socket=/tmp/s&name=qemu:///embed", HostURI{Transport: "unix", Socket: "/tmp/s", Driver: "qemu:///embed", Query: q("socket", "/tmp/s", "name", "qemu:///embed")}},
 		{"qemu+tcp://hv1/system", HostURI{Transport: "tcp", Host: "hv1", Port: "16509", Driver: "qemu:///system", Query: q()}},
 		{"qemu+tls://hv1:1234/system?pkipath=/etc/pki/x", HostURI{Transport: "tls", Host: "hv1", Port: "1234", Driver: "qemu:///system", Query: q("pkipath", "/etc/pki/x")}},
 		{"qemu://hv1/system", HostURI{Transport: "tls", Host: "hv1", Port: "16514", Driver: "qemu:///system", Query: q()}},
@@ -327,4 +328,23 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error %T %v is not *config.Error", err, err)
 		}
 	})
+}
+
+// TestSessionSocket: qemu:///session reaches the per-user daemon where
+// libvirt's own client does. It is the one computation of that default
+// (fleet once had its own, which took a relative XDG_RUNTIME_DIR as it was).
+func TestSessionSocket(t *testing.T) {
+	tests := []struct{ runtime, home, want string }{
+		{"/run/user/1000", "/home/u", "/run/user/1000/libvirt/libvirt-sock"},
+		{"", "/home/u", "/home/u/.cache/libvirt/libvirt-sock"},
+		{"run/user/1000", "/home/u", "/home/u/.cache/libvirt/libvirt-sock"}, // relative: ignored
+	}
+	for _, tt := range tests {
+		t.Setenv("XDG_RUNTIME_DIR", tt.runtime)
+		t.Setenv("HOME", tt.home)
+		got, err := ParseURI("qemu:///session")
+		if err != nil || got.Socket != tt.want {
+			t.Errorf("XDG_RUNTIME_DIR=%q HOME=%q: socket %q, %v; want %q", tt.runtime, tt.home, got.Socket, err, tt.want)
+		}
+	}
 }

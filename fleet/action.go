@@ -28,6 +28,8 @@ type Action struct {
 	IDs  []int  // vcpus
 	Path string // read, write
 	Data []byte // write
+
+	Users UserArgs // password, ssh-key (users.go)
 }
 
 // Result is one guest's outcome of an action. Besides the summary for a

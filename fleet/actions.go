@@ -48,6 +48,17 @@ type Spec struct {
 	// as `run --json` prints them (see ResultField).
 	ResultFields []string
 
+	// For Args == CustomArgs, the action reads and writes its own words:
+	// parse fills a from the words after the name, arity says how many of
+	// them are its own (Arity), usage is its syntax, str is String and
+	// check is validate.
+	parse      func(a *Action, rest []string) error
+	arity      func(rest []string) int
+	usage      string
+	shortUsage string // usage where space is short (HelpUsage)
+	str        func(a Action) string
+	check      func(a Action) error
+
 	// question is the confirmation's sentence for n guests (see Question).
 	question func(a Action, n int, thawAfter time.Duration) string
 	// sends is what the action sends to a guest that can run it (see Sends).
@@ -72,6 +83,9 @@ type Mode struct {
 	Help    string
 	// Danger raises the action's Danger in this mode (vcpus offline).
 	Danger Danger
+	// LooksOnly: in this mode the action only reads (ssh-key list): it is
+	// not Mutating and needs no confirmation.
+	LooksOnly bool
 }
 
 // Args is the shape of the words after an action's name.
@@ -83,8 +97,11 @@ const (
 	ModeIDsArg       // MODE IDS: vCPU ids such as 2,3 or 2-5
 	PathArg          // PATH on the guest
 	PathDataArg      // PATH DATA: the rest of the words are the content
-	// An exec-like action (a program and its arguments, every word after
-	// the name) would be one more shape here, with Action fields for them.
+	// CustomArgs: the action parses its own words (Spec.parse and the
+	// others beside it): password, ssh-key. An exec-like action (a
+	// program and its arguments, every word after the name) fits here too,
+	// with Action fields for them.
+	CustomArgs
 )
 
 // Danger is what confirmation an action needs.
@@ -212,6 +229,51 @@ var actionTable = []Spec{
 		sends: func(a Action, _ time.Time) []Send { return WriteSends(a.Path, int64(len(a.Data))) },
 		run:   onAgent((*session).actWrite),
 	},
+	{
+		Kind: ActPassword, Summary: "set a user's password (asked for, never given in the words)",
+		Args: CustomArgs, usage: "password [--crypted] USER", shortUsage: "password USER",
+		parse: (*Action).parseUsers, arity: usersArity(ActPassword), str: Action.usersString, check: Action.validateUsers,
+		Mutating: true, Danger: Disruptive,
+		question: func(a Action, n int, _ time.Duration) string {
+			return fmt.Sprintf("Set the password of %s on %s?", a.Users.User, guestCount(n))
+		},
+		sends: func(a Action, _ time.Time) []Send { return a.usersSends() },
+		run:   onAgent((*session).userAct),
+	},
+	{
+		Kind: ActSSHKey, Summary: "add, set (replace all), remove or list a user's SSH keys",
+		Args: CustomArgs, usage: "ssh-key add|set|remove USER KEYFILE, ssh-key list USER", shortUsage: "ssh-key MODE USER [KEYFILE]",
+		parse: (*Action).parseUsers, arity: usersArity(ActSSHKey), str: Action.usersString, check: Action.validateUsers,
+		Modes: []Mode{
+			{Name: KeyAdd, Help: "append the keys not there yet"},
+			{Name: KeySet, Help: "replace all of the user's keys"},
+			{Name: KeyRemove, Help: "remove the keys"},
+			{Name: KeyList, Help: "list the keys", LooksOnly: true},
+		},
+		Mutating: true, Danger: Disruptive,
+		question: sshKeyQuestion,
+		sends:    func(a Action, _ time.Time) []Send { return a.usersSends() },
+		run:      onAgent((*session).userAct),
+	},
+}
+
+// usersArity is a users-and-keys action's Arity (users.go's UserArity).
+func usersArity(k Kind) func(rest []string) int {
+	return func(rest []string) int {
+		n, _ := UserArity(string(k), rest)
+		return n
+	}
+}
+
+func sshKeyQuestion(a Action, n int, _ time.Duration) string {
+	keys := plural(len(a.Users.Keys), "key")
+	switch a.Mode {
+	case KeySet:
+		return fmt.Sprintf("Replace all SSH keys of %s with %s from %s on %s?", a.Users.User, keys, a.Users.KeyFile, guestCount(n))
+	case KeyRemove:
+		return fmt.Sprintf("Remove %s of %s (from %s) on %s?", keys, a.Users.User, a.Users.KeyFile, guestCount(n))
+	}
+	return fmt.Sprintf("Add %s to %s's SSH keys (from %s) on %s?", keys, a.Users.User, a.Users.KeyFile, guestCount(n))
 }
 
 // vCPU modes.
@@ -304,6 +366,9 @@ func (s Spec) modeSyntax() string {
 
 // Usage is the action's syntax: "shutdown [powerdown|reboot|halt]".
 func (s Spec) Usage() string {
+	if s.usage != "" {
+		return s.usage
+	}
 	modes := s.modeSyntax()
 	switch s.Args {
 	case ModeArg:
@@ -321,12 +386,26 @@ func (s Spec) Usage() string {
 	return string(s.Kind)
 }
 
+// HelpLevel is how much of an action's syntax a help line shows.
+type HelpLevel int
+
+const (
+	HelpFull  HelpLevel = iota // "suspend disk|ram|hybrid"
+	HelpShort                  // "suspend MODE"
+	HelpNames                  // "suspend"
+)
+
 // HelpUsage is the syntax for a compact help line, aliases folded in:
 // "read|cat PATH", "suspend disk|ram|hybrid", and an alias that fixes the
-// mode as an item of its own ("reboot"). short writes MODE for the modes.
-func (s Spec) HelpUsage(short bool) []string {
+// mode as an item of its own ("reboot").
+func (s Spec) HelpUsage(level HelpLevel) []string {
 	u := s.Usage()
-	if short && len(s.Modes) > 0 {
+	switch {
+	case level == HelpNames:
+		u = string(s.Kind)
+	case level == HelpShort && s.shortUsage != "":
+		u = s.shortUsage
+	case level == HelpShort && len(s.Modes) > 0:
 		u = strings.Replace(u, s.modeSyntax(), "MODE", 1)
 	}
 	var own []string
@@ -399,6 +478,8 @@ func Arity(word string, rest []string) int {
 			return 1
 		}
 		return 2
+	case CustomArgs:
+		return s.arity(rest)
 	}
 	return 0
 }
@@ -417,6 +498,9 @@ func Suggestions() []Suggestion {
 	add := func(s Spec, text string, complete bool) {
 		out = append(out, Suggestion{Text: text, Mutating: s.Mutating, Complete: complete})
 	}
+	addMode := func(s Spec, m Mode, text string, complete bool) {
+		out = append(out, Suggestion{Text: text, Mutating: s.Mutating && !m.LooksOnly, Complete: complete})
+	}
 	for _, s := range actionTable {
 		for _, w := range s.Words() {
 			name := w
@@ -430,12 +514,12 @@ func Suggestions() []Suggestion {
 				}
 				for _, m := range s.Modes {
 					for _, mw := range append([]string{m.Name}, m.Aliases...) {
-						add(s, name+" "+mw, true)
+						addMode(s, m, name+" "+mw, true)
 					}
 				}
-			case s.Args == ModeIDsArg:
+			case s.Args == ModeIDsArg || (s.Args == CustomArgs && len(s.Modes) > 0):
 				for _, m := range s.Modes {
-					add(s, name+" "+m.Name+" ", false)
+					addMode(s, m, name+" "+m.Name+" ", false)
 				}
 			default:
 				if w == string(s.Kind) {
@@ -472,10 +556,21 @@ func UsageList() string {
 func (a Action) danger() Danger {
 	s := a.spec()
 	d := s.Danger
-	if m, ok := s.mode(a.Mode); ok && a.Mode != "" {
+	if m, ok := a.modeSpec(); ok {
+		if m.LooksOnly {
+			return Harmless
+		}
 		d = max(d, m.Danger)
 	}
 	return d
+}
+
+// modeSpec is the declaration of a's mode, if it has one.
+func (a Action) modeSpec() (Mode, bool) {
+	if a.Mode == "" {
+		return Mode{}, false
+	}
+	return a.spec().mode(a.Mode)
 }
 
 // TypedCount reports whether confirming a on n guests needs the count

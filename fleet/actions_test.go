@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +11,31 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient"
 )
+
+// testKeyFile writes an authorized_keys file for the ssh-key actions.
+func testKeyFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(p, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOne one@host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fill completes a suggestion that wants more words with ones that parse.
+func fill(s Suggestion, keyFile string) string {
+	switch {
+	case s.Complete:
+		return s.Text
+	case strings.HasPrefix(s.Text, string(ActSSHKey)+" "+KeyList):
+		return s.Text + "root"
+	case strings.HasPrefix(s.Text, string(ActSSHKey)):
+		return s.Text + "root " + keyFile
+	case strings.HasPrefix(s.Text, string(ActPassword)):
+		return s.Text + "root"
+	}
+	return s.Text + "1"
+}
 
 // Every word the table declares parses to its action, and the action's
 // String parses back to the same action: names, aliases, modes and mode
@@ -39,6 +66,17 @@ func TestParseEveryTableWord(t *testing.T) {
 		{"read /etc/hostname", "read /etc/hostname"},
 		{"cat /etc/hostname", "read /etc/hostname"},
 		{"write /tmp/x a b", "write /tmp/x (3 bytes)"},
+		{"password root", "password root"},
+		{"password --crypted root", "password --crypted root"},
+		{"ssh-key list root", "ssh-key list root"},
+		{"ssh-key add root KEYS", "ssh-key add root KEYS (1 key)"},
+		{"ssh-key set root KEYS", "ssh-key set root KEYS (1 key)"},
+		{"ssh-key remove root KEYS", "ssh-key remove root KEYS (1 key)"},
+	}
+	kf := testKeyFile(t)
+	for i := range tests {
+		tests[i].in = strings.ReplaceAll(tests[i].in, "KEYS", kf)
+		tests[i].want = strings.ReplaceAll(tests[i].want, "KEYS", kf)
 	}
 	seen := map[Kind]bool{}
 	for _, tt := range tests {
@@ -54,8 +92,8 @@ func TestParseEveryTableWord(t *testing.T) {
 		if err := a.validate(); err != nil {
 			t.Errorf("%q: validate: %v", tt.in, err)
 		}
-		if a.Kind == ActWrite {
-			continue // String elides the data
+		if a.Kind == ActWrite || (a.Kind == ActSSHKey && a.Mode != KeyList) {
+			continue // String elides the data, or counts the keys
 		}
 		back, err := ParseAction(strings.Fields(a.String()))
 		if err != nil || back.String() != a.String() {
@@ -85,8 +123,8 @@ func TestParseEveryTableWord(t *testing.T) {
 // Errors name what is valid.
 func TestParseErrorsNameTheChoices(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"", "no action given (want one of ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write)"},
-		{"explode", `unknown action "explode" (want one of ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write)`},
+		{"", "no action given (want one of ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write, password, ssh-key)"},
+		{"explode", `unknown action "explode" (want one of ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write, password, ssh-key)`},
 		{"shutdown sideways", `shutdown mode "sideways": want powerdown, reboot or halt`},
 		{"suspend", "suspend needs a mode: disk, ram or hybrid"},
 		{"suspend sideways", `suspend mode "sideways": want disk, ram or hybrid`},
@@ -100,6 +138,7 @@ func TestParseErrorsNameTheChoices(t *testing.T) {
 		{"read", "read needs exactly one guest path"},
 		{"cat a b", "cat needs exactly one guest path"},
 		{"write", "write needs a guest path (and the content)"},
+		{"ssh-key sideways root", `ssh-key mode "sideways": want add, set, remove or list`},
 	}
 	for _, tt := range tests {
 		_, err := ParseAction(strings.Fields(tt.in))
@@ -150,6 +189,10 @@ func TestArity(t *testing.T) {
 		{"read /etc/x web-1", 1},
 		{"cat /etc/x web-1", 1},
 		{"write /tmp/x data web-1", 2},
+		{"password root web-1", 1},
+		{"password --crypted root web-1", 2},
+		{"ssh-key list root web-1", 2},
+		{"ssh-key add root keys web-1", 3},
 		{"explode web-1", 0},
 	}
 	for _, tt := range tests {
@@ -184,6 +227,7 @@ func TestQuestions(t *testing.T) {
 		{"freeze", 1, 0, "Freeze 1 guest? Writes block until thawed; guestdeck will not thaw them."},
 		{"write /tmp/x hello", 1, 0, "Replace /tmp/x with 5 bytes on 1 guest?"},
 		{"settime", 2, 0, "Set the guest clock from the host clock on 2 guests?"},
+		{"password root", 2, 0, "Set the password of root on 2 guests?"},
 	}
 	for _, tt := range tests {
 		a, err := ParseAction(strings.Fields(tt.in))
@@ -223,9 +267,14 @@ func TestDangerByTable(t *testing.T) {
 		{"write /x y", true, false},
 		{"shutdown", true, true},
 		{"reboot", true, true},
+		{"password root", true, false},
+		{"ssh-key list root", false, false},
 	}
 	for _, tt := range tests {
-		a, _ := ParseAction(strings.Fields(tt.in))
+		a, err := ParseAction(strings.Fields(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if a.Destructive() != tt.destructive || a.TypedCount(2) != tt.typedOn2 || a.TypedCount(1) {
 			t.Errorf("%q: destructive %v typed(2) %v typed(1) %v", tt.in, a.Destructive(), a.TypedCount(2), a.TypedCount(1))
 		}
@@ -238,40 +287,37 @@ func TestDangerByTable(t *testing.T) {
 // handle commands a read opens and closes (the agent's handles, not the
 // guest).
 func TestTableAgreesWithCommands(t *testing.T) {
-	for _, s := range Specs() {
-		a := QuickAction(s.Kind)
-		switch s.Args {
-		case ModeArg:
-			a.Mode = s.Modes[0].Name
-		case ModeIDsArg:
-			a.Mode, a.IDs = s.Modes[0].Name, []int{1}
-		case PathArg, PathDataArg:
-			a.Path = "/x"
+	kf := testKeyFile(t)
+	for _, sug := range Suggestions() {
+		a, err := ParseAction(strings.Fields(fill(sug, kf)))
+		if err != nil {
+			t.Fatalf("%q: %v", sug.Text, err)
 		}
-		if err := a.validate(); err != nil {
-			t.Fatalf("%s: %v", s.Kind, err)
-		}
+		s, _ := SpecOf(a.Kind)
 		mutates := false
 		for _, send := range a.Sends(time.Now()) {
 			c, ok := agentclient.Lookup(send.Execute)
 			if !ok {
-				t.Errorf("%s sends %s, which the command table does not know", s.Kind, send.Execute)
+				t.Errorf("%s sends %s, which the command table does not know", a, send.Execute)
 			}
 			if c.Mutates && !strings.HasPrefix(send.Execute, "guest-file-") {
 				mutates = true
 			}
-			if c.Mutates && !s.Mutating && !strings.HasPrefix(send.Execute, "guest-file-") {
-				t.Errorf("%s is not Mutating but sends %s", s.Kind, send.Execute)
+			if c.Mutates && !a.Mutating() && !strings.HasPrefix(send.Execute, "guest-file-") {
+				t.Errorf("%s is not Mutating but sends %s", a, send.Execute)
 			}
 		}
-		if s.Mutating && !mutates && s.Kind != ActWrite {
-			t.Errorf("%s is Mutating but sends nothing that mutates", s.Kind)
+		if a.Mutating() && !mutates && a.Kind != ActWrite {
+			t.Errorf("%s is Mutating but sends nothing that mutates", a)
 		}
-		if s.Danger >= Disruptive && !s.Mutating {
-			t.Errorf("%s is dangerous but not mutating: read-only mode would allow it", s.Kind)
+		if a.Destructive() && !a.Mutating() {
+			t.Errorf("%s is dangerous but not mutating: read-only mode would allow it", a)
 		}
 		if s.Summary == "" || s.sends == nil || s.run == nil {
 			t.Errorf("%s: summary, sends and run are required", s.Kind)
+		}
+		if s.Args == CustomArgs && (s.parse == nil || s.arity == nil || s.usage == "" || s.str == nil || s.check == nil) {
+			t.Errorf("%s: an action with its own words needs parse, arity, usage, str and check", s.Kind)
 		}
 	}
 }
@@ -282,12 +328,9 @@ func TestSuggestionsParse(t *testing.T) {
 	if len(Suggestions()) < len(Specs()) {
 		t.Fatalf("%d suggestions for %d actions", len(Suggestions()), len(Specs()))
 	}
+	kf := testKeyFile(t)
 	for _, s := range Suggestions() {
-		text := s.Text
-		if !s.Complete {
-			text += "1"
-		}
-		a, err := ParseAction(strings.Fields(text))
+		a, err := ParseAction(strings.Fields(fill(s, kf)))
 		if err != nil {
 			t.Errorf("suggestion %q: %v", s.Text, err)
 			continue
@@ -316,11 +359,9 @@ func TestReadonlyRefusesByTable(t *testing.T) {
 			}
 			return 1
 		})
+		kf := testKeyFile(t)
 		for _, s := range sugs {
-			text := s.Text
-			if !s.Complete {
-				text += "1"
-			}
+			text := fill(s, kf)
 			a, err := ParseAction(strings.Fields(text))
 			if err != nil {
 				t.Fatal(err)

@@ -89,7 +89,7 @@ func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
 
 // logRecord adds a transport's record of one call: the wire lines, cut.
 func (s *session) logRecord(rec agentclient.LogRecord) {
-	e := LogEntry{At: rec.Start, Command: rec.Command, Request: truncateBytes(rec.Request, logRequestMax), Duration: rec.Duration}
+	e := LogEntry{At: rec.Start, Command: rec.Command, Request: truncateBytes(logRequest(rec.Command, rec.Request), logRequestMax), Duration: rec.Duration}
 	switch {
 	case rec.Err != nil:
 		e.Err = true

@@ -57,6 +57,11 @@ func ParseAction(args []string) (Action, error) {
 			a.Data = []byte(strings.Join(rest[1:], " "))
 		}
 		rest = nil
+	case CustomArgs:
+		if err := s.parse(&a, rest); err != nil {
+			return Action{}, err
+		}
+		rest = nil
 	}
 	if len(rest) > 0 {
 		return Action{}, fmt.Errorf("%s takes no arguments, got %q", name, strings.Join(rest, " "))
@@ -112,8 +117,13 @@ func parseIDs(s string) ([]int, error) {
 }
 
 // Mutating reports whether the action changes the guest; Readonly refuses
-// it. The table decides (Spec.Mutating).
-func (a Action) Mutating() bool { return a.spec().Mutating }
+// it. The table decides (Spec.Mutating, but a mode that only looks).
+func (a Action) Mutating() bool {
+	if m, ok := a.modeSpec(); ok && m.LooksOnly {
+		return false
+	}
+	return a.spec().Mutating
+}
 
 // Destructive reports whether the action interrupts the guest or loses data
 // and so deserves a confirmation (Spec.Danger, raised by the mode: vCPUs
@@ -150,6 +160,8 @@ func (a Action) String() string {
 		return fmt.Sprintf("%s %s", a.Kind, a.Path)
 	case PathDataArg:
 		return fmt.Sprintf("%s %s (%d bytes)", a.Kind, a.Path, len(a.Data))
+	case CustomArgs:
+		return a.spec().str(a)
 	}
 	return string(a.Kind)
 }
@@ -188,6 +200,8 @@ func (a Action) validate() error {
 		if a.Path == "" {
 			return fmt.Errorf("%s needs a path", a.Kind)
 		}
+	case CustomArgs:
+		return s.check(a)
 	}
 	return nil
 }

@@ -176,6 +176,9 @@ func (m *Model) updateFilter(msg tea.Msg) tea.Cmd {
 }
 
 func (m *Model) commandKey(k tea.KeyPressMsg) tea.Cmd {
+	if m.secret != nil {
+		return m.secretKey(k) // secret.go
+	}
 	switch k.String() {
 	case "esc":
 		m.closeLayer(layerCommand)
@@ -219,6 +222,9 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	if dry {
 		return m.dryRun(a)
 	}
+	if a.NeedsSecret() {
+		return m.askSecret(a) // secret.go
+	}
 	return m.startAction(a)
 }
 
@@ -246,23 +252,26 @@ func (m *Model) completions() []string {
 // commandHelp is the `:` line's syntax on the help screen, from the action
 // table: every action (in read-only mode, those that change nothing) with
 // its aliases ("read|cat PATH", "reboot"), wrapped at ", " so the first
-// line fits first cells and the others rest cells. Where the modes do not
-// fit in two lines they read MODE (the `:` line's tab completes them).
+// line fits first cells and the others rest cells. Where that takes more
+// than two lines the modes read MODE, and then the names stand alone (the
+// `:` line's tab completes the rest).
 func commandHelp(readonly bool, first, rest int) []string {
-	lines := wrapItems(helpItems(readonly, false), first, rest)
-	if len(lines) > 2 {
-		lines = wrapItems(helpItems(readonly, true), first, rest)
+	var lines []string
+	for _, level := range []fleet.HelpLevel{fleet.HelpFull, fleet.HelpShort, fleet.HelpNames} {
+		if lines = wrapItems(helpItems(readonly, level), first, rest); len(lines) <= 2 {
+			break
+		}
 	}
 	return lines
 }
 
-func helpItems(readonly, short bool) []string {
+func helpItems(readonly bool, level fleet.HelpLevel) []string {
 	var items []string
 	for _, s := range fleet.Specs() {
 		if readonly && s.Mutating {
 			continue
 		}
-		items = append(items, s.HelpUsage(short)...)
+		items = append(items, s.HelpUsage(level)...)
 	}
 	if readonly {
 		items = append(items, "nothing that changes a guest (read-only)")

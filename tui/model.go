@@ -114,6 +114,7 @@ type Model struct {
 
 	filterInput textinput.Model
 	cmdInput    textinput.Model
+	secret      *secretPrompt // the command line asks for a password (secret.go)
 
 	detail       bool
 	tab          int

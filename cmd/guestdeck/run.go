@@ -164,6 +164,12 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 	if req.act.Destructive() && !req.yes && !c.confirmAction(req.act, gs, req.hold) {
 		return exitUsage
 	}
+	if req.act.NeedsSecret() {
+		if code, ok := c.readSecret(&req.act); !ok {
+			return code
+		}
+		defer clear(req.act.Users.Secret)
+	}
 	var aud *audited
 	if req.act.Mutating() {
 		aud, err = c.auditIntent(audit.SourceCLI, req.auditAction(), command, req.selectors, fleet.AuditPlan(req.act, gs, audit.Intent, time.Now()))
@@ -345,7 +351,10 @@ func actionsHelp() string {
 			notes = append(notes, "asks first (--yes skips)")
 		}
 		for _, m := range s.Modes {
-			if m.Danger > s.Danger {
+			switch {
+			case m.LooksOnly:
+				notes = append(notes, m.Name+" only looks")
+			case m.Danger > s.Danger:
 				notes = append(notes, m.Name+" asks first (--yes skips)")
 			}
 		}
@@ -492,7 +501,7 @@ func (c *cli) printResults(act fleet.Action, results []fleet.Result, asJSON bool
 		writeJSON(c.stdout, out)
 		return
 	}
-	if act.Kind == fleet.ActRead {
+	if act.ListsData() {
 		// File contents do not fit a table: print each guest's under a header.
 		for _, r := range results {
 			if r.OK {
@@ -554,27 +563,38 @@ func texts(ss []string, max int) []string {
 // decides whether the count must be typed (Action.TypedCount), as in the
 // dashboard. hold is a freeze's --hold: when guestdeck thaws.
 func (c *cli) confirmAction(act fleet.Action, gs []*fleet.Guest, hold time.Duration) bool {
-	what := fmt.Sprintf("%s on %s", act, present.Plural(len(gs), "guest"))
+	q := present.Text(act.Question(len(gs), hold), maxLineCells) + " " + summariseNames(gs)
+	count := 0
+	if act.TypedCount(len(gs)) {
+		count = len(gs)
+	}
+	return c.ask(fmt.Sprintf("%s on %s", act, present.Plural(len(gs), "guest")), q, count)
+}
+
+// confirm asks question (y/N) on the terminal; without a terminal it
+// refuses and says why.
+func (c *cli) confirm(question string) bool {
+	return c.ask(strings.TrimSuffix(question, "?"), question, 0)
+}
+
+// ask asks question on the terminal: yes, or when count > 0 the count
+// typed. Without a terminal it refuses, naming what.
+func (c *cli) ask(what, question string, count int) bool {
 	if !isTerminal(c.stdin) {
 		c.errorf("refusing: %s needs confirmation and stdin is not a terminal; pass --yes", present.Text(what, maxLineCells))
 		return false
 	}
-	q := present.Text(act.Question(len(gs), hold), maxLineCells) + " " + summariseNames(gs)
-	if act.TypedCount(len(gs)) {
-		fmt.Fprintf(c.stderr, "%s\nType %d to confirm: ", q, len(gs))
+	if count > 0 {
+		fmt.Fprintf(c.stderr, "%s\nType %d to confirm: ", question, count)
 	} else {
-		fmt.Fprintf(c.stderr, "%s [y/N] ", q)
+		fmt.Fprintf(c.stderr, "%s [y/N] ", question)
 	}
 	line, err := bufio.NewReader(c.stdin).ReadString('\n')
 	if err != nil && err != io.EOF {
 		return false
 	}
 	answer := strings.ToLower(strings.TrimSpace(line))
-	if act.TypedCount(len(gs)) {
-		if answer == strconv.Itoa(len(gs)) {
-			return true
-		}
-	} else if answer == "y" || answer == "yes" {
+	if (count > 0 && answer == strconv.Itoa(count)) || (count == 0 && (answer == "y" || answer == "yes")) {
 		return true
 	}
 	fmt.Fprintln(c.stderr, "cancelled")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -187,12 +188,22 @@ func TestRunTypedCountOnTerminal(t *testing.T) {
 // aliases included) before the fleet file is read: nothing reaches a guest.
 func TestReadonlyRunByTable(t *testing.T) {
 	farm, cfg := simFarm(t, 1)
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keys, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOne one@host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range fleet.Suggestions() {
 		if !s.Mutating {
 			continue
 		}
 		words := strings.Fields(s.Text)
-		if !s.Complete {
+		switch {
+		case s.Complete:
+		case words[0] == string(fleet.ActSSHKey):
+			words = append(words, "root", keys)
+		case words[0] == string(fleet.ActPassword):
+			words = append(words, "root")
+		default:
 			words = append(words, "1")
 		}
 		args := append(append([]string{"--readonly", "-c", cfg, "run", "--yes"}, words...), "--", "s0")
