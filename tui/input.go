@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,9 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.eventScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles()
+	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):
+		// Matched disabled too: read-only mode refuses it in words.
+		return m.openExecPrompt("")
 	default:
 		if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
 			m.setTab(int(k.Text[0] - '1'))
@@ -209,6 +213,13 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "events", "log":
 		m.open(layer{kind: layerEvents})
 		return nil
+	case "exec", "!":
+		// The rest of the line, as typed, is the program (exec.go).
+		if rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0])); rest != "" && m.opts.Exec != nil && !m.opts.Readonly {
+			m.ex.remember(rest)
+			return m.prepareExec(rest)
+		}
+		return m.openExecPrompt("")
 	}
 	dry := fields[0] == dryRunVerb
 	if dry {
@@ -246,7 +257,11 @@ func (m *Model) completions() []string {
 			dry = append(dry, dryRunVerb+" "+s.Text)
 		}
 	}
-	return append(append(all, "events", "help", "quit"), dry...)
+	all = append(all, "events", "help", "quit")
+	if m.opts.Exec != nil && !m.opts.Readonly {
+		all = append(all, "exec ") // not a table action: exec.go runs it
+	}
+	return append(all, dry...)
 }
 
 // commandHelp is the `:` line's syntax on the help screen, from the action

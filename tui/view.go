@@ -160,6 +160,8 @@ func (m *Model) renderRegion(l screen) string {
 	case layerFiles:
 		// Under a prompt (the browser is full screen only while on top).
 		return place(w, h, r.files.View())
+	case layerExec:
+		return m.renderExec(w, h)
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -319,6 +321,10 @@ func (m *Model) renderInputLine() string {
 	switch top := m.top().kind; {
 	case top == layerFilter:
 		return fit(m.filterInput.View(), m.width, false)
+	case top == layerExecCmd:
+		return fit(m.ex.input.View(), m.width, false)
+	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
+		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
 		line := m.cmdInput.View()
 		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
