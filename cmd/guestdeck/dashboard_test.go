@@ -114,9 +114,11 @@ func TestRunConfirmsOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := dir + "/tmux.sock"
-	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	for _, answer := range []string{"n", "y"} {
+		// A socket per round: the last round's server may still be
+		// exiting after its session was killed.
+		sock := dir + "/tmux-" + answer + ".sock"
+		t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 		// The pane stays after the command so its last words can be read.
 		script := "HOME=" + dir + " XDG_STATE_HOME=" + dir + "/state " + binary + " -c " + cfg + " run shutdown s0; echo exit=$?; sleep 30"
 		tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "120", "-y", "20", "sh", "-c", script)

@@ -159,9 +159,11 @@ func TestRunTypedCountOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := dir + "/tmux.sock"
-	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	for _, answer := range []string{"y", "2"} {
+		// A socket per round: the last round's server may still be
+		// exiting after its session was killed.
+		sock := dir + "/tmux-" + answer + ".sock"
+		t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 		script := "HOME=" + dir + " XDG_STATE_HOME=" + dir + "/state " + binary + " -c " + cfg + " run reboot s0 s1; echo exit=$?; sleep 30"
 		tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "120", "-y", "20", "sh", "-c", script)
 		waitScreen(t, sock, "Reboot 2 guests? s0, s1", 15*time.Second)
