@@ -115,7 +115,9 @@ func sameArgs(plan, wire any, lo, hi int64) bool {
 // arguments (placeholders aside). A read repeats guest-file-read to the end.
 func TestSendsAreWhatIsSent(t *testing.T) {
 	actions := []string{"ping", "freeze", "thaw", "shutdown reboot", "shutdown", "suspend ram", "settime", "fstrim",
-		"vcpus offline 1", "vcpus online 1", "read /etc/os-release", "write /tmp/plan.txt hello plan", "write /tmp/empty.txt"}
+		"vcpus offline 1", "vcpus online 1", "read /etc/os-release", "write /tmp/plan.txt hello plan", "write /tmp/empty.txt",
+		// The action table's aliases send what they stand for.
+		"reboot", "shutdown halt", "suspend mem", "suspend disk", "cat /etc/os-release"}
 	dir, err := os.MkdirTemp("/tmp", "gdp")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	km := &m.keys
 	page := m.layout().tableRows
+	if a, ok := km.actionFor(k); ok {
+		return m.startAction(a)
+	}
 	switch {
 	case key.Matches(k, km.Quit):
 		return m.requestQuit()
@@ -82,22 +86,9 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.hostScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles()
-	case key.Matches(k, km.Exec):
+	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):
+		// Matched disabled too: read-only mode refuses it in words.
 		return m.openExecPrompt("")
-	case key.Matches(k, km.Refresh):
-		return m.startAction(fleet.Action{Kind: fleet.ActInfo})
-	case key.Matches(k, km.Ping):
-		return m.startAction(fleet.Action{Kind: fleet.ActPing})
-	case key.Matches(k, km.Freeze):
-		return m.startAction(fleet.Action{Kind: fleet.ActFreeze})
-	case key.Matches(k, km.Thaw):
-		return m.startAction(fleet.Action{Kind: fleet.ActThaw})
-	case key.Matches(k, km.Shutdown):
-		return m.startAction(fleet.Action{Kind: fleet.ActShutdown, Mode: "powerdown"})
-	case key.Matches(k, km.Suspend):
-		return m.startAction(fleet.Action{Kind: fleet.ActSuspend, Mode: "ram"})
-	case key.Matches(k, km.SetTime):
-		return m.startAction(fleet.Action{Kind: fleet.ActSetTime})
 	default:
 		if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
 			m.setTab(int(k.Text[0] - '1'))
@@ -254,43 +245,74 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 // dryRunVerb before an action on the command line shows what it would send.
 const dryRunVerb = "dry-run"
 
-// completions are the command-line suggestions (tab accepts one).
+// completions are the command-line suggestions (tab accepts one): every
+// action's words and modes from the action table, a dry run of each
+// mutating one ("dry-run freeze"), and the dashboard's own verbs.
+// Read-only mode leaves out what it would refuse, and the dry runs of it.
 func (m *Model) completions() []string {
-	all := []string{
-		"ping", "info", "fstrim", "cat /etc/os-release", "cat /etc/hostname", "read ",
-		"freeze", "thaw", "settime",
-		"shutdown", "shutdown reboot", "shutdown halt", "shutdown powerdown",
-		"suspend ram", "suspend disk", "suspend hybrid",
-		"vcpus online ", "vcpus offline ", "write ",
-		"events", "help", "quit",
-	}
-	// Every action can be tried first: "dry-run freeze".
-	for _, c := range all {
-		if a, err := parseAction(strings.Fields(c)); err == nil || strings.HasSuffix(c, " ") {
-			if err == nil && !actionMutating(a) {
-				continue
-			}
-			all = append(all, dryRunVerb+" "+c)
-		}
-	}
-	if !m.opts.Readonly {
-		return all
-	}
-	var out []string
-	for _, c := range all {
-		if strings.HasPrefix(c, dryRunVerb+" ") {
-			continue // a dry run of what read-only mode refuses would only say so
-		}
-		if a, err := parseAction(strings.Fields(c)); err == nil && actionMutating(a) {
+	var all, dry []string
+	for _, s := range fleet.Suggestions() {
+		if s.Mutating && m.opts.Readonly {
 			continue
 		}
-		switch strings.Fields(c)[0] {
-		case "freeze", "thaw", "settime", "shutdown", "suspend", "vcpus", "write", "fstrim":
+		all = append(all, s.Text)
+		if s.Mutating {
+			dry = append(dry, dryRunVerb+" "+s.Text)
+		}
+	}
+	all = append(all, "events", "help", "quit")
+	if m.opts.Exec != nil && !m.opts.Readonly {
+		all = append(all, "exec ") // not a table action: exec.go runs it
+	}
+	return append(all, dry...)
+}
+
+// commandHelp is the `:` line's syntax on the help screen, from the action
+// table: every action (in read-only mode, those that change nothing) with
+// its aliases ("read|cat PATH", "reboot"), wrapped at ", " so the first
+// line fits first cells and the others rest cells. Where that takes more
+// than two lines the modes read MODE, and then the names stand alone (the
+// `:` line's tab completes the rest).
+func commandHelp(readonly bool, first, rest int) []string {
+	var lines []string
+	for _, level := range []fleet.HelpLevel{fleet.HelpFull, fleet.HelpShort, fleet.HelpNames} {
+		if lines = wrapItems(helpItems(readonly, level), first, rest); len(lines) <= 2 {
+			break
+		}
+	}
+	return lines
+}
+
+func helpItems(readonly bool, level fleet.HelpLevel) []string {
+	var items []string
+	for _, s := range fleet.Specs() {
+		if readonly && s.Mutating {
 			continue
 		}
-		out = append(out, c)
+		items = append(items, s.HelpUsage(level)...)
 	}
-	return out
+	if readonly {
+		items = append(items, "nothing that changes a guest (read-only)")
+	}
+	return items
+}
+
+// wrapItems joins items with ", " in lines of first, then rest, cells.
+func wrapItems(items []string, first, rest int) []string {
+	var lines []string
+	line, width := "", first
+	for _, it := range items {
+		switch {
+		case line == "":
+			line = it
+		case present.Width(line+", "+it) <= width:
+			line += ", " + it
+		default:
+			lines = append(lines, line+",")
+			line, width = it, rest
+		}
+	}
+	return append(lines, line)
 }
 
 func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {

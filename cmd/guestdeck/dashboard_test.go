@@ -114,13 +114,15 @@ func TestRunConfirmsOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := dir + "/tmux.sock"
-	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	for _, answer := range []string{"n", "y"} {
+		// A socket per round: the last round's server may still be
+		// exiting after its session was killed.
+		sock := dir + "/tmux-" + answer + ".sock"
+		t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 		// The pane stays after the command so its last words can be read.
 		script := "HOME=" + dir + " XDG_STATE_HOME=" + dir + "/state " + binary + " -c " + cfg + " run shutdown s0; echo exit=$?; sleep 30"
 		tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "120", "-y", "20", "sh", "-c", script)
-		waitScreen(t, sock, "shutdown powerdown 1 guest(s): s0? [y/N]", 15*time.Second)
+		waitScreen(t, sock, "Shut down 1 guest (powerdown)? s0 [y/N]", 15*time.Second)
 		tmux(t, sock, "send-keys", "-t", "gd", answer, "Enter")
 		if answer == "n" {
 			waitScreen(t, sock, "exit=2", 10*time.Second)

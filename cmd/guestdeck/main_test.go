@@ -393,7 +393,7 @@ func TestRunJSONShape(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		if !slices.Equal(keys, []string{"error", "name", "ok", "result", "skipped"}) {
+		if !slices.Equal(keys, []string{"error", "name", "ok", "result", "rtt_ns", "skipped"}) {
 			t.Errorf("run --json keys %v", keys)
 		}
 		if string(obj["ok"]) != "true" {
