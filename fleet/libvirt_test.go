@@ -782,10 +782,11 @@ func TestLibvirtQEMU(t *testing.T) {
 		if g := f.Guest("lq/g1"); g.State != Suspended || !g.Stale() {
 			t.Fatalf("suspended after a poll: %s stale %v %q", g.State, g.Stale(), g.Err)
 		}
-		var r Result
-		if err := f.session("lq/g1").actWake(ctx, Action{}, &r); err != nil {
-			t.Fatalf("wake: %v", err)
+		rs := f.Run(ctx, Action{Kind: ActWake}, []string{"lq/g1"}, nil)
+		if !rs[0].OK {
+			t.Fatalf("wake: %+v", rs[0])
 		}
+		r := rs[0]
 		d = waitFor(t, f, 60*time.Second, "woken g1 ready", func(s *Snapshot) bool {
 			g := f.Guest("lq/g1")
 			return g.State == Ready && g.DomainState == DomainRunning
@@ -941,9 +942,8 @@ func TestLibvirtQEMU(t *testing.T) {
 
 	t.Run("started from guestdeck: booting shows connecting, then ready", func(t *testing.T) {
 		rec := recordStates(f, "lq/g1")
-		var r Result
-		if err := f.session("lq/g1").actStart(ctx, Action{}, &r); err != nil {
-			t.Fatalf("start: %v", err)
+		if rs := f.Run(ctx, Action{Kind: ActStart}, []string{"lq/g1"}, nil); !rs[0].OK {
+			t.Fatalf("start: %+v", rs[0])
 		}
 		st, reason, err := lv.DomainGetState(mustDomain(t, lv, "g1"), 0)
 		t.Logf("after start: libvirt state %d reason %d %v", st, reason, err)
@@ -989,6 +989,71 @@ func TestLibvirtQEMU(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLibvirtMachineActions: start and wake, the actions that go to a
+// guest's libvirt host rather than its agent, from the action table: start
+// boots a stopped domain (booting, then running), a guest that is not
+// stopped or not suspended is skipped saying so, a guest not on libvirt is
+// skipped, and read-only refuses both before anything is asked.
+func TestLibvirtMachineActions(t *testing.T) {
+	lt := testpeers.StartLibvirtTest(t)
+	lv := lt.Connect(t)
+	if _, err := lv.DomainDefineXML(testDomainXML("off", true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lv.DomainCreateXML(testDomainXML("on", true), 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, ro := range []bool{true, false} {
+		f := New(Options{Interval: time.Hour, Readonly: ro})
+		defer f.Close()
+		if err := f.AddHost(ctx, HostConfig{Name: "tst", URI: mustURI(t, testURI(lt.Socket))}); err != nil {
+			t.Fatal(err)
+		}
+		f.Add(Target{Name: "direct", Address: "unix:/nonexistent/qga.sock"})
+		if ro {
+			for _, k := range []Kind{ActStart, ActWake} {
+				if rs := f.Run(ctx, Action{Kind: k}, []string{"tst/off"}, nil); rs[0].OK || !strings.Contains(rs[0].Err, "read-only") {
+					t.Errorf("read-only %s: %+v", k, rs[0])
+				}
+			}
+			if g := f.Guest("tst/off"); g.State != Stopped {
+				t.Fatalf("read-only start started it: %s", g.State)
+			}
+			continue
+		}
+		tests := []struct {
+			kind  Kind
+			guest string
+			skip  string // "" : runs
+		}{
+			{ActWake, "tst/on", "not suspended"},
+			{ActWake, "tst/off", "not suspended"},
+			{ActWake, "direct", "not on a libvirt host"},
+			{ActStart, "tst/on", "not stopped"},
+			{ActStart, "direct", "not on a libvirt host"},
+			{ActStart, "tst/off", ""},
+		}
+		for _, tc := range tests {
+			r := f.Run(ctx, Action{Kind: tc.kind}, []string{tc.guest}, nil)[0]
+			switch {
+			case tc.skip == "" && !r.OK:
+				t.Errorf("%s %s: %+v", tc.kind, tc.guest, r)
+			case tc.skip != "" && (!r.Skipped || !strings.Contains(r.Err, tc.skip)):
+				t.Errorf("%s %s: %+v, want skipped %q", tc.kind, tc.guest, r, tc.skip)
+			}
+		}
+		waitFor(t, f, 30*time.Second, "tst/off booting", func(*Snapshot) bool {
+			g := f.Guest("tst/off")
+			return g.DomainState == DomainBooting && g.State == Connecting
+		})
+		if st, _, err := lv.DomainGetState(mustDomain(t, lv, "off"), 0); err != nil || libvirt.DomainState(st) != libvirt.DomainRunning {
+			t.Fatalf("libvirt's state of the started domain: %d %v", st, err)
+		}
+	}
 }
 
 // guestRun runs a shell command in g1 through libvirt's agent passthrough
