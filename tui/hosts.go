@@ -14,7 +14,8 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-// Hosts: every discovery source (libvirt host) has a visible state. The
+// Hosts: every discovery source (libvirt host, ssh host, socket directory)
+// has a visible state. The
 // status bar sums them up in one segment, naming the first host that is not
 // up ("hosts 49 up · 1 unreachable (hv7: connect refused, retry in 8s)");
 // the hosts pane (H) lists each one: state and for how long, guests and
@@ -61,8 +62,9 @@ func hostProblem(st fleet.SourceState, now time.Time, errCells int) string {
 // hostCells caps a host's name.
 const hostCells = 24
 
-// hostsSummary is the status bar's hosts segment, "" without sources.
-func (m *Model) hostsSummary() (string, bool) {
+// hostsSummary is the status bar's hosts segment, "" without sources;
+// trouble reports that a host is not up (the segment then goes first).
+func (m *Model) hostsSummary() (summary string, trouble bool) {
 	srcs := m.snap.Sources
 	if len(srcs) == 0 {
 		return "", false
@@ -81,7 +83,7 @@ func (m *Model) hostsSummary() (string, bool) {
 		}
 	}
 	s := "hosts " + strings.Join(parts, " · ")
-	trouble := sorted[0].Phase != fleet.SourceUp
+	trouble = sorted[0].Phase != fleet.SourceUp
 	if trouble {
 		s += " (" + hostProblem(sorted[0], m.now(), hostErrCells)
 		if n := notUp(sorted); n > 1 {
