@@ -141,6 +141,8 @@ type Fleet struct {
 	snapMu sync.Mutex
 	snap   *Snapshot
 
+	launch launcher // every guest's first poll (launch.go)
+
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger
 }
@@ -156,6 +158,7 @@ func New(opts Options) *Fleet {
 		changed:  make(chan struct{}, 1),
 	}
 	f.life, f.stop = context.WithCancel(context.Background())
+	f.launch.f = f
 	if opts.ReplyBudget > 0 {
 		f.budget = agentclient.NewBudget(opts.ReplyBudget)
 	}
@@ -214,9 +217,7 @@ func (f *Fleet) Add(targets ...Target) {
 		s.startWatchdog()
 	}
 	if loopCtx != nil {
-		for _, s := range start {
-			f.startLoop(loopCtx, s)
-		}
+		f.startLoops(loopCtx, start)
 	}
 	if changed {
 		f.bump()
@@ -291,9 +292,7 @@ func (f *Fleet) Start(ctx context.Context) {
 		stopWith()
 		cancel()
 	}()
-	for _, s := range order {
-		f.startLoop(loopCtx, s)
-	}
+	f.startLoops(loopCtx, order)
 	if f.book != nil {
 		f.wg.Add(1)
 		go func() {
@@ -303,22 +302,29 @@ func (f *Fleet) Start(ctx context.Context) {
 	}
 }
 
-func (f *Fleet) startLoop(ctx context.Context, s *session) {
-	ctx, cancel := context.WithCancel(ctx)
-	s.mu.Lock()
-	if s.closed {
+// startLoops starts the poll loops of ss, their first polls queued for the
+// launcher in one go (so that its order, not the goroutines', decides).
+func (f *Fleet) startLoops(ctx context.Context, ss []*session) {
+	launches := make([]launch, 0, len(ss))
+	for _, s := range ss {
+		ctx, cancel := context.WithCancel(ctx)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			cancel()
+			continue
+		}
+		s.stopLoop = cancel
 		s.mu.Unlock()
-		cancel()
-		return
+		launches = append(launches, launch{ctx, s})
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer cancel()
+			s.loop(ctx)
+		}()
 	}
-	s.stopLoop = cancel
-	s.mu.Unlock()
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		defer cancel()
-		s.loop(ctx)
-	}()
+	f.launch.enqueue(launches)
 }
 
 // Close stops polling and the freeze watchdog, and closes every session.

@@ -20,6 +20,8 @@ import (
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/backoff"
+	"github.com/guestdeck/guestdeck/internal/blocking"
 )
 
 // HostConfig is one libvirt host. Its running domains that have a guest-agent
@@ -333,33 +335,11 @@ func (h *libvirtHost) dial(ctx context.Context, t Target, dom string) (agentclie
 		return nil, &agentclient.OpError{Addr: t.Address,
 			Err: fmt.Errorf("libvirt host %s (%s) is not connected: %v", h.cfg.Name, h.cfg.URI, down)}
 	}
-	d, err := bounded(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
+	d, err := blocking.Call(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
 	if err != nil {
 		return nil, &agentclient.OpError{Addr: t.Address, Err: fmt.Errorf("libvirt host %s: domain %s: %w", h.cfg.Name, dom, err)}
 	}
 	return agentclient.NewLibvirt(conn, d, t.Address), nil
-}
-
-// bounded runs a go-libvirt call (which takes no context) and returns when
-// ctx ends; an abandoned call finishes in the background (go-libvirt fails it
-// when the connection drops).
-func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
 }
 
 // connect dials the host, subscribes to domain and agent lifecycle events,
@@ -367,21 +347,11 @@ func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 // or stop between the two is missed). On success the host is up.
 func (h *libvirtHost) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 	l := libvirt.NewWithDialer(h.dialer)
-	done := make(chan error, 1)
-	go func() { done <- l.ConnectToURI(h.remote) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, fmt.Errorf("connect: %w", err)
-		}
-	case <-ctx.Done():
-		// The abandoned attempt may still succeed: hang up then.
-		go func() {
-			if <-done == nil {
-				_ = l.Disconnect()
-			}
-		}()
-		return nil, fmt.Errorf("connect: %w", ctx.Err())
+	// An abandoned attempt may still succeed: hang up then.
+	_, err := blocking.CallUndo(ctx, func() (struct{}, error) { return struct{}{}, l.ConnectToURI(h.remote) },
+		func(struct{}) { _ = l.Disconnect() })
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	fail := func(err error) (*libvirt.Libvirt, error) {
 		_ = l.Disconnect()
@@ -419,7 +389,7 @@ func (h *libvirtHost) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 // new agent-capable domains are added (and poked when their agent is already
 // connected), known ones no longer running are marked gone or removed.
 func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
-	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
+	doms, err := blocking.Call(ctx, func() ([]libvirt.Domain, error) {
 		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
 		return d, err
 	})
@@ -488,7 +458,7 @@ func (h *libvirtHost) discover(ctx context.Context, l *libvirt.Libvirt) error {
 func (h *libvirtHost) markPMSuspended(ctx context.Context, l *libvirt.Libvirt) {
 	// pmsuspended has no list filter of its own: it is one of "other"
 	// (neither running, paused nor shut off), which are rare.
-	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
+	doms, err := blocking.Call(ctx, func() ([]libvirt.Domain, error) {
 		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive|libvirt.ConnectListDomainsOther)
 		return d, err
 	})
@@ -496,7 +466,7 @@ func (h *libvirtHost) markPMSuspended(ctx context.Context, l *libvirt.Libvirt) {
 		return // then the guests go silent instead
 	}
 	for _, d := range doms {
-		st, err := bounded(ctx, func() (int32, error) {
+		st, err := blocking.Call(ctx, func() (int32, error) {
 			st, _, err := l.DomainGetState(d, 0)
 			return st, err
 		})
@@ -590,7 +560,7 @@ type domainXML struct {
 func (h *libvirtHost) agentChannel(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain) (has, connected bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
 	defer cancel()
-	x, err := bounded(ctx, func() (string, error) { return l.DomainGetXMLDesc(dom, 0) })
+	x, err := blocking.Call(ctx, func() (string, error) { return l.DomainGetXMLDesc(dom, 0) })
 	if err != nil {
 		return false, false, err
 	}
@@ -636,10 +606,11 @@ func (h *libvirtHost) pokeAll() {
 // connection drops. conn is the connection AddHost made, or nil.
 func (h *libvirtHost) run(conn *libvirt.Libvirt) {
 	life := h.f.life
-	delay := hostBackoffMin
+	// The jitter keeps hosts that dropped together from redialing in step.
+	retry := backoff.Backoff{Min: hostBackoffMin, Max: hostBackoffMax, Rand: h.rng}
 	for {
 		if conn != nil {
-			delay = hostBackoffMin
+			retry.Reset()
 			h.follow(conn)
 			if life.Err() != nil {
 				_ = conn.Disconnect()
@@ -649,17 +620,14 @@ func (h *libvirtHost) run(conn *libvirt.Libvirt) {
 			h.pokeAll()
 			conn = nil
 		}
-		// ±20% jitter keeps hosts that dropped together from redialing in step.
-		wait := time.Duration(float64(delay) * (0.8 + 0.4*h.rng.Float64()))
 		select {
 		case <-life.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(retry.Next()):
 		case <-h.kick:
 			// A thaw waits for this host: try now. The backoff still
 			// grows, so a host that stays down is not hammered.
 		}
-		delay = min(2*delay, hostBackoffMax)
 		ctx, cancel := context.WithTimeout(life, hostConnectTimeout)
 		c, err := h.connect(ctx)
 		cancel()
@@ -798,7 +766,7 @@ func (h *libvirtHost) stopped(ctx context.Context, l *libvirt.Libvirt, dom libvi
 	}
 	if final {
 		rctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
-		persistent, err := bounded(rctx, func() (int32, error) {
+		persistent, err := blocking.Call(rctx, func() (int32, error) {
 			d, err := l.DomainLookupByName(dom.Name)
 			if err != nil {
 				return 0, err

@@ -434,8 +434,11 @@ func TestLibvirtQEMU(t *testing.T) {
 		}
 		g := f.Guest("lq/g1")
 		t.Logf("agent connected -> guest ready in %v (poll interval 1h)", tr.Sub(tc))
-		if g.Missed != 0 || tr.Sub(tc) > 10*time.Second {
-			t.Fatalf("g1 ready %v after the agent connected, %d failed polls: not the event", tr.Sub(tc), g.Missed)
+		// The first poll went out when the domain appeared, before its
+		// agent answered, and failed polls back off for up to MaxBackoff:
+		// ready within seconds of the event is the event's doing.
+		if tr.Sub(tc) > 10*time.Second {
+			t.Fatalf("g1 ready %v after the agent connected (%d failed polls before): not the event", tr.Sub(tc), g.Missed)
 		}
 		if g.Host != "lq" || g.Address != "libvirt:lq/g1" || len(g.Tags) != 1 {
 			t.Fatalf("target %+v", g.Target)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/backoff"
 )
 
 // rttHistory is how many round trips a Guest keeps.
@@ -44,8 +45,9 @@ type session struct {
 	// first poll that finds it thawed reads them again. Guarded by sem.
 	capsFrozen bool
 
-	wake   chan struct{} // Poke: poll now
-	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
+	wake     chan struct{} // Poke: poll now
+	launched chan error    // the first poll's outcome (launch.go)
+	wdWake   chan struct{} // freeze guard: FrozenByUs or ThawAt changed
 
 	mu         sync.Mutex // guards publishing, log and the fields below
 	log        logRing
@@ -59,14 +61,15 @@ type session struct {
 
 func newSession(f *Fleet, t Target) *session {
 	s := &session{
-		f:      f,
-		target: t,
-		key:    targetKey(t),
-		seed:   nameHash(t.Name),
-		sem:    make(chan struct{}, 1),
-		wake:   make(chan struct{}, 1),
-		wdWake: make(chan struct{}, 1),
-		log:    logRing{size: f.opts.LogSize},
+		f:        f,
+		target:   t,
+		key:      targetKey(t),
+		seed:     nameHash(t.Name),
+		sem:      make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		launched: make(chan error, 1),
+		wdWake:   make(chan struct{}, 1),
+		log:      logRing{size: f.opts.LogSize},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
@@ -718,14 +721,22 @@ func (s *session) pollErrText(r *pollResult) string {
 	return strings.Join(parts, "; ")
 }
 
-// loop polls the guest until ctx ends: at a deterministic offset inside the
-// interval, then every interval; after a failure it backs off with jitter.
+// loop polls the guest until ctx ends. Its first poll is the launcher's,
+// at once (launch.go); from the second on it polls at a deterministic offset
+// inside the interval, then every interval, and after a failure it backs
+// off with jitter.
 func (s *session) loop(ctx context.Context) {
 	iv := s.f.opts.Interval
 	base := time.Now().Add(time.Duration(s.seed % uint64(iv)))
-	next := base
-	failures := 0
 	rng := rand.New(rand.NewPCG(s.seed, 0x9e3779b97f4a7c15))
+	retry := backoff.Backoff{Min: min(max(iv/5, 100*time.Millisecond), time.Second), Max: s.f.opts.MaxBackoff, Rand: rng}
+	ok, err := s.awaitLaunch(ctx)
+	if !ok {
+		return
+	}
+	// The slot after the first poll is at least half an interval away, so
+	// that no guest is polled twice at launch.
+	next := s.after(err, &retry, nextSlot(base, iv, time.Now().Add(iv/2)))
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	for {
@@ -736,26 +747,44 @@ func (s *session) loop(ctx context.Context) {
 		case <-timer.C:
 		case <-s.wake:
 			forced = true
-			failures = 0
+			retry.Reset()
 		}
 		slot := next
 		err := s.poll(ctx, forced)
 		if ctx.Err() != nil || s.isClosed() {
 			return
 		}
-		now := time.Now()
-		if err != nil {
-			failures++
-			next = now.Add(s.backoff(failures, rng))
-		} else {
-			failures = 0
-			if !forced && now.Sub(slot) > iv {
-				s.update(func(g *Guest) { g.Late++ })
-			}
-			next = nextSlot(base, iv, now)
+		if err == nil && !forced && time.Since(slot) > iv {
+			s.update(func(g *Guest) { g.Late++ })
 		}
+		next = s.after(err, &retry, nextSlot(base, iv, time.Now()))
 		timer.Reset(time.Until(next))
 	}
+}
+
+// awaitLaunch waits for the first poll's outcome; false when ctx ended
+// first. A Poke meanwhile moves the guest to the front of the launch.
+func (s *session) awaitLaunch(ctx context.Context) (ok bool, err error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return false, nil
+		case err := <-s.launched:
+			return ctx.Err() == nil && !s.isClosed(), err
+		case <-s.wake:
+			s.f.launch.promote(s)
+		}
+	}
+}
+
+// after is when to poll next after a poll that ended with err: slot when it
+// succeeded, else after the next backoff delay.
+func (s *session) after(err error, retry *backoff.Backoff, slot time.Time) time.Time {
+	if err != nil {
+		return time.Now().Add(retry.Next())
+	}
+	retry.Reset()
+	return slot
 }
 
 // nextSlot is the first base+k*iv strictly after now.
@@ -765,17 +794,4 @@ func nextSlot(base time.Time, iv time.Duration, now time.Time) time.Time {
 	}
 	k := now.Sub(base)/iv + 1
 	return base.Add(k * iv)
-}
-
-// backoff is the delay before retry n (n >= 1): doubling from a fifth of
-// the interval (100ms..1s), capped at MaxBackoff, with ±20% jitter so
-// failing guests do not retry in step.
-func (s *session) backoff(n int, rng *rand.Rand) time.Duration {
-	b := min(max(s.f.opts.Interval/5, 100*time.Millisecond), time.Second)
-	d := b
-	for i := 1; i < n && d < s.f.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.f.opts.MaxBackoff)
-	return time.Duration(float64(d) * (0.8 + 0.4*rng.Float64()))
 }
