@@ -97,3 +97,50 @@ func TestLaunch(t *testing.T) {
 		}
 	})
 }
+
+// While first polls wait for their turn, the guests already launched do not
+// poll again (on a busy machine that would take the launch's CPU); they
+// resume when the launch is done.
+func TestLaunchHoldsBackLaterPolls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 40 guests 4 at a time, 9 calls of 10 ms each: the launch takes
+		// 0.9 s, longer than half the 1 s interval.
+		opts := Options{Interval: time.Second, SlowInterval: time.Hour, Timeout: 10 * time.Second, Concurrency: 4}
+		f, guests := fakeFleet(opts, 40)
+		defer f.Close()
+		for _, g := range guests {
+			g.set(func(g *fakeGuest) { g.latency = 10 * time.Millisecond })
+		}
+		f.Start(t.Context())
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		// The launch ends when the last first poll (its last call is
+		// guest-get-fsinfo) is answered.
+		var lastFirst, end time.Time
+		for _, g := range guests {
+			if at := g.callTimes("guest-info")[0]; at.After(lastFirst) {
+				lastFirst = at
+			}
+			if at := g.callTimes("guest-get-fsinfo")[0].Add(10 * time.Millisecond); at.After(end) {
+				end = at
+			}
+		}
+		held := 0
+		for name, g := range guests {
+			ts := g.callTimes("guest-get-time")
+			if len(ts) < 3 {
+				t.Errorf("%s: %d live polls in 4 s, want >= 3", name, len(ts))
+				continue
+			}
+			if ts[1].Before(lastFirst) {
+				t.Errorf("%s polled again at %v, before the last first poll started (%v)", name, ts[1], lastFirst)
+			}
+			if ts[1].Equal(end) {
+				held++
+			}
+		}
+		if held == 0 {
+			t.Errorf("no guest's second poll was held back to the end of the launch (%v)", end)
+		}
+	})
+}

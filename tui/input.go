@@ -13,25 +13,45 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-// tableKey handles keys when no prompt, dialog or overlay has focus.
+// tableKey handles keys when no prompt, dialog or overlay has focus: each
+// group of keys has its handler, tried in turn.
 func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
-	km := &m.keys
-	page := m.layout().tableRows
-	switch {
-	case key.Matches(k, km.Quit):
+	if key.Matches(k, m.keys.Quit) {
 		return m.requestQuit()
-	case key.Matches(k, km.Up):
-		m.moveTo(m.tbl.cursor - 1)
-	case key.Matches(k, km.Down):
-		m.moveTo(m.tbl.cursor + 1)
-	case key.Matches(k, km.PageUp):
-		m.moveTo(m.tbl.cursor - page)
-	case key.Matches(k, km.PageDown):
-		m.moveTo(m.tbl.cursor + page)
-	case key.Matches(k, km.Top):
-		m.moveTo(0)
-	case key.Matches(k, km.Bottom):
-		m.moveTo(len(m.tbl.rows) - 1)
+	}
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey} {
+		if cmd, ok := handle(k); ok {
+			return cmd
+		}
+	}
+	if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
+		m.setTab(int(k.Text[0] - '1'))
+	}
+	return nil
+}
+
+// moveKey moves the cursor.
+func (m *Model) moveKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km, cur, page := &m.keys, m.tbl.cursor, m.layout().tableRows
+	for _, mv := range []struct {
+		b  key.Binding
+		to int
+	}{
+		{km.Up, cur - 1}, {km.Down, cur + 1}, {km.PageUp, cur - page}, {km.PageDown, cur + page},
+		{km.Top, 0}, {km.Bottom, len(m.tbl.rows) - 1},
+	} {
+		if key.Matches(k, mv.b) {
+			m.moveTo(mv.to)
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// markKey marks and unmarks guests.
+func (m *Model) markKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km := &m.keys
+	switch {
 	case key.Matches(k, km.Mark):
 		m.toggleMark()
 	case key.Matches(k, km.ExtendUp):
@@ -46,15 +66,25 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(k, km.Clear):
 		m.clear()
+	default:
+		return nil, false
+	}
+	return nil, true
+}
+
+// viewKey opens prompts and overlays, sorts, and works the detail pane.
+func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km := &m.keys
+	switch {
 	case key.Matches(k, km.Filter):
 		m.open(layer{kind: layerFilter})
 		m.filterInput.SetValue(m.tbl.filter)
 		m.filterInput.CursorEnd()
-		return m.filterInput.Focus()
+		return m.filterInput.Focus(), true
 	case key.Matches(k, km.Command):
 		m.open(layer{kind: layerCommand})
 		m.cmdInput.SetValue("")
-		return m.cmdInput.Focus()
+		return m.cmdInput.Focus(), true
 	case key.Matches(k, km.Help):
 		m.open(layer{kind: layerHelp})
 	case key.Matches(k, km.Sort):
@@ -78,27 +108,33 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.open(layer{kind: layerEvents})
 		m.eventScroll = 0
 	case key.Matches(k, km.Files):
-		return m.openFiles()
-	case key.Matches(k, km.Refresh):
-		return m.startAction(fleet.Action{Kind: fleet.ActInfo})
-	case key.Matches(k, km.Ping):
-		return m.startAction(fleet.Action{Kind: fleet.ActPing})
-	case key.Matches(k, km.Freeze):
-		return m.startAction(fleet.Action{Kind: fleet.ActFreeze})
-	case key.Matches(k, km.Thaw):
-		return m.startAction(fleet.Action{Kind: fleet.ActThaw})
-	case key.Matches(k, km.Shutdown):
-		return m.startAction(fleet.Action{Kind: fleet.ActShutdown, Mode: "powerdown"})
-	case key.Matches(k, km.Suspend):
-		return m.startAction(fleet.Action{Kind: fleet.ActSuspend, Mode: "ram"})
-	case key.Matches(k, km.SetTime):
-		return m.startAction(fleet.Action{Kind: fleet.ActSetTime})
+		return m.openFiles(), true
 	default:
-		if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
-			m.setTab(int(k.Text[0] - '1'))
+		return nil, false
+	}
+	return nil, true
+}
+
+// actionKey starts the action a key is bound to.
+func (m *Model) actionKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km := &m.keys
+	for _, ab := range []struct {
+		b key.Binding
+		a fleet.Action
+	}{
+		{km.Refresh, fleet.Action{Kind: fleet.ActInfo}},
+		{km.Ping, fleet.Action{Kind: fleet.ActPing}},
+		{km.Freeze, fleet.Action{Kind: fleet.ActFreeze}},
+		{km.Thaw, fleet.Action{Kind: fleet.ActThaw}},
+		{km.Shutdown, fleet.Action{Kind: fleet.ActShutdown, Mode: "powerdown"}},
+		{km.Suspend, fleet.Action{Kind: fleet.ActSuspend, Mode: "ram"}},
+		{km.SetTime, fleet.Action{Kind: fleet.ActSetTime}},
+	} {
+		if key.Matches(k, ab.b) {
+			return m.startAction(ab.a), true
 		}
 	}
-	return nil
+	return nil, false
 }
 
 func (m *Model) toggleMark() {
