@@ -11,7 +11,7 @@ import (
 // operator opening the dashboard should not watch "connecting" for a whole
 // interval while each guest waits for its slot. While first polls are
 // waiting, the later polls of guests already launched hold back (by at most
-// an interval, see session.loop): on a busy machine they would otherwise
+// MaxBackoff, see session.loop): on a busy machine they would otherwise
 // take the CPU the launch needs.
 type launcher struct {
 	f *Fleet

@@ -120,7 +120,10 @@ func launch(tb testing.TB, targets []fleet.Target, visible []string) (vis, all t
 	defer tick.Stop()
 	giveUp := time.After(2 * time.Minute)
 	var timeline []string // ready and failed polls each second, for -v
-	defer func() { tb.Logf("launch timeline: %s", strings.Join(timeline, " ")) }()
+	var tail map[string]int // the last 1% not ready, by state and error
+	defer func() {
+		tb.Logf("launch timeline: %s; the last 1%%: %v", strings.Join(timeline, " "), tail)
+	}()
 	for all == 0 {
 		select {
 		case <-giveUp:
@@ -133,6 +136,14 @@ func launch(tb testing.TB, targets []fleet.Target, visible []string) (vis, all t
 		snap := f.Snapshot()
 		if el := time.Since(t0); int(el/time.Second) >= len(timeline) {
 			timeline = append(timeline, fmt.Sprintf("%ds:%d/missed%d", int(el/time.Second), snap.Counts[fleet.Ready], snap.Health.Missed))
+		}
+		if tail == nil && snap.Counts[fleet.Ready] >= len(targets)*99/100 {
+			tail = map[string]int{}
+			for _, g := range snap.Guests {
+				if g.State != fleet.Ready {
+					tail[string(g.State)+" "+g.Err]++
+				}
+			}
 		}
 		if snap.Counts[fleet.Ready] == len(targets) {
 			all = time.Since(t0)

@@ -752,7 +752,7 @@ func (s *session) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-			forced = s.yieldToLaunch(ctx, next.Add(iv))
+			forced = s.yieldToLaunch(ctx, next.Add(s.f.opts.MaxBackoff))
 		case <-s.wake:
 			forced = true
 		}
@@ -788,8 +788,10 @@ func (s *session) awaitLaunch(ctx context.Context) (ok bool, err error) {
 }
 
 // yieldToLaunch holds a scheduled poll back while other guests wait for
-// their first poll, until the launch drains or until, at the latest; true
-// when a Poke came meanwhile.
+// their first poll, until the launch drains or until, at the latest (the
+// loop says MaxBackoff past the slot: a launch slowed by many silent guests
+// must not leave the others unpolled for long); true when a Poke came
+// meanwhile. Guests with data wait so that guests without any get it.
 func (s *session) yieldToLaunch(ctx context.Context, until time.Time) (poked bool) {
 	quiet := s.f.launch.quiet()
 	select {
