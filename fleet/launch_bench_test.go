@@ -119,7 +119,7 @@ func launch(tb testing.TB, targets []fleet.Target, visible []string) (vis, all t
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	giveUp := time.After(2 * time.Minute)
-	var timeline []string // ready and failed polls each second, for -v
+	var timeline []string   // ready and failed polls each second, for -v
 	var tail map[string]int // the last 1% not ready, by state and error
 	defer func() {
 		tb.Logf("launch timeline: %s; the last 1%%: %v", strings.Join(timeline, " "), tail)
