@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
@@ -490,27 +492,23 @@ func (f *Fleet) RefreshOnce(ctx context.Context, names []string) {
 	})
 }
 
-// forEach runs fn(0..n-1) on at most limit goroutines and returns when all
-// started calls are done; once ctx ends no new call starts.
+// forEach runs fn(0..n-1), at most limit at once, in order, and returns
+// when all started calls are done; once ctx ends no new call starts.
 func forEach(ctx context.Context, n, limit int, fn func(i int)) {
-	if n == 0 {
-		return
-	}
-	limit = min(limit, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range limit {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if ctx.Err() == nil { // it may have ended while Go waited for a slot
 				fn(i)
 			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // fn reports through its own results
 }
 
 // nameHash spreads guests deterministically: start offsets and jitter seeds.
