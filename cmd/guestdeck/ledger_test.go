@@ -16,6 +16,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // sockProxy forwards a unix socket to another; stop drops the channel (the
@@ -309,13 +310,9 @@ func TestDashboardThawsOrphanE2E(t *testing.T) {
 	})
 	// The promised thaw passes; the dashboard thaws it (the ledger is read
 	// every 5 s) and logs it.
-	deadline := time.Now().Add(e2eWait)
-	for farm.Guests()[0].Frozen() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the dashboard never thawed the orphan:\n%s", tt.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	wait.For(t, e2eWait, func() (bool, string) {
+		return !farm.Guests()[0].Frozen(), "the dashboard has not thawed the orphan:\n" + tt.screen()
+	})
 	tt.keys("e")
 	t.Logf("event log:\n%s", tt.waitText("left frozen by guestdeck pid", "orphaned freeze: thawed 1 filesystem"))
 	tt.keys("e")
