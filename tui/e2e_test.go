@@ -11,8 +11,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/internal/testpeers"
-	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/internal/wait"
+	"github.com/guestdeck/guestdeck/themes"
 )
 
 // e2eEnv makes the test binary run the dashboard instead of the tests: the

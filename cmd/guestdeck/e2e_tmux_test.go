@@ -13,8 +13,8 @@ import (
 
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
-	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/internal/wait"
+	"github.com/guestdeck/guestdeck/tui"
 )
 
 // TestKeyActionsMatchTUI: the fleet file's [keys] accepts exactly the action
