@@ -636,56 +636,11 @@ func (s *session) apply(r *pollResult) {
 	prev := s.cur.Load()
 	defer s.afterApply(prev)
 	s.update(func(g *Guest) {
-		if r.info != nil {
-			g.AgentVersion = r.info.Version
-			g.Commands = r.info.SupportedCommands
-		}
-		if r.freeze != "" {
-			g.Freeze = r.freeze
-		}
-		if r.frozenSeen {
-			g.Freeze = agentclient.Frozen
-		}
+		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
 		}
-		if g.Freeze == agentclient.Thawed {
-			g.FrozenByUs, g.ThawAt = false, time.Time{}
-		}
-		if r.skewOK {
-			g.Skew, g.SkewKnown = r.skew, true
-		}
-		if r.rttOK {
-			g.RTT = r.rtt
-			h := make([]time.Duration, 0, rttHistory)
-			if n := len(g.RTTHistory); n >= rttHistory {
-				h = append(h, g.RTTHistory[n-rttHistory+1:]...)
-			} else {
-				h = append(h, g.RTTHistory...)
-			}
-			g.RTTHistory = append(h, r.rtt)
-		}
-		if r.ifacesOK {
-			g.Interfaces = r.ifaces
-		}
-		if r.vcpusOK {
-			g.VCPUs = r.vcpus
-		}
-		if r.os != nil {
-			g.OS = r.os
-		}
-		if r.hostnameOK {
-			g.Hostname = r.hostname
-		}
-		if r.tz != nil {
-			g.Timezone = r.tz
-		}
-		if r.usersOK {
-			g.Users = r.users
-		}
-		if r.fsOK {
-			g.Filesystems = r.fs
-		}
+		r.storeItems(g)
 		if r.liveOK {
 			g.LastLive = now
 		}
@@ -697,20 +652,75 @@ func (s *session) apply(r *pollResult) {
 		if r.outOfTime != "" && g.State != Gone {
 			g.Missed++
 		}
-		st := Ready
-		if g.Freeze == agentclient.Frozen {
-			st = Frozen
-		}
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came
 		// back) ends the state.
 		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
 			return
 		}
+		st := Ready
+		if g.Freeze == agentclient.Frozen {
+			st = Frozen
+		}
 		setState(g, st, s.pollErrText(r), now)
 	})
 	if r.freeze == agentclient.Thawed {
 		s.kickWatchdog()
+	}
+}
+
+// storeFreeze records the capabilities and the freeze state read.
+func (r *pollResult) storeFreeze(g *Guest) {
+	if r.info != nil {
+		g.AgentVersion = r.info.Version
+		g.Commands = r.info.SupportedCommands
+	}
+	if r.freeze != "" {
+		g.Freeze = r.freeze
+	}
+	if r.frozenSeen {
+		g.Freeze = agentclient.Frozen
+	}
+	if g.Freeze == agentclient.Thawed {
+		g.FrozenByUs, g.ThawAt = false, time.Time{}
+	}
+}
+
+// storeItems records the live and slow items that were read.
+func (r *pollResult) storeItems(g *Guest) {
+	if r.skewOK {
+		g.Skew, g.SkewKnown = r.skew, true
+	}
+	if r.rttOK {
+		g.RTT = r.rtt
+		h := make([]time.Duration, 0, rttHistory)
+		if n := len(g.RTTHistory); n >= rttHistory {
+			h = append(h, g.RTTHistory[n-rttHistory+1:]...)
+		} else {
+			h = append(h, g.RTTHistory...)
+		}
+		g.RTTHistory = append(h, r.rtt)
+	}
+	if r.ifacesOK {
+		g.Interfaces = r.ifaces
+	}
+	if r.vcpusOK {
+		g.VCPUs = r.vcpus
+	}
+	if r.os != nil {
+		g.OS = r.os
+	}
+	if r.hostnameOK {
+		g.Hostname = r.hostname
+	}
+	if r.tz != nil {
+		g.Timezone = r.tz
+	}
+	if r.usersOK {
+		g.Users = r.users
+	}
+	if r.fsOK {
+		g.Filesystems = r.fs
 	}
 }
 
