@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet/discovery"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
@@ -135,7 +136,10 @@ type Fleet struct {
 	budget   *agentclient.Budget // shared by every stream; nil for none
 	loopCtx  context.Context     // set by Start; nil before
 	closed   bool
-	libvirt  *libvirtHosts // set by the first AddHost (libvirt.go)
+	// sources discover guests (libvirt hosts; libvirt.go); claimMu
+	// serialises their claims on names.
+	sources *discovery.Manager
+	claimMu sync.Mutex
 
 	version atomic.Uint64 // bumped on every published change
 	changed chan struct{}
@@ -161,6 +165,7 @@ func New(opts Options) *Fleet {
 	}
 	f.life, f.stop = context.WithCancel(context.Background())
 	f.launch.f = f
+	f.sources = discovery.NewManager(sourceSink{f})
 	if opts.ReplyBudget > 0 {
 		f.budget = agentclient.NewBudget(opts.ReplyBudget)
 	}
@@ -341,6 +346,7 @@ func (f *Fleet) Close() error {
 	order := f.order
 	f.mu.Unlock()
 	f.stop()
+	f.sources.Close()
 	for _, s := range order {
 		s.shutdown()
 	}

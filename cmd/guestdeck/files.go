@@ -290,19 +290,6 @@ func openTail(b []byte) int {
 	return n
 }
 
-// lookOnly reports whether a raw command only looks, so --readonly allows it.
-func lookOnly(name string) bool {
-	switch name {
-	case "guest-ping", "guest-info", "guest-sync", "guest-sync-delimited", "guest-get-time", "guest-fsfreeze-status",
-		"guest-network-get-interfaces", "guest-get-vcpus", "guest-get-osinfo", "guest-get-host-name",
-		"guest-get-timezone", "guest-get-users", "guest-get-fsinfo", "guest-get-disks", "guest-get-devices",
-		"guest-get-memory-blocks", "guest-get-memory-block-info", "guest-get-cpustats", "guest-get-diskstats",
-		"guest-get-load", "guest-exec-status":
-		return true
-	}
-	return false
-}
-
 func (c *cli) agent(ctx context.Context, args []string) int {
 	fs := c.flags("agent")
 	if code, ok := parse(fs, args); !ok {
@@ -324,8 +311,18 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		c.errorf(`agent: %q has no "execute" member; want one command such as '{"execute":"guest-info"}'`, req)
 		return exitUsage
 	}
-	if c.readonly && !lookOnly(probe.Execute) {
-		c.errorf("agent: refused: --readonly allows only commands that look (%s is not one); nothing was sent", probe.Execute)
+	// The command table decides, for the CLI as for the fleet: checked
+	// before the fleet is opened for --readonly, and again once the fleet
+	// file (readonly = true) is read.
+	refused := func() bool {
+		err := agentclient.ReadOnlyRefusal(probe.Execute)
+		if c.readonly && err != nil {
+			c.errorf("agent: refused under --readonly (or readonly = true in the fleet file): %v; nothing was sent", err)
+			return true
+		}
+		return false
+	}
+	if refused() {
 		return exitUsage
 	}
 	o, code := c.guestFleet(ctx, guest)
@@ -333,14 +330,11 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		return code
 	}
 	defer o.close()
-	if c.readonly && !lookOnly(probe.Execute) {
-		c.errorf("agent: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
+	if refused() {
 		return exitUsage
 	}
-	// TODO(bounds): agentclient.Lookup(name).Mutates, when the agent-command
-	// table lands, instead of lookOnly (which also decides --readonly above).
 	var aud *audited
-	if !lookOnly(probe.Execute) {
+	if agentclient.Mutates(probe.Execute) {
 		if aud, code = c.auditRaw(o.fleet, fs.Args(), guest, []byte(req)); aud == nil {
 			return code
 		}
