@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -126,20 +127,19 @@ func startGD(t *testing.T, args ...string) *started {
 // waitStderr waits until the process's stderr contains sub.
 func (st *started) waitStderr(t *testing.T, sub string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(st.stderr.String(), sub) {
+	wait.For(t, d, func() (bool, string) {
+		if strings.Contains(st.stderr.String(), sub) {
+			return true, ""
+		}
 		select {
 		case <-st.done:
-			if strings.Contains(st.stderr.String(), sub) {
-				return
+			if !strings.Contains(st.stderr.String(), sub) {
+				t.Fatalf("exited (%v) before saying %q:\n%s%s", st.err, sub, st.stdout.String(), st.stderr.String())
 			}
-			t.Fatalf("exited (%v) before saying %q:\n%s%s", st.err, sub, st.stdout.String(), st.stderr.String())
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q on stderr within %v:\n%s", sub, d, st.stderr.String())
-		}
-	}
+		return false, fmt.Sprintf("no %q on stderr:\n%s", sub, st.stderr.String())
+	})
 }
 
 func (st *started) wait(t *testing.T, d time.Duration) int {
