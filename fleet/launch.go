@@ -10,9 +10,9 @@ import (
 // spread start offsets of the poll loops apply from the second poll on: an
 // operator opening the dashboard should not watch "connecting" for a whole
 // interval while each guest waits for its slot. While first polls are
-// waiting, the later polls of guests already launched hold back (by at most
-// MaxBackoff, see session.loop): on a busy machine they would otherwise
-// take the CPU the launch needs.
+// waiting, guests already launched skip their slots (for at most MaxBackoff,
+// see session.yieldToLaunch): on a busy machine they would otherwise take
+// the CPU the launch needs.
 type launcher struct {
 	f *Fleet
 
@@ -22,7 +22,6 @@ type launcher struct {
 	waiting map[*session]launch // what queue holds that is not yet taken
 	first   []*session          // Prioritize's guests, taken before the queue
 	running int                 // workers
-	idle    chan struct{}       // closed while no first poll waits; nil means idle
 }
 
 // launch is one guest's first poll to run, under the context of its loop.
@@ -42,9 +41,6 @@ func (l *launcher) enqueue(items []launch) {
 	for _, it := range items {
 		l.waiting[it.s] = it
 		l.queue = append(l.queue, it)
-	}
-	if len(l.waiting) > 0 && (l.idle == nil || isClosed(l.idle)) {
-		l.idle = make(chan struct{})
 	}
 	for range min(len(items), l.f.opts.Concurrency-l.running) {
 		l.running++
@@ -95,32 +91,14 @@ func (l *launcher) next() (launch, bool) {
 	// Drained: let the backing array go.
 	l.queue, l.head = nil, 0
 	l.running--
-	if l.idle != nil && !isClosed(l.idle) {
-		close(l.idle)
-	}
 	return launch{}, false
 }
 
-// quiet is closed while no first poll is waiting.
-func (l *launcher) quiet() <-chan struct{} {
+// busy reports whether first polls are waiting for their turn.
+func (l *launcher) busy() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.idle == nil {
-		l.idle = make(chan struct{})
-		if len(l.waiting) == 0 {
-			close(l.idle)
-		}
-	}
-	return l.idle
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
+	return len(l.waiting) > 0
 }
 
 // work runs first polls until none is waiting.

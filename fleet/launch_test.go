@@ -98,10 +98,10 @@ func TestLaunch(t *testing.T) {
 	})
 }
 
-// While first polls wait for their turn, the guests already launched do not
-// poll again (on a busy machine that would take the launch's CPU); they
-// resume when the launch is done.
-func TestLaunchHoldsBackLaterPolls(t *testing.T) {
+// While first polls wait for their turn, the guests already launched skip
+// their slots (on a busy machine their polls would take the launch's CPU);
+// after the launch they poll at their own offsets again, not all at once.
+func TestLaunchSkipsSlotsOfLaunchedGuests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// 40 guests 4 at a time, 9 calls of 10 ms each: the launch takes
 		// 0.9 s, longer than half the 1 s interval.
@@ -111,36 +111,44 @@ func TestLaunchHoldsBackLaterPolls(t *testing.T) {
 		for _, g := range guests {
 			g.set(func(g *fakeGuest) { g.latency = 10 * time.Millisecond })
 		}
+		t0 := time.Now()
 		f.Start(t.Context())
-		time.Sleep(4 * time.Second)
+		time.Sleep(5 * time.Second)
 		synctest.Wait()
-		// The launch ends when the last first poll (its last call is
-		// guest-get-fsinfo) is answered.
-		var lastFirst, end time.Time
+		// The queue is empty once the last first poll has started.
+		var lastFirst time.Time
 		for _, g := range guests {
 			if at := g.callTimes("guest-info")[0]; at.After(lastFirst) {
 				lastFirst = at
 			}
-			if at := g.callTimes("guest-get-fsinfo")[0].Add(10 * time.Millisecond); at.After(end) {
-				end = at
-			}
 		}
-		held := 0
+		skipped := 0
 		for name, g := range guests {
 			ts := g.callTimes("guest-get-time")
-			if len(ts) < 3 {
-				t.Errorf("%s: %d live polls in 4 s, want >= 3", name, len(ts))
-				continue
+			if len(ts) < 4 {
+				t.Fatalf("%s: %d live polls in 5 s, want >= 4", name, len(ts))
 			}
 			if ts[1].Before(lastFirst) {
-				t.Errorf("%s polled again at %v, before the last first poll started (%v)", name, ts[1], lastFirst)
+				t.Errorf("%s polled again at +%v, while first polls still waited (until +%v)", name, ts[1].Sub(t0), lastFirst.Sub(t0))
 			}
-			if ts[1].Equal(end) {
-				held++
+			// Unskipped, the second poll comes half an interval to one and a
+			// half after the first, at the guest's offset; skipped, an
+			// interval later, still at its offset.
+			offset := time.Duration(nameHash(name) % uint64(opts.Interval))
+			if got := ts[1].Sub(t0) % opts.Interval; got != offset {
+				t.Errorf("%s second poll at +%v, off its offset %v", name, ts[1].Sub(t0), offset)
+			}
+			if ts[1].Sub(ts[0]) > opts.Interval*3/2 {
+				skipped++
+			}
+			for i := 2; i < len(ts); i++ {
+				if d := ts[i].Sub(ts[i-1]); d != opts.Interval {
+					t.Errorf("%s polls %d and %d %v apart, want the interval", name, i-1, i, d)
+				}
 			}
 		}
-		if held == 0 {
-			t.Errorf("no guest's second poll was held back to the end of the launch (%v)", end)
+		if skipped == 0 {
+			t.Error("no guest skipped a slot during the launch")
 		}
 	})
 }

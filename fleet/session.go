@@ -756,17 +756,20 @@ func (s *session) loop(ctx context.Context) {
 	next := s.after(err, &retry, nextSlot(base, iv, time.Now().Add(iv/2)))
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
+	retrying := err != nil
 	for {
 		forced := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-			forced = s.yieldToLaunch(ctx, next.Add(s.f.opts.MaxBackoff))
+			if !retrying && s.yieldToLaunch() {
+				next = nextSlot(base, iv, time.Now())
+				timer.Reset(time.Until(next))
+				continue
+			}
 		case <-s.wake:
 			forced = true
-		}
-		if forced {
 			retry.Reset()
 		}
 		slot := next
@@ -777,6 +780,7 @@ func (s *session) loop(ctx context.Context) {
 		if err == nil && !forced && time.Since(slot) > iv {
 			s.update(func(g *Guest) { g.Late++ })
 		}
+		retrying = err != nil
 		next = s.after(err, &retry, nextSlot(base, iv, time.Now()))
 		timer.Reset(time.Until(next))
 	}
@@ -797,28 +801,14 @@ func (s *session) awaitLaunch(ctx context.Context) (ok bool, err error) {
 	}
 }
 
-// yieldToLaunch holds a scheduled poll back while other guests wait for
-// their first poll, until the launch drains or until, at the latest (the
-// loop says MaxBackoff past the slot: a launch slowed by many silent guests
-// must not leave the others unpolled for long); true when a Poke came
-// meanwhile. Guests with data wait so that guests without any get it.
-func (s *session) yieldToLaunch(ctx context.Context, until time.Time) (poked bool) {
-	quiet := s.f.launch.quiet()
-	select {
-	case <-quiet:
-		return false
-	default:
-	}
-	t := time.NewTimer(time.Until(until))
-	defer t.Stop()
-	select {
-	case <-quiet:
-	case <-t.C:
-	case <-ctx.Done():
-	case <-s.wake:
-		return true
-	}
-	return false
+// yieldToLaunch reports whether this slot's poll gives way to a launch in
+// progress (other guests still wait for their first poll: a guest with data
+// lets those without any go first, and on a busy machine the two would share
+// the CPU). The loop then skips to its next slot, so that the polls resume
+// spread as they were, not all at once when the launch ends; but data older
+// than MaxBackoff is refreshed regardless, however long the launch takes.
+func (s *session) yieldToLaunch() bool {
+	return s.f.launch.busy() && time.Since(s.cur.Load().LastLive) < s.f.opts.MaxBackoff
 }
 
 // after is when to poll next after a poll that ended with err: slot when it
