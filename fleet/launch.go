@@ -16,12 +16,13 @@ import (
 type launcher struct {
 	f *Fleet
 
-	mu      sync.Mutex
-	queue   []launch            // waiting, in arrival order; head is the next
-	head    int                 // queue[:head] are taken
-	waiting map[*session]launch // what queue holds that is not yet taken
-	first   []*session          // Prioritize's guests, taken before the queue
-	running int                 // workers
+	mu       sync.Mutex
+	queue    []launch            // waiting, in arrival order; head is the next
+	head     int                 // queue[:head] are taken
+	waiting  map[*session]launch // what queue holds that is not yet taken
+	first    []*session          // Prioritize's guests, taken before the queue
+	running  int                 // workers
+	inFlight int                 // first polls taken and not yet done
 }
 
 // launch is one guest's first poll to run, under the context of its loop.
@@ -76,6 +77,7 @@ func (l *launcher) next() (launch, bool) {
 		if it, ok := l.waiting[s]; ok {
 			delete(l.waiting, s)
 			l.first = append(l.first[:i:i], l.first[i+1:]...)
+			l.inFlight++
 			return it, true
 		}
 	}
@@ -85,6 +87,7 @@ func (l *launcher) next() (launch, bool) {
 		l.head++
 		if _, ok := l.waiting[it.s]; ok {
 			delete(l.waiting, it.s)
+			l.inFlight++
 			return it, true
 		}
 	}
@@ -94,11 +97,13 @@ func (l *launcher) next() (launch, bool) {
 	return launch{}, false
 }
 
-// busy reports whether first polls are waiting for their turn.
+// busy reports whether first polls are waiting or running. The last ones
+// of a launch on a busy machine can take seconds: the polls of every other
+// guest would slow them further.
 func (l *launcher) busy() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.waiting) > 0
+	return len(l.waiting) > 0 || l.inFlight > 0
 }
 
 // work runs first polls until none is waiting.
@@ -112,6 +117,9 @@ func (l *launcher) work() {
 		if err = it.ctx.Err(); err == nil {
 			err = it.s.poll(it.ctx, false)
 		}
+		l.mu.Lock()
+		l.inFlight--
+		l.mu.Unlock()
 		it.s.launched <- err // 1-buffered, and each session launches once
 	}
 }
