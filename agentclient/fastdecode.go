@@ -2,6 +2,7 @@ package agentclient
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -30,6 +31,11 @@ func decodeReturn(ret []byte, out any) error {
 		}
 	case *FileRead:
 		if v, ok := decodeFileRead(ret); ok {
+			*o = v
+			return nil
+		}
+	case *FileWrite:
+		if v, ok := decodeFileWrite(ret); ok {
 			*o = v
 			return nil
 		}
@@ -76,20 +82,51 @@ func (l *lexer) raw() ([]byte, bool) {
 		return nil, false
 	}
 	start := l.i + 1
-	ascii := true
-	for j := start; j < len(l.b); j++ {
-		switch c := l.b[j]; {
-		case c == '"':
-			l.i = j + 1
-			s := l.b[start:j]
-			return s, ascii || utf8.Valid(s)
-		case c == '\\' || c < 0x20:
-			return nil, false
+	n, ascii := plainPrefix(l.b[start:])
+	j := start + n
+	if j >= len(l.b) || l.b[j] != '"' {
+		return nil, false // an escape, a control character, or no end
+	}
+	l.i = j + 1
+	s := l.b[start:j]
+	return s, ascii || utf8.Valid(s)
+}
+
+// plainPrefix returns the length of b's prefix free of '"', '\\' and
+// control characters (what ends or complicates a JSON string), and whether
+// that prefix is ASCII. It tests eight bytes at a time: a file chunk's
+// base64 is a string of 1.4 MB, walked once to delimit the reply and once
+// to decode it.
+func plainPrefix(b []byte) (n int, ascii bool) {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	ascii = true
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (ones * '"')
+		bs := x ^ (ones * '\\')
+		// A byte below 0x20, or equal to '"' or '\\' (zero after the xor),
+		// sets its high bit here; none is missed (the first such byte
+		// always shows), and the byte loop below finds which.
+		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+		if x&highs != 0 {
+			ascii = false
+		}
+	}
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"' || c == '\\' || c < 0x20:
+			return i, ascii
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return nil, false
+	return i, ascii
 }
 
 func (l *lexer) str() (string, bool) {
@@ -343,14 +380,51 @@ func decodeVCPUs(b []byte) ([]VCPU, bool) {
 }
 
 func decodeFileRead(b []byte) (FileRead, bool) {
+	r, ok := decodeFileReadRaw(b)
+	if !ok {
+		return FileRead{}, false
+	}
+	return FileRead{Count: r.count, BufB64: string(r.b64), EOF: r.eof}, true
+}
+
+// rawFileRead is a guest-file-read reply whose base64 is still a slice of
+// the reply: a transfer decodes it from there into its buffer, copying the
+// text no further.
+type rawFileRead struct {
+	count int
+	b64   []byte
+	eof   bool
+}
+
+func decodeFileReadRaw(b []byte) (rawFileRead, bool) {
 	l := &lexer{b: b}
-	var v FileRead
+	var v rawFileRead
+	ok := l.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "count":
+			v.count, ok = l.int()
+		case "buf-b64":
+			v.b64, ok = l.raw()
+		case "eof":
+			v.eof, ok = l.bool()
+		default:
+			ok = l.other()
+		}
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return rawFileRead{}, false
+	}
+	return v, true
+}
+
+func decodeFileWrite(b []byte) (FileWrite, bool) {
+	l := &lexer{b: b}
+	var v FileWrite
 	ok := l.members(func(key []byte) (ok bool) {
 		switch string(key) {
 		case "count":
 			v.Count, ok = l.int()
-		case "buf-b64":
-			v.BufB64, ok = l.str()
 		case "eof":
 			v.EOF, ok = l.bool()
 		default:
@@ -359,7 +433,7 @@ func decodeFileRead(b []byte) (FileRead, bool) {
 		return ok
 	})
 	if !ok || skipSpace(b, l.i) != len(b) {
-		return FileRead{}, false
+		return FileWrite{}, false
 	}
 	return v, true
 }
