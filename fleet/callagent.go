@@ -54,6 +54,16 @@ func (c *callAgent) stream() *agentclient.Stream {
 	return nil
 }
 
+// FileStream lets agentclient's file transfers pipeline their chunks on the
+// stream (agentclient.StreamAgent), each chunk with the call timeout; the
+// stream's log hook logs them as single calls.
+func (c *callAgent) FileStream() (*agentclient.Stream, time.Duration) {
+	if !c.hooked {
+		return nil, 0
+	}
+	return c.stream(), c.s.f.opts.Timeout
+}
+
 // batch runs calls pipelined on st, bounded by one timeout (they travel
 // together) and logged like single calls.
 func (c *callAgent) batch(ctx context.Context, st *agentclient.Stream, calls []agentclient.BatchCall) {
