@@ -134,6 +134,20 @@ func (l *lexer) str() (string, bool) {
 	return string(s), ok
 }
 
+// commandName is str for a command name: one the command table knows is
+// the table's own string, not a copy. Every guest lists some 45 of them in
+// guest-info, and a fleet keeps every guest's list.
+func (l *lexer) commandName() (string, bool) {
+	s, ok := l.raw()
+	if !ok {
+		return "", false
+	}
+	if c, known := commandTable[string(s)]; known {
+		return c.Name, true
+	}
+	return string(s), true
+}
+
 // digits reads an integer literal: -?(0|[1-9][0-9]*), nothing after it that
 // would make it a fraction or an exponent.
 func (l *lexer) digits() (neg bool, v uint64, ok bool) {
@@ -452,7 +466,7 @@ func decodeInfo(b []byte) (Info, bool) {
 				ok := l.members(func(key []byte) (ok bool) {
 					switch string(key) {
 					case "name":
-						c.Name, ok = l.str()
+						c.Name, ok = l.commandName()
 					case "enabled":
 						c.Enabled, ok = l.bool()
 					case "success-response":
