@@ -37,3 +37,29 @@ func (r *logRing) entries() []LogEntry {
 	}
 	return r.buf[r.head : r.head+r.n : r.head+r.n]
 }
+
+// last is the newest entry of command cmd, or a zero entry.
+func (r *logRing) last(cmd string) LogEntry {
+	for _, e := range r.entries() {
+		if e.Command == cmd {
+			return e
+		}
+	}
+	return LogEntry{}
+}
+
+// text is b cut to n bytes as a string: prev itself when that is what it
+// would be (the same command's last line, as a poll's usually is), so that
+// entries share it instead of each holding a copy.
+func (r *logRing) text(prev string, b []byte, n int) string {
+	if len(b) <= n {
+		if string(b) == prev { // compared without a copy
+			return prev
+		}
+		return string(b)
+	}
+	if len(prev) == n && prev[n-3:] == "..." && string(b[:n-3]) == prev[:n-3] {
+		return prev
+	}
+	return string(b[:n-3]) + "..."
+}
