@@ -142,8 +142,8 @@ func (l *lexer) commandName() (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if c, known := commandTable[string(s)]; known {
-		return c.Name, true
+	if i, known := commandIndex[string(s)]; known {
+		return commandTable[i].Name, true
 	}
 	return string(s), true
 }

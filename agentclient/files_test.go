@@ -247,24 +247,6 @@ func TestListDir(t *testing.T) {
 	}
 }
 
-func TestCapabilities(t *testing.T) {
-	caps := agentclient.Capabilities(&agentclient.Info{Version: "7.2.22", SupportedCommands: []agentclient.CommandInfo{
-		{Name: "guest-ping", Enabled: true, SuccessResponse: true},
-		{Name: "guest-exec", Enabled: false, SuccessResponse: true},
-		{Name: "guest-shutdown", Enabled: true, SuccessResponse: false},
-	}})
-	if !caps.Has("guest-exec") || caps.Enabled("guest-exec") || !caps.Enabled("guest-ping") || caps.Has("guest-x") {
-		t.Errorf("Has/Enabled wrong: %v", caps.Names())
-	}
-	if caps.SuccessResponse("guest-shutdown") || !caps.SuccessResponse("guest-ping") || caps.SuccessResponse("guest-suspend-ram") {
-		t.Errorf("SuccessResponse wrong")
-	}
-	empty := agentclient.Capabilities(nil)
-	if empty.Has("guest-ping") || len(empty.Names()) != 0 || empty.SuccessResponse("guest-shutdown") {
-		t.Errorf("nil info gives %v", empty.Names())
-	}
-}
-
 // failingReader fails on its first read, as a directory or an unreadable
 // local file does.
 type failingReader struct{}

@@ -6,17 +6,14 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/guestdeck/guestdeck/config/tomllimit"
 )
 
@@ -57,19 +54,6 @@ var KeyActions = []string{
 // Duration is a time.Duration written in the fleet file as a string such as
 // "5s" or "1m30s".
 type Duration struct{ time.Duration }
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("bad duration %q: want a form like \"5s\", \"1m30s\" or \"500ms\"", string(b))
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText writes the duration in the form UnmarshalText reads.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // File is a decoded, defaulted and validated fleet file.
 type File struct {
@@ -211,31 +195,12 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		return nil, e
 	}
-	f, err := decode(path, data, false)
+	f, err := decode(path, data)
 	if err != nil {
 		return nil, err
 	}
 	f.Path = path
 	return f, nil
-}
-
-// Validate checks a File built in code (by cmd from flags, say) with the
-// same rules Parse applies; the error has no line or column.
-func (f *File) Validate() error {
-	var b bytes.Buffer
-	if err := f.Encode(&b); err != nil {
-		return &Error{Path: f.Path, Msg: err.Error(), Err: err}
-	}
-	_, err := decode(f.Path, b.Bytes(), true)
-	return err
-}
-
-// Encode writes f as a fleet file that Parse reads back.
-func (f *File) Encode(w io.Writer) error {
-	if err := toml.NewEncoder(w).Encode(f); err != nil {
-		return fmt.Errorf("encode fleet file: %w", err)
-	}
-	return nil
 }
 
 // expandHome turns a leading "~/" into the user's home directory.

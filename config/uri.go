@@ -31,7 +31,7 @@ const (
 //	qemu:///system                        unix  Socket=/var/run/libvirt/libvirt-sock          Driver=qemu:///system
 //	qemu:///session                       unix  Socket=$XDG_RUNTIME_DIR/libvirt/libvirt-sock  Driver=qemu:///session
 //	qemu+unix:///system?socket=/p         unix  Socket=/p                                     Driver=qemu:///system
-//	/p (a bare socket path)               unix  Socket=/p                                     Driver=qemu:///system
+//	/p (a bare socket path)               unix  Socket=/p                                     Driver="" (the daemon's own)
 //	qemu+tcp://h[:16509]/system           tcp   Host=h Port=16509                             Driver=qemu:///system
 //	qemu+tls://h[:16514]/system           tls   Host=h Port=16514                             Driver=qemu:///system
 //	qemu+ssh://u@h[:22]/system            ssh   User=u Host=h Port=22
@@ -42,7 +42,10 @@ const (
 // (test:///default, test+unix://...) is accepted for demos. Driver is what
 // go-libvirt's ConnectToURI wants: the URI with transport, host and the
 // client-only query parameters (socket, keyfile, known_hosts, no_verify,
-// pkipath, ...) removed; those stay in Query for the dialer.
+// pkipath, ...) removed; those stay in Query for the dialer. ?name= replaces
+// it, as in libvirt. A bare socket path leaves Driver empty: the daemon then
+// opens its own default, qemu:///system for a system daemon and
+// qemu:///session for a per-user one, so the path alone reaches either.
 type HostURI struct {
 	Raw       string
 	Transport string // TransportUnix, TransportTCP, TransportTLS or TransportSSH
@@ -71,7 +74,7 @@ func ParseURI(s string) (HostURI, error) {
 		return HostURI{}, fmt.Errorf("empty uri")
 	}
 	if strings.HasPrefix(s, "/") {
-		return HostURI{Raw: s, Transport: TransportUnix, Socket: s, Driver: "qemu:///system", Query: url.Values{}}, nil
+		return HostURI{Raw: s, Transport: TransportUnix, Socket: s, Query: url.Values{}}, nil
 	}
 	u, err := url.Parse(s)
 	if err != nil {
@@ -154,10 +157,17 @@ func ParseURI(s string) (HostURI, error) {
 	if len(q) > 0 {
 		h.Driver += "?" + q.Encode()
 	}
+	if name := h.Query.Get("name"); name != "" {
+		h.Driver = name
+	}
 	return h, nil
 }
 
-// sessionSocket is where a per-user libvirtd listens.
+// sessionSocket is where a per-user libvirtd listens:
+// $XDG_RUNTIME_DIR/libvirt/libvirt-sock, else libvirt's fallback
+// ~/.cache/libvirt/libvirt-sock. A relative XDG_RUNTIME_DIR is ignored, as
+// the XDG spec says: it would make the socket depend on the working
+// directory.
 func sessionSocket() string {
 	dir := os.Getenv("XDG_RUNTIME_DIR")
 	if !filepath.IsAbs(dir) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,7 +157,8 @@ func rssKB() int64 {
 // intervals, as a share of one core), its RSS (the most seen in the window,
 // sampled every second), and memory per guest (heap in use, and goroutine
 // stacks, after GC, against the same process before the fleet).
-// GUESTDECK_WINDOW sets the window (default 30s), GUESTDECK_CPUPROFILE
+// GUESTDECK_WINDOW sets the window (default 30s), GUESTDECK_GUESTS the
+// fleet's size (default 10,000), GUESTDECK_CPUPROFILE
 // writes a CPU profile of the window alone.
 func BenchmarkSteadyState(b *testing.B) {
 	n := 10000
@@ -166,6 +168,9 @@ func BenchmarkSteadyState(b *testing.B) {
 	}
 	if testing.Short() {
 		n, window = 1000, 10*time.Second
+	}
+	if v, err := strconv.Atoi(os.Getenv("GUESTDECK_GUESTS")); err == nil && v > 0 {
+		n = v
 	}
 	targets := startSimfarms(b, n)
 	for b.Loop() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet/discovery"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
@@ -55,7 +56,7 @@ func (f *Fleet) notice(guest string, isErr bool, format string, args ...any) {
 // the fleet file keeps its entries.
 func targetKey(t Target) string {
 	if t.hostURI != "" {
-		if _, dom, err := parseLibvirtAddress(t.Address); err == nil {
+		if _, dom, err := discovery.ParseLibvirtAddress(t.Address); err == nil {
 			return "libvirt+" + t.hostURI + "/" + dom
 		}
 	}

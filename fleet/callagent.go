@@ -99,14 +99,14 @@ func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
 }
 
 // logRecord adds a transport's record of one call: the wire lines, cut,
-// without the request id the transport tags them with (its own, not the
+// with a password replaced (logRequest), without the request id the transport tags them with (its own, not the
 // guest's: see withoutID). A poll's lines are then mostly what the last
 // poll's were, and they share that entry's strings (logRing.text): at
 // 10,000 guests the logs held half the fleet's memory before.
 func (s *session) logRecord(rec agentclient.LogRecord) {
 	var reqBuf [logRequestMax + 1]byte
 	var repBuf [logReplyMax + 1]byte
-	req, rep := withoutID(reqBuf[:0], repBuf[:0], rec.Request, rec.Reply)
+	req, rep := withoutID(reqBuf[:0], repBuf[:0], logRequest(rec.Command, rec.Request), rec.Reply)
 	var errText string
 	if rec.Err != nil {
 		errText = truncate(rec.Err.Error(), logReplyMax)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient/sim/demo"
 )
 
 // TestDemoFilesMatchAgent checks that a demo guest's /etc/os-release and
@@ -14,14 +16,16 @@ import (
 func TestDemoFilesMatchAgent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := Demo(ctx, "")
+	d, err := demo.Start(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	f := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 5 * time.Second})
 	defer f.Close()
-	f.Add(d.Targets...)
+	for _, g := range d.Guests {
+		f.Add(Target{Name: g.Name, Host: g.Host, Address: g.Address, Tags: g.Tags})
+	}
 	names := []string{"api-01", "cache-02", "db-03"}
 	f.RefreshOnce(ctx, names)
 	for _, name := range names {

@@ -144,7 +144,7 @@ func (f *Fleet) ListDir(ctx context.Context, guest, dir string) ([]agentclient.D
 	}
 	var ents []agentclient.DirEntry
 	err = s.withAgent(ctx, func(a *callAgent) (err error) {
-		ents, err = listDir(ctx, a, dir)
+		ents, err = listDirFor(ctx, a, s.cur.Load(), dir)
 		return err
 	})
 	if err != nil {
@@ -154,7 +154,7 @@ func (f *Fleet) ListDir(ctx context.Context, guest, dir string) ([]agentclient.D
 }
 
 // Raw sends one JSON request as is and returns the agent's reply object. In
-// read-only mode only commands known not to change the guest pass.
+// read-only mode only commands the command table says only report pass.
 func (f *Fleet) Raw(ctx context.Context, guest string, req []byte) (json.RawMessage, error) {
 	s, err := f.named(guest)
 	if err != nil {
@@ -164,8 +164,11 @@ func (f *Fleet) Raw(ctx context.Context, guest string, req []byte) (json.RawMess
 		var head struct {
 			Execute string `json:"execute"`
 		}
-		if json.Unmarshal(req, &head) != nil || !isQuery(head.Execute) {
-			return nil, fmt.Errorf("guest %s: refused: read-only mode allows only query commands, not %q", guest, head.Execute)
+		if json.Unmarshal(req, &head) != nil {
+			return nil, fmt.Errorf("guest %s: refused: the request is not JSON, and read-only mode sends only commands it knows report", guest)
+		}
+		if err := agentclient.ReadOnlyRefusal(head.Execute); err != nil {
+			return nil, fmt.Errorf("guest %s: refused: %w", guest, err)
 		}
 	}
 	var out json.RawMessage
@@ -213,20 +216,6 @@ func (s *session) rawFreezeGuard(req []byte, out json.RawMessage, err error) {
 			s.thawed()
 		}
 	}
-}
-
-// isQuery reports whether an agent command only reads.
-func isQuery(cmd string) bool {
-	switch cmd {
-	case "guest-ping", "guest-info", "guest-sync", "guest-sync-delimited",
-		"guest-get-time", "guest-fsfreeze-status", "guest-network-get-interfaces",
-		"guest-get-vcpus", "guest-get-osinfo", "guest-get-host-name",
-		"guest-get-timezone", "guest-get-users", "guest-get-fsinfo",
-		"guest-get-memory-blocks", "guest-get-memory-block-info", "guest-get-disks",
-		"guest-get-devices", "guest-get-load", "guest-get-cpustats", "guest-get-diskstats":
-		return true
-	}
-	return false
 }
 
 // checkCommands is Check over an explicit command list. A missing command

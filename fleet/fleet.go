@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet/discovery"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
@@ -133,7 +134,10 @@ type Fleet struct {
 	budget   *agentclient.Budget // shared by every stream; nil for none
 	loopCtx  context.Context     // set by Start; nil before
 	closed   bool
-	libvirt  *libvirtHosts // set by the first AddHost (libvirt.go)
+	// sources discover guests (libvirt hosts; libvirt.go); claimMu
+	// serialises their claims on names.
+	sources *discovery.Manager
+	claimMu sync.Mutex
 
 	version atomic.Uint64 // bumped on every published change
 	changed chan struct{}
@@ -156,6 +160,7 @@ func New(opts Options) *Fleet {
 		changed:  make(chan struct{}, 1),
 	}
 	f.life, f.stop = context.WithCancel(context.Background())
+	f.sources = discovery.NewManager(sourceSink{f})
 	if opts.ReplyBudget > 0 {
 		f.budget = agentclient.NewBudget(opts.ReplyBudget)
 	}
@@ -333,6 +338,7 @@ func (f *Fleet) Close() error {
 	order := f.order
 	f.mu.Unlock()
 	f.stop()
+	f.sources.Close()
 	for _, s := range order {
 		s.shutdown()
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // testNodeFile writes a test-driver node file with agent-capable domains
-// doms, for a test:///PATH URI: every connection to it sees those domains,
+// doms, for a test:///PATH URI: mustURI(t, every connection to it sees those domains),
 // and a restarted daemon has them again.
 func testNodeFile(t *testing.T, doms ...string) string {
 	t.Helper()
@@ -58,8 +58,8 @@ func guestAddrs(s *Snapshot) map[string]string {
 func TestLibvirtSameDomainTwoHosts(t *testing.T) {
 	da, dl := testpeers.StartLibvirtTest(t), testpeers.StartLibvirtTest(t)
 	hosts := []HostConfig{
-		{Name: "a", URI: "test+unix://" + testNodeFile(t, "lv1", "only-a") + "?socket=" + da.Socket},
-		{Name: "lab", URI: "test+unix://" + testNodeFile(t, "lv1", "db-1") + "?socket=" + dl.Socket},
+		{Name: "a", URI: mustURI(t, "test+unix://"+testNodeFile(t, "lv1", "only-a")+"?socket="+da.Socket)},
+		{Name: "lab", URI: mustURI(t, "test+unix://"+testNodeFile(t, "lv1", "db-1")+"?socket="+dl.Socket)},
 	}
 	want := map[string]string{
 		"a/lv1": "libvirt:a/lv1", "a/only-a": "libvirt:a/only-a",

@@ -100,7 +100,7 @@ func TestLibvirtTCP(t *testing.T) {
 		}
 		relay(c, u)
 	})
-	n, err := addHostResult(t, HostConfig{Name: "tcp", URI: "test+tcp://" + l.Addr().String() + "/default"})
+	n, err := addHostResult(t, HostConfig{Name: "tcp", URI: mustURI(t, "test+tcp://"+l.Addr().String()+"/default")})
 	if err != nil || n != 3 {
 		t.Fatalf("tcp: %d guests, %v", n, err)
 	}
@@ -195,11 +195,11 @@ func TestLibvirtTLS(t *testing.T) {
 	}
 	good, bad := front(srvCert), front(otherCert)
 
-	n, err := addHostResult(t, HostConfig{Name: "tls", URI: "test+tls://" + good + "/default?pkipath=" + pkiDir})
+	n, err := addHostResult(t, HostConfig{Name: "tls", URI: mustURI(t, "test+tls://"+good+"/default?pkipath="+pkiDir)})
 	if err != nil || n != 3 {
 		t.Fatalf("tls: %d guests, %v", n, err)
 	}
-	n, err = addHostResult(t, HostConfig{Name: "tls", URI: "test+tls://" + bad + "/default?pkipath=" + pkiDir})
+	n, err = addHostResult(t, HostConfig{Name: "tls", URI: mustURI(t, "test+tls://"+bad+"/default?pkipath="+pkiDir)})
 	if err == nil || n != 0 || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("untrusted server certificate: %d guests, %v", n, err)
 	}
@@ -321,7 +321,7 @@ func TestLibvirtSSH(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n, err := addHostResult(t, HostConfig{Name: "ssh", URI: uri, KnownHosts: c.known, Identity: c.identity, InsecureIgnoreHostKey: c.insecure})
+			n, err := addHostResult(t, HostConfig{Name: "ssh", URI: mustURI(t, uri), KnownHosts: c.known, Identity: c.identity, InsecureIgnoreHostKey: c.insecure})
 			if c.want == "" {
 				if err != nil || n != 3 {
 					t.Fatalf("%d guests, %v", n, err)

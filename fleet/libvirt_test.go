@@ -15,6 +15,8 @@ import (
 	"github.com/digitalocean/go-libvirt"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/config"
+	"github.com/guestdeck/guestdeck/fleet/discovery"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
 )
 
@@ -83,6 +85,17 @@ func countState(gs []*Guest, st State) int {
 
 func testURI(sock string) string { return "test+unix:///default?socket=" + sock }
 
+// mustURI parses a libvirt URI with config.ParseURI, the parser a fleet
+// file's hosts go through.
+func mustURI(t testing.TB, s string) config.HostURI {
+	t.Helper()
+	u, err := config.ParseURI(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 // TestLibvirtTestDriverScale: hundreds of domains on libvirt's test driver are
 // discovered (with filters and tags), and start/stop/undefine events add,
 // mark gone and remove targets.
@@ -121,7 +134,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	err := f.AddHost(ctx, HostConfig{Name: "tst", URI: testURI(lt.Socket), Exclude: []string{"skip-*"}, Tags: []string{"lab"}})
+	err := f.AddHost(ctx, HostConfig{Name: "tst", URI: mustURI(t, testURI(lt.Socket)), Exclude: []string{"skip-*"}, Tags: []string{"lab"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,11 +234,11 @@ func TestLibvirtHostNames(t *testing.T) {
 	f.Add(Target{Name: "db", Address: "unix:/nonexistent"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := f.AddHost(ctx, HostConfig{Name: "a", URI: testURI(lt.Socket)}); err != nil {
+	if err := f.AddHost(ctx, HostConfig{Name: "a", URI: mustURI(t, testURI(lt.Socket))}); err != nil {
 		t.Fatal(err)
 	}
 	// The same daemon under a second name: every domain name clashes.
-	if err := f.AddHost(ctx, HostConfig{Name: "b", URI: testURI(lt.Socket), Include: []string{"w*"}}); err != nil {
+	if err := f.AddHost(ctx, HostConfig{Name: "b", URI: mustURI(t, testURI(lt.Socket)), Include: []string{"w*"}}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{"a/web": "libvirt:a/web", "a/db": "libvirt:a/db", "b/web": "libvirt:b/web", "db": "unix:/nonexistent"}
@@ -254,7 +267,7 @@ func TestLibvirtHostNames(t *testing.T) {
 		errs := make(chan error, 2)
 		for _, name := range []string{"p", "q"} {
 			go func() {
-				errs <- fr.AddHost(ctx, HostConfig{Name: name, URI: testURI(lt.Socket), Include: []string{"race*"}})
+				errs <- fr.AddHost(ctx, HostConfig{Name: name, URI: mustURI(t, testURI(lt.Socket)), Include: []string{"race*"}})
 			}()
 		}
 		for range 2 {
@@ -277,18 +290,17 @@ func TestLibvirtHostNames(t *testing.T) {
 	}
 
 	bad := []HostConfig{
-		{Name: "a", URI: testURI(lt.Socket)},       // already added
-		{Name: "", URI: "qemu:///system"},          // no name
-		{Name: "x/y", URI: "qemu:///system"},       // '/' in name
-		{Name: "c", URI: "qemu+carrier:///system"}, // unknown transport
-		{Name: "d", URI: "qemu:///system", Include: []string{"["}},
-		{Name: "e", URI: "://nope"},
+		{Name: "a", URI: mustURI(t, testURI(lt.Socket))}, // already added
+		{Name: "", URI: mustURI(t, "qemu:///system")},    // no name
+		{Name: "x/y", URI: mustURI(t, "qemu:///system")}, // '/' in name
+		{Name: "c"}, // no URI (a bad one is refused by config.ParseURI, the one parser)
+		{Name: "d", URI: mustURI(t, "qemu:///system"), Include: []string{"["}},
 	}
 	for _, h := range bad {
 		if err := f.AddHost(ctx, h); err == nil {
 			t.Errorf("AddHost(%+v) succeeded", h)
 		} else {
-			t.Logf("AddHost(%q, %q): %v", h.Name, h.URI, err)
+			t.Logf("AddHost(%q, %q): %v", h.Name, h.URI.Raw, err)
 		}
 	}
 }
@@ -326,8 +338,8 @@ func TestLibvirtReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	for _, h := range []HostConfig{
-		{Name: "ha", URI: "test+unix://" + node("a") + "?socket=" + a.Socket},
-		{Name: "hb", URI: "test+unix://" + node("b") + "?socket=" + b.Socket},
+		{Name: "ha", URI: mustURI(t, "test+unix://"+node("a")+"?socket="+a.Socket)},
+		{Name: "hb", URI: mustURI(t, "test+unix://"+node("b")+"?socket="+b.Socket)},
 	} {
 		if err := f.AddHost(ctx, h); err != nil {
 			t.Fatal(err)
@@ -337,6 +349,11 @@ func TestLibvirtReconnect(t *testing.T) {
 	waitFor(t, f, 30*time.Second, "10 guests ready", func(s *Snapshot) bool {
 		return len(s.Guests) == 10 && s.Counts[Ready] == 10
 	})
+	for _, h := range []string{"ha", "hb"} {
+		if st := sourceState(t, f, h); st.Phase != discovery.Up || st.Guests != 5 || st.Err != nil {
+			t.Fatalf("host %s: %+v", h, st)
+		}
+	}
 
 	if err := syscall.Kill(a.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -352,6 +369,13 @@ func TestLibvirtReconnect(t *testing.T) {
 		return len(ga) == 5
 	})
 	t.Logf("host down -> its 5 guests unreachable in %v: %q", time.Since(t0), f.Guest("ha/a0").Err)
+	// The host itself is shown down, keeping its guests; the other is up.
+	if st := sourceState(t, f, "ha"); st.Reachable() || st.Err == nil || st.Guests != 5 {
+		t.Fatalf("host ha after its daemon died: %+v", st)
+	}
+	if st := sourceState(t, f, "hb"); st.Phase != discovery.Up {
+		t.Fatalf("host hb while ha is down: %+v", st)
+	}
 	// Let hb's guests poll a few times while ha is down.
 	time.Sleep(1500 * time.Millisecond)
 	for _, g := range hostGuests(f.Snapshot(), "hb") {
@@ -366,6 +390,50 @@ func TestLibvirtReconnect(t *testing.T) {
 		return len(s.Guests) == 10 && s.Counts[Ready] == 10
 	})
 	t.Logf("host restarted -> its guests ready again in %v", time.Since(t0))
+	if st := sourceState(t, f, "ha"); st.Phase != discovery.Up || st.Err != nil || st.Guests != 5 {
+		t.Fatalf("host ha after restart: %+v", st)
+	}
+}
+
+// sourceState is the state of f's source named name.
+func sourceState(t *testing.T, f *Fleet, name string) SourceState {
+	t.Helper()
+	for _, st := range f.Sources() {
+		if st.Name == name {
+			return st
+		}
+	}
+	t.Fatalf("no source %q in %+v", name, f.Sources())
+	return SourceState{}
+}
+
+// TestLibvirtUnreachableSource: a host whose socket does not exist (written
+// as a bare path) is reported by AddHost, shown unreachable with the error
+// and the next retry, and retried in the background with growing backoff.
+func TestLibvirtUnreachableSource(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "no-such-libvirt-sock")
+	f := New(Options{Interval: time.Hour})
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := f.AddHost(ctx, HostConfig{Name: "gone", URI: mustURI(t, sock)})
+	if err == nil || !strings.Contains(err.Error(), "libvirt host gone ("+sock+")") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("AddHost: %v", err)
+	}
+	st := sourceState(t, f, "gone")
+	if st.Phase != discovery.Unreachable || st.Reachable() || st.Kind != "libvirt" || st.Endpoint != sock ||
+		st.Err == nil || !strings.Contains(st.Err.Error(), "no such file") || !st.Retry.After(st.Since) {
+		t.Fatalf("state after the first attempt: %+v", st)
+	}
+	// The next attempt fails too, and the one after it is due later.
+	first := st.Retry
+	waitFor(t, f, 20*time.Second, "a second failed attempt", func(*Snapshot) bool {
+		st = sourceState(t, f, "gone")
+		return st.Phase == discovery.Unreachable && st.Retry.After(first)
+	})
+	if st.Err == nil || st.Guests != 0 {
+		t.Fatalf("state after the second attempt: %+v", st)
+	}
 }
 
 // TestLibvirtQEMU runs against a real libvirtd (QEMU driver) managing one
@@ -376,7 +444,7 @@ func TestLibvirtQEMU(t *testing.T) {
 	lv := lq.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	host := HostConfig{Name: "lq", URI: "qemu+unix:///session?socket=" + lq.Socket, Tags: []string{"vm"}}
+	host := HostConfig{Name: "lq", URI: mustURI(t, "qemu+unix:///session?socket="+lq.Socket), Tags: []string{"vm"}}
 
 	// A poll interval of an hour: only the AGENT_LIFECYCLE event can make
 	// the guest ready within the test.
@@ -457,6 +525,34 @@ func TestLibvirtQEMU(t *testing.T) {
 		// Its agent is connected already: discovery pokes it.
 		d := waitFor(t, f2, 30*time.Second, "g1 ready", func(s *Snapshot) bool { return f2.Guest("lq/g1").State == Ready })
 		t.Logf("discovery %v, then ready %v later", took, d)
+	})
+
+	t.Run("a host written as its bare socket path", func(t *testing.T) {
+		// As a fleet file writes it, through the one URI parser: the path
+		// alone, no driver. The daemon is a per-user one (qemu:///session):
+		// the bare path must reach it all the same.
+		cfg, err := config.Parse("fleet.toml", []byte("[[host]]\nname = \"bare\"\nuri = \""+lq.Socket+"\"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		uri, err := cfg.Hosts[0].Endpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f3 := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 15 * time.Second})
+		defer f3.Close()
+		if err := f3.AddHost(ctx, HostConfig{Name: cfg.Hosts[0].Name, URI: uri}); err != nil {
+			t.Fatal(err)
+		}
+		f3.Start(ctx)
+		waitFor(t, f3, 30*time.Second, "bare/g1 ready", func(s *Snapshot) bool {
+			g := f3.Guest("bare/g1")
+			return g != nil && g.State == Ready
+		})
+		src := f3.Sources()
+		if len(src) != 1 || src[0].Name != "bare" || src[0].Phase != discovery.Up || src[0].Guests != 1 || src[0].Endpoint != lq.Socket || src[0].Err != nil {
+			t.Fatalf("sources %+v", src)
+		}
 	})
 
 	t.Run("libvirt's typed API values", func(t *testing.T) {

@@ -187,6 +187,9 @@ func (m *Model) updateFilter(msg tea.Msg) tea.Cmd {
 }
 
 func (m *Model) commandKey(k tea.KeyPressMsg) tea.Cmd {
+	if m.secret != nil {
+		return m.secretKey(k) // secret.go
+	}
 	switch k.String() {
 	case "esc":
 		m.closeLayer(layerCommand)
@@ -229,6 +232,9 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	}
 	if dry {
 		return m.dryRun(a)
+	}
+	if a.NeedsSecret() {
+		return m.askSecret(a) // secret.go
 	}
 	return m.startAction(a)
 }

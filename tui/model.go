@@ -110,6 +110,7 @@ type Model struct {
 
 	filterInput textinput.Model
 	cmdInput    textinput.Model
+	secret      *secretPrompt // the command line asks for a password (secret.go)
 
 	detail       bool
 	tab          int

@@ -253,6 +253,9 @@ func (m *Model) pendingAction() (fleet.Action, bool) {
 	if c := m.openConfirmation(); c != nil {
 		return c.action, true
 	}
+	if m.secret != nil {
+		return m.secret.action, true // what is typed is a password, not a command
+	}
 	if m.top().kind == layerCommand {
 		fields := strings.Fields(m.cmdInput.Value())
 		if len(fields) > 0 && fields[0] == dryRunVerb {

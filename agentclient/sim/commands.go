@@ -62,122 +62,141 @@ type handler func(g *Guest, a args) (any, *agentclient.Error)
 type command struct {
 	fields []field
 	run    handler
-	noResp bool // success-response false
 }
 
-// commandNames lists what the simulated agent supports, in the order qemu-ga
-// 7.2 reports them in guest-info.
-var commandNames = []string{
-	"guest-get-osinfo", "guest-get-timezone", "guest-get-users", "guest-get-host-name",
-	"guest-exec", "guest-exec-status", "guest-get-fsinfo", "guest-set-vcpus", "guest-get-vcpus",
-	"guest-network-get-interfaces", "guest-suspend-hybrid", "guest-suspend-ram", "guest-suspend-disk",
-	"guest-fstrim", "guest-fsfreeze-thaw", "guest-fsfreeze-freeze-list", "guest-fsfreeze-freeze",
-	"guest-fsfreeze-status", "guest-file-flush", "guest-file-seek", "guest-file-write", "guest-file-read",
-	"guest-file-close", "guest-file-open", "guest-shutdown", "guest-info", "guest-set-time",
-	"guest-get-time", "guest-ping", "guest-sync", "guest-sync-delimited",
+// commands maps every command the simulator serves to its arguments and
+// handler: the dispatch table, filled once by init (guest-info's handler
+// reads the table itself) and only read after. Which of them a guest offers,
+// and lists in guest-info, agentclient's command table decides (see
+// offered); whether a command replies on success it decides too.
+var commands map[string]command
+
+// commandNames is what a default guest (qemu-ga 7.2.22) lists.
+var commandNames []string
+
+func init() {
+	commands = dispatchTable()
+	for name, c := range userCommands() { // users.go
+		commands[name] = c
+	}
+	commandNames = offered("7.2.22")
 }
 
-var handleField = []field{{name: "handle", typ: tInt}}
-
-// lookup returns the command table entry for name.
-func lookup(name string) (command, bool) {
-	switch name {
-	case "guest-sync", "guest-sync-delimited":
-		return command{fields: []field{{name: "id", typ: tInt}}, run: func(g *Guest, a args) (any, *agentclient.Error) { return a.int("id", 0), nil }}, true
-	case "guest-ping":
-		return command{run: func(*Guest, args) (any, *agentclient.Error) { return struct{}{}, nil }}, true
-	case "guest-info":
-		return command{run: (*Guest).cmdInfo}, true
-	case "guest-get-time":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.clockNowLocked(), nil }}, true
-	case "guest-set-time":
-		return command{fields: []field{{name: "time", typ: tInt, opt: true}}, run: (*Guest).cmdSetTime}, true
-	case "guest-shutdown":
-		return command{fields: []field{{name: "mode", typ: tStr, opt: true}}, run: (*Guest).cmdShutdown, noResp: true}, true
-	case "guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid":
-		mode := name[len("guest-"):]
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cmdSuspend(mode) }, noResp: true}, true
-	case "guest-file-open":
-		return command{fields: []field{{name: "path", typ: tStr}, {name: "mode", typ: tStr, opt: true}}, run: (*Guest).cmdFileOpen}, true
-	case "guest-file-close":
-		return command{fields: handleField, run: (*Guest).cmdFileClose}, true
-	case "guest-file-flush":
-		return command{fields: handleField, run: (*Guest).cmdFileFlush}, true
-	case "guest-file-read":
-		return command{fields: []field{{name: "handle", typ: tInt}, {name: "count", typ: tInt, opt: true}}, run: (*Guest).cmdFileRead}, true
-	case "guest-file-write":
-		return command{fields: []field{{name: "handle", typ: tInt}, {name: "buf-b64", typ: tStr}, {name: "count", typ: tInt, opt: true}}, run: (*Guest).cmdFileWrite}, true
-	case "guest-file-seek":
-		return command{fields: []field{{name: "handle", typ: tInt}, {name: "offset", typ: tInt}, {name: "whence", typ: tWhence}}, run: (*Guest).cmdFileSeek}, true
-	case "guest-fsfreeze-status":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+func dispatchTable() map[string]command {
+	syncCmd := command{fields: []field{{name: "id", typ: tInt}}, run: func(g *Guest, a args) (any, *agentclient.Error) { return a.int("id", 0), nil }}
+	suspend := func(mode string) command {
+		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cmdSuspend(mode) }}
+	}
+	return map[string]command{
+		"guest-sync":           syncCmd,
+		"guest-sync-delimited": syncCmd,
+		"guest-ping":           {run: func(*Guest, args) (any, *agentclient.Error) { return struct{}{}, nil }},
+		"guest-info":           {run: (*Guest).cmdInfo},
+		"guest-get-time":       {run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.clockNowLocked(), nil }},
+		"guest-set-time":       {fields: []field{{name: "time", typ: tInt, opt: true}}, run: (*Guest).cmdSetTime},
+		"guest-shutdown":       {fields: []field{{name: "mode", typ: tStr, opt: true}}, run: (*Guest).cmdShutdown},
+		"guest-suspend-disk":   suspend("suspend-disk"),
+		"guest-suspend-ram":    suspend("suspend-ram"),
+		"guest-suspend-hybrid": suspend("suspend-hybrid"),
+		"guest-file-open":      {fields: []field{{name: "path", typ: tStr}, {name: "mode", typ: tStr, opt: true}}, run: (*Guest).cmdFileOpen},
+		"guest-file-close":     {fields: handleField, run: (*Guest).cmdFileClose},
+		"guest-file-flush":     {fields: handleField, run: (*Guest).cmdFileFlush},
+		"guest-file-read":      {fields: []field{{name: "handle", typ: tInt}, {name: "count", typ: tInt, opt: true}}, run: (*Guest).cmdFileRead},
+		"guest-file-write":     {fields: []field{{name: "handle", typ: tInt}, {name: "buf-b64", typ: tStr}, {name: "count", typ: tInt, opt: true}}, run: (*Guest).cmdFileWrite},
+		"guest-file-seek":      {fields: []field{{name: "handle", typ: tInt}, {name: "offset", typ: tInt}, {name: "whence", typ: tWhence}}, run: (*Guest).cmdFileSeek},
+		"guest-fsfreeze-status": {run: func(g *Guest, _ args) (any, *agentclient.Error) {
 			if g.frozen {
 				return agentclient.Frozen, nil
 			}
 			return agentclient.Thawed, nil
-		}}, true
-	case "guest-fsfreeze-freeze":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.freeze(nil), nil }}, true
-	case "guest-fsfreeze-freeze-list":
-		return command{fields: []field{{name: "mountpoints", typ: tStrList, opt: true}}, run: func(g *Guest, a args) (any, *agentclient.Error) {
+		}},
+		"guest-fsfreeze-freeze": {run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.freeze(nil), nil }},
+		"guest-fsfreeze-freeze-list": {fields: []field{{name: "mountpoints", typ: tStrList, opt: true}}, run: func(g *Guest, a args) (any, *agentclient.Error) {
 			mps, ok := a["mountpoints"].([]string)
 			if !ok {
 				return g.freeze(nil), nil
 			}
 			return g.freeze(mps), nil
-		}}, true
-	case "guest-fsfreeze-thaw":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+		}},
+		"guest-fsfreeze-thaw": {run: func(g *Guest, _ args) (any, *agentclient.Error) {
 			n := 0
 			if g.frozen {
 				n = g.frozenN
 			}
 			g.frozen, g.frozenN = false, 0
 			return n, nil
-		}}, true
-	case "guest-fstrim":
-		return command{fields: []field{{name: "minimum", typ: tInt, opt: true}}, run: (*Guest).cmdFstrim}, true
-	case "guest-network-get-interfaces":
-		return command{run: (*Guest).cmdInterfaces}, true
-	case "guest-get-vcpus":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.vcpuList(), nil }}, true
-	case "guest-set-vcpus":
-		return command{fields: []field{{name: "vcpus", typ: tStructList, sub: []field{
+		}},
+		"guest-fstrim":                 {fields: []field{{name: "minimum", typ: tInt, opt: true}}, run: (*Guest).cmdFstrim},
+		"guest-network-get-interfaces": {run: (*Guest).cmdInterfaces},
+		"guest-get-vcpus":              {run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.vcpuList(), nil }},
+		"guest-set-vcpus": {fields: []field{{name: "vcpus", typ: tStructList, sub: []field{
 			{name: "logical-id", typ: tInt}, {name: "online", typ: tBool}, {name: "can-offline", typ: tBool, opt: true},
-		}}}, run: (*Guest).cmdSetVCPUs}, true
-	case "guest-get-osinfo":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cfg.OS, nil }}, true
-	case "guest-get-host-name":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+		}}}, run: (*Guest).cmdSetVCPUs},
+		"guest-get-osinfo": {run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cfg.OS, nil }},
+		"guest-get-host-name": {run: func(g *Guest, _ args) (any, *agentclient.Error) {
 			return struct {
 				HostName string `json:"host-name"`
 			}{g.cfg.Hostname}, nil
-		}}, true
-	case "guest-get-timezone":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cfg.Timezone, nil }}, true
-	case "guest-get-users":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+		}},
+		"guest-get-timezone": {run: func(g *Guest, _ args) (any, *agentclient.Error) { return g.cfg.Timezone, nil }},
+		"guest-get-users": {run: func(g *Guest, _ args) (any, *agentclient.Error) {
 			if g.cfg.Users == nil {
 				return []agentclient.User{}, nil
 			}
 			return g.cfg.Users, nil
-		}}, true
-	case "guest-get-fsinfo":
-		return command{run: func(g *Guest, _ args) (any, *agentclient.Error) {
+		}},
+		"guest-get-fsinfo": {run: func(g *Guest, _ args) (any, *agentclient.Error) {
 			if g.cfg.Filesystems == nil {
 				return []agentclient.Filesystem{}, nil
 			}
 			return g.cfg.Filesystems, nil
-		}}, true
-	case "guest-exec":
-		return command{fields: []field{
+		}},
+		"guest-exec": {fields: []field{
 			{name: "path", typ: tStr}, {name: "arg", typ: tStrList, opt: true}, {name: "env", typ: tStrList, opt: true},
 			{name: "input-data", typ: tStr, opt: true}, {name: "capture-output", typ: tBool, opt: true},
-		}, run: (*Guest).cmdExec}, true
-	case "guest-exec-status":
-		return command{fields: []field{{name: "pid", typ: tInt}}, run: (*Guest).cmdExecStatus}, true
+		}, run: (*Guest).cmdExec},
+		"guest-exec-status": {fields: []field{{name: "pid", typ: tInt}}, run: (*Guest).cmdExecStatus},
 	}
-	return command{}, false
+}
+
+// unserved are the commands of agentclient's table the simulator does not
+// serve yet. A guest leaves them out of guest-info and answers them as a
+// command it has never heard of, as a qemu-ga built without them would.
+// Serving one means a handler in commands and its name off this list
+// (TestDispatchCoversTable checks the two add up to the table).
+var unserved = []string{
+	"guest-get-disks", "guest-get-memory-blocks", "guest-set-memory-blocks",
+	"guest-get-memory-block-info", "guest-get-devices", "guest-get-diskstats",
+	"guest-get-cpustats", "guest-get-load", "guest-network-get-route",
+}
+
+var handleField = []field{{name: "handle", typ: tInt}}
+
+// offered lists the commands qemu-ga of version offers and the simulator
+// serves, in the order qemu-ga's guest-info lists them: the reverse of the
+// schema's (it registers them in schema order and lists newest first).
+func offered(version string) []string {
+	table := agentclient.Commands()
+	var out []string
+	for i := len(table) - 1; i >= 0; i-- {
+		c := table[i]
+		if _, ok := commands[c.Name]; ok && c.Offered(version, agentclient.POSIX|agentclient.Windows) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// lookup returns the dispatch entry for name, if g's agent version offers it.
+func (g *Guest) lookup(name string) (command, bool) {
+	cmd, ok := commands[name]
+	if !ok {
+		return command{}, false
+	}
+	if c, known := agentclient.Lookup(name); !known || !c.Offered(g.cfg.AgentVersion, agentclient.POSIX|agentclient.Windows) {
+		return command{}, false
+	}
+	return cmd, true
 }
 
 func genericf(format string, a ...any) *agentclient.Error {
@@ -235,7 +254,7 @@ func (g *Guest) dispatch(m message) result {
 	if _, ok := req.get("execute"); !ok {
 		return g.errReply(id, genericf("QMP input lacks member 'execute'"))
 	}
-	cmd, ok := lookup(name)
+	cmd, ok := g.lookup(name)
 	if !ok {
 		return g.errReply(id, &agentclient.Error{Class: "CommandNotFound", Desc: "The command " + name + " has not been found"})
 	}
@@ -264,7 +283,7 @@ func (g *Guest) dispatch(m message) result {
 	if err != nil {
 		return g.errReply(id, err)
 	}
-	if cmd.noResp {
+	if !agentclient.SuccessResponse(name) {
 		r := result{none: true}
 		if f, ok := ret.(func()); ok {
 			r.after = f
@@ -389,8 +408,9 @@ func checkArgs(prefix string, fields []field, obj *object) (args, *agentclient.E
 }
 
 func (g *Guest) cmdInfo(args) (any, *agentclient.Error) {
-	cmds := make([]agentclient.CommandInfo, 0, len(commandNames)+len(g.cfg.ExtraCommands))
-	for _, n := range commandNames {
+	names := offered(g.cfg.AgentVersion)
+	cmds := make([]agentclient.CommandInfo, 0, len(names)+len(g.cfg.ExtraCommands))
+	for _, n := range names {
 		_, off := g.disabledReason(n)
 		cmds = append(cmds, agentclient.CommandInfo{Name: n, Enabled: !off, SuccessResponse: agentclient.SuccessResponse(n)})
 	}

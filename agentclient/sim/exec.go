@@ -103,7 +103,7 @@ type program func(g *Guest, argv []string, input []byte, out, errOut *bytes.Buff
 // names as g_spawn does. Windows guests have none of them.
 func (g *Guest) program(p string) (program, bool) {
 	if g.cfg.Windows {
-		return nil, false
+		return windowsProgram(p) // windows.go
 	}
 	name := p
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {

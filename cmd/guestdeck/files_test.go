@@ -156,7 +156,13 @@ func TestGetSpecialDestinations(t *testing.T) {
 			t.Errorf("%s is no longer the null device: %v %v", p, st.Mode(), err)
 		}
 	}
-	get := func(dest string) result { return gd(t, 60*time.Second, "-c", cfg, "get", "q1", remote, dest) }
+	// Every destination here exists: get writes into it only with --force.
+	get := func(dest string) result {
+		return gd(t, 60*time.Second, "-c", cfg, "get", "--force", "q1", remote, dest)
+	}
+	if r := gd(t, 60*time.Second, "-c", cfg, "get", "q1", remote, null); r.code != 2 || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("get into an existing device without --force: exit %d %s", r.code, r.stderr)
+	}
 
 	if r := get(null); r.code != 0 {
 		t.Errorf("get into a char device: exit %d %s", r.code, r.stderr)
@@ -234,7 +240,7 @@ func TestGetInterruptedKeepsOldFile(t *testing.T) {
 	os.WriteFile(dest, []byte("old\n"), 0o644)
 	before := inode(t, dest)
 	farm.Guests()[0].DropBefore("guest-file-read", 1)
-	r := gd(t, 30*time.Second, "-c", cfg, "get", "s0", "/data/big", dest)
+	r := gd(t, 30*time.Second, "-c", cfg, "get", "--force", "s0", "/data/big", dest)
 	if r.code != 1 {
 		t.Errorf("interrupted get: exit %d stderr %q, want 1", r.code, r.stderr)
 	}
@@ -243,7 +249,7 @@ func TestGetInterruptedKeepsOldFile(t *testing.T) {
 	}
 	onlyEntries(t, dir, "big")
 	// Uninterrupted, it is replaced.
-	if r := gd(t, 30*time.Second, "-c", cfg, "get", "s0", "/data/big", dest); r.code != 0 {
+	if r := gd(t, 30*time.Second, "-c", cfg, "get", "--force", "s0", "/data/big", dest); r.code != 0 {
 		t.Fatalf("get: exit %d %s", r.code, r.stderr)
 	}
 	if b, _ := os.ReadFile(dest); string(b) != big {
@@ -344,5 +350,52 @@ func TestAgentReplyExact(t *testing.T) {
 	}
 	if i, j := strings.Index(r.stdout, `"name"`), strings.Index(r.stdout, `"mountpoint"`); i < 0 || j < i {
 		t.Errorf("agent reordered the reply's members:\n%s", r.stdout)
+	}
+}
+
+// TestAgentReadonly: agent under read-only mode asks the command table, the
+// same rule and message as the fleet: a command that only reports is sent,
+// one that may change the guest (guest-exec-status reaps the process it
+// reports) or that the table does not know is refused before any guest is
+// asked, whether --readonly or the fleet file says so.
+func TestAgentReadonly(t *testing.T) {
+	farm, cfg := simFarm(t, 1)
+	dir := filepath.Dir(cfg)
+	roCfg := filepath.Join(dir, "ro.toml")
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(roCfg, append([]byte("[defaults]\nreadonly = true\n"), text...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const refusedMut = "guestdeck: agent: refused under --readonly (or readonly = true in the fleet file): read-only mode allows only commands that report, and guest-exec-status may change the guest; nothing was sent\n"
+	const refusedUnknown = "guestdeck: agent: refused under --readonly (or readonly = true in the fleet file): read-only mode allows only commands that report, and \"guest-made-up\" is not a command guestdeck knows; nothing was sent\n"
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string // exact; "" for a reply
+	}{
+		{"mutating", []string{"--readonly", "-c", cfg, "agent", "s0", `{"execute":"guest-exec-status","arguments":{"pid":1}}`}, exitUsage, refusedMut},
+		{"mutating, fleet file", []string{"-c", roCfg, "agent", "s0", `{"execute":"guest-exec-status","arguments":{"pid":1}}`}, exitUsage, refusedMut},
+		{"unknown", []string{"--readonly", "-c", cfg, "agent", "s0", `{"execute":"guest-made-up"}`}, exitUsage, refusedUnknown},
+		{"unknown, fleet file", []string{"-c", roCfg, "agent", "s0", `{"execute":"guest-made-up"}`}, exitUsage, refusedUnknown},
+		{"reports", []string{"--readonly", "-c", cfg, "agent", "s0", `{"execute":"guest-get-time"}`}, exitOK, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := farm.Guests()[0]
+			before := g.Calls("guest-get-time")
+			r := gd(t, 30*time.Second, tt.args...)
+			if r.code != tt.code || r.stderr != tt.stderr {
+				t.Errorf("exit %d, stderr %q; want %d, %q", r.code, r.stderr, tt.code, tt.stderr)
+			}
+			if n := g.Calls("guest-exec-status") + g.Calls("guest-made-up"); n != 0 {
+				t.Errorf("%d refused commands reached the guest", n)
+			}
+			if tt.code == exitOK && g.Calls("guest-get-time") != before+1 {
+				t.Errorf("guest-get-time was not sent: stdout %q", r.stdout)
+			}
+		})
 	}
 }

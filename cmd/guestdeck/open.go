@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient/sim/demo"
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
@@ -101,7 +102,7 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 }
 
 func (c *cli) openDemo(ctx context.Context, banner string, tweak func(*fleet.Options)) (*opened, int) {
-	d, err := fleet.Demo(ctx, "")
+	d, err := demo.Start(ctx, "")
 	if err != nil {
 		c.errorf("demo fleet: %v", err)
 		return nil, exitFail
@@ -111,7 +112,11 @@ func (c *cli) openDemo(ctx context.Context, banner string, tweak func(*fleet.Opt
 		tweak(&opts)
 	}
 	f := fleet.New(opts)
-	f.Add(d.Targets...)
+	targets := make([]fleet.Target, len(d.Guests))
+	for i, g := range d.Guests {
+		targets[i] = fleet.Target{Name: g.Name, Host: g.Host, Address: g.Address, Tags: g.Tags}
+	}
+	f.Add(targets...)
 	return &opened{fleet: f, banner: banner, close: func() { f.Close(); d.Close() }}, exitOK
 }
 
@@ -127,8 +132,13 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 		wg.Go(func() {
 			hctx, cancel := context.WithTimeout(ctx, hostTimeout)
 			defer cancel()
+			uri, err := h.Endpoint() // parsed once, by config: fleet takes the parts
+			if err != nil {
+				errs[i] = err
+				return
+			}
 			errs[i] = f.AddHost(hctx, fleet.HostConfig{
-				Name: h.Name, URI: h.URI, Include: h.Include, Exclude: h.Exclude, Tags: h.Tags,
+				Name: h.Name, URI: uri, Include: h.Include, Exclude: h.Exclude, Tags: h.Tags,
 				KnownHosts: h.KnownHosts, Identity: h.Identity, InsecureIgnoreHostKey: h.InsecureIgnoreHostKey,
 			})
 		})

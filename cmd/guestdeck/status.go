@@ -72,6 +72,7 @@ func pick(gs []*fleet.Guest, want []string) []*fleet.Guest {
 func (c *cli) status(ctx context.Context, args []string) int {
 	fs := c.flags("status")
 	asJSON := fs.Bool("json", false, "print a JSON array, one object per guest")
+	withHosts := fs.Bool("hosts", false, `with --json: print {"guests": [...], "hosts": [...]}, the libvirt hosts' states beside the guests`)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -97,16 +98,96 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	if err := o.fleet.LedgerErr(); err != nil {
 		c.errorf("warning: %v", err)
 	}
+	sources := o.fleet.Sources()
+	code = exitOK
+	for _, st := range sources {
+		if st.Phase != fleet.SourceUp {
+			// Its guests are missing or stale: not a picture to trust.
+			c.errorf("status: libvirt host %s is %s", present.Text(st.Name, hostCells), st.Phase)
+			code = exitFail
+		}
+	}
 	if *asJSON {
-		if err := c.writeStatusJSON(c.stdout, gs); err != nil {
+		var err error
+		if *withHosts {
+			err = c.writeStatusHostsJSON(c.stdout, gs, sources)
+		} else {
+			err = c.writeStatusJSON(c.stdout, gs)
+		}
+		if err != nil {
 			c.errorf("%v", err)
 			return exitFail
 		}
-		return exitOK
+		return code
 	}
 	writeStatusTable(c.stdout, gs)
+	writeSourceLines(c.stdout, sources, time.Now())
 	c.writeLedgerLines(c.stdout, gs)
-	return exitOK
+	return code
+}
+
+// hostJSON is one libvirt host (a discovery source) in `status --json
+// --hosts`. The keys are a contract with scripts, as statusJSON's are.
+type hostJSON struct {
+	Name     string     `json:"name"`
+	Kind     string     `json:"kind"`     // "libvirt"
+	Endpoint string     `json:"endpoint"` // the URI as the fleet file wrote it
+	State    string     `json:"state"`    // "connecting", "up", "unreachable", "reconnecting"
+	Since    time.Time  `json:"since"`
+	Guests   int        `json:"guests"`
+	Error    string     `json:"error"`    // the last failure; "" when up
+	RetryAt  *time.Time `json:"retry_at"` // unreachable: the next attempt; else null
+}
+
+func toHostJSON(st fleet.SourceState) hostJSON {
+	h := hostJSON{Name: st.Name, Kind: st.Kind, Endpoint: st.Endpoint, State: string(st.Phase), Since: st.Since, Guests: st.Guests}
+	if st.Err != nil {
+		h.Error = st.Err.Error()
+	}
+	if !st.Retry.IsZero() {
+		r := st.Retry
+		h.RetryAt = &r
+	}
+	return h
+}
+
+// writeStatusHostsJSON is `status --json --hosts`: the guests array
+// `--json` prints, and the hosts beside it.
+func (c *cli) writeStatusHostsJSON(w io.Writer, gs []*fleet.Guest, sources []fleet.SourceState) error {
+	out := struct {
+		Guests []statusJSON `json:"guests"`
+		Hosts  []hostJSON   `json:"hosts"`
+	}{Guests: make([]statusJSON, 0, len(gs)), Hosts: make([]hostJSON, 0, len(sources))}
+	for _, g := range gs {
+		sj := toStatusJSON(g)
+		sj.OrphanFreeze = c.orphanOf(g)
+		out.Guests = append(out.Guests, sj)
+	}
+	for _, st := range sources {
+		out.Hosts = append(out.Hosts, toHostJSON(st))
+	}
+	return writeJSON(w, out)
+}
+
+// writeSourceLines follows the status table: one line per libvirt host,
+// its state and guest count, and for one that is down the error and the
+// next attempt. A remote daemon writes the error: escaped like guest text.
+func writeSourceLines(w io.Writer, sources []fleet.SourceState, now time.Time) {
+	if len(sources) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	for _, st := range sources {
+		line := fmt.Sprintf("%s host %s (%s): %s, %s", st.Kind, present.Text(st.Name, hostCells),
+			present.Text(st.Endpoint, addrCells), st.Phase, present.Plural(st.Guests, "guest"))
+		if st.Phase != fleet.SourceUp && st.Err != nil {
+			line += ": " + present.Text(st.Err.Error(), errCells)
+		}
+		if !st.Retry.IsZero() {
+			line += fmt.Sprintf("; next attempt in %s", roundDur(max(st.Retry.Sub(now), 0)))
+		}
+		fmt.Fprintln(w, line)
+	}
 }
 
 // statusJSON is one guest in `status --json`. The keys are a contract with

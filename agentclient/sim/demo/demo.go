@@ -1,4 +1,8 @@
-package fleet
+// Package demo serves guestdeck's built-in demo fleet: simulated guests
+// (package sim) on unix sockets in every interesting condition, something
+// to look at with no VM and no fleet file. It knows nothing of fleets: the
+// command line turns its Guests into fleet targets.
+package demo
 
 import (
 	"context"
@@ -15,18 +19,25 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 )
 
-// DemoFleet is a built-in fleet of simulated guests: something to look at
-// with no VM and no fleet file. Every guest is a wire-level simulated agent
-// on a unix socket, so the dashboard talks to it exactly as to a real one.
-type DemoFleet struct {
-	Targets []Target
-	Dir     string // holds the sockets
-	guests  []*sim.Guest
-	ownDir  bool
+// Fleet is the demo's simulated guests. Every guest is a wire-level
+// simulated agent on a unix socket, so the dashboard talks to it exactly as
+// to a real one.
+type Fleet struct {
+	Guests []Guest
+	Dir    string // holds the sockets
+	guests []*sim.Guest
+	ownDir bool
+}
+
+// Guest is one demo guest as a fleet target: its name, the host it is
+// shown on, its agent's address ("unix:/path") and its tags.
+type Guest struct {
+	Name, Host, Address string
+	Tags                []string
 }
 
 // Close stops every simulated guest and removes the sockets.
-func (d *DemoFleet) Close() error {
+func (d *Fleet) Close() error {
 	for _, g := range d.guests {
 		g.Close()
 	}
@@ -69,17 +80,17 @@ func demoRoles() []demoRole {
 	}
 }
 
-// DemoSize is how many guests Demo serves.
-const DemoSize = 40
+// Size is how many guests Start serves.
+const Size = 40
 
-// Demo serves the demo fleet: DemoSize simulated guests on three hosts
+// Start serves the demo fleet: Size simulated guests on three hosts
 // (hv-a, hv-b, hv-c), with varied OSes, vCPUs, interfaces and users, and a
 // few guests in every interesting condition: one frozen, one silent (channel
 // up, agent not answering), one with guest-exec disabled, one Windows guest,
 // one with a large clock skew, one with many interfaces, one slow. dir holds
 // the sockets; "" makes a short temporary directory that Close removes.
-func Demo(ctx context.Context, dir string) (*DemoFleet, error) {
-	d := &DemoFleet{Dir: dir}
+func Start(ctx context.Context, dir string) (*Fleet, error) {
+	d := &Fleet{Dir: dir}
 	if dir == "" {
 		// Unix socket paths must stay under 108 bytes: a short dir in /tmp.
 		tmp, err := os.MkdirTemp("/tmp", "gddemo")
@@ -90,7 +101,7 @@ func Demo(ctx context.Context, dir string) (*DemoFleet, error) {
 	}
 	hosts := []string{"hv-a", "hv-b", "hv-c"}
 	var frozen []string
-	for i := range DemoSize {
+	for i := range Size {
 		cfg, special := demoGuest(i)
 		host := hosts[i%len(hosts)]
 		sock := filepath.Join(d.Dir, cfg.Name+".sock")
@@ -111,7 +122,7 @@ func Demo(ctx context.Context, dir string) (*DemoFleet, error) {
 			g.SetLatency(120 * time.Millisecond)
 		}
 		tags := append([]string{host}, cfg.Tags...)
-		d.Targets = append(d.Targets, Target{Name: cfg.Name, Host: host, Address: "unix:" + sock, Tags: tags})
+		d.Guests = append(d.Guests, Guest{Name: cfg.Name, Host: host, Address: "unix:" + sock, Tags: tags})
 	}
 	// Freeze through the agent itself, as a backup tool would have: the
 	// fleet sees a guest frozen by someone else.
