@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -460,7 +461,7 @@ func decodeInfo(b []byte) (Info, bool) {
 		case "version":
 			v.Version, ok = l.str()
 		case "supported_commands":
-			v.SupportedCommands = make([]CommandInfo, 0, 48)
+			v.SupportedCommands = make([]CommandInfo, 0, 64)
 			ok = l.elements(func() bool {
 				var c CommandInfo
 				ok := l.members(func(key []byte) (ok bool) {
@@ -479,6 +480,8 @@ func decodeInfo(b []byte) (Info, bool) {
 				v.SupportedCommands = append(v.SupportedCommands, c)
 				return ok
 			})
+			// Kept for the session's life: exactly as long as it is.
+			v.SupportedCommands = slices.Clone(v.SupportedCommands)
 		default:
 			ok = l.other()
 		}
