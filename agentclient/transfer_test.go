@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -658,16 +659,16 @@ func TestReadFilePipelinedRealAgent(t *testing.T) {
 	}
 
 	pinged := make(chan int64, 1)
-	var done int64
+	var done atomic.Int64
 	var once sync.Once
 	progress := func(d, _ int64) {
-		done = d
+		done.Store(d)
 		once.Do(func() {
 			go func() {
 				if err := c.Ping(ctx); err != nil {
 					t.Errorf("ping during the read: %v", err)
 				}
-				pinged <- done
+				pinged <- done.Load()
 			}()
 		})
 	}
@@ -675,8 +676,7 @@ func TestReadFilePipelinedRealAgent(t *testing.T) {
 	if _, err := agentclient.ReadFile(ctx, c, path, &got, agentclient.FileOptions{Chunk: 64 << 10, Progress: progress}); err != nil || got.n != int64(len(data)) {
 		t.Fatalf("read with a ping between: %d bytes, %v", got.n, err)
 	}
-	// done is written by the reading goroutine only; the ping's goroutine
-	// read it after the ping came back, while the read went on.
+	// The ping's goroutine read done once the ping came back.
 	if at := <-pinged; at >= int64(len(data)) {
 		t.Errorf("the ping was answered only after the whole read (%d bytes)", at)
 	}
