@@ -99,14 +99,15 @@ func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
 }
 
 // logRecord adds a transport's record of one call: the wire lines, cut,
-// with a password replaced (logRequest), without the request id the transport tags them with (its own, not the
+// with a password and exec input replaced (logRequest, hideExecInput),
+// without the request id the transport tags them with (its own, not the
 // guest's: see withoutID). A poll's lines are then mostly what the last
 // poll's were, and they share that entry's strings (logRing.text): at
 // 10,000 guests the logs held half the fleet's memory before.
 func (s *session) logRecord(rec agentclient.LogRecord) {
 	var reqBuf [logRequestMax + 1]byte
 	var repBuf [logReplyMax + 1]byte
-	req, rep := withoutID(reqBuf[:0], repBuf[:0], logRequest(rec.Command, rec.Request), rec.Reply)
+	req, rep := withoutID(reqBuf[:0], repBuf[:0], logRequest(rec.Command, hideExecInput(rec.Command, rec.Request)), rec.Reply)
 	var errText string
 	if rec.Err != nil {
 		errText = truncate(rec.Err.Error(), logReplyMax)
@@ -121,6 +122,19 @@ func (s *session) logRecord(rec agentclient.LogRecord) {
 	}
 	s.log.add(e)
 	s.mu.Unlock()
+}
+
+// hideExecInput is a guest-exec request line with the process's stdin
+// replaced by its size (RawSend), before the log cuts it: even its first
+// bytes are the operator's input, not a record.
+func hideExecInput(cmd string, req []byte) []byte {
+	if cmd != "guest-exec" || !bytes.Contains(req, []byte(`"input-data"`)) {
+		return req
+	}
+	if s, hid, err := RawSend(req); err == nil && hid {
+		return []byte(s.JSON())
+	}
+	return []byte(`{"execute":"guest-exec","arguments":"` + NotRecorded + `"}`)
 }
 
 // withoutID appends to dreq and drep (up to their capacity: what the log

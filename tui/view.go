@@ -160,6 +160,8 @@ func (m *Model) renderRegion(l screen) string {
 	case layerFiles:
 		// Under a prompt (the browser is full screen only while on top).
 		return place(w, h, r.files.View())
+	case layerExec:
+		return m.renderExec(w, h)
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -319,6 +321,10 @@ func (m *Model) renderInputLine() string {
 	switch top := m.top().kind; {
 	case top == layerFilter:
 		return fit(m.filterInput.View(), m.width, false)
+	case top == layerExecCmd:
+		return fit(m.ex.input.View(), m.width, false)
+	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
+		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
 		line := m.cmdInput.View()
 		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
@@ -377,11 +383,12 @@ func (m *Model) renderHelp(w, h int) string {
 	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n")
 	b.WriteString(m.helpKeys(w))
 	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
-	if m.opts.Readonly {
-		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, cat PATH (read-only: nothing that changes a guest)\n")
-	} else {
-		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, fstrim, cat PATH, freeze, thaw, settime, shutdown [reboot|halt],\n")
-		b.WriteString("          suspend ram|disk|hybrid, vcpus online|offline IDS, write PATH TEXT   (tab completes)\n")
+	for i, l := range commandHelp(m.opts.Readonly, w-len("Commands  : then "), w-10) {
+		if i == 0 {
+			b.WriteString(m.st.Title.Render("Commands") + "  : then " + l + "\n")
+		} else {
+			b.WriteString("          " + l + "\n")
+		}
 	}
 	targets := "the marked guests, or the guest under the cursor when none is marked"
 	if !m.opts.Readonly {
@@ -454,9 +461,8 @@ func (m *Model) renderConfirm(c *confirmation) string {
 	for i := range names {
 		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
-	verb := strings.ToUpper(actionString(c.action)[:1]) + actionString(c.action)[1:]
 	lines := []string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %s?", present.Text(verb, m.width), present.Plural(len(c.run), "guest"))),
+		m.st.Warn.Bold(true).Render(present.Text(c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {

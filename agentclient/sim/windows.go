@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -35,7 +34,7 @@ func windowsProgram(p string) (program, bool) {
 
 // progPowerShell runs only the listing script; anything else fails as a
 // script PowerShell could not run here would.
-func progPowerShell(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int {
+func progPowerShell(g *Guest, argv []string, _ []byte, out, errOut stream) int {
 	dir, ok := agentclient.WindowsListDirTarget(argv)
 	if !ok {
 		errOut.WriteString("powershell: only guestdeck's directory listing is simulated\r\n")
@@ -74,7 +73,7 @@ func winSize(n *node) int64 {
 }
 
 // progCmd runs `cmd /c dir [/a] [/-c] [PATH]`.
-func progCmd(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int {
+func progCmd(g *Guest, argv []string, _ []byte, out, errOut stream) int {
 	if len(argv) < 2 || !strings.EqualFold(argv[0], "/c") || !strings.EqualFold(argv[1], "dir") {
 		errOut.WriteString("cmd: only /c dir is simulated\r\n")
 		return 1

@@ -82,6 +82,7 @@ func commands() []command {
 		{"cat", "GUEST PATH | --from PATH SELECTOR...", "print a file from a guest, or from each selected guest under a header", (*cli).cat},
 		{"get", "[--force] GUEST PATH DEST | [--force] --from PATH --to DIR SELECTOR...", "copy a file from a guest (DEST may be a directory or -), or from each selected guest into DIR", (*cli).get},
 		{"put", "SRC GUEST PATH | [--yes] --from SRC --to PATH SELECTOR...", "copy a local file (or - for stdin) to a guest, or to each selected guest (PATH ending in / is a directory)", (*cli).put},
+		{"exec", "[--json] [--yes] [--dry-run] [--timeout D] [--stdin FILE|-] [--concurrency N] [--output-limit N] SELECTOR... -- PROGRAM [ARGS...]", "run a program in the selected guests and print what it printed", (*cli).exec},
 		{"agent", "GUEST JSON", "send one raw command and print the agent's reply object", (*cli).agent},
 		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
 		{"sim", "--guests N --dir DIR [--frozen K] [--silent K] ...", "serve simulated guests and write DIR/fleet.toml", (*cli).sim},
@@ -153,6 +154,9 @@ func (c *cli) flags(name string) *flag.FlagSet {
 			if cmd.name == name {
 				fmt.Fprintf(c.stderr, "usage: guestdeck %s %s\n  %s\n", name, cmd.args, cmd.summary)
 			}
+		}
+		if name == "run" {
+			fmt.Fprint(c.stderr, actionsHelp())
 		}
 		var any bool
 		fs.VisitAll(func(*flag.Flag) { any = true })
