@@ -341,27 +341,21 @@ func RunExecWith(ctx context.Context, a Agent, req ExecRequest, opt ExecOptions)
 	return execResult(pid, st, keep)
 }
 
-// execResult decodes a final status, keeping keep bytes of each stream.
+// execResult is a final status, keeping keep bytes of each stream.
 // A stream of the agent's whole cap counts as truncated even when the agent
 // says otherwise: qemu-ga before the fix of 2025 (28c5d27dd4, backported to
 // 7.2.22) wrote "out-truncated": false exactly when it had cut the output.
 func execResult(pid int64, st *ExecStatus, keep int) (*ExecResult, error) {
-	out, err := base64.StdEncoding.DecodeString(st.OutData)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad base64 in out-data of pid %d: %v", ErrMalformed, pid, err)
-	}
-	stderr, err := base64.StdEncoding.DecodeString(st.ErrData)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad base64 in err-data of pid %d: %v", ErrMalformed, pid, err)
-	}
+	out, stderr := st.OutData, st.ErrData
 	res := &ExecResult{PID: pid,
 		OutTruncated: st.OutTruncated || len(out) >= execMaxOutput,
 		ErrTruncated: st.ErrTruncated || len(stderr) >= execMaxOutput}
+	// A cut stream is copied so that the reply's larger array goes.
 	if len(out) > keep {
-		out, res.OutTruncated = out[:keep], true
+		out, res.OutTruncated = bytes.Clone(out[:keep]), true
 	}
 	if len(stderr) > keep {
-		stderr, res.ErrTruncated = stderr[:keep], true
+		stderr, res.ErrTruncated = bytes.Clone(stderr[:keep]), true
 	}
 	res.Stdout, res.Stderr = out, stderr
 	res.Truncated = res.OutTruncated || res.ErrTruncated

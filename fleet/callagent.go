@@ -143,6 +143,13 @@ func summarize(v any, n int) string {
 		return fmt.Sprintf(`{"count":%d,"eof":%t}`, v.Count, v.EOF)
 	case fileWriteReq:
 		return fmt.Sprintf(`{"handle":%d,"count":%d}`, v.Handle, v.Count)
+	case *agentclient.ExecStatus:
+		// Not marshalled: the output may be two 16 MiB streams, and the
+		// log keeps a line of it.
+		if v == nil {
+			return ""
+		}
+		return truncate(fmt.Sprintf(`{"exited":%t,"out-data":"<%d bytes>","err-data":"<%d bytes>"}`, v.Exited, len(v.OutData), len(v.ErrData)), n)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
