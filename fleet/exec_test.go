@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,38 @@ func TestExecAudit(t *testing.T) {
 	b, _ = json.Marshal(out)
 	if bytes.Contains(b, []byte("TOPSECRET")) {
 		t.Errorf("output in the audit outcome: %s", b)
+	}
+}
+
+// TestExecStream: each guest's output is handed to progress once, as it
+// finishes, and the results returned hold none of it.
+func TestExecStream(t *testing.T) {
+	_, f := execFleet(t, fastOptions(), sim.DefaultConfig("a"), sim.DefaultConfig("b"), sim.DefaultConfig("c"))
+	names := []string{"a", "b", "c", "nope"}
+	got := map[string]string{}
+	rs := f.ExecStream(t.Context(), shSpec("echo out; echo err >&2"), names, func(r fleet.ExecResult) {
+		if r.State == fleet.ExecRunning {
+			return
+		}
+		if _, twice := got[r.Guest]; twice {
+			t.Errorf("%s finished twice", r.Guest)
+		}
+		got[r.Guest] = string(r.Stdout) + "|" + string(r.Stderr)
+	})
+	for i, r := range rs {
+		if r.Guest != names[i] || r.Stdout != nil || r.Stderr != nil {
+			t.Errorf("result %d: %+v, want %s without output", i, r, names[i])
+		}
+	}
+	for _, n := range names[:3] {
+		if got[n] != "out\n|err\n" {
+			t.Errorf("%s: progress got %q", n, got[n])
+		}
+		if !rs[slices.Index(names, n)].OK() {
+			t.Errorf("%s: %s", n, rs[slices.Index(names, n)].Summary())
+		}
+	}
+	if _, ok := got["nope"]; !ok || rs[3].State != fleet.ExecFailed {
+		t.Errorf("unknown guest: %+v", rs[3])
 	}
 }
