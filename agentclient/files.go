@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -271,6 +272,9 @@ type ExecResult struct {
 	// cap or by ExecOptions.MaxOutput. Truncated is either.
 	OutTruncated, ErrTruncated bool
 	Truncated                  bool
+	// NoStatus: the agent said it exited but gave neither an exit code nor
+	// a signal in range (ExitCode and Signal are 0, which is no success).
+	NoStatus bool
 }
 
 // ExecOptions tune RunExecWith.
@@ -359,11 +363,16 @@ func execResult(pid int64, st *ExecStatus, keep int) (*ExecResult, error) {
 	}
 	res.Stdout, res.Stderr = out, stderr
 	res.Truncated = res.OutTruncated || res.ErrTruncated
+	// Out of range is no status: a signal is 1 up to a Windows exception
+	// code (a DWORD), an exit code a POSIX status or a DWORD, maybe read
+	// as signed. A signal of 0 would hide the exit code.
 	switch {
-	case st.Signal != nil:
+	case st.Signal != nil && *st.Signal >= 1 && int64(*st.Signal) <= math.MaxUint32:
 		res.Signal = *st.Signal
-	case st.ExitCode != nil:
+	case st.ExitCode != nil && int64(*st.ExitCode) >= math.MinInt32 && int64(*st.ExitCode) <= math.MaxUint32:
 		res.ExitCode = *st.ExitCode
+	default:
+		res.NoStatus = true
 	}
 	return res, nil
 }
@@ -376,6 +385,8 @@ func (r *ExecResult) failure() string {
 		msg = strings.ToValidUTF8(msg[:200], "") + "..."
 	}
 	switch {
+	case r.NoStatus:
+		return "exited without a status: " + msg
 	case r.Signal != 0:
 		return fmt.Sprintf("killed by signal %d: %s", r.Signal, msg)
 	case r.ExitCode != 0:

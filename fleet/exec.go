@@ -338,9 +338,12 @@ func (s *session) exec(ctx context.Context, e ExecSpec, budget *outputBudget, st
 		return done()
 	}
 	r.State = ExecExited
-	if res.Signal != 0 {
+	switch {
+	case res.NoStatus:
+		// Neither: not a success (Summary says so).
+	case res.Signal != 0:
 		r.Signal = &res.Signal
-	} else {
+	default:
 		r.ExitCode = &res.ExitCode
 	}
 	r.Truncated = res.Truncated
