@@ -310,5 +310,8 @@ func (c *callAgent) Raw(ctx context.Context, request []byte) (json.RawMessage, e
 	if json.Unmarshal(request, &head) == nil && head.Execute != "" {
 		cmd = head.Execute
 	}
-	return do(c, ctx, cmd, json.RawMessage(request), func(ctx context.Context) (json.RawMessage, error) { return c.a.Raw(ctx, request) })
+	// Logged as the hooked transports log it: a password and exec input
+	// replaced (a libvirt agent has no hook, and the line is the operator's).
+	logged := json.RawMessage(logRequest(cmd, hideExecInput(cmd, request)))
+	return do(c, ctx, cmd, logged, func(ctx context.Context) (json.RawMessage, error) { return c.a.Raw(ctx, request) })
 }
