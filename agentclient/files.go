@@ -415,6 +415,9 @@ func ListDir(ctx context.Context, a Agent, dir string) ([]DirEntry, error) {
 		// The agent's cap cut the output, most likely mid-record.
 		return ents, fmt.Errorf("list %s: %w", dir, errTruncated)
 	}
+	if errors.Is(err, errTooManyEntries) {
+		return ents, fmt.Errorf("list %s: %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
