@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -123,4 +124,25 @@ func TestHostileAuthorizedKeys(t *testing.T) {
 		t.Fatalf("--json: %v\n%.1000s", err, r.stdout)
 	}
 	checkLines("--json", rows[0].Result)
+}
+
+// TestGetManyCaseCollision: two guests whose names differ only in case
+// would share one file on a case-insensitive file system: refused before
+// anything is read, --force or not.
+func TestGetManyCaseCollision(t *testing.T) {
+	_, cfg := simGuests(t, "", simCfg("Web", nil), simCfg("web", nil))
+	out := t.TempDir()
+	for _, force := range []bool{false, true} {
+		args := []string{"-c", cfg, "get", "--from", "/etc/hostname", "--to", out, "Web", "web"}
+		if force {
+			args = append(args[:3], append([]string{"--force"}, args[3:]...)...)
+		}
+		r := gd(t, 30*time.Second, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "guests Web and web would both be written to web") {
+			t.Errorf("force %v: exit %d %s", force, r.code, r.stderr)
+		}
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Errorf("files written: %v", ents)
+	}
 }
