@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/discovery"
@@ -341,12 +342,31 @@ func TestSocketsDiscovery(t *testing.T) {
 // the same port and key, it reconnects and the guests are ready again. A
 // hung server (its connection stopped) is found dead by the keepalive
 // deadline, not waited on forever.
+//
+// The agents are the simulator's, not qemu-ga: qemu-ga 7.2 in unix-listen
+// mode exits (status 0, its socket left refusing) when a client's
+// connection is reset, that is closed with its reply unread or closed
+// while still in the listen queue. Killing and stopping sshd does exactly
+// that: the stopped connection's child, resumed, exits with a reply
+// unread, and the polls the new connection made meanwhile, queued behind
+// it, time out and are closed. Under load this killed both agents and the
+// guests stayed "open failed" (CI). The sockets an ssh host serves in use
+// are QEMU's chardevs, which take a reset and listen on.
 func TestSSHDRestart(t *testing.T) {
 	sd := testpeers.StartSSHD(t)
-	ag := testpeers.StartAgents(t, 2)
+	dir, err := os.MkdirTemp("/tmp", "gdr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 2, func(i int) sim.Config { return sim.DefaultConfig([]string{"a", "b"}[i]) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
 	f := fleet.New(fleet.Options{Interval: 500 * time.Millisecond, Timeout: 3 * time.Second, Readonly: true})
 	defer f.Close()
-	f.Add(fleet.Target{Name: "a", Address: sd.URL(ag.Sockets[0])}, fleet.Target{Name: "b", Address: sd.URL(ag.Sockets[1])})
+	f.Add(fleet.Target{Name: "a", Address: sd.URL(farm.Sockets()[0])}, fleet.Target{Name: "b", Address: sd.URL(farm.Sockets()[1])})
 	h := sshHost(t, sd, "", []string{"a", "b"}, func(c *discovery.SSHConfig) {
 		c.Keepalive, c.KeepaliveTimeout = 200*time.Millisecond, time.Second
 	})
