@@ -73,6 +73,8 @@ type Guest struct {
 	Interfaces   []agentclient.Interface
 	VCPUs        []agentclient.VCPU
 	Freeze       agentclient.FreezeStatus
+	// Metrics is the newest metrics sample (metrics.go); zero before one.
+	Metrics Metrics
 
 	// FrozenByUs is set when this process froze the guest; ThawAt is the
 	// watchdog's automatic-thaw deadline then.
