@@ -95,7 +95,7 @@ func TestRates(t *testing.T) {
 		},
 		{
 			name: "one counter of one device wrapped: that group only is unknown",
-			prev: sample{at: 0, cpus: twoCPUs(1000, 9000, 0, 0), disks: []agentclient.DiskStatsInfo{disk("vda", 100, 100, 10, 10), disk("vdb", 100, 100, 10, 10)}, nets: []agentclient.Interface{iface("eth0", math.MaxUint32 - 10, 0, 0)}},
+			prev: sample{at: 0, cpus: twoCPUs(1000, 9000, 0, 0), disks: []agentclient.DiskStatsInfo{disk("vda", 100, 100, 10, 10), disk("vdb", 100, 100, 10, 10)}, nets: []agentclient.Interface{iface("eth0", math.MaxUint32-10, 0, 0)}},
 			cur:  sample{at: 10, cpus: twoCPUs(2000, 18000, 0, 0), disks: []agentclient.DiskStatsInfo{disk("vda", 200, 200, 20, 20), disk("vdb", 50, 200, 20, 20)}, nets: []agentclient.Interface{iface("eth0", 5, 100, 0)}},
 			busy: known(10), wait: known(0), steal: known(0),
 		},
