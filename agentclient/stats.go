@@ -254,3 +254,114 @@ func (c *Client) MemoryBlockInfo(ctx context.Context) (*MemoryBlockInfo, error) 
 	}
 	return &v, nil
 }
+
+// decodeCPUStats and decodeDiskStats decode the metrics replies without
+// reflection (a fleet asks them of every guest every few seconds); on
+// anything but plain, well-typed JSON they report false and decodeReturn
+// falls back to decodeLenient, the reference they are checked against.
+func decodeCPUStats(b []byte) ([]CPUStats, bool) {
+	l := &lexer{b: b}
+	out := make([]CPUStats, 0, 8)
+	ok := l.elements(func() bool {
+		var c CPUStats
+		opt := new([6]uint64) // one allocation for the optional counters
+		ok := l.members(func(key []byte) (ok bool) {
+			var p *uint64
+			switch string(key) {
+			case "type":
+				c.Type, ok = l.str()
+				return ok
+			case "cpu":
+				c.CPU, ok = l.int()
+				return ok
+			case "user":
+				p = &c.User
+			case "nice":
+				p = &c.Nice
+			case "system":
+				p = &c.System
+			case "idle":
+				p = &c.Idle
+			case "iowait":
+				p, c.IOWait = &opt[0], &opt[0]
+			case "irq":
+				p, c.IRQ = &opt[1], &opt[1]
+			case "softirq":
+				p, c.SoftIRQ = &opt[2], &opt[2]
+			case "steal":
+				p, c.Steal = &opt[3], &opt[3]
+			case "guest":
+				p, c.Guest = &opt[4], &opt[4]
+			case "guestnice":
+				p, c.GuestNice = &opt[5], &opt[5]
+			default:
+				return l.other()
+			}
+			*p, ok = l.uint64()
+			return ok
+		})
+		out = append(out, c)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
+
+func decodeDiskStats(b []byte) ([]DiskStatsInfo, bool) {
+	l := &lexer{b: b}
+	out := make([]DiskStatsInfo, 0, 8)
+	ok := l.elements(func() bool {
+		var d DiskStatsInfo
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "name":
+				d.Name, ok = l.str()
+			case "major":
+				d.Major, ok = l.uint64()
+			case "minor":
+				d.Minor, ok = l.uint64()
+			case "stats":
+				d.Stats, ok = l.diskStats()
+			default:
+				ok = l.other()
+			}
+			return ok
+		})
+		out = append(out, d)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
+
+// diskStats decodes GuestDiskStats with one allocation for its counters.
+func (l *lexer) diskStats() (DiskStats, bool) {
+	var s DiskStats
+	vals := new([17]uint64)
+	fields := [17]struct {
+		name string
+		p    **uint64
+	}{
+		{"read-sectors", &s.ReadSectors}, {"read-ios", &s.ReadIOs}, {"read-merges", &s.ReadMerges},
+		{"write-sectors", &s.WriteSectors}, {"write-ios", &s.WriteIOs}, {"write-merges", &s.WriteMerges},
+		{"discard-sectors", &s.DiscardSectors}, {"discard-ios", &s.DiscardIOs}, {"discard-merges", &s.DiscardMerges},
+		{"flush-ios", &s.FlushIOs}, {"read-ticks", &s.ReadTicks}, {"write-ticks", &s.WriteTicks},
+		{"discard-ticks", &s.DiscardTicks}, {"flush-ticks", &s.FlushTicks}, {"ios-pgr", &s.IOsPgr},
+		{"total-ticks", &s.TotalTicks}, {"weight-ticks", &s.WeightTicks},
+	}
+	ok := l.members(func(key []byte) (ok bool) {
+		for i, f := range fields {
+			if string(key) == f.name {
+				vals[i], ok = l.uint64()
+				*f.p = &vals[i]
+				return ok
+			}
+		}
+		return l.other()
+	})
+	return s, ok
+}

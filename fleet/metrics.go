@@ -169,7 +169,7 @@ type devCounter struct {
 // a fresh connection) and the last sample is not just now.
 func (s *session) metricsDue(r *pollResult, now time.Time) bool {
 	mi := s.f.opts.MetricsInterval
-	if mi <= 0 || r.metrics.asked || r.frozenSeen || r.freeze == agentclient.Frozen {
+	if mi <= 0 || r.metrics.asked || r.frozen || r.frozenSeen || r.freeze == agentclient.Frozen {
 		return false
 	}
 	last := s.metrics.last
