@@ -320,19 +320,8 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	} else if out.CPUBusy.OK {
 		s.deriveLoad(st, &out, cur)
 	}
-	// Keep the previous counters of what this sample lacks, so that one
-	// failed call does not cost the next interval its rate.
-	if st.prev != nil {
-		if !cur.cpuOK {
-			cur.cpus, cur.cpuOK = st.prev.cpus, st.prev.cpuOK
-		}
-		if !cur.diskOK {
-			cur.disks, cur.diskOK = st.prev.disks, st.prev.diskOK
-		}
-		if !cur.netOK {
-			cur.nets, cur.netOK = st.prev.nets, st.prev.netOK
-		}
-	}
+	// A group this sample lacks (a failed call) has no rate next time
+	// either: its counters and this sample's time do not go together.
 	out.Note = s.metricsNote(g, r, cur)
 	st.prev = cur
 	g.Metrics = out

@@ -156,6 +156,12 @@ func TestRates(t *testing.T) {
 			busy: known(25), wait: known(0), steal: known(0),
 		},
 		{
+			name: "the previous sample lacks CPU counters (its call failed): unknown",
+			prev: sample{at: 0, disks: []agentclient.DiskStatsInfo{disk("vda", 0, 0, 0, 0)}},
+			cur:  sample{at: 10, cpus: twoCPUs(1000, 9000, 0, 0), disks: []agentclient.DiskStatsInfo{disk("vda", 0, 0, 0, 0)}},
+			rd:   known(0), wr: known(0), riops: known(0),
+		},
+		{
 			name: "interfaces without counters: unknown, not zero",
 			prev: sample{at: 0, nets: []agentclient.Interface{{Name: "Ethernet"}}},
 			cur:  sample{at: 1, nets: []agentclient.Interface{{Name: "Ethernet"}}},
