@@ -72,9 +72,10 @@ type Metrics struct {
 
 // DefaultMetricsInterval is how often the metrics are asked when the fleet
 // file does not say: every second live poll at the default 5 s interval.
-// At 10,000 simulated guests it costs about what the live items cost (see
-// README, Performance); rates over 10 s are still fine-grained for a
-// dashboard.
+// Measured at 10,000 simulated guests (README, Performance) it adds 3.5
+// points of one core and about 24 KB RSS per guest to the dashboard; rates
+// over 10 s are still fine-grained for a dashboard, and the ring of
+// HistorySize samples then spans ten minutes.
 const DefaultMetricsInterval = 10 * time.Second
 
 // HistorySize is how many metrics samples a guest keeps (History): ten

@@ -15,7 +15,6 @@ import (
 )
 
 var (
-	viewKeys   = []string{"kernel", "timezone", "users", "filesystems", "disks", "load", "metrics_note"}
 	sampleKeys = []string{"sample_s", "cpu_busy_pct", "iowait_pct", "steal_pct", "disk_read_bps", "disk_write_bps",
 		"disk_read_iops", "disk_write_iops", "net_rx_bps", "net_tx_bps", "net_errs_per_sec"}
 )
