@@ -183,7 +183,7 @@ type staticFleet struct {
 	sources []fleet.SourceState
 }
 
-func (s staticFleet) Snapshot() *fleet.Snapshot      { return s.snap }
+func (s staticFleet) Snapshot() *fleet.Snapshot    { return s.snap }
 func (s staticFleet) Sources() []fleet.SourceState { return s.sources }
 
 // A guest with 10,000 hostile mountpoints costs MaxFilesystems series, and
