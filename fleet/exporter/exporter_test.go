@@ -44,14 +44,27 @@ func simFleet(t *testing.T, names ...string) *fleet.Fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { farm.Close() })
-	f := fleet.New(fleet.Options{Timeout: 2 * time.Second, Readonly: true})
+	// Metrics on every poll: two polls give rates.
+	f := fleet.New(fleet.Options{Timeout: 2 * time.Second, Readonly: true, MetricsInterval: time.Millisecond})
 	t.Cleanup(func() { f.Close() })
 	for i, sock := range farm.Sockets() {
 		f.Add(fleet.Target{Name: names[i], Host: "hv\"1", Address: "unix:" + sock, Tags: []string{"web", "prod"}})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f.RefreshOnce(ctx, nil)
+	// A rate needs two samples a metrics interval apart: poll until every
+	// guest has one (a poll takes longer than the 1 ms interval), at most
+	// 20 times.
+	for range 20 {
+		f.RefreshOnce(ctx, nil)
+		all := true
+		for _, g := range f.Snapshot().Guests {
+			all = all && g.Metrics.CPUBusy.OK
+		}
+		if all {
+			break
+		}
+	}
 	return f
 }
 
@@ -152,6 +165,26 @@ func TestCollectorSimulatedGuests(t *testing.T) {
 					t.Errorf("%s{guest=%q} = %v", family, g, v)
 				}
 			}
+		}
+	}
+	// The guests' own metrics, from the simulator's counters.
+	for family, ok := range map[string]func(float64) bool{
+		"guestdeck_guest_cpu_busy_ratio":        func(v float64) bool { return v >= 0 && v <= 1 },
+		"guestdeck_guest_filesystem_used_bytes": func(v float64) bool { return v > 0 },
+	} {
+		got := byGuest(mfs[family])
+		if len(got) != len(names) {
+			t.Errorf("%s: %d guests, want %d", family, len(got), len(names))
+		}
+		for g, v := range got {
+			if !ok(v) {
+				t.Errorf("%s{guest=%q} = %v", family, g, v)
+			}
+		}
+	}
+	for _, m := range mfs["guestdeck_guest_filesystem_used_bytes"].GetMetric() {
+		if label(m, "mountpoint") != "/" || label(m, "fstype") != "ext4" {
+			t.Errorf("filesystem labels %v", m.GetLabel())
 		}
 	}
 	for _, m := range mfs["guestdeck_guest_info"].GetMetric() {
