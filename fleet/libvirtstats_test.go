@@ -211,4 +211,3 @@ func TestNextHostStats(t *testing.T) {
 		t.Errorf("first sample: %+v", hs)
 	}
 }
-
