@@ -316,3 +316,51 @@ func TestLabel(t *testing.T) {
 		t.Error("values differing in their invalid bytes share a label")
 	}
 }
+
+// BenchmarkScrape is one scrape (gather and text encoding) of 1,000 and
+// 10,000 guests, each with every rate, its host's view and four
+// filesystems.
+func BenchmarkScrape(b *testing.B) {
+	for _, n := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("guests=%d", n), func(b *testing.B) { benchScrape(b, n) })
+	}
+}
+
+func benchScrape(b *testing.B, n int) {
+	gs := make([]*fleet.Guest, n)
+	r := fleet.Rate{V: 42, OK: true}
+	for i := range gs {
+		g := &fleet.Guest{Target: fleet.Target{Name: fmt.Sprintf("hv%d/guest-%05d", i%10, i), Host: fmt.Sprintf("hv%d", i%10), Tags: []string{"web", "prod"}},
+			State: fleet.Ready, RTT: time.Millisecond, SkewKnown: true}
+		m := &g.Metrics
+		m.CPUBusy, m.IOWait, m.Steal, m.DiskReadBps, m.DiskWriteBps, m.DiskReadIOPS, m.DiskWriteIOPS = r, r, r, r, r, r, r
+		m.NetRxBps, m.NetTxBps, m.NetErrsPerSec, m.Load1, m.Load5, m.Load15 = r, r, r, r, r, r
+		for _, mp := range []string{"/", "/boot", "/var", "/data"} {
+			m.Filesystems = append(m.Filesystems, fleet.FSUsage{Mountpoint: mp, Type: "ext4", UsedBytes: 1 << 30, TotalBytes: 10 << 30})
+		}
+		g.HostStats = fleet.HostStats{At: time.Now(), CPUPct: r, BalloonBytes: 1 << 30, BalloonOK: true, BlockRdBps: r, BlockWrBps: r, NetRxBps: r, NetTxBps: r}
+		gs[i] = g
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(exporter.New(staticFleet{snap: &fleet.Snapshot{Guests: gs}}))
+	var size, series int
+	b.ReportAllocs()
+	for b.Loop() {
+		mfs, err := reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var buf bytes.Buffer
+		enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+		series = 0
+		for _, mf := range mfs {
+			series += len(mf.GetMetric())
+			if err := enc.Encode(mf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		size = buf.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
+	b.ReportMetric(float64(series), "series")
+}
