@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
+
+	"github.com/guestdeck/guestdeck/internal/blocking"
 )
 
 // StatsSink is a Sink that also takes the hypervisor's counters of a
@@ -87,7 +89,7 @@ func (h *Libvirt) statsLoop(ctx context.Context, l *libvirt.Libvirt) {
 func (h *Libvirt) takeStats(ctx context.Context, l *libvirt.Libvirt) (map[string]DomainCounters, error) {
 	ctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
 	defer cancel()
-	recs, err := bounded(ctx, func() ([]libvirt.DomainStatsRecord, error) {
+	recs, err := blocking.Call(ctx, func() ([]libvirt.DomainStatsRecord, error) {
 		return l.ConnectGetAllDomainStats(nil, uint32(statsGroups), uint32(libvirt.ConnectGetAllDomainsStatsActive))
 	})
 	if err != nil {
