@@ -2,6 +2,7 @@ package agentclient
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"slices"
@@ -37,6 +38,11 @@ func decodeReturn(ret []byte, out any) error {
 		}
 	case *FileWrite:
 		if v, ok := decodeFileWrite(ret); ok {
+			*o = v
+			return nil
+		}
+	case *ExecStatus:
+		if v, ok := decodeExecStatus(ret); ok {
 			*o = v
 			return nil
 		}
@@ -449,6 +455,52 @@ func decodeFileWrite(b []byte) (FileWrite, bool) {
 	})
 	if !ok || skipSpace(b, l.i) != len(b) {
 		return FileWrite{}, false
+	}
+	return v, true
+}
+
+// decodeExecStatus decodes guest-exec-status's reply with the output's
+// base64 decoded from the reply's own bytes: up to two 16 MiB streams, so
+// neither a base64 string nor a validated copy of the reply is made.
+func decodeExecStatus(b []byte) (ExecStatus, bool) {
+	l := &lexer{b: b}
+	var v ExecStatus
+	data := func() ([]byte, bool) {
+		s, ok := l.raw()
+		if !ok {
+			return nil, false
+		}
+		d := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+		n, err := base64.StdEncoding.Decode(d, s)
+		return d[:n], err == nil
+	}
+	ok := l.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "exited":
+			v.Exited, ok = l.bool()
+		case "exitcode":
+			var n int
+			n, ok = l.int()
+			v.ExitCode = &n
+		case "signal":
+			var n int
+			n, ok = l.int()
+			v.Signal = &n
+		case "out-data":
+			v.OutData, ok = data()
+		case "err-data":
+			v.ErrData, ok = data()
+		case "out-truncated":
+			v.OutTruncated, ok = l.bool()
+		case "err-truncated":
+			v.ErrTruncated, ok = l.bool()
+		default:
+			ok = l.other()
+		}
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return ExecStatus{}, false
 	}
 	return v, true
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -413,6 +414,9 @@ type ExecResult struct {
 	// cap or by ExecOptions.MaxOutput. Truncated is either.
 	OutTruncated, ErrTruncated bool
 	Truncated                  bool
+	// NoStatus: the agent said it exited but gave neither an exit code nor
+	// a signal in range (ExitCode and Signal are 0, which is no success).
+	NoStatus bool
 }
 
 // ExecOptions tune RunExecWith.
@@ -483,35 +487,34 @@ func RunExecWith(ctx context.Context, a Agent, req ExecRequest, opt ExecOptions)
 	return execResult(pid, st, keep)
 }
 
-// execResult decodes a final status, keeping keep bytes of each stream.
+// execResult is a final status, keeping keep bytes of each stream.
 // A stream of the agent's whole cap counts as truncated even when the agent
 // says otherwise: qemu-ga before the fix of 2025 (28c5d27dd4, backported to
 // 7.2.22) wrote "out-truncated": false exactly when it had cut the output.
 func execResult(pid int64, st *ExecStatus, keep int) (*ExecResult, error) {
-	out, err := base64.StdEncoding.DecodeString(st.OutData)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad base64 in out-data of pid %d: %v", ErrMalformed, pid, err)
-	}
-	stderr, err := base64.StdEncoding.DecodeString(st.ErrData)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad base64 in err-data of pid %d: %v", ErrMalformed, pid, err)
-	}
+	out, stderr := st.OutData, st.ErrData
 	res := &ExecResult{PID: pid,
 		OutTruncated: st.OutTruncated || len(out) >= execMaxOutput,
 		ErrTruncated: st.ErrTruncated || len(stderr) >= execMaxOutput}
+	// A cut stream is copied so that the reply's larger array goes.
 	if len(out) > keep {
-		out, res.OutTruncated = out[:keep], true
+		out, res.OutTruncated = bytes.Clone(out[:keep]), true
 	}
 	if len(stderr) > keep {
-		stderr, res.ErrTruncated = stderr[:keep], true
+		stderr, res.ErrTruncated = bytes.Clone(stderr[:keep]), true
 	}
 	res.Stdout, res.Stderr = out, stderr
 	res.Truncated = res.OutTruncated || res.ErrTruncated
+	// Out of range is no status: a signal is 1 up to a Windows exception
+	// code (a DWORD), an exit code a POSIX status or a DWORD, maybe read
+	// as signed. A signal of 0 would hide the exit code.
 	switch {
-	case st.Signal != nil:
+	case st.Signal != nil && *st.Signal >= 1 && int64(*st.Signal) <= math.MaxUint32:
 		res.Signal = *st.Signal
-	case st.ExitCode != nil:
+	case st.ExitCode != nil && int64(*st.ExitCode) >= math.MinInt32 && int64(*st.ExitCode) <= math.MaxUint32:
 		res.ExitCode = *st.ExitCode
+	default:
+		res.NoStatus = true
 	}
 	return res, nil
 }
@@ -524,6 +527,8 @@ func (r *ExecResult) failure() string {
 		msg = strings.ToValidUTF8(msg[:200], "") + "..."
 	}
 	switch {
+	case r.NoStatus:
+		return "exited without a status: " + msg
 	case r.Signal != 0:
 		return fmt.Sprintf("killed by signal %d: %s", r.Signal, msg)
 	case r.ExitCode != 0:
@@ -551,6 +556,9 @@ func ListDir(ctx context.Context, a Agent, dir string) ([]DirEntry, error) {
 	if res.Truncated {
 		// The agent's cap cut the output, most likely mid-record.
 		return ents, fmt.Errorf("list %s: %w", dir, errTruncated)
+	}
+	if errors.Is(err, errTooManyEntries) {
+		return ents, fmt.Errorf("list %s: %w", dir, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
