@@ -18,8 +18,9 @@ type HostStats struct {
 	// in percent of its vCPUs (0..100, like Metrics.CPUBusy; it can exceed
 	// 100 a little from QEMU's own threads).
 	CPUPct Rate
-	// BalloonBytes is the balloon's current size: the memory the guest has
-	// now. BalloonOK is false when the domain has no balloon.
+	// BalloonBytes is balloon.current: the memory the guest has now (for a
+	// domain without a balloon device libvirt reports its configured
+	// memory). BalloonOK is false when the host did not report it.
 	BalloonBytes uint64
 	BalloonOK    bool
 	// Block and network throughput summed over the domain's disks and
