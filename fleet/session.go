@@ -419,7 +419,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	r := &pollResult{}
 	cmd, err := s.gather(pctx, forceSlow, r)
 	if err == nil {
-		cmd, err = s.gatherMetrics(pctx, r) // unless pollLive batched them
+		cmd, err = s.gatherMetrics(pctx, r) // unless the live batch carried them
 	}
 	if ranOut(ctx, pctx, err) {
 		err = &pollTimeoutError{cmd: cmd, limit: limit, timeout: s.f.opts.Timeout}

@@ -158,6 +158,9 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 	}
 	poll += fmt.Sprintf("  late %d  missed %d", g.Late, g.Missed)
 	lines = append(lines, kv("Agent", poll))
+	if hv := present.HostView(g, now); hv != "" {
+		lines = append(lines, kv("Host view", hv)) // what its libvirt host sees, beside the agent's account
+	}
 	if len(g.Commands) > 0 {
 		lines = append(lines, "")
 		lines = append(lines, m.capabilityLines(g)...)
