@@ -13,7 +13,7 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log"}
+var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log", "CPU", "Disk", "Net", "Latency"}
 
 const (
 	tabOverview = iota
@@ -21,6 +21,11 @@ const (
 	tabVCPUs
 	tabFilesystems
 	tabLog
+	// The metrics tabs (detail_metrics.go): series over the last minutes.
+	tabCPU
+	tabDisk
+	tabNet
+	tabLatency
 )
 
 func tabLabel(i int, name string) string { return strconv.Itoa(i+1) + " " + name }
@@ -41,6 +46,8 @@ func (m *Model) detailLines(g *fleet.Guest) []string {
 		return m.filesystemLines(g)
 	case tabLog:
 		return m.logLines(g)
+	case tabCPU, tabDisk, tabNet, tabLatency:
+		return m.metricsLines(g)
 	}
 	return nil
 }

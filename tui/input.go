@@ -67,6 +67,10 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, km.SortReverse):
 		m.tbl.sortDesc = !m.tbl.sortDesc
 		m.reindex()
+	case key.Matches(k, km.HoldOrder):
+		m.toggleHold() // metrics.go
+	case key.Matches(k, km.Pulse):
+		m.openPulse() // pulse.go
 	case key.Matches(k, km.Detail):
 		m.detail = !m.detail
 		m.clampScroll()
@@ -87,7 +91,7 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		// Matched disabled too: read-only mode refuses it in words.
 		return m.openExecPrompt("")
 	default:
-		if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
+		if len(k.Text) == 1 && k.Text >= "1" && int(k.Text[0]-'1') < len(tabNames) {
 			m.setTab(int(k.Text[0] - '1'))
 		}
 	}
@@ -213,6 +217,21 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "events", "log":
 		m.open(layer{kind: layerEvents})
 		return nil
+	case "pulse":
+		m.openPulse()
+		return nil
+	case "hold":
+		m.toggleHold()
+		return nil
+	case "sort":
+		if len(fields) == 2 {
+			if c, ok := sortColumnNamed(fields[1]); ok {
+				m.sortBy(c)
+				return nil
+			}
+		}
+		m.setStatus("sort: name a column: "+strings.Join(sortWords(), ", "), true)
+		return nil
 	case "exec", "!":
 		// The rest of the line, as typed, is the program (exec.go).
 		if rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0])); rest != "" && m.opts.Exec != nil && !m.opts.Readonly {
@@ -257,7 +276,8 @@ func (m *Model) completions() []string {
 			dry = append(dry, dryRunVerb+" "+s.Text)
 		}
 	}
-	all = append(all, "events", "help", "quit")
+	all = append(all, "events", "help", "quit", "pulse", "hold")
+	all = append(all, sortNames()...)
 	if m.opts.Exec != nil && !m.opts.Readonly {
 		all = append(all, "exec ") // not a table action: exec.go runs it
 	}
@@ -447,14 +467,14 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	switch {
 	case ms.Y == l.tableTop-1:
 		x := prefixWidth
-		for _, c := range visibleColumns(m.width) {
+		for _, c := range visibleColumns(m.width, m.tbl.sortCol) {
 			if ms.X >= x && ms.X < x+c.width+1 {
 				if m.tbl.sortCol == c.id {
 					m.tbl.sortDesc = !m.tbl.sortDesc
+					m.reindex()
 				} else {
-					m.tbl.sortCol, m.tbl.sortDesc = c.id, false
+					m.sortBy(c.id) // metrics busiest first
 				}
-				m.reindex()
 				return
 			}
 			x += c.width + 1

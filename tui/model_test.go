@@ -565,7 +565,7 @@ func TestTabs(t *testing.T) {
 	m = press(t, m, "tab", "tab")
 	eq(t, "tab", m.tab, tabVCPUs)
 	m = press(t, m, "shift+tab", "shift+tab", "shift+tab")
-	eq(t, "wraps back", m.tab, tabLog)
+	eq(t, "wraps back", m.tab, tabLatency)
 	m = press(t, m, "4")
 	eq(t, "digit", m.tab, tabFilesystems)
 }

@@ -162,6 +162,8 @@ func (m *Model) renderRegion(l screen) string {
 		return place(w, h, r.files.View())
 	case layerExec:
 		return m.renderExec(w, h)
+	case layerPulse:
+		return m.renderPulse(w, h)
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -198,7 +200,7 @@ func place(w, h int, s string) string {
 // renderTable draws the header and rows visible in n lines. Its cost does not
 // depend on the number of guests.
 func (m *Model) renderTable(n int) string {
-	cols := visibleColumns(m.width)
+	cols := visibleColumns(m.width, m.tbl.sortCol)
 	var b strings.Builder
 	b.WriteString(strings.Repeat(" ", prefixWidth))
 	var hdr strings.Builder
