@@ -137,7 +137,7 @@ func (m *Model) fsUsageLines(mt fleet.Metrics) []string {
 	if len(mt.Filesystems) == 0 {
 		return nil
 	}
-	lines := []string{"", m.st.Header.Render(fmt.Sprintf("%-24s %-8s %10s %10s %5s  %s", "MOUNT", "TYPE", "USED", "SIZE", "USE%", "")) }
+	lines := []string{"", m.st.Header.Render(fmt.Sprintf("%-24s %-8s %10s %10s %5s  %s", "MOUNT", "TYPE", "USED", "SIZE", "USE%", ""))}
 	const barW = 20
 	const maxFS = 32 // a guest may report thousands of mounts
 	for _, f := range mt.Filesystems[:min(len(mt.Filesystems), maxFS)] {

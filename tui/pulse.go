@@ -87,10 +87,10 @@ func (t *topN) add(g *fleet.Guest, v float64) {
 // bucket is one histogram bar: how many guests fall in it and the one
 // with the largest value (where enter goes).
 type bucket struct {
-	label string
-	upTo  time.Duration // exclusive upper bound; the last bucket has none
-	n     int
-	worst *fleet.Guest
+	label  string
+	upTo   time.Duration // exclusive upper bound; the last bucket has none
+	n      int
+	worst  *fleet.Guest
 	worstV time.Duration
 }
 
