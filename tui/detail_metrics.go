@@ -108,7 +108,7 @@ func (m *Model) metricsLines(g *fleet.Guest) []string {
 
 // seriesLine is "label  sparkline  now X  mean Y  max Z".
 func (m *Model) seriesLine(label string, pts []point, format func(float64) string, hi float64) string {
-	const labelW, statsW = 11, 40
+	const labelW, statsW = 11, 36
 	w := max(m.width-labelW-statsW-2, 8)
 	last, lastOK, mean, most, any := seriesStats(pts)
 	now, avg, top := absentCell, absentCell, absentCell
@@ -118,7 +118,7 @@ func (m *Model) seriesLine(label string, pts []point, format func(float64) strin
 	if any {
 		avg, top = format(mean), format(most)
 	}
-	stats := fmt.Sprintf("now %-9s mean %-9s max %-9s", now, avg, top)
+	stats := fmt.Sprintf("now %-7s mean %-7s max %-7s", now, avg, top)
 	return fit(label, labelW, false) + m.st.Accent.Render(sparkline(pts, w, hi)) + "  " + stats
 }
 

@@ -694,6 +694,26 @@ func TestGolden(t *testing.T) {
 			m.src.(*fakeSource).frozen = []string{"vm-00003", "vm-00010"}
 			return press(t, m, "q")
 		}},
+		// The metrics tabs and the pulse view (metrics.go, pulse.go) at both sizes.
+		{name: "tab_cpu_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "6") }},
+		{name: "tab_cpu_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "6") }},
+		{name: "tab_cpu_absent_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
+			return press(t, m, "5", "down", "down", "down", "down", "down", "6")
+		}},
+		{name: "tab_disk_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "G", "7") }},
+		{name: "tab_disk_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "G", "7") }},
+		{name: "tab_net_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "8") }},
+		{name: "tab_net_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "8") }},
+		{name: "tab_latency_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9") }},
+		{name: "tab_latency_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9") }},
+		{name: "sort_cpu_held_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
+			m = press(t, m, ":")
+			m = typeText(t, m, "sort cpu")
+			return press(t, m, "enter", "H")
+		}},
+		{name: "pulse_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "P", "down") }},
+		{name: "pulse_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "P", "tab") }},
+		{name: "pulse_60x15", w: 60, h: 15, setup: func(t *testing.T, m Model) Model { return press(t, m, "P") }},
 		// At the smallest size the dialogs wrap inside their border instead of losing its right side.
 		{name: "quit_frozen_narrow", w: 60, h: 15, setup: func(t *testing.T, m Model) Model {
 			m.src.(*fakeSource).frozen = []string{"vm-00003", "vm-00010"}

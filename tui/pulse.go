@@ -196,7 +196,7 @@ func buildPulse(s *fleet.Snapshot, per int) []pulseSection {
 		list("Network rx+tx", net, known[4], bps),
 		fullSec,
 		histogram("Round trip", rtt, per),
-		histogram("Clock skew |guest−host|", skew, per),
+		histogram("Clock skew ±", skew, per),
 	}
 }
 
@@ -394,7 +394,9 @@ func (m *Model) renderPulse(w, h int) string {
 		m.st.Muted.Render("  (↑/↓ select · enter jumps to the guest · "+m.keys.Pulse.Help().Key+" or esc closes)")}
 	var counts []string
 	for _, s := range fleet.States {
-		counts = append(counts, m.st.State(string(s)).Render(fmt.Sprintf("%s %d", s, m.counts[s])))
+		if n := m.counts[s]; n > 0 {
+			counts = append(counts, m.st.State(string(s)).Render(fmt.Sprintf("%s %d", s, n)))
+		}
 	}
 	lines = append(lines, strings.Join(counts, m.st.Muted.Render(" · ")))
 	colW := (w - (cols - 1)) / cols
@@ -444,8 +446,14 @@ func (m *Model) renderPulseSection(sec pulseSection, w, per, selIdx int) ([]stri
 		var line string
 		if r.bar > 0 || r.guest == "" && r.value != "" {
 			// A histogram row: label, bar, count, worst guest.
-			bar := strings.Repeat("█", r.bar/8) + []string{"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"}[r.bar%8]
-			line = mark + fit(r.label, 9, false) + fit(bar, maxBar, false) + fit(r.value, 7, true)
+			// The bar gives way to the worst guest's name (10 cells) in a narrow column.
+			barW := min(max(w-2-9-5-2-10, 3), maxBar)
+			eighths := r.bar * barW / maxBar
+			if r.bar > 0 {
+				eighths = max(eighths, 1)
+			}
+			bar := strings.Repeat("█", eighths/8) + []string{"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"}[eighths%8]
+			line = mark + fit(r.label, 9, false) + fit(bar, barW, false) + fit(r.value, 5, true)
 			if r.guest != "" {
 				line += "  " + present.Text(r.guest, max(w-present.Width(line)-2, 1))
 			}

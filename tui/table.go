@@ -55,15 +55,16 @@ var columns = [numCols]column{
 	{colAgent, "AGENT", 8, 10, false},
 	{colOS, "OS", 18, 9, false},
 	{colAddr, "ADDRESSES", 22, 5, false},
-	{colVCPU, "VCPUS", 5, 11, true}, // online/total, as status calls it
-	{colCPUBusy, "CPU%", 4, 4, true},
-	{colIOWait, "IOW%", 4, 13, true},
-	{colSteal, "STL%", 4, 14, true},
+	// Metrics columns are one cell wider than their title: the sort arrow.
+	{colVCPU, "VCPUS", 6, 11, true}, // online/total, as status calls it
+	{colCPUBusy, "CPU%", 5, 4, true},
+	{colIOWait, "IOW%", 5, 13, true},
+	{colSteal, "STL%", 5, 14, true},
 	{colLoad, "LOAD", 5, 12, true},
-	{colDiskR, "DSK-R", 5, 15, true},
-	{colDiskW, "DSK-W", 5, 16, true},
-	{colNetRx, "NET-RX", 6, 17, true},
-	{colNetTx, "NET-TX", 6, 18, true},
+	{colDiskR, "DSK-R", 6, 15, true},
+	{colDiskW, "DSK-W", 6, 16, true},
+	{colNetRx, "NET-RX", 7, 17, true},
+	{colNetTx, "NET-TX", 7, 18, true},
 	{colFSFull, "FS%", 4, 8, true}, // the fullest filesystem
 	{colSkew, "SKEW", 7, 19, true},
 	{colFreeze, "FREEZE", 13, 2, false},

@@ -120,6 +120,9 @@ func (m *Model) renderTitle() string {
 		dir = "↓"
 	}
 	left += " · sort " + strings.ToLower(columns[m.tbl.sortCol].title) + " " + dir
+	if m.tbl.held {
+		left += " " + m.st.Warn.Render("held") // metrics.go: the order stays put
+	}
 	if m.opts.Readonly {
 		left += "  " + m.st.Warn.Bold(true).Render("READ-ONLY")
 	}
