@@ -301,18 +301,24 @@ func (m *Model) orderRows(rows []*fleet.Guest, resort bool) {
 		t.heldRank = m.rankAll()
 	}
 	// Ranked guests first, by rank; the rest (new since the hold) after,
-	// in the sort's order.
-	known := make([]*fleet.Guest, 0, len(rows))
+	// in the sort's order. Each rank is looked up once, not per comparison.
+	type keyed struct {
+		g *fleet.Guest
+		r int
+	}
+	known := make([]keyed, 0, len(rows))
 	var fresh []*fleet.Guest
 	for _, g := range rows {
-		if _, ok := t.heldRank[g.Name]; ok {
-			known = append(known, g)
+		if r, ok := t.heldRank[g.Name]; ok {
+			known = append(known, keyed{g, r})
 		} else {
 			fresh = append(fresh, g)
 		}
 	}
-	slices.SortFunc(known, func(a, b *fleet.Guest) int { return t.heldRank[a.Name] - t.heldRank[b.Name] })
+	slices.SortFunc(known, func(a, b keyed) int { return a.r - b.r })
 	sortRows(fresh, t.sortCol, t.sortDesc, m.now())
-	copy(rows, known)
+	for i, k := range known {
+		rows[i] = k.g
+	}
 	copy(rows[len(known):], fresh)
 }
