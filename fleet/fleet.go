@@ -43,6 +43,10 @@ type Options struct {
 	// command's limit).
 	ReplyBudget int64
 
+	// MetricsInterval: CPU, disk and load counters (metrics.go); default
+	// DefaultMetricsInterval, negative for none.
+	MetricsInterval time.Duration
+
 	// Ledger records every freeze (before it is sent) and suspend, so
 	// that they outlive this process (package ledger); nil keeps no record.
 	Ledger *ledger.Ledger
@@ -86,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SlowInterval < o.Interval {
 		o.SlowInterval = o.Interval
+	}
+	if o.MetricsInterval == 0 {
+		o.MetricsInterval = DefaultMetricsInterval
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Second

@@ -43,6 +43,7 @@ type session struct {
 	// was frozen, when the agent lists nearly every command disabled. The
 	// first poll that finds it thawed reads them again. Guarded by sem.
 	capsFrozen bool
+	metrics    metricsState // metrics.go
 
 	wake   chan struct{} // Poke: poll now
 	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
@@ -280,6 +281,7 @@ type pollResult struct {
 	usersOK    bool
 	fs         []agentclient.Filesystem
 	fsOK       bool
+	metrics    metricsPoll // metrics.go
 
 	answered  bool   // some call of this poll got an answer
 	liveOK    bool   // the live items were read (a poll that ran out may end before)
@@ -406,6 +408,9 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	defer cancel()
 	r := &pollResult{}
 	cmd, err := s.gather(pctx, forceSlow, r)
+	if err == nil {
+		cmd, err = s.gatherMetrics(pctx, r) // unless pollLive batched them
+	}
 	switch {
 	case err == nil:
 		return s.apply(r)
@@ -575,8 +580,10 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batche
 	if s.usable(g, r, "guest-get-vcpus") {
 		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpus})
 	}
+	calls = s.metricsCalls(g, r, calls)
 	t0 := time.Now()
 	s.agent.batch(ctx, st, calls)
+	s.metricsDone(r, calls)
 	for _, c := range calls {
 		ok, fatal := s.item(r, c.Name, c.Err)
 		if fatal != nil {
@@ -675,6 +682,7 @@ func (s *session) apply(r *pollResult) error {
 		if r.fsOK {
 			g.Filesystems = r.fs
 		}
+		s.applyMetrics(g, r)
 		if r.liveOK {
 			g.LastLive = now
 		}
