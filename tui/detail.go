@@ -13,7 +13,7 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log", "CPU", "Disk", "Net", "Latency"}
+var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log", "CPU", "Disk", "Net", "Latency", "Disks", "Routes"}
 
 const (
 	tabOverview = iota
@@ -26,6 +26,8 @@ const (
 	tabDisk
 	tabNet
 	tabLatency
+	tabDisks
+	tabRoutes
 )
 
 func tabLabel(i int, name string) string { return strconv.Itoa(i+1) + " " + name }
@@ -48,6 +50,10 @@ func (m *Model) detailLines(g *fleet.Guest) []string {
 		return m.logLines(g)
 	case tabCPU, tabDisk, tabNet, tabLatency:
 		return m.metricsLines(g)
+	case tabDisks:
+		return m.disksLines(g)
+	case tabRoutes:
+		return m.routesLines(g)
 	}
 	return nil
 }

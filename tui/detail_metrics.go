@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
@@ -191,5 +192,124 @@ func (m *Model) latencyLines(g *fleet.Guest) []string {
 	lines = append(lines, "", kv("Clock skew", skew))
 	// The metrics samples carry no skew: its history is not kept.
 	lines = append(lines, kv("", m.st.Muted.Render("skew history: not sampled by the fleet yet")))
+	return lines
+}
+
+// Bounds on the disks and routes tabs: a guest may report thousands.
+const (
+	maxDiskRows  = 64
+	maxRouteRows = 128
+)
+
+// absentLine says why a list the slow poll reads is empty: the agent lacks
+// the command (and which qemu-ga has it), or it was not read yet.
+func (m *Model) absentLine(g *fleet.Guest, cmd, since, what string) []string {
+	if present, enabled := g.Capability(cmd); !present || !enabled {
+		why := "lacks"
+		if present {
+			why = "has disabled"
+		}
+		return []string{m.st.Muted.Render(fmt.Sprintf("no %s: the agent %s %s (qemu-ga %s)", what, why, cmd, since))}
+	}
+	return []string{m.st.Muted.Render("no " + what + " read yet (read with the slow items)")}
+}
+
+// disksLines: guest-get-disks, with the NVMe SMART health where the agent
+// gives it. Every number is the guest's and range-checked; names escaped.
+func (m *Model) disksLines(g *fleet.Guest) []string {
+	disks := g.Metrics.Disks
+	if len(disks) == 0 {
+		return m.absentLine(g, "guest-get-disks", "5.2+", "disks")
+	}
+	lines := []string{m.st.Header.Render(fmt.Sprintf("%-14s %-5s %-6s %-20s %-12s %s", "NAME", "PART", "BUS", "SERIAL", "ALIAS", "SMART"))}
+	for _, d := range disks[:min(len(disks), maxDiskRows)] {
+		part, bus, serial := "", "", ""
+		if d.Partition {
+			part = "yes"
+		}
+		if a := d.Address; a != nil {
+			bus, serial = a.BusType, a.Serial
+		}
+		lines = append(lines, fmt.Sprintf("%s %-5s %s %s %s %s", padText(d.Name, 14, 40), part, padText(bus, 6, 12),
+			padText(serial, 20, 40), padText(d.Alias, 12, 40), m.smartText(d.Smart)))
+	}
+	if n := len(disks) - maxDiskRows; n > 0 {
+		lines = append(lines, m.st.Muted.Render(fmt.Sprintf("and %d more", n)))
+	}
+	return lines
+}
+
+// smartText sums up a disk's SMART data; a figure out of its range is "?".
+func (m *Model) smartText(s *agentclient.DiskSmart) string {
+	if s == nil {
+		return m.st.Muted.Render("–")
+	}
+	if s.Type != "nvme" {
+		return present.Text(s.Type, 16) + m.st.Muted.Render(" (no health data)")
+	}
+	in := func(v, lo, hi int, unit string) string {
+		if v < lo || v > hi {
+			return "?"
+		}
+		return fmt.Sprintf("%d%s", v, unit)
+	}
+	// 128-bit counters: the high half set is past any real disk.
+	u128 := func(lo, hi uint64) string {
+		if hi != 0 {
+			return "?"
+		}
+		return fmt.Sprintf("%d", lo)
+	}
+	temp := "?"
+	if s.Temperature > 0 && s.Temperature < 273+200 {
+		temp = fmt.Sprintf("%d°C", s.Temperature-273)
+	}
+	out := fmt.Sprintf("nvme %s, %s used, spare %s (min %s), media errors %s, %s h on, %s unsafe shutdowns", temp,
+		in(s.PercentageUsed, 0, 255, "%"), in(s.AvailableSpare, 0, 100, "%"), in(s.AvailableSpareThreshold, 0, 100, "%"),
+		u128(s.MediaErrorsLo, s.MediaErrorsHi), u128(s.PowerOnHoursLo, s.PowerOnHoursHi), u128(s.UnsafeShutdownsLo, s.UnsafeShutdownsHi))
+	// The warning is a byte of flags; outside a byte it is no flags, but
+	// it is not silence either.
+	switch cw := s.CriticalWarning; {
+	case cw < 0 || cw > 0xff:
+		return m.st.Error.Render("CRITICAL WARNING ?; ") + out
+	case cw != 0:
+		return m.st.Error.Render(fmt.Sprintf("CRITICAL WARNING %#02x; ", cw)) + out
+	}
+	return out
+}
+
+// routesLines: guest-network-get-route, IPv4 and IPv6 as the agent gives
+// them (its text, escaped and cut).
+func (m *Model) routesLines(g *fleet.Guest) []string {
+	routes := g.Metrics.Routes
+	if len(routes) == 0 {
+		return m.absentLine(g, "guest-network-get-route", "9.1+", "routes")
+	}
+	lines := []string{m.st.Header.Render(fmt.Sprintf("%-3s %-34s %-26s %-10s %7s %6s", "IP", "DESTINATION", "GATEWAY / NEXT HOP", "IFACE", "METRIC", "MTU"))}
+	for _, r := range routes[:min(len(routes), maxRouteRows)] {
+		dest, via := r.Destination, r.Gateway
+		switch {
+		case r.Mask != "":
+			dest += " mask " + r.Mask
+		case r.DesPrefixLen != "":
+			dest += "/" + r.DesPrefixLen
+		}
+		if r.NextHop != "" {
+			via = r.NextHop
+		}
+		mtu := ""
+		if r.MTU != nil && *r.MTU > 0 && *r.MTU < 1<<20 {
+			mtu = fmt.Sprintf("%d", *r.MTU)
+		}
+		ver := "?"
+		if r.Version == 4 || r.Version == 6 {
+			ver = fmt.Sprintf("v%d", r.Version)
+		}
+		lines = append(lines, fmt.Sprintf("%-3s %s %s %s %7d %6s", ver, padText(dest, 34, 64), padText(via, 26, 48),
+			padText(r.Iface, 10, 32), r.Metric, mtu))
+	}
+	if n := len(routes) - maxRouteRows; n > 0 {
+		lines = append(lines, m.st.Muted.Render(fmt.Sprintf("and %d more", n)))
+	}
 	return lines
 }

@@ -231,6 +231,21 @@ func testMetrics(i int) fleet.Metrics {
 	if i%8 == 7 {
 		mt.Filesystems = append(mt.Filesystems, fleet.FSUsage{Mountpoint: "/var", Type: "xfs", UsedBytes: 39 << 29, TotalBytes: 20 << 30})
 	}
+	if i%2 == 1 {
+		mtu := 1500
+		mt.Disks = []agentclient.DiskInfo{
+			{Name: "/dev/nvme0n1", Address: &agentclient.DiskAddress{BusType: "nvme", Serial: fmt.Sprintf("SN%05d", i)},
+				Smart: &agentclient.DiskSmart{Type: "nvme", Temperature: 310, AvailableSpare: 100, AvailableSpareThreshold: 10,
+					PercentageUsed: 3, PowerOnHoursLo: 1234, UnsafeShutdownsLo: 2}},
+			{Name: "/dev/nvme0n1p1", Partition: true, Dependencies: []string{"/dev/nvme0n1"}},
+			{Name: "/dev/dm-0", Alias: "vg0-root", Dependencies: []string{"/dev/nvme0n1p1"}},
+		}
+		mt.Routes = []agentclient.Route{
+			{Iface: "eth0", Destination: "0.0.0.0", Gateway: fmt.Sprintf("10.0.%d.1", i/250%250), Mask: "0.0.0.0", Metric: 100, MTU: &mtu, Version: 4},
+			{Iface: "eth0", Destination: fmt.Sprintf("10.0.%d.0", i/250%250), Mask: "255.255.255.0", Metric: 100, MTU: &mtu, Version: 4},
+			{Iface: "eth0", Destination: "fd00::", DesPrefixLen: "40", NextHop: "::", Metric: 256, Version: 6},
+		}
+	}
 	if i%6 == 5 {
 		mt.CPUBusy, mt.IOWait, mt.Steal = fleet.Rate{}, fleet.Rate{}, fleet.Rate{}
 		mt.Load1, mt.Load5, mt.Load15 = fleet.Rate{}, fleet.Rate{}, fleet.Rate{}

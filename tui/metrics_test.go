@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 )
@@ -226,7 +227,10 @@ func TestHostileMetrics(t *testing.T) {
 		Metrics: fleet.Metrics{At: testNow, CPUBusy: huge, IOWait: fleet.Rate{V: math.NaN(), OK: true}, Steal: huge,
 			DiskReadBps: huge, DiskWriteBps: fleet.Rate{V: math.Inf(1), OK: true}, NetRxBps: huge, NetTxBps: huge,
 			Load1: huge, Load5: huge, Load15: huge, Note: "note" + h,
-			Filesystems: []fleet.FSUsage{{Mountpoint: "/mnt" + h, Type: "ext4" + h, UsedBytes: 99, TotalBytes: 100}}}}
+			Filesystems: []fleet.FSUsage{{Mountpoint: "/mnt" + h, Type: "ext4" + h, UsedBytes: 99, TotalBytes: 100}},
+			Disks: []agentclient.DiskInfo{{Name: "/dev/sda" + h, Alias: "alias" + h, Address: &agentclient.DiskAddress{BusType: "nvme" + h, Serial: "SN" + h},
+				Smart: &agentclient.DiskSmart{Type: "nvme", Temperature: math.MaxInt, PercentageUsed: -1, MediaErrorsHi: 1, CriticalWarning: 1 << 40}}},
+			Routes: []agentclient.Route{{Iface: "eth0" + h, Destination: "0.0.0.0" + h, Gateway: "gw" + h, Mask: "m" + h, Metric: math.MaxInt, Version: 99}}}}
 	src := newFakeSource([]*fleet.Guest{g, testGuest(1)})
 	m := New(src, Options{Styles: plainStyles(), Now: func() time.Time { return testNow }})
 	m.resize(200, 50)
@@ -256,6 +260,8 @@ func TestHostileMetrics(t *testing.T) {
 	check("disk tab", press(t, m, "7"), "/mnt"+esc)
 	check("net tab", press(t, m, "8"))
 	check("latency tab", press(t, m, "9"))
+	check("disks tab", press(t, m, "9", "tab"), "/dev/sda"+esc, "alias"+esc, "SN"+esc, "CRITICAL WARNING ?; nvme ?, ? used")
+	check("routes tab", press(t, m, "9", "tab", "tab"), "eth0"+esc, "0.0.0.0"+esc, "gw"+esc)
 	check("pulse", press(t, m, "P"), "evil"+esc)
 }
 

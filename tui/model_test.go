@@ -565,7 +565,7 @@ func TestTabs(t *testing.T) {
 	m = press(t, m, "tab", "tab")
 	eq(t, "tab", m.tab, tabVCPUs)
 	m = press(t, m, "shift+tab", "shift+tab", "shift+tab")
-	eq(t, "wraps back", m.tab, tabLatency)
+	eq(t, "wraps back", m.tab, tabRoutes)
 	m = press(t, m, "4")
 	eq(t, "digit", m.tab, tabFilesystems)
 }
@@ -706,6 +706,11 @@ func TestGolden(t *testing.T) {
 		{name: "tab_net_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "8") }},
 		{name: "tab_latency_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9") }},
 		{name: "tab_latency_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9") }},
+		{name: "tab_disks_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9", "tab") }},
+		{name: "tab_disks_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9", "tab") }},
+		{name: "tab_disks_absent_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "9", "tab") }},
+		{name: "tab_routes_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "shift+tab") }},
+		{name: "tab_routes_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "shift+tab") }},
 		{name: "sort_cpu_held_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
 			m = press(t, m, ":")
 			m = typeText(t, m, "sort cpu")
