@@ -486,8 +486,8 @@ func (m *Model) handleClick(ms tea.Mouse) {
 		}
 	case m.detail && ms.Y == l.detailTop:
 		x := 0
-		for i, name := range tabNames {
-			w := present.Width(tabLabel(i, name))
+		for i, label := range m.tabLabels() {
+			w := present.Width(label)
 			if ms.X >= x && ms.X < x+w {
 				m.setTab(i)
 				return
