@@ -553,7 +553,7 @@ func TestMouse(t *testing.T) {
 	eq(t, "click selects row", m.cursorGuest().Name, "vm-00004")
 	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: l.tableTop + 1, Button: tea.MouseWheelDown})
 	eq(t, "wheel moves", m.cursorGuest().Name, "vm-00007")
-	labels := m.tabLabels() // as drawn: compact when the full ones leave no room for the name
+	labels := m.tabLabels()                                          // as drawn: compact when the full ones leave no room for the name
 	x := present.Width(labels[0]) + 1 + present.Width(labels[1]) + 1 // the first cell of tab 3
 	m, _ = send(t, m, tea.MouseClickMsg{X: x, Y: l.detailTop, Button: tea.MouseLeft})
 	eq(t, "click selects tab", m.tab, tabVCPUs)
