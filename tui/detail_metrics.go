@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
@@ -222,7 +221,7 @@ func (m *Model) disksLines(g *fleet.Guest) []string {
 		return m.absentLine(g, "guest-get-disks", "5.2+", "disks")
 	}
 	lines := []string{m.st.Header.Render(fmt.Sprintf("%-14s %-5s %-6s %-20s %-12s %s", "NAME", "PART", "BUS", "SERIAL", "ALIAS", "SMART"))}
-	for _, d := range disks[:min(len(disks), maxDiskRows)] {
+	for i, d := range disks[:min(len(disks), maxDiskRows)] {
 		part, bus, serial := "", "", ""
 		if d.Partition {
 			part = "yes"
@@ -231,7 +230,7 @@ func (m *Model) disksLines(g *fleet.Guest) []string {
 			bus, serial = a.BusType, a.Serial
 		}
 		lines = append(lines, fmt.Sprintf("%s %-5s %s %s %s %s", padText(d.Name, 14, 40), part, padText(bus, 6, 12),
-			padText(serial, 20, 40), padText(d.Alias, 12, 40), m.smartText(d.Smart)))
+			padText(serial, 20, 40), padText(d.Alias, 12, 40), m.smartText(g, i)))
 	}
 	if n := len(disks) - maxDiskRows; n > 0 {
 		lines = append(lines, m.st.Muted.Render(fmt.Sprintf("and %d more", n)))
@@ -239,8 +238,10 @@ func (m *Model) disksLines(g *fleet.Guest) []string {
 	return lines
 }
 
-// smartText sums up a disk's SMART data; a figure out of its range is "?".
-func (m *Model) smartText(s *agentclient.DiskSmart) string {
+// smartText sums up disk i's SMART data; a figure out of its range is "?".
+// (By index: tui reads agent types through fleet, never imports agentclient.)
+func (m *Model) smartText(g *fleet.Guest, i int) string {
+	s := g.Metrics.Disks[i].Smart
 	if s == nil {
 		return m.st.Muted.Render("–")
 	}
