@@ -43,7 +43,10 @@ type FSUsage struct {
 type Metrics struct {
 	At time.Time
 
-	CPUBusy, IOWait, Steal Rate // percent of all vCPUs, 0..100
+	// Percent of all vCPUs' time, 0..100: CPUBusy is the time the guest
+	// ran (not idle, waiting for I/O or stolen); the three add up to at
+	// most 100.
+	CPUBusy, IOWait, Steal Rate
 
 	DiskReadBps, DiskWriteBps, DiskReadIOPS, DiskWriteIOPS Rate
 
@@ -163,15 +166,24 @@ type devCounter struct {
 // the guest is not known frozen, and the interval is up (half a live
 // interval early, so that a metrics interval that is a multiple of the live
 // one does not slip by a whole poll), or a slow refresh runs (a forced poll,
-// a fresh connection).
+// a fresh connection) and the last sample is not just now.
 func (s *session) metricsDue(r *pollResult, now time.Time) bool {
 	mi := s.f.opts.MetricsInterval
 	if mi <= 0 || r.metrics.asked || r.frozenSeen || r.freeze == agentclient.Frozen {
 		return false
 	}
 	last := s.metrics.last
-	return r.slow || last.IsZero() || now.Sub(last) >= mi-s.f.opts.Interval/2
+	if last.IsZero() {
+		return true
+	}
+	gap := now.Sub(last)
+	return gap >= mi-s.f.opts.Interval/2 || (r.slow && gap >= minSampleGap)
 }
+
+// minSampleGap keeps a forced poll right after a sample from taking
+// another: counters tick in 10 ms, and rates over a few milliseconds say
+// nothing.
+const minSampleGap = 250 * time.Millisecond
 
 // metricsCalls appends a due metrics sample's commands to the live batch
 // (pollLive), and the disks and routes on a slow refresh. Holds sem.
@@ -328,11 +340,11 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 }
 
 // deriveLoad updates the load averages derived from CPU use: the share of
-// the vCPUs busy or waiting for I/O (what the kernel's load counts: tasks
-// running or in uninterruptible sleep) times their number, averaged like
-// the kernel does.
+// the vCPUs busy, waiting for I/O or stolen (what the kernel's load counts:
+// tasks running, runnable, or in uninterruptible sleep) times their number,
+// averaged like the kernel does.
 func (s *session) deriveLoad(st *metricsState, out *Metrics, cur *counters) {
-	n := float64(len(cur.cpus)) * (out.CPUBusy.V + out.IOWait.V) / 100
+	n := float64(len(cur.cpus)) * (out.CPUBusy.V + out.IOWait.V + out.Steal.V) / 100
 	dt := 0.0
 	if st.prev != nil {
 		dt = cur.at.Sub(st.prev.at).Seconds()
@@ -615,7 +627,8 @@ func deltas(prev, cur []devCounter) (devCounter, bool) {
 }
 
 // cpuRates are the busy, iowait and steal shares (percent) of every CPU
-// both samples list, over dt seconds.
+// both samples list, over dt seconds. Busy is the time the guest ran: not
+// idle, not waiting for I/O, not stolen by the host.
 func cpuRates(prev, cur []cpuCounter, dt float64) (busy, iowait, steal Rate) {
 	byID := make(map[int]cpuCounter, len(prev))
 	for _, p := range prev {
@@ -635,7 +648,7 @@ func cpuRates(prev, cur []cpuCounter, dt float64) (busy, iowait, steal Rate) {
 		}
 		dTotal := c.total - p.total
 		dIdle, dWait, dSteal := c.idle-p.idle, c.iowait-p.iowait, c.steal-p.steal
-		if float64(dTotal) > limit || dIdle+dWait > dTotal || dSteal > dTotal {
+		if float64(dTotal) > limit || dIdle+dWait+dSteal > dTotal {
 			return // faster than time, or parts larger than the whole
 		}
 		total += float64(dTotal)
@@ -648,7 +661,7 @@ func cpuRates(prev, cur []cpuCounter, dt float64) (busy, iowait, steal Rate) {
 		return
 	}
 	pct := func(v float64) Rate { return Rate{min(100, max(0, 100*v/total)), true} }
-	return pct(total - idle - wait), pct(wait), pct(stolen)
+	return pct(total - idle - wait - stolen), pct(wait), pct(stolen)
 }
 
 // fsUsage is the filesystems with both sizes, the used part no larger than

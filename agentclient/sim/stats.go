@@ -463,12 +463,10 @@ func (g *Guest) addTraffic(s *agentclient.InterfaceStats, i int) {
 	t, phase := g.uptime()
 	p := g.profile()
 	ph := phase + float64(i)
-	since := t
-	if g.stats.bootAt.IsZero() {
-		since = time.Since(g.start).Seconds() // the configured counters are the boot-time part
-	} else {
+	if !g.stats.bootAt.IsZero() {
 		*s = agentclient.InterfaceStats{} // rebooted: the kernel counts from zero
 	}
+	since := t
 	rx := uint64(p.rx.integral(since, ph))
 	tx := uint64(p.tx.integral(since, ph))
 	s.RxBytes += rx
