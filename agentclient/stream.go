@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/vsock"
+
+	"github.com/guestdeck/guestdeck/internal/blocking"
 )
 
 // DefaultShutdownGrace is how long a command that replies nothing on success
@@ -186,31 +188,14 @@ func dialConn(ctx context.Context, network, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// vsock.Dial takes no context; connect on the side so ctx still bounds us.
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
+	// vsock.Dial takes no context; a connection made too late is closed.
+	return blocking.CallUndo(ctx, func() (net.Conn, error) {
 		c, err := vsock.Dial(cid, port, nil)
 		if err != nil {
-			ch <- result{nil, err}
-			return
+			return nil, err // not a nil *vsock.Conn in a non-nil net.Conn
 		}
-		ch <- result{c, nil}
-	}()
-	select {
-	case r := <-ch:
-		return r.c, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.c != nil {
-				r.c.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
+		return c, nil
+	}, func(c net.Conn) { _ = c.Close() })
 }
 
 func dialError(ctx context.Context, err error) error {
@@ -265,9 +250,10 @@ type Stream struct {
 	conn net.Conn
 	opts streamOptions
 
-	sem    chan struct{} // one request in flight
-	closed atomic.Bool
-	once   sync.Once
+	sem     chan struct{} // one request in flight
+	waiting atomic.Int64  // callers blocked on sem: a file transfer yields to them
+	closed  atomic.Bool
+	once    sync.Once
 
 	// dlMu guards the connection's deadlines against a context's AfterFunc
 	// that fires late: armGen tells the current call's watcher from an old
@@ -361,10 +347,8 @@ func (s *Stream) roundTrip(ctx context.Context, name string, args, out any) (jso
 	if ctx.Err() != nil {
 		return nil, &OpError{Addr: s.addr, Command: name, Err: ctxError(ctx)}
 	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, &OpError{Addr: s.addr, Command: name, Err: ctxError(ctx)}
+	if err := s.acquire(ctx); err != nil {
+		return nil, &OpError{Addr: s.addr, Command: name, Err: err}
 	}
 	defer func() { <-s.sem }()
 	var rec LogRecord
@@ -381,6 +365,24 @@ func (s *Stream) roundTrip(ctx context.Context, name string, args, out any) (jso
 		return nil, err
 	}
 	return ret, nil
+}
+
+// acquire takes sem, counting the wait in waiting so that a file transfer
+// holding it (see pipe) lets this caller in between two chunks.
+func (s *Stream) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx)
+	}
 }
 
 // call runs one command. Holds sem.
@@ -551,6 +553,16 @@ func (s *Stream) arm(ctx context.Context) (disarm func()) {
 		s.armGen++
 		s.dlMu.Unlock()
 	}
+}
+
+// setDeadline moves the read and write deadline, unless the call was
+// cancelled.
+func (s *Stream) setDeadline(t time.Time) {
+	s.dlMu.Lock()
+	if !s.cancelled {
+		s.conn.SetDeadline(t)
+	}
+	s.dlMu.Unlock()
 }
 
 // setReadDeadline moves the read deadline, unless the call was cancelled.

@@ -17,6 +17,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // wireLog records every request line the fleet's agents put on the wire.
@@ -298,13 +299,9 @@ func TestWatchdogThawAudited(t *testing.T) {
 			if !r.OK || r.ThawAt.IsZero() || !farm.Guests()[0].Frozen() {
 				t.Fatalf("freeze: %+v", r)
 			}
-			deadline := time.Now().Add(20 * time.Second)
-			for farm.Guests()[0].Frozen() || len(f.FrozenByUs()) > 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the watchdog did not thaw within 20s")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			wait.For(t, 20*time.Second, func() (bool, string) {
+				return !farm.Guests()[0].Frozen() && len(f.FrozenByUs()) == 0, "the watchdog has not thawed"
+			})
 			var es []audit.Entry
 			audit.Read(log.Path(), func(e audit.Entry) error { es = append(es, e); return nil })
 			if !writable {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 	"github.com/guestdeck/guestdeck/themes"
 )
 
@@ -147,7 +148,7 @@ func TestTmuxPulse(t *testing.T) {
 		return len(n) == len(first) && !slices.Equal(n, first)
 	})
 
-	keys("H")
+	keys("o")
 	// The held order, from a frame drawn after the hold.
 	held, heldText := rows(waitFor("sort cpu% ↓ held"))
 	s := until("the figures change under the held order", func(s string) bool {
@@ -231,17 +232,12 @@ func TestTmux(t *testing.T) {
 	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
 	waitFor := func(what string) string {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			s := screen()
-			if strings.Contains(s, what) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("screen never showed %q:\n%s", what, s)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		var s string
+		wait.For(t, 10*time.Second, func() (bool, string) {
+			s = screen()
+			return strings.Contains(s, what), fmt.Sprintf("screen does not show %q:\n%s", what, s)
+		})
+		return s
 	}
 	keys := func(k ...string) {
 		t.Helper()
@@ -274,15 +270,8 @@ func TestTmux(t *testing.T) {
 	keys("q")
 	waitFor("1 guest frozen by guestdeck")
 	keys("q")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.For(t, 10*time.Second, func() (bool, string) {
 		b, _ := os.ReadFile(out)
-		if strings.Contains(string(b), "thawed=1 runs=1") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dashboard did not thaw and quit; stderr: %q\n%s", b, screen())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return strings.Contains(string(b), "thawed=1 runs=1"), fmt.Sprintf("dashboard has not thawed and quit; stderr: %q\n%s", b, screen())
+	})
 }

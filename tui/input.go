@@ -14,28 +14,45 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-// tableKey handles keys when no prompt, dialog or overlay has focus.
+// tableKey handles keys when no prompt, dialog or overlay has focus: each
+// group of keys has its handler, tried in turn.
 func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
-	km := &m.keys
-	page := m.layout().tableRows
-	if a, ok := km.actionFor(k); ok {
-		return m.startAction(a)
-	}
-	switch {
-	case key.Matches(k, km.Quit):
+	if key.Matches(k, m.keys.Quit) {
 		return m.requestQuit()
-	case key.Matches(k, km.Up):
-		m.moveTo(m.tbl.cursor - 1)
-	case key.Matches(k, km.Down):
-		m.moveTo(m.tbl.cursor + 1)
-	case key.Matches(k, km.PageUp):
-		m.moveTo(m.tbl.cursor - page)
-	case key.Matches(k, km.PageDown):
-		m.moveTo(m.tbl.cursor + page)
-	case key.Matches(k, km.Top):
-		m.moveTo(0)
-	case key.Matches(k, km.Bottom):
-		m.moveTo(len(m.tbl.rows) - 1)
+	}
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey} {
+		if cmd, ok := handle(k); ok {
+			return cmd
+		}
+	}
+	if len(k.Text) == 1 && k.Text >= "1" && int(k.Text[0]-'1') < len(tabNames) {
+		m.setTab(int(k.Text[0] - '1'))
+	}
+	return nil
+}
+
+// moveKey moves the cursor.
+func (m *Model) moveKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km, cur, page := &m.keys, m.tbl.cursor, m.layout().tableRows
+	for _, mv := range []struct {
+		b  key.Binding
+		to int
+	}{
+		{km.Up, cur - 1}, {km.Down, cur + 1}, {km.PageUp, cur - page}, {km.PageDown, cur + page},
+		{km.Top, 0}, {km.Bottom, len(m.tbl.rows) - 1},
+	} {
+		if key.Matches(k, mv.b) {
+			m.moveTo(mv.to)
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// markKey marks and unmarks guests.
+func (m *Model) markKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km := &m.keys
+	switch {
 	case key.Matches(k, km.Mark):
 		m.toggleMark()
 	case key.Matches(k, km.ExtendUp):
@@ -50,15 +67,25 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(k, km.Clear):
 		m.clear()
+	default:
+		return nil, false
+	}
+	return nil, true
+}
+
+// viewKey opens prompts and overlays, sorts, and works the detail pane.
+func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km := &m.keys
+	switch {
 	case key.Matches(k, km.Filter):
 		m.open(layer{kind: layerFilter})
 		m.filterInput.SetValue(m.tbl.filter)
 		m.filterInput.CursorEnd()
-		return m.filterInput.Focus()
+		return m.filterInput.Focus(), true
 	case key.Matches(k, km.Command):
 		m.open(layer{kind: layerCommand})
 		m.cmdInput.SetValue("")
-		return m.cmdInput.Focus()
+		return m.cmdInput.Focus(), true
 	case key.Matches(k, km.Help):
 		m.open(layer{kind: layerHelp})
 	case key.Matches(k, km.Sort):
@@ -85,17 +112,27 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, km.Events):
 		m.open(layer{kind: layerEvents})
 		m.eventScroll = 0
+	case key.Matches(k, km.Hosts):
+		m.open(layer{kind: layerHosts})
+		m.hostScroll = 0
 	case key.Matches(k, km.Files):
-		return m.openFiles()
+		return m.openFiles(), true
 	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):
 		// Matched disabled too: read-only mode refuses it in words.
-		return m.openExecPrompt("")
+		return m.openExecPrompt(""), true
 	default:
-		if len(k.Text) == 1 && k.Text >= "1" && int(k.Text[0]-'1') < len(tabNames) {
-			m.setTab(int(k.Text[0] - '1'))
-		}
+		return nil, false
 	}
-	return nil
+	return nil, true
+}
+
+// actionKey starts the action a key is bound to (the table's quick
+// actions, see KeyMap.actionFor).
+func (m *Model) actionKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	if a, ok := m.keys.actionFor(k); ok {
+		return m.startAction(a), true
+	}
+	return nil, false
 }
 
 func (m *Model) toggleMark() {

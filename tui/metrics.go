@@ -256,7 +256,7 @@ func sortNames() []string {
 	return out
 }
 
-// Holding the order (the H key, like top's frozen display): the rows keep
+// Holding the order (the o key, :hold; like top's frozen display): the rows keep
 // the order they had when it was held while values change underneath.
 // Choosing another sort, or reversing it, re-sorts once and holds the new
 // order; guests new to the fleet go after the held ones, sorted among

@@ -138,7 +138,7 @@ func TestHoldOrder(t *testing.T) {
 	m.refresh()
 	eq(t, "live: follows the values", names(m.tbl.rows), []string{"a", "b", "c"})
 
-	m = press(t, m, "H")
+	m = press(t, m, "o")
 	eq(t, "held", m.tbl.held, true)
 	if v := view(m); !strings.Contains(v, "sort cpu% ↓ held") {
 		t.Errorf("title does not say the order is held:\n%s", v)
@@ -156,7 +156,7 @@ func TestHoldOrder(t *testing.T) {
 	m.refresh()
 	eq(t, "and holds that order", names(m.tbl.rows), []string{"b", "a", "c", "d"})
 
-	m = press(t, m, "H")
+	m = press(t, m, "o")
 	eq(t, "released", m.tbl.held, false)
 	eq(t, "released: by the values again", names(m.tbl.rows), []string{"a", "b", "c", "d"})
 }

@@ -715,7 +715,7 @@ func TestGolden(t *testing.T) {
 		{name: "sort_cpu_held_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
 			m = press(t, m, ":")
 			m = typeText(t, m, "sort cpu")
-			return press(t, m, "enter", "H")
+			return press(t, m, "enter", "o")
 		}},
 		{name: "pulse_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "P", "down") }},
 		{name: "pulse_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "P", "tab") }},

@@ -80,6 +80,11 @@ const prefixWidth = 3
 // changes (reindex), never while rendering.
 type table struct {
 	rows []*fleet.Guest
+	// spare is the array of the rows before the last reindex (cleared),
+	// which the next one reuses: at 10,000 guests and a new snapshot every
+	// 100 ms, a fresh one each time was 0.8 MB of garbage a second.
+	// Nothing else holds it.
+	spare []*fleet.Guest
 
 	// What rows was computed from.
 	builtFrom    *fleet.Snapshot
@@ -96,6 +101,7 @@ type table struct {
 	cursor  int
 	offset  int
 	curName string
+	told    []string // the visible rows last told to the source (launch.go)
 
 	// held keeps the order of heldRank under live updates (metrics.go).
 	held     bool
@@ -123,14 +129,18 @@ func (m *Model) reindex() {
 	if m.visual && m.visualAnchor < len(t.rows) {
 		anchor = t.rows[m.visualAnchor].Name
 	}
-	rows := make([]*fleet.Guest, 0, len(m.snap.Guests))
+	rows := t.spare[:0]
+	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
+		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
+	}
 	for _, g := range m.snap.Guests {
 		if t.filter == "" || matchGuest(g, t.filter) {
 			rows = append(rows, g)
 		}
 	}
 	m.orderRows(rows, resort) // metrics.go: the sort, or the held order
-	t.rows = rows
+	t.rows, t.spare = rows, t.rows
+	clear(t.spare[:cap(t.spare)]) // keeps no old Guest alive
 	t.builtFrom, t.builtVersion, t.builtFilter, t.builtSort, t.builtDesc, t.built =
 		m.snap, m.snap.Version, t.filter, t.sortCol, t.sortDesc, true
 
@@ -358,6 +368,7 @@ func (m *Model) clampScroll() {
 	if t.offset < 0 {
 		t.offset = 0
 	}
+	m.tellVisible()
 }
 
 // isMarked reports whether row i (guest name) is marked, counting a visual

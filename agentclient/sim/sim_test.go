@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 func TestReadOnlyCommands(t *testing.T) {
@@ -291,16 +292,13 @@ func execRun(t *testing.T, rc *rawConn, req agentclient.ExecRequest) agentclient
 	b, _ := json.Marshal(map[string]any{"execute": "guest-exec", "arguments": req})
 	var pid struct{ PID int64 }
 	rc.call(string(b), &pid)
-	for range 100 {
-		var st agentclient.ExecStatus
+	var st agentclient.ExecStatus
+	wait.For(t, 10*time.Second, func() (bool, string) {
+		st = agentclient.ExecStatus{}
 		rc.call(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID), &st)
-		if st.Exited {
-			return st
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("process never exited")
-	return agentclient.ExecStatus{}
+		return st.Exited, fmt.Sprintf("process %d has not exited", pid.PID)
+	})
+	return st
 }
 
 func decode(s string) string {
@@ -315,10 +313,10 @@ func TestExecAndListDir(t *testing.T) {
 	rc := newRaw(t, sock)
 
 	st := execRun(t, rc, agentclient.ListDirRequest("/home/user"))
-	if *st.ExitCode != 0 || st.ErrData != "" {
+	if *st.ExitCode != 0 || len(st.ErrData) != 0 {
 		t.Fatalf("listdir: %+v", st)
 	}
-	out := decode(st.OutData)
+	out := string(st.OutData)
 	ents, err := agentclient.ParseListDir([]byte(out))
 	if err != nil {
 		t.Fatal(err)
@@ -335,11 +333,11 @@ func TestExecAndListDir(t *testing.T) {
 		t.Errorf("entries %+v\n%s", ents, out)
 	}
 	st = execRun(t, rc, agentclient.ListDirRequest("/nope"))
-	if *st.ExitCode != 2 || decode(st.ErrData) != "sh: 1: cd: can't cd to /nope\n" {
+	if *st.ExitCode != 2 || string(st.ErrData) != "sh: 1: cd: can't cd to /nope\n" {
 		t.Errorf("missing dir: %+v", st)
 	}
 	st = execRun(t, rc, agentclient.ListDirRequest("/"))
-	root, _ := agentclient.ParseListDir([]byte(decode(st.OutData)))
+	root, _ := agentclient.ParseListDir([]byte(string(st.OutData)))
 	if len(root) < 5 || root[0].Name != ".." || root[1].Name != "bin" {
 		t.Errorf("root listing %+v", root)
 	}
@@ -360,17 +358,21 @@ func TestExecAndListDir(t *testing.T) {
 	}
 	for _, c := range cases {
 		st := execRun(t, rc, c.req)
-		if *st.ExitCode != c.code || decode(st.OutData) != c.out || decode(st.ErrData) != c.errS {
-			t.Errorf("%+v: exit %d out %q err %q", c.req, *st.ExitCode, decode(st.OutData), decode(st.ErrData))
+		if *st.ExitCode != c.code || string(st.OutData) != c.out || string(st.ErrData) != c.errS {
+			t.Errorf("%+v: exit %d out %q err %q", c.req, *st.ExitCode, string(st.OutData), string(st.ErrData))
 		}
 	}
 	// Exact bytes of a status as qemu-ga 7.2 in a VM wrote it for the same
 	// exec (cat with input "hello").
 	var pid struct{ PID int64 }
 	rc.call(`{"execute":"guest-exec","arguments":{"path":"/bin/cat","input-data":"aGVsbG8=","capture-output":true}}`, &pid)
-	time.Sleep(30 * time.Millisecond)
-	rc.send(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID))
-	if l := rc.mustLine(); l != `{"return": {"exitcode": 0, "out-data": "aGVsbG8=", "out-truncated": false, "exited": true}}`+"\n" {
+	var l string
+	wait.For(t, 10*time.Second, func() (bool, string) {
+		rc.send(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID))
+		l = rc.mustLine()
+		return strings.Contains(l, `"exited": true`), "cat still running: " + l
+	})
+	if l != `{"return": {"exitcode": 0, "out-data": "aGVsbG8=", "out-truncated": false, "exited": true}}`+"\n" {
 		t.Errorf("exec-status bytes: %q", l)
 	}
 	rc.call(`{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","true"]}}`, &pid)
@@ -527,12 +529,12 @@ func TestWaitingClientHangsUp(t *testing.T) {
 		defer g.mu.Unlock()
 		return len(g.conns)
 	}
-	waitLive := func(want int) int {
-		deadline := time.Now().Add(3 * time.Second)
-		for live() != want && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		return live()
+	waitLive := func(want int, what string) {
+		t.Helper()
+		wait.For(t, 3*time.Second, func() (bool, string) {
+			n := live()
+			return n == want, fmt.Sprintf("%d connections held %s, want %d", n, what, want)
+		})
 	}
 	g0 := runtime.NumGoroutine()
 	var waiting []net.Conn
@@ -546,15 +548,11 @@ func TestWaitingClientHangsUp(t *testing.T) {
 		}
 		waiting = append(waiting, c)
 	}
-	if n := waitLive(51); n != 51 { // all accepted and waiting
-		t.Fatalf("%d connections held with 50 waiting, want 51", n)
-	}
+	waitLive(51, "with 50 waiting") // all accepted and waiting
 	for _, c := range waiting {
 		c.Close()
 	}
-	if n := waitLive(1); n != 1 {
-		t.Fatalf("%d connections still held after 50 waiting clients hung up, want 1 (the served one)", n)
-	}
+	waitLive(1, "after 50 waiting clients hung up (the served one)")
 	if g1 := runtime.NumGoroutine(); g1 > g0+2 {
 		t.Errorf("goroutines %d -> %d after waiting clients hung up", g0, g1)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -143,15 +144,36 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 
+	// Each guest's output is written as the guest finishes (JSON objects
+	// and text blocks alike, in the order they finish), then let go: a
+	// run holds the output of the guests in flight only.
 	var mu sync.Mutex
 	done := 0
 	tty := isTerminal(c.stderr)
-	results := f.Exec(ctx, spec, names(gs), func(r fleet.ExecResult) {
+	out := bufio.NewWriterSize(c.stdout, 64<<10)
+	if *asJSON {
+		out.WriteString("[")
+	}
+	results := f.ExecStream(ctx, spec, names(gs), func(r fleet.ExecResult) {
 		mu.Lock()
 		defer mu.Unlock()
-		if r.State != fleet.ExecRunning {
-			done++
+		if r.State == fleet.ExecRunning {
+			return
 		}
+		if tty {
+			fmt.Fprint(c.stderr, "\r\033[K")
+		}
+		if *asJSON {
+			if done > 0 {
+				out.WriteString(",")
+			}
+			out.WriteString("\n  ")
+			writeExecRow(out, r, execChunk)
+		} else {
+			printExecOutput(out, r, limit)
+		}
+		out.Flush()
+		done++
 		if tty {
 			fmt.Fprintf(c.stderr, "\r%s: %d/%d done", what, done, len(gs))
 		}
@@ -161,10 +183,11 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 	}
 	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)))
 	if *asJSON {
-		c.writeExecJSON(results)
+		out.WriteString("\n]\n")
 	} else {
-		c.printExec(results, limit)
+		printExecTable(out, results)
 	}
+	out.Flush()
 	for _, r := range results {
 		if !r.OK() {
 			return exitFail
@@ -212,73 +235,114 @@ func parseByteSize(s string) (int, error) {
 	return n * mult, nil
 }
 
-// writeExecJSON writes the results as one JSON array, a guest at a time:
-// output a terminal would act on grows sixfold as JSON escapes (16 MiB of
-// NULs is 96 MiB of \u0000), so the whole array is never held at once.
-func (c *cli) writeExecJSON(rs []fleet.ExecResult) {
-	rows := execJSONRows(rs)
-	io.WriteString(c.stdout, "[")
-	for i, row := range rows {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetIndent("  ", "  ")
-		enc.Encode(row)
-		sep := ","
-		if i == len(rows)-1 {
-			sep = ""
+// execChunk is how much output is escaped at a time: 16 MiB of NULs is
+// 96 MiB of \u0000 in JSON, and 64 MiB of \x00 as text, never held whole.
+const execChunk = 32 << 10
+
+// writeExecRow writes one guest's result as an execJSON object, indented
+// as an element of the top-level array, exactly as encoding/json (made
+// terminal-safe by present.SafeJSON) writes it, but with the output escaped
+// and written chunk bytes at a time.
+func writeExecRow(w *bufio.Writer, r fleet.ExecResult, chunk int) {
+	field := func(first bool, key string) {
+		if !first {
+			w.WriteString(",")
 		}
-		c.stdout.Write([]byte("\n  "))
-		c.stdout.Write(present.SafeJSON(bytes.TrimSuffix(b.Bytes(), []byte("\n"))))
-		io.WriteString(c.stdout, sep)
-		rows[i] = execJSON{} // let its output go
+		w.WriteString("\n    \"" + key + "\": ")
 	}
-	io.WriteString(c.stdout, "\n]\n")
+	value := func(key string, v any) {
+		field(key == "name", key)
+		b, _ := json.Marshal(v)
+		w.Write(present.SafeJSON(b))
+	}
+	var pid *int64
+	if r.PID != 0 {
+		pid = &r.PID
+	}
+	var errText *string
+	if r.Err != "" {
+		errText = &r.Err
+	}
+	w.WriteString("{")
+	value("name", r.Guest)
+	value("state", string(r.State))
+	value("pid", pid)
+	value("exitcode", r.ExitCode)
+	value("signal", r.Signal)
+	field(false, "stdout")
+	writeJSONString(w, r.Stdout, chunk)
+	field(false, "stderr")
+	writeJSONString(w, r.Stderr, chunk)
+	if !utf8.Valid(r.Stdout) {
+		field(false, "stdout_base64")
+		writeBase64String(w, r.Stdout)
+	}
+	if !utf8.Valid(r.Stderr) {
+		field(false, "stderr_base64")
+		writeBase64String(w, r.Stderr)
+	}
+	value("truncated", r.Truncated)
+	value("error", errText)
+	value("duration_ms", ms(r.Duration))
+	w.WriteString("\n  }")
 }
 
-func execJSONRows(rs []fleet.ExecResult) []execJSON {
-	out := make([]execJSON, len(rs))
-	for i, r := range rs {
-		j := execJSON{Name: r.Guest, State: string(r.State), ExitCode: r.ExitCode, Signal: r.Signal,
-			Stdout: string(r.Stdout), Stderr: string(r.Stderr), Truncated: r.Truncated, DurationMS: ms(r.Duration)}
-		if r.PID != 0 {
-			pid := r.PID
-			j.PID = &pid
-		}
-		if !utf8.Valid(r.Stdout) {
-			s := b64(r.Stdout)
-			j.StdoutBase64 = &s
-		}
-		if !utf8.Valid(r.Stderr) {
-			s := b64(r.Stderr)
-			j.StderrBase64 = &s
-		}
-		if r.Err != "" {
-			e := r.Err
-			j.Error = &e
-		}
-		out[i] = j
+// writeJSONString writes b as the JSON string encoding/json writes for
+// string(b) (invalid UTF-8 as \ufffd), made terminal-safe, about chunk
+// bytes of b at a time (cutRune).
+func writeJSONString(w *bufio.Writer, b []byte, chunk int) {
+	var q bytes.Buffer
+	enc := json.NewEncoder(&q)
+	w.WriteString(`"`)
+	for len(b) > 0 {
+		n := cutRune(b, min(len(b), chunk))
+		q.Reset()
+		enc.Encode(string(b[:n]))
+		w.Write(present.SafeJSON(q.Bytes()[1 : q.Len()-2])) // "...",\n
+		b = b[n:]
 	}
-	return out
+	w.WriteString(`"`)
 }
 
-// printExec prints each guest's output under a header, escaped (the exact
-// bytes are what --json gives), then a table of outcomes.
-func (c *cli) printExec(rs []fleet.ExecResult, limit int) {
-	for _, r := range rs {
-		if r.State != fleet.ExecExited && len(r.Stdout)+len(r.Stderr) == 0 {
-			continue
-		}
-		fmt.Fprintf(c.stdout, "==> %s <== %s\n", present.Text(r.Guest, nameCells), present.Text(r.Summary(), errCells))
-		writeBlock(c.stdout, r.Stdout)
-		if len(r.Stderr) > 0 {
-			fmt.Fprintf(c.stdout, "--- %s stderr ---\n", present.Text(r.Guest, nameCells))
-			writeBlock(c.stdout, r.Stderr)
-		}
-		if r.Truncated {
-			fmt.Fprintf(c.stdout, "--- %s: output truncated (kept at most %s of stdout and of stderr) ---\n", present.Text(r.Guest, nameCells), agentclient.FormatBytes(int64(limit)))
-		}
+// cutRune moves a cut of b at n forward to where no rune is split: to a
+// rune's start, or past UTFMax-1 bytes that start none (those are invalid
+// alone whatever follows).
+func cutRune(b []byte, n int) int {
+	for k := 0; n < len(b) && !utf8.RuneStart(b[n]) && k < utf8.UTFMax-1; k++ {
+		n++
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	return n
+}
+
+// writeBase64String writes b in base64 as a JSON string.
+func writeBase64String(w *bufio.Writer, b []byte) {
+	w.WriteString(`"`)
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	enc.Write(b)
+	enc.Close()
+	w.WriteString(`"`)
+}
+
+// printExecOutput prints one guest's output under a header, escaped (the
+// exact bytes are what --json gives).
+func printExecOutput(w io.Writer, r fleet.ExecResult, limit int) {
+	if r.State != fleet.ExecExited && len(r.Stdout)+len(r.Stderr) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "==> %s <== %s\n", present.Text(r.Guest, nameCells), present.Text(r.Summary(), errCells))
+	writeBlock(w, r.Stdout)
+	if len(r.Stderr) > 0 {
+		fmt.Fprintf(w, "--- %s stderr ---\n", present.Text(r.Guest, nameCells))
+		writeBlock(w, r.Stderr)
+	}
+	if r.Truncated {
+		fmt.Fprintf(w, "--- %s: output truncated (kept at most %s of stdout and of stderr) ---\n", present.Text(r.Guest, nameCells), agentclient.FormatBytes(int64(limit)))
+	}
+}
+
+// printExecTable prints the table of outcomes.
+func printExecTable(w io.Writer, rs []fleet.ExecResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GUEST\tOUTCOME\tTIME\tDETAIL")
 	for _, r := range rs {
 		outcome := "ok"
@@ -295,14 +359,30 @@ func (c *cli) printExec(rs []fleet.ExecResult, limit int) {
 	tw.Flush()
 }
 
-// writeBlock writes guest output escaped, ending in a newline.
+// writeBlock writes guest output escaped, ending in a newline, about
+// execChunk bytes at a time, each piece cut after a newline where there is
+// one (tabs expand by column), else where no rune or CRLF is split.
 func writeBlock(w io.Writer, b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	s := present.Block(string(b), 8)
-	io.WriteString(w, s)
-	if !strings.HasSuffix(s, "\n") {
+	last := ""
+	for len(b) > 0 {
+		n := len(b)
+		if n > execChunk {
+			n = bytes.LastIndexByte(b[:execChunk], '\n') + 1
+			if n == 0 {
+				n = cutRune(b, execChunk)
+				if n < len(b) && b[n-1] == '\r' && b[n] == '\n' {
+					n++
+				}
+			}
+		}
+		last = present.Block(string(b[:n]), 8)
+		io.WriteString(w, last)
+		b = b[n:]
+	}
+	if !strings.HasSuffix(last, "\n") {
 		io.WriteString(w, "\n")
 	}
 }

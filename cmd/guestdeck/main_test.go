@@ -18,6 +18,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // binary is guestdeck built once for every test: the tests run it as a user would.
@@ -130,7 +131,7 @@ type statusGuest struct {
 }
 
 var statusKeys = []string{"name", "host", "address", "state", "error", "agent_version", "os", "hostname",
-	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "orphan_freeze",
+	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "domain_state", "stale", "orphan_freeze",
 	"kernel", "timezone", "users", "filesystems", "disks", "load", "metrics_note"}
 
 // status runs `status --json` and decodes it, checking the exact key set.
@@ -273,16 +274,11 @@ func TestSimSubcommand(t *testing.T) {
 		}
 	})
 	cfg := filepath.Join(dir, "fleet.toml")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(cfg); err == nil && strings.Contains(out.String(), "status") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sim wrote no fleet file in 20s\nstdout: %s\nstderr: %s", out.String(), errb.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, func() (bool, string) {
+		_, err := os.Stat(cfg)
+		return err == nil && strings.Contains(out.String(), "status"),
+			fmt.Sprintf("sim wrote no fleet file\nstdout: %s\nstderr: %s", out.String(), errb.String())
+	})
 	gs := status(t, cfg)
 	counts := map[string]int{}
 	for _, g := range gs {
