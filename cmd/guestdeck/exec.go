@@ -48,14 +48,95 @@ type execDryJSON struct {
 	Reason    string       `json:"reason"`
 }
 
+// execArgs is a parsed exec command line.
+type execArgs struct {
+	spec       fleet.ExecSpec
+	selectors  []string
+	stdinFrom  string
+	asJSON     bool
+	yes, dry   bool
+	concurrent int
+	words      []string // the arguments after the flags, for the audit log
+}
+
 func (c *cli) exec(ctx context.Context, args []string) int {
+	x, code, ok := c.parseExec(args)
+	if !ok {
+		return code
+	}
+	spec := &x.spec
+	what := "exec " + present.Text(spec.String(), 200)
+	// Refuse before any file is read, fleet file included, or agent dialled.
+	if c.readonly {
+		c.errorf("%s: refused: --readonly forbids running programs in guests; nothing was sent", what)
+		return exitUsage
+	}
+	if x.stdinFrom != "" {
+		b, err := c.readExecInput(x.stdinFrom)
+		if err != nil {
+			c.errorf("exec: --stdin: %v; nothing was sent", err)
+			return exitUsage
+		}
+		spec.Stdin = b
+	}
+
+	o, code := c.openFleet(ctx, false, func(opts *fleet.Options) {
+		opts.Audit = c.auditLog()
+		if x.concurrent > 0 {
+			opts.Concurrency = x.concurrent
+		}
+	})
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	f := o.fleet
+	if c.readonly {
+		c.errorf("%s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", what)
+		return exitUsage
+	}
+	gs, err := selectPolled(ctx, f, x.selectors)
+	if err != nil {
+		c.errorf("exec: %v", err)
+		return exitUsage
+	}
+	if len(gs) == 0 {
+		c.errorf("%s: the selectors %s match no guest", what, present.Text(strings.Join(x.selectors, " "), 200))
+		return exitUsage
+	}
+	command := c.recordedCommand(x.words, nil)
+	if x.dry {
+		return c.execDryRun(*spec, gs, command, x.selectors, x.asJSON)
+	}
+	if len(gs) > 1 && !x.yes && !c.confirm(fmt.Sprintf("run %s on %d guests (%s): %s?", present.Text(spec.String(), 200), len(gs),
+		present.Text(strings.Join(x.selectors, " "), 200), summariseNames(gs))) {
+		return exitUsage
+	}
+	aud, err := c.auditIntent(audit.SourceCLI, "exec "+spec.String(), command, x.selectors, fleet.ExecAuditPlan(*spec, gs, audit.Intent))
+	if err != nil {
+		c.errorf("%s: refused: %v; nothing was sent", what, err)
+		return exitUsage
+	}
+	results := c.streamExec(ctx, f, *spec, gs, x.asJSON, what)
+	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)))
+	for _, r := range results {
+		if !r.OK() {
+			return exitFail
+		}
+	}
+	return exitOK
+}
+
+// parseExec reads exec's flags and words; ok is false when the command
+// line is refused (code says how).
+func (c *cli) parseExec(args []string) (x execArgs, code int, ok bool) {
 	fs := c.flags("exec")
-	asJSON := fs.Bool("json", false, "print a JSON array of per-guest results (exact output)")
-	yes := fs.Bool("yes", false, "do not ask for confirmation (needed without a terminal when more than one guest is selected)")
-	dry := fs.Bool("dry-run", false, "print what would be sent to each guest, or why it would be skipped; send nothing")
+	fs.BoolVar(&x.asJSON, "json", false, "print a JSON array of per-guest results (exact output)")
+	fs.BoolVar(&x.yes, "yes", false, "do not ask for confirmation (needed without a terminal when more than one guest is selected)")
+	fs.BoolVar(&x.dry, "dry-run", false, "print what would be sent to each guest, or why it would be skipped; send nothing")
 	timeout := fs.Duration("timeout", fleet.DefaultExecTimeout, "wait at most `D` per guest for the program to exit (it is then reported still running; nothing is killed)")
-	stdinFrom := fs.String("stdin", "", "send `FILE` (or - for standard input) to the program's stdin, at most "+agentclient.FormatBytes(fleet.MaxExecInput))
-	conc := fs.Int("concurrency", 0, "run on at most `N` guests at once (default: the fleet file's concurrency, 64)")
+	fs.StringVar(&x.stdinFrom, "stdin", "", "send `FILE` (or - for standard input) to the program's stdin, at most "+agentclient.FormatBytes(fleet.MaxExecInput))
+	fs.IntVar(&x.concurrent, "concurrency", 0, "run on at most `N` guests at once (default: the fleet file's concurrency, 64)")
 	limit := fleet.DefaultExecOutput
 	fs.Func("output-limit", "keep at most `N` bytes of stdout and of stderr per guest (K and M suffixes; default 1M, at most 16M, the agent's own cap)", func(v string) error {
 		n, err := parseByteSize(v)
@@ -69,89 +150,40 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 		return nil
 	})
 	if code, ok := parse(fs, args); !ok {
-		return code
+		return x, code, false
 	}
-	rest := fs.Args()
-	dash := slices.Index(rest, "--")
-	if dash < 0 || dash+1 >= len(rest) {
+	x.words = fs.Args()
+	dash := slices.Index(x.words, "--")
+	if dash < 0 || dash+1 >= len(x.words) {
 		c.errorf("exec: usage: guestdeck exec [FLAGS] SELECTOR... -- PROGRAM [ARGS...] (the -- and a program are needed)")
-		return exitUsage
+		return x, exitUsage, false
 	}
-	selectors, argv := rest[:dash], rest[dash+1:]
-	if len(selectors) == 0 {
-		c.errorf("exec: no guests selected: name them before --, or use a selector such as all, tag:X, host:Y, state:Z")
-		return exitUsage
-	}
+	var argv []string
+	x.selectors, argv = x.words[:dash], x.words[dash+1:]
 	switch {
+	case len(x.selectors) == 0:
+		c.errorf("exec: no guests selected: name them before --, or use a selector such as all, tag:X, host:Y, state:Z")
 	case *timeout <= 0 || *timeout > fleet.MaxExecTimeout:
 		c.errorf("exec: --timeout must be more than 0 and at most %s", fleet.MaxExecTimeout)
-		return exitUsage
-	case *conc < 0 || *conc > 1024:
+	case x.concurrent < 0 || x.concurrent > 1024:
 		c.errorf("exec: --concurrency must be between 1 and 1024")
-		return exitUsage
+	default:
+		x.spec = fleet.ExecSpec{Path: argv[0], Args: argv[1:], Timeout: *timeout, MaxOutput: limit}
+		return x, exitOK, true
 	}
-	spec := fleet.ExecSpec{Path: argv[0], Args: argv[1:], Timeout: *timeout, MaxOutput: limit}
-	what := "exec " + present.Text(spec.String(), 200)
-	// Refuse before any file is read, fleet file included, or agent dialled.
-	if c.readonly {
-		c.errorf("%s: refused: --readonly forbids running programs in guests; nothing was sent", what)
-		return exitUsage
-	}
-	if *stdinFrom != "" {
-		b, err := c.readExecInput(*stdinFrom)
-		if err != nil {
-			c.errorf("exec: --stdin: %v; nothing was sent", err)
-			return exitUsage
-		}
-		spec.Stdin = b
-	}
+	return x, exitUsage, false
+}
 
-	o, code := c.openFleet(ctx, false, func(opts *fleet.Options) {
-		opts.Audit = c.auditLog()
-		if *conc > 0 {
-			opts.Concurrency = *conc
-		}
-	})
-	if o == nil {
-		return code
-	}
-	defer o.close()
-	f := o.fleet
-	if c.readonly {
-		c.errorf("%s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", what)
-		return exitUsage
-	}
-	gs, err := selectPolled(ctx, f, selectors)
-	if err != nil {
-		c.errorf("exec: %v", err)
-		return exitUsage
-	}
-	if len(gs) == 0 {
-		c.errorf("%s: the selectors %s match no guest", what, present.Text(strings.Join(selectors, " "), 200))
-		return exitUsage
-	}
-	command := c.recordedCommand(fs.Args(), nil)
-	if *dry {
-		return c.execDryRun(spec, gs, command, selectors, *asJSON)
-	}
-	if len(gs) > 1 && !*yes && !c.confirm(fmt.Sprintf("run %s on %d guests (%s): %s?", present.Text(spec.String(), 200), len(gs),
-		present.Text(strings.Join(selectors, " "), 200), summariseNames(gs))) {
-		return exitUsage
-	}
-	aud, err := c.auditIntent(audit.SourceCLI, "exec "+spec.String(), command, selectors, fleet.ExecAuditPlan(spec, gs, audit.Intent))
-	if err != nil {
-		c.errorf("%s: refused: %v; nothing was sent", what, err)
-		return exitUsage
-	}
-
-	// Each guest's output is written as the guest finishes (JSON objects
-	// and text blocks alike, in the order they finish), then let go: a
-	// run holds the output of the guests in flight only.
+// streamExec runs spec and writes each guest's output as the guest
+// finishes (JSON objects and text blocks alike, in the order they finish),
+// then lets it go: a run holds the output of the guests in flight only.
+// The text form ends with a table of outcomes in selection order.
+func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpec, gs []*fleet.Guest, asJSON bool, what string) []fleet.ExecResult {
 	var mu sync.Mutex
 	done := 0
 	tty := isTerminal(c.stderr)
 	out := bufio.NewWriterSize(c.stdout, 64<<10)
-	if *asJSON {
+	if asJSON {
 		out.WriteString("[")
 	}
 	results := f.ExecStream(ctx, spec, names(gs), func(r fleet.ExecResult) {
@@ -163,14 +195,14 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 		if tty {
 			fmt.Fprint(c.stderr, "\r\033[K")
 		}
-		if *asJSON {
+		if asJSON {
 			if done > 0 {
 				out.WriteString(",")
 			}
 			out.WriteString("\n  ")
 			writeExecRow(out, r, execChunk)
 		} else {
-			printExecOutput(out, r, limit)
+			printExecOutput(out, r, spec.MaxOutput)
 		}
 		out.Flush()
 		done++
@@ -181,19 +213,13 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}
-	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)))
-	if *asJSON {
+	if asJSON {
 		out.WriteString("\n]\n")
 	} else {
 		printExecTable(out, results)
 	}
 	out.Flush()
-	for _, r := range results {
-		if !r.OK() {
-			return exitFail
-		}
-	}
-	return exitOK
+	return results
 }
 
 // readExecInput reads --stdin's FILE (or standard input for -), refusing
