@@ -260,19 +260,27 @@ func (m *Model) pulseRefresh() {
 	}
 	p.sections = buildPulse(m.snap, per)
 	p.from, p.version, p.per = m.snap, m.snap.Version, per
-	// Keep the selection on its guest if it is still listed.
+	// Keep the selection on its guest if it is still listed. A guest can
+	// be in several lists (busiest CPU and disk): take the row nearest the
+	// old one, so the selection stays in its list.
 	sel := m.pulseTargets()
+	old := p.sel
 	p.sel = min(p.sel, max(len(sel)-1, 0))
+	best := -1
 	for i, name := range sel {
-		if name == p.selName {
-			p.sel = i
-			break
+		if name == p.selName && (best < 0 || absInt(i-old) < absInt(best-old)) {
+			best = i
 		}
+	}
+	if best >= 0 {
+		p.sel = best
 	}
 	if p.sel < len(sel) {
 		p.selName = sel[p.sel]
 	}
 }
+
+func absInt(i int) int { return max(i, -i) }
 
 // pulseTargets are the selectable rows' guests in reading order (section
 // by section).
