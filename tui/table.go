@@ -56,17 +56,19 @@ var columns = [numCols]column{
 	{colOS, "OS", 18, 9, false},
 	{colAddr, "ADDRESSES", 22, 5, false},
 	// Metrics columns are one cell wider than their title: the sort arrow.
+	// Beyond CPU% they come after the error text's room (ERROR takes the
+	// slack): at 140 columns "domain shut off" is worth more than FS%.
 	{colVCPU, "VCPUS", 6, 11, true}, // online/total, as status calls it
 	{colCPUBusy, "CPU%", 5, 4, true},
-	{colIOWait, "IOW%", 5, 13, true},
-	{colSteal, "STL%", 5, 14, true},
-	{colLoad, "LOAD", 5, 12, true},
-	{colDiskR, "DSK-R", 6, 15, true},
-	{colDiskW, "DSK-W", 6, 16, true},
-	{colNetRx, "NET-RX", 7, 17, true},
-	{colNetTx, "NET-TX", 7, 18, true},
-	{colFSFull, "FS%", 4, 8, true}, // the fullest filesystem
-	{colSkew, "SKEW", 7, 19, true},
+	{colIOWait, "IOW%", 5, 14, true},
+	{colSteal, "STL%", 5, 15, true},
+	{colLoad, "LOAD", 5, 13, true},
+	{colDiskR, "DSK-R", 6, 16, true},
+	{colDiskW, "DSK-W", 6, 17, true},
+	{colNetRx, "NET-RX", 7, 18, true},
+	{colNetTx, "NET-TX", 7, 19, true},
+	{colFSFull, "FS%", 4, 12, true}, // the fullest filesystem
+	{colSkew, "SKEW", 7, 20, true},
 	{colFreeze, "FREEZE", 13, 2, false},
 	{colRTT, "RTT", 7, 6, true},
 	{colErr, "ERROR", 12, 3, false}, // takes whatever width is left
