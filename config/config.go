@@ -62,7 +62,7 @@ var KeyActions = []string{
 	"up", "down", "page_up", "page_down", "top", "bottom",
 	"open", "back",
 	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
-	"filter", "command", "help", "quit", "sort", "sort_reverse",
+	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
 }
