@@ -48,6 +48,11 @@ type Options struct {
 	// MetricsInterval: CPU, disk and load counters (metrics.go); default
 	// DefaultMetricsInterval, negative for none.
 	MetricsInterval time.Duration
+	// NoCounters leaves out the counters a rate is computed from
+	// (guest-get-cpustats, guest-get-diskstats) while still asking load,
+	// disks and routes: for one-shot polls (status without --sample),
+	// where a single sample gives no rate and the counters only cost.
+	NoCounters bool
 
 	// Ledger records every freeze (before it is sent) and suspend, so
 	// that they outlive this process (package ledger); nil keeps no record.

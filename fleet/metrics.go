@@ -200,8 +200,10 @@ func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.Batc
 			calls = append(calls, agentclient.BatchCall{Name: cmd, Out: out})
 		}
 	}
-	add(cmdCPUStats, &m.cpu)
-	add(cmdDiskStats, &m.disk)
+	if !s.f.opts.NoCounters {
+		add(cmdCPUStats, &m.cpu)
+		add(cmdDiskStats, &m.disk)
+	}
 	add(cmdLoad, &m.load)
 	if r.slow {
 		add(cmdDisks, &m.disks)
@@ -282,7 +284,8 @@ func (s *session) gatherMetrics(ctx context.Context, r *pollResult) (cmd string,
 		}},
 	}
 	for _, st := range steps {
-		if (st.slow && !r.slow) || r.frozenSeen || !s.usable(g, r, st.cmd) {
+		counter := st.cmd == cmdCPUStats || st.cmd == cmdDiskStats
+		if (st.slow && !r.slow) || (counter && s.f.opts.NoCounters) || r.frozenSeen || !s.usable(g, r, st.cmd) {
 			continue
 		}
 		if _, fatal := s.item(r, st.cmd, st.run()); fatal != nil {

@@ -198,3 +198,38 @@ func TestMetricsOff(t *testing.T) {
 		t.Errorf("metrics off: %s, history %v", f.Guest("off").State, f.History("off"))
 	}
 }
+
+// A one-shot poll (status without --sample) asks the disks but not the
+// counters: one sample gives no rate.
+func TestNoCounters(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config { return sim.DefaultConfig("once") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer farm.Close()
+	opts := fastOptions()
+	opts.NoCounters = true
+	f := fleet.New(opts)
+	defer f.Close()
+	f.Add(fleet.Target{Name: "once", Address: "unix:" + farm.Sockets()[0]})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	f.RefreshOnce(ctx, nil)
+	g := farm.Guests()[0]
+	for _, c := range []string{"guest-get-cpustats", "guest-get-diskstats"} {
+		if n := g.Calls(c); n != 0 {
+			t.Errorf("%s asked %d times without counters", c, n)
+		}
+	}
+	if n := g.Calls("guest-get-disks"); n != 1 {
+		t.Errorf("guest-get-disks asked %d times, want 1", n)
+	}
+	if got := f.Guest("once"); got.State != fleet.Ready || len(got.Metrics.Disks) == 0 {
+		t.Errorf("without counters: %s, disks %v", got.State, got.Metrics.Disks)
+	}
+}
