@@ -56,6 +56,16 @@ func decodeReturn(ret []byte, out any) error {
 			*o = v
 			return nil
 		}
+	case *[]CPUStats:
+		if v, ok := decodeCPUStats(ret); ok { // stats.go
+			*o = v
+			return nil
+		}
+	case *[]DiskStatsInfo:
+		if v, ok := decodeDiskStats(ret); ok {
+			*o = v
+			return nil
+		}
 	case *int64:
 		l := &lexer{b: ret}
 		if v, ok := l.int64(); ok && skipSpace(ret, l.i) == len(ret) {

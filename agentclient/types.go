@@ -133,12 +133,15 @@ type DiskAddress struct {
 
 // Filesystem is one entry of guest-get-fsinfo.
 type Filesystem struct {
-	Name       string        `json:"name"`
-	Mountpoint string        `json:"mountpoint"`
-	Type       string        `json:"type"`
-	UsedBytes  *uint64       `json:"used-bytes,omitempty"`
-	TotalBytes *uint64       `json:"total-bytes,omitempty"`
-	Disk       []DiskAddress `json:"disk"`
+	Name       string  `json:"name"`
+	Mountpoint string  `json:"mountpoint"`
+	Type       string  `json:"type"`
+	UsedBytes  *uint64 `json:"used-bytes,omitempty"`
+	TotalBytes *uint64 `json:"total-bytes,omitempty"`
+	// TotalBytesPrivileged is the capacity root may fill, reserved blocks
+	// included (qemu-ga 9.1); TotalBytes is what other users may.
+	TotalBytesPrivileged *uint64       `json:"total-bytes-privileged,omitempty"`
+	Disk                 []DiskAddress `json:"disk"`
 }
 
 // TrimResult is one path of guest-fstrim's reply (newer agents).

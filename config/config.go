@@ -32,6 +32,11 @@ const (
 	MinRescan = time.Second
 )
 
+// DefaultMetricsInterval is how often CPU, disk and load counters are
+// polled (fleet's DefaultMetricsInterval; chosen by measurement, see
+// README's Performance).
+const DefaultMetricsInterval = 10 * time.Second
+
 // Naming rules of a [[sockets]] table.
 const (
 	NamingFile    = "file"    // the socket's file name without its extension
@@ -57,7 +62,7 @@ var KeyActions = []string{
 	"up", "down", "page_up", "page_down", "top", "bottom",
 	"open", "back",
 	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
-	"filter", "command", "help", "quit", "sort", "sort_reverse",
+	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
 }
@@ -90,6 +95,9 @@ type Defaults struct {
 	Theme string `toml:"theme"`
 	// Readonly refuses every mutating action (freeze, shutdown, writes...).
 	Readonly bool `toml:"readonly,omitempty"`
+	// MetricsInterval: CPU, disk and network counters and load; zero (the
+	// file said 0) turns them off.
+	MetricsInterval Duration `toml:"metrics_interval"`
 	// SSH is the default for guests at ssh:// addresses and [[sockets]]
 	// over ssh that leave a key out.
 	SSH SSHKeys `toml:"-"`

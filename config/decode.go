@@ -18,7 +18,7 @@ import (
 // Known keys per table, in the order the docs list them.
 var (
 	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets"}
-	defaultsKeys = []string{"interval", "slow_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly",
+	defaultsKeys = []string{"interval", "slow_interval", "metrics_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly",
 		"known_hosts", "identity", "insecure_ignore_host_key"}
 	hostKeys    = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
 	guestKeys   = []string{"name", "address", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
@@ -47,6 +47,7 @@ func decode(file string, data []byte) (*File, error) {
 		Concurrency:   DefaultConcurrency,
 		Theme:         DefaultTheme,
 	}}
+	f.Defaults.MetricsInterval = Duration{DefaultMetricsInterval}
 	for _, k := range d.ordered(raw, nil) {
 		v := raw[k]
 		switch k {
@@ -229,6 +230,12 @@ func (d *decoder) defaults(t map[string]any, out *Defaults) {
 			d.duration(v, &out.Interval, k, where, at)
 		case "slow_interval":
 			d.duration(v, &out.SlowInterval, k, where, at)
+		case "metrics_interval":
+			if isZero(v) {
+				out.MetricsInterval = Duration{} // off: the one duration that may be zero
+			} else {
+				d.duration(v, &out.MetricsInterval, k, where, at)
+			}
 		case "timeout":
 			d.duration(v, &out.Timeout, k, where, at)
 		case "freeze_timeout":
@@ -262,6 +269,18 @@ func (d *decoder) defaults(t map[string]any, out *Defaults) {
 			d.unknown(k, where, defaultsKeys, at...)
 		}
 	}
+}
+
+// isZero reports whether v is 0 or a duration of zero ("0", "0s").
+func isZero(v any) bool {
+	switch x := v.(type) {
+	case int64:
+		return x == 0
+	case string:
+		dur, err := time.ParseDuration(x)
+		return err == nil && dur == 0
+	}
+	return false
 }
 
 func (d *decoder) duration(v any, out *Duration, key, where string, at []string) {

@@ -20,6 +20,8 @@ func defaults() Defaults {
 		FreezeTimeout: Duration{5 * time.Minute},
 		Concurrency:   64,
 		Theme:         "dark",
+
+		MetricsInterval: Duration{10 * time.Second},
 	}
 }
 
@@ -35,6 +37,7 @@ func TestParseGood(t *testing.T) {
 [defaults]
 interval = "1s"
 slow_interval = "1m30s"
+metrics_interval = "20s"
 timeout = "500ms"
 concurrency = 8
 freeze_timeout = "30s"
@@ -43,7 +46,7 @@ readonly = true
 `, File{Defaults: Defaults{
 			Interval: Duration{time.Second}, SlowInterval: Duration{90 * time.Second},
 			Timeout: Duration{500 * time.Millisecond}, Concurrency: 8, FreezeTimeout: Duration{30 * time.Second},
-			Theme: "/home/u/themes/mine.toml", Readonly: true,
+			Theme: "/home/u/themes/mine.toml", Readonly: true, MetricsInterval: Duration{20 * time.Second},
 		}}},
 		{"unknown theme name is passed on", "[defaults]\ntheme = \"solarized\"\n",
 			File{Defaults: func() Defaults { d := defaults(); d.Theme = "solarized"; return d }()}},

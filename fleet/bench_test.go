@@ -152,6 +152,17 @@ func rssKB() int64 {
 	return 0
 }
 
+// metricsInterval is GUESTDECK_METRICS: a duration, or "off" for no
+// metrics; unset, the default.
+func metricsInterval() time.Duration {
+	v := os.Getenv("GUESTDECK_METRICS")
+	if v == "off" {
+		return -1
+	}
+	d, _ := time.ParseDuration(v)
+	return d
+}
+
 // BenchmarkSteadyState polls 10,000 guests every 5 s (slow items every 60 s)
 // and reports this process's CPU (rusage over a window of several
 // intervals, as a share of one core), its RSS (the most seen in the window,
@@ -159,7 +170,8 @@ func rssKB() int64 {
 // stacks, after GC, against the same process before the fleet).
 // GUESTDECK_WINDOW sets the window (default 30s), GUESTDECK_GUESTS the
 // fleet's size (default 10,000), GUESTDECK_CPUPROFILE
-// writes a CPU profile of the window alone.
+// writes a CPU profile of the window alone, GUESTDECK_METRICS sets the
+// metrics interval ("off": none).
 func BenchmarkSteadyState(b *testing.B) {
 	n := 10000
 	window := 30 * time.Second
@@ -177,7 +189,8 @@ func BenchmarkSteadyState(b *testing.B) {
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
-		f := fleet.New(fleet.Options{Interval: 5 * time.Second, SlowInterval: 60 * time.Second, Timeout: 5 * time.Second})
+		f := fleet.New(fleet.Options{Interval: 5 * time.Second, SlowInterval: 60 * time.Second, Timeout: 5 * time.Second,
+			MetricsInterval: metricsInterval()})
 		f.Add(targets...)
 		ctx, cancel := context.WithCancel(context.Background())
 		f.Start(ctx)

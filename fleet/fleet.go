@@ -45,6 +45,15 @@ type Options struct {
 	// command's limit).
 	ReplyBudget int64
 
+	// MetricsInterval: CPU, disk and load counters (metrics.go); default
+	// DefaultMetricsInterval, negative for none.
+	MetricsInterval time.Duration
+	// NoCounters leaves out the counters a rate is computed from
+	// (guest-get-cpustats, guest-get-diskstats) while still asking load,
+	// disks and routes: for one-shot polls (status without --sample),
+	// where a single sample gives no rate and the counters only cost.
+	NoCounters bool
+
 	// Ledger records every freeze (before it is sent) and suspend, so
 	// that they outlive this process (package ledger); nil keeps no record.
 	Ledger *ledger.Ledger
@@ -88,6 +97,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SlowInterval < o.Interval {
 		o.SlowInterval = o.Interval
+	}
+	if o.MetricsInterval == 0 {
+		o.MetricsInterval = DefaultMetricsInterval
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Second

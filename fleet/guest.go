@@ -84,6 +84,11 @@ type Guest struct {
 	Interfaces   []agentclient.Interface
 	VCPUs        []agentclient.VCPU
 	Freeze       agentclient.FreezeStatus
+	// Metrics is the newest metrics sample (metrics.go); zero before one.
+	Metrics Metrics
+	// HostStats is what its libvirt host sees of it (hoststats.go); zero
+	// for a guest not reached through libvirt.
+	HostStats HostStats
 
 	// FrozenByUs is set when this process froze the guest; ThawAt is the
 	// watchdog's automatic-thaw deadline then.

@@ -44,6 +44,7 @@ type session struct {
 	// was frozen, when the agent lists nearly every command disabled. The
 	// first poll that finds it thawed reads them again. Guarded by sem.
 	capsFrozen bool
+	metrics    metricsState // metrics.go
 
 	wake     chan struct{} // Poke: poll now
 	launched chan error    // the first poll's outcome (launch.go)
@@ -286,6 +287,7 @@ type pollResult struct {
 	usersOK    bool
 	fs         []agentclient.Filesystem
 	fsOK       bool
+	metrics    metricsPoll // metrics.go
 
 	// The plan's own state (planPoll): frozen as last known or just read,
 	// capabilities to read again, live items asked in one batch.
@@ -416,6 +418,9 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	defer cancel()
 	r := &pollResult{}
 	cmd, err := s.gather(pctx, forceSlow, r)
+	if err == nil {
+		cmd, err = s.gatherMetrics(pctx, r) // unless the live batch carried them
+	}
 	if ranOut(ctx, pctx, err) {
 		err = &pollTimeoutError{cmd: cmd, limit: limit, timeout: s.f.opts.Timeout}
 		if s.agent != nil && r.answered {
@@ -589,8 +594,10 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	if s.usable(g, r, "guest-get-vcpus") {
 		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpus})
 	}
+	calls = s.metricsCalls(g, r, calls)
 	t0 := time.Now()
 	s.agent.batch(ctx, st, calls)
+	s.metricsDone(r, calls)
 	for _, c := range calls {
 		ok, fatal := s.item(r, c.Name, c.Err)
 		if fatal != nil {
@@ -644,6 +651,7 @@ func (s *session) apply(r *pollResult) {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
 		}
 		r.storeItems(g)
+		s.applyMetrics(g, r)
 		if r.liveOK {
 			g.LastLive = now
 		}

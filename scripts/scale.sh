@@ -28,6 +28,7 @@ RUNS=${RUNS:-2}          # status --json runs (each beside a raw-bound run)
 WARMUP=${WARMUP:-10}     # seconds after all-ready before the window
 WINDOW=${WINDOW:-30}     # seconds of steady state measured
 READY_TIMEOUT=${READY_TIMEOUT:-120}
+METRICS=${METRICS:-}     # [defaults] metrics_interval ("0": metrics off); empty: the default
 
 cd "$(dirname "$0")/.."
 for t in go tmux /usr/bin/time; do
@@ -64,11 +65,14 @@ for d in "${dirs[@]}"; do
 	[ -s "$d/fleet.toml" ] || { echo "scale: no $d/fleet.toml" >&2; cat "$work"/sim*.out >&2; exit 1; }
 done
 sleep 1 # sim writes fleet.toml as it starts serving: let it settle
-for d in "${dirs[@]}"; do grep -v '^#' "$d/fleet.toml"; done >"$work/fleet.toml"
+{
+	[ -z "$METRICS" ] || printf '[defaults]\nmetrics_interval = "%s"\n' "$METRICS"
+	for d in "${dirs[@]}"; do grep -v '^#' "$d/fleet.toml"; done
+} >"$work/fleet.toml"
 export HOME="$work/home" XDG_CONFIG_HOME="" NO_COLOR=1
 mkdir -p "$HOME"
 
-echo "== $N guests in ${#dirs[@]} sim processes, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $N guests in ${#dirs[@]} sim processes, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), metrics_interval ${METRICS:-default}"
 
 echo
 echo "== status --json beside the raw bound (rawbound: connect, resync, 5 commands, 64 at once)"

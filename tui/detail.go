@@ -13,7 +13,7 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log"}
+var tabNames = []string{"Overview", "Interfaces", "vCPUs", "Filesystems", "Log", "CPU", "Disk", "Net", "Latency", "Disks", "Routes"}
 
 const (
 	tabOverview = iota
@@ -21,9 +21,40 @@ const (
 	tabVCPUs
 	tabFilesystems
 	tabLog
+	// The metrics tabs (detail_metrics.go): series over the last minutes.
+	tabCPU
+	tabDisk
+	tabNet
+	tabLatency
+	tabDisks
+	tabRoutes
 )
 
 func tabLabel(i int, name string) string { return strconv.Itoa(i+1) + " " + name }
+
+// tabBarGuestCells is what the tab bar keeps for the guest's name.
+const tabBarGuestCells = 24
+
+// tabLabels are the tab bar's labels, drawn and clicked alike. When all of
+// them would leave too little room for the guest's name, the tabs other
+// than the current one show only their number.
+func (m *Model) tabLabels() []string {
+	out := make([]string, len(tabNames))
+	w := 0
+	for i, name := range tabNames {
+		out[i] = tabLabel(i, name)
+		w += present.Width(out[i]) + 1
+	}
+	if w+tabBarGuestCells <= m.width {
+		return out
+	}
+	for i := range out {
+		if i != m.tab {
+			out[i] = strconv.Itoa(i + 1)
+		}
+	}
+	return out
+}
 
 // detailLines is the current tab's content for g.
 func (m *Model) detailLines(g *fleet.Guest) []string {
@@ -41,6 +72,12 @@ func (m *Model) detailLines(g *fleet.Guest) []string {
 		return m.filesystemLines(g)
 	case tabLog:
 		return m.logLines(g)
+	case tabCPU, tabDisk, tabNet, tabLatency:
+		return m.metricsLines(g)
+	case tabDisks:
+		return m.disksLines(g)
+	case tabRoutes:
+		return m.routesLines(g)
 	}
 	return nil
 }
@@ -55,7 +92,7 @@ func (m *Model) scrollDetail(delta int) {
 // under the cursor.
 func (m *Model) renderDetail(n int) string {
 	var bar strings.Builder
-	for i, name := range tabNames {
+	for i, label := range m.tabLabels() {
 		if i > 0 {
 			bar.WriteByte(' ')
 		}
@@ -63,7 +100,7 @@ func (m *Model) renderDetail(n int) string {
 		if i == m.tab {
 			st = m.st.TabActive
 		}
-		bar.WriteString(st.Render(tabLabel(i, name)))
+		bar.WriteString(st.Render(label))
 	}
 	g := m.cursorGuest()
 	if g != nil {
@@ -158,6 +195,9 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 	}
 	poll += fmt.Sprintf("  late %d  missed %d", g.Late, g.Missed)
 	lines = append(lines, kv("Agent", poll))
+	if hv := present.HostView(g, now); hv != "" {
+		lines = append(lines, kv("Host view", hv)) // what its libvirt host sees, beside the agent's account
+	}
 	if len(g.Commands) > 0 {
 		lines = append(lines, "")
 		lines = append(lines, m.capabilityLines(g)...)

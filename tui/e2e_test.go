@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
 	"github.com/guestdeck/guestdeck/internal/wait"
 	"github.com/guestdeck/guestdeck/themes"
@@ -31,7 +35,174 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "thawed=%d runs=%d\n", src.thawed, len(src.runs))
 		os.Exit(0)
 	}
+	if os.Getenv(e2eEnv) == "pulse" {
+		os.Exit(runPulseDashboard(os.Getenv(e2eLiveEnv)))
+	}
 	os.Exit(m.Run())
+}
+
+// e2eLiveEnv names a file: while it exists, the pulse dashboard's fake
+// fleet changes every guest's CPU figure every 100 ms (live updates that
+// reshuffle a CPU sort); once it is removed the figures stand still.
+const e2eLiveEnv = "GUESTDECK_TUI_E2E_LIVE"
+
+func runPulseDashboard(live string) int {
+	src := newFakeSource(testGuests(200))
+	go func() {
+		for tick := 1; ; tick++ {
+			time.Sleep(100 * time.Millisecond) // the fake fleet's poll interval, not a synchronisation
+			if _, err := os.Stat(live); err != nil {
+				continue
+			}
+			old := src.Snapshot().Guests
+			next := make([]*fleet.Guest, len(old))
+			for i, g := range old {
+				c := *g
+				c.Metrics.CPUBusy = fleet.Rate{V: float64((i*37 + tick*13) % 100), OK: i%6 != 5}
+				next[i] = &c
+			}
+			src.set(next)
+		}
+	}()
+	if _, err := tea.NewProgram(New(src, Options{Styles: themes.Mono()})).Run(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, "pulse dashboard quit")
+	return 0
+}
+
+// TestTmuxPulse: in a real terminal, sort by CPU under live updates (the
+// rows reshuffle), hold the order (names stay put while the figures keep
+// changing), then open the pulse view and jump from it to a guest.
+func TestTmuxPulse(t *testing.T) {
+	testpeers.Require(t, testpeers.NeedTmux)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live")
+	if err := os.WriteFile(live, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := fmt.Sprintf("gdpulse%d", os.Getpid())
+	tmux := func(args ...string) string {
+		t.Helper()
+		b, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v: %s", args, err, b)
+		}
+		return string(b)
+	}
+	tmux("-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "110", "-y", "32", "-e", e2eEnv+"=pulse", "-e", e2eLiveEnv+"="+live,
+		"-e", "TERM=xterm-256color", fmt.Sprintf("%s -test.run=^$ 2>%s/stderr; sleep 60", exe, dir))
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", sock, "kill-server").Run() })
+
+	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
+	const wait = 30 * time.Second // a loaded 2-core machine; polling makes it quick otherwise
+	until := func(what string, cond func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(wait)
+		for {
+			s := screen()
+			if cond(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("screen never showed %s:\n%s", what, s)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor := func(text string) string {
+		t.Helper()
+		return until(fmt.Sprintf("%q", text), func(s string) bool { return strings.Contains(s, text) })
+	}
+	keys := func(k ...string) {
+		t.Helper()
+		tmux(append([]string{"send-keys", "-t", "gd"}, k...)...)
+	}
+	// The table's rows: the guest names in screen order, and the rows' text.
+	rowRE := regexp.MustCompile(`(?m)^.{3}(vm-\d{5}) .*$`)
+	rows := func(s string) (names []string, text string) {
+		for _, m := range rowRE.FindAllStringSubmatch(s, -1) {
+			names = append(names, m[1])
+			text += m[0] + "\n"
+		}
+		return names, text
+	}
+
+	waitFor("guestdeck 200 guests")
+	keys(":")
+	waitFor(":")
+	keys("-l", "sort cpu")
+	keys("Enter")
+	first, _ := rows(waitFor("sort cpu% ↓"))
+	if len(first) < 5 {
+		t.Fatalf("rows: %v\n%s", first, screen())
+	}
+	// Live: the order follows the figures.
+	until("the CPU order reshuffle under live updates", func(s string) bool {
+		n, _ := rows(s)
+		return len(n) == len(first) && !slices.Equal(n, first)
+	})
+
+	keys("o")
+	// The held order, from a frame drawn after the hold.
+	held, heldText := rows(waitFor("sort cpu% ↓ held"))
+	s := until("the figures change under the held order", func(s string) bool {
+		_, text := rows(s)
+		return text != heldText
+	})
+	if n, _ := rows(s); !slices.Equal(n, held) {
+		t.Errorf("held order moved:\nheld %v\nnow  %v\n%s", held, n, s)
+	}
+
+	// Freeze the fake fleet's figures so that the pulse lists stand still.
+	if err := os.Remove(live); err != nil {
+		t.Fatal(err)
+	}
+	keys("P")
+	waitFor("Pulse · 200 guests")
+	keys("Down")
+	selRE := regexp.MustCompile(`▸ (vm-\d{5})`)
+	var want string
+	until("the selection on the second row", func(s string) bool {
+		m := selRE.FindStringSubmatch(s)
+		if m == nil || m[1] == want {
+			return false
+		}
+		// The first list's second row is selected once the key is handled.
+		lines := strings.Split(s, "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "CPU busy") && i+2 < len(lines) && strings.HasPrefix(lines[i+2], "▸ "+m[1]) {
+				want = m[1]
+				return true
+			}
+		}
+		return false
+	})
+	keys("Enter")
+	s = waitFor("jumped to " + want)
+	if !strings.Contains(s, "─ "+want) {
+		t.Errorf("the detail pane is not on %s:\n%s", want, s)
+	}
+	if strings.Contains(s, "Pulse · ") {
+		t.Errorf("the pulse view did not close:\n%s", s)
+	}
+	keys("q")
+	deadline := time.Now().Add(wait)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+		if strings.Contains(string(b), "pulse dashboard quit") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dashboard did not quit; stderr: %q\n%s", b, screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestTmux runs the dashboard in a real terminal (tmux, on a private server)

@@ -183,7 +183,9 @@ func testGuest(i int) *fleet.Guest {
 		Skew:      time.Duration(i%9-4) * 150 * time.Millisecond,
 		SkewKnown: true,
 		RTT:       time.Duration(1+i%17) * time.Millisecond,
-		LastLive:  testNow,
+		RTTHistory: []time.Duration{time.Millisecond, 2 * time.Millisecond, 0, 5 * time.Millisecond, 3 * time.Millisecond,
+			time.Duration(1+i%17) * time.Millisecond},
+		LastLive: testNow,
 		Log: []fleet.LogEntry{
 			{At: testNow.Add(-time.Second), Command: "guest-get-vcpus", Request: "{}", Reply: `[{"logical-id":0,...}]`, Duration: 2 * time.Millisecond},
 			{At: testNow.Add(-2 * time.Second), Command: "guest-set-time", Request: "{}", Reply: "Command guest-set-time has been disabled", Err: true, Duration: time.Millisecond},
@@ -197,6 +199,7 @@ func testGuest(i int) *fleet.Guest {
 		}
 		g.Commands = append(g.Commands, agentclient.CommandInfo{Name: c, Enabled: enabled})
 	}
+	g.Metrics = testMetrics(i)
 	switch g.State {
 	case fleet.Frozen:
 		g.Freeze = agentclient.Frozen
@@ -210,6 +213,76 @@ func testGuest(i int) *fleet.Guest {
 		g.Err = "agent silent: no reply to guest-sync in 5s"
 	}
 	return g
+}
+
+// testMetrics is guest i's newest metrics sample: every 6th guest's agent
+// lacks cpustats (CPU absent, with a note), every 8th has a /var 97.5% full.
+func testMetrics(i int) fleet.Metrics {
+	r := func(v float64) fleet.Rate { return fleet.Rate{V: v, OK: true} }
+	mt := fleet.Metrics{
+		At:      testNow,
+		CPUBusy: r(float64(i*37%100) + 0.5), IOWait: r(float64(i*13%40) / 2), Steal: r(float64(i%4) * 1.5),
+		DiskReadBps: r(float64(i*7919%5000) * 1024), DiskWriteBps: r(float64(i*104729%3000) * 2048),
+		DiskReadIOPS: r(float64(i * 7 % 300)), DiskWriteIOPS: r(float64(i * 11 % 200)),
+		NetRxBps: r(float64(i*31%97) * 10000), NetTxBps: r(float64(i*17%89) * 5000), NetErrsPerSec: r(0),
+		Load1: r(float64(i*37%100) / 40), Load5: r(float64(i*37%100) / 50), Load15: r(float64(i*37%100) / 60),
+		Filesystems: []fleet.FSUsage{{Mountpoint: "/", Type: "ext4", UsedBytes: 3 << 30, TotalBytes: 20 << 30}},
+	}
+	if i%8 == 7 {
+		mt.Filesystems = append(mt.Filesystems, fleet.FSUsage{Mountpoint: "/var", Type: "xfs", UsedBytes: 39 << 29, TotalBytes: 20 << 30})
+	}
+	if i%2 == 1 {
+		mtu := 1500
+		mt.Disks = []agentclient.DiskInfo{
+			{Name: "/dev/nvme0n1", Address: &agentclient.DiskAddress{BusType: "nvme", Serial: fmt.Sprintf("SN%05d", i)},
+				Smart: &agentclient.DiskSmart{Type: "nvme", Temperature: 310, AvailableSpare: 100, AvailableSpareThreshold: 10,
+					PercentageUsed: 3, PowerOnHoursLo: 1234, UnsafeShutdownsLo: 2}},
+			{Name: "/dev/nvme0n1p1", Partition: true, Dependencies: []string{"/dev/nvme0n1"}},
+			{Name: "/dev/dm-0", Alias: "vg0-root", Dependencies: []string{"/dev/nvme0n1p1"}},
+		}
+		mt.Routes = []agentclient.Route{
+			{Iface: "eth0", Destination: "0.0.0.0", Gateway: fmt.Sprintf("10.0.%d.1", i/250%250), Mask: "0.0.0.0", Metric: 100, MTU: &mtu, Version: 4},
+			{Iface: "eth0", Destination: fmt.Sprintf("10.0.%d.0", i/250%250), Mask: "255.255.255.0", Metric: 100, MTU: &mtu, Version: 4},
+			{Iface: "eth0", Destination: "fd00::", DesPrefixLen: "40", NextHop: "::", Metric: 256, Version: 6},
+		}
+	}
+	if i%6 == 5 {
+		mt.CPUBusy, mt.IOWait, mt.Steal = fleet.Rate{}, fleet.Rate{}, fleet.Rate{}
+		mt.Load1, mt.Load5, mt.Load15 = fleet.Rate{}, fleet.Rate{}, fleet.Rate{}
+		mt.Note = "agent 5.2 lacks guest-get-cpustats"
+	}
+	return mt
+}
+
+// History is a minute of samples (one per second) ending in the guest's
+// newest one: values ramp up to it, with a gap where sample 30 failed.
+func (s *fakeSource) History(name string) []fleet.Metrics {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.snap.Guests {
+		if g.Name != name || g.Metrics.At.IsZero() {
+			continue
+		}
+		const n = 60
+		out := make([]fleet.Metrics, n)
+		for k := range out {
+			mt := g.Metrics
+			f := float64((k*7)%n+1) / n
+			scale := func(r fleet.Rate) fleet.Rate { return fleet.Rate{V: r.V * f, OK: r.OK && k != 30} }
+			mt.At = g.Metrics.At.Add(time.Duration(k-n+1) * time.Second)
+			mt.CPUBusy, mt.IOWait, mt.Steal = scale(mt.CPUBusy), scale(mt.IOWait), scale(mt.Steal)
+			mt.DiskReadBps, mt.DiskWriteBps = scale(mt.DiskReadBps), scale(mt.DiskWriteBps)
+			mt.DiskReadIOPS, mt.DiskWriteIOPS = scale(mt.DiskReadIOPS), scale(mt.DiskWriteIOPS)
+			mt.NetRxBps, mt.NetTxBps = scale(mt.NetRxBps), scale(mt.NetTxBps)
+			mt.Load1 = scale(mt.Load1)
+			if k == n-1 {
+				mt = g.Metrics
+			}
+			out[k] = mt
+		}
+		return out
+	}
+	return nil
 }
 
 func testGuests(n int) []*fleet.Guest {

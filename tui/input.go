@@ -25,7 +25,7 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 			return cmd
 		}
 	}
-	if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
+	if len(k.Text) == 1 && k.Text >= "1" && int(k.Text[0]-'1') < len(tabNames) {
 		m.setTab(int(k.Text[0] - '1'))
 	}
 	return nil
@@ -94,6 +94,10 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(k, km.SortReverse):
 		m.tbl.sortDesc = !m.tbl.sortDesc
 		m.reindex()
+	case key.Matches(k, km.HoldOrder):
+		m.toggleHold() // metrics.go
+	case key.Matches(k, km.Pulse):
+		m.openPulse() // pulse.go
 	case key.Matches(k, km.Detail):
 		m.detail = !m.detail
 		m.clampScroll()
@@ -250,6 +254,21 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "events", "log":
 		m.open(layer{kind: layerEvents})
 		return nil
+	case "pulse":
+		m.openPulse()
+		return nil
+	case "hold":
+		m.toggleHold()
+		return nil
+	case "sort":
+		if len(fields) == 2 {
+			if c, ok := sortColumnNamed(fields[1]); ok {
+				m.sortBy(c)
+				return nil
+			}
+		}
+		m.setStatus("sort: name a column: "+strings.Join(sortWords(), ", "), true)
+		return nil
 	case "exec", "!":
 		// The rest of the line, as typed, is the program (exec.go).
 		if rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0])); rest != "" && m.opts.Exec != nil && !m.opts.Readonly {
@@ -294,7 +313,8 @@ func (m *Model) completions() []string {
 			dry = append(dry, dryRunVerb+" "+s.Text)
 		}
 	}
-	all = append(all, "events", "help", "quit")
+	all = append(all, "events", "help", "quit", "pulse", "hold")
+	all = append(all, sortNames()...)
 	if m.opts.Exec != nil && !m.opts.Readonly {
 		all = append(all, "exec ") // not a table action: exec.go runs it
 	}
@@ -484,14 +504,14 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	switch {
 	case ms.Y == l.tableTop-1:
 		x := prefixWidth
-		for _, c := range visibleColumns(m.width) {
+		for _, c := range visibleColumns(m.width, m.tbl.sortCol) {
 			if ms.X >= x && ms.X < x+c.width+1 {
 				if m.tbl.sortCol == c.id {
 					m.tbl.sortDesc = !m.tbl.sortDesc
+					m.reindex()
 				} else {
-					m.tbl.sortCol, m.tbl.sortDesc = c.id, false
+					m.sortBy(c.id) // metrics busiest first
 				}
-				m.reindex()
 				return
 			}
 			x += c.width + 1
@@ -503,8 +523,8 @@ func (m *Model) handleClick(ms tea.Mouse) {
 		}
 	case m.detail && ms.Y == l.detailTop:
 		x := 0
-		for i, name := range tabNames {
-			w := present.Width(tabLabel(i, name))
+		for i, label := range m.tabLabels() {
+			w := present.Width(label)
 			if ms.X >= x && ms.X < x+w {
 				m.setTab(i)
 				return

@@ -20,7 +20,8 @@ type KeyMap struct {
 	Mark, MarkRange, ExtendUp, ExtendDown, MarkAll, Clear key.Binding
 
 	Filter, Command, Help, Quit, Back    key.Binding
-	Sort, SortReverse                    key.Binding
+	Sort, SortReverse, HoldOrder         key.Binding
+	Pulse                                key.Binding
 	Detail, DetailNextTab, DetailPrevTab key.Binding
 	DetailDown, DetailUp                 key.Binding
 	Events, Files, Refresh, Exec, Hosts  key.Binding
@@ -76,6 +77,8 @@ func DefaultKeyMap() KeyMap {
 		Back:        bind("close/cancel", "esc"),
 		Sort:        bind("sort column", "s"),
 		SortReverse: bind("reverse sort", "S"),
+		HoldOrder:   bind("hold row order", "o"), // H is the hosts pane
+		Pulse:       bind("fleet pulse", "P"),
 
 		Detail:        bind("detail pane", "enter"),
 		DetailNextTab: bind("next tab", "tab"),
@@ -104,7 +107,7 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"mark": &k.Mark, "mark_range": &k.MarkRange, "extend_up": &k.ExtendUp, "extend_down": &k.ExtendDown,
 		"mark_all": &k.MarkAll, "clear": &k.Clear,
 		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit, "back": &k.Back,
-		"sort": &k.Sort, "sort_reverse": &k.SortReverse,
+		"sort": &k.Sort, "sort_reverse": &k.SortReverse, "hold_order": &k.HoldOrder, "pulse": &k.Pulse,
 		"open": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec, "hosts": &k.Hosts,
@@ -235,7 +238,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp},
-		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec},
+		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
@@ -320,6 +323,8 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return []key.Binding{bind("run", "enter"), bind("history", "↑/↓"), bind("cancel", "esc"), quit}
 	case layerExec:
 		return execHelp(l.exec)
+	case layerPulse:
+		return k.pulseHelp()
 	}
 	return k.ShortHelp()
 }

@@ -141,6 +141,8 @@ type Model struct {
 	noticeSeq uint64 // the newest fleet notice already in events
 
 	ex *execUI // the exec prompt, its history and results pane (exec.go)
+
+	pulse *pulseView // the pulse view's lists and selection (pulse.go)
 }
 
 // layerKind names what can be open over the fleet table.
@@ -158,6 +160,7 @@ const (
 	layerQuit                     // quitting with guests frozen by us
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
+	layerPulse                    // the fleet pulse view (pulse.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -483,6 +486,7 @@ func (m *Model) refresh() {
 	}
 	m.reindex()
 	m.takeNotices()
+	m.pulseRefresh()
 }
 
 func (m *Model) resize(w, h int) {
@@ -492,6 +496,7 @@ func (m *Model) resize(w, h int) {
 	// Narrow enough to leave room for the completion hints after it.
 	m.cmdInput.SetWidth(min(w/3, 40))
 	m.clampScroll()
+	m.pulseRefresh()
 	if pane := m.filesPane(); pane != nil {
 		pane.SetSize(w, h-1)
 	}
@@ -539,6 +544,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPromptKey(k)
 	case layerExec:
 		return m.execPaneKey(k)
+	case layerPulse:
+		return m.pulseKey(k)
 	}
 	return m.tableKey(k)
 }

@@ -553,7 +553,8 @@ func TestMouse(t *testing.T) {
 	eq(t, "click selects row", m.cursorGuest().Name, "vm-00004")
 	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: l.tableTop + 1, Button: tea.MouseWheelDown})
 	eq(t, "wheel moves", m.cursorGuest().Name, "vm-00007")
-	x := present.Width(tabLabel(0, tabNames[0])) + 1 + present.Width(tabLabel(1, tabNames[1])) + 1 + 1
+	labels := m.tabLabels()                                          // as drawn: compact when the full ones leave no room for the name
+	x := present.Width(labels[0]) + 1 + present.Width(labels[1]) + 1 // the first cell of tab 3
 	m, _ = send(t, m, tea.MouseClickMsg{X: x, Y: l.detailTop, Button: tea.MouseLeft})
 	eq(t, "click selects tab", m.tab, tabVCPUs)
 	m, _ = send(t, m, tea.MouseClickMsg{X: prefixWidth + 1, Y: l.tableTop - 1, Button: tea.MouseLeft})
@@ -565,7 +566,7 @@ func TestTabs(t *testing.T) {
 	m = press(t, m, "tab", "tab")
 	eq(t, "tab", m.tab, tabVCPUs)
 	m = press(t, m, "shift+tab", "shift+tab", "shift+tab")
-	eq(t, "wraps back", m.tab, tabLog)
+	eq(t, "wraps back", m.tab, tabRoutes)
 	m = press(t, m, "4")
 	eq(t, "digit", m.tab, tabFilesystems)
 }
@@ -694,6 +695,31 @@ func TestGolden(t *testing.T) {
 			m.src.(*fakeSource).frozen = []string{"vm-00003", "vm-00010"}
 			return press(t, m, "q")
 		}},
+		// The metrics tabs and the pulse view (metrics.go, pulse.go) at both sizes.
+		{name: "tab_cpu_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "6") }},
+		{name: "tab_cpu_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "6") }},
+		{name: "tab_cpu_absent_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
+			return press(t, m, "5", "down", "down", "down", "down", "down", "6")
+		}},
+		{name: "tab_disk_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "G", "7") }},
+		{name: "tab_disk_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "G", "7") }},
+		{name: "tab_net_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "8") }},
+		{name: "tab_net_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "8") }},
+		{name: "tab_latency_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9") }},
+		{name: "tab_latency_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9") }},
+		{name: "tab_disks_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9", "tab") }},
+		{name: "tab_disks_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "9", "tab") }},
+		{name: "tab_disks_absent_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "9", "tab") }},
+		{name: "tab_routes_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "shift+tab") }},
+		{name: "tab_routes_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "shift+tab") }},
+		{name: "sort_cpu_held_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
+			m = press(t, m, ":")
+			m = typeText(t, m, "sort cpu")
+			return press(t, m, "enter", "o")
+		}},
+		{name: "pulse_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "P", "down") }},
+		{name: "pulse_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "P", "tab") }},
+		{name: "pulse_60x15", w: 60, h: 15, setup: func(t *testing.T, m Model) Model { return press(t, m, "P") }},
 		// At the smallest size the dialogs wrap inside their border instead of losing its right side.
 		{name: "quit_frozen_narrow", w: 60, h: 15, setup: func(t *testing.T, m Model) Model {
 			m.src.(*fakeSource).frozen = []string{"vm-00003", "vm-00010"}

@@ -21,6 +21,16 @@ const (
 	colOS
 	colAddr
 	colVCPU
+	// The live metrics (metrics.go), from the guest's own counters.
+	colCPUBusy
+	colIOWait
+	colSteal
+	colLoad
+	colDiskR
+	colDiskW
+	colNetRx
+	colNetTx
+	colFSFull
 	colSkew
 	colFreeze
 	colRTT
@@ -40,15 +50,27 @@ type column struct {
 
 var columns = [numCols]column{
 	{colName, "NAME", 16, 0, false},
-	{colHost, "HOST", 10, 6, false},
+	{colHost, "HOST", 10, 7, false},
 	{colState, "STATE", 13, 1, false},
-	{colAgent, "AGENT", 8, 8, false},
-	{colOS, "OS", 18, 7, false},
-	{colAddr, "ADDRESSES", 22, 4, false},
-	{colVCPU, "CPU", 5, 9, true},
-	{colSkew, "SKEW", 7, 10, true},
+	{colAgent, "AGENT", 8, 10, false},
+	{colOS, "OS", 18, 9, false},
+	{colAddr, "ADDRESSES", 22, 5, false},
+	// Metrics columns are one cell wider than their title: the sort arrow.
+	// Beyond CPU% they come after the error text's room (ERROR takes the
+	// slack): at 140 columns "domain shut off" is worth more than FS%.
+	{colVCPU, "VCPUS", 6, 11, true}, // online/total, as status calls it
+	{colCPUBusy, "CPU%", 5, 4, true},
+	{colIOWait, "IOW%", 5, 14, true},
+	{colSteal, "STL%", 5, 15, true},
+	{colLoad, "LOAD", 5, 13, true},
+	{colDiskR, "DSK-R", 6, 16, true},
+	{colDiskW, "DSK-W", 6, 17, true},
+	{colNetRx, "NET-RX", 7, 18, true},
+	{colNetTx, "NET-TX", 7, 19, true},
+	{colFSFull, "FS%", 4, 12, true}, // the fullest filesystem
+	{colSkew, "SKEW", 7, 20, true},
 	{colFreeze, "FREEZE", 13, 2, false},
-	{colRTT, "RTT", 7, 5, true},
+	{colRTT, "RTT", 7, 6, true},
 	{colErr, "ERROR", 12, 3, false}, // takes whatever width is left
 }
 
@@ -82,6 +104,10 @@ type table struct {
 	offset  int
 	curName string
 	told    []string // the visible rows last told to the source (launch.go)
+
+	// held keeps the order of heldRank under live updates (metrics.go).
+	held     bool
+	heldRank map[string]int
 }
 
 // reindex recomputes the rows if anything they depend on changed, keeping the
@@ -97,7 +123,8 @@ func (m *Model) reindex() {
 	}
 	// A visual range is row positions: a new filter or sort reorders rows, so
 	// fix the range as marks first; a new snapshot keeps it, re-anchored by name.
-	if t.builtFilter != t.filter || t.builtSort != t.sortCol || t.builtDesc != t.sortDesc {
+	resort := t.builtSort != t.sortCol || t.builtDesc != t.sortDesc
+	if t.builtFilter != t.filter || resort {
 		m.commitVisual()
 	}
 	anchor := ""
@@ -113,7 +140,7 @@ func (m *Model) reindex() {
 			rows = append(rows, g)
 		}
 	}
-	sortRows(rows, t.sortCol, t.sortDesc, m.now())
+	m.orderRows(rows, resort) // metrics.go: the sort, or the held order
 	t.rows, t.spare = rows, t.rows
 	clear(t.spare[:cap(t.spare)]) // keeps no old Guest alive
 	t.builtFrom, t.builtVersion, t.builtFilter, t.builtSort, t.builtDesc, t.built =
@@ -162,6 +189,10 @@ func (m *Model) snapshotStats() {
 
 // sortRows sorts by col; ties keep name order (the snapshot's order).
 func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
+	if isMetricCol(col) {
+		sortMetric(rows, col, desc)
+		return
+	}
 	if col == colName {
 		// The snapshot is sorted by name already.
 		if !sort.SliceIsSorted(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name }) {
@@ -415,12 +446,19 @@ func (m *Model) targets() []*fleet.Guest {
 }
 
 // visibleColumns picks the columns that fit width, in display order, and the
-// width of the last (flexible) one.
-func visibleColumns(width int) []column {
+// width of the last (flexible) one. The sort column is always among them
+// (after the name): sorting by a column that is not shown sorts blind.
+func visibleColumns(width int, sortCol colID) []column {
 	avail := width - prefixWidth
 	byPrio := make([]column, 0, numCols)
 	byPrio = append(byPrio, columns[:]...)
-	sort.SliceStable(byPrio, func(i, j int) bool { return byPrio[i].prio < byPrio[j].prio })
+	prio := func(c column) float64 {
+		if c.id == sortCol && c.id != colName {
+			return 0.5 // right after the name
+		}
+		return float64(c.prio)
+	}
+	sort.SliceStable(byPrio, func(i, j int) bool { return prio(byPrio[i]) < prio(byPrio[j]) })
 	keep := map[colID]bool{}
 	used := 0
 	for _, c := range byPrio {
@@ -489,6 +527,9 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 		return fmtDur(g.RTT)
 	case colErr:
 		return g.Err
+	}
+	if isMetricCol(c) {
+		return metricCell(g, c)
 	}
 	return ""
 }

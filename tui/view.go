@@ -120,6 +120,9 @@ func (m *Model) renderTitle() string {
 		dir = "↓"
 	}
 	left += " · sort " + strings.ToLower(columns[m.tbl.sortCol].title) + " " + dir
+	if m.tbl.held {
+		left += " " + m.st.Warn.Render("held") // metrics.go: the order stays put
+	}
 	if m.opts.Readonly {
 		left += "  " + m.st.Warn.Bold(true).Render("READ-ONLY")
 	}
@@ -164,6 +167,8 @@ func (m *Model) renderRegion(l screen) string {
 		return place(w, h, r.files.View())
 	case layerExec:
 		return m.renderExec(w, h)
+	case layerPulse:
+		return m.renderPulse(w, h)
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -200,7 +205,7 @@ func place(w, h int, s string) string {
 // renderTable draws the header and rows visible in n lines. Its cost does not
 // depend on the number of guests.
 func (m *Model) renderTable(n int) string {
-	cols := visibleColumns(m.width)
+	cols := visibleColumns(m.width, m.tbl.sortCol)
 	var b strings.Builder
 	b.WriteString(strings.Repeat(" ", prefixWidth))
 	var hdr strings.Builder

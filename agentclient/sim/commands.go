@@ -79,6 +79,9 @@ func init() {
 	for name, c := range userCommands() { // users.go
 		commands[name] = c
 	}
+	for name, c := range statsCommands() { // stats.go
+		commands[name] = c
+	}
 	commandNames = offered("7.2.22")
 }
 
@@ -164,11 +167,7 @@ func dispatchTable() map[string]command {
 // command it has never heard of, as a qemu-ga built without them would.
 // Serving one means a handler in commands and its name off this list
 // (TestDispatchCoversTable checks the two add up to the table).
-var unserved = []string{
-	"guest-get-disks", "guest-get-memory-blocks", "guest-set-memory-blocks",
-	"guest-get-memory-block-info", "guest-get-devices", "guest-get-diskstats",
-	"guest-get-cpustats", "guest-get-load", "guest-network-get-route",
-}
+var unserved = []string{"guest-get-devices"}
 
 var handleField = []field{{name: "handle", typ: tInt}}
 
@@ -193,7 +192,7 @@ func (g *Guest) lookup(name string) (command, bool) {
 	if !ok {
 		return command{}, false
 	}
-	if c, known := agentclient.Lookup(name); !known || !c.Offered(g.cfg.AgentVersion, agentclient.POSIX|agentclient.Windows) {
+	if c, known := agentclient.Lookup(name); !known || !c.Offered(g.cfg.AgentVersion, agentclient.POSIX|agentclient.Windows) || !g.builds(name) {
 		return command{}, false
 	}
 	return cmd, true
@@ -411,6 +410,9 @@ func (g *Guest) cmdInfo(args) (any, *agentclient.Error) {
 	names := offered(g.cfg.AgentVersion)
 	cmds := make([]agentclient.CommandInfo, 0, len(names)+len(g.cfg.ExtraCommands))
 	for _, n := range names {
+		if !g.builds(n) {
+			continue
+		}
 		_, off := g.disabledReason(n)
 		cmds = append(cmds, agentclient.CommandInfo{Name: n, Enabled: !off, SuccessResponse: agentclient.SuccessResponse(n)})
 	}
@@ -467,6 +469,7 @@ func (g *Guest) goDown(mode string) func() {
 	switch mode {
 	case agentclient.ShutdownReboot:
 		g.silentUntil = time.Now().Add(g.cfg.RebootDelay)
+		g.stats.rebootAt(g.silentUntil) // stats.go: the counters start again
 		return nil
 	case agentclient.ShutdownHalt, "suspend-ram", "suspend-hybrid":
 		g.downSilent = true
@@ -516,16 +519,12 @@ func (g *Guest) cmdFstrim(a args) (any, *agentclient.Error) {
 // cmdInterfaces reports the configured interfaces with counters that grow
 // with uptime, so pollers see traffic.
 func (g *Guest) cmdInterfaces(args) (any, *agentclient.Error) {
-	up := uint64(time.Since(g.start) / time.Second)
 	out := make([]agentclient.Interface, len(g.cfg.Interfaces))
 	for i, ifc := range g.cfg.Interfaces {
 		out[i] = ifc
 		if ifc.Statistics != nil {
 			s := *ifc.Statistics
-			s.RxBytes += up * 1500
-			s.RxPackets += up
-			s.TxBytes += up * 700
-			s.TxPackets += up
+			g.addTraffic(&s, i) // stats.go
 			out[i].Statistics = &s
 		}
 	}

@@ -52,6 +52,10 @@ type Config struct {
 	// guest-set-time without a time sets the system clock from.
 	RTCOffset time.Duration
 
+	// Workload is how busy the guest's CPU, disks and network are
+	// (stats.go); the default is light use.
+	Workload Workload
+
 	// ExecDuration is how long a guest-exec'd process runs before
 	// guest-exec-status reports it exited (0: at once).
 	ExecDuration time.Duration

@@ -51,6 +51,8 @@ type Guest struct {
 	stale   bool
 	staleN  int64
 
+	stats statsState // stats.go
+
 	// guest state
 	frozen      bool
 	frozenN     int

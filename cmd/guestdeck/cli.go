@@ -85,6 +85,7 @@ func commands() []command {
 		{"exec", "[--json] [--yes] [--dry-run] [--timeout D] [--stdin FILE|-] [--concurrency N] [--output-limit N] SELECTOR... -- PROGRAM [ARGS...]", "run a program in the selected guests and print what it printed", (*cli).exec},
 		{"agent", "GUEST JSON", "send one raw command and print the agent's reply object", (*cli).agent},
 		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
+		{"export", "[--listen ADDR] [--listen-any]", "serve every guest's state and metrics to Prometheus at http://ADDR/metrics (read-only)", (*cli).export},
 		{"sim", "--guests N --dir DIR [--frozen K] [--silent K] ...", "serve simulated guests and write DIR/fleet.toml", (*cli).sim},
 		{"help", "", "show this help", func(c *cli, _ context.Context, _ []string) int { c.usage(c.stdout); return exitOK }},
 	}

@@ -131,7 +131,8 @@ type statusGuest struct {
 }
 
 var statusKeys = []string{"name", "host", "address", "state", "error", "agent_version", "os", "hostname",
-	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "domain_state", "stale", "orphan_freeze"}
+	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "domain_state", "stale", "orphan_freeze",
+	"kernel", "timezone", "users", "filesystems", "disks", "load", "metrics_note"}
 
 // status runs `status --json` and decodes it, checking the exact key set.
 func status(t *testing.T, cfg string, selectors ...string) map[string]statusGuest {

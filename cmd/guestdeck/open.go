@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,6 +83,8 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 		FreezeTimeout: cfg.Defaults.FreezeTimeout.Duration,
 		Concurrency:   cfg.Defaults.Concurrency,
 		Readonly:      c.readonly,
+		// metrics_interval = 0 in the file: none (the fleet's negative).
+		MetricsInterval: cmp.Or(cfg.Defaults.MetricsInterval.Duration, -1),
 		// Freezes and suspends outlive this process in the ledger. Not for
 		// the demo: its guests die with the process that serves them.
 		Ledger:   ledger.Open(config.StateDir()),

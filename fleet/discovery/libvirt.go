@@ -735,7 +735,9 @@ func (h *Libvirt) Run(ctx context.Context, sink Sink, first func(error)) {
 	for {
 		if conn != nil {
 			retry.Reset()
+			stopStats := h.startStats(ctx, conn) // libvirtstats.go
 			h.follow(ctx, conn)
+			stopStats()
 			if ctx.Err() != nil {
 				_ = conn.Disconnect()
 				return

@@ -214,12 +214,46 @@ func demoGuest(i int) (sim.Config, string) {
 		special = "slow"
 	case 31: // an old agent
 		cfg.AgentVersion = "4.2.1"
+	case 10: // an overcommitted host steals a third of its CPU
+		cfg.Workload = sim.WorkloadSteal
+	case 20: // a root filesystem about to fill up
+		used, total := uint64(10_600_000_000), uint64(10_737_418_240)
+		cfg.Filesystems = slices.Clone(cfg.Filesystems)
+		cfg.Filesystems[0].UsedBytes, cfg.Filesystems[0].TotalBytes = &used, &total
+	case 33: // waiting on its disks
+		cfg.Workload = sim.WorkloadIO
 	case 36: // half its vCPUs taken offline
 		for v := range cfg.VCPUs {
 			cfg.VCPUs[v].Online = v < len(cfg.VCPUs)/2
 		}
 	}
+	demoMetrics(i, role.role, &cfg)
 	return cfg, special
+}
+
+// demoMetrics varies how busy guests are and what their agents report:
+// databases, workers and CI busy, caches and monitoring idle, a quarter on
+// a newer agent (guest-get-load, routes), databases on NVMe with SMART data.
+func demoMetrics(i int, role string, cfg *sim.Config) {
+	if cfg.Workload == "" {
+		switch role {
+		case "db", "worker", "ci":
+			if i%2 == 0 {
+				cfg.Workload = sim.WorkloadBusy
+			}
+		case "cache", "mon":
+			cfg.Workload = sim.WorkloadIdle
+		}
+	}
+	if i%4 == 1 && cfg.AgentVersion == "7.2.22" {
+		cfg.AgentVersion = "10.0.2"
+	}
+	if role == "db" && len(cfg.Filesystems) == 1 {
+		fs := cfg.Filesystems[0]
+		fs.Name = "nvme0n1p1"
+		fs.Disk = []agentclient.DiskAddress{{BusType: "nvme", PCIController: agentclient.PCIAddress{Slot: 5}, Dev: "/dev/nvme0n1p1", Serial: fmt.Sprintf("NVME%04d", i)}}
+		cfg.Filesystems = []agentclient.Filesystem{fs}
+	}
 }
 
 func demoIface(name, mac, ip string, prefix int) agentclient.Interface {

@@ -1,0 +1,739 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/bits"
+	"strings"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// Metrics: what the guest's agent says about its own CPU, disks and network
+// (guest-get-cpustats, guest-get-diskstats, the interface counters of
+// guest-network-get-interfaces, guest-get-load), turned into rates from
+// successive samples. They are asked on their own interval
+// (Options.MetricsInterval), in the same pipelined batch as the live items
+// when that poll is due; the disks and routes ride with the slow items.
+//
+// The guest controls every counter. A rate is shown only when both samples
+// are believable: counters that went down (a reboot, an agent restart, a
+// wrap), an interval with no time in it, or a rate past what the hardware
+// could do make that interval's rate unknown (OK false), never negative or
+// absurd.
+
+// Rate is one derived per-second (or percent) figure. OK is false when it is
+// unknown: the first sample, an agent that lacks the data, a counter reset or
+// a value the guest reported that cannot be true.
+type Rate struct {
+	V  float64
+	OK bool
+}
+
+// FSUsage is one mounted filesystem's size as the agent reports it.
+type FSUsage struct {
+	Mountpoint, Type      string
+	UsedBytes, TotalBytes uint64
+}
+
+// Metrics is one metrics sample of one guest, with the rates computed from
+// it and the sample before.
+type Metrics struct {
+	At time.Time
+
+	// Percent of all vCPUs' time, 0..100: CPUBusy is the time the guest
+	// ran (not idle, waiting for I/O or stolen); the three add up to at
+	// most 100.
+	CPUBusy, IOWait, Steal Rate
+
+	DiskReadBps, DiskWriteBps, DiskReadIOPS, DiskWriteIOPS Rate
+
+	NetRxBps, NetTxBps, NetErrsPerSec Rate
+
+	Load1, Load5, Load15 Rate
+	LoadDerived          bool // derived from cpustats, not from guest-get-load
+
+	Filesystems []FSUsage
+
+	// Note says why something is absent ("agent 5.2.0 lacks
+	// guest-get-cpustats (qemu-ga 7.1+)"); "" when nothing is.
+	Note string
+
+	// CPUs is how many CPUs the last cpustats listed (0: none read).
+	CPUs int
+	// Disks (guest-get-disks) and Routes (guest-network-get-route) are
+	// read with the slow items; nil where the agent lacks them or before
+	// they were read. Guest-controlled text: escape before display.
+	Disks  []agentclient.DiskInfo
+	Routes []agentclient.Route
+}
+
+// DefaultMetricsInterval is how often the metrics are asked when the fleet
+// file does not say: every second live poll at the default 5 s interval.
+// Measured at 10,000 simulated guests (README, Performance) it adds 3.5
+// points of one core and about 24 KB RSS per guest to the dashboard; rates
+// over 10 s are still fine-grained for a dashboard, and the ring of
+// HistorySize samples then spans ten minutes.
+const DefaultMetricsInterval = 10 * time.Second
+
+// HistorySize is how many metrics samples a guest keeps (History): ten
+// minutes at the default interval, about 4 KiB per guest.
+const HistorySize = 60
+
+// Bounds past which a reported rate is refused: well past any virtual
+// disk or NIC (and past QEMU's 4,096 vCPUs for the lists), so a real
+// guest never trips them.
+const (
+	maxDiskBps  = 200e9 // bytes/s over every disk
+	maxDiskIOPS = 200e6
+	maxNetBps   = 200e9 // bytes/s over every interface (1.6 Tbit/s)
+	maxNetErrs  = 1e9   // errors/s
+	maxLoad     = 1e6
+	maxItems    = 8192 // CPUs, devices or interfaces counted in one sample
+	// cpuSlack: a CPU's counters may advance at most this many times the
+	// host's elapsed time (plus a second), allowing for the round trip
+	// jitter between the two samples.
+	cpuSlack = 2
+)
+
+// Load average time constants, as the kernel's (1, 5, 15 minutes).
+var loadTau = [3]float64{60, 300, 900}
+
+// metricsCmds are the commands of a metrics poll and of the slow part.
+const (
+	cmdCPUStats  = "guest-get-cpustats"
+	cmdDiskStats = "guest-get-diskstats"
+	cmdLoad      = "guest-get-load"
+	cmdDisks     = "guest-get-disks"
+	cmdRoutes    = "guest-network-get-route"
+)
+
+// metricsPoll is one poll's metrics replies (pollResult.metrics).
+type metricsPoll struct {
+	asked   bool      // a metrics sample was asked in this poll
+	at      time.Time // when its calls were sent
+	cpu     []agentclient.CPUStats
+	cpuOK   bool
+	disk    []agentclient.DiskStatsInfo
+	diskOK  bool
+	load    *agentclient.Load
+	loadOK  bool
+	disks   []agentclient.DiskInfo
+	disksOK bool
+	routes  []agentclient.Route
+	routeOK bool
+}
+
+// metricsState is a session's metrics between polls. prev and load are
+// guarded by sem (polls), ring by mu (History reads it).
+type metricsState struct {
+	last    time.Time // when the last sample was asked
+	prev    *counters
+	load    [3]float64 // derived load averages
+	loadOK  bool
+	ring    *[HistorySize]histSample // nil until the first sample
+	head, n int
+	disks   []agentclient.DiskInfo
+	routes  []agentclient.Route
+	fs      []FSUsage
+}
+
+// counters are one sample's raw counters, summed the way rates need them.
+type counters struct {
+	at                   time.Time
+	cpus                 []cpuCounter
+	disks                []devCounter
+	nets                 []devCounter
+	cpuOK, diskOK, netOK bool
+}
+
+// cpuCounter is one CPU's milliseconds: all of them, and those idle,
+// waiting for I/O, and stolen by the host.
+type cpuCounter struct {
+	id                         int
+	total, idle, iowait, steal uint64
+}
+
+// devCounter is one disk (sectors and I/Os read, written) or one
+// interface (bytes received, sent, errors; d unused).
+type devCounter struct {
+	name       string
+	a, b, c, d uint64
+}
+
+// metricsDue reports whether this poll asks a metrics sample: metrics are on,
+// the guest is not known frozen, and the interval is up (half a live
+// interval early, so that a metrics interval that is a multiple of the live
+// one does not slip by a whole poll), or a slow refresh runs (a forced poll,
+// a fresh connection) and the last sample is not just now.
+func (s *session) metricsDue(r *pollResult, now time.Time) bool {
+	mi := s.f.opts.MetricsInterval
+	if mi <= 0 || r.metrics.asked || r.frozen || r.frozenSeen || r.freeze == agentclient.Frozen {
+		return false
+	}
+	last := s.metrics.last
+	if last.IsZero() {
+		return true
+	}
+	gap := now.Sub(last)
+	return gap >= mi-s.f.opts.Interval/2 || (r.slow && gap >= minSampleGap)
+}
+
+// minSampleGap keeps a forced poll right after a sample from taking
+// another: counters tick in 10 ms, and rates over a few milliseconds say
+// nothing.
+const minSampleGap = 250 * time.Millisecond
+
+// metricsCalls appends a due metrics sample's commands to the live batch
+// (pollLive), and the disks and routes on a slow refresh. Holds sem.
+func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.BatchCall) []agentclient.BatchCall {
+	m := &r.metrics
+	if !s.metricsDue(r, time.Now()) {
+		return calls
+	}
+	m.asked, m.at = true, time.Now()
+	s.metrics.last = m.at
+	add := func(cmd string, out any) {
+		if s.usable(g, r, cmd) {
+			calls = append(calls, agentclient.BatchCall{Name: cmd, Out: out})
+		}
+	}
+	if !s.f.opts.NoCounters {
+		add(cmdCPUStats, &m.cpu)
+		add(cmdDiskStats, &m.disk)
+	}
+	add(cmdLoad, &m.load)
+	if r.slow {
+		add(cmdDisks, &m.disks)
+		add(cmdRoutes, &m.routes)
+	}
+	return calls
+}
+
+// metricsDone reads the outcome of the metrics commands of a batch; item has
+// already seen each error. Holds sem.
+func (s *session) metricsDone(r *pollResult, calls []agentclient.BatchCall) {
+	m := &r.metrics
+	for _, c := range calls {
+		ok := c.Err == nil
+		switch c.Name {
+		case cmdCPUStats:
+			m.cpuOK = ok
+		case cmdDiskStats:
+			m.diskOK = ok
+		case cmdLoad:
+			m.loadOK = ok && m.load != nil
+		case cmdDisks:
+			m.disksOK = ok
+		case cmdRoutes:
+			m.routeOK = ok
+		}
+	}
+}
+
+// gatherMetrics asks a due metrics sample one call at a time, for
+// connections that take no batch (libvirt) or polls whose live items were
+// not batched. Holds sem; ctx is the poll's.
+func (s *session) gatherMetrics(ctx context.Context, r *pollResult) (cmd string, fatal error) {
+	if s.agent == nil || !s.metricsDue(r, time.Now()) {
+		return "", nil
+	}
+	sa, ok := s.agent.a.(agentclient.StatsAgent)
+	if !ok {
+		return "", nil
+	}
+	g := s.cur.Load()
+	if g.Freeze == agentclient.Frozen {
+		return "", nil
+	}
+	c := s.agent
+	m := &r.metrics
+	m.asked, m.at = true, time.Now()
+	s.metrics.last = m.at
+	steps := []struct {
+		cmd  string
+		slow bool
+		run  func() error
+	}{
+		{cmdCPUStats, false, func() (err error) {
+			m.cpu, err = do(c, ctx, cmdCPUStats, nil, sa.CPUStats)
+			m.cpuOK = err == nil
+			return err
+		}},
+		{cmdDiskStats, false, func() (err error) {
+			m.disk, err = do(c, ctx, cmdDiskStats, nil, sa.DiskStats)
+			m.diskOK = err == nil
+			return err
+		}},
+		{cmdLoad, false, func() (err error) {
+			m.load, err = do(c, ctx, cmdLoad, nil, sa.Load)
+			m.loadOK = err == nil && m.load != nil
+			return err
+		}},
+		{cmdDisks, true, func() (err error) {
+			m.disks, err = do(c, ctx, cmdDisks, nil, sa.Disks)
+			m.disksOK = err == nil
+			return err
+		}},
+		{cmdRoutes, true, func() (err error) {
+			m.routes, err = do(c, ctx, cmdRoutes, nil, sa.Routes)
+			m.routeOK = err == nil
+			return err
+		}},
+	}
+	for _, st := range steps {
+		counter := st.cmd == cmdCPUStats || st.cmd == cmdDiskStats
+		if (st.slow && !r.slow) || (counter && s.f.opts.NoCounters) || r.frozenSeen || !s.usable(g, r, st.cmd) {
+			continue
+		}
+		if _, fatal := s.item(r, st.cmd, st.run()); fatal != nil {
+			return st.cmd, fatal
+		}
+	}
+	return "", nil
+}
+
+// applyMetrics turns a poll's metrics replies into g.Metrics and a history
+// sample. Runs inside update (mu held) of a poll (sem held).
+func (s *session) applyMetrics(g *Guest, r *pollResult) {
+	m := &r.metrics
+	st := &s.metrics
+	if m.disksOK {
+		st.disks = m.disks
+	}
+	if m.routeOK {
+		st.routes = m.routes
+	}
+	if r.fsOK {
+		st.fs = fsUsage(r.fs)
+	}
+	if !m.asked {
+		if m.disksOK || m.routeOK || r.fsOK {
+			g.Metrics.Disks, g.Metrics.Routes, g.Metrics.Filesystems = st.disks, st.routes, st.fs
+		}
+		return
+	}
+	cur := sampleCounters(m, r)
+	out := Metrics{At: m.at, Disks: st.disks, Routes: st.routes, Filesystems: st.fs, CPUs: len(cur.cpus)}
+	computeRates(st.prev, cur, &out)
+	if m.loadOK {
+		out.Load1, out.Load5, out.Load15 = loadRate(m.load.Load1), loadRate(m.load.Load5), loadRate(m.load.Load15)
+		st.loadOK = false // an agent's own load takes over
+	} else if out.CPUBusy.OK {
+		s.deriveLoad(st, &out, cur)
+	}
+	// A group this sample lacks (a failed call) has no rate next time
+	// either: its counters and this sample's time do not go together.
+	out.Note = s.metricsNote(g, r, cur)
+	st.prev = cur
+	g.Metrics = out
+	st.push(out)
+}
+
+// deriveLoad updates the load averages derived from CPU use: the share of
+// the vCPUs busy, waiting for I/O or stolen (what the kernel's load counts:
+// tasks running, runnable, or in uninterruptible sleep) times their number,
+// averaged like the kernel does.
+func (s *session) deriveLoad(st *metricsState, out *Metrics, cur *counters) {
+	n := float64(len(cur.cpus)) * (out.CPUBusy.V + out.IOWait.V + out.Steal.V) / 100
+	dt := 0.0
+	if st.prev != nil {
+		dt = cur.at.Sub(st.prev.at).Seconds()
+	}
+	for i, tau := range loadTau {
+		if !st.loadOK {
+			st.load[i] = n
+			continue
+		}
+		e := math.Exp(-dt / tau)
+		st.load[i] = st.load[i]*e + n*(1-e)
+	}
+	st.loadOK = true
+	out.Load1, out.Load5, out.Load15 = Rate{st.load[0], true}, Rate{st.load[1], true}, Rate{st.load[2], true}
+	out.LoadDerived = true
+}
+
+func loadRate(v float64) Rate {
+	if math.IsNaN(v) || v < 0 || v > maxLoad {
+		return Rate{}
+	}
+	return Rate{v, true}
+}
+
+// metricsNote says why metrics are missing: a command the agent lacks, one
+// it disables, one that failed. "" when every source answered.
+func (s *session) metricsNote(g *Guest, r *pollResult, cur *counters) string {
+	m := &r.metrics
+	var parts []string
+	why := func(cmd, what string) {
+		parts = append(parts, s.missingText(g, r, cmd)+": "+what)
+	}
+	if !m.cpuOK {
+		why(cmdCPUStats, "no CPU rates")
+	}
+	if !m.diskOK {
+		why(cmdDiskStats, "no disk rates")
+	}
+	if !m.loadOK {
+		if m.cpuOK {
+			why(cmdLoad, "load derived from CPU use")
+		} else {
+			why(cmdLoad, "no load")
+		}
+	}
+	switch {
+	case !r.ifacesOK:
+		why("guest-network-get-interfaces", "no network rates")
+	case !cur.netOK:
+		parts = append(parts, "the interfaces report no counters: no network rates")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// missingText says in words why cmd gave nothing this time.
+func (s *session) missingText(g *Guest, r *pollResult, cmd string) string {
+	commands := g.Commands
+	if r.info != nil {
+		commands = r.info.SupportedCommands
+	}
+	if msg, bad := s.broken[cmd]; bad {
+		return msg
+	}
+	listed, enabled := false, false
+	for _, c := range commands {
+		if c.Name == cmd {
+			listed, enabled = true, c.Enabled
+		}
+	}
+	c, _ := agentclient.Lookup(cmd)
+	version := g.AgentVersion
+	if r.info != nil {
+		version = r.info.Version
+	}
+	switch {
+	case listed && !enabled:
+		return cmd + " is disabled in the guest"
+	case listed || len(commands) == 0:
+		if s.skip[cmd] {
+			return "the agent refused " + cmd
+		}
+		return cmd + " did not answer"
+	case g.OS != nil && g.OS.ID == "mswindows" && c.OS&agentclient.Windows == 0:
+		return "qemu-ga for Windows has no " + cmd
+	case c.Since != "":
+		return fmt.Sprintf("agent %s lacks %s (qemu-ga %s+)", version, cmd, c.Since)
+	}
+	return "agent lacks " + cmd
+}
+
+// sampleCounters sums one poll's replies into counters; a list that is not
+// believable (too long, a counter sum that overflows) counts as absent.
+func sampleCounters(m *metricsPoll, r *pollResult) *counters {
+	c := &counters{at: m.at}
+	if m.cpuOK && len(m.cpu) <= maxItems {
+		c.cpus, c.cpuOK = cpuCounters(m.cpu)
+	}
+	if m.diskOK && len(m.disk) <= maxItems {
+		c.disks, c.diskOK = diskCounters(m.disk)
+	}
+	if r.ifacesOK && len(r.ifaces) <= maxItems {
+		c.nets, c.netOK = netCounters(r.ifaces)
+	}
+	return c
+}
+
+func cpuCounters(in []agentclient.CPUStats) ([]cpuCounter, bool) {
+	out := make([]cpuCounter, 0, len(in))
+	for _, s := range in {
+		var idle, iowait, steal uint64
+		total, ok := sum(s.User, s.Nice, s.System, s.Idle)
+		// Guest and guestnice are counted in user and nice already.
+		for _, p := range []*uint64{s.IOWait, s.IRQ, s.SoftIRQ, s.Steal} {
+			if p != nil && ok {
+				total, ok = sum(total, *p)
+			}
+		}
+		if !ok {
+			return nil, false
+		}
+		idle = s.Idle
+		if s.IOWait != nil {
+			iowait = *s.IOWait
+		}
+		if s.Steal != nil {
+			steal = *s.Steal
+		}
+		out = append(out, cpuCounter{id: s.CPU, total: total, idle: idle, iowait: iowait, steal: steal})
+	}
+	return out, true
+}
+
+// diskCounters sums whole disks only: partitions, and devices stacked on
+// others (device mapper, md RAID) or backed by memory or files (loop, ram,
+// zram), would count the same I/O twice.
+func diskCounters(in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
+	names := make(map[string]bool, len(in))
+	for _, d := range in {
+		names[d.Name] = true
+	}
+	out := make([]devCounter, 0, len(in))
+	for _, d := range in {
+		if !wholeDisk(d.Name, names) {
+			continue
+		}
+		st := d.Stats
+		out = append(out, devCounter{name: d.Name, a: val(st.ReadSectors), b: val(st.WriteSectors), c: val(st.ReadIOs), d: val(st.WriteIOs)})
+	}
+	return out, true
+}
+
+func wholeDisk(name string, names map[string]bool) bool {
+	for _, p := range []string{"loop", "ram", "zram", "dm-", "md", "fd", "sr", "nbd"} {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	// A partition is its disk's name plus a number, with a "p" between
+	// when the disk's name ends in a digit (nvme0n1p1, mmcblk0p2).
+	i := len(name)
+	for i > 0 && name[i-1] >= '0' && name[i-1] <= '9' {
+		i--
+	}
+	if i == len(name) || i == 0 {
+		return true
+	}
+	base := name[:i]
+	if names[base] {
+		return false
+	}
+	return !(strings.HasSuffix(base, "p") && names[base[:len(base)-1]])
+}
+
+func netCounters(in []agentclient.Interface) ([]devCounter, bool) {
+	out := make([]devCounter, 0, len(in))
+	for _, ifc := range in {
+		if ifc.Statistics == nil || ifc.Name == "lo" {
+			continue
+		}
+		st := ifc.Statistics
+		errs, ok := sum(st.RxErrs, st.TxErrs)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, devCounter{name: ifc.Name, a: st.RxBytes, b: st.TxBytes, c: errs})
+	}
+	// An agent without statistics (older, or Windows before 9.1) gives
+	// no counters at all: no rate, not a rate of zero.
+	return out, len(out) > 0
+}
+
+func val(p *uint64) uint64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// sum adds counters, failing on overflow (a guest's invention).
+func sum(vs ...uint64) (uint64, bool) {
+	var t, carry uint64
+	for _, v := range vs {
+		t, carry = bits.Add64(t, v, 0)
+		if carry != 0 {
+			return 0, false
+		}
+	}
+	return t, true
+}
+
+// computeRates fills out's rates from two samples. Each group (CPU, disk,
+// network) is known only when both samples have it, every counter of it
+// that both list grew or stayed, and the result is believable.
+func computeRates(prev, cur *counters, out *Metrics) {
+	if prev == nil {
+		return
+	}
+	dt := cur.at.Sub(prev.at).Seconds()
+	if dt <= 0 {
+		return
+	}
+	if prev.cpuOK && cur.cpuOK {
+		out.CPUBusy, out.IOWait, out.Steal = cpuRates(prev.cpus, cur.cpus, dt)
+	}
+	if prev.diskOK && cur.diskOK {
+		d, ok := deltas(prev.disks, cur.disks)
+		if ok {
+			out.DiskReadBps = bounded(float64(d.a)*512/dt, maxDiskBps)
+			out.DiskWriteBps = bounded(float64(d.b)*512/dt, maxDiskBps)
+			out.DiskReadIOPS = bounded(float64(d.c)/dt, maxDiskIOPS)
+			out.DiskWriteIOPS = bounded(float64(d.d)/dt, maxDiskIOPS)
+		}
+	}
+	if prev.netOK && cur.netOK {
+		d, ok := deltas(prev.nets, cur.nets)
+		if ok {
+			out.NetRxBps = bounded(float64(d.a)/dt, maxNetBps)
+			out.NetTxBps = bounded(float64(d.b)/dt, maxNetBps)
+			out.NetErrsPerSec = bounded(float64(d.c)/dt, maxNetErrs)
+		}
+	}
+}
+
+func bounded(v, limit float64) Rate {
+	if math.IsNaN(v) || v < 0 || v > limit {
+		return Rate{}
+	}
+	return Rate{v, true}
+}
+
+// deltas sums the growth of the devices both samples list (one that came or
+// went has no rate); any counter that went down fails the whole interval.
+func deltas(prev, cur []devCounter) (devCounter, bool) {
+	var d devCounter
+	byName := make(map[string]devCounter, len(prev))
+	for _, p := range prev {
+		byName[p.name] = p
+	}
+	matched := 0
+	for _, c := range cur {
+		p, ok := byName[c.name]
+		if !ok {
+			continue
+		}
+		delete(byName, c.name) // a name listed twice counts once
+		if c.a < p.a || c.b < p.b || c.c < p.c || c.d < p.d {
+			return devCounter{}, false
+		}
+		var o1, o2, o3, o4 bool
+		d.a, o1 = sum(d.a, c.a-p.a)
+		d.b, o2 = sum(d.b, c.b-p.b)
+		d.c, o3 = sum(d.c, c.c-p.c)
+		d.d, o4 = sum(d.d, c.d-p.d)
+		if !o1 || !o2 || !o3 || !o4 {
+			return devCounter{}, false
+		}
+		matched++
+	}
+	return d, matched > 0
+}
+
+// cpuRates are the busy, iowait and steal shares (percent) of every CPU
+// both samples list, over dt seconds. Busy is the time the guest ran: not
+// idle, not waiting for I/O, not stolen by the host.
+func cpuRates(prev, cur []cpuCounter, dt float64) (busy, iowait, steal Rate) {
+	byID := make(map[int]cpuCounter, len(prev))
+	for _, p := range prev {
+		byID[p.id] = p
+	}
+	var total, idle, wait, stolen float64
+	matched := 0
+	limit := (cpuSlack*dt + 1) * 1000 // ms one CPU may advance
+	for _, c := range cur {
+		p, ok := byID[c.id]
+		if !ok {
+			continue
+		}
+		delete(byID, c.id)
+		if c.total < p.total || c.idle < p.idle || c.iowait < p.iowait || c.steal < p.steal {
+			return // reset: rebooted, or a CPU replugged
+		}
+		dTotal := c.total - p.total
+		dIdle, dWait, dSteal := c.idle-p.idle, c.iowait-p.iowait, c.steal-p.steal
+		if float64(dTotal) > limit || dIdle+dWait+dSteal > dTotal {
+			return // faster than time, or parts larger than the whole
+		}
+		total += float64(dTotal)
+		idle += float64(dIdle)
+		wait += float64(dWait)
+		stolen += float64(dSteal)
+		matched++
+	}
+	if matched == 0 || total == 0 {
+		return
+	}
+	pct := func(v float64) Rate { return Rate{min(100, max(0, 100*v/total)), true} }
+	return pct(total - idle - wait - stolen), pct(wait), pct(stolen)
+}
+
+// fsUsage is the filesystems with both sizes, the used part no larger than
+// the whole.
+func fsUsage(fs []agentclient.Filesystem) []FSUsage {
+	out := make([]FSUsage, 0, len(fs))
+	for _, f := range fs {
+		if f.UsedBytes == nil || f.TotalBytes == nil || *f.UsedBytes > *f.TotalBytes {
+			continue
+		}
+		out = append(out, FSUsage{Mountpoint: f.Mountpoint, Type: f.Type, UsedBytes: *f.UsedBytes, TotalBytes: *f.TotalBytes})
+	}
+	return out
+}
+
+// histSample is one History entry, compact: at 10,000 guests a full ring
+// of Metrics would be 30 KiB a guest.
+type histSample struct {
+	at      int64 // unix nanoseconds
+	v       [nRates]float32
+	ok      uint16 // bit i: v[i] is known
+	derived bool
+}
+
+const nRates = 13
+
+// rates lists m's rates in histSample order.
+func (m *Metrics) rates() [nRates]*Rate {
+	return [nRates]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
+		&m.DiskReadBps, &m.DiskWriteBps, &m.DiskReadIOPS, &m.DiskWriteIOPS,
+		&m.NetRxBps, &m.NetTxBps, &m.NetErrsPerSec, &m.Load1, &m.Load5, &m.Load15}
+}
+
+// push adds m to the ring. mu held.
+func (st *metricsState) push(m Metrics) {
+	if st.ring == nil {
+		st.ring = new([HistorySize]histSample)
+	}
+	h := histSample{at: m.At.UnixNano(), derived: m.LoadDerived}
+	for i, r := range m.rates() {
+		if r.OK {
+			h.v[i], h.ok = float32(r.V), h.ok|1<<i
+		}
+	}
+	st.ring[st.head] = h
+	st.head = (st.head + 1) % HistorySize
+	st.n = min(st.n+1, HistorySize)
+}
+
+// history copies the ring out, oldest first. mu held.
+func (st *metricsState) history() []Metrics {
+	if st.n == 0 {
+		return nil
+	}
+	out := make([]Metrics, st.n)
+	start := (st.head - st.n + HistorySize) % HistorySize
+	for i := range out {
+		h := st.ring[(start+i)%HistorySize]
+		m := &out[i]
+		m.At, m.LoadDerived = time.Unix(0, h.at), h.derived
+		for j, r := range m.rates() {
+			if h.ok&(1<<j) != 0 {
+				*r = Rate{float64(h.v[j]), true}
+			}
+		}
+	}
+	return out
+}
+
+// History returns the guest's metrics samples, oldest first: a copy of a
+// fixed ring of HistorySize. Entries carry the time and the rates; the
+// newest sample in full (filesystems, disks, note) is Guest.Metrics. nil
+// for an unknown guest or one not sampled yet.
+func (f *Fleet) History(name string) []Metrics {
+	s := f.session(name)
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.metrics.history()
+}
