@@ -100,8 +100,9 @@ type Guest struct {
 	FrozenBy *FreezeRecord
 
 	// Skew is guest clock minus host clock, corrected by half the round trip.
-	Skew      time.Duration
-	SkewKnown bool
+	Skew        time.Duration
+	SkewKnown   bool
+	SkewHistory []time.Duration // oldest first, as long as RTTHistory at most
 
 	RTT        time.Duration   // last round trip
 	RTTHistory []time.Duration // oldest first, short

@@ -233,3 +233,21 @@ func TestNoCounters(t *testing.T) {
 		t.Errorf("without counters: %s, disks %v", got.State, got.Metrics.Disks)
 	}
 }
+
+// Each poll that reads the clock adds its skew to SkewHistory, newest last,
+// and the history never grows past the round trips kept.
+func TestSkewHistory(t *testing.T) {
+	_, f := metricsFleet(t, []sim.Config{sim.DefaultConfig("clock")})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for range 20 {
+		f.RefreshOnce(ctx, []string{"clock"})
+	}
+	g := f.Guest("clock")
+	if n := len(g.SkewHistory); n == 0 || n > len(g.RTTHistory) || n > 16 {
+		t.Fatalf("skew history of %d after 20 polls (round trips kept: %d)", n, len(g.RTTHistory))
+	}
+	if last := g.SkewHistory[len(g.SkewHistory)-1]; !g.SkewKnown || last != g.Skew {
+		t.Errorf("newest skew %v, guest's skew %v (known %v)", last, g.Skew, g.SkewKnown)
+	}
+}

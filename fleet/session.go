@@ -702,20 +702,27 @@ func (r *pollResult) storeFreeze(g *Guest) {
 	}
 }
 
+// pushRecent returns a new slice of the last rttHistory values of h then
+// v: snapshots share the old slice, so it is never written in place.
+func pushRecent(h []time.Duration, v time.Duration) []time.Duration {
+	out := make([]time.Duration, 0, rttHistory)
+	if n := len(h); n >= rttHistory {
+		out = append(out, h[n-rttHistory+1:]...)
+	} else {
+		out = append(out, h...)
+	}
+	return append(out, v)
+}
+
 // storeItems records the live and slow items that were read.
 func (r *pollResult) storeItems(g *Guest) {
 	if r.skewOK {
 		g.Skew, g.SkewKnown = r.skew, true
+		g.SkewHistory = pushRecent(g.SkewHistory, r.skew)
 	}
 	if r.rttOK {
 		g.RTT = r.rtt
-		h := make([]time.Duration, 0, rttHistory)
-		if n := len(g.RTTHistory); n >= rttHistory {
-			h = append(h, g.RTTHistory[n-rttHistory+1:]...)
-		} else {
-			h = append(h, g.RTTHistory...)
-		}
-		g.RTTHistory = append(h, r.rtt)
+		g.RTTHistory = pushRecent(g.RTTHistory, r.rtt)
 	}
 	if r.ifacesOK {
 		g.Interfaces = r.ifaces

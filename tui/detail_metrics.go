@@ -189,8 +189,15 @@ func (m *Model) latencyLines(g *fleet.Guest) []string {
 		skew = fmtSkew(g.Skew) + " (guest clock minus host clock, corrected by half the round trip)"
 	}
 	lines = append(lines, "", kv("Clock skew", skew))
-	// The metrics samples carry no skew: its history is not kept.
-	lines = append(lines, kv("", m.st.Muted.Render("skew history: not sampled by the fleet yet")))
+	if len(g.SkewHistory) > 0 {
+		// The sparkline draws how far off the clock is, either way.
+		pts := make([]point, len(g.SkewHistory))
+		for i, d := range g.SkewHistory {
+			pts[i] = point{float64(absDur(d)) / float64(time.Millisecond), true}
+		}
+		lines = append(lines, m.seriesLine("|Skew|", pts, ms, 0))
+		lines = append(lines, m.st.Muted.Render(fmt.Sprintf("%s, either way, newest right", present.Plural(len(pts), "reading"))))
+	}
 	return lines
 }
 

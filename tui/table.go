@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -310,7 +311,11 @@ func stateOrder(s fleet.State) string {
 }
 
 func absDur(d time.Duration) time.Duration {
-	if d < 0 {
+	switch {
+	case d == math.MinInt64:
+		// A guest's wild clock can give this; -d would stay negative.
+		return math.MaxInt64
+	case d < 0:
 		return -d
 	}
 	return d
@@ -571,7 +576,7 @@ func fmtSkew(d time.Duration) string {
 	if d >= 0 {
 		return "+" + fmtDur(d)
 	}
-	return "-" + fmtDur(-d)
+	return "-" + fmtDur(absDur(d))
 }
 
 // fit cuts or pads composed (already escaped, possibly styled) text to
