@@ -78,6 +78,10 @@ type Defaults struct {
 	Theme string `toml:"theme"`
 	// Readonly refuses every mutating action (freeze, shutdown, writes...).
 	Readonly bool `toml:"readonly,omitempty"`
+	// Exclusive keeps every guest's agent socket open between polls (a
+	// guest's own exclusive overrides it). By default guestdeck connects
+	// per poll and lets go, because a channel serves one client at a time.
+	Exclusive bool `toml:"exclusive,omitempty"`
 }
 
 // Host is a libvirt host from [[host]]: its running domains with a guest
@@ -106,6 +110,11 @@ type Guest struct {
 	Name    string   `toml:"name"`
 	Address string   `toml:"address"` // unix:/abs/path, tcp:host:port or vsock:cid:port
 	Tags    []string `toml:"tags,omitempty"`
+	// Exclusive: see Defaults.Exclusive. Parse fills it from [defaults]
+	// when the guest does not say.
+	Exclusive bool `toml:"exclusive,omitempty"`
+
+	exclusiveSet bool // the guest's table has exclusive
 }
 
 // Error is a problem with the fleet file, located where known.
@@ -200,6 +209,11 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, err
 	}
 	f.Path = path
+	for i := range f.Guests {
+		if !f.Guests[i].exclusiveSet {
+			f.Guests[i].Exclusive = f.Defaults.Exclusive
+		}
+	}
 	return f, nil
 }
 

@@ -18,9 +18,9 @@ import (
 // Known keys per table, in the order the docs list them.
 var (
 	topKeys      = []string{"defaults", "keys", "host", "guest"}
-	defaultsKeys = []string{"interval", "slow_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly"}
+	defaultsKeys = []string{"interval", "slow_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive"}
 	hostKeys     = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
-	guestKeys    = []string{"name", "address", "tags"}
+	guestKeys    = []string{"name", "address", "tags", "exclusive"}
 )
 
 // decoder walks the generically decoded TOML, checking types and values
@@ -249,6 +249,12 @@ func (d *decoder) defaults(t map[string]any, out *Defaults) {
 			} else {
 				d.errf(d.valAt(at...), "readonly in %s must be true or false, got %s", where, describe(v))
 			}
+		case "exclusive":
+			if b, ok := v.(bool); ok {
+				out.Exclusive = b
+			} else {
+				d.errf(d.valAt(at...), "exclusive in %s must be true or false, got %s", where, describe(v))
+			}
 		default:
 			d.unknown(k, where, defaultsKeys, at...)
 		}
@@ -399,6 +405,12 @@ func (d *decoder) guest(t map[string]any, segs ...string) Guest {
 			}
 		case "tags":
 			g.Tags = d.tags(v, where, at)
+		case "exclusive":
+			if b, ok := v.(bool); ok {
+				g.Exclusive, g.exclusiveSet = b, true
+			} else {
+				d.errf(d.valAt(at...), "exclusive in %s must be true or false, got %s", where, describe(v))
+			}
 		default:
 			d.unknown(k, where, guestKeys, at...)
 		}
