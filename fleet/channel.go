@@ -19,6 +19,8 @@ import (
 //   - A freeze this process made and has not seen thawed: its thaw (the
 //     watchdog's, ThawOurs, run --hold's) must not queue behind another
 //     client. thaw.go still redials and retries if the connection is lost.
+//   - A guest shutting down after guestdeck's shutdown: the agent's hang-up
+//     on the open connection confirms it went.
 //   - Anything running under the session's token: an action, or a file
 //     transfer (qemu-ga's file handles belong to the agent, not the
 //     connection, and any client could use them: the transfer keeps the
@@ -38,7 +40,11 @@ func (s *session) keepsChannelLocked() bool {
 	if len(s.freezeIDs) > 0 || s.pending != "" || s.thawing != nil {
 		return true
 	}
-	return s.cur.Load().FrozenByUs
+	g := s.cur.Load()
+	// Shutting down: the agent hangs up as the guest goes, and that EOF on
+	// the open connection is the quickest proof it went; nobody else has
+	// use for the agent of a guest on its way down.
+	return g.FrozenByUs || g.State == ShuttingDown
 }
 
 // letGoLocked closes a healthy connection the session need not keep, and

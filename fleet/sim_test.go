@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 )
@@ -190,9 +191,15 @@ func TestSimNoLeaks(t *testing.T) {
 		}
 		f.Remove(name)
 	}
-	// Clients that give up waiting for a busy channel (s01 is served again)
+	// Clients that give up waiting for a channel another client holds
 	// hang up: the simulator lets their connections go too.
 	f.RefreshOnce(ctx, []string{"s01"})
+	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
+	holder, err := agentclient.Dial(hctx, "unix:"+farm.Sockets()[1])
+	hcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var waiters []string
 	for i := range 20 {
 		name := fmt.Sprintf("waiter%d", i)
@@ -201,10 +208,12 @@ func TestSimNoLeaks(t *testing.T) {
 	}
 	f.RefreshOnce(ctx, waiters)
 	for _, name := range waiters {
-		if g := f.Guest(name); g.State == fleet.Ready {
-			t.Fatalf("%s: ready while s01 holds the channel", name)
+		if g := f.Guest(name); g.State != fleet.Held {
+			t.Fatalf("%s: %s %q while a client holds the channel, want held", name, g.State, g.Err)
 		}
 	}
+	holder.Close()
+	f.RefreshOnce(ctx, []string{"s01"})
 	f.Remove(waiters...)
 	if st := f.Guest("s01").State; st != fleet.Ready {
 		t.Fatalf("s01: %s %q", st, f.Guest("s01").Err)

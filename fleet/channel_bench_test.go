@@ -1,0 +1,53 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/fleet"
+)
+
+// BenchmarkChannel compares the two connection lifetimes at 10,000 simulated
+// guests (separate simfarm processes): shared, the default, connects,
+// resyncs and lets go at every poll; exclusive holds each socket. It reports
+// the time to refresh every guest once (RefreshOnce, warm: after a first
+// refresh) and this process's CPU over it, as a share of one core and as
+// CPU time per guest per poll (what a steady 5 s interval costs is that
+// times 10,000 / 5 s).
+//
+//	go test ./fleet -run '^$' -bench 'Channel' -benchtime 5x
+func BenchmarkChannel(b *testing.B) {
+	const n = 10000
+	targets := startSimfarms(b, n)
+	for _, mode := range []struct {
+		name      string
+		exclusive bool
+	}{{"shared", false}, {"exclusive", true}} {
+		b.Run(fmt.Sprintf("%s/%d", mode.name, n), func(b *testing.B) {
+			f := fleet.New(fleet.Options{Timeout: 10 * time.Second})
+			defer f.Close()
+			ts := make([]fleet.Target, len(targets))
+			for i, t := range targets {
+				t.Exclusive = mode.exclusive
+				ts[i] = t
+			}
+			f.Add(ts...)
+			f.RefreshOnce(context.Background(), nil)
+			var cpu, wall time.Duration
+			for b.Loop() {
+				c0, t0 := cpuTime(), time.Now()
+				f.RefreshOnce(context.Background(), nil)
+				cpu += cpuTime() - c0
+				wall += time.Since(t0)
+			}
+			if got := f.Snapshot().Counts[fleet.Ready]; got != n {
+				b.Fatalf("%d of %d ready", got, n)
+			}
+			b.ReportMetric(wall.Seconds()*1000/float64(b.N), "ms/refresh")
+			b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "%cpu")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N)/n, "cpu-µs/guest-poll")
+		})
+	}
+}
