@@ -260,25 +260,70 @@ func closeHandle(ctx context.Context, a Agent, h int64, path string, errp *error
 
 // ExecResult is how a guest-exec'd process ended and what it printed.
 type ExecResult struct {
-	ExitCode  int // when Signal is 0
-	Signal    int // the signal that killed it, or 0
-	Stdout    []byte
-	Stderr    []byte
-	Truncated bool // the agent cut stdout or stderr at its limit
+	PID      int64 // the process's pid in the guest
+	ExitCode int   // when Signal is 0
+	// Signal is the signal that killed it (on Windows, the unhandled
+	// exception code), or 0.
+	Signal int
+	Stdout []byte
+	Stderr []byte
+	// OutTruncated, ErrTruncated: the stream was cut, by the agent at its
+	// cap or by ExecOptions.MaxOutput. Truncated is either.
+	OutTruncated, ErrTruncated bool
+	Truncated                  bool
 }
+
+// ExecOptions tune RunExecWith.
+type ExecOptions struct {
+	// MaxOutput is what is kept of stdout and of stderr each (0: the
+	// agent's own cap, MaxExecOutput). The guest-exec-status reply is held
+	// to ExecStatusReplyLimit(MaxOutput): an agent sending more than both
+	// streams at that size fails the wait with ErrTooLarge, its output
+	// unread (the agent has reaped the process by then).
+	MaxOutput int
+	// Started, when set, is called with the pid once guest-exec answered.
+	Started func(pid int64)
+}
+
+// Waits between guest-exec-status polls: quick for the short commands
+// guestdeck runs itself, backing off to a poll a second for long ones.
+const (
+	execFirstWait = 10 * time.Millisecond
+	execMaxWait   = time.Second
+)
 
 // RunExec runs req through guest-exec and polls guest-exec-status (with
 // backoff) until the process exits or ctx ends.
 func RunExec(ctx context.Context, a Agent, req ExecRequest) (*ExecResult, error) {
+	return RunExecWith(ctx, a, req, ExecOptions{})
+}
+
+// RunExecWith is RunExec with options. When ctx ends first the error is a
+// *StillRunningError naming the pid: nothing is killed (the protocol cannot).
+func RunExecWith(ctx context.Context, a Agent, req ExecRequest, opt ExecOptions) (*ExecResult, error) {
+	if len(req.InputData) > base64.StdEncoding.EncodedLen(MaxExecInput) {
+		return nil, fmt.Errorf("input of %s is over the %s guestdeck sends", sizeText(int64(base64.StdEncoding.DecodedLen(len(req.InputData)))), sizeText(MaxExecInput))
+	}
 	pid, err := a.Exec(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	wait := 5 * time.Millisecond
+	if opt.Started != nil {
+		opt.Started(pid)
+	}
+	keep := opt.MaxOutput
+	if keep <= 0 || keep > execMaxOutput {
+		keep = execMaxOutput
+	}
+	sctx := WithReplyLimit(ctx, ExecStatusReplyLimit(keep))
+	wait := execFirstWait
 	var st *ExecStatus
 	for {
-		st, err = a.ExecStatus(ctx, pid)
+		st, err = a.ExecStatus(sctx, pid)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, &StillRunningError{PID: pid, Err: ctxError(ctx)}
+			}
 			return nil, fmt.Errorf("exec status of pid %d: %w", pid, err)
 		}
 		if st.Exited {
@@ -289,16 +334,37 @@ func RunExec(ctx context.Context, a Agent, req ExecRequest) (*ExecResult, error)
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("waiting for pid %d: %w", pid, ctxError(ctx))
+			return nil, &StillRunningError{PID: pid, Err: ctxError(ctx)}
 		}
-		wait = min(wait*2, 250*time.Millisecond)
+		wait = min(wait*2, execMaxWait)
 	}
+	return execResult(pid, st, keep)
+}
+
+// execResult decodes a final status, keeping keep bytes of each stream.
+// A stream of the agent's whole cap counts as truncated even when the agent
+// says otherwise: qemu-ga before the fix of 2025 (28c5d27dd4, backported to
+// 7.2.22) wrote "out-truncated": false exactly when it had cut the output.
+func execResult(pid int64, st *ExecStatus, keep int) (*ExecResult, error) {
 	out, err := base64.StdEncoding.DecodeString(st.OutData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad base64 output: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: bad base64 in out-data of pid %d: %v", ErrMalformed, pid, err)
 	}
-	stderr, _ := base64.StdEncoding.DecodeString(st.ErrData)
-	res := &ExecResult{Stdout: out, Stderr: stderr, Truncated: st.OutTruncated || st.ErrTruncated}
+	stderr, err := base64.StdEncoding.DecodeString(st.ErrData)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad base64 in err-data of pid %d: %v", ErrMalformed, pid, err)
+	}
+	res := &ExecResult{PID: pid,
+		OutTruncated: st.OutTruncated || len(out) >= execMaxOutput,
+		ErrTruncated: st.ErrTruncated || len(stderr) >= execMaxOutput}
+	if len(out) > keep {
+		out, res.OutTruncated = out[:keep], true
+	}
+	if len(stderr) > keep {
+		stderr, res.ErrTruncated = stderr[:keep], true
+	}
+	res.Stdout, res.Stderr = out, stderr
+	res.Truncated = res.OutTruncated || res.ErrTruncated
 	switch {
 	case st.Signal != nil:
 		res.Signal = *st.Signal

@@ -279,7 +279,7 @@ func (a *LibvirtAgent) raw(ctx context.Context, name, req string) (json.RawMessa
 	}
 	// libvirt has read the reply already (it caps one at 10 MiB); the
 	// command's own limit still keeps an oversized answer out of the caller.
-	if lim := requestReplyLimit(name, []byte(req)); len(res[0]) > lim {
+	if lim := callReplyLimit(ctx, requestReplyLimit(name, []byte(req))); len(res[0]) > lim {
 		return nil, &OpError{Addr: a.addr, Command: name, Err: &TooLargeError{Command: name, Bytes: int64(len(res[0])), Limit: lim}}
 	}
 	return json.RawMessage(res[0]), nil

@@ -402,6 +402,7 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	if err != nil {
 		return nil, err
 	}
+	limit = callReplyLimit(ctx, limit)
 	rec.Request = req[:len(req)-1]
 	disarm := s.arm(ctx)
 	defer disarm()

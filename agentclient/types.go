@@ -154,13 +154,16 @@ type TrimResponse struct {
 	Paths []TrimResult `json:"paths"`
 }
 
-// ExecRequest is guest-exec's argument.
+// ExecRequest is guest-exec's argument (encoded by its MarshalJSON).
 type ExecRequest struct {
-	Path          string   `json:"path"`
-	Arg           []string `json:"arg,omitempty"`
-	Env           []string `json:"env,omitempty"`
-	InputData     string   `json:"input-data,omitempty"` // base64
-	CaptureOutput bool     `json:"capture-output,omitempty"`
+	Path      string
+	Arg       []string
+	Env       []string
+	InputData string // base64, sent as input-data: the process's stdin
+	// CaptureOutput captures stdout and stderr apart (capture-output
+	// true); Capture, when set, sends that mode instead.
+	CaptureOutput bool
+	Capture       CaptureMode
 }
 
 // ExecStatus is guest-exec-status's reply. OutData and ErrData are base64.

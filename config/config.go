@@ -48,7 +48,7 @@ var KeyActions = []string{
 	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
 	"filter", "command", "help", "quit", "sort", "sort_reverse",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
-	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh",
+	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec",
 }
 
 // Duration is a time.Duration written in the fleet file as a string such as

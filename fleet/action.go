@@ -26,6 +26,8 @@ type Action struct {
 	IDs  []int  // vcpus
 	Path string // read, write
 	Data []byte // write
+
+	Users UserArgs // password, ssh-key (users.go)
 }
 
 // Result is one guest's outcome of an action.

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -89,7 +90,7 @@ func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
 
 // logRecord adds a transport's record of one call: the wire lines, cut.
 func (s *session) logRecord(rec agentclient.LogRecord) {
-	e := LogEntry{At: rec.Start, Command: rec.Command, Request: truncateBytes(rec.Request, logRequestMax), Duration: rec.Duration}
+	e := LogEntry{At: rec.Start, Command: rec.Command, Request: truncateBytes(logRequest(rec.Command, hideExecInput(rec.Command, rec.Request)), logRequestMax), Duration: rec.Duration}
 	switch {
 	case rec.Err != nil:
 		e.Err = true
@@ -100,6 +101,19 @@ func (s *session) logRecord(rec agentclient.LogRecord) {
 	s.mu.Lock()
 	s.log.add(e)
 	s.mu.Unlock()
+}
+
+// hideExecInput is a guest-exec request line with the process's stdin
+// replaced by its size (RawSend), before the log cuts it: even its first
+// bytes are the operator's input, not a record.
+func hideExecInput(cmd string, req []byte) []byte {
+	if cmd != "guest-exec" || !bytes.Contains(req, []byte(`"input-data"`)) {
+		return req
+	}
+	if s, hid, err := RawSend(req); err == nil && hid {
+		return []byte(s.JSON())
+	}
+	return []byte(`{"execute":"guest-exec","arguments":"` + NotRecorded + `"}`)
 }
 
 // truncateBytes copies at most n bytes of b (the transport reuses them).

@@ -144,7 +144,7 @@ func (f *Fleet) ListDir(ctx context.Context, guest, dir string) ([]agentclient.D
 	}
 	var ents []agentclient.DirEntry
 	err = s.withAgent(ctx, func(a *callAgent) (err error) {
-		ents, err = listDir(ctx, a, dir)
+		ents, err = listDirFor(ctx, a, s.cur.Load(), dir)
 		return err
 	})
 	if err != nil {

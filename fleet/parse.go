@@ -57,6 +57,8 @@ func ParseAction(args []string) (Action, error) {
 			return Action{}, fmt.Errorf("vcpus mode %q: want online or offline", a.Mode)
 		}
 		a.IDs, err = parseIDs(strings.Join(rest[1:], ","))
+	case ActPassword, ActSSHKey:
+		err = a.parseUsers(rest)
 	case ActRead:
 		if len(rest) != 1 || rest[0] == "" {
 			return Action{}, fmt.Errorf("read needs exactly one guest path")
@@ -80,7 +82,7 @@ func ParseAction(args []string) (Action, error) {
 }
 
 func kindList() string {
-	return "ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write"
+	return "ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write, password, ssh-key"
 }
 
 // parseIDs reads "2,3,5-7" (spaces and empty items ignored).
@@ -119,6 +121,8 @@ func (a Action) Mutating() bool {
 	switch a.Kind {
 	case ActPing, ActRead, ActInfo:
 		return false
+	case ActPassword, ActSSHKey:
+		return a.usersMutating()
 	}
 	return true
 }
@@ -130,6 +134,8 @@ func (a Action) Destructive() bool {
 	switch a.Kind {
 	case ActShutdown, ActSuspend, ActFreeze, ActWrite:
 		return true
+	case ActPassword, ActSSHKey:
+		return a.usersMutating()
 	case ActVCPUs:
 		return a.Mode == "offline"
 	}
@@ -168,6 +174,8 @@ func (a Action) String() string {
 		return "read " + a.Path
 	case ActWrite:
 		return fmt.Sprintf("write %s (%d bytes)", a.Path, len(a.Data))
+	case ActPassword, ActSSHKey:
+		return a.usersString()
 	}
 	return string(a.Kind)
 }
@@ -199,6 +207,8 @@ func (a Action) validate() error {
 		if a.Path == "" {
 			return fmt.Errorf("%s needs a path", a.Kind)
 		}
+	case ActPassword, ActSSHKey:
+		return a.validateUsers()
 	default:
 		return fmt.Errorf("unknown action %q", a.Kind)
 	}

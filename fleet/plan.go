@@ -103,6 +103,8 @@ func (a Action) Sends(now time.Time) []Send {
 		}
 	case ActWrite:
 		return WriteSends(a.Path, int64(len(a.Data)))
+	case ActPassword, ActSSHKey:
+		return a.usersSends()
 	}
 	return nil
 }

@@ -258,6 +258,8 @@ func (s *session) act(ctx context.Context, a *callAgent, act Action, r *Result) 
 			return err
 		}
 		r.Result = fmt.Sprintf("wrote %d bytes to %s", n, act.Path)
+	case ActPassword, ActSSHKey:
+		return s.userAct(ctx, a, act, r)
 	default:
 		return fmt.Errorf("unknown action %q", act.Kind)
 	}

@@ -114,6 +114,7 @@ func (m *Model) confirmKey(c *confirmation, k tea.KeyPressMsg) tea.Cmd {
 	yes, no := confirmKeys(c.needType)
 	switch {
 	case key.Matches(k, no):
+		clear(c.action.Users.Secret)
 		m.closeLayer(layerConfirm)
 		m.setStatus(actionString(c.action)+" cancelled", false)
 		return nil
@@ -219,7 +220,8 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	}
 	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
 	where := "(e: event log)"
-	if r.action.Kind == fleet.ActRead {
+	clear(r.action.Users.Secret) // a password is needed no longer than the run
+	if r.action.ListsData() {
 		// What was read is the point: show it, but never over a prompt or
 		// dialog the operator is answering (see layer).
 		m.eventScroll = 0

@@ -79,6 +79,8 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.eventScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles()
+	case key.Matches(k, km.Exec):
+		return m.openExecPrompt("")
 	case key.Matches(k, km.Refresh):
 		return m.startAction(fleet.Action{Kind: fleet.ActInfo})
 	case key.Matches(k, km.Ping):
@@ -187,6 +189,9 @@ func (m *Model) updateFilter(msg tea.Msg) tea.Cmd {
 }
 
 func (m *Model) commandKey(k tea.KeyPressMsg) tea.Cmd {
+	if m.secret != nil {
+		return m.secretKey(k) // secret.go
+	}
 	switch k.String() {
 	case "esc":
 		m.closeLayer(layerCommand)
@@ -217,6 +222,13 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "events", "log":
 		m.open(layer{kind: layerEvents})
 		return nil
+	case "exec", "!":
+		// The rest of the line, as typed, is the program (exec.go).
+		if rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), fields[0])); rest != "" && m.opts.Exec != nil && !m.opts.Readonly {
+			m.ex.remember(rest)
+			return m.prepareExec(rest)
+		}
+		return m.openExecPrompt("")
 	}
 	dry := fields[0] == dryRunVerb
 	if dry {
@@ -229,6 +241,9 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	}
 	if dry {
 		return m.dryRun(a)
+	}
+	if a.NeedsSecret() {
+		return m.askSecret(a) // secret.go
 	}
 	return m.startAction(a)
 }

@@ -20,7 +20,7 @@ type KeyMap struct {
 	Sort, SortReverse                    key.Binding
 	Detail, DetailNextTab, DetailPrevTab key.Binding
 	DetailDown, DetailUp                 key.Binding
-	Events, Files, Refresh               key.Binding
+	Events, Files, Refresh, Exec         key.Binding
 
 	// Actions on the marked guests (or the guest under the cursor).
 	Ping, Freeze, Thaw, Shutdown, Suspend, SetTime key.Binding
@@ -82,6 +82,7 @@ func DefaultKeyMap() KeyMap {
 		Events:        bind("event log", "e"),
 		Files:         bind("files", "f"),
 		Refresh:       bind("refresh", "r"),
+		Exec:          bind("run a program", "!"),
 
 		Ping:     bind("ping", "p"),
 		Freeze:   bind("freeze", "F"),
@@ -102,7 +103,7 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"sort": &k.Sort, "sort_reverse": &k.SortReverse,
 		"open": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
-		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh,
+		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
 		"suspend": &k.Suspend, "settime": &k.SetTime,
 	}
@@ -173,7 +174,7 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 
 // setReadonly disables (and so hides from help) every mutating binding.
 func (k *KeyMap) setReadonly(ro bool) {
-	for _, b := range []*key.Binding{&k.Freeze, &k.Thaw, &k.Shutdown, &k.Suspend, &k.SetTime} {
+	for _, b := range []*key.Binding{&k.Freeze, &k.Thaw, &k.Shutdown, &k.Suspend, &k.SetTime, &k.Exec} {
 		b.SetEnabled(!ro)
 	}
 }
@@ -187,7 +188,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp},
-		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Files, k.Refresh},
+		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Files, k.Refresh, k.Exec},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
@@ -266,6 +267,10 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return []key.Binding{thaw, leave, cancel}
 	case layerFiles:
 		return nil // the browser draws its own
+	case layerExecCmd:
+		return []key.Binding{bind("run", "enter"), bind("history", "↑/↓"), bind("cancel", "esc"), quit}
+	case layerExec:
+		return execHelp(l.exec)
 	}
 	return k.ShortHelp()
 }

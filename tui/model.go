@@ -73,6 +73,8 @@ type Options struct {
 	// sent, outcome after) and every dry run of one; an action whose
 	// intent cannot be written is refused. nil records nothing.
 	Audit fleet.Auditor
+	// Exec runs programs on guests (the ! key, :exec); nil disables it.
+	Exec ExecFunc
 }
 
 // CheckKeys reports whether overrides name only known actions.
@@ -110,6 +112,7 @@ type Model struct {
 
 	filterInput textinput.Model
 	cmdInput    textinput.Model
+	secret      *secretPrompt // the command line asks for a password (secret.go)
 
 	detail       bool
 	tab          int
@@ -131,6 +134,8 @@ type Model struct {
 	prog      progress.Model
 	events    []event
 	noticeSeq uint64 // the newest fleet notice already in events
+
+	ex *execUI // the exec prompt, its history and results pane (exec.go)
 }
 
 // layerKind names what can be open over the fleet table.
@@ -145,6 +150,8 @@ const (
 	layerFiles                    // the file browser, full screen
 	layerConfirm                  // "are you sure" before a destructive action
 	layerQuit                     // quitting with guests frozen by us
+	layerExecCmd                  // the ! prompt, drawn on the input line
+	layerExec                     // an exec's confirmation and results pane
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -170,6 +177,7 @@ type layer struct {
 	confirm *confirmation // layerConfirm
 	files   FilesPane     // layerFiles
 	quit    *quitDialog   // layerQuit
+	exec    *execUI       // layerExec
 }
 
 // quitDialog is the state of the quit-with-frozen-guests dialog.
@@ -181,7 +189,7 @@ type quitDialog struct {
 // drawsInRegion reports whether the layer replaces the table region (a
 // prompt is drawn on the input line and leaves the region to what is below).
 func (l layer) drawsInRegion() bool {
-	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand
+	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd
 }
 
 // top is the layer that receives keys; the zero layer is the table.
@@ -260,6 +268,7 @@ func (m *Model) closeAllButFiles() {
 	m.layers = keep
 	m.filterInput.Blur()
 	m.cmdInput.Blur()
+	m.ex.input.Blur()
 }
 
 func (m *Model) filesPane() FilesPane {
@@ -321,6 +330,7 @@ func New(src Source, opts Options) Model {
 		popts = append(popts, progress.WithColors(st.AccentColor, st.OKColor))
 	}
 	m.prog = progress.New(popts...)
+	m.ex = newExecUI(st)
 
 	m.snap = src.Snapshot()
 	if m.snap == nil {
@@ -420,6 +430,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.actionDone(msg)
 	case thawedQuitMsg:
 		return m, m.thawedQuit(msg)
+	case execProgressMsg:
+		m.execProgress(msg)
+		return m, msg.next
+	case execDoneMsg:
+		m.execDone(msg)
+		return m, nil
 	case auditedMsg:
 		if msg.err != nil {
 			m.setStatus(msg.what+": "+msg.err.Error(), true)
@@ -429,7 +445,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.ID != m.spin.ID() {
 			break // another widget's spinner (the file browser's)
 		}
-		if m.run == nil {
+		if m.run == nil && (m.ex.pane == nil || !m.ex.pane.running) {
 			return m, nil
 		}
 		var cmd tea.Cmd
@@ -489,7 +505,7 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 	if m.tooSmall() {
 		return m.tooSmallKey(k)
 	}
-	if k.String() == "ctrl+c" && top.kind != layerQuit && top.kind != layerFiles {
+	if k.String() == "ctrl+c" && top.kind != layerQuit && top.kind != layerFiles && top.kind != layerExec {
 		// Works from any prompt or dialog, and still asks about frozen
 		// guests. The file browser takes ctrl+c itself: it cancels its
 		// transfers and closes, and a second ctrl+c arrives here.
@@ -511,6 +527,10 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.eventsKey(k)
 	case layerFiles:
 		return m.updateFiles(top.files, k)
+	case layerExecCmd:
+		return m.execPromptKey(k)
+	case layerExec:
+		return m.execPaneKey(k)
 	}
 	return m.tableKey(k)
 }
@@ -540,6 +560,16 @@ func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
 		var cmd tea.Cmd
 		m.cmdInput, cmd = m.cmdInput.Update(msg)
 		return cmd
+	case layerExecCmd:
+		var cmd tea.Cmd
+		m.ex.input, cmd = m.ex.input.Update(msg)
+		return cmd
+	case layerExec:
+		if p := m.ex.pane; p != nil && p.searching {
+			var cmd tea.Cmd
+			p.search, cmd = p.search.Update(msg)
+			return cmd
+		}
 	}
 	return nil
 }

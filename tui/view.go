@@ -160,6 +160,8 @@ func (m *Model) renderRegion(l screen) string {
 	case layerFiles:
 		// Under a prompt (the browser is full screen only while on top).
 		return place(w, h, r.files.View())
+	case layerExec:
+		return m.renderExec(w, h)
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -253,6 +255,9 @@ func (m *Model) pendingAction() (fleet.Action, bool) {
 	if c := m.openConfirmation(); c != nil {
 		return c.action, true
 	}
+	if m.secret != nil {
+		return m.secret.action, true // what is typed is a password, not a command
+	}
 	if m.top().kind == layerCommand {
 		fields := strings.Fields(m.cmdInput.Value())
 		if len(fields) > 0 && fields[0] == dryRunVerb {
@@ -316,6 +321,10 @@ func (m *Model) renderInputLine() string {
 	switch top := m.top().kind; {
 	case top == layerFilter:
 		return fit(m.filterInput.View(), m.width, false)
+	case top == layerExecCmd:
+		return fit(m.ex.input.View(), m.width, false)
+	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
+		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
 		line := m.cmdInput.View()
 		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {

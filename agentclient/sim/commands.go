@@ -76,6 +76,9 @@ var commandNames []string
 
 func init() {
 	commands = dispatchTable()
+	for name, c := range userCommands() { // users.go
+		commands[name] = c
+	}
 	commandNames = offered("7.2.22")
 }
 
@@ -162,9 +165,8 @@ func dispatchTable() map[string]command {
 // Serving one means a handler in commands and its name off this list
 // (TestDispatchCoversTable checks the two add up to the table).
 var unserved = []string{
-	"guest-get-disks", "guest-set-user-password", "guest-get-memory-blocks", "guest-set-memory-blocks",
-	"guest-get-memory-block-info", "guest-get-devices", "guest-ssh-get-authorized-keys",
-	"guest-ssh-add-authorized-keys", "guest-ssh-remove-authorized-keys", "guest-get-diskstats",
+	"guest-get-disks", "guest-get-memory-blocks", "guest-set-memory-blocks",
+	"guest-get-memory-block-info", "guest-get-devices", "guest-get-diskstats",
 	"guest-get-cpustats", "guest-get-load", "guest-network-get-route",
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -14,16 +15,56 @@ import (
 )
 
 // proc is a guest-exec'd process: the simulator runs it at once and reports
-// it exited once ExecDuration has passed.
+// it exited once its run time (ExecDuration, plus what sleep added) has
+// passed.
 type proc struct {
 	done     time.Time
 	code     int
-	out, err []byte
+	signal   int // killed by this signal; code is then unused
+	out, err capture
 	capture  bool
 }
 
-// maxExecOutput is qemu-ga's cap on captured output per stream (16 MiB).
-const maxExecOutput = 16 << 20
+// capture is one captured stream as qemu-ga keeps it: at most
+// maxExecOutput bytes, the rest read and dropped, and whether any was.
+type capture struct {
+	data      []byte
+	truncated bool
+}
+
+// maxExecOutput is qemu-ga's cap on captured output per stream
+// (GUEST_EXEC_MAX_OUTPUT, 16 MiB).
+const maxExecOutput = agentclient.MaxExecOutput
+
+// capBuf is a process's stdout or stderr: it keeps what the agent would and
+// counts the rest, so a program printing gigabytes costs 16 MiB.
+type capBuf struct {
+	b       bytes.Buffer
+	dropped bool
+}
+
+func (c *capBuf) Write(p []byte) (int, error) {
+	room := maxExecOutput - c.b.Len()
+	if len(p) > room {
+		c.b.Write(p[:room])
+		c.dropped = true
+		return len(p), nil
+	}
+	return c.b.Write(p)
+}
+
+func (c *capBuf) WriteString(s string) (int, error) { return c.Write([]byte(s)) }
+func (c *capBuf) WriteByte(b byte) error            { _, err := c.Write([]byte{b}); return err }
+
+// spawn is one guest-exec while it runs: its streams, and what the
+// programs it runs decided beyond an exit code.
+type spawn struct {
+	g           *Guest
+	input       []byte
+	out, errOut capBuf
+	runFor      time.Duration // sleep: how long it stays running
+	signal      int           // kill: the signal that ended it
+}
 
 func (g *Guest) cmdExec(a args) (any, *agentclient.Error) {
 	p := a.str("path", "")
@@ -36,19 +77,19 @@ func (g *Guest) cmdExec(a args) (any, *agentclient.Error) {
 		}
 		input = b
 	}
-	prog, ok := g.program(p)
-	if !ok {
+	r := &spawn{g: g, input: input}
+	if !r.found(p) {
 		return nil, genericf("Guest agent command failed, error was 'Failed to execute child process “%s” (No such file or directory)'", p)
 	}
-	var out, errOut bytes.Buffer
-	code := prog(g, argv, input, &out, &errOut)
+	code := r.exec(p, argv)
 	if g.procs == nil {
 		g.procs = make(map[int64]*proc)
 	}
 	pid := g.nextPID
 	g.nextPID++
-	capture, _ := a["capture-output"].(bool)
-	g.procs[pid] = &proc{done: time.Now().Add(g.cfg.ExecDuration), code: code, out: out.Bytes(), err: errOut.Bytes(), capture: capture}
+	capt, _ := a["capture-output"].(bool)
+	g.procs[pid] = &proc{done: time.Now().Add(g.cfg.ExecDuration + r.runFor), code: code, signal: r.signal, capture: capt,
+		out: capture{r.out.b.Bytes(), r.out.dropped}, err: capture{r.errOut.b.Bytes(), r.errOut.dropped}}
 	return struct {
 		PID int64 `json:"pid"`
 	}{pid}, nil
@@ -65,58 +106,113 @@ func (g *Guest) cmdExecStatus(a args) (any, *agentclient.Error) {
 	}
 	// The agent forgets a process once it has reported its exit.
 	delete(g.procs, pid)
-	code := pr.code
-	st := execStatus{Exited: true, ExitCode: &code}
+	st := execStatus{Exited: true}
+	if pr.signal != 0 {
+		sig := pr.signal
+		st.Signal = &sig
+	} else {
+		code := pr.code
+		st.ExitCode = &code
+	}
 	if pr.capture {
-		st.OutData, st.OutTruncated = capOutput(pr.out)
-		st.ErrData, st.ErrTruncated = capOutput(pr.err)
+		st.OutData, st.OutTruncated = pr.out.encode()
+		st.ErrData, st.ErrTruncated = pr.err.encode()
 	}
 	return st, nil
 }
 
 // execStatus is agentclient.ExecStatus as the agent writes it: a stream's
-// "-truncated" member is present (false included) exactly when its data is.
+// "-truncated" member is present (false included) exactly when its data is,
+// as qemu-ga 7.2.22 writes it (older agents had it only when truncated,
+// and false: see agentclient's execResult).
 type execStatus struct {
 	Exited       bool   `json:"exited"`
 	ExitCode     *int   `json:"exitcode,omitempty"`
+	Signal       *int   `json:"signal,omitempty"`
 	OutData      string `json:"out-data,omitempty"`
 	ErrData      string `json:"err-data,omitempty"`
 	OutTruncated *bool  `json:"out-truncated,omitempty"`
 	ErrTruncated *bool  `json:"err-truncated,omitempty"`
 }
 
-// capOutput encodes one captured stream; empty output is left out.
-func capOutput(b []byte) (string, *bool) {
-	if len(b) == 0 {
+// encode writes one captured stream; empty output is left out.
+func (c capture) encode() (string, *bool) {
+	if len(c.data) == 0 {
 		return "", nil
 	}
-	if len(b) > maxExecOutput {
-		return b64(b[:maxExecOutput]), boolp(true)
-	}
-	return b64(b), boolp(false)
+	return b64(c.data), boolp(c.truncated)
 }
 
 // program is a simulated executable: it returns the exit code.
-type program func(g *Guest, argv []string, input []byte, out, errOut *bytes.Buffer) int
+type program func(g *Guest, argv []string, input []byte, out, errOut stream) int
 
-// program finds the executable named by path, with PATH search for bare
-// names as g_spawn does. Windows guests have none of them.
-func (g *Guest) program(p string) (program, bool) {
+// stream is where a program writes its stdout or stderr: a *capBuf, or a
+// test's bytes.Buffer.
+type stream interface {
+	io.Writer
+	io.StringWriter
+	io.ByteWriter
+}
+
+// found reports whether path names an executable the guest has.
+func (r *spawn) found(p string) bool {
+	if r.g.cfg.Windows {
+		_, ok := windowsProgram(p) // windows.go
+		return ok
+	}
+	name, ok := unixName(p)
+	if !ok {
+		return false
+	}
+	switch name {
+	case "sh", "bash", "dash", "sleep", "kill":
+		return true
+	}
+	_, ok = r.g.program(name)
+	return ok
+}
+
+// unixName is the program a path names, with PATH search for bare names
+// as g_spawn does: /bin and /usr/bin only.
+func unixName(p string) (string, bool) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return p, true
+	}
+	switch p[:i] {
+	case "/bin", "/usr/bin":
+		return p[i+1:], true
+	}
+	return "", false
+}
+
+// exec runs the program p names (found said it exists) with argv.
+func (r *spawn) exec(p string, argv []string) int {
+	if r.g.cfg.Windows {
+		prog, _ := windowsProgram(p)
+		return prog(r.g, argv, r.input, &r.out, &r.errOut)
+	}
+	name, _ := unixName(p)
+	switch name {
+	case "sh", "bash", "dash":
+		return r.sh(argv)
+	case "sleep":
+		return r.sleep(argv)
+	case "kill":
+		r.errOut.WriteString("kill: only kill -SIG $$ in sh -c is simulated\n")
+		return 1
+	}
+	prog, _ := r.g.program(name)
+	return prog(r.g, argv, r.input, &r.out, &r.errOut)
+}
+
+// program finds the executable named name (a bare name). Windows guests have
+// none of them.
+func (g *Guest) program(name string) (program, bool) {
 	if g.cfg.Windows {
 		return nil, false
 	}
-	name := p
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		switch p[:i] {
-		case "/bin", "/usr/bin":
-		default:
-			return nil, false
-		}
-		name = p[i+1:]
-	}
 	switch name {
-	case "sh", "bash", "dash":
-		return progSh, true
 	case "cat":
 		return progCat, true
 	case "ls":
@@ -135,19 +231,24 @@ func (g *Guest) program(p string) (program, bool) {
 		return progMv, true
 	case "rm":
 		return progRm, true
+	case "head":
+		return progHead, true
 	case "true":
-		return func(*Guest, []string, []byte, *bytes.Buffer, *bytes.Buffer) int { return 0 }, true
+		return func(*Guest, []string, []byte, stream, stream) int { return 0 }, true
 	case "false":
-		return func(*Guest, []string, []byte, *bytes.Buffer, *bytes.Buffer) int { return 1 }, true
+		return func(*Guest, []string, []byte, stream, stream) int { return 1 }, true
 	}
 	return nil, false
 }
 
-// progSh runs `sh -c SCRIPT NAME ARGS...`: the directory-listing script of
-// agentclient.ListDirRequest, or a one-line simple command.
-func progSh(g *Guest, argv []string, input []byte, out, errOut *bytes.Buffer) int {
+// sh runs `sh -c SCRIPT NAME ARGS...`: the directory-listing script of
+// agentclient.ListDirRequest, or a script of simple commands separated by
+// ";" or "&&", with single and double quotes, $$ (the shell's pid) and ">&2".
+// Built in: exit [N], kill -SIG $$ (the shell dies of SIG), sleep N (the
+// process stays running N seconds).
+func (r *spawn) sh(argv []string) int {
 	if len(argv) < 2 || argv[0] != "-c" {
-		errOut.WriteString("sh: only -c is simulated\n")
+		r.errOut.WriteString("sh: only -c is simulated\n")
 		return 2
 	}
 	script, pos := argv[1], argv[2:]
@@ -156,24 +257,206 @@ func progSh(g *Guest, argv []string, input []byte, out, errOut *bytes.Buffer) in
 		if len(pos) >= 2 {
 			dir = pos[1]
 		}
-		return listDir(g, dir, out, errOut)
+		return listDir(r.g, dir, &r.out, &r.errOut)
 	}
-	words := strings.Fields(script)
-	if len(words) == 0 {
+	code := 0
+	for _, step := range shSteps(script) {
+		if step.and && code != 0 {
+			continue
+		}
+		words := step.words
+		if len(words) == 0 {
+			continue
+		}
+		var done bool
+		code, done = r.shCommand(words, step.toErr)
+		if done || r.signal != 0 {
+			return code
+		}
+	}
+	return code
+}
+
+// shCommand runs one simple command; done means the shell exits (exit, a
+// signal).
+func (r *spawn) shCommand(words []string, toErr bool) (code int, done bool) {
+	switch words[0] {
+	case "exit":
+		if len(words) > 1 {
+			n, err := strconv.Atoi(words[1])
+			if err != nil {
+				fmt.Fprintf(&r.errOut, "sh: 1: exit: Illegal number: %s\n", words[1])
+				return 2, true
+			}
+			return n & 0xff, true
+		}
+		return 0, true
+	case "kill":
+		if sig := killSignal(words[1:]); sig != 0 {
+			r.signal = sig
+			return 0, true
+		}
+		r.errOut.WriteString("sh: 1: kill: only kill -SIG $$ is simulated\n")
+		return 2, false
+	case "sleep":
+		return r.sleep(words[1:]), false
+	}
+	prog, ok := r.g.program(words[0])
+	if !ok {
+		fmt.Fprintf(&r.errOut, "sh: 1: %s: not found\n", words[0])
+		return 127, false
+	}
+	var out stream = &r.out
+	if toErr {
+		out = &r.errOut
+	}
+	return prog(r.g, words[1:], r.input, out, &r.errOut), false
+}
+
+// shPID is what $$ expands to in the simulated shell.
+const shPID = "4242"
+
+var signals = map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ABRT": 6, "KILL": 9, "SEGV": 11, "PIPE": 13, "ALRM": 14, "TERM": 15}
+
+// killSignal is the signal of `kill -SIG $$` (by number or name), or 0.
+func killSignal(args []string) int {
+	if len(args) != 2 || args[1] != shPID || !strings.HasPrefix(args[0], "-") {
 		return 0
 	}
-	prog, ok := g.program(words[0])
-	if !ok {
-		fmt.Fprintf(errOut, "sh: 1: %s: not found\n", words[0])
-		return 127
+	s := strings.TrimPrefix(strings.TrimPrefix(args[0], "-"), "SIG")
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return n
 	}
-	return prog(g, words[1:], input, out, errOut)
+	return signals[s]
+}
+
+// sleep keeps the process running for its argument in seconds (fractions
+// allowed), on top of the guest's ExecDuration.
+func (r *spawn) sleep(args []string) int {
+	if len(args) != 1 {
+		r.errOut.WriteString("sleep: missing operand\n")
+		return 1
+	}
+	f, err := strconv.ParseFloat(args[0], 64)
+	if err != nil || f < 0 {
+		fmt.Fprintf(&r.errOut, "sleep: invalid time interval '%s'\n", args[0])
+		return 1
+	}
+	r.runFor += time.Duration(f * float64(time.Second))
+	return 0
+}
+
+// shStep is one simple command of a script.
+type shStep struct {
+	words []string
+	and   bool // after "&&": runs only if the last one succeeded
+	toErr bool // ">&2": its stdout goes to stderr
+}
+
+// shSteps splits a script into simple commands: words with ” and ""
+// quotes, separated by ";", "&&" or newlines; $$ expands to shPID.
+func shSteps(script string) []shStep {
+	var steps []shStep
+	cur := shStep{}
+	var word strings.Builder
+	inWord := false
+	flush := func() {
+		if !inWord {
+			return
+		}
+		w := word.String()
+		word.Reset()
+		inWord = false
+		switch w {
+		case ">&2", "1>&2":
+			cur.toErr = true
+		case "2>&1":
+		default:
+			cur.words = append(cur.words, w)
+		}
+	}
+	end := func(and bool) {
+		flush()
+		steps = append(steps, cur)
+		cur = shStep{and: and}
+	}
+	for i := 0; i < len(script); i++ {
+		c := script[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := strings.IndexByte(script[i+1:], c)
+			if j < 0 {
+				j = len(script) - i - 1
+			}
+			lit := script[i+1 : i+1+j]
+			if c == '"' {
+				lit = strings.ReplaceAll(lit, "$$", shPID)
+			}
+			word.WriteString(lit)
+			inWord = true
+			i += j + 1
+		case c == ';' || c == '\n':
+			end(false)
+		case c == '&' && i+1 < len(script) && script[i+1] == '&':
+			end(true)
+			i++
+		case c == ' ' || c == '\t':
+			flush()
+		case c == '$' && i+1 < len(script) && script[i+1] == '$':
+			word.WriteString(shPID)
+			inWord = true
+			i++
+		default:
+			word.WriteByte(c)
+			inWord = true
+		}
+	}
+	end(false)
+	return steps
+}
+
+// progHead is head -c N [FILE]; /dev/zero gives N zero bytes, the way to
+// make output past the agent's cap.
+func progHead(g *Guest, argv []string, input []byte, out, errOut stream) int {
+	if len(argv) < 2 || argv[0] != "-c" {
+		errOut.WriteString("head: only -c N [FILE] is simulated\n")
+		return 1
+	}
+	n, err := strconv.ParseInt(argv[1], 10, 64)
+	if err != nil || n < 0 {
+		fmt.Fprintf(errOut, "head: invalid number of bytes: '%s'\n", argv[1])
+		return 1
+	}
+	if len(argv) == 2 {
+		out.Write(input[:min(int64(len(input)), n)])
+		return 0
+	}
+	if argv[2] == "/dev/zero" {
+		zero := make([]byte, 64<<10)
+		for n > 0 {
+			if c, ok := out.(*capBuf); ok && c.dropped {
+				break // the rest would be dropped too
+			}
+			k := min(n, int64(len(zero)))
+			out.Write(zero[:k])
+			n -= k
+		}
+		return 0
+	}
+	t := g.files()
+	f, ok := t.nodes[t.clean(argv[2])]
+	if !ok || f.mode.IsDir() {
+		fmt.Fprintf(errOut, "head: cannot open '%s' for reading: No such file or directory\n", argv[2])
+		return 1
+	}
+	out.Write(f.data[:min(int64(len(f.data)), n)])
+	return 0
 }
 
 // listDir prints what ListDirScript prints: for each of `.* *` in dir,
 // "%f %s %Y" (raw mode in hex, size, mtime), a newline, the name and a NUL;
 // exit 2 if cd fails.
-func listDir(g *Guest, dir string, out, errOut *bytes.Buffer) int {
+func listDir(g *Guest, dir string, out, errOut stream) int {
 	t := g.files()
 	d := t.clean(dir)
 	n, ok := t.nodes[d]
@@ -239,7 +522,7 @@ func unixBits(m fs.FileMode) uint32 {
 
 // progStat is GNU stat with -c FORMAT (%f %a %u %g %s %Y %n %%), not
 // following symlinks; one line per operand.
-func progStat(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int {
+func progStat(g *Guest, argv []string, _ []byte, out, errOut stream) int {
 	var format string
 	var rest []string
 	for i := 0; i < len(argv); i++ {
@@ -298,7 +581,7 @@ func progStat(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int 
 }
 
 // progChmod takes an octal mode only.
-func progChmod(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
+func progChmod(g *Guest, argv []string, _ []byte, _, errOut stream) int {
 	_, args := operands(argv)
 	if len(args) < 2 {
 		errOut.WriteString("chmod: missing operand\n")
@@ -331,7 +614,7 @@ func progChmod(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
 
 // progChown takes numeric UID:GID only; like the kernel's chown it clears
 // the set-id bits of a file.
-func progChown(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
+func progChown(g *Guest, argv []string, _ []byte, _, errOut stream) int {
 	_, args := operands(argv)
 	if len(args) < 2 {
 		errOut.WriteString("chown: missing operand\n")
@@ -362,7 +645,7 @@ func progChown(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
 }
 
 // progMv renames SOURCE to DEST (into DEST if it is a directory).
-func progMv(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
+func progMv(g *Guest, argv []string, _ []byte, _, errOut stream) int {
 	_, args := operands(argv)
 	if len(args) != 2 {
 		errOut.WriteString("mv: only SOURCE DEST is simulated\n")
@@ -401,7 +684,7 @@ func progMv(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
 }
 
 // progRm removes files (not directories); -f makes a missing one fine.
-func progRm(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
+func progRm(g *Guest, argv []string, _ []byte, _, errOut stream) int {
 	opts, args := operands(argv)
 	force := slices.ContainsFunc(opts, func(o string) bool { return strings.Contains(o, "f") })
 	t := g.files()
@@ -427,7 +710,7 @@ func progRm(g *Guest, argv []string, _ []byte, _, errOut *bytes.Buffer) int {
 	return code
 }
 
-func progCat(g *Guest, argv []string, input []byte, out, errOut *bytes.Buffer) int {
+func progCat(g *Guest, argv []string, input []byte, out, errOut stream) int {
 	if len(argv) == 0 {
 		out.Write(input)
 		return 0
@@ -435,6 +718,10 @@ func progCat(g *Guest, argv []string, input []byte, out, errOut *bytes.Buffer) i
 	t := g.files()
 	code := 0
 	for _, p := range argv {
+		if p == "-" {
+			out.Write(input)
+			continue
+		}
 		n, ok := t.nodes[t.clean(p)]
 		switch {
 		case !ok:
@@ -453,7 +740,7 @@ func progCat(g *Guest, argv []string, input []byte, out, errOut *bytes.Buffer) i
 	return code
 }
 
-func progLs(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int {
+func progLs(g *Guest, argv []string, _ []byte, out, errOut stream) int {
 	t := g.files()
 	var paths []string
 	for _, a := range argv {
@@ -491,7 +778,7 @@ func progLs(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int {
 	return code
 }
 
-func progUname(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int {
+func progUname(g *Guest, argv []string, _ []byte, out, errOut stream) int {
 	os := g.cfg.OS
 	if len(argv) == 0 {
 		out.WriteString("Linux\n")
@@ -521,7 +808,7 @@ func progUname(g *Guest, argv []string, _ []byte, out, errOut *bytes.Buffer) int
 	return 0
 }
 
-func progEcho(_ *Guest, argv []string, _ []byte, out, _ *bytes.Buffer) int {
+func progEcho(_ *Guest, argv []string, _ []byte, out, _ stream) int {
 	out.WriteString(strings.Join(argv, " ") + "\n")
 	return 0
 }

@@ -79,9 +79,10 @@ func commands() []command {
 	return []command{
 		{"status", "[--json] [SELECTOR...]", "poll the selected guests once and print what their agents say", (*cli).status},
 		{"run", "[--json] [--yes] [--hold D] [--dry-run] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
-		{"cat", "GUEST PATH", "print a file from a guest", (*cli).cat},
-		{"get", "GUEST PATH DEST", "copy a file from a guest (DEST may be a directory or -)", (*cli).get},
-		{"put", "SRC GUEST PATH", "copy a local file (or - for stdin) to a guest", (*cli).put},
+		{"cat", "GUEST PATH | --from PATH SELECTOR...", "print a file from a guest, or from each selected guest under a header", (*cli).cat},
+		{"get", "[--force] GUEST PATH DEST | [--force] --from PATH --to DIR SELECTOR...", "copy a file from a guest (DEST may be a directory or -), or from each selected guest into DIR", (*cli).get},
+		{"put", "SRC GUEST PATH | [--yes] --from SRC --to PATH SELECTOR...", "copy a local file (or - for stdin) to a guest, or to each selected guest (PATH ending in / is a directory)", (*cli).put},
+		{"exec", "[--json] [--yes] [--dry-run] [--timeout D] [--stdin FILE|-] [--concurrency N] [--output-limit N] SELECTOR... -- PROGRAM [ARGS...]", "run a program in the selected guests and print what it printed", (*cli).exec},
 		{"agent", "GUEST JSON", "send one raw command and print the agent's reply object", (*cli).agent},
 		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
 		{"sim", "--guests N --dir DIR [--frozen K] [--silent K] ...", "serve simulated guests and write DIR/fleet.toml", (*cli).sim},

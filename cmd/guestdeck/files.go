@@ -10,10 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/internal/localfile"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
@@ -43,8 +47,12 @@ func (c *cli) reason(guest string, err error) string {
 
 func (c *cli) cat(ctx context.Context, args []string) int {
 	fs := c.flags("cat")
+	from := fs.String("from", "", "many guests: print guest `PATH` of every selected guest, each under a ==> GUEST <== header")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *from != "" {
+		return c.catMany(ctx, *from, fs.Args())
 	}
 	if fs.NArg() != 2 {
 		fs.Usage()
@@ -74,8 +82,14 @@ func (c *cli) cat(ctx context.Context, args []string) int {
 
 func (c *cli) get(ctx context.Context, args []string) int {
 	fs := c.flags("get")
+	force := fs.Bool("force", false, "replace an existing local file, or write into an existing device or FIFO (without it, get never touches what is there)")
+	from := fs.String("from", "", "many guests: the guest `PATH` to copy from every selected guest (with --to)")
+	to := fs.String("to", "", "many guests: the local `DIR` that gets one file per guest, named after the guest (with --from)")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *from != "" || *to != "" {
+		return c.getMany(ctx, *from, *to, *force, fs.Args())
 	}
 	if fs.NArg() != 3 {
 		fs.Usage()
@@ -98,9 +112,10 @@ func (c *cli) get(ctx context.Context, args []string) int {
 			kind, _, err = localfile.Inspect(dest)
 		}
 		// A destination a download is never written into is refused
-		// before the guest is asked for anything.
+		// before the guest is asked for anything; one that exists is
+		// written only with --force.
 		if err == nil {
-			if err := localfile.Refused(dest, kind); err != nil {
+			if err := c.destinationOK(dest, kind, *force); err != nil {
 				c.errorf("get %s:%s: refused: %v; nothing was read", guest, p, err)
 				return exitUsage
 			}
@@ -122,7 +137,7 @@ func (c *cli) get(ctx context.Context, args []string) int {
 		// so a failed copy leaves no half file; a device or FIFO is
 		// written in place, never replaced.
 		var err error
-		if lf, err = localfile.Create(ctx, dest); err != nil {
+		if lf, err = createLocal(ctx, dest, *force); err != nil {
 			c.errorf("get %s:%s: %v", guest, p, err)
 			return exitFail
 		}
@@ -152,10 +167,39 @@ func (c *cli) get(ctx context.Context, args []string) int {
 	return exitOK
 }
 
+// destinationOK is the one rule for a download's destination (get, and the
+// dashboard's download, which asks where get needs --force): a socket or
+// irregular file is refused; anything else that exists — a file, a device,
+// a FIFO — is written only with --force.
+func (c *cli) destinationOK(dest string, kind localfile.Kind, force bool) error {
+	if err := localfile.Refused(dest, kind); err != nil {
+		return err
+	}
+	if kind != localfile.Missing && !force {
+		return fmt.Errorf("%s exists (a %s): pass --force to replace it (or write into it)", dest, kind)
+	}
+	return nil
+}
+
+// createLocal opens a download's destination: without force, one that must
+// not exist, and is not replaced if it appears meanwhile.
+func createLocal(ctx context.Context, dest string, force bool) (*localfile.File, error) {
+	if force {
+		return localfile.Create(ctx, dest)
+	}
+	return localfile.CreateNew(dest)
+}
+
 func (c *cli) put(ctx context.Context, args []string) int {
 	fs := c.flags("put")
+	from := fs.String("from", "", "many guests: the local `FILE` to copy to every selected guest (with --to)")
+	to := fs.String("to", "", "many guests: the guest `PATH` to write on every selected guest; ending in / (or \\) a directory, the file keeps its name (with --from)")
+	yes := fs.Bool("yes", false, "many guests: do not ask for confirmation (needed without a terminal)")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *from != "" || *to != "" {
+		return c.putMany(ctx, *from, *to, *yes, fs.Args(), args)
 	}
 	if fs.NArg() != 3 {
 		fs.Usage()
@@ -166,24 +210,20 @@ func (c *cli) put(ctx context.Context, args []string) int {
 		c.errorf("put: refused: --readonly forbids writing to guests; nothing was sent")
 		return exitUsage
 	}
+	p, err := intoDirectory(p, src)
+	if err != nil {
+		c.errorf("put: %v; nothing was sent", err)
+		return exitUsage
+	}
 	var r io.Reader = c.stdin
 	var size int64
 	if src != "-" {
-		f, err := os.Open(src)
-		if err != nil {
-			c.errorf("put: %v", err)
-			return exitFail
+		f, st, code := openSource(c, src)
+		if f == nil {
+			return code
 		}
 		defer f.Close()
-		if st, err := f.Stat(); err == nil {
-			// Opening the guest's file for writing truncates it: a source
-			// that cannot be read must be refused before that.
-			if st.IsDir() {
-				c.errorf("put: %s is a directory; nothing was sent", src)
-				return exitUsage
-			}
-			size = st.Size()
-		}
+		size = st.Size()
 		r = f
 	}
 	o, code := c.guestFleet(ctx, guest)
@@ -204,17 +244,62 @@ func (c *cli) put(ctx context.Context, args []string) int {
 	bar.finish(err)
 	aud.outcome(c, auditOne(guest, o.fleet, fmt.Sprintf("wrote %d bytes", n), err))
 	if err != nil {
-		msg := c.reason(guest, err)
-		var we *agentclient.WriteError
-		if errors.As(err, &we) {
-			// What the guest's file holds now is what the operator needs next.
-			msg += fmt.Sprintf("; %s on %s %s", p, guest, we.Outcome())
-		}
-		c.errorf("put %s:%s: %s", guest, p, msg)
+		c.errorf("put %s:%s: %s", guest, p, c.putReason(guest, p, err))
 		return exitFail
 	}
 	fmt.Fprintf(c.stderr, "%s -> %s:%s (%d bytes)\n", present.Text(src, maxLineCells), present.Text(guest, nameCells), present.Text(p, maxLineCells), n)
 	return exitOK
+}
+
+// putReason is a failed put in words: what the guest's file holds now is
+// what the operator needs next.
+func (c *cli) putReason(guest, p string, err error) string {
+	msg := c.reason(guest, err)
+	var we *agentclient.WriteError
+	if errors.As(err, &we) {
+		msg += fmt.Sprintf("; %s on %s %s", present.Text(p, maxLineCells), present.Text(guest, nameCells), we.Outcome())
+	}
+	return msg
+}
+
+// openSource opens a local file to put. Opening the guest's file for
+// writing truncates it: a source that cannot be read must be refused
+// before that. nil: exit with code.
+func openSource(c *cli, src string) (*os.File, os.FileInfo, int) {
+	f, err := os.Open(src)
+	if err != nil {
+		c.errorf("put: %v", err)
+		return nil, nil, exitFail
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		c.errorf("put: %v", err)
+		return nil, nil, exitFail
+	}
+	if st.IsDir() {
+		f.Close()
+		c.errorf("put: %s is a directory; nothing was sent", src)
+		return nil, nil, exitUsage
+	}
+	return f, st, exitOK
+}
+
+// intoDirectory is where put writes: a guest path ending in a separator
+// names a directory, and the file keeps its local name there
+// (`put f g /tmp/` writes /tmp/f; `C:\Temp\` likewise with a backslash).
+func intoDirectory(p, src string) (string, error) {
+	if !strings.HasSuffix(p, "/") && !strings.HasSuffix(p, `\`) {
+		return p, nil
+	}
+	if src == "-" {
+		return "", fmt.Errorf("%s is a directory and standard input has no name: name the guest file", p)
+	}
+	name := filepath.Base(src)
+	if name == "." || name == "/" || name == ".." {
+		return "", fmt.Errorf("%s is a directory and %s has no file name: name the guest file", p, src)
+	}
+	return p + name, nil
 }
 
 // fileOut is where cat and get - write a guest's file: stdout, exact when
@@ -405,4 +490,322 @@ func (b *bar) finish(error) {
 	if b.drawn {
 		fmt.Fprint(b.w, "\r\033[K")
 	}
+}
+
+// Files to many guests: `cat --from PATH SELECTOR...`, `get --from PATH
+// --to DIR SELECTOR...`, `put --from FILE --to PATH SELECTOR...`. The
+// paths are flags, so every operand is a selector: no guest name can be
+// read as a path, or a path as a guest.
+
+// manyTransfers is how many guests a bulk get or put moves at once.
+const manyTransfers = 8
+
+// manyFleet opens the fleet and resolves selectors for a bulk file
+// command; nil: exit with code.
+func (c *cli) manyFleet(ctx context.Context, what string, selectors []string) (*opened, []*fleet.Guest, int) {
+	if len(selectors) == 0 {
+		c.errorf("%s: no guests selected: name them, or use a selector such as all, tag:X, host:Y, state:Z", what)
+		return nil, nil, exitUsage
+	}
+	o, code := c.openFleet(ctx, false, nil)
+	if o == nil {
+		return nil, nil, code
+	}
+	gs, err := selectPolled(ctx, o.fleet, selectors)
+	if err != nil {
+		o.close()
+		c.errorf("%s: %v", what, err)
+		return nil, nil, exitUsage
+	}
+	if len(gs) == 0 {
+		o.close()
+		c.errorf("%s: the selectors %s match no guest", what, strings.Join(selectors, " "))
+		return nil, nil, exitUsage
+	}
+	return o, gs, exitOK
+}
+
+// catMany prints path from every selected guest in turn, each under a
+// header; a guest that fails is reported on stderr and the others go on.
+func (c *cli) catMany(ctx context.Context, path string, selectors []string) int {
+	o, gs, code := c.manyFleet(ctx, "cat", selectors)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	code = exitOK
+	for i, g := range gs {
+		if i > 0 {
+			fmt.Fprintln(c.stdout)
+		}
+		fmt.Fprintf(c.stdout, "==> %s <==\n", present.Text(g.Name, nameCells))
+		w := c.fileOut()
+		tail := &lastByte{w: w}
+		_, err := o.fleet.ReadFile(ctx, g.Name, path, tail, nil)
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+		if tail.n > 0 && tail.last != '\n' {
+			fmt.Fprintln(c.stdout)
+		}
+		if err != nil {
+			c.errorf("cat %s:%s: %s", g.Name, path, c.reason(g.Name, err))
+			code = exitFail
+		}
+	}
+	return code
+}
+
+// lastByte remembers the last byte written, so the next header starts on
+// a line of its own.
+type lastByte struct {
+	w    io.Writer
+	n    int64
+	last byte
+}
+
+func (l *lastByte) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		l.n += int64(len(p))
+		l.last = p[len(p)-1]
+	}
+	return l.w.Write(p)
+}
+
+// guestFileName is the local file a bulk get writes a guest's copy to:
+// the guest's name with its / (HOST/DOMAIN) and \ written as _, when that
+// is a plain file name (present.LocalName); ok false otherwise.
+func guestFileName(guest string) (string, bool) {
+	return present.LocalName(strings.NewReplacer("/", "_", `\`, "_").Replace(guest))
+}
+
+// transferResult is one guest's outcome of a bulk get or put.
+type transferResult struct {
+	guest, where string // where: the local file (get) or guest path (put)
+	n            int64
+	err          error
+	refused      string // refused before anything was sent or read
+}
+
+// manyProgress draws one bar for all of a bulk transfer's guests.
+type manyProgress struct {
+	mu          sync.Mutex
+	b           *bar
+	done, total []int64
+	finished    int
+}
+
+func (c *cli) manyProgress(label string, n int) *manyProgress {
+	return &manyProgress{b: c.progress(label), done: make([]int64, n), total: make([]int64, n)}
+}
+
+func (m *manyProgress) update(i int) func(done, total int64) {
+	return func(done, total int64) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.done[i], m.total[i] = done, total
+		m.draw(false)
+	}
+}
+
+func (m *manyProgress) finish() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.finished++
+	m.draw(true)
+}
+
+// draw: bytes across every guest, and guests finished. Holds mu.
+func (m *manyProgress) draw(force bool) {
+	var done, total int64
+	for i := range m.done {
+		done += m.done[i]
+		total += max(m.total[i], m.done[i])
+	}
+	if force {
+		m.b.last = time.Time{}
+	}
+	label := m.b.label
+	m.b.label = fmt.Sprintf("%s %d/%d guests", label, m.finished, len(m.done))
+	m.b.update(done, total)
+	m.b.label = label
+}
+
+// runTransfers runs fn for every guest, manyTransfers at a time.
+func runTransfers(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, manyTransfers)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// printTransfers prints one row per guest and returns the exit code.
+func (c *cli) printTransfers(rs []transferResult) int {
+	code := exitOK
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GUEST\tOUTCOME\tBYTES\tDETAIL")
+	for _, r := range rs {
+		outcome, detail := "ok", r.where
+		switch {
+		case r.refused != "":
+			outcome, detail, code = "FAILED", r.refused, exitFail
+		case r.err != nil:
+			outcome, detail, code = "FAILED", r.err.Error(), exitFail
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", present.Text(r.guest, nameCells), outcome, r.n, present.Text(detail, errCells))
+	}
+	tw.Flush()
+	return code
+}
+
+// getMany copies path from every selected guest into dir, one file per
+// guest named after it. Every destination is checked before any guest is
+// read: a name that is no plain file name, two guests that would share a
+// file, or an existing file without --force refuse the whole command.
+func (c *cli) getMany(ctx context.Context, path, dir string, force bool, selectors []string) int {
+	if path == "" || dir == "" {
+		c.errorf("get: --from PATH and --to DIR go together (get --from /etc/hostname --to ./out all)")
+		return exitUsage
+	}
+	if kind, _, err := localfile.Inspect(dir); err != nil || kind != localfile.Directory {
+		c.errorf("get: --to %s: not a directory (make it first); nothing was read", dir)
+		return exitUsage
+	}
+	o, gs, code := c.manyFleet(ctx, "get", selectors)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	dests := make([]string, len(gs))
+	seen := map[string]string{}
+	var problems []string
+	for i, g := range gs {
+		name, ok := guestFileName(g.Name)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("guest %s: its name is no local file name", present.Text(g.Name, nameCells)))
+			continue
+		}
+		if other, dup := seen[name]; dup {
+			problems = append(problems, fmt.Sprintf("guests %s and %s would both be written to %s", present.Text(other, nameCells), present.Text(g.Name, nameCells), name))
+			continue
+		}
+		seen[name] = g.Name
+		dests[i] = filepath.Join(dir, name)
+		kind, _, err := localfile.Inspect(dests[i])
+		if err == nil {
+			err = c.destinationOK(dests[i], kind, force)
+		}
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		c.errorf("get: refused; nothing was read:\n  %s", strings.Join(problems, "\n  "))
+		return exitUsage
+	}
+	rs := make([]transferResult, len(gs))
+	prog := c.manyProgress("get "+path, len(gs))
+	runTransfers(len(gs), func(i int) {
+		defer prog.finish()
+		g := gs[i]
+		r := transferResult{guest: g.Name, where: dests[i]}
+		lf, err := createLocal(ctx, dests[i], force)
+		if err == nil {
+			r.n, err = o.fleet.ReadFile(ctx, g.Name, path, lf, prog.update(i))
+			if err != nil {
+				lf.Abort()
+				err = errors.New(c.reason(g.Name, err))
+			} else {
+				err = lf.Commit()
+			}
+		}
+		r.err = err
+		rs[i] = r
+	})
+	prog.b.finish(nil)
+	return c.printTransfers(rs)
+}
+
+// putMany copies one local file to path on every selected guest. It is a
+// change to many guests: refused under read-only mode, confirmed (or
+// --yes), and audited like run's actions.
+func (c *cli) putMany(ctx context.Context, src, path string, yes bool, selectors, args []string) int {
+	if src == "" || path == "" {
+		c.errorf("put: --from FILE and --to PATH go together (put --from ./motd --to /etc/motd tag:web)")
+		return exitUsage
+	}
+	if c.readonly {
+		c.errorf("put: refused: --readonly forbids writing to guests; nothing was sent")
+		return exitUsage
+	}
+	if src == "-" {
+		c.errorf("put: --from -: standard input can be read only once; put a file to many guests; nothing was sent")
+		return exitUsage
+	}
+	path, err := intoDirectory(path, src)
+	if err != nil {
+		c.errorf("put: %v; nothing was sent", err)
+		return exitUsage
+	}
+	f, st, code := openSource(c, src)
+	if f == nil {
+		return code
+	}
+	defer f.Close()
+	o, gs, code := c.manyFleet(ctx, "put", selectors)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	if c.readonly {
+		c.errorf("put: refused: the fleet file says readonly = true (like --readonly); nothing was sent")
+		return exitUsage
+	}
+	size := st.Size()
+	what := fmt.Sprintf("put %s (%d bytes) to %s on", present.Text(src, maxLineCells), size, present.Text(path, maxLineCells))
+	if len(gs) > 1 && !yes && !c.confirm(fmt.Sprintf("%s %d guest(s): %s?", what, len(gs), summariseNames(gs))) {
+		return exitUsage
+	}
+	plan := make([]audit.Guest, len(gs))
+	for i, g := range gs {
+		plan[i] = audit.Guest{Name: g.Name, Address: g.Address, Result: "pending", Sends: fleet.AuditSends(fleet.WriteSends(path, size)),
+			Detail: "written in place, or where the agent allows guest-exec to a temporary file beside it moved into place (mv by guest-exec)"}
+	}
+	aud, err := c.auditIntent(audit.SourceCLI, "put "+path, c.recordedCommand(args, nil), selectors, plan)
+	if err != nil {
+		c.errorf("put: refused: %v; nothing was sent", err)
+		return exitUsage
+	}
+	rs := make([]transferResult, len(gs))
+	prog := c.manyProgress("put "+path, len(gs))
+	runTransfers(len(gs), func(i int) {
+		defer prog.finish()
+		g := gs[i]
+		// Each guest reads the file from the start; ReadAt is safe to
+		// share between them.
+		r := transferResult{guest: g.Name, where: path}
+		r.n, r.err = o.fleet.WriteFile(ctx, g.Name, path, io.NewSectionReader(f, 0, size), size, prog.update(i))
+		if r.err != nil {
+			r.err = errors.New(c.putReason(g.Name, path, r.err))
+		}
+		rs[i] = r
+	})
+	prog.b.finish(nil)
+	outcome := make([]audit.Guest, len(rs))
+	for i, r := range rs {
+		outcome[i] = audit.Guest{Name: r.guest, Address: gs[i].Address, Result: "ok", Detail: fmt.Sprintf("wrote %d bytes", r.n)}
+		if r.err != nil {
+			outcome[i].Result, outcome[i].Detail = "failed", r.err.Error()
+		}
+	}
+	aud.outcome(c, outcome)
+	return c.printTransfers(rs)
 }

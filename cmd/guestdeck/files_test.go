@@ -156,7 +156,13 @@ func TestGetSpecialDestinations(t *testing.T) {
 			t.Errorf("%s is no longer the null device: %v %v", p, st.Mode(), err)
 		}
 	}
-	get := func(dest string) result { return gd(t, 60*time.Second, "-c", cfg, "get", "q1", remote, dest) }
+	// Every destination here exists: get writes into it only with --force.
+	get := func(dest string) result {
+		return gd(t, 60*time.Second, "-c", cfg, "get", "--force", "q1", remote, dest)
+	}
+	if r := gd(t, 60*time.Second, "-c", cfg, "get", "q1", remote, null); r.code != 2 || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("get into an existing device without --force: exit %d %s", r.code, r.stderr)
+	}
 
 	if r := get(null); r.code != 0 {
 		t.Errorf("get into a char device: exit %d %s", r.code, r.stderr)
@@ -234,7 +240,7 @@ func TestGetInterruptedKeepsOldFile(t *testing.T) {
 	os.WriteFile(dest, []byte("old\n"), 0o644)
 	before := inode(t, dest)
 	farm.Guests()[0].DropBefore("guest-file-read", 1)
-	r := gd(t, 30*time.Second, "-c", cfg, "get", "s0", "/data/big", dest)
+	r := gd(t, 30*time.Second, "-c", cfg, "get", "--force", "s0", "/data/big", dest)
 	if r.code != 1 {
 		t.Errorf("interrupted get: exit %d stderr %q, want 1", r.code, r.stderr)
 	}
@@ -243,7 +249,7 @@ func TestGetInterruptedKeepsOldFile(t *testing.T) {
 	}
 	onlyEntries(t, dir, "big")
 	// Uninterrupted, it is replaced.
-	if r := gd(t, 30*time.Second, "-c", cfg, "get", "s0", "/data/big", dest); r.code != 0 {
+	if r := gd(t, 30*time.Second, "-c", cfg, "get", "--force", "s0", "/data/big", dest); r.code != 0 {
 		t.Fatalf("get: exit %d %s", r.code, r.stderr)
 	}
 	if b, _ := os.ReadFile(dest); string(b) != big {

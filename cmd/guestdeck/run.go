@@ -25,6 +25,9 @@ import (
 // listed values, so `run shutdown web-1` and `run shutdown reboot web-1` both
 // read as expected. `--` ends the action explicitly.
 func actionArity(name string, rest []string) int {
+	if n, ok := fleet.UserArity(name, rest); ok {
+		return n
+	}
 	switch name {
 	case "shutdown":
 		if len(rest) > 0 && slices.Contains([]string{"powerdown", "reboot", "halt"}, rest[0]) {
@@ -157,6 +160,12 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 	}
 	if act.Destructive() && !*yes && !c.confirm(fmt.Sprintf("%s %d guest(s): %s?", act, len(gs), summariseNames(gs))) {
 		return exitUsage
+	}
+	if act.NeedsSecret() {
+		if code, ok := c.readSecret(&act); !ok {
+			return code
+		}
+		defer clear(act.Users.Secret)
 	}
 	var aud *audited
 	if act.Mutating() {
@@ -391,7 +400,7 @@ func (c *cli) printResults(act fleet.Action, results []fleet.Result, asJSON bool
 		writeJSON(c.stdout, out)
 		return
 	}
-	if act.Kind == fleet.ActRead {
+	if act.ListsData() {
 		// File contents do not fit a table: print each guest's under a header.
 		for _, r := range results {
 			if r.OK {

@@ -144,6 +144,9 @@ type File struct {
 	perm   fs.FileMode
 	owner  *[2]int // atomic over an existing file: its uid and gid
 	stop   func() bool
+	// noReplace: Commit links the new file into place, failing if a file
+	// appeared there meanwhile, instead of renaming over it.
+	noReplace bool
 }
 
 // Create opens path for a download. A device or FIFO is opened for writing
@@ -165,6 +168,24 @@ func Create(ctx context.Context, path string) (*File, error) {
 		return openInPlace(ctx, path, target, kind)
 	}
 	return createAtomic(target, kind)
+}
+
+// CreateNew is Create for a path that must not exist: it is refused with an
+// *Error wrapping fs.ErrExist when something is there (a file, a device, a
+// dangling symlink), and Commit fails, leaving it alone, if something
+// appears there during the download. This is get without --force.
+func CreateNew(path string) (*File, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, &Error{What: "not replacing " + path, Err: fs.ErrExist}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{What: "cannot write to " + path, Err: unwrapPath(err)}
+	}
+	lf, err := createAtomic(path, Missing)
+	if err != nil {
+		return nil, err
+	}
+	lf.noReplace = true
+	return lf, nil
 }
 
 // openInPlace opens an existing device or FIFO for writing without creating
@@ -212,7 +233,8 @@ func openInPlace(ctx context.Context, path, target string, kind Kind) (*File, er
 }
 
 // createAtomic makes the temporary file beside target. It is created with
-// mode 0666 less the umask, as a new file would be; replacing a regular
+// mode 0644 less the umask (a copy of a guest's file is no one else's to
+// write, whatever a group-friendly umask says); replacing a regular
 // file, it takes that file's permissions (and owner, where allowed) at
 // Commit.
 func createAtomic(target string, kind Kind) (*File, error) {
@@ -233,7 +255,7 @@ func createAtomic(target string, kind Kind) (*File, error) {
 		var rnd [6]byte
 		rand.Read(rnd[:])
 		name := filepath.Join(dir, "."+base+"."+hex.EncodeToString(rnd[:])+".part")
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -289,7 +311,20 @@ func (f *File) Commit() error {
 			err = &Error{What: "not replacing " + f.target, Err: fmt.Errorf("it became a %s during the download", k)}
 		}
 	}
-	if err == nil {
+	switch {
+	case err == nil && f.noReplace:
+		// link fails where anything exists: nothing that appeared during
+		// the download is replaced.
+		if lerr := os.Link(f.tmp, f.target); lerr != nil {
+			if errors.Is(lerr, fs.ErrExist) {
+				err = &Error{What: "not replacing " + f.target, Err: errors.New("it appeared during the download")}
+			} else {
+				err = &Error{What: "cannot write " + f.target, Err: unwrapLink(lerr)}
+			}
+		}
+		os.Remove(f.tmp)
+		return err
+	case err == nil:
 		if rerr := os.Rename(f.tmp, f.target); rerr != nil {
 			err = &Error{What: "cannot write " + f.target, Err: unwrapLink(rerr)}
 		}

@@ -26,7 +26,7 @@ func entries(t *testing.T, dir string) []string {
 	return names
 }
 
-// TestAtomic: a new file gets 0666 less the umask, a replaced one keeps its
+// TestAtomic: a new file gets 0644 less the umask, a replaced one keeps its
 // mode; Abort leaves the old content and no temporary file; a symlink to a
 // file is followed, a dangling one replaced.
 func TestAtomic(t *testing.T) {
@@ -55,7 +55,7 @@ func TestAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st, _ := os.Stat(fresh); st.Mode().Perm() != 0o640 {
-		t.Errorf("new file mode %v, want 0640 (0666 less umask 027)", st.Mode().Perm())
+		t.Errorf("new file mode %v, want 0640 (0644 less umask 027)", st.Mode().Perm())
 	}
 	os.Chmod(fresh, 0o604)
 	if err := write(fresh, "two", true); err != nil {
@@ -165,4 +165,50 @@ func TestRefusedAndWaiting(t *testing.T) {
 		t.Errorf("stalled write after cancel: %v", err)
 	}
 	f.Abort()
+}
+
+// TestCreateNew: get without --force. Whatever exists is refused before
+// anything is written; a file that appears during the download is left
+// alone; a new file is 0644 even under a group-writable umask.
+func TestCreateNew(t *testing.T) {
+	dir := t.TempDir()
+	old := syscall.Umask(0o002)
+	t.Cleanup(func() { syscall.Umask(old) })
+	existing := filepath.Join(dir, "existing")
+	os.WriteFile(existing, []byte("old"), 0o600)
+	dangling := filepath.Join(dir, "dangling")
+	os.Symlink("nowhere", dangling)
+	for _, p := range []string{existing, dangling, dir} {
+		if _, err := CreateNew(p); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("CreateNew(%s) = %v, want fs.ErrExist", p, err)
+		}
+	}
+	fresh := filepath.Join(dir, "fresh")
+	f, err := CreateNew(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("new"))
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(fresh); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("new file: %v %v, want mode 0644 under umask 002", st.Mode(), err)
+	}
+	racy := filepath.Join(dir, "racy")
+	f, err = CreateNew(racy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("from the guest"))
+	os.WriteFile(racy, []byte("appeared"), 0o600)
+	if err := f.Commit(); err == nil {
+		t.Error("Commit replaced a file that appeared during the download")
+	}
+	if b, _ := os.ReadFile(racy); string(b) != "appeared" {
+		t.Errorf("racy holds %q", b)
+	}
+	if got := entries(t, dir); !slices.Equal(got, []string{"dangling", "existing", "fresh", "racy"}) {
+		t.Errorf("left behind: %v", got)
+	}
 }

@@ -13,8 +13,6 @@ import (
 	"context"
 	"image/color"
 	"io"
-	"path"
-	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
@@ -73,7 +71,8 @@ type Options struct {
 	Styles Styles
 	// Readonly hides and refuses upload.
 	Readonly bool
-	// Dir is the directory listed first; "" means "/".
+	// Dir is the directory listed first; "" means "/", or C:\ on a
+	// Windows guest.
 	Dir string
 	// Timeout bounds one listing or one file view (default 30s); TransferTimeout
 	// one download or upload (default 1h). The fleet also bounds every agent call.
@@ -214,6 +213,9 @@ func New(src Source, guest string, opts Options) *Model {
 	dir := opts.Dir
 	if dir == "" || !isAbs(dir) {
 		dir = "/"
+		if fleet.IsWindows(src.Guest(guest)) {
+			dir = `C:\`
+		}
 	}
 	m := &Model{
 		src: src, guest: guest, opts: opts, st: st, keys: DefaultKeyMap(),
@@ -371,22 +373,4 @@ func (m *Model) wheel(ms tea.Mouse) tea.Cmd {
 	}
 	m.move(delta)
 	return nil
-}
-
-// isAbs reports whether p is absolute for a guest: slash-rooted, or a
-// Windows drive path.
-func isAbs(p string) bool {
-	if strings.HasPrefix(p, "/") {
-		return true
-	}
-	return len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/') &&
-		(p[0]|0x20 >= 'a' && p[0]|0x20 <= 'z')
-}
-
-// cleanPath cleans a slash path; Windows paths are left alone.
-func cleanPath(p string) string {
-	if strings.HasPrefix(p, "/") {
-		return path.Clean(p)
-	}
-	return p
 }

@@ -3,7 +3,6 @@ package browser
 import (
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -84,7 +83,7 @@ func (m *Model) listKey(k tea.KeyPressMsg) tea.Cmd {
 			m.setMsg("d downloads files, not directories", msgErr)
 			return nil
 		}
-		return m.beginDownload(downloadPlan{remote: path.Join(m.dir, e.Name), size: e.Size})
+		return m.beginDownload(downloadPlan{remote: joinPath(m.dir, e.Name), size: e.Size})
 	}
 	return nil
 }
@@ -178,7 +177,7 @@ func (m *Model) openEntry() tea.Cmd {
 	if e.Name == ".." {
 		return m.up()
 	}
-	p := path.Join(m.dir, e.Name)
+	p := joinPath(m.dir, e.Name)
 	if e.IsDir() {
 		return m.list(p, "", false)
 	}
@@ -188,15 +187,18 @@ func (m *Model) openEntry() tea.Cmd {
 
 // up lists the parent directory with the cursor on the one we left.
 func (m *Model) up() tea.Cmd {
-	if m.dir == "/" {
+	if isRoot(m.dir) {
 		return nil
 	}
-	return m.list(path.Dir(m.dir), path.Base(m.dir), false)
+	return m.list(parentPath(m.dir), basePath(m.dir), false)
 }
 
 func withSlash(dir string) string {
-	if strings.HasSuffix(dir, "/") {
+	if dirSuffix(dir) {
 		return dir
+	}
+	if winPath(dir) {
+		return dir + `\`
 	}
 	return dir + "/"
 }
@@ -374,12 +376,12 @@ func (m *Model) submitPath(v string) tea.Cmd {
 	switch {
 	case !m.canExec:
 		return m.openFile(p, -1)
-	case p == "/" || strings.HasSuffix(v, "/"):
+	case isRoot(p) || dirSuffix(v):
 		return m.list(p, "", false)
 	}
 	// One listing of the parent says whether p is a file or a directory, and
 	// gives its size.
-	return m.list(path.Dir(p), path.Base(p), true)
+	return m.list(parentPath(p), basePath(p), true)
 }
 
 // expandHome expands a leading ~/ in a local path.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -107,7 +106,7 @@ func (m *Model) onListed(msg listedMsg) tea.Cmd {
 	if msg.err != nil {
 		if msg.open {
 			// The parent may be unlistable while the file is readable.
-			return m.openFile(path.Join(msg.dir, msg.pick), -1)
+			return m.openFile(joinPath(msg.dir, msg.pick), -1)
 		}
 		m.checkExec()
 		if !m.canExec {
@@ -125,7 +124,7 @@ func (m *Model) onListed(msg listedMsg) tea.Cmd {
 		case i >= 0:
 			m.cursor = i
 		case msg.open:
-			m.setMsg("no such file or directory: "+path.Join(msg.dir, msg.pick), msgErr)
+			m.setMsg("no such file or directory: "+joinPath(msg.dir, msg.pick), msgErr)
 			return nil
 		}
 	}
@@ -141,7 +140,7 @@ func (m *Model) onListed(msg listedMsg) tea.Cmd {
 func sortEntries(dir string, ents []agentclient.DirEntry) []agentclient.DirEntry {
 	out := make([]agentclient.DirEntry, 0, len(ents))
 	for _, e := range ents {
-		if e.Name == ".." && (dir == "/" || strings.HasSuffix(dir, `:\`)) {
+		if e.Name == ".." && isRoot(dir) {
 			continue
 		}
 		out = append(out, e)
@@ -381,8 +380,8 @@ func (m *Model) jobDone(msg jobDoneMsg) tea.Cmd {
 		return nil
 	}
 	m.setMsg(fmt.Sprintf("uploaded %s (%s) to %s:%s", r.local, formatSize(r.n), m.guest, r.remote), msgOK)
-	if m.canExec && m.listed && path.Dir(r.remote) == m.dir && m.view == nil {
-		return m.list(m.dir, path.Base(r.remote), false)
+	if m.canExec && m.listed && parentPath(r.remote) == m.dir && m.view == nil {
+		return m.list(m.dir, basePath(r.remote), false)
 	}
 	return nil
 }
@@ -411,8 +410,8 @@ func (m *Model) onStat(msg statMsg) tea.Cmd {
 	m.pendingUpload = &uploadPlan{local: msg.local, size: msg.size}
 	dir := m.dir
 	if m.view != nil {
-		dir = path.Dir(m.view.path)
+		dir = parentPath(m.view.path)
 	}
-	def := path.Join(dir, filepath.Base(msg.local))
+	def := joinPath(dir, filepath.Base(msg.local))
 	return m.openPrompt(promptUploadTo, "to guest path: ", def)
 }

@@ -88,7 +88,7 @@ func (m *Model) listView() []string {
 		e := m.ents[i]
 		name := present.Text(e.Name, nw) // the guest names its files
 		if e.IsDir() && e.Name != ".." {
-			name = present.Fit(name+"/", nw)
+			name = present.Fit(name+dirMark(m.dir), nw)
 		}
 		size := formatSize(e.Size)
 		if e.IsDir() {
@@ -99,7 +99,7 @@ func (m *Model) listView() []string {
 			marker = "> "
 		}
 		row := marker + fitPad(name, nw) + fmt.Sprintf(" %9s %-4s", size, typeName(e.Mode))
-		if withMod {
+		if withMod && !e.ModTime.IsZero() { // a Windows listing's ".." has no time
 			row += " " + e.ModTime.In(m.opts.Location).Format("2006-01-02 15:04")
 		}
 		row = fitPad(row, m.width)
