@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
+
+	"github.com/guestdeck/guestdeck/internal/blocking"
 )
 
 // LibvirtAgent implements Agent for a domain managed by libvirt. libvirt owns
@@ -220,17 +222,14 @@ func (a *LibvirtAgent) do(ctx context.Context, cmd string, fn func() error) erro
 	if !a.l.IsConnected() {
 		return &OpError{Addr: a.addr, Command: cmd, Err: fmt.Errorf("%w: libvirt connection closed", ErrConnLost)}
 	}
-	done := make(chan error, 1) // buffered: an abandoned call must not leak blocked
-	go func() { done <- fn() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			return nil
-		}
-		return &OpError{Addr: a.addr, Command: cmd, Err: classifyLibvirt(cmd, err)}
-	case <-ctx.Done():
-		return a.ctxErr(cmd, ctx.Err())
+	_, err := blocking.Call(ctx, func() (struct{}, error) { return struct{}{}, fn() })
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return a.ctxErr(cmd, err) // go-libvirt's own errors are never these
 	}
+	return &OpError{Addr: a.addr, Command: cmd, Err: classifyLibvirt(cmd, err)}
 }
 
 func (a *LibvirtAgent) ctxErr(cmd string, err error) error {

@@ -3,11 +3,13 @@ package agentclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // The simulator's fault knobs against the transport: what a flaky guest does
@@ -98,20 +100,13 @@ func TestSimFaults(t *testing.T) {
 				t.Fatalf("after restart: %v, want connection lost", err)
 			}
 			var c2 *agentclient.Client
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			wait.For(t, 10*time.Second, func() (bool, string) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
 				var err error
 				c2, err = agentclient.Dial(ctx, addr)
-				cancel()
-				if err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("redial after restart: %v", err)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return err == nil, fmt.Sprintf("redial after restart: %v", err)
+			})
 			defer c2.Close()
 			if h, err := hostname(c2, 5*time.Second); err != nil || h != want {
 				t.Fatalf("after redial: %q, %v", h, err)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/vsock"
+
+	"github.com/guestdeck/guestdeck/internal/blocking"
 )
 
 // DefaultShutdownGrace is how long a command that replies nothing on success
@@ -195,31 +197,14 @@ func dialConn(ctx context.Context, network, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// vsock.Dial takes no context; connect on the side so ctx still bounds us.
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
+	// vsock.Dial takes no context; a connection made too late is closed.
+	return blocking.CallUndo(ctx, func() (net.Conn, error) {
 		c, err := vsock.Dial(cid, port, nil)
 		if err != nil {
-			ch <- result{nil, err}
-			return
+			return nil, err // not a nil *vsock.Conn in a non-nil net.Conn
 		}
-		ch <- result{c, nil}
-	}()
-	select {
-	case r := <-ch:
-		return r.c, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.c != nil {
-				r.c.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
+		return c, nil
+	}, func(c net.Conn) { _ = c.Close() })
 }
 
 func dialError(ctx context.Context, err error) error {

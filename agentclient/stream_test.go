@@ -480,19 +480,20 @@ func TestMalformedNoiseWithIDs(t *testing.T) {
 func TestNoReplyCommands(t *testing.T) {
 	tests := []struct {
 		name    string
-		handle  func(c *agentConn, req *wireRequest) bool
+		handle  func(c *agentConn, req *wireRequest, late chan<- struct{}) bool
 		wantErr func(error) bool
 	}{
-		{"eof means accepted", func(c *agentConn, req *wireRequest) bool { return false }, nil},
-		{"silence means accepted", func(c *agentConn, req *wireRequest) bool {
+		{"eof means accepted", func(c *agentConn, req *wireRequest, _ chan<- struct{}) bool { return false }, nil},
+		{"silence means accepted", func(c *agentConn, req *wireRequest, late chan<- struct{}) bool {
 			// A late error after the grace period must not reach the next call.
 			go func() {
-				time.Sleep(300 * time.Millisecond)
+				time.Sleep(300 * time.Millisecond) // the agent's own pace: past the grace
 				c.raw(req, `"error":{"class":"GenericError","desc":"late"}`)
+				close(late)
 			}()
 			return true
 		}, nil},
-		{"error is returned", func(c *agentConn, req *wireRequest) bool {
+		{"error is returned", func(c *agentConn, req *wireRequest, _ chan<- struct{}) bool {
 			c.raw(req, `"error":{"class":"CommandNotFound","desc":"Command guest-shutdown has been disabled"}`)
 			return true
 		}, agentclient.IsDisabled},
@@ -500,9 +501,10 @@ func TestNoReplyCommands(t *testing.T) {
 	for _, tt := range tests {
 		for _, echo := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/echo-id=%v", tt.name, echo), func(t *testing.T) {
+				late := make(chan struct{})
 				addr := serveAgent(t, echo, func(c *agentConn, req *wireRequest) bool {
 					if req.Execute == "guest-shutdown" {
-						return tt.handle(c, req)
+						return tt.handle(c, req, late)
 					}
 					c.reply(req, `{"host-name":"right"}`)
 					return true
@@ -518,7 +520,7 @@ func TestNoReplyCommands(t *testing.T) {
 				}
 				within(t, start, 100*time.Millisecond)
 				if tt.name == "silence means accepted" {
-					time.Sleep(400 * time.Millisecond) // let the late error arrive
+					<-late // the late error is on its way before the next call
 					if h, err := c.Hostname(ctxFor(t, 5*time.Second)); err != nil || h != "right" {
 						t.Fatalf("call after shutdown = %q, %v", h, err)
 					}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,6 +26,16 @@ const (
 	DefaultConcurrency   = 64
 	DefaultFreezeTimeout = 5 * time.Minute
 	DefaultTheme         = "dark"
+	// DefaultRescan is how often a [[sockets]] pattern is listed again.
+	DefaultRescan = 10 * time.Second
+	// MinRescan keeps a rescan from hammering a host.
+	MinRescan = time.Second
+)
+
+// Naming rules of a [[sockets]] table.
+const (
+	NamingFile    = "file"    // the socket's file name without its extension
+	NamingProxmox = "proxmox" // the VM's name: from /etc/pve/qemu-server/VMID.conf
 )
 
 // Limits on a fleet file, checked before it is parsed: BurntSushi/toml
@@ -57,10 +68,11 @@ type Duration struct{ time.Duration }
 
 // File is a decoded, defaulted and validated fleet file.
 type File struct {
-	Path     string   `toml:"-"`
-	Defaults Defaults `toml:"defaults"`
-	Hosts    []Host   `toml:"host,omitempty"`
-	Guests   []Guest  `toml:"guest,omitempty"`
+	Path     string    `toml:"-"`
+	Defaults Defaults  `toml:"defaults"`
+	Hosts    []Host    `toml:"host,omitempty"`
+	Guests   []Guest   `toml:"guest,omitempty"`
+	Sockets  []Sockets `toml:"sockets,omitempty"`
 	// Keys maps an action from KeyActions to the keys bound to it (at
 	// least one); an action absent here keeps its built-in keys.
 	Keys map[string][]string `toml:"keys,omitempty"`
@@ -82,6 +94,20 @@ type Defaults struct {
 	// guest's own exclusive overrides it). By default guestdeck connects
 	// per poll and lets go, because a channel serves one client at a time.
 	Exclusive bool `toml:"exclusive,omitempty"`
+	// SSH is the default for guests at ssh:// addresses and [[sockets]]
+	// over ssh that leave a key out.
+	SSH SSHKeys `toml:"-"`
+}
+
+// SSHKeys are how an ssh:// guest or [[sockets]] pattern logs in and checks
+// the host, "~/" expanded. After Parse, KnownHosts is always set for
+// whatever uses ssh (its own, [defaults]' or ~/.ssh/known_hosts); an empty
+// Identity means the ssh agent ($SSH_AUTH_SOCK). InsecureIgnoreHostKey is
+// true when the entry or [defaults] says so.
+type SSHKeys struct {
+	KnownHosts            string `toml:"known_hosts,omitempty"`
+	Identity              string `toml:"identity,omitempty"`
+	InsecureIgnoreHostKey bool   `toml:"insecure_ignore_host_key,omitempty"`
 }
 
 // Host is a libvirt host from [[host]]: its running domains with a guest
@@ -108,13 +134,71 @@ func (h Host) Endpoint() (HostURI, error) { return ParseURI(h.URI) }
 // Guest is a guest agent reached directly, from [[guest]].
 type Guest struct {
 	Name    string   `toml:"name"`
-	Address string   `toml:"address"` // unix:/abs/path, tcp:host:port or vsock:cid:port
+	Address string   `toml:"address"` // unix:/abs/path, tcp:host:port, vsock:cid:port or ssh://[user@]host[:port]/abs/path
 	Tags    []string `toml:"tags,omitempty"`
+	SSH     SSHKeys  `toml:"-"` // ssh:// addresses only
 	// Exclusive: see Defaults.Exclusive. Parse fills it from [defaults]
 	// when the guest does not say.
 	Exclusive bool `toml:"exclusive,omitempty"`
 
 	exclusiveSet bool // the guest's table has exclusive
+}
+
+// Sockets is a [[sockets]] table: every unix socket matching Pattern, on
+// this machine or on an ssh host, is a guest.
+type Sockets struct {
+	// Name names the source: the Host column of its guests and the
+	// qualifier of a name that collides ("NAME/GUEST"). Default: the ssh
+	// host, or the local directory's last element.
+	Name string `toml:"name"`
+	// Pattern is /dir/GLOB or ssh://[user@]host[:port]/dir/GLOB; only the
+	// last element may hold glob characters (path.Match).
+	Pattern string   `toml:"pattern"`
+	Tags    []string `toml:"tags,omitempty"`
+	Naming  string   `toml:"naming,omitempty"` // NamingFile (default) or NamingProxmox
+	Rescan  Duration `toml:"rescan,omitempty"` // default DefaultRescan
+	SSH     SSHKeys  `toml:"-"`
+}
+
+// SocketPattern is a [[sockets]] pattern taken apart: Remote is nil for a
+// local pattern.
+type SocketPattern struct {
+	Remote    *SSHURL
+	Dir, Glob string
+}
+
+// ParseSocketPattern takes a [[sockets]] pattern apart; see Sockets.Pattern.
+func ParseSocketPattern(s string) (SocketPattern, error) {
+	var p SocketPattern
+	full := s
+	if strings.HasPrefix(s, "ssh:") {
+		u, err := ParseSSHURL(s)
+		if err != nil {
+			return p, err
+		}
+		// The directory and the glob go to find(1) in the remote user's
+		// shell, single-quoted: refuse what a shell (sh, csh, fish) reads
+		// inside single quotes, and find's own negation.
+		if i := strings.IndexAny(u.Path, "'\\!^$`\""); i >= 0 {
+			return p, fmt.Errorf("pattern %q: %q is not allowed in an ssh pattern", s, string(u.Path[i]))
+		}
+		p.Remote, full = &u, u.Path
+	}
+	if !strings.HasPrefix(full, "/") {
+		return p, fmt.Errorf("pattern %q must be an absolute path (/dir/*.qga) or ssh://[user@]host[:port]/dir/*.qga", s)
+	}
+	p.Dir, p.Glob = path.Split(full)
+	p.Dir = path.Clean(p.Dir)
+	switch {
+	case p.Glob == "":
+		return p, fmt.Errorf("pattern %q ends in '/'; add the file pattern, e.g. %s*.qga", s, full)
+	case strings.ContainsAny(p.Dir, "*?[\\"):
+		return p, fmt.Errorf("pattern %q: only the last element may hold glob characters", s)
+	}
+	if _, err := path.Match(p.Glob, ""); err != nil {
+		return p, fmt.Errorf("pattern %q: bad glob %q", s, p.Glob)
+	}
+	return p, nil
 }
 
 // Error is a problem with the fleet file, located where known.

@@ -17,10 +17,12 @@ import (
 
 // Known keys per table, in the order the docs list them.
 var (
-	topKeys      = []string{"defaults", "keys", "host", "guest"}
-	defaultsKeys = []string{"interval", "slow_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive"}
-	hostKeys     = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
-	guestKeys    = []string{"name", "address", "tags", "exclusive"}
+	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets"}
+	defaultsKeys = []string{"interval", "slow_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive",
+		"known_hosts", "identity", "insecure_ignore_host_key"}
+	hostKeys    = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
+	guestKeys   = []string{"name", "address", "tags", "exclusive", "known_hosts", "identity", "insecure_ignore_host_key"}
+	socketsKeys = []string{"name", "pattern", "tags", "naming", "rescan", "known_hosts", "identity", "insecure_ignore_host_key"}
 )
 
 // decoder walks the generically decoded TOML, checking types and values
@@ -64,10 +66,15 @@ func decode(file string, data []byte) (*File, error) {
 			for i, t := range d.tables(v, k) {
 				f.Guests = append(f.Guests, d.guest(t, k, strconv.Itoa(i)))
 			}
+		case "sockets":
+			for i, t := range d.tables(v, k) {
+				f.Sockets = append(f.Sockets, d.sockets(t, k, strconv.Itoa(i)))
+			}
 		default:
 			d.unknown(k, "", topKeys, k)
 		}
 	}
+	d.sshDefaults(f)
 	d.duplicates(f)
 	if len(d.errs) > 0 {
 		// One message: the first problem in the file.
@@ -255,6 +262,8 @@ func (d *decoder) defaults(t map[string]any, out *Defaults) {
 			} else {
 				d.errf(d.valAt(at...), "exclusive in %s must be true or false, got %s", where, describe(v))
 			}
+		case "known_hosts", "identity", "insecure_ignore_host_key":
+			d.sshKey(k, v, where, at, &out.SSH)
 		default:
 			d.unknown(k, where, defaultsKeys, at...)
 		}
@@ -411,9 +420,14 @@ func (d *decoder) guest(t map[string]any, segs ...string) Guest {
 			} else {
 				d.errf(d.valAt(at...), "exclusive in %s must be true or false, got %s", where, describe(v))
 			}
+		case "known_hosts", "identity", "insecure_ignore_host_key":
+			d.sshKey(k, v, where, at, &g.SSH)
 		default:
 			d.unknown(k, where, guestKeys, at...)
 		}
+	}
+	if g.SSH != (SSHKeys{}) && g.Address != "" && !strings.HasPrefix(g.Address, "ssh:") {
+		d.errf(d.keyAt(segs...), "%s: known_hosts, identity and insecure_ignore_host_key are for ssh:// addresses only", where)
 	}
 	if len(d.errs) > before {
 		// A missing key is most likely the misspelt one already reported.
@@ -427,6 +441,130 @@ func (d *decoder) guest(t map[string]any, segs ...string) Guest {
 		d.errf(start, "%s has no address; add e.g. address = \"unix:/run/qga/NAME.sock\" (or tcp:host:port, vsock:cid:port)", where)
 	}
 	return g
+}
+
+// sshKey decodes known_hosts, identity or insecure_ignore_host_key into out.
+func (d *decoder) sshKey(k string, v any, where string, at []string, out *SSHKeys) {
+	switch k {
+	case "known_hosts", "identity":
+		s, ok := d.str(v, k, where, at)
+		if !ok {
+			return
+		}
+		if strings.TrimSpace(s) == "" {
+			d.errf(d.valAt(at...), "%s in %s must not be empty", k, where)
+			return
+		}
+		if k == "known_hosts" {
+			out.KnownHosts = expandHome(s)
+		} else {
+			out.Identity = expandHome(s)
+		}
+	case "insecure_ignore_host_key":
+		if b, ok := v.(bool); ok {
+			out.InsecureIgnoreHostKey = b
+		} else {
+			d.errf(d.valAt(at...), "insecure_ignore_host_key in %s must be true or false, got %s", where, describe(v))
+		}
+	}
+}
+
+// sockets decodes a [[sockets]] table.
+func (d *decoder) sockets(t map[string]any, segs ...string) Sockets {
+	where := entry("sockets", t)
+	before := len(d.errs)
+	s := Sockets{Rescan: Duration{DefaultRescan}}
+	var pat SocketPattern
+	for _, k := range d.ordered(t, segs) {
+		v, at := t[k], join(segs, k)
+		switch k {
+		case "name":
+			if n, ok := d.str(v, k, where, at); ok && d.name(n, where, at) {
+				s.Name = n
+			}
+		case "pattern":
+			if p, ok := d.str(v, k, where, at); ok {
+				var err error
+				if pat, err = ParseSocketPattern(p); err != nil {
+					d.errf(d.valAt(at...), "%s: %v", where, err)
+				}
+				s.Pattern = p
+			}
+		case "tags":
+			s.Tags = d.tags(v, where, at)
+		case "naming":
+			if n, ok := d.str(v, k, where, at); ok {
+				if n != NamingFile && n != NamingProxmox {
+					d.errf(d.valAt(at...), "naming in %s must be %q (the file name without its extension) or %q (the VM's name from its Proxmox config), got %q",
+						where, NamingFile, NamingProxmox, n)
+				}
+				s.Naming = n
+			}
+		case "rescan":
+			d.duration(v, &s.Rescan, k, where, at)
+			if s.Rescan.Duration < MinRescan {
+				d.errf(d.valAt(at...), "rescan in %s must be at least %v", where, MinRescan)
+			}
+		case "known_hosts", "identity", "insecure_ignore_host_key":
+			d.sshKey(k, v, where, at, &s.SSH)
+		default:
+			d.unknown(k, where, socketsKeys, at...)
+		}
+	}
+	if len(d.errs) > before {
+		return s
+	}
+	start := d.keyAt(segs...)
+	if _, ok := t["pattern"]; !ok {
+		d.errf(start, "%s has no pattern; add e.g. pattern = \"/var/run/qemu-server/*.qga\" or \"ssh://root@pve1/var/run/qemu-server/*.qga\"", where)
+		return s
+	}
+	if s.Naming == "" {
+		s.Naming = NamingFile
+	}
+	if s.SSH != (SSHKeys{}) && pat.Remote == nil {
+		d.errf(start, "%s: known_hosts, identity and insecure_ignore_host_key are for ssh:// patterns only", where)
+	}
+	if s.Name == "" {
+		// The default name must pass the name rule like a written one.
+		def := path.Base(pat.Dir)
+		if pat.Remote != nil {
+			def = pat.Remote.Host
+		}
+		if !validName(def) {
+			d.errf(start, "%s: cannot name it after %q (%s); add name = \"...\"", where, def, nameRule)
+		}
+		s.Name = def
+	}
+	return s
+}
+
+// sshDefaults fills the ssh keys that ssh:// guests and [[sockets]] left
+// out from [defaults], and known_hosts from ~/.ssh/known_hosts.
+func (d *decoder) sshDefaults(f *File) {
+	fill := func(k *SSHKeys) {
+		def := f.Defaults.SSH
+		if k.KnownHosts == "" {
+			k.KnownHosts = def.KnownHosts
+		}
+		if k.KnownHosts == "" {
+			k.KnownHosts = expandHome("~/.ssh/known_hosts")
+		}
+		if k.Identity == "" {
+			k.Identity = def.Identity
+		}
+		k.InsecureIgnoreHostKey = k.InsecureIgnoreHostKey || def.InsecureIgnoreHostKey
+	}
+	for i := range f.Guests {
+		if strings.HasPrefix(f.Guests[i].Address, "ssh:") {
+			fill(&f.Guests[i].SSH)
+		}
+	}
+	for i := range f.Sockets {
+		if strings.HasPrefix(f.Sockets[i].Pattern, "ssh:") {
+			fill(&f.Sockets[i].SSH)
+		}
+	}
 }
 
 func (d *decoder) tags(v any, where string, at []string) []string {
@@ -474,11 +612,10 @@ func (d *decoder) duplicates(f *File) {
 		at   pos
 	}
 	seen := map[string]use{}
-	check := func(kind string, i int, name string) {
+	check := func(kind string, name string, at pos) {
 		if name == "" {
 			return
 		}
-		at := d.valAt(kind, strconv.Itoa(i), "name")
 		if first, ok := seen[name]; ok {
 			where := fmt.Sprintf(" at line %d", first.at.Line)
 			if first.at.Line == 0 {
@@ -503,12 +640,19 @@ func (d *decoder) duplicates(f *File) {
 	for i, g := range f.Guests {
 		all = append(all, named{"guest", i, g.Name, d.valAt("guest", strconv.Itoa(i), "name")})
 	}
+	for i, s := range f.Sockets {
+		at := d.valAt("sockets", strconv.Itoa(i), "name")
+		if at.Line == 0 {
+			at = d.keyAt("sockets", strconv.Itoa(i)) // a default name
+		}
+		all = append(all, named{"sockets", i, s.Name, at})
+	}
 	sort.SliceStable(all, func(i, j int) bool {
 		a, b := all[i].at, all[j].at
 		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
 	})
 	for _, n := range all {
-		check(n.kind, n.i, n.name)
+		check(n.kind, n.name, n.at)
 	}
 }
 

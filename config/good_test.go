@@ -89,6 +89,44 @@ host = [{ name = "h", uri = "/run/libvirt/libvirt-sock", insecure_ignore_host_ke
 			Hosts:    []Host{{Name: "h", URI: "/run/libvirt/libvirt-sock", InsecureIgnoreHostKey: true}},
 			Guests:   []Guest{{Name: "a", Address: "vsock:3:1234"}},
 		}},
+		{"ssh guests and sockets", `
+[defaults]
+identity = "~/.ssh/fleet"
+
+[[guest]]
+name = "far"
+address = "ssh://root@pve1:2222/var/run/qemu-server/101.qga"
+known_hosts = "~/kh"
+
+[[guest]]
+name = "near"
+address = "ssh://pve2/run/a.sock"
+insecure_ignore_host_key = true
+identity = "/k"
+
+[[sockets]]
+pattern = "ssh://root@pve1/var/run/qemu-server/*.qga"
+naming = "proxmox"
+tags = ["pve"]
+rescan = "30s"
+
+[[sockets]]
+name = "lab"
+pattern = "/run/qga/*.sock"
+`, File{
+			Defaults: func() Defaults { d := defaults(); d.SSH.Identity = "/home/u/.ssh/fleet"; return d }(),
+			Guests: []Guest{
+				{Name: "far", Address: "ssh://root@pve1:2222/var/run/qemu-server/101.qga",
+					SSH: SSHKeys{KnownHosts: "/home/u/kh", Identity: "/home/u/.ssh/fleet"}},
+				{Name: "near", Address: "ssh://pve2/run/a.sock",
+					SSH: SSHKeys{KnownHosts: "/home/u/.ssh/known_hosts", Identity: "/k", InsecureIgnoreHostKey: true}},
+			},
+			Sockets: []Sockets{
+				{Name: "pve1", Pattern: "ssh://root@pve1/var/run/qemu-server/*.qga", Naming: NamingProxmox, Tags: []string{"pve"},
+					Rescan: Duration{30 * time.Second}, SSH: SSHKeys{KnownHosts: "/home/u/.ssh/known_hosts", Identity: "/home/u/.ssh/fleet"}},
+				{Name: "lab", Pattern: "/run/qga/*.sock", Naming: NamingFile, Rescan: Duration{DefaultRescan}},
+			},
+		}},
 		{"keys", `
 [keys]
 freeze = ["F"]
@@ -267,18 +305,24 @@ func TestParseURI(t *testing.T) {
 }
 
 func TestCheckAddress(t *testing.T) {
-	for _, a := range []string{"unix:/run/qga.sock", "tcp:localhost:4444", "tcp:127.0.0.1:1", "tcp:[::1]:65535", "vsock:3:1234", "vsock:4294967295:1"} {
+	for _, a := range []string{"unix:/run/qga.sock", "tcp:localhost:4444", "tcp:127.0.0.1:1", "tcp:[::1]:65535", "vsock:3:1234", "vsock:4294967295:1",
+		"ssh://pve1/var/run/qemu-server/101.qga", "ssh://root@[::1]:2222/run/a%20b.sock"} {
 		if err := CheckAddress(a); err != nil {
 			t.Errorf("CheckAddress(%q): %v", a, err)
 		}
 	}
 	bad := []struct{ in, want string }{
-		{"", `address "" has no scheme; want unix:/path, tcp:host:port or vsock:cid:port`},
+		{"", `address "" has no scheme; want unix:/path, tcp:host:port, vsock:cid:port or ssh://[user@]host[:port]/path`},
 		{"tcp::44", `address "tcp::44": want tcp:host:port`},
 		{"tcp:h:70000", `address "tcp:h:70000": port "70000" must be a number from 1 to 65535`},
 		{"vsock:3", `address "vsock:3": want vsock:cid:port`},
 		{"vsock:3:x", `address "vsock:3:x": vsock port "x" must be a number`},
-		{"serial:/dev/ttyS0", `address "serial:/dev/ttyS0": unknown scheme "serial"; want unix:/path, tcp:host:port or vsock:cid:port`},
+		{"serial:/dev/ttyS0", `address "serial:/dev/ttyS0": unknown scheme "serial"; want unix:/path, tcp:host:port, vsock:cid:port or ssh://[user@]host[:port]/path`},
+		{"ssh://pve1", `address "ssh://pve1": the socket path on the host must be absolute, e.g. ssh://root@pve1/var/run/qemu-server/101.qga`},
+		{"ssh://root:pw@pve1/x.qga", `address "ssh://root:pw@pve1/x.qga": no passwords in addresses; use identity = "..." or your ssh agent`},
+		{"ssh:///x.qga", `address "ssh:///x.qga" names no host; want ssh://[user@]host[:port]/abs/path`},
+		{"ssh://h:0/x.qga", `address "ssh://h:0/x.qga": port "0" must be a number from 1 to 65535`},
+		{"ssh://h/x.qga?y", `address "ssh://h/x.qga?y": an ssh address takes no ?query or #fragment (escape them as %3F, %23)`},
 	}
 	for _, tt := range bad {
 		if err := CheckAddress(tt.in); err == nil || err.Error() != tt.want {

@@ -186,9 +186,10 @@ func orDefault(s, def string) string {
 }
 
 // CheckAddress reports what is wrong with a guest agent address, or nil.
-// Valid forms: unix:/abs/path, tcp:host:port, vsock:cid:port (numbers).
+// Valid forms: unix:/abs/path, tcp:host:port, vsock:cid:port (numbers),
+// ssh://[user@]host[:port]/abs/path (ParseSSHURL).
 func CheckAddress(addr string) error {
-	const want = "want unix:/path, tcp:host:port or vsock:cid:port"
+	const want = "want unix:/path, tcp:host:port, vsock:cid:port or ssh://[user@]host[:port]/path"
 	scheme, rest, ok := strings.Cut(addr, ":")
 	if !ok || strings.HasPrefix(addr, "/") {
 		if strings.HasPrefix(addr, "/") {
@@ -197,6 +198,10 @@ func CheckAddress(addr string) error {
 		return fmt.Errorf("address %q has no scheme; %s", addr, want)
 	}
 	switch scheme {
+	case "ssh":
+		if _, err := ParseSSHURL(addr); err != nil {
+			return fmt.Errorf("address %v", err)
+		}
 	case "unix":
 		if !strings.HasPrefix(rest, "/") {
 			return fmt.Errorf("address %q: unix socket path must be absolute", addr)
@@ -224,4 +229,64 @@ func CheckAddress(addr string) error {
 		return fmt.Errorf("address %q: unknown scheme %q; %s", addr, scheme, want)
 	}
 	return nil
+}
+
+// SSHURL is an agent socket (or a socket pattern) on another machine,
+// reached through ssh: ssh://[user@]host[:port]/abs/path.
+type SSHURL struct {
+	Raw  string
+	User string // "" means the current user
+	Host string
+	Port string // defaulted to DefaultSSHPort
+	Path string // absolute, on the remote machine
+}
+
+// ParseSSHURL takes ssh://[user@]host[:port]/abs/path apart. It refuses a
+// password in the URL, a query, a fragment and a relative or empty path.
+func ParseSSHURL(s string) (SSHURL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		return SSHURL{}, fmt.Errorf("cannot parse %q: %v", s, err)
+	}
+	if u.Scheme != "ssh" || u.Opaque != "" {
+		return SSHURL{}, fmt.Errorf("%q: want ssh://[user@]host[:port]/abs/path", s)
+	}
+	r := SSHURL{Raw: s, Host: u.Hostname(), Port: orDefault(u.Port(), DefaultSSHPort), Path: u.Path}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			return SSHURL{}, fmt.Errorf("%q: no passwords in addresses; use identity = \"...\" or your ssh agent", s)
+		}
+		r.User = u.User.Username()
+		if r.User == "" || strings.ContainsFunc(r.User, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			return SSHURL{}, fmt.Errorf("%q: bad user name", s)
+		}
+	}
+	if r.Host == "" {
+		return SSHURL{}, fmt.Errorf("%q names no host; want ssh://[user@]host[:port]/abs/path", s)
+	}
+	if p, err := strconv.Atoi(r.Port); err != nil || p < 1 || p > 65535 {
+		return SSHURL{}, fmt.Errorf("%q: port %q must be a number from 1 to 65535", s, r.Port)
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return SSHURL{}, fmt.Errorf("%q: an ssh address takes no ?query or #fragment (escape them as %%3F, %%23)", s)
+	}
+	if !strings.HasPrefix(r.Path, "/") || r.Path == "/" {
+		return SSHURL{}, fmt.Errorf("%q: the socket path on the host must be absolute, e.g. ssh://root@pve1/var/run/qemu-server/101.qga", s)
+	}
+	if strings.ContainsFunc(r.Path, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+		return SSHURL{}, fmt.Errorf("%q: control characters in the socket path", s)
+	}
+	return r, nil
+}
+
+// Endpoint is "[user@]host:port", the ssh connection the URL needs.
+func (u SSHURL) Endpoint() string {
+	hp := net.JoinHostPort(u.Host, u.Port)
+	if u.User == "" {
+		return hp
+	}
+	return u.User + "@" + hp
 }

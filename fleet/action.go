@@ -2,24 +2,26 @@ package fleet
 
 import "time"
 
-// Kind names a bulk action.
+// Kind names a bulk action. Each is declared once, with its words,
+// arguments, modes and flags, in actionTable (actions.go).
 type Kind string
 
 const (
 	ActPing     Kind = "ping"
 	ActFreeze   Kind = "freeze"
 	ActThaw     Kind = "thaw"
-	ActShutdown Kind = "shutdown" // Mode: powerdown (default), reboot, halt
-	ActSuspend  Kind = "suspend"  // Mode: disk, ram, hybrid
-	ActSetTime  Kind = "settime"  // from the host clock
+	ActShutdown Kind = "shutdown"
+	ActSuspend  Kind = "suspend"
+	ActSetTime  Kind = "settime" // from the host clock
 	ActFstrim   Kind = "fstrim"
-	ActVCPUs    Kind = "vcpus" // Mode: online, offline; IDs
+	ActVCPUs    Kind = "vcpus"
 	ActRead     Kind = "read"  // Path; result holds the content
 	ActWrite    Kind = "write" // Path, Data
 	ActInfo     Kind = "info"  // refresh everything now (read-only)
 )
 
-// Action is one bulk action with its arguments.
+// Action is one bulk action with its arguments (which ones, see the
+// action's Spec.Args).
 type Action struct {
 	Kind Kind
 	Mode string
@@ -30,7 +32,9 @@ type Action struct {
 	Users UserArgs // password, ssh-key (users.go)
 }
 
-// Result is one guest's outcome of an action.
+// Result is one guest's outcome of an action. Besides the summary for a
+// person (Result), an action fills the structured fields its Spec names
+// (ResultFields): callers read those, never the text.
 type Result struct {
 	Guest    string
 	OK       bool
@@ -43,4 +47,11 @@ type Result struct {
 	// the guest (zero otherwise). Result does not repeat it, so that a
 	// caller that thaws at another time (run --hold) can say that instead.
 	ThawAt time.Time
+
+	RTT          time.Duration // ping: the round trip
+	Filesystems  int           // freeze: frozen; thaw: thawed; fstrim: trimmed
+	TrimmedBytes int64         // fstrim: bytes discarded, over all filesystems
+	VCPUs        int           // vcpus: how many the agent changed
+	Bytes        int64         // read: bytes kept in Data; write: bytes written
+	Clock        time.Time     // settime: the host time sent
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet/discovery"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
@@ -145,6 +147,8 @@ type Fleet struct {
 	snapMu sync.Mutex
 	snap   *Snapshot
 
+	launch launcher // every guest's first poll (launch.go)
+
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger
 }
@@ -160,6 +164,7 @@ func New(opts Options) *Fleet {
 		changed:  make(chan struct{}, 1),
 	}
 	f.life, f.stop = context.WithCancel(context.Background())
+	f.launch.f = f
 	f.sources = discovery.NewManager(sourceSink{f})
 	if opts.ReplyBudget > 0 {
 		f.budget = agentclient.NewBudget(opts.ReplyBudget)
@@ -219,9 +224,7 @@ func (f *Fleet) Add(targets ...Target) {
 		s.startWatchdog()
 	}
 	if loopCtx != nil {
-		for _, s := range start {
-			f.startLoop(loopCtx, s)
-		}
+		f.startLoops(loopCtx, start)
 	}
 	if changed {
 		f.bump()
@@ -296,9 +299,7 @@ func (f *Fleet) Start(ctx context.Context) {
 		stopWith()
 		cancel()
 	}()
-	for _, s := range order {
-		f.startLoop(loopCtx, s)
-	}
+	f.startLoops(loopCtx, order)
 	if f.book != nil {
 		f.wg.Add(1)
 		go func() {
@@ -308,22 +309,29 @@ func (f *Fleet) Start(ctx context.Context) {
 	}
 }
 
-func (f *Fleet) startLoop(ctx context.Context, s *session) {
-	ctx, cancel := context.WithCancel(ctx)
-	s.mu.Lock()
-	if s.closed {
+// startLoops starts the poll loops of ss, their first polls queued for the
+// launcher in one go (so that its order, not the goroutines', decides).
+func (f *Fleet) startLoops(ctx context.Context, ss []*session) {
+	launches := make([]launch, 0, len(ss))
+	for _, s := range ss {
+		ctx, cancel := context.WithCancel(ctx)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			cancel()
+			continue
+		}
+		s.stopLoop = cancel
 		s.mu.Unlock()
-		cancel()
-		return
+		launches = append(launches, launch{ctx, s})
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer cancel()
+			s.loop(ctx)
+		}()
 	}
-	s.stopLoop = cancel
-	s.mu.Unlock()
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		defer cancel()
-		s.loop(ctx)
-	}()
+	f.launch.enqueue(launches)
 }
 
 // Close stops polling and the freeze watchdog, and closes every session.
@@ -490,27 +498,23 @@ func (f *Fleet) RefreshOnce(ctx context.Context, names []string) {
 	})
 }
 
-// forEach runs fn(0..n-1) on at most limit goroutines and returns when all
-// started calls are done; once ctx ends no new call starts.
+// forEach runs fn(0..n-1), at most limit at once, in order, and returns
+// when all started calls are done; once ctx ends no new call starts.
 func forEach(ctx context.Context, n, limit int, fn func(i int)) {
-	if n == 0 {
-		return
-	}
-	limit = min(limit, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range limit {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if ctx.Err() == nil { // it may have ended while Go waited for a slot
 				fn(i)
 			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // fn reports through its own results
 }
 
 // nameHash spreads guests deterministically: start offsets and jitter seeds.

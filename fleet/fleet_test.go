@@ -11,8 +11,9 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 )
 
-// Each guest starts at its own deterministic offset inside the interval and
-// then polls every interval.
+// Every guest is polled at once when the fleet starts; from the second poll
+// on, each keeps its own deterministic offset inside the interval (at least
+// half an interval after the first) and polls every interval.
 func TestStartOffsets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		opts := Options{Interval: 10 * time.Second, SlowInterval: time.Minute, Timeout: time.Second}
@@ -29,12 +30,19 @@ func TestStartOffsets(t *testing.T) {
 			if len(ts) < 3 {
 				t.Fatalf("%s: %d live polls in 35s, want >= 3", name, len(ts))
 			}
-			for i, at := range ts {
-				if got, w := at.Sub(t0), want+time.Duration(i)*opts.Interval; got != w {
-					t.Errorf("%s poll %d at +%v, want +%v", name, i, got, w)
+			if ts[0] != t0 {
+				t.Errorf("%s first poll at +%v, want at once", name, ts[0].Sub(t0))
+			}
+			second := want
+			if second <= opts.Interval/2 {
+				second += opts.Interval
+			}
+			for i, at := range ts[1:] {
+				if got, w := at.Sub(t0), second+time.Duration(i)*opts.Interval; got != w {
+					t.Errorf("%s poll %d at +%v, want +%v", name, i+1, got, w)
 				}
 			}
-			distinct[ts[0].Sub(t0)] = true
+			distinct[ts[1].Sub(t0)] = true
 			if g := f.Guest(name); g.State != Ready || g.LastSlow.IsZero() || g.Hostname != name {
 				t.Errorf("%s: state %s, LastSlow %v, hostname %q", name, g.State, g.LastSlow, g.Hostname)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // sockProxy forwards a unix socket to another; the test stops it (the
@@ -406,13 +407,7 @@ func TestSuspendedUntilItAnswers(t *testing.T) {
 
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, d, func() (bool, string) { return cond(), what + ": not yet" })
 }
 
 // A bulk freeze writes its entries ahead in one go; a guest that was frozen

@@ -41,6 +41,13 @@ func (f *Fleet) AddHost(ctx context.Context, h HostConfig) error {
 // returned, but the source stays added and keeps retrying in the background;
 // its guests appear once it answers.
 func (f *Fleet) AddSource(ctx context.Context, src discovery.Source) error {
+	// A source that carries agent streams (ssh) makes them with the
+	// fleet's read buffer, reply budget and log hook, like dialStream.
+	if so, ok := src.(interface {
+		SetStreamOptions(func(context.Context) []agentclient.Option)
+	}); ok {
+		so.SetStreamOptions(f.streamOptions)
+	}
 	if d, ok := src.(discovery.Dialer); ok {
 		scheme := d.Scheme()
 		f.SetDialer(scheme, func(ctx context.Context, t Target) (agentclient.Agent, error) {

@@ -6,83 +6,83 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/guestdeck/guestdeck/agentclient"
 )
 
-// ParseAction reads an action from words: "freeze", "shutdown reboot",
-// "suspend ram", "vcpus offline 2,3" (ranges like 2-5 too), "read /etc/x",
-// "write /tmp/x some text".
+// ParseAction reads an action from words, as the action table declares
+// them: "freeze", "shutdown reboot" (or "reboot"), "suspend ram" (or
+// "suspend mem"), "vcpus offline 2,3" (ranges like 2-5 too), "read
+// /etc/x" (or "cat /etc/x"), "write /tmp/x some text".
 func ParseAction(args []string) (Action, error) {
 	if len(args) == 0 {
 		return Action{}, fmt.Errorf("no action given (want one of %s)", kindList())
 	}
-	a := Action{Kind: Kind(strings.ToLower(args[0]))}
-	rest := args[1:]
-	noArgs := func() error {
-		if len(rest) > 0 {
-			return fmt.Errorf("%s takes no arguments, got %q", a.Kind, strings.Join(rest, " "))
-		}
-		return nil
+	s, fixed, ok := lookupWord(args[0])
+	if !ok {
+		return Action{}, fmt.Errorf("unknown action %q (want one of %s)", args[0], kindList())
 	}
-	var err error
-	switch a.Kind {
-	case ActPing, ActFreeze, ActThaw, ActSetTime, ActFstrim, ActInfo:
-		err = noArgs()
-	case ActShutdown:
-		a.Mode = agentclient.ShutdownPowerdown
-		if len(rest) > 0 {
-			a.Mode = rest[0]
-			rest = rest[1:]
+	a := Action{Kind: s.Kind, Mode: fixed}
+	rest := args[1:]
+	name := strings.ToLower(args[0])
+	switch s.Args {
+	case ModeArg:
+		if fixed == "" {
+			var err error
+			if a.Mode, rest, err = s.takeMode(rest); err != nil {
+				return Action{}, err
+			}
 		}
-		if !slices.Contains([]string{agentclient.ShutdownPowerdown, agentclient.ShutdownReboot, agentclient.ShutdownHalt}, a.Mode) {
-			return Action{}, fmt.Errorf("shutdown mode %q: want powerdown, reboot or halt", a.Mode)
-		}
-		err = noArgs()
-	case ActSuspend:
-		if len(rest) == 0 {
-			return Action{}, fmt.Errorf("suspend needs a mode: disk, ram or hybrid")
-		}
-		a.Mode, rest = rest[0], rest[1:]
-		if !slices.Contains([]string{agentclient.SuspendDisk, agentclient.SuspendRAM, agentclient.SuspendHybrid}, a.Mode) {
-			return Action{}, fmt.Errorf("suspend mode %q: want disk, ram or hybrid", a.Mode)
-		}
-		err = noArgs()
-	case ActVCPUs:
+	case ModeIDsArg:
 		if len(rest) < 2 {
-			return Action{}, fmt.Errorf("vcpus needs online|offline and ids, e.g. \"vcpus offline 2,3\"")
+			return Action{}, fmt.Errorf("%s needs %s and ids, e.g. %q", s.Kind, strings.ReplaceAll(s.modeList(), " or ", "|"), fmt.Sprintf("%s %s 2,3", s.Kind, s.Modes[len(s.Modes)-1].Name))
 		}
-		a.Mode = rest[0]
-		if a.Mode != "online" && a.Mode != "offline" {
-			return Action{}, fmt.Errorf("vcpus mode %q: want online or offline", a.Mode)
+		var err error
+		if a.Mode, rest, err = s.takeMode(rest); err != nil {
+			return Action{}, err
 		}
-		a.IDs, err = parseIDs(strings.Join(rest[1:], ","))
-	case ActPassword, ActSSHKey:
-		err = a.parseUsers(rest)
-	case ActRead:
+		if a.IDs, err = parseIDs(strings.Join(rest, ",")); err != nil {
+			return Action{}, err
+		}
+		rest = nil
+	case PathArg:
 		if len(rest) != 1 || rest[0] == "" {
-			return Action{}, fmt.Errorf("read needs exactly one guest path")
+			return Action{}, fmt.Errorf("%s needs exactly one guest path", name)
 		}
-		a.Path = rest[0]
-	case ActWrite:
+		a.Path, rest = rest[0], nil
+	case PathDataArg:
 		if len(rest) == 0 || rest[0] == "" {
-			return Action{}, fmt.Errorf("write needs a guest path (and the content)")
+			return Action{}, fmt.Errorf("%s needs a guest path (and the content)", name)
 		}
 		a.Path = rest[0]
 		if len(rest) > 1 {
 			a.Data = []byte(strings.Join(rest[1:], " "))
 		}
-	default:
-		return Action{}, fmt.Errorf("unknown action %q (want one of %s)", args[0], kindList())
+		rest = nil
+	case CustomArgs:
+		if err := s.parse(&a, rest); err != nil {
+			return Action{}, err
+		}
+		rest = nil
 	}
-	if err != nil {
-		return Action{}, err
+	if len(rest) > 0 {
+		return Action{}, fmt.Errorf("%s takes no arguments, got %q", name, strings.Join(rest, " "))
 	}
 	return a, nil
 }
 
-func kindList() string {
-	return "ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write, password, ssh-key"
+// takeMode reads the mode from the first word, or the default when there
+// is none (or it is no mode) and the action has one.
+func (s Spec) takeMode(rest []string) (string, []string, error) {
+	if len(rest) == 0 {
+		if s.DefaultMode == "" {
+			return "", nil, fmt.Errorf("%s needs a mode: %s", s.Kind, s.modeList())
+		}
+		return s.DefaultMode, rest, nil
+	}
+	m, ok := s.mode(rest[0])
+	if !ok {
+		return "", nil, fmt.Errorf("%s mode %q: want %s", s.Kind, rest[0], s.modeList())
+	}
+	return m.Name, rest[1:], nil
 }
 
 // parseIDs reads "2,3,5-7" (spaces and empty items ignored).
@@ -116,31 +116,19 @@ func parseIDs(s string) ([]int, error) {
 	return ids, nil
 }
 
-// Mutating reports whether the action changes the guest; Readonly refuses it.
+// Mutating reports whether the action changes the guest; Readonly refuses
+// it. The table decides (Spec.Mutating, but a mode that only looks).
 func (a Action) Mutating() bool {
-	switch a.Kind {
-	case ActPing, ActRead, ActInfo:
+	if m, ok := a.modeSpec(); ok && m.LooksOnly {
 		return false
-	case ActPassword, ActSSHKey:
-		return a.usersMutating()
 	}
-	return true
+	return a.spec().Mutating
 }
 
 // Destructive reports whether the action interrupts the guest or loses data
-// and so deserves a confirmation: shutdown, suspend, freeze (writers block),
-// file writes and taking vCPUs offline.
-func (a Action) Destructive() bool {
-	switch a.Kind {
-	case ActShutdown, ActSuspend, ActFreeze, ActWrite:
-		return true
-	case ActPassword, ActSSHKey:
-		return a.usersMutating()
-	case ActVCPUs:
-		return a.Mode == "offline"
-	}
-	return false
-}
+// and so deserves a confirmation (Spec.Danger, raised by the mode: vCPUs
+// offline).
+func (a Action) Destructive() bool { return a.danger() >= Disruptive }
 
 // Commands lists the agent commands the action needs: the names in Sends
 // (but the optional ones).
@@ -156,26 +144,24 @@ func (a Action) Commands() []string {
 
 // String is the action as ParseAction reads it back (write data elided).
 func (a Action) String() string {
-	switch a.Kind {
-	case ActShutdown:
+	switch a.spec().Args {
+	case ModeArg:
 		if a.Mode == "" {
 			return string(a.Kind)
 		}
 		return string(a.Kind) + " " + a.Mode
-	case ActSuspend:
-		return string(a.Kind) + " " + a.Mode
-	case ActVCPUs:
+	case ModeIDsArg:
 		ids := make([]string, len(a.IDs))
 		for i, id := range a.IDs {
 			ids[i] = strconv.Itoa(id)
 		}
-		return fmt.Sprintf("vcpus %s %s", a.Mode, strings.Join(ids, ","))
-	case ActRead:
-		return "read " + a.Path
-	case ActWrite:
-		return fmt.Sprintf("write %s (%d bytes)", a.Path, len(a.Data))
-	case ActPassword, ActSSHKey:
-		return a.usersString()
+		return fmt.Sprintf("%s %s %s", a.Kind, a.Mode, strings.Join(ids, ","))
+	case PathArg:
+		return fmt.Sprintf("%s %s", a.Kind, a.Path)
+	case PathDataArg:
+		return fmt.Sprintf("%s %s (%d bytes)", a.Kind, a.Path, len(a.Data))
+	case CustomArgs:
+		return a.spec().str(a)
 	}
 	return string(a.Kind)
 }
@@ -190,27 +176,32 @@ func (a Action) Check(g *Guest) (skip string) {
 	return checkCommands(g, a.Commands()...)
 }
 
-// validate catches actions built by hand rather than by ParseAction.
+// validate catches actions built by hand rather than by ParseAction: the
+// kind is in the table and the arguments fit its shape. An empty mode is
+// allowed where the action has a default (the agent applies its own).
 func (a Action) validate() error {
-	switch a.Kind {
-	case ActPing, ActFreeze, ActThaw, ActSetTime, ActFstrim, ActInfo, ActShutdown:
-		return nil
-	case ActSuspend:
-		if !slices.Contains([]string{agentclient.SuspendDisk, agentclient.SuspendRAM, agentclient.SuspendHybrid}, a.Mode) {
-			return fmt.Errorf("suspend mode %q: want disk, ram or hybrid", a.Mode)
+	s, ok := SpecOf(a.Kind)
+	if !ok {
+		return fmt.Errorf("unknown action %q", a.Kind)
+	}
+	switch s.Args {
+	case ModeArg:
+		if a.Mode == "" && s.DefaultMode != "" {
+			return nil
 		}
-	case ActVCPUs:
-		if (a.Mode != "online" && a.Mode != "offline") || len(a.IDs) == 0 {
-			return fmt.Errorf("vcpus needs online|offline and at least one id")
+		if m, ok := s.mode(a.Mode); !ok || m.Name != a.Mode {
+			return fmt.Errorf("%s mode %q: want %s", a.Kind, a.Mode, s.modeList())
 		}
-	case ActRead, ActWrite:
+	case ModeIDsArg:
+		if m, ok := s.mode(a.Mode); !ok || m.Name != a.Mode || len(a.IDs) == 0 {
+			return fmt.Errorf("%s needs %s and at least one id", a.Kind, strings.ReplaceAll(s.modeList(), " or ", "|"))
+		}
+	case PathArg, PathDataArg:
 		if a.Path == "" {
 			return fmt.Errorf("%s needs a path", a.Kind)
 		}
-	case ActPassword, ActSSHKey:
-		return a.validateUsers()
-	default:
-		return fmt.Errorf("unknown action %q", a.Kind)
+	case CustomArgs:
+		return s.check(a)
 	}
 	return nil
 }

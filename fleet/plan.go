@@ -50,61 +50,14 @@ func (s Send) JSON() string {
 // bytesArg is the placeholder for n bytes that are not recorded.
 func bytesArg(n int64) string { return fmt.Sprintf("<%d bytes, not recorded>", n) }
 
-// Sends is what the action sends to a guest that can run it, in order: the
-// one home of that fact (Commands, the dry run and the audit log read it).
-// now is the host clock that settime sends; the real action reads the clock
-// again as it sends, so its time is later by however long the wait was.
+// Sends is what the action sends to a guest that can run it, in order,
+// from the action table: the one home of that fact (Commands, the dry run
+// and the audit log read it). now is the host clock that settime sends;
+// the real action reads the clock again as it sends, so its time is later
+// by however long the wait was.
 func (a Action) Sends(now time.Time) []Send {
-	switch a.Kind {
-	case ActPing:
-		return []Send{{Execute: "guest-ping"}}
-	case ActInfo:
-		// A refresh of everything the poller reads; guest-info comes first
-		// and decides what else may be asked (only commands that look).
-		return []Send{{Execute: "guest-info"}}
-	case ActFreeze:
-		return []Send{{Execute: "guest-fsfreeze-freeze"}}
-	case ActThaw:
-		// The thaw is confirmed with the freeze state, where the agent
-		// can report it.
-		return []Send{{Execute: "guest-fsfreeze-thaw"}, {Execute: "guest-fsfreeze-status", optional: true}}
-	case ActShutdown:
-		if a.Mode == "" {
-			return []Send{{Execute: "guest-shutdown"}}
-		}
-		return []Send{{Execute: "guest-shutdown", Arguments: map[string]string{"mode": a.Mode}}}
-	case ActSuspend:
-		return []Send{{Execute: "guest-suspend-" + a.Mode}}
-	case ActSetTime:
-		return []Send{{Execute: "guest-set-time", Arguments: map[string]int64{"time": now.UnixNano()}}}
-	case ActFstrim:
-		return []Send{{Execute: "guest-fstrim"}}
-	case ActVCPUs:
-		type setVCPU struct {
-			LogicalID int  `json:"logical-id"`
-			Online    bool `json:"online"`
-		}
-		vs := make([]setVCPU, len(a.IDs))
-		for i, id := range a.IDs {
-			vs[i] = setVCPU{id, a.Mode == "online"}
-		}
-		return []Send{{Execute: "guest-set-vcpus", Arguments: map[string]any{"vcpus": vs}}}
-	case ActRead:
-		return []Send{
-			{Execute: "guest-file-open", Arguments: map[string]string{"path": a.Path, "mode": "r"}},
-			// The size, where the agent tells it (a bound on the read),
-			// and back to the start; an agent that cannot seek is read
-			// to the end without.
-			{Execute: "guest-file-seek", Arguments: map[string]any{"handle": HandleArg, "offset": 0, "whence": agentclient.SeekEnd}, optional: true},
-			{Execute: "guest-file-seek", Arguments: map[string]any{"handle": HandleArg, "offset": 0, "whence": agentclient.SeekSet}, optional: true},
-			// Repeated until the end of the file.
-			{Execute: "guest-file-read", Arguments: map[string]any{"handle": HandleArg, "count": agentclient.DefaultReadChunk}},
-			{Execute: "guest-file-close", Arguments: map[string]string{"handle": HandleArg}},
-		}
-	case ActWrite:
-		return WriteSends(a.Path, int64(len(a.Data)))
-	case ActPassword, ActSSHKey:
-		return a.usersSends()
+	if s := a.spec(); s.sends != nil {
+		return s.sends(a, now)
 	}
 	return nil
 }
@@ -292,7 +245,7 @@ func (s *session) autoThaw(ctx context.Context, why string) Result {
 	}
 	e := audit.Entry{ID: al.NewID(), Phase: audit.Intent, Source: audit.SourceAuto, Action: string(ActThaw) + " (" + why + ")",
 		Guests: []audit.Guest{{Name: s.target.Name, Address: s.target.Address, Result: "pending",
-			Sends: AuditSends(Action{Kind: ActThaw}.Sends(time.Now()))}}}
+			Sends: AuditSends(thawSends())}}}
 	s.appendAudit(al, e)
 	r := s.thawOwed(ctx, why)
 	e.Phase, e.Time, e.Guests = audit.Outcome, time.Time{}, AuditResults([]Result{r}, func(string) string { return s.target.Address })

@@ -17,6 +17,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // wireLog records every request line the fleet's agents put on the wire.
@@ -115,7 +116,9 @@ func sameArgs(plan, wire any, lo, hi int64) bool {
 // arguments (placeholders aside). A read repeats guest-file-read to the end.
 func TestSendsAreWhatIsSent(t *testing.T) {
 	actions := []string{"ping", "freeze", "thaw", "shutdown reboot", "shutdown", "suspend ram", "settime", "fstrim",
-		"vcpus offline 1", "vcpus online 1", "read /etc/os-release", "write /tmp/plan.txt hello plan", "write /tmp/empty.txt"}
+		"vcpus offline 1", "vcpus online 1", "read /etc/os-release", "write /tmp/plan.txt hello plan", "write /tmp/empty.txt",
+		// The action table's aliases send what they stand for.
+		"reboot", "shutdown halt", "suspend mem", "suspend disk", "cat /etc/os-release"}
 	dir, err := os.MkdirTemp("/tmp", "gdp")
 	if err != nil {
 		t.Fatal(err)
@@ -296,13 +299,9 @@ func TestWatchdogThawAudited(t *testing.T) {
 			if !r.OK || r.ThawAt.IsZero() || !farm.Guests()[0].Frozen() {
 				t.Fatalf("freeze: %+v", r)
 			}
-			deadline := time.Now().Add(20 * time.Second)
-			for farm.Guests()[0].Frozen() || len(f.FrozenByUs()) > 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the watchdog did not thaw within 20s")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			wait.For(t, 20*time.Second, func() (bool, string) {
+				return !farm.Guests()[0].Frozen() && len(f.FrozenByUs()) == 0, "the watchdog has not thawed"
+			})
 			var es []audit.Entry
 			audit.Read(log.Path(), func(e audit.Entry) error { es = append(es, e); return nil })
 			if !writable {

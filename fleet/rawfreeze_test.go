@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // A freeze sent through Raw is a freeze by this process all the same: the
@@ -25,13 +26,9 @@ func TestRawFreezeArmsGuard(t *testing.T) {
 	if got := f.FrozenByUs(); len(got) != 1 || got[0] != "s00" {
 		t.Fatalf("FrozenByUs after raw freeze = %v, want [s00]", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Frozen() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if g.Frozen() {
-		t.Fatal("watchdog did not thaw a guest frozen through Raw")
-	}
+	wait.For(t, 5*time.Second, func() (bool, string) {
+		return !g.Frozen(), "watchdog did not thaw a guest frozen through Raw"
+	})
 
 	opts.FreezeTimeout = time.Hour
 	if _, err := f.Raw(ctx, "s00", []byte(`{"execute":"guest-fsfreeze-freeze"}`)); err != nil {
@@ -62,11 +59,7 @@ func TestReAddKeepsFreezeGuard(t *testing.T) {
 	if got := f.FrozenByUs(); len(got) != 1 || got[0] != "s00" {
 		t.Fatalf("FrozenByUs after re-add = %v, want [s00]", got)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Frozen() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if g.Frozen() {
-		t.Fatal("watchdog did not thaw a guest frozen before it was re-added")
-	}
+	wait.For(t, 5*time.Second, func() (bool, string) {
+		return !g.Frozen(), "watchdog did not thaw a guest frozen before it was re-added"
+	})
 }

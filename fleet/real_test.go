@@ -9,6 +9,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // Twenty real qemu-ga agents on this machine reach Ready in one RefreshOnce,
@@ -98,8 +99,12 @@ func TestRealVMFreezeThawShutdown(t *testing.T) {
 	if r := run("read", testpeers.HelloPath); r.OK || !strings.Contains(r.Err, "frozen") {
 		t.Fatalf("read while frozen: %+v", r)
 	}
-	// The poller keeps the frozen guest answering (allowed commands only).
-	time.Sleep(2500 * time.Millisecond)
+	// The poller keeps the frozen guest answering (allowed commands only):
+	// two polls later it is still frozen, without an error.
+	since := time.Now()
+	waitFor(t, f, vm.Name, 30*time.Second, func(g *fleet.Guest) bool { return g.LastLive.After(since) })
+	since = f.Guest(vm.Name).LastLive
+	waitFor(t, f, vm.Name, 30*time.Second, func(g *fleet.Guest) bool { return g.LastLive.After(since) })
 	if g := f.Guest(vm.Name); g.State != fleet.Frozen || g.Err != "" {
 		t.Fatalf("frozen guest polled: %s %q", g.State, g.Err)
 	}
@@ -123,13 +128,8 @@ func TestRealVMFreezeThawShutdown(t *testing.T) {
 
 func waitFor(t *testing.T, f *fleet.Fleet, name string, d time.Duration, ok func(*fleet.Guest) bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if ok(f.Guest(name)) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	g := f.Guest(name)
-	t.Fatalf("%s: still %s (%q) after %v", name, g.State, g.Err, d)
+	wait.For(t, d, func() (bool, string) {
+		g := f.Guest(name)
+		return ok(g), fmt.Sprintf("%s: still %s (%q)", name, g.State, g.Err)
+	})
 }

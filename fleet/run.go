@@ -71,32 +71,31 @@ func (f *Fleet) Run(ctx context.Context, a Action, names []string, progress func
 	return results
 }
 
-// run performs one action on one guest.
-func (s *session) run(ctx context.Context, a Action) Result {
+// FreezeTimeout is when the watchdog thaws a guest this process froze,
+// counted from the freeze (Options.FreezeTimeout): what a freeze's
+// confirmation promises.
+func (f *Fleet) FreezeTimeout() time.Duration { return f.opts.FreezeTimeout }
+
+// run performs one action on one guest: the capability check, then the
+// action's own step from the table, with one exit for its error.
+func (s *session) run(ctx context.Context, a Action) (r Result) {
 	t0 := time.Now()
-	r := Result{Guest: s.target.Name}
+	r.Guest = s.target.Name
+	defer func() { r.Duration = time.Since(t0) }()
 	if why := a.Check(s.cur.Load()); why != "" {
 		r.Skipped, r.Err = true, why
-		r.Duration = time.Since(t0)
 		return r
 	}
-	var err error
-	if a.Kind == ActInfo {
-		err = s.poll(ctx, true)
-		g := s.cur.Load()
-		if err == nil {
-			r.Result = describe(g)
-		}
-	} else {
-		err = s.withAgent(ctx, func(ag *callAgent) error { return s.act(ctx, ag, a, &r) })
+	step := a.spec().run
+	if step == nil {
+		r.Err = fmt.Sprintf("unknown action %q", a.Kind)
+		return r
 	}
-	if err != nil {
-		r.OK = false
-		r.Err = actionError(err)
-	} else {
-		r.OK = true
+	if err := step(s, ctx, a, &r); err != nil {
+		r.OK, r.Err = false, actionError(err)
+		return r
 	}
-	r.Duration = time.Since(t0)
+	r.OK = true
 	return r
 }
 
@@ -155,141 +154,178 @@ func plural(n int, one string) string {
 	return fmt.Sprintf("%d %ss", n, one)
 }
 
-// act sends the action's commands. Holds sem.
-func (s *session) act(ctx context.Context, a *callAgent, act Action, r *Result) error {
-	now := time.Now
-	switch act.Kind {
-	case ActPing:
-		t0 := now()
-		if err := a.Ping(ctx); err != nil {
-			return err
-		}
-		r.Result = fmt.Sprintf("pong in %s", time.Since(t0).Round(10*time.Microsecond))
-	case ActFreeze:
-		return s.freeze(ctx, a, r)
-	case ActThaw:
-		// Checked with guest-fsfreeze-status: only a confirmed thaw clears
-		// the ledger (whoever froze the guest).
-		n, verified, err := s.thawVerify(ctx, a)
-		if err != nil {
-			return err
-		}
-		s.clearFreeze()
-		if n == 0 {
-			r.Result = "already thawed (nothing to thaw)"
-		} else {
-			r.Result = "thawed " + plural(n, "filesystem")
-		}
-		if !verified {
-			r.Result += " (the agent cannot report its freeze state)"
-		}
-	case ActShutdown, ActSuspend:
-		var err error
-		var entry string
-		if act.Kind == ActShutdown {
-			err = a.Shutdown(ctx, act.Mode)
-		} else {
-			// Recorded first: a guest this process suspends must show as
-			// suspended to every later guestdeck, not as silent.
-			if entry, err = s.recordSuspend(act.Mode); err != nil {
-				return fmt.Errorf("not suspended: the suspend could not be recorded (%w); nothing was sent", err)
-			}
-			err = a.Suspend(ctx, act.Mode)
-		}
-		lost := agentclient.IsConnLost(err)
-		if err != nil && !lost {
-			s.forget(entry)
-			return err
-		}
-		// Accepted: the agent replies nothing, or the guest hangs up as it
-		// goes. Only watching it go confirms the outcome.
-		if lost {
-			s.dropAgent()
-		}
-		st := ShuttingDown
-		if act.Kind == ActSuspend {
-			st = Suspended
-		}
-		s.update(func(g *Guest) { setState(g, st, "", time.Now()) })
-		s.poke()
-		r.Result = fmt.Sprintf("%s accepted; waiting for the guest to go", act)
-	case ActSetTime:
-		ns := now().UnixNano()
-		if err := a.SetTime(ctx, &ns); err != nil {
-			return err
-		}
-		s.poke()
-		r.Result = "clock set to host time " + time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
-	case ActFstrim:
-		tr, err := a.Fstrim(ctx, nil)
-		if err != nil {
-			return err
-		}
-		r.Result = summarizeTrim(tr)
-	case ActVCPUs:
-		want := make([]agentclient.VCPU, len(act.IDs))
-		for i, id := range act.IDs {
-			want[i] = agentclient.VCPU{LogicalID: id, Online: act.Mode == "online"}
-		}
-		n, err := a.SetVCPUs(ctx, want)
-		if err != nil {
-			return err
-		}
-		r.Result = fmt.Sprintf("%d of %d vCPUs set %s", n, len(want), act.Mode)
-		if n < len(want) {
-			return fmt.Errorf("only %d of %d vCPUs set %s (the agent stops at the first it cannot change)", n, len(want), act.Mode)
-		}
-		s.poke()
-	case ActRead:
-		var buf bytes.Buffer
-		n, err := readFile(ctx, a, act.Path, &limitWriter{w: &buf, n: MaxReadData}, nil)
-		if err != nil && !errors.Is(err, errLimit) {
-			return err
-		}
-		r.Data = buf.Bytes()
-		if errors.Is(err, errLimit) {
-			r.Result = fmt.Sprintf("read the first %d bytes of %s (cut at %d)", len(r.Data), act.Path, MaxReadData)
-		} else {
-			r.Result = fmt.Sprintf("read %d bytes from %s", n, act.Path)
-		}
-	case ActWrite:
-		n, err := writeFile(ctx, a, act.Path, bytes.NewReader(act.Data), int64(len(act.Data)), nil)
-		if err != nil {
-			return err
-		}
-		r.Result = fmt.Sprintf("wrote %d bytes to %s", n, act.Path)
-	case ActPassword, ActSSHKey:
-		return s.userAct(ctx, a, act, r)
-	default:
-		return fmt.Errorf("unknown action %q", act.Kind)
+// agentStep is an action's step that talks to the agent (Spec.run through
+// onAgent): it runs holding the guest's connection. Holds sem.
+type agentStep func(s *session, ctx context.Context, ag *callAgent, a Action, r *Result) error
+
+// onAgent runs step with the guest's connection, dialing first if needed.
+func onAgent(step agentStep) func(s *session, ctx context.Context, a Action, r *Result) error {
+	return func(s *session, ctx context.Context, a Action, r *Result) error {
+		return s.withAgent(ctx, func(ag *callAgent) error { return step(s, ctx, ag, a, r) })
+	}
+}
+
+// actInfo polls everything now (it dials and holds the connection itself).
+func (s *session) actInfo(ctx context.Context, _ Action, r *Result) error {
+	if err := s.poll(ctx, true); err != nil {
+		return err
+	}
+	r.Result = describe(s.cur.Load())
+	return nil
+}
+
+func (s *session) actPing(ctx context.Context, ag *callAgent, _ Action, r *Result) error {
+	t0 := time.Now()
+	if err := ag.Ping(ctx); err != nil {
+		return err
+	}
+	r.RTT = time.Since(t0)
+	r.Result = fmt.Sprintf("pong in %s", r.RTT.Round(10*time.Microsecond))
+	return nil
+}
+
+// actThaw thaws, checked with guest-fsfreeze-status: only a confirmed thaw
+// clears the ledger (whoever froze the guest).
+func (s *session) actThaw(ctx context.Context, ag *callAgent, _ Action, r *Result) error {
+	n, verified, err := s.thawVerify(ctx, ag)
+	if err != nil {
+		return err
+	}
+	s.clearFreeze()
+	r.Filesystems = n
+	if n == 0 {
+		r.Result = "already thawed (nothing to thaw)"
+	} else {
+		r.Result = "thawed " + plural(n, "filesystem")
+	}
+	if !verified {
+		r.Result += " (the agent cannot report its freeze state)"
 	}
 	return nil
 }
 
-func summarizeTrim(tr *agentclient.TrimResponse) string {
-	if tr == nil || len(tr.Paths) == 0 {
-		return "trimmed (the agent reports no details)"
+// actGoAway shuts down or suspends: the guest goes away, so the agent
+// replies nothing, or hangs up as it goes. Only watching it go confirms the
+// outcome.
+func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Result) error {
+	var err error
+	var entry string
+	st := ShuttingDown
+	if a.Kind == ActSuspend {
+		st = Suspended
+		// Recorded first: a guest this process suspends must show as
+		// suspended to every later guestdeck, not as silent.
+		if entry, err = s.recordSuspend(a.Mode); err != nil {
+			return fmt.Errorf("not suspended: the suspend could not be recorded (%w); nothing was sent", err)
+		}
+		err = ag.Suspend(ctx, a.Mode)
+	} else {
+		err = ag.Shutdown(ctx, a.Mode)
 	}
-	var total int64
+	lost := agentclient.IsConnLost(err)
+	if err != nil && !lost {
+		s.forget(entry)
+		return err
+	}
+	if lost {
+		s.dropAgent()
+	}
+	s.update(func(g *Guest) { setState(g, st, "", time.Now()) })
+	s.poke()
+	r.Result = fmt.Sprintf("%s accepted; waiting for the guest to go", a)
+	return nil
+}
+
+func (s *session) actSetTime(ctx context.Context, ag *callAgent, _ Action, r *Result) error {
+	ns := time.Now().UnixNano()
+	if err := ag.SetTime(ctx, &ns); err != nil {
+		return err
+	}
+	s.poke()
+	r.Clock = time.Unix(0, ns).UTC()
+	r.Result = "clock set to host time " + r.Clock.Format(time.RFC3339Nano)
+	return nil
+}
+
+func (s *session) actFstrim(ctx context.Context, ag *callAgent, _ Action, r *Result) error {
+	tr, err := ag.Fstrim(ctx, nil)
+	if err != nil {
+		return err
+	}
+	summarizeTrim(tr, r)
+	return nil
+}
+
+func (s *session) actVCPUs(ctx context.Context, ag *callAgent, a Action, r *Result) error {
+	want := make([]agentclient.VCPU, len(a.IDs))
+	for i, id := range a.IDs {
+		want[i] = agentclient.VCPU{LogicalID: id, Online: a.Mode == VCPUsOnline}
+	}
+	n, err := ag.SetVCPUs(ctx, want)
+	if err != nil {
+		return err
+	}
+	r.VCPUs = n
+	r.Result = fmt.Sprintf("%d of %d vCPUs set %s", n, len(want), a.Mode)
+	if n < len(want) {
+		return fmt.Errorf("only %d of %d vCPUs set %s (the agent stops at the first it cannot change)", n, len(want), a.Mode)
+	}
+	s.poke()
+	return nil
+}
+
+func (s *session) actRead(ctx context.Context, ag *callAgent, a Action, r *Result) error {
+	var buf bytes.Buffer
+	n, err := readFile(ctx, ag, a.Path, &limitWriter{w: &buf, n: MaxReadData}, nil)
+	if err != nil && !errors.Is(err, errLimit) {
+		return err
+	}
+	r.Data = buf.Bytes()
+	r.Bytes = int64(len(r.Data))
+	if errors.Is(err, errLimit) {
+		r.Result = fmt.Sprintf("read the first %d bytes of %s (cut at %d)", len(r.Data), a.Path, MaxReadData)
+	} else {
+		r.Result = fmt.Sprintf("read %d bytes from %s", n, a.Path)
+	}
+	return nil
+}
+
+func (s *session) actWrite(ctx context.Context, ag *callAgent, a Action, r *Result) error {
+	n, err := writeFile(ctx, ag, a.Path, bytes.NewReader(a.Data), int64(len(a.Data)), nil)
+	if err != nil {
+		return err
+	}
+	r.Bytes = n
+	r.Result = fmt.Sprintf("wrote %d bytes to %s", n, a.Path)
+	return nil
+}
+
+// summarizeTrim fills r from an fstrim reply: the bytes trimmed and the
+// filesystems trimmed, with the ones that failed in the text.
+func summarizeTrim(tr *agentclient.TrimResponse, r *Result) {
+	if tr == nil || len(tr.Paths) == 0 {
+		r.Result = "trimmed (the agent reports no details)"
+		return
+	}
 	var failed []string
 	for _, p := range tr.Paths {
 		if p.Error != "" {
 			failed = append(failed, p.Path+": "+p.Error)
 			continue
 		}
+		r.Filesystems++
 		if p.Trimmed != nil {
-			total += *p.Trimmed
+			r.TrimmedBytes += *p.Trimmed
 		}
 	}
-	s := fmt.Sprintf("trimmed %d bytes on %s", total, plural(len(tr.Paths)-len(failed), "filesystem"))
+	r.Result = fmt.Sprintf("trimmed %d bytes on %s", r.TrimmedBytes, plural(r.Filesystems, "filesystem"))
 	if len(failed) > 0 {
-		s += "; failed: " + strings.Join(failed, "; ")
+		r.Result += "; failed: " + strings.Join(failed, "; ")
 	}
-	return s
 }
 
-// freeze freezes the guest and arms the freeze guard. Holds sem.
-func (s *session) freeze(ctx context.Context, a *callAgent, r *Result) error {
+// actFreeze freezes the guest and arms the freeze guard. Holds sem.
+func (s *session) actFreeze(ctx context.Context, a *callAgent, _ Action, r *Result) error {
 	// The ledger entry is written before the freeze is sent: if this
 	// process dies at any point after, the next guestdeck knows.
 	entry, err := s.recordFreeze()
@@ -323,6 +359,7 @@ func (s *session) freeze(ctx context.Context, a *callAgent, r *Result) error {
 		return errFrozeNothing
 	}
 	r.ThawAt = s.armGuard(true)
+	r.Filesystems = n
 	r.Result = "froze " + plural(n, "filesystem")
 	return nil
 }

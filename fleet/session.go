@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/backoff"
 )
 
 // rttHistory is how many round trips a Guest keeps.
@@ -47,8 +48,9 @@ type session struct {
 	// lost. Guarded by sem.
 	parked bool
 
-	wake   chan struct{} // Poke: poll now
-	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
+	wake     chan struct{} // Poke: poll now
+	launched chan error    // the first poll's outcome (launch.go)
+	wdWake   chan struct{} // freeze guard: FrozenByUs or ThawAt changed
 
 	mu         sync.Mutex // guards publishing, log and the fields below
 	log        logRing
@@ -62,14 +64,15 @@ type session struct {
 
 func newSession(f *Fleet, t Target) *session {
 	s := &session{
-		f:      f,
-		target: t,
-		key:    targetKey(t),
-		seed:   nameHash(t.Name),
-		sem:    make(chan struct{}, 1),
-		wake:   make(chan struct{}, 1),
-		wdWake: make(chan struct{}, 1),
-		log:    logRing{size: f.opts.LogSize},
+		f:        f,
+		target:   t,
+		key:      targetKey(t),
+		seed:     nameHash(t.Name),
+		sem:      make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
+		launched: make(chan error, 1),
+		wdWake:   make(chan struct{}, 1),
+		log:      logRing{size: f.opts.LogSize},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
@@ -297,6 +300,10 @@ type pollResult struct {
 	fs         []agentclient.Filesystem
 	fsOK       bool
 
+	// The plan's own state (planPoll): frozen as last known or just read,
+	// capabilities to read again, live items asked in one batch.
+	frozen, recaps, batched bool
+
 	answered  bool   // some call of this poll got an answer
 	liveOK    bool   // the live items were read (a poll that ran out may end before)
 	outOfTime string // the poll ran out of time: what it was waiting for, in words
@@ -422,24 +429,23 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	defer cancel()
 	r := &pollResult{}
 	cmd, err := s.gather(pctx, forceSlow, r)
-	switch {
-	case err == nil:
-		return s.apply(r)
-	case ranOut(ctx, pctx, err):
+	if ranOut(ctx, pctx, err) {
 		err = &pollTimeoutError{cmd: cmd, limit: limit, timeout: s.f.opts.Timeout}
 		if s.agent != nil && r.answered {
-			r.outOfTime = err.Error()
-			s.apply(r)
-			return err
+			r.outOfTime = err.Error() // what it gathered is worth showing
 		}
 	}
-	s.failed(ctx, err, true)
+	if err == nil || r.outOfTime != "" {
+		s.apply(r)
+	} else {
+		s.failed(ctx, err, true)
+	}
 	return err
 }
 
-// gather runs one poll's calls into r, bounded by ctx (the poll's deadline).
-// On a failure that ends the poll it returns the error and the command it
-// came from. Holds sem.
+// gather connects if need be and runs one poll's plan into r, bounded by
+// ctx (the poll's deadline). On a failure that ends the poll it returns the
+// error and the command it came from. Holds sem.
 func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cmd string, fatal error) {
 	fresh, err := s.connect(ctx)
 	if err != nil {
@@ -447,141 +453,146 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	}
 	r.fresh = fresh
 	g := s.cur.Load()
-	a := s.agent
-	frozen := g.Freeze == agentclient.Frozen || g.State == Frozen
-
-	// startSlow begins a slow refresh with guest-info: it decides what the
-	// rest may ask. The other slow items follow further down.
-	startSlow := func() error {
-		r.slow = true
-		info, err := a.Info(ctx)
-		if ok, fatal := s.item(r, "guest-info", err); fatal != nil {
-			return fatal
-		} else if ok {
-			r.info = info
-			s.skip, s.broken = nil, nil // capabilities re-read: give refused commands another try
-		}
-		return nil
-	}
+	r.frozen = g.Freeze == agentclient.Frozen || g.State == Frozen
 	slowDue := forceSlow || fresh || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
-	if slowDue {
-		if err := startSlow(); err != nil {
-			return "guest-info", err
-		}
-	}
+	return s.execute(r, s.planPoll(ctx, g, r, slowDue))
+}
 
-	// Freeze state costs no extra call while thawed: guest-get-time
-	// answering proves the guest thawed, and its refusal "in frozen state"
-	// proves it frozen. guest-fsfreeze-status is asked while frozen (to see
-	// the thaw) or when the time cannot be asked.
-	timeOK := s.usable(g, r, "guest-get-time")
-	if (frozen || !timeOK) && s.usable(g, r, "guest-fsfreeze-status") {
-		t0 := time.Now()
-		st, err := a.FreezeStatus(ctx)
-		if ok, fatal := s.item(r, "guest-fsfreeze-status", err); fatal != nil {
-			return "guest-fsfreeze-status", fatal
-		} else if ok {
-			r.freeze, r.rtt, r.rttOK = st, time.Since(t0), true
-			frozen = st == agentclient.Frozen
-			if !frozen && s.capsFrozen && !r.slow {
-				// Thawed (by us or anyone) since capabilities were last read:
-				// they list nearly every command disabled, and the slow
-				// items were refused. Refresh them all now, not a slow
-				// interval later.
-				if err := startSlow(); err != nil {
-					return "guest-info", err
-				}
-				timeOK = s.usable(g, r, "guest-get-time")
-			}
+// pollPhase orders a poll's steps: the capabilities and freeze state
+// decide what the live and slow items may ask.
+type pollPhase int
+
+const (
+	phaseCaps pollPhase = iota // guest-info, guest-fsfreeze-status: asked while frozen too
+	phaseLive                  // time, interfaces, vCPUs: not while frozen
+	phaseSlow                  // OS, hostname, timezone, users, filesystems
+)
+
+// pollStep is one call of a poll, or one pipelined batch of calls. Whether
+// it is asked is decided when its turn comes, from the answers before it.
+type pollStep struct {
+	cmd   string
+	phase pollPhase
+	due   func() bool  // whether it is asked at all
+	ask   func() error // the call; its reply stays in the step's closure
+	then  func()       // after an answer: store the reply into the result
+	// batch, instead of ask, asks several commands at once and passes each
+	// outcome through item itself (pollLive).
+	batch func() (cmd string, fatal error)
+}
+
+// execute runs a poll's plan. Its one error exit is a step's failure that
+// ends the poll (item); a frozen guest ends it early, after the phaseCaps
+// steps, as a success. Holds sem.
+func (s *session) execute(r *pollResult, plan []pollStep) (cmd string, fatal error) {
+	for _, st := range plan {
+		if st.phase != phaseCaps && (r.frozen || r.frozenSeen) {
+			break // only ping, info, sync, fsfreeze-status and thaw are allowed now
 		}
-	}
-	if frozen {
-		// Only ping, info, sync, fsfreeze-status and thaw are allowed now.
-		r.liveOK = true
-		return "", nil
-	}
-	batched := false
-	if timeOK {
-		var cmd string
-		var fatal error
-		if batched, cmd, fatal = s.pollLive(ctx, g, r); fatal != nil {
-			return cmd, fatal
-		}
-		if r.frozenSeen {
-			r.liveOK = true
-			return "", nil
-		}
-	}
-	if timeOK && !batched {
-		t0 := time.Now()
-		ns, err := a.Time(ctx)
-		if ok, fatal := s.item(r, "guest-get-time", err); fatal != nil {
-			return "guest-get-time", fatal
-		} else if ok {
-			rtt := time.Since(t0)
-			r.rtt, r.rttOK = rtt, true
-			r.skew, r.skewOK = skew(ns, t0, rtt), true
-			r.freeze = agentclient.Thawed
-		}
-		if r.frozenSeen {
-			r.liveOK = true
-			return "", nil
-		}
-	}
-	type step struct {
-		cmd string
-		run func() error
-	}
-	var steps []step
-	if !batched {
-		steps = append(steps,
-			step{"guest-network-get-interfaces", func() (err error) { r.ifaces, err = a.Interfaces(ctx); r.ifacesOK = err == nil; return }},
-			step{"guest-get-vcpus", func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }},
-		)
-	}
-	live := len(steps)
-	if batched {
-		r.liveOK = true
-	}
-	if r.slow {
-		steps = append(steps,
-			// Client returns a pointer to an empty value with its error:
-			// keep it only from a reply.
-			step{"guest-get-osinfo", func() error { v, err := a.OSInfo(ctx); r.os = okOr(v, err); return err }},
-			step{"guest-get-host-name", func() (err error) { r.hostname, err = a.Hostname(ctx); r.hostnameOK = err == nil; return }},
-			step{"guest-get-timezone", func() error { v, err := a.Timezone(ctx); r.tz = okOr(v, err); return err }},
-			step{"guest-get-users", func() (err error) { r.users, err = a.Users(ctx); r.usersOK = err == nil; return }},
-			step{"guest-get-fsinfo", func() (err error) { r.fs, err = a.FSInfo(ctx); r.fsOK = err == nil; return }},
-		)
-	}
-	for i, st := range steps {
-		if i == live {
+		if st.phase == phaseSlow {
 			r.liveOK = true
 		}
-		if r.frozenSeen {
-			break
-		}
-		if !s.usable(g, r, st.cmd) {
+		if !st.due() {
 			continue
 		}
-		if _, fatal := s.item(r, st.cmd, st.run()); fatal != nil {
-			return st.cmd, fatal
+		if st.batch != nil {
+			cmd, fatal = st.batch()
+		} else if ok, err := s.item(r, st.cmd, st.ask()); err != nil {
+			cmd, fatal = st.cmd, err
+		} else if ok && st.then != nil {
+			st.then()
+		}
+		if fatal != nil {
+			return cmd, fatal
 		}
 	}
 	r.liveOK = true
 	return "", nil
 }
 
-// pollLive asks the live items (time, interfaces, vCPUs) in one pipelined
-// batch when the connection can take one (agentclient.Stream.Batch): one
-// write and one wake-up instead of three round trips. batched is false when
-// it cannot, and the caller asks them one by one. Holds sem; the time is
-// usable.
-func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batched bool, cmd string, fatal error) {
-	st := s.agent.stream()
-	if st == nil {
-		return false, "", nil
+// planPoll lays out one poll (no call is made here):
+//   - a slow refresh begins with guest-info, which decides what the rest may
+//     ask;
+//   - the freeze state costs no extra call while thawed: guest-get-time
+//     answering proves the guest thawed, and its refusal "in frozen state"
+//     proves it frozen. guest-fsfreeze-status is asked while frozen (to see
+//     the thaw) or when the time cannot be asked. Thawed (by us or anyone)
+//     since capabilities were read while frozen, they list nearly every
+//     command disabled: they are read again at once, not a slow interval
+//     later;
+//   - the live items, in one pipelined batch when the connection can take
+//     one, else one by one;
+//   - the slow items, on a slow refresh.
+func (s *session) planPoll(ctx context.Context, g *Guest, r *pollResult, slowDue bool) []pollStep {
+	a := s.agent
+	var info *agentclient.Info
+	readCaps := func(due func() bool) pollStep {
+		return pollStep{cmd: "guest-info", phase: phaseCaps, due: due,
+			ask: func() (err error) { r.slow = true; info, err = a.Info(ctx); return err },
+			then: func() {
+				r.info = info
+				s.skip, s.broken = nil, nil // capabilities re-read: give refused commands another try
+			}}
 	}
+	timeOK := func() bool { return s.usable(g, r, "guest-get-time") }
+	var freeze agentclient.FreezeStatus
+	var t0 time.Time
+	var ns int64
+	stamp := func() { t0 = time.Now() }
+	plan := []pollStep{
+		readCaps(func() bool { return slowDue }),
+		{cmd: "guest-fsfreeze-status", phase: phaseCaps,
+			due: func() bool { return (r.frozen || !timeOK()) && s.usable(g, r, "guest-fsfreeze-status") },
+			ask: func() (err error) { stamp(); freeze, err = a.FreezeStatus(ctx); return err },
+			then: func() {
+				r.freeze, r.rtt, r.rttOK = freeze, time.Since(t0), true
+				r.frozen = freeze == agentclient.Frozen
+				r.recaps = !r.frozen && s.capsFrozen && !r.slow
+			}},
+		readCaps(func() bool { return r.recaps }),
+		{cmd: "guest-get-time", phase: phaseLive,
+			due:   func() bool { return timeOK() && a.stream() != nil },
+			batch: func() (string, error) { return s.pollLive(ctx, g, r) }},
+		{cmd: "guest-get-time", phase: phaseLive,
+			due: func() bool { return !r.batched && timeOK() },
+			ask: func() (err error) { stamp(); ns, err = a.Time(ctx); return err },
+			then: func() {
+				rtt := time.Since(t0)
+				r.rtt, r.rttOK = rtt, true
+				r.skew, r.skewOK = skew(ns, t0, rtt), true
+				r.freeze = agentclient.Thawed
+			}},
+	}
+	// The rest store their replies straight into r, checked by ok flags
+	// (or, for the Client's pointers to empty values beside an error, only
+	// from a reply: okOr).
+	simple := func(cmd string, phase pollPhase, ask func() error) pollStep {
+		st := pollStep{cmd: cmd, phase: phase, ask: ask}
+		if phase == phaseLive {
+			st.due = func() bool { return !r.batched && s.usable(g, r, cmd) }
+		} else {
+			st.due = func() bool { return r.slow && s.usable(g, r, cmd) }
+		}
+		return st
+	}
+	return append(plan,
+		simple("guest-network-get-interfaces", phaseLive, func() (err error) { r.ifaces, err = a.Interfaces(ctx); r.ifacesOK = err == nil; return }),
+		simple("guest-get-vcpus", phaseLive, func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }),
+		simple("guest-get-osinfo", phaseSlow, func() error { v, err := a.OSInfo(ctx); r.os = okOr(v, err); return err }),
+		simple("guest-get-host-name", phaseSlow, func() (err error) { r.hostname, err = a.Hostname(ctx); r.hostnameOK = err == nil; return }),
+		simple("guest-get-timezone", phaseSlow, func() error { v, err := a.Timezone(ctx); r.tz = okOr(v, err); return err }),
+		simple("guest-get-users", phaseSlow, func() (err error) { r.users, err = a.Users(ctx); r.usersOK = err == nil; return }),
+		simple("guest-get-fsinfo", phaseSlow, func() (err error) { r.fs, err = a.FSInfo(ctx); r.fsOK = err == nil; return }),
+	)
+}
+
+// pollLive asks the live items (time, interfaces, vCPUs) in one pipelined
+// batch (agentclient.Stream.Batch): one write and one wake-up instead of
+// three round trips. Holds sem; the connection is a stream and the time is
+// usable.
+func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (cmd string, fatal error) {
+	st := s.agent.stream()
+	r.batched = true
 	var ns int64
 	var buf [3]agentclient.BatchCall
 	calls := append(buf[:0], agentclient.BatchCall{Name: "guest-get-time", Out: &ns})
@@ -596,7 +607,7 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batche
 	for _, c := range calls {
 		ok, fatal := s.item(r, c.Name, c.Err)
 		if fatal != nil {
-			return true, c.Name, fatal
+			return c.Name, fatal
 		}
 		switch c.Name {
 		case "guest-get-time":
@@ -618,7 +629,7 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (batche
 	if !r.vcpusOK {
 		r.vcpus = nil
 	}
-	return true, "", nil
+	return "", nil
 }
 
 // okOr is v when err is nil, else nil.
@@ -636,61 +647,16 @@ func skew(ns int64, t0 time.Time, rtt time.Duration) time.Duration {
 }
 
 // apply publishes a completed poll.
-func (s *session) apply(r *pollResult) error {
+func (s *session) apply(r *pollResult) {
 	now := time.Now()
 	prev := s.cur.Load()
 	defer s.afterApply(prev)
 	s.update(func(g *Guest) {
-		if r.info != nil {
-			g.AgentVersion = r.info.Version
-			g.Commands = r.info.SupportedCommands
-		}
-		if r.freeze != "" {
-			g.Freeze = r.freeze
-		}
-		if r.frozenSeen {
-			g.Freeze = agentclient.Frozen
-		}
+		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
 		}
-		if g.Freeze == agentclient.Thawed {
-			g.FrozenByUs, g.ThawAt = false, time.Time{}
-		}
-		if r.skewOK {
-			g.Skew, g.SkewKnown = r.skew, true
-		}
-		if r.rttOK {
-			g.RTT = r.rtt
-			h := make([]time.Duration, 0, rttHistory)
-			if n := len(g.RTTHistory); n >= rttHistory {
-				h = append(h, g.RTTHistory[n-rttHistory+1:]...)
-			} else {
-				h = append(h, g.RTTHistory...)
-			}
-			g.RTTHistory = append(h, r.rtt)
-		}
-		if r.ifacesOK {
-			g.Interfaces = r.ifaces
-		}
-		if r.vcpusOK {
-			g.VCPUs = r.vcpus
-		}
-		if r.os != nil {
-			g.OS = r.os
-		}
-		if r.hostnameOK {
-			g.Hostname = r.hostname
-		}
-		if r.tz != nil {
-			g.Timezone = r.tz
-		}
-		if r.usersOK {
-			g.Users = r.users
-		}
-		if r.fsOK {
-			g.Filesystems = r.fs
-		}
+		r.storeItems(g)
 		if r.liveOK {
 			g.LastLive = now
 		}
@@ -702,22 +668,76 @@ func (s *session) apply(r *pollResult) error {
 		if r.outOfTime != "" && g.State != Gone {
 			g.Missed++
 		}
-		st := Ready
-		if g.Freeze == agentclient.Frozen {
-			st = Frozen
-		}
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came
 		// back) ends the state.
 		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
 			return
 		}
+		st := Ready
+		if g.Freeze == agentclient.Frozen {
+			st = Frozen
+		}
 		setState(g, st, s.pollErrText(r), now)
 	})
 	if r.freeze == agentclient.Thawed {
 		s.kickWatchdog()
 	}
-	return nil
+}
+
+// storeFreeze records the capabilities and the freeze state read.
+func (r *pollResult) storeFreeze(g *Guest) {
+	if r.info != nil {
+		g.AgentVersion = r.info.Version
+		g.Commands = r.info.SupportedCommands
+	}
+	if r.freeze != "" {
+		g.Freeze = r.freeze
+	}
+	if r.frozenSeen {
+		g.Freeze = agentclient.Frozen
+	}
+	if g.Freeze == agentclient.Thawed {
+		g.FrozenByUs, g.ThawAt = false, time.Time{}
+	}
+}
+
+// storeItems records the live and slow items that were read.
+func (r *pollResult) storeItems(g *Guest) {
+	if r.skewOK {
+		g.Skew, g.SkewKnown = r.skew, true
+	}
+	if r.rttOK {
+		g.RTT = r.rtt
+		h := make([]time.Duration, 0, rttHistory)
+		if n := len(g.RTTHistory); n >= rttHistory {
+			h = append(h, g.RTTHistory[n-rttHistory+1:]...)
+		} else {
+			h = append(h, g.RTTHistory...)
+		}
+		g.RTTHistory = append(h, r.rtt)
+	}
+	if r.ifacesOK {
+		g.Interfaces = r.ifaces
+	}
+	if r.vcpusOK {
+		g.VCPUs = r.vcpus
+	}
+	if r.os != nil {
+		g.OS = r.os
+	}
+	if r.hostnameOK {
+		g.Hostname = r.hostname
+	}
+	if r.tz != nil {
+		g.Timezone = r.tz
+	}
+	if r.usersOK {
+		g.Users = r.users
+	}
+	if r.fsOK {
+		g.Filesystems = r.fs
+	}
 }
 
 // pollErrText is what a completed (or partly completed) poll has to say:
@@ -734,44 +754,87 @@ func (s *session) pollErrText(r *pollResult) string {
 	return strings.Join(parts, "; ")
 }
 
-// loop polls the guest until ctx ends: at a deterministic offset inside the
-// interval, then every interval; after a failure it backs off with jitter.
+// loop polls the guest until ctx ends. Its first poll is the launcher's,
+// at once (launch.go); from the second on it polls at a deterministic offset
+// inside the interval, then every interval, and after a failure it backs
+// off with jitter.
 func (s *session) loop(ctx context.Context) {
 	iv := s.f.opts.Interval
 	base := time.Now().Add(time.Duration(s.seed % uint64(iv)))
-	next := base
-	failures := 0
 	rng := rand.New(rand.NewPCG(s.seed, 0x9e3779b97f4a7c15))
+	retry := backoff.Backoff{Min: min(max(iv/5, 100*time.Millisecond), time.Second), Max: s.f.opts.MaxBackoff, Rand: rng}
+	ok, err := s.awaitLaunch(ctx)
+	if !ok {
+		return
+	}
+	// The slot after the first poll is at least half an interval away, so
+	// that no guest is polled twice at launch.
+	next := s.after(err, &retry, nextSlot(base, iv, time.Now().Add(iv/2)))
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
+	retrying := err != nil
 	for {
 		forced := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+			if !retrying && s.yieldToLaunch() {
+				next = nextSlot(base, iv, time.Now())
+				timer.Reset(time.Until(next))
+				continue
+			}
 		case <-s.wake:
 			forced = true
-			failures = 0
+			retry.Reset()
 		}
 		slot := next
 		err := s.poll(ctx, forced)
 		if ctx.Err() != nil || s.isClosed() {
 			return
 		}
-		now := time.Now()
-		if err != nil {
-			failures++
-			next = now.Add(s.backoff(failures, rng))
-		} else {
-			failures = 0
-			if !forced && now.Sub(slot) > iv {
-				s.update(func(g *Guest) { g.Late++ })
-			}
-			next = nextSlot(base, iv, now)
+		if err == nil && !forced && time.Since(slot) > iv {
+			s.update(func(g *Guest) { g.Late++ })
 		}
+		retrying = err != nil
+		next = s.after(err, &retry, nextSlot(base, iv, time.Now()))
 		timer.Reset(time.Until(next))
 	}
+}
+
+// awaitLaunch waits for the first poll's outcome; false when ctx ended
+// first. A Poke meanwhile moves the guest to the front of the launch.
+func (s *session) awaitLaunch(ctx context.Context) (ok bool, err error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return false, nil
+		case err := <-s.launched:
+			return ctx.Err() == nil && !s.isClosed(), err
+		case <-s.wake:
+			s.f.launch.promote(s)
+		}
+	}
+}
+
+// yieldToLaunch reports whether this slot's poll gives way to a launch in
+// progress (other guests still wait for their first poll: a guest with data
+// lets those without any go first, and on a busy machine the two would share
+// the CPU). The loop then skips to its next slot, so that the polls resume
+// spread as they were, not all at once when the launch ends; but data older
+// than MaxBackoff is refreshed regardless, however long the launch takes.
+func (s *session) yieldToLaunch() bool {
+	return s.f.launch.busy() && time.Since(s.cur.Load().LastLive) < s.f.opts.MaxBackoff
+}
+
+// after is when to poll next after a poll that ended with err: slot when it
+// succeeded, else after the next backoff delay.
+func (s *session) after(err error, retry *backoff.Backoff, slot time.Time) time.Time {
+	if err != nil {
+		return time.Now().Add(retry.Next())
+	}
+	retry.Reset()
+	return slot
 }
 
 // nextSlot is the first base+k*iv strictly after now.
@@ -781,17 +844,4 @@ func nextSlot(base time.Time, iv time.Duration, now time.Time) time.Time {
 	}
 	k := now.Sub(base)/iv + 1
 	return base.Add(k * iv)
-}
-
-// backoff is the delay before retry n (n >= 1): doubling from a fifth of
-// the interval (100ms..1s), capped at MaxBackoff, with ±20% jitter so
-// failing guests do not retry in step.
-func (s *session) backoff(n int, rng *rand.Rand) time.Duration {
-	b := min(max(s.f.opts.Interval/5, 100*time.Millisecond), time.Second)
-	d := b
-	for i := 1; i < n && d < s.f.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.f.opts.MaxBackoff)
-	return time.Duration(float64(d) * (0.8 + 0.4*rng.Float64()))
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/backoff"
 )
 
 // Backoff between the attempts of a thaw guestdeck owes.
@@ -80,7 +81,7 @@ func (s *session) thawRetry(ctx context.Context, why string) Result {
 	deadline := t0.Add(budget)
 	ctx = context.WithValue(ctx, redialKey{}, true)
 	rng := rand.New(rand.NewPCG(s.seed, uint64(t0.UnixNano())))
-	delay := thawBackoffMin
+	retry := backoff.Backoff{Min: thawBackoffMin, Max: thawBackoffMax, Rand: rng}
 	var lastErr error
 	attempt := 0
 	for {
@@ -109,7 +110,7 @@ func (s *session) thawRetry(ctx context.Context, why string) Result {
 		if agentclient.IsUnknown(err) || agentclient.IsDisabled(err) || left <= 0 || ctx.Err() != nil {
 			break // no retry can help, or no time is left
 		}
-		wait := min(time.Duration(float64(delay)*(0.8+0.4*rng.Float64())), left)
+		wait := min(retry.Next(), left)
 		s.f.notice(name, true, "%sthaw attempt %d failed: %s; retrying in %s (%s of the %s budget left)",
 			why, attempt, oneLineErr(err), wait.Round(10*time.Millisecond), left.Round(100*time.Millisecond), budget)
 		timer := time.NewTimer(wait)
@@ -121,7 +122,6 @@ func (s *session) thawRetry(ctx context.Context, why string) Result {
 		if ctx.Err() != nil {
 			break
 		}
-		delay = min(2*delay, thawBackoffMax)
 	}
 	msg := fmt.Sprintf("still FROZEN (no thaw confirmed) after %s and %s: %s", time.Since(t0).Round(100*time.Millisecond), plural(attempt, "thaw attempt"), oneLineErr(lastErr))
 	s.f.notice(name, true, "%s%s", why, msg)

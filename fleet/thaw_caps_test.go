@@ -2,10 +2,12 @@ package fleet_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // TestCapabilitiesAfterThaw: guest-info read while a guest is frozen lists
@@ -37,19 +39,12 @@ func TestCapabilitiesAfterThaw(t *testing.T) {
 	if r := f.Run(ctx, fleet.Action{Kind: fleet.ActThaw}, []string{"s00"}, nil); !r[0].OK {
 		t.Fatalf("thaw: %+v", r[0])
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	wait.For(t, 5*time.Second, func() (bool, string) {
 		g = f.Guest("s00")
 		_, enabled := g.Capability("guest-file-open")
-		if enabled && read.Check(g) == "" && g.OS != nil && g.State == fleet.Ready {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("5 s after thaw: state %s, guest-file-open enabled %v, read check %q, OS %v",
-				g.State, enabled, read.Check(g), g.OS)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return enabled && read.Check(g) == "" && g.OS != nil && g.State == fleet.Ready,
+			fmt.Sprintf("after thaw: state %s, guest-file-open enabled %v, read check %q, OS %v", g.State, enabled, read.Check(g), g.OS)
+	})
 	if r := f.Run(ctx, read, []string{"s00"}, nil); !r[0].OK || len(r[0].Data) == 0 {
 		t.Fatalf("read after thaw: %+v", r[0])
 	}

@@ -25,7 +25,8 @@ import (
 // place an action is shown or recorded — its String, its Sends (dry run,
 // audit log), the guest's command log — has SecretArg instead.
 
-// The users-and-keys actions (see the Kinds in action.go).
+// The users-and-keys actions (see the Kinds in action.go; declared in the
+// action table, actions.go).
 const (
 	ActPassword Kind = "password" // Users.User, Users.Secret, Users.Crypted
 	ActSSHKey   Kind = "ssh-key"  // Mode: add, set, remove, list; Users.User, Users.Keys
@@ -186,9 +187,6 @@ func (a Action) NeedsSecret() bool { return a.Kind == ActPassword }
 func (a Action) ListsData() bool {
 	return a.Kind == ActRead || (a.Kind == ActSSHKey && a.Mode == KeyList)
 }
-
-// usersMutating: everything but listing keys changes the guest.
-func (a Action) usersMutating() bool { return !(a.Kind == ActSSHKey && a.Mode == KeyList) }
 
 // usersString is the action as typed, the password and the keys left out.
 func (a Action) usersString() string {

@@ -30,7 +30,7 @@ type confirmation struct {
 	action   fleet.Action
 	run      []*fleet.Guest // guests the action will be sent to
 	skipped  []fleet.Result // guests whose agent cannot do it
-	needType bool           // the user must type len(run)
+	needType bool           // the user must type len(run) (Action.TypedCount)
 	typed    string
 }
 
@@ -96,7 +96,7 @@ func (m *Model) startAction(a fleet.Action) tea.Cmd {
 	if actionDestructive(a) {
 		m.open(layer{kind: layerConfirm, confirm: &confirmation{
 			action: a, run: run, skipped: skipped,
-			needType: a.Kind == fleet.ActShutdown && len(run) > 1,
+			needType: a.TypedCount(len(run)),
 		}})
 		return nil
 	}

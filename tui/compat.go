@@ -1,25 +1,16 @@
 package tui
 
 // Thin bridges to the fleet core's filter and action helpers, so the UI
-// spells them one way and the "cat" alias lives in one place.
+// spells them one way.
 
-import (
-	"strings"
-
-	"github.com/guestdeck/guestdeck/fleet"
-)
+import "github.com/guestdeck/guestdeck/fleet"
 
 // matchGuest is the UI filter (fleet.Match: substring, glob, tag:, host:, state:).
 func matchGuest(g *fleet.Guest, filter string) bool { return fleet.Match(g, filter) }
 
-// parseAction parses a command line with fleet.ParseAction; "cat" is
-// accepted for read, as people type it.
-func parseAction(args []string) (fleet.Action, error) {
-	if len(args) > 0 && strings.EqualFold(args[0], "cat") {
-		args = append([]string{string(fleet.ActRead)}, args[1:]...)
-	}
-	return fleet.ParseAction(args)
-}
+// parseAction parses a command line with fleet.ParseAction (aliases such
+// as "cat" for read are the action table's).
+func parseAction(args []string) (fleet.Action, error) { return fleet.ParseAction(args) }
 
 func actionMutating(a fleet.Action) bool                { return a.Mutating() }
 func actionDestructive(a fleet.Action) bool             { return a.Destructive() }

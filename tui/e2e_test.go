@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 	"github.com/guestdeck/guestdeck/themes"
 )
 
@@ -60,17 +61,12 @@ func TestTmux(t *testing.T) {
 	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
 	waitFor := func(what string) string {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			s := screen()
-			if strings.Contains(s, what) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("screen never showed %q:\n%s", what, s)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		var s string
+		wait.For(t, 10*time.Second, func() (bool, string) {
+			s = screen()
+			return strings.Contains(s, what), fmt.Sprintf("screen does not show %q:\n%s", what, s)
+		})
+		return s
 	}
 	keys := func(k ...string) {
 		t.Helper()
@@ -103,15 +99,8 @@ func TestTmux(t *testing.T) {
 	keys("q")
 	waitFor("1 guest frozen by guestdeck")
 	keys("q")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	wait.For(t, 10*time.Second, func() (bool, string) {
 		b, _ := os.ReadFile(out)
-		if strings.Contains(string(b), "thawed=1 runs=1") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dashboard did not thaw and quit; stderr: %q\n%s", b, screen())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return strings.Contains(string(b), "thawed=1 runs=1"), fmt.Sprintf("dashboard has not thawed and quit; stderr: %q\n%s", b, screen())
+	})
 }

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,25 +14,45 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-// tableKey handles keys when no prompt, dialog or overlay has focus.
+// tableKey handles keys when no prompt, dialog or overlay has focus: each
+// group of keys has its handler, tried in turn.
 func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
-	km := &m.keys
-	page := m.layout().tableRows
-	switch {
-	case key.Matches(k, km.Quit):
+	if key.Matches(k, m.keys.Quit) {
 		return m.requestQuit()
-	case key.Matches(k, km.Up):
-		m.moveTo(m.tbl.cursor - 1)
-	case key.Matches(k, km.Down):
-		m.moveTo(m.tbl.cursor + 1)
-	case key.Matches(k, km.PageUp):
-		m.moveTo(m.tbl.cursor - page)
-	case key.Matches(k, km.PageDown):
-		m.moveTo(m.tbl.cursor + page)
-	case key.Matches(k, km.Top):
-		m.moveTo(0)
-	case key.Matches(k, km.Bottom):
-		m.moveTo(len(m.tbl.rows) - 1)
+	}
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey} {
+		if cmd, ok := handle(k); ok {
+			return cmd
+		}
+	}
+	if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
+		m.setTab(int(k.Text[0] - '1'))
+	}
+	return nil
+}
+
+// moveKey moves the cursor.
+func (m *Model) moveKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km, cur, page := &m.keys, m.tbl.cursor, m.layout().tableRows
+	for _, mv := range []struct {
+		b  key.Binding
+		to int
+	}{
+		{km.Up, cur - 1}, {km.Down, cur + 1}, {km.PageUp, cur - page}, {km.PageDown, cur + page},
+		{km.Top, 0}, {km.Bottom, len(m.tbl.rows) - 1},
+	} {
+		if key.Matches(k, mv.b) {
+			m.moveTo(mv.to)
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// markKey marks and unmarks guests.
+func (m *Model) markKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km := &m.keys
+	switch {
 	case key.Matches(k, km.Mark):
 		m.toggleMark()
 	case key.Matches(k, km.ExtendUp):
@@ -46,15 +67,25 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 	case key.Matches(k, km.Clear):
 		m.clear()
+	default:
+		return nil, false
+	}
+	return nil, true
+}
+
+// viewKey opens prompts and overlays, sorts, and works the detail pane.
+func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	km := &m.keys
+	switch {
 	case key.Matches(k, km.Filter):
 		m.open(layer{kind: layerFilter})
 		m.filterInput.SetValue(m.tbl.filter)
 		m.filterInput.CursorEnd()
-		return m.filterInput.Focus()
+		return m.filterInput.Focus(), true
 	case key.Matches(k, km.Command):
 		m.open(layer{kind: layerCommand})
 		m.cmdInput.SetValue("")
-		return m.cmdInput.Focus()
+		return m.cmdInput.Focus(), true
 	case key.Matches(k, km.Help):
 		m.open(layer{kind: layerHelp})
 	case key.Matches(k, km.Sort):
@@ -78,29 +109,23 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 		m.open(layer{kind: layerEvents})
 		m.eventScroll = 0
 	case key.Matches(k, km.Files):
-		return m.openFiles()
-	case key.Matches(k, km.Exec):
-		return m.openExecPrompt("")
-	case key.Matches(k, km.Refresh):
-		return m.startAction(fleet.Action{Kind: fleet.ActInfo})
-	case key.Matches(k, km.Ping):
-		return m.startAction(fleet.Action{Kind: fleet.ActPing})
-	case key.Matches(k, km.Freeze):
-		return m.startAction(fleet.Action{Kind: fleet.ActFreeze})
-	case key.Matches(k, km.Thaw):
-		return m.startAction(fleet.Action{Kind: fleet.ActThaw})
-	case key.Matches(k, km.Shutdown):
-		return m.startAction(fleet.Action{Kind: fleet.ActShutdown, Mode: "powerdown"})
-	case key.Matches(k, km.Suspend):
-		return m.startAction(fleet.Action{Kind: fleet.ActSuspend, Mode: "ram"})
-	case key.Matches(k, km.SetTime):
-		return m.startAction(fleet.Action{Kind: fleet.ActSetTime})
+		return m.openFiles(), true
+	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):
+		// Matched disabled too: read-only mode refuses it in words.
+		return m.openExecPrompt(""), true
 	default:
-		if k.Text != "" && k.Text >= "1" && k.Text <= "5" {
-			m.setTab(int(k.Text[0] - '1'))
-		}
+		return nil, false
 	}
-	return nil
+	return nil, true
+}
+
+// actionKey starts the action a key is bound to (the table's quick
+// actions, see KeyMap.actionFor).
+func (m *Model) actionKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	if a, ok := m.keys.actionFor(k); ok {
+		return m.startAction(a), true
+	}
+	return nil, false
 }
 
 func (m *Model) toggleMark() {
@@ -251,43 +276,74 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 // dryRunVerb before an action on the command line shows what it would send.
 const dryRunVerb = "dry-run"
 
-// completions are the command-line suggestions (tab accepts one).
+// completions are the command-line suggestions (tab accepts one): every
+// action's words and modes from the action table, a dry run of each
+// mutating one ("dry-run freeze"), and the dashboard's own verbs.
+// Read-only mode leaves out what it would refuse, and the dry runs of it.
 func (m *Model) completions() []string {
-	all := []string{
-		"ping", "info", "fstrim", "cat /etc/os-release", "cat /etc/hostname", "read ",
-		"freeze", "thaw", "settime",
-		"shutdown", "shutdown reboot", "shutdown halt", "shutdown powerdown",
-		"suspend ram", "suspend disk", "suspend hybrid",
-		"vcpus online ", "vcpus offline ", "write ",
-		"events", "help", "quit",
-	}
-	// Every action can be tried first: "dry-run freeze".
-	for _, c := range all {
-		if a, err := parseAction(strings.Fields(c)); err == nil || strings.HasSuffix(c, " ") {
-			if err == nil && !actionMutating(a) {
-				continue
-			}
-			all = append(all, dryRunVerb+" "+c)
-		}
-	}
-	if !m.opts.Readonly {
-		return all
-	}
-	var out []string
-	for _, c := range all {
-		if strings.HasPrefix(c, dryRunVerb+" ") {
-			continue // a dry run of what read-only mode refuses would only say so
-		}
-		if a, err := parseAction(strings.Fields(c)); err == nil && actionMutating(a) {
+	var all, dry []string
+	for _, s := range fleet.Suggestions() {
+		if s.Mutating && m.opts.Readonly {
 			continue
 		}
-		switch strings.Fields(c)[0] {
-		case "freeze", "thaw", "settime", "shutdown", "suspend", "vcpus", "write", "fstrim":
+		all = append(all, s.Text)
+		if s.Mutating {
+			dry = append(dry, dryRunVerb+" "+s.Text)
+		}
+	}
+	all = append(all, "events", "help", "quit")
+	if m.opts.Exec != nil && !m.opts.Readonly {
+		all = append(all, "exec ") // not a table action: exec.go runs it
+	}
+	return append(all, dry...)
+}
+
+// commandHelp is the `:` line's syntax on the help screen, from the action
+// table: every action (in read-only mode, those that change nothing) with
+// its aliases ("read|cat PATH", "reboot"), wrapped at ", " so the first
+// line fits first cells and the others rest cells. Where that takes more
+// than two lines the modes read MODE, and then the names stand alone (the
+// `:` line's tab completes the rest).
+func commandHelp(readonly bool, first, rest int) []string {
+	var lines []string
+	for _, level := range []fleet.HelpLevel{fleet.HelpFull, fleet.HelpShort, fleet.HelpNames} {
+		if lines = wrapItems(helpItems(readonly, level), first, rest); len(lines) <= 2 {
+			break
+		}
+	}
+	return lines
+}
+
+func helpItems(readonly bool, level fleet.HelpLevel) []string {
+	var items []string
+	for _, s := range fleet.Specs() {
+		if readonly && s.Mutating {
 			continue
 		}
-		out = append(out, c)
+		items = append(items, s.HelpUsage(level)...)
 	}
-	return out
+	if readonly {
+		items = append(items, "nothing that changes a guest (read-only)")
+	}
+	return items
+}
+
+// wrapItems joins items with ", " in lines of first, then rest, cells.
+func wrapItems(items []string, first, rest int) []string {
+	var lines []string
+	line, width := "", first
+	for _, it := range items {
+		switch {
+		case line == "":
+			line = it
+		case present.Width(line+", "+it) <= width:
+			line += ", " + it
+		default:
+			lines = append(lines, line+",")
+			line, width = it, rest
+		}
+	}
+	return append(lines, line)
 }
 
 func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {

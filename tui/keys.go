@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/guestdeck/guestdeck/fleet"
 )
 
 // KeyMap holds every key binding of the dashboard. It feeds bubbles/help and
@@ -84,11 +87,11 @@ func DefaultKeyMap() KeyMap {
 		Refresh:       bind("refresh", "r"),
 		Exec:          bind("run a program", "!"),
 
-		Ping:     bind("ping", "p"),
-		Freeze:   bind("freeze", "F"),
-		Thaw:     bind("thaw", "T"),
-		Shutdown: bind("shutdown", "X"),
-		Suspend:  bind("suspend (ram)", "Z"),
+		Ping:     bind(quickHelp(fleet.ActPing), "p"),
+		Freeze:   bind(quickHelp(fleet.ActFreeze), "F"),
+		Thaw:     bind(quickHelp(fleet.ActThaw), "T"),
+		Shutdown: bind(quickHelp(fleet.ActShutdown), "X"),
+		Suspend:  bind(quickHelp(fleet.ActSuspend), "Z"),
 		SetTime:  bind("set time", "C"),
 	}
 }
@@ -172,11 +175,54 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 	return nil
 }
 
-// setReadonly disables (and so hides from help) every mutating binding.
-func (k *KeyMap) setReadonly(ro bool) {
-	for _, b := range []*key.Binding{&k.Freeze, &k.Thaw, &k.Shutdown, &k.Suspend, &k.SetTime, &k.Exec} {
-		b.SetEnabled(!ro)
+// actionKey is a key that starts an action on the marked guests.
+type actionKey struct {
+	b    *key.Binding
+	kind fleet.Kind
+}
+
+// actionKeys pairs each action key with the action it starts (in the mode
+// the action table gives one-key shortcuts, fleet.QuickAction).
+func (k *KeyMap) actionKeys() []actionKey {
+	return []actionKey{
+		{&k.Refresh, fleet.ActInfo}, {&k.Ping, fleet.ActPing}, {&k.Freeze, fleet.ActFreeze}, {&k.Thaw, fleet.ActThaw},
+		{&k.Shutdown, fleet.ActShutdown}, {&k.Suspend, fleet.ActSuspend}, {&k.SetTime, fleet.ActSetTime},
 	}
+}
+
+// actionFor is the action a key starts. A binding that read-only mode
+// disabled still names its action, so that the key is refused in words
+// (startAction) rather than doing nothing.
+func (k *KeyMap) actionFor(press tea.KeyPressMsg) (fleet.Action, bool) {
+	for _, ak := range k.actionKeys() {
+		if slices.Contains(ak.b.Keys(), press.String()) {
+			return fleet.QuickAction(ak.kind), true
+		}
+	}
+	return fleet.Action{}, false
+}
+
+// setReadonly disables (and so hides from help) every binding whose action
+// the action table says mutates.
+func (k *KeyMap) setReadonly(ro bool) {
+	for _, ak := range k.actionKeys() {
+		if fleet.QuickAction(ak.kind).Mutating() {
+			ak.b.SetEnabled(!ro)
+		}
+	}
+	// exec is not an action of the table (fleet.Exec runs it), and a
+	// program may always change the guest.
+	k.Exec.SetEnabled(!ro)
+}
+
+// quickHelp is an action key's help: the action, and its mode where the
+// key picks one other than the default ("suspend (ram)").
+func quickHelp(k fleet.Kind) string {
+	s, _ := fleet.SpecOf(k)
+	if s.QuickMode == "" {
+		return string(k)
+	}
+	return fmt.Sprintf("%s (%s)", k, s.QuickMode)
 }
 
 // ShortHelp is the one-line help under the table.

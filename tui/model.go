@@ -63,6 +63,10 @@ type Options struct {
 	Keys map[string][]string
 	// Readonly hides and refuses every mutating action.
 	Readonly bool
+	// FreezeTimeout is when the fleet thaws a guest this process froze
+	// (fleet.Fleet.FreezeTimeout), stated in the freeze confirmation; 0
+	// says there is no automatic thaw.
+	FreezeTimeout time.Duration
 	// Banner, when set, is the fleet file path the "demo fleet" banner points at.
 	Banner string
 	// Files opens the file browser for a guest; nil disables the files key.

@@ -673,7 +673,7 @@ func TestGolden(t *testing.T) {
 		{name: "tab_vcpus", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "3") }},
 		{name: "tab_filesystems", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "down", "down", "4") }},
 		{name: "tab_log", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "5") }},
-		{name: "confirm", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "ctrl+a", "F") }},
+		{name: "confirm", w: 100, h: 30, opts: Options{FreezeTimeout: 5 * time.Minute}, setup: func(t *testing.T, m Model) Model { return press(t, m, "ctrl+a", "F") }},
 		{name: "confirm_shutdown", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
 			m = press(t, m, "space", "space", "X")
 			return typeText(t, m, "2")

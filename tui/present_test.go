@@ -176,7 +176,7 @@ func TestHostileGuestDashboard(t *testing.T) {
 	check("status bar", m, "1 ok, 0 failed")
 
 	// Confirmations and the status line name the guest.
-	check("shutdown confirmation", press(t, m, "X"), "Shutdown powerdown 1 guest?", "evil"+esc)
+	check("shutdown confirmation", press(t, m, "X"), "Shut down 1 guest (powerdown)?", "evil"+esc)
 	check("status line", press(t, m, "f"), "files evil"+esc)
 
 	// Frozen by us: the quit dialog names it.

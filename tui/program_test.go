@@ -79,9 +79,17 @@ func TestProgram(t *testing.T) {
 func TestProgramPacesRefreshes(t *testing.T) {
 	m, src := newTestModel(10, 120, 30, Options{})
 	var pulls atomic.Int64
+	var lastSet atomic.Bool
+	pulledAfter := make(chan struct{}, 1) // a pull that began after the last change
 	filter := func(_ tea.Model, msg tea.Msg) tea.Msg {
 		if _, ok := msg.(changedMsg); ok {
 			pulls.Add(1)
+			if lastSet.Load() {
+				select {
+				case pulledAfter <- struct{}{}:
+				default:
+				}
+			}
 		}
 		return msg
 	}
@@ -100,10 +108,17 @@ func TestProgramPacesRefreshes(t *testing.T) {
 	for time.Since(start) < window {
 		n++
 		src.set(testGuests(10 + n%20))
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // the pace of the changes, not a wait
 	}
 	src.set(testGuests(33))
-	time.Sleep(3 * refreshGap)
+	lastSet.Store(true)
+	// The model pulls the snapshot after the filter sees the message: that
+	// pull has the last change.
+	select {
+	case <-pulledAfter:
+	case <-ctx.Done():
+		t.Fatal("no snapshot pulled after the last change")
+	}
 	p.Send(keyMsg(t, "q"))
 	fm := (<-done).(Model)
 	// One pull per gap, plus the initial signal and the final one; allow

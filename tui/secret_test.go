@@ -44,7 +44,7 @@ func TestPasswordPromptMasked(t *testing.T) {
 		t.Fatalf("the password shows while typed:\n%s", v)
 	}
 	m = press(t, m, "enter")
-	if c := m.openConfirmation(); c == nil || !strings.Contains(strings.ToLower(view(m)), "password root") {
+	if c := m.openConfirmation(); c == nil || !strings.Contains(view(m), "Set the password of root on 1 guest?") {
 		t.Fatalf("no confirmation:\n%s", view(m))
 	}
 	if v := view(m); strings.Contains(v, "hunter2") {

@@ -76,6 +76,7 @@ type table struct {
 	cursor  int
 	offset  int
 	curName string
+	told    []string // the visible rows last told to the source (launch.go)
 }
 
 // reindex recomputes the rows if anything they depend on changed, keeping the
@@ -329,6 +330,7 @@ func (m *Model) clampScroll() {
 	if t.offset < 0 {
 		t.offset = 0
 	}
+	m.tellVisible()
 }
 
 // isMarked reports whether row i (guest name) is marked, counting a visual

@@ -383,11 +383,12 @@ func (m *Model) renderHelp(w, h int) string {
 	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n")
 	b.WriteString(m.helpKeys(w))
 	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
-	if m.opts.Readonly {
-		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, cat PATH (read-only: nothing that changes a guest)\n")
-	} else {
-		b.WriteString(m.st.Title.Render("Commands") + "  : then ping, info, fstrim, cat PATH, freeze, thaw, settime, shutdown [reboot|halt],\n")
-		b.WriteString("          suspend ram|disk|hybrid, vcpus online|offline IDS, write PATH TEXT   (tab completes)\n")
+	for i, l := range commandHelp(m.opts.Readonly, w-len("Commands  : then "), w-10) {
+		if i == 0 {
+			b.WriteString(m.st.Title.Render("Commands") + "  : then " + l + "\n")
+		} else {
+			b.WriteString("          " + l + "\n")
+		}
 	}
 	targets := "the marked guests, or the guest under the cursor when none is marked"
 	if !m.opts.Readonly {
@@ -460,9 +461,8 @@ func (m *Model) renderConfirm(c *confirmation) string {
 	for i := range names {
 		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
-	verb := strings.ToUpper(actionString(c.action)[:1]) + actionString(c.action)[1:]
 	lines := []string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("%s %s?", present.Text(verb, m.width), present.Plural(len(c.run), "guest"))),
+		m.st.Warn.Bold(true).Render(present.Text(c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {

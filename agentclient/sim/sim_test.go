@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 func TestReadOnlyCommands(t *testing.T) {
@@ -293,16 +294,13 @@ func execRun(t *testing.T, rc *rawConn, req agentclient.ExecRequest) agentclient
 	b, _ := json.Marshal(map[string]any{"execute": "guest-exec", "arguments": req})
 	var pid struct{ PID int64 }
 	rc.call(string(b), &pid)
-	for range 100 {
-		var st agentclient.ExecStatus
+	var st agentclient.ExecStatus
+	wait.For(t, 10*time.Second, func() (bool, string) {
+		st = agentclient.ExecStatus{}
 		rc.call(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID), &st)
-		if st.Exited {
-			return st
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("process never exited")
-	return agentclient.ExecStatus{}
+		return st.Exited, fmt.Sprintf("process %d has not exited", pid.PID)
+	})
+	return st
 }
 
 func decode(s string) string {
@@ -370,9 +368,13 @@ func TestExecAndListDir(t *testing.T) {
 	// exec (cat with input "hello").
 	var pid struct{ PID int64 }
 	rc.call(`{"execute":"guest-exec","arguments":{"path":"/bin/cat","input-data":"aGVsbG8=","capture-output":true}}`, &pid)
-	time.Sleep(30 * time.Millisecond)
-	rc.send(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID))
-	if l := rc.mustLine(); l != `{"return": {"exitcode": 0, "out-data": "aGVsbG8=", "out-truncated": false, "exited": true}}`+"\n" {
+	var l string
+	wait.For(t, 10*time.Second, func() (bool, string) {
+		rc.send(fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%d}}`, pid.PID))
+		l = rc.mustLine()
+		return strings.Contains(l, `"exited": true`), "cat still running: " + l
+	})
+	if l != `{"return": {"exitcode": 0, "out-data": "aGVsbG8=", "out-truncated": false, "exited": true}}`+"\n" {
 		t.Errorf("exec-status bytes: %q", l)
 	}
 	rc.call(`{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","true"]}}`, &pid)

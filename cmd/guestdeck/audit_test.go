@@ -16,6 +16,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet/audit"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // simGuests serves one simulated guest per config from this test process
@@ -460,13 +461,9 @@ func TestHoldThawTimes(t *testing.T) {
 		}
 	})
 	// The freeze is another process's: watch the guest for it.
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errb.String(), "holding") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no hold after 20s:\n%s%s", out.String(), errb.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, func() (bool, string) {
+		return strings.Contains(errb.String(), "holding"), "no hold yet:\n" + out.String() + errb.String()
+	})
 	gs["h0"].SetHang(true)
 	cmd.Process.Signal(os.Interrupt)
 	select {

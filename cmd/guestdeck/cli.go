@@ -155,6 +155,9 @@ func (c *cli) flags(name string) *flag.FlagSet {
 				fmt.Fprintf(c.stderr, "usage: guestdeck %s %s\n  %s\n", name, cmd.args, cmd.summary)
 			}
 		}
+		if name == "run" {
+			fmt.Fprint(c.stderr, actionsHelp())
+		}
 		var any bool
 		fs.VisitAll(func(*flag.Flag) { any = true })
 		if any {

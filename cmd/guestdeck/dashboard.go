@@ -78,7 +78,8 @@ func (c *cli) dashboard(ctx context.Context) int {
 	files := func(guest string) (tui.FilesPane, error) {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
-	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al, Exec: o.fleet.Exec})
+	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
+		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout()})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	screenDone.Store(true)
 

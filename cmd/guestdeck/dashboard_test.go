@@ -14,6 +14,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // tmux runs one tmux command on the test's own server socket.
@@ -29,17 +30,12 @@ func tmux(t *testing.T, sock string, args ...string) string {
 // waitScreen polls the pane until it shows want.
 func waitScreen(t *testing.T, sock, want string, d time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		screen := tmux(t, sock, "capture-pane", "-p", "-t", "gd")
-		if strings.Contains(screen, want) {
-			return screen
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the screen never showed %q in %v:\n%s", want, d, screen)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var screen string
+	wait.For(t, d, func() (bool, string) {
+		screen = tmux(t, sock, "capture-pane", "-p", "-t", "gd")
+		return strings.Contains(screen, want), fmt.Sprintf("the screen does not show %q:\n%s", want, screen)
+	})
+	return screen
 }
 
 // TestDashboardThawsOnSIGTERM runs the dashboard in a real terminal (tmux),
@@ -67,24 +63,16 @@ func TestDashboardThawsOnSIGTERM(t *testing.T) {
 	tmux(t, sock, "send-keys", "-t", "gd", "F")
 	waitScreen(t, sock, "y/enter confirms", 5*time.Second)
 	tmux(t, sock, "send-keys", "-t", "gd", "y")
-	deadline := time.Now().Add(10 * time.Second)
-	for !farm.Guests()[0].Frozen() {
-		if time.Now().After(deadline) {
-			t.Fatalf("s0 was not frozen from the dashboard:\n%s", tmux(t, sock, "capture-pane", "-p", "-t", "gd"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, func() (bool, string) {
+		return farm.Guests()[0].Frozen(), "s0 was not frozen from the dashboard:\n" + tmux(t, sock, "capture-pane", "-p", "-t", "gd")
+	})
 
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("guestdeck did not exit within 20s of SIGTERM")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, func() (bool, string) {
+		return syscall.Kill(pid, 0) != nil, "guestdeck has not exited after SIGTERM"
+	})
 	if farm.Guests()[0].Frozen() {
 		t.Error("guestdeck exited on SIGTERM leaving s0 frozen")
 	}
@@ -114,13 +102,15 @@ func TestRunConfirmsOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := dir + "/tmux.sock"
-	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	for _, answer := range []string{"n", "y"} {
+		// A socket per round: the last round's server may still be
+		// exiting after its session was killed.
+		sock := dir + "/tmux-" + answer + ".sock"
+		t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
 		// The pane stays after the command so its last words can be read.
 		script := "HOME=" + dir + " XDG_STATE_HOME=" + dir + "/state " + binary + " -c " + cfg + " run shutdown s0; echo exit=$?; sleep 30"
 		tmux(t, sock, "new-session", "-d", "-s", "gd", "-x", "120", "-y", "20", "sh", "-c", script)
-		waitScreen(t, sock, "shutdown powerdown 1 guest(s): s0? [y/N]", 15*time.Second)
+		waitScreen(t, sock, "Shut down 1 guest (powerdown)? s0 [y/N]", 15*time.Second)
 		tmux(t, sock, "send-keys", "-t", "gd", answer, "Enter")
 		if answer == "n" {
 			waitScreen(t, sock, "exit=2", 10*time.Second)

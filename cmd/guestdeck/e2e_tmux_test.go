@@ -13,6 +13,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 	"github.com/guestdeck/guestdeck/tui"
 )
 
@@ -115,17 +116,12 @@ func (tt *e2eTerm) text(s string) { tt.t.Helper(); tt.keys("-l", s) }
 // waitFor polls the screen until ok accepts it.
 func (tt *e2eTerm) waitFor(what string, ok func(screen string) bool) string {
 	tt.t.Helper()
-	deadline := time.Now().Add(e2eWait)
-	for {
-		s := tt.screen()
-		if ok(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			tt.t.Fatalf("the screen never showed %s in %v:\n%s", what, e2eWait, s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var s string
+	wait.For(tt.t, e2eWait, func() (bool, string) {
+		s = tt.screen()
+		return ok(s), fmt.Sprintf("the screen does not show %s:\n%s", what, s)
+	})
+	return s
 }
 
 func (tt *e2eTerm) waitText(want ...string) string {
@@ -292,18 +288,11 @@ func e2eDashboard(t *testing.T, c e2eCase) {
 
 	// Quit: exit status 0, and the terminal is back to the shell.
 	tt.keys("q")
-	deadline := time.Now().Add(e2eWait)
 	var exit []byte
-	for {
-		var err error
-		if exit, err = os.ReadFile(tt.exitFile); err == nil && len(exit) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("guestdeck did not exit within %v of q:\n%s", e2eWait, tt.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	wait.For(t, e2eWait, func() (bool, string) {
+		exit, _ = os.ReadFile(tt.exitFile)
+		return len(exit) > 0, "guestdeck has not exited after q:\n" + tt.screen()
+	})
 	if got := strings.TrimSpace(string(exit)); got != "EXIT=0" {
 		t.Errorf("guestdeck exited with %s, want EXIT=0:\n%s", got, tt.screen())
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
 	"github.com/guestdeck/guestdeck/internal/testpeers/hostile"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // hostileDir is a short directory for sockets (108-byte limit), removed
@@ -626,18 +627,13 @@ func TestHostileDashboard(t *testing.T) {
 	tt.safe("evil-num interfaces")
 
 	tt.keys("q")
-	deadline := time.Now().Add(e2eWait)
-	for {
-		if b, err := os.ReadFile(tt.exitFile); err == nil && len(b) > 0 {
-			if got := strings.TrimSpace(string(b)); got != "EXIT=0" {
-				t.Errorf("guestdeck exited with %s, want EXIT=0", got)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("guestdeck did not exit within %v of q:\n%s", e2eWait, tt.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
+	var exit []byte
+	wait.For(t, e2eWait, func() (bool, string) {
+		exit, _ = os.ReadFile(tt.exitFile)
+		return len(exit) > 0, "guestdeck has not exited after q:\n" + tt.screen()
+	})
+	if got := strings.TrimSpace(string(exit)); got != "EXIT=0" {
+		t.Errorf("guestdeck exited with %s, want EXIT=0", got)
 	}
 	tt.waitText("guestdeck-exited")
 	tt.safe("after exit")

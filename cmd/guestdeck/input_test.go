@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // TestUserMistakes: what a user gets for a selector that matches nothing and
@@ -61,10 +63,10 @@ func TestSimWarnsOfFileLimit(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(out.String(), "fleet file") && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() }) // a no-op once it was waited for
+		wait.For(t, 20*time.Second, func() (bool, string) {
+			return strings.Contains(out.String(), "fleet file"), fmt.Sprintf("sim wrote no fleet file\nstdout: %s\nstderr: %s", out.String(), errb.String())
+		})
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 		warned := strings.Contains(errb.String(), fmt.Sprintf("%d guests need about %d open files", tt.guests, 2*tt.guests+32)) &&

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // sockProxy forwards a unix socket to another; stop drops the channel (the
@@ -125,20 +127,19 @@ func startGD(t *testing.T, args ...string) *started {
 // waitStderr waits until the process's stderr contains sub.
 func (st *started) waitStderr(t *testing.T, sub string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(st.stderr.String(), sub) {
+	wait.For(t, d, func() (bool, string) {
+		if strings.Contains(st.stderr.String(), sub) {
+			return true, ""
+		}
 		select {
 		case <-st.done:
-			if strings.Contains(st.stderr.String(), sub) {
-				return
+			if !strings.Contains(st.stderr.String(), sub) {
+				t.Fatalf("exited (%v) before saying %q:\n%s%s", st.err, sub, st.stdout.String(), st.stderr.String())
 			}
-			t.Fatalf("exited (%v) before saying %q:\n%s%s", st.err, sub, st.stdout.String(), st.stderr.String())
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q on stderr within %v:\n%s", sub, d, st.stderr.String())
-		}
-	}
+		return false, fmt.Sprintf("no %q on stderr:\n%s", sub, st.stderr.String())
+	})
 }
 
 func (st *started) wait(t *testing.T, d time.Duration) int {
@@ -309,13 +310,9 @@ func TestDashboardThawsOrphanE2E(t *testing.T) {
 	})
 	// The promised thaw passes; the dashboard thaws it (the ledger is read
 	// every 5 s) and logs it.
-	deadline := time.Now().Add(e2eWait)
-	for farm.Guests()[0].Frozen() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the dashboard never thawed the orphan:\n%s", tt.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	wait.For(t, e2eWait, func() (bool, string) {
+		return !farm.Guests()[0].Frozen(), "the dashboard has not thawed the orphan:\n" + tt.screen()
+	})
 	tt.keys("e")
 	t.Logf("event log:\n%s", tt.waitText("left frozen by guestdeck pid", "orphaned freeze: thawed 1 filesystem"))
 	tt.keys("e")

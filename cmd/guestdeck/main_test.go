@@ -18,6 +18,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // binary is guestdeck built once for every test: the tests run it as a user would.
@@ -272,16 +273,11 @@ func TestSimSubcommand(t *testing.T) {
 		}
 	})
 	cfg := filepath.Join(dir, "fleet.toml")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(cfg); err == nil && strings.Contains(out.String(), "status") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sim wrote no fleet file in 20s\nstdout: %s\nstderr: %s", out.String(), errb.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, func() (bool, string) {
+		_, err := os.Stat(cfg)
+		return err == nil && strings.Contains(out.String(), "status"),
+			fmt.Sprintf("sim wrote no fleet file\nstdout: %s\nstderr: %s", out.String(), errb.String())
+	})
 	gs := status(t, cfg)
 	counts := map[string]int{}
 	for _, g := range gs {
@@ -393,7 +389,7 @@ func TestRunJSONShape(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		if !slices.Equal(keys, []string{"error", "name", "ok", "result", "skipped"}) {
+		if !slices.Equal(keys, []string{"error", "name", "ok", "result", "rtt_ns", "skipped"}) {
 			t.Errorf("run --json keys %v", keys)
 		}
 		if string(obj["ok"]) != "true" {

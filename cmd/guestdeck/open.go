@@ -12,6 +12,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient/sim/demo"
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/discovery"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
@@ -97,7 +98,14 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 		targets[i] = fleet.Target{Name: g.Name, Address: g.Address, Tags: g.Tags, Exclusive: g.Exclusive}
 	}
 	f.Add(targets...)
+	srcs, err := sshSources(cfg)
+	if err != nil {
+		f.Close()
+		c.errorf("%s: %v", cfg.Path, err)
+		return nil, exitUsage
+	}
 	c.addHosts(ctx, f, cfg)
+	c.addSockets(ctx, f, cfg, srcs)
 	return &opened{fleet: f, cfg: cfg, close: func() { f.Close() }}, exitOK
 }
 
@@ -148,6 +156,116 @@ func (c *cli) addHosts(ctx context.Context, f *fleet.Fleet, cfg *config.File) {
 		if err != nil {
 			c.errorf("warning: %s: %v", cfg.Path, err)
 		}
+	}
+}
+
+// sshSources builds one ssh host source per ssh connection the fleet file
+// needs ([[guest]] ssh:// addresses and [[sockets]] ssh:// patterns on the
+// same user@host:port share it), in file order. Entries that share a
+// connection must agree on its keys.
+func sshSources(cfg *config.File) ([]*discovery.SSH, error) {
+	type use struct {
+		keys  config.SSHKeys
+		what  string
+		url   config.SSHURL
+		names []string
+	}
+	var order []string
+	uses := map[string]*use{}
+	add := func(u config.SSHURL, keys config.SSHKeys, what, guest string) error {
+		ep := discovery.SSHEndpoint(u)
+		if prev, ok := uses[ep]; ok {
+			if prev.keys != keys {
+				return fmt.Errorf("%s and %s reach ssh host %s with different known_hosts, identity or insecure_ignore_host_key; "+
+					"they share one connection, so give them the same keys", prev.what, what, ep)
+			}
+			if guest != "" {
+				prev.names = append(prev.names, guest)
+			}
+			return nil
+		}
+		uses[ep] = &use{keys: keys, what: what, url: u}
+		if guest != "" {
+			uses[ep].names = []string{guest}
+		}
+		order = append(order, ep)
+		return nil
+	}
+	for _, g := range cfg.Guests {
+		if u, err := config.ParseSSHURL(g.Address); err == nil {
+			if err := add(u, g.SSH, fmt.Sprintf("[[guest]] %q", g.Name), g.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, s := range cfg.Sockets {
+		if p, err := config.ParseSocketPattern(s.Pattern); err == nil && p.Remote != nil {
+			if err := add(*p.Remote, s.SSH, fmt.Sprintf("[[sockets]] %q", s.Name), ""); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]*discovery.SSH, 0, len(order))
+	for _, ep := range order {
+		u := uses[ep]
+		src, err := discovery.NewSSH(discovery.SSHConfig{URL: u.url, KnownHosts: u.keys.KnownHosts,
+			InsecureIgnoreHostKey: u.keys.InsecureIgnoreHostKey, Identity: u.keys.Identity, Guests: u.names})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+// addSockets starts the ssh hosts (at once, each bounded like a libvirt
+// host), then the [[sockets]] patterns, which list over them, one after
+// the other in file order: a name two patterns find is the first one's in
+// every run. A source that fails is reported and keeps retrying in the
+// background.
+func (c *cli) addSockets(ctx context.Context, f *fleet.Fleet, cfg *config.File, hosts []*discovery.SSH) {
+	const sourceTimeout = 10 * time.Second
+	warn := func(err error) {
+		if err != nil {
+			c.errorf("warning: %s: %v", cfg.Path, err)
+		}
+	}
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Go(func() {
+			hctx, cancel := context.WithTimeout(ctx, sourceTimeout)
+			defer cancel()
+			errs[i] = f.AddSource(hctx, h)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		warn(err)
+	}
+	byEndpoint := map[string]*discovery.SSH{}
+	for _, h := range hosts {
+		byEndpoint[h.Name()] = h
+	}
+	for _, s := range cfg.Sockets {
+		p, err := config.ParseSocketPattern(s.Pattern) // checked by config already
+		if err != nil {
+			warn(err)
+			continue
+		}
+		sc := discovery.SocketsConfig{Name: s.Name, Pattern: s.Pattern, Dir: p.Dir, Glob: p.Glob,
+			Tags: s.Tags, Naming: s.Naming, Rescan: s.Rescan.Duration}
+		if p.Remote != nil {
+			sc.SSH = byEndpoint[discovery.SSHEndpoint(*p.Remote)]
+		}
+		src, err := discovery.NewSockets(sc)
+		if err != nil {
+			warn(err)
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, sourceTimeout)
+		warn(f.AddSource(sctx, src))
+		cancel()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -20,29 +21,8 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-// actionArity says how many words after the action's name belong to it.
-// Optional words (shutdown's mode) are taken only when they are one of the
-// listed values, so `run shutdown web-1` and `run shutdown reboot web-1` both
-// read as expected. `--` ends the action explicitly.
-func actionArity(name string, rest []string) int {
-	if n, ok := fleet.UserArity(name, rest); ok {
-		return n
-	}
-	switch name {
-	case "shutdown":
-		if len(rest) > 0 && slices.Contains([]string{"powerdown", "reboot", "halt"}, rest[0]) {
-			return 1
-		}
-		return 0
-	case "suspend", "read":
-		return 1
-	case "vcpus", "write":
-		return 2
-	}
-	return 0
-}
-
-// splitAction splits `ACTION [ARGS] [--] SELECTOR...`.
+// splitAction splits `ACTION [ARGS] [--] SELECTOR...`: the action table
+// says how many words after the action's name are its own (fleet.Arity).
 func splitAction(args []string) (action, selectors []string) {
 	if i := slices.Index(args, "--"); i >= 0 {
 		return args[:i], args[i+1:]
@@ -50,19 +30,66 @@ func splitAction(args []string) (action, selectors []string) {
 	if len(args) == 0 {
 		return nil, nil
 	}
-	n := 1 + actionArity(args[0], args[1:])
+	n := 1 + fleet.Arity(args[0], args[1:])
 	n = min(n, len(args))
 	return args[:n], args[n:]
 }
 
-// runJSON is one guest in `run --json`.
+// runJSON is one guest in `run --json`: the outcome, the summary for a
+// person, and the structured fields the action fills (its Spec's
+// ResultFields), present only when the guest did it.
 type runJSON struct {
 	Name    string `json:"name"`
 	OK      bool   `json:"ok"`
 	Skipped bool   `json:"skipped"`
 	Error   string `json:"error"`
 	Result  string `json:"result"`
+
+	RTTNs        *int64 `json:"rtt_ns,omitempty"`        // ping
+	Filesystems  *int   `json:"filesystems,omitempty"`   // freeze, thaw, fstrim
+	TrimmedBytes *int64 `json:"trimmed_bytes,omitempty"` // fstrim
+	VCPUs        *int   `json:"vcpus_set,omitempty"`     // vcpus
+	Bytes        *int64 `json:"bytes,omitempty"`         // read, write
+	Clock        string `json:"clock,omitempty"`         // settime: RFC 3339, UTC
+	// freeze: when guestdeck thaws the guest (the end of --hold), or
+	// stays_frozen when it does not.
+	ThawAt      string `json:"thaw_at,omitempty"`
+	StaysFrozen bool   `json:"stays_frozen,omitempty"`
 }
+
+// newRunJSON is r as `run --json` prints it.
+func newRunJSON(act fleet.Action, r fleet.Result) runJSON {
+	j := runJSON{Name: r.Guest, OK: r.OK, Skipped: r.Skipped, Error: r.Err, Result: resultText(r)}
+	if !r.OK {
+		return j
+	}
+	spec, _ := fleet.SpecOf(act.Kind)
+	for _, f := range spec.ResultFields {
+		switch f {
+		case fleet.FieldRTT:
+			j.RTTNs = ptr(r.RTT.Nanoseconds())
+		case fleet.FieldFilesystems:
+			j.Filesystems = ptr(r.Filesystems)
+		case fleet.FieldTrimmedBytes:
+			j.TrimmedBytes = ptr(r.TrimmedBytes)
+		case fleet.FieldVCPUs:
+			j.VCPUs = ptr(r.VCPUs)
+		case fleet.FieldBytes:
+			j.Bytes = ptr(r.Bytes)
+		case fleet.FieldClock:
+			j.Clock = r.Clock.UTC().Format(time.RFC3339Nano)
+		case fleet.FieldThawAt:
+			if r.ThawAt.IsZero() {
+				j.StaysFrozen = true
+			} else {
+				j.ThawAt = r.ThawAt.Format(time.RFC3339)
+			}
+		}
+	}
+	return j
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // maxHold bounds --hold: a freeze longer than a day is an outage, not a
 // backup window.
@@ -72,12 +99,98 @@ const maxHold = 24 * time.Hour
 // is a promise to thaw what guestdeck froze, and this freeze is someone else's.
 const notOurFreeze = "already frozen, and not by this guestdeck: --hold will neither hold nor thaw it"
 
+// runRequest is a `run` command line, parsed and checked.
+type runRequest struct {
+	act       fleet.Action
+	words     []string // the action as typed
+	selectors []string
+	args      []string // the words after the flags, for the audit log
+	asJSON    bool
+	yes, dry  bool
+	hold      time.Duration
+}
+
+// what names the request in messages: "run freeze", "run --dry-run freeze".
+func (r *runRequest) what() string {
+	if r.dry {
+		return "run --dry-run " + r.act.String()
+	}
+	return "run " + r.act.String()
+}
+
+// auditAction is the action as the audit log records it.
+func (r *runRequest) auditAction() string {
+	if r.hold > 0 {
+		return r.act.String() + fmt.Sprintf(" (--hold %s)", r.hold)
+	}
+	return r.act.String()
+}
+
 func (c *cli) runAction(ctx context.Context, args []string) int {
+	req, code, ok := c.parseRun(args)
+	if !ok {
+		return code
+	}
+	o, code := c.openFleet(ctx, false, func(opts *fleet.Options) {
+		// The watchdog must not thaw before the hold ends.
+		if req.hold > 0 && opts.FreezeTimeout < req.hold+time.Minute {
+			opts.FreezeTimeout = req.hold + time.Minute
+		}
+		opts.Audit = c.auditLog()
+		opts.Who, opts.Promise = ledgerWho(req.act, req.hold)
+	})
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	f := o.fleet
+	if c.readonly && req.act.Mutating() {
+		c.errorf("%s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", req.what())
+		return exitUsage
+	}
+	gs, err := selectPolled(ctx, f, req.selectors)
+	if err != nil {
+		c.errorf("run: %v", err)
+		return exitUsage
+	}
+	if len(gs) == 0 {
+		c.errorf("%s: the selectors %s match no guest", req.what(), strings.Join(req.selectors, " "))
+		return exitUsage
+	}
+	command := c.recordedCommand(req.args, hiddenWords(req.act, req.words))
+	if req.dry {
+		return c.dryRun(req.act, gs, req.hold, command, req.selectors, req.asJSON)
+	}
+	if req.act.Destructive() && !req.yes && !c.confirmAction(req.act, gs, req.hold) {
+		return exitUsage
+	}
+	if req.act.NeedsSecret() {
+		if code, ok := c.readSecret(&req.act); !ok {
+			return code
+		}
+		defer clear(req.act.Users.Secret)
+	}
+	var aud *audited
+	if req.act.Mutating() {
+		aud, err = c.auditIntent(audit.SourceCLI, req.auditAction(), command, req.selectors, fleet.AuditPlan(req.act, gs, audit.Intent, time.Now()))
+		if err != nil {
+			c.errorf("%s: refused: %v; nothing was sent", req.what(), err)
+			return exitUsage
+		}
+	}
+	results := c.runWithProgress(ctx, f, req.act, gs)
+	return c.finishRun(ctx, f, req, results, aud)
+}
+
+// parseRun reads the flags and the action; ok is false when the caller
+// should return code. It refuses what the command line alone rules out
+// before any fleet file is read or any agent dialled.
+func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
+	req = &runRequest{}
 	fs := c.flags("run")
-	asJSON := fs.Bool("json", false, "print a JSON array of per-guest results")
-	yes := fs.Bool("yes", false, "do not ask for confirmation (needed without a terminal, and for freeze without --hold)")
-	dry := fs.Bool("dry-run", false, "print what would be sent to each guest, or why it would be skipped; send nothing")
-	var hold time.Duration
+	fs.BoolVar(&req.asJSON, "json", false, "print a JSON array of per-guest results (with each action's fields, see README)")
+	fs.BoolVar(&req.yes, "yes", false, "do not ask for confirmation (needed without a terminal, and for freeze without --hold)")
+	fs.BoolVar(&req.dry, "dry-run", false, "print what would be sent to each guest, or why it would be skipped; send nothing")
 	fs.Func("hold", "freeze only: keep guestdeck running for `D` (more than 0, at most 24h), or until ctrl-c, then thaw", func(v string) error {
 		d, err := time.ParseDuration(v)
 		switch {
@@ -88,98 +201,41 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 		case d > maxHold:
 			return fmt.Errorf("at most %s: a longer freeze is an outage (use --yes and thaw it yourself)", maxHold)
 		}
-		hold = d
+		req.hold = d
 		return nil
 	})
 	if code, ok := parse(fs, args); !ok {
-		return code
+		return nil, code, false
 	}
-	words, selectors := splitAction(fs.Args())
-	if len(words) == 0 {
-		c.errorf("run: no action (ping, info, freeze, thaw, shutdown [MODE], suspend MODE, settime, fstrim, vcpus online|offline IDS, read PATH, write PATH DATA)")
-		return exitUsage
+	req.args = fs.Args()
+	req.words, req.selectors = splitAction(req.args)
+	if len(req.words) == 0 {
+		c.errorf("run: no action (%s)", fleet.UsageList())
+		return nil, exitUsage, false
 	}
-	act, err := fleet.ParseAction(words)
-	if err != nil {
+	var err error
+	if req.act, err = fleet.ParseAction(req.words); err != nil {
 		c.errorf("run: %v", err)
-		return exitUsage
+		return nil, exitUsage, false
 	}
-	if len(selectors) == 0 {
-		c.errorf("run %s: no guests selected: name them, or use a selector such as all, tag:X, host:Y, state:Z", act)
-		return exitUsage
-	}
-	what := "run " + act.String()
-	if *dry {
-		what = "run --dry-run " + act.String()
-	}
-	// Refuse before any fleet file is read or any agent dialled.
-	if c.readonly && act.Mutating() {
-		c.errorf("%s: refused: --readonly forbids actions that change guests; nothing was sent", what)
-		return exitUsage
-	}
-	if hold != 0 && act.Kind != fleet.ActFreeze {
+	switch {
+	case len(req.selectors) == 0:
+		c.errorf("run %s: no guests selected: name them, or use a selector such as all, tag:X, host:Y, state:Z", req.act)
+	case c.readonly && req.act.Mutating():
+		c.errorf("%s: refused: --readonly forbids actions that change guests; nothing was sent", req.what())
+	case req.hold != 0 && req.act.Kind != fleet.ActFreeze:
 		c.errorf("run: --hold only applies to freeze")
-		return exitUsage
-	}
-	if act.Kind == fleet.ActFreeze && hold == 0 && !*yes && !*dry {
+	case req.act.Kind == fleet.ActFreeze && req.hold == 0 && !req.yes && !req.dry:
 		c.errorf("run freeze: guests stay frozen after guestdeck exits (their writes block until thawed);\n" +
 			"  pass --yes to freeze and leave them frozen, or --hold DURATION to thaw automatically")
-		return exitUsage
+	default:
+		return req, 0, true
 	}
+	return nil, exitUsage, false
+}
 
-	o, code := c.openFleet(ctx, false, func(opts *fleet.Options) {
-		// The watchdog must not thaw before the hold ends.
-		if hold > 0 && opts.FreezeTimeout < hold+time.Minute {
-			opts.FreezeTimeout = hold + time.Minute
-		}
-		opts.Audit = c.auditLog()
-		opts.Who, opts.Promise = ledgerWho(act, hold)
-	})
-	if o == nil {
-		return code
-	}
-	defer o.close()
-	f := o.fleet
-	if c.readonly && act.Mutating() {
-		c.errorf("%s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", what)
-		return exitUsage
-	}
-
-	gs, err := selectPolled(ctx, f, selectors)
-	if err != nil {
-		c.errorf("run: %v", err)
-		return exitUsage
-	}
-	if len(gs) == 0 {
-		c.errorf("%s: the selectors %s match no guest", what, strings.Join(selectors, " "))
-		return exitUsage
-	}
-	command := c.recordedCommand(fs.Args(), hiddenWords(act, words))
-	if *dry {
-		return c.dryRun(act, gs, hold, command, selectors, *asJSON)
-	}
-	if act.Destructive() && !*yes && !c.confirm(fmt.Sprintf("%s %d guest(s): %s?", act, len(gs), summariseNames(gs))) {
-		return exitUsage
-	}
-	if act.NeedsSecret() {
-		if code, ok := c.readSecret(&act); !ok {
-			return code
-		}
-		defer clear(act.Users.Secret)
-	}
-	var aud *audited
-	if act.Mutating() {
-		action := act.String()
-		if hold > 0 {
-			action += fmt.Sprintf(" (--hold %s)", hold)
-		}
-		aud, err = c.auditIntent(audit.SourceCLI, action, command, selectors, fleet.AuditPlan(act, gs, audit.Intent, time.Now()))
-		if err != nil {
-			c.errorf("%s: refused: %v; nothing was sent", what, err)
-			return exitUsage
-		}
-	}
-
+// runWithProgress runs act on gs, counting finished guests on a terminal.
+func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Action, gs []*fleet.Guest) []fleet.Result {
 	// progress runs on the fleet's goroutines.
 	var mu sync.Mutex
 	done := 0
@@ -195,24 +251,31 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}
-	holdEnd := time.Now().Add(hold)
-	if act.Kind == fleet.ActFreeze {
-		c.freezeResults(f, results, hold, holdEnd)
+	return results
+}
+
+// finishRun records and prints the outcome, then holds and thaws a
+// freeze under --hold or warns of one left frozen.
+func (c *cli) finishRun(ctx context.Context, f *fleet.Fleet, req *runRequest, results []fleet.Result, aud *audited) int {
+	holdEnd := time.Now().Add(req.hold)
+	if req.act.Kind == fleet.ActFreeze {
+		c.freezeResults(f, results, req.hold, holdEnd)
 	}
 	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
-	code = runExit(results)
-	c.printResults(act, results, *asJSON)
-
-	if act.Kind == fleet.ActFreeze {
-		frozen := f.FrozenByUs()
-		if len(frozen) > 0 && hold > 0 {
-			if c.holdAndThaw(ctx, f, holdEnd, frozen) != exitOK {
-				code = exitFrozen
-			}
-		} else if len(frozen) > 0 {
-			fmt.Fprintf(c.stderr, "\n!!! %d guest(s) are FROZEN and stay frozen after guestdeck exits: their disk writes block.\n"+
-				"!!! thaw them with:  %s\n\n", len(frozen), c.thawCommand(frozen...))
+	code := runExit(results)
+	c.printResults(req.act, results, req.asJSON)
+	if req.act.Kind != fleet.ActFreeze {
+		return code
+	}
+	frozen := f.FrozenByUs()
+	switch {
+	case len(frozen) > 0 && req.hold > 0:
+		if c.holdAndThaw(ctx, f, holdEnd, frozen) != exitOK {
+			code = exitFrozen
 		}
+	case len(frozen) > 0:
+		fmt.Fprintf(c.stderr, "\n!!! %d guest(s) are FROZEN and stay frozen after guestdeck exits: their disk writes block.\n"+
+			"!!! thaw them with:  %s\n\n", len(frozen), c.thawCommand(frozen...))
 	}
 	return code
 }
@@ -233,8 +296,8 @@ func runExit(results []fleet.Result) int {
 }
 
 // freezeResults says in each frozen guest's result when it thaws: at the
-// end of the hold, or never by guestdeck (it exits, and its watchdog with
-// it). Under --hold, a guest frozen before is a failure: guestdeck did not
+// end of the hold (ThawAt), or never by guestdeck (it exits, and its
+// watchdog with it: ThawAt zero). Under --hold, a guest frozen before is a failure: guestdeck did not
 // freeze it, so it neither holds nor thaws it.
 func (c *cli) freezeResults(f *fleet.Fleet, results []fleet.Result, hold time.Duration, holdEnd time.Time) {
 	ours := f.FrozenByUs()
@@ -250,17 +313,20 @@ func (c *cli) freezeResults(f *fleet.Fleet, results []fleet.Result, hold time.Du
 				present.Text(r.Guest, nameCells), notOurFreeze, c.thawCommand(r.Guest))
 		case hold > 0:
 			r.Result += fmt.Sprintf("; held frozen until %s, then thawed by guestdeck", holdEnd.Format("15:04:05"))
+			r.ThawAt = holdEnd
+			continue
 		case !r.ThawAt.IsZero():
 			r.Result += "; stays frozen after guestdeck exits"
 		}
-		r.ThawAt = time.Time{} // the watchdog's deadline is not this command's
+		r.ThawAt = time.Time{} // the watchdog's deadline is not this command's: it exits
 	}
 }
 
-// hiddenWords are the action words the audit log must not keep: a write's
-// data, replaced by its size. Indexes count from the action's name.
+// hiddenWords are the action words the audit log must not keep: the data
+// of an action that takes PATH DATA (write), replaced by its size. Indexes
+// count from the action's name.
 func hiddenWords(act fleet.Action, words []string) map[int]string {
-	if act.Kind != fleet.ActWrite || len(words) < 3 {
+	if spec, _ := fleet.SpecOf(act.Kind); spec.Args != fleet.PathDataArg || len(words) < 3 {
 		return nil
 	}
 	hide := map[int]string{2: fmt.Sprintf("<%d bytes, not recorded>", len(act.Data))}
@@ -268,6 +334,41 @@ func hiddenWords(act fleet.Action, words []string) map[int]string {
 		hide[i] = "" // joined into the one placeholder above
 	}
 	return hide
+}
+
+// actionsHelp lists the actions for `run -h`, from the action table: the
+// syntax, what it does, its aliases, and whether it needs --yes.
+func actionsHelp() string {
+	var b strings.Builder
+	b.WriteString("actions:\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, s := range fleet.Specs() {
+		var notes []string
+		if al := s.AliasHelp(); al != "" {
+			notes = append(notes, al)
+		}
+		if s.Danger >= fleet.Disruptive {
+			notes = append(notes, "asks first (--yes skips)")
+		}
+		for _, m := range s.Modes {
+			switch {
+			case m.LooksOnly:
+				notes = append(notes, m.Name+" only looks")
+			case m.Danger > s.Danger:
+				notes = append(notes, m.Name+" asks first (--yes skips)")
+			}
+		}
+		if s.Mutating {
+			notes = append(notes, "refused by --readonly")
+		}
+		note := ""
+		if len(notes) > 0 {
+			note = " (" + strings.Join(notes, "; ") + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s%s\n", s.Usage(), s.Summary, note)
+	}
+	tw.Flush()
+	return b.String()
 }
 
 // dryRunJSON is one guest in `run --dry-run --json`.
@@ -395,7 +496,7 @@ func (c *cli) printResults(act fleet.Action, results []fleet.Result, asJSON bool
 	if asJSON {
 		out := make([]runJSON, 0, len(results))
 		for _, r := range results {
-			out = append(out, runJSON{Name: r.Guest, OK: r.OK, Skipped: r.Skipped, Error: r.Err, Result: resultText(r)})
+			out = append(out, newRunJSON(act, r))
 		}
 		writeJSON(c.stdout, out)
 		return
@@ -457,19 +558,43 @@ func texts(ss []string, max int) []string {
 	return out
 }
 
-// confirm asks on the terminal; without a terminal it refuses and says why.
+// confirmAction asks before a destructive action, in the action table's
+// words ("Shut down 2 guests (powerdown)? web-1, web-2"). The table's rule
+// decides whether the count must be typed (Action.TypedCount), as in the
+// dashboard. hold is a freeze's --hold: when guestdeck thaws.
+func (c *cli) confirmAction(act fleet.Action, gs []*fleet.Guest, hold time.Duration) bool {
+	q := present.Text(act.Question(len(gs), hold), maxLineCells) + " " + summariseNames(gs)
+	count := 0
+	if act.TypedCount(len(gs)) {
+		count = len(gs)
+	}
+	return c.ask(fmt.Sprintf("%s on %s", act, present.Plural(len(gs), "guest")), q, count)
+}
+
+// confirm asks question (y/N) on the terminal; without a terminal it
+// refuses and says why.
 func (c *cli) confirm(question string) bool {
+	return c.ask(strings.TrimSuffix(question, "?"), question, 0)
+}
+
+// ask asks question on the terminal: yes, or when count > 0 the count
+// typed. Without a terminal it refuses, naming what.
+func (c *cli) ask(what, question string, count int) bool {
 	if !isTerminal(c.stdin) {
-		c.errorf("refusing: %s needs confirmation and stdin is not a terminal; pass --yes", strings.TrimSuffix(question, "?"))
+		c.errorf("refusing: %s needs confirmation and stdin is not a terminal; pass --yes", present.Text(what, maxLineCells))
 		return false
 	}
-	fmt.Fprintf(c.stderr, "%s [y/N] ", question)
+	if count > 0 {
+		fmt.Fprintf(c.stderr, "%s\nType %d to confirm: ", question, count)
+	} else {
+		fmt.Fprintf(c.stderr, "%s [y/N] ", question)
+	}
 	line, err := bufio.NewReader(c.stdin).ReadString('\n')
 	if err != nil && err != io.EOF {
 		return false
 	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
+	answer := strings.ToLower(strings.TrimSpace(line))
+	if (count > 0 && answer == strconv.Itoa(count)) || (count == 0 && (answer == "y" || answer == "yes")) {
 		return true
 	}
 	fmt.Fprintln(c.stderr, "cancelled")

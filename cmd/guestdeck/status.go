@@ -103,7 +103,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	for _, st := range sources {
 		if st.Phase != fleet.SourceUp {
 			// Its guests are missing or stale: not a picture to trust.
-			c.errorf("status: libvirt host %s is %s", present.Text(st.Name, hostCells), st.Phase)
+			c.errorf("status: %s host %s is %s", st.Kind, present.Text(st.Name, hostCells), st.Phase)
 			code = exitFail
 		}
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/config"
+	"github.com/guestdeck/guestdeck/internal/backoff"
+	"github.com/guestdeck/guestdeck/internal/blocking"
 )
 
 // LibvirtConfig is one libvirt host. Its running domains that have a
@@ -280,33 +282,11 @@ func (h *Libvirt) dial(ctx context.Context, address, dom string, urgent bool) (a
 		return nil, &agentclient.OpError{Addr: address,
 			Err: fmt.Errorf("libvirt host %s (%s) is not connected: %v", h.cfg.Name, h.cfg.URI.Raw, down)}
 	}
-	d, err := bounded(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
+	d, err := blocking.Call(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
 	if err != nil {
 		return nil, &agentclient.OpError{Addr: address, Err: fmt.Errorf("libvirt host %s: domain %s: %w", h.cfg.Name, dom, err)}
 	}
 	return agentclient.NewLibvirt(conn, d, address), nil
-}
-
-// bounded runs a go-libvirt call (which takes no context) and returns when
-// ctx ends; an abandoned call finishes in the background (go-libvirt fails it
-// when the connection drops).
-func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
 }
 
 // connect dials the host, subscribes to domain and agent lifecycle events,
@@ -314,21 +294,11 @@ func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 // or stop between the two is missed). On success the host is up.
 func (h *Libvirt) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 	l := libvirt.NewWithDialer(h.dialer)
-	done := make(chan error, 1)
-	go func() { done <- l.ConnectToURI(h.remote) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, fmt.Errorf("connect: %w", err)
-		}
-	case <-ctx.Done():
-		// The abandoned attempt may still succeed: hang up then.
-		go func() {
-			if <-done == nil {
-				_ = l.Disconnect()
-			}
-		}()
-		return nil, fmt.Errorf("connect: %w", ctx.Err())
+	// An abandoned attempt may still succeed: hang up then.
+	_, err := blocking.CallUndo(ctx, func() (struct{}, error) { return struct{}{}, l.ConnectToURI(h.remote) },
+		func(struct{}) { _ = l.Disconnect() })
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	fail := func(err error) (*libvirt.Libvirt, error) {
 		_ = l.Disconnect()
@@ -368,7 +338,7 @@ func (h *Libvirt) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 // new agent-capable domains are added (and poked when their agent is already
 // connected), known ones no longer running are marked gone or removed.
 func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
-	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
+	doms, err := blocking.Call(ctx, func() ([]libvirt.Domain, error) {
 		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
 		return d, err
 	})
@@ -450,7 +420,7 @@ func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
 func (h *Libvirt) markPMSuspended(ctx context.Context, l *libvirt.Libvirt) {
 	// pmsuspended has no list filter of its own: it is one of "other"
 	// (neither running, paused nor shut off), which are rare.
-	doms, err := bounded(ctx, func() ([]libvirt.Domain, error) {
+	doms, err := blocking.Call(ctx, func() ([]libvirt.Domain, error) {
 		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive|libvirt.ConnectListDomainsOther)
 		return d, err
 	})
@@ -458,7 +428,7 @@ func (h *Libvirt) markPMSuspended(ctx context.Context, l *libvirt.Libvirt) {
 		return // then the guests go silent instead
 	}
 	for _, d := range doms {
-		st, err := bounded(ctx, func() (int32, error) {
+		st, err := blocking.Call(ctx, func() (int32, error) {
 			st, _, err := l.DomainGetState(d, 0)
 			return st, err
 		})
@@ -544,7 +514,7 @@ type domainXML struct {
 func (h *Libvirt) agentChannel(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain) (has, connected bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
 	defer cancel()
-	x, err := bounded(ctx, func() (string, error) { return l.DomainGetXMLDesc(dom, 0) })
+	x, err := blocking.Call(ctx, func() (string, error) { return l.DomainGetXMLDesc(dom, 0) })
 	if err != nil {
 		return false, false, err
 	}
@@ -561,10 +531,10 @@ func (h *Libvirt) agentChannel(ctx context.Context, l *libvirt.Libvirt, dom libv
 }
 
 // lost records that the host is unreachable and why, and when the next
-// attempt is due: after delay, with ±20% jitter so that hosts that dropped
-// together do not redial in step. It returns the wait.
-func (h *Libvirt) lost(err error, delay time.Duration) time.Duration {
-	wait := time.Duration(float64(delay) * (0.8 + 0.4*h.rng.Float64()))
+// attempt is due: retry's next delay, whose jitter keeps hosts that dropped
+// together from redialing in step. It returns the wait.
+func (h *Libvirt) lost(err error, retry *backoff.Backoff) time.Duration {
+	wait := retry.Next()
 	h.mu.Lock()
 	h.conn, h.down = nil, err
 	h.lifecycle, h.agent = nil, nil
@@ -597,24 +567,24 @@ func (h *Libvirt) pokeAll() {
 // backoff when the connection drops or an attempt fails.
 func (h *Libvirt) Run(ctx context.Context, sink Sink, first func(error)) {
 	h.sink = sink
-	delay := hostBackoffMin
+	retry := backoff.Backoff{Min: hostBackoffMin, Max: hostBackoffMax, Rand: h.rng}
 	var wait time.Duration
 	cctx, cancel := context.WithTimeout(ctx, hostConnectTimeout)
 	conn, err := h.connect(cctx)
 	cancel()
 	if err != nil {
-		wait = h.lost(err, delay)
+		wait = h.lost(err, &retry)
 	}
 	first(err)
 	for {
 		if conn != nil {
-			delay = hostBackoffMin
+			retry.Reset()
 			h.follow(ctx, conn)
 			if ctx.Err() != nil {
 				_ = conn.Disconnect()
 				return
 			}
-			wait = h.lost(errors.New("connection lost"), delay)
+			wait = h.lost(errors.New("connection lost"), &retry)
 			h.pokeAll()
 			conn = nil
 		}
@@ -626,7 +596,6 @@ func (h *Libvirt) Run(ctx context.Context, sink Sink, first func(error)) {
 			// A thaw waits for this host: try now. The backoff still
 			// grows, so a host that stays down is not hammered.
 		}
-		delay = min(2*delay, hostBackoffMax)
 		h.mu.Lock()
 		h.setPhaseLocked(Reconnecting, h.state.Err, time.Time{})
 		h.mu.Unlock()
@@ -635,7 +604,7 @@ func (h *Libvirt) Run(ctx context.Context, sink Sink, first func(error)) {
 		c, err := h.connect(cctx)
 		cancel()
 		if err != nil {
-			wait = h.lost(err, delay)
+			wait = h.lost(err, &retry)
 			continue
 		}
 		conn = c
@@ -767,7 +736,7 @@ func (h *Libvirt) stopped(ctx context.Context, l *libvirt.Libvirt, dom libvirt.D
 	}
 	if final {
 		rctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
-		persistent, err := bounded(rctx, func() (int32, error) {
+		persistent, err := blocking.Call(rctx, func() (int32, error) {
 			d, err := l.DomainLookupByName(dom.Name)
 			if err != nil {
 				return 0, err

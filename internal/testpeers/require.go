@@ -21,6 +21,7 @@ const (
 	NeedLibvirtQEMU   = "libvirt-qemu" // libvirt-daemon-driver-qemu
 	NeedPython        = "python3"      // boot-guest.sh waits for the agent with python3
 	NeedTmux          = "tmux"
+	NeedSSHD          = "sshd" // openssh-server (sshd-loopback.sh installs it when run as root)
 	NeedBusyboxStatic = "busybox-static"
 	NeedGuestImage    = "guest-image" // the built guest, or what building it needs
 )
@@ -66,6 +67,10 @@ func missing(what ...string) string {
 		case NeedQEMU:
 			if !hasCommand("qemu-system-x86_64") {
 				add("qemu-system-x86_64 missing", "qemu-system-x86")
+			}
+		case NeedSSHD:
+			if !isFile("/usr/sbin/sshd") && os.Getuid() != 0 {
+				add("sshd missing", "openssh-server")
 			}
 		case NeedLibvirtd:
 			if !hasCommand("libvirtd") {

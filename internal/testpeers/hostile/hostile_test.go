@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
 // serve starts a peer in a short directory (unix socket paths are limited)
@@ -502,12 +503,9 @@ func TestCloseEndsDelayedAnswers(t *testing.T) {
 		defer c.Close()
 		c.Write([]byte(`{"execute":"guest-get-osinfo"}`))
 		// The request is read on the peer's goroutine: wait until it was.
-		for deadline := time.Now().Add(10 * time.Second); p.Calls("guest-get-osinfo") == 0; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the peer never read the request", mode)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		wait.For(t, 10*time.Second, func() (bool, string) {
+			return p.Calls("guest-get-osinfo") > 0, string(mode) + ": the peer has not read the request"
+		})
 		done := make(chan error, 1)
 		go func() { done <- p.Close() }()
 		select {

@@ -1,0 +1,154 @@
+package fleet
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// The first poll of every guest goes out at once, Concurrency at a time,
+// the prioritized guests first and the rest in name order; a guest added
+// later and a Poke while waiting are launched at once too.
+func TestLaunch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: time.Minute, SlowInterval: time.Hour, Timeout: 10 * time.Second, Concurrency: 4}
+		f, guests := fakeFleet(opts, 40)
+		defer f.Close()
+		for _, g := range guests {
+			g.set(func(g *fakeGuest) { g.latency = 10 * time.Millisecond })
+		}
+		visible := []string{"g030", "g031", "g032", "g033", "g034", "g035"}
+		f.Prioritize(append(visible, "nosuch"))
+		t0 := time.Now()
+		f.Start(t.Context())
+
+		// Every first poll: guest-info, then the live and slow items, 9
+		// calls of 10 ms; 40 guests 4 at a time take 10 rounds of 90 ms.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		type first struct {
+			name string
+			at   time.Time
+		}
+		var firsts []first
+		for name, g := range guests {
+			ts := g.callTimes("guest-info")
+			if len(ts) != 1 {
+				t.Fatalf("%s: %d guest-info calls in the first second, want 1", name, len(ts))
+			}
+			firsts = append(firsts, first{name, ts[0]})
+			if st := f.Guest(name).State; st != Ready {
+				t.Errorf("%s: %s after the launch", name, st)
+			}
+		}
+		slices.SortFunc(firsts, func(a, b first) int { return a.at.Compare(b.at) })
+		// Round k starts at k times the first poll's length, with 4 guests.
+		round := firsts[4].at.Sub(t0)
+		for i, fs := range firsts {
+			if got, want := fs.at.Sub(t0), time.Duration(i/4)*round; got != want {
+				t.Errorf("%s (%d) launched at +%v, want +%v (4 at a time)", fs.name, i, got, want)
+			}
+		}
+		// The prioritized ones first, the rest in name order.
+		var lastVisible time.Time
+		for _, n := range visible {
+			if at := guests[n].callTimes("guest-info")[0]; at.After(lastVisible) {
+				lastVisible = at
+			}
+		}
+		var prev time.Time
+		for i := range 30 {
+			at := guests[fmt.Sprintf("g%03d", i)].callTimes("guest-info")[0]
+			if at.Before(lastVisible) {
+				t.Errorf("g%03d launched at +%v, with the prioritized ones (last at +%v)", i, at.Sub(t0), lastVisible.Sub(t0))
+			}
+			if at.Before(prev) {
+				t.Errorf("g%03d launched at +%v, before g%03d (+%v)", i, at.Sub(t0), i-1, prev.Sub(t0))
+			}
+			prev = at
+		}
+		if lastVisible.Sub(t0) != round {
+			t.Errorf("the 6 prioritized guests launched by +%v, want in the first two rounds (+%v)", lastVisible.Sub(t0), round)
+		}
+
+		// A guest added to a started fleet is polled at once, and one poked
+		// while waiting for its turn jumps the queue.
+		var late []Target
+		for i := range 8 {
+			name := fmt.Sprintf("h%03d", i)
+			guests[name] = &fakeGuest{name: name, latency: 10 * time.Millisecond}
+			late = append(late, Target{Name: name, Address: "fake:" + name})
+		}
+		t1 := time.Now()
+		f.Add(late...)
+		f.Poke("h007")
+		synctest.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if ts := guests["h007"].callTimes("guest-info"); len(ts) != 1 || ts[0].Sub(t1) >= 90*time.Millisecond {
+			t.Errorf("poked while waiting: guest-info at %v, want one in the first round", ts)
+		}
+		for _, tg := range late {
+			if ts := guests[tg.Name].callTimes("guest-info"); len(ts) != 1 || ts[0].Sub(t1) >= 180*time.Millisecond {
+				t.Errorf("%s added late: guest-info at %v, want one within two rounds", tg.Name, ts)
+			}
+		}
+	})
+}
+
+// While first polls wait for their turn, the guests already launched skip
+// their slots (on a busy machine their polls would take the launch's CPU);
+// after the launch they poll at their own offsets again, not all at once.
+func TestLaunchSkipsSlotsOfLaunchedGuests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 40 guests 4 at a time, 9 calls of 10 ms each: the launch takes
+		// 0.9 s, longer than half the 1 s interval.
+		opts := Options{Interval: time.Second, SlowInterval: time.Hour, Timeout: 10 * time.Second, Concurrency: 4}
+		f, guests := fakeFleet(opts, 40)
+		defer f.Close()
+		for _, g := range guests {
+			g.set(func(g *fakeGuest) { g.latency = 10 * time.Millisecond })
+		}
+		t0 := time.Now()
+		f.Start(t.Context())
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		// The queue is empty once the last first poll has started.
+		var lastFirst time.Time
+		for _, g := range guests {
+			if at := g.callTimes("guest-info")[0]; at.After(lastFirst) {
+				lastFirst = at
+			}
+		}
+		skipped := 0
+		for name, g := range guests {
+			ts := g.callTimes("guest-get-time")
+			if len(ts) < 4 {
+				t.Fatalf("%s: %d live polls in 5 s, want >= 4", name, len(ts))
+			}
+			if ts[1].Before(lastFirst) {
+				t.Errorf("%s polled again at +%v, while first polls still waited (until +%v)", name, ts[1].Sub(t0), lastFirst.Sub(t0))
+			}
+			// Unskipped, the second poll comes half an interval to one and a
+			// half after the first, at the guest's offset; skipped, an
+			// interval later, still at its offset.
+			offset := time.Duration(nameHash(name) % uint64(opts.Interval))
+			if got := ts[1].Sub(t0) % opts.Interval; got != offset {
+				t.Errorf("%s second poll at +%v, off its offset %v", name, ts[1].Sub(t0), offset)
+			}
+			if ts[1].Sub(ts[0]) > opts.Interval*3/2 {
+				skipped++
+			}
+			for i := 2; i < len(ts); i++ {
+				if d := ts[i].Sub(ts[i-1]); d != opts.Interval {
+					t.Errorf("%s polls %d and %d %v apart, want the interval", name, i-1, i, d)
+				}
+			}
+		}
+		if skipped == 0 {
+			t.Error("no guest skipped a slot during the launch")
+		}
+	})
+}
