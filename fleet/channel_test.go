@@ -10,29 +10,22 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
-// waitFor polls the fleet's snapshot until ok holds (the agents are
+// waitGuests polls the fleet's snapshot until ok holds (the agents are
 // external processes: their answers are the event) or fails after d.
 func waitGuests(t *testing.T, f *fleet.Fleet, d time.Duration, what string, ok func(map[string]*fleet.Guest) bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	wait.For(t, d, func() (bool, string) {
 		gs := map[string]*fleet.Guest{}
+		var states []string
 		for _, g := range f.Snapshot().Guests {
 			gs[g.Name] = g
+			states = append(states, fmt.Sprintf("%s %s %q", g.Name, g.State, g.Err))
 		}
-		if ok(gs) {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, g := range gs {
-				t.Logf("%s: %s %s", g.Name, g.State, g.Err)
-			}
-			t.Fatalf("%s: not after %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok(gs), what + ": " + strings.Join(states, "; ")
+	})
 }
 
 func allIn(st fleet.State) func(map[string]*fleet.Guest) bool {
