@@ -13,7 +13,11 @@
 // the kernel's queue on the listening socket until the current client
 // disconnects; what they sent meanwhile is then processed. On a socket from
 // Listen (backlog 1, as theirs) the queue holds two, and later connections
-// are refused with EAGAIN. A guest served on several listeners at once
+// are refused with EAGAIN. (Through QEMU's chardev the guest's agent reads
+// one byte stream for all host clients in turn, so replies to a client that
+// left can reach the next one; the simulator, like qemu-ga on its own
+// socket, keeps each connection's replies its own. A client resyncs on
+// connect either way.) A guest served on several listeners at once
 // takes one connection from each, and those wait for its one channel (one
 // extra goroutine reads while one waits, to notice a hang-up). A Farm serves
 // many guests on unix sockets in one directory; an idle guest costs one
