@@ -47,10 +47,8 @@ func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
 		failFrom(0, ctxError(ctx))
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		failFrom(0, ctxError(ctx))
+	if err := s.acquire(ctx); err != nil {
+		failFrom(0, err)
 		return
 	}
 	defer func() { <-s.sem }()

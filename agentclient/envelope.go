@@ -106,7 +106,8 @@ func skipSpace(b []byte, i int) int {
 
 // skipString returns the index just past the string starting at b[i] ('"').
 func skipString(b []byte, i int) (int, bool) {
-	for j := i + 1; j < len(b); j++ {
+	n, _ := plainPrefix(b[i+1:]) // long plain runs (a file chunk) fast
+	for j := i + 1 + n; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
 			return j + 1, true

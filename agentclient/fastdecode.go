@@ -2,7 +2,10 @@ package agentclient
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -30,6 +33,16 @@ func decodeReturn(ret []byte, out any) error {
 		}
 	case *FileRead:
 		if v, ok := decodeFileRead(ret); ok {
+			*o = v
+			return nil
+		}
+	case *FileWrite:
+		if v, ok := decodeFileWrite(ret); ok {
+			*o = v
+			return nil
+		}
+	case *ExecStatus:
+		if v, ok := decodeExecStatus(ret); ok {
 			*o = v
 			return nil
 		}
@@ -76,25 +89,70 @@ func (l *lexer) raw() ([]byte, bool) {
 		return nil, false
 	}
 	start := l.i + 1
-	ascii := true
-	for j := start; j < len(l.b); j++ {
-		switch c := l.b[j]; {
-		case c == '"':
-			l.i = j + 1
-			s := l.b[start:j]
-			return s, ascii || utf8.Valid(s)
-		case c == '\\' || c < 0x20:
-			return nil, false
+	n, ascii := plainPrefix(l.b[start:])
+	j := start + n
+	if j >= len(l.b) || l.b[j] != '"' {
+		return nil, false // an escape, a control character, or no end
+	}
+	l.i = j + 1
+	s := l.b[start:j]
+	return s, ascii || utf8.Valid(s)
+}
+
+// plainPrefix returns the length of b's prefix free of '"', '\\' and
+// control characters (what ends or complicates a JSON string), and whether
+// that prefix is ASCII. It tests eight bytes at a time: a file chunk's
+// base64 is a string of 1.4 MB, walked once to delimit the reply and once
+// to decode it.
+func plainPrefix(b []byte) (n int, ascii bool) {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	ascii = true
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (ones * '"')
+		bs := x ^ (ones * '\\')
+		// A byte below 0x20, or equal to '"' or '\\' (zero after the xor),
+		// sets its high bit here; none is missed (the first such byte
+		// always shows), and the byte loop below finds which.
+		if ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
+		}
+		if x&highs != 0 {
+			ascii = false
+		}
+	}
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"' || c == '\\' || c < 0x20:
+			return i, ascii
 		case c >= 0x80:
 			ascii = false
 		}
 	}
-	return nil, false
+	return i, ascii
 }
 
 func (l *lexer) str() (string, bool) {
 	s, ok := l.raw()
 	return string(s), ok
+}
+
+// commandName is str for a command name: one the command table knows is
+// the table's own string, not a copy. Every guest lists some 45 of them in
+// guest-info, and a fleet keeps every guest's list.
+func (l *lexer) commandName() (string, bool) {
+	s, ok := l.raw()
+	if !ok {
+		return "", false
+	}
+	if i, known := commandIndex[string(s)]; known {
+		return commandTable[i].Name, true
+	}
+	return string(s), true
 }
 
 // digits reads an integer literal: -?(0|[1-9][0-9]*), nothing after it that
@@ -343,14 +401,51 @@ func decodeVCPUs(b []byte) ([]VCPU, bool) {
 }
 
 func decodeFileRead(b []byte) (FileRead, bool) {
+	r, ok := decodeFileReadRaw(b)
+	if !ok {
+		return FileRead{}, false
+	}
+	return FileRead{Count: r.count, BufB64: string(r.b64), EOF: r.eof}, true
+}
+
+// rawFileRead is a guest-file-read reply whose base64 is still a slice of
+// the reply: a transfer decodes it from there into its buffer, copying the
+// text no further.
+type rawFileRead struct {
+	count int
+	b64   []byte
+	eof   bool
+}
+
+func decodeFileReadRaw(b []byte) (rawFileRead, bool) {
 	l := &lexer{b: b}
-	var v FileRead
+	var v rawFileRead
+	ok := l.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "count":
+			v.count, ok = l.int()
+		case "buf-b64":
+			v.b64, ok = l.raw()
+		case "eof":
+			v.eof, ok = l.bool()
+		default:
+			ok = l.other()
+		}
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return rawFileRead{}, false
+	}
+	return v, true
+}
+
+func decodeFileWrite(b []byte) (FileWrite, bool) {
+	l := &lexer{b: b}
+	var v FileWrite
 	ok := l.members(func(key []byte) (ok bool) {
 		switch string(key) {
 		case "count":
 			v.Count, ok = l.int()
-		case "buf-b64":
-			v.BufB64, ok = l.str()
 		case "eof":
 			v.EOF, ok = l.bool()
 		default:
@@ -359,7 +454,53 @@ func decodeFileRead(b []byte) (FileRead, bool) {
 		return ok
 	})
 	if !ok || skipSpace(b, l.i) != len(b) {
-		return FileRead{}, false
+		return FileWrite{}, false
+	}
+	return v, true
+}
+
+// decodeExecStatus decodes guest-exec-status's reply with the output's
+// base64 decoded from the reply's own bytes: up to two 16 MiB streams, so
+// neither a base64 string nor a validated copy of the reply is made.
+func decodeExecStatus(b []byte) (ExecStatus, bool) {
+	l := &lexer{b: b}
+	var v ExecStatus
+	data := func() ([]byte, bool) {
+		s, ok := l.raw()
+		if !ok {
+			return nil, false
+		}
+		d := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+		n, err := base64.StdEncoding.Decode(d, s)
+		return d[:n], err == nil
+	}
+	ok := l.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "exited":
+			v.Exited, ok = l.bool()
+		case "exitcode":
+			var n int
+			n, ok = l.int()
+			v.ExitCode = &n
+		case "signal":
+			var n int
+			n, ok = l.int()
+			v.Signal = &n
+		case "out-data":
+			v.OutData, ok = data()
+		case "err-data":
+			v.ErrData, ok = data()
+		case "out-truncated":
+			v.OutTruncated, ok = l.bool()
+		case "err-truncated":
+			v.ErrTruncated, ok = l.bool()
+		default:
+			ok = l.other()
+		}
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return ExecStatus{}, false
 	}
 	return v, true
 }
@@ -372,13 +513,13 @@ func decodeInfo(b []byte) (Info, bool) {
 		case "version":
 			v.Version, ok = l.str()
 		case "supported_commands":
-			v.SupportedCommands = make([]CommandInfo, 0, 48)
+			v.SupportedCommands = make([]CommandInfo, 0, 64)
 			ok = l.elements(func() bool {
 				var c CommandInfo
 				ok := l.members(func(key []byte) (ok bool) {
 					switch string(key) {
 					case "name":
-						c.Name, ok = l.str()
+						c.Name, ok = l.commandName()
 					case "enabled":
 						c.Enabled, ok = l.bool()
 					case "success-response":
@@ -391,6 +532,8 @@ func decodeInfo(b []byte) (Info, bool) {
 				v.SupportedCommands = append(v.SupportedCommands, c)
 				return ok
 			})
+			// Kept for the session's life: exactly as long as it is.
+			v.SupportedCommands = slices.Clone(v.SupportedCommands)
 		default:
 			ok = l.other()
 		}

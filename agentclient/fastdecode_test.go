@@ -102,6 +102,19 @@ func FuzzDecodeFileRead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecoder(t, b, decodeFileRead) })
 }
 
+func FuzzDecodeExecStatus(f *testing.F) {
+	for _, s := range []string{
+		`{"exited": true, "exitcode": 0, "out-data": "aGVsbG8=", "err-data": "", "out-truncated": false}`,
+		`{"exited": false}`, `{}`, `null`, `[]`, `{"exited": true, "signal": 9}`,
+		`{"exited": true, "exitcode": -1, "out-data": "not base64!"}`, `{"exited": true, "exitcode": 99999999999999999999}`,
+		`{"exited": true, "out-data": "aGVs\/bG8="}`, `{"exited": true, "out-data": 7, "err-data": ["x"]}`,
+		`{"exited": "yes", "exitcode": 1.5, "signal": "9"}`, `{"out-data": "aGVsbG8", "err-truncated": true}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecoder(t, b, decodeExecStatus) })
+}
+
 // FuzzDecodeSlowReplies checks the slow poll's replies: guest-info's
 // and the OS's hand-written decoders, and the reference alone on the rest (it never
 // panics and agrees with encoding/json on what it decodes).

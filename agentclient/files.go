@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -129,60 +130,202 @@ func ReadFileRange(ctx context.Context, a Agent, path string, off, n int64, w io
 			bound = DefaultReadLimit
 		}
 	}
-	buf := make([]byte, base64.StdEncoding.DecodedLen(base64.StdEncoding.EncodedLen(chunk)))
-	scratch := make([]byte, 64<<10)
-	probed, empty := false, 0
-	for n < 0 || done < n {
-		if n < 0 && done >= bound {
-			if probed {
-				if size > 0 {
-					return done, fmt.Errorf("read %s: %w: the guest reported %d bytes and sent %d without an end; stopped there", path, ErrNoEOF, size, done)
-				}
-				return done, fmt.Errorf("read %s: %w: stopped after %s, past the %s limit for a file whose size the guest does not report", path, ErrNoEOF, FormatBytes(done), FormatBytes(bound))
-			}
-			// A file of exactly the bound (or one that grew a little
-			// meanwhile) reports its end on the next read.
-			probed = true
+	fr := &fileReader{path: path, off: off, n: n, bound: bound, size: size, total: total, w: w, opt: opt, chunk: chunk,
+		buf: make([]byte, base64.StdEncoding.DecodedLen(base64.StdEncoding.EncodedLen(chunk)))}
+	if s, timeout := fileStream(a); s != nil {
+		err = fr.piped(ctx, s, timeout, h)
+	} else {
+		err = fr.sequential(ctx, a, h)
+	}
+	return fr.done, err
+}
+
+// fileReader is one ReadFileRange after the open: what it asked for, the
+// bounds it keeps, and how far it got.
+type fileReader struct {
+	path               string
+	off, n             int64 // the range; n < 0: to the end
+	bound, size, total int64
+	w                  io.Writer
+	opt                FileOptions
+	chunk              int
+	buf                []byte // one chunk, decoded
+	done               int64
+	probed             bool
+	empty              int
+}
+
+// atBound ends a read to the end that has come to its bound without
+// end-of-file: once one more read (a file of exactly the bound, or one
+// that grew a little meanwhile, reports its end then) has not ended it.
+func (fr *fileReader) atBound() error {
+	if fr.n >= 0 || fr.done < fr.bound {
+		return nil
+	}
+	if !fr.probed {
+		fr.probed = true
+		return nil
+	}
+	if fr.size > 0 {
+		return fmt.Errorf("read %s: %w: the guest reported %d bytes and sent %d without an end; stopped there", fr.path, ErrNoEOF, fr.size, fr.done)
+	}
+	return fmt.Errorf("read %s: %w: stopped after %s, past the %s limit for a file whose size the guest does not report", fr.path, ErrNoEOF, FormatBytes(fr.done), FormatBytes(fr.bound))
+}
+
+// want is the count for the next read, given expected bytes already asked
+// for (done plus what is in flight); 0 when nothing more is to be asked.
+func (fr *fileReader) want(expected int64) int {
+	if fr.n >= 0 {
+		return int(min(int64(fr.chunk), max(fr.n-expected, 0)))
+	}
+	return fr.chunk
+}
+
+// ahead reports whether a read to the end should ask for more while
+// expected bytes are asked for: up to the bound, then one read more to see
+// the end.
+func (fr *fileReader) ahead(expected int64) bool {
+	return fr.n >= 0 || expected < fr.bound+int64(fr.chunk)
+}
+
+// checkSize refuses a reply whose base64 could not fit the buffer.
+func (fr *fileReader) checkSize(b64Len, want int) error {
+	if base64.StdEncoding.DecodedLen(b64Len) > len(fr.buf) {
+		return fmt.Errorf("read %s at %d: agent sent %d base64 bytes for a %d-byte read", fr.path, fr.off+fr.done, b64Len, want)
+	}
+	return nil
+}
+
+func (fr *fileReader) badBase64(err error) error {
+	return fmt.Errorf("read %s at %d: %w: bad base64: %v", fr.path, fr.off+fr.done, ErrMalformed, err)
+}
+
+// got takes a chunk of m bytes decoded into buf: finished is true at the
+// end of the file or of the range.
+func (fr *fileReader) got(m int, eof bool) (finished bool, err error) {
+	if fr.n >= 0 && fr.done+int64(m) > fr.n {
+		m = int(fr.n - fr.done) // an agent that ignores count must not overrun the range
+	}
+	if m > 0 {
+		if _, err := fr.w.Write(fr.buf[:m]); err != nil {
+			return true, fmt.Errorf("read %s: write to destination: %w", fr.path, err)
 		}
-		want := chunk
-		if n >= 0 && n-done < int64(want) {
-			want = int(n - done)
+		fr.done += int64(m)
+		if fr.opt.Progress != nil {
+			fr.opt.Progress(fr.done, fr.total)
+		}
+	}
+	if eof || fr.n >= 0 && fr.done >= fr.n {
+		return true, nil
+	}
+	if m > 0 {
+		fr.empty = 0
+	} else if fr.empty++; fr.empty >= maxEmptyReads {
+		return true, fmt.Errorf("read %s at %d: %w: %d reads in a row returned nothing", fr.path, fr.off+fr.done, ErrNoEOF, fr.empty)
+	}
+	return false, fr.atBound()
+}
+
+// sequential reads one chunk at a time through the Agent (libvirt, or any
+// agent without a stream).
+func (fr *fileReader) sequential(ctx context.Context, a Agent, h int64) error {
+	scratch := make([]byte, 64<<10)
+	_ = fr.atBound() // a range that starts at the bound: one read to see the end
+	for {
+		want := fr.want(fr.done)
+		if want == 0 {
+			return nil
 		}
 		r, err := a.FileRead(ctx, h, want)
 		if err != nil {
-			return done, fmt.Errorf("read %s at %d: %w", path, off+done, err)
+			return fmt.Errorf("read %s at %d: %w", fr.path, fr.off+fr.done, err)
 		}
-		if base64.StdEncoding.DecodedLen(len(r.BufB64)) > len(buf) {
-			return done, fmt.Errorf("read %s at %d: agent sent %d base64 bytes for a %d-byte read", path, off+done, len(r.BufB64), want)
+		if err := fr.checkSize(len(r.BufB64), want); err != nil {
+			return err
 		}
-		m, err := decodeBase64(buf, r.BufB64, scratch)
+		m, err := decodeBase64(fr.buf, r.BufB64, scratch)
 		if err != nil {
-			return done, fmt.Errorf("read %s at %d: %w: bad base64: %v", path, off+done, ErrMalformed, err)
+			return fr.badBase64(err)
 		}
-		if n >= 0 && done+int64(m) > n {
-			m = int(n - done) // an agent that ignores count must not overrun the range
-		}
-		if m > 0 {
-			if _, err := w.Write(buf[:m]); err != nil {
-				return done, fmt.Errorf("read %s: write to destination: %w", path, err)
-			}
-			done += int64(m)
-			if opt.Progress != nil {
-				opt.Progress(done, total)
-			}
-		}
-		if r.EOF {
-			break
-		}
-		if m > 0 {
-			empty = 0
-			continue
-		}
-		if empty++; empty >= maxEmptyReads {
-			return done, fmt.Errorf("read %s at %d: %w: %d reads in a row returned nothing", path, off+done, ErrNoEOF, empty)
+		if fin, err := fr.got(m, r.EOF); fin || err != nil {
+			return err
 		}
 	}
-	return done, nil
+}
+
+// piped reads with the next guest-file-read in flight while the last reply
+// is decoded and written (see pipe); each reply's base64 is decoded from
+// the stream's line buffer, which the transfer keeps.
+func (fr *fileReader) piped(ctx context.Context, s *Stream, timeout time.Duration, h int64) error {
+	p, err := s.openPipe(ctx, "guest-file-read", timeout, pipeDepth)
+	if err != nil {
+		return fmt.Errorf("read %s at %d: %w", fr.path, fr.off+fr.done, err)
+	}
+	defer p.close()
+	_ = fr.atBound()   // a range that starts at the bound: one read to see the end
+	var inflight int64 // bytes asked for and not answered yet
+	for {
+		for !p.full() {
+			want := fr.want(fr.done + inflight)
+			if want == 0 || p.n > 0 && !fr.ahead(fr.done+inflight) {
+				break
+			}
+			if err := p.send(func(b []byte) []byte { return appendFileReadArgs(b, h, want) }, want, nil); err != nil {
+				return fmt.Errorf("read %s at %d: %w", fr.path, fr.off+fr.done, err)
+			}
+			inflight += int64(want)
+		}
+		if p.n == 0 {
+			if p.s.waiting.Load() > 0 {
+				if err := p.yield(); err != nil {
+					return fmt.Errorf("read %s at %d: %w", fr.path, fr.off+fr.done, err)
+				}
+				continue
+			}
+			return nil // the whole range is read
+		}
+		ret, sl, err := p.await()
+		if err != nil {
+			return fmt.Errorf("read %s at %d: %w", fr.path, fr.off+fr.done, err)
+		}
+		inflight -= int64(sl.want)
+		m, eof, err := fr.decodeReply(ret, sl.want)
+		p.done(sl, err)
+		if err != nil {
+			return err
+		}
+		if fin, err := fr.got(m, eof); fin || err != nil {
+			return err
+		}
+	}
+}
+
+// decodeReply decodes one guest-file-read return value into buf: straight
+// from the reply's bytes, or, for a reply the fast decoder does not take
+// (escapes, say), through the lenient decoder as any other call's.
+func (fr *fileReader) decodeReply(ret []byte, want int) (m int, eof bool, err error) {
+	if r, ok := decodeFileReadRaw(ret); ok {
+		if err := fr.checkSize(len(r.b64), want); err != nil {
+			return 0, false, err
+		}
+		m, err := base64.StdEncoding.Decode(fr.buf, r.b64)
+		if err != nil {
+			return 0, false, fr.badBase64(err)
+		}
+		return m, r.eof, nil
+	}
+	var v FileRead
+	if err := decodeLenient(ret, &v); err != nil {
+		return 0, false, fmt.Errorf("read %s at %d: %w", fr.path, fr.off+fr.done, &returnError{err})
+	}
+	if err := fr.checkSize(len(v.BufB64), want); err != nil {
+		return 0, false, err
+	}
+	m, err = decodeBase64(fr.buf, v.BufB64, make([]byte, 64<<10))
+	if err != nil {
+		return 0, false, fr.badBase64(err)
+	}
+	return m, v.EOF, nil
 }
 
 // fileSize asks the agent for the size of the open file h by seeking to its
@@ -271,6 +414,9 @@ type ExecResult struct {
 	// cap or by ExecOptions.MaxOutput. Truncated is either.
 	OutTruncated, ErrTruncated bool
 	Truncated                  bool
+	// NoStatus: the agent said it exited but gave neither an exit code nor
+	// a signal in range (ExitCode and Signal are 0, which is no success).
+	NoStatus bool
 }
 
 // ExecOptions tune RunExecWith.
@@ -341,35 +487,34 @@ func RunExecWith(ctx context.Context, a Agent, req ExecRequest, opt ExecOptions)
 	return execResult(pid, st, keep)
 }
 
-// execResult decodes a final status, keeping keep bytes of each stream.
+// execResult is a final status, keeping keep bytes of each stream.
 // A stream of the agent's whole cap counts as truncated even when the agent
 // says otherwise: qemu-ga before the fix of 2025 (28c5d27dd4, backported to
 // 7.2.22) wrote "out-truncated": false exactly when it had cut the output.
 func execResult(pid int64, st *ExecStatus, keep int) (*ExecResult, error) {
-	out, err := base64.StdEncoding.DecodeString(st.OutData)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad base64 in out-data of pid %d: %v", ErrMalformed, pid, err)
-	}
-	stderr, err := base64.StdEncoding.DecodeString(st.ErrData)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad base64 in err-data of pid %d: %v", ErrMalformed, pid, err)
-	}
+	out, stderr := st.OutData, st.ErrData
 	res := &ExecResult{PID: pid,
 		OutTruncated: st.OutTruncated || len(out) >= execMaxOutput,
 		ErrTruncated: st.ErrTruncated || len(stderr) >= execMaxOutput}
+	// A cut stream is copied so that the reply's larger array goes.
 	if len(out) > keep {
-		out, res.OutTruncated = out[:keep], true
+		out, res.OutTruncated = bytes.Clone(out[:keep]), true
 	}
 	if len(stderr) > keep {
-		stderr, res.ErrTruncated = stderr[:keep], true
+		stderr, res.ErrTruncated = bytes.Clone(stderr[:keep]), true
 	}
 	res.Stdout, res.Stderr = out, stderr
 	res.Truncated = res.OutTruncated || res.ErrTruncated
+	// Out of range is no status: a signal is 1 up to a Windows exception
+	// code (a DWORD), an exit code a POSIX status or a DWORD, maybe read
+	// as signed. A signal of 0 would hide the exit code.
 	switch {
-	case st.Signal != nil:
+	case st.Signal != nil && *st.Signal >= 1 && int64(*st.Signal) <= math.MaxUint32:
 		res.Signal = *st.Signal
-	case st.ExitCode != nil:
+	case st.ExitCode != nil && int64(*st.ExitCode) >= math.MinInt32 && int64(*st.ExitCode) <= math.MaxUint32:
 		res.ExitCode = *st.ExitCode
+	default:
+		res.NoStatus = true
 	}
 	return res, nil
 }
@@ -382,6 +527,8 @@ func (r *ExecResult) failure() string {
 		msg = strings.ToValidUTF8(msg[:200], "") + "..."
 	}
 	switch {
+	case r.NoStatus:
+		return "exited without a status: " + msg
 	case r.Signal != 0:
 		return fmt.Sprintf("killed by signal %d: %s", r.Signal, msg)
 	case r.ExitCode != 0:
@@ -409,6 +556,9 @@ func ListDir(ctx context.Context, a Agent, dir string) ([]DirEntry, error) {
 	if res.Truncated {
 		// The agent's cap cut the output, most likely mid-record.
 		return ents, fmt.Errorf("list %s: %w", dir, errTruncated)
+	}
+	if errors.Is(err, errTooManyEntries) {
+		return ents, fmt.Errorf("list %s: %w", dir, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)

@@ -192,10 +192,10 @@ func TestListDir(t *testing.T) {
 		wantErr string
 	}{
 		{"ok", agentclient.ExecStatus{Exited: true, ExitCode: exit(0),
-			OutData: base64.StdEncoding.EncodeToString([]byte("41ed 4096 1700000000\n.\x0041ed 4096 1700000000\n..\x0081a4 12 1700000000\na b.txt\x00"))},
+			OutData: []byte("41ed 4096 1700000000\n.\x0041ed 4096 1700000000\n..\x0081a4 12 1700000000\na b.txt\x00")},
 			[]string{"..", "a b.txt"}, ""},
 		{"missing dir", agentclient.ExecStatus{Exited: true, ExitCode: exit(2),
-			ErrData: base64.StdEncoding.EncodeToString([]byte("sh: cd: can't cd to /nope\n"))},
+			ErrData: []byte("sh: cd: can't cd to /nope\n")},
 			nil, "list /nope: exit status 2: sh: cd: can't cd to /nope"},
 	}
 	for _, tt := range tests {

@@ -62,6 +62,15 @@ func setLenient(v reflect.Value, raw []byte) bool {
 			v.SetZero()
 			return true
 		}
+		if v.Type().Elem().Kind() == reflect.Uint8 && raw[0] == '"' {
+			// []byte is base64, as encoding/json reads it.
+			var b []byte
+			if json.Unmarshal(raw, &b) != nil {
+				return false
+			}
+			v.SetBytes(b)
+			return true
+		}
 		if raw[0] != '[' {
 			return false
 		}

@@ -142,15 +142,14 @@ func TestLibvirtAgentTestDriver(t *testing.T) {
 	if err != nil || len(fs) == 0 || fs[0].Mountpoint == "" {
 		t.Fatalf("fsinfo: %+v %v", fs, err)
 	}
-	ifs, err := a.Interfaces(ctx)
-	if err != nil || len(ifs) == 0 || ifs[0].HardwareAddress == "" {
-		t.Fatalf("interfaces: %+v %v", ifs, err)
-	}
 	// What the driver lacks reads as a command the agent does not have.
+	// Interfaces go through QemuAgentCommand (for their statistics), which
+	// the test driver lacks; TestLibvirtQEMU reads them from a real agent.
 	for name, err := range map[string]error{
-		"ping":  a.Ping(ctx),
-		"vcpus": func() error { _, err := a.VCPUs(ctx); return err }(),
-		"users": func() error { _, err := a.Users(ctx); return err }(),
+		"ping":       a.Ping(ctx),
+		"interfaces": func() error { _, err := a.Interfaces(ctx); return err }(),
+		"vcpus":      func() error { _, err := a.VCPUs(ctx); return err }(),
+		"users":      func() error { _, err := a.Users(ctx); return err }(),
 	} {
 		if !IsUnknown(err) || !strings.Contains(err.Error(), "libvirt:t/test") {
 			t.Errorf("%s: %v (IsUnknown %v)", name, err, IsUnknown(err))

@@ -38,13 +38,25 @@ func ListDirRequest(dir string) ExecRequest {
 	return ExecRequest{Path: "/bin/sh", Arg: []string{"-c", ListDirScript, "sh", dir}, CaptureOutput: true}
 }
 
+// MaxDirEntries caps a directory listing: 16 MiB of output holds two
+// million minimal records, which as entries would take a few hundred MB.
+// A guest that sends more is cut there, with an error saying so.
+const MaxDirEntries = 100_000
+
+// errTooManyEntries is a listing cut at MaxDirEntries.
+var errTooManyEntries = fmt.Errorf("more than %d entries; the rest are not shown", MaxDirEntries)
+
 // ParseListDir parses the script's output: per entry "MODEHEX SIZE MTIME",
 // a newline, the name, a NUL. "." is dropped; ".." is kept so a browser can
-// go up. A record cut off at the end (the agent truncated the output) is
-// reported as an error along with the entries before it.
+// go up. A record cut off at the end (the agent truncated the output), or
+// entries past MaxDirEntries, are reported as an error along with the
+// entries before them.
 func ParseListDir(out []byte) ([]DirEntry, error) {
 	var ents []DirEntry
 	for len(out) > 0 {
+		if len(ents) == MaxDirEntries {
+			return ents, fmt.Errorf("directory listing: %w", errTooManyEntries)
+		}
 		end := bytes.IndexByte(out, 0)
 		if end < 0 {
 			return ents, fmt.Errorf("directory listing: %w", errCutRecord)

@@ -259,9 +259,10 @@ type Stream struct {
 	conn net.Conn
 	opts streamOptions
 
-	sem    chan struct{} // one request in flight
-	closed atomic.Bool
-	once   sync.Once
+	sem     chan struct{} // one request in flight
+	waiting atomic.Int64  // callers blocked on sem: a file transfer yields to them
+	closed  atomic.Bool
+	once    sync.Once
 
 	// dlMu guards the connection's deadlines against a context's AfterFunc
 	// that fires late: armGen tells the current call's watcher from an old
@@ -355,10 +356,8 @@ func (s *Stream) roundTrip(ctx context.Context, name string, args, out any) (jso
 	if ctx.Err() != nil {
 		return nil, &OpError{Addr: s.addr, Command: name, Err: ctxError(ctx)}
 	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, &OpError{Addr: s.addr, Command: name, Err: ctxError(ctx)}
+	if err := s.acquire(ctx); err != nil {
+		return nil, &OpError{Addr: s.addr, Command: name, Err: err}
 	}
 	defer func() { <-s.sem }()
 	var rec LogRecord
@@ -375,6 +374,24 @@ func (s *Stream) roundTrip(ctx context.Context, name string, args, out any) (jso
 		return nil, err
 	}
 	return ret, nil
+}
+
+// acquire takes sem, counting the wait in waiting so that a file transfer
+// holding it (see pipe) lets this caller in between two chunks.
+func (s *Stream) acquire(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx)
+	}
 }
 
 // call runs one command. Holds sem.
@@ -545,6 +562,16 @@ func (s *Stream) arm(ctx context.Context) (disarm func()) {
 		s.armGen++
 		s.dlMu.Unlock()
 	}
+}
+
+// setDeadline moves the read and write deadline, unless the call was
+// cancelled.
+func (s *Stream) setDeadline(t time.Time) {
+	s.dlMu.Lock()
+	if !s.cancelled {
+		s.conn.SetDeadline(t)
+	}
+	s.dlMu.Unlock()
 }
 
 // setReadDeadline moves the read deadline, unless the call was cancelled.

@@ -1,6 +1,7 @@
 package agentclient_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -12,8 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -611,5 +615,145 @@ func BenchmarkWriteFileReplace(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadFilePipelinedRealAgent reads files of odd sizes, whole and in
+// ranges, from the real agent with two reads in flight, and compares every
+// byte; a ping sent during a read is answered before the read ends (the
+// read lets it in between two chunks), and a write of odd size reads back
+// exactly.
+func TestReadFilePipelinedRealAgent(t *testing.T) {
+	ag := testpeers.StartAgents(t, 1)
+	c := dialT(t, ag.Addrs()[0])
+	ctx := ctxFor(t, 120*time.Second)
+	data := make([]byte, 5<<20+123)
+	for i := range data {
+		data[i] = byte(i*7 + i>>11)
+	}
+	path := filepath.Join(ag.Writable, "odd.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 256 << 10
+	cases := []struct {
+		name   string
+		off, n int64
+	}{
+		{"whole", 0, -1},
+		{"to the end from an odd offset", 1<<20 + 7, -1},
+		{"a range of a few chunks", 333, 3*chunk + 11},
+		{"a range inside one chunk", 5, 100},
+		{"a range past the end", int64(len(data)) - 10, 100},
+	}
+	for _, tc := range cases {
+		var got bytes.Buffer
+		n, err := agentclient.ReadFileRange(ctx, c, path, tc.off, tc.n, &got, agentclient.FileOptions{Chunk: chunk})
+		end := int64(len(data))
+		if tc.n >= 0 {
+			end = min(end, tc.off+tc.n)
+		}
+		if err != nil || n != end-tc.off || !bytes.Equal(got.Bytes(), data[tc.off:end]) {
+			t.Errorf("%s: %d bytes, %v; want %d bytes equal to the file's", tc.name, n, err, end-tc.off)
+		}
+	}
+
+	pinged := make(chan int64, 1)
+	var done atomic.Int64
+	var once sync.Once
+	progress := func(d, _ int64) {
+		done.Store(d)
+		once.Do(func() {
+			go func() {
+				if err := c.Ping(ctx); err != nil {
+					t.Errorf("ping during the read: %v", err)
+				}
+				pinged <- done.Load()
+			}()
+		})
+	}
+	var got countWriter
+	if _, err := agentclient.ReadFile(ctx, c, path, &got, agentclient.FileOptions{Chunk: 64 << 10, Progress: progress}); err != nil || got.n != int64(len(data)) {
+		t.Fatalf("read with a ping between: %d bytes, %v", got.n, err)
+	}
+	// The ping's goroutine read done once the ping came back.
+	if at := <-pinged; at >= int64(len(data)) {
+		t.Errorf("the ping was answered only after the whole read (%d bytes)", at)
+	}
+
+	wpath := filepath.Join(ag.Writable, "written.bin")
+	if n, err := agentclient.WriteFile(ctx, c, wpath, bytes.NewReader(data), agentclient.FileOptions{}); err != nil || n != int64(len(data)) {
+		t.Fatalf("write: %d bytes, %v", n, err)
+	}
+	if b, err := os.ReadFile(wpath); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("the written file holds %d bytes (%v), not the %d written", len(b), err, len(data))
+	}
+}
+
+// TestReadFileHugeChunkReply: an agent that answers a small guest-file-read
+// with a line of 8 MiB (ignoring count) fails the read with ErrTooLarge,
+// the line skipped as it arrives rather than buffered, and the connection
+// stays usable.
+func TestReadFileHugeChunkReply(t *testing.T) {
+	l, addr := listenUnix(t)
+	// Built before the measurement: the peer runs in this process.
+	huge := []byte(`{"return": {"count": 4096, "buf-b64": "` + strings.Repeat("QUFB", 2<<20) + `", "eof": false}, "id": `)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for {
+			line, err := br.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			line = bytes.TrimLeft(line, "\xff")
+			var req struct {
+				Execute   string          `json:"execute"`
+				Arguments json.RawMessage `json:"arguments"`
+				ID        json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(line, &req) != nil {
+				continue
+			}
+			ret := `{}`
+			switch req.Execute {
+			case "guest-sync-delimited":
+				var a struct {
+					ID int64 `json:"id"`
+				}
+				json.Unmarshal(req.Arguments, &a)
+				fmt.Fprintf(conn, "\xff{\"return\": %d, \"id\": %s}\n", a.ID, req.ID)
+				continue
+			case "guest-file-open":
+				ret = `1000`
+			case "guest-file-seek":
+				ret = `{"position": 0, "eof": false}`
+			case "guest-file-read":
+				conn.Write(huge)
+				conn.Write(append(req.ID, "}\n"...))
+				continue
+			}
+			fmt.Fprintf(conn, "{\"return\": %s, \"id\": %s}\n", ret, req.ID)
+		}
+	}()
+	c := dialT(t, addr)
+	ctx := ctxFor(t, 30*time.Second)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := agentclient.ReadFile(ctx, c, "/f", io.Discard, agentclient.FileOptions{Chunk: 4096})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, agentclient.ErrTooLarge) {
+		t.Fatalf("read: %v, want ErrTooLarge", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2<<20 {
+		t.Errorf("the read allocated %d bytes for an 8 MiB reply it refused", got)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Errorf("ping after the refused reply: %v", err)
 	}
 }

@@ -166,13 +166,16 @@ type ExecRequest struct {
 	Capture       CaptureMode
 }
 
-// ExecStatus is guest-exec-status's reply. OutData and ErrData are base64.
+// ExecStatus is guest-exec-status's reply. OutData and ErrData are the
+// output itself: the agent's base64 is decoded straight from the reply
+// (one copy of the output, not the base64 string as well). Data that is
+// not base64 loses that field only, like any field that does not fit.
 type ExecStatus struct {
 	Exited       bool   `json:"exited"`
 	ExitCode     *int   `json:"exitcode,omitempty"`
 	Signal       *int   `json:"signal,omitempty"`
-	OutData      string `json:"out-data,omitempty"`
-	ErrData      string `json:"err-data,omitempty"`
+	OutData      []byte `json:"out-data,omitempty"`
+	ErrData      []byte `json:"err-data,omitempty"`
 	OutTruncated bool   `json:"out-truncated,omitempty"`
 	ErrTruncated bool   `json:"err-truncated,omitempty"`
 }

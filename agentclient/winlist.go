@@ -33,9 +33,9 @@ const windowsListDirScript = `$ErrorActionPreference='Stop';$o=[Console]::OpenSt
 	`$t=[long][Math]::Floor(($f.LastWriteTimeUtc-[datetime]'1970-01-01').TotalSeconds);` +
 	`$b=$u.GetBytes(('{0:x} {1} {2}' -f [int]$f.Attributes,$l,$t)+"` + "`" + `n"+$f.Name+[char]0);$o.Write($b,0,$b.Length)};$o.Flush()`
 
-// MaxWindowsEntries caps a Windows listing: a guest that sends more is cut
-// there, with an error saying so.
-const MaxWindowsEntries = 100_000
+// MaxWindowsEntries caps a Windows listing as MaxDirEntries caps a Unix
+// one: a guest that sends more is cut there, with an error saying so.
+const MaxWindowsEntries = MaxDirEntries
 
 // Windows file attributes (FILE_ATTRIBUTE_*).
 const (

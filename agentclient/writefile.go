@@ -11,6 +11,7 @@ import (
 	pathpkg "path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // WriteState is what a failed write left at the path it was asked to write.
@@ -200,8 +201,19 @@ func closeAfterWrite(ctx context.Context, a Agent, h int64, path string, werr er
 	return nil
 }
 
+// writeDepth is how many guest-file-write requests a write keeps in flight.
+// One: a real VM's agent (qemu-ga 7.2 over virtio-serial, under TCG) left
+// the second of two queued 64 KiB writes unanswered for 30 s
+// (TestFilesVM), and a write is bound by the agent's own JSON parsing of
+// the base64 anyway (against qemu-ga on this machine two in flight gained
+// nothing). Reads, whose requests are small, keep two.
+const writeDepth = 1
+
 // writeChunks writes src to the open handle h; path names it in errors.
 func writeChunks(ctx context.Context, a Agent, h int64, path string, src *source, opt FileOptions) (done int64, err error) {
+	if s, timeout := fileStream(a); s != nil {
+		return writeChunksPiped(ctx, s, timeout, h, path, src, opt)
+	}
 	enc := make([]byte, base64.StdEncoding.EncodedLen(len(src.buf)))
 	for {
 		p, rerr := src.next()
@@ -369,4 +381,100 @@ func replaceFile(ctx context.Context, a Agent, p string, src *source, opt FileOp
 		return n, we, true
 	}
 	return n, nil, true
+}
+
+// writeChunksPiped is writeChunks on a stream: each chunk is encoded
+// straight into its request line, once, in a buffer the transfer reuses.
+//
+// Writes keep one request in flight (writeDepth). A chunk the agent writes
+// only part of would have the chunk after it land at the wrong offset: with
+// more in flight the pipe drains, seeks back to the bytes confirmed and
+// sends the rest again, so the file ends up as with one request at a time.
+func writeChunksPiped(ctx context.Context, s *Stream, timeout time.Duration, h int64, path string, src *source, opt FileOptions) (done int64, err error) {
+	p, err := s.openPipe(ctx, "guest-file-write", timeout, writeDepth)
+	if err != nil {
+		return 0, fmt.Errorf("write %s at 0: %w", path, err)
+	}
+	defer p.close()
+	var redo []byte // bytes to send again after a short write, before the source's
+	var srcErr error
+	srcDone := false
+	for {
+		for !p.full() && (len(redo) > 0 || !srcDone) {
+			var chunk []byte
+			if len(redo) > 0 {
+				k := min(len(redo), len(src.buf))
+				chunk, redo = redo[:k], redo[k:]
+			} else {
+				var rerr error
+				chunk, rerr = src.next()
+				if rerr != nil {
+					srcDone = true
+					if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+						srcErr = rerr
+					}
+				}
+			}
+			if len(chunk) == 0 {
+				continue
+			}
+			if err := p.send(func(b []byte) []byte { return appendFileWriteArgs(b, h, chunk) }, len(chunk), chunk); err != nil {
+				return done, fmt.Errorf("write %s at %d: %w", path, done, err)
+			}
+		}
+		if p.n == 0 {
+			if len(redo) > 0 || !srcDone {
+				if err := p.yield(); err != nil {
+					return done, fmt.Errorf("write %s at %d: %w", path, done, err)
+				}
+				continue
+			}
+			if srcErr != nil {
+				return done, fmt.Errorf("write %s: read source: %w", path, srcErr)
+			}
+			return done, nil
+		}
+		ret, sl, err := p.await()
+		if err != nil {
+			return done, fmt.Errorf("write %s at %d: %w", path, done, err)
+		}
+		var wr FileWrite
+		if derr := decodeReturn(ret, &wr); derr != nil {
+			err := &OpError{Addr: s.addr, Command: p.name, Err: &returnError{derr}}
+			p.done(sl, err)
+			return done, fmt.Errorf("write %s at %d: %w", path, done, err)
+		}
+		p.done(sl, nil)
+		if wr.Count <= 0 || wr.Count > sl.want {
+			return done, fmt.Errorf("write %s at %d: agent wrote %d of %d bytes", path, done, wr.Count, sl.want)
+		}
+		done += int64(wr.Count)
+		if opt.Progress != nil {
+			opt.Progress(done, opt.Size)
+		}
+		if wr.Count == sl.want {
+			continue
+		}
+		// Short: what followed went to the wrong offset. Collect it all
+		// (the chunks in flight are rewritten whatever they answer),
+		// seek back and go on from the bytes confirmed.
+		again := append([]byte(nil), sl.raw[wr.Count:]...)
+		moved := p.n > 0
+		for p.n > 0 {
+			_, sl, err := p.await()
+			if err != nil {
+				return done, fmt.Errorf("write %s at %d: %w", path, done, err)
+			}
+			p.done(sl, nil)
+			again = append(again, sl.raw...)
+		}
+		redo = append(again, redo...)
+		if !moved {
+			continue // nothing else was written: the offset is right
+		}
+		var fs FileSeek
+		if err := p.call("guest-file-seek", map[string]int64{"handle": h, "offset": done, "whence": SeekSet}, &fs); err != nil {
+			return done, fmt.Errorf("write %s: seek back to %d after a short write: %w", path, done, err)
+		}
+	}
 }

@@ -59,7 +59,7 @@ var KeyActions = []string{
 	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
 	"filter", "command", "help", "quit", "sort", "sort_reverse",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
-	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec",
+	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
 }
 
 // Duration is a time.Duration written in the fleet file as a string such as

@@ -18,6 +18,8 @@ const (
 	ActRead     Kind = "read"  // Path; result holds the content
 	ActWrite    Kind = "write" // Path, Data
 	ActInfo     Kind = "info"  // refresh everything now (read-only)
+	ActWake     Kind = "wake"  // libvirt: wake a domain suspended to RAM
+	ActStart    Kind = "start" // libvirt: boot a stopped domain
 )
 
 // Action is one bulk action with its arguments (which ones, see the

@@ -59,6 +59,12 @@ type Spec struct {
 	str        func(a Action) string
 	check      func(a Action) error
 
+	// machine, for an action on the guest's machine through its libvirt
+	// host rather than its agent (wake, start: domain.go), says why a guest
+	// cannot take it ("" when it can); it replaces the agent's capability
+	// check (Check), and sends names the libvirt call.
+	machine func(g *Guest) string
+
 	// question is the confirmation's sentence for n guests (see Question).
 	question func(a Action, n int, thawAfter time.Duration) string
 	// sends is what the action sends to a guest that can run it (see Sends).
@@ -188,6 +194,16 @@ var actionTable = []Spec{
 		question: suspendQuestion,
 		sends:    func(a Action, _ time.Time) []Send { return []Send{{Execute: "guest-suspend-" + a.Mode}} },
 		run:      onAgent((*session).actGoAway),
+	},
+	{
+		Kind: ActWake, Summary: "wake a guest suspended to RAM (libvirt guests: virsh dompmwakeup)",
+		Mutating: true, machine: wakeCheck,
+		sends: hostSends("virDomainPMWakeup"), run: (*session).actWake,
+	},
+	{
+		Kind: ActStart, Summary: "boot a stopped libvirt domain (virsh start)",
+		Mutating: true, machine: startCheck,
+		sends: hostSends("virDomainCreate"), run: (*session).actStart,
 	},
 	{
 		Kind: ActSetTime, Summary: "set the guest clock from the host clock",
@@ -661,6 +677,15 @@ func thawSends() []Send {
 }
 
 // fixedSends sends one command without arguments.
+// hostSends is a machine action's one call to the guest's libvirt host;
+// its arguments say so wherever the send is shown (dry run, audit log),
+// since it is no agent command.
+func hostSends(api string) func(Action, time.Time) []Send {
+	return func(Action, time.Time) []Send {
+		return []Send{{Execute: api, Arguments: map[string]string{"via": "the guest's libvirt host"}, host: true}}
+	}
+}
+
 func fixedSends(execute string) func(Action, time.Time) []Send {
 	return func(Action, time.Time) []Send { return []Send{{Execute: execute}} }
 }

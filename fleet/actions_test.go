@@ -59,6 +59,8 @@ func TestParseEveryTableWord(t *testing.T) {
 		{"suspend ram", "suspend ram"},
 		{"suspend mem", "suspend ram"},
 		{"suspend hybrid", "suspend hybrid"},
+		{"wake", "wake"},
+		{"start", "start"},
 		{"settime", "settime"},
 		{"fstrim", "fstrim"},
 		{"vcpus online 1", "vcpus online 1"},
@@ -123,8 +125,8 @@ func TestParseEveryTableWord(t *testing.T) {
 // Errors name what is valid.
 func TestParseErrorsNameTheChoices(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"", "no action given (want one of ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write, password, ssh-key)"},
-		{"explode", `unknown action "explode" (want one of ping, info, freeze, thaw, shutdown, suspend, settime, fstrim, vcpus, read, write, password, ssh-key)`},
+		{"", "no action given (want one of ping, info, freeze, thaw, shutdown, suspend, wake, start, settime, fstrim, vcpus, read, write, password, ssh-key)"},
+		{"explode", `unknown action "explode" (want one of ping, info, freeze, thaw, shutdown, suspend, wake, start, settime, fstrim, vcpus, read, write, password, ssh-key)`},
 		{"shutdown sideways", `shutdown mode "sideways": want powerdown, reboot or halt`},
 		{"suspend", "suspend needs a mode: disk, ram or hybrid"},
 		{"suspend sideways", `suspend mode "sideways": want disk, ram or hybrid`},
@@ -296,6 +298,14 @@ func TestTableAgreesWithCommands(t *testing.T) {
 		s, _ := SpecOf(a.Kind)
 		mutates := false
 		for _, send := range a.Sends(time.Now()) {
+			if send.host {
+				// A libvirt call on the guest's machine (wake, start).
+				if s.machine == nil || !strings.HasPrefix(send.Execute, "virDomain") {
+					t.Errorf("%s calls %s on the host without a machine check", a, send.Execute)
+				}
+				mutates = true
+				continue
+			}
 			c, ok := agentclient.Lookup(send.Execute)
 			if !ok {
 				t.Errorf("%s sends %s, which the command table does not know", a, send.Execute)

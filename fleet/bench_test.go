@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -135,10 +136,30 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// rssKB is this process's resident set, from /proc (0 where there is none).
+func rssKB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(v, &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
 // BenchmarkSteadyState polls 10,000 guests every 5 s (slow items every 60 s)
 // and reports this process's CPU (rusage over a window of several
-// intervals, as a share of one core) and memory per guest (heap in use, and
-// goroutine stacks, after GC, against the same process before the fleet).
+// intervals, as a share of one core), its RSS (the most seen in the window,
+// sampled every second), and memory per guest (heap in use, and goroutine
+// stacks, after GC, against the same process before the fleet).
+// GUESTDECK_WINDOW sets the window (default 30s), GUESTDECK_GUESTS the
+// fleet's size (default 10,000), GUESTDECK_CPUPROFILE
+// writes a CPU profile of the window alone.
 func BenchmarkSteadyState(b *testing.B) {
 	n := 10000
 	window := 30 * time.Second
@@ -147,6 +168,9 @@ func BenchmarkSteadyState(b *testing.B) {
 	}
 	if testing.Short() {
 		n, window = 1000, 10*time.Second
+	}
+	if v, err := strconv.Atoi(os.Getenv("GUESTDECK_GUESTS")); err == nil && v > 0 {
+		n = v
 	}
 	targets := startSimfarms(b, n)
 	for b.Loop() {
@@ -163,10 +187,22 @@ func BenchmarkSteadyState(b *testing.B) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		time.Sleep(6 * time.Second)
+		if p := os.Getenv("GUESTDECK_CPUPROFILE"); p != "" {
+			// The window only: not the connects and first slow polls.
+			if w, err := os.Create(p); err == nil {
+				_ = pprof.StartCPUProfile(w)
+				defer w.Close()
+			}
+		}
 		c0, t0 := cpuTime(), time.Now()
 		v0 := f.Snapshot().Version
-		time.Sleep(window)
+		var rssMax int64
+		for end := t0.Add(window); time.Now().Before(end); {
+			time.Sleep(time.Second)
+			rssMax = max(rssMax, rssKB())
+		}
 		c1, t1 := cpuTime(), time.Now()
+		pprof.StopCPUProfile()
 		snap := f.Snapshot()
 		runtime.GC()
 		var after runtime.MemStats
@@ -184,9 +220,10 @@ func BenchmarkSteadyState(b *testing.B) {
 		b.ReportMetric(heap/1024, "heapKB/guest")
 		b.ReportMetric(stack/1024, "stackKB/guest")
 		b.ReportMetric(float64(snap.Version-v0)/t1.Sub(t0).Seconds(), "updates/s")
+		b.ReportMetric(float64(rssMax)/1024, "rss-MB")
 		ready, late, missed := snap.Counts[fleet.Ready], snap.Health.Late, snap.Health.Missed
-		b.Logf("%d guests: %.1f%% of one core, heap %.1f KB/guest, stacks %.1f KB/guest, ready %d, late %d, missed %d",
-			n, cpu*100, heap/1024, stack/1024, ready, late, missed)
+		b.Logf("%d guests: %.1f%% of one core, heap %.1f KB/guest, stacks %.1f KB/guest, RSS %d MB (the whole test process), ready %d, late %d, missed %d",
+			n, cpu*100, heap/1024, stack/1024, rssMax/1024, ready, late, missed)
 		if ready != n {
 			b.Errorf("%d of %d ready", ready, n)
 		}

@@ -451,14 +451,6 @@ func (s *session) afterApply(prev *Guest) {
 	}
 }
 
-// markSuspended records that the guest is suspended (its libvirt host says
-// so); it stays so until it answers again.
-func (f *Fleet) markSuspended(name, reason string) {
-	if s := f.session(name); s != nil {
-		s.update(func(g *Guest) { setState(g, Suspended, reason, time.Now()) })
-	}
-}
-
 // rawFreezeRecord writes the ledger entry for a freeze sent through Raw,
 // before it is sent, as freeze does. Holds sem.
 func (s *session) rawFreezeRecord(req []byte) (string, error) {

@@ -191,15 +191,33 @@ func (r ExecResult) Summary() string {
 // programs are reported still running (nothing in the guest is killed).
 // Refused for every guest in read-only mode.
 func (f *Fleet) Exec(ctx context.Context, e ExecSpec, names []string, progress func(ExecResult)) []ExecResult {
+	return f.exec(ctx, e, names, progress, false)
+}
+
+// ExecStream is Exec for a caller that takes each guest's output as the
+// guest finishes: progress is given each final result with its output,
+// and the results returned carry none. The output of a guest is let go
+// once progress returns, and the fleet-wide budget (ExecFleetOutput) gets
+// it back, so a run holds the output of the guests in flight only.
+func (f *Fleet) ExecStream(ctx context.Context, e ExecSpec, names []string, progress func(ExecResult)) []ExecResult {
+	return f.exec(ctx, e, names, progress, true)
+}
+
+func (f *Fleet) exec(ctx context.Context, e ExecSpec, names []string, progress func(ExecResult), stream bool) []ExecResult {
 	results := make([]ExecResult, len(names))
+	budget := &outputBudget{left: ExecFleetOutput}
 	var pmu sync.Mutex
 	report := func(i int, r ExecResult) {
 		pmu.Lock()
 		defer pmu.Unlock()
-		results[i] = r
 		if progress != nil {
 			progress(r)
 		}
+		if stream && r.State != ExecRunning && r.State != ExecWaiting {
+			budget.give(len(r.Stdout) + len(r.Stderr))
+			r.Stdout, r.Stderr = nil, nil
+		}
+		results[i] = r
 	}
 	refuse := func(why string) []ExecResult {
 		for i, n := range names {
@@ -213,7 +231,6 @@ func (f *Fleet) Exec(ctx context.Context, e ExecSpec, names []string, progress f
 	if f.opts.Readonly {
 		return refuse("refused: read-only mode does not allow exec (nothing was sent)")
 	}
-	budget := &outputBudget{left: ExecFleetOutput}
 	sessions := f.sessionsFor(names)
 	started := make([]bool, len(names))
 	// Replies in flight at once are held to the fleet-wide output budget
@@ -250,6 +267,13 @@ func (b *outputBudget) take(n int) int {
 	k := min(int64(n), b.left)
 	b.left -= k
 	return int(k)
+}
+
+// give returns n bytes granted before.
+func (b *outputBudget) give(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left += int64(n)
 }
 
 // exec runs e on one guest. started is called once guest-exec answered.
@@ -314,9 +338,12 @@ func (s *session) exec(ctx context.Context, e ExecSpec, budget *outputBudget, st
 		return done()
 	}
 	r.State = ExecExited
-	if res.Signal != 0 {
+	switch {
+	case res.NoStatus:
+		// Neither: not a success (Summary says so).
+	case res.Signal != 0:
 		r.Signal = &res.Signal
-	} else {
+	default:
 		r.ExitCode = &res.ExitCode
 	}
 	r.Truncated = res.Truncated

@@ -2,14 +2,17 @@ package fleet_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
@@ -173,5 +176,82 @@ func TestExecAudit(t *testing.T) {
 	b, _ = json.Marshal(out)
 	if bytes.Contains(b, []byte("TOPSECRET")) {
 		t.Errorf("output in the audit outcome: %s", b)
+	}
+}
+
+// TestExecStream: each guest's output is handed to progress once, as it
+// finishes, and the results returned hold none of it.
+func TestExecStream(t *testing.T) {
+	_, f := execFleet(t, fastOptions(), sim.DefaultConfig("a"), sim.DefaultConfig("b"), sim.DefaultConfig("c"))
+	names := []string{"a", "b", "c", "nope"}
+	got := map[string]string{}
+	rs := f.ExecStream(t.Context(), shSpec("echo out; echo err >&2"), names, func(r fleet.ExecResult) {
+		if r.State == fleet.ExecRunning {
+			return
+		}
+		if _, twice := got[r.Guest]; twice {
+			t.Errorf("%s finished twice", r.Guest)
+		}
+		got[r.Guest] = string(r.Stdout) + "|" + string(r.Stderr)
+	})
+	for i, r := range rs {
+		if r.Guest != names[i] || r.Stdout != nil || r.Stderr != nil {
+			t.Errorf("result %d: %+v, want %s without output", i, r, names[i])
+		}
+	}
+	for _, n := range names[:3] {
+		if got[n] != "out\n|err\n" {
+			t.Errorf("%s: progress got %q", n, got[n])
+		}
+		if !rs[slices.Index(names, n)].OK() {
+			t.Errorf("%s: %s", n, rs[slices.Index(names, n)].Summary())
+		}
+	}
+	if _, ok := got["nope"]; !ok || rs[3].State != fleet.ExecFailed {
+		t.Errorf("unknown guest: %+v", rs[3])
+	}
+}
+
+// TestRawSecretsNotLoggedUnhooked: a raw password or exec request sent
+// through an agent whose transport has no log hook (libvirt's, here a
+// stream dialled without it) keeps the secret out of the command log, as
+// the hooked transports do.
+func TestRawSecretsNotLoggedUnhooked(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config { return sim.DefaultConfig("p") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	f := fleet.New(fastOptions())
+	t.Cleanup(func() { f.Close() })
+	f.SetDialer("plain", func(ctx context.Context, tg fleet.Target) (agentclient.Agent, error) {
+		return agentclient.Dial(ctx, "unix:"+strings.TrimPrefix(tg.Address, "plain:"))
+	})
+	f.Add(fleet.Target{Name: "p", Address: "plain:" + farm.Sockets()[0]})
+	ctx := t.Context()
+	f.RefreshOnce(ctx, nil)
+	for _, req := range []string{
+		`{"execute":"guest-set-user-password","arguments":{"username":"root","password":"VE9QU0VDUkVU","crypted":false}}`,
+		`{"execute":"guest-exec","arguments":{"path":"/bin/cat","input-data":"VE9QU0VDUkVU","capture-output":true}}`,
+	} {
+		f.Raw(ctx, "p", []byte(req))
+	}
+	f.RefreshOnce(ctx, nil) // publishes the command log
+	n := 0
+	for _, e := range f.Guest("p").Log {
+		if e.Command == "guest-set-user-password" || e.Command == "guest-exec" {
+			n++
+		}
+		if strings.Contains(e.Request, "VE9QU0VDUkVU") {
+			t.Errorf("secret in the command log: %+v", e)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d of the 2 raw requests logged: %+v", n, f.Guest("p").Log)
 	}
 }

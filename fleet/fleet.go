@@ -450,6 +450,7 @@ func (f *Fleet) Snapshot() *Snapshot {
 		Version: v,
 		At:      now,
 		Notices: f.notes.list(),
+		Sources: f.sources.States(),
 	}
 	overdue := 2*f.opts.Interval + f.opts.Timeout
 	for i, s := range order {

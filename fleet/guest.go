@@ -43,11 +43,16 @@ const (
 	// processes) or its libvirt host reports it pmsuspended; it stays so
 	// until it answers again.
 	Suspended State = "suspended"
-	Gone      State = "gone" // shut down / domain stopped
+	Gone      State = "gone" // shut down, socket gone
+	// Paused, Stopped, Crashed: the guest's libvirt domain is paused,
+	// shut off (defined, not running) or crashed: libvirt says so (Domain).
+	Paused  State = "paused"
+	Stopped State = "stopped"
+	Crashed State = "crashed"
 )
 
 // States lists every state in display order.
-var States = []State{Ready, Frozen, Connecting, Silent, Held, Unreachable, ShuttingDown, Suspended, Gone}
+var States = []State{Ready, Frozen, Connecting, Silent, Held, Unreachable, ShuttingDown, Suspended, Paused, Stopped, Crashed, Gone}
 
 // LogEntry is one request and its reply (or error) in a guest's command log.
 type LogEntry struct {
@@ -67,6 +72,12 @@ type Guest struct {
 	State State
 	Err   string    // last error text, "" when healthy
 	Since time.Time // when State was entered
+	// DomainState is libvirt's own view of the guest's machine ("" when not
+	// known or not a libvirt guest). While it is not running it decides
+	// State (paused, suspended, shutting down, stopped, crashed; booting
+	// shows as connecting); DomainReason says why, in libvirt's words.
+	DomainState  DomainState
+	DomainReason string
 
 	AgentVersion string
 	Commands     []agentclient.CommandInfo // capabilities from guest-info
@@ -103,6 +114,16 @@ type Guest struct {
 	Log []LogEntry // newest first, bounded
 
 	Version uint64 // increases on every change to this guest
+}
+
+// Stale reports whether the agent's values (vCPUs, skew, freeze, RTT,
+// interfaces, ...) are from an earlier answer: the guest does not answer
+// now, so they are as of LastLive.
+func (g *Guest) Stale() bool {
+	if g.State == Ready || g.State == Frozen {
+		return false
+	}
+	return !g.LastLive.IsZero()
 }
 
 // Capability reports whether the guest's agent has command name and whether
@@ -160,4 +181,6 @@ type Snapshot struct {
 	At      time.Time
 	// Notices are the newest notices (at most MaxNotices), oldest first.
 	Notices []Notice
+	// Sources are the discovery sources' (libvirt hosts') states, by name.
+	Sources []SourceState
 }

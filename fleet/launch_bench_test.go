@@ -135,7 +135,7 @@ func launch(tb testing.TB, targets []fleet.Target, visible []string) (vis, all t
 			tb.Fatalf("launch: %d of %d ready after 2 minutes", f.Snapshot().Counts[fleet.Ready], len(targets))
 		case <-tick.C:
 		}
-		if vis == 0 && allReady(f, visible) {
+		if vis == 0 && namesReady(f, visible) {
 			vis = time.Since(t0)
 		}
 		if looks++; looks%10 != 0 {
@@ -163,7 +163,7 @@ func launch(tb testing.TB, targets []fleet.Target, visible []string) (vis, all t
 	return vis, all
 }
 
-func allReady(f *fleet.Fleet, names []string) bool {
+func namesReady(f *fleet.Fleet, names []string) bool {
 	for _, n := range names {
 		if g := f.Guest(n); g == nil || g.State != fleet.Ready {
 			return false

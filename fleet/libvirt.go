@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet/discovery"
@@ -18,6 +19,9 @@ const AgentChannel = discovery.AgentChannel
 // SourceState is a discovery source's state: see discovery.State.
 type SourceState = discovery.State
 
+// SourcePhase is where a source is in its life: see discovery.Phase.
+type SourcePhase = discovery.Phase
+
 // The phases of a SourceState.
 const (
 	SourceConnecting   = discovery.Connecting
@@ -25,6 +29,82 @@ const (
 	SourceUnreachable  = discovery.Unreachable
 	SourceReconnecting = discovery.Reconnecting
 )
+
+// DomainState is libvirt's view of a guest's machine: see
+// discovery.DomainState.
+type DomainState = discovery.DomainState
+
+// The domain states.
+const (
+	DomainUnknown      = discovery.DomainUnknown
+	DomainRunning      = discovery.DomainRunning
+	DomainBooting      = discovery.DomainBooting
+	DomainPaused       = discovery.DomainPaused
+	DomainPMSuspended  = discovery.DomainPMSuspended
+	DomainShuttingDown = discovery.DomainShuttingDown
+	DomainStopped      = discovery.DomainStopped
+	DomainCrashed      = discovery.DomainCrashed
+)
+
+// domainHolds is the guest State a domain state decides: while the
+// machine is not running, its agent cannot answer, and libvirt's word is
+// the truth (a failed poll does not turn a paused guest "silent").
+var domainHolds = map[DomainState]State{
+	DomainBooting:      Connecting,
+	DomainPaused:       Paused,
+	DomainPMSuspended:  Suspended,
+	DomainShuttingDown: ShuttingDown,
+	DomainStopped:      Stopped,
+	DomainCrashed:      Crashed,
+}
+
+// heldByDomain reports whether g's state is its domain's, not its agent's.
+func heldByDomain(g *Guest) bool {
+	_, ok := domainHolds[g.DomainState]
+	return ok
+}
+
+// setDomain records libvirt's view of the guest's domain. A domain that is
+// not running decides the state; one that runs again after that hands the
+// state back to the agent (connecting until a poll answers). A stopped or
+// crashed domain's connection is dropped.
+func (s *session) setDomain(d DomainState, reason string) {
+	if d == DomainStopped || d == DomainCrashed {
+		select {
+		case s.sem <- struct{}{}:
+			s.dropAgent()
+			<-s.sem
+		default:
+		}
+	}
+	now := time.Now()
+	woken := false
+	s.update(func(g *Guest) {
+		if g.DomainState == d && g.DomainReason == reason {
+			return
+		}
+		wasHeld := heldByDomain(g)
+		g.DomainState, g.DomainReason = d, reason
+		if st, ok := domainHolds[d]; ok {
+			setState(g, st, reason, now)
+			return
+		}
+		if wasHeld {
+			woken = g.State == Suspended && d == DomainRunning
+			why := "domain running; waiting for its agent"
+			if reason != "" {
+				why = reason + "; waiting for its agent"
+			}
+			setState(g, Connecting, why, now)
+		}
+	})
+	if woken {
+		// Whoever woke it (wake, virsh dompmwakeup): the suspension the
+		// ledger may hold for it is over.
+		s.f.notice(s.target.Name, false, "woken up: libvirt reports the domain running again")
+		s.f.goTracked(func(context.Context) { s.clearSuspend() })
+	}
+}
 
 // AddHost adds the libvirt host h as a discovery source (AddSource).
 // Configuration errors are returned and nothing is started.
@@ -104,8 +184,12 @@ func (k sourceSink) Claim(ts []discovery.Target) []discovery.Target {
 	return claimed
 }
 
-func (k sourceSink) Remove(names ...string)            { k.f.Remove(names...) }
-func (k sourceSink) MarkGone(name, reason string)      { k.f.MarkGone(name, reason) }
-func (k sourceSink) MarkSuspended(name, reason string) { k.f.markSuspended(name, reason) }
-func (k sourceSink) Poke(name string)                  { k.f.Poke(name) }
-func (k sourceSink) SourceChanged()                    { k.f.bump() }
+func (k sourceSink) Remove(names ...string)       { k.f.Remove(names...) }
+func (k sourceSink) MarkGone(name, reason string) { k.f.MarkGone(name, reason) }
+func (k sourceSink) SetDomain(name string, d DomainState, reason string) {
+	if s := k.f.session(name); s != nil {
+		s.setDomain(d, reason)
+	}
+}
+func (k sourceSink) Poke(name string) { k.f.Poke(name) }
+func (k sourceSink) SourceChanged()   { k.f.bump() }

@@ -113,7 +113,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	if _, err := lv.DomainCreateXML(testDomainXML("skip-me", true), 0); err != nil {
 		t.Fatal(err)
 	}
-	// Defined but not running: not discovered.
+	// Defined but not running: listed as stopped.
 	if _, err := lv.DomainDefineXML(testDomainXML("idle", true)); err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +130,19 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	took := time.Since(t0)
 	t.Logf("discovery: %d domains (+4 ignored) in %v (%.2f ms/domain)", n, took, float64(took.Microseconds())/1000/float64(n))
 	gs := hostGuests(f.Snapshot(), "tst")
-	if len(gs) != n {
-		t.Fatalf("discovered %d guests, want %d: %s", len(gs), n, describeGuests(f.Snapshot()))
+	if len(gs) != n+1 {
+		t.Fatalf("discovered %d guests, want %d: %s", len(gs), n+1, describeGuests(f.Snapshot()))
+	}
+	if g := f.Guest("tst/idle"); g == nil || g.State != Stopped || g.DomainState != DomainStopped || !strings.Contains(g.Err, "shut off") {
+		t.Fatalf("defined domain: %+v", g)
+	}
+	if g := f.Guest("tst/vm001"); g.DomainState != DomainRunning || g.State != Connecting {
+		t.Fatalf("running domain before a poll: %s, domain %q", g.State, g.DomainState)
 	}
 	for _, g := range gs {
+		if g.Name == "tst/idle" {
+			continue
+		}
 		if !strings.HasPrefix(g.Name, "tst/vm") || g.Address != "libvirt:"+g.Name || len(g.Tags) != 1 || g.Tags[0] != "lab" {
 			t.Fatalf("bad target %+v", g.Target)
 		}
@@ -146,7 +155,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		t.Fatalf("vm000 after a poll: state %s err %q skewKnown %v interfaces %v", g.State, g.Err, g.SkewKnown, g.Interfaces)
 	}
 
-	// Stop 100 (persistent: kept as gone), undefine 50 of them (removed),
+	// Stop 100 (persistent: kept as stopped), undefine 50 of them (removed),
 	// start 50 transient ones (added), then destroy those (removed).
 	t0 = time.Now()
 	for i := range 100 {
@@ -158,11 +167,11 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, f, 30*time.Second, "100 guests gone", func(s *Snapshot) bool {
-		return countState(hostGuests(s, "tst"), Gone) == 100
+	waitFor(t, f, 30*time.Second, "100 guests stopped", func(s *Snapshot) bool {
+		return countState(hostGuests(s, "tst"), Stopped) == 101
 	})
-	t.Logf("100 stop events -> 100 gone in %v", time.Since(t0))
-	if g := f.Guest("tst/vm007"); g == nil || !strings.Contains(g.Err, "destroyed") {
+	t.Logf("100 stop events -> 100 stopped in %v", time.Since(t0))
+	if g := f.Guest("tst/vm007"); g == nil || g.DomainState != DomainStopped || !strings.Contains(g.Err, "destroyed") {
 		t.Fatalf("vm007: %+v", g)
 	}
 	for i := range 50 {
@@ -185,7 +194,7 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 				tr++
 			}
 		}
-		return len(gs) == n-50+50 && tr == 50 && countState(gs, Gone) == 50
+		return len(gs) == n+1-50+50 && tr == 50 && countState(gs, Stopped) == 51
 	})
 	t.Logf("50 undefines + 50 starts reflected in %v", time.Since(t0))
 	for i := range 50 {
@@ -195,7 +204,15 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 		}
 	}
 	waitFor(t, f, 30*time.Second, "transient guests removed", func(s *Snapshot) bool {
-		return len(hostGuests(s, "tst")) == n-50
+		return len(hostGuests(s, "tst")) == n+1-50
+	})
+	// A domain defined while the host is followed is listed stopped.
+	if _, err := lv.DomainDefineXML(testDomainXML("later", true)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, 30*time.Second, "a defined domain listed stopped", func(s *Snapshot) bool {
+		g := f.Guest("tst/later")
+		return g != nil && g.State == Stopped
 	})
 
 	// A restarted persistent domain comes back under the same target.
@@ -203,9 +220,36 @@ func TestLibvirtTestDriverScale(t *testing.T) {
 	if err := lv.DomainCreate(d); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, f, 30*time.Second, "vm060 booting", func(s *Snapshot) bool {
+		return f.Guest("tst/vm060").DomainState == DomainBooting
+	})
+	if g := f.Guest("tst/vm060"); g.State != Connecting {
+		t.Fatalf("vm060 booting: %s %q", g.State, g.Err)
+	}
 	f.RefreshOnce(ctx, []string{"tst/vm060"})
-	if g := f.Guest("tst/vm060"); g.State != Ready {
-		t.Fatalf("vm060 restarted: %s %q", g.State, g.Err)
+	if g := f.Guest("tst/vm060"); g.State != Ready || g.DomainState != DomainRunning {
+		t.Fatalf("vm060 restarted: %s %q, domain %q", g.State, g.Err, g.DomainState)
+	}
+	// Paused and resumed: libvirt's word decides, a poll does not undo it
+	// (the test driver answers its typed calls even while paused).
+	if err := lv.DomainSuspend(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, 30*time.Second, "vm060 paused", func(s *Snapshot) bool { return f.Guest("tst/vm060").State == Paused })
+	f.RefreshOnce(ctx, []string{"tst/vm060"})
+	if g := f.Guest("tst/vm060"); g.State != Paused || !g.Stale() || !strings.Contains(g.Err, "paused") {
+		t.Fatalf("vm060 paused after a poll: %s %q stale %v", g.State, g.Err, g.Stale())
+	}
+	if err := lv.DomainResume(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f, 30*time.Second, "vm060 resumed", func(s *Snapshot) bool {
+		g := f.Guest("tst/vm060")
+		return g.DomainState == DomainRunning && g.State != Paused
+	})
+	f.RefreshOnce(ctx, []string{"tst/vm060"})
+	if g := f.Guest("tst/vm060"); g.State != Ready || g.Stale() {
+		t.Fatalf("vm060 resumed: %s %q", g.State, g.Err)
 	}
 }
 
@@ -358,6 +402,12 @@ func TestLibvirtReconnect(t *testing.T) {
 		return len(ga) == 5
 	})
 	t.Logf("host down -> its 5 guests unreachable in %v: %q", time.Since(t0), f.Guest("ha/a0").Err)
+	// Kept, not dropped: their domain state unknown, their values stale.
+	for _, g := range hostGuests(f.Snapshot(), "ha") {
+		if g.DomainState != DomainUnknown || !strings.Contains(g.DomainReason, "libvirt host ha is unreachable") || !g.Stale() || !g.SkewKnown {
+			t.Fatalf("guest %s of the host that died: domain %q %q, stale %v", g.Name, g.DomainState, g.DomainReason, g.Stale())
+		}
+	}
 	// The host itself is shown down, keeping its guests; the other is up.
 	if st := sourceState(t, f, "ha"); st.Reachable() || st.Err == nil || st.Guests != 5 {
 		t.Fatalf("host ha after its daemon died: %+v", st)
@@ -389,6 +439,11 @@ func TestLibvirtReconnect(t *testing.T) {
 		return len(s.Guests) == 10 && s.Counts[Ready] == 10
 	})
 	t.Logf("host restarted -> its guests ready again in %v", time.Since(t0))
+	for _, g := range hostGuests(f.Snapshot(), "ha") {
+		if g.DomainState != DomainRunning || g.Stale() {
+			t.Fatalf("guest %s after the restart: domain %q, stale %v", g.Name, g.DomainState, g.Stale())
+		}
+	}
 	if st := sourceState(t, f, "ha"); st.Phase != discovery.Up || st.Err != nil || st.Guests != 5 {
 		t.Fatalf("host ha after restart: %+v", st)
 	}
@@ -432,6 +487,10 @@ func TestLibvirtUnreachableSource(t *testing.T) {
 	})
 	if st.Err == nil || st.Guests != 0 {
 		t.Fatalf("state after the second attempt: %+v", st)
+	}
+	// The snapshot the dashboard draws carries the same states.
+	if ss := f.Snapshot().Sources; len(ss) != 1 || ss[0].Name != "gone" || ss[0].Phase != discovery.Unreachable || !ss[0].Retry.After(first) {
+		t.Fatalf("snapshot sources %+v", ss)
 	}
 }
 
@@ -505,7 +564,11 @@ func TestLibvirtQEMU(t *testing.T) {
 		// agent answered, and failed polls back off for up to MaxBackoff:
 		// ready within seconds of the event is the event's doing.
 		if tr.Sub(tc) > 10*time.Second {
-			t.Fatalf("g1 ready %v after the agent connected (%d failed polls before): not the event", tr.Sub(tc), g.Missed)
+			var log strings.Builder
+			for _, e := range g.Log {
+				fmt.Fprintf(&log, "\n  %s %s %q", e.At.Format("15:04:05.000"), e.Command, e.Reply)
+			}
+			t.Fatalf("g1 ready %v after the agent connected (%d failed polls before): not the event; log:%s", tr.Sub(tc), g.Missed, log.String())
 		}
 		if g.Host != "lq" || g.Address != "libvirt:lq/g1" || len(g.Tags) != 1 {
 			t.Fatalf("target %+v", g.Target)
@@ -558,6 +621,8 @@ func TestLibvirtQEMU(t *testing.T) {
 	})
 
 	t.Run("libvirt's typed API values", func(t *testing.T) {
+		// Traffic on lo, so that its statistics have something to count.
+		guestRun(ctx, t, lv, "ping -c 3 -i 0.2 127.0.0.1 >/dev/null")
 		f.RefreshOnce(ctx, []string{"lq/g1"})
 		g := f.Guest("lq/g1")
 		if g.State != Ready {
@@ -583,6 +648,15 @@ func TestLibvirtQEMU(t *testing.T) {
 		}
 		if !lo {
 			t.Errorf("interfaces %+v", g.Interfaces)
+		}
+		// Read with guest-network-get-interfaces through libvirt's agent
+		// passthrough: the typed call dropped these.
+		for _, it := range g.Interfaces {
+			if it.Name == "lo" && (it.Statistics == nil || it.Statistics.RxBytes == 0 || it.Statistics.TxPackets == 0) {
+				t.Errorf("lo statistics %+v", it.Statistics)
+			} else if it.Name == "lo" {
+				t.Logf("lo statistics: %+v", *it.Statistics)
+			}
 		}
 		if g.Hostname != "g1" || g.Timezone == nil || g.Timezone.Zone != "UTC" || g.OS == nil || g.OS.KernelRelease == "" || g.Users == nil {
 			t.Errorf("hostname %q tz %+v os %+v users %v", g.Hostname, g.Timezone, g.OS, g.Users)
@@ -669,13 +743,57 @@ func TestLibvirtQEMU(t *testing.T) {
 		if err := lv.DomainSuspend(dom); err != nil {
 			t.Fatal(err)
 		}
-		d := waitFor(t, f, 30*time.Second, "paused g1 silent", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Silent })
-		t.Logf("paused -> silent in %v: %q", d, f.Guest("lq/g1").Err)
+		d := waitFor(t, f, 30*time.Second, "paused g1 paused", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Paused })
+		t.Logf("paused -> paused in %v: %q", d, f.Guest("lq/g1").Err)
+		// A poll now fails (libvirt: domain is not running), and changes
+		// nothing: libvirt's word stands, the agent's values are stale.
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); g.State != Paused || g.DomainState != DomainPaused || !g.Stale() || !strings.Contains(g.Err, "paused (by a user)") {
+			t.Fatalf("paused after a poll: %s domain %q stale %v %q", g.State, g.DomainState, g.Stale(), g.Err)
+		}
 		if err := lv.DomainResume(dom); err != nil {
 			t.Fatal(err)
 		}
 		d = waitFor(t, f, 20*time.Second, "resumed g1 ready", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Ready })
 		t.Logf("resumed -> ready in %v", d)
+		if g := f.Guest("lq/g1"); g.DomainState != DomainRunning || g.Stale() {
+			t.Fatalf("resumed: domain %q stale %v", g.DomainState, g.Stale())
+		}
+	})
+
+	t.Run("suspended to RAM by guestdeck, woken by guestdeck", func(t *testing.T) {
+		// The guest kernel (Debian's) has CONFIG_SUSPEND; "deep" makes
+		// "mem" an ACPI S3 sleep, which QEMU reports (suspend-to-idle would
+		// leave the vCPUs running and nothing for libvirt to see).
+		guestRun(ctx, t, lv, "grep -qw mem /sys/power/state && echo deep > /sys/power/mem_sleep")
+		if rs := f.Run(ctx, Action{Kind: ActSuspend, Mode: agentclient.SuspendRAM}, []string{"lq/g1"}, nil); !rs[0].OK {
+			t.Fatalf("suspend: %+v", rs[0])
+		}
+		d := waitFor(t, f, 60*time.Second, "g1 pmsuspended", func(s *Snapshot) bool {
+			return f.Guest("lq/g1").DomainState == DomainPMSuspended
+		})
+		g := f.Guest("lq/g1")
+		t.Logf("suspend -> libvirt pmsuspended in %v: %s %q", d, g.State, g.Err)
+		if g.State != Suspended {
+			t.Fatalf("pmsuspended: %s %q", g.State, g.Err)
+		}
+		if st, _, err := lv.DomainGetState(mustDomain(t, lv, "g1"), 0); err != nil || libvirt.DomainState(st) != libvirt.DomainPmsuspended {
+			t.Fatalf("libvirt's state %d %v", st, err)
+		}
+		f.RefreshOnce(ctx, []string{"lq/g1"})
+		if g := f.Guest("lq/g1"); g.State != Suspended || !g.Stale() {
+			t.Fatalf("suspended after a poll: %s stale %v %q", g.State, g.Stale(), g.Err)
+		}
+		rs := f.Run(ctx, Action{Kind: ActWake}, []string{"lq/g1"}, nil)
+		if !rs[0].OK {
+			t.Fatalf("wake: %+v", rs[0])
+		}
+		r := rs[0]
+		d = waitFor(t, f, 60*time.Second, "woken g1 ready", func(s *Snapshot) bool {
+			g := f.Guest("lq/g1")
+			return g.State == Ready && g.DomainState == DomainRunning
+		})
+		t.Logf("wake -> ready in %v (%s)", d, r.Result)
 	})
 
 	t.Run("hung agent: calls end at their deadline", func(t *testing.T) {
@@ -780,18 +898,18 @@ func TestLibvirtQEMU(t *testing.T) {
 		})
 	})
 
-	t.Run("shutdown through the agent marks the guest gone", func(t *testing.T) {
+	t.Run("shutdown through the agent marks the guest stopped", func(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // let the abandoned call above finish
 		rs := f.Run(ctx, Action{Kind: ActShutdown}, []string{"lq/g1"}, nil)
 		if !rs[0].OK {
 			t.Fatalf("shutdown: %+v", rs[0])
 		}
 		for _, fl := range []*Fleet{f, f2} {
-			d := waitFor(t, fl, 90*time.Second, "g1 gone", func(s *Snapshot) bool {
+			d := waitFor(t, fl, 90*time.Second, "g1 stopped", func(s *Snapshot) bool {
 				g := fl.Guest("lq/g1")
-				return g != nil && g.State == Gone && strings.Contains(g.Err, "shut down")
+				return g != nil && g.State == Stopped && g.DomainState == DomainStopped && strings.Contains(g.Err, "shut down")
 			})
-			t.Logf("shutdown -> gone in %v: %q", d, fl.Guest("lq/g1").Err)
+			t.Logf("shutdown -> stopped in %v: %q", d, fl.Guest("lq/g1").Err)
 		}
 		st, _, err := lv.DomainGetState(libvirt.Domain{Name: "g1"}, 0)
 		if dom, lerr := lv.DomainLookupByName("g1"); lerr == nil {
@@ -801,4 +919,216 @@ func TestLibvirtQEMU(t *testing.T) {
 			t.Fatalf("domain state %d %v", st, err)
 		}
 	})
+
+	t.Run("a stopped domain is listed stopped", func(t *testing.T) {
+		f4 := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 5 * time.Second})
+		defer f4.Close()
+		if err := f4.AddHost(ctx, host); err != nil {
+			t.Fatal(err)
+		}
+		g := f4.Guest("lq/g1")
+		if g == nil || g.State != Stopped || g.DomainState != DomainStopped || !strings.Contains(g.Err, "shut off") {
+			t.Fatalf("stopped domain: %s", describeGuests(f4.Snapshot()))
+		}
+		if rs := f4.Run(ctx, Action{Kind: ActPing}, []string{"lq/g1"}, nil); rs[0].OK || !strings.Contains(rs[0].Err, "stopped") {
+			t.Fatalf("ping a stopped domain: %+v", rs[0])
+		}
+	})
+
+	t.Run("started from guestdeck: booting shows connecting, then ready", func(t *testing.T) {
+		rec := recordStates(f, "lq/g1")
+		if rs := f.Run(ctx, Action{Kind: ActStart}, []string{"lq/g1"}, nil); !rs[0].OK {
+			t.Fatalf("start: %+v", rs[0])
+		}
+		st, reason, err := lv.DomainGetState(mustDomain(t, lv, "g1"), 0)
+		t.Logf("after start: libvirt state %d reason %d %v", st, reason, err)
+		t0 := time.Now()
+		for f.Guest("lq/g1").State != Ready {
+			if time.Since(t0) > 3*time.Minute {
+				st, reason, err := lv.DomainGetState(mustDomain(t, lv, "g1"), 0)
+				t.Fatalf("not ready after 3m: %s; libvirt state %d reason %d %v; states seen %v", describeGuests(f.Snapshot()), st, reason, err, rec.stop())
+			}
+			select {
+			case <-f.Changed():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		d := time.Since(t0)
+		seen := rec.stop()
+		t.Logf("start -> ready in %v; states seen: %v", d, seen)
+		booting := false
+		for _, st := range seen {
+			if st.State == Gone || st.State == Silent || st.State == Unreachable {
+				t.Errorf("a booting domain showed %s: %v", st.State, seen)
+			}
+			booting = booting || (st.State == Connecting && st.Domain == DomainBooting)
+		}
+		if !booting {
+			t.Errorf("never seen connecting (booting): %v", seen)
+		}
+	})
+
+	t.Run("a shutdown from virsh shows shutting-down, not silent", func(t *testing.T) {
+		rec := recordStates(f, "lq/g1")
+		// virsh shutdown --mode agent: libvirt asks the agent, not us (the
+		// test guest's busybox init ignores the ACPI power button).
+		if err := lv.DomainShutdownFlags(mustDomain(t, lv, "g1"), libvirt.DomainShutdownGuestAgent); err != nil {
+			t.Fatal(err)
+		}
+		d := waitFor(t, f, 2*time.Minute, "g1 stopped", func(s *Snapshot) bool { return f.Guest("lq/g1").State == Stopped })
+		seen := rec.stop()
+		t.Logf("virsh shutdown -> stopped in %v; states seen: %v", d, seen)
+		for _, st := range seen {
+			if st.State == Silent || st.State == Gone || st.State == Unreachable {
+				t.Errorf("shutting down showed %s: %v", st.State, seen)
+			}
+		}
+	})
+}
+
+// TestLibvirtMachineActions: start and wake, the actions that go to a
+// guest's libvirt host rather than its agent, from the action table: start
+// boots a stopped domain (booting, then running), a guest that is not
+// stopped or not suspended is skipped saying so, a guest not on libvirt is
+// skipped, and read-only refuses both before anything is asked.
+func TestLibvirtMachineActions(t *testing.T) {
+	lt := testpeers.StartLibvirtTest(t)
+	lv := lt.Connect(t)
+	if _, err := lv.DomainDefineXML(testDomainXML("off", true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lv.DomainCreateXML(testDomainXML("on", true), 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, ro := range []bool{true, false} {
+		f := New(Options{Interval: time.Hour, Readonly: ro})
+		defer f.Close()
+		if err := f.AddHost(ctx, HostConfig{Name: "tst", URI: mustURI(t, testURI(lt.Socket))}); err != nil {
+			t.Fatal(err)
+		}
+		f.Add(Target{Name: "direct", Address: "unix:/nonexistent/qga.sock"})
+		if ro {
+			for _, k := range []Kind{ActStart, ActWake} {
+				if rs := f.Run(ctx, Action{Kind: k}, []string{"tst/off"}, nil); rs[0].OK || !strings.Contains(rs[0].Err, "read-only") {
+					t.Errorf("read-only %s: %+v", k, rs[0])
+				}
+			}
+			if g := f.Guest("tst/off"); g.State != Stopped {
+				t.Fatalf("read-only start started it: %s", g.State)
+			}
+			continue
+		}
+		tests := []struct {
+			kind  Kind
+			guest string
+			skip  string // "" : runs
+		}{
+			{ActWake, "tst/on", "not suspended"},
+			{ActWake, "tst/off", "not suspended"},
+			{ActWake, "direct", "not on a libvirt host"},
+			{ActStart, "tst/on", "not stopped"},
+			{ActStart, "direct", "not on a libvirt host"},
+			{ActStart, "tst/off", ""},
+		}
+		for _, tc := range tests {
+			r := f.Run(ctx, Action{Kind: tc.kind}, []string{tc.guest}, nil)[0]
+			switch {
+			case tc.skip == "" && !r.OK:
+				t.Errorf("%s %s: %+v", tc.kind, tc.guest, r)
+			case tc.skip != "" && (!r.Skipped || !strings.Contains(r.Err, tc.skip)):
+				t.Errorf("%s %s: %+v, want skipped %q", tc.kind, tc.guest, r, tc.skip)
+			}
+		}
+		waitFor(t, f, 30*time.Second, "tst/off booting", func(*Snapshot) bool {
+			g := f.Guest("tst/off")
+			return g.DomainState == DomainBooting && g.State == Connecting
+		})
+		if st, _, err := lv.DomainGetState(mustDomain(t, lv, "off"), 0); err != nil || libvirt.DomainState(st) != libvirt.DomainRunning {
+			t.Fatalf("libvirt's state of the started domain: %d %v", st, err)
+		}
+	}
+}
+
+// guestRun runs a shell command in g1 through libvirt's agent passthrough
+// (the test VM, never this machine) and waits for it to exit 0.
+func guestRun(ctx context.Context, t *testing.T, lv *libvirt.Libvirt, script string) {
+	t.Helper()
+	a := agentclient.NewLibvirt(lv, mustDomain(t, lv, "g1"), "libvirt:lq/g1")
+	pid, err := a.Exec(ctx, agentclient.ExecRequest{Path: "/bin/sh", Arg: []string{"-c", script}})
+	if err != nil {
+		t.Fatalf("guest exec %q: %v", script, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := a.ExecStatus(ctx, pid)
+		if err != nil {
+			t.Fatalf("guest exec %q status: %v", script, err)
+		}
+		if st.Exited {
+			if st.ExitCode == nil || *st.ExitCode != 0 {
+				t.Fatalf("guest exec %q: exit %v", script, st.ExitCode)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guest exec %q did not exit", script)
+		}
+		time.Sleep(100 * time.Millisecond) // the agent has no wait-for-exit call
+	}
+}
+
+func mustDomain(t *testing.T, lv *libvirt.Libvirt, name string) libvirt.Domain {
+	t.Helper()
+	d, err := lv.DomainLookupByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// seenState is one guest state and domain state observed together.
+type seenState struct {
+	State  State
+	Domain DomainState
+}
+
+func (s seenState) String() string { return string(s.State) + "/" + string(s.Domain) }
+
+// stateRecorder collects the distinct states a guest passes through,
+// sampled every 5 ms (a state shorter than that can be missed; the ones
+// these tests look for last seconds).
+type stateRecorder struct {
+	done chan struct{}
+	out  chan []seenState
+}
+
+func recordStates(f *Fleet, name string) *stateRecorder {
+	r := &stateRecorder{done: make(chan struct{}), out: make(chan []seenState, 1)}
+	go func() {
+		var seen []seenState
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if g := f.Guest(name); g != nil {
+				st := seenState{g.State, g.DomainState}
+				if len(seen) == 0 || seen[len(seen)-1] != st {
+					seen = append(seen, st)
+				}
+			}
+			select {
+			case <-r.done:
+				r.out <- seen
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return r
+}
+
+func (r *stateRecorder) stop() []seenState {
+	close(r.done)
+	return <-r.out
 }

@@ -135,7 +135,7 @@ func (a Action) Destructive() bool { return a.danger() >= Disruptive }
 func (a Action) Commands() []string {
 	var names []string
 	for _, s := range a.Sends(time.Time{}) {
-		if !s.optional && !slices.Contains(names, s.Execute) {
+		if !s.optional && !s.host && !slices.Contains(names, s.Execute) {
 			names = append(names, s.Execute)
 		}
 	}
@@ -172,6 +172,9 @@ func (a Action) String() string {
 func (a Action) Check(g *Guest) (skip string) {
 	if g == nil {
 		return "unknown guest"
+	}
+	if m := a.spec().machine; m != nil {
+		return m(g) // asks the guest's host, not its agent
 	}
 	return checkCommands(g, a.Commands()...)
 }

@@ -24,6 +24,9 @@ type Send struct {
 	// optional: sent, but the action does not need the agent to have it
 	// (the check after a thaw), so the capability check leaves it out.
 	optional bool
+	// host: not an agent command but a call to the guest's libvirt host,
+	// named by its API (virDomainPMWakeup): wake and start (domain.go).
+	host bool
 }
 
 // Placeholders in a Send's arguments.

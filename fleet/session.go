@@ -233,8 +233,8 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 	now := time.Now()
 	silent := agentclient.IsTimeout(err) || agentclient.IsSilent(err)
 	s.update(func(g *Guest) {
-		if counts && g.State != Gone {
-			g.Missed++
+		if counts && g.State != Gone && !heldByDomain(g) {
+			g.Missed++ // not for a machine libvirt says is not running
 		}
 		switch {
 		case overBudget:
@@ -244,6 +244,9 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			g.Err = err.Error()
 		case g.State == Gone:
 			// Stays gone until it answers again; keep the reason.
+		case heldByDomain(g):
+			// libvirt says the machine is not running (libvirt.go): its
+			// word, and its reason, stand until the domain runs again.
 		case g.State == ShuttingDown && (silent || agentclient.IsChannelHeld(err)):
 			// Halted guests stop answering: still going.
 			g.Err = err.Error()
@@ -667,6 +670,11 @@ func (s *session) apply(r *pollResult) {
 		}
 		if r.outOfTime != "" && g.State != Gone {
 			g.Missed++
+		}
+		if g.DomainState == DomainBooting {
+			g.DomainState, g.DomainReason = DomainRunning, "" // its agent answers
+		} else if heldByDomain(g) {
+			return // libvirt says it is not running: a late answer (libvirt.go)
 		}
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came

@@ -83,12 +83,12 @@ func BenchmarkAgentDial(b *testing.B) {
 // nopSink: a source run on its own, outside a fleet.
 type nopSink struct{}
 
-func (nopSink) Claim(ts []discovery.Target) []discovery.Target { return ts }
-func (nopSink) Remove(...string)                               {}
-func (nopSink) MarkGone(string, string)                        {}
-func (nopSink) MarkSuspended(string, string)                   {}
-func (nopSink) Poke(string)                                    {}
-func (nopSink) SourceChanged()                                 {}
+func (nopSink) Claim(ts []discovery.Target) []discovery.Target  { return ts }
+func (nopSink) Remove(...string)                                {}
+func (nopSink) MarkGone(string, string)                         {}
+func (nopSink) SetDomain(string, discovery.DomainState, string) {}
+func (nopSink) Poke(string)                                     {}
+func (nopSink) SourceChanged()                                  {}
 
 // BenchmarkSSHIdleSessions reports the client memory an idle ssh:// agent
 // session holds (heap per session: the channel, the pipe bridge and its

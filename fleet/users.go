@@ -239,8 +239,15 @@ func (s *session) userAct(ctx context.Context, ag *callAgent, act Action, r *Res
 			return err
 		}
 		var b bytes.Buffer
-		n := 0
+		n, broken := 0, 0
 		for _, k := range keys {
+			// One line per key: a line break inside a key (no
+			// authorized_keys line holds one) would list a second key
+			// the guest does not have, so it is written as \n or \r.
+			if strings.ContainsAny(k, "\r\n") {
+				k = strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(k)
+				broken++
+			}
 			// Listed for a person: a guest sending millions of keys is
 			// cut at the read action's bound.
 			if b.Len()+len(k)+1 > MaxReadData {
@@ -254,6 +261,9 @@ func (s *session) userAct(ctx context.Context, ag *callAgent, act Action, r *Res
 		r.Result = fmt.Sprintf("%s of %s", plural(len(keys), "key"), u)
 		if n < len(keys) {
 			r.Result += fmt.Sprintf(" (the first %d shown)", n)
+		}
+		if broken > 0 {
+			r.Result += fmt.Sprintf(" (%d with a line break, shown as \\n or \\r: no real key holds one)", broken)
 		}
 	case act.Mode == KeyRemove:
 		if err := ag.RemoveAuthorizedKeys(ctx, u, act.Users.Keys); err != nil {

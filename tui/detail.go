@@ -106,6 +106,7 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 	if g.Err != "" {
 		lines = append(lines, kv("Error", m.st.Error.Render(txt(g.Err))))
 	}
+	lines = append(lines, domainLines(m, g, now)...)
 	host := g.Host
 	if host == "" {
 		host = "-"

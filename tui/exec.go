@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
@@ -518,6 +519,23 @@ func (m *Model) execLines() []string {
 	return lines
 }
 
+// displayPrefix is the start of the escaped line s that fills w cells: a
+// line of a guest's output may be megabytes (1 MiB of NULs is one 4 MiB
+// line), and measuring all of it for every frame took 0.2 s a line. A
+// cell takes at most 4 bytes but for zero-width runes, and escaped text
+// holds no styles, so a cut where a rune starts shows the same; the
+// ellipsis says there is more where the cut comes before the edge.
+func displayPrefix(s string, w int) string {
+	n := 4*max(w, 0) + 16
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + present.Ellipsis
+}
+
 // execListRows is how many guest rows the pane shows above the output.
 func (m *Model) execListRows() int {
 	h := m.layout().regionHeight
@@ -567,7 +585,7 @@ func (m *Model) renderExec(w, h int) string {
 	out := m.execLines()
 	n := m.execOutputRows()
 	for i := p.scroll; i < p.scroll+n && i < len(out); i++ {
-		lines = append(lines, fit(out[i], w, false))
+		lines = append(lines, fit(displayPrefix(out[i], w), w, false))
 	}
 	body := place(w, h, strings.Join(lines, "\n"))
 	if !p.confirming {

@@ -108,6 +108,9 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(k, km.Events):
 		m.open(layer{kind: layerEvents})
 		m.eventScroll = 0
+	case key.Matches(k, km.Hosts):
+		m.open(layer{kind: layerHosts})
+		m.hostScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles(), true
 	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):

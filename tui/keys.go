@@ -23,7 +23,7 @@ type KeyMap struct {
 	Sort, SortReverse                    key.Binding
 	Detail, DetailNextTab, DetailPrevTab key.Binding
 	DetailDown, DetailUp                 key.Binding
-	Events, Files, Refresh, Exec         key.Binding
+	Events, Files, Refresh, Exec, Hosts  key.Binding
 
 	// Actions on the marked guests (or the guest under the cursor).
 	Ping, Freeze, Thaw, Shutdown, Suspend, SetTime key.Binding
@@ -86,6 +86,7 @@ func DefaultKeyMap() KeyMap {
 		Files:         bind("files", "f"),
 		Refresh:       bind("refresh", "r"),
 		Exec:          bind("run a program", "!"),
+		Hosts:         bind("hosts", "H"),
 
 		Ping:     bind(quickHelp(fleet.ActPing), "p"),
 		Freeze:   bind(quickHelp(fleet.ActFreeze), "F"),
@@ -106,7 +107,7 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"sort": &k.Sort, "sort_reverse": &k.SortReverse,
 		"open": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
-		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec,
+		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec, "hosts": &k.Hosts,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
 		"suspend": &k.Suspend, "settime": &k.SetTime,
 	}
@@ -234,7 +235,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp},
-		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Files, k.Refresh, k.Exec},
+		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
@@ -305,6 +306,8 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return []key.Binding{k.closeKeys(k.Help), quit}
 	case layerEvents:
 		return []key.Binding{k.closeKeys(k.Events), k.Up, k.Down, k.PageUp, k.PageDown, quit}
+	case layerHosts:
+		return []key.Binding{k.closeKeys(k.Hosts), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerConfirm:
 		yes, no := confirmKeys(l.confirm.needType)
 		return []key.Binding{yes, no, quit}

@@ -123,6 +123,7 @@ type Model struct {
 	detailScroll int
 
 	eventScroll int
+	hostScroll  int
 	help        help.Model
 
 	// layers is the dashboard's one modal state; see layer.
@@ -151,6 +152,7 @@ const (
 	layerCommand                  // the : prompt, drawn on the input line
 	layerHelp                     // the ? screen
 	layerEvents                   // the event log
+	layerHosts                    // the hosts pane (hosts.go)
 	layerFiles                    // the file browser, full screen
 	layerConfirm                  // "are you sure" before a destructive action
 	layerQuit                     // quitting with guests frozen by us
@@ -529,6 +531,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.helpKey(k)
 	case layerEvents:
 		return m.eventsKey(k)
+	case layerHosts:
+		return m.hostsKey(k)
 	case layerFiles:
 		return m.updateFiles(top.files, k)
 	case layerExecCmd:
@@ -589,6 +593,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	case layerEvents:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollEvents(wheelDelta(w.Mouse()))
+		}
+	case layerHosts:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollHosts(wheelDelta(w.Mouse()))
 		}
 	case layerTable:
 		switch msg := msg.(type) {

@@ -60,6 +60,11 @@ const prefixWidth = 3
 // changes (reindex), never while rendering.
 type table struct {
 	rows []*fleet.Guest
+	// spare is the array of the rows before the last reindex (cleared),
+	// which the next one reuses: at 10,000 guests and a new snapshot every
+	// 100 ms, a fresh one each time was 0.8 MB of garbage a second.
+	// Nothing else holds it.
+	spare []*fleet.Guest
 
 	// What rows was computed from.
 	builtFrom    *fleet.Snapshot
@@ -99,14 +104,18 @@ func (m *Model) reindex() {
 	if m.visual && m.visualAnchor < len(t.rows) {
 		anchor = t.rows[m.visualAnchor].Name
 	}
-	rows := make([]*fleet.Guest, 0, len(m.snap.Guests))
+	rows := t.spare[:0]
+	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
+		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
+	}
 	for _, g := range m.snap.Guests {
 		if t.filter == "" || matchGuest(g, t.filter) {
 			rows = append(rows, g)
 		}
 	}
 	sortRows(rows, t.sortCol, t.sortDesc, m.now())
-	t.rows = rows
+	t.rows, t.spare = rows, t.rows
+	clear(t.spare[:cap(t.spare)]) // keeps no old Guest alive
 	t.builtFrom, t.builtVersion, t.builtFilter, t.builtSort, t.builtDesc, t.built =
 		m.snap, m.snap.Version, t.filter, t.sortCol, t.sortDesc, true
 

@@ -153,6 +153,8 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderHelp(w, h)
 	case layerEvents:
 		return m.renderEvents(w, h)
+	case layerHosts:
+		return m.renderHosts(w, h)
 	case layerQuit:
 		return m.withDialog(l, m.renderQuitDialog(r.quit))
 	case layerConfirm:
@@ -295,6 +297,10 @@ func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, g
 		}
 	}
 	rowStyle := m.st.State(string(g.State))
+	if g.Stale() {
+		// Its values are from the agent's last answer (fleet.Guest.Stale).
+		rowStyle = rowStyle.Faint(true)
+	}
 	markStyle := m.st.Mark
 	if greyed {
 		rowStyle = m.st.Disabled
@@ -358,6 +364,12 @@ func (m *Model) renderCounts() string {
 		}
 	}
 	line := strings.Join(parts, m.st.Muted.Render(" · "))
+	if hosts, trouble := m.hostsSummary(); trouble {
+		// A host that is down comes first: its guests are missing or stale.
+		line = m.st.Error.Render(hosts) + m.st.Muted.Render(" │ ") + line
+	} else if hosts != "" {
+		line += m.st.Muted.Render(" │ ") + m.st.Muted.Render(hosts)
+	}
 	if m.frozenOurs > 0 {
 		s := fmt.Sprintf("%d frozen by us", m.frozenOurs)
 		if !m.nextThaw.IsZero() {

@@ -315,10 +315,10 @@ func TestExecAndListDir(t *testing.T) {
 	rc := newRaw(t, sock)
 
 	st := execRun(t, rc, agentclient.ListDirRequest("/home/user"))
-	if *st.ExitCode != 0 || st.ErrData != "" {
+	if *st.ExitCode != 0 || len(st.ErrData) != 0 {
 		t.Fatalf("listdir: %+v", st)
 	}
-	out := decode(st.OutData)
+	out := string(st.OutData)
 	ents, err := agentclient.ParseListDir([]byte(out))
 	if err != nil {
 		t.Fatal(err)
@@ -335,11 +335,11 @@ func TestExecAndListDir(t *testing.T) {
 		t.Errorf("entries %+v\n%s", ents, out)
 	}
 	st = execRun(t, rc, agentclient.ListDirRequest("/nope"))
-	if *st.ExitCode != 2 || decode(st.ErrData) != "sh: 1: cd: can't cd to /nope\n" {
+	if *st.ExitCode != 2 || string(st.ErrData) != "sh: 1: cd: can't cd to /nope\n" {
 		t.Errorf("missing dir: %+v", st)
 	}
 	st = execRun(t, rc, agentclient.ListDirRequest("/"))
-	root, _ := agentclient.ParseListDir([]byte(decode(st.OutData)))
+	root, _ := agentclient.ParseListDir([]byte(string(st.OutData)))
 	if len(root) < 5 || root[0].Name != ".." || root[1].Name != "bin" {
 		t.Errorf("root listing %+v", root)
 	}
@@ -360,8 +360,8 @@ func TestExecAndListDir(t *testing.T) {
 	}
 	for _, c := range cases {
 		st := execRun(t, rc, c.req)
-		if *st.ExitCode != c.code || decode(st.OutData) != c.out || decode(st.ErrData) != c.errS {
-			t.Errorf("%+v: exit %d out %q err %q", c.req, *st.ExitCode, decode(st.OutData), decode(st.ErrData))
+		if *st.ExitCode != c.code || string(st.OutData) != c.out || string(st.ErrData) != c.errS {
+			t.Errorf("%+v: exit %d out %q err %q", c.req, *st.ExitCode, string(st.OutData), string(st.ErrData))
 		}
 	}
 	// Exact bytes of a status as qemu-ga 7.2 in a VM wrote it for the same

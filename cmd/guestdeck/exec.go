@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -47,14 +48,95 @@ type execDryJSON struct {
 	Reason    string       `json:"reason"`
 }
 
+// execArgs is a parsed exec command line.
+type execArgs struct {
+	spec       fleet.ExecSpec
+	selectors  []string
+	stdinFrom  string
+	asJSON     bool
+	yes, dry   bool
+	concurrent int
+	words      []string // the arguments after the flags, for the audit log
+}
+
 func (c *cli) exec(ctx context.Context, args []string) int {
+	x, code, ok := c.parseExec(args)
+	if !ok {
+		return code
+	}
+	spec := &x.spec
+	what := "exec " + present.Text(spec.String(), 200)
+	// Refuse before any file is read, fleet file included, or agent dialled.
+	if c.readonly {
+		c.errorf("%s: refused: --readonly forbids running programs in guests; nothing was sent", what)
+		return exitUsage
+	}
+	if x.stdinFrom != "" {
+		b, err := c.readExecInput(x.stdinFrom)
+		if err != nil {
+			c.errorf("exec: --stdin: %v; nothing was sent", err)
+			return exitUsage
+		}
+		spec.Stdin = b
+	}
+
+	o, code := c.openFleet(ctx, false, func(opts *fleet.Options) {
+		opts.Audit = c.auditLog()
+		if x.concurrent > 0 {
+			opts.Concurrency = x.concurrent
+		}
+	})
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	f := o.fleet
+	if c.readonly {
+		c.errorf("%s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", what)
+		return exitUsage
+	}
+	gs, err := selectPolled(ctx, f, x.selectors)
+	if err != nil {
+		c.errorf("exec: %v", err)
+		return exitUsage
+	}
+	if len(gs) == 0 {
+		c.errorf("%s: the selectors %s match no guest", what, present.Text(strings.Join(x.selectors, " "), 200))
+		return exitUsage
+	}
+	command := c.recordedCommand(x.words, nil)
+	if x.dry {
+		return c.execDryRun(*spec, gs, command, x.selectors, x.asJSON)
+	}
+	if len(gs) > 1 && !x.yes && !c.confirm(fmt.Sprintf("run %s on %d guests (%s): %s?", present.Text(spec.String(), 200), len(gs),
+		present.Text(strings.Join(x.selectors, " "), 200), summariseNames(gs))) {
+		return exitUsage
+	}
+	aud, err := c.auditIntent(audit.SourceCLI, "exec "+spec.String(), command, x.selectors, fleet.ExecAuditPlan(*spec, gs, audit.Intent))
+	if err != nil {
+		c.errorf("%s: refused: %v; nothing was sent", what, err)
+		return exitUsage
+	}
+	results := c.streamExec(ctx, f, *spec, gs, x.asJSON, what)
+	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)))
+	for _, r := range results {
+		if !r.OK() {
+			return exitFail
+		}
+	}
+	return exitOK
+}
+
+// parseExec reads exec's flags and words; ok is false when the command
+// line is refused (code says how).
+func (c *cli) parseExec(args []string) (x execArgs, code int, ok bool) {
 	fs := c.flags("exec")
-	asJSON := fs.Bool("json", false, "print a JSON array of per-guest results (exact output)")
-	yes := fs.Bool("yes", false, "do not ask for confirmation (needed without a terminal when more than one guest is selected)")
-	dry := fs.Bool("dry-run", false, "print what would be sent to each guest, or why it would be skipped; send nothing")
+	fs.BoolVar(&x.asJSON, "json", false, "print a JSON array of per-guest results (exact output)")
+	fs.BoolVar(&x.yes, "yes", false, "do not ask for confirmation (needed without a terminal when more than one guest is selected)")
+	fs.BoolVar(&x.dry, "dry-run", false, "print what would be sent to each guest, or why it would be skipped; send nothing")
 	timeout := fs.Duration("timeout", fleet.DefaultExecTimeout, "wait at most `D` per guest for the program to exit (it is then reported still running; nothing is killed)")
-	stdinFrom := fs.String("stdin", "", "send `FILE` (or - for standard input) to the program's stdin, at most "+agentclient.FormatBytes(fleet.MaxExecInput))
-	conc := fs.Int("concurrency", 0, "run on at most `N` guests at once (default: the fleet file's concurrency, 64)")
+	fs.StringVar(&x.stdinFrom, "stdin", "", "send `FILE` (or - for standard input) to the program's stdin, at most "+agentclient.FormatBytes(fleet.MaxExecInput))
+	fs.IntVar(&x.concurrent, "concurrency", 0, "run on at most `N` guests at once (default: the fleet file's concurrency, 64)")
 	limit := fleet.DefaultExecOutput
 	fs.Func("output-limit", "keep at most `N` bytes of stdout and of stderr per guest (K and M suffixes; default 1M, at most 16M, the agent's own cap)", func(v string) error {
 		n, err := parseByteSize(v)
@@ -68,90 +150,62 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 		return nil
 	})
 	if code, ok := parse(fs, args); !ok {
-		return code
+		return x, code, false
 	}
-	rest := fs.Args()
-	dash := slices.Index(rest, "--")
-	if dash < 0 || dash+1 >= len(rest) {
+	x.words = fs.Args()
+	dash := slices.Index(x.words, "--")
+	if dash < 0 || dash+1 >= len(x.words) {
 		c.errorf("exec: usage: guestdeck exec [FLAGS] SELECTOR... -- PROGRAM [ARGS...] (the -- and a program are needed)")
-		return exitUsage
+		return x, exitUsage, false
 	}
-	selectors, argv := rest[:dash], rest[dash+1:]
-	if len(selectors) == 0 {
-		c.errorf("exec: no guests selected: name them before --, or use a selector such as all, tag:X, host:Y, state:Z")
-		return exitUsage
-	}
+	var argv []string
+	x.selectors, argv = x.words[:dash], x.words[dash+1:]
 	switch {
+	case len(x.selectors) == 0:
+		c.errorf("exec: no guests selected: name them before --, or use a selector such as all, tag:X, host:Y, state:Z")
 	case *timeout <= 0 || *timeout > fleet.MaxExecTimeout:
 		c.errorf("exec: --timeout must be more than 0 and at most %s", fleet.MaxExecTimeout)
-		return exitUsage
-	case *conc < 0 || *conc > 1024:
+	case x.concurrent < 0 || x.concurrent > 1024:
 		c.errorf("exec: --concurrency must be between 1 and 1024")
-		return exitUsage
+	default:
+		x.spec = fleet.ExecSpec{Path: argv[0], Args: argv[1:], Timeout: *timeout, MaxOutput: limit}
+		return x, exitOK, true
 	}
-	spec := fleet.ExecSpec{Path: argv[0], Args: argv[1:], Timeout: *timeout, MaxOutput: limit}
-	what := "exec " + present.Text(spec.String(), 200)
-	// Refuse before any file is read, fleet file included, or agent dialled.
-	if c.readonly {
-		c.errorf("%s: refused: --readonly forbids running programs in guests; nothing was sent", what)
-		return exitUsage
-	}
-	if *stdinFrom != "" {
-		b, err := c.readExecInput(*stdinFrom)
-		if err != nil {
-			c.errorf("exec: --stdin: %v; nothing was sent", err)
-			return exitUsage
-		}
-		spec.Stdin = b
-	}
+	return x, exitUsage, false
+}
 
-	o, code := c.openFleet(ctx, false, func(opts *fleet.Options) {
-		opts.Audit = c.auditLog()
-		if *conc > 0 {
-			opts.Concurrency = *conc
-		}
-	})
-	if o == nil {
-		return code
-	}
-	defer o.close()
-	f := o.fleet
-	if c.readonly {
-		c.errorf("%s: refused: the fleet file says readonly = true (like --readonly); nothing was sent", what)
-		return exitUsage
-	}
-	gs, err := selectPolled(ctx, f, selectors)
-	if err != nil {
-		c.errorf("exec: %v", err)
-		return exitUsage
-	}
-	if len(gs) == 0 {
-		c.errorf("%s: the selectors %s match no guest", what, present.Text(strings.Join(selectors, " "), 200))
-		return exitUsage
-	}
-	command := c.recordedCommand(fs.Args(), nil)
-	if *dry {
-		return c.execDryRun(spec, gs, command, selectors, *asJSON)
-	}
-	if len(gs) > 1 && !*yes && !c.confirm(fmt.Sprintf("run %s on %d guests (%s): %s?", present.Text(spec.String(), 200), len(gs),
-		present.Text(strings.Join(selectors, " "), 200), summariseNames(gs))) {
-		return exitUsage
-	}
-	aud, err := c.auditIntent(audit.SourceCLI, "exec "+spec.String(), command, selectors, fleet.ExecAuditPlan(spec, gs, audit.Intent))
-	if err != nil {
-		c.errorf("%s: refused: %v; nothing was sent", what, err)
-		return exitUsage
-	}
-
+// streamExec runs spec and writes each guest's output as the guest
+// finishes (JSON objects and text blocks alike, in the order they finish),
+// then lets it go: a run holds the output of the guests in flight only.
+// The text form ends with a table of outcomes in selection order.
+func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpec, gs []*fleet.Guest, asJSON bool, what string) []fleet.ExecResult {
 	var mu sync.Mutex
 	done := 0
 	tty := isTerminal(c.stderr)
-	results := f.Exec(ctx, spec, names(gs), func(r fleet.ExecResult) {
+	out := bufio.NewWriterSize(c.stdout, 64<<10)
+	if asJSON {
+		out.WriteString("[")
+	}
+	results := f.ExecStream(ctx, spec, names(gs), func(r fleet.ExecResult) {
 		mu.Lock()
 		defer mu.Unlock()
-		if r.State != fleet.ExecRunning {
-			done++
+		if r.State == fleet.ExecRunning {
+			return
 		}
+		if tty {
+			fmt.Fprint(c.stderr, "\r\033[K")
+		}
+		if asJSON {
+			if done > 0 {
+				out.WriteString(",")
+			}
+			out.WriteString("\n  ")
+			writeExecRow(out, r, execChunk)
+		} else {
+			printExecOutput(out, r, spec.MaxOutput)
+		}
+		out.Flush()
+		done++
 		if tty {
 			fmt.Fprintf(c.stderr, "\r%s: %d/%d done", what, done, len(gs))
 		}
@@ -159,18 +213,13 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}
-	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)))
-	if *asJSON {
-		c.writeExecJSON(results)
+	if asJSON {
+		out.WriteString("\n]\n")
 	} else {
-		c.printExec(results, limit)
+		printExecTable(out, results)
 	}
-	for _, r := range results {
-		if !r.OK() {
-			return exitFail
-		}
-	}
-	return exitOK
+	out.Flush()
+	return results
 }
 
 // readExecInput reads --stdin's FILE (or standard input for -), refusing
@@ -212,73 +261,114 @@ func parseByteSize(s string) (int, error) {
 	return n * mult, nil
 }
 
-// writeExecJSON writes the results as one JSON array, a guest at a time:
-// output a terminal would act on grows sixfold as JSON escapes (16 MiB of
-// NULs is 96 MiB of \u0000), so the whole array is never held at once.
-func (c *cli) writeExecJSON(rs []fleet.ExecResult) {
-	rows := execJSONRows(rs)
-	io.WriteString(c.stdout, "[")
-	for i, row := range rows {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetIndent("  ", "  ")
-		enc.Encode(row)
-		sep := ","
-		if i == len(rows)-1 {
-			sep = ""
+// execChunk is how much output is escaped at a time: 16 MiB of NULs is
+// 96 MiB of \u0000 in JSON, and 64 MiB of \x00 as text, never held whole.
+const execChunk = 32 << 10
+
+// writeExecRow writes one guest's result as an execJSON object, indented
+// as an element of the top-level array, exactly as encoding/json (made
+// terminal-safe by present.SafeJSON) writes it, but with the output escaped
+// and written chunk bytes at a time.
+func writeExecRow(w *bufio.Writer, r fleet.ExecResult, chunk int) {
+	field := func(first bool, key string) {
+		if !first {
+			w.WriteString(",")
 		}
-		c.stdout.Write([]byte("\n  "))
-		c.stdout.Write(present.SafeJSON(bytes.TrimSuffix(b.Bytes(), []byte("\n"))))
-		io.WriteString(c.stdout, sep)
-		rows[i] = execJSON{} // let its output go
+		w.WriteString("\n    \"" + key + "\": ")
 	}
-	io.WriteString(c.stdout, "\n]\n")
+	value := func(key string, v any) {
+		field(key == "name", key)
+		b, _ := json.Marshal(v)
+		w.Write(present.SafeJSON(b))
+	}
+	var pid *int64
+	if r.PID != 0 {
+		pid = &r.PID
+	}
+	var errText *string
+	if r.Err != "" {
+		errText = &r.Err
+	}
+	w.WriteString("{")
+	value("name", r.Guest)
+	value("state", string(r.State))
+	value("pid", pid)
+	value("exitcode", r.ExitCode)
+	value("signal", r.Signal)
+	field(false, "stdout")
+	writeJSONString(w, r.Stdout, chunk)
+	field(false, "stderr")
+	writeJSONString(w, r.Stderr, chunk)
+	if !utf8.Valid(r.Stdout) {
+		field(false, "stdout_base64")
+		writeBase64String(w, r.Stdout)
+	}
+	if !utf8.Valid(r.Stderr) {
+		field(false, "stderr_base64")
+		writeBase64String(w, r.Stderr)
+	}
+	value("truncated", r.Truncated)
+	value("error", errText)
+	value("duration_ms", ms(r.Duration))
+	w.WriteString("\n  }")
 }
 
-func execJSONRows(rs []fleet.ExecResult) []execJSON {
-	out := make([]execJSON, len(rs))
-	for i, r := range rs {
-		j := execJSON{Name: r.Guest, State: string(r.State), ExitCode: r.ExitCode, Signal: r.Signal,
-			Stdout: string(r.Stdout), Stderr: string(r.Stderr), Truncated: r.Truncated, DurationMS: ms(r.Duration)}
-		if r.PID != 0 {
-			pid := r.PID
-			j.PID = &pid
-		}
-		if !utf8.Valid(r.Stdout) {
-			s := b64(r.Stdout)
-			j.StdoutBase64 = &s
-		}
-		if !utf8.Valid(r.Stderr) {
-			s := b64(r.Stderr)
-			j.StderrBase64 = &s
-		}
-		if r.Err != "" {
-			e := r.Err
-			j.Error = &e
-		}
-		out[i] = j
+// writeJSONString writes b as the JSON string encoding/json writes for
+// string(b) (invalid UTF-8 as \ufffd), made terminal-safe, about chunk
+// bytes of b at a time (cutRune).
+func writeJSONString(w *bufio.Writer, b []byte, chunk int) {
+	var q bytes.Buffer
+	enc := json.NewEncoder(&q)
+	w.WriteString(`"`)
+	for len(b) > 0 {
+		n := cutRune(b, min(len(b), chunk))
+		q.Reset()
+		enc.Encode(string(b[:n]))
+		w.Write(present.SafeJSON(q.Bytes()[1 : q.Len()-2])) // "...",\n
+		b = b[n:]
 	}
-	return out
+	w.WriteString(`"`)
 }
 
-// printExec prints each guest's output under a header, escaped (the exact
-// bytes are what --json gives), then a table of outcomes.
-func (c *cli) printExec(rs []fleet.ExecResult, limit int) {
-	for _, r := range rs {
-		if r.State != fleet.ExecExited && len(r.Stdout)+len(r.Stderr) == 0 {
-			continue
-		}
-		fmt.Fprintf(c.stdout, "==> %s <== %s\n", present.Text(r.Guest, nameCells), present.Text(r.Summary(), errCells))
-		writeBlock(c.stdout, r.Stdout)
-		if len(r.Stderr) > 0 {
-			fmt.Fprintf(c.stdout, "--- %s stderr ---\n", present.Text(r.Guest, nameCells))
-			writeBlock(c.stdout, r.Stderr)
-		}
-		if r.Truncated {
-			fmt.Fprintf(c.stdout, "--- %s: output truncated (kept at most %s of stdout and of stderr) ---\n", present.Text(r.Guest, nameCells), agentclient.FormatBytes(int64(limit)))
-		}
+// cutRune moves a cut of b at n forward to where no rune is split: to a
+// rune's start, or past UTFMax-1 bytes that start none (those are invalid
+// alone whatever follows).
+func cutRune(b []byte, n int) int {
+	for k := 0; n < len(b) && !utf8.RuneStart(b[n]) && k < utf8.UTFMax-1; k++ {
+		n++
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	return n
+}
+
+// writeBase64String writes b in base64 as a JSON string.
+func writeBase64String(w *bufio.Writer, b []byte) {
+	w.WriteString(`"`)
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	enc.Write(b)
+	enc.Close()
+	w.WriteString(`"`)
+}
+
+// printExecOutput prints one guest's output under a header, escaped (the
+// exact bytes are what --json gives).
+func printExecOutput(w io.Writer, r fleet.ExecResult, limit int) {
+	if r.State != fleet.ExecExited && len(r.Stdout)+len(r.Stderr) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "==> %s <== %s\n", present.Text(r.Guest, nameCells), present.Text(r.Summary(), errCells))
+	writeBlock(w, r.Stdout)
+	if len(r.Stderr) > 0 {
+		fmt.Fprintf(w, "--- %s stderr ---\n", present.Text(r.Guest, nameCells))
+		writeBlock(w, r.Stderr)
+	}
+	if r.Truncated {
+		fmt.Fprintf(w, "--- %s: output truncated (kept at most %s of stdout and of stderr) ---\n", present.Text(r.Guest, nameCells), agentclient.FormatBytes(int64(limit)))
+	}
+}
+
+// printExecTable prints the table of outcomes.
+func printExecTable(w io.Writer, rs []fleet.ExecResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GUEST\tOUTCOME\tTIME\tDETAIL")
 	for _, r := range rs {
 		outcome := "ok"
@@ -295,14 +385,30 @@ func (c *cli) printExec(rs []fleet.ExecResult, limit int) {
 	tw.Flush()
 }
 
-// writeBlock writes guest output escaped, ending in a newline.
+// writeBlock writes guest output escaped, ending in a newline, about
+// execChunk bytes at a time, each piece cut after a newline where there is
+// one (tabs expand by column), else where no rune or CRLF is split.
 func writeBlock(w io.Writer, b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	s := present.Block(string(b), 8)
-	io.WriteString(w, s)
-	if !strings.HasSuffix(s, "\n") {
+	last := ""
+	for len(b) > 0 {
+		n := len(b)
+		if n > execChunk {
+			n = bytes.LastIndexByte(b[:execChunk], '\n') + 1
+			if n == 0 {
+				n = cutRune(b, execChunk)
+				if n < len(b) && b[n-1] == '\r' && b[n] == '\n' {
+					n++
+				}
+			}
+		}
+		last = present.Block(string(b[:n]), 8)
+		io.WriteString(w, last)
+		b = b[n:]
+	}
+	if !strings.HasSuffix(last, "\n") {
 		io.WriteString(w, "\n")
 	}
 }

@@ -71,6 +71,8 @@ func TestExecCommand(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		r := run("--json", "--yes", "all", "--", "sh", "-c", "echo \"$$\"; kill -KILL $$")
 		rows := execRows(t, r.stdout)
+		// In the order the guests finish.
+		slices.SortFunc(rows, func(a, b execJSON) int { return strings.Compare(a.Name, b.Name) })
 		if r.code != 1 || len(rows) != 3 {
 			t.Fatalf("exit %d, %d rows\n%s%s", r.code, len(rows), r.stdout, r.stderr)
 		}

@@ -693,11 +693,14 @@ func (c *cli) getMany(ctx context.Context, path, dir string, force bool, selecto
 			problems = append(problems, fmt.Sprintf("guest %s: its name is no local file name", present.Text(g.Name, nameCells)))
 			continue
 		}
-		if other, dup := seen[name]; dup {
-			problems = append(problems, fmt.Sprintf("guests %s and %s would both be written to %s", present.Text(other, nameCells), present.Text(g.Name, nameCells), name))
+		// Compared without case: on a case-insensitive file system
+		// (macOS, Windows) Web and web are one file, and with --force
+		// the second guest's copy would silently replace the first's.
+		if other, dup := seen[strings.ToLower(name)]; dup {
+			problems = append(problems, fmt.Sprintf("guests %s and %s would both be written to %s (names are compared without case)", present.Text(other, nameCells), present.Text(g.Name, nameCells), present.Text(name, nameCells)))
 			continue
 		}
-		seen[name] = g.Name
+		seen[strings.ToLower(name)] = g.Name
 		dests[i] = filepath.Join(dir, name)
 		kind, _, err := localfile.Inspect(dests[i])
 		if err == nil {

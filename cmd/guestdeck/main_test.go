@@ -131,7 +131,7 @@ type statusGuest struct {
 }
 
 var statusKeys = []string{"name", "host", "address", "state", "error", "agent_version", "os", "hostname",
-	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "orphan_freeze"}
+	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "domain_state", "stale", "orphan_freeze"}
 
 // status runs `status --json` and decodes it, checking the exact key set.
 func status(t *testing.T, cfg string, selectors ...string) map[string]statusGuest {

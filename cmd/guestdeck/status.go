@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -90,15 +91,20 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		c.errorf("%v", err)
 		return exitUsage
 	}
+	sources := o.fleet.Sources()
 	if len(gs) == 0 {
 		// Still exit 0 with an empty table or []: the fleet was polled, and
-		// a script asking for state:frozen wants "none", not a failure.
-		c.errorf("status: the selectors %s match no guest", strings.Join(selectors, " "))
+		// a script asking for state:frozen wants "none", not a failure
+		// (a host that is not up still makes it exit 1, below).
+		if why := hostSelectorsWhy(selectors, sources, time.Now()); why != "" {
+			c.errorf("status: %s", why)
+		} else {
+			c.errorf("status: the selectors %s match no guest", strings.Join(selectors, " "))
+		}
 	}
 	if err := o.fleet.LedgerErr(); err != nil {
 		c.errorf("warning: %v", err)
 	}
-	sources := o.fleet.Sources()
 	code = exitOK
 	for _, st := range sources {
 		if st.Phase != fleet.SourceUp {
@@ -124,6 +130,49 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	writeSourceLines(c.stdout, sources, time.Now())
 	c.writeLedgerLines(c.stdout, gs)
 	return code
+}
+
+// hostSelectorsWhy says why host:NAME selectors matched no guest: the host
+// is not up (so its guests are not known yet), it is up with no guest that
+// has an agent channel, or there is no such host. "" when no selector is
+// host:NAME.
+func hostSelectorsWhy(selectors []string, sources []fleet.SourceState, now time.Time) string {
+	var why []string
+	for _, sel := range selectors {
+		name, ok := strings.CutPrefix(sel, "host:")
+		if !ok {
+			continue
+		}
+		i := slices.IndexFunc(sources, func(st fleet.SourceState) bool { return st.Name == name })
+		if i < 0 {
+			names := make([]string, len(sources))
+			for j, st := range sources {
+				names[j] = present.Text(st.Name, hostCells)
+			}
+			list := "the fleet file has none"
+			if len(names) > 0 {
+				list = "hosts: " + strings.Join(names, ", ")
+			}
+			why = append(why, fmt.Sprintf("%s: no host named %s (%s)", present.Text(sel, nameCells), present.Text(name, hostCells), list))
+			continue
+		}
+		st := sources[i]
+		line := fmt.Sprintf("%s: %s host %s is %s", present.Text(sel, nameCells), st.Kind, present.Text(st.Name, hostCells), st.Phase)
+		switch {
+		case st.Phase == fleet.SourceUp:
+			line += " and has no domain with a guest-agent channel"
+		default:
+			if st.Err != nil {
+				line += " (" + present.Text(st.Err.Error(), errCells) + ")"
+			}
+			if !st.Retry.IsZero() {
+				line += fmt.Sprintf("; next attempt in %s", roundDur(max(st.Retry.Sub(now), 0)))
+			}
+			line += ": its guests are not known until it answers"
+		}
+		why = append(why, line)
+	}
+	return strings.Join(why, "; ")
 }
 
 // hostJSON is one libvirt host (a discovery source) in `status --json
@@ -207,6 +256,13 @@ type statusJSON struct {
 	Freeze       string      `json:"freeze"`       // "thawed", "frozen", "" when unknown
 	RTTMS        float64     `json:"rtt_ms"`
 	Tags         []string    `json:"tags"`
+	// DomainState is libvirt's view of the guest's domain: "running",
+	// "booting", "paused", "pmsuspended", "shutting-down", "stopped",
+	// "crashed"; "" when unknown (host unreachable) or not a libvirt guest.
+	DomainState string `json:"domain_state"`
+	// Stale: the agent does not answer now, and the values above are from
+	// its last answer.
+	Stale bool `json:"stale"`
 	// OrphanFreeze: a guestdeck that is no longer running froze the guest
 	// and never thawed it (from the ledger); null otherwise.
 	OrphanFreeze *orphanJSON `json:"orphan_freeze"`
@@ -228,6 +284,7 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 		Name: g.Name, Host: g.Host, Address: g.Address, State: string(g.State), Error: g.Err,
 		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
 		Interfaces: []ifaceJSON{}, Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
+		DomainState: string(g.DomainState), Stale: g.Stale(),
 	}
 	if s.Tags == nil {
 		s.Tags = []string{}

@@ -46,8 +46,11 @@ type Sink interface {
 	Remove(names ...string)
 	// MarkGone keeps the target but shows it went away, and why.
 	MarkGone(name, reason string)
-	// MarkSuspended records that the guest is suspended (its host says so).
-	MarkSuspended(name, reason string)
+	// SetDomain records the host's own view of the guest's machine (a
+	// libvirt domain's state), and why; the fleet shows it beside the
+	// agent's and lets it decide the guest's state while the machine is
+	// not running (paused, suspended, stopped, ...).
+	SetDomain(name string, d DomainState, reason string)
 	// Poke polls the target now (its agent just connected, its host came back).
 	Poke(name string)
 	// SourceChanged says a source's State changed.
@@ -78,6 +81,18 @@ type Dialer interface {
 	// a thaw is owed: a source that is down reconnects now (bounded by
 	// ctx) instead of at its next retry.
 	Dial(ctx context.Context, address string, urgent bool) (agentclient.Agent, error)
+}
+
+// DomainController is a Source that can start and wake its guests'
+// machines (libvirt: virDomainCreate, virDomainPMWakeup), which no agent
+// can do for a guest that is not running.
+type DomainController interface {
+	Source
+	// Start boots the stopped machine of the target at address.
+	Start(ctx context.Context, address string) error
+	// Wake resumes the machine of the target at address from a suspend
+	// to RAM.
+	Wake(ctx context.Context, address string) error
 }
 
 // Phase is where a source is in its life.
@@ -185,6 +200,18 @@ func (m *Manager) States() []State {
 	}
 	slices.SortFunc(out, func(a, b State) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Source returns the source named name, or nil.
+func (m *Manager) Source(name string) Source {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.sources {
+		if s.Name() == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // Dial reaches address through the source of scheme that owns it.

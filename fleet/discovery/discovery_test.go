@@ -47,12 +47,12 @@ type nopSink struct {
 	changed int
 }
 
-func (k *nopSink) Claim(ts []Target) []Target   { return ts }
-func (k *nopSink) Remove(...string)             {}
-func (k *nopSink) MarkGone(string, string)      {}
-func (k *nopSink) MarkSuspended(string, string) {}
-func (k *nopSink) Poke(string)                  {}
-func (k *nopSink) SourceChanged()               { k.mu.Lock(); k.changed++; k.mu.Unlock() }
+func (k *nopSink) Claim(ts []Target) []Target            { return ts }
+func (k *nopSink) Remove(...string)                      {}
+func (k *nopSink) MarkGone(string, string)               {}
+func (k *nopSink) SetDomain(string, DomainState, string) {}
+func (k *nopSink) Poke(string)                           {}
+func (k *nopSink) SourceChanged()                        { k.mu.Lock(); k.changed++; k.mu.Unlock() }
 
 // TestManager: Add waits for the first attempt and returns its error (the
 // source stays), refuses a duplicate name, gives up waiting when ctx ends;

@@ -68,20 +68,26 @@ const (
 	xmlFetches = 16
 )
 
-// Libvirt is the Source of one libvirt host. It connects, adds the running
-// domains that have a guest-agent channel, and follows the host until its
-// context ends:
+// Libvirt is the Source of one libvirt host. It connects, adds every
+// domain that has a guest-agent channel — running or not — and follows the
+// host until its context ends. Each guest carries its domain's state
+// (SetDomain), from one listing (and a state call for the rare paused,
+// suspended, crashed ones) at connect and from lifecycle events after:
 //
-//   - a domain that starts is added; AGENT_LIFECYCLE "connected" pokes the
-//     guest, so it turns ready without waiting for a poll, and an agent
-//     disconnecting from a running guest pokes it too, so the loss shows at
-//     once; pause and resume poke it as well;
-//   - a domain that stops is marked Gone and kept while it is defined
-//     (persistent), so the list shows it went down; an undefined or
-//     transient domain is removed;
+//   - a domain that starts is booting until libvirt sees its agent connect
+//     (AGENT_LIFECYCLE), which also pokes the guest, so it turns ready
+//     without waiting for a poll; a guest that closes its agent channel
+//     while running is shutting down (or restarting its agent);
+//   - paused, resumed, pmsuspended, shutting down, crashed: as libvirt says;
+//   - a domain that stops is stopped and kept while it is defined
+//     (persistent); a defined domain is listed stopped; an undefined or
+//     transient one is removed;
 //   - a lost connection makes this host's guests unreachable with an error
-//     naming the host, and is redialed with backoff and jitter; on
-//     reconnect the domains are rediscovered. Other hosts are unaffected.
+//     naming the host (kept, their domain state unknown), and is redialed
+//     with backoff and jitter; on reconnect the domains are rediscovered.
+//     Other hosts are unaffected.
+//
+// Start and Wake boot a stopped domain and wake a pmsuspended one.
 //
 // Target names: always "HOST/DOMAIN" (see QualifiedName), whatever else is
 // in the fleet and whichever host answers first. Its guests' agent sessions
@@ -97,7 +103,12 @@ type Libvirt struct {
 	conn   *libvirt.Libvirt // nil while down
 	down   error            // why it is down
 	guests map[string]string
-	state  State
+	// doms is each guest domain's state as last reported, and agentUp
+	// whether libvirt saw its agent connect since the domain started (the
+	// agent and lifecycle events come on separate streams, either first).
+	doms    map[string]DomainState
+	agentUp map[string]bool
+	state   State
 	// events of the current connection; set by connect, read by run.
 	lifecycle, agent <-chan any
 	// up is closed while connected (replaced by lost); kick makes Run
@@ -125,11 +136,13 @@ func NewLibvirt(c LibvirtConfig) (*Libvirt, error) {
 	seed.Write([]byte(c.Name))
 	return &Libvirt{
 		cfg: c, dialer: dialer, remote: libvirt.ConnectURI(c.URI.Driver),
-		guests: make(map[string]string),
-		kick:   make(chan struct{}, 1),
-		up:     make(chan struct{}),
-		rng:    rand.New(rand.NewPCG(seed.Sum64(), uint64(time.Now().UnixNano()))),
-		state:  State{Name: c.Name, Kind: "libvirt", Endpoint: c.URI.Raw, Phase: Connecting, Since: time.Now()},
+		guests:  make(map[string]string),
+		doms:    make(map[string]DomainState),
+		agentUp: make(map[string]bool),
+		kick:    make(chan struct{}, 1),
+		up:      make(chan struct{}),
+		rng:     rand.New(rand.NewPCG(seed.Sum64(), uint64(time.Now().UnixNano()))),
+		state:   State{Name: c.Name, Kind: "libvirt", Endpoint: c.URI.Raw, Phase: Connecting, Since: time.Now()},
 	}, nil
 }
 
@@ -282,11 +295,58 @@ func (h *Libvirt) dial(ctx context.Context, address, dom string, urgent bool) (a
 		return nil, &agentclient.OpError{Addr: address,
 			Err: fmt.Errorf("libvirt host %s (%s) is not connected: %v", h.cfg.Name, h.cfg.URI.Raw, down)}
 	}
+	h.mu.Lock()
+	ds := h.doms[dom]
+	h.mu.Unlock()
+	if ds == DomainStopped || ds == DomainCrashed {
+		// No agent runs in a machine that does not: no RPC to learn so.
+		return nil, &agentclient.OpError{Addr: address, Err: fmt.Errorf("libvirt host %s: domain %s is %s", h.cfg.Name, dom, ds)}
+	}
 	d, err := blocking.Call(ctx, func() (libvirt.Domain, error) { return conn.DomainLookupByName(dom) })
 	if err != nil {
 		return nil, &agentclient.OpError{Addr: address, Err: fmt.Errorf("libvirt host %s: domain %s: %w", h.cfg.Name, dom, err)}
 	}
 	return agentclient.NewLibvirt(conn, d, address), nil
+}
+
+// Start boots the stopped domain at address (virDomainCreate). Its
+// lifecycle events then show it booting, and ready once its agent connects.
+func (h *Libvirt) Start(ctx context.Context, address string) error {
+	return h.domainOp(ctx, address, "start", func(l *libvirt.Libvirt, d libvirt.Domain) error { return l.DomainCreate(d) })
+}
+
+// Wake resumes the domain at address from a suspend to RAM
+// (virDomainPMWakeup); no agent can, since none runs while it sleeps.
+func (h *Libvirt) Wake(ctx context.Context, address string) error {
+	return h.domainOp(ctx, address, "wake", func(l *libvirt.Libvirt, d libvirt.Domain) error { return l.DomainPmWakeup(d, 0) })
+}
+
+// domainOp runs one domain API call on the host's connection, bounded by ctx.
+func (h *Libvirt) domainOp(ctx context.Context, address, what string, fn func(*libvirt.Libvirt, libvirt.Domain) error) error {
+	_, dom, err := ParseLibvirtAddress(address)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	conn, down := h.conn, h.down
+	h.mu.Unlock()
+	if conn == nil || !conn.IsConnected() {
+		if down == nil {
+			down = errors.New("connection lost")
+		}
+		return fmt.Errorf("libvirt host %s (%s) is not connected: %v", h.cfg.Name, h.cfg.URI.Raw, down)
+	}
+	_, err = blocking.Call(ctx, func() (struct{}, error) {
+		d, err := conn.DomainLookupByName(dom)
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, fn(conn, d)
+	})
+	if err != nil {
+		return fmt.Errorf("libvirt host %s: %s domain %s: %w", h.cfg.Name, what, dom, err)
+	}
+	return nil
 }
 
 // connect dials the host, subscribes to domain and agent lifecycle events,
@@ -334,14 +394,20 @@ func (h *Libvirt) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 	return l, nil
 }
 
-// discover lists running domains and brings this host's targets in line:
-// new agent-capable domains are added (and poked when their agent is already
-// connected), known ones no longer running are marked gone or removed.
+// discover lists every domain and brings this host's targets in line: new
+// agent-capable domains are added (and poked when their agent is already
+// connected), known ones no longer defined are removed, and each gets its
+// domain state.
 func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
+	// Every domain, stopped (defined) ones too: they are listed as stopped.
 	doms, err := blocking.Call(ctx, func() ([]libvirt.Domain, error) {
-		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive)
+		d, _, err := l.ConnectListAllDomains(1, 0)
 		return d, err
 	})
+	if err != nil {
+		return err
+	}
+	states, err := h.domainStates(ctx, l)
 	if err != nil {
 		return err
 	}
@@ -381,63 +447,144 @@ func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
 			return fmt.Errorf("domain %s: %w", r.dom.Name, r.err)
 		}
 	}
-	running := make(map[string]bool, len(doms))
+	present := make(map[string]bool, len(doms))
 	var add []string
 	var poke []string // domains whose agent is connected already
+	connected := make(map[string]bool)
 	for _, r := range res {
 		if !r.agent {
 			continue
 		}
-		running[r.dom.Name] = true
+		present[r.dom.Name] = true
 		add = append(add, r.dom.Name)
 		if r.connected {
+			connected[r.dom.Name] = true
 			poke = append(poke, r.dom.Name)
 		}
 	}
 	h.mu.Lock()
 	var gone []string
 	for dom := range h.guests {
-		if !running[dom] {
+		if !present[dom] {
 			gone = append(gone, dom)
 		}
 	}
+	h.agentUp = connected
 	h.mu.Unlock()
 	h.addTargets(add)
+	for _, dom := range add {
+		st := states[dom]
+		if st.state == DomainRunning && !connected[dom] {
+			st.reason = "libvirt sees no agent connected"
+		}
+		h.setDomain(dom, st.state, st.reason)
+	}
 	for _, dom := range gone {
-		h.stopped(ctx, l, libvirt.Domain{Name: dom}, "domain not running (seen on reconnect)", true)
+		// Undefined while the host was out of sight.
+		h.removeDomain(dom)
 	}
 	for _, dom := range poke {
 		if name, ok := h.name(dom); ok {
 			h.sink.Poke(name)
 		}
 	}
-	h.markPMSuspended(ctx, l)
 	return nil
 }
 
-// markPMSuspended marks the guests whose domain libvirt reports
-// pmsuspended (suspended by their agent, by anyone) as suspended.
-func (h *Libvirt) markPMSuspended(ctx context.Context, l *libvirt.Libvirt) {
-	// pmsuspended has no list filter of its own: it is one of "other"
-	// (neither running, paused nor shut off), which are rare.
-	doms, err := blocking.Call(ctx, func() ([]libvirt.Domain, error) {
-		d, _, err := l.ConnectListAllDomains(1, libvirt.ConnectListDomainsActive|libvirt.ConnectListDomainsOther)
-		return d, err
-	})
-	if err != nil {
-		return // then the guests go silent instead
-	}
-	for _, d := range doms {
-		st, err := blocking.Call(ctx, func() (int32, error) {
-			st, _, err := l.DomainGetState(d, 0)
-			return st, err
+// stateOf is one domain's state and its reason in words.
+type stateOf struct {
+	state  DomainState
+	reason string
+}
+
+// domainStates is every domain's state. List filters sort the many
+// running and stopped domains out in three calls; only the rare others
+// (paused, pmsuspended, in shutdown, crashed) need a state call each.
+func (h *Libvirt) domainStates(ctx context.Context, l *libvirt.Libvirt) (map[string]stateOf, error) {
+	list := func(flags libvirt.ConnectListAllDomainsFlags) ([]libvirt.Domain, error) {
+		return blocking.Call(ctx, func() ([]libvirt.Domain, error) {
+			d, _, err := l.ConnectListAllDomains(1, flags)
+			return d, err
 		})
-		if err != nil || libvirt.DomainState(st) != libvirt.DomainPmsuspended {
+	}
+	out := make(map[string]stateOf)
+	running, err := list(libvirt.ConnectListDomainsRunning)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range running {
+		out[d.Name] = stateOf{state: DomainRunning}
+	}
+	off, err := list(libvirt.ConnectListDomainsShutoff)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range off {
+		out[d.Name] = stateOf{DomainStopped, "domain shut off"}
+	}
+	rest, err := list(libvirt.ConnectListDomainsPaused | libvirt.ConnectListDomainsOther)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range rest {
+		if !h.wanted(d.Name) {
 			continue
 		}
-		if name, ok := h.name(d.Name); ok {
-			h.sink.MarkSuspended(name, "libvirt host "+h.cfg.Name+" reports the domain pmsuspended")
+		st, reason, err := h.getState(ctx, l, d)
+		if err != nil {
+			if libvirt.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("domain %s state: %w", d.Name, err)
 		}
+		ds, why := domainState(st, reason)
+		out[d.Name] = stateOf{ds, why}
+	}
+	return out, nil
+}
+
+// getState is virDomainGetState, bounded.
+func (h *Libvirt) getState(ctx context.Context, l *libvirt.Libvirt, d libvirt.Domain) (state, reason int32, err error) {
+	ctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
+	defer cancel()
+	r, err := blocking.Call(ctx, func() ([2]int32, error) {
+		st, why, err := l.DomainGetState(d, 0)
+		return [2]int32{st, why}, err
+	})
+	return r[0], r[1], err
+}
+
+// setDomain records dom's state and tells the sink, when dom is a guest.
+func (h *Libvirt) setDomain(dom string, d DomainState, reason string) {
+	h.mu.Lock()
+	name, ok := h.guests[dom]
+	if ok {
+		h.doms[dom] = d
+	}
+	h.mu.Unlock()
+	if ok {
+		h.sink.SetDomain(name, d, reason)
+	}
+}
+
+// domainOf is dom's last known state.
+func (h *Libvirt) domainOf(dom string) DomainState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.doms[dom]
+}
+
+// removeDomain forgets dom's guest.
+func (h *Libvirt) removeDomain(dom string) {
+	h.mu.Lock()
+	name, ok := h.guests[dom]
+	delete(h.guests, dom)
+	delete(h.doms, dom)
+	delete(h.agentUp, dom)
+	h.mu.Unlock()
+	if ok {
+		h.sink.Remove(name)
+		h.changed()
 	}
 }
 
@@ -544,7 +691,16 @@ func (h *Libvirt) lost(err error, retry *backoff.Backoff) time.Duration {
 	default:
 	}
 	h.setPhaseLocked(Unreachable, err, time.Now().Add(wait))
+	doms := make([]string, 0, len(h.guests))
+	for dom := range h.guests {
+		doms = append(doms, dom)
+	}
 	h.mu.Unlock()
+	// The guests stay listed, their domains' states unknown until the host
+	// answers again; their polls fail naming the host.
+	for _, dom := range doms {
+		h.setDomain(dom, DomainUnknown, "libvirt host "+h.cfg.Name+" is unreachable")
+	}
 	h.changed()
 	return wait
 }
@@ -646,57 +802,100 @@ func (h *Libvirt) follow(ctx context.Context, l *libvirt.Libvirt) {
 	}
 }
 
-// lifecycleEvent reacts to a domain starting, stopping or going away.
-// go-libvirt delivers events of every domain: filtering is ours.
+// lifecycleEvent follows a domain's life: defined, started, paused,
+// resumed, suspended to RAM, shutting down, stopped, crashed, undefined.
+// Each becomes the guest's domain state (SetDomain). go-libvirt delivers
+// events of every domain: filtering is ours.
 func (h *Libvirt) lifecycleEvent(ctx context.Context, l *libvirt.Libvirt, m libvirt.DomainEventLifecycleMsg) {
+	dom := m.Dom.Name
 	switch libvirt.DomainEventType(m.Event) {
-	case libvirt.DomainEventStarted:
-		h.consider(ctx, l, m.Dom, false)
-	case libvirt.DomainEventStopped:
-		h.stopped(ctx, l, m.Dom, "domain stopped ("+stoppedReason(m.Detail)+")", true)
-	case libvirt.DomainEventShutdown:
-		// The guest finished shutting down; STOPPED follows when QEMU exits.
-		if libvirt.DomainEventShutdownDetailType(m.Detail) == libvirt.DomainEventShutdownFinished {
-			h.stopped(ctx, l, m.Dom, "guest shut down", false)
+	case libvirt.DomainEventDefined:
+		if h.consider(ctx, l, m.Dom) {
+			if h.domainOf(dom) == DomainUnknown {
+				h.setDomain(dom, DomainStopped, "domain defined, not started")
+			}
 		}
-	case libvirt.DomainEventCrashed:
-		h.stopped(ctx, l, m.Dom, "domain crashed", false)
-	case libvirt.DomainEventUndefined:
+	case libvirt.DomainEventStarted:
+		if !h.consider(ctx, l, m.Dom) {
+			return
+		}
 		h.mu.Lock()
-		name, ok := h.guests[m.Dom.Name]
-		delete(h.guests, m.Dom.Name)
+		agent := h.agentUp[dom]
 		h.mu.Unlock()
-		if ok {
-			h.sink.Remove(name)
-			h.changed()
+		// No poll until the agent connects (its event pokes): one now could
+		// only fail.
+		switch {
+		case libvirt.DomainEventStartedDetailType(m.Detail) == libvirt.DomainEventStartedWakeup:
+			h.setDomain(dom, DomainRunning, "domain woken up")
+			h.poke(dom)
+		case agent:
+			// Its agent's connect event overtook this one.
+			h.setDomain(dom, DomainRunning, "")
+			h.poke(dom)
+		default:
+			h.setDomain(dom, DomainBooting, "domain started; waiting for its agent to connect")
+		}
+	case libvirt.DomainEventSuspended:
+		h.setDomain(dom, DomainPaused, "domain paused ("+pausedDetail(m.Detail)+")")
+	case libvirt.DomainEventResumed:
+		// A start resumes the vCPUs too (RESUMED comes just before STARTED):
+		// only a paused domain that resumes is running again.
+		if h.domainOf(dom) == DomainPaused {
+			h.setDomain(dom, DomainRunning, "")
+			h.poke(dom)
 		}
 	case libvirt.DomainEventPmsuspended:
 		// The host says so itself: no need to wait for the agent to go quiet.
-		if name, ok := h.name(m.Dom.Name); ok {
-			h.sink.MarkSuspended(name, "libvirt host "+h.cfg.Name+" reports the domain pmsuspended")
-		}
-	case libvirt.DomainEventResumed, libvirt.DomainEventSuspended:
-		if name, ok := h.name(m.Dom.Name); ok {
-			h.sink.Poke(name)
-		}
+		h.setDomain(dom, DomainPMSuspended, "domain pmsuspended (suspended to RAM; wake resumes it)")
+	case libvirt.DomainEventShutdown:
+		// The guest finished shutting down; STOPPED follows when QEMU exits.
+		h.setDomain(dom, DomainShuttingDown, "guest shut down; the domain is stopping")
+	case libvirt.DomainEventStopped:
+		h.mu.Lock()
+		delete(h.agentUp, dom)
+		h.mu.Unlock()
+		h.stopped(ctx, l, m.Dom, "domain stopped ("+stoppedReason(m.Detail)+")")
+	case libvirt.DomainEventCrashed:
+		h.setDomain(dom, DomainCrashed, "domain crashed")
+	case libvirt.DomainEventUndefined:
+		h.removeDomain(dom)
 	}
 }
 
 // agentEvent: libvirt saw the guest agent connect or disconnect.
 func (h *Libvirt) agentEvent(ctx context.Context, l *libvirt.Libvirt, m *libvirt.DomainEventCallbackAgentLifecycleMsg) {
+	dom := m.Dom.Name
 	switch libvirt.ConnectDomainEventAgentLifecycleState(m.State) {
 	case libvirt.ConnectDomainEventAgentLifecycleStateConnected:
+		h.mu.Lock()
+		h.agentUp[dom] = true
+		h.mu.Unlock()
 		// Also covers a connect event that overtook the domain's STARTED.
-		h.consider(ctx, l, m.Dom, true)
+		if !h.consider(ctx, l, m.Dom) {
+			return
+		}
+		switch h.domainOf(dom) {
+		case DomainBooting, DomainShuttingDown, DomainUnknown, DomainStopped, DomainRunning:
+			h.setDomain(dom, DomainRunning, "")
+		}
+		h.poke(dom)
 	case libvirt.ConnectDomainEventAgentLifecycleStateDisconnected:
+		h.mu.Lock()
+		delete(h.agentUp, dom)
+		h.mu.Unlock()
 		// At domain start libvirt reports the (never connected) agent as
 		// disconnected: nothing to learn from a poll then.
 		if libvirt.ConnectDomainEventAgentLifecycleReason(m.Reason) == libvirt.ConnectDomainEventAgentLifecycleReasonDomainStarted {
 			return
 		}
-		if name, ok := h.name(m.Dom.Name); ok {
-			h.sink.Poke(name)
+		if h.domainOf(dom) == DomainRunning {
+			// The guest closed its end of the channel while running: its
+			// agent was stopped, which a guest does as it shuts down (virsh
+			// shutdown, poweroff inside) or when its agent restarts. The
+			// connect event ends it in the second case, STOPPED in the first.
+			h.setDomain(dom, DomainShuttingDown, "the guest closed its agent channel: shutting down, or its agent is restarting")
 		}
+		h.poke(dom)
 	}
 }
 
@@ -707,53 +906,50 @@ func (h *Libvirt) name(dom string) (string, bool) {
 	return n, ok
 }
 
-// consider adds dom if it is wanted and has an agent channel; poke polls it
-// now (its agent just connected).
-func (h *Libvirt) consider(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain, poke bool) {
-	name, known := h.name(dom.Name)
-	if !known {
-		if !h.wanted(dom.Name) {
-			return
-		}
-		has, _, err := h.agentChannel(ctx, l, dom)
-		if err != nil || !has {
-			return
-		}
-		h.addTargets([]string{dom.Name})
-		name, _ = h.name(dom.Name)
-	}
-	if poke {
+func (h *Libvirt) poke(dom string) {
+	if name, ok := h.name(dom); ok {
 		h.sink.Poke(name)
 	}
 }
 
-// stopped marks dom's guest gone; when final, a domain that no longer
-// exists or is transient is removed instead.
-func (h *Libvirt) stopped(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain, reason string, final bool) {
-	name, ok := h.name(dom.Name)
-	if !ok {
+// consider adds dom if it is wanted and has an agent channel, and reports
+// whether it is a guest now.
+func (h *Libvirt) consider(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain) bool {
+	if _, known := h.name(dom.Name); known {
+		return true
+	}
+	if !h.wanted(dom.Name) {
+		return false
+	}
+	has, _, err := h.agentChannel(ctx, l, dom)
+	if err != nil || !has {
+		return false
+	}
+	h.addTargets([]string{dom.Name})
+	_, ok := h.name(dom.Name)
+	return ok
+}
+
+// stopped marks dom's guest stopped, or removes it when the domain no
+// longer exists or is transient (nothing is left to start again).
+func (h *Libvirt) stopped(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain, reason string) {
+	if _, ok := h.name(dom.Name); !ok {
 		return
 	}
-	if final {
-		rctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
-		persistent, err := blocking.Call(rctx, func() (int32, error) {
-			d, err := l.DomainLookupByName(dom.Name)
-			if err != nil {
-				return 0, err
-			}
-			return l.DomainIsPersistent(d)
-		})
-		cancel()
-		if (err != nil && libvirt.IsNotFound(err)) || (err == nil && persistent == 0) {
-			h.mu.Lock()
-			delete(h.guests, dom.Name)
-			h.mu.Unlock()
-			h.sink.Remove(name)
-			h.changed()
-			return
+	rctx, cancel := context.WithTimeout(ctx, hostRPCTimeout)
+	persistent, err := blocking.Call(rctx, func() (int32, error) {
+		d, err := l.DomainLookupByName(dom.Name)
+		if err != nil {
+			return 0, err
 		}
+		return l.DomainIsPersistent(d)
+	})
+	cancel()
+	if (err != nil && libvirt.IsNotFound(err)) || (err == nil && persistent == 0) {
+		h.removeDomain(dom.Name)
+		return
 	}
-	h.sink.MarkGone(name, reason)
+	h.setDomain(dom.Name, DomainStopped, reason)
 }
 
 func stoppedReason(detail int32) string {

@@ -92,10 +92,10 @@ func (k *claimSink) Remove(names ...string) {
 		k.removed = append(k.removed, n)
 	}
 }
-func (k *claimSink) MarkGone(string, string)      {}
-func (k *claimSink) MarkSuspended(string, string) {}
-func (k *claimSink) Poke(string)                  {}
-func (k *claimSink) SourceChanged()               {}
+func (k *claimSink) MarkGone(string, string)               {}
+func (k *claimSink) SetDomain(string, DomainState, string) {}
+func (k *claimSink) Poke(string)                           {}
+func (k *claimSink) SourceChanged()                        {}
 
 func (k *claimSink) names() []string {
 	k.mu.Lock()

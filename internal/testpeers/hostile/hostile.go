@@ -27,6 +27,12 @@
 //     negative and oversized filesystem sizes, a time-zone offset of 2^63,
 //     a login time of 1e400. Its strings are sound.
 //   - Garbage: random bytes in answer to everything, the sync included.
+//   - Lies: guest-exec and guest-exec-status answer with what qemu-ga never
+//     says, the lie chosen by the program's base name (LieExitHuge and the
+//     other Lie* names; any other program exits 0 printing "ok"), and
+//     guest-ssh-get-authorized-keys returns LiedKeys: a key holding a line
+//     break and a second, fake key after it, escapes, a 900 KiB key, and
+//     values that are no strings.
 //   - Healthy: none of the above; the reference the others deviate from.
 //
 // Only read-only commands and file reads are enabled in its guest-info
@@ -64,10 +70,11 @@ const (
 	NoEOF   Mode = "noeof"
 	Numbers Mode = "numbers"
 	Garbage Mode = "garbage"
+	Lies    Mode = "lies"
 )
 
 // Modes lists every mode.
-func Modes() []Mode { return []Mode{Healthy, Escapes, Huge, Slow, NoEOF, Numbers, Garbage} }
+func Modes() []Mode { return []Mode{Healthy, Escapes, Huge, Slow, NoEOF, Numbers, Garbage, Lies} }
 
 // ParseMode reads a mode's name.
 func ParseMode(s string) (Mode, error) {
@@ -157,6 +164,7 @@ type Peer struct {
 	nextH   int64
 	procs   map[int64]proc
 	nextPID int64
+	lies    map[int64]string // the lies peer's programs, by pid
 }
 
 type handle struct {
@@ -402,6 +410,9 @@ func (p *Peer) handle(c net.Conn, msg []byte, rng *rand.Rand) error {
 	if p.mode == Slow && slowItem(name) && !p.sleep(p.cfg.slowDelay) {
 		return errClosing
 	}
+	if p.mode == Lies && name == "guest-exec-status" && p.lateStatus(req.Arguments) && !p.sleep(p.cfg.slowDelay) {
+		return errClosing
+	}
 	ret, aerr := p.run(name, req.Arguments)
 	if aerr != nil {
 		return p.answer(c, rng, false, errorLine(aerr.class, aerr.desc, id))
@@ -447,6 +458,8 @@ func (p *Peer) run(name string, args json.RawMessage) (any, *agentError) {
 		return v, nil
 	}
 	switch name {
+	case "guest-ssh-get-authorized-keys":
+		return p.authorizedKeys(), nil
 	case "guest-file-open":
 		return p.fileOpen(args)
 	case "guest-file-read":
@@ -466,8 +479,14 @@ func (p *Peer) run(name string, args json.RawMessage) (any, *agentError) {
 		delete(p.handles, a.Handle)
 		return object{}, nil
 	case "guest-exec":
+		if p.mode == Lies {
+			return p.lieExec(args)
+		}
 		return p.exec(args)
 	case "guest-exec-status":
+		if p.mode == Lies {
+			return p.lieExecStatus(args)
+		}
 		var a struct {
 			PID int64 `json:"pid"`
 		}

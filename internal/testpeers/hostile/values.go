@@ -27,7 +27,8 @@ func (p *Peer) commands() []command {
 		"guest-fsfreeze-status": true, "guest-file-seek": true, "guest-file-read": true, "guest-file-close": true,
 		"guest-file-open": true, "guest-info": true, "guest-get-time": true, "guest-ping": true,
 		"guest-sync": true, "guest-sync-delimited": true,
-		"guest-exec": p.mode == Escapes, "guest-exec-status": p.mode == Escapes,
+		"guest-exec": p.mode == Escapes || p.mode == Lies, "guest-exec-status": p.mode == Escapes || p.mode == Lies,
+		"guest-ssh-get-authorized-keys": p.mode == Lies,
 	}
 	var out []command
 	for _, n := range []string{
@@ -40,6 +41,9 @@ func (p *Peer) commands() []command {
 		"guest-get-time", "guest-ping", "guest-sync", "guest-sync-delimited",
 	} {
 		out = append(out, command{n, on[n]})
+	}
+	if p.mode == Lies {
+		out = append(out, command{"guest-ssh-get-authorized-keys", true})
 	}
 	return out
 }

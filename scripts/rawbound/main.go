@@ -1,0 +1,99 @@
+// Command rawbound is the lower bound scripts/scale.sh holds `guestdeck
+// status --json` to: it only connects to every agent socket in the given
+// directories, resyncs (0xFF and guest-sync-delimited), and asks five
+// commands one at a time (guest-info, guest-get-time,
+// guest-network-get-interfaces, guest-get-vcpus, guest-get-osinfo), with
+// -workers connections at once, and prints the wall time. No decoding, no
+// limits, no state: what any poller must at least spend.
+//
+//	go run ./scripts/rawbound -workers 64 /tmp/sa /tmp/sb
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var commands = []string{"guest-info", "guest-get-time", "guest-network-get-interfaces", "guest-get-vcpus", "guest-get-osinfo"}
+
+func main() {
+	workers := flag.Int("workers", 64, "connections at once")
+	flag.Parse()
+	var socks []string
+	for _, d := range flag.Args() {
+		m, _ := filepath.Glob(filepath.Join(d, "*.sock"))
+		socks = append(socks, m...)
+	}
+	if len(socks) == 0 {
+		fmt.Fprintln(os.Stderr, "rawbound: no *.sock in", flag.Args())
+		os.Exit(2)
+	}
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range *workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, 64<<10)
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(socks)) {
+					return
+				}
+				if err := probe(socks[i], buf); err != nil {
+					failed.Add(1)
+					fmt.Fprintf(os.Stderr, "rawbound: %s: %v\n", socks[i], err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("%d guests, %d failed, %.3f s\n", len(socks), failed.Load(), time.Since(t0).Seconds())
+}
+
+func probe(sock string, buf []byte) error {
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReaderSize(c, 64<<10)
+	if _, err := c.Write([]byte("\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":4242}}\n")); err != nil {
+		return err
+	}
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return err
+		}
+		if bytes.Contains(line, []byte("4242")) {
+			break
+		}
+	}
+	for _, cmd := range commands {
+		buf = append(append(append(buf[:0], `{"execute":"`...), cmd...), "\"}\n"...)
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+		for { // a reply line, however long
+			_, err := br.ReadSlice('\n')
+			if err == nil {
+				break
+			}
+			if err != bufio.ErrBufferFull {
+				return err
+			}
+		}
+	}
+	return nil
+}

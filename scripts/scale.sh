@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# scale.sh: guestdeck at N simulated guests, reproducibly (README, Performance).
+#
+#   1. `guestdeck status --json` on the whole fleet, RUNS times, beside the
+#      raw lower bound (scripts/rawbound: connect, resync, five commands per
+#      guest, 64 at once, no decoding) run right after it each time: wall
+#      time, CPU, peak RSS, and the ratio;
+#   2. the dashboard in tmux (140x40, colour off) on the same fleet: time
+#      from launch until the rows on screen are all ready (visible-ready),
+#      and until the status bar says every guest is ready (all-ready);
+#   3. then, after WARMUP seconds, the dashboard's CPU (share of one core,
+#      from /proc/PID/stat) and RSS over a WINDOW-second window.
+#
+# The guests are `guestdeck sim` processes of at most 5,000 guests each (one
+# listener and one connection per guest; past its open-file limit a sim
+# cannot accept). The simulators' own CPU is not in the dashboard's figure,
+# but they share the machine: note the load printed first.
+#
+# Usage: scripts/scale.sh                 (knobs below, as environment variables)
+#        N=1000 WINDOW=20 scripts/scale.sh
+# Needs: go, tmux, /usr/bin/time (package time). Talks only to unix sockets
+# it creates in a temporary directory, and stops everything it started.
+set -euo pipefail
+
+N=${N:-10000}            # simulated guests
+PER=${PER:-5000}         # guests per sim process
+RUNS=${RUNS:-2}          # status --json runs (each beside a raw-bound run)
+WARMUP=${WARMUP:-10}     # seconds after all-ready before the window
+WINDOW=${WINDOW:-30}     # seconds of steady state measured
+READY_TIMEOUT=${READY_TIMEOUT:-120}
+
+cd "$(dirname "$0")/.."
+for t in go tmux /usr/bin/time; do
+	command -v "$t" >/dev/null || { echo "scale: $t missing (apt-get install ${t##*/})" >&2; exit 2; }
+done
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -gt $((2 * PER + 100)) ] || { echo "scale: open-file limit $(ulimit -n) is too low for $PER guests per sim (set PER lower)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/gdsc.XXXXXX) # short: unix socket paths must stay under 108 bytes
+pids=()
+tmux_server="gdscale$$"
+cleanup() {
+	tmux -L "$tmux_server" kill-server 2>/dev/null || true
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building into $work ..."
+go build -o "$work/guestdeck" ./cmd/guestdeck
+go build -o "$work/rawbound" ./scripts/rawbound
+
+dirs=()
+for ((p = 0; p * PER < N; p++)); do
+	k=$((N - p * PER < PER ? N - p * PER : PER))
+	d="$work/s$p"
+	dirs+=("$d")
+	"$work/guestdeck" sim --guests "$k" --prefix "p$p" --dir "$d" >"$work/sim$p.out" 2>&1 &
+	pids+=($!)
+done
+for d in "${dirs[@]}"; do
+	for _ in $(seq 600); do [ -s "$d/fleet.toml" ] && break; sleep 0.1; done
+	[ -s "$d/fleet.toml" ] || { echo "scale: no $d/fleet.toml" >&2; cat "$work"/sim*.out >&2; exit 1; }
+done
+sleep 1 # sim writes fleet.toml as it starts serving: let it settle
+for d in "${dirs[@]}"; do grep -v '^#' "$d/fleet.toml"; done >"$work/fleet.toml"
+export HOME="$work/home" XDG_CONFIG_HOME="" NO_COLOR=1
+mkdir -p "$HOME"
+
+echo "== $N guests in ${#dirs[@]} sim processes, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo
+echo "== status --json beside the raw bound (rawbound: connect, resync, 5 commands, 64 at once)"
+for i in $(seq "$RUNS"); do
+	/usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" "$work/guestdeck" -c "$work/fleet.toml" status --json >"$work/status.json" 2>"$work/status.err" || true
+	read -r wall usr sys kb <"$work/time.txt"
+	ready=$(grep -c '"state": "ready"' "$work/status.json" || true)
+	raw=$("$work/rawbound" -workers 64 "${dirs[@]}" 2>"$work/raw.err" | awk '{print $(NF-1)}')
+	awk -v i="$i" -v w="$wall" -v u="$usr" -v s="$sys" -v kb="$kb" -v r="$ready" -v raw="$raw" -v n="$N" 'BEGIN {
+		printf "run %d: status --json %.2f s wall, %.2f s CPU, %d MiB peak RSS, %d of %d ready; raw bound %.2f s; ratio %.2fx\n",
+			i, w, u + s, kb / 1024, r, n, raw, w / raw }'
+done
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+cap() { tmux -L "$tmux_server" capture-pane -p -t gd; }
+
+echo
+echo "== dashboard in tmux (140x40)"
+t0=$(now_ms)
+tmux -L "$tmux_server" new-session -d -s gd -x 140 -y 40 "exec $work/guestdeck -c $work/fleet.toml"
+pid=$(tmux -L "$tmux_server" display -p -t gd '#{pane_pid}')
+visible="" all=""
+deadline=$((t0 + READY_TIMEOUT * 1000))
+while [ -z "$all" ] && [ "$(now_ms)" -lt "$deadline" ]; do
+	screen=$(cap)
+	now=$(now_ms)
+	# The rows: between the header (NAME) and the status bar.
+	rows=$(printf '%s\n' "$screen" | awk '/NAME/ {on = 1; next} on && /^ready [0-9]/ {exit} on && NF {print}')
+	if [ -z "$visible" ] && [ -n "$rows" ] && ! printf '%s\n' "$rows" | grep -q 'connecting' && printf '%s\n' "$rows" | grep -q ' ready '; then
+		visible=$((now - t0))
+	fi
+	if printf '%s\n' "$screen" | grep -Eq "^ready $N( |$)"; then
+		all=$((now - t0))
+	fi
+	sleep 0.02
+done
+[ -n "$all" ] || { echo "scale: not all ready after ${READY_TIMEOUT}s; the screen:" >&2; cap >&2; exit 1; }
+printf 'visible rows ready after %d ms, all %d ready after %d ms\n' "${visible:-$all}" "$N" "$all"
+
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+sleep "$WARMUP"
+c0=$(ticks) w0=$(now_ms) rmax=0 rsum=0 rn=0
+end=$((w0 + WINDOW * 1000))
+while [ "$(now_ms)" -lt "$end" ]; do
+	r=$(rss_kb)
+	rsum=$((rsum + r)) rn=$((rn + 1))
+	((r > rmax)) && rmax=$r
+	sleep 1
+done
+c1=$(ticks) w1=$(now_ms)
+hz=$(getconf CLK_TCK)
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+awk -v c=$((c1 - c0)) -v hz="$hz" -v ms=$((w1 - w0)) -v avg=$((rsum / rn)) -v max="$rmax" -v hwm="$hwm" -v n="$N" 'BEGIN {
+	printf "steady state over %.0f s: %.1f %% of one core, RSS %d MiB average, %d MiB max (%.1f KB per guest), peak since launch %d MiB\n",
+		ms / 1000, 100 * c / hz / (ms / 1000), avg / 1024, max / 1024, max / n, hwm / 1024 }'
+printf '%s\n' "$(cap | tail -2 | head -1)"
