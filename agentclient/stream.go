@@ -156,7 +156,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 // DialStream connects to the agent at addr and synchronises with it (0xFF and
 // guest-sync-delimited). A channel that accepts the connection but never
 // answers the sync before ctx's deadline fails with ErrSilent (which also
-// matches ErrTimeout).
+// matches ErrTimeout), unless the connection waited all that time in the
+// queue behind another client: then, as when the queue is full, it fails
+// with ErrChannelHeld (see channel.go).
 func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, error) {
 	network, address, err := ParseAddress(addr)
 	if err != nil {
@@ -165,7 +167,12 @@ func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, erro
 	name := network + ":" + address
 	conn, err := dialConn(ctx, network, address)
 	if err != nil {
-		return nil, &OpError{Addr: name, Err: dialError(ctx, err)}
+		if held, ok := heldDialError(network, err); ok {
+			err = held
+		} else {
+			err = dialError(ctx, err)
+		}
+		return nil, &OpError{Addr: name, Err: err}
 	}
 	s := newStream(name, conn, opts...)
 	disarm := s.arm(ctx)
@@ -173,6 +180,8 @@ func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, erro
 	disarm()
 	s.releaseBuffers()
 	if err != nil {
+		// Asked before Close: a queued connection that closes is gone.
+		err = heldSyncError(conn, err)
 		s.Close()
 		return nil, &OpError{Addr: name, Command: "guest-sync-delimited", Err: err}
 	}

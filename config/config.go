@@ -98,6 +98,10 @@ type Defaults struct {
 	// MetricsInterval: CPU, disk and network counters and load; zero (the
 	// file said 0) turns them off.
 	MetricsInterval Duration `toml:"metrics_interval"`
+	// Exclusive keeps every guest's agent socket open between polls (a
+	// guest's own exclusive overrides it). By default guestdeck connects
+	// per poll and lets go, because a channel serves one client at a time.
+	Exclusive bool `toml:"exclusive,omitempty"`
 	// SSH is the default for guests at ssh:// addresses and [[sockets]]
 	// over ssh that leave a key out.
 	SSH SSHKeys `toml:"-"`
@@ -141,6 +145,11 @@ type Guest struct {
 	Address string   `toml:"address"` // unix:/abs/path, tcp:host:port, vsock:cid:port or ssh://[user@]host[:port]/abs/path
 	Tags    []string `toml:"tags,omitempty"`
 	SSH     SSHKeys  `toml:"-"` // ssh:// addresses only
+	// Exclusive: see Defaults.Exclusive. Parse fills it from [defaults]
+	// when the guest does not say.
+	Exclusive bool `toml:"exclusive,omitempty"`
+
+	exclusiveSet bool // the guest's table has exclusive
 }
 
 // Sockets is a [[sockets]] table: every unix socket matching Pattern, on
@@ -292,6 +301,11 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, err
 	}
 	f.Path = path
+	for i := range f.Guests {
+		if !f.Guests[i].exclusiveSet {
+			f.Guests[i].Exclusive = f.Defaults.Exclusive
+		}
+	}
 	return f, nil
 }
 

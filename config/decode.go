@@ -18,10 +18,10 @@ import (
 // Known keys per table, in the order the docs list them.
 var (
 	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets"}
-	defaultsKeys = []string{"interval", "slow_interval", "metrics_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly",
+	defaultsKeys = []string{"interval", "slow_interval", "metrics_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive",
 		"known_hosts", "identity", "insecure_ignore_host_key"}
 	hostKeys    = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
-	guestKeys   = []string{"name", "address", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
+	guestKeys   = []string{"name", "address", "tags", "exclusive", "known_hosts", "identity", "insecure_ignore_host_key"}
 	socketsKeys = []string{"name", "pattern", "tags", "naming", "rescan", "known_hosts", "identity", "insecure_ignore_host_key"}
 )
 
@@ -263,6 +263,12 @@ func (d *decoder) defaults(t map[string]any, out *Defaults) {
 			} else {
 				d.errf(d.valAt(at...), "readonly in %s must be true or false, got %s", where, describe(v))
 			}
+		case "exclusive":
+			if b, ok := v.(bool); ok {
+				out.Exclusive = b
+			} else {
+				d.errf(d.valAt(at...), "exclusive in %s must be true or false, got %s", where, describe(v))
+			}
 		case "known_hosts", "identity", "insecure_ignore_host_key":
 			d.sshKey(k, v, where, at, &out.SSH)
 		default:
@@ -427,6 +433,12 @@ func (d *decoder) guest(t map[string]any, segs ...string) Guest {
 			}
 		case "tags":
 			g.Tags = d.tags(v, where, at)
+		case "exclusive":
+			if b, ok := v.(bool); ok {
+				g.Exclusive, g.exclusiveSet = b, true
+			} else {
+				d.errf(d.valAt(at...), "exclusive in %s must be true or false, got %s", where, describe(v))
+			}
 		case "known_hosts", "identity", "insecure_ignore_host_key":
 			d.sshKey(k, v, where, at, &g.SSH)
 		default:

@@ -19,6 +19,10 @@ type Target struct {
 	// "libvirt:HOST/DOMAIN" for a guest reached through libvirt.
 	Address string
 	Tags    []string
+	// Exclusive keeps the agent's connection open between polls: for
+	// guests guestdeck is the only client of (channel.go). By default it
+	// connects per use and lets go.
+	Exclusive bool
 	// hostURI is the libvirt host's URI, set by discovery: with the
 	// domain it identifies the guest in the ledger (targetKey).
 	hostURI string
@@ -31,6 +35,7 @@ const (
 	Connecting   State = "connecting"    // dialing or syncing
 	Ready        State = "ready"         // answering
 	Silent       State = "silent"        // channel up, the agent never answers
+	Held         State = "held"          // another client holds the agent's channel
 	Unreachable  State = "unreachable"   // cannot connect
 	Frozen       State = "frozen"        // answering, filesystems frozen
 	ShuttingDown State = "shutting-down" // shutdown accepted, waiting for it to go
@@ -47,7 +52,7 @@ const (
 )
 
 // States lists every state in display order.
-var States = []State{Ready, Frozen, Connecting, Silent, Unreachable, ShuttingDown, Suspended, Paused, Stopped, Crashed, Gone}
+var States = []State{Ready, Frozen, Connecting, Silent, Held, Unreachable, ShuttingDown, Suspended, Paused, Stopped, Crashed, Gone}
 
 // LogEntry is one request and its reply (or error) in a guest's command log.
 type LogEntry struct {

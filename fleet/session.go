@@ -45,6 +45,9 @@ type session struct {
 	// first poll that finds it thawed reads them again. Guarded by sem.
 	capsFrozen bool
 	metrics    metricsState // metrics.go
+	// parked: the connection was let go between uses (channel.go), not
+	// lost. Guarded by sem.
+	parked bool
 
 	wake     chan struct{} // Poke: poll now
 	launched chan error    // the first poll's outcome (launch.go)
@@ -114,6 +117,8 @@ func (s *session) release() {
 	s.mu.Lock()
 	if s.closed {
 		s.dropAgent()
+	} else {
+		s.letGoLocked() // channel.go: free the channel between uses
 	}
 	<-s.sem
 	s.mu.Unlock()
@@ -195,9 +200,12 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 	defer cancel()
 	hook := &logHook{fn: s.logRecord}
 	dctx = context.WithValue(dctx, logHookKey{}, hook)
+	resumed := s.resumeParked()
 	t0 := time.Now()
 	a, err := d(dctx, s.target)
-	s.logCall(t0, "connect", s.target.Address, nil, err)
+	if !resumed || err != nil {
+		s.logCall(t0, "connect", s.target.Address, nil, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
 	}
@@ -206,6 +214,9 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 		return false, errSessionClosed
 	}
 	s.agent = &callAgent{s: s, a: a, hooked: hook.used}
+	if resumed {
+		return false, nil // the same session, picked up again
+	}
 	s.skip, s.broken = nil, nil
 	return true, nil
 }
@@ -237,13 +248,18 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 		case heldByDomain(g):
 			// libvirt says the machine is not running (libvirt.go): its
 			// word, and its reason, stand until the domain runs again.
-		case g.State == ShuttingDown && silent:
+		case g.State == ShuttingDown && (silent || agentclient.IsChannelHeld(err)):
 			// Halted guests stop answering: still going.
 			g.Err = err.Error()
 		case g.State == Suspended:
 			// Silent, or unreachable (suspended to disk): suspended until
 			// it answers again.
 			g.Err = err.Error()
+		case agentclient.IsChannelHeld(err):
+			// Someone else is using the channel (a backup's freeze,
+			// another guestdeck): the guest may be fine. The loop backs
+			// off and tries again.
+			setState(g, Held, err.Error(), now)
 		case g.State == ShuttingDown:
 			setState(g, Gone, "guest went away: "+err.Error(), now)
 		case silent:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/internal/wait"
@@ -191,9 +192,15 @@ func TestSimNoLeaks(t *testing.T) {
 		}
 		f.Remove(name)
 	}
-	// Clients that give up waiting for a busy channel (s01 is served again)
+	// Clients that give up waiting for a channel another client holds
 	// hang up: the simulator lets their connections go too.
 	f.RefreshOnce(ctx, []string{"s01"})
+	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
+	holder, err := agentclient.Dial(hctx, "unix:"+farm.Sockets()[1])
+	hcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var waiters []string
 	for i := range 20 {
 		name := fmt.Sprintf("waiter%d", i)
@@ -202,14 +209,19 @@ func TestSimNoLeaks(t *testing.T) {
 	}
 	f.RefreshOnce(ctx, waiters)
 	for _, name := range waiters {
-		if g := f.Guest(name); g.State == fleet.Ready {
-			t.Fatalf("%s: ready while s01 holds the channel", name)
+		if g := f.Guest(name); g.State != fleet.Held {
+			t.Fatalf("%s: %s %q while a client holds the channel, want held", name, g.State, g.Err)
 		}
 	}
+	// Once the holder lets go, the agent takes the two connections still
+	// queued (closed by now) in turn, then s01's next dial: it comes back.
+	holder.Close()
 	f.Remove(waiters...)
-	if st := f.Guest("s01").State; st != fleet.Ready {
-		t.Fatalf("s01: %s %q", st, f.Guest("s01").Err)
-	}
+	wait.For(t, 5*time.Second, func() (bool, string) {
+		f.RefreshOnce(ctx, []string{"s01"})
+		g := f.Guest("s01")
+		return g.State == fleet.Ready, fmt.Sprintf("s01: %s %q after the holder let go", g.State, g.Err)
+	})
 	// Abandoned calls and closed connections wind down in the background
 	// (the simulator's side too): wait for them, within a bound.
 	var g1, fd1 int

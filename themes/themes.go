@@ -221,7 +221,7 @@ func (s Styles) State(name string) lipgloss.Style {
 	return lipgloss.NewStyle()
 }
 
-var stateNames = []string{"ready", "frozen", "silent", "unreachable", "connecting", "shutting-down", "gone"}
+var stateNames = []string{"ready", "frozen", "silent", "held", "unreachable", "connecting", "shutting-down", "gone"}
 
 func col(s string) color.Color {
 	if s == "" {
@@ -249,7 +249,7 @@ func Compile(p Palette) Styles {
 			c = p.Ready
 		case "frozen":
 			c = p.Frozen
-		case "silent":
+		case "silent", "held":
 			c = p.Silent
 		case "unreachable":
 			c = p.Unreachable

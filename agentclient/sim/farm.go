@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +49,7 @@ func ServeDir(dir string, n int, cfg func(i int) Config) (*Farm, error) {
 			return nil, fmt.Errorf("sim farm: socket path too long (%d bytes): %s", len(sock), sock)
 		}
 		os.Remove(sock)
-		l, err := net.Listen("unix", sock)
+		l, err := Listen(sock)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("sim farm: guest %s: %w", c.Name, err)

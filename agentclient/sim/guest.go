@@ -7,13 +7,21 @@
 // guest-exec with a few programs), and fault knobs (latency, hang, silence,
 // cut replies, garbage, stale replies, agent restart).
 //
-// Like the real agent (checked against qemu-ga 7.2), a guest serves one
-// client at a time: further connections are accepted by the socket but wait,
-// unanswered, until the current client disconnects; what they sent meanwhile
-// is then processed. A waiting client that hangs up is let go at once (one
-// extra goroutine reads while it waits, to notice). A Farm serves many
-// guests on unix sockets in one directory; an idle guest costs one goroutine
-// and a few hundred bytes.
+// Like the real agent and QEMU's chardev (checked against qemu-ga 7.2 and
+// QEMU 7.2 on this machine), a guest serves one client at a time and does
+// not accept another while it does: further connections wait unanswered in
+// the kernel's queue on the listening socket until the current client
+// disconnects; what they sent meanwhile is then processed. On a socket from
+// Listen (backlog 1, as theirs) the queue holds two, and later connections
+// are refused with EAGAIN. (Through QEMU's chardev the guest's agent reads
+// one byte stream for all host clients in turn, so replies to a client that
+// left can reach the next one; the simulator, like qemu-ga on its own
+// socket, keeps each connection's replies its own. A client resyncs on
+// connect either way.) A guest served on several listeners at once
+// takes one connection from each, and those wait for its one channel (one
+// extra goroutine reads while one waits, to notice a hang-up). A Farm serves
+// many guests on unix sockets in one directory; an idle guest costs one
+// goroutine and a few hundred bytes.
 package sim
 
 import (
@@ -31,8 +39,7 @@ type Guest struct {
 	cfg   Config
 	start time.Time
 
-	// channel admits the one client the agent serves: like a chardev socket,
-	// further connections are accepted but wait until the current one ends.
+	// channel admits the one client the agent serves, across listeners.
 	channel chan struct{}
 	done    chan struct{} // closed by Close
 
@@ -132,7 +139,11 @@ func (g *Guest) Serve(l net.Listener) error {
 		}
 		g.conns[cn] = struct{}{}
 		g.mu.Unlock()
-		go g.serveConn(cn)
+		// Served here, not on a goroutine of its own: like the real agent,
+		// the listener takes no other connection until this client is
+		// done, and the kernel queues the next ones (or refuses them once
+		// the listener's backlog is full: see Listen).
+		g.serveConn(cn)
 	}
 }
 
@@ -189,8 +200,9 @@ func (cn *conn) dead() bool {
 	}
 }
 
-// serveConn waits for the channel, then reads requests and answers them in
-// order. It is the only goroutine of a live connection.
+// serveConn waits for the channel (taken by another listener's client),
+// then reads requests and answers them in order. It runs on the accept loop
+// of the connection's listener.
 func (g *Guest) serveConn(cn *conn) {
 	defer func() {
 		cn.kill()

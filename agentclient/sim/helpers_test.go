@@ -18,7 +18,7 @@ func startGuest(t testing.TB, cfg Config) (*Guest, string) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "g.sock")
-	l, err := net.Listen("unix", sock)
+	l, err := Listen(sock)
 	if err != nil {
 		t.Fatal(err)
 	}

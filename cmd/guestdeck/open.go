@@ -98,7 +98,7 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 	f := fleet.New(opts)
 	targets := make([]fleet.Target, len(cfg.Guests))
 	for i, g := range cfg.Guests {
-		targets[i] = fleet.Target{Name: g.Name, Address: g.Address, Tags: g.Tags}
+		targets[i] = fleet.Target{Name: g.Name, Address: g.Address, Tags: g.Tags, Exclusive: g.Exclusive}
 	}
 	f.Add(targets...)
 	srcs, err := sshSources(cfg)

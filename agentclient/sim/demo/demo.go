@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,7 +104,7 @@ func Start(ctx context.Context, dir string) (*Fleet, error) {
 		cfg, special := demoGuest(i)
 		host := hosts[i%len(hosts)]
 		sock := filepath.Join(d.Dir, cfg.Name+".sock")
-		l, err := net.Listen("unix", sock)
+		l, err := sim.Listen(sock)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("demo fleet: %w", err)

@@ -1,0 +1,119 @@
+package fleet
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+func (g *fakeGuest) open() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conns
+}
+
+// The connection's lifetime: a shared guest is dialled per poll and let go
+// in between (capabilities kept, no slow refresh forced); an exclusive one
+// is dialled once and held; a guest this process froze keeps its
+// connection until the thaw.
+func TestChannelLifetime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: 5 * time.Second, Timeout: time.Second}
+		f, guests := fakeFleet(opts, 1)
+		defer f.Close()
+		guests["x"] = &fakeGuest{name: "x"}
+		f.Add(Target{Name: "x", Address: "fake:x", Exclusive: true})
+		f.Start(t.Context())
+		time.Sleep(16 * time.Second)
+		synctest.Wait()
+		shared, excl := guests["g000"], guests["x"]
+		if n := shared.open(); n != 0 {
+			t.Errorf("shared guest between polls: %d connections open, want 0", n)
+		}
+		if d := len(shared.dialTimes()); d < 3 {
+			t.Errorf("shared guest: %d dials in 16 s at a 5 s interval, want one per poll", d)
+		}
+		if n := shared.count("guest-info"); n != 1 {
+			t.Errorf("shared guest: guest-info asked %d times in 16 s, want once (a resumed connection is not a new session)", n)
+		}
+		if n, d := excl.open(), len(excl.dialTimes()); n != 1 || d != 1 {
+			t.Errorf("exclusive guest: %d open, %d dials; want 1 and 1", n, d)
+		}
+		for _, g := range []string{"g000", "x"} {
+			if st := f.Guest(g).State; st != Ready {
+				t.Errorf("%s: %s", g, st)
+			}
+		}
+
+		if r := f.Run(t.Context(), Action{Kind: ActFreeze}, []string{"g000"}, nil)[0]; !r.OK {
+			t.Fatalf("freeze: %+v", r)
+		}
+		dials := len(shared.dialTimes())
+		time.Sleep(11 * time.Second)
+		synctest.Wait()
+		if n, d := shared.open(), len(shared.dialTimes()); n != 1 || d != dials {
+			t.Errorf("frozen by us: %d open, %d new dials; want the freeze's connection kept", n, d-dials)
+		}
+		if r := f.Run(t.Context(), Action{Kind: ActThaw}, []string{"g000"}, nil)[0]; !r.OK {
+			t.Fatalf("thaw: %+v", r)
+		}
+		synctest.Wait()
+		if n := shared.open(); n != 0 {
+			t.Errorf("after the thaw: %d connections open, want 0", n)
+		}
+	})
+}
+
+// A channel another client holds is "held", with those words, and retried
+// with a growing, jittered backoff, not at every interval; the guest comes
+// back within the backoff's cap once the holder lets go.
+func TestHeldBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: 5 * time.Second, Timeout: time.Second}
+		f, guests := fakeFleet(opts, 2)
+		defer f.Close()
+		held := fmt.Errorf("agent unix:/x: %w (this connection waited unanswered behind it in the agent's queue)", agentclient.ErrChannelHeld)
+		guests["g000"].refuse, guests["g001"].refuse = held, held
+		f.Start(t.Context())
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		for _, name := range []string{"g000", "g001"} {
+			g := f.Guest(name)
+			if g.State != Held || !strings.Contains(g.Err, "another client holds the channel") {
+				t.Errorf("%s: %s %q, want held", name, g.State, g.Err)
+			}
+		}
+		ds0, ds1 := guests["g000"].dialTimes(), guests["g001"].dialTimes()
+		// 24 polls' worth of time: 1, 2, 4, 8, 16 s, then the 30 s cap
+		// (6 × interval), each ±20%.
+		if len(ds0) > 10 || len(ds0) < 6 {
+			t.Errorf("g000: %d dials in 2 minutes, want the backoff's 6 to 10", len(ds0))
+		}
+		capped := opts.Interval * 6
+		if gap := ds0[len(ds0)-1].Sub(ds0[len(ds0)-2]); gap < capped*8/10 {
+			t.Errorf("g000: last retry %v after the one before, want about the %v cap", gap, capped)
+		}
+		same := true
+		for i := 1; i < min(len(ds0), len(ds1)); i++ {
+			if ds0[i].Sub(ds0[0]) != ds1[i].Sub(ds1[0]) {
+				same = false
+			}
+		}
+		if same {
+			t.Error("two held guests retry in step: no jitter")
+		}
+		guests["g000"].set(func(g *fakeGuest) { g.refuse = nil })
+		time.Sleep(capped * 12 / 10)
+		synctest.Wait()
+		if st := f.Guest("g000").State; st != Ready {
+			t.Errorf("g000 after the holder let go: %s", st)
+		}
+		if st := f.Guest("g001").State; st != Held {
+			t.Errorf("g001, still held: %s", st)
+		}
+	})
+}
