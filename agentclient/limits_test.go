@@ -206,7 +206,6 @@ func TestBudgetExhausted(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(free) // before serveAgent's: a failed test must not leave the server stalled
 	slow := serveAgent(t, true, func(c *agentConn, req *wireRequest) bool {
 		if req.Execute == "guest-get-users" {
 			// 90 KiB, then a pause mid-line holding ~86 KiB of budget.
@@ -224,6 +223,9 @@ func TestBudgetExhausted(t *testing.T) {
 		c.reply(req, `{}`)
 		return true
 	})
+	// Registered after serveAgent's cleanups, so it runs before them (they
+	// run last first): a failed test must not leave the server stalled.
+	t.Cleanup(free)
 	opts := []agentclient.Option{agentclient.WithReadBuffer(readBuf), agentclient.WithBudget(budget)}
 	a, b := dialT(t, slow, opts...), dialT(t, fast, opts...)
 
