@@ -98,11 +98,11 @@ usage: guestdeck [GLOBAL FLAGS] [COMMAND [FLAGS] ARGS...]
 
 With no command, guestdeck opens the dashboard.
 
-global flags:
-  -c FILE        fleet file (default `+defaultPathText()+`)
-  --readonly     refuse every action that changes a guest
-  --theme NAME   colour theme
-  --demo         use the built-in simulated demo fleet
+global flags (before the command or after it):
+  -c, --config FILE  fleet file (default `+defaultPathText()+`)
+  --readonly         refuse every action that changes a guest
+  --theme NAME       colour theme
+  --demo             use the built-in simulated demo fleet
 
 commands:
 `)
@@ -120,10 +120,7 @@ run "guestdeck COMMAND -h" for a command's flags.
 func (c *cli) main(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("guestdeck", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.configPath, "c", "", "fleet file")
-	fs.BoolVar(&c.readonly, "readonly", false, "refuse every action that changes a guest")
-	fs.StringVar(&c.theme, "theme", "", "colour theme")
-	fs.BoolVar(&c.demo, "demo", false, "use the built-in demo fleet")
+	c.globalFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.usage(c.stdout)
@@ -146,10 +143,66 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	return exitUsage
 }
 
+// globalFlags defines the global flags on fs: before the command, and
+// after it on every subcommand too (guestdeck status -c FILE).
+func (c *cli) globalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.configPath, "c", c.configPath, "fleet `FILE` (default "+defaultPathText()+")")
+	fs.StringVar(&c.configPath, "config", c.configPath, "fleet `FILE` (same as -c)")
+	fs.BoolVar(&c.readonly, "readonly", c.readonly, "refuse every action that changes a guest")
+	fs.StringVar(&c.theme, "theme", c.theme, "colour theme `NAME`")
+	fs.BoolVar(&c.demo, "demo", c.demo, "use the built-in simulated demo fleet")
+}
+
+// isGlobal reports whether name is one of globalFlags'.
+func isGlobal(name string) bool {
+	switch name {
+	case "c", "config", "readonly", "theme", "demo":
+		return true
+	}
+	return false
+}
+
+// printFlags lists fs's flags as the README writes them: --long names,
+// -c for the one-letter ones, the subcommand's own before the global ones.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	for _, global := range []bool{false, true} {
+		var lines []string
+		fs.VisitAll(func(f *flag.Flag) {
+			if isGlobal(f.Name) != global {
+				return
+			}
+			arg, usage := flag.UnquoteUsage(f)
+			name := "--" + f.Name
+			if len(f.Name) == 1 {
+				name = "-" + f.Name
+			}
+			if arg != "" {
+				name += " " + arg
+			}
+			if d := f.DefValue; d != "" && d != "false" && d != "0" && !global {
+				usage += " (default " + d + ")"
+			}
+			lines = append(lines, fmt.Sprintf("  %s\n    \t%s\n", name, usage))
+		})
+		if len(lines) == 0 {
+			continue
+		}
+		if global {
+			fmt.Fprintln(w, "global flags (here or before the command):")
+		} else {
+			fmt.Fprintln(w, "flags:")
+		}
+		for _, l := range lines {
+			fmt.Fprint(w, l)
+		}
+	}
+}
+
 // flags returns a FlagSet for a subcommand whose -h prints its usage.
 func (c *cli) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("guestdeck "+name, flag.ContinueOnError)
 	fs.SetOutput(blockWriter{c.stderr})
+	c.globalFlags(fs)
 	fs.Usage = func() {
 		for _, cmd := range commands() {
 			if cmd.name == name {
@@ -159,12 +212,7 @@ func (c *cli) flags(name string) *flag.FlagSet {
 		if name == "run" {
 			fmt.Fprint(c.stderr, actionsHelp())
 		}
-		var any bool
-		fs.VisitAll(func(*flag.Flag) { any = true })
-		if any {
-			fmt.Fprintln(c.stderr, "flags:")
-			fs.PrintDefaults()
-		}
+		printFlags(c.stderr, fs)
 	}
 	return fs
 }
@@ -182,15 +230,72 @@ func (b blockWriter) Write(p []byte) (int, error) {
 }
 
 // parse parses a subcommand's flags; ok is false when the caller should
-// return code (help asked or a bad flag).
+// return code (help asked or a bad flag). Flags may come anywhere before a
+// "--", between the selectors and other words (the flag package alone stops
+// at the first word); what follows "--" is left as it is (exec's program and
+// its own flags). fs.Args() is then the words in order, with the "--" kept
+// when a word came before it (exec and run split there) and dropped when it
+// only ended the flags, as the flag package did.
 func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
+	return parseWords(fs, args, nil)
+}
+
+// parseWords is parse where some words take the following ones verbatim:
+// after each word, verbatim(words so far, the rest) says how many of the
+// rest are words even if they start with a dash (run's action arguments,
+// such as password --crypted).
+func parseWords(fs *flag.FlagSet, args []string, verbatim func(words, rest []string) int) (code int, ok bool) {
+	var flags, words []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			if len(words) > 0 {
+				words = append(words, a)
+			}
+			words = append(words, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			words = append(words, a)
+			if verbatim != nil {
+				n := min(verbatim(words, args[i+1:]), len(args)-i-1)
+				words = append(words, args[i+1:i+1+n]...)
+				i += n
+			}
+			continue
+		}
+		flags = append(flags, a)
+		if takesValue(fs, a) && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	// The flags first, then the words after a "--" so none is read as a flag.
+	if err := fs.Parse(append(append(flags, "--"), words...)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, false
 		}
 		return exitUsage, false
 	}
 	return 0, true
+}
+
+// takesValue reports whether the flag a (-x, --x, never --x=v) is one fs
+// knows that reads the next word as its value. An unknown flag does not:
+// fs.Parse refuses it.
+func takesValue(fs *flag.FlagSet, a string) bool {
+	name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return false
+	}
+	return true
 }
 
 // errorf prints an error line on stderr. Callers pass guest text through

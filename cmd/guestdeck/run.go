@@ -204,7 +204,15 @@ func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
 		req.hold = d
 		return nil
 	})
-	if code, ok := parse(fs, args); !ok {
+	// The action's own words are taken as they are (password --crypted),
+	// as splitAction counts them.
+	actionArgs := func(words, rest []string) int {
+		if len(words) != 1 {
+			return 0
+		}
+		return fleet.Arity(words[0], rest)
+	}
+	if code, ok := parseWords(fs, args, actionArgs); !ok {
 		return nil, code, false
 	}
 	req.args = fs.Args()

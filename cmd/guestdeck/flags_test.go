@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestParseWords checks that flags are read anywhere before "--", that
+// what follows "--" stays words, and that run's action arguments are taken
+// as they are.
+func TestParseWords(t *testing.T) {
+	actionArgs := func(words, rest []string) int {
+		if len(words) == 1 && words[0] == "password" {
+			return min(2, len(rest))
+		}
+		return 0
+	}
+	tests := []struct {
+		args     []string
+		verbatim bool
+		json     bool
+		config   string
+		words    []string
+		code     int
+		ok       bool
+	}{
+		{args: []string{"ping", "all", "--json"}, json: true, words: []string{"ping", "all"}, ok: true},
+		{args: []string{"-c", "F", "--json"}, json: true, config: "F", ok: true},
+		{args: []string{"--json", "-c", "F", "all"}, json: true, config: "F", words: []string{"all"}, ok: true},
+		{args: []string{"all", "--config=F", "--", "echo", "--json"}, config: "F", words: []string{"all", "--", "echo", "--json"}, ok: true},
+		{args: []string{"all", "--json", "--", "echo", "--json"}, json: true, words: []string{"all", "--", "echo", "--json"}, ok: true},
+		// A "--" before any word only ends the flags, as in the flag package.
+		{args: []string{"--", "--json", "x"}, words: []string{"--json", "x"}, ok: true},
+		{args: []string{"-", "g", "p"}, words: []string{"-", "g", "p"}, ok: true},
+		{args: []string{"password", "--crypted", "root", "all", "--json"}, verbatim: true, json: true, words: []string{"password", "--crypted", "root", "all"}, ok: true},
+		{args: []string{"password", "--crypted", "root", "all", "--json"}, code: exitUsage},
+		{args: []string{"all", "--bogus"}, code: exitUsage},
+		{args: []string{"all", "-h"}, code: exitOK},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			c := &cli{stdout: io.Discard, stderr: io.Discard}
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			c.globalFlags(fs)
+			asJSON := fs.Bool("json", false, "")
+			var v func(words, rest []string) int
+			if tt.verbatim {
+				v = actionArgs
+			}
+			code, ok := parseWords(fs, tt.args, v)
+			if code != tt.code || ok != tt.ok {
+				t.Fatalf("code %d ok %v, want %d %v", code, ok, tt.code, tt.ok)
+			}
+			if !ok {
+				return
+			}
+			if *asJSON != tt.json || c.configPath != tt.config || !slices.Equal(fs.Args(), tt.words) {
+				t.Errorf("json %v config %q words %q, want %v %q %q", *asJSON, c.configPath, fs.Args(), tt.json, tt.config, tt.words)
+			}
+		})
+	}
+}
+
+// TestFlagsAnywhere runs the command lines of issue 14 against a simulated
+// guest: flags after the selectors, the global flags after the command, and
+// exec's own program flags left to the program.
+func TestFlagsAnywhere(t *testing.T) {
+	_, cfg := simFarm(t, 1)
+	t.Run("run ping all --json", func(t *testing.T) {
+		r := gd(t, 30*time.Second, "-c", cfg, "run", "ping", "all", "--json")
+		var res []runJSON
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res) != 1 || !res[0].OK || res[0].Name != "s0" {
+			t.Fatalf("exit %d (%v)\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+	})
+	for _, args := range [][]string{
+		{"status", "-c", cfg, "--json"},
+		{"status", "--json", "-c", cfg, "all"},
+		{"status", "--json", "--config", cfg, "s0"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := gd(t, 30*time.Second, args...)
+			var v any
+			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || !strings.Contains(r.stdout, `"s0"`) {
+				t.Fatalf("exit %d (%v)\n%s%s", r.code, err, r.stdout, r.stderr)
+			}
+		})
+	}
+	t.Run("exec all --json -- echo --json", func(t *testing.T) {
+		r := gd(t, 60*time.Second, "-c", cfg, "exec", "all", "--json", "--", "echo", "--json")
+		rows := execRows(t, r.stdout)
+		if r.code != 0 || len(rows) != 1 || rows[0].Stdout != "--json\n" {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("unknown flag", func(t *testing.T) {
+		r := gd(t, 30*time.Second, "run", "ping", "all", "--bogus")
+		for _, want := range []string{"flag provided but not defined: -bogus", "usage: guestdeck run", "--json", "--dry-run", "-c FILE", "--config FILE"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+			}
+		}
+		if r.code != exitUsage || r.stdout != "" {
+			t.Errorf("exit %d stdout %q", r.code, r.stdout)
+		}
+	})
+}
