@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,7 +25,13 @@ import (
 
 // guestFleet opens the fleet for a one-guest command and checks the guest exists.
 func (c *cli) guestFleet(ctx context.Context, guest string) (*opened, int) {
-	o, code := c.openFleet(ctx, false, nil)
+	return c.guestFleetWith(ctx, guest, nil)
+}
+
+// guestFleetWith is guestFleet with the fleet's options changed by tweak
+// (agent --timeout).
+func (c *cli) guestFleetWith(ctx context.Context, guest string, tweak func(*fleet.Options)) (*opened, int) {
+	o, code := c.openFleet(ctx, false, tweak)
 	if o == nil {
 		return nil, code
 	}
@@ -377,12 +384,23 @@ func openTail(b []byte) int {
 
 func (c *cli) agent(ctx context.Context, args []string) int {
 	fs := c.flags("agent")
+	timeout := fs.Duration("timeout", 0, "wait at most `D` for the reply, dial included (more than 0, at most "+maxAgentTimeout.String()+"; default: the fleet file's timeout, 3s)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 2 {
 		fs.Usage()
 		return exitUsage
+	}
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+	if timeoutSet && (*timeout <= 0 || *timeout > maxAgentTimeout) {
+		c.errorf("agent: --timeout must be more than 0 and at most %s", maxAgentTimeout)
+		return exitUsage
+	}
+	var tweak func(*fleet.Options)
+	if *timeout > 0 {
+		tweak = func(o *fleet.Options) { o.Timeout = *timeout }
 	}
 	guest, req := fs.Arg(0), fs.Arg(1)
 	var probe struct {
@@ -410,7 +428,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	if refused() {
 		return exitUsage
 	}
-	o, code := c.guestFleet(ctx, guest)
+	o, code := c.guestFleetWith(ctx, guest, tweak)
 	if o == nil {
 		return code
 	}
@@ -451,6 +469,10 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	fmt.Fprintf(c.stdout, "%s\n", present.SafeJSON(reply))
 	return exitOK
 }
+
+// maxAgentTimeout bounds agent --timeout: a command that has not answered
+// in an hour (a long fstrim, say) is better run with exec or run.
+const maxAgentTimeout = time.Hour
 
 // bar draws transfer progress on a terminal's stderr; without a terminal it
 // stays quiet. get and put end with one summary line either way.

@@ -5,9 +5,12 @@ import (
 	"flag"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient/sim"
 )
 
 // TestParseWords checks that flags are read anywhere before "--", that
@@ -110,4 +113,49 @@ func TestFlagsAnywhere(t *testing.T) {
 			t.Errorf("exit %d stdout %q", r.code, r.stdout)
 		}
 	})
+}
+
+// TestAgentExactAndTimeout checks that agent prints the agent's numbers as
+// it sent them (a nanosecond clock does not survive float64) and that
+// --timeout replaces the fleet file's call timeout for the one command.
+func TestAgentExactAndTimeout(t *testing.T) {
+	gs, cfg := simGuests(t, "[defaults]\ntimeout = \"300ms\"\n",
+		// A drift of -1 stops the guest's clock: the test knows the exact
+		// nanoseconds the agent will say.
+		simCfg("g", func(c *sim.Config) { c.ClockDrift = -1 }))
+	want := gs["g"].Clock().UnixNano()
+	r := gd(t, 30*time.Second, "-c", cfg, "agent", "g", `{"execute":"guest-get-time"}`, "--timeout", "5s")
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.UseNumber()
+	var reply struct{ Return json.Number }
+	if err := dec.Decode(&reply); err != nil || r.code != 0 {
+		t.Fatalf("exit %d (%v)\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if got := reply.Return.String(); got != strconv.FormatInt(want, 10) {
+		t.Errorf("guest-get-time: %s, the guest's clock says %d", got, want)
+	}
+
+	// Every reply now takes longer than the fleet file's 300ms.
+	gs["g"].SetLatency(time.Second)
+	for _, tt := range []struct {
+		flags []string
+		code  int
+	}{
+		{nil, exitFail},
+		{[]string{"--timeout", "20s"}, exitOK},
+		{[]string{"--timeout", "100ms"}, exitFail},
+		{[]string{"--timeout", "0s"}, exitUsage},
+		{[]string{"--timeout", "2h"}, exitUsage},
+	} {
+		t.Run(strings.Join(tt.flags, " "), func(t *testing.T) {
+			args := append([]string{"-c", cfg, "agent"}, tt.flags...)
+			r := gd(t, 60*time.Second, append(args, "g", `{"execute":"guest-ping"}`)...)
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d\n%s%s", r.code, tt.code, r.stdout, r.stderr)
+			}
+			if tt.code == exitOK && strings.TrimSpace(r.stdout) != "{\n  \"return\": {}\n}" {
+				t.Errorf("reply %q", r.stdout)
+			}
+		})
+	}
 }
