@@ -232,7 +232,9 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 	}
 	s.update(func(g *Guest) { setState(g, st, "", time.Now()) })
 	s.poke()
-	r.Result = fmt.Sprintf("%s accepted; waiting for the guest to go", a)
+	// Accepted is all the call says: the guest goes (or not) later, as the
+	// state shows (the dashboard's column, guestdeck status).
+	r.Result = fmt.Sprintf("%s accepted by the agent", a)
 	return nil
 }
 

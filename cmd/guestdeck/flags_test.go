@@ -159,3 +159,20 @@ func TestAgentExactAndTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownSaysItDoesNotWait: run shutdown returns once the agent has
+// accepted, and says so instead of claiming to wait; the guest then goes.
+func TestShutdownSaysItDoesNotWait(t *testing.T) {
+	gs, cfg := simGuests(t, "", simCfg("g", nil))
+	r := gd(t, 30*time.Second, "-c", cfg, "run", "shutdown", "g", "--yes", "--json")
+	var res []runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res) != 1 {
+		t.Fatalf("exit %d (%v)\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if want := "shutdown powerdown accepted by the agent; not waited for"; !strings.HasPrefix(res[0].Result, want) || strings.Contains(res[0].Result, "waiting") {
+		t.Errorf("result %q, want it to start %q", res[0].Result, want)
+	}
+	if n := gs["g"].Calls("guest-shutdown"); n != 1 {
+		t.Errorf("guest-shutdown sent %d times", n)
+	}
+}

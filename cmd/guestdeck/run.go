@@ -269,6 +269,14 @@ func (c *cli) finishRun(ctx context.Context, f *fleet.Fleet, req *runRequest, re
 	if req.act.Kind == fleet.ActFreeze {
 		c.freezeResults(f, results, req.hold, holdEnd)
 	}
+	if k := req.act.Kind; k == fleet.ActShutdown || k == fleet.ActSuspend {
+		// guestdeck exits now: say so, rather than seem to wait.
+		for i := range results {
+			if results[i].OK {
+				results[i].Result += "; not waited for (guestdeck status shows when the guest has gone)"
+			}
+		}
+	}
 	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
 	code := runExit(results)
 	c.printResults(req.act, results, req.asJSON)
