@@ -182,7 +182,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			if d := f.DefValue; d != "" && d != "false" && d != "0" && !global {
 				usage += " (default " + d + ")"
 			}
-			lines = append(lines, fmt.Sprintf("  %s\n    \t%s\n", name, usage))
+			lines = append(lines, fmt.Sprintf("  %s\n        %s\n", name, usage))
 		})
 		if len(lines) == 0 {
 			continue
@@ -212,7 +212,9 @@ func (c *cli) flags(name string) *flag.FlagSet {
 		if name == "run" {
 			fmt.Fprint(c.stderr, actionsHelp())
 		}
-		printFlags(c.stderr, fs)
+		// Through the escaping writer: a default or usage may quote words
+		// from the command line.
+		printFlags(fs.Output(), fs)
 	}
 	return fs
 }
