@@ -179,7 +179,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			if arg != "" {
 				name += " " + arg
 			}
-			if d := f.DefValue; d != "" && d != "false" && d != "0" && !global {
+			if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "0s" && !global {
 				usage += " (default " + d + ")"
 			}
 			lines = append(lines, fmt.Sprintf("  %s\n        %s\n", name, usage))

@@ -384,7 +384,7 @@ func openTail(b []byte) int {
 
 func (c *cli) agent(ctx context.Context, args []string) int {
 	fs := c.flags("agent")
-	timeout := fs.Duration("timeout", 0, "wait at most `D` for the reply, dial included (more than 0, at most "+maxAgentTimeout.String()+"; default: the fleet file's timeout, 3s)")
+	timeout := fs.Duration("timeout", 0, "wait at most `D` for the reply, dial included (more than 0, at most 1h; default: the fleet file's timeout, 3s)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -395,7 +395,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	timeoutSet := false
 	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
 	if timeoutSet && (*timeout <= 0 || *timeout > maxAgentTimeout) {
-		c.errorf("agent: --timeout must be more than 0 and at most %s", maxAgentTimeout)
+		c.errorf("agent: --timeout must be more than 0 and at most 1h")
 		return exitUsage
 	}
 	var tweak func(*fleet.Options)
@@ -470,7 +470,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	return exitOK
 }
 
-// maxAgentTimeout bounds agent --timeout: a command that has not answered
+// maxAgentTimeout bounds agent --timeout (the usage and error say 1h): a command that has not answered
 // in an hour (a long fstrim, say) is better run with exec or run.
 const maxAgentTimeout = time.Hour
 
