@@ -532,7 +532,26 @@ func TestKeyRebinding(t *testing.T) {
 		t.Error("empty key list accepted")
 	}
 
-	m, src := newTestModel(5, 120, 30, Options{Keys: map[string][]string{"freeze": {"ctrl+f"}, "down": {"n"}}})
+	// A clash is refused, naming both actions: between two rebound actions,
+	// and between a rebound action and another's built-in key.
+	for _, tt := range []struct {
+		keys map[string][]string
+		want string
+	}{
+		{map[string][]string{"ping": {"x"}, "thaw": {"t", "x"}}, `keys: "x" is bound to both ping and thaw; give each action its own key`},
+		{map[string][]string{"ping": {"F"}}, `keys: ping = "F" takes the key of freeze; bind freeze to another key too`},
+		{map[string][]string{"freeze": {"ctrl+f"}}, `keys: freeze = "ctrl+f" takes the key of page_down; bind page_down to another key too`},
+	} {
+		err := CheckKeys(tt.keys)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("CheckKeys(%v) = %v, want %s", tt.keys, err, tt.want)
+		}
+	}
+	if err := CheckKeys(map[string][]string{"back": {"esc", "x"}, "clear": {"esc"}}); err != nil {
+		t.Errorf("clear and back share esc by default, rebinding both to it: %v", err)
+	}
+
+	m, src := newTestModel(5, 120, 30, Options{Keys: map[string][]string{"freeze": {"ctrl+f"}, "page_down": {"pgdown"}, "down": {"n"}}})
 	m = press(t, m, "n")
 	eq(t, "rebound down", m.cursorGuest().Name, "vm-00001")
 	m = press(t, m, "F")
