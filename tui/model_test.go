@@ -781,3 +781,36 @@ func TestResizeKeepsCursorVisible(t *testing.T) {
 		t.Error("q does not quit on a too-small screen")
 	}
 }
+
+// The dashboard refuses state:bogus with the CLI's words: the same error
+// fleet.Select gives `guestdeck run ping state:bogus`. A state prefix
+// (typed on the way to state:frozen) is no error.
+func TestFilterUnknownState(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	_, cliErr := fleet.Select(nil, []string{"state:bogus"})
+	if cliErr == nil {
+		t.Fatal("the CLI accepts state:bogus")
+	}
+	m = press(t, m, "/")
+	m = typeText(t, m, "state:fro")
+	eq(t, "a state prefix is no error", m.statusErr, false)
+	for range 3 {
+		m = press(t, m, "backspace")
+	}
+	m = typeText(t, m, "bogus")
+	eq(t, "status", m.status, cliErr.Error())
+	eq(t, "status is an error", m.statusErr, true)
+	if v := view(m); !strings.Contains(v, `unknown state "bogus"`) {
+		t.Errorf("error not on screen:\n%s", v)
+	}
+	m = press(t, m, "enter")
+	eq(t, "enter keeps the prompt open on an error", m.isOpen(layerFilter), true)
+	for range 5 {
+		m = press(t, m, "backspace")
+	}
+	m = typeText(t, m, "ready")
+	eq(t, "fixed: the error goes", m.status, "")
+	m = press(t, m, "enter")
+	eq(t, "enter applies the fixed filter", m.isOpen(layerFilter), false)
+	eq(t, "filter", m.tbl.filter, "state:ready")
+}
