@@ -814,3 +814,32 @@ func TestFilterUnknownState(t *testing.T) {
 	eq(t, "enter applies the fixed filter", m.isOpen(layerFilter), false)
 	eq(t, "filter", m.tbl.filter, "state:ready")
 }
+
+// r re-reads the guest: the status says so, not "info: 1 ok, 0 failed, 0
+// skipped" (issue 14). Other actions keep their tally.
+func TestRefreshStatus(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	m = press(t, m, "r")
+	eq(t, "status after r", m.status, "refreshed 1 guest")
+	eq(t, "not an error", m.statusErr, false)
+	m = press(t, m, "space", "space", "r")
+	eq(t, "status after r on two marked", m.status, "refreshed 2 guests")
+	m = press(t, m, "p")
+	eq(t, "ping keeps its tally", m.status, "ping: 2 ok, 0 failed, 0 skipped (e: event log)")
+}
+
+// A guest with no round trip known (silent, unreachable) shows "rtt –",
+// not "rtt 0s", in the detail pane.
+func TestDetailRTTUnknown(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	g := testGuests(5)[4]
+	g.RTT = 0
+	v := strings.Join(m.overviewLines(g), "\n")
+	if !strings.Contains(v, "rtt –") || strings.Contains(v, "rtt 0s") {
+		t.Errorf("silent guest's round trip:\n%s", v)
+	}
+	g.RTT = 850 * time.Microsecond
+	if v := strings.Join(m.overviewLines(g), "\n"); !strings.Contains(v, "rtt 850µs") {
+		t.Errorf("known round trip:\n%s", v)
+	}
+}
