@@ -678,6 +678,7 @@ func (d *decoder) duplicates(f *File) {
 func (d *decoder) keys(t map[string]any) map[string][]string {
 	const where = "[keys]"
 	out := map[string][]string{}
+	owner := map[string]string{} // key -> the first action in the file bound to it
 	for _, action := range d.ordered(t, []string{"keys"}) {
 		v, at := t[action], []string{"keys", action}
 		if !contains(KeyActions, action) {
@@ -712,10 +713,22 @@ func (d *decoder) keys(t map[string]any) map[string][]string {
 				d.errf(vat, "%s for %s in %s; %s", problem, action, where, hint)
 				continue
 			}
+			if prev, taken := owner[k]; taken && prev != action && !mayShareKey(prev, action) {
+				d.errf(vat, "key %q is bound to both %s and %s in %s; give each action its own key", k, prev, action, where)
+				continue
+			}
+			owner[k] = action
 		}
 		out[action] = keys
 	}
 	return out
+}
+
+// mayShareKey reports whether two [keys] actions may be bound to one key:
+// clear (marks and filter, on the table) and back (closing an overlay)
+// never act on the same screen, and share esc by default.
+func mayShareKey(a, b string) bool {
+	return a == "clear" && b == "back" || a == "back" && b == "clear"
 }
 
 // Key names as Bubble Tea v2 spells them (KeyPressMsg.String()).
@@ -753,6 +766,17 @@ func checkKeyName(k string) (problem, hint string) {
 	if utf8.RuneCountInString(base) == 1 {
 		r, _ := utf8.DecodeRuneInString(base)
 		if unicode.IsPrint(r) && r != ' ' {
+			if len(parts) == 2 && parts[0] == "shift" {
+				// Bubble Tea v2 reports a shifted character as the character
+				// it types ("F", "!"), never as "shift+f": the binding would
+				// be listed in help and never fire.
+				if u := unicode.ToUpper(r); u != r {
+					hint = fmt.Sprintf("write %q", string(u))
+				} else {
+					hint = "write the character shift types"
+				}
+				return fmt.Sprintf("key name %q never matches (a shifted key arrives as the character it types)", k), hint
+			}
 			return "", ""
 		}
 	}

@@ -119,7 +119,7 @@ func selector(sel string) (func(*Guest) bool, error) {
 		case "state":
 			st := State(val)
 			if !slices.Contains(States, st) {
-				return nil, fmt.Errorf("selector %q: unknown state %q (want one of %s)", sel, val, stateList())
+				return nil, unknownState(sel, val)
 			}
 			return func(g *Guest) bool { return g.State == st }, nil
 		}
@@ -156,6 +156,29 @@ func globOrEqual(pattern, s string) bool {
 		return ok
 	}
 	return pattern == s
+}
+
+// unknownState is the error for a state: selector or filter word that
+// names no state, one text for the CLI and the dashboard.
+func unknownState(sel, val string) error {
+	return fmt.Errorf("selector %q: unknown state %q (want one of %s)", sel, val, stateList())
+}
+
+// CheckFilter returns the error Select gives for the first word of a
+// dashboard filter that no guest can ever match: a state: word that is not
+// a prefix of any state ("state:fro" is fine as you type, "state:bogus" is
+// not). Other words stay free text (an address has colons too).
+func CheckFilter(filter string) error {
+	for word := range strings.FieldsSeq(filter) {
+		prefix, val, ok := strings.Cut(word, ":")
+		if !ok || prefix != "state" {
+			continue
+		}
+		if !slices.ContainsFunc(States, func(st State) bool { return strings.HasPrefix(string(st), strings.ToLower(val)) }) {
+			return unknownState(word, val)
+		}
+	}
+	return nil
 }
 
 func stateList() string {

@@ -29,6 +29,7 @@ WARMUP=${WARMUP:-10}     # seconds after all-ready before the window
 WINDOW=${WINDOW:-30}     # seconds of steady state measured
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 METRICS=${METRICS:-}     # [defaults] metrics_interval ("0": metrics off); empty: the default
+EXCLUSIVE=${EXCLUSIVE:-} # "true": [defaults] exclusive = true (hold every agent socket); empty: shared
 
 cd "$(dirname "$0")/.."
 for t in go tmux /usr/bin/time; do
@@ -66,13 +67,17 @@ for d in "${dirs[@]}"; do
 done
 sleep 1 # sim writes fleet.toml as it starts serving: let it settle
 {
-	[ -z "$METRICS" ] || printf '[defaults]\nmetrics_interval = "%s"\n' "$METRICS"
+	if [ -n "$METRICS$EXCLUSIVE" ]; then
+		echo '[defaults]'
+		[ -z "$METRICS" ] || printf 'metrics_interval = "%s"\n' "$METRICS"
+		[ -z "$EXCLUSIVE" ] || printf 'exclusive = %s\n' "$EXCLUSIVE"
+	fi
 	for d in "${dirs[@]}"; do grep -v '^#' "$d/fleet.toml"; done
 } >"$work/fleet.toml"
 export HOME="$work/home" XDG_CONFIG_HOME="" NO_COLOR=1
 mkdir -p "$HOME"
 
-echo "== $N guests in ${#dirs[@]} sim processes, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), metrics_interval ${METRICS:-default}"
+echo "== $N guests in ${#dirs[@]} sim processes, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), metrics_interval ${METRICS:-default}, exclusive ${EXCLUSIVE:-false}"
 
 echo
 echo "== status --json beside the raw bound (rawbound: connect, resync, 5 commands, 64 at once)"

@@ -236,6 +236,11 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	case msg.auditErr != nil:
 		m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped; the outcome is not in the audit log: %v",
 			actionString(r.action), ok, failed, skipped, msg.auditErr), true)
+	case r.action.Kind == fleet.ActInfo && failed == 0 && skipped == 0:
+		// r (and :info) re-reads what the table shows: say so, not "info: 1 ok".
+		m.setStatus("refreshed "+present.Plural(ok, "guest"), false)
+	case r.action.Kind == fleet.ActInfo:
+		m.setStatus(fmt.Sprintf("refreshed %s; %d failed, %d skipped %s", present.Plural(ok, "guest"), failed, skipped, where), failed > 0)
 	default:
 		m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped %s", actionString(r.action), ok, failed, skipped, where), failed > 0)
 	}

@@ -48,6 +48,14 @@ func TestCells(t *testing.T) {
 			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
 		}
 	}
+	// A skew below a microsecond reads +0µs whatever its sign: never "-0µs",
+	// nor "+0s" beside a "+0µs".
+	for d, want := range map[time.Duration]string{0: "+0µs", -400 * time.Nanosecond: "+0µs", 999 * time.Nanosecond: "+0µs",
+		-time.Microsecond: "-1µs", 1500 * time.Nanosecond: "+1µs", -600 * time.Millisecond: "-600ms"} {
+		if got := fmtSkew(d); got != want {
+			t.Errorf("fmtSkew(%v) = %q, want %q", d, got, want)
+		}
+	}
 	if got := fit("héllo世界", 6, false); got != "héllo…" {
 		t.Errorf("fit wide = %q", got)
 	}

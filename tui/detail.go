@@ -189,7 +189,11 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 	if agent == "" {
 		agent = "?"
 	}
-	poll := fmt.Sprintf("%s  rtt %s", txt(agent), fmtDur(g.RTT))
+	rtt := "–" // a silent guest has answered no round trip: not "0s"
+	if g.RTT != 0 {
+		rtt = fmtDur(g.RTT)
+	}
+	poll := fmt.Sprintf("%s  rtt %s", txt(agent), rtt)
 	if g.SkewKnown {
 		poll += "  clock skew " + fmtSkew(g.Skew)
 	}

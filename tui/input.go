@@ -196,6 +196,9 @@ func (m *Model) setTab(t int) {
 func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "enter":
+		if m.filterErr != "" {
+			return nil // the error stays shown, as the CLI refuses the selector
+		}
 		m.closeLayer(layerFilter)
 		m.filterInput.Blur()
 		return nil
@@ -204,9 +207,26 @@ func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
 		m.filterInput.Blur()
 		m.tbl.filter = ""
 		m.reindex()
+		m.checkFilter()
 		return nil
 	}
 	return m.updateFilter(k)
+}
+
+// checkFilter shows the error the CLI gives for a selector such as
+// state:bogus, and takes it away once the filter is fixed.
+func (m *Model) checkFilter() {
+	err := fleet.CheckFilter(m.tbl.filter)
+	switch {
+	case err != nil:
+		m.filterErr = err.Error()
+		m.setStatus(m.filterErr, true)
+	case m.filterErr != "":
+		if m.status == m.filterErr {
+			m.setStatus("", false)
+		}
+		m.filterErr = ""
+	}
 }
 
 // updateFilter edits the filter (a key or a paste) and applies it as typed.
@@ -216,6 +236,7 @@ func (m *Model) updateFilter(msg tea.Msg) tea.Cmd {
 	if v := strings.TrimSpace(m.filterInput.Value()); v != m.tbl.filter {
 		m.tbl.filter = v
 		m.reindex()
+		m.checkFilter()
 	}
 	return cmd
 }

@@ -129,7 +129,11 @@ func KeyActions() []string {
 }
 
 // Apply rebinds actions from a config keys table (action name -> keys). An
-// unknown action name or an empty key list is an error; nothing is changed then.
+// unknown action name, an empty key list or a key that two actions would
+// share is an error; nothing is changed then. A clash is refused, not
+// resolved: taking freeze's F for ping would silently leave freeze with no
+// key. Actions that share a key by default (clear and back on esc act on
+// different screens) may keep sharing it.
 func (k *KeyMap) Apply(overrides map[string][]string) error {
 	next := *k
 	m := next.byName()
@@ -138,7 +142,7 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	claimed := map[string]bool{}
+	owner := map[string]string{} // key -> the overridden action bound to it
 	for _, n := range names {
 		b, ok := m[n]
 		if !ok {
@@ -148,35 +152,44 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 		if len(keys) == 0 {
 			return fmt.Errorf("keys: action %q: no keys given", n)
 		}
+		for _, key := range keys {
+			if prev, taken := owner[key]; taken && prev != n && !sharedByDefault(prev, n) {
+				return fmt.Errorf("keys: %q is bound to both %s and %s; give each action its own key", key, prev, n)
+			}
+			owner[key] = n
+		}
 		b.SetKeys(keys...)
 		b.SetHelp(keyHelp(keys), b.Help().Desc)
-		for _, key := range keys {
-			claimed[key] = true
+	}
+	others := make([]string, 0, len(m))
+	for n := range m {
+		if _, over := overrides[n]; !over {
+			others = append(others, n)
 		}
 	}
-	// A key bound explicitly wins: drop it from the defaults of other actions
-	// so that, say, freeze on ctrl+f does not stay page-down.
-	for n, b := range m {
-		if _, over := overrides[n]; over {
-			continue
-		}
-		var keep []string
-		for _, key := range b.Keys() {
-			if !claimed[key] {
-				keep = append(keep, key)
+	sort.Strings(others)
+	for _, n := range others {
+		for _, key := range m[n].Keys() {
+			if by, taken := owner[key]; taken && !sharedByDefault(by, n) {
+				return fmt.Errorf("keys: %s = %q takes the key of %s; bind %s to another key too", by, key, n, n)
 			}
-		}
-		if len(keep) != len(b.Keys()) {
-			if len(keep) == 0 {
-				b.Unbind()
-				continue
-			}
-			b.SetKeys(keep...)
-			b.SetHelp(keyHelp(keep), b.Help().Desc)
 		}
 	}
 	*k = next
 	return nil
+}
+
+// sharedByDefault reports whether actions a and b share a key in the stock
+// bindings, and so may share one when rebound.
+func sharedByDefault(a, b string) bool {
+	d := DefaultKeyMap()
+	m := d.byName()
+	for _, key := range m[a].Keys() {
+		if slices.Contains(m[b].Keys(), key) {
+			return true
+		}
+	}
+	return false
 }
 
 // actionKey is a key that starts an action on the marked guests.

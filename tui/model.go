@@ -131,6 +131,8 @@ type Model struct {
 
 	status    string
 	statusErr bool
+	// filterErr is the error the filter shows (state:bogus), "" when none.
+	filterErr string
 
 	run       *runState
 	rowStatus map[string]rowStatus

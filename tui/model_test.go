@@ -532,7 +532,26 @@ func TestKeyRebinding(t *testing.T) {
 		t.Error("empty key list accepted")
 	}
 
-	m, src := newTestModel(5, 120, 30, Options{Keys: map[string][]string{"freeze": {"ctrl+f"}, "down": {"n"}}})
+	// A clash is refused, naming both actions: between two rebound actions,
+	// and between a rebound action and another's built-in key.
+	for _, tt := range []struct {
+		keys map[string][]string
+		want string
+	}{
+		{map[string][]string{"ping": {"x"}, "thaw": {"t", "x"}}, `keys: "x" is bound to both ping and thaw; give each action its own key`},
+		{map[string][]string{"ping": {"F"}}, `keys: ping = "F" takes the key of freeze; bind freeze to another key too`},
+		{map[string][]string{"freeze": {"ctrl+f"}}, `keys: freeze = "ctrl+f" takes the key of page_down; bind page_down to another key too`},
+	} {
+		err := CheckKeys(tt.keys)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("CheckKeys(%v) = %v, want %s", tt.keys, err, tt.want)
+		}
+	}
+	if err := CheckKeys(map[string][]string{"back": {"esc", "x"}, "clear": {"esc"}}); err != nil {
+		t.Errorf("clear and back share esc by default, rebinding both to it: %v", err)
+	}
+
+	m, src := newTestModel(5, 120, 30, Options{Keys: map[string][]string{"freeze": {"ctrl+f"}, "page_down": {"pgdown"}, "down": {"n"}}})
 	m = press(t, m, "n")
 	eq(t, "rebound down", m.cursorGuest().Name, "vm-00001")
 	m = press(t, m, "F")
@@ -760,5 +779,67 @@ func TestResizeKeepsCursorVisible(t *testing.T) {
 	}
 	if _, quit := send(t, m, keyMsg(t, "q")); !quit {
 		t.Error("q does not quit on a too-small screen")
+	}
+}
+
+// The dashboard refuses state:bogus with the CLI's words: the same error
+// fleet.Select gives `guestdeck run ping state:bogus`. A state prefix
+// (typed on the way to state:frozen) is no error.
+func TestFilterUnknownState(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	_, cliErr := fleet.Select(nil, []string{"state:bogus"})
+	if cliErr == nil {
+		t.Fatal("the CLI accepts state:bogus")
+	}
+	m = press(t, m, "/")
+	m = typeText(t, m, "state:fro")
+	eq(t, "a state prefix is no error", m.statusErr, false)
+	for range 3 {
+		m = press(t, m, "backspace")
+	}
+	m = typeText(t, m, "bogus")
+	eq(t, "status", m.status, cliErr.Error())
+	eq(t, "status is an error", m.statusErr, true)
+	if v := view(m); !strings.Contains(v, `unknown state "bogus"`) {
+		t.Errorf("error not on screen:\n%s", v)
+	}
+	m = press(t, m, "enter")
+	eq(t, "enter keeps the prompt open on an error", m.isOpen(layerFilter), true)
+	for range 5 {
+		m = press(t, m, "backspace")
+	}
+	m = typeText(t, m, "ready")
+	eq(t, "fixed: the error goes", m.status, "")
+	m = press(t, m, "enter")
+	eq(t, "enter applies the fixed filter", m.isOpen(layerFilter), false)
+	eq(t, "filter", m.tbl.filter, "state:ready")
+}
+
+// r re-reads the guest: the status says so, not "info: 1 ok, 0 failed, 0
+// skipped" (issue 14). Other actions keep their tally.
+func TestRefreshStatus(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	m = press(t, m, "r")
+	eq(t, "status after r", m.status, "refreshed 1 guest")
+	eq(t, "not an error", m.statusErr, false)
+	m = press(t, m, "space", "space", "r")
+	eq(t, "status after r on two marked", m.status, "refreshed 2 guests")
+	m = press(t, m, "p")
+	eq(t, "ping keeps its tally", m.status, "ping: 2 ok, 0 failed, 0 skipped (e: event log)")
+}
+
+// A guest with no round trip known (silent, unreachable) shows "rtt –",
+// not "rtt 0s", in the detail pane.
+func TestDetailRTTUnknown(t *testing.T) {
+	m, _ := newTestModel(5, 120, 30, Options{})
+	g := testGuests(5)[4]
+	g.RTT = 0
+	v := strings.Join(m.overviewLines(g), "\n")
+	if !strings.Contains(v, "rtt –") || strings.Contains(v, "rtt 0s") {
+		t.Errorf("silent guest's round trip:\n%s", v)
+	}
+	g.RTT = 850 * time.Microsecond
+	if v := strings.Join(m.overviewLines(g), "\n"); !strings.Contains(v, "rtt 850µs") {
+		t.Errorf("known round trip:\n%s", v)
 	}
 }

@@ -572,7 +572,12 @@ func fmtDur(d time.Duration) string {
 	return d.Round(time.Minute).String()
 }
 
+// fmtSkew is a signed skew. Below a microsecond it is "+0µs" whatever its
+// sign: fmtDur would print a tiny negative skew as "-0µs" and zero as "0s".
 func fmtSkew(d time.Duration) string {
+	if absDur(d) < time.Microsecond {
+		return "+0µs"
+	}
 	if d >= 0 {
 		return "+" + fmtDur(d)
 	}

@@ -331,7 +331,13 @@ func (m *Model) renderInputLine() string {
 	// A prompt is drawn only while it has the keys (on top).
 	switch top := m.top().kind; {
 	case top == layerFilter:
-		return fit(m.filterInput.View(), m.width, false)
+		line := m.filterInput.View()
+		if m.filterErr != "" {
+			// The prompt has the line: the error goes beside it, or it
+			// would be invisible until the prompt closed.
+			line = strings.TrimRight(line, " ") + "  " + m.st.Error.Render(present.Text(m.filterErr, m.width))
+		}
+		return fit(line, m.width, false)
 	case top == layerExecCmd:
 		return fit(m.ex.input.View(), m.width, false)
 	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:

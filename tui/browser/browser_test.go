@@ -296,6 +296,10 @@ func TestNavigation(t *testing.T) {
 	if m.dir != "/data/sub" {
 		t.Fatalf("dir %q, want /data/sub", m.dir)
 	}
+	// One file beside "..": the count is singular, not "1 entries".
+	if v := h.screen(); !strings.Contains(v, "\n1 entry") {
+		t.Errorf("/data/sub (%d entries listed):\n%s", len(m.ents), v)
+	}
 	h.press("-")
 	if m.dir != "/data" || h.cursorName() != "sub" {
 		t.Fatalf("up: dir %q cursor %q, want /data on sub", m.dir, h.cursorName())

@@ -168,7 +168,13 @@ func (m *Model) messageLine() string {
 		}
 		return st.Render(present.Text(m.msg, m.width))
 	case m.view == nil && m.listed && m.canExec:
-		return m.st.Dim.Render(fit(fmt.Sprintf("%d entries", len(m.ents)), m.width))
+		n := 0 // what the directory holds: ".." is the way out, not an entry
+		for _, e := range m.ents {
+			if e.Name != ".." {
+				n++
+			}
+		}
+		return m.st.Dim.Render(fit(present.Plural(n, "entry"), m.width))
 	}
 	return ""
 }

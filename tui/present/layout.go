@@ -61,10 +61,13 @@ func Width(s string) int {
 	return len(s)
 }
 
-// Plural is n and the noun: "1 guest", "3 guests".
+// Plural is n and the noun: "1 guest", "3 guests", "2 entries".
 func Plural(n int, one string) string {
 	if n == 1 {
 		return "1 " + one
+	}
+	if l := len(one); l > 1 && one[l-1] == 'y' && !strings.ContainsRune("aeiou", rune(one[l-2])) {
+		return strconv.Itoa(n) + " " + one[:l-1] + "ies"
 	}
 	return strconv.Itoa(n) + " " + one + "s"
 }

@@ -218,7 +218,8 @@ func TestSizeAndPlural(t *testing.T) {
 			t.Errorf("Size(%d) = %q, want %q", n, got, want)
 		}
 	}
-	if Plural(1, "guest") != "1 guest" || Plural(3, "guest") != "3 guests" || Plural(0, "guest") != "0 guests" {
+	if Plural(1, "guest") != "1 guest" || Plural(3, "guest") != "3 guests" || Plural(0, "guest") != "0 guests" ||
+		Plural(1, "entry") != "1 entry" || Plural(2, "entry") != "2 entries" || Plural(2, "key") != "2 keys" {
 		t.Error("Plural")
 	}
 }
