@@ -49,20 +49,27 @@ const e2eLiveEnv = "GUESTDECK_TUI_E2E_LIVE"
 func runPulseDashboard(live string) int {
 	src := newFakeSource(testGuests(200))
 	go func() {
-		for tick := 1; ; tick++ {
-			time.Sleep(100 * time.Millisecond) // the fake fleet's poll interval, not a synchronisation
-			if _, err := os.Stat(live); err != nil {
-				continue
-			}
+		cpu := func(f func(i int) float64) {
 			old := src.Snapshot().Guests
 			next := make([]*fleet.Guest, len(old))
 			for i, g := range old {
 				c := *g
-				c.Metrics.CPUBusy = fleet.Rate{V: float64((i*37 + tick*13) % 100), OK: i%6 != 5}
+				c.Metrics.CPUBusy = fleet.Rate{V: f(i), OK: i%6 != 5}
 				next[i] = &c
 			}
 			src.set(next)
 		}
+		for tick := 1; ; tick++ {
+			time.Sleep(100 * time.Millisecond) // the fake fleet's poll interval, not a synchronisation
+			if _, err := os.Stat(live); err != nil {
+				break
+			}
+			cpu(func(i int) float64 { return float64((i*37 + tick*13) % 100) })
+		}
+		// The last update, after any in flight: figures the test knows
+		// (vm-00099 then vm-00199 busiest), so that once it sees them it
+		// knows no later snapshot can move the selection.
+		cpu(func(i int) float64 { return float64(i % 100) })
 	}()
 	if _, err := tea.NewProgram(New(src, Options{Styles: themes.Mono()})).Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -86,7 +93,7 @@ func TestTmuxPulse(t *testing.T) {
 	if err := os.WriteFile(live, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sock := fmt.Sprintf("gdpulse%d", os.Getpid())
+	sock := fmt.Sprintf("gdpulse%d-%d", os.Getpid(), time.Now().UnixNano())
 	tmux := func(args ...string) string {
 		t.Helper()
 		b, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
@@ -164,24 +171,24 @@ func TestTmuxPulse(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys("P")
-	waitFor("Pulse · 200 guests")
-	keys("Down")
-	selRE := regexp.MustCompile(`▸ (vm-\d{5})`)
-	var want string
-	until("the selection on the second row", func(s string) bool {
-		m := selRE.FindStringSubmatch(s)
-		if m == nil || m[1] == want {
-			return false
-		}
-		// The first list's second row is selected once the key is handled.
+	// below is true when the line under the CPU list's title at offset
+	// row starts with prefix.
+	below := func(s string, row int, prefix string) bool {
 		lines := strings.Split(s, "\n")
 		for i, l := range lines {
-			if strings.HasPrefix(l, "CPU busy") && i+2 < len(lines) && strings.HasPrefix(lines[i+2], "▸ "+m[1]) {
-				want = m[1]
-				return true
+			if strings.HasPrefix(l, "CPU busy") && i+row < len(lines) {
+				return strings.HasPrefix(lines[i+row], prefix)
 			}
 		}
 		return false
+	}
+	until("the last figures in the pulse view", func(s string) bool {
+		return strings.Contains(s, "Pulse · 200 guests") && below(s, 1, "▸ vm-00099") && below(s, 2, "  vm-00199")
+	})
+	keys("Down")
+	want := "vm-00199"
+	until("the selection on the second row", func(s string) bool {
+		return below(s, 1, "  vm-00099") && below(s, 2, "▸ "+want)
 	})
 	keys("Enter")
 	s = waitFor("jumped to " + want)
@@ -215,7 +222,7 @@ func TestTmux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := fmt.Sprintf("gdtui%d", os.Getpid())
+	sock := fmt.Sprintf("gdtui%d-%d", os.Getpid(), time.Now().UnixNano())
 	out := t.TempDir() + "/stderr"
 	tmux := func(args ...string) string {
 		t.Helper()
