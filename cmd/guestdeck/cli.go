@@ -101,7 +101,7 @@ With no command, guestdeck opens the dashboard.
 global flags (before the command or after it):
   -c, --config FILE  fleet file (default `+defaultPathText()+`)
   --readonly         refuse every action that changes a guest
-  --theme NAME       colour theme
+  --theme NAME       colour theme: dark, light, high-contrast, auto, or FILE.toml
   --demo             use the built-in simulated demo fleet
 
 commands:
@@ -149,7 +149,7 @@ func (c *cli) globalFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.configPath, "c", c.configPath, "fleet `FILE` (default "+defaultPathText()+")")
 	fs.StringVar(&c.configPath, "config", c.configPath, "fleet `FILE` (same as -c)")
 	fs.BoolVar(&c.readonly, "readonly", c.readonly, "refuse every action that changes a guest")
-	fs.StringVar(&c.theme, "theme", c.theme, "colour theme `NAME`")
+	fs.StringVar(&c.theme, "theme", c.theme, "colour theme `NAME`: dark, light, high-contrast, auto (after the terminal's background) or a theme file ending in .toml")
 	fs.BoolVar(&c.demo, "demo", c.demo, "use the built-in simulated demo fleet")
 }
 
