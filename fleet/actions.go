@@ -592,7 +592,36 @@ func (a Action) modeSpec() (Mode, bool) {
 // TypedCount reports whether confirming a on n guests needs the count
 // typed, not just yes: the one rule for the CLI on a terminal and the
 // dashboard.
-func (a Action) TypedCount(n int) bool { return a.danger() >= Severe && n > 1 }
+func (a Action) TypedCount(n int) bool { return typedCount(a.danger(), n) }
+
+func typedCount(d Danger, n int) bool { return d >= Severe && n > 1 }
+
+// RawConfirmation is what sending the raw agent command execute (guestdeck
+// agent) to n guests needs, by the rule actions follow: ask is true when it
+// needs a yes (or --yes), typed when the count must be typed. One guest is
+// the raw command's escape hatch and is never asked; on several, a command
+// is as dangerous as the most dangerous action that sends it (guest-shutdown
+// is shutdown's: the count is typed), and any other command that changes
+// the guest (the agent-command table says) asks.
+func RawConfirmation(execute string, n int) (ask, typed bool) {
+	if n < 2 || !agentclient.Mutates(execute) {
+		return false, false
+	}
+	d := Disruptive
+	for _, s := range actionTable {
+		modes := []string{s.DefaultMode}
+		for _, m := range s.Modes {
+			modes = append(modes, m.Name)
+		}
+		for _, m := range modes {
+			a := Action{Kind: s.Kind, Mode: m}
+			if slices.Contains(a.Commands(), execute) {
+				d = max(d, a.danger())
+			}
+		}
+	}
+	return true, typedCount(d, n)
+}
 
 // Question is the confirmation for a on n guests, a sentence: "Shut down 2
 // guests (powerdown)?". thawAfter is, for a freeze, when guestdeck thaws

@@ -283,6 +283,33 @@ func TestDangerByTable(t *testing.T) {
 	}
 }
 
+// A raw command (guestdeck agent) on several guests follows the same rule:
+// as dangerous as the most dangerous action that sends it, any other
+// mutating command asks, one that only reports does not, and one guest is
+// never asked.
+func TestRawConfirmation(t *testing.T) {
+	tests := []struct {
+		execute    string
+		n          int
+		ask, typed bool
+	}{
+		{"guest-shutdown", 2, true, true},
+		{"guest-shutdown", 1, false, false},
+		{"guest-suspend-ram", 3, true, false},
+		{"guest-fsfreeze-freeze", 2, true, false},
+		{"guest-set-time", 2, true, false},
+		{"guest-exec", 2, true, false},
+		{"guest-made-up", 2, true, false},
+		{"guest-get-time", 2, false, false},
+		{"guest-ping", 100, false, false},
+	}
+	for _, tt := range tests {
+		if ask, typed := RawConfirmation(tt.execute, tt.n); ask != tt.ask || typed != tt.typed {
+			t.Errorf("RawConfirmation(%s, %d) = %v %v, want %v %v", tt.execute, tt.n, ask, typed, tt.ask, tt.typed)
+		}
+	}
+}
+
 // The action table agrees with the agent-command table: every command an
 // action sends is known; an action that mutates sends a command that does;
 // an action that does not mutate sends none that does, but for the file

@@ -98,6 +98,10 @@ func nameError(guests []*Guest, name string) *NameError {
 	return e
 }
 
+// IsPlainName reports whether selector sel can only name one guest: it is
+// no glob, no tag:, host: or state: selector, and not all.
+func IsPlainName(sel string) bool { return isPlainName(sel) }
+
 func isPlainName(sel string) bool {
 	return sel != "all" && !strings.Contains(sel, ":") && !strings.ContainsAny(sel, "*?[")
 }
