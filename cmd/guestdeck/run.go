@@ -50,7 +50,8 @@ type runJSON struct {
 	TrimmedBytes *int64 `json:"trimmed_bytes,omitempty"` // fstrim
 	VCPUs        *int   `json:"vcpus_set,omitempty"`     // vcpus
 	Bytes        *int64 `json:"bytes,omitempty"`         // read, write
-	Clock        string `json:"clock,omitempty"`         // settime: RFC 3339, UTC
+	Clock        string `json:"clock,omitempty"`         // settime, clock: RFC 3339 to the nanosecond, UTC
+	SkewNs       *int64 `json:"skew_ns,omitempty"`       // clock (reading): guest minus host
 	// freeze: when guestdeck thaws the guest (the end of --hold), or
 	// stays_frozen when it does not.
 	ThawAt      string `json:"thaw_at,omitempty"`
@@ -77,7 +78,13 @@ func newRunJSON(act fleet.Action, r fleet.Result) runJSON {
 		case fleet.FieldBytes:
 			j.Bytes = ptr(r.Bytes)
 		case fleet.FieldClock:
-			j.Clock = r.Clock.UTC().Format(time.RFC3339Nano)
+			if !r.Clock.IsZero() { // clock --sync sets what it does not know
+				j.Clock = r.Clock.UTC().Format(time.RFC3339Nano)
+			}
+		case fleet.FieldSkew:
+			if act.Mode == fleet.ClockGet {
+				j.SkewNs = ptr(r.Skew.Nanoseconds())
+			}
 		case fleet.FieldThawAt:
 			if r.ThawAt.IsZero() {
 				j.StaysFrozen = true
@@ -367,11 +374,18 @@ func actionsHelp() string {
 			notes = append(notes, "asks first (--yes skips)")
 		}
 		for _, m := range s.Modes {
+			// An action whose options choose the mode (clock) names them.
+			name := m.Name
+			if s.Args == fleet.NoArgs {
+				name = s.OptionFor(m.Name)
+			}
 			switch {
+			case m.LooksOnly && name == "":
+				notes = append(notes, "only looks without options")
 			case m.LooksOnly:
-				notes = append(notes, m.Name+" only looks")
+				notes = append(notes, name+" only looks")
 			case m.Danger > s.Danger:
-				notes = append(notes, m.Name+" asks first (--yes skips)")
+				notes = append(notes, name+" asks first (--yes skips)")
 			}
 		}
 		if s.Mutating {
@@ -382,6 +396,9 @@ func actionsHelp() string {
 			note = " (" + strings.Join(notes, "; ") + ")"
 		}
 		fmt.Fprintf(tw, "  %s\t%s%s\n", s.Usage(), s.Summary, note)
+		for _, o := range s.OptionHelp() {
+			fmt.Fprintf(tw, "  \t  %s\n", o)
+		}
 	}
 	tw.Flush()
 	return b.String()
