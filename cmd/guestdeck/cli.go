@@ -83,6 +83,9 @@ func commands() []command {
 		{"get", "[--force] GUEST PATH DEST | [--force] --from PATH --to DIR SELECTOR...", "copy a file from a guest (DEST may be a directory or -), or from each selected guest into DIR", (*cli).get},
 		{"put", "SRC GUEST PATH | [--yes] --from SRC --to PATH SELECTOR...", "copy a local file (or - for stdin) to a guest, or to each selected guest (PATH ending in / is a directory)", (*cli).put},
 		{"exec", "[--json] [--yes] [--dry-run] [--timeout D] [--stdin FILE|-] [--concurrency N] [--output-limit N] SELECTOR... -- PROGRAM [ARGS...]", "run a program in the selected guests and print what it printed", (*cli).exec},
+		{"domifaddr", "[SELECTOR...]", "print each guest's interface addresses, one row each (as virsh domifaddr; status --interfaces)", func(c *cli, ctx context.Context, args []string) int {
+			return c.status(ctx, append([]string{"--interfaces"}, args...))
+		}},
 		{"agent", "[--json] [--yes] [--timeout D] SELECTOR... JSON", "send one raw command to the selected guests and print each agent's reply object (one guest by name: the object alone)", (*cli).agent},
 		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
 		{"export", "[--listen ADDR] [--listen-any]", "serve every guest's state and metrics to Prometheus at http://ADDR/metrics (read-only)", (*cli).export},

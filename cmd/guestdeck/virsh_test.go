@@ -135,3 +135,41 @@ func TestFsVirshOptions(t *testing.T) {
 		t.Errorf("the refused thaw/fstrim sent something: %d calls, want the hold's thaw and one fstrim", n)
 	}
 }
+
+// TestDomifaddr: one row per address as virsh domifaddr prints them, the
+// guest, interface and MAC only on their first row; an interface without
+// addresses has a row of its own; a guest whose interfaces are not known
+// says why; a guest's interface name is escaped. status --interfaces is the
+// same table.
+func TestDomifaddr(t *testing.T) {
+	gs, cfg := simGuests(t, "[defaults]\ntimeout = \"500ms\"\n",
+		simCfg("i1", func(c *sim.Config) {
+			c.Interfaces = []agentclient.Interface{
+				{Name: "eth0", HardwareAddress: "52:54:00:00:00:01", IPAddresses: []agentclient.IPAddress{
+					{Address: "192.0.2.10", Type: "ipv4", Prefix: 24}, {Address: "2001:db8::10", Type: "ipv6", Prefix: 64}}},
+				{Name: "veth\x1b[2J", HardwareAddress: "52:54:00:00:00:02"},
+			}
+		}),
+		simCfg("i2", nil))
+	gs["i2"].SetSilent(true)
+	for _, args := range [][]string{{"domifaddr", "i1", "i2"}, {"status", "--interfaces", "i1", "i2"}} {
+		r := gd(t, 60*time.Second, append([]string{"-c", cfg}, args...)...)
+		var rows [][]string
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			rows = append(rows, strings.Fields(l))
+		}
+		want := [][]string{
+			{"GUEST", "INTERFACE", "MAC", "PROTOCOL", "ADDRESS"},
+			{"i1", "eth0", "52:54:00:00:00:01", "ipv4", "192.0.2.10/24"},
+			{"-", "-", "-", "ipv6", "2001:db8::10/64"},
+			{"-", `veth\x1b[2J`, "52:54:00:00:00:02", "-", "-"},
+			{"i2", "-", "-", "-", "not", "known:", "the", "guest", "is", "silent"},
+		}
+		if r.code != exitOK || fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("%v: exit %d\n got %q\nwant %q\n%s", args, r.code, rows, want, r.stderr)
+		}
+	}
+	if r := gd(t, 30*time.Second, "-c", cfg, "status", "--interfaces", "--json", "i1"); r.code != exitUsage {
+		t.Errorf("--interfaces --json: exit %d", r.code)
+	}
+}
