@@ -433,7 +433,7 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	raw := &rawRequest{rest: fs.Args(), selectors: selectors, req: []byte(req), execute: probe.Execute, tweak: tweak}
-	if len(selectors) == 1 && fleet.IsPlainName(selectors[0]) && !*asJSON {
+	if len(selectors) == 1 && fleet.IsPlainName(selectors[0]) && !fleet.IsUUID(selectors[0]) && !*asJSON {
 		// One guest by name: its reply object alone, as before selectors.
 		return c.agentOne(ctx, raw, refused)
 	}

@@ -130,7 +130,7 @@ type statusGuest struct {
 	} `json:"orphan_freeze"`
 }
 
-var statusKeys = []string{"name", "host", "address", "state", "error", "agent_version", "os", "hostname",
+var statusKeys = []string{"name", "host", "address", "uuid", "state", "error", "agent_version", "os", "hostname",
 	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "domain_state", "stale", "orphan_freeze",
 	"kernel", "timezone", "users", "filesystems", "disks", "load", "metrics_note"}
 

@@ -283,6 +283,7 @@ type statusJSON struct {
 	Name         string      `json:"name"`
 	Host         string      `json:"host"`
 	Address      string      `json:"address"`
+	UUID         string      `json:"uuid"` // a libvirt domain's; "" for other guests
 	State        string      `json:"state"`
 	Error        string      `json:"error"`
 	AgentVersion string      `json:"agent_version"`
@@ -322,7 +323,7 @@ type ifaceJSON struct {
 
 func toStatusJSON(g *fleet.Guest) statusJSON {
 	s := statusJSON{
-		Name: g.Name, Host: g.Host, Address: g.Address, State: string(g.State), Error: g.Err,
+		Name: g.Name, Host: g.Host, Address: g.Address, UUID: g.UUID, State: string(g.State), Error: g.Err,
 		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
 		Interfaces: []ifaceJSON{}, Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
 		DomainState: string(g.DomainState), Stale: g.Stale(),

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,95 @@ func TestDomifaddr(t *testing.T) {
 	if r := gd(t, 30*time.Second, "-c", cfg, "status", "--interfaces", "--json", "i1"); r.code != exitUsage {
 		t.Errorf("--interfaces --json: exit %d", r.code)
 	}
+}
+
+// uuidNodeFile is nodeFile with each domain's UUID given.
+func uuidNodeFile(t *testing.T, doms ...[2]string) string {
+	t.Helper()
+	p := nodeFile(t)
+	var b strings.Builder
+	b.WriteString("<node>")
+	for _, d := range doms {
+		b.WriteString("<domain type='test'><name>" + d[0] + "</name><uuid>" + d[1] + "</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>" +
+			"<devices><channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel></devices></domain>")
+	}
+	b.WriteString("</node>")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestGuestsByUUID runs two real (test-driver) libvirtds: a libvirt guest's
+// UUID is in status --json ("" for a socket guest) and selects it, bare or as
+// uuid:, in either case; a UUID two hosts' domains share (the same
+// definition on both) is refused as ambiguous, naming both, before anything
+// is sent.
+func TestGuestsByUUID(t *testing.T) {
+	const (
+		shared = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+		onlyA  = "aa0e8400-e29b-41d4-a716-446655440000"
+		db1    = "bb0e8400-e29b-41d4-a716-446655440001"
+	)
+	a, lab := testpeers.StartLibvirtTest(t), testpeers.StartLibvirtTest(t)
+	extra := fmt.Sprintf("[[host]]\nname = \"a\"\nuri = \"test+unix://%s?socket=%s\"\n\n[[host]]\nname = \"lab\"\nuri = \"test+unix://%s?socket=%s\"\n",
+		uuidNodeFile(t, [2]string{"lv1", shared}, [2]string{"only-a", onlyA}), a.Socket,
+		uuidNodeFile(t, [2]string{"lv1", shared}, [2]string{"db-1", db1}), lab.Socket)
+	farm, err := sim.ServeDir(mustTmp(t), 1, func(int) sim.Config { return sim.DefaultConfig("s0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	cfg := fleetFile(t, extra, [2]string{"s0", "unix:" + farm.Sockets()[0]})
+
+	r := gd(t, 60*time.Second, "-c", cfg, "status", "--json")
+	var gs []struct{ Name, UUID string }
+	if err := json.Unmarshal([]byte(r.stdout), &gs); err != nil || r.code != exitOK {
+		t.Fatalf("status --json: exit %d %v\n%s", r.code, err, r.stderr)
+	}
+	got := map[string]string{}
+	for _, g := range gs {
+		got[g.Name] = g.UUID
+	}
+	want := map[string]string{"a/lv1": shared, "a/only-a": onlyA, "lab/lv1": shared, "lab/db-1": db1, "s0": ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("uuids %v, want %v", got, want)
+	}
+	for _, tc := range []struct {
+		sel  string
+		want string // the one guest selected
+	}{
+		{onlyA, "a/only-a"}, {"uuid:" + db1, "lab/db-1"}, {strings.ToUpper(db1), "lab/db-1"},
+	} {
+		r := gd(t, 60*time.Second, "-c", cfg, "status", "--json", tc.sel)
+		var one []struct{ Name string }
+		if err := json.Unmarshal([]byte(r.stdout), &one); err != nil || r.code != exitOK || len(one) != 1 || one[0].Name != tc.want {
+			t.Errorf("status %s: exit %d %v %+v, want %s\n%s", tc.sel, r.code, err, one, tc.want, r.stderr)
+		}
+	}
+	before := simSent(farm.Guests()[0])
+	for _, sel := range []string{shared, "uuid:" + shared} {
+		r := gd(t, 60*time.Second, "-c", cfg, "run", "ping", "s0", sel)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "is ambiguous: domains on 2 hosts have that UUID; name one: a/lv1, lab/lv1") {
+			t.Errorf("run ping %s: exit %d\n%s", sel, r.code, r.stderr)
+		}
+	}
+	if r := gd(t, 30*time.Second, "-c", cfg, "status", "uuid:nope"); r.code != exitUsage || !strings.Contains(r.stderr, "not a UUID") {
+		t.Errorf("uuid:nope: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := simSent(farm.Guests()[0]) - before; n != 0 {
+		t.Errorf("the refused runs sent %d requests to s0", n)
+	}
+}
+
+// mustTmp is a short directory under /tmp (unix socket paths must stay
+// under 108 bytes), removed when the test ends.
+func mustTmp(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "gd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
