@@ -86,6 +86,7 @@ func commands() []command {
 		{"domifaddr", "[SELECTOR...]", "print each guest's interface addresses, one row each (as virsh domifaddr; status --interfaces)", func(c *cli, ctx context.Context, args []string) int {
 			return c.status(ctx, append([]string{"--interfaces"}, args...))
 		}},
+		{"guestinfo", "[--json] [--user] [--os] [--timezone] [--hostname] [--filesystem] [--disk] [--interface] [SELECTOR...]", "print what the agents report in virsh guestinfo's keys (os.id, fs.0.mountpoint, ...), every section or those asked", (*cli).guestInfo},
 		{"agent", "[--json] [--yes] [--timeout D] SELECTOR... JSON", "send one raw command to the selected guests and print each agent's reply object (one guest by name: the object alone)", (*cli).agent},
 		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
 		{"export", "[--listen ADDR] [--listen-any]", "serve every guest's state and metrics to Prometheus at http://ADDR/metrics (read-only)", (*cli).export},

@@ -265,3 +265,53 @@ func mustTmp(t *testing.T) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// TestGuestInfo: guestinfo prints virsh guestinfo's keys for the sections
+// asked (all without flags), numbers typed in --json; guest text is escaped
+// in the text and exact in the JSON.
+func TestGuestInfo(t *testing.T) {
+	_, cfg := simGuests(t, "", simCfg("g1", nil), sim.HostileConfig("evil"))
+	r := gd(t, 60*time.Second, "-c", cfg, "guestinfo", "--os", "--filesystem", "g1")
+	for _, want := range []string{"==> g1 <==\n", "os.id : debian\n", "os.pretty-name : Debian GNU/Linux 12 (bookworm)\n",
+		"fs.count : 1\n", "fs.0.mountpoint : /\n", "fs.0.fstype : ext4\n", "fs.0.total-bytes : 10737418240\n", "fs.0.disk.0.device : /dev/vda1\n"} {
+		if !strings.Contains(strings.Join(strings.Fields(r.stdout), " ")+"\n", strings.TrimSuffix(want, "\n")) {
+			t.Errorf("guestinfo --os --filesystem lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.code != exitOK || strings.Contains(r.stdout, "hostname") || strings.Contains(r.stdout, "user.") {
+		t.Errorf("sections not asked for, or exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r = gd(t, 60*time.Second, "-c", cfg, "guestinfo", "evil")
+	if r.code != exitOK || strings.ContainsAny(r.stdout, "\x1b\u009b\u202e") || !strings.Contains(r.stdout, `\x1b]0;OWNED`) {
+		t.Errorf("hostile guest text not escaped: exit %d\n%q", r.code, r.stdout)
+	}
+	r = gd(t, 60*time.Second, "-c", cfg, "guestinfo", "--json", "evil", "g1")
+	var got []guestInfoJSON
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got) != 2 {
+		t.Fatalf("--json: %v\n%s", err, r.stdout)
+	}
+	if h := got[0].Info["hostname"]; h != "host"+sim.Hostile {
+		t.Errorf("--json hostname %q, want the guest's exact text", h)
+	}
+	if n, ok := got[1].Info["fs.count"].(float64); !ok || n != 1 || got[1].Info["user.0.name"] != "user" {
+		t.Errorf("--json g1: %v", got[1].Info)
+	}
+}
+
+// TestGuestInfoRealAgent: a real qemu-ga's report (only reads: it runs on
+// this machine) in virsh's keys: the OS and the host name this machine has.
+func TestGuestInfoRealAgent(t *testing.T) {
+	ag := testpeers.StartAgents(t, 1)
+	cfg := fleetFile(t, "", [2]string{"q0", "unix:" + ag.Sockets[0]})
+	r := gd(t, 60*time.Second, "-c", cfg, "guestinfo", "--json", "--os", "--hostname", "--interface", "q0")
+	var got []guestInfoJSON
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != exitOK || len(got) != 1 {
+		t.Fatalf("exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	host, _ := os.Hostname()
+	info := got[0].Info
+	if info["hostname"] != host || info["os.kernel-release"] == nil || info["if.count"] == nil || info["if.0.name"] == nil {
+		t.Errorf("real agent: %v (this machine is %s)", info, host)
+	}
+}
