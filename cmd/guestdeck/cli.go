@@ -78,7 +78,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"status", "[--json] [SELECTOR...]", "poll the selected guests once and print what their agents say", (*cli).status},
-		{"run", "[--json] [--yes] [--hold D] [--dry-run] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
+		{"run", "[--json] [--yes] [--hold D] [--wait[=D]] [--dry-run] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
 		{"cat", "GUEST PATH | --from PATH SELECTOR...", "print a file from a guest, or from each selected guest under a header", (*cli).cat},
 		{"get", "[--force] GUEST PATH DEST | [--force] --from PATH --to DIR SELECTOR...", "copy a file from a guest (DEST may be a directory or -), or from each selected guest into DIR", (*cli).get},
 		{"put", "SRC GUEST PATH | [--yes] --from SRC --to PATH SELECTOR...", "copy a local file (or - for stdin) to a guest, or to each selected guest (PATH ending in / is a directory)", (*cli).put},
