@@ -111,11 +111,11 @@ global flags (before the command or after it):
 commands:
 `)
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprint(w, `
 selectors: guest names (HOST/DOMAIN for a guest on a libvirt host), globs (web-*),
-  tag:X, host:Y, state:Z, all
+  tag:X, host:Y, state:Z, a libvirt domain's UUID (or uuid:U), all
 run "guestdeck COMMAND -h" for a command's flags.
 `)
 }
@@ -180,7 +180,9 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			if len(f.Name) == 1 {
 				name = "-" + f.Name
 			}
-			if arg != "" {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() && arg != "" {
+				name += "[=" + arg + "]" // a value only after an = (--wait=2m)
+			} else if arg != "" {
 				name += " " + arg
 			}
 			if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "0s" && !global {
