@@ -107,20 +107,15 @@ func TestTmuxPulse(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("tmux", "-L", sock, "kill-server").Run() })
 
 	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
-	const wait = 30 * time.Second // a loaded 2-core machine; polling makes it quick otherwise
+	const patience = 30 * time.Second // a loaded 2-core machine; polling makes it quick otherwise
 	until := func(what string, cond func(string) bool) string {
 		t.Helper()
-		deadline := time.Now().Add(wait)
-		for {
-			s := screen()
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("screen never showed %s:\n%s", what, s)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		var s string
+		wait.For(t, patience, func() (bool, string) {
+			s = screen()
+			return cond(s), fmt.Sprintf("the screen shows no %s:\n%s", what, s)
+		})
+		return s
 	}
 	waitFor := func(text string) string {
 		t.Helper()
@@ -209,17 +204,10 @@ func TestTmuxPulse(t *testing.T) {
 		t.Errorf("the pulse view did not close:\n%s", s)
 	}
 	keys("q")
-	deadline := time.Now().Add(wait)
-	for {
+	wait.For(t, patience, func() (bool, string) {
 		b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-		if strings.Contains(string(b), "pulse dashboard quit") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dashboard did not quit; stderr: %q\n%s", b, screen())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return strings.Contains(string(b), "pulse dashboard quit"), fmt.Sprintf("the dashboard has not quit; stderr: %q\n%s", b, screen())
+	})
 }
 
 // TestTmux runs the dashboard in a real terminal (tmux, on a private server)
