@@ -171,13 +171,23 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 	for _, n := range others {
 		for _, key := range m[n].Keys() {
 			if by, taken := owner[key]; taken && !sharedByDefault(by, n) {
-				return fmt.Errorf("keys: %s = %q takes the key of %s; bind %s to another key too", by, key, n, n)
+				return &KeyError{Action: by, Msg: fmt.Sprintf("%s = %q takes the key of %s; bind %s to another key too", by, key, n, n)}
 			}
 		}
 	}
 	*k = next
 	return nil
 }
+
+// KeyError is a rebinding refused because of the built-in keys, which only
+// the dashboard knows: Action is the rebound action, so that the caller can
+// point at its line in the fleet file.
+type KeyError struct {
+	Action string
+	Msg    string
+}
+
+func (e *KeyError) Error() string { return "keys: " + e.Msg }
 
 // sharedByDefault reports whether actions a and b share a key in the stock
 // bindings, and so may share one when rebound.
