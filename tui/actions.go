@@ -52,6 +52,7 @@ type event struct {
 	results []fleet.Result
 	took    time.Duration
 	lines   int  // lines in the event log
+	nameW   int  // cells its guest names are padded to (eventNameCells)
 	dry     bool // a dry run: nothing was sent
 	// note, when set, makes this event a fleet notice (a thaw attempt, an
 	// orphaned freeze thawed) rather than an action.
@@ -224,7 +225,7 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	if r.action.ListsData() {
 		// What was read is the point: show it, but never over a prompt or
 		// dialog the operator is answering (see layer).
-		m.eventScroll = 0
+		m.resetEventLog()
 		if !m.queue(layer{kind: layerEvents}) {
 			where = "(in the event log, shown when you close this)"
 		}
@@ -263,6 +264,12 @@ func tally(rs []fleet.Result) (ok, failed, skipped int) {
 
 func (m *Model) addEvent(e event) {
 	e.lines = eventLineCount(e)
+	e.nameW = eventNameCells(e.results)
+	if m.isOpen(layerEvents) && m.eventSel > 0 {
+		// Newest first: keep the selection on the line it was on.
+		m.eventSel += e.lines
+		m.eventScroll += e.lines
+	}
 	m.events = append([]event{e}, m.events...)
 	if len(m.events) > maxEvents {
 		m.events = m.events[:maxEvents]

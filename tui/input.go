@@ -111,7 +111,7 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.scrollDetail(-max(m.layout().detailRows/2, 1))
 	case key.Matches(k, km.Events):
 		m.open(layer{kind: layerEvents})
-		m.eventScroll = 0
+		m.resetEventLog()
 	case key.Matches(k, km.Hosts):
 		m.open(layer{kind: layerHosts})
 		m.hostScroll = 0
@@ -397,29 +397,9 @@ func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
-	page := m.layout().regionHeight
-	switch {
-	case key.Matches(k, m.keys.closeKeys(m.keys.Events)):
-		m.closeLayer(layerEvents)
-	case key.Matches(k, m.keys.Up):
-		m.scrollEvents(-1)
-	case key.Matches(k, m.keys.Down):
-		m.scrollEvents(1)
-	case key.Matches(k, m.keys.PageDown):
-		m.scrollEvents(page)
-	case key.Matches(k, m.keys.PageUp):
-		m.scrollEvents(-page)
-	}
-	return nil
-}
-
-// scrollEvents moves the event log by delta lines, keeping its last line
-// on screen.
-func (m *Model) scrollEvents(delta int) {
-	last := max(m.eventLinesTotal()-m.layout().regionHeight+1, 0)
-	m.eventScroll = min(max(0, m.eventScroll+delta), last)
-}
+// scrollEvents scrolls the event log by delta lines (the wheel), taking
+// the selection along.
+func (m *Model) scrollEvents(delta int) { m.moveEventSel(delta) }
 
 // requestQuit quits, or asks first (on top of everything) when this process
 // froze guests.

@@ -321,7 +321,9 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerHelp:
 		return []key.Binding{k.closeKeys(k.Help), quit}
 	case layerEvents:
-		return []key.Binding{k.closeKeys(k.Events), k.Up, k.Down, k.PageUp, k.PageDown, quit}
+		return []key.Binding{k.closeKeys(k.Events), entryOpenKey, k.Up, k.Down, k.PageUp, k.PageDown, quit}
+	case layerEntry:
+		return []key.Binding{k.entryCloseKeys(), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerHosts:
 		return []key.Binding{k.closeKeys(k.Hosts), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerConfirm:

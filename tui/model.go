@@ -123,6 +123,8 @@ type Model struct {
 	detailScroll int
 
 	eventScroll int
+	eventSel    int        // the event log's selected line (eventlog.go)
+	entry       *entryView // the log entry open whole (layerEntry), nil when none
 	hostScroll  int
 	help        help.Model
 
@@ -163,6 +165,7 @@ const (
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
+	layerEntry                    // one event log entry, whole (eventlog.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -538,6 +541,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.helpKey(k)
 	case layerEvents:
 		return m.eventsKey(k)
+	case layerEntry:
+		return m.entryKey(k)
 	case layerHosts:
 		return m.hostsKey(k)
 	case layerFiles:
@@ -602,6 +607,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	case layerEvents:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollEvents(wheelDelta(w.Mouse()))
+		}
+	case layerEntry:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollEntry(wheelDelta(w.Mouse()))
 		}
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {

@@ -609,8 +609,8 @@ func TestActionProgress(t *testing.T) {
 	eq(t, "status is an error", m.statusErr, true)
 	m = press(t, m, "e")
 	v = ansi.Strip(m.View().Content)
-	if !strings.Contains(v, "✗ vm-00001  boom") {
-		t.Errorf("event log:\n%s", v)
+	if !strings.Contains(v, "✗ vm-00001          boom") {
+		t.Errorf("event log (the error after the name and an empty time column):\n%s", v)
 	}
 }
 
