@@ -321,8 +321,8 @@ type pollResult struct {
 	// capabilities to read again, live items asked in one batch.
 	frozen, recaps, batched bool
 
-	answered  bool   // some call of this poll got an answer
-	liveOK    bool   // the live items were read (a poll that ran out may end before)
+	answered  bool  // some call of this poll got an answer
+	liveOK    bool  // the live items were read (a poll that ran out may end before)
 	outOfTime error // the poll ran out of time (*pollTimeoutError: what it was waiting for)
 }
 
