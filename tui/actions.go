@@ -53,6 +53,7 @@ type event struct {
 	took    time.Duration
 	lines   int  // lines in the event log
 	nameW   int  // cells its guest names are padded to (eventNameCells)
+	timed   bool // some result has a time of its own to show (resultTook)
 	dry     bool // a dry run: nothing was sent
 	// note, when set, makes this event a fleet notice (a thaw attempt, an
 	// orphaned freeze thawed) rather than an action.
@@ -265,6 +266,9 @@ func tally(rs []fleet.Result) (ok, failed, skipped int) {
 func (m *Model) addEvent(e event) {
 	e.lines = eventLineCount(e)
 	e.nameW = eventNameCells(e.results)
+	for _, r := range e.results {
+		e.timed = e.timed || resultTook(r) != ""
+	}
 	if m.isOpen(layerEvents) && m.eventSel > 0 {
 		// Newest first: keep the selection on the line it was on.
 		m.eventSel += e.lines

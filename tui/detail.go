@@ -85,7 +85,7 @@ func (m *Model) detailLines(g *fleet.Guest) []string {
 // scrollDetail moves the detail pane by delta lines within its content.
 func (m *Model) scrollDetail(delta int) {
 	n := len(m.detailLines(m.cursorGuest()))
-	m.detailScroll = max(min(m.detailScroll+delta, n-m.layout().detailRows), 0)
+	m.detailScroll = max(min(m.detailScroll+delta, n-m.detailViewRows()), 0)
 }
 
 // renderDetail draws the tab bar and n lines of the current tab for the guest
@@ -473,7 +473,7 @@ func (m *Model) renderEvents(w, h int) string {
 			break
 		}
 		for _, r := range e.results {
-			if !add(func() string { return m.eventResult(r, e.nameW) }) {
+			if !add(func() string { return m.eventResult(r, e) }) {
 				break
 			}
 			for _, dl := range dataLines(r) {
@@ -507,30 +507,38 @@ func (m *Model) eventHead(e event) string {
 	return m.st.Header.Render(head)
 }
 
-// eventResult is one guest's line: its mark, its name padded to nameW, how
-// long it took (a column of its own, left blank where the result says its
-// own timing: a ping's "pong in 3.6ms"), then the result or the error.
-// Name, result and error are escaped; the line is cut at the screen's edge
-// (enter opens it whole).
-func (m *Model) eventResult(r fleet.Result, nameW int) string {
+// eventResult is one guest's line: its mark, its name padded to the
+// event's longest, how long it took (a column of its own where any result
+// of the event has a time, blank where the result says its own timing: a
+// ping's "pong in 3.6ms"), then the result or the error. Name, result and
+// error are escaped; the line is cut at the screen's edge (enter opens it
+// whole).
+func (m *Model) eventResult(r fleet.Result, e event) string {
 	w := max(m.width, 1)
-	name := padText(r.Guest, nameW, maxEventName)
-	took := ""
-	if r.Duration > 0 && r.RTT == 0 && !r.Skipped {
-		took = fmtDur(r.Duration)
+	name := padText(r.Guest, e.nameW, maxEventName)
+	if e.timed {
+		name += fmt.Sprintf(" %7s", resultTook(r))
 	}
-	took = fmt.Sprintf("%7s", took)
 	switch {
 	case r.Skipped:
-		return m.st.Disabled.Render("  - " + name + " " + took + "  skipped: " + present.Text(r.Err, w))
+		return m.st.Disabled.Render("  - " + name + "  skipped: " + present.Text(r.Err, w))
 	case r.OK:
-		line := m.st.OK.Render("  ✓ "+name) + m.st.Muted.Render(" "+took) + "  " + present.Text(r.Result, w)
+		line := m.st.OK.Render("  ✓ "+name) + "  " + present.Text(r.Result, w)
 		if !r.ThawAt.IsZero() {
 			line += "; automatic thaw at " + r.ThawAt.Format("15:04:05")
 		}
 		return line
 	}
-	return m.st.Error.Render("  ✗ " + name + " " + took + "  " + present.Text(r.Err, w))
+	return m.st.Error.Render("  ✗ " + name + "  " + present.Text(r.Err, w))
+}
+
+// resultTook is the time column of a result's line: "" for a skip (nothing
+// was sent) and for a ping, whose result names its round trip.
+func resultTook(r fleet.Result) string {
+	if r.Duration <= 0 || r.RTT != 0 || r.Skipped {
+		return ""
+	}
+	return fmtDur(r.Duration)
 }
 
 // frozenByText describes another guestdeck's freeze of the guest, in

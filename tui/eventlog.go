@@ -71,6 +71,15 @@ func (m *Model) moveEventSel(delta int) {
 	m.eventScroll = min(max(m.eventScroll, 0), max(total-rows, 0))
 }
 
+// scrollEvents scrolls the event log by delta lines (the wheel), keeping
+// its last line on screen; the selection stays on a line shown.
+func (m *Model) scrollEvents(delta int) {
+	rows := m.eventRows()
+	last := max(m.eventLinesTotal()-rows, 0)
+	m.eventScroll = min(max(0, m.eventScroll+delta), last)
+	m.eventSel = min(max(m.eventSel, m.eventScroll), m.eventScroll+rows-1)
+}
+
 func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
 	page := m.eventRows()
 	switch {
@@ -105,7 +114,7 @@ var (
 func (k KeyMap) entryCloseKeys() key.Binding {
 	b := k.closeKeys(k.Back)
 	keys := append([]string{"enter", "backspace"}, b.Keys()...)
-	return bind("back to the log", keys...)
+	return key.NewBinding(key.WithKeys(keys...), key.WithHelp("esc/enter", "back to the log"))
 }
 
 func (m *Model) entryKey(k tea.KeyPressMsg) tea.Cmd {

@@ -99,6 +99,8 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(k, km.Pulse):
 		m.openPulse() // pulse.go
 	case key.Matches(k, km.Detail):
+		m.openDetail() // detailview.go
+	case key.Matches(k, km.DetailPane):
 		m.detail = !m.detail
 		m.clampScroll()
 	case key.Matches(k, km.DetailNextTab):
@@ -396,10 +398,6 @@ func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 	}
 	return nil
 }
-
-// scrollEvents scrolls the event log by delta lines (the wheel), taking
-// the selection along.
-func (m *Model) scrollEvents(delta int) { m.moveEventSel(delta) }
 
 // requestQuit quits, or asks first (on top of everything) when this process
 // froze guests.

@@ -166,6 +166,7 @@ const (
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
 	layerEntry                    // one event log entry, whole (eventlog.go)
+	layerDetail                   // the detail pane opened over the region (detailview.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -543,6 +544,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.eventsKey(k)
 	case layerEntry:
 		return m.entryKey(k)
+	case layerDetail:
+		return m.detailKey(k)
 	case layerHosts:
 		return m.hostsKey(k)
 	case layerFiles:
@@ -611,6 +614,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	case layerEntry:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollEntry(wheelDelta(w.Mouse()))
+		}
+	case layerDetail:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollDetail(wheelDelta(w.Mouse()))
 		}
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {

@@ -158,6 +158,8 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderEvents(w, h)
 	case layerEntry:
 		return m.renderEntry(w, h)
+	case layerDetail:
+		return m.renderDetail(h - 1)
 	case layerHosts:
 		return m.renderHosts(w, h)
 	case layerQuit:
