@@ -105,7 +105,33 @@ func (m *Model) startAction(a fleet.Action) tea.Cmd {
 	return m.launch(a, run, skipped)
 }
 
+// Result marks (✓ ✗ - beside the rows an action touched) say how the last
+// action went. They go when the next action starts, at esc (before the
+// guest marks, clear), or resultMarkTTL after the action ended: by then the
+// status line and the event log say it, and a ✓ left for minutes reads as
+// the state of the guest now.
+const resultMarkTTL = 30 * time.Second
+
+// expireResultMarks drops the result marks once their time is up.
+func (m *Model) expireResultMarks() {
+	if !m.marksUntil.IsZero() && !m.now().Before(m.marksUntil) {
+		m.clearResultMarks()
+	}
+}
+
+// clearResultMarks drops the marks of a finished action; a running one's
+// stay (its spinners are its progress).
+func (m *Model) clearResultMarks() bool {
+	if m.run != nil || len(m.rowStatus) == 0 {
+		return false
+	}
+	m.rowStatus = map[string]rowStatus{}
+	m.marksUntil = time.Time{}
+	return true
+}
+
 func (m *Model) markSkipped(skipped []fleet.Result) {
+	m.marksUntil = m.now().Add(resultMarkTTL) // launch clears it while the action runs
 	m.rowStatus = map[string]rowStatus{}
 	for _, r := range skipped {
 		m.rowStatus[r.Guest] = rowSkipped
@@ -147,6 +173,7 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 	id := m.runSeq
 	names := make([]string, len(run))
 	m.markSkipped(skipped)
+	m.marksUntil = time.Time{} // until it ends
 	for i, g := range run {
 		names[i] = g.Name
 		m.rowStatus[g.Name] = rowRunning
@@ -220,6 +247,7 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	for _, res := range msg.results {
 		m.rowStatus[res.Guest] = resultStatus(res)
 	}
+	m.marksUntil = m.now().Add(resultMarkTTL)
 	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
 	where := "(e: event log)"
 	clear(r.action.Users.Secret) // a password is needed no longer than the run

@@ -138,6 +138,9 @@ type Model struct {
 
 	run       *runState
 	rowStatus map[string]rowStatus
+	// marksUntil is when the last action's result marks (✓ ✗ -) go:
+	// resultMarkTTL after it ended; zero while it runs or when none show.
+	marksUntil time.Time
 	runSeq    int
 	spin      spinner.Model
 	prog      progress.Model
@@ -437,6 +440,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case rearmMsg:
 		return m, waitChanged(m.src.Changed())
 	case tickMsg:
+		m.expireResultMarks() // actions.go
 		return m, tick()
 	case actionMsg:
 		m.actionProgress(msg)
