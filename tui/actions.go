@@ -106,7 +106,7 @@ func (m *Model) startAction(a fleet.Action) tea.Cmd {
 }
 
 // Result marks (✓ ✗ - beside the rows an action touched) say how the last
-// action went. They go when the next action starts, at esc (before the
+// action went. They go when the next action starts, at esc (with the
 // guest marks, clear), or resultMarkTTL after the action ended: by then the
 // status line and the event log say it, and a ✓ left for minutes reads as
 // the state of the guest now.

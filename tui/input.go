@@ -174,15 +174,16 @@ func (m *Model) toggleVisual() {
 	m.visualAnchor = m.tbl.cursor
 }
 
-// clear drops, in order, a visual range, the last action's result marks,
-// the marks, the filter.
+// clear drops, in order, a visual range, the marks (and with them the
+// last action's result marks), the filter.
 func (m *Model) clear() {
 	switch {
 	case m.visual:
 		m.visual = false
-	case m.clearResultMarks():
 	case len(m.marks) > 0:
 		m.marks = map[string]bool{}
+		m.clearResultMarks()
+	case m.clearResultMarks():
 	case m.tbl.filter != "":
 		m.tbl.filter = ""
 		m.reindex()

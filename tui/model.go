@@ -141,11 +141,11 @@ type Model struct {
 	// marksUntil is when the last action's result marks (✓ ✗ -) go:
 	// resultMarkTTL after it ended; zero while it runs or when none show.
 	marksUntil time.Time
-	runSeq    int
-	spin      spinner.Model
-	prog      progress.Model
-	events    []event
-	noticeSeq uint64 // the newest fleet notice already in events
+	runSeq     int
+	spin       spinner.Model
+	prog       progress.Model
+	events     []event
+	noticeSeq  uint64 // the newest fleet notice already in events
 
 	ex *execUI // the exec prompt, its history and results pane (exec.go)
 

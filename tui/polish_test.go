@@ -214,7 +214,7 @@ func TestEnterOpensDetail(t *testing.T) {
 	eq(t, "marked", marked(m), []string{"vm-00001"})
 }
 
-// Result marks go: after resultMarkTTL, at esc (before the guest marks),
+// Result marks go: after resultMarkTTL, at esc (with the guest marks),
 // and when the next action starts.
 func TestResultMarksClear(t *testing.T) {
 	now := testNow
@@ -236,10 +236,12 @@ func TestResultMarksClear(t *testing.T) {
 	eq(t, "the guest marks stay", len(marked(m)), 2)
 
 	m = press(t, m, "p", "esc")
-	eq(t, "esc drops the result marks first", len(m.rowStatus), 0)
-	eq(t, "and keeps the guest marks", len(marked(m)), 2)
+	eq(t, "esc drops the result marks", len(m.rowStatus), 0)
+	eq(t, "with the guest marks", m.markCount(), 0)
+	m = press(t, m, "p")
+	eq(t, "ping marks the cursor's guest", m.rowStatus["vm-00002"], rowOK)
 	m = press(t, m, "esc")
-	eq(t, "a second esc clears the guest marks", m.markCount(), 0)
+	eq(t, "no guest marks: esc drops the result marks", len(m.rowStatus), 0)
 
 	m = press(t, m, "p")
 	eq(t, "ping marks vm-00002 (cursor)", m.rowStatus["vm-00002"], rowOK)
