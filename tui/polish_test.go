@@ -266,3 +266,22 @@ func TestResultMarksStayWhileRunning(t *testing.T) {
 	m, _ = drain(t, m, cmd, 0)
 	eq(t, "done", m.rowStatus["vm-00000"], rowOK)
 }
+
+// A guest without /etc/os-release reports only its kernel: the table and
+// the detail pane name the kernel release, and the machine ("x86_64") is
+// never where the OS's name goes.
+func TestOSWithoutOSRelease(t *testing.T) {
+	m, src := newTestModel(3, 160, 45, Options{})
+	gs := testGuests(3)
+	gs[1].OS = &agentclient.OSInfo{KernelRelease: "6.1.0-28-amd64", KernelVersion: "#1 SMP PREEMPT_DYNAMIC", Machine: "x86_64"}
+	src.set(gs)
+	m.refresh()
+	m = press(t, m, "down")
+	v := view(m)
+	if row := lineWith(v, "vm-00001 "); !strings.Contains(row, "kernel 6.1.0-28-a") {
+		t.Errorf("table row: %q", row)
+	}
+	if l := lineWith(v, "OS           "); !strings.HasPrefix(l, "OS           kernel 6.1.0-28-amd64  x86_64") {
+		t.Errorf("detail OS line: %q\n%s", l, v)
+	}
+}
