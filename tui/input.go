@@ -524,15 +524,20 @@ func (m *Model) handleClick(ms tea.Mouse) {
 			m.moveTo(i)
 		}
 	case m.detail && ms.Y == l.detailTop:
-		x := 0
-		for i, label := range m.tabLabels() {
-			w := present.Width(label)
-			if ms.X >= x && ms.X < x+w {
-				m.setTab(i)
-				return
-			}
-			x += w + 1
+		m.clickTab(ms.X)
+	}
+}
+
+// clickTab picks the tab drawn at column x of the tab bar.
+func (m *Model) clickTab(x int) {
+	left := 0
+	for i, label := range m.tabLabels() {
+		w := present.Width(label)
+		if x >= left && x < left+w {
+			m.setTab(i)
+			return
 		}
+		left += w + 1
 	}
 }
 

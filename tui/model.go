@@ -620,8 +620,13 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 			m.scrollEntry(wheelDelta(w.Mouse()))
 		}
 	case layerDetail:
-		if w, ok := msg.(tea.MouseWheelMsg); ok {
-			m.scrollDetail(wheelDelta(w.Mouse()))
+		switch msg := msg.(type) {
+		case tea.MouseWheelMsg:
+			m.scrollDetail(wheelDelta(msg.Mouse()))
+		case tea.MouseClickMsg:
+			if ms := msg.Mouse(); ms.Button == tea.MouseLeft && ms.Y == m.layout().regionTop {
+				m.clickTab(ms.X) // the tab bar is the region's first line
+			}
 		}
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {

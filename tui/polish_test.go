@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -186,6 +187,11 @@ func TestEnterOpensDetail(t *testing.T) {
 	eq(t, "tab switches the tab", m.tab, tabInterfaces)
 	m = press(t, m, "4")
 	eq(t, "a digit picks a tab", m.tab, tabFilesystems)
+	l := m.layout()
+	m, _ = send(t, m, tea.MouseClickMsg{X: 0, Y: l.regionTop, Button: tea.MouseLeft})
+	eq(t, "a click on the tab bar picks the tab", m.tab, tabOverview)
+	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: l.regionTop + 5, Button: tea.MouseWheelDown})
+	eq(t, "the wheel scrolls the detail", m.detailScroll, 3)
 	m = press(t, m, "esc")
 	eq(t, "esc goes back", m.top().kind, layerTable)
 	eq(t, "the pane stays", m.detail, true)
