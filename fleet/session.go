@@ -36,9 +36,9 @@ type session struct {
 	agent *callAgent      // nil while disconnected; guarded by sem
 	skip  map[string]bool // commands that failed as unknown/unsupported; guarded by sem
 	// broken: commands whose replies came back too large or undecodable,
-	// with the error (callErrorText says it). They are skipped like refused ones (until
-	// capabilities are read again) and shown in the guest's Err. Guarded by
-	// sem; reset with skip.
+	// with the error (callErrorText says it). They are skipped like
+	// refused ones (until capabilities are read again) and shown in the
+	// guest's Err. Guarded by sem; reset with skip.
 	broken map[string]error
 	// capsFrozen: the capabilities in the snapshot were read while the guest
 	// was frozen, when the agent lists nearly every command disabled. The

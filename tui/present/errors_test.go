@@ -94,6 +94,7 @@ func TestErrBrief(t *testing.T) {
 		{"budget before all else", fleet.Guest{Err: "x", Cause: fmt.Errorf("%w: big", agentclient.ErrBudget)}, "reply budget full"},
 		{"connection lost", fleet.Guest{Err: "x", Cause: fmt.Errorf("read: %w", agentclient.ErrConnLost)}, "connection lost"},
 		{"timeout", fleet.Guest{Err: "x", Cause: fmt.Errorf("read: %w", agentclient.ErrTimeout)}, "no answer in time"},
+		{"gone after a shutdown", fleet.Guest{State: fleet.Gone, Err: "guest went away: x", Cause: fmt.Errorf("x: %w", agentclient.ErrSilent)}, "went away"},
 		{"unclassified: the text", fleet.Guest{Err: "ssh: handshake failed", Cause: fmt.Errorf("ssh: handshake failed")}, "ssh: handshake failed"},
 	}
 	for _, tt := range tests {

@@ -208,6 +208,11 @@ func ErrBrief(g *fleet.Guest) string {
 	if g.Cause == nil {
 		return g.Err
 	}
+	if g.State == fleet.Gone {
+		// It was shutting down: that it stopped answering is the news,
+		// not how (the detail pane says).
+		return "went away"
+	}
 	if s := Brief(g.Cause); s != "" {
 		return s
 	}
