@@ -427,8 +427,8 @@ type probe struct {
 
 // probeUpload asks the guest whether p.remote exists, in a Cmd: from a
 // listing of its directory where guest-exec allows one, else by opening it
-// for reading (guest-file-open, mode "r") and reading nothing. The answer
-// comes back as a probedMsg; the confirmation is asked then.
+// for reading (guest-file-open, mode "r") and stopping at its first chunk.
+// The answer comes back as a probedMsg; the confirmation is asked then.
 func (m *Model) probeUpload(p uploadPlan) tea.Cmd {
 	ctx, cancel, seq := m.startLoad("checking " + p.remote + " …")
 	src, guest, canExec := m.src, m.guest, m.canExec
