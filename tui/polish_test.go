@@ -291,3 +291,15 @@ func TestOSWithoutOSRelease(t *testing.T) {
 		t.Errorf("detail OS line:\n%s", v)
 	}
 }
+
+// The detail opened over the table (enter) on the silent guest: the whole
+// region is the guest's, its error wrapped.
+func TestDetailOpenGolden(t *testing.T) {
+	m, _ := longErrModel(t, 100, 30)
+	m = press(t, m, "down", "down", "down", "down", "enter")
+	v := view(m)
+	if n := len(strings.Split(strings.TrimSuffix(v, "\n"), "\n")); n != 30 {
+		t.Errorf("view is %d lines, want 30", n)
+	}
+	golden(t, "detail_open_100x30", v)
+}
