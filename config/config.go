@@ -63,7 +63,7 @@ var KeyActions = []string{
 	"open", "back",
 	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
 	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
-	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
+	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "detail_pane", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
 }
 

@@ -156,6 +156,10 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderHelp(w, h)
 	case layerEvents:
 		return m.renderEvents(w, h)
+	case layerEntry:
+		return m.renderEntry(w, h)
+	case layerDetail:
+		return m.renderDetail(h - 1)
 	case layerHosts:
 		return m.renderHosts(w, h)
 	case layerQuit:
