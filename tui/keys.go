@@ -319,7 +319,7 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerCommand:
 		return []key.Binding{bind("run", "enter"), bind("complete", "tab"), bind("cancel", "esc"), quit}
 	case layerHelp:
-		return []key.Binding{k.closeKeys(k.Help), quit}
+		return []key.Binding{k.closeKeys(k.Help), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEvents:
 		return []key.Binding{k.closeKeys(k.Events), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerHosts:

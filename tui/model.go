@@ -79,6 +79,8 @@ type Options struct {
 	Audit fleet.Auditor
 	// Exec runs programs on guests (the ! key, :exec); nil disables it.
 	Exec ExecFunc
+	// Views are the saved views (views.go); check them with CheckViews.
+	Views []View
 }
 
 // CheckKeys reports whether overrides name only known actions.
@@ -124,7 +126,10 @@ type Model struct {
 
 	eventScroll int
 	hostScroll  int
+	helpScroll  int // lines of the help screen scrolled off the top (help.go)
 	help        help.Model
+
+	views viewState // saved views and the one shown (views.go)
 
 	// layers is the dashboard's one modal state; see layer.
 	layers []layer
@@ -348,6 +353,7 @@ func New(src Source, opts Options) Model {
 		m.snap = &fleet.Snapshot{}
 	}
 	m.tbl.sortCol = colName
+	m.setupViews() // views.go: the default view's filter, sort and columns
 	m.reindex()
 	m.takeNotices()
 	return m
