@@ -557,7 +557,8 @@ func layoutColumns(width int, sortCol colID, set []colID, anyErr, anyFrozen bool
 			out = append(out, columns[id])
 		}
 	}
-	// ERROR (or else the last column) absorbs the slack so rows span the screen.
+	// ERROR (or else the last column) absorbs the slack so rows span the
+	// screen, with the cell of the separator the last column lacks.
 	if n := len(out); n > 0 {
 		i := n - 1
 		for j, c := range out {
@@ -565,7 +566,7 @@ func layoutColumns(width int, sortCol colID, set []colID, anyErr, anyFrozen bool
 				i = j
 			}
 		}
-		out[i].width += avail - used
+		out[i].width += avail - used + 1
 	}
 	return out
 }

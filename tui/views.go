@@ -189,6 +189,7 @@ func (m *Model) setupViews() {
 	}
 	m.views = viewState{list: list, cols: map[string][]colID{}}
 	m.views.current = DefaultView
+	m.cmdInput.SetSuggestions(m.completions()) // now with "view NAME"
 	if v, ok := m.findView(DefaultView); ok {
 		m.applyView(v)
 	}
