@@ -33,6 +33,14 @@ func TestViewColumnsMatchTUI(t *testing.T) {
 	if err := tui.CheckViews(nil, views); err != nil {
 		t.Errorf("tui.CheckViews rejects what config accepts: %v", err)
 	}
+	// The example fleet file's views pass the dashboard's checks too.
+	f, err := config.Load(filepath.Join("..", "..", "examples", "fleet.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := dashboardViews(f, f.Keys); err != nil || len(vs) == 0 {
+		t.Errorf("examples/fleet.toml views: %d, %v", len(vs), err)
+	}
 }
 
 // simFleet serves n simulated guests with `guestdeck sim` (the first frozen
