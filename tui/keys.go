@@ -338,6 +338,9 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return execHelp(l.exec)
 	case layerPulse:
 		return k.pulseHelp()
+	case layerColumns:
+		toggle, up, down, auto, apply, cancel := pickerKeys()
+		return []key.Binding{k.Up, k.Down, toggle, up, down, auto, apply, cancel}
 	}
 	return k.ShortHelp()
 }

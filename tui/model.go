@@ -129,7 +129,8 @@ type Model struct {
 	helpScroll  int // lines of the help screen scrolled off the top (help.go)
 	help        help.Model
 
-	views viewState // saved views and the one shown (views.go)
+	views  viewState     // saved views and the one shown (views.go)
+	picker *columnPicker // the column picker's state (picker.go)
 
 	// layers is the dashboard's one modal state; see layer.
 	layers []layer
@@ -168,6 +169,7 @@ const (
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
+	layerColumns                  // the column picker (picker.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -554,6 +556,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPaneKey(k)
 	case layerPulse:
 		return m.pulseKey(k)
+	case layerColumns:
+		return m.columnsKey(k)
 	}
 	return m.tableKey(k)
 }

@@ -172,6 +172,8 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderExec(w, h)
 	case layerPulse:
 		return m.renderPulse(w, h)
+	case layerColumns:
+		return m.renderColumnPicker(w, h)
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -430,8 +432,8 @@ func (m *Model) helpLines(w int) []string {
 	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen")
 	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
 	add("Views", m.viewsHelp())
-	add("Columns", ":columns a,b,c shows those, in that order, in this view for the session; +a adds, -a drops, auto fits them to the width, "+
-		"nothing restores the view's own. Names: "+strings.Join(ColumnNames(), ", "))
+	add("Columns", ":columns picks them in a list; :columns a,b,c shows those, in that order, in this view for the session; +a adds, -a drops, "+
+		"auto fits them to the width, reset restores the view's own. Names: "+strings.Join(ColumnNames(), ", "))
 	targets := "the marked guests, or the guest under the cursor when none is marked"
 	if !m.opts.Readonly {
 		targets = "marked guests, else the cursor's · :dry-run ACTION shows, sends nothing"

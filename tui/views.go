@@ -278,13 +278,16 @@ func (m *Model) viewNames() []string {
 
 // columnsCommand sets the current view's columns for the session:
 // "name,state,os" (commas or blanks) lists them in order, "+host" adds
-// and "-os" drops one, "auto" chooses by width, and nothing at all goes
-// back to the view's own columns.
+// and "-os" drops one, "auto" chooses by width, "reset" goes back to the
+// view's own columns, and nothing at all opens the picker (picker.go).
 func (m *Model) columnsCommand(arg string) {
 	words := strings.FieldsFunc(arg, func(r rune) bool { return r == ',' || r == ' ' })
 	cur := m.views.current
 	switch {
 	case len(words) == 0:
+		m.openColumnPicker()
+		return
+	case len(words) == 1 && words[0] == "reset":
 		delete(m.views.cols, cur)
 		v, _ := m.findView(cur)
 		m.tbl.cols = v.cols
@@ -350,7 +353,7 @@ func (m *Model) viewCompletions() []string {
 	for _, n := range m.viewNames() {
 		out = append(out, "view "+n)
 	}
-	return append(out, "columns ", "columns auto")
+	return append(out, "columns", "columns auto", "columns reset")
 }
 
 // viewsHelp is the help screen's Views section.

@@ -170,8 +170,8 @@ func TestColumnsCommand(t *testing.T) {
 	eq(t, "default keeps its session columns", colWords(m.visibleColumns()), []string{"name", "state", "host"})
 	m = press(t, m, "alt+1")
 	eq(t, "frozen keeps its session columns", colWords(m.visibleColumns()), []string{"name", "error"})
-	run("columns")
-	eq(t, "nothing restores the view's own", colWords(m.visibleColumns()), []string{"name", "state", "freeze", "host", "error"})
+	run("columns reset")
+	eq(t, "reset restores the view's own", colWords(m.visibleColumns()), []string{"name", "state", "freeze", "host", "error"})
 	run("columns auto")
 	if m.tbl.cols != nil {
 		t.Errorf("auto: cols = %v", m.tbl.cols)
@@ -252,6 +252,46 @@ func TestViewHostileCells(t *testing.T) {
 	}
 }
 
+// The picker lists every column, the shown ones first; space hides or
+// shows one, K/J move it, enter applies to the current view, esc leaves
+// the columns as they were. NAME stays first and shown.
+func TestColumnPicker(t *testing.T) {
+	m, _ := newTestModel(24, 100, 30, Options{Views: testViews})
+	m = press(t, m, "alt+1") // name, state, freeze, host, error
+	open := func() {
+		t.Helper()
+		m = press(t, m, ":")
+		m = typeText(t, m, "columns")
+		m = press(t, m, "enter")
+		eq(t, "picker open", m.top().kind, layerColumns)
+	}
+	open()
+	v := view(m)
+	for _, want := range []string{"Columns of view frozen", "▸ [•] NAME", "[x] STATE", "[x] ERROR", "[ ] ADDRESSES"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("picker lacks %q:\n%s", want, v)
+		}
+	}
+	m = press(t, m, "space")                         // on NAME: stays
+	m = press(t, m, "down", "space")                 // hide STATE
+	m = press(t, m, "down", "down", "K")             // HOST above FREEZE
+	m = press(t, m, "down", "down", "down", "space") // show ADDRESSES (after ERROR)
+	m = press(t, m, "enter")
+	eq(t, "picker closed", m.top().kind, layerTable)
+	eq(t, "applied", colWords(m.visibleColumns()), []string{"name", "host", "freeze", "error", "addresses"})
+
+	open()
+	m = press(t, m, "K", "down", "K") // NAME cannot move, nor be passed
+	m = press(t, m, "down", "space", "esc")
+	eq(t, "esc changes nothing", colWords(m.visibleColumns()), []string{"name", "host", "freeze", "error", "addresses"})
+
+	open()
+	m = press(t, m, "a")
+	if m.tbl.cols != nil {
+		t.Errorf("a: cols = %v, want by width", m.tbl.cols)
+	}
+}
+
 // TestGoldenSizes: the table, the help (its first page, and its last at
 // 80x24) and the freeze and shutdown confirmations at the three sizes a
 // new user tried, and a saved view at 80x24.
@@ -282,6 +322,11 @@ func TestGoldenSizes(t *testing.T) {
 	shots = append(shots,
 		shot{"help_end_80x24", 80, 24, func(t *testing.T, m Model) Model { return press(t, m, "?", "G") }},
 		shot{"view_frozen_80x24", 80, 24, func(t *testing.T, m Model) Model { return press(t, m, "alt+1") }},
+		shot{"columns_picker_80x24", 80, 24, func(t *testing.T, m Model) Model {
+			m = press(t, m, "alt+1", ":")
+			m = typeText(t, m, "columns")
+			return press(t, m, "enter", "down")
+		}},
 	)
 	for _, s := range shots {
 		t.Run(s.name, func(t *testing.T) {
