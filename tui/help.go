@@ -45,20 +45,25 @@ func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 		m.closeLayer(layerHelp)
 		m.helpScroll = 0
 	case key.Matches(k, m.keys.Up):
-		m.helpScroll = max(m.helpScroll-1, 0)
+		m.scrollHelp(-1)
 	case key.Matches(k, m.keys.Down):
-		m.helpScroll++ // renderHelp stops it at the last line
+		m.scrollHelp(1)
 	case key.Matches(k, m.keys.PageUp):
-		m.helpScroll = max(m.helpScroll-page, 0)
+		m.scrollHelp(-page)
 	case key.Matches(k, m.keys.PageDown):
-		m.helpScroll += page
+		m.scrollHelp(page)
 	case key.Matches(k, m.keys.Top):
 		m.helpScroll = 0
 	case key.Matches(k, m.keys.Bottom):
-		m.helpScroll = len(m.helpLines(m.width))
+		m.scrollHelp(len(m.helpLines(m.width)))
 	}
-	// The last line stays at the bottom: scrolling past it would leave keys
-	// that seem to do nothing on the way back.
-	m.helpScroll = min(m.helpScroll, max(len(m.helpLines(m.width))-m.layout().regionHeight, 0))
 	return nil
+}
+
+// scrollHelp moves the help screen by delta lines. The last line stays at
+// the bottom: scrolling past it would leave keys that seem to do nothing on
+// the way back.
+func (m *Model) scrollHelp(delta int) {
+	last := max(len(m.helpLines(m.width))-m.layout().regionHeight, 0)
+	m.helpScroll = min(max(m.helpScroll+delta, 0), last)
 }

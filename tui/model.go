@@ -617,6 +617,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollHosts(wheelDelta(w.Mouse()))
 		}
+	case layerHelp:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollHelp(wheelDelta(w.Mouse())) // help.go
+		}
 	case layerTable:
 		switch msg := msg.(type) {
 		case tea.MouseClickMsg:

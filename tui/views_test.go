@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/guestdeck/guestdeck/fleet"
@@ -345,4 +346,15 @@ func TestGoldenSizes(t *testing.T) {
 			golden(t, s.name, got)
 		})
 	}
+}
+
+// The wheel scrolls the help screen as the keys do.
+func TestHelpWheel(t *testing.T) {
+	m, _ := newTestModel(5, 80, 24, Options{})
+	m = press(t, m, "?")
+	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: 10, Button: tea.MouseWheelDown})
+	eq(t, "wheel down", m.helpScroll, 3)
+	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: 10, Button: tea.MouseWheelUp})
+	m, _ = send(t, m, tea.MouseWheelMsg{X: 10, Y: 10, Button: tea.MouseWheelUp})
+	eq(t, "wheel up stops at the top", m.helpScroll, 0)
 }
