@@ -99,7 +99,7 @@ func (m *Model) setColumns(cols []colID) {
 func (m *Model) renderColumnPicker(w, h int) string {
 	p := m.picker
 	toggle, up, down, auto, apply, cancel := pickerKeys()
-	title := "Columns of view " + m.views.current
+	title := "Columns of view " + present.Text(m.views.current, nameCells)
 	var ks []string
 	for _, b := range []key.Binding{toggle, up, down, auto, apply, cancel} {
 		ks = append(ks, b.Help().Key+" "+b.Help().Desc)

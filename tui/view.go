@@ -113,7 +113,7 @@ func (m *Model) renderTooSmall() string {
 func (m *Model) renderTitle() string {
 	left := m.st.Title.Render("guestdeck") + " " + fmt.Sprintf("%d guests", len(m.snap.Guests))
 	if v := m.views.current; v != DefaultView {
-		left += " · view " + v // views.go
+		left += " · view " + present.Text(v, nameCells) // views.go
 	}
 	if m.tbl.filter != "" {
 		left += fmt.Sprintf(" · filter %q: %d shown", m.tbl.filter, len(m.tbl.rows))

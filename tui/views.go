@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // View is a saved view of the table (the fleet file's [[views]]): which
@@ -359,13 +360,18 @@ func (m *Model) viewCompletions() []string {
 // viewsHelp is the help screen's Views section.
 func (m *Model) viewsHelp() string {
 	var parts []string
+	// The fleet file's names and keys, escaped like any text from outside.
 	for _, v := range m.views.list {
-		s := v.Name
+		s := present.Text(v.Name, nameCells)
 		if v.Key != "" {
-			s = v.Key + " " + s
+			s = present.Text(v.Key, nameCells) + " " + s
 		}
 		parts = append(parts, s)
 	}
-	parts = append(parts, ":view NAME switches ("+strings.Join(m.viewNames(), ", ")+")")
+	names := m.viewNames()
+	for i, n := range names {
+		names[i] = present.Text(n, nameCells)
+	}
+	parts = append(parts, ":view NAME switches ("+strings.Join(names, ", ")+")")
 	return strings.Join(parts, " · ")
 }

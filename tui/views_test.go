@@ -227,9 +227,11 @@ func TestCheckViews(t *testing.T) {
 }
 
 // Guest text in a view's columns passes the presentation boundary and keeps
-// to its cells: a long name with terminal escapes and a long address.
+// to its cells: a long name with terminal escapes and a long address. So
+// does a view's own name where the title, help and picker show it.
 func TestViewHostileCells(t *testing.T) {
-	m, src := newTestModel(3, 80, 24, Options{Views: []View{{Name: "v", Key: "alt+1", Columns: []string{"name", "addresses", "error", "os"}}}})
+	name := "v\x1b]0;pwn\x07\u202e"
+	m, src := newTestModel(3, 80, 24, Options{Views: []View{{Name: name, Key: "alt+1", Columns: []string{"name", "addresses", "error", "os"}}}})
 	gs := testGuests(3)
 	gs[1].Name = "evil\x1b]52;c;aGk=\x07\x1b[2J" + strings.Repeat("\u202ex", 200)
 	gs[1].Interfaces[1].IPAddresses[0].Address = strings.Repeat("1234:", 100) + "\x1b[31m"
@@ -242,6 +244,17 @@ func TestViewHostileCells(t *testing.T) {
 	for _, bad := range []string{"\x1b]52", "\x1b[2J", "\x1b[H", "\x07", "\u202e", "\r", "\x1b[31m"} {
 		if strings.Contains(raw, bad) {
 			t.Errorf("screen carries %q from the guest", bad)
+		}
+	}
+	help := press(t, m, "?").View().Content
+	m = press(t, m, ":")
+	m = typeText(t, m, "columns")
+	picker := press(t, m, "enter").View().Content
+	for what, screen := range map[string]string{"help": help, "picker": picker} {
+		for _, bad := range []string{"\x1b]0", "\x07", "\u202e"} {
+			if strings.Contains(screen, bad) {
+				t.Errorf("%s carries %q from the view's name", what, bad)
+			}
 		}
 	}
 	lines := strings.Split(ansi.Strip(raw), "\n")

@@ -91,6 +91,28 @@ func e2eHeader(screen string) []string {
 	return nil
 }
 
+// e2eCell is the word of a row's text (e2eRow.text) under the header
+// title: where the columns are depends on the width and the view.
+func e2eCell(screen, rowText, title string) string {
+	for _, line := range strings.Split(screen, "\n") {
+		if f := strings.Fields(line); len(f) == 0 || !strings.HasPrefix(f[0], "NAME") {
+			continue
+		}
+		at := strings.Index(line, " "+title)
+		if at < 0 {
+			return ""
+		}
+		at = len([]rune(line[:at+1])) - 3 // rows' text starts after the mark cells
+		if row := []rune(rowText); at >= 0 && at < len(row) {
+			if f := strings.Fields(string(row[at:])); len(f) > 0 {
+				return f[0]
+			}
+		}
+		return ""
+	}
+	return ""
+}
+
 // TestDashboardE2EViews: in a real terminal, a saved view from the fleet
 // file, switched by its key, changes both the rows (its filter) and the
 // columns (its own, in its order); :view default brings back the rest.
