@@ -82,8 +82,8 @@ var columns = [numCols]column{
 }
 
 // autoOrder is the left-to-right order of the columns when the view does
-// not list its own: the priority order, the figures grouped, ERROR last
-// because it takes the slack.
+// not list its own: near the priority order, the figures grouped, ERROR
+// last because it takes the slack.
 var autoOrder = []colID{colName, colState, colAddr, colOS, colFreeze, colHost, colAgent, colVCPU,
 	colCPUBusy, colIOWait, colSteal, colLoad, colDiskR, colDiskW, colNetRx, colNetTx, colFSFull, colSkew, colRTT, colErr}
 
@@ -498,10 +498,10 @@ func (m *Model) visibleColumns() []column {
 // then shown only while some guest in the table has an error (anyErr): an
 // empty ERROR column was the widest thing at 80 columns and said nothing,
 // while the STATE cell already says unreachable or silent, and the detail
-// pane has the whole error. When one is there it comes right after OS,
-// before FREEZE: its words are nowhere else in the table, while STATE
-// already says frozen. FREEZE drops to the back unless some guest is
-// frozen (anyFrozen).
+// pane has the whole error. When there is one, ERROR's priority is next
+// after OS's, before FREEZE's: its words are nowhere else in the table,
+// while STATE already says frozen; it is drawn last, where it takes the
+// slack. FREEZE drops to the back unless some guest is frozen (anyFrozen).
 //
 // A view's own set is shown in its order; what does not fit is dropped
 // from the end of the list (its order is its priority), NAME always stays
