@@ -334,7 +334,7 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerCommand:
 		return []key.Binding{bind("run", "enter"), bind("complete", "tab"), bind("cancel", "esc"), quit}
 	case layerHelp:
-		return []key.Binding{k.closeKeys(k.Help), quit}
+		return []key.Binding{k.closeKeys(k.Help), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEvents:
 		return []key.Binding{k.closeKeys(k.Events), entryOpenKey, k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEntry:
@@ -357,6 +357,9 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return execHelp(l.exec)
 	case layerPulse:
 		return k.pulseHelp()
+	case layerColumns:
+		toggle, up, down, auto, apply, cancel := pickerKeys()
+		return []key.Binding{k.Up, k.Down, toggle, up, down, auto, apply, cancel}
 	}
 	return k.ShortHelp()
 }
