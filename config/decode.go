@@ -18,7 +18,7 @@ import (
 
 // Known keys per table, in the order the docs list them.
 var (
-	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets"}
+	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets", "views"}
 	defaultsKeys = []string{"interval", "slow_interval", "metrics_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive",
 		"known_hosts", "identity", "insecure_ignore_host_key"}
 	hostKeys    = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
@@ -59,6 +59,10 @@ func decode(file string, data []byte) (*File, error) {
 		case "keys":
 			if t, ok := d.table(v, k); ok {
 				f.Keys = d.keys(t)
+				f.keysAt = map[string]pos{}
+				for action := range f.Keys {
+					f.keysAt[action] = d.valAt("keys", action)
+				}
 			}
 		case "host":
 			for i, t := range d.tables(v, k) {
@@ -72,6 +76,10 @@ func decode(file string, data []byte) (*File, error) {
 			for i, t := range d.tables(v, k) {
 				f.Sockets = append(f.Sockets, d.sockets(t, k, strconv.Itoa(i)))
 			}
+		case "views":
+			for i, t := range d.tables(v, k) {
+				f.Views = append(f.Views, d.view(t, k, strconv.Itoa(i))) // views.go
+			}
 		default:
 			if slices.Contains(defaultsKeys, k) {
 				// A setting written before any table: say where it goes.
@@ -83,6 +91,7 @@ func decode(file string, data []byte) (*File, error) {
 	}
 	d.sshDefaults(f)
 	d.duplicates(f)
+	d.viewKeyClashes(f)
 	if len(d.errs) > 0 {
 		// One message: the first problem in the file.
 		sort.SliceStable(d.errs, func(i, j int) bool { return before(d.errs[i], d.errs[j]) })

@@ -20,7 +20,7 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(k, m.keys.Quit) {
 		return m.requestQuit()
 	}
-	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey} {
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey, m.savedViewKey} {
 		if cmd, ok := handle(k); ok {
 			return cmd
 		}
@@ -99,6 +99,8 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(k, km.Pulse):
 		m.openPulse() // pulse.go
 	case key.Matches(k, km.Detail):
+		m.openDetail() // detailview.go
+	case key.Matches(k, km.DetailPane):
 		m.detail = !m.detail
 		m.clampScroll()
 	case key.Matches(k, km.DetailNextTab):
@@ -111,7 +113,7 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.scrollDetail(-max(m.layout().detailRows/2, 1))
 	case key.Matches(k, km.Events):
 		m.open(layer{kind: layerEvents})
-		m.eventScroll = 0
+		m.resetEventLog()
 	case key.Matches(k, km.Hosts):
 		m.open(layer{kind: layerHosts})
 		m.hostScroll = 0
@@ -172,13 +174,16 @@ func (m *Model) toggleVisual() {
 	m.visualAnchor = m.tbl.cursor
 }
 
-// clear drops, in order, a visual range, the marks, the filter.
+// clear drops, in order, a visual range, the marks (and with them the
+// last action's result marks), the filter.
 func (m *Model) clear() {
 	switch {
 	case m.visual:
 		m.visual = false
 	case len(m.marks) > 0:
 		m.marks = map[string]bool{}
+		m.clearResultMarks()
+	case m.clearResultMarks():
 	case m.tbl.filter != "":
 		m.tbl.filter = ""
 		m.reindex()
@@ -281,6 +286,9 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "hold":
 		m.toggleHold()
 		return nil
+	case "view", "columns":
+		m.viewCommand(fields) // views.go
+		return nil
 	case "sort":
 		if len(fields) == 2 {
 			if c, ok := sortColumnNamed(fields[1]); ok {
@@ -336,26 +344,11 @@ func (m *Model) completions() []string {
 	}
 	all = append(all, "events", "help", "quit", "pulse", "hold")
 	all = append(all, sortNames()...)
+	all = append(all, m.viewCompletions()...) // views.go
 	if m.opts.Exec != nil && !m.opts.Readonly {
 		all = append(all, "exec ") // not a table action: exec.go runs it
 	}
 	return append(all, dry...)
-}
-
-// commandHelp is the `:` line's syntax on the help screen, from the action
-// table: every action (in read-only mode, those that change nothing) with
-// its aliases ("read|cat PATH", "reboot"), wrapped at ", " so the first
-// line fits first cells and the others rest cells. Where that takes more
-// than two lines the modes read MODE, and then the names stand alone (the
-// `:` line's tab completes the rest).
-func commandHelp(readonly bool, first, rest int) []string {
-	var lines []string
-	for _, level := range []fleet.HelpLevel{fleet.HelpFull, fleet.HelpShort, fleet.HelpNames} {
-		if lines = wrapItems(helpItems(readonly, level), first, rest); len(lines) <= 2 {
-			break
-		}
-	}
-	return lines
 }
 
 func helpItems(readonly bool, level fleet.HelpLevel) []string {
@@ -370,55 +363,6 @@ func helpItems(readonly bool, level fleet.HelpLevel) []string {
 		items = append(items, "nothing that changes a guest (read-only)")
 	}
 	return items
-}
-
-// wrapItems joins items with ", " in lines of first, then rest, cells.
-func wrapItems(items []string, first, rest int) []string {
-	var lines []string
-	line, width := "", first
-	for _, it := range items {
-		switch {
-		case line == "":
-			line = it
-		case present.Width(line+", "+it) <= width:
-			line += ", " + it
-		default:
-			lines = append(lines, line+",")
-			line, width = it, rest
-		}
-	}
-	return append(lines, line)
-}
-
-func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
-	if key.Matches(k, m.keys.closeKeys(m.keys.Help)) {
-		m.closeLayer(layerHelp)
-	}
-	return nil
-}
-
-func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
-	page := m.layout().regionHeight
-	switch {
-	case key.Matches(k, m.keys.closeKeys(m.keys.Events)):
-		m.closeLayer(layerEvents)
-	case key.Matches(k, m.keys.Up):
-		m.scrollEvents(-1)
-	case key.Matches(k, m.keys.Down):
-		m.scrollEvents(1)
-	case key.Matches(k, m.keys.PageDown):
-		m.scrollEvents(page)
-	case key.Matches(k, m.keys.PageUp):
-		m.scrollEvents(-page)
-	}
-	return nil
-}
-
-// scrollEvents moves the event log by delta lines, keeping its last line
-// on screen.
-func (m *Model) scrollEvents(delta int) {
-	last := max(m.eventLinesTotal()-m.layout().regionHeight+1, 0)
-	m.eventScroll = min(max(0, m.eventScroll+delta), last)
 }
 
 // requestQuit quits, or asks first (on top of everything) when this process
@@ -525,7 +469,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	switch {
 	case ms.Y == l.tableTop-1:
 		x := prefixWidth
-		for _, c := range visibleColumns(m.width, m.tbl.sortCol) {
+		for _, c := range m.visibleColumns() {
 			if ms.X >= x && ms.X < x+c.width+1 {
 				if m.tbl.sortCol == c.id {
 					m.tbl.sortDesc = !m.tbl.sortDesc
@@ -543,15 +487,20 @@ func (m *Model) handleClick(ms tea.Mouse) {
 			m.moveTo(i)
 		}
 	case m.detail && ms.Y == l.detailTop:
-		x := 0
-		for i, label := range m.tabLabels() {
-			w := present.Width(label)
-			if ms.X >= x && ms.X < x+w {
-				m.setTab(i)
-				return
-			}
-			x += w + 1
+		m.clickTab(ms.X)
+	}
+}
+
+// clickTab picks the tab drawn at column x of the tab bar.
+func (m *Model) clickTab(x int) {
+	left := 0
+	for i, label := range m.tabLabels() {
+		w := present.Width(label)
+		if x >= left && x < left+w {
+			m.setTab(i)
+			return
 		}
+		left += w + 1
 	}
 }
 

@@ -79,6 +79,8 @@ type Options struct {
 	Audit fleet.Auditor
 	// Exec runs programs on guests (the ! key, :exec); nil disables it.
 	Exec ExecFunc
+	// Views are the saved views (views.go); check them with CheckViews.
+	Views []View
 }
 
 // CheckKeys reports whether overrides name only known actions.
@@ -123,8 +125,14 @@ type Model struct {
 	detailScroll int
 
 	eventScroll int
+	eventSel    int        // the event log's selected line (eventlog.go)
+	entry       *entryView // the log entry open whole (layerEntry), nil when none
 	hostScroll  int
+	helpScroll  int // lines of the help screen scrolled off the top (help.go)
 	help        help.Model
+
+	views  viewState     // saved views and the one shown (views.go)
+	picker *columnPicker // the column picker's state (picker.go)
 
 	// layers is the dashboard's one modal state; see layer.
 	layers []layer
@@ -136,11 +144,14 @@ type Model struct {
 
 	run       *runState
 	rowStatus map[string]rowStatus
-	runSeq    int
-	spin      spinner.Model
-	prog      progress.Model
-	events    []event
-	noticeSeq uint64 // the newest fleet notice already in events
+	// marksUntil is when the last action's result marks (✓ ✗ -) go:
+	// resultMarkTTL after it ended; zero while it runs or when none show.
+	marksUntil time.Time
+	runSeq     int
+	spin       spinner.Model
+	prog       progress.Model
+	events     []event
+	noticeSeq  uint64 // the newest fleet notice already in events
 
 	ex *execUI // the exec prompt, its history and results pane (exec.go)
 
@@ -163,6 +174,9 @@ const (
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
+	layerEntry                    // one event log entry, whole (eventlog.go)
+	layerDetail                   // the detail pane opened over the region (detailview.go)
+	layerColumns                  // the column picker (picker.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -348,6 +362,7 @@ func New(src Source, opts Options) Model {
 		m.snap = &fleet.Snapshot{}
 	}
 	m.tbl.sortCol = colName
+	m.setupViews() // views.go: the default view's filter, sort and columns
 	m.reindex()
 	m.takeNotices()
 	return m
@@ -433,6 +448,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case rearmMsg:
 		return m, waitChanged(m.src.Changed())
 	case tickMsg:
+		m.expireResultMarks() // actions.go
 		return m, tick()
 	case actionMsg:
 		m.actionProgress(msg)
@@ -538,6 +554,10 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.helpKey(k)
 	case layerEvents:
 		return m.eventsKey(k)
+	case layerEntry:
+		return m.entryKey(k)
+	case layerDetail:
+		return m.detailKey(k)
 	case layerHosts:
 		return m.hostsKey(k)
 	case layerFiles:
@@ -548,6 +568,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPaneKey(k)
 	case layerPulse:
 		return m.pulseKey(k)
+	case layerColumns:
+		return m.columnsKey(k)
 	}
 	return m.tableKey(k)
 }
@@ -603,9 +625,26 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollEvents(wheelDelta(w.Mouse()))
 		}
+	case layerEntry:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollEntry(wheelDelta(w.Mouse()))
+		}
+	case layerDetail:
+		switch msg := msg.(type) {
+		case tea.MouseWheelMsg:
+			m.scrollDetail(wheelDelta(msg.Mouse()))
+		case tea.MouseClickMsg:
+			if ms := msg.Mouse(); ms.Button == tea.MouseLeft && ms.Y == m.layout().regionTop {
+				m.clickTab(ms.X) // the tab bar is the region's first line
+			}
+		}
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollHosts(wheelDelta(w.Mouse()))
+		}
+	case layerHelp:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollHelp(wheelDelta(w.Mouse())) // help.go
 		}
 	case layerTable:
 		switch msg := msg.(type) {

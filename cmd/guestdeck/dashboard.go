@@ -65,7 +65,17 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return exitUsage
 	}
 	if err := tui.CheckKeys(keys); err != nil {
-		c.errorf("%s: [keys]: %v", o.cfg.Path, err)
+		var ke *tui.KeyError
+		if errors.As(err, &ke) {
+			c.errorf("%v", o.cfg.KeyError(ke.Action, "[keys] "+ke.Msg))
+		} else {
+			c.errorf("%s: [keys]: %v", o.cfg.Path, err)
+		}
+		return exitUsage
+	}
+	views, err := dashboardViews(o.cfg, keys)
+	if err != nil {
+		c.errorf("%v", err) // names the file and line
 		return exitUsage
 	}
 
@@ -79,7 +89,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
-		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout()})
+		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	screenDone.Store(true)
 
@@ -134,4 +144,24 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action strin
 			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.thawCommand(r.Guest))
 	}
 	return code
+}
+
+// dashboardViews checks the fleet file's [[views]] against the dashboard's
+// keys (after [keys]) and filters, naming the line of a problem, and hands
+// them to the dashboard.
+func dashboardViews(cfg *config.File, keys map[string][]string) ([]tui.View, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	if err := cfg.CheckViews(tui.KeyOwners(keys), fleet.CheckFilter); err != nil {
+		return nil, err
+	}
+	views := make([]tui.View, len(cfg.Views))
+	for i, v := range cfg.Views {
+		views[i] = tui.View{Name: v.Name, Key: v.Key, Filter: v.Filter, Sort: v.Sort, Columns: v.Columns}
+	}
+	if err := tui.CheckViews(keys, views); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err) // a check config lacks: a bug, but never a silent one
+	}
+	return views, nil
 }
