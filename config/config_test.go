@@ -40,7 +40,7 @@ func TestParseErrors(t *testing.T) {
 		{"array of tables typo", "[[guests]]\nname = \"g\"\naddress = \"unix:/x\"\n",
 			`f.toml:1:1: unknown key "guests"; did you mean "guest"?`},
 		{"defaults key at top level", "theme = \"solarized\"\n",
-			`f.toml:1:1: theme belongs in [defaults]: write it under a [defaults] line (known top-level keys: defaults, keys, host, guest, sockets)`},
+			`f.toml:1:1: theme belongs in [defaults]: write it under a [defaults] line (known top-level keys: ` + strings.Join(topKeys, ", ") + `)`},
 		{"unknown top-level", "hosts = []\n",
 			`f.toml:1:1: unknown key "hosts"; did you mean "host"?`},
 		{"unknown key dotted", "defaults.intervl = \"5s\"\n",
