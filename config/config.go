@@ -65,6 +65,7 @@ var KeyActions = []string{
 	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
+	"yank", "audit",
 }
 
 // Duration is a time.Duration written in the fleet file as a string such as

@@ -20,7 +20,7 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(k, m.keys.Quit) {
 		return m.requestQuit()
 	}
-	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey} {
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey, m.userCommandKey} {
 		if cmd, ok := handle(k); ok {
 			return cmd
 		}
@@ -117,6 +117,10 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.hostScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles(), true
+	case key.Matches(k, km.Yank):
+		m.openYank() // clip.go
+	case key.Matches(k, km.Audit):
+		return m.openAudit(), true // auditpane.go
 	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):
 		// Matched disabled too: read-only mode refuses it in words.
 		return m.openExecPrompt(""), true
@@ -281,6 +285,10 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "hold":
 		m.toggleHold()
 		return nil
+	case "audit":
+		return m.openAudit() // auditpane.go
+	case "export":
+		return m.export(strings.TrimPrefix(strings.TrimSpace(line), fields[0])) // export.go
 	case "sort":
 		if len(fields) == 2 {
 			if c, ok := sortColumnNamed(fields[1]); ok {
@@ -297,6 +305,9 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 			return m.prepareExec(rest)
 		}
 		return m.openExecPrompt("")
+	}
+	if c, ok := m.commandNamed(fields[0]); ok && len(fields) == 1 {
+		return m.runUserCommand(c) // usercmd.go
 	}
 	dry := fields[0] == dryRunVerb
 	if dry {
@@ -334,8 +345,9 @@ func (m *Model) completions() []string {
 			dry = append(dry, dryRunVerb+" "+s.Text)
 		}
 	}
-	all = append(all, "events", "help", "quit", "pulse", "hold")
+	all = append(all, "events", "help", "quit", "pulse", "hold", "audit", "export csv ", "export json ")
 	all = append(all, sortNames()...)
+	all = append(all, m.commandCompletions()...)
 	if m.opts.Exec != nil && !m.opts.Readonly {
 		all = append(all, "exec ") // not a table action: exec.go runs it
 	}

@@ -25,6 +25,7 @@ type KeyMap struct {
 	Detail, DetailNextTab, DetailPrevTab key.Binding
 	DetailDown, DetailUp                 key.Binding
 	Events, Files, Refresh, Exec, Hosts  key.Binding
+	Yank, Audit                          key.Binding // clip.go, auditpane.go
 
 	// Actions on the marked guests (or the guest under the cursor).
 	Ping, Freeze, Thaw, Shutdown, Suspend, SetTime key.Binding
@@ -90,6 +91,8 @@ func DefaultKeyMap() KeyMap {
 		Refresh:       bind("refresh", "r"),
 		Exec:          bind("run a program", "!"),
 		Hosts:         bind("hosts", "H"),
+		Yank:          bind("copy…", "y"),
+		Audit:         bind("audit log", "A"),
 
 		Ping:     bind(quickHelp(fleet.ActPing), "p"),
 		Freeze:   bind(quickHelp(fleet.ActFreeze), "F"),
@@ -111,6 +114,7 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"open": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec, "hosts": &k.Hosts,
+		"yank": &k.Yank, "audit": &k.Audit,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
 		"suspend": &k.Suspend, "settime": &k.SetTime,
 	}
@@ -250,7 +254,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 // FullHelp is the `?` screen, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp, k.Yank, k.Audit},
 		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
@@ -338,6 +342,12 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return execHelp(l.exec)
 	case layerPulse:
 		return k.pulseHelp()
+	case layerYank:
+		return yankHelp()
+	case layerAudit:
+		return k.auditHelp(l.audit)
+	case layerAsk:
+		return askHelp()
 	}
 	return k.ShortHelp()
 }

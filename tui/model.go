@@ -79,6 +79,12 @@ type Options struct {
 	Audit fleet.Auditor
 	// Exec runs programs on guests (the ! key, :exec); nil disables it.
 	Exec ExecFunc
+	// ExportJSON writes guests as `status --json` prints them (the CLI's
+	// shape, one home); nil leaves `:export json` unavailable.
+	ExportJSON func(w io.Writer, guests []*fleet.Guest) error
+	// Commands are the fleet file's [[commands]] (usercmd.go); check them
+	// first with CheckCommands.
+	Commands []Command
 }
 
 // CheckKeys reports whether overrides name only known actions.
@@ -163,6 +169,9 @@ const (
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
+	layerYank                     // the copy chooser after y, on the input line (clip.go)
+	layerAudit                    // the audit log pane (auditpane.go)
+	layerAsk                      // a yes/no question: overwrite an export's file (export.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -189,6 +198,8 @@ type layer struct {
 	files   FilesPane     // layerFiles
 	quit    *quitDialog   // layerQuit
 	exec    *execUI       // layerExec
+	audit   *auditView    // layerAudit
+	ask     *askDialog    // layerAsk
 }
 
 // quitDialog is the state of the quit-with-frozen-guests dialog.
@@ -200,7 +211,8 @@ type quitDialog struct {
 // drawsInRegion reports whether the layer replaces the table region (a
 // prompt is drawn on the input line and leaves the region to what is below).
 func (l layer) drawsInRegion() bool {
-	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd
+	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd &&
+		l.kind != layerYank
 }
 
 // top is the layer that receives keys; the zero layer is the table.
@@ -311,6 +323,9 @@ func New(src Source, opts Options) Model {
 	}
 	if err := m.keys.Apply(opts.Keys); err != nil {
 		m.setStatus(err.Error(), true)
+	} else if err := CheckCommands(opts.Keys, opts.Commands); err != nil {
+		m.opts.Commands = nil // none rather than some: the caller checks first
+		m.setStatus(err.Error(), true)
 	}
 	m.keys.setReadonly(opts.Readonly)
 
@@ -382,6 +397,9 @@ type (
 		err  error
 	}
 	thawedQuitMsg struct{ results []fleet.Result }
+	// selfMsg is a background result that knows how to apply itself, so
+	// each feature keeps its messages in its own file.
+	selfMsg interface{ apply(m *Model) tea.Cmd }
 )
 
 // waitChanged is the one way fleet updates enter the program: a Cmd blocked
@@ -447,6 +465,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case execDoneMsg:
 		m.execDone(msg)
 		return m, nil
+	case selfMsg:
+		// Results of the clipboard, export and audit pane (their files).
+		return m, msg.apply(&m)
 	case auditedMsg:
 		if msg.err != nil {
 			m.setStatus(msg.what+": "+msg.err.Error(), true)
@@ -548,6 +569,12 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPaneKey(k)
 	case layerPulse:
 		return m.pulseKey(k)
+	case layerYank:
+		return m.yankKey(k)
+	case layerAudit:
+		return m.auditKey(top.audit, k)
+	case layerAsk:
+		return m.askKey(top.ask, k)
 	}
 	return m.tableKey(k)
 }
@@ -606,6 +633,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollHosts(wheelDelta(w.Mouse()))
+		}
+	case layerAudit:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			r.audit.wheel(wheelDelta(w.Mouse()))
 		}
 	case layerTable:
 		switch msg := msg.(type) {

@@ -169,6 +169,10 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderExec(w, h)
 	case layerPulse:
 		return m.renderPulse(w, h)
+	case layerAudit:
+		return m.renderAudit(r.audit, w, h)
+	case layerAsk:
+		return m.withDialog(l, m.renderAsk(r.ask))
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -340,6 +344,8 @@ func (m *Model) renderInputLine() string {
 		return fit(line, m.width, false)
 	case top == layerExecCmd:
 		return fit(m.ex.input.View(), m.width, false)
+	case top == layerYank:
+		return fit(m.yankPrompt(), m.width, false)
 	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
 		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
@@ -409,6 +415,13 @@ func (m *Model) renderHelp(w, h int) string {
 	for i, l := range commandHelp(m.opts.Readonly, w-len("Commands  : then "), w-10) {
 		if i == 0 {
 			b.WriteString(m.st.Title.Render("Commands") + "  : then " + l + "\n")
+		} else {
+			b.WriteString("          " + l + "\n")
+		}
+	}
+	for i, l := range m.commandsHelp(w) {
+		if i == 0 {
+			b.WriteString(m.st.Title.Render("Custom") + "    : then " + l + "\n")
 		} else {
 			b.WriteString("          " + l + "\n")
 		}
@@ -485,7 +498,7 @@ func (m *Model) renderConfirm(c *confirmation) string {
 		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
 	lines := []string{
-		m.st.Warn.Bold(true).Render(present.Text(c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
+		m.st.Warn.Bold(true).Render(present.Text(viaPrefix(c.via)+c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {
