@@ -606,7 +606,7 @@ func (m *Model) renderExec(w, h int) string {
 	}
 	k := paneKeys()
 	dialog := m.dialogBox([]string{
-		m.st.Warn.Bold(true).Render(viaPrefix(p.via)+fmt.Sprintf("Run %s on %s?", present.Text(p.spec.String(), w/2), present.Plural(len(p.guests), "guest"))),
+		m.st.Warn.Bold(true).Render(viaPrefix(p.via) + fmt.Sprintf("Run %s on %s?", present.Text(p.spec.String(), w/2), present.Plural(len(p.guests), "guest"))),
 		guestList(names, len(p.guests), 5),
 		"",
 		k.yes.Help().Key + " runs it · " + k.no.Help().Key + " cancels",
