@@ -82,6 +82,8 @@ type File struct {
 	// Keys maps an action from KeyActions to the keys bound to it (at
 	// least one); an action absent here keeps its built-in keys.
 	Keys map[string][]string `toml:"keys,omitempty"`
+	// Commands are the user-defined dashboard commands, in file order.
+	Commands []Command `toml:"commands,omitempty"`
 }
 
 // Defaults are the fleet-wide settings from [defaults].
