@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -262,23 +263,40 @@ func (m *Model) renderAuditEntry(v *auditView, e audit.Entry, title string, w, h
 	return place(w, h, strings.Join(lines, "\n"))
 }
 
-// wrapCells cuts an escaped line into lines of at most w cells.
+// wrapCells cuts an escaped line into lines of at most w cells, at a
+// space where there is one in the line's last half.
 func wrapCells(s string, w int) []string {
-	if w <= 0 || present.Width(s) <= w {
+	if w <= 0 {
 		return []string{s}
 	}
 	var out []string
-	var cur strings.Builder
-	cw := 0
-	for _, r := range s {
-		rw := present.Width(string(r))
-		if cw+rw > w {
-			out = append(out, cur.String())
-			cur.Reset()
-			cw = 0
+	for present.Width(s) > w {
+		var cut, lastSpace, cw int
+		lastSpace = -1
+		for i, r := range s {
+			rw := present.Width(string(r))
+			if cw+rw > w {
+				cut = i
+				break
+			}
+			if r == ' ' {
+				lastSpace = i
+			}
+			cw += rw
 		}
-		cur.WriteRune(r)
-		cw += rw
+		if cut == 0 {
+			_, cut = utf8.DecodeRuneInString(s) // one character wider than w
+		}
+		if lastSpace > cut/2 {
+			out = append(out, s[:lastSpace])
+			s = s[lastSpace+1:]
+			continue
+		}
+		out = append(out, s[:cut])
+		s = s[cut:]
 	}
-	return append(out, cur.String())
+	if s == "" && len(out) > 0 {
+		return out
+	}
+	return append(out, s)
 }
