@@ -142,12 +142,11 @@ func parseRun(run string) (userRun, error) {
 		if r, ok := strings.CutPrefix(rest, "--"); ok && (r == "" || r[0] == ' ' || r[0] == '\t') {
 			rest = strings.TrimSpace(r)
 		}
-		argv, err := splitCommandLine(rest)
-		if err != nil {
-			return userRun{}, fmt.Errorf("run: exec: %v", err)
-		}
-		if len(argv) == 0 {
+		if rest == "" {
 			return userRun{}, fmt.Errorf("run: exec needs a program: exec PROGRAM ARGS")
+		}
+		if _, err := splitCommandLine(rest); err != nil {
+			return userRun{}, fmt.Errorf("run: exec: %v", err)
 		}
 		return userRun{exec: rest}, nil
 	}
