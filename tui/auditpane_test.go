@@ -15,7 +15,7 @@ func TestAuditPane(t *testing.T) {
 	log := audit.Open(t.TempDir())
 	m, _ := newTestModel(6, 120, 30, Options{Audit: log})
 	m = press(t, m, "down", "space", "space") // vm-00001, vm-00002
-	m = press(t, m, "T")              // thaw: mutating, audited, no confirmation
+	m = press(t, m, "T")                      // thaw: mutating, audited, no confirmation
 	m = press(t, m, "esc")
 	// Another process's entry, with a hostile guest name and detail.
 	send, _ := json.Marshal(map[string]string{"execute": "guest-fsfreeze-freeze"})
