@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/guestdeck/guestdeck/config"
+	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
+)
+
+// e2eStartEnv is e2eStart with HOME, XDG_CONFIG_HOME and XDG_STATE_HOME
+// in a directory of the test's (the audit log goes there), and tmux taking
+// OSC 52 into its paste buffer (set-clipboard on). It returns the home.
+func e2eStartEnv(t *testing.T, args ...string) (*e2eTerm, string) {
+	t.Helper()
+	testpeers.Require(t, testpeers.NeedTmux)
+	home := t.TempDir()
+	tt := &e2eTerm{
+		t:        t,
+		server:   fmt.Sprintf("gdclip%d-%s", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")),
+		exitFile: filepath.Join(home, "exit"),
+	}
+	quoted := []string{e2eQuote(binary)}
+	for _, a := range args {
+		quoted = append(quoted, e2eQuote(a))
+	}
+	script := fmt.Sprintf("%s; echo EXIT=$? > %s; echo guestdeck-exited; PS1='gd$ ' exec sh -i",
+		strings.Join(quoted, " "), e2eQuote(tt.exitFile))
+	tt.tmux("-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
+		"env", "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_STATE_HOME="+filepath.Join(home, "state"), "NO_COLOR=1", "sh", "-c", script)
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tt.server, "kill-server").Run() })
+	tt.tmux("set-option", "-s", "set-clipboard", "on")
+	return tt, home
+}
+
+// buffer is tmux's newest paste buffer, "" when there is none.
+func (tt *e2eTerm) buffer() string {
+	out, err := exec.Command("tmux", "-L", tt.server, "show-buffer").CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// waitBuffer waits until tmux's paste buffer holds want.
+func (tt *e2eTerm) waitBuffer(want string) {
+	tt.t.Helper()
+	wait.For(tt.t, e2eWait, func() (bool, string) {
+		got := tt.buffer()
+		return got == want, fmt.Sprintf("tmux buffer is %q, want %q\n%s", got, want, tt.screen())
+	})
+}
+
+// TestDashboardE2ECopy: in a real terminal (tmux), y copies a guest's name,
+// addresses and whole error through OSC 52 into tmux's paste buffer, and
+// the status line says what was copied; :export csv writes the filtered
+// rows; a thaw is then in the audit pane (A).
+func TestDashboardE2ECopy(t *testing.T) {
+	tt, home := e2eStartEnv(t, "--demo")
+	tt.waitText("guestdeck 40 guests", " ready ")
+
+	tt.keys("/")
+	tt.text("ci-01")
+	tt.keys("Enter")
+	tt.waitText(`filter "ci-01": 1 shown`, "─ ci-01")
+
+	tt.keys("y")
+	tt.waitText("copy ci-01: n name · a addresses · e error · l detail line · esc cancels")
+	tt.keys("n")
+	tt.waitBuffer("ci-01")
+	tt.waitText("copied ci-01's name (5 bytes): ci-01")
+
+	// ci-01 is silent (once its agent's first answer is overdue): its
+	// error is longer than the ERROR cell; the whole of it is copied.
+	tt.waitText("State        silent", "Error        connect:")
+	tt.keys("y", "e")
+	s := tt.waitText("copied ci-01's error")
+	var errText string
+	wait.For(t, e2eWait, func() (bool, string) {
+		errText = tt.buffer()
+		return errText != "ci-01" && errText != "", "no error in the buffer:\n" + tt.screen()
+	})
+	if len(errText) < 40 || strings.ContainsAny(errText, "\x1b\n") {
+		t.Errorf("the copied error is %q", errText)
+	}
+	if !strings.Contains(s, errText[:30]) {
+		t.Errorf("the status line does not show the copied text %q:\n%s", errText, s)
+	}
+
+	// Addresses of a ready guest: exactly the addresses, space-separated.
+	tt.keys("/")
+	tt.keys("C-u")
+	tt.text("cache-03")
+	tt.keys("Enter")
+	tt.waitText(`filter "cache-03": 1 shown`, "─ cache-03")
+	tt.keys("y", "a")
+	s = tt.waitText("copied cache-03's addresses")
+	var addrs string
+	wait.For(t, e2eWait, func() (bool, string) {
+		addrs = tt.buffer()
+		return regexp.MustCompile(`^[0-9a-f.:]+( [0-9a-f.:]+)*$`).MatchString(addrs), fmt.Sprintf("buffer %q is not addresses:\n%s", addrs, tt.screen())
+	})
+	if first := strings.Fields(addrs)[0]; !strings.Contains(s, first) {
+		t.Errorf("the first copied address %s is not on screen:\n%s", first, s)
+	}
+
+	// Export what the filter shows.
+	csvPath := filepath.Join(home, "fleet.csv")
+	tt.keys(":")
+	tt.text("export csv " + csvPath)
+	tt.keys("Enter")
+	tt.waitText("exported 1 guest (csv, ")
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(recs) != 2 || recs[0][0] != "NAME" || recs[1][0] != "cache-03" {
+		t.Errorf("csv %q %v", recs, err)
+	}
+
+	// A thaw (mutating, audited, no confirmation) shows in the audit pane.
+	tt.keys("T")
+	tt.waitText("thaw: 1 ok")
+	tt.keys("A")
+	tt.waitText("Audit log "+filepath.Join(home, "state", "guestdeck", "audit.jsonl"), "2 entries, newest first",
+		"outcome  dashboard thaw", "cache-03: 1 ok")
+	tt.keys("Enter")
+	tt.waitText("entry 1 of 2", "Phase        outcome", "cache-03  ok")
+	tt.keys("Escape")
+	tt.keys("Escape")
+	tt.waitText(`filter "cache-03": 1 shown`)
+	tt.keys("q")
+	tt.waitText("guestdeck-exited")
+	if b, _ := os.ReadFile(tt.exitFile); strings.TrimSpace(string(b)) != "EXIT=0" {
+		t.Errorf("exit: %q", b)
+	}
+}
+
+// A [[commands]] entry whose key is a built-in one is refused at start
+// with the line of the key, by the fleet file's checks (no terminal needed
+// to see it is the same error; the dashboard prints it before the screen).
+func TestDashboardCommandsChecked(t *testing.T) {
+	src := `[[guest]]
+name = "g"
+address = "unix:/nonexistent/g.sock"
+
+[[commands]]
+name = "bad"
+key = "F"
+run = "ping"
+
+[[commands]]
+name = "fz"
+run = "freeze"
+dangerous = false
+`
+	for _, c := range []struct {
+		name, src, want string
+	}{
+		{"built-in key", src, `f.toml:7:7: command "bad": key "F" is already bound to freeze`},
+		{"false on freeze", strings.Replace(src, `key = "F"`, `key = "ctrl+b"`, 1), `f.toml:7:7: command "bad": key "ctrl+b" is already bound to page_up`},
+		{"dangerous false", strings.Replace(src, `key = "F"`, `key = "ctrl+n"`, 1), `f.toml:13:13: command "fz": freeze changes the guest, so dangerous = false cannot make it harmless`},
+		{"rebound freeze frees F", strings.Replace(src, "[[guest]]", "[keys]\nfreeze = \"f9\"\n\n[[guest]]", 1) + "", `f.toml:16:13: command "fz": freeze changes the guest`},
+	} {
+		cfg, err := config.Parse("f.toml", []byte(c.src))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		_, err = dashboardCommands(cfg, cfg.Keys)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %s…", c.name, err, c.want)
+		}
+	}
+	cfg, err := config.Parse("f.toml", []byte(strings.Replace(strings.Replace(src, `key = "F"`, `key = "ctrl+n"`, 1), "dangerous = false", "dangerous = true", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := dashboardCommands(cfg, cfg.Keys)
+	if err != nil || len(cmds) != 2 || cmds[1].Name != "fz" || cmds[1].Dangerous == nil || !*cmds[1].Dangerous {
+		t.Errorf("good file: %+v %v", cmds, err)
+	}
+}
