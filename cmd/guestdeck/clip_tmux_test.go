@@ -188,4 +188,12 @@ dangerous = false
 	if err != nil || len(cmds) != 2 || cmds[1].Name != "fz" || cmds[1].Dangerous == nil || !*cmds[1].Dangerous {
 		t.Errorf("good file: %+v %v", cmds, err)
 	}
+	// The example fleet file's commands are usable as they stand.
+	ex, err := config.Load(filepath.Join("..", "..", "examples", "fleet.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmds, err := dashboardCommands(ex, ex.Keys); err != nil || len(cmds) == 0 {
+		t.Errorf("examples/fleet.toml: %d commands, %v", len(cmds), err)
+	}
 }
