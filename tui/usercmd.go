@@ -173,13 +173,13 @@ func actionNames() []string {
 	return out
 }
 
-// dangerous is whether the command asks first and is refused read-only.
-func (c Command) dangerous(r userRun) bool {
-	if c.Dangerous != nil && *c.Dangerous {
-		return true
-	}
-	return r.mutating()
-}
+// dangerous is whether read-only mode refuses the command: it says it is
+// dangerous, or what it runs changes a guest.
+func (c Command) dangerous(r userRun) bool { return c.alwaysAsks() || r.mutating() }
+
+// alwaysAsks: dangerous = true asks first even where what it runs would
+// not (ping, thaw, exec on one guest); otherwise it asks as that does.
+func (c Command) alwaysAsks() bool { return c.Dangerous != nil && *c.Dangerous }
 
 // commandNamed is the user command called name.
 func (m *Model) commandNamed(name string) (Command, bool) {
@@ -217,8 +217,7 @@ func (m *Model) runUserCommand(c Command) tea.Cmd {
 		m.setStatus(err.Error(), true) // CheckCommands refused it before the screen
 		return nil
 	}
-	danger := c.dangerous(r)
-	if m.opts.Readonly && danger {
+	if m.opts.Readonly && c.dangerous(r) {
 		m.setStatus(fmt.Sprintf("read-only: command %s (%s) refused: it is dangerous", name, present.Text(r.what(), 60)), true)
 		return nil
 	}
@@ -229,13 +228,13 @@ func (m *Model) runUserCommand(c Command) tea.Cmd {
 			m.setStatus("command "+name+": exec is not available in this dashboard", true)
 			return nil
 		}
-		return m.prepareExecVia(r.exec, via, danger)
+		return m.prepareExecVia(r.exec, via, c.alwaysAsks())
 	case r.dry:
 		return m.dryRun(r.action)
 	case r.action.NeedsSecret():
 		return m.askSecret(r.action) // the password prompt, then its own confirmation
 	}
-	return m.startActionVia(r.action, via, danger)
+	return m.startActionVia(r.action, via, c.alwaysAsks())
 }
 
 // userVia is the user command an action or exec was started by: named in
@@ -274,8 +273,8 @@ func (m *Model) commandsHelp(w int) []string {
 		}
 		if r, err := parseRun(c.Run); err == nil && m.opts.Readonly && c.dangerous(r) {
 			it += " [read-only: refused]"
-		} else if err == nil && c.dangerous(r) {
-			it += " [asks]"
+		} else if c.alwaysAsks() {
+			it += " [always asks]"
 		}
 		items = append(items, present.Text(it, w))
 	}

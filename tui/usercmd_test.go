@@ -74,6 +74,7 @@ func TestUserCommandRuns(t *testing.T) {
 		{Name: "careful-ping", Key: "ctrl+p", Run: "ping", Dangerous: yes()},
 		{Name: "fz", Run: "freeze"},
 		{Name: "would-thaw", Run: "dry-run thaw"},
+		{Name: "th", Run: "thaw"},
 	}
 	m, src := newTestModel(6, 120, 30, Options{Commands: cmds})
 	m = press(t, m, "down", "space", "space") // vm-00001, vm-00002
@@ -103,9 +104,16 @@ func TestUserCommandRuns(t *testing.T) {
 	m = press(t, m, "n")
 	eq(t, "nothing ran after no", len(src.runs), 2)
 
+	// thaw changes a guest but asks nothing, as T does.
+	m = enterLine(t, m, "th")
+	if m.openConfirmation() != nil || len(src.runs) != 3 || src.runs[2].action.Kind != fleet.ActThaw {
+		t.Fatalf("th: runs %+v", src.runs)
+	}
+	m = press(t, m, "esc")
+
 	// A dry run sends nothing.
 	m = enterLine(t, m, "would-thaw")
-	eq(t, "dry run: nothing ran", len(src.runs), 2)
+	eq(t, "dry run: nothing ran", len(src.runs), 3)
 	if len(m.events) == 0 || !m.events[0].dry {
 		t.Errorf("no dry run in the event log: %+v", m.events)
 	}
@@ -116,7 +124,7 @@ func TestUserCommandRuns(t *testing.T) {
 	}
 	m = press(t, m, "?")
 	v := view(m)
-	for _, want := range []string{"Custom", "pingall (ctrl+n) ping them", "careful-ping (ctrl+p) [asks]", "fz [asks]"} {
+	for _, want := range []string{"Custom", "pingall (ctrl+n) ping them,", "careful-ping (ctrl+p) [always asks]", "fz,"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("help lacks %q:\n%s", want, v)
 		}
@@ -130,9 +138,10 @@ func TestUserCommandReadonly(t *testing.T) {
 		{Name: "pingall", Key: "ctrl+n", Run: "ping"},
 		{Name: "careful-ping", Key: "ctrl+p", Run: "ping", Dangerous: yes()},
 		{Name: "fz", Key: "ctrl+z", Run: "freeze"},
+		{Name: "th", Key: "ctrl+t", Run: "thaw"},
 	}
 	m, src := newTestModel(4, 120, 30, Options{Commands: cmds, Readonly: true})
-	for _, k := range []string{"ctrl+p", "ctrl+z"} {
+	for _, k := range []string{"ctrl+p", "ctrl+z", "ctrl+t"} {
 		m = press(t, m, k)
 		if !strings.HasPrefix(m.status, "read-only: command ") || !strings.HasSuffix(m.status, "refused: it is dangerous") {
 			t.Errorf("%s: status %q", k, m.status)
