@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -29,7 +30,8 @@ import (
 // CSV cells are the table's texts escaped as on screen (present.Text: a
 // guest's control characters cannot reach whoever cats the file), and a
 // cell that starts with = + - @ is prefixed with ' so that a spreadsheet
-// shows it instead of evaluating it (a guest named =cmd|' /C calc'!A0). JSON
+// shows it instead of evaluating it (a guest named =cmd|' /C calc'!A0;
+// the table's "-43µs" and "-" stay as they are). JSON
 // is `status --json`'s shape (Options.ExportJSON), exact and terminal-safe.
 
 // exportCells caps one CSV cell: a guest may send megabytes of error text.
@@ -199,11 +201,16 @@ func writeCSV(b *bytes.Buffer, rows []*fleet.Guest, now time.Time) error {
 
 // csvCell is one cell: escaped and capped as on screen, and kept from
 // being read as a formula (OWASP's CSV injection advice: a leading = + - @,
-// or tab or carriage return, which present.Text has already escaped).
+// or tab or carriage return, which present.Text has already escaped). The
+// table's own negative figures ("-43µs") and its "-" for none are left as
+// they are: a minus, digits and a unit hold no formula.
 func csvCell(s string) string {
 	s = present.Text(s, exportCells)
-	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
-		return "'" + s
+	if s == "" || !strings.ContainsRune("=+-@", rune(s[0])) || s == "-" || plainNegative.MatchString(s) {
+		return s
 	}
-	return s
+	return "'" + s
 }
+
+// plainNegative is a negative figure with a unit: "-43µs", "-1.5ms", "-2%".
+var plainNegative = regexp.MustCompile(`^-[0-9][0-9.]*(µs|ms|s|m|h|%)?$`)

@@ -104,8 +104,10 @@ func TestExportCSV(t *testing.T) {
 
 func TestCSVCell(t *testing.T) {
 	for in, want := range map[string]string{
-		"web-1": "web-1", "=1+1": "'=1+1", "+1": "'+1", "-150ms": "'-150ms", "@x": "'@x",
-		"\t=1": `\t=1`, "a=b": "a=b", "": "",
+		"web-1": "web-1", "=1+1": "'=1+1", "+1": "'+1", "@x": "'@x", "\t=1": `\t=1`, "a=b": "a=b", "": "",
+		// The table's own figures hold no formula; a minus followed by more does.
+		"-": "-", "-150ms": "-150ms", "-4.3ms": "-4.3ms", "-2": "-2",
+		"-2+3+cmd|' /C calc'!A0": "'-2+3+cmd|' /C calc'!A0", "-cmd": "'-cmd", "-1ms+1": "'-1ms+1", "--": "'--",
 	} {
 		if got := csvCell(in); got != want {
 			t.Errorf("csvCell(%q) = %q, want %q", in, got, want)
