@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/internal/testpeers"
 	"github.com/guestdeck/guestdeck/internal/wait"
@@ -23,8 +24,10 @@ func e2eStartEnv(t *testing.T, args ...string) (*e2eTerm, string) {
 	testpeers.Require(t, testpeers.NeedTmux)
 	home := t.TempDir()
 	tt := &e2eTerm{
-		t:        t,
-		server:   fmt.Sprintf("gdclip%d-%s", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")),
+		t: t,
+		// One server per start: a test may start several.
+		server: fmt.Sprintf("gdclip%d-%s-%s", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"),
+			filepath.Base(home)),
 		exitFile: filepath.Join(home, "exit"),
 	}
 	quoted := []string{e2eQuote(binary)}
@@ -196,4 +199,77 @@ dangerous = false
 	if cmds, err := dashboardCommands(ex, ex.Keys); err != nil || len(cmds) == 0 {
 		t.Errorf("examples/fleet.toml: %d commands, %v", len(cmds), err)
 	}
+}
+
+// TestDashboardE2EUserCommand: a [[commands]] entry in a real terminal, on
+// simulated guests: its key runs exec on the marked guests after asking
+// (dangerous = true), the audit pane records the command, read-only mode
+// refuses it in words, and a command on a built-in key stops the dashboard
+// at start with the line of the key.
+func TestDashboardE2EUserCommand(t *testing.T) {
+	dir := t.TempDir()
+	farm, err := sim.ServeDir(dir, 2, func(i int) sim.Config { return sim.DefaultConfig(fmt.Sprintf("web-%d", i+1)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	var b strings.Builder
+	for i, s := range farm.Sockets() {
+		fmt.Fprintf(&b, "[[guest]]\nname = \"web-%d\"\naddress = \"unix:%s\"\n\n", i+1, s)
+	}
+	b.WriteString("[[commands]]\nname = \"greet\"\nkey = \"ctrl+n\"\nrun = \"exec -- echo hello\"\ndangerous = true\ndescription = \"say hello\"\n")
+	cfg := filepath.Join(dir, "fleet.toml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tt, _ := e2eStartEnv(t, "-c", cfg)
+	tt.waitFor("both guests ready", func(s string) bool {
+		n := 0
+		for _, r := range e2eRows(s) {
+			if strings.Contains(r.text, " ready ") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	tt.keys("C-a")
+	tt.waitText("2 marked")
+	tt.keys("C-n")
+	tt.waitText("greet: Run echo hello on 2 guests?")
+	tt.keys("y")
+	tt.waitText("2 exit 0, 0 failed, 0 skipped", "hello")
+	tt.keys("Escape")
+	tt.keys("A")
+	tt.waitText("outcome  dashboard exec echo hello  web-1, web-2: 2 ok")
+	tt.keys("Enter")
+	tt.waitText("Command      '[[commands]]' greet 'exec -- echo hello'")
+	tt.keys("Escape")
+	tt.keys("Escape")
+	tt.keys("?")
+	tt.waitText("Custom", "greet (ctrl+n) say hello [always asks]")
+	tt.keys("Escape")
+	tt.keys("q")
+	tt.waitText("guestdeck-exited")
+
+	// Read-only: the key says it is refused, nothing asks or runs.
+	ro, _ := e2eStartEnv(t, "--readonly", "-c", cfg)
+	ro.waitText("READ-ONLY", " ready ")
+	ro.keys("C-n")
+	ro.waitText("read-only: command greet (exec echo hello) refused: it is dangerous")
+	ro.keys("q")
+	ro.waitText("guestdeck-exited")
+
+	// A command on freeze's key never gets a screen.
+	bad := strings.Replace(b.String(), `key = "ctrl+n"`, `key = "F"`, 1)
+	if err := os.WriteFile(cfg, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Count(bad[:strings.Index(bad, `key = "F"`)], "\n") + 1
+	st, _ := e2eStartEnv(t, "-c", cfg)
+	st.waitText(fmt.Sprintf(`%s:%d:7: command "greet": key "F" is already bound to freeze`, cfg, line), "guestdeck-exited")
+	wait.For(t, e2eWait, func() (bool, string) {
+		b, _ := os.ReadFile(st.exitFile)
+		return strings.TrimSpace(string(b)) == "EXIT=2", fmt.Sprintf("exit file %q", b)
+	})
 }
