@@ -306,7 +306,11 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 		}
 		return m.openExecPrompt("")
 	}
-	if c, ok := m.commandNamed(fields[0]); ok && len(fields) == 1 {
+	if c, ok := m.commandNamed(fields[0]); ok {
+		if len(fields) > 1 {
+			m.setStatus(fmt.Sprintf("%s: a command of the fleet file takes no words (it runs %q on the marked guests)", c.Name, c.Run), true)
+			return nil
+		}
 		return m.runUserCommand(c) // usercmd.go
 	}
 	dry := fields[0] == dryRunVerb

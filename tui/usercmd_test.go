@@ -111,6 +111,12 @@ func TestUserCommandRuns(t *testing.T) {
 	}
 	m = press(t, m, "esc")
 
+	// It takes no words: they would be silently dropped.
+	m = enterLine(t, m, "th vm-00003")
+	if m.status != `th: a command of the fleet file takes no words (it runs "thaw" on the marked guests)` || len(src.runs) != 3 {
+		t.Errorf("th with words: %q, runs %d", m.status, len(src.runs))
+	}
+
 	// A dry run sends nothing.
 	m = enterLine(t, m, "would-thaw")
 	eq(t, "dry run: nothing ran", len(src.runs), 3)
