@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -203,5 +204,27 @@ func TestUserCommandExec(t *testing.T) {
 	es := readAudit(t, log)
 	if len(es) != 2 || !slices.Equal(es[0].Command, []string{"[[commands]]", "restart-nginx", run}) || es[0].Action != "exec sh -c 'echo restarted; exit 0'" {
 		t.Errorf("audit: %+v", es)
+	}
+}
+
+// verbs (the names a command may not take) are the words the : line takes
+// itself: every word it completes that is not an action is one of them,
+// and none of them reads as an unknown action.
+func TestVerbsAreTheCommandLines(t *testing.T) {
+	m, _ := newTestModel(3, 120, 30, Options{Exec: func(context.Context, fleet.ExecSpec, []string, func(fleet.ExecResult)) []fleet.ExecResult {
+		return nil
+	}})
+	for _, c := range m.completions() {
+		w := strings.Fields(c)[0]
+		if !slices.Contains(verbs, w) && !isActionWord(w) {
+			t.Errorf(":%s is completed but is neither an action nor in verbs", c)
+		}
+	}
+	for _, v := range verbs {
+		m2 := m
+		m2.runCommandLine(v)
+		if strings.Contains(m2.status, "unknown action") {
+			t.Errorf(":%s reads as an action: %q", v, m2.status)
+		}
 	}
 }
