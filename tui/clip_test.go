@@ -137,3 +137,22 @@ func TestYankRebound(t *testing.T) {
 	m = press(t, m, "c")
 	eq(t, "c opens the chooser", m.top().kind, layerYank)
 }
+
+// ? lists y always; A where the screen has a row for it (at 80x24 the
+// grid is full: the audit pane is also :audit, which : completes).
+func TestHelpListsCopyAndAudit(t *testing.T) {
+	for _, c := range []struct {
+		w, h  int
+		audit bool
+	}{{80, 24, false}, {100, 30, true}, {160, 45, true}} {
+		m, _ := newTestModel(5, c.w, c.h, Options{})
+		m = press(t, m, "?")
+		v := view(m)
+		if !strings.Contains(v, "y             copy…") {
+			t.Errorf("%dx%d help lacks y:\n%s", c.w, c.h, v)
+		}
+		if got := strings.Contains(v, "A      audit log"); got != c.audit {
+			t.Errorf("%dx%d help lists A: %v, want %v:\n%s", c.w, c.h, got, c.audit, v)
+		}
+	}
+}

@@ -156,6 +156,10 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderHelp(w, h)
 	case layerEvents:
 		return m.renderEvents(w, h)
+	case layerEntry:
+		return m.renderEntry(w, h)
+	case layerDetail:
+		return m.renderDetail(h - 1)
 	case layerHosts:
 		return m.renderHosts(w, h)
 	case layerQuit:
@@ -409,8 +413,6 @@ func (m *Model) renderCounts() string {
 
 func (m *Model) renderHelp(w, h int) string {
 	var b strings.Builder
-	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n")
-	b.WriteString(m.helpKeys(w))
 	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
 	for i, l := range commandHelp(m.opts.Readonly, w-len("Commands  : then "), w-10) {
 		if i == 0 {
@@ -435,14 +437,18 @@ func (m *Model) renderHelp(w, h int) string {
 	thaw, leave, cancel := m.keys.quitKeys()
 	b.WriteString(m.st.Title.Render("Dialogs") + fmt.Sprintf("  %s confirm, %s cancel. Quit with guests frozen by us:\n", yes.Help().Key, no.Help().Key))
 	b.WriteString(fmt.Sprintf("         %s thaw and quit · %s leave them frozen · %s cancel", thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
-	return place(w, h, b.String())
+	keys := m.helpKeys(w, m.keys.FullHelp())
+	if 1+lipgloss.Height(keys)+lipgloss.Height(b.String())-1 > h {
+		// Too short for every key: those with another way in give way.
+		keys = m.helpKeys(w, m.keys.essentialHelp())
+	}
+	return place(w, h, m.st.Title.Render("Keys")+m.st.Muted.Render("  (? or esc closes)")+"\n"+keys+b.String())
 }
 
 // helpKeys lays the key groups out in as many columns as fit in w, stacking
 // groups when they do not all fit side by side: bubbles/help would cut the
 // columns on the right off, hiding quit and every action key at 80 columns.
-func (m *Model) helpKeys(w int) string {
-	groups := m.keys.FullHelp()
+func (m *Model) helpKeys(w int, groups [][]key.Binding) string {
 	// Measure without help's own width limit: it would cut a layout to fit
 	// (with an ellipsis) and so make every layout look as if it fits.
 	h := m.help
