@@ -103,7 +103,7 @@ func (d *decoder) command(t map[string]any, segs ...string) Command {
 }
 
 // commandClashes reports two commands with one name or one key, and a
-// command key that [keys] gives an action. Keys the dashboard binds by
+// command key that [keys] gives an action or a [[views]] entry switches to. Keys the dashboard binds by
 // default are checked by the dashboard (tui.CheckCommands).
 func (d *decoder) commandClashes(f *File) {
 	if len(f.Commands) > maxCommands {
@@ -131,6 +131,11 @@ func (d *decoder) commandClashes(f *File) {
 			continue
 		}
 		byKey[c.Key] = i
+		for _, v := range f.Views {
+			if v.Key == c.Key {
+				d.errf(pos(c.KeyAt), "key %q of command %q is the key of [[views]] %q; give the command another key", c.Key, c.Name, v.Name)
+			}
+		}
 		for _, a := range actions {
 			for _, k := range f.Keys[a] {
 				if k == c.Key {

@@ -93,7 +93,7 @@ func DefaultKeyMap() KeyMap {
 		Refresh:       bind("refresh", "r"),
 		Exec:          bind("run a program", "!"),
 		Hosts:         bind("hosts", "H"),
-		Yank:          bind("copy…", "y"),
+		Yank:          bind("copy", "y"),
 		Audit:         bind("audit log", "A"),
 
 		Ping:     bind(quickHelp(fleet.ActPing), "p"),
@@ -276,23 +276,6 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	}
 }
 
-// essentialHelp is FullHelp without the keys that have another way in, for
-// a screen too short for every key (80x24): the audit pane is also :audit,
-// which the : line completes.
-func (k KeyMap) essentialHelp() [][]key.Binding {
-	var out [][]key.Binding
-	for _, g := range k.FullHelp() {
-		var keep []key.Binding
-		for _, b := range g {
-			if !slices.Equal(b.Keys(), k.Audit.Keys()) {
-				keep = append(keep, b)
-			}
-		}
-		out = append(out, keep)
-	}
-	return out
-}
-
 // confirmKeys are the confirmation dialog's keys, matched and shown in help
 // from here. Dialog keys are fixed, not rebindable: an "are you sure"
 // answers to the same keys on every installation. When the count must be
@@ -355,7 +338,7 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerCommand:
 		return []key.Binding{bind("run", "enter"), bind("complete", "tab"), bind("cancel", "esc"), quit}
 	case layerHelp:
-		return []key.Binding{k.closeKeys(k.Help), quit}
+		return []key.Binding{k.closeKeys(k.Help), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEvents:
 		return []key.Binding{k.closeKeys(k.Events), entryOpenKey, k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEntry:
@@ -378,6 +361,9 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return execHelp(l.exec)
 	case layerPulse:
 		return k.pulseHelp()
+	case layerColumns:
+		toggle, up, down, auto, apply, cancel := pickerKeys()
+		return []key.Binding{k.Up, k.Down, toggle, up, down, auto, apply, cancel}
 	case layerYank:
 		return yankHelp()
 	case layerAudit:

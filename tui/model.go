@@ -79,6 +79,8 @@ type Options struct {
 	Audit fleet.Auditor
 	// Exec runs programs on guests (the ! key, :exec); nil disables it.
 	Exec ExecFunc
+	// Views are the saved views (views.go); check them with CheckViews.
+	Views []View
 	// ExportJSON writes guests as `status --json` prints them (the CLI's
 	// shape, one home); nil leaves `:export json` unavailable.
 	ExportJSON func(w io.Writer, guests []*fleet.Guest) error
@@ -132,7 +134,11 @@ type Model struct {
 	eventSel    int        // the event log's selected line (eventlog.go)
 	entry       *entryView // the log entry open whole (layerEntry), nil when none
 	hostScroll  int
+	helpScroll  int // lines of the help screen scrolled off the top (help.go)
 	help        help.Model
+
+	views  viewState     // saved views and the one shown (views.go)
+	picker *columnPicker // the column picker's state (picker.go)
 
 	// layers is the dashboard's one modal state; see layer.
 	layers []layer
@@ -176,6 +182,7 @@ const (
 	layerPulse                    // the fleet pulse view (pulse.go)
 	layerEntry                    // one event log entry, whole (eventlog.go)
 	layerDetail                   // the detail pane opened over the region (detailview.go)
+	layerColumns                  // the column picker (picker.go)
 	layerYank                     // the copy chooser after y, on the input line (clip.go)
 	layerAudit                    // the audit log pane (auditpane.go)
 	layerAsk                      // a yes/no question: overwrite an export's file (export.go)
@@ -370,6 +377,7 @@ func New(src Source, opts Options) Model {
 		m.snap = &fleet.Snapshot{}
 	}
 	m.tbl.sortCol = colName
+	m.setupViews() // views.go: the default view's filter, sort and columns
 	m.reindex()
 	m.takeNotices()
 	return m
@@ -581,6 +589,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPaneKey(k)
 	case layerPulse:
 		return m.pulseKey(k)
+	case layerColumns:
+		return m.columnsKey(k)
 	case layerYank:
 		return m.yankKey(k)
 	case layerAudit:
@@ -658,6 +668,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollHosts(wheelDelta(w.Mouse()))
+		}
+	case layerHelp:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollHelp(wheelDelta(w.Mouse())) // help.go
 		}
 	case layerAudit:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {

@@ -49,7 +49,7 @@ func (e *CommandError) Error() string { return e.Msg }
 
 // verbs are the words the : line takes itself; a command may not be named
 // after one (runCommandLine would never reach it).
-var verbs = []string{"q", "quit", "help", "events", "log", "pulse", "hold", "sort", "exec", "!", dryRunVerb, "audit", "export"}
+var verbs = []string{"q", "quit", "help", "events", "log", "pulse", "hold", "sort", "exec", "!", dryRunVerb, "audit", "export", "view", "columns"}
 
 // CheckCommands checks the commands against the action table and the
 // dashboard's keys (with keys, the [keys] overrides, applied; built-in
@@ -256,12 +256,9 @@ func (m *Model) commandCompletions() []string {
 	return out
 }
 
-// commandsHelp is the help screen's line of user commands: each as typed
-// after :, with its key and description; read-only marks the refused ones.
-func (m *Model) commandsHelp(w int) []string {
-	if len(m.opts.Commands) == 0 {
-		return nil
-	}
+// commandsHelp is the help screen's text of user commands: each as typed
+// after :, with its key and description; "" when there are none.
+func (m *Model) commandsHelp() string {
 	var items []string
 	for _, c := range m.opts.Commands {
 		it := c.Name
@@ -276,9 +273,12 @@ func (m *Model) commandsHelp(w int) []string {
 		} else if c.alwaysAsks() {
 			it += " [always asks]"
 		}
-		items = append(items, present.Text(it, w))
+		items = append(items, present.Text(it, 120))
 	}
-	return wrapItems(items, w-len("Custom    : then "), w-10)
+	if len(items) == 0 {
+		return ""
+	}
+	return ": then " + strings.Join(items, ", ")
 }
 
 // viaPrefix names the user command in a confirmation: "restart-nginx: ".

@@ -74,6 +74,11 @@ func (c *cli) dashboard(ctx context.Context) int {
 		}
 		return exitUsage
 	}
+	views, err := dashboardViews(o.cfg, keys)
+	if err != nil {
+		c.errorf("%v", err) // names the file and line
+		return exitUsage
+	}
 	commands, err := dashboardCommands(o.cfg, keys)
 	if err != nil {
 		c.errorf("%v", err)
@@ -90,7 +95,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
-		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Commands: commands,
+		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views, Commands: commands,
 		// :export json writes exactly what status --json prints.
 		ExportJSON: func(w io.Writer, gs []*fleet.Guest) error { return c.writeStatusJSON(w, gs, nil) }})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
@@ -171,4 +176,24 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action strin
 			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.thawCommand(r.Guest))
 	}
 	return code
+}
+
+// dashboardViews checks the fleet file's [[views]] against the dashboard's
+// keys (after [keys]) and filters, naming the line of a problem, and hands
+// them to the dashboard.
+func dashboardViews(cfg *config.File, keys map[string][]string) ([]tui.View, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	if err := cfg.CheckViews(tui.KeyOwners(keys), fleet.CheckFilter); err != nil {
+		return nil, err
+	}
+	views := make([]tui.View, len(cfg.Views))
+	for i, v := range cfg.Views {
+		views[i] = tui.View{Name: v.Name, Key: v.Key, Filter: v.Filter, Sort: v.Sort, Columns: v.Columns}
+	}
+	if err := tui.CheckViews(keys, views); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err) // a check config lacks: a bug, but never a silent one
+	}
+	return views, nil
 }
