@@ -79,3 +79,11 @@ func TestCommandErrors(t *testing.T) {
 		t.Errorf("too many: %v", err)
 	}
 }
+
+func TestCommandKeyOfView(t *testing.T) {
+	src := "[[views]]\nname = \"frozen\"\nkey = \"alt+1\"\nfilter = \"state:frozen\"\n\n[[commands]]\nname = \"c\"\nrun = \"ping\"\nkey = \"alt+1\"\n"
+	_, err := Parse("f.toml", []byte(src))
+	if want := `f.toml:9:7: key "alt+1" of command "c" is the key of [[views]] "frozen"; give the command another key`; err == nil || err.Error() != want {
+		t.Errorf("error\n got %v\nwant %s", err, want)
+	}
+}
