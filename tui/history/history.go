@@ -28,8 +28,8 @@ import (
 
 // Bounds on what is read and kept.
 const (
-	MaxEntries    = 100       // entries kept, the newest
-	MaxEntryBytes = 512       // a longer entry is dropped
+	MaxEntries    = 100      // entries kept, the newest
+	MaxEntryBytes = 512      // a longer entry is dropped
 	MaxBytes      = 64 << 10 // of the file read; the rest is ignored
 )
 
