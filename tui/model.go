@@ -22,6 +22,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/themes"
+	"github.com/guestdeck/guestdeck/tui/history"
 )
 
 // The fleet is the production Source.
@@ -79,6 +80,12 @@ type Options struct {
 	Audit fleet.Auditor
 	// Exec runs programs on guests (the ! key, :exec); nil disables it.
 	Exec ExecFunc
+	// FilterHistory, when set, is the file the filter prompt's history is
+	// kept in across restarts (↑/↓ in the prompt); nil keeps it for the
+	// session only. The last filter is not applied at start: a dashboard
+	// that opens on a filter nobody sees set hides guests, and ctrl+a then
+	// an action would act on a set the operator did not choose today.
+	FilterHistory *history.File
 }
 
 // CheckKeys reports whether overrides name only known actions.
@@ -145,6 +152,8 @@ type Model struct {
 	ex *execUI // the exec prompt, its history and results pane (exec.go)
 
 	pulse *pulseView // the pulse view's lists and selection (pulse.go)
+
+	nav navState // filter history, jump, counts, the `:` palette (nav.go)
 }
 
 // layerKind names what can be open over the fleet table.
@@ -163,6 +172,7 @@ const (
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
+	layerJump                     // type-ahead jump to a guest, on the input line (nav.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -200,7 +210,8 @@ type quitDialog struct {
 // drawsInRegion reports whether the layer replaces the table region (a
 // prompt is drawn on the input line and leaves the region to what is below).
 func (l layer) drawsInRegion() bool {
-	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd
+	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd &&
+		l.kind != layerJump
 }
 
 // top is the layer that receives keys; the zero layer is the table.
@@ -325,13 +336,19 @@ func New(src Source, opts Options) Model {
 	}
 	m.filterInput = textinput.New()
 	m.filterInput.Prompt = "/"
-	m.filterInput.Placeholder = "name, glob, tag:X, host:X, state:X"
+	m.filterInput.Placeholder = "name, glob, tag:X, host:X, state:X, re:REGEXP, ~fuzzy, !NOT"
 	m.filterInput.SetStyles(inputStyles)
 	m.cmdInput = textinput.New()
 	m.cmdInput.Prompt = ":"
 	m.cmdInput.SetStyles(inputStyles)
-	m.cmdInput.ShowSuggestions = true
-	m.cmdInput.SetSuggestions(m.completions())
+	// The palette under the line lists and cycles completions (nav.go).
+	m.cmdInput.ShowSuggestions = false
+	nav, err := newNavState(opts.FilterHistory)
+	if err != nil {
+		m.setStatus(err.Error()+" (the filter history starts empty)", true)
+	}
+	m.nav = nav
+	m.nav.commands = m.commandItems()
 
 	m.spin = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent))
 	popts := []progress.Option{progress.WithWidth(30)}
@@ -548,6 +565,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPaneKey(k)
 	case layerPulse:
 		return m.pulseKey(k)
+	case layerJump:
+		return m.jumpKey(k)
 	}
 	return m.tableKey(k)
 }
@@ -576,6 +595,7 @@ func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
 	case layerCommand:
 		var cmd tea.Cmd
 		m.cmdInput, cmd = m.cmdInput.Update(msg)
+		m.commandEdited()
 		return cmd
 	case layerExecCmd:
 		var cmd tea.Cmd

@@ -83,7 +83,7 @@ func (m *Model) render() string {
 		b.WriteString(m.renderBanner())
 	}
 	b.WriteString("\n")
-	b.WriteString(m.renderRegion(l))
+	b.WriteString(m.overlayPalette(m.renderRegion(l))) // nav.go: the `:` palette
 	if m.run != nil {
 		b.WriteString("\n")
 		b.WriteString(m.renderProgress())
@@ -336,18 +336,22 @@ func (m *Model) renderInputLine() string {
 			// The prompt has the line: the error goes beside it, or it
 			// would be invisible until the prompt closed.
 			line = strings.TrimRight(line, " ") + "  " + m.st.Error.Render(present.Text(m.filterErr, m.width))
+		} else {
+			line = strings.TrimRight(line, " ") + "  " + m.st.Muted.Render(m.filterHint())
 		}
 		return fit(line, m.width, false)
+	case top == layerJump:
+		return m.jumpLine() // nav.go
+	case top == layerTable && m.nav.count >= 10:
+		// One digit is also a tab key, and the tab it shows is its
+		// feedback; from two digits on it can only be a count.
+		return m.countLine()
 	case top == layerExecCmd:
 		return fit(m.ex.input.View(), m.width, false)
 	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
 		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
-		line := m.cmdInput.View()
-		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
-			line += "  " + m.st.Muted.Render(strings.Join(sugg, " · "))
-		}
-		return fit(line, m.width, false)
+		return m.commandLine() // nav.go
 	case m.status != "":
 		st := m.st.Accent
 		if m.statusErr {
@@ -405,7 +409,7 @@ func (m *Model) renderHelp(w, h int) string {
 	var b strings.Builder
 	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n")
 	b.WriteString(m.helpKeys(w))
-	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
+	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / words all match: text web-* tag:X host:X state:X re:REGEX ~fuzzy !not\n")
 	for i, l := range commandHelp(m.opts.Readonly, w-len("Commands  : then "), w-10) {
 		if i == 0 {
 			b.WriteString(m.st.Title.Render("Commands") + "  : then " + l + "\n")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,13 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/history"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
+
+// filterHistoryFile, in the state directory, is the dashboard's filter
+// history (tui/history bounds and checks it).
+const filterHistoryFile = "filters"
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
@@ -79,7 +85,8 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
-		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout()})
+		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(),
+		FilterHistory: history.Open(filepath.Join(config.StateDir(), filterHistoryFile))})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	screenDone.Store(true)
 
