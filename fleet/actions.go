@@ -516,7 +516,7 @@ func Arity(word string, rest []string) int {
 // Suggestion is one completion for a command line.
 type Suggestion struct {
 	Text     string // what to insert; a trailing space asks for more words
-	Help     string // one line on what it does (the Summary, or the mode's Help)
+	Help     string // one line on what it does: the Summary, or the mode's Help
 	Mutating bool   // read-only mode leaves it out
 	Complete bool   // a whole action (a dry run of it makes sense)
 }
@@ -537,7 +537,7 @@ func Suggestions() []Suggestion {
 		out = append(out, Suggestion{Text: text, Help: help, Mutating: s.Mutating, Complete: complete})
 	}
 	addMode := func(s Spec, m Mode, text string, complete bool) {
-		out = append(out, Suggestion{Text: text, Help: s.Summary + ": " + m.Help, Mutating: s.Mutating && !m.LooksOnly, Complete: complete})
+		out = append(out, Suggestion{Text: text, Help: m.Help, Mutating: s.Mutating && !m.LooksOnly, Complete: complete})
 	}
 	for _, s := range actionTable {
 		for _, w := range s.Words() {
