@@ -23,6 +23,7 @@ import (
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui/history"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // The fleet is the production Source.
@@ -592,6 +593,13 @@ func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
 		return m.updateFiles(top.files, msg)
 	case layerFilter:
 		return m.updateFilter(msg)
+	case layerJump:
+		for _, r := range msg.Content {
+			if r > ' ' && present.Clean(string(r)) { // a pasted newline or tab is no jump key
+				m.jumpKey(tea.KeyPressMsg{Code: r, Text: string(r)})
+			}
+		}
+		return nil
 	case layerCommand:
 		var cmd tea.Cmd
 		m.cmdInput, cmd = m.cmdInput.Update(msg)

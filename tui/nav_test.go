@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui/history"
@@ -318,4 +320,18 @@ func TestCommandLineTakesEveryCLIWord(t *testing.T) {
 			t.Errorf(":%s reads as %v (%v), the CLI as %v", line, got, ok, want)
 		}
 	}
+}
+
+// A paste into the jump is its text: controls and newlines are dropped,
+// never taken as keys.
+func TestJumpPaste(t *testing.T) {
+	m, _ := namedModel(t, Options{}, "alpha", "beta-7", "gamma")
+	m = press(t, m, "'")
+	next, _ := m.Update(tea.PasteMsg{Content: "be\x1b[2J\nta-7\r"})
+	m = next.(Model)
+	eq(t, "pasted", m.nav.jump, "be[2Jta-7")
+	eq(t, "still open", m.top().kind, layerJump)
+	m = press(t, m, "backspace", "backspace", "backspace", "backspace", "backspace", "backspace", "backspace")
+	eq(t, "edited", m.nav.jump, "be")
+	eq(t, "cursor", cursorName(m), "beta-7")
 }
