@@ -58,6 +58,10 @@ func decode(file string, data []byte) (*File, error) {
 		case "keys":
 			if t, ok := d.table(v, k); ok {
 				f.Keys = d.keys(t)
+				f.keysAt = map[string]pos{}
+				for action := range f.Keys {
+					f.keysAt[action] = d.valAt("keys", action)
+				}
 			}
 		case "host":
 			for i, t := range d.tables(v, k) {

@@ -70,7 +70,13 @@ type Guest struct {
 	Target
 
 	State State
-	Err   string    // last error text, "" when healthy
+	Err   string // last error text, "" when healthy
+	// Cause is the error Err says in words, for its class (errors.Is and
+	// errors.As: silent, timed out, refused, reply too large, ...), so that
+	// a screen can give a short form without reading it out of the text;
+	// several joined when a poll had several faults (errors.Join). nil when
+	// Err is only words (libvirt's reason for a domain's state) or empty.
+	Cause error
 	Since time.Time // when State was entered
 	// DomainState is libvirt's own view of the guest's machine ("" when not
 	// known or not a libvirt guest). While it is not running it decides

@@ -105,6 +105,8 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(k, km.Pulse):
 		m.openPulse() // pulse.go
 	case key.Matches(k, km.Detail):
+		m.openDetail() // detailview.go
+	case key.Matches(k, km.DetailPane):
 		m.detail = !m.detail
 		m.clampScroll()
 	case key.Matches(k, km.DetailNextTab):
@@ -117,7 +119,7 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.scrollDetail(-max(m.layout().detailRows/2, 1))
 	case key.Matches(k, km.Events):
 		m.open(layer{kind: layerEvents})
-		m.eventScroll = 0
+		m.resetEventLog()
 	case key.Matches(k, km.Hosts):
 		m.open(layer{kind: layerHosts})
 		m.hostScroll = 0
@@ -178,13 +180,16 @@ func (m *Model) toggleVisual() {
 	m.visualAnchor = m.tbl.cursor
 }
 
-// clear drops, in order, a visual range, the marks, the filter.
+// clear drops, in order, a visual range, the marks (and with them the
+// last action's result marks), the filter.
 func (m *Model) clear() {
 	switch {
 	case m.visual:
 		m.visual = false
 	case len(m.marks) > 0:
 		m.marks = map[string]bool{}
+		m.clearResultMarks()
+	case m.clearResultMarks():
 	case m.tbl.filter != "":
 		m.tbl.filter = ""
 		m.reindex()
@@ -386,30 +391,6 @@ func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
-	page := m.layout().regionHeight
-	switch {
-	case key.Matches(k, m.keys.closeKeys(m.keys.Events)):
-		m.closeLayer(layerEvents)
-	case key.Matches(k, m.keys.Up):
-		m.scrollEvents(-1)
-	case key.Matches(k, m.keys.Down):
-		m.scrollEvents(1)
-	case key.Matches(k, m.keys.PageDown):
-		m.scrollEvents(page)
-	case key.Matches(k, m.keys.PageUp):
-		m.scrollEvents(-page)
-	}
-	return nil
-}
-
-// scrollEvents moves the event log by delta lines, keeping its last line
-// on screen.
-func (m *Model) scrollEvents(delta int) {
-	last := max(m.eventLinesTotal()-m.layout().regionHeight+1, 0)
-	m.eventScroll = min(max(0, m.eventScroll+delta), last)
-}
-
 // requestQuit quits, or asks first (on top of everything) when this process
 // froze guests.
 func (m *Model) requestQuit() tea.Cmd {
@@ -532,15 +513,20 @@ func (m *Model) handleClick(ms tea.Mouse) {
 			m.moveTo(i)
 		}
 	case m.detail && ms.Y == l.detailTop:
-		x := 0
-		for i, label := range m.tabLabels() {
-			w := present.Width(label)
-			if ms.X >= x && ms.X < x+w {
-				m.setTab(i)
-				return
-			}
-			x += w + 1
+		m.clickTab(ms.X)
+	}
+}
+
+// clickTab picks the tab drawn at column x of the tab bar.
+func (m *Model) clickTab(x int) {
+	left := 0
+	for i, label := range m.tabLabels() {
+		w := present.Width(label)
+		if x >= left && x < left+w {
+			m.setTab(i)
+			return
 		}
+		left += w + 1
 	}
 }
 

@@ -131,6 +131,8 @@ type Model struct {
 	detailScroll int
 
 	eventScroll int
+	eventSel    int        // the event log's selected line (eventlog.go)
+	entry       *entryView // the log entry open whole (layerEntry), nil when none
 	hostScroll  int
 	help        help.Model
 
@@ -144,11 +146,14 @@ type Model struct {
 
 	run       *runState
 	rowStatus map[string]rowStatus
-	runSeq    int
-	spin      spinner.Model
-	prog      progress.Model
-	events    []event
-	noticeSeq uint64 // the newest fleet notice already in events
+	// marksUntil is when the last action's result marks (✓ ✗ -) go:
+	// resultMarkTTL after it ended; zero while it runs or when none show.
+	marksUntil time.Time
+	runSeq     int
+	spin       spinner.Model
+	prog       progress.Model
+	events     []event
+	noticeSeq  uint64 // the newest fleet notice already in events
 
 	ex *execUI // the exec prompt, its history and results pane (exec.go)
 
@@ -173,6 +178,8 @@ const (
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
+	layerEntry                    // one event log entry, whole (eventlog.go)
+	layerDetail                   // the detail pane opened over the region (detailview.go)
 	layerJump                     // type-ahead jump to a guest, on the input line (nav.go)
 )
 
@@ -451,6 +458,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case rearmMsg:
 		return m, waitChanged(m.src.Changed())
 	case tickMsg:
+		m.expireResultMarks() // actions.go
 		return m, tick()
 	case actionMsg:
 		m.actionProgress(msg)
@@ -556,6 +564,10 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.helpKey(k)
 	case layerEvents:
 		return m.eventsKey(k)
+	case layerEntry:
+		return m.entryKey(k)
+	case layerDetail:
+		return m.detailKey(k)
 	case layerHosts:
 		return m.hostsKey(k)
 	case layerFiles:
@@ -630,6 +642,19 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	case layerEvents:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollEvents(wheelDelta(w.Mouse()))
+		}
+	case layerEntry:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollEntry(wheelDelta(w.Mouse()))
+		}
+	case layerDetail:
+		switch msg := msg.(type) {
+		case tea.MouseWheelMsg:
+			m.scrollDetail(wheelDelta(msg.Mouse()))
+		case tea.MouseClickMsg:
+			if ms := msg.Mouse(); ms.Button == tea.MouseLeft && ms.Y == m.layout().regionTop {
+				m.clickTab(ms.X) // the tab bar is the region's first line
+			}
 		}
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {

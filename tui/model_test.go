@@ -685,7 +685,7 @@ func TestGolden(t *testing.T) {
 		opts  Options
 		setup func(t *testing.T, m Model) Model
 	}{
-		{name: "table", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "space", "space", "enter") }},
+		{name: "table", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "space", "space", "i") }},
 		{name: "table_wide_detail", w: 180, h: 36, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "down", "down") }},
 		{name: "narrow", w: 60, h: 15},
 		{name: "tab_overview", w: 120, h: 40},

@@ -510,7 +510,7 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 	case colAgent:
 		return g.AgentVersion
 	case colOS:
-		return present.OSName(g)
+		return present.OSLabel(g)
 	case colAddr:
 		return present.FirstAddrs(g)
 	case colVCPU:
@@ -532,7 +532,7 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 		}
 		return fmtDur(g.RTT)
 	case colErr:
-		return g.Err
+		return present.ErrBrief(g) // the detail pane has the whole text
 	}
 	if isMetricCol(c) {
 		return metricCell(g, c)

@@ -156,6 +156,10 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderHelp(w, h)
 	case layerEvents:
 		return m.renderEvents(w, h)
+	case layerEntry:
+		return m.renderEntry(w, h)
+	case layerDetail:
+		return m.renderDetail(h - 1)
 	case layerHosts:
 		return m.renderHosts(w, h)
 	case layerQuit:
@@ -426,7 +430,13 @@ func (m *Model) renderHelp(w, h int) string {
 	thaw, leave, cancel := m.keys.quitKeys()
 	b.WriteString(m.st.Title.Render("Dialogs") + fmt.Sprintf("  %s confirm, %s cancel. Quit with guests frozen by us:\n", yes.Help().Key, no.Help().Key))
 	b.WriteString(fmt.Sprintf("         %s thaw and quit · %s leave them frozen · %s cancel", thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
-	return place(w, h, b.String())
+	out := b.String()
+	if strings.Count(out, "\n")+1 > h {
+		// Short of room (80x24) the title line goes first: the line under
+		// the screen says how to close it too, and every key must show.
+		_, out, _ = strings.Cut(out, "\n")
+	}
+	return place(w, h, out)
 }
 
 // helpKeys lays the key groups out in as many columns as fit in w, stacking

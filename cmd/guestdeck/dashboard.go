@@ -71,7 +71,12 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return exitUsage
 	}
 	if err := tui.CheckKeys(keys); err != nil {
-		c.errorf("%s: [keys]: %v", o.cfg.Path, err)
+		var ke *tui.KeyError
+		if errors.As(err, &ke) {
+			c.errorf("%v", o.cfg.KeyError(ke.Action, "[keys] "+ke.Msg))
+		} else {
+			c.errorf("%s: [keys]: %v", o.cfg.Path, err)
+		}
 		return exitUsage
 	}
 

@@ -256,7 +256,8 @@ func e2eDashboard(t *testing.T, c e2eCase) {
 	tt.keys("e")
 	s = tt.waitText("Event log", "ping  2 ok, 0 failed, 0 skipped")
 	for _, n := range c.shown {
-		line := regexp.MustCompile(`(?m)^  ✓ ` + regexp.QuoteMeta(n) + `  pong`)
+		// Names are padded to the longest of the action's.
+		line := regexp.MustCompile(`(?m)^  ✓ ` + regexp.QuoteMeta(n) + `  +pong`)
 		if want := slices.Contains(marked, n); line.MatchString(s) != want {
 			t.Errorf("event log: ping result for %s shown %v, want %v:\n%s", n, !want, want, s)
 		}
@@ -268,10 +269,10 @@ func e2eDashboard(t *testing.T, c e2eCase) {
 	tt.keys("f")
 	s = tt.waitText("Files · " + cursor)
 	if !strings.Contains(s, "open: ") {
-		// Where the agent allows guest-exec the browser lists /; g opens the
+		// Where the agent allows guest-exec the browser lists /; o opens the
 		// path prompt. Elsewhere it opens with the prompt.
 		tt.waitText("entries")
-		tt.keys("g")
+		tt.keys("o")
 		tt.waitText("open: ")
 	}
 	tt.keys("C-u")

@@ -466,7 +466,7 @@ func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 		// present.Text: escaped, one line, capped.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			present.Text(g.Name, nameCells), dash(present.Text(g.Host, hostCells)), present.Text(string(g.State), freezeCells),
-			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSName(g), osCells)),
+			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSLabel(g), osCells)),
 			dash(present.Text(present.AddrList(g), addrCells)),
 			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells))
 	}
