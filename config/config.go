@@ -81,6 +81,8 @@ type File struct {
 	// Keys maps an action from KeyActions to the keys bound to it (at
 	// least one); an action absent here keeps its built-in keys.
 	Keys map[string][]string `toml:"keys,omitempty"`
+	// Views are the dashboard's saved views, in file order (views.go).
+	Views []View `toml:"views,omitempty"`
 	// keysAt is where each [keys] action's value is, for the problems only
 	// the dashboard can find (KeyError).
 	keysAt map[string]pos

@@ -17,7 +17,7 @@ import (
 
 // Known keys per table, in the order the docs list them.
 var (
-	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets"}
+	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets", "views"}
 	defaultsKeys = []string{"interval", "slow_interval", "metrics_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive",
 		"known_hosts", "identity", "insecure_ignore_host_key"}
 	hostKeys    = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
@@ -75,12 +75,17 @@ func decode(file string, data []byte) (*File, error) {
 			for i, t := range d.tables(v, k) {
 				f.Sockets = append(f.Sockets, d.sockets(t, k, strconv.Itoa(i)))
 			}
+		case "views":
+			for i, t := range d.tables(v, k) {
+				f.Views = append(f.Views, d.view(t, k, strconv.Itoa(i))) // views.go
+			}
 		default:
 			d.unknown(k, "", topKeys, k)
 		}
 	}
 	d.sshDefaults(f)
 	d.duplicates(f)
+	d.viewKeyClashes(f)
 	if len(d.errs) > 0 {
 		// One message: the first problem in the file.
 		sort.SliceStable(d.errs, func(i, j int) bool { return before(d.errs[i], d.errs[j]) })

@@ -24,7 +24,7 @@ func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	if cmd, ok := m.countKey(k); ok { // nav.go: 5j
 		return cmd
 	}
-	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey} {
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey, m.savedViewKey} {
 		if cmd, ok := handle(k); ok {
 			return cmd
 		}
@@ -284,6 +284,9 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "hold":
 		m.toggleHold()
 		return nil
+	case "view", "columns":
+		m.viewCommand(fields) // views.go
+		return nil
 	case "sort":
 		if len(fields) == 2 {
 			if c, ok := sortColumnNamed(fields[1]); ok {
@@ -336,22 +339,6 @@ func (m *Model) completions() []string {
 	return out
 }
 
-// commandHelp is the `:` line's syntax on the help screen, from the action
-// table: every action (in read-only mode, those that change nothing) with
-// its aliases ("read|cat PATH", "reboot"), wrapped at ", " so the first
-// line fits first cells and the others rest cells. Where that takes more
-// than two lines the modes read MODE, and then the names stand alone (the
-// `:` line's tab completes the rest).
-func commandHelp(readonly bool, first, rest int) []string {
-	var lines []string
-	for _, level := range []fleet.HelpLevel{fleet.HelpFull, fleet.HelpShort, fleet.HelpNames} {
-		if lines = wrapItems(helpItems(readonly, level), first, rest); len(lines) <= 2 {
-			break
-		}
-	}
-	return lines
-}
-
 func helpItems(readonly bool, level fleet.HelpLevel) []string {
 	var items []string
 	for _, s := range fleet.Specs() {
@@ -364,31 +351,6 @@ func helpItems(readonly bool, level fleet.HelpLevel) []string {
 		items = append(items, "nothing that changes a guest (read-only)")
 	}
 	return items
-}
-
-// wrapItems joins items with ", " in lines of first, then rest, cells.
-func wrapItems(items []string, first, rest int) []string {
-	var lines []string
-	line, width := "", first
-	for _, it := range items {
-		switch {
-		case line == "":
-			line = it
-		case present.Width(line+", "+it) <= width:
-			line += ", " + it
-		default:
-			lines = append(lines, line+",")
-			line, width = it, rest
-		}
-	}
-	return append(lines, line)
-}
-
-func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
-	if key.Matches(k, m.keys.closeKeys(m.keys.Help)) {
-		m.closeLayer(layerHelp)
-	}
-	return nil
 }
 
 // requestQuit quits, or asks first (on top of everything) when this process
@@ -495,7 +457,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	switch {
 	case ms.Y == l.tableTop-1:
 		x := prefixWidth
-		for _, c := range visibleColumns(m.width, m.tbl.sortCol) {
+		for _, c := range m.visibleColumns() {
 			if ms.X >= x && ms.X < x+c.width+1 {
 				if m.tbl.sortCol == c.id {
 					m.tbl.sortDesc = !m.tbl.sortDesc

@@ -343,7 +343,7 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerJump:
 		return []key.Binding{bind("stay here", "enter"), bind("next/prev match", "tab/shift+tab"), bind("go back", "esc"), quit}
 	case layerHelp:
-		return []key.Binding{k.closeKeys(k.Help), quit}
+		return []key.Binding{k.closeKeys(k.Help), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEvents:
 		return []key.Binding{k.closeKeys(k.Events), entryOpenKey, k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEntry:
@@ -366,6 +366,9 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return execHelp(l.exec)
 	case layerPulse:
 		return k.pulseHelp()
+	case layerColumns:
+		toggle, up, down, auto, apply, cancel := pickerKeys()
+		return []key.Binding{k.Up, k.Down, toggle, up, down, auto, apply, cancel}
 	}
 	return k.ShortHelp()
 }

@@ -81,6 +81,8 @@ type Options struct {
 	Audit fleet.Auditor
 	// Exec runs programs on guests (the ! key, :exec); nil disables it.
 	Exec ExecFunc
+	// Views are the saved views (views.go); check them with CheckViews.
+	Views []View
 	// FilterHistory, when set, is the file the filter prompt's history is
 	// kept in across restarts (↑/↓ in the prompt); nil keeps it for the
 	// session only. The last filter is not applied at start: a dashboard
@@ -134,7 +136,11 @@ type Model struct {
 	eventSel    int        // the event log's selected line (eventlog.go)
 	entry       *entryView // the log entry open whole (layerEntry), nil when none
 	hostScroll  int
+	helpScroll  int // lines of the help screen scrolled off the top (help.go)
 	help        help.Model
+
+	views  viewState     // saved views and the one shown (views.go)
+	picker *columnPicker // the column picker's state (picker.go)
 
 	// layers is the dashboard's one modal state; see layer.
 	layers []layer
@@ -180,6 +186,7 @@ const (
 	layerPulse                    // the fleet pulse view (pulse.go)
 	layerEntry                    // one event log entry, whole (eventlog.go)
 	layerDetail                   // the detail pane opened over the region (detailview.go)
+	layerColumns                  // the column picker (picker.go)
 	layerJump                     // type-ahead jump to a guest, on the input line (nav.go)
 )
 
@@ -356,7 +363,6 @@ func New(src Source, opts Options) Model {
 		m.setStatus(err.Error()+" (the filter history starts empty)", true)
 	}
 	m.nav = nav
-	m.nav.commands = m.commandItems()
 
 	m.spin = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent))
 	popts := []progress.Option{progress.WithWidth(30)}
@@ -373,6 +379,8 @@ func New(src Source, opts Options) Model {
 		m.snap = &fleet.Snapshot{}
 	}
 	m.tbl.sortCol = colName
+	m.setupViews() // views.go: the default view's filter, sort and columns
+	m.nav.commands = m.commandItems() // after the views: their names are commands
 	m.reindex()
 	m.takeNotices()
 	return m
@@ -578,6 +586,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPaneKey(k)
 	case layerPulse:
 		return m.pulseKey(k)
+	case layerColumns:
+		return m.columnsKey(k)
 	case layerJump:
 		return m.jumpKey(k)
 	}
@@ -659,6 +669,10 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollHosts(wheelDelta(w.Mouse()))
+		}
+	case layerHelp:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollHelp(wheelDelta(w.Mouse())) // help.go
 		}
 	case layerTable:
 		switch msg := msg.(type) {

@@ -380,6 +380,17 @@ func (m *Model) commandItems() []paletteItem {
 	for _, s := range sortNames() {
 		all = append(all, paletteItem{s, "sort the table by " + strings.TrimPrefix(s, "sort ")})
 	}
+	for _, s := range m.viewCompletions() { // views.go
+		help := map[string]string{
+			"columns":       "pick the columns in a list (:columns a,b,c shows those)",
+			"columns auto":  "fit the columns to the width",
+			"columns reset": "the view's own columns again",
+		}[s]
+		if help == "" {
+			help = "switch to the saved view " + strings.TrimPrefix(s, "view ")
+		}
+		all = append(all, paletteItem{s, help})
+	}
 	if m.opts.Exec != nil && !m.opts.Readonly {
 		all = append(all, paletteItem{"exec ", "run a program on the marked guests (also :!)"})
 	}
@@ -467,7 +478,7 @@ func (m *Model) paletteLines(room int) []string {
 	var out []string
 	for i := first; i < first+rows && i < len(n.matches); i++ {
 		it := n.matches[i]
-		name := " " + fit(it.text, textW, false) + "  "
+		name := " " + present.Cell(it.text, textW, false) + "  " // view names are the fleet file's
 		help := fit(it.help, max(m.width-present.Width(name), 0), false)
 		if i == n.picked {
 			out = append(out, m.st.Selection.Render(name+help))
@@ -504,4 +515,20 @@ func (m *Model) commandLine() string {
 		line = strings.TrimRight(line, " ") + "  " + m.st.Muted.Render("tab/↑↓ pick · enter runs · esc cancels")
 	}
 	return fit(line, m.width, false)
+}
+
+// checkFilter shows the error of the table's filter when it was set other
+// than by typing (a saved view's), and takes a stale one away.
+func (m *Model) checkFilter() {
+	err := fleet.CheckFilter(m.tbl.filter)
+	switch {
+	case err != nil:
+		m.filterErr = err.Error()
+		m.setStatus(m.filterErr, true)
+	case m.filterErr != "":
+		if m.status == m.filterErr {
+			m.setStatus("", false)
+		}
+		m.filterErr = ""
+	}
 }

@@ -208,6 +208,7 @@ func TestEnterOpensDetail(t *testing.T) {
 	m = press(t, m, "i")
 	eq(t, "i shows it", m.detail, true)
 
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 100, Height: 60}) // the help's keys below its syntax, unscrolled
 	m = press(t, m, "?")
 	v = view(m)
 	for _, want := range []string{"space  mark, move down", "enter         detail pane", "i             pane on/off"} {

@@ -112,6 +112,9 @@ func (m *Model) renderTooSmall() string {
 
 func (m *Model) renderTitle() string {
 	left := m.st.Title.Render("guestdeck") + " " + fmt.Sprintf("%d guests", len(m.snap.Guests))
+	if v := m.views.current; v != DefaultView {
+		left += " · view " + present.Text(v, nameCells) // views.go
+	}
 	if m.tbl.filter != "" {
 		left += fmt.Sprintf(" · filter %q: %d shown", m.tbl.filter, len(m.tbl.rows))
 	}
@@ -173,6 +176,8 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderExec(w, h)
 	case layerPulse:
 		return m.renderPulse(w, h)
+	case layerColumns:
+		return m.renderColumnPicker(w, h)
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -209,7 +214,7 @@ func place(w, h int, s string) string {
 // renderTable draws the header and rows visible in n lines. Its cost does not
 // depend on the number of guests.
 func (m *Model) renderTable(n int) string {
-	cols := visibleColumns(m.width, m.tbl.sortCol)
+	cols := m.visibleColumns()
 	var b strings.Builder
 	b.WriteString(strings.Repeat(" ", prefixWidth))
 	var hdr strings.Builder
@@ -409,34 +414,47 @@ func (m *Model) renderCounts() string {
 	return fit(line, m.width, false)
 }
 
+// renderHelp draws the help screen, generated from the key map, the action
+// table and the views: the syntax first (filter, commands, views), as it
+// is what cannot be guessed, then the keys. What does not fit in h lines
+// scrolls (helpKey), and the last line says how much is below: at 80x24
+// the help was cut off in mid-syntax, silently.
 func (m *Model) renderHelp(w, h int) string {
-	var b strings.Builder
-	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n")
-	b.WriteString(m.helpKeys(w))
-	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / words all match: text web-* tag:X host:X state:X re:REGEX ~fuzzy !not\n")
-	for i, l := range commandHelp(m.opts.Readonly, w-len("Commands  : then "), w-10) {
-		if i == 0 {
-			b.WriteString(m.st.Title.Render("Commands") + "  : then " + l + "\n")
-		} else {
-			b.WriteString("          " + l + "\n")
-		}
+	lines := m.helpLines(w)
+	lines = lines[min(m.helpScroll, max(len(lines)-h, 0)):]
+	if len(lines) > h && h > 1 {
+		more := len(lines) - (h - 1)
+		lines = append(lines[:h-1], m.st.Muted.Render(fmt.Sprintf("↓ %d more lines (%s, %s)", more,
+			m.keys.Down.Help().Key, m.keys.PageDown.Help().Key)))
 	}
+	return place(w, h, strings.Join(lines, "\n"))
+}
+
+// helpLines is the whole help screen, wrapped at w.
+func (m *Model) helpLines(w int) []string {
+	var out []string
+	add := func(title, text string) {
+		out = append(out, hangWrap(m.st.Title.Render(title), present.Width(title), text, w)...)
+	}
+	out = append(out, m.st.Title.Render("Help")+m.st.Muted.Render("  (? or esc closes)"))
+	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen, "+
+		"re:REGEXP, ~fuzzy (name), !WORD (not); ↑/↓ recall; "+m.keys.Jump.Help().Key+" jumps to a name")
+	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
+	add("Views", m.viewsHelp())
+	add("Columns", ":columns picks them in a list; :columns a,b,c shows those, in that order, in this view for the session; +a adds, -a drops, "+
+		"auto fits them to the width, reset restores the view's own. Names: "+strings.Join(ColumnNames(), ", "))
 	targets := "the marked guests, or the guest under the cursor when none is marked"
 	if !m.opts.Readonly {
 		targets = "marked guests, else the cursor's · :dry-run ACTION shows, sends nothing"
 	}
-	b.WriteString(m.st.Title.Render("Targets") + "  " + targets + "\n")
+	add("Targets", targets)
 	yes, no := confirmKeys(false)
 	thaw, leave, cancel := m.keys.quitKeys()
-	b.WriteString(m.st.Title.Render("Dialogs") + fmt.Sprintf("  %s confirm, %s cancel. Quit with guests frozen by us:\n", yes.Help().Key, no.Help().Key))
-	b.WriteString(fmt.Sprintf("         %s thaw and quit · %s leave them frozen · %s cancel", thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
-	out := b.String()
-	if strings.Count(out, "\n")+1 > h {
-		// Short of room (80x24) the title line goes first: the line under
-		// the screen says how to close it too, and every key must show.
-		_, out, _ = strings.Cut(out, "\n")
-	}
-	return place(w, h, out)
+	add("Dialogs", fmt.Sprintf("%s confirm, %s cancel. Quit with guests frozen by us: %s thaw and quit · %s leave them frozen · %s cancel",
+		yes.Help().Key, no.Help().Key, thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
+	out = append(out, m.st.Title.Render("Keys"))
+	out = append(out, strings.Split(m.helpKeys(w), "\n")...)
+	return out
 }
 
 // helpKeys lays the key groups out in as many columns as fit in w, stacking

@@ -79,6 +79,11 @@ func (c *cli) dashboard(ctx context.Context) int {
 		}
 		return exitUsage
 	}
+	views, err := dashboardViews(o.cfg, keys)
+	if err != nil {
+		c.errorf("%v", err) // names the file and line
+		return exitUsage
+	}
 
 	o.fleet.Start(ctx)
 	if o.cfg == nil {
@@ -90,7 +95,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
-		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(),
+		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views,
 		FilterHistory: history.Open(filepath.Join(config.StateDir(), filterHistoryFile))})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	screenDone.Store(true)
@@ -146,4 +151,24 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action strin
 			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.thawCommand(r.Guest))
 	}
 	return code
+}
+
+// dashboardViews checks the fleet file's [[views]] against the dashboard's
+// keys (after [keys]) and filters, naming the line of a problem, and hands
+// them to the dashboard.
+func dashboardViews(cfg *config.File, keys map[string][]string) ([]tui.View, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	if err := cfg.CheckViews(tui.KeyOwners(keys), fleet.CheckFilter); err != nil {
+		return nil, err
+	}
+	views := make([]tui.View, len(cfg.Views))
+	for i, v := range cfg.Views {
+		views[i] = tui.View{Name: v.Name, Key: v.Key, Filter: v.Filter, Sort: v.Sort, Columns: v.Columns}
+	}
+	if err := tui.CheckViews(keys, views); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err) // a check config lacks: a bug, but never a silent one
+	}
+	return views, nil
 }
