@@ -379,7 +379,7 @@ func New(src Source, opts Options) Model {
 		m.snap = &fleet.Snapshot{}
 	}
 	m.tbl.sortCol = colName
-	m.setupViews() // views.go: the default view's filter, sort and columns
+	m.setupViews()                    // views.go: the default view's filter, sort and columns
 	m.nav.commands = m.commandItems() // after the views: their names are commands
 	m.reindex()
 	m.takeNotices()
