@@ -74,8 +74,11 @@ func e2eStartEnv(t *testing.T, env []string, args ...string) *e2eTerm {
 	testpeers.Require(t, testpeers.NeedTmux)
 	home := t.TempDir()
 	tt := &e2eTerm{
-		t:        t,
-		server:   fmt.Sprintf("gde2e%d-%s", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")),
+		t: t,
+		// The time too: under -count=N a test's previous server may still
+		// be going away when the next run starts one by the same name.
+		server: fmt.Sprintf("gde2e%d-%s-%d", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"),
+			time.Now().UnixNano()),
 		exitFile: filepath.Join(home, "exit"),
 	}
 	quoted := []string{e2eQuote(binary)}
