@@ -68,9 +68,6 @@ func (f *Filter) Match(g *Guest) bool {
 	return true
 }
 
-// Empty reports whether f matches every guest (no words that test anything).
-func (f *Filter) Empty() bool { return len(f.words) == 0 }
-
 // compileWord compiles one word; a nil match means the word tests nothing.
 func compileWord(word string) (filterWord, error) {
 	var w filterWord

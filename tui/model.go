@@ -356,7 +356,7 @@ func New(src Source, opts Options) Model {
 	m.cmdInput = textinput.New()
 	m.cmdInput.Prompt = ":"
 	m.cmdInput.SetStyles(inputStyles)
-	// The palette under the line lists and cycles completions (nav.go).
+	// The palette over the line lists and cycles completions (nav.go).
 	m.cmdInput.ShowSuggestions = false
 	nav, err := newNavState(opts.FilterHistory)
 	if err != nil {

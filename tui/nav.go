@@ -7,6 +7,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -120,7 +121,7 @@ func (m *Model) recallFilter(dir int) tea.Cmd {
 func (m *Model) rememberFilter(f string) tea.Cmd {
 	n := &m.nav
 	next := history.Add(n.filters, f)
-	if n.hist == nil || strings.Join(next, "\n") == strings.Join(n.filters, "\n") {
+	if n.hist == nil || slices.Equal(next, n.filters) {
 		n.filters = next
 		return nil
 	}
