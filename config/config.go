@@ -61,7 +61,7 @@ var fileLimits = tomllimit.Limits{What: "fleet file", MaxBytes: MaxFileBytes, Ma
 var KeyActions = []string{
 	"up", "down", "page_up", "page_down", "top", "bottom",
 	"open", "back",
-	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
+	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "invert_marks", "clear", "jump",
 	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "detail_pane", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",

@@ -73,9 +73,9 @@ func TestUserCommandRuns(t *testing.T) {
 	cmds := []Command{
 		{Name: "pingall", Key: "ctrl+n", Run: "ping", Description: "ping them"},
 		{Name: "careful-ping", Key: "ctrl+p", Run: "ping", Dangerous: yes()},
-		{Name: "fz", Run: "freeze"},
+		{Name: "fzz", Run: "freeze"},
 		{Name: "would-thaw", Run: "dry-run thaw"},
-		{Name: "th", Run: "thaw"},
+		{Name: "unfreeze", Run: "thaw"},
 	}
 	m, src := newTestModel(6, 120, 30, Options{Commands: cmds})
 	m = press(t, m, "down", "space", "space") // vm-00001, vm-00002
@@ -98,24 +98,24 @@ func TestUserCommandRuns(t *testing.T) {
 	eq(t, "ran after yes", len(src.runs), 2)
 
 	// Left out, dangerous is what the action says: freeze asks as F does.
-	m = enterLine(t, m, "fz")
-	if c := m.openConfirmation(); c == nil || c.action.Kind != fleet.ActFreeze || c.via == nil || c.via.name != "fz" {
-		t.Fatalf("fz: %+v", c)
+	m = enterLine(t, m, "fzz")
+	if c := m.openConfirmation(); c == nil || c.action.Kind != fleet.ActFreeze || c.via == nil || c.via.name != "fzz" {
+		t.Fatalf("fzz: %+v", c)
 	}
 	m = press(t, m, "n")
 	eq(t, "nothing ran after no", len(src.runs), 2)
 
 	// thaw changes a guest but asks nothing, as T does.
-	m = enterLine(t, m, "th")
+	m = enterLine(t, m, "unfreeze")
 	if m.openConfirmation() != nil || len(src.runs) != 3 || src.runs[2].action.Kind != fleet.ActThaw {
-		t.Fatalf("th: runs %+v", src.runs)
+		t.Fatalf("unfreeze: runs %+v", src.runs)
 	}
 	m = press(t, m, "esc")
 
 	// It takes no words: they would be silently dropped.
-	m = enterLine(t, m, "th vm-00003")
-	if m.status != `th: a command of the fleet file takes no words (it runs "thaw" on the marked guests)` || len(src.runs) != 3 {
-		t.Errorf("th with words: %q, runs %d", m.status, len(src.runs))
+	m = enterLine(t, m, "unfreeze vm-00003")
+	if m.status != `unfreeze: a command of the fleet file takes no words (it runs "thaw" on the marked guests)` || len(src.runs) != 3 {
+		t.Errorf("unfreeze with words: %q, runs %d", m.status, len(src.runs))
 	}
 
 	// A dry run sends nothing.
@@ -126,12 +126,12 @@ func TestUserCommandRuns(t *testing.T) {
 	}
 	m = press(t, m, "esc")
 
-	if comps := m.completions(); !slices.Contains(comps, "pingall") || !slices.Contains(comps, "fz") {
+	if comps := m.completions(); !slices.Contains(comps, "pingall") || !slices.Contains(comps, "fzz") {
 		t.Errorf("completions lack the commands: %v", comps)
 	}
 	m = press(t, m, "?")
 	v := view(m)
-	for _, want := range []string{"Custom", "pingall (ctrl+n) ping them,", "careful-ping (ctrl+p) [always asks]", "fz,"} {
+	for _, want := range []string{"Custom", "pingall (ctrl+n) ping them,", "careful-ping (ctrl+p) [always asks]", "fzz,"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("help lacks %q:\n%s", want, v)
 		}
@@ -144,8 +144,8 @@ func TestUserCommandReadonly(t *testing.T) {
 	cmds := []Command{
 		{Name: "pingall", Key: "ctrl+n", Run: "ping"},
 		{Name: "careful-ping", Key: "ctrl+p", Run: "ping", Dangerous: yes()},
-		{Name: "fz", Key: "ctrl+z", Run: "freeze"},
-		{Name: "th", Key: "ctrl+t", Run: "thaw"},
+		{Name: "fzz", Key: "ctrl+z", Run: "freeze"},
+		{Name: "unfreeze", Key: "ctrl+t", Run: "thaw"},
 	}
 	m, src := newTestModel(4, 120, 30, Options{Commands: cmds, Readonly: true})
 	for _, k := range []string{"ctrl+p", "ctrl+z", "ctrl+t"} {
@@ -154,19 +154,19 @@ func TestUserCommandReadonly(t *testing.T) {
 			t.Errorf("%s: status %q", k, m.status)
 		}
 	}
-	m = enterLine(t, m, "fz")
-	if m.status != "read-only: command fz (freeze) refused: it is dangerous" || m.openConfirmation() != nil {
-		t.Errorf(":fz status %q", m.status)
+	m = enterLine(t, m, "fzz")
+	if m.status != "read-only: command fzz (freeze) refused: it is dangerous" || m.openConfirmation() != nil {
+		t.Errorf(":fzz status %q", m.status)
 	}
 	eq(t, "nothing dangerous ran", len(src.runs), 0)
 	m = press(t, m, "ctrl+n")
 	eq(t, "the harmless one ran", len(src.runs), 1)
 	comps := m.completions()
-	if !slices.Contains(comps, "pingall") || slices.Contains(comps, "fz") || slices.Contains(comps, "careful-ping") {
+	if !slices.Contains(comps, "pingall") || slices.Contains(comps, "fzz") || slices.Contains(comps, "careful-ping") {
 		t.Errorf("read-only completions: %v", comps)
 	}
 	m = press(t, m, "?")
-	if v := view(m); !strings.Contains(v, "fz (ctrl+z) [read-only: refused]") {
+	if v := view(m); !strings.Contains(v, "fzz (ctrl+z) [read-only: refused]") {
 		t.Errorf("help:\n%s", v)
 	}
 }

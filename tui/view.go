@@ -83,7 +83,7 @@ func (m *Model) render() string {
 		b.WriteString(m.renderBanner())
 	}
 	b.WriteString("\n")
-	b.WriteString(m.renderRegion(l))
+	b.WriteString(m.overlayPalette(m.renderRegion(l))) // nav.go: the `:` palette
 	if m.run != nil {
 		b.WriteString("\n")
 		b.WriteString(m.renderProgress())
@@ -349,8 +349,16 @@ func (m *Model) renderInputLine() string {
 			// The prompt has the line: the error goes beside it, or it
 			// would be invisible until the prompt closed.
 			line = strings.TrimRight(line, " ") + "  " + m.st.Error.Render(present.Text(m.filterErr, m.width))
+		} else {
+			line = strings.TrimRight(line, " ") + "  " + m.st.Muted.Render(m.filterHint())
 		}
 		return fit(line, m.width, false)
+	case top == layerJump:
+		return m.jumpLine() // nav.go
+	case top == layerTable && m.nav.count >= 10:
+		// One digit is also a tab key, and the tab it shows is its
+		// feedback; from two digits on it can only be a count.
+		return m.countLine()
 	case top == layerExecCmd:
 		return fit(m.ex.input.View(), m.width, false)
 	case top == layerYank:
@@ -358,11 +366,7 @@ func (m *Model) renderInputLine() string {
 	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
 		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
-		line := m.cmdInput.View()
-		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
-			line += "  " + m.st.Muted.Render(strings.Join(sugg, " · "))
-		}
-		return fit(line, m.width, false)
+		return m.commandLine() // nav.go
 	case m.status != "":
 		st := m.st.Accent
 		if m.statusErr {
@@ -439,7 +443,8 @@ func (m *Model) helpLines(w int) []string {
 		out = append(out, hangWrap(m.st.Title.Render(title), present.Width(title), text, w)...)
 	}
 	out = append(out, m.st.Title.Render("Help")+m.st.Muted.Render("  (? or esc closes)"))
-	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen")
+	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen, "+
+		"re:REGEXP, ~fuzzy (name), !WORD (not); ↑/↓ recall; "+m.keys.Jump.Help().Key+" jumps to a name")
 	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
 	add("Views", m.viewsHelp())
 	if c := m.commandsHelp(); c != "" {

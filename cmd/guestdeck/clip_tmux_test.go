@@ -12,35 +12,18 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/config"
-	"github.com/guestdeck/guestdeck/internal/testpeers"
 	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
-// e2eStartEnv is e2eStart with HOME, XDG_CONFIG_HOME and XDG_STATE_HOME
-// in a directory of the test's (the audit log goes there), and tmux taking
-// OSC 52 into its paste buffer (set-clipboard on). It returns the home.
-func e2eStartEnv(t *testing.T, args ...string) (*e2eTerm, string) {
+// e2eStartClip is e2eStart with XDG_STATE_HOME in a directory of the
+// test's (so the audit log is its own), and a tmux that takes the program's
+// OSC 52 into its paste buffer (set-clipboard on). It returns the directory.
+func e2eStartClip(t *testing.T, args ...string) (*e2eTerm, string) {
 	t.Helper()
-	testpeers.Require(t, testpeers.NeedTmux)
-	home := t.TempDir()
-	tt := &e2eTerm{
-		t: t,
-		// One server per start: a test may start several.
-		server: fmt.Sprintf("gdclip%d-%s-%s", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"),
-			filepath.Base(home)),
-		exitFile: filepath.Join(home, "exit"),
-	}
-	quoted := []string{e2eQuote(binary)}
-	for _, a := range args {
-		quoted = append(quoted, e2eQuote(a))
-	}
-	script := fmt.Sprintf("%s; echo EXIT=$? > %s; echo guestdeck-exited; PS1='gd$ ' exec sh -i",
-		strings.Join(quoted, " "), e2eQuote(tt.exitFile))
-	tt.tmux("-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
-		"env", "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_STATE_HOME="+filepath.Join(home, "state"), "NO_COLOR=1", "sh", "-c", script)
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tt.server, "kill-server").Run() })
+	dir := t.TempDir()
+	tt := e2eStartEnv(t, []string{"XDG_STATE_HOME=" + filepath.Join(dir, "state")}, args...)
 	tt.tmux("set-option", "-s", "set-clipboard", "on")
-	return tt, home
+	return tt, dir
 }
 
 // buffer is tmux's newest paste buffer, "" when there is none.
@@ -66,7 +49,7 @@ func (tt *e2eTerm) waitBuffer(want string) {
 // the status line says what was copied; :export csv writes the filtered
 // rows; a thaw is then in the audit pane (A).
 func TestDashboardE2ECopy(t *testing.T) {
-	tt, home := e2eStartEnv(t, "--demo")
+	tt, home := e2eStartClip(t, "--demo")
 	tt.waitText("guestdeck 40 guests", " ready ")
 
 	tt.keys("/")
@@ -223,7 +206,7 @@ func TestDashboardE2EUserCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tt, _ := e2eStartEnv(t, "-c", cfg)
+	tt, _ := e2eStartClip(t, "-c", cfg)
 	tt.waitFor("both guests ready", func(s string) bool {
 		n := 0
 		for _, r := range e2eRows(s) {
@@ -253,7 +236,7 @@ func TestDashboardE2EUserCommand(t *testing.T) {
 	tt.waitText("guestdeck-exited")
 
 	// Read-only: the key says it is refused, nothing asks or runs.
-	ro, _ := e2eStartEnv(t, "--readonly", "-c", cfg)
+	ro, _ := e2eStartClip(t, "--readonly", "-c", cfg)
 	ro.waitText("READ-ONLY", " ready ")
 	ro.keys("C-n")
 	ro.waitText("read-only: command greet (exec echo hello) refused: it is dangerous")
@@ -266,7 +249,7 @@ func TestDashboardE2EUserCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := strings.Count(bad[:strings.Index(bad, `key = "F"`)], "\n") + 1
-	st, _ := e2eStartEnv(t, "-c", cfg)
+	st, _ := e2eStartClip(t, "-c", cfg)
 	st.waitText(fmt.Sprintf(`%s:%d:7: command "greet": key "F" is already bound to freeze`, cfg, line), "guestdeck-exited")
 	wait.For(t, e2eWait, func() (bool, string) {
 		b, _ := os.ReadFile(st.exitFile)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,8 +19,13 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/history"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
+
+// filterHistoryFile, in the state directory, is the dashboard's filter
+// history (tui/history bounds and checks it).
+const filterHistoryFile = "filters"
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
@@ -96,6 +102,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
 		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views, Commands: commands,
+		FilterHistory: history.Open(filepath.Join(config.StateDir(), filterHistoryFile)),
 		// :export json writes exactly what status --json prints.
 		ExportJSON: func(w io.Writer, gs []*fleet.Guest) error { return c.writeStatusJSON(w, gs, nil) }})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
