@@ -145,7 +145,7 @@ key = "F"
 run = "ping"
 
 [[commands]]
-name = "fz"
+name = "freeze-now"
 run = "freeze"
 dangerous = false
 `
@@ -154,8 +154,8 @@ dangerous = false
 	}{
 		{"built-in key", src, `f.toml:7:7: command "bad": key "F" is already bound to freeze`},
 		{"false on freeze", strings.Replace(src, `key = "F"`, `key = "ctrl+b"`, 1), `f.toml:7:7: command "bad": key "ctrl+b" is already bound to page_up`},
-		{"dangerous false", strings.Replace(src, `key = "F"`, `key = "ctrl+n"`, 1), `f.toml:13:13: command "fz": freeze changes the guest, so dangerous = false cannot make it harmless`},
-		{"rebound freeze frees F", strings.Replace(src, "[[guest]]", "[keys]\nfreeze = \"f9\"\n\n[[guest]]", 1) + "", `f.toml:16:13: command "fz": freeze changes the guest`},
+		{"dangerous false", strings.Replace(src, `key = "F"`, `key = "ctrl+n"`, 1), `f.toml:13:13: command "freeze-now": freeze changes the guest, so dangerous = false cannot make it harmless`},
+		{"rebound freeze frees F", strings.Replace(src, "[[guest]]", "[keys]\nfreeze = \"f9\"\n\n[[guest]]", 1) + "", `f.toml:16:13: command "freeze-now": freeze changes the guest`},
 	} {
 		cfg, err := config.Parse("f.toml", []byte(c.src))
 		if err != nil {
@@ -171,7 +171,7 @@ dangerous = false
 		t.Fatal(err)
 	}
 	cmds, err := dashboardCommands(cfg, cfg.Keys)
-	if err != nil || len(cmds) != 2 || cmds[1].Name != "fz" || cmds[1].Dangerous == nil || !*cmds[1].Dangerous {
+	if err != nil || len(cmds) != 2 || cmds[1].Name != "freeze-now" || cmds[1].Dangerous == nil || !*cmds[1].Dangerous {
 		t.Errorf("good file: %+v %v", cmds, err)
 	}
 	// The example fleet file's commands are usable as they stand.
