@@ -253,22 +253,6 @@ func (a Action) optionsString() string {
 	return strings.Join(out, " ")
 }
 
-// suggestion is the completion for one option of s, typed after name.
-func (o Option) suggestion(s Spec, name string) Suggestion {
-	a := Action{Kind: s.Kind}
-	if o.set != nil {
-		o.set(&a, "0") // a placeholder value: only the mode matters here
-	}
-	if a.Mode == "" {
-		a.Mode = s.DefaultMode
-	}
-	text := name + " --" + o.Name
-	if o.Arg != "" {
-		text += " "
-	}
-	return Suggestion{Text: text, Mutating: a.Mutating(), Complete: o.Arg == ""}
-}
-
 // freezeSends is a freeze: of everything, or of the mountpoints given.
 func freezeSends(a Action, _ time.Time) []Send {
 	if len(a.Mountpoints) > 0 {

@@ -160,9 +160,10 @@ func (m *Model) reindex() {
 	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
 		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
 	}
+	match := m.filterMatch(t.filter) // nav.go: compiled once
 	t.anyErr, t.anyFrozen = false, false
 	for _, g := range m.snap.Guests {
-		if t.filter == "" || matchGuest(g, t.filter) {
+		if t.filter == "" || match(g) {
 			rows = append(rows, g)
 			t.anyErr = t.anyErr || g.Err != ""
 			t.anyFrozen = t.anyFrozen || isFrozen(g)
