@@ -149,9 +149,19 @@ func Wrap(s string, w, lines int) []string {
 	t := Text(s, w*lines)
 	// Wrap's hyphen breakpoint would split "guest-sync-delimited"; a space
 	// breaks first, and a word longer than the line still breaks.
-	out := strings.Split(ansi.Wrap(t, w, ""), "\n")
-	for i := range out {
-		out[i] = strings.TrimRight(out[i], " ")
+	var out []string
+	for l := range strings.SplitSeq(ansi.Wrap(t, w, ""), "\n") {
+		// ansi.Wrap leaves a run of hyphens ("----", "a-b-c-…") past the
+		// width: hard-wrap what it left too wide.
+		if Width(l) > w {
+			l = ansi.Hardwrap(l, w, true)
+		}
+		for p := range strings.SplitSeq(l, "\n") {
+			out = append(out, strings.TrimRight(p, " "))
+		}
+		if len(out) > lines {
+			break
+		}
 	}
 	if len(out) > lines {
 		out = out[:lines]

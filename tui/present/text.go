@@ -84,7 +84,7 @@ func slowText(s string, i, max int) string {
 		}
 		j += size
 	}
-	if j == len(s) {
+	if j == len(s) && clustersAgree(s) {
 		if max <= 0 || ansi.StringWidth(s) <= max {
 			return s
 		}
@@ -102,7 +102,7 @@ func slowText(s string, i, max int) string {
 		writeRune(&b, s[j:], r, size)
 		j += size
 	}
-	out := b.String()
+	out := agree(b.String())
 	if max <= 0 {
 		return out
 	}
@@ -144,7 +144,7 @@ func Block(s string, tabWidth int) string {
 		}
 		i += size
 	}
-	if i == len(s) {
+	if i == len(s) && clustersAgree(s) {
 		return s
 	}
 	var b strings.Builder
@@ -172,7 +172,7 @@ func Block(s string, tabWidth int) string {
 		}
 		i += size
 	}
-	return b.String()
+	return agree(b.String())
 }
 
 // Clean reports whether Text would show s unchanged (ignoring width).
@@ -188,7 +188,74 @@ func Clean(s string) bool {
 		}
 		i += size
 	}
+	return clustersAgree(s)
+}
+
+// The dashboard measures text by grapheme clusters (ansi.StringWidth,
+// Truncate, Wrap), but Bubble Tea's renderer and most terminals (tmux,
+// xterm, VTE) count code points (wcwidth) unless the terminal reports
+// grapheme support (mode 2027). Where the two disagree a guest could
+// shift the columns of its row: "a" and a skin-tone modifier is one cell
+// to the one and three to the other, a character and VS16 two and one, a
+// regional indicator alone two and one, a spacing mark after a letter
+// none and one. Text therefore escapes such clusters: every cluster it
+// returns is as wide either way.
+
+// clustersAgree reports whether every grapheme cluster of s is as wide by
+// clusters as by wcwidth. Printable ASCII not followed by a non-ASCII byte
+// is its own cluster and agrees.
+func clustersAgree(s string) bool {
+	for len(s) > 0 {
+		if s[0] < 0x80 && (len(s) == 1 || s[1] < 0x80) {
+			s = s[1:]
+			continue
+		}
+		c, w := ansi.FirstGraphemeCluster(s, ansi.GraphemeWidth)
+		if c == "" {
+			return true
+		}
+		if w != ansi.StringWidthWc(c) {
+			return false
+		}
+		s = s[len(c):]
+	}
 	return true
+}
+
+// agree returns safe text s with every cluster whose widths disagree
+// (clustersAgree) written as its first rune, when that alone agrees, and
+// the visible escapes of the rest: "a\U0001f3fb", "☺\ufe0f".
+func agree(s string) string {
+	if clustersAgree(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 32)
+	for len(s) > 0 {
+		if s[0] < 0x80 && (len(s) == 1 || s[1] < 0x80) {
+			b.WriteByte(s[0])
+			s = s[1:]
+			continue
+		}
+		c, w := ansi.FirstGraphemeCluster(s, ansi.GraphemeWidth)
+		if c == "" {
+			break
+		}
+		s = s[len(c):]
+		if w == ansi.StringWidthWc(c) {
+			b.WriteString(c)
+			continue
+		}
+		for k, r := range c {
+			size := utf8.RuneLen(r)
+			if k == 0 && ansi.StringWidth(c[:size]) == ansi.StringWidthWc(c[:size]) {
+				b.WriteString(c[:size])
+				continue
+			}
+			writeEscape(&b, c[k:], r, size)
+		}
+	}
+	return b.String()
 }
 
 // unsafe reports whether rune r (size bytes in the string) must not reach a
@@ -227,6 +294,12 @@ func writeRune(b *strings.Builder, s string, r rune, size int) {
 		b.WriteString(s[:size])
 		return
 	}
+	writeEscape(b, s, r, size)
+}
+
+// writeEscape writes the visible escape of rune r, the first size bytes
+// of s, in Go syntax.
+func writeEscape(b *strings.Builder, s string, r rune, size int) {
 	switch {
 	case r == '\n':
 		b.WriteString(`\n`)
