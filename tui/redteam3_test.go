@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,58 @@ func TestDisputedWidthsKeepColumns(t *testing.T) {
 				t.Errorf("the entry does not show the failure:\n%s", v)
 			}
 		})
+	}
+}
+
+// A guest can make its error come and go at will (its agent silent on
+// every other poll): the ERROR column must not come and go with it,
+// taking another column (AGENT at 100 cells) off every guest's row each
+// poll. ERROR stays for columnHold after the last error; the operator's
+// own filter still decides at once (TestColumnsFollowTheRows).
+func TestErrorColumnDoesNotFlap(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 3, func(i int) sim.Config { return sim.DefaultConfig(fmt.Sprintf("g%d", i)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	f := fleet.New(fleet.Options{Timeout: 300 * time.Millisecond})
+	t.Cleanup(func() { f.Close() })
+	for i, s := range farm.Sockets() {
+		f.Add(fleet.Target{Name: fmt.Sprintf("g%d", i), Address: "unix:" + s})
+	}
+	now := testNow
+	m := New(f, Options{Styles: plainStyles(), Now: func() time.Time { return now }})
+	m.resize(100, 30)
+	poll := func(silent bool) {
+		t.Helper()
+		farm.Guests()[0].SetSilent(silent)
+		f.RefreshOnce(context.Background(), nil)
+		if g := f.Guest("g0"); (g.Err != "") != silent {
+			t.Fatalf("g0 after a poll silent %v: %s %q", silent, g.State, g.Err)
+		}
+		next, _ := m.Update(changedMsg{})
+		m = next.(Model)
+	}
+	hasErr := func() bool { return slices.Contains(colWords(m.visibleColumns()), "error") }
+	poll(false)
+	if hasErr() {
+		t.Fatalf("ERROR shown with no error: %v", colWords(m.visibleColumns()))
+	}
+	for i := range 6 {
+		now = now.Add(2 * time.Second)
+		poll(i%2 == 0)
+		if !hasErr() {
+			t.Fatalf("poll %d: ERROR gone %v after an error", i, now.Sub(testNow))
+		}
+	}
+	now = now.Add(columnHold)
+	poll(false)
+	if hasErr() {
+		t.Errorf("ERROR still shown %v after the last error", columnHold)
 	}
 }
