@@ -148,3 +148,27 @@ func TestWrapHugeWordBounded(t *testing.T) {
 		}
 	}
 }
+
+// The event log's entry view wraps a guest's error and read data into up
+// to 2000 lines: a megabyte of escape bytes (each escaped to 4 cells)
+// costs at most what 16 bytes a cell of those lines do, not 16 bytes a
+// cell of escaped text that is then cut away (it was 20 MiB a frame).
+func TestWrapEscapesCostWhatIsShown(t *testing.T) {
+	const w, lines = 187, 2000
+	for name, s := range map[string]string{
+		"escapes":       strings.Repeat("\x1b", 1<<20),
+		"escapes, dash": strings.Repeat("\x1b-", 700<<10),
+		"C1 controls":   strings.Repeat("\u009b", 1<<19),
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got := Wrap(s, w, lines)
+		runtime.ReadMemStats(&after)
+		if len(got) != lines || !strings.HasSuffix(got[lines-1], Ellipsis) {
+			t.Errorf("%s: %d lines", name, len(got))
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 16*w*lines {
+			t.Errorf("%s: Wrap allocated %d bytes for %d lines of %d cells", name, n, lines, w)
+		}
+	}
+}

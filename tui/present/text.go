@@ -92,14 +92,24 @@ func slowText(s string, i, max int) string {
 	}
 	var b strings.Builder
 	if outBudget > 0 {
-		b.Grow(min(outBudget, 2*len(s)) + 16)
+		b.Grow(min(outBudget, 2*len(s), 4*max) + 16)
 	} else {
 		b.Grow(len(s) + 16)
 	}
 	b.WriteString(s[:j])
-	for j < budget && (outBudget < 0 || b.Len() < outBudget) {
+	// ascii counts the printable ASCII written, escapes included: each is
+	// a cell of its own, so past max the text is cut whatever follows, and
+	// reading on (16 bytes a cell, for combining marks) would only cost.
+	// Wrap asks for thousands of cells; 16 times that of a guest's escapes
+	// was megabytes escaped and cut again on every frame.
+	ascii := i
+	for j < budget && (outBudget < 0 || b.Len() < outBudget) && (max <= 0 || ascii <= max) {
 		r, size := utf8.DecodeRuneInString(s[j:])
+		n := b.Len()
 		writeRune(&b, s[j:], r, size)
+		if r < 0x80 || unsafe(r, size) {
+			ascii += b.Len() - n
+		}
 		j += size
 	}
 	out := agree(b.String())
