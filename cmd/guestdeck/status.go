@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -443,8 +442,8 @@ const (
 )
 
 func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tHOST\tSTATE\tAGENT\tOS\tADDRESSES\tVCPUS\tSKEW\tFREEZE\tRTT\tERROR")
+	rows := make([][]string, 0, len(gs)+1)
+	rows = append(rows, []string{"NAME", "HOST", "STATE", "AGENT", "OS", "ADDRESSES", "VCPUS", "SKEW", "FREEZE", "RTT", "ERROR"})
 	for _, g := range gs {
 		on, total := present.VCPUCounts(g)
 		vc := "-"
@@ -463,14 +462,15 @@ func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 			rtt = roundDur(g.RTT).String()
 		}
 		// Every string a guest (or a libvirt host) controls goes through
-		// present.Text: escaped, one line, capped.
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		// present.Text: escaped, one line, capped; present.Columns lines
+		// them up by display cells.
+		rows = append(rows, []string{
 			present.Text(g.Name, nameCells), dash(present.Text(g.Host, hostCells)), present.Text(string(g.State), freezeCells),
 			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSLabel(g), osCells)),
 			dash(present.Text(present.AddrList(g), addrCells)),
-			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells))
+			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells)})
 	}
-	tw.Flush()
+	present.Columns(w, rows, 2)
 }
 
 func ms(d time.Duration) float64 {

@@ -172,3 +172,23 @@ func TestWrapEscapesCostWhatIsShown(t *testing.T) {
 		}
 	}
 }
+
+func TestColumns(t *testing.T) {
+	var b strings.Builder
+	rows := [][]string{
+		{"NAME", "OS", "ERROR"},
+		{"a", "e" + strings.Repeat("\u0301", 9), ""},
+		{"bb", "日本語", "boom"},
+		{"c"},
+	}
+	if err := Columns(&b, rows, 2); err != nil {
+		t.Fatal(err)
+	}
+	want := "NAME  OS      ERROR\n" +
+		"a     e" + strings.Repeat("\u0301", 9) + "       \n" +
+		"bb    日本語  boom\n" +
+		"c\n"
+	if b.String() != want {
+		t.Errorf("Columns:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
