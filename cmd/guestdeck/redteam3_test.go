@@ -27,7 +27,7 @@ func TestStatusTableAlignsByCells(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	kernels := []string{
-		"6.1-e" + strings.Repeat("\u0301", 12) + "x", // 14 runes, 3 cells
+		"6.1-e" + strings.Repeat("\u0301", 12) + "x", // 18 runes, 7 cells
 		"6.1-日本語日本語",                                 // 10 runes, 16 cells
 		"6.1.0-28-amd64",
 	}
