@@ -61,10 +61,11 @@ var fileLimits = tomllimit.Limits{What: "fleet file", MaxBytes: MaxFileBytes, Ma
 var KeyActions = []string{
 	"up", "down", "page_up", "page_down", "top", "bottom",
 	"open", "back",
-	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
+	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "invert_marks", "clear", "jump",
 	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "detail_pane", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
+	"yank", "audit",
 }
 
 // Duration is a time.Duration written in the fleet file as a string such as
@@ -83,6 +84,8 @@ type File struct {
 	Keys map[string][]string `toml:"keys,omitempty"`
 	// Views are the dashboard's saved views, in file order (views.go).
 	Views []View `toml:"views,omitempty"`
+	// Commands are the user-defined dashboard commands, in file order.
+	Commands []Command `toml:"commands,omitempty"`
 	// keysAt is where each [keys] action's value is, for the problems only
 	// the dashboard can find (KeyError).
 	keysAt map[string]pos

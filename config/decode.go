@@ -17,7 +17,7 @@ import (
 
 // Known keys per table, in the order the docs list them.
 var (
-	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets", "views"}
+	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets", "views", "commands"}
 	defaultsKeys = []string{"interval", "slow_interval", "metrics_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive",
 		"known_hosts", "identity", "insecure_ignore_host_key"}
 	hostKeys    = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
@@ -79,6 +79,8 @@ func decode(file string, data []byte) (*File, error) {
 			for i, t := range d.tables(v, k) {
 				f.Views = append(f.Views, d.view(t, k, strconv.Itoa(i))) // views.go
 			}
+		case "commands":
+			f.Commands = d.commands(v, k) // commands.go
 		default:
 			d.unknown(k, "", topKeys, k)
 		}
@@ -86,6 +88,7 @@ func decode(file string, data []byte) (*File, error) {
 	d.sshDefaults(f)
 	d.duplicates(f)
 	d.viewKeyClashes(f)
+	d.commandClashes(f)
 	if len(d.errs) > 0 {
 		// One message: the first problem in the file.
 		sort.SliceStable(d.errs, func(i, j int) bool { return before(d.errs[i], d.errs[j]) })

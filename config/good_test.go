@@ -182,7 +182,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, keys := range [][]string{defaultsKeys, hostKeys, guestKeys, KeyActions, viewKeys, ViewColumns} {
+	for _, keys := range [][]string{defaultsKeys, hostKeys, guestKeys, KeyActions, viewKeys, ViewColumns, commandKeys} {
 		for _, k := range keys {
 			if !strings.Contains(string(doc), "`"+k+"`") {
 				t.Errorf("docs/fleet-file.md does not mention `%s`", k)

@@ -79,6 +79,10 @@ type Spec struct {
 type Alias struct {
 	Word string
 	Mode string
+	// Short marks a typing short form (k9s-style, "fz" for freeze): taken
+	// by every parser and offered by completion, but left out of the help
+	// screen's syntax lines, which have no room for both spellings.
+	Short bool
 }
 
 // Mode is one mode of an action.
@@ -146,18 +150,21 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActInfo, Summary: "refresh everything the dashboard shows, now",
+		Aliases: []Alias{{Word: "refresh", Short: true}},
 		// A refresh of everything the poller reads; guest-info comes first
 		// and decides what else may be asked (only commands that look).
 		sends: fixedSends("guest-info"), run: (*session).actInfo,
 	},
 	{
 		Kind: ActFreeze, Summary: "freeze the filesystems (writes block until thawed)",
+		Aliases:  []Alias{{Word: "fz", Short: true}},
 		Mutating: true, Danger: Disruptive, ResultFields: []string{FieldFilesystems, FieldThawAt},
 		question: freezeQuestion,
 		sends:    fixedSends("guest-fsfreeze-freeze"), run: onAgent((*session).actFreeze),
 	},
 	{
 		Kind: ActThaw, Summary: "thaw the filesystems",
+		Aliases:  []Alias{{Word: "th", Short: true}},
 		Mutating: true, ResultFields: []string{FieldFilesystems},
 		sends: func(Action, time.Time) []Send { return thawSends() },
 		run:   onAgent((*session).actThaw),
@@ -165,7 +172,7 @@ var actionTable = []Spec{
 	{
 		Kind: ActShutdown, Summary: "shut the guest down, reboot or halt it",
 		// virsh reboot; virsh shutdown's --mode names other mechanisms.
-		Aliases: []Alias{{Word: "reboot", Mode: agentclient.ShutdownReboot}},
+		Aliases: []Alias{{Word: "reboot", Mode: agentclient.ShutdownReboot}, {Word: "sd", Short: true}},
 		Args:    ModeArg, DefaultMode: agentclient.ShutdownPowerdown,
 		Modes: []Mode{
 			{Name: agentclient.ShutdownPowerdown, Help: "power off"},
@@ -184,7 +191,8 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActSuspend, Summary: "suspend to disk, RAM or both",
-		Args: ModeArg, QuickMode: agentclient.SuspendRAM,
+		Aliases: []Alias{{Word: "sus", Short: true}},
+		Args:    ModeArg, QuickMode: agentclient.SuspendRAM,
 		Modes: []Mode{
 			{Name: agentclient.SuspendDisk, Help: "hibernate"},
 			{Name: agentclient.SuspendRAM, Aliases: []string{"mem"}, Help: "sleep (virsh: mem)"},
@@ -215,6 +223,7 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActFstrim, Summary: "discard unused blocks",
+		Aliases:  []Alias{{Word: "trim", Short: true}},
 		Mutating: true, ResultFields: []string{FieldFilesystems, FieldTrimmedBytes},
 		sends: fixedSends("guest-fstrim"), run: onAgent((*session).actFstrim),
 	},
@@ -247,7 +256,8 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActPassword, Summary: "set a user's password (asked for, never given in the words)",
-		Args: CustomArgs, usage: "password [--crypted] USER", shortUsage: "password USER",
+		Aliases: []Alias{{Word: "passwd", Short: true}},
+		Args:    CustomArgs, usage: "password [--crypted] USER", shortUsage: "password USER",
 		parse: (*Action).parseUsers, arity: usersArity(ActPassword), str: Action.usersString, check: Action.validateUsers,
 		Mutating: true, Danger: Disruptive,
 		question: func(a Action, n int, _ time.Duration) string {
@@ -426,6 +436,9 @@ func (s Spec) HelpUsage(level HelpLevel) []string {
 	}
 	var own []string
 	for _, al := range s.Aliases {
+		if al.Short {
+			continue
+		}
 		if al.Mode == "" {
 			u = strings.Replace(u, string(s.Kind), string(s.Kind)+"|"+al.Word, 1)
 		} else {
@@ -503,6 +516,7 @@ func Arity(word string, rest []string) int {
 // Suggestion is one completion for a command line.
 type Suggestion struct {
 	Text     string // what to insert; a trailing space asks for more words
+	Help     string // one line on what it does: the Summary, or the mode's Help
 	Mutating bool   // read-only mode leaves it out
 	Complete bool   // a whole action (a dry run of it makes sense)
 }
@@ -512,10 +526,18 @@ type Suggestion struct {
 func Suggestions() []Suggestion {
 	var out []Suggestion
 	add := func(s Spec, text string, complete bool) {
-		out = append(out, Suggestion{Text: text, Mutating: s.Mutating, Complete: complete})
+		help := s.Summary
+		word, _, _ := strings.Cut(text, " ")
+		if _, fixed, _ := lookupWord(word); fixed != "" {
+			m, _ := s.mode(fixed)
+			help = m.Help + " (= " + string(s.Kind) + " " + fixed + ")"
+		} else if word != string(s.Kind) {
+			help += " (= " + string(s.Kind) + ")"
+		}
+		out = append(out, Suggestion{Text: text, Help: help, Mutating: s.Mutating, Complete: complete})
 	}
 	addMode := func(s Spec, m Mode, text string, complete bool) {
-		out = append(out, Suggestion{Text: text, Mutating: s.Mutating && !m.LooksOnly, Complete: complete})
+		out = append(out, Suggestion{Text: text, Help: m.Help, Mutating: s.Mutating && !m.LooksOnly, Complete: complete})
 	}
 	for _, s := range actionTable {
 		for _, w := range s.Words() {
@@ -538,9 +560,7 @@ func Suggestions() []Suggestion {
 					addMode(s, m, name+" "+m.Name+" ", false)
 				}
 			default:
-				if w == string(s.Kind) {
-					add(s, name+" ", false)
-				}
+				add(s, name+" ", false)
 			}
 		}
 		for _, e := range s.Examples {

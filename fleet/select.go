@@ -8,8 +8,8 @@ import (
 )
 
 // Select picks guests by selectors, keeping the guests' order and dropping
-// duplicates: a name, a glob (path.Match: "web-*"), tag:X, host:Y, state:Z or
-// all. A plain name that matches no guest, an unknown state, a bad glob or an
+// duplicates: a name, a glob (path.Match: "web-*"), tag:X, host:Y, state:Z,
+// re:REGEXP (on the name or domain, as a glob) or all. A plain name that matches no guest, an unknown state, a bad glob or an
 // unknown prefix is an error naming the selector; a glob, tag or host that
 // matches nothing is not.
 //
@@ -116,6 +116,12 @@ func selector(sel string) (func(*Guest) bool, error) {
 			return func(g *Guest) bool { return slices.Contains(g.Tags, val) }, nil
 		case "host":
 			return func(g *Guest) bool { return globOrEqual(val, g.Host) }, nil
+		case "re":
+			re, err := compileNameRegexp(sel, val)
+			if err != nil {
+				return nil, err
+			}
+			return func(g *Guest) bool { return re.matchName(g) }, nil
 		case "state":
 			st := State(val)
 			if !slices.Contains(States, st) {
@@ -124,7 +130,7 @@ func selector(sel string) (func(*Guest) bool, error) {
 			return func(g *Guest) bool { return g.State == st }, nil
 		}
 		if !strings.ContainsAny(sel, "*?[") {
-			return nil, fmt.Errorf("selector %q: unknown prefix %q (want tag:, host:, state:, a name, a glob or all)", sel, prefix)
+			return nil, fmt.Errorf("selector %q: unknown prefix %q (want tag:, host:, state:, re:, a name, a glob or all)", sel, prefix)
 		}
 	}
 	if strings.ContainsAny(sel, "*?[") {
@@ -167,18 +173,11 @@ func unknownState(sel, val string) error {
 // CheckFilter returns the error Select gives for the first word of a
 // dashboard filter that no guest can ever match: a state: word that is not
 // a prefix of any state ("state:fro" is fine as you type, "state:bogus" is
-// not). Other words stay free text (an address has colons too).
+// not), or a re: word that is no regular expression. Other words stay free
+// text (an address has colons too).
 func CheckFilter(filter string) error {
-	for word := range strings.FieldsSeq(filter) {
-		prefix, val, ok := strings.Cut(word, ":")
-		if !ok || prefix != "state" {
-			continue
-		}
-		if !slices.ContainsFunc(States, func(st State) bool { return strings.HasPrefix(string(st), strings.ToLower(val)) }) {
-			return unknownState(word, val)
-		}
-	}
-	return nil
+	_, err := CompileFilter(filter)
+	return err
 }
 
 func stateList() string {
@@ -189,19 +188,12 @@ func stateList() string {
 	return strings.Join(names, ", ")
 }
 
-// Match reports whether g passes the dashboard filter. Every word must
-// match: tag:X, host:Y and state:Z (prefixes of the state name allowed, so
-// "state:fro" finds frozen guests), a glob against the name (or the domain,
-// as in Select), or otherwise a case-insensitive substring of the name
-// (HOST/DOMAIN for a discovered guest), host, address, hostname, OS, state,
-// a tag or an IP address.
+// Match reports whether g passes the dashboard filter (see CompileFilter).
+// A filter that does not compile matches no guest. To match many guests,
+// compile the filter once.
 func Match(g *Guest, filter string) bool {
-	for word := range strings.FieldsSeq(filter) {
-		if !matchWord(g, word) {
-			return false
-		}
-	}
-	return true
+	f, err := CompileFilter(filter)
+	return err == nil && f.Match(g)
 }
 
 func matchWord(g *Guest, w string) bool {

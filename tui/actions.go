@@ -32,6 +32,7 @@ type confirmation struct {
 	skipped  []fleet.Result // guests whose agent cannot do it
 	needType bool           // the user must type len(run) (Action.TypedCount)
 	typed    string
+	via      *userVia // the user command that started it (usercmd.go), nil when typed
 }
 
 // runState is the action in flight.
@@ -64,7 +65,11 @@ const maxEvents = 200
 
 // startAction checks read-only and capabilities, then confirms or runs a on
 // the target guests.
-func (m *Model) startAction(a fleet.Action) tea.Cmd {
+func (m *Model) startAction(a fleet.Action) tea.Cmd { return m.startActionVia(a, nil, false) }
+
+// startActionVia is startAction for a user command (via, nil when typed);
+// confirm asks first even where the action table would not.
+func (m *Model) startActionVia(a fleet.Action, via *userVia, confirm bool) tea.Cmd {
 	desc := actionString(a)
 	if m.opts.Readonly && actionMutating(a) {
 		m.setStatus("read-only: "+desc+" refused", true)
@@ -95,14 +100,14 @@ func (m *Model) startAction(a fleet.Action) tea.Cmd {
 		m.markSkipped(skipped)
 		return nil
 	}
-	if actionDestructive(a) {
+	if actionDestructive(a) || confirm {
 		m.open(layer{kind: layerConfirm, confirm: &confirmation{
 			action: a, run: run, skipped: skipped,
-			needType: a.TypedCount(len(run)),
+			needType: a.TypedCount(len(run)), via: via,
 		}})
 		return nil
 	}
-	return m.launch(a, run, skipped)
+	return m.launch(a, run, skipped, via)
 }
 
 // Result marks (✓ ✗ - beside the rows an action touched) say how the last
@@ -152,7 +157,7 @@ func (m *Model) confirmKey(c *confirmation, k tea.KeyPressMsg) tea.Cmd {
 			return nil
 		}
 		m.closeLayer(layerConfirm)
-		return m.launch(c.action, c.run, c.skipped)
+		return m.launch(c.action, c.run, c.skipped, c.via)
 	case c.needType && k.String() == "backspace":
 		if c.typed != "" {
 			c.typed = c.typed[:len(c.typed)-1]
@@ -168,7 +173,7 @@ func (m *Model) confirmKey(c *confirmation, k tea.KeyPressMsg) tea.Cmd {
 // launch runs a in the background. Results come back through a channel read
 // by a Cmd that is re-armed after each message, so the fleet never calls
 // into the program.
-func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Result) tea.Cmd {
+func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Result, via *userVia) tea.Cmd {
 	m.runSeq++
 	id := m.runSeq
 	names := make([]string, len(run))
@@ -187,6 +192,9 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 	ch := make(chan tea.Msg, len(run)+1)
 	src := m.src
 	rec := m.auditAction(a, run, skipped)
+	if via != nil && rec.log != nil {
+		rec.entry.Command = via.auditCommand()
+	}
 	go func() {
 		defer cancel()
 		// The intent is on record before anything is sent, or nothing is.

@@ -18,9 +18,13 @@ import (
 // group of keys has its handler, tried in turn.
 func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(k, m.keys.Quit) {
+		m.nav.count = 0
 		return m.requestQuit()
 	}
-	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey, m.savedViewKey} {
+	if cmd, ok := m.countKey(k); ok { // nav.go: 5j
+		return cmd
+	}
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey, m.savedViewKey, m.userCommandKey} {
 		if cmd, ok := handle(k); ok {
 			return cmd
 		}
@@ -65,6 +69,8 @@ func (m *Model) markKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		for _, g := range m.tbl.rows {
 			m.marks[g.Name] = true
 		}
+	case key.Matches(k, km.InvertMarks):
+		m.invertMarks() // nav.go
 	case key.Matches(k, km.Clear):
 		m.clear()
 	default:
@@ -78,13 +84,13 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	km := &m.keys
 	switch {
 	case key.Matches(k, km.Filter):
-		m.open(layer{kind: layerFilter})
-		m.filterInput.SetValue(m.tbl.filter)
-		m.filterInput.CursorEnd()
-		return m.filterInput.Focus(), true
+		return m.openFilter(), true // nav.go
+	case key.Matches(k, km.Jump):
+		return m.openJump(), true // nav.go
 	case key.Matches(k, km.Command):
 		m.open(layer{kind: layerCommand})
 		m.cmdInput.SetValue("")
+		m.nav.paletteMatch("")
 		return m.cmdInput.Focus(), true
 	case key.Matches(k, km.Help):
 		m.open(layer{kind: layerHelp})
@@ -119,6 +125,10 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.hostScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles(), true
+	case key.Matches(k, km.Yank):
+		m.openYank() // clip.go
+	case key.Matches(k, km.Audit):
+		return m.openAudit(), true // auditpane.go
 	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):
 		// Matched disabled too: read-only mode refuses it in words.
 		return m.openExecPrompt(""), true
@@ -206,43 +216,28 @@ func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 		m.closeLayer(layerFilter)
 		m.filterInput.Blur()
-		return nil
+		return m.rememberFilter(m.tbl.filter) // nav.go
 	case "esc":
 		m.closeLayer(layerFilter)
 		m.filterInput.Blur()
-		m.tbl.filter = ""
-		m.reindex()
-		m.checkFilter()
+		m.filterInput.SetValue("")
+		m.applyTypedFilter()
 		return nil
+	case "up":
+		return m.recallFilter(-1) // nav.go
+	case "down":
+		return m.recallFilter(+1)
 	}
 	return m.updateFilter(k)
 }
 
-// checkFilter shows the error the CLI gives for a selector such as
-// state:bogus, and takes it away once the filter is fixed.
-func (m *Model) checkFilter() {
-	err := fleet.CheckFilter(m.tbl.filter)
-	switch {
-	case err != nil:
-		m.filterErr = err.Error()
-		m.setStatus(m.filterErr, true)
-	case m.filterErr != "":
-		if m.status == m.filterErr {
-			m.setStatus("", false)
-		}
-		m.filterErr = ""
-	}
-}
-
-// updateFilter edits the filter (a key or a paste) and applies it as typed.
+// updateFilter edits the filter (a key or a paste) and applies it as typed
+// when it compiles; the CLI's error for a selector such as state:bogus, or
+// a bad re:, shows until it is fixed (nav.go).
 func (m *Model) updateFilter(msg tea.Msg) tea.Cmd {
 	var cmd tea.Cmd
 	m.filterInput, cmd = m.filterInput.Update(msg)
-	if v := strings.TrimSpace(m.filterInput.Value()); v != m.tbl.filter {
-		m.tbl.filter = v
-		m.reindex()
-		m.checkFilter()
-	}
+	m.applyTypedFilter()
 	return cmd
 }
 
@@ -259,9 +254,16 @@ func (m *Model) commandKey(k tea.KeyPressMsg) tea.Cmd {
 		m.closeLayer(layerCommand)
 		m.cmdInput.Blur()
 		return m.runCommandLine(m.cmdInput.Value())
+	case "tab", "down":
+		m.pickCommand(+1) // nav.go: cycles the palette
+		return nil
+	case "shift+tab", "up":
+		m.pickCommand(-1)
+		return nil
 	}
 	var cmd tea.Cmd
 	m.cmdInput, cmd = m.cmdInput.Update(k)
+	m.commandEdited()
 	return cmd
 }
 
@@ -289,6 +291,10 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "view", "columns":
 		m.viewCommand(fields) // views.go
 		return nil
+	case "audit":
+		return m.openAudit() // auditpane.go
+	case "export":
+		return m.export(strings.TrimPrefix(strings.TrimSpace(line), fields[0])) // export.go
 	case "sort":
 		if len(fields) == 2 {
 			if c, ok := sortColumnNamed(fields[1]); ok {
@@ -305,6 +311,13 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 			return m.prepareExec(rest)
 		}
 		return m.openExecPrompt("")
+	}
+	if c, ok := m.commandNamed(fields[0]); ok {
+		if len(fields) > 1 {
+			m.setStatus(fmt.Sprintf("%s: a command of the fleet file takes no words (it runs %q on the marked guests)", c.Name, c.Run), true)
+			return nil
+		}
+		return m.runUserCommand(c) // usercmd.go
 	}
 	dry := fields[0] == dryRunVerb
 	if dry {
@@ -327,28 +340,18 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 // dryRunVerb before an action on the command line shows what it would send.
 const dryRunVerb = "dry-run"
 
-// completions are the command-line suggestions (tab accepts one): every
-// action's words and modes from the action table, a dry run of each
-// mutating one ("dry-run freeze"), and the dashboard's own verbs.
-// Read-only mode leaves out what it would refuse, and the dry runs of it.
+// completions are the command-line suggestions (tab cycles through them):
+// every action's words and modes from the action table, a dry run of each
+// mutating one ("dry-run freeze"), and the dashboard's own verbs (see
+// commandItems, which gives each its help). Read-only mode leaves out what
+// it would refuse, and the dry runs of it.
 func (m *Model) completions() []string {
-	var all, dry []string
-	for _, s := range fleet.Suggestions() {
-		if s.Mutating && m.opts.Readonly {
-			continue
-		}
-		all = append(all, s.Text)
-		if s.Mutating {
-			dry = append(dry, dryRunVerb+" "+s.Text)
-		}
+	items := m.commandItems()
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.text
 	}
-	all = append(all, "events", "help", "quit", "pulse", "hold")
-	all = append(all, sortNames()...)
-	all = append(all, m.viewCompletions()...) // views.go
-	if m.opts.Exec != nil && !m.opts.Readonly {
-		all = append(all, "exec ") // not a table action: exec.go runs it
-	}
-	return append(all, dry...)
+	return out
 }
 
 func helpItems(readonly bool, level fleet.HelpLevel) []string {

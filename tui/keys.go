@@ -18,6 +18,10 @@ type KeyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
 
 	Mark, MarkRange, ExtendUp, ExtendDown, MarkAll, Clear key.Binding
+	InvertMarks                                           key.Binding
+
+	// Jump starts a type-ahead jump to a guest by name (nav.go).
+	Jump key.Binding
 
 	Filter, Command, Help, Quit, Back    key.Binding
 	Sort, SortReverse, HoldOrder         key.Binding
@@ -26,6 +30,7 @@ type KeyMap struct {
 	DetailPane                           key.Binding
 	DetailDown, DetailUp                 key.Binding
 	Events, Files, Refresh, Exec, Hosts  key.Binding
+	Yank, Audit                          key.Binding // clip.go, auditpane.go
 
 	// Actions on the marked guests (or the guest under the cursor).
 	Ping, Freeze, Thaw, Shutdown, Suspend, SetTime key.Binding
@@ -70,6 +75,9 @@ func DefaultKeyMap() KeyMap {
 		ExtendDown: bind("extend down", "shift+down", "J"),
 		MarkAll:    bind("mark all shown", "ctrl+a"),
 		Clear:      bind("clear marks/filter", "esc"),
+		// mc's key for inverting the selection; ctrl+i is tab.
+		InvertMarks: bind("invert marks", "*"),
+		Jump:        bind("go to name", "'"),
 
 		Filter:      bind("filter", "/"),
 		Command:     bind("command", ":"),
@@ -92,6 +100,8 @@ func DefaultKeyMap() KeyMap {
 		Refresh:       bind("refresh", "r"),
 		Exec:          bind("run a program", "!"),
 		Hosts:         bind("hosts", "H"),
+		Yank:          bind("copy", "y"),
+		Audit:         bind("audit log", "A"),
 
 		Ping:     bind(quickHelp(fleet.ActPing), "p"),
 		Freeze:   bind(quickHelp(fleet.ActFreeze), "F"),
@@ -107,12 +117,13 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 	return map[string]*key.Binding{
 		"up": &k.Up, "down": &k.Down, "page_up": &k.PageUp, "page_down": &k.PageDown, "top": &k.Top, "bottom": &k.Bottom,
 		"mark": &k.Mark, "mark_range": &k.MarkRange, "extend_up": &k.ExtendUp, "extend_down": &k.ExtendDown,
-		"mark_all": &k.MarkAll, "clear": &k.Clear,
+		"mark_all": &k.MarkAll, "clear": &k.Clear, "invert_marks": &k.InvertMarks, "jump": &k.Jump,
 		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit, "back": &k.Back,
 		"sort": &k.Sort, "sort_reverse": &k.SortReverse, "hold_order": &k.HoldOrder, "pulse": &k.Pulse,
 		"open": &k.Detail, "detail_pane": &k.DetailPane, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec, "hosts": &k.Hosts,
+		"yank": &k.Yank, "audit": &k.Audit,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
 		"suspend": &k.Suspend, "settime": &k.SetTime,
 	}
@@ -265,8 +276,8 @@ func (k KeyMap) ShortHelp() []key.Binding {
 // FullHelp is the `?` screen, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailPane, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp},
-		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Jump, k.Detail, k.DetailPane, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp, k.Yank},
+		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.InvertMarks, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse, k.Audit},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
@@ -330,9 +341,11 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	quit := bind("quit", "ctrl+c")
 	switch l.kind {
 	case layerFilter:
-		return []key.Binding{bind("apply filter", "enter"), bind("clear filter", "esc"), quit}
+		return []key.Binding{bind("apply filter", "enter"), bind("clear filter", "esc"), bind("history", "↑/↓"), quit}
 	case layerCommand:
-		return []key.Binding{bind("run", "enter"), bind("complete", "tab"), bind("cancel", "esc"), quit}
+		return []key.Binding{bind("run", "enter"), bind("next/prev completion", "tab/shift+tab"), bind("pick", "↑/↓"), bind("cancel", "esc"), quit}
+	case layerJump:
+		return []key.Binding{bind("stay here", "enter"), bind("next/prev match", "tab/shift+tab"), bind("go back", "esc"), quit}
 	case layerHelp:
 		return []key.Binding{k.closeKeys(k.Help), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEvents:
@@ -360,6 +373,12 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerColumns:
 		toggle, up, down, auto, apply, cancel := pickerKeys()
 		return []key.Binding{k.Up, k.Down, toggle, up, down, auto, apply, cancel}
+	case layerYank:
+		return yankHelp()
+	case layerAudit:
+		return k.auditHelp(l.audit)
+	case layerAsk:
+		return askHelp()
 	}
 	return k.ShortHelp()
 }

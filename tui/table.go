@@ -162,9 +162,10 @@ func (m *Model) reindex() {
 	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
 		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
 	}
+	match := m.filterMatch(t.filter) // nav.go: compiled once
 	anyErr, anyFrozen := false, false
 	for _, g := range m.snap.Guests {
-		if t.filter == "" || matchGuest(g, t.filter) {
+		if t.filter == "" || match(g) {
 			rows = append(rows, g)
 			anyErr = anyErr || g.Err != ""
 			anyFrozen = anyFrozen || isFrozen(g)

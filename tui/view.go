@@ -83,7 +83,7 @@ func (m *Model) render() string {
 		b.WriteString(m.renderBanner())
 	}
 	b.WriteString("\n")
-	b.WriteString(m.renderRegion(l))
+	b.WriteString(m.overlayPalette(m.renderRegion(l))) // nav.go: the `:` palette
 	if m.run != nil {
 		b.WriteString("\n")
 		b.WriteString(m.renderProgress())
@@ -178,6 +178,10 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderPulse(w, h)
 	case layerColumns:
 		return m.renderColumnPicker(w, h)
+	case layerAudit:
+		return m.renderAudit(r.audit, w, h)
+	case layerAsk:
+		return m.withDialog(l, m.renderAsk(r.ask))
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -345,18 +349,24 @@ func (m *Model) renderInputLine() string {
 			// The prompt has the line: the error goes beside it, or it
 			// would be invisible until the prompt closed.
 			line = strings.TrimRight(line, " ") + "  " + m.st.Error.Render(present.Text(m.filterErr, m.width))
+		} else {
+			line = strings.TrimRight(line, " ") + "  " + m.st.Muted.Render(m.filterHint())
 		}
 		return fit(line, m.width, false)
+	case top == layerJump:
+		return m.jumpLine() // nav.go
+	case top == layerTable && m.nav.count >= 10:
+		// One digit is also a tab key, and the tab it shows is its
+		// feedback; from two digits on it can only be a count.
+		return m.countLine()
 	case top == layerExecCmd:
 		return fit(m.ex.input.View(), m.width, false)
+	case top == layerYank:
+		return fit(m.yankPrompt(), m.width, false)
 	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
 		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
-		line := m.cmdInput.View()
-		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
-			line += "  " + m.st.Muted.Render(strings.Join(sugg, " · "))
-		}
-		return fit(line, m.width, false)
+		return m.commandLine() // nav.go
 	case m.status != "":
 		st := m.st.Accent
 		if m.statusErr {
@@ -433,9 +443,13 @@ func (m *Model) helpLines(w int) []string {
 		out = append(out, hangWrap(m.st.Title.Render(title), present.Width(title), text, w)...)
 	}
 	out = append(out, m.st.Title.Render("Help")+m.st.Muted.Render("  (? or esc closes)"))
-	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen")
+	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen, "+
+		"re:REGEXP, ~fuzzy (name), !WORD (not); ↑/↓ recall; "+m.keys.Jump.Help().Key+" jumps to a name")
 	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
 	add("Views", m.viewsHelp())
+	if c := m.commandsHelp(); c != "" {
+		add("Custom", c) // usercmd.go: the fleet file's [[commands]]
+	}
 	add("Columns", ":columns picks them in a list; :columns a,b,c shows those, in that order, in this view for the session; +a adds, -a drops, "+
 		"auto fits them to the width, reset restores the view's own. Names: "+strings.Join(ColumnNames(), ", "))
 	targets := "the marked guests, or the guest under the cursor when none is marked"
@@ -512,7 +526,7 @@ func (m *Model) renderConfirm(c *confirmation) string {
 		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
 	lines := []string{
-		m.st.Warn.Bold(true).Render(present.Text(c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
+		m.st.Warn.Bold(true).Render(present.Text(viaPrefix(c.via)+c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {

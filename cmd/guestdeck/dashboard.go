@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,8 +19,13 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/history"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
+
+// filterHistoryFile, in the state directory, is the dashboard's filter
+// history (tui/history bounds and checks it).
+const filterHistoryFile = "filters"
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
@@ -78,6 +85,11 @@ func (c *cli) dashboard(ctx context.Context) int {
 		c.errorf("%v", err) // names the file and line
 		return exitUsage
 	}
+	commands, err := dashboardCommands(o.cfg, keys)
+	if err != nil {
+		c.errorf("%v", err)
+		return exitUsage
+	}
 
 	o.fleet.Start(ctx)
 	if o.cfg == nil {
@@ -89,7 +101,10 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
-		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views})
+		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views, Commands: commands,
+		FilterHistory: history.Open(filepath.Join(config.StateDir(), filterHistoryFile)),
+		// :export json writes exactly what status --json prints.
+		ExportJSON: func(w io.Writer, gs []*fleet.Guest) error { return c.writeStatusJSON(w, gs, nil) }})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	screenDone.Store(true)
 
@@ -107,6 +122,30 @@ func (c *cli) dashboard(ctx context.Context) int {
 			strings.Join(texts(left, nameCells), ", "), c.thawCommand(left...))
 	}
 	return code
+}
+
+// dashboardCommands are the fleet file's [[commands]] for the dashboard,
+// checked against its action table and keys (tui.CheckCommands); a problem
+// is a fleet-file error at the line of the entry's key at fault.
+func dashboardCommands(cfg *config.File, keys map[string][]string) ([]tui.Command, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	out := make([]tui.Command, len(cfg.Commands))
+	for i, c := range cfg.Commands {
+		out[i] = tui.Command{Name: c.Name, Key: c.Key, Run: c.Run, Description: c.Description, Dangerous: c.Dangerous}
+	}
+	err := tui.CheckCommands(keys, out)
+	var ce *tui.CommandError
+	if !errors.As(err, &ce) {
+		return out, err
+	}
+	c := cfg.Commands[ce.Index]
+	at := map[string]config.Position{"name": c.NameAt, "key": c.KeyAt, "run": c.RunAt, "dangerous": c.DangerousAt}[ce.Field]
+	if at.Line == 0 {
+		at = c.At
+	}
+	return nil, cfg.ErrorAt(at, ce.Msg)
 }
 
 // thawOurs thaws every guest this process froze, on a fresh clock since the

@@ -64,11 +64,21 @@ type e2eTerm struct {
 // interactive shell, so the test can look at the terminal it left behind.
 func e2eStart(t *testing.T, args ...string) *e2eTerm {
 	t.Helper()
+	return e2eStartEnv(t, nil, args...)
+}
+
+// e2eStartEnv is e2eStart with more environment (NAME=value) for guestdeck
+// and the shell left behind.
+func e2eStartEnv(t *testing.T, env []string, args ...string) *e2eTerm {
+	t.Helper()
 	testpeers.Require(t, testpeers.NeedTmux)
 	home := t.TempDir()
 	tt := &e2eTerm{
-		t:        t,
-		server:   fmt.Sprintf("gde2e%d-%s", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")),
+		t: t,
+		// The time too: under -count=N a test's previous server may still
+		// be going away when the next run starts one by the same name.
+		server: fmt.Sprintf("gde2e%d-%s-%d", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"),
+			time.Now().UnixNano()),
 		exitFile: filepath.Join(home, "exit"),
 	}
 	quoted := []string{e2eQuote(binary)}
@@ -78,8 +88,8 @@ func e2eStart(t *testing.T, args ...string) *e2eTerm {
 	script := fmt.Sprintf("%s; echo EXIT=$? > %s; echo guestdeck-exited; PS1='gd$ ' exec sh -i",
 		strings.Join(quoted, " "), e2eQuote(tt.exitFile))
 	// -f /dev/null: no tmux.conf of the developer's changes the terminal.
-	tt.tmux("-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
-		"env", "HOME="+home, "XDG_CONFIG_HOME="+home, "NO_COLOR=1", "sh", "-c", script)
+	tt.tmux(slices.Concat([]string{"-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
+		"env", "HOME=" + home, "XDG_CONFIG_HOME=" + home, "NO_COLOR=1"}, env, []string{"sh", "-c", script})...)
 	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tt.server, "kill-server").Run() })
 	return tt
 }
