@@ -92,7 +92,7 @@ func slowText(s string, i, max int) string {
 	}
 	var b strings.Builder
 	if outBudget > 0 {
-		b.Grow(min(outBudget, 2*len(s), 4*max) + 16)
+		b.Grow(min(outBudget, 2*len(s), max) + 16)
 	} else {
 		b.Grow(len(s) + 16)
 	}
@@ -118,7 +118,7 @@ func slowText(s string, i, max int) string {
 	}
 	if j < len(s) {
 		// Cut short by the budget: say so even when what was read fits.
-		return ansi.Truncate(out, max-1, "") + Ellipsis
+		return truncate(out, max-1) + Ellipsis
 	}
 	if ansi.StringWidth(out) > max {
 		return cut(out, max)
@@ -128,7 +128,18 @@ func slowText(s string, i, max int) string {
 
 // cut shortens safe text to max cells, the last one an ellipsis.
 func cut(s string, max int) string {
-	return ansi.Truncate(s, max-1, "") + Ellipsis
+	return truncate(s, max-1) + Ellipsis
+}
+
+// truncate is ansi.Truncate(s, n, "") for safe text; printable ASCII (what
+// escapes are) is cut by slicing, without copying it byte by byte.
+func truncate(s string, n int) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return ansi.Truncate(s, n, "")
+		}
+	}
+	return s[:min(n, len(s))]
 }
 
 // Block returns multi-line text (file contents, a read's result) for the
