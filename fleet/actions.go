@@ -47,6 +47,9 @@ type Spec struct {
 	// ResultFields names the structured Result fields the action fills,
 	// as `run --json` prints them (see ResultField).
 	ResultFields []string
+	// Options are the --name [VALUE] words an action takes right after its
+	// name, before any other argument (options.go).
+	Options []Option
 
 	// For Args == CustomArgs, the action reads and writes its own words:
 	// parse fills a from the words after the name, arity says how many of
@@ -138,6 +141,7 @@ const (
 	FieldBytes        = "bytes"         // Result.Bytes
 	FieldClock        = "clock"         // Result.Clock
 	FieldThawAt       = "thaw_at"       // Result.ThawAt
+	FieldSkew         = "skew_ns"       // Result.Skew
 )
 
 // actionTable is every action, in the order help lists them. It is read,
@@ -159,13 +163,16 @@ var actionTable = []Spec{
 		Kind: ActFreeze, Summary: "freeze the filesystems (writes block until thawed)",
 		Aliases:  []Alias{{Word: "fz", Short: true}},
 		Mutating: true, Danger: Disruptive, ResultFields: []string{FieldFilesystems, FieldThawAt},
+		Options:  []Option{mountpointOption},
 		question: freezeQuestion,
-		sends:    fixedSends("guest-fsfreeze-freeze"), run: onAgent((*session).actFreeze),
+		sends:    freezeSends, run: onAgent((*session).actFreeze),
 	},
 	{
 		Kind: ActThaw, Summary: "thaw the filesystems",
 		Aliases:  []Alias{{Word: "th", Short: true}},
 		Mutating: true, ResultFields: []string{FieldFilesystems},
+		Options: []Option{{Name: "mountpoint", Arg: "PATH",
+			Refused: "thaw thaws every frozen filesystem: guest-fsfreeze-thaw takes no mountpoints (libvirt refuses them too)"}},
 		sends: func(Action, time.Time) []Send { return thawSends() },
 		run:   onAgent((*session).actThaw),
 	},
@@ -225,7 +232,24 @@ var actionTable = []Spec{
 		Kind: ActFstrim, Summary: "discard unused blocks",
 		Aliases:  []Alias{{Word: "trim", Short: true}},
 		Mutating: true, ResultFields: []string{FieldFilesystems, FieldTrimmedBytes},
-		sends: fixedSends("guest-fstrim"), run: onAgent((*session).actFstrim),
+		Options: []Option{minimumOption, {Name: "mountpoint", Arg: "PATH",
+			Refused: "fstrim trims every mounted filesystem: guest-fstrim takes no mountpoints (libvirt refuses them too)"}},
+		sends: fstrimSends, run: onAgent((*session).actFstrim),
+	},
+	{
+		Kind: ActClock, Summary: "print the guest clock, or set it",
+		// virsh domtime: the same options, in the same sense.
+		Aliases: []Alias{{Word: "domtime"}},
+		Options: clockOptions, DefaultMode: ClockGet,
+		Modes: []Mode{
+			{Name: ClockGet, Help: "print the guest clock and its skew", LooksOnly: true},
+			{Name: ClockNow, Help: "set it to the host clock (as settime)"},
+			{Name: ClockSync, Help: "set it from the guest's own hardware clock (RTC)"},
+			{Name: ClockSet, Help: "set it to --time SECONDS", Danger: Disruptive},
+		},
+		Mutating: true, ResultFields: []string{FieldClock, FieldSkew},
+		question: clockQuestion,
+		sends:    clockSends, run: onAgent((*session).actClock),
 	},
 	{
 		Kind: ActVCPUs, Summary: "bring vCPUs online or take them offline",
@@ -390,8 +414,17 @@ func (s Spec) modeSyntax() string {
 	return strings.Join(names, "|")
 }
 
-// Usage is the action's syntax: "shutdown [powerdown|reboot|halt]".
+// Usage is the action's syntax: "shutdown [powerdown|reboot|halt]",
+// "freeze [--mountpoint PATH]...".
 func (s Spec) Usage() string {
+	if u := s.optionUsage(); u != "" {
+		return s.baseUsage() + " " + u
+	}
+	return s.baseUsage()
+}
+
+// baseUsage is Usage without the options.
+func (s Spec) baseUsage() string {
 	if s.usage != "" {
 		return s.usage
 	}
@@ -418,14 +451,16 @@ type HelpLevel int
 const (
 	HelpFull  HelpLevel = iota // "suspend disk|ram|hybrid"
 	HelpShort                  // "suspend MODE"
-	HelpNames                  // "suspend"
+	HelpNames                  // "suspend", without aliases
 )
 
 // HelpUsage is the syntax for a compact help line, aliases folded in:
 // "read|cat PATH", "suspend disk|ram|hybrid", and an alias that fixes the
 // mode as an item of its own ("reboot").
 func (s Spec) HelpUsage(level HelpLevel) []string {
-	u := s.Usage()
+	// Without the options: the dashboard's help line has room for the
+	// words, and run -h lists the options.
+	u := s.baseUsage()
 	switch {
 	case level == HelpNames:
 		u = string(s.Kind)
@@ -433,6 +468,11 @@ func (s Spec) HelpUsage(level HelpLevel) []string {
 		u = s.shortUsage
 	case level == HelpShort && len(s.Modes) > 0:
 		u = strings.Replace(u, s.modeSyntax(), "MODE", 1)
+	}
+	if level == HelpNames {
+		// The names alone, aliases left to the `:` line's completion:
+		// where space is this short, every word counts.
+		return []string{u}
 	}
 	var own []string
 	for _, al := range s.Aliases {
@@ -486,6 +526,12 @@ func Arity(word string, rest []string) int {
 	if !ok {
 		return 0
 	}
+	n := s.optionArity(rest)
+	return n + s.argArity(fixed, rest[n:])
+}
+
+// argArity is Arity after the options.
+func (s Spec) argArity(fixed string, rest []string) int {
 	switch s.Args {
 	case ModeArg:
 		if fixed != "" {
@@ -544,6 +590,13 @@ func Suggestions() []Suggestion {
 			name := w
 			_, fixed, _ := lookupWord(w)
 			switch {
+			case s.Args == NoArgs && fixed == "":
+				// The action as a bare word is in its default mode (clock
+				// only reads). Its options are not completions: the `:`
+				// line's cycle stays one entry per action (run -h and the
+				// usage list them).
+				add(s, name, true)
+				out[len(out)-1].Mutating = Action{Kind: s.Kind, Mode: s.DefaultMode}.Mutating()
 			case s.Args == NoArgs || fixed != "":
 				add(s, name, true)
 			case s.Args == ModeArg:
@@ -612,7 +665,36 @@ func (a Action) modeSpec() (Mode, bool) {
 // TypedCount reports whether confirming a on n guests needs the count
 // typed, not just yes: the one rule for the CLI on a terminal and the
 // dashboard.
-func (a Action) TypedCount(n int) bool { return a.danger() >= Severe && n > 1 }
+func (a Action) TypedCount(n int) bool { return typedCount(a.danger(), n) }
+
+func typedCount(d Danger, n int) bool { return d >= Severe && n > 1 }
+
+// RawConfirmation is what sending the raw agent command execute (guestdeck
+// agent) to n guests needs, by the rule actions follow: ask is true when it
+// needs a yes (or --yes), typed when the count must be typed. One guest is
+// the raw command's escape hatch and is never asked; on several, a command
+// is as dangerous as the most dangerous action that sends it (guest-shutdown
+// is shutdown's: the count is typed), and any other command that changes
+// the guest (the agent-command table says) asks.
+func RawConfirmation(execute string, n int) (ask, typed bool) {
+	if n < 2 || !agentclient.Mutates(execute) {
+		return false, false
+	}
+	d := Disruptive
+	for _, s := range actionTable {
+		modes := []string{s.DefaultMode}
+		for _, m := range s.Modes {
+			modes = append(modes, m.Name)
+		}
+		for _, m := range modes {
+			a := Action{Kind: s.Kind, Mode: m}
+			if slices.Contains(a.Commands(), execute) {
+				d = max(d, a.danger())
+			}
+		}
+	}
+	return true, typedCount(d, n)
+}
 
 // Question is the confirmation for a on n guests, a sentence: "Shut down 2
 // guests (powerdown)?". thawAfter is, for a freeze, when guestdeck thaws
@@ -630,8 +712,11 @@ func (a Action) Question(n int, thawAfter time.Duration) string {
 
 func guestCount(n int) string { return plural(n, "guest") }
 
-func freezeQuestion(_ Action, n int, thawAfter time.Duration) string {
+func freezeQuestion(a Action, n int, thawAfter time.Duration) string {
 	q := fmt.Sprintf("Freeze %s? Writes block until thawed;", guestCount(n))
+	if len(a.Mountpoints) > 0 {
+		q = fmt.Sprintf("Freeze %s on %s? Writes there block until thawed;", strings.Join(a.Mountpoints, ", "), guestCount(n))
+	}
 	if thawAfter <= 0 {
 		return q + " guestdeck will not thaw them."
 	}

@@ -19,6 +19,10 @@ type Target struct {
 	// "libvirt:HOST/DOMAIN" for a guest reached through libvirt.
 	Address string
 	Tags    []string
+	// UUID is a libvirt domain's UUID (8-4-4-4-12 lowercase hex, as virsh
+	// prints it), set by discovery; "" for a guest reached directly, which
+	// has none guestdeck could trust. A selector may name it.
+	UUID string
 	// Exclusive keeps the agent's connection open between polls: for
 	// guests guestdeck is the only client of (channel.go). By default it
 	// connects per use and lets go.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -379,4 +380,58 @@ func TestDashboardE2ERealAgents(t *testing.T) {
 		path:   path,
 		file:   lines,
 	})
+}
+
+// TestCLIJSONInTerminal runs the command lines issue 14 found broken in a
+// real terminal (tmux), where stderr's progress shares the screen with the
+// JSON: `run ping all --json` (a flag after the selectors) and `status -c F
+// --json` (a global flag after the command). What the screen shows must be
+// exactly one JSON array, one object per guest, and the exit 0.
+func TestCLIJSONInTerminal(t *testing.T) {
+	_, cfg := simFarm(t, 3)
+	tests := []struct {
+		name  string
+		args  []string
+		check func(obj map[string]any) string
+	}{
+		{"run ping all --json", []string{"-c", cfg, "run", "ping", "all", "--json"}, func(o map[string]any) string {
+			if rtt, _ := o["rtt_ns"].(float64); o["ok"] != true || rtt <= 0 {
+				return "want ok and rtt_ns > 0"
+			}
+			return ""
+		}},
+		{"status -c F --json", []string{"status", "-c", cfg, "--json"}, func(o map[string]any) string {
+			if o["state"] != "ready" || o["agent_version"] == "" {
+				return "want ready with an agent version"
+			}
+			return ""
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := e2eStart(t, tc.args...)
+			tt.waitText("guestdeck-exited")
+			if b, err := os.ReadFile(tt.exitFile); err != nil || strings.TrimSpace(string(b)) != "EXIT=0" {
+				t.Fatalf("exit: %q %v", b, err)
+			}
+			// The whole pane, scrollback included, wrapped lines joined.
+			all := tt.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "gd")
+			out, _, ok := strings.Cut(all, "guestdeck-exited")
+			if !ok {
+				t.Fatalf("no end marker:\n%s", all)
+			}
+			var objs []map[string]any
+			if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &objs); err != nil {
+				t.Fatalf("the terminal shows no JSON array (%v):\n%s", err, out)
+			}
+			if len(objs) != 3 {
+				t.Fatalf("%d objects, want one per guest:\n%s", len(objs), out)
+			}
+			for _, o := range objs {
+				if why := tc.check(o); why != "" {
+					t.Errorf("%v: %s", o["name"], why)
+				}
+			}
+		})
+	}
 }
