@@ -66,3 +66,44 @@ func TestStatusTableAlignsByCells(t *testing.T) {
 		t.Errorf("the OS column lacks the kernel release:\n%s", b.String())
 	}
 }
+
+// status --interfaces (domifaddr) prints the guest's interface names and
+// MACs in columns: a name with combining marks or wide characters keeps
+// the addresses under their header.
+func TestInterfaceTableAlignsByCells(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+		c := sim.DefaultConfig("g")
+		c.Interfaces = append(c.Interfaces,
+			agentclient.Interface{Name: "eth-e" + strings.Repeat("\u0301", 12), HardwareAddress: "52:54:00:00:00:01",
+				IPAddresses: []agentclient.IPAddress{{Address: "192.0.2.21", Type: "ipv4", Prefix: 24}}},
+			agentclient.Interface{Name: "網路介面卡", HardwareAddress: "52:54:00:00:00:02" + strings.Repeat("\u0301", 5),
+				IPAddresses: []agentclient.IPAddress{{Address: "192.0.2.22", Type: "ipv4", Prefix: 24}}})
+		return c
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	f := fleet.New(fleet.Options{Timeout: 5 * time.Second})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "g", Address: "unix:" + farm.Sockets()[0]})
+	f.RefreshOnce(context.Background(), nil)
+	var b strings.Builder
+	writeInterfaceTable(&b, f.Snapshot().Guests)
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	head := lines[0]
+	want := present.Width(head[:strings.Index(head, "ADDRESS")])
+	if !strings.Contains(b.String(), "網路介面卡") || len(lines) < 4 {
+		t.Fatalf("the interfaces are not all listed:\n%s", b.String())
+	}
+	for _, l := range lines[1:] {
+		if got := present.Width(l[:strings.LastIndex(l, "  ")+2]); got != want {
+			t.Errorf("address at cell %d, the header's ADDRESS at %d:\n%s\n%s", got, want, head, l)
+		}
+	}
+}
