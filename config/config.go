@@ -62,7 +62,7 @@ var KeyActions = []string{
 	"up", "down", "page_up", "page_down", "top", "bottom",
 	"open", "back",
 	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "invert_marks", "clear", "jump",
-	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
+	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse", "fold", "fold_all",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "detail_pane", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
 	"yank", "audit",

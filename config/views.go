@@ -15,7 +15,11 @@ var ViewColumns = []string{"name", "state", "addresses", "os", "freeze", "host",
 // DefaultView is the name of the view the dashboard opens with.
 const DefaultView = "default"
 
-var viewKeys = []string{"name", "key", "filter", "sort", "columns"}
+// ViewGroups are what a view's group may name, as the dashboard names them
+// (tui.GroupNames; a test keeps the two the same).
+var ViewGroups = []string{"none", "os", "state", "tag", "host"}
+
+var viewKeys = []string{"name", "key", "filter", "sort", "columns", "group"}
 
 // View is a saved view of the dashboard's table, from [[views]]: a filter, a
 // sort and the columns, switched by Key or by :view NAME. The view named
@@ -33,6 +37,9 @@ type View struct {
 	// Columns are names from ViewColumns in display order; none chooses
 	// the columns by the terminal's width.
 	Columns []string `toml:"columns,omitempty"`
+	// Group is what the table's rows are grouped by, from ViewGroups; ""
+	// for none.
+	Group string `toml:"group,omitempty"`
 
 	keyAt, filterAt pos // for CheckViews' messages
 }
@@ -92,6 +99,17 @@ func (d *decoder) view(t map[string]any, segs ...string) View {
 				seen[c] = true
 			}
 			v.Columns = cols
+		case "group":
+			if s, ok := d.str(val, k, where, at); ok {
+				if !contains(ViewGroups, s) {
+					hint := "; write one of " + strings.Join(ViewGroups, ", ")
+					if near := suggest(s, ViewGroups); near != "" {
+						hint = fmt.Sprintf("; did you mean %q?", near)
+					}
+					d.errf(d.valAt(at...), "group in %s: unknown grouping %q%s", where, s, hint)
+				}
+				v.Group = s
+			}
 		default:
 			d.unknown(k, where, viewKeys, at...)
 		}

@@ -17,6 +17,7 @@ key = "alt+1"            # optional
 filter = "state:frozen"
 sort = "name"
 columns = ["name", "state", "freeze", "host", "error"]
+group = "os"
 
 [[views]]
 name = "default"
@@ -30,7 +31,7 @@ sort = "cpu:desc"
 		t.Fatalf("views = %+v", f.Views)
 	}
 	v := f.Views[0]
-	if v.Name != "frozen" || v.Key != "alt+1" || v.Filter != "state:frozen" || v.Sort != "name" ||
+	if v.Name != "frozen" || v.Key != "alt+1" || v.Filter != "state:frozen" || v.Sort != "name" || v.Group != "os" ||
 		!reflect.DeepEqual(v.Columns, []string{"name", "state", "freeze", "host", "error"}) {
 		t.Errorf("first view = %+v", v)
 	}
@@ -48,6 +49,12 @@ func TestViewsErrors(t *testing.T) {
 			`f.toml:3:12: unknown column "bogus-column" in columns of [[views]] "v"; columns: ` + cols},
 		{"column twice", "[[views]]\nname = \"v\"\ncolumns = [\"os\", \"os\"]\n",
 			`f.toml:3:18: column "os" is listed twice in columns of [[views]] "v"`},
+		{"unknown group near", "[[views]]\nname = \"v\"\ngroup = \"hots\"\n",
+			`f.toml:3:9: group in [[views]] "v": unknown grouping "hots"; did you mean "host"?`},
+		{"unknown group far", "[[views]]\nname = \"v\"\ngroup = \"datacentre\"\n",
+			`f.toml:3:9: group in [[views]] "v": unknown grouping "datacentre"; write one of none, os, state, tag, host`},
+		{"group not a string", "[[views]]\nname = \"v\"\ngroup = 3\n",
+			`f.toml:3:9: group in [[views]] "v" must be a string, got integer 3`},
 		{"no columns", "[[views]]\nname = \"v\"\ncolumns = []\n",
 			`f.toml:3:11: columns in [[views]] "v" is empty; list some (` + cols + `) or leave columns out to choose them by width`},
 		{"unknown sort", "[[views]]\nname = \"v\"\nsort = \"cpuu\"\n",

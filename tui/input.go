@@ -43,7 +43,7 @@ func (m *Model) moveKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		to int
 	}{
 		{km.Up, cur - 1}, {km.Down, cur + 1}, {km.PageUp, cur - page}, {km.PageDown, cur + page},
-		{km.Top, 0}, {km.Bottom, len(m.tbl.rows) - 1},
+		{km.Top, 0}, {km.Bottom, m.tbl.lineCount() - 1},
 	} {
 		if key.Matches(k, mv.b) {
 			m.moveTo(mv.to)
@@ -102,6 +102,10 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.reindex()
 	case key.Matches(k, km.HoldOrder):
 		m.toggleHold() // metrics.go
+	case key.Matches(k, km.Fold):
+		m.toggleFold() // group.go
+	case key.Matches(k, km.FoldAll):
+		m.toggleFoldAll()
 	case key.Matches(k, km.Pulse):
 		m.openPulse() // pulse.go
 	case key.Matches(k, km.Detail):
@@ -149,6 +153,11 @@ func (m *Model) actionKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 
 func (m *Model) toggleMark() {
 	g := m.cursorGuest()
+	if gi := m.tbl.groupAt(m.tbl.cursor); g == nil && gi >= 0 {
+		m.toggleGroupMarks(gi) // group.go: a header marks its group
+		m.moveTo(m.tbl.cursor + 1)
+		return
+	}
 	if g == nil {
 		return
 	}
@@ -290,6 +299,9 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 		return nil
 	case "view", "columns":
 		m.viewCommand(fields) // views.go
+		return nil
+	case "group":
+		m.groupCommand(fields) // group.go
 		return nil
 	case "audit":
 		return m.openAudit() // auditpane.go
@@ -486,7 +498,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 		}
 	case ms.Y >= l.tableTop && ms.Y < l.tableTop+l.tableRows:
 		i := m.tbl.offset + ms.Y - l.tableTop
-		if i < len(m.tbl.rows) {
+		if i < m.tbl.lineCount() {
 			m.moveTo(i)
 		}
 	case m.detail && ms.Y == l.detailTop:

@@ -25,6 +25,7 @@ type KeyMap struct {
 
 	Filter, Command, Help, Quit, Back    key.Binding
 	Sort, SortReverse, HoldOrder         key.Binding
+	Fold, FoldAll                        key.Binding // group.go
 	Pulse                                key.Binding
 	Detail, DetailNextTab, DetailPrevTab key.Binding
 	DetailPane                           key.Binding
@@ -87,7 +88,10 @@ func DefaultKeyMap() KeyMap {
 		Sort:        bind("sort column", "s"),
 		SortReverse: bind("reverse sort", "S"),
 		HoldOrder:   bind("hold row order", "o"), // H is the hosts pane
-		Pulse:       bind("fleet pulse", "P"),
+		// vi's fold key; Z is suspend, so fold-all is htop's collapse key.
+		Fold:    bind("fold group", "z"),
+		FoldAll: bind("fold all", "-"),
+		Pulse:   bind("fleet pulse", "P"),
 
 		Detail:        bind("detail pane", "enter"), // opens it over the table (detailview.go)
 		DetailPane:    bind("pane on/off", "i"),
@@ -120,6 +124,7 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"mark_all": &k.MarkAll, "clear": &k.Clear, "invert_marks": &k.InvertMarks, "jump": &k.Jump,
 		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit, "back": &k.Back,
 		"sort": &k.Sort, "sort_reverse": &k.SortReverse, "hold_order": &k.HoldOrder, "pulse": &k.Pulse,
+		"fold": &k.Fold, "fold_all": &k.FoldAll,
 		"open": &k.Detail, "detail_pane": &k.DetailPane, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec, "hosts": &k.Hosts,
@@ -278,7 +283,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Jump, k.Detail, k.DetailPane, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp, k.Yank},
 		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.InvertMarks, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse, k.Audit},
-		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
+		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Fold, k.FoldAll, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
 }

@@ -23,8 +23,17 @@ func (m *Model) tellVisible() {
 	t := &m.tbl
 	// Before the first window size, the default size's rows.
 	h := m.layout().tableRows
-	start := min(t.offset, len(t.rows))
-	shown := t.rows[start:min(start+max(h, 1), len(t.rows))]
+	var shown []*fleet.Guest
+	if t.lined {
+		for i := t.offset; i < min(t.offset+max(h, 1), len(t.lines)); i++ {
+			if g := t.guestAt(i); g != nil {
+				shown = append(shown, g)
+			}
+		}
+	} else {
+		start := min(t.offset, len(t.rows))
+		shown = t.rows[start:min(start+max(h, 1), len(t.rows))]
+	}
 	same := len(shown) == len(t.told)
 	for i := 0; same && i < len(shown); i++ {
 		same = shown[i].Name == t.told[i]

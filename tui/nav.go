@@ -207,7 +207,7 @@ func (m *Model) jumpKey(k tea.KeyPressMsg) tea.Cmd {
 		m.closeLayer(layerJump)
 		for i, g := range m.tbl.rows {
 			if g.Name == n.jumpFrom {
-				m.moveTo(i)
+				m.moveTo(m.tbl.lineOfRow(i))
 				break
 			}
 		}
@@ -231,7 +231,7 @@ func (m *Model) jumpKey(k tea.KeyPressMsg) tea.Cmd {
 	}
 	if hits := m.jumpMatches(n.jump); len(hits) > 0 {
 		n.jumpNth = (n.jumpNth%len(hits) + len(hits)) % len(hits)
-		m.moveTo(hits[n.jumpNth])
+		m.moveTo(m.tbl.lineOfRow(hits[n.jumpNth])) // a guest's line, never a header
 	}
 	return nil
 }
@@ -324,7 +324,7 @@ func (m *Model) countKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		return nil, false // the count is dropped; the key does what it does
 	}
 	m.restoreCountTab()
-	for range min(count, len(m.tbl.rows)) {
+	for range min(count, m.tbl.lineCount()) {
 		step()
 	}
 	return nil, true
@@ -378,6 +378,7 @@ func (m *Model) commandItems() []paletteItem {
 		paletteItem{"help", "every key and the filter and command syntax"},
 		paletteItem{"quit", "quit (also :q)"}, paletteItem{"q", "quit"},
 		paletteItem{"pulse", "the fleet at a glance"}, paletteItem{"hold", "hold the row order under live updates"})
+	all = append(all, groupCompletions()...) // group.go
 	for _, s := range sortNames() {
 		all = append(all, paletteItem{s, "sort the table by " + strings.TrimPrefix(s, "sort ")})
 	}

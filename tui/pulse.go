@@ -373,12 +373,15 @@ func (m *Model) jumpTo(name string) {
 	find := func() int {
 		for i, g := range m.tbl.rows {
 			if g.Name == name {
-				return i
+				return m.tbl.lineOfRow(i)
 			}
 		}
 		return -1
 	}
 	i := find()
+	if i < 0 && m.unfoldFor(name) { // group.go
+		i = find()
+	}
 	if i < 0 && m.tbl.filter != "" {
 		m.tbl.filter = ""
 		m.reindex()

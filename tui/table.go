@@ -112,6 +112,8 @@ type table struct {
 	builtSort    colID
 	builtDesc    bool
 	built        bool
+	builtGroup   groupBy
+	builtFold    int
 
 	filter   string
 	sortCol  colID
@@ -135,6 +137,20 @@ type table struct {
 	// held keeps the order of heldRank under live updates (metrics.go).
 	held     bool
 	heldRank map[string]int
+
+	// Grouping (group.go): what by, the groups folded (by key), a count
+	// bumped when they change, and the groups and lines of the last
+	// reindex. When lined, the cursor and the offset count lines.
+	group    groupBy
+	folded   map[string]bool
+	foldVer  int
+	groups   []rowGroup
+	lines    []tableLine
+	rowLine  []int // rows[r] is on line rowLine[r]
+	lined    bool
+	matched  int    // the guests the filter lets through, folded or not
+	onHead   bool   // the cursor is on the header of group curGroup
+	curGroup string //
 }
 
 // reindex recomputes the rows if anything they depend on changed, keeping the
@@ -142,7 +158,7 @@ type table struct {
 func (m *Model) reindex() {
 	t := &m.tbl
 	if t.built && t.builtFrom == m.snap && t.builtVersion == m.snap.Version && t.builtFilter == t.filter &&
-		t.builtSort == t.sortCol && t.builtDesc == t.sortDesc {
+		t.builtSort == t.sortCol && t.builtDesc == t.sortDesc && t.builtGroup == t.group && t.builtFold == t.foldVer {
 		return
 	}
 	if t.builtFrom != m.snap || t.builtVersion != m.snap.Version || !t.built {
@@ -155,8 +171,8 @@ func (m *Model) reindex() {
 		m.commitVisual()
 	}
 	anchor := ""
-	if m.visual && m.visualAnchor < len(t.rows) {
-		anchor = t.rows[m.visualAnchor].Name
+	if g := t.guestAt(m.visualAnchor); m.visual && g != nil {
+		anchor = g.Name
 	}
 	rows := t.spare[:0]
 	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
@@ -173,24 +189,19 @@ func (m *Model) reindex() {
 	}
 	m.holdColumns(anyErr, anyFrozen)
 	m.orderRows(rows, resort) // metrics.go: the sort, or the held order
+	rows = m.groupRows(rows)  // group.go: headers, folds; the order holds inside each group
 	t.rows, t.spare = rows, t.rows
 	clear(t.spare[:cap(t.spare)]) // keeps no old Guest alive
 	t.builtFrom, t.builtVersion, t.builtFilter, t.builtSort, t.builtDesc, t.built =
 		m.snap, m.snap.Version, t.filter, t.sortCol, t.sortDesc, true
+	t.builtGroup, t.builtFold = t.group, t.foldVer
 
-	if t.curName != "" {
-		for i, g := range rows {
-			if g.Name == t.curName {
-				t.cursor = i
-				break
-			}
-		}
-	}
+	t.placeCursor()
 	if m.visual {
 		m.visualAnchor = t.cursor
 		for i, g := range rows {
 			if g.Name == anchor {
-				m.visualAnchor = i
+				m.visualAnchor = t.lineOfRow(i)
 				break
 			}
 		}
@@ -378,18 +389,13 @@ func absDur(d time.Duration) time.Duration {
 }
 
 // cursorGuest is the guest under the cursor, nil when none is shown.
-func (m *Model) cursorGuest() *fleet.Guest {
-	if m.tbl.cursor < 0 || m.tbl.cursor >= len(m.tbl.rows) {
-		return nil
-	}
-	return m.tbl.rows[m.tbl.cursor]
-}
+func (m *Model) cursorGuest() *fleet.Guest { return m.tbl.guestAt(m.tbl.cursor) }
 
-// moveTo puts the cursor on row i (clamped) and scrolls it into view.
+// moveTo puts the cursor on line i (clamped) and scrolls it into view.
 func (m *Model) moveTo(i int) {
 	t := &m.tbl
-	if i >= len(t.rows) {
-		i = len(t.rows) - 1
+	if i >= t.lineCount() {
+		i = t.lineCount() - 1
 	}
 	if i < 0 {
 		i = 0
@@ -398,23 +404,18 @@ func (m *Model) moveTo(i int) {
 		m.detailScroll = 0
 	}
 	t.cursor = i
-	if g := m.cursorGuest(); g != nil {
-		t.curName = g.Name
-	}
 	m.clampScroll()
 }
 
 func (m *Model) clampScroll() {
 	t := &m.tbl
-	if t.cursor >= len(t.rows) {
-		t.cursor = len(t.rows) - 1
+	if t.cursor >= t.lineCount() {
+		t.cursor = t.lineCount() - 1
 	}
 	if t.cursor < 0 {
 		t.cursor = 0
 	}
-	if g := m.cursorGuest(); g != nil {
-		t.curName = g.Name
-	}
+	t.noteCursor()
 	h := m.layout().tableRows
 	if h < 1 {
 		h = 1
@@ -425,7 +426,7 @@ func (m *Model) clampScroll() {
 	if t.cursor >= t.offset+h {
 		t.offset = t.cursor - h + 1
 	}
-	if max := len(t.rows) - h; t.offset > max {
+	if max := t.lineCount() - h; t.offset > max {
 		t.offset = max
 	}
 	if t.offset < 0 {
@@ -434,8 +435,8 @@ func (m *Model) clampScroll() {
 	m.tellVisible()
 }
 
-// isMarked reports whether row i (guest name) is marked, counting a visual
-// range in progress.
+// isMarked reports whether the guest name on line i is marked, counting a
+// visual range in progress.
 func (m *Model) isMarked(i int, name string) bool {
 	if m.marks[name] {
 		return true
@@ -457,8 +458,8 @@ func (m *Model) markCount() int {
 		if lo > hi {
 			lo, hi = hi, lo
 		}
-		for i := lo; i <= hi && i < len(m.tbl.rows); i++ {
-			if !m.marks[m.tbl.rows[i].Name] {
+		for i := lo; i <= hi; i++ {
+			if g := m.tbl.guestAt(i); g != nil && !m.marks[g.Name] {
 				n++
 			}
 		}
@@ -475,14 +476,17 @@ func (m *Model) commitVisual() {
 	if lo > hi {
 		lo, hi = hi, lo
 	}
-	for i := lo; i <= hi && i < len(m.tbl.rows); i++ {
-		m.marks[m.tbl.rows[i].Name] = true
+	for i := lo; i <= hi; i++ {
+		if g := m.tbl.guestAt(i); g != nil {
+			m.marks[g.Name] = true
+		}
 	}
 	m.visual = false
 }
 
 // targets are the guests an action applies to: the marked guests (table
-// order, then marked guests hidden by the filter), or the guest under the cursor.
+// order, then marked guests hidden by the filter or in a folded group), or
+// the guest under the cursor (none on a group's header).
 func (m *Model) targets() []*fleet.Guest {
 	if m.markCount() == 0 {
 		if g := m.cursorGuest(); g != nil {
@@ -493,7 +497,7 @@ func (m *Model) targets() []*fleet.Guest {
 	var out []*fleet.Guest
 	seen := map[string]bool{}
 	for i, g := range m.tbl.rows {
-		if m.isMarked(i, g.Name) {
+		if m.isMarked(m.tbl.lineOfRow(i), g.Name) {
 			out = append(out, g)
 			seen[g.Name] = true
 		}

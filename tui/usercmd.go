@@ -49,7 +49,7 @@ func (e *CommandError) Error() string { return e.Msg }
 
 // verbs are the words the : line takes itself; a command may not be named
 // after one (runCommandLine would never reach it).
-var verbs = []string{"q", "quit", "help", "events", "log", "pulse", "hold", "sort", "exec", "!", dryRunVerb, "audit", "export", "view", "columns"}
+var verbs = []string{"q", "quit", "help", "events", "log", "pulse", "hold", "sort", "exec", "!", dryRunVerb, "audit", "export", "view", "columns", "group"}
 
 // CheckCommands checks the commands against the action table and the
 // dashboard's keys (with keys, the [keys] overrides, applied; built-in

@@ -116,7 +116,10 @@ func (m *Model) renderTitle() string {
 		left += " · view " + present.Text(v, nameCells) // views.go
 	}
 	if m.tbl.filter != "" {
-		left += fmt.Sprintf(" · filter %q: %d shown", m.tbl.filter, len(m.tbl.rows))
+		left += fmt.Sprintf(" · filter %q: %d shown", m.tbl.filter, m.tbl.matched)
+	}
+	if m.tbl.group != groupNone {
+		left += " · group " + groupWords[m.tbl.group] // group.go
 	}
 	dir := "↑"
 	if m.tbl.sortDesc {
@@ -247,15 +250,19 @@ func (m *Model) renderTable(n int) string {
 	for line := 0; line < n; line++ {
 		b.WriteByte('\n')
 		i := off + line
-		if i >= len(m.tbl.rows) {
+		if i >= m.tbl.lineCount() {
 			b.WriteString(strings.Repeat(" ", m.width))
 			continue
 		}
-		g := m.tbl.rows[i]
+		g := m.tbl.guestAt(i)
+		if g == nil {
+			b.WriteString(m.renderHeader(i, m.tbl.groupAt(i))) // group.go
+			continue
+		}
 		greyed := hasPending && actionCheck(pending, g) != ""
 		b.WriteString(m.renderRow(i, g, cols, now, greyed))
 	}
-	if len(m.tbl.rows) == 0 && n > 0 {
+	if m.tbl.lineCount() == 0 && n > 0 {
 		msg := "no guests"
 		if m.tbl.filter != "" {
 			msg = fmt.Sprintf("no guest matches %q (esc clears the filter)", m.tbl.filter)
@@ -462,6 +469,9 @@ func (m *Model) helpLines(w int) []string {
 	thaw, leave, cancel := m.keys.quitKeys()
 	add("Dialogs", fmt.Sprintf("%s confirm, %s cancel. Quit with guests frozen by us: %s thaw and quit · %s leave them frozen · %s cancel",
 		yes.Help().Key, no.Help().Key, thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
+	add("Groups", fmt.Sprintf(":group os|state|tag|host|none; %s folds the cursor's group, %s all; space on a header marks the group. "+
+		"A guest with several tags is under its first; a folded group's guests are targets only when marked",
+		m.keys.Fold.Help().Key, m.keys.FoldAll.Help().Key))
 	out = append(out, m.st.Title.Render("Keys"))
 	out = append(out, strings.Split(m.helpKeys(w), "\n")...)
 	return out

@@ -31,6 +31,8 @@ type View struct {
 	// Columns are column names in display order; empty chooses by width.
 	// NAME is always shown, first.
 	Columns []string
+	// Group is a grouping's name (GroupNames); "" for none.
+	Group string
 }
 
 // DefaultView names the view the dashboard opens with.
@@ -77,6 +79,7 @@ type parsedView struct {
 	sortCol colID
 	desc    bool
 	cols    []colID // nil: by width
+	group   groupBy
 }
 
 // parseSort reads a view's sort: "", "NAME", "NAME:asc" or "NAME:desc".
@@ -164,6 +167,9 @@ func parseViews(overrides map[string][]string, views []View) ([]parsedView, erro
 				return nil, fmt.Errorf("views: %s: columns: %w", where, err)
 			}
 		}
+		if p.group, err = parseGroup(v.Group); err != nil {
+			return nil, fmt.Errorf("views: %s: %w", where, err)
+		}
 		out = append(out, p)
 	}
 	return out, nil
@@ -210,8 +216,9 @@ func (m *Model) findView(name string) (parsedView, bool) {
 	return parsedView{}, false
 }
 
-// applyView shows view v: its filter (replacing what was typed), its sort
-// and its columns, or the columns :columns gave it in this session.
+// applyView shows view v: its filter (replacing what was typed), its sort,
+// its grouping, and its columns, or the columns :columns gave it in this
+// session.
 func (m *Model) applyView(v parsedView) {
 	m.views.current = v.Name
 	t := &m.tbl
@@ -222,7 +229,7 @@ func (m *Model) applyView(v parsedView) {
 	if cols, ok := m.views.cols[v.Name]; ok {
 		t.cols = cols
 	}
-	m.reindex()
+	m.setGroup(v.group) // group.go; reindexes
 	m.checkFilter()
 }
 

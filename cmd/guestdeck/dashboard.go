@@ -197,7 +197,7 @@ func dashboardViews(cfg *config.File, keys map[string][]string) ([]tui.View, err
 	}
 	views := make([]tui.View, len(cfg.Views))
 	for i, v := range cfg.Views {
-		views[i] = tui.View{Name: v.Name, Key: v.Key, Filter: v.Filter, Sort: v.Sort, Columns: v.Columns}
+		views[i] = tui.View{Name: v.Name, Key: v.Key, Filter: v.Filter, Sort: v.Sort, Columns: v.Columns, Group: v.Group}
 	}
 	if err := tui.CheckViews(keys, views); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Path, err) // a check config lacks: a bug, but never a silent one

@@ -22,6 +22,9 @@ func TestViewColumnsMatchTUI(t *testing.T) {
 	if got, want := config.ViewColumns, tui.ColumnNames(); !slices.Equal(got, want) {
 		t.Errorf("config.ViewColumns = %v\ntui.ColumnNames()  = %v", got, want)
 	}
+	if got, want := config.ViewGroups, tui.GroupNames(); !slices.Equal(got, want) {
+		t.Errorf("config.ViewGroups = %v\ntui.GroupNames()  = %v", got, want)
+	}
 	if config.DefaultView != tui.DefaultView {
 		t.Errorf("config.DefaultView %q, tui.DefaultView %q", config.DefaultView, tui.DefaultView)
 	}
@@ -29,6 +32,9 @@ func TestViewColumnsMatchTUI(t *testing.T) {
 	views := []tui.View{{Name: "all", Columns: config.ViewColumns}}
 	for _, c := range config.ViewColumns {
 		views = append(views, tui.View{Name: "by-" + c, Sort: c}, tui.View{Name: "by-" + c + "-asc", Sort: c + ":asc"})
+	}
+	for _, g := range config.ViewGroups {
+		views = append(views, tui.View{Name: "group-" + g, Group: g})
 	}
 	if err := tui.CheckViews(nil, views); err != nil {
 		t.Errorf("tui.CheckViews rejects what config accepts: %v", err)
