@@ -82,7 +82,11 @@ func (m *Model) startActionVia(a fleet.Action, via *userVia, confirm bool) tea.C
 	m.commitVisual()
 	targets := m.targets()
 	if len(targets) == 0 {
-		m.setStatus("no guest selected", true)
+		msg := "no guest selected"
+		if m.tbl.groupAt(m.tbl.cursor) >= 0 {
+			msg += fmt.Sprintf(" (the cursor is on a group's header: %s marks the group)", m.keys.Mark.Help().Key)
+		}
+		m.setStatus(msg, true)
 		return nil
 	}
 	var run []*fleet.Guest

@@ -59,6 +59,9 @@ func (m *Model) tabLabels() []string {
 // detailLines is the current tab's content for g.
 func (m *Model) detailLines(g *fleet.Guest) []string {
 	if g == nil {
+		if gi := m.tbl.groupAt(m.tbl.cursor); gi >= 0 {
+			return m.groupDetail(gi) // group.go: the cursor is on a header
+		}
 		return []string{m.st.Muted.Render("no guest under the cursor")}
 	}
 	switch m.tab {

@@ -427,3 +427,20 @@ func (m *Model) renderHeader(i, gi int) string {
 	}
 	return markStyle.Render(mark+"  ") + style.Render(fit(body, avail, false))
 }
+
+// groupDetail is the detail pane while the cursor is on group gi's header:
+// what the group holds and what the keys do there.
+func (m *Model) groupDetail(gi int) []string {
+	t := &m.tbl
+	grp := &t.groups[gi]
+	state := "unfolded"
+	if t.folded[grp.key] {
+		state = "folded"
+	}
+	return []string{
+		present.Text(groupWords[t.group]+" "+t.groupLabel(grp), max(m.width, 1)) + ": " +
+			present.Plural(len(grp.members), "guest") + ", " + state,
+		m.st.Muted.Render(fmt.Sprintf("%s folds or unfolds it · %s marks its guests · actions go to the marked guests only",
+			m.keys.Fold.Help().Key, m.keys.Mark.Help().Key)),
+	}
+}
