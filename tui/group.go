@@ -444,3 +444,42 @@ func (m *Model) groupDetail(gi int) []string {
 			m.keys.Fold.Help().Key, m.keys.Mark.Help().Key)),
 	}
 }
+
+// unfoldMatch unfolds the first folded group (in table order) holding a
+// guest whose name has q as jumpMatches finds it, so that a jump to a
+// folded guest lands on the guest; it returns the group's key, "" when it
+// unfolded none.
+func (m *Model) unfoldMatch(q string) string {
+	t := &m.tbl
+	if q == "" {
+		return ""
+	}
+	q = strings.ToLower(q)
+	for _, grp := range t.groups {
+		if !t.folded[grp.key] {
+			continue
+		}
+		for _, g := range grp.members {
+			if strings.Contains(strings.ToLower(g.Name), q) || strings.HasPrefix(strings.ToLower(g.Domain()), q) {
+				m.unfoldFor(g.Name)
+				return grp.key
+			}
+		}
+	}
+	return ""
+}
+
+// refoldJump folds again the group a jump in progress unfolded.
+func (m *Model) refoldJump() {
+	n, t := &m.nav, &m.tbl
+	if n.jumpOpened == "" {
+		return
+	}
+	if t.folded == nil {
+		t.folded = map[string]bool{}
+	}
+	t.folded[n.jumpOpened] = true
+	n.jumpOpened = ""
+	t.foldVer++
+	m.reindex()
+}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -262,6 +263,25 @@ func TestGroupJumpAndCount(t *testing.T) {
 	eq(t, "3G", lines(m)[m.tbl.cursor], "vm-00005")
 	m = press(t, m, "G")
 	eq(t, "G is the last line", m.tbl.cursor, m.tbl.lineCount()-1)
+
+	// A jump to a guest of a folded group unfolds that group only.
+	m = press(t, m, "-", "'")
+	m = typeText(t, m, "vm-00004")
+	eq(t, "jump into a folded group", m.cursorGuest().Name, "vm-00004")
+	eq(t, "only db unfolded", headers(m), []string{"batch", "db", "web"})
+	eq(t, "folds", fmt.Sprint(m.tbl.folded), "map[batch:true web:true]")
+	m = press(t, m, "enter")
+	eq(t, "enter keeps it open", fmt.Sprint(m.tbl.folded), "map[batch:true web:true]")
+
+	// esc goes back: the group the jump opened folds again.
+	m = press(t, m, "g", "-")
+	eq(t, "all folded again", len(m.tbl.rows), 0)
+	m = press(t, m, "'")
+	m = typeText(t, m, "vm-00009")
+	eq(t, "jump into web", m.cursorGuest().Name, "vm-00009")
+	m = press(t, m, "esc")
+	eq(t, "esc folds web again", len(m.tbl.rows), 0)
+	eq(t, "and goes back", lines(m)[m.tbl.cursor], "# batch")
 }
 
 // The held order (o) holds inside each group.

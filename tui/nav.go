@@ -37,6 +37,11 @@ type navState struct {
 	jump     string
 	jumpFrom string
 	jumpNth  int
+	// jumpFromHead is the group whose header the cursor was on instead.
+	jumpFromHead string
+	// jumpOpened is the folded group the jump unfolded to show its match
+	// (group.go), folded again when the match moves on or esc goes back.
+	jumpOpened string
 
 	// A count typed before a motion, and the detail pane as it was before
 	// its first digit (a digit also picks a tab; a motion takes that back).
@@ -172,9 +177,11 @@ func (m *Model) filterHint() string {
 // first shown guest whose name starts with them, else contains them.
 func (m *Model) openJump() tea.Cmd {
 	n := &m.nav
-	n.jump, n.jumpNth, n.jumpFrom = "", 0, ""
+	n.jump, n.jumpNth, n.jumpFrom, n.jumpFromHead, n.jumpOpened = "", 0, "", "", ""
 	if g := m.cursorGuest(); g != nil {
 		n.jumpFrom = g.Name
+	} else if gi := m.tbl.groupAt(m.tbl.cursor); gi >= 0 {
+		n.jumpFromHead = m.tbl.groups[gi].key // on a header (group.go)
 	}
 	m.open(layer{kind: layerJump})
 	return nil
@@ -205,15 +212,20 @@ func (m *Model) jumpKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "esc":
 		m.closeLayer(layerJump)
+		m.refoldJump()
 		for i, g := range m.tbl.rows {
 			if g.Name == n.jumpFrom {
 				m.moveTo(m.tbl.lineOfRow(i))
 				break
 			}
 		}
+		if i := m.tbl.headerLine(n.jumpFromHead); n.jumpFrom == "" && i >= 0 {
+			m.moveTo(i)
+		}
 		return nil
 	case "enter":
 		m.closeLayer(layerJump)
+		n.jumpOpened = "" // it stays open
 		return nil
 	case "tab", "down", "ctrl+n":
 		n.jumpNth++
@@ -229,7 +241,14 @@ func (m *Model) jumpKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 		n.jump, n.jumpNth = n.jump+k.Text, 0
 	}
-	if hits := m.jumpMatches(n.jump); len(hits) > 0 {
+	m.refoldJump()
+	hits := m.jumpMatches(n.jump)
+	if len(hits) == 0 {
+		if n.jumpOpened = m.unfoldMatch(n.jump); n.jumpOpened != "" { // group.go: a guest in a folded group
+			hits = m.jumpMatches(n.jump)
+		}
+	}
+	if len(hits) > 0 {
 		n.jumpNth = (n.jumpNth%len(hits) + len(hits)) % len(hits)
 		m.moveTo(m.tbl.lineOfRow(hits[n.jumpNth])) // a guest's line, never a header
 	}
