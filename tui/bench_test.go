@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -135,6 +136,61 @@ func BenchmarkEntryViewHostileRead(b *testing.B) {
 	for b.Loop() {
 		next, _ := m.Update(down)
 		m = next.(Model)
+		_ = m.View()
+	}
+}
+
+// A new snapshot at 10,000 guests grouped by OS (every guest its own OS
+// name, the worst case for the groups: 10,000 headers) or by host (three
+// groups of 3,333), sorted by state, then a frame with all of one group
+// marked (a header counts its marks as it is drawn).
+func BenchmarkSnapshotGrouped10000(b *testing.B) {
+	for _, tt := range []struct {
+		name   string
+		by     groupBy
+		eachOS bool
+	}{{"host", groupHost, false}, {"os-distinct", groupOS, true}} {
+		b.Run(tt.name, func(b *testing.B) {
+			m, src := newTestModel(10000, 160, 50, Options{})
+			gs := src.snap.Guests
+			if tt.eachOS {
+				for i, g := range gs {
+					os := *g.OS
+					os.PrettyName = fmt.Sprintf("Debian %d", i)
+					g.OS = &os
+				}
+			}
+			m.tbl.sortCol = colState
+			m.setGroup(tt.by)
+			for _, g := range gs {
+				if g.Host == "hv1" {
+					m.marks[g.Name] = true
+				}
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				src.set(gs)
+				next, _ := m.Update(changedMsg{})
+				m = next.(Model)
+				_ = m.View()
+			}
+		})
+	}
+}
+
+// A frame of the table grouped by host at 10,000 guests, a third of them
+// marked: each header on screen counts its group's marks.
+func BenchmarkViewGrouped10000(b *testing.B) {
+	m := benchModel(b, 10000)
+	m.setGroup(groupHost)
+	for _, g := range m.snap.Guests {
+		if g.Host == "hv1" {
+			m.marks[g.Name] = true
+		}
+	}
+	m.moveTo(m.tbl.headerLine("hv2")) // the hv1 header is off screen, hv2's on it
+	b.ResetTimer()
+	for b.Loop() {
 		_ = m.View()
 	}
 }

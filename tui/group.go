@@ -60,6 +60,9 @@ type rowGroup struct {
 	// states counts the members by state, indexed as fleet.States (the
 	// last for a state not in it): a header's summary costs nothing to draw.
 	states []int
+	// Where the group goes (groupOrder).
+	rank  int
+	order string
 }
 
 // tableLine is one line of a grouped table: the header of group grp (row
@@ -87,23 +90,28 @@ func groupKey(g *fleet.Guest, by groupBy) string {
 	return ""
 }
 
-// groupOrder compares two groups' keys: by name ignoring case, states in
-// fleet.States' order, and the group of guests without a value last.
-func groupOrder(by groupBy, a, b string) int {
+// groupOrder is a group's place: by name ignoring case, states in
+// fleet.States' order, and the group of guests without a value last
+// (rank 1). It is computed once per group: lower-casing in the comparison
+// cost 280,000 allocations a snapshot at 10,000 groups.
+func groupOrder(by groupBy, key string) (rank int, order string) {
 	switch {
-	case a == b:
-		return 0
-	case a == "":
-		return 1
-	case b == "":
-		return -1
+	case key == "":
+		return 1, ""
 	case by == groupState:
-		return strings.Compare(stateOrder(fleet.State(a)), stateOrder(fleet.State(b)))
+		return 0, stateOrder(fleet.State(key))
 	}
-	if c := strings.Compare(sortKey(a), sortKey(b)); c != 0 {
+	return 0, sortKey(key)
+}
+
+func compareGroups(a, b *rowGroup) int {
+	if a.rank != b.rank {
+		return a.rank - b.rank
+	}
+	if c := strings.Compare(a.order, b.order); c != 0 {
 		return c
 	}
-	return strings.Compare(a, b)
+	return strings.Compare(a.key, b.key)
 }
 
 // groupRows splits rows (sorted, or in the held order) into the groups,
@@ -112,30 +120,62 @@ func groupOrder(by groupBy, a, b string) int {
 // It sets the lines, or clears them when the table is not grouped.
 func (m *Model) groupRows(rows []*fleet.Guest) []*fleet.Guest {
 	t := &m.tbl
+	hint := len(t.groups) + 1 // the last snapshot's groups: sizes without regrowing
 	t.groups, t.lines, t.rowLine = nil, nil, nil
 	t.lined = t.group != groupNone
 	t.matched = len(rows)
 	if !t.lined {
 		return rows
 	}
-	at := map[string]int{}
-	var groups []rowGroup
-	for _, g := range rows {
+	// Two passes, so that the members and the state counts of all groups
+	// share one array each: at 10,000 groups (a guest may name its own
+	// OS) one allocation per group each was most of a snapshot's cost.
+	ns := len(fleet.States) + 1
+	at := make(map[string]int, hint)
+	unsorted := make([]rowGroup, 0, hint)
+	counts := make([]int, 0, hint*ns) // group i's states are counts[i*ns:][:ns]
+	of := make([]int, len(rows))
+	for r, g := range rows {
 		k := groupKey(g, t.group)
 		i, ok := at[k]
 		if !ok {
-			i = len(groups)
+			i = len(unsorted)
 			at[k] = i
-			groups = append(groups, rowGroup{key: k, states: make([]int, len(fleet.States)+1)})
+			rank, order := groupOrder(t.group, k)
+			unsorted = append(unsorted, rowGroup{key: k, rank: rank, order: order})
+			counts = append(counts, make([]int, ns)...)
 		}
-		groups[i].members = append(groups[i].members, g)
+		of[r] = i
 		s := slices.Index(fleet.States, g.State)
 		if s < 0 {
 			s = len(fleet.States)
 		}
-		groups[i].states[s]++
+		counts[i*ns+s]++
 	}
-	slices.SortFunc(groups, func(a, b rowGroup) int { return groupOrder(t.group, a.key, b.key) })
+	members := make([]*fleet.Guest, len(rows))
+	next, end := make([]int, len(unsorted)), 0
+	for i := range unsorted {
+		n := 0
+		for _, c := range counts[i*ns : (i+1)*ns] {
+			n += c
+		}
+		next[i], end = end, end+n
+		unsorted[i].members = members[next[i]:end:end]
+		unsorted[i].states = counts[i*ns : (i+1)*ns : (i+1)*ns]
+	}
+	for r, g := range rows {
+		members[next[of[r]]] = g
+		next[of[r]]++
+	}
+	order := make([]int, len(unsorted))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return compareGroups(&unsorted[a], &unsorted[b]) })
+	groups := make([]rowGroup, len(unsorted))
+	for i, u := range order {
+		groups[i] = unsorted[u]
+	}
 	lines := make([]tableLine, 0, len(groups)+len(rows))
 	rowLine := make([]int, 0, len(rows))
 	n := 0
