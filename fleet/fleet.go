@@ -159,7 +159,8 @@ type Fleet struct {
 	snapMu sync.Mutex
 	snap   *Snapshot
 
-	launch launcher // every guest's first poll (launch.go)
+	launch launcher   // every guest's first poll (launch.go)
+	sched  *scheduler // the polls after it (sched.go)
 
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger
@@ -177,6 +178,7 @@ func New(opts Options) *Fleet {
 	}
 	f.life, f.stop = context.WithCancel(context.Background())
 	f.launch.f = f
+	f.sched = newScheduler(f)
 	f.sources = discovery.NewManager(sourceSink{f})
 	if opts.ReplyBudget > 0 {
 		f.budget = agentclient.NewBudget(opts.ReplyBudget)
@@ -311,6 +313,7 @@ func (f *Fleet) Start(ctx context.Context) {
 		stopWith()
 		cancel()
 	}()
+	f.sched.start(loopCtx)
 	f.startLoops(loopCtx, order)
 	if f.book != nil {
 		f.wg.Add(1)
@@ -321,10 +324,12 @@ func (f *Fleet) Start(ctx context.Context) {
 	}
 }
 
-// startLoops starts the poll loops of ss, their first polls queued for the
-// launcher in one go (so that its order, not the goroutines', decides).
+// startLoops schedules the polls of ss, their first polls queued for the
+// launcher in one go (so that its order decides), and the rest for the
+// scheduler once each first poll is done.
 func (f *Fleet) startLoops(ctx context.Context, ss []*session) {
 	launches := make([]launch, 0, len(ss))
+	var poked []*session
 	for _, s := range ss {
 		ctx, cancel := context.WithCancel(ctx)
 		s.mu.Lock()
@@ -335,15 +340,15 @@ func (f *Fleet) startLoops(ctx context.Context, ss []*session) {
 		}
 		s.stopLoop = cancel
 		s.mu.Unlock()
+		if f.sched.prepare(s, ctx) {
+			poked = append(poked, s)
+		}
 		launches = append(launches, launch{ctx, s})
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer cancel()
-			s.loop(ctx)
-		}()
 	}
 	f.launch.enqueue(launches)
+	for _, s := range poked {
+		f.launch.promote(s) // poked before the start: first in line
+	}
 }
 
 // Close stops polling and the freeze watchdog, and closes every session.

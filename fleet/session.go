@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -49,9 +48,8 @@ type session struct {
 	// lost. Guarded by sem.
 	parked bool
 
-	wake     chan struct{} // Poke: poll now
-	launched chan error    // the first poll's outcome (launch.go)
-	wdWake   chan struct{} // freeze guard: FrozenByUs or ThawAt changed
+	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
+	loop   loopState     // its place in the schedule; guarded by f.sched.mu (sched.go)
 
 	mu         sync.Mutex // guards publishing, log and the fields below
 	log        logRing
@@ -70,8 +68,6 @@ func newSession(f *Fleet, t Target) *session {
 		key:      targetKey(t),
 		seed:     nameHash(t.Name),
 		sem:      make(chan struct{}, 1),
-		wake:     make(chan struct{}, 1),
-		launched: make(chan error, 1),
 		wdWake:   make(chan struct{}, 1),
 		log:      logRing{size: f.opts.LogSize},
 	}
@@ -140,6 +136,7 @@ func (s *session) shutdown() {
 	if stop != nil {
 		stop()
 	}
+	s.f.sched.stop(s)
 	select {
 	case s.wdWake <- struct{}{}:
 	default:
@@ -160,12 +157,8 @@ func (s *session) dropAgent() {
 	}
 }
 
-func (s *session) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+// poke polls the guest now (sched.go).
+func (s *session) poke() { s.f.sched.poke(s) }
 
 func (s *session) markGone(reason string) {
 	if reason == "" {
@@ -775,69 +768,6 @@ func (s *session) pollErrText(r *pollResult) string {
 		parts = append(parts, r.outOfTime)
 	}
 	return strings.Join(parts, "; ")
-}
-
-// loop polls the guest until ctx ends. Its first poll is the launcher's,
-// at once (launch.go); from the second on it polls at a deterministic offset
-// inside the interval, then every interval, and after a failure it backs
-// off with jitter.
-func (s *session) loop(ctx context.Context) {
-	iv := s.f.opts.Interval
-	base := time.Now().Add(time.Duration(s.seed % uint64(iv)))
-	rng := rand.New(rand.NewPCG(s.seed, 0x9e3779b97f4a7c15))
-	retry := backoff.Backoff{Min: min(max(iv/5, 100*time.Millisecond), time.Second), Max: s.f.opts.MaxBackoff, Rand: rng}
-	ok, err := s.awaitLaunch(ctx)
-	if !ok {
-		return
-	}
-	// The slot after the first poll is at least half an interval away, so
-	// that no guest is polled twice at launch.
-	next := s.after(err, &retry, nextSlot(base, iv, time.Now().Add(iv/2)))
-	timer := time.NewTimer(time.Until(next))
-	defer timer.Stop()
-	retrying := err != nil
-	for {
-		forced := false
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-			if !retrying && s.yieldToLaunch() {
-				next = nextSlot(base, iv, time.Now())
-				timer.Reset(time.Until(next))
-				continue
-			}
-		case <-s.wake:
-			forced = true
-			retry.Reset()
-		}
-		slot := next
-		err := s.poll(ctx, forced)
-		if ctx.Err() != nil || s.isClosed() {
-			return
-		}
-		if err == nil && !forced && time.Since(slot) > iv {
-			s.update(func(g *Guest) { g.Late++ })
-		}
-		retrying = err != nil
-		next = s.after(err, &retry, nextSlot(base, iv, time.Now()))
-		timer.Reset(time.Until(next))
-	}
-}
-
-// awaitLaunch waits for the first poll's outcome; false when ctx ended
-// first. A Poke meanwhile moves the guest to the front of the launch.
-func (s *session) awaitLaunch(ctx context.Context) (ok bool, err error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return false, nil
-		case err := <-s.launched:
-			return ctx.Err() == nil && !s.isClosed(), err
-		case <-s.wake:
-			s.f.launch.promote(s)
-		}
-	}
 }
 
 // yieldToLaunch reports whether this slot's poll gives way to a launch in
