@@ -504,13 +504,6 @@ func appendJSONString(b []byte, v string) []byte {
 	return append(append(append(b, '"'), v...), '"')
 }
 
-// request is the sync request; calls encode theirs by hand (encodeRequest).
-type request struct {
-	Execute   string `json:"execute"`
-	Arguments any    `json:"arguments,omitempty"`
-	ID        string `json:"id"`
-}
-
 // reply is a parsed reply line; ret and id are slices of the line.
 type reply struct {
 	ret []byte // nil if the reply is an error
@@ -961,13 +954,20 @@ func (s *Stream) awaitAccepted(ctx context.Context, id []byte, rec *LogRecord) e
 func (s *Stream) syncLocked(ctx context.Context) error {
 	n := rand.Int64N(1<<53) + 1
 	s.seq++
-	tag := s.tag + "-" + strconv.FormatUint(s.seq, 10)
-	req, _ := json.Marshal(request{Execute: "guest-sync-delimited", Arguments: map[string]int64{"id": n}, ID: tag})
+	// Encoded by hand into the request buffer: the tag and the number need
+	// no escaping, and a sync goes with every shared-channel poll.
+	msg := append(s.reqBuf[:0], 0xFF)
+	msg = append(msg, `{"execute":"guest-sync-delimited","arguments":{"id":`...)
+	msg = strconv.AppendInt(msg, n, 10)
+	msg = append(msg, `},"id":"`...)
+	tagAt := len(msg)
+	msg = strconv.AppendUint(append(append(msg, s.tag...), '-'), s.seq, 10)
+	tagEnd := len(msg)
+	msg = append(msg, "\"}\n"...)
+	s.keepReqBuf(msg)
 	// Stale replies come before the sync's: skipped at the sync's small
 	// limit, not buffered at theirs.
 	s.expect("guest-sync-delimited", lookupOrRaw("guest-sync-delimited").MaxReply)
-	msg := make([]byte, 0, len(req)+2)
-	msg = append(append(append(msg, 0xFF), req...), '\n')
 	writeErr := s.write(ctx, msg)
 	if errors.Is(writeErr, ErrTimeout) {
 		return fmt.Errorf("%w (%w): the channel does not take the sync request", ErrSilent, ErrTimeout)
@@ -1014,7 +1014,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 		if r.err != nil || !sameNumber(r.ret, n) {
 			continue // stale, or the agent's parse error for the 0xFF byte
 		}
-		s.echoIDs = idIs(r.id, []byte(tag))
+		s.echoIDs = idIs(r.id, msg[tagAt:tagEnd])
 		s.needSync = false
 		return nil
 	}

@@ -162,6 +162,8 @@ type Fleet struct {
 	launch launcher   // every guest's first poll (launch.go)
 	sched  *scheduler // the polls after it (sched.go)
 
+	commands commandLists // capability lists shared between guests (intern.go)
+
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger
 }

@@ -655,6 +655,9 @@ func (s *session) apply(r *pollResult) {
 	prev := s.cur.Load()
 	defer s.afterApply(prev)
 	s.update(func(g *Guest) {
+		if r.info != nil {
+			r.info.SupportedCommands = s.f.commands.intern(r.info.SupportedCommands)
+		}
 		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
