@@ -277,6 +277,7 @@ type Stream struct {
 	tag      string // per-stream random id prefix
 	seq      uint64
 	reqBuf   []byte // the last request line, reused
+	syncBuf  []byte // the last sync request, reused
 	readErr  error  // why the connection can no longer be read; sticky
 
 	// The reader's state, guarded by sem. rbuf[rpos:rend] is read but not
@@ -954,9 +955,10 @@ func (s *Stream) awaitAccepted(ctx context.Context, id []byte, rec *LogRecord) e
 func (s *Stream) syncLocked(ctx context.Context) error {
 	n := rand.Int64N(1<<53) + 1
 	s.seq++
-	// Encoded by hand into the request buffer: the tag and the number need
-	// no escaping, and a sync goes with every shared-channel poll.
-	msg := append(s.reqBuf[:0], 0xFF)
+	// Encoded by hand into its own buffer (a call's request may be waiting
+	// in reqBuf): the tag and the number need no escaping, and a sync goes
+	// with every shared-channel poll.
+	msg := append(s.syncBuf[:0], 0xFF)
 	msg = append(msg, `{"execute":"guest-sync-delimited","arguments":{"id":`...)
 	msg = strconv.AppendInt(msg, n, 10)
 	msg = append(msg, `},"id":"`...)
@@ -964,7 +966,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 	msg = strconv.AppendUint(append(append(msg, s.tag...), '-'), s.seq, 10)
 	tagEnd := len(msg)
 	msg = append(msg, "\"}\n"...)
-	s.keepReqBuf(msg)
+	s.syncBuf = msg
 	// Stale replies come before the sync's: skipped at the sync's small
 	// limit, not buffered at theirs.
 	s.expect("guest-sync-delimited", lookupOrRaw("guest-sync-delimited").MaxReply)

@@ -63,13 +63,13 @@ type session struct {
 
 func newSession(f *Fleet, t Target) *session {
 	s := &session{
-		f:        f,
-		target:   t,
-		key:      targetKey(t),
-		seed:     nameHash(t.Name),
-		sem:      make(chan struct{}, 1),
-		wdWake:   make(chan struct{}, 1),
-		log:      logRing{size: f.opts.LogSize},
+		f:      f,
+		target: t,
+		key:    targetKey(t),
+		seed:   nameHash(t.Name),
+		sem:    make(chan struct{}, 1),
+		wdWake: make(chan struct{}, 1),
+		log:    logRing{size: f.opts.LogSize},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
