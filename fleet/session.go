@@ -301,6 +301,7 @@ type pollResult struct {
 	// The plan's own state (planPoll): frozen as last known or just read,
 	// capabilities to read again, live items asked in one batch.
 	frozen, recaps, batched bool
+	slowBatched             bool // the slow items were asked in one batch
 
 	answered  bool   // some call of this poll got an answer
 	liveOK    bool   // the live items were read (a poll that ran out may end before)
@@ -572,11 +573,14 @@ func (s *session) planPoll(ctx context.Context, g *Guest, r *pollResult, slowDue
 		if phase == phaseLive {
 			st.due = func() bool { return !r.batched && s.usable(g, r, cmd) }
 		} else {
-			st.due = func() bool { return r.slow && s.usable(g, r, cmd) }
+			st.due = func() bool { return r.slow && !r.slowBatched && s.usable(g, r, cmd) }
 		}
 		return st
 	}
 	return append(plan,
+		pollStep{cmd: "guest-get-osinfo", phase: phaseSlow,
+			due:   func() bool { return r.slow && a.stream() != nil },
+			batch: func() (string, error) { return s.pollSlow(ctx, g, r) }},
 		simple("guest-network-get-interfaces", phaseLive, func() (err error) { r.ifaces, err = a.Interfaces(ctx); r.ifacesOK = err == nil; return }),
 		simple("guest-get-vcpus", phaseLive, func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }),
 		simple("guest-get-osinfo", phaseSlow, func() error { v, err := a.OSInfo(ctx); r.os = okOr(v, err); return err }),
@@ -605,7 +609,7 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	}
 	calls = s.metricsCalls(g, r, calls)
 	t0 := time.Now()
-	s.agent.batch(ctx, st, calls)
+	s.agent.batch(ctx, st, calls, 1)
 	s.metricsDone(r, calls)
 	for _, c := range calls {
 		ok, fatal := s.item(r, c.Name, c.Err)
@@ -631,6 +635,68 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	}
 	if !r.vcpusOK {
 		r.vcpus = nil
+	}
+	return "", nil
+}
+
+// slowCommands are the slow items, in the order they are asked.
+var slowCommands = [...]string{"guest-get-osinfo", "guest-get-host-name", "guest-get-timezone", "guest-get-users", "guest-get-fsinfo"}
+
+// pollSlow asks the slow items (OS, hostname, timezone, users,
+// filesystems) in one pipelined batch, as pollLive does the live ones: one
+// write and one wake-up instead of five round trips. The batch may take
+// the call timeout once per command, as the calls one by one could, within
+// the poll's bound. Holds sem; the connection is a stream and r.slow is
+// set.
+func (s *session) pollSlow(ctx context.Context, g *Guest, r *pollResult) (cmd string, fatal error) {
+	st := s.agent.stream()
+	r.slowBatched = true
+	var (
+		osv  agentclient.OSInfo
+		host struct {
+			HostName string `json:"host-name"`
+		}
+		tz agentclient.Timezone
+	)
+	outs := [len(slowCommands)]any{&osv, &host, &tz, &r.users, &r.fs}
+	var buf [len(slowCommands)]agentclient.BatchCall
+	calls := buf[:0]
+	for i, name := range slowCommands {
+		if s.usable(g, r, name) {
+			calls = append(calls, agentclient.BatchCall{Name: name, Out: outs[i]})
+		}
+	}
+	if len(calls) == 0 {
+		return "", nil
+	}
+	s.agent.batch(ctx, st, calls, len(calls))
+	for _, c := range calls {
+		ok, fatal := s.item(r, c.Name, c.Err)
+		if fatal != nil {
+			return c.Name, fatal
+		}
+		switch c.Name {
+		case "guest-get-osinfo":
+			if ok {
+				r.os = &osv
+			}
+		case "guest-get-host-name":
+			r.hostname, r.hostnameOK = host.HostName, ok
+		case "guest-get-timezone":
+			if ok {
+				r.tz = &tz
+			}
+		case "guest-get-users":
+			r.usersOK = ok
+		case "guest-get-fsinfo":
+			r.fsOK = ok
+		}
+	}
+	if !r.usersOK {
+		r.users = nil
+	}
+	if !r.fsOK {
+		r.fs = nil
 	}
 	return "", nil
 }
