@@ -91,6 +91,16 @@ func decodeReturn(ret []byte, out any) error {
 			*o = &v
 			return nil
 		}
+	case *[]DiskInfo:
+		if v, ok := decodeDisks(ret); ok {
+			*o = v
+			return nil
+		}
+	case *hostName:
+		if v, ok := decodeHostName(ret); ok {
+			*o = v
+			return nil
+		}
 	case *[]Route:
 		if v, ok := decodeRoutes(ret); ok {
 			*o = v

@@ -276,3 +276,74 @@ func (l *lexer) float64() (float64, bool) {
 	l.i = i
 	return f, true
 }
+
+// decodeDisks leaves a disk with SMART data (NVMe) to the fallback.
+func decodeDisks(b []byte) ([]DiskInfo, bool) {
+	l := &lexer{b: b}
+	out := make([]DiskInfo, 0, 4)
+	ok := l.elements(func() bool {
+		var d DiskInfo
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "name":
+				d.Name, ok = l.str()
+			case "partition":
+				d.Partition, ok = l.bool()
+			case "dependencies":
+				d.Dependencies, ok = l.strings()
+			case "address":
+				var a DiskAddress
+				a, ok = l.diskAddress()
+				d.Address = &a
+			case "alias":
+				d.Alias, ok = l.str()
+			case "smart":
+				return false
+			default:
+				ok = l.other()
+			}
+			return ok
+		})
+		out = append(out, d)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
+
+// hostName is guest-get-host-name's reply, as Client.Hostname and the
+// fleet's slow batch decode it.
+type hostName = struct {
+	HostName string `json:"host-name"`
+}
+
+func decodeHostName(b []byte) (hostName, bool) {
+	l := &lexer{b: b}
+	var v hostName
+	ok := l.members(func(key []byte) (ok bool) {
+		switch string(key) {
+		case "host-name":
+			v.HostName, ok = l.str()
+		default:
+			ok = l.other()
+		}
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return hostName{}, false
+	}
+	return v, true
+}
+
+// strings reads an array of strings.
+func (l *lexer) strings() ([]string, bool) {
+	out := make([]string, 0, 1)
+	ok := l.elements(func() bool {
+		s, ok := l.str()
+		out = append(out, s)
+		return ok
+	})
+	return out, ok
+}

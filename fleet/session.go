@@ -780,15 +780,19 @@ func (r *pollResult) storeFreeze(g *Guest) {
 	}
 }
 
-// pushRecent returns a new slice of the last rttHistory values of h then
-// v: snapshots share the old slice, so it is never written in place.
+// pushRecent returns the last rttHistory values of h then v. Snapshots
+// share h's array, so a value they can see is never written: v goes past
+// h's end when the array has room there (only the session's current Guest
+// is pushed to, and every slice published before ends at or before h's
+// end), else into a new array of twice the history. One allocation per
+// rttHistory pushes instead of one per push.
 func pushRecent(h []time.Duration, v time.Duration) []time.Duration {
-	out := make([]time.Duration, 0, rttHistory)
-	if n := len(h); n >= rttHistory {
-		out = append(out, h[n-rttHistory+1:]...)
-	} else {
-		out = append(out, h...)
+	if len(h) < cap(h) {
+		h = append(h, v)
+		return h[max(len(h)-rttHistory, 0):]
 	}
+	out := make([]time.Duration, 0, 2*rttHistory)
+	out = append(out, h[max(len(h)-rttHistory+1, 0):]...)
 	return append(out, v)
 }
 
