@@ -2,7 +2,6 @@ package agentclient
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"syscall"
 )
@@ -79,5 +78,5 @@ func heldSyncError(conn net.Conn, err error) error {
 	case held:
 		return &heldError{how: "this connection waited unanswered behind it in the agent's queue"}
 	}
-	return fmt.Errorf("%w (%w): the agent takes no connections: none is being served, and this one waited in its queue (agent hung or stopped?)", ErrSilent, ErrTimeout)
+	return &silentError{why: "the agent takes no connections: none is being served, and this one waited in its queue until the sync ran out of time (agent hung or stopped?)"}
 }

@@ -67,6 +67,15 @@ func (e *TooLargeError) Unwrap() []error {
 	return []error{ErrTooLarge, e.Cause}
 }
 
+// silentError is ErrSilent with why the sync got nothing. It matches
+// ErrTimeout too (the sync ran out of time) but says so once: wrapping both
+// sentinels in one message ("silent (agent did not answer in time): no
+// answer ...") told the operator the same thing three times.
+type silentError struct{ why string }
+
+func (e *silentError) Error() string   { return ErrSilent.Error() + ": " + e.why }
+func (e *silentError) Unwrap() []error { return []error{ErrSilent, ErrTimeout} }
+
 type timeoutError struct{}
 
 func (timeoutError) Error() string { return "agent did not answer in time" }

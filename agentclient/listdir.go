@@ -52,6 +52,18 @@ var errTooManyEntries = fmt.Errorf("more than %d entries; the rest are not shown
 // entries past MaxDirEntries, are reported as an error along with the
 // entries before them.
 func ParseListDir(out []byte) ([]DirEntry, error) {
+	// No file name is empty or holds a slash: such a record is not from
+	// the script but from a guest that lies ("../../x"). It is dropped, so
+	// it can name nothing outside the directory, and the honest entries
+	// still list.
+	keep := func(name string) bool { return name != "" && name != "." && !strings.Contains(name, "/") }
+	return parseRecords(out, keep, unixMode)
+}
+
+// parseRecords splits a listing into "MODEHEX SIZE MTIME\nNAME\0" records,
+// the one format both listing scripts print. keep drops the names that are
+// no entry of the directory; mode converts the first field.
+func parseRecords(out []byte, keep func(name string) bool, mode func(uint32) fs.FileMode) ([]DirEntry, error) {
 	var ents []DirEntry
 	for len(out) > 0 {
 		if len(ents) == MaxDirEntries {
@@ -72,11 +84,7 @@ func ParseListDir(out []byte) ([]DirEntry, error) {
 		if len(f) != 3 {
 			return nil, badRecord(rec)
 		}
-		// No file name is empty or holds a slash: such a record is not
-		// from the script but from a guest that lies ("../../x"). It is
-		// dropped, so it can name nothing outside the directory, and the
-		// honest entries still list.
-		if name == "" || strings.Contains(name, "/") {
+		if !keep(name) {
 			continue
 		}
 		raw, err1 := strconv.ParseUint(f[0], 16, 32)
@@ -85,10 +93,7 @@ func ParseListDir(out []byte) ([]DirEntry, error) {
 		if err1 != nil || err2 != nil || err3 != nil || size < 0 {
 			return nil, badRecord(rec)
 		}
-		if name == "." {
-			continue
-		}
-		ents = append(ents, DirEntry{Name: name, Size: size, Mode: unixMode(uint32(raw)), ModTime: time.Unix(mt, 0)})
+		ents = append(ents, DirEntry{Name: name, Size: size, Mode: mode(uint32(raw)), ModTime: time.Unix(mt, 0)})
 	}
 	return ents, nil
 }

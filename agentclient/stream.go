@@ -972,7 +972,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 	s.expect("guest-sync-delimited", lookupOrRaw("guest-sync-delimited").MaxReply)
 	writeErr := s.write(ctx, msg)
 	if errors.Is(writeErr, ErrTimeout) {
-		return fmt.Errorf("%w (%w): the channel does not take the sync request", ErrSilent, ErrTimeout)
+		return &silentError{why: "the channel does not take the sync request in time"}
 	}
 	// On a failed write, still read what the peer sent before it hung up:
 	// that says whether it was an agent at all.
@@ -990,7 +990,8 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 				return writeErr
 			}
 			if errors.Is(err, ErrTimeout) {
-				return fmt.Errorf("%w (%w): no answer to guest-sync-delimited (no agent running, guest paused or booting, or another client holds the channel)", ErrSilent, ErrTimeout)
+				// The call's OpError names guest-sync-delimited.
+				return &silentError{why: "no answer in time (no agent running, guest paused or booting, or another client holds the channel)"}
 			}
 			return err
 		}

@@ -1,15 +1,12 @@
 package agentclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"io/fs"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf16"
 )
 
@@ -113,38 +110,10 @@ func WindowsListDirTarget(args []string) (dir string, ok bool) {
 // the end, or entries past MaxWindowsEntries, are reported as an error
 // along with the entries before them.
 func ParseWindowsListDir(out []byte) ([]DirEntry, error) {
-	var ents []DirEntry
-	for len(out) > 0 {
-		if len(ents) == MaxWindowsEntries {
-			return ents, fmt.Errorf("directory listing: more than %d entries; the rest are not shown", MaxWindowsEntries)
-		}
-		end := bytes.IndexByte(out, 0)
-		if end < 0 {
-			return ents, fmt.Errorf("directory listing: %w", errCutRecord)
-		}
-		rec := out[:end]
-		out = out[end+1:]
-		nl := bytes.IndexByte(rec, '\n')
-		if nl < 0 {
-			return nil, badRecord(rec)
-		}
-		f := strings.Split(string(rec[:nl]), " ")
-		name := string(rec[nl+1:])
-		if len(f) != 3 {
-			return nil, badRecord(rec)
-		}
-		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `\/:`) {
-			continue
-		}
-		attr, err1 := strconv.ParseUint(f[0], 16, 32)
-		size, err2 := strconv.ParseInt(f[1], 10, 64)
-		mt, err3 := strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || size < 0 {
-			return nil, badRecord(rec)
-		}
-		ents = append(ents, DirEntry{Name: name, Size: size, Mode: windowsMode(uint32(attr)), ModTime: time.Unix(mt, 0)})
+	keep := func(name string) bool {
+		return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `\/:`)
 	}
-	return ents, nil
+	return parseRecords(out, keep, windowsMode)
 }
 
 // windowsMode maps attributes to a FileMode: a directory, a reparse point

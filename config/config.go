@@ -61,10 +61,11 @@ var fileLimits = tomllimit.Limits{What: "fleet file", MaxBytes: MaxFileBytes, Ma
 var KeyActions = []string{
 	"up", "down", "page_up", "page_down", "top", "bottom",
 	"open", "back",
-	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "clear",
+	"mark", "mark_range", "extend_up", "extend_down", "mark_all", "invert_marks", "clear", "jump",
 	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse",
-	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "events",
+	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "detail_pane", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
+	"yank", "audit",
 }
 
 // Duration is a time.Duration written in the fleet file as a string such as
@@ -81,6 +82,19 @@ type File struct {
 	// Keys maps an action from KeyActions to the keys bound to it (at
 	// least one); an action absent here keeps its built-in keys.
 	Keys map[string][]string `toml:"keys,omitempty"`
+	// Views are the dashboard's saved views, in file order (views.go).
+	Views []View `toml:"views,omitempty"`
+	// Commands are the user-defined dashboard commands, in file order.
+	Commands []Command `toml:"commands,omitempty"`
+	// keysAt is where each [keys] action's value is, for the problems only
+	// the dashboard can find (KeyError).
+	keysAt map[string]pos
+}
+
+// KeyError is msg about [keys] action, located at its value in the file.
+func (f *File) KeyError(action, msg string) *Error {
+	p := f.keysAt[action]
+	return &Error{Path: f.Path, Line: p.Line, Col: p.Col, Msg: msg}
 }
 
 // Defaults are the fleet-wide settings from [defaults].

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +18,7 @@ import (
 
 // Known keys per table, in the order the docs list them.
 var (
-	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets"}
+	topKeys      = []string{"defaults", "keys", "host", "guest", "sockets", "views", "commands"}
 	defaultsKeys = []string{"interval", "slow_interval", "metrics_interval", "timeout", "concurrency", "freeze_timeout", "theme", "readonly", "exclusive",
 		"known_hosts", "identity", "insecure_ignore_host_key"}
 	hostKeys    = []string{"name", "uri", "include", "exclude", "tags", "known_hosts", "identity", "insecure_ignore_host_key"}
@@ -58,6 +59,10 @@ func decode(file string, data []byte) (*File, error) {
 		case "keys":
 			if t, ok := d.table(v, k); ok {
 				f.Keys = d.keys(t)
+				f.keysAt = map[string]pos{}
+				for action := range f.Keys {
+					f.keysAt[action] = d.valAt("keys", action)
+				}
 			}
 		case "host":
 			for i, t := range d.tables(v, k) {
@@ -71,12 +76,25 @@ func decode(file string, data []byte) (*File, error) {
 			for i, t := range d.tables(v, k) {
 				f.Sockets = append(f.Sockets, d.sockets(t, k, strconv.Itoa(i)))
 			}
+		case "views":
+			for i, t := range d.tables(v, k) {
+				f.Views = append(f.Views, d.view(t, k, strconv.Itoa(i))) // views.go
+			}
+		case "commands":
+			f.Commands = d.commands(v, k) // commands.go
 		default:
+			if slices.Contains(defaultsKeys, k) {
+				// A setting written before any table: say where it goes.
+				d.errf(d.keyAt(k), "%s belongs in [defaults]: write it under a [defaults] line (known top-level keys: %s)", k, strings.Join(topKeys, ", "))
+				continue
+			}
 			d.unknown(k, "", topKeys, k)
 		}
 	}
 	d.sshDefaults(f)
 	d.duplicates(f)
+	d.viewKeyClashes(f)
+	d.commandClashes(f)
 	if len(d.errs) > 0 {
 		// One message: the first problem in the file.
 		sort.SliceStable(d.errs, func(i, j int) bool { return before(d.errs[i], d.errs[j]) })
@@ -103,40 +121,19 @@ func syntaxError(file string, data []byte, err error) *Error {
 		return &Error{Path: file, Msg: "cannot decode: " + err.Error(), Err: err}
 	}
 	line, col := pe.Position.Line, pe.Position.Col
-	// Recount the column from the byte offset: the library's count is off
-	// by a line when the error sits at the very start of one.
-	if start := lineStart(data, line); start >= 0 && pe.Position.Start >= start {
-		if c := pe.Position.Start - start + 1; c <= lineLen(data, start)+1 {
-			col = c
-		}
+	// Count the line and column from the byte offset: the library's line is
+	// the next one when the error is the line break that ends a line (a
+	// missing "]" on line 1 read as 2:7).
+	if st := pe.Position.Start; st >= 0 && st <= len(data) && (st > 0 || line <= 1) {
+		before := data[:st]
+		line = 1 + bytes.Count(before, []byte{'\n'})
+		col = st - (bytes.LastIndexByte(before, '\n') + 1) + 1
 	}
 	msg := pe.Message
 	if msg == "" {
 		msg = pe.Error()
 	}
 	return &Error{Path: file, Line: line, Col: col, Msg: "syntax error: " + msg, Err: err}
-}
-
-func lineStart(data []byte, line int) int {
-	if line < 1 {
-		return -1
-	}
-	off := 0
-	for n := 1; n < line; n++ {
-		i := bytes.IndexByte(data[off:], '\n')
-		if i < 0 {
-			return -1
-		}
-		off += i + 1
-	}
-	return off
-}
-
-func lineLen(data []byte, start int) int {
-	if i := bytes.IndexByte(data[start:], '\n'); i >= 0 {
-		return i
-	}
-	return len(data) - start
 }
 
 // errf records a problem at p (zero when unknown).

@@ -153,6 +153,7 @@ back = ["esc"]
 			if tt.want.Keys == nil {
 				tt.want.Keys = got.Keys // [keys] absent: nil or empty are both fine
 			}
+			tt.want.keysAt = got.keysAt // positions: TestKeyErrorAt
 			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("Parse\n got %+v\nwant %+v", *got, tt.want)
 			}
@@ -181,7 +182,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, keys := range [][]string{defaultsKeys, hostKeys, guestKeys, KeyActions} {
+	for _, keys := range [][]string{defaultsKeys, hostKeys, guestKeys, KeyActions, viewKeys, ViewColumns, commandKeys} {
 		for _, k := range keys {
 			if !strings.Contains(string(doc), "`"+k+"`") {
 				t.Errorf("docs/fleet-file.md does not mention `%s`", k)
@@ -392,6 +393,26 @@ func TestSessionSocket(t *testing.T) {
 		got, err := ParseURI("qemu:///session")
 		if err != nil || got.Socket != tt.want {
 			t.Errorf("XDG_RUNTIME_DIR=%q HOME=%q: socket %q, %v; want %q", tt.runtime, tt.home, got.Socket, err, tt.want)
+		}
+	}
+}
+
+// TestKeyErrorAt: a [keys] problem found after parsing (by the dashboard,
+// which alone knows the built-in keys) is reported at the action's value,
+// for a single key and for a list; an action the file does not rebind has
+// no position.
+func TestKeyErrorAt(t *testing.T) {
+	f, err := Parse("f.toml", []byte("[keys]\nping = \"F\"\n  thaw = [\"t\", \"T\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for action, want := range map[string]string{
+		"ping":   "f.toml:2:8: boom",
+		"thaw":   "f.toml:3:10: boom",
+		"freeze": "f.toml: boom",
+	} {
+		if got := f.KeyError(action, "boom").Error(); got != want {
+			t.Errorf("KeyError(%s) = %q, want %q", action, got, want)
 		}
 	}
 }

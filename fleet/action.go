@@ -20,6 +20,7 @@ const (
 	ActInfo     Kind = "info"  // refresh everything now (read-only)
 	ActWake     Kind = "wake"  // libvirt: wake a domain suspended to RAM
 	ActStart    Kind = "start" // libvirt: boot a stopped domain
+	ActClock    Kind = "clock" // read the guest clock, or set it (virsh domtime)
 )
 
 // Action is one bulk action with its arguments (which ones, see the
@@ -32,6 +33,11 @@ type Action struct {
 	Data []byte // write
 
 	Users UserArgs // password, ssh-key (users.go)
+
+	// Options (Spec.Options, options.go).
+	Mountpoints []string // freeze --mountpoint: only these filesystems
+	Minimum     int64    // fstrim --minimum: the smallest free range to discard, bytes (0: every one)
+	Seconds     int64    // clock --time: the time to set, seconds since the epoch
 }
 
 // Result is one guest's outcome of an action. Besides the summary for a
@@ -55,5 +61,6 @@ type Result struct {
 	TrimmedBytes int64         // fstrim: bytes discarded, over all filesystems
 	VCPUs        int           // vcpus: how many the agent changed
 	Bytes        int64         // read: bytes kept in Data; write: bytes written
-	Clock        time.Time     // settime: the host time sent
+	Clock        time.Time     // settime, clock: the time sent, or the guest's as read
+	Skew         time.Duration // clock (reading): the guest clock minus the host's, the round trip halved
 }

@@ -47,6 +47,9 @@ type Spec struct {
 	// ResultFields names the structured Result fields the action fills,
 	// as `run --json` prints them (see ResultField).
 	ResultFields []string
+	// Options are the --name [VALUE] words an action takes right after its
+	// name, before any other argument (options.go).
+	Options []Option
 
 	// For Args == CustomArgs, the action reads and writes its own words:
 	// parse fills a from the words after the name, arity says how many of
@@ -79,6 +82,10 @@ type Spec struct {
 type Alias struct {
 	Word string
 	Mode string
+	// Short marks a typing short form (k9s-style, "fz" for freeze): taken
+	// by every parser and offered by completion, but left out of the help
+	// screen's syntax lines, which have no room for both spellings.
+	Short bool
 }
 
 // Mode is one mode of an action.
@@ -134,6 +141,7 @@ const (
 	FieldBytes        = "bytes"         // Result.Bytes
 	FieldClock        = "clock"         // Result.Clock
 	FieldThawAt       = "thaw_at"       // Result.ThawAt
+	FieldSkew         = "skew_ns"       // Result.Skew
 )
 
 // actionTable is every action, in the order help lists them. It is read,
@@ -146,26 +154,32 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActInfo, Summary: "refresh everything the dashboard shows, now",
+		Aliases: []Alias{{Word: "refresh", Short: true}},
 		// A refresh of everything the poller reads; guest-info comes first
 		// and decides what else may be asked (only commands that look).
 		sends: fixedSends("guest-info"), run: (*session).actInfo,
 	},
 	{
 		Kind: ActFreeze, Summary: "freeze the filesystems (writes block until thawed)",
+		Aliases:  []Alias{{Word: "fz", Short: true}},
 		Mutating: true, Danger: Disruptive, ResultFields: []string{FieldFilesystems, FieldThawAt},
+		Options:  []Option{mountpointOption},
 		question: freezeQuestion,
-		sends:    fixedSends("guest-fsfreeze-freeze"), run: onAgent((*session).actFreeze),
+		sends:    freezeSends, run: onAgent((*session).actFreeze),
 	},
 	{
 		Kind: ActThaw, Summary: "thaw the filesystems",
+		Aliases:  []Alias{{Word: "th", Short: true}},
 		Mutating: true, ResultFields: []string{FieldFilesystems},
+		Options: []Option{{Name: "mountpoint", Arg: "PATH",
+			Refused: "thaw thaws every frozen filesystem: guest-fsfreeze-thaw takes no mountpoints (libvirt refuses them too)"}},
 		sends: func(Action, time.Time) []Send { return thawSends() },
 		run:   onAgent((*session).actThaw),
 	},
 	{
 		Kind: ActShutdown, Summary: "shut the guest down, reboot or halt it",
 		// virsh reboot; virsh shutdown's --mode names other mechanisms.
-		Aliases: []Alias{{Word: "reboot", Mode: agentclient.ShutdownReboot}},
+		Aliases: []Alias{{Word: "reboot", Mode: agentclient.ShutdownReboot}, {Word: "sd", Short: true}},
 		Args:    ModeArg, DefaultMode: agentclient.ShutdownPowerdown,
 		Modes: []Mode{
 			{Name: agentclient.ShutdownPowerdown, Help: "power off"},
@@ -184,7 +198,8 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActSuspend, Summary: "suspend to disk, RAM or both",
-		Args: ModeArg, QuickMode: agentclient.SuspendRAM,
+		Aliases: []Alias{{Word: "sus", Short: true}},
+		Args:    ModeArg, QuickMode: agentclient.SuspendRAM,
 		Modes: []Mode{
 			{Name: agentclient.SuspendDisk, Help: "hibernate"},
 			{Name: agentclient.SuspendRAM, Aliases: []string{"mem"}, Help: "sleep (virsh: mem)"},
@@ -215,8 +230,26 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActFstrim, Summary: "discard unused blocks",
+		Aliases:  []Alias{{Word: "trim", Short: true}},
 		Mutating: true, ResultFields: []string{FieldFilesystems, FieldTrimmedBytes},
-		sends: fixedSends("guest-fstrim"), run: onAgent((*session).actFstrim),
+		Options: []Option{minimumOption, {Name: "mountpoint", Arg: "PATH",
+			Refused: "fstrim trims every mounted filesystem: guest-fstrim takes no mountpoints (libvirt refuses them too)"}},
+		sends: fstrimSends, run: onAgent((*session).actFstrim),
+	},
+	{
+		Kind: ActClock, Summary: "print the guest clock, or set it",
+		// virsh domtime: the same options, in the same sense.
+		Aliases: []Alias{{Word: "domtime"}},
+		Options: clockOptions, DefaultMode: ClockGet,
+		Modes: []Mode{
+			{Name: ClockGet, Help: "print the guest clock and its skew", LooksOnly: true},
+			{Name: ClockNow, Help: "set it to the host clock (as settime)"},
+			{Name: ClockSync, Help: "set it from the guest's own hardware clock (RTC)"},
+			{Name: ClockSet, Help: "set it to --time SECONDS", Danger: Disruptive},
+		},
+		Mutating: true, ResultFields: []string{FieldClock, FieldSkew},
+		question: clockQuestion,
+		sends:    clockSends, run: onAgent((*session).actClock),
 	},
 	{
 		Kind: ActVCPUs, Summary: "bring vCPUs online or take them offline",
@@ -247,7 +280,8 @@ var actionTable = []Spec{
 	},
 	{
 		Kind: ActPassword, Summary: "set a user's password (asked for, never given in the words)",
-		Args: CustomArgs, usage: "password [--crypted] USER", shortUsage: "password USER",
+		Aliases: []Alias{{Word: "passwd", Short: true}},
+		Args:    CustomArgs, usage: "password [--crypted] USER", shortUsage: "password USER",
 		parse: (*Action).parseUsers, arity: usersArity(ActPassword), str: Action.usersString, check: Action.validateUsers,
 		Mutating: true, Danger: Disruptive,
 		question: func(a Action, n int, _ time.Duration) string {
@@ -380,8 +414,17 @@ func (s Spec) modeSyntax() string {
 	return strings.Join(names, "|")
 }
 
-// Usage is the action's syntax: "shutdown [powerdown|reboot|halt]".
+// Usage is the action's syntax: "shutdown [powerdown|reboot|halt]",
+// "freeze [--mountpoint PATH]...".
 func (s Spec) Usage() string {
+	if u := s.optionUsage(); u != "" {
+		return s.baseUsage() + " " + u
+	}
+	return s.baseUsage()
+}
+
+// baseUsage is Usage without the options.
+func (s Spec) baseUsage() string {
 	if s.usage != "" {
 		return s.usage
 	}
@@ -408,14 +451,16 @@ type HelpLevel int
 const (
 	HelpFull  HelpLevel = iota // "suspend disk|ram|hybrid"
 	HelpShort                  // "suspend MODE"
-	HelpNames                  // "suspend"
+	HelpNames                  // "suspend", without aliases
 )
 
 // HelpUsage is the syntax for a compact help line, aliases folded in:
 // "read|cat PATH", "suspend disk|ram|hybrid", and an alias that fixes the
 // mode as an item of its own ("reboot").
 func (s Spec) HelpUsage(level HelpLevel) []string {
-	u := s.Usage()
+	// Without the options: the dashboard's help line has room for the
+	// words, and run -h lists the options.
+	u := s.baseUsage()
 	switch {
 	case level == HelpNames:
 		u = string(s.Kind)
@@ -424,8 +469,16 @@ func (s Spec) HelpUsage(level HelpLevel) []string {
 	case level == HelpShort && len(s.Modes) > 0:
 		u = strings.Replace(u, s.modeSyntax(), "MODE", 1)
 	}
+	if level == HelpNames {
+		// The names alone, aliases left to the `:` line's completion:
+		// where space is this short, every word counts.
+		return []string{u}
+	}
 	var own []string
 	for _, al := range s.Aliases {
+		if al.Short {
+			continue
+		}
 		if al.Mode == "" {
 			u = strings.Replace(u, string(s.Kind), string(s.Kind)+"|"+al.Word, 1)
 		} else {
@@ -473,6 +526,12 @@ func Arity(word string, rest []string) int {
 	if !ok {
 		return 0
 	}
+	n := s.optionArity(rest)
+	return n + s.argArity(fixed, rest[n:])
+}
+
+// argArity is Arity after the options.
+func (s Spec) argArity(fixed string, rest []string) int {
 	switch s.Args {
 	case ModeArg:
 		if fixed != "" {
@@ -503,6 +562,7 @@ func Arity(word string, rest []string) int {
 // Suggestion is one completion for a command line.
 type Suggestion struct {
 	Text     string // what to insert; a trailing space asks for more words
+	Help     string // one line on what it does: the Summary, or the mode's Help
 	Mutating bool   // read-only mode leaves it out
 	Complete bool   // a whole action (a dry run of it makes sense)
 }
@@ -512,16 +572,31 @@ type Suggestion struct {
 func Suggestions() []Suggestion {
 	var out []Suggestion
 	add := func(s Spec, text string, complete bool) {
-		out = append(out, Suggestion{Text: text, Mutating: s.Mutating, Complete: complete})
+		help := s.Summary
+		word, _, _ := strings.Cut(text, " ")
+		if _, fixed, _ := lookupWord(word); fixed != "" {
+			m, _ := s.mode(fixed)
+			help = m.Help + " (= " + string(s.Kind) + " " + fixed + ")"
+		} else if word != string(s.Kind) {
+			help += " (= " + string(s.Kind) + ")"
+		}
+		out = append(out, Suggestion{Text: text, Help: help, Mutating: s.Mutating, Complete: complete})
 	}
 	addMode := func(s Spec, m Mode, text string, complete bool) {
-		out = append(out, Suggestion{Text: text, Mutating: s.Mutating && !m.LooksOnly, Complete: complete})
+		out = append(out, Suggestion{Text: text, Help: m.Help, Mutating: s.Mutating && !m.LooksOnly, Complete: complete})
 	}
 	for _, s := range actionTable {
 		for _, w := range s.Words() {
 			name := w
 			_, fixed, _ := lookupWord(w)
 			switch {
+			case s.Args == NoArgs && fixed == "":
+				// The action as a bare word is in its default mode (clock
+				// only reads). Its options are not completions: the `:`
+				// line's cycle stays one entry per action (run -h and the
+				// usage list them).
+				add(s, name, true)
+				out[len(out)-1].Mutating = Action{Kind: s.Kind, Mode: s.DefaultMode}.Mutating()
 			case s.Args == NoArgs || fixed != "":
 				add(s, name, true)
 			case s.Args == ModeArg:
@@ -538,9 +613,7 @@ func Suggestions() []Suggestion {
 					addMode(s, m, name+" "+m.Name+" ", false)
 				}
 			default:
-				if w == string(s.Kind) {
-					add(s, name+" ", false)
-				}
+				add(s, name+" ", false)
 			}
 		}
 		for _, e := range s.Examples {
@@ -592,7 +665,36 @@ func (a Action) modeSpec() (Mode, bool) {
 // TypedCount reports whether confirming a on n guests needs the count
 // typed, not just yes: the one rule for the CLI on a terminal and the
 // dashboard.
-func (a Action) TypedCount(n int) bool { return a.danger() >= Severe && n > 1 }
+func (a Action) TypedCount(n int) bool { return typedCount(a.danger(), n) }
+
+func typedCount(d Danger, n int) bool { return d >= Severe && n > 1 }
+
+// RawConfirmation is what sending the raw agent command execute (guestdeck
+// agent) to n guests needs, by the rule actions follow: ask is true when it
+// needs a yes (or --yes), typed when the count must be typed. One guest is
+// the raw command's escape hatch and is never asked; on several, a command
+// is as dangerous as the most dangerous action that sends it (guest-shutdown
+// is shutdown's: the count is typed), and any other command that changes
+// the guest (the agent-command table says) asks.
+func RawConfirmation(execute string, n int) (ask, typed bool) {
+	if n < 2 || !agentclient.Mutates(execute) {
+		return false, false
+	}
+	d := Disruptive
+	for _, s := range actionTable {
+		modes := []string{s.DefaultMode}
+		for _, m := range s.Modes {
+			modes = append(modes, m.Name)
+		}
+		for _, m := range modes {
+			a := Action{Kind: s.Kind, Mode: m}
+			if slices.Contains(a.Commands(), execute) {
+				d = max(d, a.danger())
+			}
+		}
+	}
+	return true, typedCount(d, n)
+}
 
 // Question is the confirmation for a on n guests, a sentence: "Shut down 2
 // guests (powerdown)?". thawAfter is, for a freeze, when guestdeck thaws
@@ -610,8 +712,11 @@ func (a Action) Question(n int, thawAfter time.Duration) string {
 
 func guestCount(n int) string { return plural(n, "guest") }
 
-func freezeQuestion(_ Action, n int, thawAfter time.Duration) string {
+func freezeQuestion(a Action, n int, thawAfter time.Duration) string {
 	q := fmt.Sprintf("Freeze %s? Writes block until thawed;", guestCount(n))
+	if len(a.Mountpoints) > 0 {
+		q = fmt.Sprintf("Freeze %s on %s? Writes there block until thawed;", strings.Join(a.Mountpoints, ", "), guestCount(n))
+	}
 	if thawAfter <= 0 {
 		return q + " guestdeck will not thaw them."
 	}

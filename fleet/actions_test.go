@@ -55,6 +55,15 @@ func TestParseEveryTableWord(t *testing.T) {
 		{"shutdown reboot", "shutdown reboot"},
 		{"shutdown halt", "shutdown halt"},
 		{"reboot", "shutdown reboot"},
+		// The short forms (k9s-style).
+		{"refresh", "info"},
+		{"fz", "freeze"},
+		{"th", "thaw"},
+		{"sd", "shutdown powerdown"},
+		{"sd halt", "shutdown halt"},
+		{"sus ram", "suspend ram"},
+		{"trim", "fstrim"},
+		{"passwd root", "password root"},
 		{"suspend disk", "suspend disk"},
 		{"suspend ram", "suspend ram"},
 		{"suspend mem", "suspend ram"},
@@ -63,6 +72,14 @@ func TestParseEveryTableWord(t *testing.T) {
 		{"start", "start"},
 		{"settime", "settime"},
 		{"fstrim", "fstrim"},
+		{"freeze --mountpoint / --mountpoint=/var", "freeze --mountpoint / --mountpoint /var"},
+		{"fstrim --minimum 4096", "fstrim --minimum 4096"},
+		{"fstrim --minimum=0", "fstrim"},
+		{"clock", "clock"},
+		{"domtime", "clock"},
+		{"domtime --now", "clock --now"},
+		{"clock --sync", "clock --sync"},
+		{"clock --time 1700000000", "clock --time 1700000000"},
 		{"vcpus online 1", "vcpus online 1"},
 		{"vcpus offline 2,3 5-6", "vcpus offline 2,3,5,6"},
 		{"read /etc/hostname", "read /etc/hostname"},
@@ -112,7 +129,17 @@ func TestParseEveryTableWord(t *testing.T) {
 				t.Errorf("no case uses the word %q", w)
 			}
 		}
+		for _, o := range s.Options {
+			if w := "--" + o.Name; o.Refused == "" && !slices.ContainsFunc(tests, func(c struct{ in, want string }) bool {
+				return strings.Contains(c.in, " "+w)
+			}) {
+				t.Errorf("no case uses %s's option %s", s.Kind, w)
+			}
+		}
 		for _, m := range s.Modes {
+			if s.Args == NoArgs {
+				continue // chosen by the options (clock)
+			}
 			for _, w := range append([]string{m.Name}, m.Aliases...) {
 				if !slices.ContainsFunc(tests, func(c struct{ in, want string }) bool { return slices.Contains(strings.Fields(c.in), w) }) {
 					t.Errorf("no case uses %s's mode word %q", s.Kind, w)
@@ -125,8 +152,18 @@ func TestParseEveryTableWord(t *testing.T) {
 // Errors name what is valid.
 func TestParseErrorsNameTheChoices(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"", "no action given (want one of ping, info, freeze, thaw, shutdown, suspend, wake, start, settime, fstrim, vcpus, read, write, password, ssh-key)"},
-		{"explode", `unknown action "explode" (want one of ping, info, freeze, thaw, shutdown, suspend, wake, start, settime, fstrim, vcpus, read, write, password, ssh-key)`},
+		{"", "no action given (want one of ping, info, freeze, thaw, shutdown, suspend, wake, start, settime, fstrim, clock, vcpus, read, write, password, ssh-key)"},
+		{"explode", `unknown action "explode" (want one of ping, info, freeze, thaw, shutdown, suspend, wake, start, settime, fstrim, clock, vcpus, read, write, password, ssh-key)`},
+		{"thaw --mountpoint /", "thaw --mountpoint: thaw thaws every frozen filesystem: guest-fsfreeze-thaw takes no mountpoints (libvirt refuses them too)"},
+		{"fstrim --mountpoint /", "fstrim --mountpoint: fstrim trims every mounted filesystem: guest-fstrim takes no mountpoints (libvirt refuses them too)"},
+		{"fstrim --minimum x", `fstrim: --minimum "x": want a number of bytes, 0 or more`},
+		{"fstrim --minimum 1 --minimum 2", "fstrim: --minimum given twice"},
+		{"freeze --mountpoint", "freeze: --mountpoint needs PATH"},
+		{"freeze --bogus", `freeze: unknown option "--bogus" (want [--mountpoint PATH]...)`},
+		{"freeze --mountpoint / now", `freeze takes no arguments, got "now"`},
+		{"clock --now --sync", "clock: --now, --sync and --time exclude each other"},
+		{"clock --time -1", `clock: --time "-1": want seconds since 1970-01-01 UTC, from 0 to 9223372036`},
+		{"clock --now=1", "clock: --now takes no value"},
 		{"shutdown sideways", `shutdown mode "sideways": want powerdown, reboot or halt`},
 		{"suspend", "suspend needs a mode: disk, ram or hybrid"},
 		{"suspend sideways", `suspend mode "sideways": want disk, ram or hybrid`},
@@ -279,6 +316,33 @@ func TestDangerByTable(t *testing.T) {
 		}
 		if a.Destructive() != tt.destructive || a.TypedCount(2) != tt.typedOn2 || a.TypedCount(1) {
 			t.Errorf("%q: destructive %v typed(2) %v typed(1) %v", tt.in, a.Destructive(), a.TypedCount(2), a.TypedCount(1))
+		}
+	}
+}
+
+// A raw command (guestdeck agent) on several guests follows the same rule:
+// as dangerous as the most dangerous action that sends it, any other
+// mutating command asks, one that only reports does not, and one guest is
+// never asked.
+func TestRawConfirmation(t *testing.T) {
+	tests := []struct {
+		execute    string
+		n          int
+		ask, typed bool
+	}{
+		{"guest-shutdown", 2, true, true},
+		{"guest-shutdown", 1, false, false},
+		{"guest-suspend-ram", 3, true, false},
+		{"guest-fsfreeze-freeze", 2, true, false},
+		{"guest-set-time", 2, true, false},
+		{"guest-exec", 2, true, false},
+		{"guest-made-up", 2, true, false},
+		{"guest-get-time", 2, false, false},
+		{"guest-ping", 100, false, false},
+	}
+	for _, tt := range tests {
+		if ask, typed := RawConfirmation(tt.execute, tt.n); ask != tt.ask || typed != tt.typed {
+			t.Errorf("RawConfirmation(%s, %d) = %v %v, want %v %v", tt.execute, tt.n, ask, typed, tt.ask, tt.typed)
 		}
 	}
 }

@@ -40,7 +40,7 @@ var fakeCommands = []string{
 	"guest-ping", "guest-info", "guest-get-time", "guest-set-time", "guest-shutdown", "guest-suspend-ram",
 	"guest-suspend-disk", "guest-suspend-hybrid", "guest-file-open", "guest-file-close", "guest-file-read",
 	"guest-file-write", "guest-fsfreeze-status", "guest-fsfreeze-freeze", "guest-fsfreeze-thaw",
-	"guest-fstrim", "guest-network-get-interfaces", "guest-get-vcpus", "guest-set-vcpus",
+	"guest-fsfreeze-freeze-list", "guest-fstrim", "guest-network-get-interfaces", "guest-get-vcpus", "guest-set-vcpus",
 	"guest-get-osinfo", "guest-get-host-name", "guest-get-timezone", "guest-get-users", "guest-get-fsinfo",
 	"guest-exec", "guest-exec-status",
 }
@@ -170,7 +170,7 @@ func (g *fakeGuest) answer(name string, args any) (any, error) {
 			return agentclient.Frozen, nil
 		}
 		return agentclient.Thawed, nil
-	case "guest-fsfreeze-freeze":
+	case "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list":
 		g.frozen = true
 		return 1, nil
 	case "guest-fsfreeze-thaw":

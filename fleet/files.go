@@ -233,7 +233,7 @@ func checkCommands(g *Guest, cmds ...string) string {
 	for _, c := range cmds {
 		_, enabled := g.Capability(c)
 		switch {
-		case frozen && c == "guest-fsfreeze-freeze":
+		case frozen && (c == "guest-fsfreeze-freeze" || c == "guest-fsfreeze-freeze-list"):
 			// The agent refuses a second freeze; Run reports the guest as
 			// already frozen, which is what was asked.
 		case frozen && !agentclient.AllowedWhileFrozen(c):

@@ -140,6 +140,57 @@ func TestBackoff(t *testing.T) {
 	})
 }
 
+// A freeze of some filesystems (freeze --mountpoint, guest-fsfreeze-
+// freeze-list) is guarded as a whole freeze is: the watchdog thaws it at its
+// deadline, and a thaw by hand disarms it.
+func TestFreezeMountpointsWatchdog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: 5 * time.Second, Timeout: time.Second, FreezeTimeout: 30 * time.Second}
+		f, guests := fakeFleet(opts, 2)
+		defer f.Close()
+		f.Start(t.Context())
+		f.RefreshOnce(t.Context(), nil)
+		a, err := ParseAction([]string{"freeze", "--mountpoint", "/var"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		for _, r := range f.Run(t.Context(), a, []string{"g000", "g001"}, nil) {
+			if !r.OK || r.Result != "froze 1 filesystem (/var)" || r.Filesystems != 1 || !r.ThawAt.Equal(t0.Add(opts.FreezeTimeout)) {
+				t.Fatalf("freeze --mountpoint: %+v", r)
+			}
+		}
+		for _, g := range guests {
+			if g.count("guest-fsfreeze-freeze-list") != 1 || g.count("guest-fsfreeze-freeze") != 0 {
+				t.Fatalf("%s: freeze-list %d, freeze %d", g.name, g.count("guest-fsfreeze-freeze-list"), g.count("guest-fsfreeze-freeze"))
+			}
+		}
+		if got := f.FrozenByUs(); strings.Join(got, ",") != "g000,g001" {
+			t.Fatalf("FrozenByUs = %v", got)
+		}
+		thaw, _ := ParseAction([]string{"thaw"})
+		if r := f.Run(t.Context(), thaw, []string{"g001"}, nil)[0]; !r.OK || r.Result != "thawed 1 filesystem" {
+			t.Fatalf("thaw: %+v", r)
+		}
+		time.Sleep(opts.FreezeTimeout - time.Since(t0) - time.Millisecond)
+		synctest.Wait()
+		if guests["g000"].count("guest-fsfreeze-thaw") != 0 {
+			t.Fatal("thawed before the deadline")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if ts := guests["g000"].callTimes("guest-fsfreeze-thaw"); len(ts) != 1 || !ts[0].Equal(t0.Add(opts.FreezeTimeout)) {
+			t.Fatalf("watchdog thaws at %v, want exactly %v", ts, t0.Add(opts.FreezeTimeout))
+		}
+		if n := guests["g001"].count("guest-fsfreeze-thaw"); n != 1 {
+			t.Errorf("g001 thawed %d times, want the 1 asked (its guard disarmed)", n)
+		}
+		if len(f.FrozenByUs()) != 0 {
+			t.Errorf("FrozenByUs after the watchdog: %v", f.FrozenByUs())
+		}
+	})
+}
+
 // The watchdog thaws a guest this process froze exactly at its deadline.
 func TestFreezeWatchdog(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

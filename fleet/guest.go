@@ -19,6 +19,10 @@ type Target struct {
 	// "libvirt:HOST/DOMAIN" for a guest reached through libvirt.
 	Address string
 	Tags    []string
+	// UUID is a libvirt domain's UUID (8-4-4-4-12 lowercase hex, as virsh
+	// prints it), set by discovery; "" for a guest reached directly, which
+	// has none guestdeck could trust. A selector may name it.
+	UUID string
 	// Exclusive keeps the agent's connection open between polls: for
 	// guests guestdeck is the only client of (channel.go). By default it
 	// connects per use and lets go.
@@ -70,7 +74,13 @@ type Guest struct {
 	Target
 
 	State State
-	Err   string    // last error text, "" when healthy
+	Err   string // last error text, "" when healthy
+	// Cause is the error Err says in words, for its class (errors.Is and
+	// errors.As: silent, timed out, refused, reply too large, ...), so that
+	// a screen can give a short form without reading it out of the text;
+	// several joined when a poll had several faults (errors.Join). nil when
+	// Err is only words (libvirt's reason for a domain's state) or empty.
+	Cause error
 	Since time.Time // when State was entered
 	// DomainState is libvirt's own view of the guest's machine ("" when not
 	// known or not a libvirt guest). While it is not running it decides

@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
@@ -443,6 +445,62 @@ func TestBulkFreezeLedger(t *testing.T) {
 		if !r.OK {
 			t.Fatalf("thaw: %+v", r)
 		}
+	}
+	if es := ledgerEntries(t, l); len(es) != 0 {
+		t.Fatalf("ledger after the thaw: %+v", es)
+	}
+}
+
+// A freeze of some filesystems (--mountpoint) over the wire: the ledger
+// entry is written ahead and kept while frozen, the thaw clears it; a
+// mountpoint the guest does not have freezes nothing, which fails and
+// leaves no entry behind.
+func TestMountpointFreezeLedger(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+		c := sim.DefaultConfig("g0")
+		c.Filesystems = append(slices.Clone(c.Filesystems), agentclient.Filesystem{Name: "vdb1", Mountpoint: "/var", Type: "xfs"})
+		return c
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	l := ledger.Open(t.TempDir())
+	opts := fastOptions()
+	opts.Ledger = l
+	f := fleet.New(opts)
+	defer f.Close()
+	f.Add(fleet.Target{Name: "g0", Address: "unix:" + farm.Sockets()[0]})
+	ctx := context.Background()
+	f.RefreshOnce(ctx, nil)
+
+	none, _ := fleet.ParseAction([]string{"freeze", "--mountpoint", "/srv"})
+	if r := f.Run(ctx, none, []string{"g0"}, nil)[0]; r.OK || farm.Guests()[0].Frozen() {
+		t.Fatalf("freeze of a missing mountpoint: %+v", r)
+	}
+	if es := ledgerEntries(t, l); len(es) != 0 {
+		t.Fatalf("ledger after a freeze of nothing: %+v", es)
+	}
+	a, _ := fleet.ParseAction([]string{"freeze", "--mountpoint", "/var"})
+	r := f.Run(ctx, a, []string{"g0"}, nil)[0]
+	if !r.OK || r.Filesystems != 1 || !farm.Guests()[0].Frozen() || farm.Guests()[0].Calls("guest-fsfreeze-freeze-list") != 2 {
+		t.Fatalf("freeze --mountpoint /var: %+v, frozen %v", r, farm.Guests()[0].Frozen())
+	}
+	if es := ledgerEntries(t, l); len(es) != 1 || es[0].Guest != "g0" {
+		t.Fatalf("ledger while frozen: %+v", es)
+	}
+	for _, r := range f.ThawOurs(ctx) {
+		if !r.OK {
+			t.Fatalf("thaw: %+v", r)
+		}
+	}
+	if farm.Guests()[0].Frozen() {
+		t.Fatal("still frozen after the thaw")
 	}
 	if es := ledgerEntries(t, l); len(es) != 0 {
 		t.Fatalf("ledger after the thaw: %+v", es)

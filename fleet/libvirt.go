@@ -178,7 +178,7 @@ func (k sourceSink) Claim(ts []discovery.Target) []discovery.Target {
 			continue
 		}
 		claimed = append(claimed, t)
-		add = append(add, Target{Name: t.Name, Host: t.Host, Address: t.Address, Tags: slices.Clone(t.Tags), hostURI: t.Endpoint})
+		add = append(add, Target{Name: t.Name, Host: t.Host, Address: t.Address, Tags: slices.Clone(t.Tags), UUID: t.UUID, hostURI: t.Endpoint})
 	}
 	f.Add(add...)
 	return claimed

@@ -398,8 +398,8 @@ func (s *session) missingText(g *Guest, r *pollResult, cmd string) string {
 	if r.info != nil {
 		commands = r.info.SupportedCommands
 	}
-	if msg, bad := s.broken[cmd]; bad {
-		return msg
+	if err, bad := s.broken[cmd]; bad {
+		return callErrorText(cmd, err)
 	}
 	listed, enabled := false, false
 	for _, c := range commands {

@@ -23,6 +23,14 @@ func ParseAction(args []string) (Action, error) {
 	a := Action{Kind: s.Kind, Mode: fixed}
 	rest := args[1:]
 	name := strings.ToLower(args[0])
+	n, err := s.parseOptions(&a, rest)
+	if err != nil {
+		return Action{}, err
+	}
+	rest = rest[n:]
+	if s.Args == NoArgs && a.Mode == "" {
+		a.Mode = s.DefaultMode // clock without options reads
+	}
 	switch s.Args {
 	case ModeArg:
 		if fixed == "" {
@@ -144,6 +152,14 @@ func (a Action) Commands() []string {
 
 // String is the action as ParseAction reads it back (write data elided).
 func (a Action) String() string {
+	if o := a.optionsString(); o != "" {
+		return a.baseString() + " " + o
+	}
+	return a.baseString()
+}
+
+// baseString is String without the options.
+func (a Action) baseString() string {
 	switch a.spec().Args {
 	case ModeArg:
 		if a.Mode == "" {

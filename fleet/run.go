@@ -249,8 +249,12 @@ func (s *session) actSetTime(ctx context.Context, ag *callAgent, _ Action, r *Re
 	return nil
 }
 
-func (s *session) actFstrim(ctx context.Context, ag *callAgent, _ Action, r *Result) error {
-	tr, err := ag.Fstrim(ctx, nil)
+func (s *session) actFstrim(ctx context.Context, ag *callAgent, a Action, r *Result) error {
+	var minimum *int64
+	if a.Minimum > 0 {
+		minimum = &a.Minimum
+	}
+	tr, err := ag.Fstrim(ctx, minimum)
 	if err != nil {
 		return err
 	}
@@ -327,14 +331,21 @@ func summarizeTrim(tr *agentclient.TrimResponse, r *Result) {
 }
 
 // actFreeze freezes the guest and arms the freeze guard. Holds sem.
-func (s *session) actFreeze(ctx context.Context, a *callAgent, _ Action, r *Result) error {
+func (s *session) actFreeze(ctx context.Context, a *callAgent, act Action, r *Result) error {
 	// The ledger entry is written before the freeze is sent: if this
 	// process dies at any point after, the next guestdeck knows.
 	entry, err := s.recordFreeze()
 	if err != nil {
 		return fmt.Errorf("not frozen: the freeze could not be recorded (%w); nothing was sent", err)
 	}
-	n, err := a.Freeze(ctx)
+	// Some filesystems (--mountpoint) or all: the ledger, the watchdog and
+	// the thaw are the same either way (a thaw thaws every one).
+	var n int
+	if len(act.Mountpoints) > 0 {
+		n, err = a.FreezeList(ctx, act.Mountpoints)
+	} else {
+		n, err = a.Freeze(ctx)
+	}
 	switch {
 	case agentclient.IsFrozen(err):
 		// The agent refuses a second freeze: the guest is frozen already,
@@ -363,6 +374,9 @@ func (s *session) actFreeze(ctx context.Context, a *callAgent, _ Action, r *Resu
 	r.ThawAt = s.armGuard(true)
 	r.Filesystems = n
 	r.Result = "froze " + plural(n, "filesystem")
+	if len(act.Mountpoints) > 0 {
+		r.Result += " (" + strings.Join(act.Mountpoints, ", ") + ")"
+	}
 	return nil
 }
 

@@ -8,8 +8,8 @@ import (
 )
 
 // Select picks guests by selectors, keeping the guests' order and dropping
-// duplicates: a name, a glob (path.Match: "web-*"), tag:X, host:Y, state:Z or
-// all. A plain name that matches no guest, an unknown state, a bad glob or an
+// duplicates: a name, a glob (path.Match: "web-*"), tag:X, host:Y, state:Z,
+// re:REGEXP (on the name or domain, as a glob) or all. A plain name that matches no guest, an unknown state, a bad glob or an
 // unknown prefix is an error naming the selector; a glob, tag or host that
 // matches nothing is not.
 //
@@ -37,13 +37,20 @@ func Select(guests []*Guest, selectors []string) ([]*Guest, error) {
 			return nil, err
 		}
 		found := false
+		var hits []string
 		for i, g := range guests {
 			if m(g) {
 				picked[i], found = true, true
+				hits = append(hits, g.Name)
 			}
 		}
 		if !found && isPlainName(sel) {
 			return nil, nameError(guests, sel)
+		}
+		if len(hits) > 1 && IsUUID(sel) {
+			// A UUID names one domain, as a name does: the same
+			// definition on two hosts is not a set to act on.
+			return nil, &NameError{Name: sel, Candidates: hits, UUID: true}
 		}
 	}
 	var out []*Guest
@@ -67,15 +74,41 @@ func Lookup(guests []*Guest, name string) (*Guest, error) {
 	return nil, nameError(guests, name)
 }
 
+// uuidSelector reads sel as a libvirt domain's UUID: "uuid:U" or U alone,
+// 8-4-4-4-12 hex digits in either case (virsh takes a UUID wherever it
+// takes a domain's name). u is the UUID as Guest.UUID holds it.
+func uuidSelector(sel string) (u string, ok bool) {
+	s := strings.TrimPrefix(sel, "uuid:")
+	if len(s) != 36 {
+		return "", false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return "", false
+			}
+		case !strings.ContainsRune("0123456789abcdefABCDEF", r):
+			return "", false
+		}
+	}
+	return strings.ToLower(s), true
+}
+
 // NameError is a name that is no guest's. Candidates are the guests it might
 // have meant: when it is a bare domain name, every guest discovered with that
 // domain, by name (HOST/DOMAIN), in the fleet's order.
 type NameError struct {
 	Name       string
 	Candidates []string
+	// UUID: Name is a UUID that several hosts' domains share.
+	UUID bool
 }
 
 func (e *NameError) Error() string {
+	if e.UUID {
+		return fmt.Sprintf("%q is ambiguous: domains on %d hosts have that UUID; name one: %s", e.Name, len(e.Candidates), strings.Join(e.Candidates, ", "))
+	}
 	switch len(e.Candidates) {
 	case 0:
 		return fmt.Sprintf("%q: no guest has that name", e.Name)
@@ -98,9 +131,18 @@ func nameError(guests []*Guest, name string) *NameError {
 	return e
 }
 
+// IsPlainName reports whether selector sel can only name one guest: it is
+// no glob, no tag:, host: or state: selector, and not all.
+func IsPlainName(sel string) bool { return isPlainName(sel) }
+
 func isPlainName(sel string) bool {
 	return sel != "all" && !strings.Contains(sel, ":") && !strings.ContainsAny(sel, "*?[")
 }
+
+// IsUUID reports whether selector sel names a guest by its libvirt
+// domain's UUID (uuid:U or U alone). Commands that take one guest's name
+// (cat GUEST PATH) take names only; a UUID is a selector.
+func IsUUID(sel string) bool { _, ok := uuidSelector(sel); return ok }
 
 // selector compiles one selector into a predicate.
 func selector(sel string) (func(*Guest) bool, error) {
@@ -110,12 +152,21 @@ func selector(sel string) (func(*Guest) bool, error) {
 	if sel == "all" {
 		return func(*Guest) bool { return true }, nil
 	}
+	if u, ok := uuidSelector(sel); ok {
+		return func(g *Guest) bool { return g.UUID != "" && g.UUID == u }, nil
+	}
 	if prefix, val, ok := strings.Cut(sel, ":"); ok {
 		switch prefix {
 		case "tag":
 			return func(g *Guest) bool { return slices.Contains(g.Tags, val) }, nil
 		case "host":
 			return func(g *Guest) bool { return globOrEqual(val, g.Host) }, nil
+		case "re":
+			re, err := compileNameRegexp(sel, val)
+			if err != nil {
+				return nil, err
+			}
+			return func(g *Guest) bool { return re.matchName(g) }, nil
 		case "state":
 			st := State(val)
 			if !slices.Contains(States, st) {
@@ -124,7 +175,10 @@ func selector(sel string) (func(*Guest) bool, error) {
 			return func(g *Guest) bool { return g.State == st }, nil
 		}
 		if !strings.ContainsAny(sel, "*?[") {
-			return nil, fmt.Errorf("selector %q: unknown prefix %q (want tag:, host:, state:, a name, a glob or all)", sel, prefix)
+			if prefix == "uuid" {
+				return nil, fmt.Errorf("selector %q: not a UUID (want uuid:8-4-4-4-12 hex digits, as virsh domuuid prints it)", sel)
+			}
+			return nil, fmt.Errorf("selector %q: unknown prefix %q (want tag:, host:, state:, re:, uuid:, a name, a glob or all)", sel, prefix)
 		}
 	}
 	if strings.ContainsAny(sel, "*?[") {
@@ -167,18 +221,11 @@ func unknownState(sel, val string) error {
 // CheckFilter returns the error Select gives for the first word of a
 // dashboard filter that no guest can ever match: a state: word that is not
 // a prefix of any state ("state:fro" is fine as you type, "state:bogus" is
-// not). Other words stay free text (an address has colons too).
+// not), or a re: word that is no regular expression. Other words stay free
+// text (an address has colons too).
 func CheckFilter(filter string) error {
-	for word := range strings.FieldsSeq(filter) {
-		prefix, val, ok := strings.Cut(word, ":")
-		if !ok || prefix != "state" {
-			continue
-		}
-		if !slices.ContainsFunc(States, func(st State) bool { return strings.HasPrefix(string(st), strings.ToLower(val)) }) {
-			return unknownState(word, val)
-		}
-	}
-	return nil
+	_, err := CompileFilter(filter)
+	return err
 }
 
 func stateList() string {
@@ -189,19 +236,12 @@ func stateList() string {
 	return strings.Join(names, ", ")
 }
 
-// Match reports whether g passes the dashboard filter. Every word must
-// match: tag:X, host:Y and state:Z (prefixes of the state name allowed, so
-// "state:fro" finds frozen guests), a glob against the name (or the domain,
-// as in Select), or otherwise a case-insensitive substring of the name
-// (HOST/DOMAIN for a discovered guest), host, address, hostname, OS, state,
-// a tag or an IP address.
+// Match reports whether g passes the dashboard filter (see CompileFilter).
+// A filter that does not compile matches no guest. To match many guests,
+// compile the filter once.
 func Match(g *Guest, filter string) bool {
-	for word := range strings.FieldsSeq(filter) {
-		if !matchWord(g, word) {
-			return false
-		}
-	}
-	return true
+	f, err := CompileFilter(filter)
+	return err == nil && f.Match(g)
 }
 
 func matchWord(g *Guest, w string) bool {
@@ -218,6 +258,8 @@ func matchWord(g *Guest, w string) bool {
 			return globOrEqual(val, g.Host) || (!strings.ContainsAny(val, "*?[") && containsFold(g.Host, val))
 		case "state":
 			return strings.HasPrefix(string(g.State), strings.ToLower(val))
+		case "uuid":
+			return g.UUID != "" && strings.HasPrefix(g.UUID, strings.ToLower(val))
 		}
 	}
 	if strings.ContainsAny(w, "*?[") {
@@ -225,7 +267,7 @@ func matchWord(g *Guest, w string) bool {
 			return globName(w, g)
 		}
 	}
-	if containsFold(g.Name, w) || containsFold(g.Host, w) || containsFold(g.Address, w) ||
+	if containsFold(g.Name, w) || containsFold(g.Host, w) || containsFold(g.Address, w) || containsFold(g.UUID, w) ||
 		containsFold(g.Hostname, w) || containsFold(string(g.State), w) {
 		return true
 	}

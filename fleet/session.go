@@ -35,10 +35,10 @@ type session struct {
 	agent *callAgent      // nil while disconnected; guarded by sem
 	skip  map[string]bool // commands that failed as unknown/unsupported; guarded by sem
 	// broken: commands whose replies came back too large or undecodable,
-	// with the error in words. They are skipped like refused ones (until
-	// capabilities are read again) and shown in the guest's Err. Guarded by
-	// sem; reset with skip.
-	broken map[string]string
+	// with the error (callErrorText says it). They are skipped like
+	// refused ones (until capabilities are read again) and shown in the
+	// guest's Err. Guarded by sem; reset with skip.
+	broken map[string]error
 	// capsFrozen: the capabilities in the snapshot were read while the guest
 	// was frozen, when the agent lists nearly every command disabled. The
 	// first poll that finds it thawed reads them again. Guarded by sem.
@@ -95,8 +95,20 @@ func setState(g *Guest, st State, errText string, now time.Time) {
 		g.State = st
 		g.Since = now
 	}
+	if errText != g.Err {
+		g.Cause = nil // words only (or none): no error behind them
+	}
 	g.Err = errText
 }
+
+// setFault is setState with the error behind the text (Guest.Cause).
+func setFault(g *Guest, st State, text string, cause error, now time.Time) {
+	setState(g, st, text, now)
+	g.Cause = cause
+}
+
+// setErr keeps the state and says err.
+func setErr(g *Guest, err error) { g.Err, g.Cause = err.Error(), err }
 
 func (s *session) acquire(ctx context.Context) error {
 	select {
@@ -235,7 +247,7 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			// The fleet's reply budget, not the guest, failed the call:
 			// the connection is fine (the stream resyncs) and the state
 			// stays; the guest is retried later.
-			g.Err = err.Error()
+			setErr(g, err)
 		case g.State == Gone:
 			// Stays gone until it answers again; keep the reason.
 		case heldByDomain(g):
@@ -243,24 +255,24 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			// word, and its reason, stand until the domain runs again.
 		case g.State == ShuttingDown && (silent || agentclient.IsChannelHeld(err)):
 			// Halted guests stop answering: still going.
-			g.Err = err.Error()
+			setErr(g, err)
 		case g.State == Suspended:
 			// Silent, or unreachable (suspended to disk): suspended until
 			// it answers again.
-			g.Err = err.Error()
+			setErr(g, err)
 		case agentclient.IsChannelHeld(err):
 			// Someone else is using the channel (a backup's freeze,
 			// another guestdeck): the guest may be fine. The loop backs
 			// off and tries again.
-			setState(g, Held, err.Error(), now)
+			setFault(g, Held, err.Error(), err, now)
 		case g.State == ShuttingDown:
-			setState(g, Gone, "guest went away: "+err.Error(), now)
+			setFault(g, Gone, "guest went away: "+err.Error(), err, now)
 		case silent:
-			setState(g, Silent, err.Error(), now)
+			setFault(g, Silent, err.Error(), err, now)
 		case agentclient.IsConnLost(err) || errors.Is(err, agentclient.ErrClosed):
-			setState(g, Connecting, err.Error(), now)
+			setFault(g, Connecting, err.Error(), err, now)
 		default:
-			setState(g, Unreachable, err.Error(), now)
+			setFault(g, Unreachable, err.Error(), err, now)
 		}
 	})
 }
@@ -303,9 +315,9 @@ type pollResult struct {
 	frozen, recaps, batched bool
 	slowBatched             bool // the slow items were asked in one batch
 
-	answered  bool   // some call of this poll got an answer
-	liveOK    bool   // the live items were read (a poll that ran out may end before)
-	outOfTime string // the poll ran out of time: what it was waiting for, in words
+	answered  bool  // some call of this poll got an answer
+	liveOK    bool  // the live items were read (a poll that ran out may end before)
+	outOfTime error // the poll ran out of time (*pollTimeoutError: what it was waiting for)
 }
 
 // usable reports whether cmd is worth sending: the agent has it, it is
@@ -352,9 +364,9 @@ func (s *session) item(r *pollResult, cmd string, err error) (ok bool, fatal err
 		return false, nil // the agent's own refusal
 	}
 	if s.broken == nil {
-		s.broken = make(map[string]string)
+		s.broken = make(map[string]error)
 	}
-	s.broken[cmd] = callErrorText(cmd, err)
+	s.broken[cmd] = err
 	return false, nil
 }
 
@@ -388,6 +400,13 @@ func (e *pollTimeoutError) Error() string {
 }
 
 func (e *pollTimeoutError) Unwrap() error { return agentclient.ErrTimeout }
+
+// IsPollTimeout reports whether err is a poll that ran out of its time
+// part-way (what it gathered before is shown; Guest.Cause holds it).
+func IsPollTimeout(err error) bool {
+	var pe *pollTimeoutError
+	return errors.As(err, &pe)
+}
 
 // pollBoundText says where the poll bound comes from.
 func pollBoundText(limit, timeout time.Duration) string {
@@ -434,10 +453,10 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	if ranOut(ctx, pctx, err) {
 		err = &pollTimeoutError{cmd: cmd, limit: limit, timeout: s.f.opts.Timeout}
 		if s.agent != nil && r.answered {
-			r.outOfTime = err.Error() // what it gathered is worth showing
+			r.outOfTime = err // what it gathered is worth showing
 		}
 	}
-	if err == nil || r.outOfTime != "" {
+	if err == nil || r.outOfTime != nil {
 		s.apply(r)
 	} else {
 		s.failed(ctx, err, true)
@@ -738,7 +757,7 @@ func (s *session) apply(r *pollResult) {
 			// are asked at the next slow refresh, not at every poll.
 			g.LastSlow = now
 		}
-		if r.outOfTime != "" && g.State != Gone {
+		if r.outOfTime != nil && g.State != Gone {
 			g.Missed++
 		}
 		if g.DomainState == DomainBooting {
@@ -756,7 +775,8 @@ func (s *session) apply(r *pollResult) {
 		if g.Freeze == agentclient.Frozen {
 			st = Frozen
 		}
-		setState(g, st, s.pollErrText(r), now)
+		text, cause := s.pollErr(r)
+		setFault(g, st, text, cause, now)
 	})
 	if r.freeze == agentclient.Thawed {
 		s.kickWatchdog()
@@ -829,18 +849,22 @@ func (r *pollResult) storeItems(g *Guest) {
 	}
 }
 
-// pollErrText is what a completed (or partly completed) poll has to say:
+// pollErr is what a completed (or partly completed) poll has to say:
 // replies that were too large or undecodable, and a poll that ran out of
-// time. Empty for a clean poll. Holds sem.
-func (s *session) pollErrText(r *pollResult) string {
+// time, in words and as the errors behind them (joined). Empty and nil for
+// a clean poll. Holds sem.
+func (s *session) pollErr(r *pollResult) (string, error) {
 	var parts []string
+	var errs []error
 	for _, cmd := range slices.Sorted(maps.Keys(s.broken)) {
-		parts = append(parts, s.broken[cmd])
+		parts = append(parts, callErrorText(cmd, s.broken[cmd]))
+		errs = append(errs, s.broken[cmd])
 	}
-	if r.outOfTime != "" {
-		parts = append(parts, r.outOfTime)
+	if r.outOfTime != nil {
+		parts = append(parts, r.outOfTime.Error())
+		errs = append(errs, r.outOfTime)
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, "; "), errors.Join(errs...)
 }
 
 // yieldToLaunch reports whether this slot's poll gives way to a launch in

@@ -78,6 +78,38 @@ func Builtin(name string) (Palette, error) {
 	return Palette{}, fmt.Errorf("theme %q: unknown (built-in themes: %s)", name, strings.Join(Builtins(), ", "))
 }
 
+// NameHelp says what a theme name may be, for errors and usage lines.
+func NameHelp() string {
+	return "built-in themes: " + strings.Join(Builtins(), ", ") + "; auto: dark or light after the terminal's background; or a theme file ending in .toml"
+}
+
+// Check reports whether name is a theme Resolve accepts: a built-in, auto,
+// or a theme file that loads. Unlike Resolve it asks the terminal nothing,
+// so a command without a screen (guestdeck status) checks the fleet file's
+// theme as the dashboard does.
+func Check(name string) error {
+	_, err := palette(name, func() bool { return true })
+	return err
+}
+
+// palette is the palette name stands for; isDark decides auto.
+func palette(name string, isDark func() bool) (Palette, error) {
+	if name == "auto" {
+		name = "light"
+		if isDark() {
+			name = "dark"
+		}
+	}
+	if strings.HasSuffix(name, ".toml") {
+		return Load(name)
+	}
+	p, err := Builtin(name)
+	if err != nil {
+		return Palette{}, fmt.Errorf("theme %q: unknown (%s)", name, NameHelp())
+	}
+	return p, nil
+}
+
 // themeFile is the TOML layout of a user theme: an optional base palette and
 // colours overriding it.
 type themeFile struct {
@@ -130,7 +162,8 @@ func Parse(path string, data []byte) (Palette, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return Palette{}, fmt.Errorf("theme %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		return Palette{}, fmt.Errorf("theme %s: unknown keys: %s (a theme file has name, base and a [colors] table of %s)",
+			path, strings.Join(keys, ", "), strings.Join(Roles(), ", "))
 	}
 	base, err := Builtin(f.Base)
 	if err != nil {
@@ -332,21 +365,7 @@ func resolve(name string, getenv func(string) string, isDark func() bool) (Style
 	if NoColor(getenv) {
 		return Mono(), nil
 	}
-	var (
-		p   Palette
-		err error
-	)
-	if name == "auto" {
-		name = "light"
-		if isDark() {
-			name = "dark"
-		}
-	}
-	if strings.HasSuffix(name, ".toml") {
-		p, err = Load(name)
-	} else {
-		p, err = Builtin(name)
-	}
+	p, err := palette(name, isDark)
 	if err != nil {
 		return Styles{}, err
 	}

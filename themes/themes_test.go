@@ -60,7 +60,7 @@ func TestLoad(t *testing.T) {
 			}},
 		{name: "bad colour", data: "[colors]\nready = \"green\"\n", wantErr: "colour ready"},
 		{name: "bad index", data: "[colors]\nwarn = \"300\"\n", wantErr: "colour warn"},
-		{name: "unknown key", data: "[colors]\nreddy = \"#fff\"\n", wantErr: "unknown keys: colors.reddy"},
+		{name: "unknown key", data: "[colors]\nreddy = \"#fff\"\n", wantErr: "unknown keys: colors.reddy (a theme file has name, base and a [colors] table of accent, border, connecting, "},
 		{name: "bad base", data: "base = \"neon\"\n", wantErr: "unknown"},
 		{name: "syntax", data: "[colors\n", wantErr: "theme"},
 	}
@@ -191,5 +191,27 @@ func BenchmarkLoadNestedTheme(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = Load(path)
+	}
+}
+
+// TestCheck: every name Resolve takes passes, auto included, without asking
+// a terminal; anything else fails naming the choices.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("base = \"light\"\n"), 0o600)
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("colours = 1\n"), 0o600)
+	tests := []struct{ name, want string }{
+		{"dark", ""}, {"light", ""}, {"high-contrast", ""}, {"auto", ""}, {good, ""},
+		{"solarized", `theme "solarized": unknown (built-in themes: dark, light, high-contrast; auto: dark or light after the terminal's background; or a theme file ending in .toml)`},
+		{bad, "unknown keys: colours"},
+		{filepath.Join(dir, "missing.toml"), "missing.toml"},
+	}
+	for _, tt := range tests {
+		err := Check(tt.name)
+		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Check(%q) = %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }

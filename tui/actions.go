@@ -32,6 +32,7 @@ type confirmation struct {
 	skipped  []fleet.Result // guests whose agent cannot do it
 	needType bool           // the user must type len(run) (Action.TypedCount)
 	typed    string
+	via      *userVia // the user command that started it (usercmd.go), nil when typed
 }
 
 // runState is the action in flight.
@@ -52,6 +53,8 @@ type event struct {
 	results []fleet.Result
 	took    time.Duration
 	lines   int  // lines in the event log
+	nameW   int  // cells its guest names are padded to (eventNameCells)
+	timed   bool // some result has a time of its own to show (resultTook)
 	dry     bool // a dry run: nothing was sent
 	// note, when set, makes this event a fleet notice (a thaw attempt, an
 	// orphaned freeze thawed) rather than an action.
@@ -62,7 +65,11 @@ const maxEvents = 200
 
 // startAction checks read-only and capabilities, then confirms or runs a on
 // the target guests.
-func (m *Model) startAction(a fleet.Action) tea.Cmd {
+func (m *Model) startAction(a fleet.Action) tea.Cmd { return m.startActionVia(a, nil, false) }
+
+// startActionVia is startAction for a user command (via, nil when typed);
+// confirm asks first even where the action table would not.
+func (m *Model) startActionVia(a fleet.Action, via *userVia, confirm bool) tea.Cmd {
 	desc := actionString(a)
 	if m.opts.Readonly && actionMutating(a) {
 		m.setStatus("read-only: "+desc+" refused", true)
@@ -93,17 +100,43 @@ func (m *Model) startAction(a fleet.Action) tea.Cmd {
 		m.markSkipped(skipped)
 		return nil
 	}
-	if actionDestructive(a) {
+	if actionDestructive(a) || confirm {
 		m.open(layer{kind: layerConfirm, confirm: &confirmation{
 			action: a, run: run, skipped: skipped,
-			needType: a.TypedCount(len(run)),
+			needType: a.TypedCount(len(run)), via: via,
 		}})
 		return nil
 	}
-	return m.launch(a, run, skipped)
+	return m.launch(a, run, skipped, via)
+}
+
+// Result marks (✓ ✗ - beside the rows an action touched) say how the last
+// action went. They go when the next action starts, at esc (with the
+// guest marks, clear), or resultMarkTTL after the action ended: by then the
+// status line and the event log say it, and a ✓ left for minutes reads as
+// the state of the guest now.
+const resultMarkTTL = 30 * time.Second
+
+// expireResultMarks drops the result marks once their time is up.
+func (m *Model) expireResultMarks() {
+	if !m.marksUntil.IsZero() && !m.now().Before(m.marksUntil) {
+		m.clearResultMarks()
+	}
+}
+
+// clearResultMarks drops the marks of a finished action; a running one's
+// stay (its spinners are its progress).
+func (m *Model) clearResultMarks() bool {
+	if m.run != nil || len(m.rowStatus) == 0 {
+		return false
+	}
+	m.rowStatus = map[string]rowStatus{}
+	m.marksUntil = time.Time{}
+	return true
 }
 
 func (m *Model) markSkipped(skipped []fleet.Result) {
+	m.marksUntil = m.now().Add(resultMarkTTL) // launch clears it while the action runs
 	m.rowStatus = map[string]rowStatus{}
 	for _, r := range skipped {
 		m.rowStatus[r.Guest] = rowSkipped
@@ -124,7 +157,7 @@ func (m *Model) confirmKey(c *confirmation, k tea.KeyPressMsg) tea.Cmd {
 			return nil
 		}
 		m.closeLayer(layerConfirm)
-		return m.launch(c.action, c.run, c.skipped)
+		return m.launch(c.action, c.run, c.skipped, c.via)
 	case c.needType && k.String() == "backspace":
 		if c.typed != "" {
 			c.typed = c.typed[:len(c.typed)-1]
@@ -140,11 +173,12 @@ func (m *Model) confirmKey(c *confirmation, k tea.KeyPressMsg) tea.Cmd {
 // launch runs a in the background. Results come back through a channel read
 // by a Cmd that is re-armed after each message, so the fleet never calls
 // into the program.
-func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Result) tea.Cmd {
+func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Result, via *userVia) tea.Cmd {
 	m.runSeq++
 	id := m.runSeq
 	names := make([]string, len(run))
 	m.markSkipped(skipped)
+	m.marksUntil = time.Time{} // until it ends
 	for i, g := range run {
 		names[i] = g.Name
 		m.rowStatus[g.Name] = rowRunning
@@ -158,6 +192,9 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 	ch := make(chan tea.Msg, len(run)+1)
 	src := m.src
 	rec := m.auditAction(a, run, skipped)
+	if via != nil && rec.log != nil {
+		rec.entry.Command = via.auditCommand()
+	}
 	go func() {
 		defer cancel()
 		// The intent is on record before anything is sent, or nothing is.
@@ -218,13 +255,14 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	for _, res := range msg.results {
 		m.rowStatus[res.Guest] = resultStatus(res)
 	}
+	m.marksUntil = m.now().Add(resultMarkTTL)
 	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
 	where := "(e: event log)"
 	clear(r.action.Users.Secret) // a password is needed no longer than the run
 	if r.action.ListsData() {
 		// What was read is the point: show it, but never over a prompt or
 		// dialog the operator is answering (see layer).
-		m.eventScroll = 0
+		m.resetEventLog()
 		if !m.queue(layer{kind: layerEvents}) {
 			where = "(in the event log, shown when you close this)"
 		}
@@ -263,6 +301,15 @@ func tally(rs []fleet.Result) (ok, failed, skipped int) {
 
 func (m *Model) addEvent(e event) {
 	e.lines = eventLineCount(e)
+	e.nameW = eventNameCells(e.results)
+	for _, r := range e.results {
+		e.timed = e.timed || resultTook(r) != ""
+	}
+	if m.isOpen(layerEvents) && m.eventSel > 0 {
+		// Newest first: keep the selection on the line it was on.
+		m.eventSel += e.lines
+		m.eventScroll += e.lines
+	}
 	m.events = append([]event{e}, m.events...)
 	if len(m.events) > maxEvents {
 		m.events = m.events[:maxEvents]

@@ -113,7 +113,7 @@ func (m *Model) dryRun(a fleet.Action) tea.Cmd {
 		results[i] = fleet.Result{Guest: g.Name, OK: true, Result: "would send " + strings.Join(js, " then ")}
 	}
 	m.addEvent(event{at: now, action: a, results: results, dry: true})
-	m.eventScroll = 0
+	m.resetEventLog()
 	m.open(layer{kind: layerEvents})
 	would, _, skipped := tally(results)
 	m.setStatus(fmt.Sprintf("dry run of %s: %d would be sent it, %d skipped; nothing was sent", desc, would, skipped), false)

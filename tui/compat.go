@@ -5,9 +5,6 @@ package tui
 
 import "github.com/guestdeck/guestdeck/fleet"
 
-// matchGuest is the UI filter (fleet.Match: substring, glob, tag:, host:, state:).
-func matchGuest(g *fleet.Guest, filter string) bool { return fleet.Match(g, filter) }
-
 // parseAction parses a command line with fleet.ParseAction (aliases such
 // as "cat" for read are the action table's).
 func parseAction(args []string) (fleet.Action, error) { return fleet.ParseAction(args) }

@@ -85,7 +85,7 @@ func (m *Model) detailLines(g *fleet.Guest) []string {
 // scrollDetail moves the detail pane by delta lines within its content.
 func (m *Model) scrollDetail(delta int) {
 	n := len(m.detailLines(m.cursorGuest()))
-	m.detailScroll = max(min(m.detailScroll+delta, n-m.layout().detailRows), 0)
+	m.detailScroll = max(min(m.detailScroll+delta, n-m.detailViewRows()), 0)
 }
 
 // renderDetail draws the tab bar and n lines of the current tab for the guest
@@ -140,9 +140,7 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 		state += " for " + fmtDur(now.Sub(g.Since).Round(time.Second))
 	}
 	lines := []string{kv("State", m.st.State(string(g.State)).Render(state))}
-	if g.Err != "" {
-		lines = append(lines, kv("Error", m.st.Error.Render(txt(g.Err))))
-	}
+	lines = append(lines, m.errorLines(g)...)
 	lines = append(lines, domainLines(m, g, now)...)
 	host := g.Host
 	if host == "" {
@@ -155,7 +153,9 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 		lines = append(lines, kv("Tags", txt(strings.Join(g.Tags, ", "))))
 	}
 	if g.OS != nil {
-		lines = append(lines, kv("OS", strings.TrimSpace(txt(present.OSName(g))+"  "+txt(g.OS.Machine))))
+		// The machine follows the name; alone (a guest that reports only
+		// its kernel) it would read as the OS: the kernel release names it.
+		lines = append(lines, kv("OS", strings.TrimSpace(txt(present.OSLabel(g))+"  "+txt(g.OS.Machine))))
 		if k := strings.TrimSpace(g.OS.KernelRelease + " " + g.OS.KernelVersion); k != "" {
 			lines = append(lines, kv("Kernel", txt(k)))
 		}
@@ -208,6 +208,28 @@ func (m *Model) overviewLines(g *fleet.Guest) []string {
 	}
 	return lines
 }
+
+// errorLines is the guest's whole error, wrapped under its label (the
+// table's cell has only present.ErrBrief): at most maxErrLines lines.
+func (m *Model) errorLines(g *fleet.Guest) []string {
+	if g.Err == "" {
+		return nil
+	}
+	indent := strings.Repeat(" ", present.Width(kv("", "")))
+	var out []string
+	for i, l := range present.Wrap(g.Err, max(m.width-len(indent), 20), maxErrLines) {
+		if i == 0 {
+			out = append(out, kv("Error", m.st.Error.Render(l)))
+		} else {
+			out = append(out, indent+m.st.Error.Render(l))
+		}
+	}
+	return out
+}
+
+// maxErrLines bounds an error in the detail pane: a guest's agent error
+// (its own words) may be long.
+const maxErrLines = 6
 
 // capabilityLines lays out the agent's commands in columns; disabled ones
 // are greyed and flagged.
@@ -417,14 +439,15 @@ func (m *Model) eventLinesTotal() int {
 }
 
 // renderEvents is the event log: finished actions, newest first, with each
-// guest's result. Only the lines on screen are formatted, however many
-// guests an action touched.
+// guest's result, the selected line reversed. Only the lines on screen are
+// formatted, however many guests an action touched.
 func (m *Model) renderEvents(w, h int) string {
-	lines := []string{m.st.Title.Render("Event log") + m.st.Muted.Render("  (e or esc closes, ↑/↓ scroll)")}
+	lines := []string{m.st.Title.Render("Event log") + m.st.Muted.Render("  (↑/↓ select, enter opens an entry whole, e or esc closes)")}
 	if len(m.events) == 0 {
 		lines = append(lines, m.st.Muted.Render("no actions yet"))
 	}
 	skip := min(m.eventScroll, max(m.eventLinesTotal()-(h-1), 0))
+	idx := skip
 	add := func(f func() string) bool {
 		if skip > 0 {
 			skip--
@@ -433,7 +456,12 @@ func (m *Model) renderEvents(w, h int) string {
 		if len(lines) >= h {
 			return false
 		}
-		lines = append(lines, f())
+		line := f()
+		if idx == m.eventSel {
+			line = m.selectLine(line, w)
+		}
+		idx++
+		lines = append(lines, line)
 		return true
 	}
 	for _, e := range m.events {
@@ -445,7 +473,7 @@ func (m *Model) renderEvents(w, h int) string {
 			break
 		}
 		for _, r := range e.results {
-			if !add(func() string { return m.eventResult(r) }) {
+			if !add(func() string { return m.eventResult(r, e) }) {
 				break
 			}
 			for _, dl := range dataLines(r) {
@@ -479,10 +507,18 @@ func (m *Model) eventHead(e event) string {
 	return m.st.Header.Render(head)
 }
 
-// eventResult is one guest's line; name, result and error are escaped.
-func (m *Model) eventResult(r fleet.Result) string {
+// eventResult is one guest's line: its mark, its name padded to the
+// event's longest, how long it took (a column of its own where any result
+// of the event has a time, blank where the result says its own timing: a
+// ping's "pong in 3.6ms"), then the result or the error. Name, result and
+// error are escaped; the line is cut at the screen's edge (enter opens it
+// whole).
+func (m *Model) eventResult(r fleet.Result, e event) string {
 	w := max(m.width, 1)
-	name := present.Text(r.Guest, w)
+	name := padText(r.Guest, e.nameW, maxEventName)
+	if e.timed {
+		name += fmt.Sprintf(" %7s", resultTook(r))
+	}
 	switch {
 	case r.Skipped:
 		return m.st.Disabled.Render("  - " + name + "  skipped: " + present.Text(r.Err, w))
@@ -491,12 +527,18 @@ func (m *Model) eventResult(r fleet.Result) string {
 		if !r.ThawAt.IsZero() {
 			line += "; automatic thaw at " + r.ThawAt.Format("15:04:05")
 		}
-		if r.Duration > 0 {
-			line += m.st.Muted.Render("  " + fmtDur(r.Duration))
-		}
 		return line
 	}
 	return m.st.Error.Render("  ✗ " + name + "  " + present.Text(r.Err, w))
+}
+
+// resultTook is the time column of a result's line: "" for a skip (nothing
+// was sent) and for a ping, whose result names its round trip.
+func resultTook(r fleet.Result) string {
+	if r.Duration <= 0 || r.RTT != 0 || r.Skipped {
+		return ""
+	}
+	return fmtDur(r.Duration)
 }
 
 // frozenByText describes another guestdeck's freeze of the guest, in

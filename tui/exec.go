@@ -48,6 +48,7 @@ type execPane struct {
 	index   map[string]int
 
 	confirming bool
+	via        *userVia // the user command that started it (usercmd.go)
 	running    bool
 	cancelled  bool
 	cancel     context.CancelFunc
@@ -180,7 +181,11 @@ func (x *execUI) remember(line string) {
 
 // prepareExec parses line and opens the results pane for the marked guests
 // (or the one under the cursor): asking first when there is more than one.
-func (m *Model) prepareExec(line string) tea.Cmd {
+func (m *Model) prepareExec(line string) tea.Cmd { return m.prepareExecVia(line, nil, false) }
+
+// prepareExecVia is prepareExec for a user command (via, nil when typed);
+// confirm asks first even for one guest.
+func (m *Model) prepareExecVia(line string, via *userVia, confirm bool) tea.Cmd {
 	argv, err := splitCommandLine(line)
 	if err != nil {
 		m.setStatus("exec: "+err.Error(), true)
@@ -194,7 +199,7 @@ func (m *Model) prepareExec(line string) tea.Cmd {
 	}
 	m.ex.seq++
 	p := &execPane{id: m.ex.seq, line: line, spec: fleet.ExecSpec{Path: argv[0], Args: argv[1:]},
-		guests: targets, results: make([]fleet.ExecResult, len(targets)), index: map[string]int{}, linesFor: -1}
+		guests: targets, results: make([]fleet.ExecResult, len(targets)), index: map[string]int{}, linesFor: -1, via: via}
 	for i, g := range targets {
 		p.results[i] = fleet.ExecResult{Guest: g.Name, State: fleet.ExecWaiting}
 		p.index[g.Name] = i
@@ -204,7 +209,7 @@ func (m *Model) prepareExec(line string) tea.Cmd {
 	p.search.SetStyles(execInputStyles(m.st))
 	m.ex.pane = p
 	m.open(layer{kind: layerExec, exec: m.ex})
-	if len(targets) > 1 {
+	if len(targets) > 1 || confirm {
 		p.confirming = true
 		return nil
 	}
@@ -264,8 +269,12 @@ func (m *Model) execRecord(p *execPane) record {
 	for _, g := range p.guests {
 		addr[g.Name] = g.Address
 	}
+	command := []string{"!" + p.line}
+	if p.via != nil {
+		command = p.via.auditCommand()
+	}
 	return record{log: al, addr: addr, entry: audit.Entry{ID: al.NewID(), Phase: audit.Intent, Source: audit.SourceDashboard,
-		Command: []string{"!" + p.line}, Action: "exec " + p.spec.String(), Guests: fleet.ExecAuditPlan(p.spec, p.guests, audit.Intent)}}
+		Command: command, Action: "exec " + p.spec.String(), Guests: fleet.ExecAuditPlan(p.spec, p.guests, audit.Intent)}}
 }
 
 // execOutcome writes every guest's exit code under the intent's ID.
@@ -597,7 +606,7 @@ func (m *Model) renderExec(w, h int) string {
 	}
 	k := paneKeys()
 	dialog := m.dialogBox([]string{
-		m.st.Warn.Bold(true).Render(fmt.Sprintf("Run %s on %s?", present.Text(p.spec.String(), w/2), present.Plural(len(p.guests), "guest"))),
+		m.st.Warn.Bold(true).Render(viaPrefix(p.via) + fmt.Sprintf("Run %s on %s?", present.Text(p.spec.String(), w/2), present.Plural(len(p.guests), "guest"))),
 		guestList(names, len(p.guests), 5),
 		"",
 		k.yes.Help().Key + " runs it · " + k.no.Help().Key + " cancels",

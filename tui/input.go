@@ -18,9 +18,13 @@ import (
 // group of keys has its handler, tried in turn.
 func (m *Model) tableKey(k tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(k, m.keys.Quit) {
+		m.nav.count = 0
 		return m.requestQuit()
 	}
-	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey} {
+	if cmd, ok := m.countKey(k); ok { // nav.go: 5j
+		return cmd
+	}
+	for _, handle := range []func(tea.KeyPressMsg) (tea.Cmd, bool){m.moveKey, m.markKey, m.viewKey, m.actionKey, m.savedViewKey, m.userCommandKey} {
 		if cmd, ok := handle(k); ok {
 			return cmd
 		}
@@ -65,6 +69,8 @@ func (m *Model) markKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		for _, g := range m.tbl.rows {
 			m.marks[g.Name] = true
 		}
+	case key.Matches(k, km.InvertMarks):
+		m.invertMarks() // nav.go
 	case key.Matches(k, km.Clear):
 		m.clear()
 	default:
@@ -78,13 +84,13 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	km := &m.keys
 	switch {
 	case key.Matches(k, km.Filter):
-		m.open(layer{kind: layerFilter})
-		m.filterInput.SetValue(m.tbl.filter)
-		m.filterInput.CursorEnd()
-		return m.filterInput.Focus(), true
+		return m.openFilter(), true // nav.go
+	case key.Matches(k, km.Jump):
+		return m.openJump(), true // nav.go
 	case key.Matches(k, km.Command):
 		m.open(layer{kind: layerCommand})
 		m.cmdInput.SetValue("")
+		m.nav.paletteMatch("")
 		return m.cmdInput.Focus(), true
 	case key.Matches(k, km.Help):
 		m.open(layer{kind: layerHelp})
@@ -99,6 +105,8 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(k, km.Pulse):
 		m.openPulse() // pulse.go
 	case key.Matches(k, km.Detail):
+		m.openDetail() // detailview.go
+	case key.Matches(k, km.DetailPane):
 		m.detail = !m.detail
 		m.clampScroll()
 	case key.Matches(k, km.DetailNextTab):
@@ -111,12 +119,16 @@ func (m *Model) viewKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.scrollDetail(-max(m.layout().detailRows/2, 1))
 	case key.Matches(k, km.Events):
 		m.open(layer{kind: layerEvents})
-		m.eventScroll = 0
+		m.resetEventLog()
 	case key.Matches(k, km.Hosts):
 		m.open(layer{kind: layerHosts})
 		m.hostScroll = 0
 	case key.Matches(k, km.Files):
 		return m.openFiles(), true
+	case key.Matches(k, km.Yank):
+		m.openYank() // clip.go
+	case key.Matches(k, km.Audit):
+		return m.openAudit(), true // auditpane.go
 	case key.Matches(k, km.Exec), slices.Contains(km.Exec.Keys(), k.String()):
 		// Matched disabled too: read-only mode refuses it in words.
 		return m.openExecPrompt(""), true
@@ -172,13 +184,16 @@ func (m *Model) toggleVisual() {
 	m.visualAnchor = m.tbl.cursor
 }
 
-// clear drops, in order, a visual range, the marks, the filter.
+// clear drops, in order, a visual range, the marks (and with them the
+// last action's result marks), the filter.
 func (m *Model) clear() {
 	switch {
 	case m.visual:
 		m.visual = false
 	case len(m.marks) > 0:
 		m.marks = map[string]bool{}
+		m.clearResultMarks()
+	case m.clearResultMarks():
 	case m.tbl.filter != "":
 		m.tbl.filter = ""
 		m.reindex()
@@ -201,43 +216,28 @@ func (m *Model) filterKey(k tea.KeyPressMsg) tea.Cmd {
 		}
 		m.closeLayer(layerFilter)
 		m.filterInput.Blur()
-		return nil
+		return m.rememberFilter(m.tbl.filter) // nav.go
 	case "esc":
 		m.closeLayer(layerFilter)
 		m.filterInput.Blur()
-		m.tbl.filter = ""
-		m.reindex()
-		m.checkFilter()
+		m.filterInput.SetValue("")
+		m.applyTypedFilter()
 		return nil
+	case "up":
+		return m.recallFilter(-1) // nav.go
+	case "down":
+		return m.recallFilter(+1)
 	}
 	return m.updateFilter(k)
 }
 
-// checkFilter shows the error the CLI gives for a selector such as
-// state:bogus, and takes it away once the filter is fixed.
-func (m *Model) checkFilter() {
-	err := fleet.CheckFilter(m.tbl.filter)
-	switch {
-	case err != nil:
-		m.filterErr = err.Error()
-		m.setStatus(m.filterErr, true)
-	case m.filterErr != "":
-		if m.status == m.filterErr {
-			m.setStatus("", false)
-		}
-		m.filterErr = ""
-	}
-}
-
-// updateFilter edits the filter (a key or a paste) and applies it as typed.
+// updateFilter edits the filter (a key or a paste) and applies it as typed
+// when it compiles; the CLI's error for a selector such as state:bogus, or
+// a bad re:, shows until it is fixed (nav.go).
 func (m *Model) updateFilter(msg tea.Msg) tea.Cmd {
 	var cmd tea.Cmd
 	m.filterInput, cmd = m.filterInput.Update(msg)
-	if v := strings.TrimSpace(m.filterInput.Value()); v != m.tbl.filter {
-		m.tbl.filter = v
-		m.reindex()
-		m.checkFilter()
-	}
+	m.applyTypedFilter()
 	return cmd
 }
 
@@ -254,9 +254,16 @@ func (m *Model) commandKey(k tea.KeyPressMsg) tea.Cmd {
 		m.closeLayer(layerCommand)
 		m.cmdInput.Blur()
 		return m.runCommandLine(m.cmdInput.Value())
+	case "tab", "down":
+		m.pickCommand(+1) // nav.go: cycles the palette
+		return nil
+	case "shift+tab", "up":
+		m.pickCommand(-1)
+		return nil
 	}
 	var cmd tea.Cmd
 	m.cmdInput, cmd = m.cmdInput.Update(k)
+	m.commandEdited()
 	return cmd
 }
 
@@ -281,6 +288,13 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 	case "hold":
 		m.toggleHold()
 		return nil
+	case "view", "columns":
+		m.viewCommand(fields) // views.go
+		return nil
+	case "audit":
+		return m.openAudit() // auditpane.go
+	case "export":
+		return m.export(strings.TrimPrefix(strings.TrimSpace(line), fields[0])) // export.go
 	case "sort":
 		if len(fields) == 2 {
 			if c, ok := sortColumnNamed(fields[1]); ok {
@@ -297,6 +311,13 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 			return m.prepareExec(rest)
 		}
 		return m.openExecPrompt("")
+	}
+	if c, ok := m.commandNamed(fields[0]); ok {
+		if len(fields) > 1 {
+			m.setStatus(fmt.Sprintf("%s: a command of the fleet file takes no words (it runs %q on the marked guests)", c.Name, c.Run), true)
+			return nil
+		}
+		return m.runUserCommand(c) // usercmd.go
 	}
 	dry := fields[0] == dryRunVerb
 	if dry {
@@ -319,43 +340,18 @@ func (m *Model) runCommandLine(line string) tea.Cmd {
 // dryRunVerb before an action on the command line shows what it would send.
 const dryRunVerb = "dry-run"
 
-// completions are the command-line suggestions (tab accepts one): every
-// action's words and modes from the action table, a dry run of each
-// mutating one ("dry-run freeze"), and the dashboard's own verbs.
-// Read-only mode leaves out what it would refuse, and the dry runs of it.
+// completions are the command-line suggestions (tab cycles through them):
+// every action's words and modes from the action table, a dry run of each
+// mutating one ("dry-run freeze"), and the dashboard's own verbs (see
+// commandItems, which gives each its help). Read-only mode leaves out what
+// it would refuse, and the dry runs of it.
 func (m *Model) completions() []string {
-	var all, dry []string
-	for _, s := range fleet.Suggestions() {
-		if s.Mutating && m.opts.Readonly {
-			continue
-		}
-		all = append(all, s.Text)
-		if s.Mutating {
-			dry = append(dry, dryRunVerb+" "+s.Text)
-		}
+	items := m.commandItems()
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.text
 	}
-	all = append(all, "events", "help", "quit", "pulse", "hold")
-	all = append(all, sortNames()...)
-	if m.opts.Exec != nil && !m.opts.Readonly {
-		all = append(all, "exec ") // not a table action: exec.go runs it
-	}
-	return append(all, dry...)
-}
-
-// commandHelp is the `:` line's syntax on the help screen, from the action
-// table: every action (in read-only mode, those that change nothing) with
-// its aliases ("read|cat PATH", "reboot"), wrapped at ", " so the first
-// line fits first cells and the others rest cells. Where that takes more
-// than two lines the modes read MODE, and then the names stand alone (the
-// `:` line's tab completes the rest).
-func commandHelp(readonly bool, first, rest int) []string {
-	var lines []string
-	for _, level := range []fleet.HelpLevel{fleet.HelpFull, fleet.HelpShort, fleet.HelpNames} {
-		if lines = wrapItems(helpItems(readonly, level), first, rest); len(lines) <= 2 {
-			break
-		}
-	}
-	return lines
+	return out
 }
 
 func helpItems(readonly bool, level fleet.HelpLevel) []string {
@@ -370,55 +366,6 @@ func helpItems(readonly bool, level fleet.HelpLevel) []string {
 		items = append(items, "nothing that changes a guest (read-only)")
 	}
 	return items
-}
-
-// wrapItems joins items with ", " in lines of first, then rest, cells.
-func wrapItems(items []string, first, rest int) []string {
-	var lines []string
-	line, width := "", first
-	for _, it := range items {
-		switch {
-		case line == "":
-			line = it
-		case present.Width(line+", "+it) <= width:
-			line += ", " + it
-		default:
-			lines = append(lines, line+",")
-			line, width = it, rest
-		}
-	}
-	return append(lines, line)
-}
-
-func (m *Model) helpKey(k tea.KeyPressMsg) tea.Cmd {
-	if key.Matches(k, m.keys.closeKeys(m.keys.Help)) {
-		m.closeLayer(layerHelp)
-	}
-	return nil
-}
-
-func (m *Model) eventsKey(k tea.KeyPressMsg) tea.Cmd {
-	page := m.layout().regionHeight
-	switch {
-	case key.Matches(k, m.keys.closeKeys(m.keys.Events)):
-		m.closeLayer(layerEvents)
-	case key.Matches(k, m.keys.Up):
-		m.scrollEvents(-1)
-	case key.Matches(k, m.keys.Down):
-		m.scrollEvents(1)
-	case key.Matches(k, m.keys.PageDown):
-		m.scrollEvents(page)
-	case key.Matches(k, m.keys.PageUp):
-		m.scrollEvents(-page)
-	}
-	return nil
-}
-
-// scrollEvents moves the event log by delta lines, keeping its last line
-// on screen.
-func (m *Model) scrollEvents(delta int) {
-	last := max(m.eventLinesTotal()-m.layout().regionHeight+1, 0)
-	m.eventScroll = min(max(0, m.eventScroll+delta), last)
 }
 
 // requestQuit quits, or asks first (on top of everything) when this process
@@ -525,7 +472,7 @@ func (m *Model) handleClick(ms tea.Mouse) {
 	switch {
 	case ms.Y == l.tableTop-1:
 		x := prefixWidth
-		for _, c := range visibleColumns(m.width, m.tbl.sortCol) {
+		for _, c := range m.visibleColumns() {
 			if ms.X >= x && ms.X < x+c.width+1 {
 				if m.tbl.sortCol == c.id {
 					m.tbl.sortDesc = !m.tbl.sortDesc
@@ -543,15 +490,20 @@ func (m *Model) handleClick(ms tea.Mouse) {
 			m.moveTo(i)
 		}
 	case m.detail && ms.Y == l.detailTop:
-		x := 0
-		for i, label := range m.tabLabels() {
-			w := present.Width(label)
-			if ms.X >= x && ms.X < x+w {
-				m.setTab(i)
-				return
-			}
-			x += w + 1
+		m.clickTab(ms.X)
+	}
+}
+
+// clickTab picks the tab drawn at column x of the tab bar.
+func (m *Model) clickTab(x int) {
+	left := 0
+	for i, label := range m.tabLabels() {
+		w := present.Width(label)
+		if x >= left && x < left+w {
+			m.setTab(i)
+			return
 		}
+		left += w + 1
 	}
 }
 

@@ -18,13 +18,19 @@ type KeyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
 
 	Mark, MarkRange, ExtendUp, ExtendDown, MarkAll, Clear key.Binding
+	InvertMarks                                           key.Binding
+
+	// Jump starts a type-ahead jump to a guest by name (nav.go).
+	Jump key.Binding
 
 	Filter, Command, Help, Quit, Back    key.Binding
 	Sort, SortReverse, HoldOrder         key.Binding
 	Pulse                                key.Binding
 	Detail, DetailNextTab, DetailPrevTab key.Binding
+	DetailPane                           key.Binding
 	DetailDown, DetailUp                 key.Binding
 	Events, Files, Refresh, Exec, Hosts  key.Binding
+	Yank, Audit                          key.Binding // clip.go, auditpane.go
 
 	// Actions on the marked guests (or the guest under the cursor).
 	Ping, Freeze, Thaw, Shutdown, Suspend, SetTime key.Binding
@@ -63,12 +69,15 @@ func DefaultKeyMap() KeyMap {
 		Top:      bind("first", "home", "g"),
 		Bottom:   bind("last", "end", "G"),
 
-		Mark:       bind("mark", "space"),
+		Mark:       bind("mark, move down", "space"),
 		MarkRange:  bind("visual range", "v"),
 		ExtendUp:   bind("extend up", "shift+up", "K"),
 		ExtendDown: bind("extend down", "shift+down", "J"),
 		MarkAll:    bind("mark all shown", "ctrl+a"),
 		Clear:      bind("clear marks/filter", "esc"),
+		// mc's key for inverting the selection; ctrl+i is tab.
+		InvertMarks: bind("invert marks", "*"),
+		Jump:        bind("go to name", "'"),
 
 		Filter:      bind("filter", "/"),
 		Command:     bind("command", ":"),
@@ -80,7 +89,8 @@ func DefaultKeyMap() KeyMap {
 		HoldOrder:   bind("hold row order", "o"), // H is the hosts pane
 		Pulse:       bind("fleet pulse", "P"),
 
-		Detail:        bind("detail pane", "enter"),
+		Detail:        bind("detail pane", "enter"), // opens it over the table (detailview.go)
+		DetailPane:    bind("pane on/off", "i"),
 		DetailNextTab: bind("next tab", "tab"),
 		DetailPrevTab: bind("prev tab", "shift+tab"),
 		DetailDown:    bind("detail down", "ctrl+d"),
@@ -90,6 +100,8 @@ func DefaultKeyMap() KeyMap {
 		Refresh:       bind("refresh", "r"),
 		Exec:          bind("run a program", "!"),
 		Hosts:         bind("hosts", "H"),
+		Yank:          bind("copy", "y"),
+		Audit:         bind("audit log", "A"),
 
 		Ping:     bind(quickHelp(fleet.ActPing), "p"),
 		Freeze:   bind(quickHelp(fleet.ActFreeze), "F"),
@@ -105,12 +117,13 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 	return map[string]*key.Binding{
 		"up": &k.Up, "down": &k.Down, "page_up": &k.PageUp, "page_down": &k.PageDown, "top": &k.Top, "bottom": &k.Bottom,
 		"mark": &k.Mark, "mark_range": &k.MarkRange, "extend_up": &k.ExtendUp, "extend_down": &k.ExtendDown,
-		"mark_all": &k.MarkAll, "clear": &k.Clear,
+		"mark_all": &k.MarkAll, "clear": &k.Clear, "invert_marks": &k.InvertMarks, "jump": &k.Jump,
 		"filter": &k.Filter, "command": &k.Command, "help": &k.Help, "quit": &k.Quit, "back": &k.Back,
 		"sort": &k.Sort, "sort_reverse": &k.SortReverse, "hold_order": &k.HoldOrder, "pulse": &k.Pulse,
-		"open": &k.Detail, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
+		"open": &k.Detail, "detail_pane": &k.DetailPane, "detail_next_tab": &k.DetailNextTab, "detail_prev_tab": &k.DetailPrevTab,
 		"detail_down": &k.DetailDown, "detail_up": &k.DetailUp,
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec, "hosts": &k.Hosts,
+		"yank": &k.Yank, "audit": &k.Audit,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
 		"suspend": &k.Suspend, "settime": &k.SetTime,
 	}
@@ -171,13 +184,23 @@ func (k *KeyMap) Apply(overrides map[string][]string) error {
 	for _, n := range others {
 		for _, key := range m[n].Keys() {
 			if by, taken := owner[key]; taken && !sharedByDefault(by, n) {
-				return fmt.Errorf("keys: %s = %q takes the key of %s; bind %s to another key too", by, key, n, n)
+				return &KeyError{Action: by, Msg: fmt.Sprintf("%s = %q takes the key of %s; bind %s to another key too", by, key, n, n)}
 			}
 		}
 	}
 	*k = next
 	return nil
 }
+
+// KeyError is a rebinding refused because of the built-in keys, which only
+// the dashboard knows: Action is the rebound action, so that the caller can
+// point at its line in the fleet file.
+type KeyError struct {
+	Action string
+	Msg    string
+}
+
+func (e *KeyError) Error() string { return "keys: " + e.Msg }
 
 // sharedByDefault reports whether actions a and b share a key in the stock
 // bindings, and so may share one when rebound.
@@ -244,14 +267,17 @@ func quickHelp(k fleet.Kind) string {
 
 // ShortHelp is the one-line help under the table.
 func (k KeyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Help, k.Mark, k.Filter, k.Command, k.Sort, k.Detail, k.Quit}
+	// The line is short: "mark" there, "mark, move down" on the ? screen.
+	mark := k.Mark
+	mark.SetHelp(mark.Help().Key, "mark")
+	return []key.Binding{k.Help, mark, k.Filter, k.Command, k.Sort, k.Detail, k.Quit}
 }
 
 // FullHelp is the `?` screen, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Detail, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp},
-		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse},
+		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Jump, k.Detail, k.DetailPane, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp, k.Yank},
+		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.InvertMarks, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse, k.Audit},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Help, k.Back, k.Quit},
 		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
 	}
@@ -315,13 +341,19 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	quit := bind("quit", "ctrl+c")
 	switch l.kind {
 	case layerFilter:
-		return []key.Binding{bind("apply filter", "enter"), bind("clear filter", "esc"), quit}
+		return []key.Binding{bind("apply filter", "enter"), bind("clear filter", "esc"), bind("history", "↑/↓"), quit}
 	case layerCommand:
-		return []key.Binding{bind("run", "enter"), bind("complete", "tab"), bind("cancel", "esc"), quit}
+		return []key.Binding{bind("run", "enter"), bind("next/prev completion", "tab/shift+tab"), bind("pick", "↑/↓"), bind("cancel", "esc"), quit}
+	case layerJump:
+		return []key.Binding{bind("stay here", "enter"), bind("next/prev match", "tab/shift+tab"), bind("go back", "esc"), quit}
 	case layerHelp:
-		return []key.Binding{k.closeKeys(k.Help), quit}
+		return []key.Binding{k.closeKeys(k.Help), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerEvents:
-		return []key.Binding{k.closeKeys(k.Events), k.Up, k.Down, k.PageUp, k.PageDown, quit}
+		return []key.Binding{k.closeKeys(k.Events), entryOpenKey, k.Up, k.Down, k.PageUp, k.PageDown, quit}
+	case layerEntry:
+		return []key.Binding{k.entryCloseKeys(), k.Up, k.Down, k.PageUp, k.PageDown, quit}
+	case layerDetail:
+		return []key.Binding{k.detailCloseKeys(), k.Up, k.Down, k.DetailNextTab, bind("tab", "1-9"), k.PageDown, quit}
 	case layerHosts:
 		return []key.Binding{k.closeKeys(k.Hosts), k.Up, k.Down, k.PageUp, k.PageDown, quit}
 	case layerConfirm:
@@ -338,6 +370,15 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 		return execHelp(l.exec)
 	case layerPulse:
 		return k.pulseHelp()
+	case layerColumns:
+		toggle, up, down, auto, apply, cancel := pickerKeys()
+		return []key.Binding{k.Up, k.Down, toggle, up, down, auto, apply, cancel}
+	case layerYank:
+		return yankHelp()
+	case layerAudit:
+		return k.auditHelp(l.audit)
+	case layerAsk:
+		return askHelp()
 	}
 	return k.ShortHelp()
 }

@@ -25,22 +25,41 @@ func TestFullHelpListsEveryAction(t *testing.T) {
 	}
 }
 
-// At 80 columns the `?` screen must still show quit and every action key:
-// bubbles/help alone cut the right-hand groups off with an ellipsis.
+// At 80x24 the `?` screen shows the filter and command syntax whole on
+// its first page (it was cut at "host:…" and "shutdown …"), says how much
+// is below, and scrolls to every key: quit and every action key included
+// (bubbles/help alone cut the right-hand groups off with an ellipsis).
 func TestHelpFitsEightyColumns(t *testing.T) {
 	m, _ := newTestModel(5, 80, 24, Options{})
 	m = press(t, m, "?")
-	v := ansi.Strip(m.View().Content)
-	for _, want := range []string{"quit", "shutdown", "set time", "ctrl+u", "reverse sort", "Targets",
-		"Q/! leave them frozen · n/esc cancel"} {
-		if !strings.Contains(v, want) {
-			t.Errorf("help at 80x24 lacks %q:\n%s", want, v)
+	first := ansi.Strip(m.View().Content)
+	for _, want := range []string{"host:X, state:frozen", "shutdown [powerdown|reboot|halt]", "ssh-key list",
+		":view NAME", ":columns a,b,c", "Targets", "Q/! leave them frozen · n/esc cancel", "more lines (↓/j"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("help's first page at 80x24 lacks %q:\n%s", want, first)
 		}
 	}
-	for i, l := range strings.Split(v, "\n") {
-		if w := ansi.StringWidth(l); w > 80 {
-			t.Errorf("line %d is %d wide: %q", i, w, l)
+	m = press(t, m, "G")
+	last := ansi.Strip(m.View().Content)
+	for _, want := range []string{"quit", "shutdown", "set time", "ctrl+u", "reverse sort", "fleet pulse"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("help's last page at 80x24 lacks %q:\n%s", want, last)
 		}
+	}
+	if strings.Contains(last, "more lines") {
+		t.Errorf("the last page still says there is more:\n%s", last)
+	}
+	for _, v := range []string{first, last} {
+		for i, l := range strings.Split(v, "\n") {
+			if w := ansi.StringWidth(l); w > 80 {
+				t.Errorf("line %d is %d wide: %q", i, w, l)
+			}
+		}
+	}
+	// Scrolling down past the end and back up one line leaves the last page.
+	m = press(t, m, "down", "down", "up")
+	if v := ansi.Strip(m.View().Content); v == last || !strings.Contains(v, "more lines") {
+		t.Errorf("up from the end did not scroll back a line:\n%s", v)
 	}
 }
 
@@ -51,17 +70,25 @@ func TestPartitions(t *testing.T) {
 	}
 }
 
-// At 60 columns two columns of key groups fit side by side: none is cut.
+// At 60 columns two columns of key groups fit side by side: none is cut,
+// and paging down reaches every group.
 func TestHelpSixtyColumnsNotCut(t *testing.T) {
 	m, _ := newTestModel(5, 60, 15, Options{})
 	m = press(t, m, "?")
-	v := ansi.Strip(m.View().Content)
-	if !strings.Contains(v, "filter") {
-		t.Errorf("help at 60x15 lacks the filter group:\n%s", v)
+	var seen strings.Builder
+	for range 6 {
+		v := ansi.Strip(m.View().Content)
+		seen.WriteString(v)
+		for _, l := range strings.Split(v, "\n") {
+			if strings.Contains(l, "…") && !strings.Contains(l, "thaw in") && !strings.Contains(l, "page up …") {
+				t.Errorf("help line cut: %q\n%s", l, v)
+			}
+		}
+		m = press(t, m, "pgdown")
 	}
-	for _, l := range strings.Split(v, "\n")[3:8] {
-		if strings.Contains(l, "…") {
-			t.Errorf("key line cut: %q\n%s", l, v)
+	for _, want := range []string{"reverse sort", "fleet pulse", "set time", "state:frozen"} {
+		if !strings.Contains(seen.String(), want) {
+			t.Errorf("paging through the help at 60x15 never shows %q", want)
 		}
 	}
 }

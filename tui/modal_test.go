@@ -183,7 +183,7 @@ func TestLayersTakeKeysOnlyOnTop(t *testing.T) {
 			func(m Model, f *fixture, quit bool) bool { return m.filterInput.Value() == "x" && m.tbl.filter == "x" }},
 		{layerCommand, "command", "x", "enter run", "enter run",
 			func(m Model, f *fixture, quit bool) bool { return m.cmdInput.Value() == "x" }},
-		{layerHelp, "help", "esc", "Keys  (? or esc closes)", "?/esc/q close",
+		{layerHelp, "help", "esc", "Help  (? or esc closes)", "?/esc/q close",
 			func(m Model, f *fixture, quit bool) bool { return !m.isOpen(layerHelp) }},
 		{layerEvents, "events", "esc", "Event log", "e/esc/q close",
 			func(m Model, f *fixture, quit bool) bool { return !m.isOpen(layerEvents) }},
@@ -295,7 +295,7 @@ func TestReadFinishingQueuesBeneath(t *testing.T) {
 			}
 		}},
 		{"help", []string{"?"}, func(t *testing.T, m Model, _ *fakePane) {
-			if v := view(m); !strings.Contains(v, "Keys  (") || strings.Contains(v, "Event log") {
+			if v := view(m); !strings.Contains(v, "Help  (") || strings.Contains(v, "Event log") {
 				t.Errorf("help screen covered:\n%s", v)
 			}
 			m = press(t, m, "esc")

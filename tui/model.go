@@ -22,6 +22,8 @@ import (
 
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/themes"
+	"github.com/guestdeck/guestdeck/tui/history"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // The fleet is the production Source.
@@ -79,6 +81,20 @@ type Options struct {
 	Audit fleet.Auditor
 	// Exec runs programs on guests (the ! key, :exec); nil disables it.
 	Exec ExecFunc
+	// Views are the saved views (views.go); check them with CheckViews.
+	Views []View
+	// ExportJSON writes guests as `status --json` prints them (the CLI's
+	// shape, one home); nil leaves `:export json` unavailable.
+	ExportJSON func(w io.Writer, guests []*fleet.Guest) error
+	// Commands are the fleet file's [[commands]] (usercmd.go); check them
+	// first with CheckCommands.
+	Commands []Command
+	// FilterHistory, when set, is the file the filter prompt's history is
+	// kept in across restarts (↑/↓ in the prompt); nil keeps it for the
+	// session only. The last filter is not applied at start: a dashboard
+	// that opens on a filter nobody sees set hides guests, and ctrl+a then
+	// an action would act on a set the operator did not choose today.
+	FilterHistory *history.File
 }
 
 // CheckKeys reports whether overrides name only known actions.
@@ -123,8 +139,14 @@ type Model struct {
 	detailScroll int
 
 	eventScroll int
+	eventSel    int        // the event log's selected line (eventlog.go)
+	entry       *entryView // the log entry open whole (layerEntry), nil when none
 	hostScroll  int
+	helpScroll  int // lines of the help screen scrolled off the top (help.go)
 	help        help.Model
+
+	views  viewState     // saved views and the one shown (views.go)
+	picker *columnPicker // the column picker's state (picker.go)
 
 	// layers is the dashboard's one modal state; see layer.
 	layers []layer
@@ -136,15 +158,20 @@ type Model struct {
 
 	run       *runState
 	rowStatus map[string]rowStatus
-	runSeq    int
-	spin      spinner.Model
-	prog      progress.Model
-	events    []event
-	noticeSeq uint64 // the newest fleet notice already in events
+	// marksUntil is when the last action's result marks (✓ ✗ -) go:
+	// resultMarkTTL after it ended; zero while it runs or when none show.
+	marksUntil time.Time
+	runSeq     int
+	spin       spinner.Model
+	prog       progress.Model
+	events     []event
+	noticeSeq  uint64 // the newest fleet notice already in events
 
 	ex *execUI // the exec prompt, its history and results pane (exec.go)
 
 	pulse *pulseView // the pulse view's lists and selection (pulse.go)
+
+	nav navState // filter history, jump, counts, the `:` palette (nav.go)
 }
 
 // layerKind names what can be open over the fleet table.
@@ -163,6 +190,13 @@ const (
 	layerExecCmd                  // the ! prompt, drawn on the input line
 	layerExec                     // an exec's confirmation and results pane
 	layerPulse                    // the fleet pulse view (pulse.go)
+	layerEntry                    // one event log entry, whole (eventlog.go)
+	layerDetail                   // the detail pane opened over the region (detailview.go)
+	layerColumns                  // the column picker (picker.go)
+	layerYank                     // the copy chooser after y, on the input line (clip.go)
+	layerAudit                    // the audit log pane (auditpane.go)
+	layerAsk                      // a yes/no question: overwrite an export's file (export.go)
+	layerJump                     // type-ahead jump to a guest, on the input line (nav.go)
 )
 
 // layer is one prompt, screen or dialog open over the table. Model.layers
@@ -189,6 +223,8 @@ type layer struct {
 	files   FilesPane     // layerFiles
 	quit    *quitDialog   // layerQuit
 	exec    *execUI       // layerExec
+	audit   *auditView    // layerAudit
+	ask     *askDialog    // layerAsk
 }
 
 // quitDialog is the state of the quit-with-frozen-guests dialog.
@@ -200,7 +236,8 @@ type quitDialog struct {
 // drawsInRegion reports whether the layer replaces the table region (a
 // prompt is drawn on the input line and leaves the region to what is below).
 func (l layer) drawsInRegion() bool {
-	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd
+	return l.kind != layerTable && l.kind != layerFilter && l.kind != layerCommand && l.kind != layerExecCmd &&
+		l.kind != layerYank && l.kind != layerJump
 }
 
 // top is the layer that receives keys; the zero layer is the table.
@@ -311,6 +348,9 @@ func New(src Source, opts Options) Model {
 	}
 	if err := m.keys.Apply(opts.Keys); err != nil {
 		m.setStatus(err.Error(), true)
+	} else if err := CheckCommands(opts.Keys, opts.Commands); err != nil {
+		m.opts.Commands = nil // none rather than some: the caller checks first
+		m.setStatus(err.Error(), true)
 	}
 	m.keys.setReadonly(opts.Readonly)
 
@@ -325,13 +365,18 @@ func New(src Source, opts Options) Model {
 	}
 	m.filterInput = textinput.New()
 	m.filterInput.Prompt = "/"
-	m.filterInput.Placeholder = "name, glob, tag:X, host:X, state:X"
+	m.filterInput.Placeholder = "name, glob, tag:X, host:X, state:X, re:REGEXP, ~fuzzy, !NOT"
 	m.filterInput.SetStyles(inputStyles)
 	m.cmdInput = textinput.New()
 	m.cmdInput.Prompt = ":"
 	m.cmdInput.SetStyles(inputStyles)
-	m.cmdInput.ShowSuggestions = true
-	m.cmdInput.SetSuggestions(m.completions())
+	// The palette over the line lists and cycles completions (nav.go).
+	m.cmdInput.ShowSuggestions = false
+	nav, err := newNavState(opts.FilterHistory)
+	if err != nil {
+		m.setStatus(err.Error()+" (the filter history starts empty)", true)
+	}
+	m.nav = nav
 
 	m.spin = spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(st.Accent))
 	popts := []progress.Option{progress.WithWidth(30)}
@@ -348,6 +393,8 @@ func New(src Source, opts Options) Model {
 		m.snap = &fleet.Snapshot{}
 	}
 	m.tbl.sortCol = colName
+	m.setupViews()                    // views.go: the default view's filter, sort and columns
+	m.nav.commands = m.commandItems() // after the views: their names are commands
 	m.reindex()
 	m.takeNotices()
 	return m
@@ -382,6 +429,9 @@ type (
 		err  error
 	}
 	thawedQuitMsg struct{ results []fleet.Result }
+	// selfMsg is a background result that knows how to apply itself, so
+	// each feature keeps its messages in its own file.
+	selfMsg interface{ apply(m *Model) tea.Cmd }
 )
 
 // waitChanged is the one way fleet updates enter the program: a Cmd blocked
@@ -433,6 +483,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case rearmMsg:
 		return m, waitChanged(m.src.Changed())
 	case tickMsg:
+		m.expireResultMarks() // actions.go
 		return m, tick()
 	case actionMsg:
 		m.actionProgress(msg)
@@ -447,6 +498,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case execDoneMsg:
 		m.execDone(msg)
 		return m, nil
+	case selfMsg:
+		// Results of the clipboard, export and audit pane (their files).
+		return m, msg.apply(&m)
 	case auditedMsg:
 		if msg.err != nil {
 			m.setStatus(msg.what+": "+msg.err.Error(), true)
@@ -538,6 +592,10 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.helpKey(k)
 	case layerEvents:
 		return m.eventsKey(k)
+	case layerEntry:
+		return m.entryKey(k)
+	case layerDetail:
+		return m.detailKey(k)
 	case layerHosts:
 		return m.hostsKey(k)
 	case layerFiles:
@@ -548,6 +606,16 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.execPaneKey(k)
 	case layerPulse:
 		return m.pulseKey(k)
+	case layerColumns:
+		return m.columnsKey(k)
+	case layerYank:
+		return m.yankKey(k)
+	case layerAudit:
+		return m.auditKey(top.audit, k)
+	case layerAsk:
+		return m.askKey(top.ask, k)
+	case layerJump:
+		return m.jumpKey(k)
 	}
 	return m.tableKey(k)
 }
@@ -573,9 +641,17 @@ func (m *Model) handlePaste(msg tea.PasteMsg) tea.Cmd {
 		return m.updateFiles(top.files, msg)
 	case layerFilter:
 		return m.updateFilter(msg)
+	case layerJump:
+		for _, r := range msg.Content {
+			if r > ' ' && present.Clean(string(r)) { // a pasted newline or tab is no jump key
+				m.jumpKey(tea.KeyPressMsg{Code: r, Text: string(r)})
+			}
+		}
+		return nil
 	case layerCommand:
 		var cmd tea.Cmd
 		m.cmdInput, cmd = m.cmdInput.Update(msg)
+		m.commandEdited()
 		return cmd
 	case layerExecCmd:
 		var cmd tea.Cmd
@@ -603,9 +679,30 @@ func (m *Model) handleMouse(msg tea.MouseMsg) tea.Cmd {
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollEvents(wheelDelta(w.Mouse()))
 		}
+	case layerEntry:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollEntry(wheelDelta(w.Mouse()))
+		}
+	case layerDetail:
+		switch msg := msg.(type) {
+		case tea.MouseWheelMsg:
+			m.scrollDetail(wheelDelta(msg.Mouse()))
+		case tea.MouseClickMsg:
+			if ms := msg.Mouse(); ms.Button == tea.MouseLeft && ms.Y == m.layout().regionTop {
+				m.clickTab(ms.X) // the tab bar is the region's first line
+			}
+		}
 	case layerHosts:
 		if w, ok := msg.(tea.MouseWheelMsg); ok {
 			m.scrollHosts(wheelDelta(w.Mouse()))
+		}
+	case layerHelp:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			m.scrollHelp(wheelDelta(w.Mouse())) // help.go
+		}
+	case layerAudit:
+		if w, ok := msg.(tea.MouseWheelMsg); ok {
+			r.audit.wheel(wheelDelta(w.Mouse()))
 		}
 	case layerTable:
 		switch msg := msg.(type) {

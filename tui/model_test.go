@@ -685,7 +685,7 @@ func TestGolden(t *testing.T) {
 		opts  Options
 		setup func(t *testing.T, m Model) Model
 	}{
-		{name: "table", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "space", "space", "enter") }},
+		{name: "table", w: 120, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "space", "space", "i") }},
 		{name: "table_wide_detail", w: 180, h: 36, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "down", "down") }},
 		{name: "narrow", w: 60, h: 15},
 		{name: "tab_overview", w: 120, h: 40},
@@ -718,7 +718,7 @@ func TestGolden(t *testing.T) {
 		{name: "tab_cpu_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "6") }},
 		{name: "tab_cpu_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "down", "6") }},
 		{name: "tab_cpu_absent_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model {
-			return press(t, m, "5", "down", "down", "down", "down", "down", "6")
+			return press(t, m, "5", "down", "6") // a count: five rows down (nav.go)
 		}},
 		{name: "tab_disk_100x30", w: 100, h: 30, setup: func(t *testing.T, m Model) Model { return press(t, m, "G", "7") }},
 		{name: "tab_disk_160x45", w: 160, h: 45, setup: func(t *testing.T, m Model) Model { return press(t, m, "G", "7") }},

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,8 @@ const (
 )
 
 // column describes one table column. prio decides which columns survive a
-// narrow terminal (lower survives longer).
+// narrow terminal (lower survives longer) when the view does not list its
+// own columns.
 type column struct {
 	id    colID
 	title string
@@ -49,31 +51,45 @@ type column struct {
 	right bool
 }
 
+// The priorities follow what an operator needs first: which guest (NAME),
+// whether it is well (STATE), how to reach it (ADDRESSES), what it runs
+// (OS); then ERROR and FREEZE, but only while they say something (see
+// layoutColumns); then where it runs and the agent, then the figures. At
+// 80 columns that is NAME STATE ADDRESSES OS; at 100 ERROR, FREEZE or
+// HOST joins them.
 var columns = [numCols]column{
 	{colName, "NAME", 16, 0, false},
-	{colHost, "HOST", 10, 7, false},
+	{colHost, "HOST", 10, 6, false},
 	{colState, "STATE", 13, 1, false},
-	{colAgent, "AGENT", 8, 10, false},
-	{colOS, "OS", 18, 9, false},
-	{colAddr, "ADDRESSES", 22, 5, false},
+	{colAgent, "AGENT", 8, 8, false},
+	{colOS, "OS", 18, 3, false},
+	{colAddr, "ADDRESSES", 22, 2, false},
 	// Metrics columns are one cell wider than their title: the sort arrow.
-	// Beyond CPU% they come after the error text's room (ERROR takes the
-	// slack): at 140 columns "domain shut off" is worth more than FS%.
-	{colVCPU, "VCPUS", 6, 11, true}, // online/total, as status calls it
-	{colCPUBusy, "CPU%", 5, 4, true},
+	{colVCPU, "VCPUS", 6, 9, true}, // online/total, as status calls it
+	{colCPUBusy, "CPU%", 5, 7, true},
 	{colIOWait, "IOW%", 5, 14, true},
 	{colSteal, "STL%", 5, 15, true},
-	{colLoad, "LOAD", 5, 13, true},
+	{colLoad, "LOAD", 5, 12, true},
 	{colDiskR, "DSK-R", 6, 16, true},
 	{colDiskW, "DSK-W", 6, 17, true},
 	{colNetRx, "NET-RX", 7, 18, true},
 	{colNetTx, "NET-TX", 7, 19, true},
-	{colFSFull, "FS%", 4, 12, true}, // the fullest filesystem
-	{colSkew, "SKEW", 7, 20, true},
-	{colFreeze, "FREEZE", 13, 2, false},
-	{colRTT, "RTT", 7, 6, true},
-	{colErr, "ERROR", 12, 3, false}, // takes whatever width is left
+	{colFSFull, "FS%", 4, 13, true}, // the fullest filesystem
+	{colSkew, "SKEW", 7, 11, true},
+	{colFreeze, "FREEZE", 13, 5, false},
+	{colRTT, "RTT", 7, 10, true},
+	{colErr, "ERROR", 12, 4, false}, // takes whatever width is left
 }
+
+// autoOrder is the left-to-right order of the columns when the view does
+// not list its own: near the priority order, the figures grouped, ERROR
+// last because it takes the slack.
+var autoOrder = []colID{colName, colState, colAddr, colOS, colFreeze, colHost, colAgent, colVCPU,
+	colCPUBusy, colIOWait, colSteal, colLoad, colDiskR, colDiskW, colNetRx, colNetTx, colFSFull, colSkew, colRTT, colErr}
+
+// freezeIdlePrio is FREEZE's priority while no shown guest is frozen: a
+// column of "thawed" says little, so it goes after the figures.
+const freezeIdlePrio = 16
 
 // prefixWidth is the mark and per-guest action status cells before NAME.
 const prefixWidth = 3
@@ -100,6 +116,14 @@ type table struct {
 	filter   string
 	sortCol  colID
 	sortDesc bool
+
+	// cols is the view's column set in display order, nil for the
+	// automatic choice by priority (views.go).
+	cols []colID
+	// Whether any row (the filtered guests, not only those on screen: the
+	// columns must not come and go as the table scrolls) has an error or
+	// is frozen; computed with the rows.
+	anyErr, anyFrozen bool
 
 	cursor  int
 	offset  int
@@ -136,9 +160,13 @@ func (m *Model) reindex() {
 	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
 		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
 	}
+	match := m.filterMatch(t.filter) // nav.go: compiled once
+	t.anyErr, t.anyFrozen = false, false
 	for _, g := range m.snap.Guests {
-		if t.filter == "" || matchGuest(g, t.filter) {
+		if t.filter == "" || match(g) {
 			rows = append(rows, g)
+			t.anyErr = t.anyErr || g.Err != ""
+			t.anyFrozen = t.anyFrozen || isFrozen(g)
 		}
 	}
 	m.orderRows(rows, resort) // metrics.go: the sort, or the held order
@@ -450,37 +478,88 @@ func (m *Model) targets() []*fleet.Guest {
 	return out
 }
 
-// visibleColumns picks the columns that fit width, in display order, and the
-// width of the last (flexible) one. The sort column is always among them
-// (after the name): sorting by a column that is not shown sorts blind.
-func visibleColumns(width int, sortCol colID) []column {
+// isFrozen reports whether FREEZE has news for g: frozen, by us or by
+// someone, or left frozen by a guestdeck that died.
+func isFrozen(g *fleet.Guest) bool {
+	rank, _ := freezeOrder(g)
+	return rank <= 1 || g.FrozenBy != nil && g.FrozenBy.Orphan
+}
+
+// visibleColumns is the table's columns at the model's width.
+func (m *Model) visibleColumns() []column {
+	t := &m.tbl
+	return layoutColumns(m.width, t.sortCol, t.cols, t.anyErr, t.anyFrozen)
+}
+
+// layoutColumns picks the columns that fit width, in display order, and
+// widens the last (flexible) one to the full width. The sort column is
+// always among them: sorting by a column that is not shown sorts blind.
+//
+// With set nil the choice is automatic, by priority (columns). ERROR is
+// then shown only while some guest in the table has an error (anyErr): an
+// empty ERROR column was the widest thing at 80 columns and said nothing,
+// while the STATE cell already says unreachable or silent, and the detail
+// pane has the whole error. When there is one, ERROR's priority is next
+// after OS's, before FREEZE's: its words are nowhere else in the table,
+// while STATE already says frozen; it is drawn last, where it takes the
+// slack. FREEZE drops to the back unless some guest is frozen (anyFrozen).
+//
+// A view's own set is shown in its order; what does not fit is dropped
+// from the end of the list (its order is its priority), NAME always stays
+// first, and the sort column, when the set lacks it, goes after NAME.
+func layoutColumns(width int, sortCol colID, set []colID, anyErr, anyFrozen bool) []column {
 	avail := width - prefixWidth
-	byPrio := make([]column, 0, numCols)
-	byPrio = append(byPrio, columns[:]...)
-	prio := func(c column) float64 {
-		if c.id == sortCol && c.id != colName {
-			return 0.5 // right after the name
+	var order []colID // display order
+	prio := map[colID]float64{}
+	if set == nil {
+		for _, id := range autoOrder {
+			if id == colErr && !anyErr {
+				continue
+			}
+			order = append(order, id)
+			prio[id] = float64(columns[id].prio)
 		}
-		return float64(c.prio)
+		if !anyFrozen {
+			prio[colFreeze] = freezeIdlePrio
+		}
+	} else {
+		order = append(order, colName)
+		if sortCol != colName && !slices.Contains(set, sortCol) {
+			order = append(order, sortCol)
+		}
+		for _, id := range set {
+			if id != colName && !slices.Contains(order, id) {
+				order = append(order, id)
+			}
+		}
+		for i, id := range order {
+			prio[id] = float64(i)
+		}
 	}
-	sort.SliceStable(byPrio, func(i, j int) bool { return prio(byPrio[i]) < prio(byPrio[j]) })
+	prio[colName] = 0
+	if sortCol != colName {
+		prio[sortCol] = 0.5 // right after the name
+	}
+	byPrio := slices.Clone(order)
+	sort.SliceStable(byPrio, func(i, j int) bool { return prio[byPrio[i]] < prio[byPrio[j]] })
 	keep := map[colID]bool{}
 	used := 0
-	for _, c := range byPrio {
-		need := c.width + 1
+	for _, id := range byPrio {
+		need := columns[id].width + 1
 		if used+need > avail {
 			continue
 		}
 		used += need
-		keep[c.id] = true
+		keep[id] = true
 	}
 	var out []column
-	for _, c := range columns {
-		if keep[c.id] {
-			out = append(out, c)
+	for _, id := range order {
+		if keep[id] {
+			out = append(out, columns[id])
 		}
 	}
-	// ERROR (or else the last column) absorbs the slack so rows span the screen.
+	// ERROR (or else the last column) absorbs the slack so rows span the
+	// screen, with the cell of the separator the last column lacks.
 	if n := len(out); n > 0 {
 		i := n - 1
 		for j, c := range out {
@@ -488,7 +567,7 @@ func visibleColumns(width int, sortCol colID) []column {
 				i = j
 			}
 		}
-		out[i].width += avail - used
+		out[i].width += avail - used + 1
 	}
 	return out
 }
@@ -509,7 +588,7 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 	case colAgent:
 		return g.AgentVersion
 	case colOS:
-		return present.OSName(g)
+		return present.OSLabel(g)
 	case colAddr:
 		return present.FirstAddrs(g)
 	case colVCPU:
@@ -531,7 +610,7 @@ func cellText(g *fleet.Guest, c colID, now time.Time) string {
 		}
 		return fmtDur(g.RTT)
 	case colErr:
-		return g.Err
+		return present.ErrBrief(g) // the detail pane has the whole text
 	}
 	if isMetricCol(c) {
 		return metricCell(g, c)

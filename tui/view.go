@@ -83,7 +83,7 @@ func (m *Model) render() string {
 		b.WriteString(m.renderBanner())
 	}
 	b.WriteString("\n")
-	b.WriteString(m.renderRegion(l))
+	b.WriteString(m.overlayPalette(m.renderRegion(l))) // nav.go: the `:` palette
 	if m.run != nil {
 		b.WriteString("\n")
 		b.WriteString(m.renderProgress())
@@ -112,6 +112,9 @@ func (m *Model) renderTooSmall() string {
 
 func (m *Model) renderTitle() string {
 	left := m.st.Title.Render("guestdeck") + " " + fmt.Sprintf("%d guests", len(m.snap.Guests))
+	if v := m.views.current; v != DefaultView {
+		left += " · view " + present.Text(v, nameCells) // views.go
+	}
 	if m.tbl.filter != "" {
 		left += fmt.Sprintf(" · filter %q: %d shown", m.tbl.filter, len(m.tbl.rows))
 	}
@@ -156,6 +159,10 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderHelp(w, h)
 	case layerEvents:
 		return m.renderEvents(w, h)
+	case layerEntry:
+		return m.renderEntry(w, h)
+	case layerDetail:
+		return m.renderDetail(h - 1)
 	case layerHosts:
 		return m.renderHosts(w, h)
 	case layerQuit:
@@ -169,6 +176,12 @@ func (m *Model) renderRegion(l screen) string {
 		return m.renderExec(w, h)
 	case layerPulse:
 		return m.renderPulse(w, h)
+	case layerColumns:
+		return m.renderColumnPicker(w, h)
+	case layerAudit:
+		return m.renderAudit(r.audit, w, h)
+	case layerAsk:
+		return m.withDialog(l, m.renderAsk(r.ask))
 	}
 	out := m.renderTable(l.tableRows)
 	if l.detailRows > 0 {
@@ -205,7 +218,7 @@ func place(w, h int, s string) string {
 // renderTable draws the header and rows visible in n lines. Its cost does not
 // depend on the number of guests.
 func (m *Model) renderTable(n int) string {
-	cols := visibleColumns(m.width, m.tbl.sortCol)
+	cols := m.visibleColumns()
 	var b strings.Builder
 	b.WriteString(strings.Repeat(" ", prefixWidth))
 	var hdr strings.Builder
@@ -336,18 +349,24 @@ func (m *Model) renderInputLine() string {
 			// The prompt has the line: the error goes beside it, or it
 			// would be invisible until the prompt closed.
 			line = strings.TrimRight(line, " ") + "  " + m.st.Error.Render(present.Text(m.filterErr, m.width))
+		} else {
+			line = strings.TrimRight(line, " ") + "  " + m.st.Muted.Render(m.filterHint())
 		}
 		return fit(line, m.width, false)
+	case top == layerJump:
+		return m.jumpLine() // nav.go
+	case top == layerTable && m.nav.count >= 10:
+		// One digit is also a tab key, and the tab it shows is its
+		// feedback; from two digits on it can only be a count.
+		return m.countLine()
 	case top == layerExecCmd:
 		return fit(m.ex.input.View(), m.width, false)
+	case top == layerYank:
+		return fit(m.yankPrompt(), m.width, false)
 	case top == layerExec && m.ex.pane != nil && m.ex.pane.searching:
 		return fit(m.ex.pane.search.View(), m.width, false)
 	case top == layerCommand:
-		line := m.cmdInput.View()
-		if sugg := m.cmdInput.MatchedSuggestions(); len(sugg) > 1 && m.cmdInput.Value() != "" {
-			line += "  " + m.st.Muted.Render(strings.Join(sugg, " · "))
-		}
-		return fit(line, m.width, false)
+		return m.commandLine() // nav.go
 	case m.status != "":
 		st := m.st.Accent
 		if m.statusErr {
@@ -401,28 +420,50 @@ func (m *Model) renderCounts() string {
 	return fit(line, m.width, false)
 }
 
+// renderHelp draws the help screen, generated from the key map, the action
+// table and the views: the syntax first (filter, commands, views), as it
+// is what cannot be guessed, then the keys. What does not fit in h lines
+// scrolls (helpKey), and the last line says how much is below: at 80x24
+// the help was cut off in mid-syntax, silently.
 func (m *Model) renderHelp(w, h int) string {
-	var b strings.Builder
-	b.WriteString(m.st.Title.Render("Keys") + m.st.Muted.Render("  (? or esc closes)") + "\n")
-	b.WriteString(m.helpKeys(w))
-	b.WriteString("\n" + m.st.Title.Render("Filter") + "  / then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen\n")
-	for i, l := range commandHelp(m.opts.Readonly, w-len("Commands  : then "), w-10) {
-		if i == 0 {
-			b.WriteString(m.st.Title.Render("Commands") + "  : then " + l + "\n")
-		} else {
-			b.WriteString("          " + l + "\n")
-		}
+	lines := m.helpLines(w)
+	lines = lines[min(m.helpScroll, max(len(lines)-h, 0)):]
+	if len(lines) > h && h > 1 {
+		more := len(lines) - (h - 1)
+		lines = append(lines[:h-1], m.st.Muted.Render(fmt.Sprintf("↓ %d more lines (%s, %s)", more,
+			m.keys.Down.Help().Key, m.keys.PageDown.Help().Key)))
 	}
+	return place(w, h, strings.Join(lines, "\n"))
+}
+
+// helpLines is the whole help screen, wrapped at w.
+func (m *Model) helpLines(w int) []string {
+	var out []string
+	add := func(title, text string) {
+		out = append(out, hangWrap(m.st.Title.Render(title), present.Width(title), text, w)...)
+	}
+	out = append(out, m.st.Title.Render("Help")+m.st.Muted.Render("  (? or esc closes)"))
+	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen, "+
+		"re:REGEXP, ~fuzzy (name), !WORD (not); ↑/↓ recall; "+m.keys.Jump.Help().Key+" jumps to a name")
+	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
+	add("Views", m.viewsHelp())
+	if c := m.commandsHelp(); c != "" {
+		add("Custom", c) // usercmd.go: the fleet file's [[commands]]
+	}
+	add("Columns", ":columns picks them in a list; :columns a,b,c shows those, in that order, in this view for the session; +a adds, -a drops, "+
+		"auto fits them to the width, reset restores the view's own. Names: "+strings.Join(ColumnNames(), ", "))
 	targets := "the marked guests, or the guest under the cursor when none is marked"
 	if !m.opts.Readonly {
 		targets = "marked guests, else the cursor's · :dry-run ACTION shows, sends nothing"
 	}
-	b.WriteString(m.st.Title.Render("Targets") + "  " + targets + "\n")
+	add("Targets", targets)
 	yes, no := confirmKeys(false)
 	thaw, leave, cancel := m.keys.quitKeys()
-	b.WriteString(m.st.Title.Render("Dialogs") + fmt.Sprintf("  %s confirm, %s cancel. Quit with guests frozen by us:\n", yes.Help().Key, no.Help().Key))
-	b.WriteString(fmt.Sprintf("         %s thaw and quit · %s leave them frozen · %s cancel", thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
-	return place(w, h, b.String())
+	add("Dialogs", fmt.Sprintf("%s confirm, %s cancel. Quit with guests frozen by us: %s thaw and quit · %s leave them frozen · %s cancel",
+		yes.Help().Key, no.Help().Key, thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
+	out = append(out, m.st.Title.Render("Keys"))
+	out = append(out, strings.Split(m.helpKeys(w), "\n")...)
+	return out
 }
 
 // helpKeys lays the key groups out in as many columns as fit in w, stacking
@@ -485,7 +526,7 @@ func (m *Model) renderConfirm(c *confirmation) string {
 		names[i] = present.Text(c.run[i].Name, nameCells)
 	}
 	lines := []string{
-		m.st.Warn.Bold(true).Render(present.Text(c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
+		m.st.Warn.Bold(true).Render(present.Text(viaPrefix(c.via)+c.action.Question(len(c.run), m.opts.FreezeTimeout), m.width)),
 		guestList(names, len(c.run), 5),
 	}
 	if len(c.skipped) > 0 {

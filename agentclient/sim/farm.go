@@ -23,7 +23,8 @@ type Farm struct {
 
 // ServeDir starts n guests listening on DIR/<name>.sock. cfg builds guest i's
 // configuration; nil, or a Config without a Name, names it "sim-NNNN" (from
-// 1) with DefaultConfig. Each guest costs one goroutine while idle.
+// 1) with DefaultConfig, numbered (Config.Number). Each guest costs one
+// goroutine while idle.
 func ServeDir(dir string, n int, cfg func(i int) Config) (*Farm, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sim farm: %w", err)
@@ -36,6 +37,7 @@ func ServeDir(dir string, n int, cfg func(i int) Config) (*Farm, error) {
 			c = cfg(i)
 		} else {
 			c = DefaultConfig(def)
+			c.Number(i)
 		}
 		if c.Name == "" {
 			c.Name = def

@@ -108,10 +108,10 @@ func (c *cli) auditPut(f *fleet.Fleet, rest []string, guest, path, src string, s
 	return aud, exitOK
 }
 
-// auditRaw writes the intent of a raw request that may change the guest
-// (agent GUEST JSON), its secrets replaced (fleet.RawSend) also in the
+// auditRaw writes the intent of a raw request that may change the guests
+// (agent SELECTOR... JSON), its secrets replaced (fleet.RawSend) also in the
 // recorded command line. nil means refused: exit with code.
-func (c *cli) auditRaw(f *fleet.Fleet, rest []string, guest string, req []byte) (*audited, int) {
+func (c *cli) auditRaw(f *fleet.Fleet, rest, selectors, guests []string, req []byte) (*audited, int) {
 	send, hid, err := fleet.RawSend(req)
 	if err != nil {
 		c.errorf("agent: %v", err)
@@ -121,8 +121,11 @@ func (c *cli) auditRaw(f *fleet.Fleet, rest []string, guest string, req []byte) 
 	if hid {
 		hide = map[int]string{len(rest) - 1: send.JSON()}
 	}
-	g := audit.Guest{Name: guest, Address: guestAddress(f)(guest), Result: "pending", Sends: fleet.AuditSends([]fleet.Send{send})}
-	aud, err := c.auditIntent(audit.SourceCLI, "agent "+send.Execute, c.recordedCommand(rest, hide), []string{guest}, []audit.Guest{g})
+	gs := make([]audit.Guest, len(guests))
+	for i, name := range guests {
+		gs[i] = audit.Guest{Name: name, Address: guestAddress(f)(name), Result: "pending", Sends: fleet.AuditSends([]fleet.Send{send})}
+	}
+	aud, err := c.auditIntent(audit.SourceCLI, "agent "+send.Execute, c.recordedCommand(rest, hide), selectors, gs)
 	if err != nil {
 		c.errorf("agent: refused: %v; nothing was sent", err)
 		return nil, exitUsage

@@ -78,12 +78,16 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"status", "[--json] [SELECTOR...]", "poll the selected guests once and print what their agents say", (*cli).status},
-		{"run", "[--json] [--yes] [--hold D] [--dry-run] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
+		{"run", "[--json] [--yes] [--hold D] [--wait[=D]] [--dry-run] ACTION [ARGS] [--] SELECTOR...", "run one action on the selected guests", (*cli).runAction},
 		{"cat", "GUEST PATH | --from PATH SELECTOR...", "print a file from a guest, or from each selected guest under a header", (*cli).cat},
 		{"get", "[--force] GUEST PATH DEST | [--force] --from PATH --to DIR SELECTOR...", "copy a file from a guest (DEST may be a directory or -), or from each selected guest into DIR", (*cli).get},
 		{"put", "SRC GUEST PATH | [--yes] --from SRC --to PATH SELECTOR...", "copy a local file (or - for stdin) to a guest, or to each selected guest (PATH ending in / is a directory)", (*cli).put},
 		{"exec", "[--json] [--yes] [--dry-run] [--timeout D] [--stdin FILE|-] [--concurrency N] [--output-limit N] SELECTOR... -- PROGRAM [ARGS...]", "run a program in the selected guests and print what it printed", (*cli).exec},
-		{"agent", "[--timeout D] GUEST JSON", "send one raw command and print the agent's reply object", (*cli).agent},
+		{"domifaddr", "[SELECTOR...]", "print each guest's interface addresses, one row each (as virsh domifaddr; status --interfaces)", func(c *cli, ctx context.Context, args []string) int {
+			return c.status(ctx, append([]string{"--interfaces"}, args...))
+		}},
+		{"guestinfo", "[--json] [--user] [--os] [--timezone] [--hostname] [--filesystem] [--disk] [--interface] [SELECTOR...]", "print what the agents report in virsh guestinfo's keys (os.id, fs.0.mountpoint, ...), every section or those asked", (*cli).guestInfo},
+		{"agent", "[--json] [--yes] [--timeout D] SELECTOR... JSON", "send one raw command to the selected guests and print each agent's reply object (one guest by name: the object alone)", (*cli).agent},
 		{"audit", "[--json] [--since D] [SELECTOR...]", "print the audit log of mutating actions (" + auditPathText() + ")", (*cli).audit},
 		{"export", "[--listen ADDR] [--listen-any]", "serve every guest's state and metrics to Prometheus at http://ADDR/metrics (read-only)", (*cli).export},
 		{"sim", "--guests N --dir DIR [--frozen K] [--silent K] ...", "serve simulated guests and write DIR/fleet.toml", (*cli).sim},
@@ -101,17 +105,17 @@ With no command, guestdeck opens the dashboard.
 global flags (before the command or after it):
   -c, --config FILE  fleet file (default `+defaultPathText()+`)
   --readonly         refuse every action that changes a guest
-  --theme NAME       colour theme
+  --theme NAME       colour theme: dark, light, high-contrast, auto, or FILE.toml
   --demo             use the built-in simulated demo fleet
 
 commands:
 `)
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprint(w, `
 selectors: guest names (HOST/DOMAIN for a guest on a libvirt host), globs (web-*),
-  tag:X, host:Y, state:Z, all
+  tag:X, host:Y, state:Z, a libvirt domain's UUID (or uuid:U), all
 run "guestdeck COMMAND -h" for a command's flags.
 `)
 }
@@ -149,7 +153,7 @@ func (c *cli) globalFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.configPath, "c", c.configPath, "fleet `FILE` (default "+defaultPathText()+")")
 	fs.StringVar(&c.configPath, "config", c.configPath, "fleet `FILE` (same as -c)")
 	fs.BoolVar(&c.readonly, "readonly", c.readonly, "refuse every action that changes a guest")
-	fs.StringVar(&c.theme, "theme", c.theme, "colour theme `NAME`")
+	fs.StringVar(&c.theme, "theme", c.theme, "colour theme `NAME`: dark, light, high-contrast, auto (after the terminal's background) or a theme file ending in .toml")
 	fs.BoolVar(&c.demo, "demo", c.demo, "use the built-in simulated demo fleet")
 }
 
@@ -176,7 +180,9 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			if len(f.Name) == 1 {
 				name = "-" + f.Name
 			}
-			if arg != "" {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() && arg != "" {
+				name += "[=" + arg + "]" // a value only after an = (--wait=2m)
+			} else if arg != "" {
 				name += " " + arg
 			}
 			if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "0s" && !global {

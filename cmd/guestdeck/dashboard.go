@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,8 +19,13 @@ import (
 	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui"
 	"github.com/guestdeck/guestdeck/tui/browser"
+	"github.com/guestdeck/guestdeck/tui/history"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
+
+// filterHistoryFile, in the state directory, is the dashboard's filter
+// history (tui/history bounds and checks it).
+const filterHistoryFile = "filters"
 
 // dashboard runs the full-screen dashboard. Every start-up error is printed
 // before the screen takes over.
@@ -65,7 +72,22 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return exitUsage
 	}
 	if err := tui.CheckKeys(keys); err != nil {
-		c.errorf("%s: [keys]: %v", o.cfg.Path, err)
+		var ke *tui.KeyError
+		if errors.As(err, &ke) {
+			c.errorf("%v", o.cfg.KeyError(ke.Action, "[keys] "+ke.Msg))
+		} else {
+			c.errorf("%s: [keys]: %v", o.cfg.Path, err)
+		}
+		return exitUsage
+	}
+	views, err := dashboardViews(o.cfg, keys)
+	if err != nil {
+		c.errorf("%v", err) // names the file and line
+		return exitUsage
+	}
+	commands, err := dashboardCommands(o.cfg, keys)
+	if err != nil {
+		c.errorf("%v", err)
 		return exitUsage
 	}
 
@@ -79,7 +101,10 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
-		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout()})
+		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views, Commands: commands,
+		FilterHistory: history.Open(filepath.Join(config.StateDir(), filterHistoryFile)),
+		// :export json writes exactly what status --json prints.
+		ExportJSON: func(w io.Writer, gs []*fleet.Guest) error { return c.writeStatusJSON(w, gs, nil) }})
 	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
 	screenDone.Store(true)
 
@@ -97,6 +122,30 @@ func (c *cli) dashboard(ctx context.Context) int {
 			strings.Join(texts(left, nameCells), ", "), c.thawCommand(left...))
 	}
 	return code
+}
+
+// dashboardCommands are the fleet file's [[commands]] for the dashboard,
+// checked against its action table and keys (tui.CheckCommands); a problem
+// is a fleet-file error at the line of the entry's key at fault.
+func dashboardCommands(cfg *config.File, keys map[string][]string) ([]tui.Command, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	out := make([]tui.Command, len(cfg.Commands))
+	for i, c := range cfg.Commands {
+		out[i] = tui.Command{Name: c.Name, Key: c.Key, Run: c.Run, Description: c.Description, Dangerous: c.Dangerous}
+	}
+	err := tui.CheckCommands(keys, out)
+	var ce *tui.CommandError
+	if !errors.As(err, &ce) {
+		return out, err
+	}
+	c := cfg.Commands[ce.Index]
+	at := map[string]config.Position{"name": c.NameAt, "key": c.KeyAt, "run": c.RunAt, "dangerous": c.DangerousAt}[ce.Field]
+	if at.Line == 0 {
+		at = c.At
+	}
+	return nil, cfg.ErrorAt(at, ce.Msg)
 }
 
 // thawOurs thaws every guest this process froze, on a fresh clock since the
@@ -134,4 +183,24 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action strin
 			present.Text(r.Guest, nameCells), present.Text(r.Err, errCells), c.thawCommand(r.Guest))
 	}
 	return code
+}
+
+// dashboardViews checks the fleet file's [[views]] against the dashboard's
+// keys (after [keys]) and filters, naming the line of a problem, and hands
+// them to the dashboard.
+func dashboardViews(cfg *config.File, keys map[string][]string) ([]tui.View, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	if err := cfg.CheckViews(tui.KeyOwners(keys), fleet.CheckFilter); err != nil {
+		return nil, err
+	}
+	views := make([]tui.View, len(cfg.Views))
+	for i, v := range cfg.Views {
+		views[i] = tui.View{Name: v.Name, Key: v.Key, Filter: v.Filter, Sort: v.Sort, Columns: v.Columns}
+	}
+	if err := tui.CheckViews(keys, views); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err) // a check config lacks: a bug, but never a silent one
+	}
+	return views, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,11 +65,21 @@ type e2eTerm struct {
 // interactive shell, so the test can look at the terminal it left behind.
 func e2eStart(t *testing.T, args ...string) *e2eTerm {
 	t.Helper()
+	return e2eStartEnv(t, nil, args...)
+}
+
+// e2eStartEnv is e2eStart with more environment (NAME=value) for guestdeck
+// and the shell left behind.
+func e2eStartEnv(t *testing.T, env []string, args ...string) *e2eTerm {
+	t.Helper()
 	testpeers.Require(t, testpeers.NeedTmux)
 	home := t.TempDir()
 	tt := &e2eTerm{
-		t:        t,
-		server:   fmt.Sprintf("gde2e%d-%s", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")),
+		t: t,
+		// The time too: under -count=N a test's previous server may still
+		// be going away when the next run starts one by the same name.
+		server: fmt.Sprintf("gde2e%d-%s-%d", os.Getpid(), regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-"),
+			time.Now().UnixNano()),
 		exitFile: filepath.Join(home, "exit"),
 	}
 	quoted := []string{e2eQuote(binary)}
@@ -78,8 +89,8 @@ func e2eStart(t *testing.T, args ...string) *e2eTerm {
 	script := fmt.Sprintf("%s; echo EXIT=$? > %s; echo guestdeck-exited; PS1='gd$ ' exec sh -i",
 		strings.Join(quoted, " "), e2eQuote(tt.exitFile))
 	// -f /dev/null: no tmux.conf of the developer's changes the terminal.
-	tt.tmux("-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
-		"env", "HOME="+home, "XDG_CONFIG_HOME="+home, "NO_COLOR=1", "sh", "-c", script)
+	tt.tmux(slices.Concat([]string{"-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "140", "-y", "40",
+		"env", "HOME=" + home, "XDG_CONFIG_HOME=" + home, "NO_COLOR=1"}, env, []string{"sh", "-c", script})...)
 	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tt.server, "kill-server").Run() })
 	return tt
 }
@@ -249,7 +260,8 @@ func e2eDashboard(t *testing.T, c e2eCase) {
 	tt.keys("e")
 	s = tt.waitText("Event log", "ping  2 ok, 0 failed, 0 skipped")
 	for _, n := range c.shown {
-		line := regexp.MustCompile(`(?m)^  ✓ ` + regexp.QuoteMeta(n) + `  pong`)
+		// Names are padded to the longest of the action's.
+		line := regexp.MustCompile(`(?m)^  ✓ ` + regexp.QuoteMeta(n) + `  +pong`)
 		if want := slices.Contains(marked, n); line.MatchString(s) != want {
 			t.Errorf("event log: ping result for %s shown %v, want %v:\n%s", n, !want, want, s)
 		}
@@ -261,10 +273,10 @@ func e2eDashboard(t *testing.T, c e2eCase) {
 	tt.keys("f")
 	s = tt.waitText("Files · " + cursor)
 	if !strings.Contains(s, "open: ") {
-		// Where the agent allows guest-exec the browser lists /; g opens the
+		// Where the agent allows guest-exec the browser lists /; o opens the
 		// path prompt. Elsewhere it opens with the prompt.
 		tt.waitText("entries")
-		tt.keys("g")
+		tt.keys("o")
 		tt.waitText("open: ")
 	}
 	tt.keys("C-u")
@@ -368,4 +380,58 @@ func TestDashboardE2ERealAgents(t *testing.T) {
 		path:   path,
 		file:   lines,
 	})
+}
+
+// TestCLIJSONInTerminal runs the command lines issue 14 found broken in a
+// real terminal (tmux), where stderr's progress shares the screen with the
+// JSON: `run ping all --json` (a flag after the selectors) and `status -c F
+// --json` (a global flag after the command). What the screen shows must be
+// exactly one JSON array, one object per guest, and the exit 0.
+func TestCLIJSONInTerminal(t *testing.T) {
+	_, cfg := simFarm(t, 3)
+	tests := []struct {
+		name  string
+		args  []string
+		check func(obj map[string]any) string
+	}{
+		{"run ping all --json", []string{"-c", cfg, "run", "ping", "all", "--json"}, func(o map[string]any) string {
+			if rtt, _ := o["rtt_ns"].(float64); o["ok"] != true || rtt <= 0 {
+				return "want ok and rtt_ns > 0"
+			}
+			return ""
+		}},
+		{"status -c F --json", []string{"status", "-c", cfg, "--json"}, func(o map[string]any) string {
+			if o["state"] != "ready" || o["agent_version"] == "" {
+				return "want ready with an agent version"
+			}
+			return ""
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := e2eStart(t, tc.args...)
+			tt.waitText("guestdeck-exited")
+			if b, err := os.ReadFile(tt.exitFile); err != nil || strings.TrimSpace(string(b)) != "EXIT=0" {
+				t.Fatalf("exit: %q %v", b, err)
+			}
+			// The whole pane, scrollback included, wrapped lines joined.
+			all := tt.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "gd")
+			out, _, ok := strings.Cut(all, "guestdeck-exited")
+			if !ok {
+				t.Fatalf("no end marker:\n%s", all)
+			}
+			var objs []map[string]any
+			if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &objs); err != nil {
+				t.Fatalf("the terminal shows no JSON array (%v):\n%s", err, out)
+			}
+			if len(objs) != 3 {
+				t.Fatalf("%d objects, want one per guest:\n%s", len(objs), out)
+			}
+			for _, o := range objs {
+				if why := tc.check(o); why != "" {
+					t.Errorf("%v: %s", o["name"], why)
+				}
+			}
+		})
+	}
 }

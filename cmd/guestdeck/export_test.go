@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/internal/wait"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -78,8 +80,7 @@ func TestExportScrape(t *testing.T) {
 	// The guests are polled at their offsets inside the 5 s interval: the
 	// first scrapes may see them connecting (an external event: poll).
 	var mfs map[string]*dto.MetricFamily
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	wait.For(t, 30*time.Second, func() (bool, string) {
 		mfs = scrapeURL(t, url)
 		up := 0
 		for _, m := range mfs["guestdeck_guest_up"].GetMetric() {
@@ -87,14 +88,8 @@ func TestExportScrape(t *testing.T) {
 				up++
 			}
 		}
-		if up == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 guests up after 30 s", up)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return up == 3, fmt.Sprintf("%d of 3 guests up", up)
+	})
 	for _, family := range []string{"guestdeck_guest_info", "guestdeck_guest_up", "guestdeck_guest_vcpus_online",
 		"guestdeck_guest_rtt_seconds", "guestdeck_guest_polls_failed_total"} {
 		got := map[string]float64{}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/internal/localfile"
@@ -384,11 +386,13 @@ func openTail(b []byte) int {
 
 func (c *cli) agent(ctx context.Context, args []string) int {
 	fs := c.flags("agent")
-	timeout := fs.Duration("timeout", 0, "wait at most `D` for the reply, dial included (more than 0, at most 1h; default: the fleet file's timeout, 3s)")
+	timeout := fs.Duration("timeout", 0, "wait at most `D` for each reply, dial included (more than 0, at most 1h; default: the fleet file's timeout, 3s)")
+	asJSON := fs.Bool("json", false, "print a JSON array, one object per guest: name, ok, skipped, error, reply (the reply object, numbers exact)")
+	yes := fs.Bool("yes", false, "several guests: send a command that changes them without asking (needed without a terminal)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 2 {
+	if fs.NArg() < 2 {
 		fs.Usage()
 		return exitUsage
 	}
@@ -402,12 +406,12 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	if *timeout > 0 {
 		tweak = func(o *fleet.Options) { o.Timeout = *timeout }
 	}
-	guest, req := fs.Arg(0), fs.Arg(1)
+	selectors, req := fs.Args()[:fs.NArg()-1], fs.Arg(fs.NArg()-1)
 	var probe struct {
 		Execute string `json:"execute"`
 	}
 	if err := json.Unmarshal([]byte(req), &probe); err != nil {
-		c.errorf(`agent: %q is not JSON (%v); want one command such as '{"execute":"guest-info"}'`, req, err)
+		c.errorf(`agent: %q is not JSON (%v); want one command such as '{"execute":"guest-info"}' after the guests`, req, err)
 		return exitUsage
 	}
 	if probe.Execute == "" {
@@ -428,7 +432,27 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	if refused() {
 		return exitUsage
 	}
-	o, code := c.guestFleetWith(ctx, guest, tweak)
+	raw := &rawRequest{rest: fs.Args(), selectors: selectors, req: []byte(req), execute: probe.Execute, tweak: tweak}
+	if len(selectors) == 1 && fleet.IsPlainName(selectors[0]) && !fleet.IsUUID(selectors[0]) && !*asJSON {
+		// One guest by name: its reply object alone, as before selectors.
+		return c.agentOne(ctx, raw, refused)
+	}
+	return c.agentMany(ctx, raw, refused, *asJSON, *yes)
+}
+
+// rawRequest is one agent command line, parsed.
+type rawRequest struct {
+	rest, selectors []string // the words after the flags; the guests' selectors
+	req             []byte
+	execute         string
+	tweak           func(*fleet.Options)
+}
+
+// agentOne sends the request to the one guest named and prints the reply
+// object as it came.
+func (c *cli) agentOne(ctx context.Context, raw *rawRequest, refused func() bool) int {
+	guest := raw.selectors[0]
+	o, code := c.guestFleetWith(ctx, guest, raw.tweak)
 	if o == nil {
 		return code
 	}
@@ -437,12 +461,12 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	var aud *audited
-	if agentclient.Mutates(probe.Execute) {
-		if aud, code = c.auditRaw(o.fleet, fs.Args(), guest, []byte(req)); aud == nil {
+	if agentclient.Mutates(raw.execute) {
+		if aud, code = c.auditRaw(o.fleet, raw.rest, raw.selectors, raw.selectors, raw.req); aud == nil {
 			return code
 		}
 	}
-	reply, err := o.fleet.Raw(ctx, guest, []byte(req))
+	reply, err := o.fleet.Raw(ctx, guest, raw.req)
 	aud.outcome(c, auditOne(guest, o.fleet, "the agent replied "+truncateText(string(reply), 200), err))
 	var ae *agentclient.Error
 	if errors.As(err, &ae) {
@@ -468,6 +492,125 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	// The exact strings, written so a terminal cannot act on them.
 	fmt.Fprintf(c.stdout, "%s\n", present.SafeJSON(reply))
 	return exitOK
+}
+
+// agentReply is one guest's outcome of a raw command sent to several, as
+// agent --json prints it.
+type agentReply struct {
+	Name string `json:"name"`
+	// OK: the agent returned ({"return": ...}).
+	OK bool `json:"ok"`
+	// Skipped: the agent does not know the command, its admin disabled it,
+	// or it refuses it while frozen (exit 3, as run's skips).
+	Skipped bool `json:"skipped"`
+	// Error is why not OK: the agent's error or why no reply came.
+	Error string `json:"error"`
+	// Reply is the reply object as the agent sent it ({"return": ...} or
+	// {"error": ...}), numbers exact; null when none came.
+	Reply json.RawMessage `json:"reply"`
+}
+
+// agentMany sends the request to every selected guest at once (at most the
+// fleet file's concurrency in flight) and prints one result per guest, in
+// the fleet's order: a line "GUEST: REPLY" each (the reply object on one
+// line), the guests that did not reply on stderr, or with --json an array
+// of agentReply. Exit codes are run's.
+func (c *cli) agentMany(ctx context.Context, raw *rawRequest, refused func() bool, asJSON, yes bool) int {
+	o, gs, code := c.manyFleetWith(ctx, "agent", raw.selectors, raw.tweak)
+	if o == nil {
+		return code
+	}
+	defer o.close()
+	if refused() {
+		return exitUsage
+	}
+	if ask, typed := fleet.RawConfirmation(raw.execute, len(gs)); ask && !yes {
+		count := 0
+		if typed {
+			count = len(gs)
+		}
+		what := fmt.Sprintf("agent %s on %s", raw.execute, present.Plural(len(gs), "guest"))
+		q := fmt.Sprintf("Send %s to %s? %s", present.Text(raw.execute, 64), present.Plural(len(gs), "guest"), summariseNames(gs))
+		if !c.ask(what, q, count) {
+			return exitUsage
+		}
+	}
+	var aud *audited
+	if agentclient.Mutates(raw.execute) {
+		if aud, code = c.auditRaw(o.fleet, raw.rest, raw.selectors, names(gs), raw.req); aud == nil {
+			return code
+		}
+	}
+	replies := make([]agentReply, len(gs))
+	limit := config.DefaultConcurrency
+	if o.cfg != nil {
+		limit = o.cfg.Defaults.Concurrency
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i, g := range gs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			replies[i] = rawReply(ctx, o.fleet, g.Name, raw.req)
+		}()
+	}
+	wg.Wait()
+	outcomes := make([]audit.Guest, len(replies))
+	code = exitOK
+	for i, r := range replies {
+		outcomes[i] = audit.Guest{Name: r.Name, Address: gs[i].Address, Result: "ok", Detail: "the agent replied " + truncateText(string(r.Reply), 200)}
+		switch {
+		case r.Skipped:
+			outcomes[i].Result, outcomes[i].Detail = "skipped", r.Error
+			code = max(code, exitSkipped)
+		case !r.OK:
+			outcomes[i].Result, outcomes[i].Detail = "failed", r.Error
+		}
+	}
+	aud.outcome(c, outcomes)
+	if slices.ContainsFunc(replies, func(r agentReply) bool { return !r.OK && !r.Skipped }) {
+		code = exitFail
+	}
+	if asJSON {
+		writeJSON(c.stdout, replies)
+		return code
+	}
+	for _, r := range replies {
+		name := present.Text(r.Name, nameCells)
+		if r.Reply == nil {
+			c.errorf("agent %s: %s", name, present.Text(r.Error, errCells))
+			continue
+		}
+		fmt.Fprintf(c.stdout, "%s: %s\n", name, present.SafeJSON(r.Reply))
+	}
+	return code
+}
+
+// rawReply sends req to guest and sorts out what came back: the reply
+// object on one line, exact (json.Compact keeps every number's text).
+func rawReply(ctx context.Context, f *fleet.Fleet, guest string, req []byte) agentReply {
+	r := agentReply{Name: guest}
+	reply, err := f.Raw(ctx, guest, req)
+	var ae *agentclient.Error
+	switch {
+	case errors.As(err, &ae):
+		r.Reply, _ = json.Marshal(map[string]*agentclient.Error{"error": ae})
+		r.Error = ae.Error()
+		r.Skipped = agentclient.IsUnknown(err) || agentclient.IsDisabled(err) || agentclient.IsFrozen(err)
+		return r
+	case err != nil:
+		r.Error = present.Reason(err, maxLineCells)
+		return r
+	}
+	var line bytes.Buffer
+	if json.Compact(&line, reply) != nil {
+		r.Error = "the reply is not JSON: " + truncateText(string(reply), 200)
+		return r
+	}
+	r.OK, r.Reply = true, line.Bytes()
+	return r
 }
 
 // maxAgentTimeout bounds agent --timeout (the usage and error say 1h): a command that has not answered
@@ -525,11 +668,16 @@ const manyTransfers = 8
 // manyFleet opens the fleet and resolves selectors for a bulk file
 // command; nil: exit with code.
 func (c *cli) manyFleet(ctx context.Context, what string, selectors []string) (*opened, []*fleet.Guest, int) {
+	return c.manyFleetWith(ctx, what, selectors, nil)
+}
+
+// manyFleetWith is manyFleet with the fleet's options tweaked.
+func (c *cli) manyFleetWith(ctx context.Context, what string, selectors []string, tweak func(*fleet.Options)) (*opened, []*fleet.Guest, int) {
 	if len(selectors) == 0 {
 		c.errorf("%s: no guests selected: name them, or use a selector such as all, tag:X, host:Y, state:Z", what)
 		return nil, nil, exitUsage
 	}
-	o, code := c.openFleet(ctx, false, nil)
+	o, code := c.openFleet(ctx, false, tweak)
 	if o == nil {
 		return nil, nil, code
 	}

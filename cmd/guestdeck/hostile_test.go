@@ -600,7 +600,7 @@ func TestHostileDashboard(t *testing.T) {
 		t.Errorf("listing: the file named with an OSC 0 does not show it as text (no %q on screen):\n%s", want, s)
 	}
 	open := func(path string, shows ...string) {
-		tt.keys("g")
+		tt.keys("o")
 		tt.waitSoftText("open: ")
 		tt.keys("C-u")
 		tt.text(path)

@@ -130,7 +130,7 @@ type statusGuest struct {
 	} `json:"orphan_freeze"`
 }
 
-var statusKeys = []string{"name", "host", "address", "state", "error", "agent_version", "os", "hostname",
+var statusKeys = []string{"name", "host", "address", "uuid", "state", "error", "agent_version", "os", "hostname",
 	"vcpus", "interfaces", "time_skew_ms", "freeze", "rtt_ms", "tags", "domain_state", "stale", "orphan_freeze",
 	"kernel", "timezone", "users", "filesystems", "disks", "load", "metrics_note"}
 
@@ -306,6 +306,49 @@ func TestBadFleetFile(t *testing.T) {
 		if r.code != 2 || !regexp.MustCompile(regexp.QuoteMeta(cfg)+`:7:\d+: `).MatchString(r.stderr) {
 			t.Errorf("%v on a bad fleet file: exit %d, stderr %q; want 2 and %s:7:COL", args, r.code, r.stderr, cfg)
 		}
+	}
+}
+
+// TestThemeCheckedByEveryCommand: a theme the dashboard would refuse is
+// refused by status and run too, before any guest is polled, naming what a
+// theme may be (auto included) or, for a theme file, its valid keys.
+func TestThemeCheckedByEveryCommand(t *testing.T) {
+	dir := t.TempDir()
+	badFile := filepath.Join(dir, "mine.toml")
+	os.WriteFile(badFile, []byte("[colors]\nfoo = \"#fff\"\n"), 0o644)
+	goodFile := filepath.Join(dir, "good.toml")
+	os.WriteFile(goodFile, []byte("base = \"light\"\n[colors]\nready = \"#0f0\"\n"), 0o644)
+	addr := "unix:" + filepath.Join(dir, "nobody.sock")
+	tests := []struct {
+		name, defaults string
+		flags          []string
+		code           int
+		want           string
+	}{
+		{"file solarized", "[defaults]\ntheme = \"solarized\"\n", nil, 2, `theme in [defaults]: theme "solarized": unknown (built-in themes: dark, light, high-contrast; auto:`},
+		{"flag solarized", "", []string{"--theme", "solarized"}, 2, `--theme: theme "solarized": unknown`},
+		{"theme file unknown key", "", []string{"--theme", badFile}, 2, "unknown keys: colors.foo (a theme file has name, base and a [colors] table of accent, border, "},
+		{"auto", "[defaults]\ntheme = \"auto\"\n", nil, 0, "unreachable"},
+		{"good theme file", fmt.Sprintf("[defaults]\ntheme = %q\n", goodFile), nil, 0, "unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fleetFile(t, tt.defaults, [2]string{"ghost", addr})
+			for _, cmd := range [][]string{{"status"}, {"run", "ping", "all"}} {
+				r := gd(t, 20*time.Second, append(append([]string{"-c", cfg}, tt.flags...), cmd...)...)
+				ok := r.code == tt.code
+				if tt.code == 2 {
+					ok = ok && strings.Contains(r.stderr, tt.want) && r.stdout == ""
+				} else if cmd[0] == "status" {
+					ok = ok && strings.Contains(r.stdout, tt.want)
+				} else {
+					ok = r.code == exitFail // the one guest is unreachable: the theme passed
+				}
+				if !ok {
+					t.Errorf("%v: exit %d\nstdout %q\nstderr %q\nwant exit %d and %q", cmd, r.code, r.stdout, r.stderr, tt.code, tt.want)
+				}
+			}
+		})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/discovery"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
+	"github.com/guestdeck/guestdeck/themes"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
@@ -58,6 +59,15 @@ func (c *cli) loadConfig() (*config.File, error) {
 // the demo and the other commands fail. Errors are printed here; ok false
 // means exit with code.
 func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.Options)) (o *opened, code int) {
+	// The theme is checked by every command, not only the dashboard that
+	// draws with it: a fleet file that status accepts must start the
+	// dashboard too.
+	if c.theme != "" {
+		if err := themes.Check(c.theme); err != nil {
+			c.errorf("--theme: %v", err)
+			return nil, exitUsage
+		}
+	}
 	if c.demo {
 		return c.openDemo(ctx, "", tweak)
 	}
@@ -72,6 +82,10 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 	}
 	if err != nil {
 		c.errorf("%v", err)
+		return nil, exitUsage
+	}
+	if err := themes.Check(cfg.Defaults.Theme); err != nil {
+		c.errorf("%s: theme in [defaults]: %v", cfg.Path, err)
 		return nil, exitUsage
 	}
 	// readonly = true in the fleet file is as good as --readonly.

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,7 +52,8 @@ type runJSON struct {
 	TrimmedBytes *int64 `json:"trimmed_bytes,omitempty"` // fstrim
 	VCPUs        *int   `json:"vcpus_set,omitempty"`     // vcpus
 	Bytes        *int64 `json:"bytes,omitempty"`         // read, write
-	Clock        string `json:"clock,omitempty"`         // settime: RFC 3339, UTC
+	Clock        string `json:"clock,omitempty"`         // settime, clock: RFC 3339 to the nanosecond, UTC
+	SkewNs       *int64 `json:"skew_ns,omitempty"`       // clock (reading): guest minus host
 	// freeze: when guestdeck thaws the guest (the end of --hold), or
 	// stays_frozen when it does not.
 	ThawAt      string `json:"thaw_at,omitempty"`
@@ -77,7 +80,13 @@ func newRunJSON(act fleet.Action, r fleet.Result) runJSON {
 		case fleet.FieldBytes:
 			j.Bytes = ptr(r.Bytes)
 		case fleet.FieldClock:
-			j.Clock = r.Clock.UTC().Format(time.RFC3339Nano)
+			if !r.Clock.IsZero() { // clock --sync sets what it does not know
+				j.Clock = r.Clock.UTC().Format(time.RFC3339Nano)
+			}
+		case fleet.FieldSkew:
+			if act.Mode == fleet.ClockGet {
+				j.SkewNs = ptr(r.Skew.Nanoseconds())
+			}
 		case fleet.FieldThawAt:
 			if r.ThawAt.IsZero() {
 				j.StaysFrozen = true
@@ -108,6 +117,7 @@ type runRequest struct {
 	asJSON    bool
 	yes, dry  bool
 	hold      time.Duration
+	wait      time.Duration // shutdown --wait: how long to wait for the guests to go; 0: not at all
 }
 
 // what names the request in messages: "run freeze", "run --dry-run freeze".
@@ -204,6 +214,8 @@ func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
 		req.hold = d
 		return nil
 	})
+	var wait watchFlag
+	fs.Var(&wait, "wait", "shutdown only: wait until each guest has gone (its agent's socket closed, or its libvirt domain shut off), at most `D` (--wait=D, default 2m, at most 1h)")
 	// The action's own words are taken as they are (password --crypted),
 	// as splitAction counts them.
 	actionArgs := func(words, rest []string) int {
@@ -217,6 +229,15 @@ func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
 	}
 	req.args = fs.Args()
 	req.words, req.selectors = splitAction(req.args)
+	if wait.set && wait.d == 0 {
+		// --wait 30s reads 30s as a word: the duration goes with an =.
+		for _, w := range append(slices.Clone(req.words[:min(1, len(req.words))]), req.selectors[:min(1, len(req.selectors))]...) {
+			if _, err := time.ParseDuration(w); err == nil {
+				c.errorf("run: --wait takes its duration after an = (--wait=%s): %q is read as a word", w, w)
+				return nil, exitUsage, false
+			}
+		}
+	}
 	if len(req.words) == 0 {
 		c.errorf("run: no action (%s)", fleet.UsageList())
 		return nil, exitUsage, false
@@ -226,7 +247,14 @@ func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
 		c.errorf("run: %v", err)
 		return nil, exitUsage, false
 	}
+	if wait.set {
+		req.wait = cmp.Or(wait.d, defaultShutdownWait)
+	}
 	switch {
+	case wait.set && (req.act.Kind != fleet.ActShutdown || req.act.Mode == agentclient.ShutdownReboot):
+		c.errorf("run: --wait only applies to shutdown powerdown or halt (a rebooting guest comes back: guestdeck status shows it)")
+	case wait.set && (req.wait <= 0 || req.wait > maxShutdownWait):
+		c.errorf("run: --wait must be more than 0 and at most %s", maxShutdownWait)
 	case len(req.selectors) == 0:
 		c.errorf("run %s: no guests selected: name them, or use a selector such as all, tag:X, host:Y, state:Z", req.act)
 	case c.readonly && req.act.Mutating():
@@ -269,11 +297,14 @@ func (c *cli) finishRun(ctx context.Context, f *fleet.Fleet, req *runRequest, re
 	if req.act.Kind == fleet.ActFreeze {
 		c.freezeResults(f, results, req.hold, holdEnd)
 	}
-	if k := req.act.Kind; k == fleet.ActShutdown || k == fleet.ActSuspend {
+	switch k := req.act.Kind; {
+	case req.wait > 0:
+		c.waitGone(ctx, f, results, req.wait)
+	case k == fleet.ActShutdown || k == fleet.ActSuspend:
 		// guestdeck exits now: say so, rather than seem to wait.
 		for i := range results {
 			if results[i].OK {
-				results[i].Result += "; not waited for (guestdeck status shows when the guest has gone)"
+				results[i].Result += "; not waited for (guestdeck status shows when the guest has gone; run shutdown --wait waits)"
 			}
 		}
 	}
@@ -295,6 +326,70 @@ func (c *cli) finishRun(ctx context.Context, f *fleet.Fleet, req *runRequest, re
 	}
 	return code
 }
+
+// defaultShutdownWait and maxShutdownWait are shutdown --wait's deadline
+// without a value and its most: a guest that takes an hour to power off is
+// not shutting down.
+const (
+	defaultShutdownWait = 2 * time.Minute
+	maxShutdownWait     = time.Hour
+)
+
+// goneStates are where a shut-down guest ends: its socket went away (gone,
+// or unreachable when it was never seen going), or its libvirt domain shut
+// off or crashed.
+var goneStates = []fleet.State{fleet.Gone, fleet.Stopped, fleet.Crashed, fleet.Unreachable}
+
+// waitGone polls the guests whose shutdown was accepted until each has gone
+// or the deadline passes, and says which in each result: a guest still there
+// at the deadline fails (exit 1), so `run --yes --wait shutdown ... &&
+// next` goes on only when every guest went.
+func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Result, d time.Duration) {
+	start := time.Now()
+	deadline := start.Add(d)
+	pending := map[string]int{}
+	for i, r := range results {
+		if r.OK {
+			pending[r.Guest] = i
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	fmt.Fprintf(c.stderr, "waiting up to %s for %s to go\n", d, present.Plural(len(pending), "guest"))
+	tick := time.NewTicker(waitPoll)
+	defer tick.Stop()
+	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		f.RefreshOnce(ctx, slices.Collect(maps.Keys(pending)))
+		for name, i := range pending {
+			if g := f.Guest(name); g != nil && slices.Contains(goneStates, g.State) {
+				results[i].Result += fmt.Sprintf("; gone after %s (%s)", roundDur(time.Since(start)), g.State)
+				delete(pending, name)
+			}
+		}
+		if len(pending) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	why := fmt.Sprintf("shutdown accepted, but still there after --wait %s", d)
+	if ctx.Err() != nil {
+		why = "shutdown accepted; interrupted while waiting for it to go"
+	}
+	for name, i := range pending {
+		st := ""
+		if g := f.Guest(name); g != nil {
+			st = " (" + string(g.State) + "; a halted guest can keep its channel open)"
+		}
+		results[i].OK, results[i].Err = false, why+st
+	}
+}
+
+// waitPoll is how often shutdown --wait polls the guests still there.
+const waitPoll = 250 * time.Millisecond
 
 // runExit is a finished action's exit code: any guest failed, else any
 // skipped, else done.
@@ -367,11 +462,18 @@ func actionsHelp() string {
 			notes = append(notes, "asks first (--yes skips)")
 		}
 		for _, m := range s.Modes {
+			// An action whose options choose the mode (clock) names them.
+			name := m.Name
+			if s.Args == fleet.NoArgs {
+				name = s.OptionFor(m.Name)
+			}
 			switch {
+			case m.LooksOnly && name == "":
+				notes = append(notes, "only looks without options")
 			case m.LooksOnly:
-				notes = append(notes, m.Name+" only looks")
+				notes = append(notes, name+" only looks")
 			case m.Danger > s.Danger:
-				notes = append(notes, m.Name+" asks first (--yes skips)")
+				notes = append(notes, name+" asks first (--yes skips)")
 			}
 		}
 		if s.Mutating {
@@ -382,6 +484,9 @@ func actionsHelp() string {
 			note = " (" + strings.Join(notes, "; ") + ")"
 		}
 		fmt.Fprintf(tw, "  %s\t%s%s\n", s.Usage(), s.Summary, note)
+		for _, o := range s.OptionHelp() {
+			fmt.Fprintf(tw, "  \t  %s\n", o)
+		}
 	}
 	tw.Flush()
 	return b.String()

@@ -254,3 +254,46 @@ func TestAliasesDryRunAndAudit(t *testing.T) {
 		t.Errorf("audit log:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestShutdownWait: run shutdown --wait waits until each guest has gone (the
+// simulator closes its socket on powerdown) and says so per guest; a halted
+// guest keeps its channel (QEMU still runs), so it is still there at the
+// deadline and fails the run (exit 1); --wait is refused before anything is
+// sent for a reboot and when its duration is a word of its own.
+func TestShutdownWait(t *testing.T) {
+	farm, cfg := simFarm(t, 3)
+	for _, args := range [][]string{
+		{"--yes", "--wait", "reboot", "s0"},
+		{"--yes", "--wait", "30s", "shutdown", "s0"},
+		{"--yes", "--wait=2h", "shutdown", "s0"},
+		{"--yes", "--wait=1s", "ping", "s0"},
+	} {
+		r := gd(t, 30*time.Second, append([]string{"-c", cfg, "run"}, args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--wait") {
+			t.Errorf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	for _, g := range farm.Guests() {
+		if _, down := g.ShutdownMode(); down {
+			t.Fatalf("%s was shut down by a refused run", g.Config().Name)
+		}
+	}
+	r := gd(t, 60*time.Second, "-c", cfg, "run", "--json", "--yes", "--wait=20s", "shutdown", "s0", "s1")
+	var res []runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != exitOK || len(res) != 2 {
+		t.Fatalf("shutdown --wait: exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	for _, x := range res {
+		if !x.OK || !strings.Contains(x.Result, "accepted by the agent; gone after ") || strings.Contains(x.Result, "not waited for") {
+			t.Errorf("%s: %+v", x.Name, x)
+		}
+	}
+	r = gd(t, 60*time.Second, "-c", cfg, "run", "--json", "--yes", "--wait=500ms", "shutdown", "halt", "s2")
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != exitFail || len(res) != 1 || res[0].OK ||
+		!strings.Contains(res[0].Error, "still there after --wait 500ms (shutting-down") {
+		t.Errorf("halt --wait=500ms: exit %d %v %+v\n%s", r.code, err, res, r.stderr)
+	}
+	if mode, down := farm.Guests()[2].ShutdownMode(); !down || mode != "halt" {
+		t.Errorf("s2: %q %v, want halted", mode, down)
+	}
+}

@@ -55,6 +55,7 @@ func (c *cli) sim(ctx context.Context, args []string) int {
 	name := func(i int) string { return fmt.Sprintf("%s-%0*d", *prefix, width, i+1) }
 	farm, err := sim.ServeDir(abs, *n, func(i int) sim.Config {
 		cfg := sim.DefaultConfig(name(i))
+		cfg.Number(i) // addresses of its own
 		cfg.NoExec = i >= *n-*noExec
 		return cfg
 	})

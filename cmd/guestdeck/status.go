@@ -77,12 +77,17 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	sample := fs.Duration("sample", 0, "poll twice, `D` apart, and add the CPU, disk and network rates over D")
 	var watch watchFlag
 	fs.Var(&watch, "watch", "print a fresh table (with --json: a JSON line) every D (--watch=D, default 2s) until interrupted")
+	ifaces := fs.Bool("interfaces", false, "print one row per interface address, as virsh domifaddr does (guestdeck domifaddr)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	mode, selectors, err := checkStatusMode(*sample, watch, fs.Args())
 	if err != nil {
 		c.errorf("status: %v", err)
+		return exitUsage
+	}
+	if *ifaces && (*asJSON || mode.sample > 0 || mode.watch > 0) {
+		c.errorf("status: --interfaces is a table; --json already lists each guest's interfaces, and --sample and --watch show rates")
 		return exitUsage
 	}
 	if len(selectors) == 0 {
@@ -148,6 +153,10 @@ func (c *cli) status(ctx context.Context, args []string) int {
 			c.errorf("%v", err)
 			return exitFail
 		}
+		return code
+	}
+	if *ifaces {
+		writeInterfaceTable(c.stdout, gs)
 		return code
 	}
 	writeStatusTable(c.stdout, gs)
@@ -274,6 +283,7 @@ type statusJSON struct {
 	Name         string      `json:"name"`
 	Host         string      `json:"host"`
 	Address      string      `json:"address"`
+	UUID         string      `json:"uuid"` // a libvirt domain's; "" for other guests
 	State        string      `json:"state"`
 	Error        string      `json:"error"`
 	AgentVersion string      `json:"agent_version"`
@@ -313,7 +323,7 @@ type ifaceJSON struct {
 
 func toStatusJSON(g *fleet.Guest) statusJSON {
 	s := statusJSON{
-		Name: g.Name, Host: g.Host, Address: g.Address, State: string(g.State), Error: g.Err,
+		Name: g.Name, Host: g.Host, Address: g.Address, UUID: g.UUID, State: string(g.State), Error: g.Err,
 		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
 		Interfaces: []ifaceJSON{}, Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
 		DomainState: string(g.DomainState), Stale: g.Stale(),
@@ -466,7 +476,7 @@ func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 		// present.Text: escaped, one line, capped.
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			present.Text(g.Name, nameCells), dash(present.Text(g.Host, hostCells)), present.Text(string(g.State), freezeCells),
-			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSName(g), osCells)),
+			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSLabel(g), osCells)),
 			dash(present.Text(present.AddrList(g), addrCells)),
 			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells))
 	}
@@ -512,3 +522,44 @@ func jsonAddr(a agentclient.IPAddress) string {
 	}
 	return a.Address + "/" + strconv.Itoa(a.Prefix)
 }
+
+// writeInterfaceTable prints one row per interface address, as virsh
+// domifaddr --source agent does: the guest and interface name and MAC on
+// an interface's first row, "-" on the others; an interface without
+// addresses gets a row of its own, and a guest whose interfaces are not
+// known says why.
+func writeInterfaceTable(w io.Writer, gs []*fleet.Guest) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GUEST\tINTERFACE\tMAC\tPROTOCOL\tADDRESS")
+	for _, g := range gs {
+		name := present.Text(g.Name, nameCells)
+		if len(g.Interfaces) == 0 {
+			why := "no interfaces reported"
+			if g.State != fleet.Ready {
+				why = "not known: the guest is " + string(g.State)
+			}
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", name, why)
+			continue
+		}
+		for _, ifc := range g.Interfaces {
+			iname, mac := present.Text(ifc.Name, ifaceCells), present.Text(ifc.HardwareAddress, ifaceCells)
+			if mac == "" {
+				mac = "-"
+			}
+			if len(ifc.IPAddresses) == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\n", name, iname, mac)
+				name = "-"
+				continue
+			}
+			for _, ip := range ifc.IPAddresses {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, iname, mac, present.Text(ip.Type, 8), present.Addr(ip, ifaceCells))
+				name, iname, mac = "-", "-", "-"
+			}
+			name = "-"
+		}
+	}
+	tw.Flush()
+}
+
+// ifaceCells caps an interface's name, MAC or unparsable address.
+const ifaceCells = 40

@@ -33,6 +33,14 @@ type Target struct {
 	// Endpoint identifies the source across fleet files (the libvirt URI):
 	// with the address it keys the guest in the ledger.
 	Endpoint string
+	// UUID is a libvirt domain's UUID as virsh prints it
+	// (8-4-4-4-12 lowercase hex); "" for guests that have none (sockets).
+	UUID string
+}
+
+// FormatUUID writes a libvirt UUID as virsh prints it.
+func FormatUUID(u [16]byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
 // Sink is what a fleet offers its sources. Every method is safe for

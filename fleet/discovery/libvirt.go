@@ -448,7 +448,7 @@ func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
 		}
 	}
 	present := make(map[string]bool, len(doms))
-	var add []string
+	var add []libvirt.Domain
 	var poke []string // domains whose agent is connected already
 	connected := make(map[string]bool)
 	for _, r := range res {
@@ -456,7 +456,7 @@ func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
 			continue
 		}
 		present[r.dom.Name] = true
-		add = append(add, r.dom.Name)
+		add = append(add, r.dom)
 		if r.connected {
 			connected[r.dom.Name] = true
 			poke = append(poke, r.dom.Name)
@@ -472,12 +472,12 @@ func (h *Libvirt) discover(ctx context.Context, l *libvirt.Libvirt) error {
 	h.agentUp = connected
 	h.mu.Unlock()
 	h.addTargets(add)
-	for _, dom := range add {
-		st := states[dom]
-		if st.state == DomainRunning && !connected[dom] {
+	for _, d := range add {
+		st := states[d.Name]
+		if st.state == DomainRunning && !connected[d.Name] {
 			st.reason = "libvirt sees no agent connected"
 		}
-		h.setDomain(dom, st.state, st.reason)
+		h.setDomain(d.Name, st.state, st.reason)
 	}
 	for _, dom := range gone {
 		// Undefined while the host was out of sight.
@@ -591,15 +591,16 @@ func (h *Libvirt) removeDomain(dom string) {
 // addTargets adds the domains not yet known as targets, each named
 // QualifiedName(host, domain). The sink's Claim checks and adds in one step,
 // so a name another guest holds is never taken over.
-func (h *Libvirt) addTargets(doms []string) {
+func (h *Libvirt) addTargets(doms []libvirt.Domain) {
 	var ts []Target
 	h.mu.Lock()
-	for _, dom := range doms {
+	for _, d := range doms {
+		dom := d.Name
 		if _, known := h.guests[dom]; known {
 			continue
 		}
 		ts = append(ts, Target{Name: QualifiedName(h.cfg.Name, dom), Host: h.cfg.Name, Address: h.address(dom),
-			Tags: slices.Clone(h.cfg.Tags), Endpoint: h.cfg.URI.Raw})
+			Tags: slices.Clone(h.cfg.Tags), Endpoint: h.cfg.URI.Raw, UUID: FormatUUID(d.UUID)})
 	}
 	h.mu.Unlock()
 	if len(ts) == 0 {
@@ -927,7 +928,7 @@ func (h *Libvirt) consider(ctx context.Context, l *libvirt.Libvirt, dom libvirt.
 	if err != nil || !has {
 		return false
 	}
-	h.addTargets([]string{dom.Name})
+	h.addTargets([]libvirt.Domain{dom})
 	_, ok := h.name(dom.Name)
 	return ok
 }

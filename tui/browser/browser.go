@@ -108,9 +108,11 @@ func DefaultKeyMap() KeyMap {
 	return KeyMap{
 		Up: b("up", "up", "k"), Down: b("down", "down", "j"),
 		PageUp: b("page up", "pgup", "ctrl+b"), PageDown: b("page down", "pgdown", "ctrl+f"),
-		Home: b("first", "home"), End: b("last", "end", "G"),
+		// g and G are first and last, as in the dashboard's table; o
+		// opens a path (and / in a listing, where nothing is searched).
+		Home: b("first", "home", "g"), End: b("last", "end", "G"),
 		Open: b("open", "enter", "right", "l"), Parent: b("up a dir", "backspace", "-", "left", "h"),
-		Path: b("path", "g", "/"), Reload: b("reload", "r"),
+		Path: b("open path", "o"), Reload: b("reload", "r"),
 		Search: b("search", "/"), Next: b("next match", "n"), Prev: b("previous match", "N"),
 		Download: b("download", "d"), Upload: b("upload", "u"),
 		Back: b("back", "esc", "q"), Yes: b("yes", "y", "Y"), No: b("no", "n", "N", "esc"),
@@ -321,6 +323,12 @@ type (
 		size  int64
 		err   error
 	}
+	// probedMsg says whether an upload's destination exists on the guest.
+	probedMsg struct {
+		seq   int
+		plan  uploadPlan
+		found probe
+	}
 )
 
 // Update handles one message and returns what to run next.
@@ -337,6 +345,8 @@ func (m *Model) Update(msg tea.Msg) tea.Cmd {
 		return m.onOpened(msg)
 	case statMsg:
 		return m.onStat(msg)
+	case probedMsg:
+		return m.onProbed(msg)
 	case jobProgressMsg:
 		return m.jobProgress(msg)
 	case jobDoneMsg:

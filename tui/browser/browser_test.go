@@ -320,12 +320,12 @@ func TestNavigation(t *testing.T) {
 	golden(t, "listing", h.screen())
 
 	// The path prompt jumps anywhere; history comes back with up.
-	h.press("g")
+	h.press("o")
 	h.prompt("/home/user/")
 	if m.dir != "/home/user" {
 		t.Fatalf("prompt: dir %q", m.dir)
 	}
-	h.press("g")
+	h.press("o")
 	h.prompt("/etc")
 	if m.dir != "/etc" || m.listed == false {
 		t.Fatalf("prompt /etc: dir %q", m.dir)
@@ -359,7 +359,7 @@ func TestOpenTextAndSearch(t *testing.T) {
 	f, _ := simFleet(t, fleet.Options{}, guestConfig("g"))
 	h := newHarness(t, f, "g", monoOpts())
 	m := h.m
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/hello.txt")
 	if m.view == nil || m.view.binary {
 		t.Fatalf("hello.txt not open as text; msg %q", m.msg)
@@ -402,7 +402,7 @@ func TestOpenTextAndSearch(t *testing.T) {
 	}
 
 	// Control characters cannot reach the terminal.
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/ctl.txt")
 	if strings.ContainsAny(m.view.content, "\x1b\a\r") || !strings.Contains(m.view.content, `\x1b[31m`) {
 		t.Fatalf("control characters not made visible: %q", m.view.content)
@@ -415,7 +415,7 @@ func TestOpenBinaryAndLarge(t *testing.T) {
 	opts.ViewLimit = 64 << 10
 	h := newHarness(t, f, "g", opts)
 	m := h.m
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/blob.bin")
 	if m.view == nil || !m.view.binary {
 		t.Fatalf("blob.bin not shown as binary; msg %q", m.msg)
@@ -423,7 +423,7 @@ func TestOpenBinaryAndLarge(t *testing.T) {
 	golden(t, "hex", h.screen())
 	h.press("esc")
 
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/long.log")
 	if m.view == nil || m.view.binary {
 		t.Fatalf("long.log not open; msg %q", m.msg)
@@ -435,7 +435,7 @@ func TestOpenBinaryAndLarge(t *testing.T) {
 	h.press("esc")
 
 	// Without a listing the size is unknown, but the limit still holds.
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/big.bin")
 	h.wantMsg("showing first 16 KiB of 3.0 MiB")
 	h.m.view = nil
@@ -451,7 +451,7 @@ func TestDownload(t *testing.T) {
 	local := t.TempDir()
 	dst := filepath.Join(local, "copy.bin")
 
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/big.bin")
 	h.press("esc") // back to the listing, cursor on big.bin
 	h.press("d")
@@ -536,7 +536,7 @@ func TestUpload(t *testing.T) {
 	if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.press("g")
+	h.press("o")
 	h.prompt("/tmp/")
 	h.press("u")
 	h.prompt(filepath.Join(filepath.Dir(src), "missing.txt"))
@@ -608,7 +608,7 @@ func TestErrors(t *testing.T) {
 	h := newHarness(t, f, "g", monoOpts())
 	m := h.m
 
-	h.press("g")
+	h.press("o")
 	h.prompt("etc/hostname")
 	h.wantMsg(`"etc/hostname" is relative: type an absolute path`)
 	if m.prompt != promptPath {
@@ -618,10 +618,10 @@ func TestErrors(t *testing.T) {
 	h.wantMsg("type a path")
 	h.prompt("/etc/nope")
 	h.wantMsg("no such file or directory: /etc/nope")
-	h.press("g")
+	h.press("o")
 	h.prompt("/no/such/dir/")
 	h.wantMsg("list /no/such/dir")
-	h.press("g")
+	h.press("o")
 	h.prompt("/etc/shadow")
 	h.wantMsg("open /etc/shadow: permission denied")
 	golden(t, "error", h.screen())
@@ -636,7 +636,7 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("freeze: %+v", r[0])
 	}
 	t.Cleanup(func() { f.ThawOurs(ctx) })
-	h.press("g")
+	h.press("o")
 	h.prompt("/etc/hostname")
 	h.wantMsg("guest is frozen: thaw it first")
 	h.press("r")
@@ -727,7 +727,7 @@ func TestCloseCancelsTransfer(t *testing.T) {
 	if ents, _ := os.ReadDir(local); len(ents) != 0 {
 		t.Fatalf("partial files left: %v", ents)
 	}
-	if m.Update(keyMsg("g")) != nil || m.prompt != promptNone {
+	if m.Update(keyMsg("o")) != nil || m.prompt != promptNone {
 		t.Fatal("a closed browser still acts on keys")
 	}
 }

@@ -165,7 +165,8 @@ func (v *fileView) matchNote() string {
 	return fmt.Sprintf("%q: match %d of %d (n next, N previous)", v.query, v.cur+1, len(v.matches))
 }
 
-// isBinary looks at the first chunk: a NUL byte or invalid UTF-8 means binary.
+// isBinary looks at the first chunk: a NUL byte, invalid UTF-8 or more
+// than one control byte in ten means binary.
 func isBinary(data []byte) bool {
 	head := data[:min(len(data), 64<<10)]
 	if strings.IndexByte(string(head), 0) >= 0 {
@@ -180,7 +181,19 @@ func isBinary(data []byte) bool {
 			break
 		}
 	}
-	return !utf8.Valid(head)
+	if !utf8.Valid(head) {
+		return true
+	}
+	// Valid UTF-8 can still be no text: "\x7fELF" is four ASCII bytes.
+	// Text has a stray control now and then (a bell, a colour escape, shown
+	// escaped); past one byte in ten it is data.
+	ctl := 0
+	for _, c := range head {
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f') || c == 0x7f {
+			ctl++
+		}
+	}
+	return ctl*10 > len(head)
 }
 
 // renderText makes file text safe for the terminal (present.Block): tabs

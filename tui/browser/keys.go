@@ -43,7 +43,9 @@ func (m *Model) listKey(k tea.KeyPressMsg) tea.Cmd {
 	switch {
 	case key.Matches(k, km.Back):
 		return m.close()
-	case key.Matches(k, km.Path):
+	case key.Matches(k, km.Path), key.Matches(k, km.Search):
+		// / in a listing opens the path prompt (searching is the
+		// viewer's).
 		return m.openPrompt(promptPath, "open: ", withSlash(m.dir))
 	case key.Matches(k, km.Upload):
 		return m.beginUpload()
@@ -111,7 +113,7 @@ func (m *Model) viewKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, km.End):
 		v.vp.GotoBottom()
 		m.scrolled()
-	case k.String() == "g":
+	case key.Matches(k, km.Path):
 		return m.openPrompt(promptPath, "open: ", v.path)
 	case key.Matches(k, km.Download):
 		return m.beginDownload(downloadPlan{remote: v.path, size: v.size})
@@ -355,10 +357,9 @@ func (m *Model) submit(kind promptKind, raw string) tea.Cmd {
 		plan := *u
 		plan.remote = cleanPath(v)
 		m.pendingUpload = nil
-		m.confirm = &confirmation{
-			question: fmt.Sprintf("upload %s (%s) to guest %s at %s?", plan.local, formatSize(plan.size), m.guest, plan.remote),
-			yes:      func() tea.Cmd { return m.startUpload(plan) },
-		}
+		// Ask the guest whether the file is there first: the question
+		// says when the upload would replace it, as a download's does.
+		return m.probeUpload(plan) // ops.go
 	}
 	return nil
 }

@@ -415,3 +415,82 @@ func (m *Model) onStat(msg statMsg) tea.Cmd {
 	def := joinPath(dir, filepath.Base(msg.local))
 	return m.openPrompt(promptUploadTo, "to guest path: ", def)
 }
+
+// probe is what the guest says of an upload's destination before the
+// question is asked.
+type probe struct {
+	exists, dir bool
+	// unsure is why it could not be told ("" when it could): the
+	// question then says so rather than claim the file is new.
+	unsure string
+}
+
+// probeUpload asks the guest whether p.remote exists, in a Cmd: from a
+// listing of its directory where guest-exec allows one, else by opening it
+// for reading (guest-file-open, mode "r") and stopping at its first chunk.
+// The answer comes back as a probedMsg; the confirmation is asked then.
+func (m *Model) probeUpload(p uploadPlan) tea.Cmd {
+	ctx, cancel, seq := m.startLoad("checking " + p.remote + " …")
+	src, guest, canExec := m.src, m.guest, m.canExec
+	return func() tea.Msg {
+		defer cancel()
+		return probedMsg{plan: p, found: probeRemote(ctx, src, guest, p.remote, canExec), seq: seq}
+	}
+}
+
+func probeRemote(ctx context.Context, src Source, guest, remote string, canExec bool) probe {
+	if canExec {
+		ents, err := src.ListDir(ctx, guest, parentPath(remote))
+		if err == nil {
+			name := basePath(remote)
+			for _, e := range ents {
+				if e.Name == name {
+					return probe{exists: true, dir: e.IsDir()}
+				}
+			}
+			return probe{}
+		}
+	}
+	w := &capWriter{limit: 0}
+	_, err := src.ReadFile(ctx, guest, remote, w, nil)
+	switch {
+	case err == nil || errors.Is(err, errViewLimit):
+		return probe{exists: true}
+	case ctx.Err() != nil:
+		return probe{unsure: "the guest did not say in time"}
+	}
+	// The agent says why in its own words only (qemu-ga quotes strerror).
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "No such file or directory"), strings.Contains(s, "cannot find the file"):
+		return probe{}
+	case strings.Contains(s, "Is a directory"):
+		return probe{exists: true, dir: true}
+	}
+	return probe{unsure: strings.TrimPrefix(present.Reason(err, 0), "guest "+present.Text(guest, 0)+": ")}
+}
+
+// onProbed asks before the upload: the download's question ("PATH exists:
+// overwrite it?") where the file is there, a plain one where it is not.
+func (m *Model) onProbed(msg probedMsg) tea.Cmd {
+	if !m.endLoad(msg.seq) {
+		return nil
+	}
+	p, f := msg.plan, msg.found
+	what := fmt.Sprintf("%s (%s)", p.local, formatSize(p.size))
+	var q string
+	switch {
+	case f.dir:
+		m.setMsg(p.remote+" is a directory on "+m.guest+": type the file's path in it", msgErr)
+		m.pendingUpload = &uploadPlan{local: p.local, size: p.size}
+		return m.openPrompt(promptUploadTo, "to guest path: ", joinPath(p.remote, filepath.Base(p.local)))
+	case f.exists:
+		q = fmt.Sprintf("%s exists: overwrite it? (upload %s to guest %s)", p.remote, what, m.guest)
+	case f.unsure != "":
+		q = fmt.Sprintf("upload %s to guest %s at %s? (could not tell whether it exists: %s)", what, m.guest, p.remote, f.unsure)
+	default:
+		q = fmt.Sprintf("upload %s to guest %s at %s?", what, m.guest, p.remote)
+	}
+	m.confirm = &confirmation{question: q, yes: func() tea.Cmd { return m.startUpload(p) }}
+	return nil
+}

@@ -58,7 +58,7 @@ func TestHostileGuestBrowser(t *testing.T) {
 			}
 		}
 	}
-	hr.press("g")
+	hr.press("o")
 	hr.prompt("/tmp")
 	check("listing", "evil"+esc)
 	if hr.cursorName() != ".." {
@@ -84,7 +84,7 @@ func TestHostileGuestBrowser(t *testing.T) {
 	// An agent's error text, escaped on the message line.
 	hr2 := newHarness(t, f, "evil2", monoOpts())
 	hr2.m.SetSize(160, 30)
-	hr2.press("g")
+	hr2.press("o")
 	hr2.prompt("/etc/os-release")
 	frame := hr2.m.View()
 	screenSafe(t, "error line", frame)
@@ -106,7 +106,7 @@ func TestDownloadIntoDirectoryGuestName(t *testing.T) {
 	for _, name := range []string{`x\..`, "evil" + sim.Hostile} {
 		hr := newHarness(t, f, "evil", monoOpts())
 		hr.m.SetSize(160, 30)
-		hr.press("g")
+		hr.press("o")
 		hr.prompt("/tmp/")
 		for hr.cursorName() != name {
 			before := hr.m.cursor

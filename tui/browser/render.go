@@ -137,7 +137,7 @@ func (m *Model) emptyBody() []string {
 	if !m.canExec {
 		out = append(out, "",
 			m.st.Dim.Render(fit("  Directory listings need guest-exec: "+present.Text(m.noExec, m.width)+".", m.width)),
-			m.st.Dim.Render(fit("  Open a file by its absolute path (g), e.g. /etc/os-release.", m.width)))
+			m.st.Dim.Render(fit("  Open a file by its absolute path (o), e.g. /etc/os-release.", m.width)))
 		if h := m.history[promptPath]; len(h) > 0 {
 			out = append(out, "", m.st.Header.Render("  Recent (↑/↓ in the prompt)"))
 			for i := len(h) - 1; i >= 0 && len(out) < m.bodyHeight(); i-- {
@@ -220,11 +220,11 @@ func (m *Model) bottomLine() string {
 	case m.job != nil:
 		h = "download running · esc cancels it"
 	case m.view != nil:
-		h = "↑↓←→ pgup pgdn scroll · / search · n/N match · d download · g path · esc back"
+		h = "↑↓←→ pgup pgdn scroll · / search · n/N match · d download · o path · esc back"
 	case !m.canExec:
-		h = "g open by path · " + m.uploadHint() + "q close"
+		h = "o open by path · " + m.uploadHint() + "q close"
 	default:
-		h = "enter open · - up · g path · r reload · d download · " + m.uploadHint() + "q close"
+		h = "enter open · - up · o path · r reload · d download · " + m.uploadHint() + "q close"
 	}
 	return m.st.Dim.Render(fit(h, m.width))
 }

@@ -37,6 +37,10 @@ func TestIsBinary(t *testing.T) {
 		{"latin1", "caf\xe9 au lait", true},
 		{"cut at chunk end", long + "more", false},
 		{"cut at file end", "abc\xc3", false},
+		{"ELF magic alone: valid UTF-8, no text", "\x7fELF", true},
+		{"controls past one in ten", "ab\x01cd\x02ef\x03", true},
+		{"a colour escape in a line of text", "ok \x1b[32mgreen\x1b[0m and more words follow\n", false},
+		{"tabs, CRLF and form feeds are text", "a\tb\r\n\fc\r\n", false},
 	} {
 		if got := isBinary([]byte(tc.data)); got != tc.want {
 			t.Errorf("%s: isBinary = %v, want %v", tc.name, got, tc.want)
@@ -75,7 +79,7 @@ func TestViewFitsSize(t *testing.T) {
 		h.m.SetSize(80, 20)
 	}
 	check("listing")
-	h.press("g")
+	h.press("o")
 	check("prompt")
 	h.prompt("/data/long.log")
 	check("text")
@@ -84,7 +88,7 @@ func TestViewFitsSize(t *testing.T) {
 	h.press("enter")
 	check("search")
 	h.press("esc")
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/blob.bin")
 	check("hex")
 	h.press("esc")

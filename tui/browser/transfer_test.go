@@ -44,7 +44,7 @@ func lmode(t *testing.T, p string) fs.FileMode {
 func (h *harness) downloadTo(remote, dest string) string {
 	h.t.Helper()
 	if h.m.view == nil || h.m.view.path != remote {
-		h.press("g")
+		h.press("o")
 		h.prompt(remote)
 	}
 	h.press("d")

@@ -15,7 +15,7 @@ func TestWideLineScrollsSideways(t *testing.T) {
 	cfg.Files["/data/wide.txt"] = sim.File{Data: strings.Repeat("x", 200) + " END\n", ModTime: epoch}
 	f, _ := simFleet(t, fleet.Options{}, cfg)
 	h := newHarness(t, f, "g", monoOpts())
-	h.press("g")
+	h.press("o")
 	h.prompt("/data/wide.txt")
 	if h.m.view == nil {
 		t.Fatalf("wide.txt not open; msg %q", h.m.msg)

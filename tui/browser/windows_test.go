@@ -51,7 +51,7 @@ func TestWindowsBrowsing(t *testing.T) {
 		t.Fatalf("up from the root: %q", m.dir)
 	}
 	// A typed path, forward slashes and a lower-case drive included.
-	h.press("g")
+	h.press("o")
 	h.prompt(`c:/users/../Users/Administrator/Desktop/todo list.txt`)
 	if m.view == nil || m.view.path != `C:\Users\Administrator\Desktop\todo list.txt` || !strings.Contains(h.screen(), "reboot") {
 		t.Fatalf("typed path: view %+v msg %q\n%s", m.view, m.msg, h.screen())

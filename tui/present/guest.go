@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -32,6 +33,23 @@ func OSName(g *fleet.Guest) string {
 		return strings.TrimSpace(g.OS.Name + " " + g.OS.Version)
 	}
 	return g.OS.ID
+}
+
+// OSLabel is OSName for a screen: a guest without /etc/os-release (its
+// agent then reports only the kernel) shows its kernel release, "kernel
+// 6.1.0-28-amd64", rather than nothing. JSON keeps OSName: "" there says
+// the guest named no OS.
+func OSLabel(g *fleet.Guest) string {
+	if s := OSName(g); s != "" || g.OS == nil {
+		return s
+	}
+	if k := strings.TrimSpace(g.OS.KernelRelease); k != "" {
+		return "kernel " + k
+	}
+	if k := strings.TrimSpace(g.OS.KernelVersion); k != "" {
+		return "kernel " + k
+	}
+	return ""
 }
 
 // VCPUCounts counts the guest's online and reported vCPUs.
@@ -176,6 +194,69 @@ func Addr(a agentclient.IPAddress, max int) string {
 		return ip.String() + "/? (bad prefix " + strconv.Itoa(a.Prefix) + ")"
 	}
 	return ip.String() + "/" + strconv.Itoa(a.Prefix)
+}
+
+// ErrBrief is the guest's error in a few words for a cell ("agent silent",
+// "connection refused"), from the class of the error behind it
+// (fleet.Guest.Cause); the whole text, Guest.Err, is for where one reads
+// it (the detail pane wraps it). An error known only in words is those
+// words, which the cell cuts. Unescaped, like the views above.
+func ErrBrief(g *fleet.Guest) string {
+	if g.Err == "" {
+		return ""
+	}
+	if g.Cause == nil {
+		return g.Err
+	}
+	if g.State == fleet.Gone {
+		// It was shutting down: that it stopped answering is the news,
+		// not how (the detail pane says).
+		return "went away"
+	}
+	if s := Brief(g.Cause); s != "" {
+		return s
+	}
+	return g.Err
+}
+
+// Brief names err's class in a few words, "" when it has none of the
+// classes below. The first that matches wins: a silent agent also timed
+// out, a poll that ran out also timed out.
+func Brief(err error) string {
+	var ae *agentclient.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, agentclient.ErrBudget):
+		return "reply budget full"
+	case agentclient.IsChannelHeld(err):
+		return "channel held by another client"
+	case agentclient.IsSilent(err):
+		return "agent silent"
+	case fleet.IsPollTimeout(err):
+		return "poll ran out of time"
+	case errors.Is(err, agentclient.ErrTooLarge):
+		return "reply too large"
+	case errors.Is(err, agentclient.ErrMalformed):
+		return "not a guest-agent reply"
+	case agentclient.IsConnLost(err):
+		return "connection lost"
+	case errors.Is(err, agentclient.ErrClosed):
+		return "connection closed"
+	case agentclient.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such socket"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case agentclient.IsFrozen(err):
+		return "guest is frozen"
+	case errors.As(err, &ae):
+		return ae.Desc // the agent's own words
+	}
+	return ""
 }
 
 // Reason is an error in the words a person needs, escaped and cut to max

@@ -136,3 +136,26 @@ func appendU(b []byte, r rune) []byte {
 	}
 	return b
 }
+
+// Wrap is guest text s escaped (Text) and wrapped at spaces into lines of
+// at most w cells, long words broken, at most lines lines: the last line
+// of text that does not fit ends in an ellipsis. It is for reading a whole
+// message (an error in the detail pane) where a cell would cut it. Like
+// Text it reads about 16 bytes of s per cell shown, however long s is.
+func Wrap(s string, w, lines int) []string {
+	if w <= 0 || lines <= 0 {
+		return nil
+	}
+	t := Text(s, w*lines)
+	// Wrap's hyphen breakpoint would split "guest-sync-delimited"; a space
+	// breaks first, and a word longer than the line still breaks.
+	out := strings.Split(ansi.Wrap(t, w, ""), "\n")
+	for i := range out {
+		out[i] = strings.TrimRight(out[i], " ")
+	}
+	if len(out) > lines {
+		out = out[:lines]
+		out[lines-1] = Fit(out[lines-1]+" "+Ellipsis, w)
+	}
+	return out
+}

@@ -146,12 +146,14 @@ func demoGuest(i int) (sim.Config, string) {
 		name = "win-dc-01"
 		cfg = sim.WindowsConfig(name)
 		cfg.Tags = []string{"windows", "prod"}
+		cfg.Number(i)
 		cfg.Users = append(cfg.Users, agentclient.User{User: "svc-backup", Domain: "CORP", LoginTime: float64(time.Now().Add(-3 * time.Hour).Unix())})
 		return cfg, ""
 	case 19: // a second Windows guest
 		name = "win-rdp-02"
 		cfg = sim.WindowsConfig(name)
 		cfg.Tags = []string{"windows", "dev"}
+		cfg.Number(i)
 		return cfg, ""
 	}
 	cfg = sim.DefaultConfig(name)
@@ -163,13 +165,9 @@ func demoGuest(i int) (sim.Config, string) {
 		cfg.VCPUs[v] = agentclient.VCPU{LogicalID: v, Online: true}
 	}
 	mac := func(n int) string { return fmt.Sprintf("52:54:00:%02x:%02x:%02x", i, n, (i*7+n)&0xff) }
-	cfg.Interfaces = []agentclient.Interface{
-		cfg.Interfaces[0], // lo
-		{Name: "eth0", HardwareAddress: mac(0), IPAddresses: []agentclient.IPAddress{
-			{Address: fmt.Sprintf("10.%d.0.%d", i%3, 10+i), Type: "ipv4", Prefix: 24},
-			{Address: fmt.Sprintf("fe80::5054:ff:fe%02x:%04x", i, i*7), Type: "ipv6", Prefix: 64},
-		}, Statistics: &agentclient.InterfaceStats{RxBytes: uint64(1e6 * (i + 1)), RxPackets: uint64(1e3 * (i + 1)), TxBytes: uint64(4e5 * (i + 1)), TxPackets: uint64(7e2 * (i + 1))}},
-	}
+	// eth0: addresses of its own (sim.Number), traffic after its number.
+	cfg.Number(i)
+	cfg.Interfaces[1].Statistics = &agentclient.InterfaceStats{RxBytes: uint64(1e6 * (i + 1)), RxPackets: uint64(1e3 * (i + 1)), TxBytes: uint64(4e5 * (i + 1)), TxPackets: uint64(7e2 * (i + 1))}
 	if i%5 == 0 {
 		cfg.Users = append(cfg.Users, agentclient.User{User: "ops", LoginTime: float64(time.Now().Add(-time.Duration(i) * time.Hour).Unix())})
 	}
