@@ -178,8 +178,16 @@ func (sc *scheduler) nextLocked(s *session) {
 	sc.handoff(job{s: s, forced: true})
 }
 
-// handoff gives j to an idle worker, or to a new one. Not under mu.
+// handoff gives j to an idle worker, or to a new one. Not under mu. Once
+// the fleet has stopped nothing new starts (a Poke may come after Close).
 func (sc *scheduler) handoff(j job) {
+	sc.mu.Lock()
+	stopped := sc.ctx == nil || sc.ctx.Err() != nil
+	sc.mu.Unlock()
+	if stopped {
+		sc.stop(j.s)
+		return
+	}
 	select {
 	case sc.work <- j:
 	default:
