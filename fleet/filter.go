@@ -34,9 +34,11 @@ type filterWord struct {
 //   - ~WORD, a fuzzy (fzf-style) match on the name: WORD's letters in
 //     order, anything between ("~wb3" finds web-03), ignoring case;
 //   - a glob against the name (or the domain, as in Select);
+//   - hostname:X, os:X, ip:X: what the agent reports (hostname, OS pretty
+//     name, id or kernel release, the start of an IP address), matched only
+//     when a word names it, so a guest cannot put itself into a filter;
 //   - otherwise a case-insensitive substring of the name (HOST/DOMAIN for
-//     a discovered guest), host, address, hostname, OS, state, a tag or the
-//     start of an IP address.
+//     a discovered guest), host, address, UUID, state or a tag.
 //
 // A word starting with ! matches the guests the rest does not: "!web",
 // "!state:ready", "!re:-0\d$". A word with nothing after its prefix ("!",

@@ -58,7 +58,7 @@ func TestParseAction(t *testing.T) {
 func testGuests() []*Guest {
 	return []*Guest{
 		{Target: Target{Name: "db-1", Host: "hv1", Tags: []string{"prod", "db"}}, State: Ready, Hostname: "db1.example"},
-		{Target: Target{Name: "db-2", Host: "hv2", Tags: []string{"prod", "db"}}, State: Frozen},
+		{Target: Target{Name: "db-2", Host: "hv2", Tags: []string{"prod", "db"}}, State: Frozen, Hostname: "web-prod"}, // a guest naming itself like others
 		{Target: Target{Name: "web-1", Host: "hv1", Tags: []string{"prod"}}, State: Silent},
 		{Target: Target{Name: "web-2", Address: "unix:/run/web2.sock"}, State: Unreachable},
 	}
@@ -110,7 +110,13 @@ func TestMatch(t *testing.T) {
 		{"", "db-1,db-2,web-1,web-2"},
 		{"web", "web-1,web-2"},
 		{"WEB", "web-1,web-2"},
-		{"db1.example", "db-1"},
+		// What a guest reports of itself matches only by name: a guest
+		// calling itself "web-9" joins no "web" filter.
+		{"db1.example", ""},
+		{"hostname:db1.example", "db-1"},
+		{"hostname:DB1", "db-1"},
+		{"hostname:db1*", "db-1"},
+		{"hostname:web", "db-2"},
 		{"tag:prod state:fro", "db-2"},
 		{"host:hv2", "db-2"},
 		{"web2.sock", "web-2"},

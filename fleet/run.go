@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/guestdeck/guestdeck/agentclient"
 )
@@ -99,7 +100,28 @@ func (s *session) run(ctx context.Context, a Action) (r Result) {
 	return r
 }
 
-func actionError(err error) string {
+func actionError(err error) string { return capText(actionErrorText(err), maxErrText) }
+
+// maxErrText bounds a result's error text. An agent's error is its own
+// words, bounded only by its reply's limit (1.4 MB for a read): the
+// dashboard's event log keeps 200 actions' results and the audit log
+// appends every one. An error that names a path fits in far less.
+const maxErrText = 16 << 10
+
+// capText cuts s to at most max bytes at a character boundary, saying how
+// much was left out.
+func capText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", s[:i], len(s)-i)
+}
+
+func actionErrorText(err error) string {
 	switch {
 	case agentclient.IsFrozen(err):
 		return "refused: the guest's filesystems are frozen (thaw first)"

@@ -260,6 +260,24 @@ func matchWord(g *Guest, w string) bool {
 			return strings.HasPrefix(string(g.State), strings.ToLower(val))
 		case "uuid":
 			return g.UUID != "" && strings.HasPrefix(g.UUID, strings.ToLower(val))
+		// What the guest itself reports is matched only when the word asks
+		// for it by name: a plain word matching hostnames would let a guest
+		// that calls itself "web-prod" join a "web" filter, and so the bulk
+		// action sent to the rows it leaves.
+		case "hostname":
+			return globOrEqual(val, g.Hostname) || (!strings.ContainsAny(val, "*?[") && containsFold(g.Hostname, val))
+		case "os":
+			return g.OS != nil && (containsFold(g.OS.PrettyName, val) || containsFold(g.OS.Name, val) ||
+				containsFold(g.OS.KernelRelease, val))
+		case "ip":
+			for _, in := range g.Interfaces {
+				for _, ip := range in.IPAddresses {
+					if strings.HasPrefix(ip.Address, val) {
+						return true
+					}
+				}
+			}
+			return false
 		}
 	}
 	if strings.ContainsAny(w, "*?[") {
@@ -267,23 +285,15 @@ func matchWord(g *Guest, w string) bool {
 			return globName(w, g)
 		}
 	}
+	// A plain word: only what the operator or the hypervisor named (the
+	// guest's name, host, address, UUID and tags) and its state.
 	if containsFold(g.Name, w) || containsFold(g.Host, w) || containsFold(g.Address, w) || containsFold(g.UUID, w) ||
-		containsFold(g.Hostname, w) || containsFold(string(g.State), w) {
-		return true
-	}
-	if g.OS != nil && containsFold(g.OS.PrettyName, w) {
+		containsFold(string(g.State), w) {
 		return true
 	}
 	for _, t := range g.Tags {
 		if containsFold(t, w) {
 			return true
-		}
-	}
-	for _, in := range g.Interfaces {
-		for _, ip := range in.IPAddresses {
-			if strings.HasPrefix(ip.Address, w) {
-				return true
-			}
 		}
 	}
 	return false

@@ -1,9 +1,12 @@
 package tui
 
 import (
+	"strings"
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/guestdeck/guestdeck/fleet"
 )
 
 func benchModel(b *testing.B, n int) Model {
@@ -113,6 +116,24 @@ func BenchmarkKeystrokeWhileStreaming10000(b *testing.B) {
 		src.set(gs)
 		next, _ := m.Update(changedMsg{})
 		next, _ = next.(Model).Update(down)
+		m = next.(Model)
+		_ = m.View()
+	}
+}
+
+// The event log's entry view of a read whose guest answered a megabyte of
+// escape bytes as its file and an error of 1.4 MB (what a read's reply
+// limit lets through): a frame and a scroll after the entry opened.
+func BenchmarkEntryViewHostileRead(b *testing.B) {
+	m, _ := newTestModel(3, 200, 50, Options{})
+	m.addEvent(event{at: testNow, action: fleet.Action{Kind: fleet.ActRead, Path: "/x"}, results: []fleet.Result{{
+		Guest: "vm-00000", Err: strings.Repeat("\x1b-", 700<<10), Data: []byte(strings.Repeat("\x1b", 1<<20))}}})
+	m.entry = &entryView{ev: m.events[0], res: 0}
+	m.open(layer{kind: layerEntry})
+	down := tea.KeyPressMsg{Code: tea.KeyDown}
+	b.ResetTimer()
+	for b.Loop() {
+		next, _ := m.Update(down)
 		m = next.(Model)
 		_ = m.View()
 	}

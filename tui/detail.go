@@ -231,6 +231,9 @@ func (m *Model) errorLines(g *fleet.Guest) []string {
 // (its own words) may be long.
 const maxErrLines = 6
 
+// maxCapName bounds a command name in the capabilities list.
+const maxCapName = 40
+
 // capabilityLines lays out the agent's commands in columns; disabled ones
 // are greyed and flagged.
 func (m *Model) capabilityLines(g *fleet.Guest) []string {
@@ -243,17 +246,25 @@ func (m *Model) capabilityLines(g *fleet.Guest) []string {
 		}
 	}
 	sort.Strings(cmds)
-	head := fmt.Sprintf("Capabilities (%d, %d disabled)", len(cmds), len(disabled))
+	head := fmt.Sprintf("Capabilities (%d, %d disabled: ✗)", len(cmds), len(disabled))
 	lines := []string{m.st.Header.Render(head)}
-	const cw = 34
+	// Columns as wide as the longest name (the agent names its commands:
+	// guest text, so at most maxCapName cells), so that no name is cut: a
+	// "(disabled)" after each once cut guest-get-memory-block-info.
+	names := make([]string, len(cmds))
+	longest := 0
+	for i, c := range cmds {
+		names[i] = present.Text(c, maxCapName)
+		longest = max(longest, present.Width(names[i]))
+	}
+	cw := min(longest+4, max(m.width-2, 8)) // "✓ ", the name, two blanks
 	per := max((m.width-2)/cw, 1)
 	var row strings.Builder
 	for i, c := range cmds {
-		name := present.Text(c, cw-3) // the agent names its commands: guest text
-		label := "✓ " + name
+		label := "✓ " + names[i]
 		st := m.st.OK
 		if disabled[c] {
-			label = "✗ " + name + " (disabled)"
+			label = "✗ " + names[i]
 			st = m.st.Disabled
 		}
 		// One cell kept blank, so a cut label does not run into the next column.

@@ -24,6 +24,11 @@ type entryView struct {
 	ev     event
 	res    int
 	scroll int
+	// lines is entryLines at width linesW: a guest's megabyte of read data
+	// or error took tens of milliseconds to escape and wrap, on every
+	// frame and every key.
+	lines  []string
+	linesW int
 }
 
 // resetEventLog shows the log from its newest line, selected.
@@ -162,6 +167,14 @@ const maxEntryLines = 2000
 // screen (present.Wrap), so nothing is cut at the right edge.
 func (m *Model) entryLines(v *entryView) []string {
 	w := max(m.width, 20)
+	if v.lines == nil || v.linesW != w {
+		v.lines, v.linesW = m.buildEntryLines(v, w), w
+	}
+	return v.lines
+}
+
+// buildEntryLines lays the entry out at width w.
+func (m *Model) buildEntryLines(v *entryView, w int) []string {
 	indent := strings.Repeat(" ", present.Width(kv("", "")))
 	var lines []string
 	field := func(label, text string, style func(...string) string) {

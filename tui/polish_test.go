@@ -11,6 +11,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // silentErr is what the fleet stores for a guest whose channel is up and
@@ -303,4 +304,34 @@ func TestDetailOpenGolden(t *testing.T) {
 		t.Errorf("view is %d lines, want 30", n)
 	}
 	golden(t, "detail_open_100x30", v)
+}
+
+// TestCapabilityNamesWhole: at 80 and 100 columns every command of the
+// agent's list is shown whole, enabled or disabled (the list once cut
+// "guest-get-memory-block-info (disabled)"), and a hostile name is escaped
+// and bounded.
+func TestCapabilityNamesWhole(t *testing.T) {
+	g := &fleet.Guest{}
+	for i, c := range agentclient.Commands() {
+		g.Commands = append(g.Commands, agentclient.CommandInfo{Name: c.Name, Enabled: i%3 != 0})
+	}
+	evil := "guest-\x1b]0;owned\x07" + strings.Repeat("x", 500)
+	g.Commands = append(g.Commands, agentclient.CommandInfo{Name: evil})
+	for _, w := range []int{80, 100} {
+		m, _ := newTestModel(1, w, 30, Options{})
+		text := strings.Join(m.capabilityLines(g), "\n")
+		for _, c := range agentclient.Commands() {
+			if !strings.Contains(text, c.Name+" ") && !strings.HasSuffix(text, c.Name) {
+				t.Errorf("%d columns: %s is cut or missing:\n%s", w, c.Name, text)
+			}
+		}
+		for _, l := range m.capabilityLines(g) {
+			if present.Width(l) > w {
+				t.Errorf("%d columns: a line %d wide: %q", w, present.Width(l), l)
+			}
+		}
+		if strings.Contains(text, "\x1b]0;") {
+			t.Errorf("%d columns: the hostile name reached the screen raw", w)
+		}
+	}
 }

@@ -122,8 +122,10 @@ type table struct {
 	cols []colID
 	// Whether any row (the filtered guests, not only those on screen: the
 	// columns must not come and go as the table scrolls) has an error or
-	// is frozen; computed with the rows.
+	// is frozen, or had within columnHold; computed with the rows.
 	anyErr, anyFrozen bool
+	// When ERROR and FREEZE may go, once no row has an error or is frozen.
+	errUntil, frozenUntil time.Time
 
 	cursor  int
 	offset  int
@@ -161,14 +163,15 @@ func (m *Model) reindex() {
 		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
 	}
 	match := m.filterMatch(t.filter) // nav.go: compiled once
-	t.anyErr, t.anyFrozen = false, false
+	anyErr, anyFrozen := false, false
 	for _, g := range m.snap.Guests {
 		if t.filter == "" || match(g) {
 			rows = append(rows, g)
-			t.anyErr = t.anyErr || g.Err != ""
-			t.anyFrozen = t.anyFrozen || isFrozen(g)
+			anyErr = anyErr || g.Err != ""
+			anyFrozen = anyFrozen || isFrozen(g)
 		}
 	}
+	m.holdColumns(anyErr, anyFrozen)
 	m.orderRows(rows, resort) // metrics.go: the sort, or the held order
 	t.rows, t.spare = rows, t.rows
 	clear(t.spare[:cap(t.spare)]) // keeps no old Guest alive
@@ -193,6 +196,31 @@ func (m *Model) reindex() {
 		}
 	}
 	m.clampScroll()
+}
+
+// columnHold is how long ERROR (FREEZE) stays after the last row with an
+// error (frozen) has none. A guest decides its own error and freeze state
+// (junk before a reply, fsfreeze from inside): without a hold it could make
+// the column come and go with every poll, and with it another column of
+// every guest's row.
+const columnHold = time.Minute
+
+// holdColumns sets anyErr and anyFrozen from what the rows have now and
+// the hold. A new filter is the operator's choice: its rows decide at once.
+func (m *Model) holdColumns(anyErr, anyFrozen bool) {
+	t := &m.tbl
+	if !t.built || t.builtFilter != t.filter {
+		t.errUntil, t.frozenUntil = time.Time{}, time.Time{}
+	}
+	now := m.now()
+	if anyErr {
+		t.errUntil = now.Add(columnHold)
+	}
+	if anyFrozen {
+		t.frozenUntil = now.Add(columnHold)
+	}
+	t.anyErr = anyErr || now.Before(t.errUntil)
+	t.anyFrozen = anyFrozen || now.Before(t.frozenUntil)
 }
 
 // snapshotStats sums up a new snapshot once, so frames never walk the fleet.
@@ -496,7 +524,8 @@ func (m *Model) visibleColumns() []column {
 // always among them: sorting by a column that is not shown sorts blind.
 //
 // With set nil the choice is automatic, by priority (columns). ERROR is
-// then shown only while some guest in the table has an error (anyErr): an
+// then shown only while some guest in the table has an error, and for
+// columnHold after (anyErr): an
 // empty ERROR column was the widest thing at 80 columns and said nothing,
 // while the STATE cell already says unreachable or silent, and the detail
 // pane has the whole error. When there is one, ERROR's priority is next

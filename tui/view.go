@@ -443,7 +443,8 @@ func (m *Model) helpLines(w int) []string {
 		out = append(out, hangWrap(m.st.Title.Render(title), present.Width(title), text, w)...)
 	}
 	out = append(out, m.st.Title.Render("Help")+m.st.Muted.Render("  (? or esc closes)"))
-	add("Filter", "/ then words that must all match: substring, glob (web-*), tag:X, host:X, state:frozen, "+
+	add("Filter", "/ then words that must all match: substring of name/host/address/tag, glob (web-*), tag:X, host:X, state:frozen, "+
+		"hostname:X, os:X, ip:X (what the guest reports), "+
 		"re:REGEXP, ~fuzzy (name), !WORD (not); ↑/↓ recall; "+m.keys.Jump.Help().Key+" jumps to a name")
 	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
 	add("Views", m.viewsHelp())

@@ -637,18 +637,36 @@ func TestConcurrentKnobsAndClients(t *testing.T) {
 		}
 	}()
 	// Three: one served and two waiting is all the socket's queue takes
-	// (a fourth is refused with EAGAIN, as by the real agent).
-	for w := range 3 {
+	// (a fourth is refused with EAGAIN, as by the real agent). The first is
+	// dialled and answered before the others dial, so that it has left the
+	// queue: three dialling at once could find all three places taken.
+	conns := make([]net.Conn, 3)
+	for w := range conns {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("client %d: %v", w, err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		conns[w] = c
+		if w == 0 {
+			fmt.Fprintf(c, "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":7}}")
+			want, got := []byte("\xff{\"return\": 7}\n"), []byte{}
+			tmp := make([]byte, 512)
+			for !bytes.Contains(got, want) {
+				n, err := c.Read(tmp)
+				if err != nil {
+					t.Fatalf("client 0's first sync: %v after %q", err, got)
+				}
+				got = append(got, tmp[:n]...)
+			}
+		}
+	}
+	for w, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("unix", sock)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(20 * time.Second))
+			defer c.Close() // the next one in the queue is served then
 			for i := range 20 {
 				id := w*1000 + i
 				fmt.Fprintf(c, "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":%d}}{\"execute\":\"guest-get-vcpus\"}", id)

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -453,8 +452,8 @@ const (
 )
 
 func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tHOST\tSTATE\tAGENT\tOS\tADDRESSES\tVCPUS\tSKEW\tFREEZE\tRTT\tERROR")
+	rows := make([][]string, 0, len(gs)+1)
+	rows = append(rows, []string{"NAME", "HOST", "STATE", "AGENT", "OS", "ADDRESSES", "VCPUS", "SKEW", "FREEZE", "RTT", "ERROR"})
 	for _, g := range gs {
 		on, total := present.VCPUCounts(g)
 		vc := "-"
@@ -473,14 +472,15 @@ func writeStatusTable(w io.Writer, gs []*fleet.Guest) {
 			rtt = roundDur(g.RTT).String()
 		}
 		// Every string a guest (or a libvirt host) controls goes through
-		// present.Text: escaped, one line, capped.
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		// present.Text: escaped, one line, capped; present.Columns lines
+		// them up by display cells.
+		rows = append(rows, []string{
 			present.Text(g.Name, nameCells), dash(present.Text(g.Host, hostCells)), present.Text(string(g.State), freezeCells),
 			dash(present.Text(g.AgentVersion, agentCells)), dash(present.Text(present.OSLabel(g), osCells)),
 			dash(present.Text(present.AddrList(g), addrCells)),
-			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells))
+			vc, skew, dash(present.Text(present.FreezeState(g), freezeCells)), rtt, present.Text(g.Err, errCells)})
 	}
-	tw.Flush()
+	present.Columns(w, rows, 2)
 }
 
 func ms(d time.Duration) float64 {
@@ -529,8 +529,9 @@ func jsonAddr(a agentclient.IPAddress) string {
 // addresses gets a row of its own, and a guest whose interfaces are not
 // known says why.
 func writeInterfaceTable(w io.Writer, gs []*fleet.Guest) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GUEST\tINTERFACE\tMAC\tPROTOCOL\tADDRESS")
+	// The guest names its interfaces and MACs: present.Columns lines
+	// them up by display cells, as writeStatusTable does.
+	rows := [][]string{{"GUEST", "INTERFACE", "MAC", "PROTOCOL", "ADDRESS"}}
 	for _, g := range gs {
 		name := present.Text(g.Name, nameCells)
 		if len(g.Interfaces) == 0 {
@@ -538,7 +539,7 @@ func writeInterfaceTable(w io.Writer, gs []*fleet.Guest) {
 			if g.State != fleet.Ready {
 				why = "not known: the guest is " + string(g.State)
 			}
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", name, why)
+			rows = append(rows, []string{name, "-", "-", "-", why})
 			continue
 		}
 		for _, ifc := range g.Interfaces {
@@ -547,18 +548,18 @@ func writeInterfaceTable(w io.Writer, gs []*fleet.Guest) {
 				mac = "-"
 			}
 			if len(ifc.IPAddresses) == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\n", name, iname, mac)
+				rows = append(rows, []string{name, iname, mac, "-", "-"})
 				name = "-"
 				continue
 			}
 			for _, ip := range ifc.IPAddresses {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, iname, mac, present.Text(ip.Type, 8), present.Addr(ip, ifaceCells))
+				rows = append(rows, []string{name, iname, mac, present.Text(ip.Type, 8), present.Addr(ip, ifaceCells)})
 				name, iname, mac = "-", "-", "-"
 			}
 			name = "-"
 		}
 	}
-	tw.Flush()
+	present.Columns(w, rows, 2)
 }
 
 // ifaceCells caps an interface's name, MAC or unparsable address.

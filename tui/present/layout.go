@@ -1,6 +1,7 @@
 package present
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -149,13 +150,55 @@ func Wrap(s string, w, lines int) []string {
 	t := Text(s, w*lines)
 	// Wrap's hyphen breakpoint would split "guest-sync-delimited"; a space
 	// breaks first, and a word longer than the line still breaks.
-	out := strings.Split(ansi.Wrap(t, w, ""), "\n")
-	for i := range out {
-		out[i] = strings.TrimRight(out[i], " ")
+	var out []string
+	for l := range strings.SplitSeq(ansi.Wrap(t, w, ""), "\n") {
+		// ansi.Wrap leaves a run of hyphens ("----", "a-b-c-…") past the
+		// width: hard-wrap what it left too wide.
+		if Width(l) > w {
+			l = ansi.Hardwrap(l, w, true)
+		}
+		for p := range strings.SplitSeq(l, "\n") {
+			out = append(out, strings.TrimRight(p, " "))
+		}
+		if len(out) > lines {
+			break
+		}
 	}
 	if len(out) > lines {
 		out = out[:lines]
 		out[lines-1] = Fit(out[lines-1]+" "+Ellipsis, w)
 	}
 	return out
+}
+
+// Columns writes rows of cells, each safe text (Text, Cell), as columns:
+// every cell but a row's last is padded with spaces to the widest in its
+// column plus gap. Widths are display cells: text/tabwriter counts runes,
+// so a guest's wide characters or combining marks moved every column after
+// its cell on its row, and widened that column for all.
+func Columns(w io.Writer, rows [][]string, gap int) error {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r[:max(len(r)-1, 0)] {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], Width(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		b.Reset()
+		for i, c := range r {
+			b.WriteString(c)
+			if i < len(r)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-Width(c)+gap))
+			}
+		}
+		b.WriteByte('\n')
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

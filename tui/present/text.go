@@ -84,7 +84,7 @@ func slowText(s string, i, max int) string {
 		}
 		j += size
 	}
-	if j == len(s) {
+	if j == len(s) && clustersAgree(s) {
 		if max <= 0 || ansi.StringWidth(s) <= max {
 			return s
 		}
@@ -92,23 +92,33 @@ func slowText(s string, i, max int) string {
 	}
 	var b strings.Builder
 	if outBudget > 0 {
-		b.Grow(min(outBudget, 2*len(s)) + 16)
+		b.Grow(min(outBudget, 2*len(s), max) + 16)
 	} else {
 		b.Grow(len(s) + 16)
 	}
 	b.WriteString(s[:j])
-	for j < budget && (outBudget < 0 || b.Len() < outBudget) {
+	// ascii counts the printable ASCII written, escapes included: each is
+	// a cell of its own, so past max the text is cut whatever follows, and
+	// reading on (16 bytes a cell, for combining marks) would only cost.
+	// Wrap asks for thousands of cells; 16 times that of a guest's escapes
+	// was megabytes escaped and cut again on every frame.
+	ascii := i
+	for j < budget && (outBudget < 0 || b.Len() < outBudget) && (max <= 0 || ascii <= max) {
 		r, size := utf8.DecodeRuneInString(s[j:])
+		n := b.Len()
 		writeRune(&b, s[j:], r, size)
+		if r < 0x80 || unsafe(r, size) {
+			ascii += b.Len() - n
+		}
 		j += size
 	}
-	out := b.String()
+	out := agree(b.String())
 	if max <= 0 {
 		return out
 	}
 	if j < len(s) {
 		// Cut short by the budget: say so even when what was read fits.
-		return ansi.Truncate(out, max-1, "") + Ellipsis
+		return truncate(out, max-1) + Ellipsis
 	}
 	if ansi.StringWidth(out) > max {
 		return cut(out, max)
@@ -118,7 +128,18 @@ func slowText(s string, i, max int) string {
 
 // cut shortens safe text to max cells, the last one an ellipsis.
 func cut(s string, max int) string {
-	return ansi.Truncate(s, max-1, "") + Ellipsis
+	return truncate(s, max-1) + Ellipsis
+}
+
+// truncate is ansi.Truncate(s, n, "") for safe text; printable ASCII (what
+// escapes are) is cut by slicing, without copying it byte by byte.
+func truncate(s string, n int) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return ansi.Truncate(s, n, "")
+		}
+	}
+	return s[:min(n, len(s))]
 }
 
 // Block returns multi-line text (file contents, a read's result) for the
@@ -144,7 +165,7 @@ func Block(s string, tabWidth int) string {
 		}
 		i += size
 	}
-	if i == len(s) {
+	if i == len(s) && clustersAgree(s) {
 		return s
 	}
 	var b strings.Builder
@@ -172,7 +193,7 @@ func Block(s string, tabWidth int) string {
 		}
 		i += size
 	}
-	return b.String()
+	return agree(b.String())
 }
 
 // Clean reports whether Text would show s unchanged (ignoring width).
@@ -188,7 +209,74 @@ func Clean(s string) bool {
 		}
 		i += size
 	}
+	return clustersAgree(s)
+}
+
+// The dashboard measures text by grapheme clusters (ansi.StringWidth,
+// Truncate, Wrap), but Bubble Tea's renderer and most terminals (tmux,
+// xterm, VTE) count code points (wcwidth) unless the terminal reports
+// grapheme support (mode 2027). Where the two disagree a guest could
+// shift the columns of its row: "a" and a skin-tone modifier is one cell
+// to the one and three to the other, a character and VS16 two and one, a
+// regional indicator alone two and one, a spacing mark after a letter
+// none and one. Text therefore escapes such clusters: every cluster it
+// returns is as wide either way.
+
+// clustersAgree reports whether every grapheme cluster of s is as wide by
+// clusters as by wcwidth. Printable ASCII not followed by a non-ASCII byte
+// is its own cluster and agrees.
+func clustersAgree(s string) bool {
+	for len(s) > 0 {
+		if s[0] < 0x80 && (len(s) == 1 || s[1] < 0x80) {
+			s = s[1:]
+			continue
+		}
+		c, w := ansi.FirstGraphemeCluster(s, ansi.GraphemeWidth)
+		if c == "" {
+			return true
+		}
+		if w != ansi.StringWidthWc(c) {
+			return false
+		}
+		s = s[len(c):]
+	}
 	return true
+}
+
+// agree returns safe text s with every cluster whose widths disagree
+// (clustersAgree) written as its first rune, when that alone agrees, and
+// the visible escapes of the rest: "a\U0001f3fb", "☺\ufe0f".
+func agree(s string) string {
+	if clustersAgree(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 32)
+	for len(s) > 0 {
+		if s[0] < 0x80 && (len(s) == 1 || s[1] < 0x80) {
+			b.WriteByte(s[0])
+			s = s[1:]
+			continue
+		}
+		c, w := ansi.FirstGraphemeCluster(s, ansi.GraphemeWidth)
+		if c == "" {
+			break
+		}
+		s = s[len(c):]
+		if w == ansi.StringWidthWc(c) {
+			b.WriteString(c)
+			continue
+		}
+		for k, r := range c {
+			size := utf8.RuneLen(r)
+			if k == 0 && ansi.StringWidth(c[:size]) == ansi.StringWidthWc(c[:size]) {
+				b.WriteString(c[:size])
+				continue
+			}
+			writeEscape(&b, c[k:], r, size)
+		}
+	}
+	return b.String()
 }
 
 // unsafe reports whether rune r (size bytes in the string) must not reach a
@@ -227,6 +315,12 @@ func writeRune(b *strings.Builder, s string, r rune, size int) {
 		b.WriteString(s[:size])
 		return
 	}
+	writeEscape(b, s, r, size)
+}
+
+// writeEscape writes the visible escape of rune r, the first size bytes
+// of s, in Go syntax.
+func writeEscape(b *strings.Builder, s string, r rune, size int) {
 	switch {
 	case r == '\n':
 		b.WriteString(`\n`)
