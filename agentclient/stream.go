@@ -618,7 +618,10 @@ func (s *Stream) fill(ctx context.Context) error {
 		return s.deadErr()
 	}
 	if s.rbuf == nil {
-		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) >= s.opts.readBuf {
+		// Only a buffer of this stream's size: a larger one (from a stream
+		// with another WithReadBuffer) would take whole replies the budget
+		// is meant to charge for, as bytes beyond the read buffer's size.
+		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) == s.opts.readBuf {
 			s.rbuf = (*b)[:cap(*b)]
 		} else {
 			s.rbuf = make([]byte, s.opts.readBuf)
