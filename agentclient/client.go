@@ -256,9 +256,7 @@ func (c *Client) OSInfo(ctx context.Context) (*OSInfo, error) {
 }
 
 func (c *Client) Hostname(ctx context.Context) (string, error) {
-	var v struct {
-		HostName string `json:"host-name"`
-	}
+	var v hostName
 	return v.HostName, c.call(ctx, "guest-get-host-name", nil, &v)
 }
 

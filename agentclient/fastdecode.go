@@ -66,6 +66,46 @@ func decodeReturn(ret []byte, out any) error {
 			*o = v
 			return nil
 		}
+	case *[]Filesystem:
+		if v, ok := decodeFilesystems(ret); ok { // fastdecode_slow.go
+			*o = v
+			return nil
+		}
+	case *[]User:
+		if v, ok := decodeUsers(ret); ok {
+			*o = v
+			return nil
+		}
+	case *Timezone:
+		if v, ok := decodeTimezone(ret); ok {
+			*o = v
+			return nil
+		}
+	case *Load:
+		if v, ok := decodeLoad(ret); ok {
+			*o = v
+			return nil
+		}
+	case **Load: // a metrics sample's: nil unless the reply was read
+		if v, ok := decodeLoad(ret); ok {
+			*o = &v
+			return nil
+		}
+	case *[]DiskInfo:
+		if v, ok := decodeDisks(ret); ok {
+			*o = v
+			return nil
+		}
+	case *hostName:
+		if v, ok := decodeHostName(ret); ok {
+			*o = v
+			return nil
+		}
+	case *[]Route:
+		if v, ok := decodeRoutes(ret); ok {
+			*o = v
+			return nil
+		}
 	case *int64:
 		l := &lexer{b: ret}
 		if v, ok := l.int64(); ok && skipSpace(ret, l.i) == len(ret) {

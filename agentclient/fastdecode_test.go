@@ -126,16 +126,27 @@ func FuzzDecodeSlowReplies(f *testing.F) {
 		`{"kernel-release": "6.1.0", "pretty-name": "Debian GNU/Linux 12 (bookworm)", "id": 5}`,
 		`[{"user": "root", "login-time": 1700000000.25}, {"user": 1, "login-time": 1e400}]`,
 		`[{"name": "vda1", "mountpoint": "/", "type": "ext4", "used-bytes": -1, "total-bytes": 10, "disk": [{"pci-controller": {"domain": -1, "bus": 0, "slot": 4, "function": 0}, "bus-type": "virtio", "bus": 0, "target": 0, "unit": 0}]}]`,
-		`{"zone": "UTC", "offset": 3600}`, `{"host-name": "web-1"}`, `{"exited": true, "exitcode": 0, "out-data": "aGk="}`,
+		`[{"name": "vda1", "mountpoint": "/", "type": "ext4", "used-bytes": 5, "total-bytes": 10, "total-bytes-privileged": 11, "disk": [{"pci-controller": {"domain": 0, "bus": 0, "slot": 4, "function": 0}, "bus-type": "virtio", "bus": 0, "target": 0, "unit": 0, "serial": "s1", "dev": "/dev/vda1"}]}, {"name": "x", "disk": []}]`,
+		`[{"user": "root", "domain": "d", "login-time": 1.7e9}, {"user": "a", "login-time": -0.5E-3}, {"user": "b", "login-time": 01}]`,
+		`{"load1m": 0.25, "load5m": 1, "load15m": 2.5e-1}`, `{"load1m": 1e999}`, `{"load1m": "1"}`,
+		`[{"iface": "eth0", "destination": "0.0.0.0", "metric": 100, "gateway": "10.0.0.1", "mask": "0.0.0.0", "irtt": 0, "flags": 3, "refcnt": 0, "use": 0, "window": 0, "mtu": 0, "version": 4}, {"iface": "eth0", "destination": "fe80::", "desprefixlen": "40", "source": "::", "srcprefixlen": "00", "nexthop": "::", "metric": 256, "flags": 1, "version": 6}]`,
+		`[{"name": "/dev/vda", "dependencies": [], "partition": false, "address": {"bus-type": "virtio", "bus": 0, "unit": 0, "pci-controller": {"bus": 0, "slot": 4, "domain": 0, "function": 0}, "dev": "/dev/vda", "target": 0}}, {"name": "/dev/vda1", "dependencies": ["/dev/vda"], "partition": true, "alias": "root"}]`,
+		`[{"name": "/dev/nvme0n1", "partition": false, "smart": {"type": "nvme", "temperature": 300}}]`,
+		`{"zone": "UTC", "offset": 3600}`, `{"zone": "CET", "offset": -3600, "zone": "x"}`, `{"host-name": "web-1"}`, `{"exited": true, "exitcode": 0, "out-data": "aGk="}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkDecoder(t, b, decodeInfo)
 		checkDecoder(t, b, decodeOSInfo)
-		checkDecoder[[]User](t, b, nil)
-		checkDecoder[[]Filesystem](t, b, nil)
-		checkDecoder[Timezone](t, b, nil)
+		checkDecoder(t, b, decodeUsers)
+		checkDecoder(t, b, decodeFilesystems)
+		checkDecoder(t, b, decodeTimezone)
+		checkDecoder(t, b, decodeLoad)
+		checkDecoder(t, b, func(b []byte) (*Load, bool) { v, ok := decodeLoad(b); return &v, ok })
+		checkDecoder(t, b, decodeRoutes)
+		checkDecoder(t, b, decodeDisks)
+		checkDecoder(t, b, decodeHostName)
 		checkDecoder[ExecStatus](t, b, nil)
 	})
 }

@@ -277,6 +277,7 @@ type Stream struct {
 	tag      string // per-stream random id prefix
 	seq      uint64
 	reqBuf   []byte // the last request line, reused
+	syncBuf  []byte // the last sync request, reused
 	readErr  error  // why the connection can no longer be read; sticky
 
 	// The reader's state, guarded by sem. rbuf[rpos:rend] is read but not
@@ -504,13 +505,6 @@ func appendJSONString(b []byte, v string) []byte {
 	return append(append(append(b, '"'), v...), '"')
 }
 
-// request is the sync request; calls encode theirs by hand (encodeRequest).
-type request struct {
-	Execute   string `json:"execute"`
-	Arguments any    `json:"arguments,omitempty"`
-	ID        string `json:"id"`
-}
-
 // reply is a parsed reply line; ret and id are slices of the line.
 type reply struct {
 	ret []byte // nil if the reply is an error
@@ -624,7 +618,10 @@ func (s *Stream) fill(ctx context.Context) error {
 		return s.deadErr()
 	}
 	if s.rbuf == nil {
-		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) >= s.opts.readBuf {
+		// Only a buffer of this stream's size: a larger one (from a stream
+		// with another WithReadBuffer) would take whole replies the budget
+		// is meant to charge for, as bytes beyond the read buffer's size.
+		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) == s.opts.readBuf {
 			s.rbuf = (*b)[:cap(*b)]
 		} else {
 			s.rbuf = make([]byte, s.opts.readBuf)
@@ -961,13 +958,21 @@ func (s *Stream) awaitAccepted(ctx context.Context, id []byte, rec *LogRecord) e
 func (s *Stream) syncLocked(ctx context.Context) error {
 	n := rand.Int64N(1<<53) + 1
 	s.seq++
-	tag := s.tag + "-" + strconv.FormatUint(s.seq, 10)
-	req, _ := json.Marshal(request{Execute: "guest-sync-delimited", Arguments: map[string]int64{"id": n}, ID: tag})
+	// Encoded by hand into its own buffer (a call's request may be waiting
+	// in reqBuf): the tag and the number need no escaping, and a sync goes
+	// with every shared-channel poll.
+	msg := append(s.syncBuf[:0], 0xFF)
+	msg = append(msg, `{"execute":"guest-sync-delimited","arguments":{"id":`...)
+	msg = strconv.AppendInt(msg, n, 10)
+	msg = append(msg, `},"id":"`...)
+	tagAt := len(msg)
+	msg = strconv.AppendUint(append(append(msg, s.tag...), '-'), s.seq, 10)
+	tagEnd := len(msg)
+	msg = append(msg, "\"}\n"...)
+	s.syncBuf = msg
 	// Stale replies come before the sync's: skipped at the sync's small
 	// limit, not buffered at theirs.
 	s.expect("guest-sync-delimited", lookupOrRaw("guest-sync-delimited").MaxReply)
-	msg := make([]byte, 0, len(req)+2)
-	msg = append(append(append(msg, 0xFF), req...), '\n')
 	writeErr := s.write(ctx, msg)
 	if errors.Is(writeErr, ErrTimeout) {
 		return &silentError{why: "the channel does not take the sync request in time"}
@@ -1015,7 +1020,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 		if r.err != nil || !sameNumber(r.ret, n) {
 			continue // stale, or the agent's parse error for the 0xFF byte
 		}
-		s.echoIDs = idIs(r.id, []byte(tag))
+		s.echoIDs = idIs(r.id, msg[tagAt:tagEnd])
 		s.needSync = false
 		return nil
 	}

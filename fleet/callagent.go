@@ -66,9 +66,10 @@ func (c *callAgent) FileStream() (*agentclient.Stream, time.Duration) {
 }
 
 // batch runs calls pipelined on st, bounded by one timeout (they travel
-// together) and logged like single calls.
-func (c *callAgent) batch(ctx context.Context, st *agentclient.Stream, calls []agentclient.BatchCall) {
-	ctx, cancel := context.WithTimeout(ctx, c.s.f.opts.Timeout)
+// together): the call timeout times per, at least one, under ctx's own
+// deadline; logged like single calls.
+func (c *callAgent) batch(ctx context.Context, st *agentclient.Stream, calls []agentclient.BatchCall, per int) {
+	ctx, cancel := context.WithTimeout(ctx, c.s.f.opts.Timeout*time.Duration(max(per, 1)))
 	defer cancel()
 	t0 := time.Now()
 	st.Batch(ctx, calls)

@@ -59,13 +59,16 @@ func (l *launcher) prioritize(ss []*session) {
 	l.first = ss
 }
 
-// promote moves s to the front (it was poked while waiting).
-func (l *launcher) promote(s *session) {
+// promote moves s to the front (it was poked while waiting), and reports
+// whether it was still waiting.
+func (l *launcher) promote(s *session) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.waiting[s]; ok {
 		l.first = append([]*session{s}, l.first...)
+		return true
 	}
+	return false
 }
 
 // next takes the launch to run now: a prioritized one, else the oldest.
@@ -120,7 +123,7 @@ func (l *launcher) work() {
 		l.mu.Lock()
 		l.inFlight--
 		l.mu.Unlock()
-		it.s.launched <- err // 1-buffered, and each session launches once
+		l.f.sched.launched(it.s, err) // the polls after it (sched.go)
 	}
 }
 

@@ -144,20 +144,76 @@ func TestLaunchSkipsSlotsOfLaunchedGuests(t *testing.T) {
 			// half after the first, at the guest's offset; skipped, an
 			// interval later, still at its offset.
 			offset := time.Duration(nameHash(name) % uint64(opts.Interval))
-			if got := ts[1].Sub(t0) % opts.Interval; got != offset {
-				t.Errorf("%s second poll at +%v, off its offset %v", name, ts[1].Sub(t0), offset)
+			at := ts[1].Sub(t0)
+			if slot := offset + (at-offset+opts.Interval-1)/opts.Interval*opts.Interval; !inSlot(f, at, slot) {
+				t.Errorf("%s second poll at +%v, off its offset %v", name, at, offset)
 			}
-			if ts[1].Sub(ts[0]) > opts.Interval*3/2 {
+			if ts[1].Sub(ts[0]) > opts.Interval*3/2+f.sched.coalesce {
 				skipped++
 			}
 			for i := 2; i < len(ts); i++ {
-				if d := ts[i].Sub(ts[i-1]); d != opts.Interval {
+				if d := ts[i].Sub(ts[i-1]); d < opts.Interval-f.sched.coalesce || d > opts.Interval+f.sched.coalesce {
 					t.Errorf("%s polls %d and %d %v apart, want the interval", name, i-1, i, d)
 				}
 			}
 		}
 		if skipped == 0 {
 			t.Error("no guest skipped a slot during the launch")
+		}
+	})
+}
+
+// inSlot reports whether a poll at got (since the start) went out for the
+// slot at want: at it, or up to the scheduler's coalescing before it.
+func inSlot(f *Fleet, got, want time.Duration) bool {
+	return got <= want && want-got <= f.sched.coalesce
+}
+
+// Polls due close together go out together (sched.go): the scheduler
+// wakes at most once per coalescing window, every poll goes out at its
+// slot or up to that window early, never late, and never twice in one
+// slot.
+func TestSchedulerCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: time.Second, SlowInterval: time.Hour, Timeout: 10 * time.Second}
+		f, guests := fakeFleet(opts, 300)
+		defer f.Close()
+		c := f.sched.coalesce
+		if c <= 0 || c > opts.Interval/100 {
+			t.Fatalf("coalescing window %v, want up to a hundredth of the interval", c)
+		}
+		t0 := time.Now()
+		f.Start(t.Context())
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		instants := map[time.Duration]bool{}
+		for name, g := range guests {
+			ts := g.callTimes("guest-get-time")
+			if len(ts) < 9 {
+				t.Fatalf("%s: %d live polls in 10 s, want >= 9", name, len(ts))
+			}
+			offset := time.Duration(nameHash(name) % uint64(opts.Interval))
+			for i, at := range ts[1:] {
+				d := at.Sub(t0)
+				slot := offset + (d-offset+opts.Interval-1)/opts.Interval*opts.Interval
+				if !inSlot(f, d, slot) {
+					t.Errorf("%s poll %d at +%v, not within %v before its slot +%v", name, i+1, d, c, slot)
+				}
+				if i > 0 && at.Sub(ts[i]) < opts.Interval-c {
+					t.Errorf("%s polls %d and %d %v apart: twice in one slot", name, i, i+1, at.Sub(ts[i]))
+				}
+				if d > 2*opts.Interval {
+					instants[d] = true
+				}
+			}
+		}
+		// 300 guests at spread offsets, polled from the third second on:
+		// 8 seconds, each at most one wake-up per window (and its edges).
+		if max := int(8*opts.Interval/c) + 8; len(instants) > max {
+			t.Errorf("polls went out at %d distinct instants in 8 s, want at most %d (one per %v)", len(instants), max, c)
+		}
+		if len(instants) < 8 {
+			t.Errorf("polls went out at only %d distinct instants in 8 s", len(instants))
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -49,9 +48,8 @@ type session struct {
 	// lost. Guarded by sem.
 	parked bool
 
-	wake     chan struct{} // Poke: poll now
-	launched chan error    // the first poll's outcome (launch.go)
-	wdWake   chan struct{} // freeze guard: FrozenByUs or ThawAt changed
+	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
+	loop   loopState     // its place in the schedule; guarded by f.sched.mu (sched.go)
 
 	mu         sync.Mutex // guards publishing, log and the fields below
 	log        logRing
@@ -65,15 +63,13 @@ type session struct {
 
 func newSession(f *Fleet, t Target) *session {
 	s := &session{
-		f:        f,
-		target:   t,
-		key:      targetKey(t),
-		seed:     nameHash(t.Name),
-		sem:      make(chan struct{}, 1),
-		wake:     make(chan struct{}, 1),
-		launched: make(chan error, 1),
-		wdWake:   make(chan struct{}, 1),
-		log:      logRing{size: f.opts.LogSize},
+		f:      f,
+		target: t,
+		key:    targetKey(t),
+		seed:   nameHash(t.Name),
+		sem:    make(chan struct{}, 1),
+		wdWake: make(chan struct{}, 1),
+		log:    logRing{size: f.opts.LogSize},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
@@ -152,6 +148,7 @@ func (s *session) shutdown() {
 	if stop != nil {
 		stop()
 	}
+	s.f.sched.stop(s)
 	select {
 	case s.wdWake <- struct{}{}:
 	default:
@@ -172,12 +169,8 @@ func (s *session) dropAgent() {
 	}
 }
 
-func (s *session) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+// poke polls the guest now (sched.go).
+func (s *session) poke() { s.f.sched.poke(s) }
 
 func (s *session) markGone(reason string) {
 	if reason == "" {
@@ -320,6 +313,7 @@ type pollResult struct {
 	// The plan's own state (planPoll): frozen as last known or just read,
 	// capabilities to read again, live items asked in one batch.
 	frozen, recaps, batched bool
+	slowBatched             bool // the slow items were asked in one batch
 
 	answered  bool  // some call of this poll got an answer
 	liveOK    bool  // the live items were read (a poll that ran out may end before)
@@ -598,11 +592,14 @@ func (s *session) planPoll(ctx context.Context, g *Guest, r *pollResult, slowDue
 		if phase == phaseLive {
 			st.due = func() bool { return !r.batched && s.usable(g, r, cmd) }
 		} else {
-			st.due = func() bool { return r.slow && s.usable(g, r, cmd) }
+			st.due = func() bool { return r.slow && !r.slowBatched && s.usable(g, r, cmd) }
 		}
 		return st
 	}
 	return append(plan,
+		pollStep{cmd: "guest-get-osinfo", phase: phaseSlow,
+			due:   func() bool { return r.slow && a.stream() != nil },
+			batch: func() (string, error) { return s.pollSlow(ctx, g, r) }},
 		simple("guest-network-get-interfaces", phaseLive, func() (err error) { r.ifaces, err = a.Interfaces(ctx); r.ifacesOK = err == nil; return }),
 		simple("guest-get-vcpus", phaseLive, func() (err error) { r.vcpus, err = a.VCPUs(ctx); r.vcpusOK = err == nil; return }),
 		simple("guest-get-osinfo", phaseSlow, func() error { v, err := a.OSInfo(ctx); r.os = okOr(v, err); return err }),
@@ -631,7 +628,7 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	}
 	calls = s.metricsCalls(g, r, calls)
 	t0 := time.Now()
-	s.agent.batch(ctx, st, calls)
+	s.agent.batch(ctx, st, calls, 1)
 	s.metricsDone(r, calls)
 	for _, c := range calls {
 		ok, fatal := s.item(r, c.Name, c.Err)
@@ -661,6 +658,68 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	return "", nil
 }
 
+// slowCommands are the slow items, in the order they are asked.
+var slowCommands = [...]string{"guest-get-osinfo", "guest-get-host-name", "guest-get-timezone", "guest-get-users", "guest-get-fsinfo"}
+
+// pollSlow asks the slow items (OS, hostname, timezone, users,
+// filesystems) in one pipelined batch, as pollLive does the live ones: one
+// write and one wake-up instead of five round trips. The batch may take
+// the call timeout once per command, as the calls one by one could, within
+// the poll's bound. Holds sem; the connection is a stream and r.slow is
+// set.
+func (s *session) pollSlow(ctx context.Context, g *Guest, r *pollResult) (cmd string, fatal error) {
+	st := s.agent.stream()
+	r.slowBatched = true
+	var (
+		osv  agentclient.OSInfo
+		host struct {
+			HostName string `json:"host-name"`
+		}
+		tz agentclient.Timezone
+	)
+	outs := [len(slowCommands)]any{&osv, &host, &tz, &r.users, &r.fs}
+	var buf [len(slowCommands)]agentclient.BatchCall
+	calls := buf[:0]
+	for i, name := range slowCommands {
+		if s.usable(g, r, name) {
+			calls = append(calls, agentclient.BatchCall{Name: name, Out: outs[i]})
+		}
+	}
+	if len(calls) == 0 {
+		return "", nil
+	}
+	s.agent.batch(ctx, st, calls, len(calls))
+	for _, c := range calls {
+		ok, fatal := s.item(r, c.Name, c.Err)
+		if fatal != nil {
+			return c.Name, fatal
+		}
+		switch c.Name {
+		case "guest-get-osinfo":
+			if ok {
+				r.os = &osv
+			}
+		case "guest-get-host-name":
+			r.hostname, r.hostnameOK = host.HostName, ok
+		case "guest-get-timezone":
+			if ok {
+				r.tz = &tz
+			}
+		case "guest-get-users":
+			r.usersOK = ok
+		case "guest-get-fsinfo":
+			r.fsOK = ok
+		}
+	}
+	if !r.usersOK {
+		r.users = nil
+	}
+	if !r.fsOK {
+		r.fs = nil
+	}
+	return "", nil
+}
+
 // okOr is v when err is nil, else nil.
 func okOr[T any](v *T, err error) *T {
 	if err != nil {
@@ -681,6 +740,9 @@ func (s *session) apply(r *pollResult) {
 	prev := s.cur.Load()
 	defer s.afterApply(prev)
 	s.update(func(g *Guest) {
+		if r.info != nil {
+			r.info.SupportedCommands = s.f.commands.intern(r.info.SupportedCommands)
+		}
 		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
@@ -738,15 +800,19 @@ func (r *pollResult) storeFreeze(g *Guest) {
 	}
 }
 
-// pushRecent returns a new slice of the last rttHistory values of h then
-// v: snapshots share the old slice, so it is never written in place.
+// pushRecent returns the last rttHistory values of h then v. Snapshots
+// share h's array, so a value they can see is never written: v goes past
+// h's end when the array has room there (only the session's current Guest
+// is pushed to, and every slice published before ends at or before h's
+// end), else into a new array of twice the history. One allocation per
+// rttHistory pushes instead of one per push.
 func pushRecent(h []time.Duration, v time.Duration) []time.Duration {
-	out := make([]time.Duration, 0, rttHistory)
-	if n := len(h); n >= rttHistory {
-		out = append(out, h[n-rttHistory+1:]...)
-	} else {
-		out = append(out, h...)
+	if len(h) < cap(h) {
+		h = append(h, v)
+		return h[max(len(h)-rttHistory, 0):]
 	}
+	out := make([]time.Duration, 0, 2*rttHistory)
+	out = append(out, h[max(len(h)-rttHistory+1, 0):]...)
 	return append(out, v)
 }
 
@@ -799,69 +865,6 @@ func (s *session) pollErr(r *pollResult) (string, error) {
 		errs = append(errs, r.outOfTime)
 	}
 	return strings.Join(parts, "; "), errors.Join(errs...)
-}
-
-// loop polls the guest until ctx ends. Its first poll is the launcher's,
-// at once (launch.go); from the second on it polls at a deterministic offset
-// inside the interval, then every interval, and after a failure it backs
-// off with jitter.
-func (s *session) loop(ctx context.Context) {
-	iv := s.f.opts.Interval
-	base := time.Now().Add(time.Duration(s.seed % uint64(iv)))
-	rng := rand.New(rand.NewPCG(s.seed, 0x9e3779b97f4a7c15))
-	retry := backoff.Backoff{Min: min(max(iv/5, 100*time.Millisecond), time.Second), Max: s.f.opts.MaxBackoff, Rand: rng}
-	ok, err := s.awaitLaunch(ctx)
-	if !ok {
-		return
-	}
-	// The slot after the first poll is at least half an interval away, so
-	// that no guest is polled twice at launch.
-	next := s.after(err, &retry, nextSlot(base, iv, time.Now().Add(iv/2)))
-	timer := time.NewTimer(time.Until(next))
-	defer timer.Stop()
-	retrying := err != nil
-	for {
-		forced := false
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-			if !retrying && s.yieldToLaunch() {
-				next = nextSlot(base, iv, time.Now())
-				timer.Reset(time.Until(next))
-				continue
-			}
-		case <-s.wake:
-			forced = true
-			retry.Reset()
-		}
-		slot := next
-		err := s.poll(ctx, forced)
-		if ctx.Err() != nil || s.isClosed() {
-			return
-		}
-		if err == nil && !forced && time.Since(slot) > iv {
-			s.update(func(g *Guest) { g.Late++ })
-		}
-		retrying = err != nil
-		next = s.after(err, &retry, nextSlot(base, iv, time.Now()))
-		timer.Reset(time.Until(next))
-	}
-}
-
-// awaitLaunch waits for the first poll's outcome; false when ctx ended
-// first. A Poke meanwhile moves the guest to the front of the launch.
-func (s *session) awaitLaunch(ctx context.Context) (ok bool, err error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return false, nil
-		case err := <-s.launched:
-			return ctx.Err() == nil && !s.isClosed(), err
-		case <-s.wake:
-			s.f.launch.promote(s)
-		}
-	}
 }
 
 // yieldToLaunch reports whether this slot's poll gives way to a launch in

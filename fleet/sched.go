@@ -1,0 +1,355 @@
+package fleet
+
+import (
+	"container/heap"
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/guestdeck/guestdeck/internal/backoff"
+)
+
+// scheduler runs every started guest's polls after its first (launch.go):
+// one heap of due times and one timer for the whole fleet, and workers that
+// run the polls due. A goroutine and a timer per guest cost 5–8 KB of stack
+// each at 10,000 guests, and each poll grew a shrunken stack again.
+//
+// Workers are elastic so that no guest can stall the others: a due poll
+// goes to an idle worker, and when none is idle a new one starts. Hung
+// guests hold a worker each for at most a poll's timeout, as they held
+// their own loop before; at most Options.Concurrency idle workers are kept.
+type scheduler struct {
+	f *Fleet
+
+	mu      sync.Mutex
+	due     dueHeap       // sessions waiting for their next slot
+	armedAt time.Time     // the timer's target; zero when it is not set
+	idle    int           // workers waiting on work
+	kick    chan struct{} // 1-buffered: the earliest due time moved earlier
+	work    chan job      // unbuffered: handed to an idle worker
+	ctx     context.Context
+	// coalesce: polls due within this of the timer go out with it, up to
+	// that much early. 10,000 guests spread over 5 s are a poll every
+	// 0.5 ms; woken for each, the process never settled, and the Go
+	// runtime's own wake-ups (sysmon, idle Ps) cost about a third of its
+	// CPU. Woken every coalesce instead, it does the work in bursts.
+	coalesce time.Duration
+}
+
+// maxCoalesce bounds scheduler.coalesce: a hundredth of the interval, at
+// most this.
+const maxCoalesce = 50 * time.Millisecond
+
+// job is one poll to run.
+type job struct {
+	s      *session
+	forced bool // a Poke: slow items too, and the backoff starts again
+}
+
+// loopPhase is where a guest's poll loop is. Guarded by scheduler.mu.
+type loopPhase int
+
+const (
+	loopNew       loopPhase = iota // not started
+	loopLaunching                  // its first poll is queued or running (launch.go)
+	loopWaiting                    // in the heap, waiting for due
+	loopRunning                    // a poll is running
+	loopStopped                    // removed, closed or the fleet stopped
+)
+
+// loopState is one guest's place in the schedule. Guarded by scheduler.mu
+// (the poll running is the only user of retry, and it runs alone).
+type loopState struct {
+	phase    loopPhase
+	ctx      context.Context // the session's loop context (stopLoop cancels it)
+	index    int             // in the heap while loopWaiting
+	at       time.Time       // when due (loopWaiting), or the slot being polled
+	base     time.Time       // the guest's offset inside the interval
+	retry    backoff.Backoff
+	retrying bool // the last poll failed: its next one is a retry
+	poked    bool // a Poke came while a poll ran: poll again at once
+}
+
+func newScheduler(f *Fleet) *scheduler {
+	return &scheduler{f: f, kick: make(chan struct{}, 1), work: make(chan job),
+		coalesce: min(f.opts.Interval/100, maxCoalesce)}
+}
+
+// start runs the timer until ctx (the fleet's loop context) ends.
+func (sc *scheduler) start(ctx context.Context) {
+	sc.mu.Lock()
+	sc.ctx = ctx
+	sc.mu.Unlock()
+	sc.f.wg.Go(func() { sc.run(ctx) })
+}
+
+// prepare sets s up for its launch under ctx, its loop context, and
+// reports whether it was poked before (its first poll then goes first).
+func (sc *scheduler) prepare(s *session, ctx context.Context) (poked bool) {
+	iv := sc.f.opts.Interval
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	poked = s.loop.poked
+	s.loop = loopState{
+		phase: loopLaunching,
+		ctx:   ctx,
+		index: -1,
+		base:  time.Now().Add(time.Duration(s.seed % uint64(iv))),
+		retry: backoff.Backoff{Min: min(max(iv/5, 100*time.Millisecond), time.Second), Max: sc.f.opts.MaxBackoff,
+			Rand: rand.New(rand.NewPCG(s.seed, 0x9e3779b97f4a7c15))},
+	}
+	return poked
+}
+
+// launched takes a guest whose first poll ended with err into the
+// schedule. The slot after the first poll is at least half an interval
+// away, so that no guest is polled twice at launch.
+func (sc *scheduler) launched(s *session, err error) {
+	iv := sc.f.opts.Interval
+	sc.mu.Lock()
+	ls := &s.loop
+	if ls.phase != loopLaunching || ls.ctx.Err() != nil || s.isClosed() {
+		ls.phase = loopStopped
+		sc.mu.Unlock()
+		return
+	}
+	ls.retrying = err != nil
+	ls.at = s.after(err, &ls.retry, nextSlot(ls.base, iv, time.Now().Add(iv/2)))
+	sc.nextLocked(s)
+}
+
+// poke polls s at once: now if it waits for its slot, after the poll
+// running if one is, and first in line if its first poll still waits.
+func (sc *scheduler) poke(s *session) {
+	sc.mu.Lock()
+	ls := &s.loop
+	switch ls.phase {
+	case loopNew:
+		ls.poked = true // promoted when it starts (startLoops)
+	case loopLaunching:
+		// Its first poll jumps the queue; when it is already running,
+		// the poll after it goes out at once instead.
+		if !sc.f.launch.promote(s) {
+			ls.poked = true
+		}
+	case loopRunning:
+		ls.poked = true
+	case loopWaiting:
+		heap.Remove(&sc.due, ls.index)
+		sc.markRunningLocked(s, true)
+		sc.mu.Unlock()
+		sc.handoff(job{s: s, forced: true})
+		return
+	}
+	sc.mu.Unlock()
+}
+
+// stop takes s out of the schedule for good (Remove, Close).
+func (sc *scheduler) stop(s *session) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if s.loop.phase == loopWaiting {
+		heap.Remove(&sc.due, s.loop.index)
+	}
+	s.loop.phase = loopStopped
+}
+
+// markRunningLocked takes s out of waiting for a poll about to be handed
+// off; a Poke from now on asks for one more. Holds mu.
+func (sc *scheduler) markRunningLocked(s *session, forced bool) {
+	s.loop.phase = loopRunning
+	s.loop.poked = false
+	if forced {
+		s.loop.retry.Reset()
+	}
+}
+
+// nextLocked schedules s after a poll: at once when a Poke came meanwhile,
+// else at s.loop.at. Holds mu, and releases it.
+func (sc *scheduler) nextLocked(s *session) {
+	if !s.loop.poked {
+		sc.pushLocked(s)
+		sc.mu.Unlock()
+		return
+	}
+	sc.markRunningLocked(s, true)
+	sc.mu.Unlock()
+	sc.handoff(job{s: s, forced: true})
+}
+
+// handoff gives j to an idle worker, or to a new one. Not under mu. Once
+// the fleet has stopped nothing new starts (a Poke may come after Close).
+func (sc *scheduler) handoff(j job) {
+	sc.mu.Lock()
+	stopped := sc.ctx == nil || sc.ctx.Err() != nil
+	sc.mu.Unlock()
+	if stopped {
+		sc.stop(j.s)
+		return
+	}
+	select {
+	case sc.work <- j:
+	default:
+		sc.f.wg.Go(func() { sc.worker(j) })
+	}
+}
+
+// pushLocked puts s in the heap at s.loop.at, moving the timer earlier if
+// need be. Holds mu.
+func (sc *scheduler) pushLocked(s *session) {
+	s.loop.phase = loopWaiting
+	heap.Push(&sc.due, s)
+	if sc.armedAt.IsZero() || s.loop.at.Before(sc.armedAt) {
+		select {
+		case sc.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run keeps the one timer on the earliest due time and dispatches what is
+// due.
+func (sc *scheduler) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		sc.mu.Lock()
+		if len(sc.due) > 0 {
+			sc.armedAt = sc.due[0].loop.at
+			timer.Reset(time.Until(sc.armedAt))
+		} else {
+			sc.armedAt = time.Time{}
+			timer.Stop()
+		}
+		sc.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-sc.kick:
+		case <-timer.C:
+			sc.runDue()
+		}
+	}
+}
+
+// runDue dispatches every poll that is due. While a launch is in progress
+// a guest with recent data skips its slot (yieldToLaunch), unless its last
+// poll failed.
+func (sc *scheduler) runDue() {
+	iv := sc.f.opts.Interval
+	now := time.Now()
+	horizon := now.Add(sc.coalesce)
+	busy := sc.f.launch.busy()
+	var ready []*session
+	sc.mu.Lock()
+	for len(sc.due) > 0 && !sc.due[0].loop.at.After(horizon) {
+		s := heap.Pop(&sc.due).(*session)
+		ls := &s.loop
+		if !ls.retrying && busy && s.yieldToLaunch() {
+			ls.at = nextSlot(ls.base, iv, later(now, ls.at))
+			sc.pushLocked(s)
+			continue
+		}
+		sc.markRunningLocked(s, false)
+		ready = append(ready, s)
+	}
+	sc.mu.Unlock()
+	for _, s := range ready {
+		sc.handoff(job{s: s})
+	}
+}
+
+// worker runs j, then waits for more while at most Concurrency workers are
+// idle.
+func (sc *scheduler) worker(j job) {
+	sc.mu.Lock()
+	ctx := sc.ctx
+	sc.mu.Unlock()
+	for {
+		sc.runJob(j)
+		sc.mu.Lock()
+		if sc.idle >= sc.f.opts.Concurrency || ctx.Err() != nil {
+			sc.mu.Unlock()
+			return
+		}
+		sc.idle++
+		sc.mu.Unlock()
+		select {
+		case j = <-sc.work:
+			sc.mu.Lock()
+			sc.idle--
+			sc.mu.Unlock()
+		case <-ctx.Done():
+			sc.mu.Lock()
+			sc.idle--
+			sc.mu.Unlock()
+			return
+		}
+	}
+}
+
+// runJob polls and schedules the next poll: the next slot after a success,
+// a backoff delay after a failure, at once after a Poke that came meanwhile.
+func (sc *scheduler) runJob(j job) {
+	s, iv := j.s, sc.f.opts.Interval
+	sc.mu.Lock()
+	ctx, slot := s.loop.ctx, s.loop.at
+	sc.mu.Unlock()
+	err := s.poll(ctx, j.forced)
+	if ctx.Err() != nil || s.isClosed() {
+		sc.stop(s)
+		return
+	}
+	if err == nil && !j.forced && time.Since(slot) > iv {
+		s.update(func(g *Guest) { g.Late++ })
+	}
+	sc.mu.Lock()
+	ls := &s.loop
+	if ls.phase != loopRunning {
+		sc.mu.Unlock()
+		return // stopped meanwhile
+	}
+	ls.retrying = err != nil
+	// From the slot, not from now: a poll coalesced early may end before
+	// its slot, and must not be polled again in it. (A Poke's poll took
+	// no slot: the next is the first after now.)
+	from := time.Now()
+	if !j.forced {
+		from = later(from, slot)
+	}
+	ls.at = s.after(err, &ls.retry, nextSlot(ls.base, iv, from))
+	sc.nextLocked(s)
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// dueHeap orders sessions by loop.at, earliest first.
+type dueHeap []*session
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].loop.at.Before(h[j].loop.at) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].loop.index, h[j].loop.index = i, j
+}
+func (h *dueHeap) Push(x any) {
+	s := x.(*session)
+	s.loop.index = len(*h)
+	*h = append(*h, s)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	n := len(old)
+	s := old[n-1]
+	old[n-1] = nil
+	s.loop.index = -1
+	*h = old[:n-1]
+	return s
+}
