@@ -314,6 +314,13 @@ func TestGroupVisualRange(t *testing.T) {
 	eq(t, "range", marked(m), []string{"vm-00011", "vm-00001"})
 	m = press(t, m, "v")
 	eq(t, "committed", marked(m), []string{"vm-00011", "vm-00001"})
+
+	// Folding during a range fixes it as marks first: the lines move.
+	m = press(t, m, "esc")
+	m.moveTo(slices.Index(lines(m), "vm-00008"))
+	m = press(t, m, "v", "down", "z")
+	eq(t, "range fixed before the fold", marked(m), []string{"vm-00008", "vm-00011"})
+	eq(t, "visual ended", m.visual, false)
 }
 
 // An OS name is the guest's text: its header escapes it, cuts it to fit

@@ -164,10 +164,12 @@ func (m *Model) reindex() {
 	if t.builtFrom != m.snap || t.builtVersion != m.snap.Version || !t.built {
 		m.snapshotStats()
 	}
-	// A visual range is row positions: a new filter or sort reorders rows, so
+	// A visual range is line positions: a new filter, sort, grouping or fold
+	// reorders lines, so
 	// fix the range as marks first; a new snapshot keeps it, re-anchored by name.
 	resort := t.builtSort != t.sortCol || t.builtDesc != t.sortDesc
-	if t.builtFilter != t.filter || resort {
+	regroup := t.builtGroup != t.group || t.builtFold != t.foldVer // group.go: lines move
+	if t.builtFilter != t.filter || resort || regroup {
 		m.commitVisual()
 	}
 	anchor := ""
