@@ -280,3 +280,67 @@ func TestTmux(t *testing.T) {
 		return strings.Contains(string(b), "thawed=1 runs=1"), fmt.Sprintf("dashboard has not thawed and quit; stderr: %q\n%s", b, screen())
 	})
 }
+
+// TestTmuxGroup: in a real terminal, :group tag (picked by tab from the
+// palette), z folds the cursor's group, space on its header marks the
+// group, and an action goes to those guests, folded as they are.
+func TestTmuxGroup(t *testing.T) {
+	testpeers.Require(t, testpeers.NeedTmux)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := fmt.Sprintf("gdgrp%d-%d", os.Getpid(), time.Now().UnixNano())
+	out := t.TempDir() + "/stderr"
+	tmux := func(args ...string) string {
+		t.Helper()
+		b, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v: %s", args, err, b)
+		}
+		return string(b)
+	}
+	tmux("new-session", "-d", "-s", "gd", "-x", "100", "-y", "30", "-e", e2eEnv+"=1", "-e", "TERM=xterm-256color",
+		fmt.Sprintf("%s -test.run=^$ 2>%s; sleep 60", exe, out))
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
+	waitFor := func(what string) string {
+		t.Helper()
+		var s string
+		wait.For(t, 10*time.Second, func() (bool, string) {
+			s = screen()
+			return strings.Contains(s, what), fmt.Sprintf("screen does not show %q:\n%s", what, s)
+		})
+		return s
+	}
+	keys := func(k ...string) {
+		t.Helper()
+		tmux(append([]string{"send-keys", "-t", "gd"}, k...)...)
+		time.Sleep(100 * time.Millisecond) // let esc-prefixed sequences settle
+	}
+
+	waitFor("guestdeck 200 guests")
+	keys(":")
+	keys("-l", "group t")
+	waitFor("group tag")
+	keys("Tab", "Enter")
+	// The cursor stays on vm-00000, in web, the last group.
+	waitFor("▾ web  67 · 10 frozen · 10 connecting · 9 silent · 9 unreachable")
+	keys("z")
+	waitFor("▸ web  67")
+	keys("Space")
+	waitFor("●  ▸ web  67")
+	keys("p")
+	waitFor("ping: 67 ok, 0 failed, 0 skipped")
+	keys(":")
+	keys("-l", "group none")
+	keys("Enter")
+	waitFor("group: none")
+	keys("q")
+	waitFor("1 guest frozen by guestdeck")
+	keys("q")
+	wait.For(t, 10*time.Second, func() (bool, string) {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "thawed=1 runs=1"), fmt.Sprintf("dashboard has not thawed and quit; stderr: %q\n%s", b, screen())
+	})
+}
