@@ -421,3 +421,29 @@ func TestGroupGolden(t *testing.T) {
 	}
 	golden(t, "group_os_folded_100x30", got)
 }
+
+// Every table key on a header does its thing or says why not, and no
+// action starts (or asks) on a header with nothing marked.
+func TestGroupHeaderKeys(t *testing.T) {
+	actions := []string{"p", "F", "T", "X", "Z", "C", "r"}
+	others := []string{"enter", "y", "f", "!", "J", "K", "v", "*", "i", "tab", "P", "e", "H", "A", "o", "s", "S"}
+	for _, k := range append(actions, others...) {
+		t.Run(k, func(t *testing.T) {
+			m, src := newGroupModel(groupGuests(12), 120, 40, Options{})
+			m = command(t, m, "group host")
+			m = press(t, m, "g", k)
+			if slices.Contains(actions, k) {
+				if len(src.runs) > 0 || m.top().kind == layerConfirm {
+					t.Errorf("%s on a header: runs %v, layer %v", k, src.runs, m.top().kind)
+				}
+				if !strings.Contains(m.status, "no guest selected") {
+					t.Errorf("%s on a header: status %q", k, m.status)
+				}
+			}
+			m = press(t, m, "esc")
+			if v := view(m); !strings.Contains(v, "guestdeck 12 guests") {
+				t.Errorf("after %s:\n%s", k, v)
+			}
+		})
+	}
+}
