@@ -61,7 +61,8 @@ func TestRunExecSim(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := agentclient.RunExecWith(ctxFor(t, 10*time.Second), c, tc.req, agentclient.ExecOptions{MaxOutput: tc.keep})
+			// Generous: the 17 MB case under -race on a loaded machine takes seconds.
+			res, err := agentclient.RunExecWith(ctxFor(t, 60*time.Second), c, tc.req, agentclient.ExecOptions{MaxOutput: tc.keep})
 			if err != nil {
 				t.Fatal(err)
 			}
