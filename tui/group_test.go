@@ -406,20 +406,29 @@ func TestGroupPaletteAndKeys(t *testing.T) {
 	}
 }
 
-// The golden: grouped by OS at 100x30, Ubuntu folded, Windows marked from
-// its header, the pane closed so that every header shows.
+// The goldens: grouped by OS, Ubuntu folded, Windows marked from its
+// header, the pane closed so that every header shows; the sizes.
 func TestGroupGolden(t *testing.T) {
-	m, _ := newGroupModel(groupGuests(24), 100, 30, Options{})
-	m = command(t, m, "group os")
-	m.moveTo(slices.Index(lines(m), "vm-00005"))
-	m = press(t, m, "z", "down", "space", "up", "i")
-	got := view(m)
-	for i, l := range strings.Split(strings.TrimSuffix(got, "\n"), "\n") {
-		if w := ansi.StringWidth(l); w > 100 {
-			t.Errorf("line %d is %d wide: %q", i, w, l)
-		}
+	for _, sz := range [][2]int{{80, 24}, {100, 30}, {160, 45}} {
+		name := fmt.Sprintf("group_os_folded_%dx%d", sz[0], sz[1])
+		t.Run(name, func(t *testing.T) {
+			m, _ := newGroupModel(groupGuests(24), sz[0], sz[1], Options{})
+			m = command(t, m, "group os")
+			m.moveTo(slices.Index(lines(m), "vm-00005"))
+			m = press(t, m, "z", "down", "space", "up", "i")
+			got := view(m)
+			ls := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+			if len(ls) != sz[1] {
+				t.Errorf("view is %d lines, want %d", len(ls), sz[1])
+			}
+			for i, l := range ls {
+				if w := ansi.StringWidth(l); w > sz[0] {
+					t.Errorf("line %d is %d wide: %q", i, w, l)
+				}
+			}
+			golden(t, name, got)
+		})
 	}
-	golden(t, "group_os_folded_100x30", got)
 }
 
 // Every table key on a header does its thing or says why not, and no
