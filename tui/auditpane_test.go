@@ -26,7 +26,7 @@ func TestAuditPane(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m = press(t, m, "A")
+	m = pressRead(t, m, "A")
 	eq(t, "the pane is open", m.top().kind, layerAudit)
 	v := view(m)
 	lines := strings.Split(v, "\n")
@@ -82,7 +82,7 @@ func TestAuditPane(t *testing.T) {
 	if err := log.Append(audit.Entry{Phase: audit.Intent, Source: audit.SourceCLI, Action: "fstrim"}); err != nil {
 		t.Fatal(err)
 	}
-	m = press(t, m, "r")
+	m = pressRead(t, m, "r")
 	if v := view(m); !strings.Contains(v, "4 entries") || !strings.Contains(v, "intent   cli       fstrim") {
 		t.Errorf("after r:\n%s", v)
 	}
@@ -98,7 +98,7 @@ func TestAuditPaneBounded(t *testing.T) {
 		}
 	}
 	m, _ := newTestModel(3, 120, 30, Options{Audit: log})
-	m = press(t, m, "A")
+	m = pressRead(t, m, "A")
 	v := view(m)
 	if !strings.Contains(v, fmt.Sprintf("%d entries, newest first; older ones: guestdeck audit", auditTailEntries)) ||
 		!strings.Contains(v, fmt.Sprintf("act-%04d", auditTailEntries+4)) {
@@ -131,4 +131,22 @@ func TestWrapCells(t *testing.T) {
 			t.Errorf("wrapCells(%q, %d) = %q, want %q", c.in, c.w, got, c.want)
 		}
 	}
+}
+
+// pressRead presses k and runs the log read it starts to its end: drain
+// gives a command 50 ms, which a read of a thousand entries can take on a
+// loaded machine.
+func pressRead(t *testing.T, m Model, k string) Model {
+	t.Helper()
+	next, cmd := m.Update(keyMsg(t, k))
+	m = next.(Model)
+	if cmd == nil {
+		t.Fatalf("%s started no read", k)
+	}
+	msg := cmd()
+	if _, ok := msg.(auditLoadedMsg); !ok {
+		t.Fatalf("%s: %T, want the log read", k, msg)
+	}
+	m, _ = send(t, m, msg)
+	return m
 }
