@@ -335,3 +335,14 @@ func TestCapabilityNamesWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkCountSurvivesNarrow: at 80 columns, with guests frozen by us and
+// the health figures on the counts line, the mark count is still there: it
+// says what an action key would hit, and the line's end is what is cut.
+func TestMarkCountSurvivesNarrow(t *testing.T) {
+	m, _ := newTestModel(24, 80, 24, Options{})
+	m = press(t, m, "space", "space")
+	if c := m.renderCounts(); !strings.Contains(c, "2 marked") {
+		t.Errorf("counts line at 80 columns: %q", c)
+	}
+}

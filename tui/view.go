@@ -421,8 +421,10 @@ func (m *Model) renderCounts() string {
 		pollStyle = m.st.Warn
 	}
 	line += m.st.Muted.Render(" │ ") + pollStyle.Render(poll)
+	// The marks first: they decide what F, X and T act on, and the end of
+	// the line is what a narrow terminal cuts.
 	if n := m.markCount(); n > 0 {
-		line += m.st.Muted.Render(" │ ") + m.st.Mark.Render(fmt.Sprintf("%d marked", n))
+		line = m.st.Mark.Render(fmt.Sprintf("%d marked", n)) + m.st.Muted.Render(" │ ") + line
 	}
 	return fit(line, m.width, false)
 }
