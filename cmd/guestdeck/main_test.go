@@ -704,3 +704,20 @@ func TestFilesRealAgent(t *testing.T) {
 		t.Errorf("agent with an unknown command: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
 	}
 }
+
+// TestStatusUnknownIsNull: a guest whose agent has never answered has
+// "vcpus" and "interfaces" null, not zero vCPUs and an empty list, which a
+// script would read as a guest without CPUs or network.
+func TestStatusUnknownIsNull(t *testing.T) {
+	cfg := fleetFile(t, "", [2]string{"gone", "unix:" + filepath.Join(t.TempDir(), "none.sock")})
+	r := gd(t, 60*time.Second, "-c", cfg, "status", "--json")
+	var raw []map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil || len(raw) != 1 {
+		t.Fatalf("status --json: %v\n%s\n%s", err, r.stdout, r.stderr)
+	}
+	for _, k := range []string{"vcpus", "interfaces", "time_skew_ms"} {
+		if got := string(raw[0][k]); got != "null" {
+			t.Errorf("%s = %s, want null", k, got)
+		}
+	}
+}

@@ -279,21 +279,23 @@ func writeSourceLines(w io.Writer, sources []fleet.SourceState, now time.Time) {
 // statusJSON is one guest in `status --json`. The keys are a contract with
 // scripts: add, never rename.
 type statusJSON struct {
-	Name         string      `json:"name"`
-	Host         string      `json:"host"`
-	Address      string      `json:"address"`
-	UUID         string      `json:"uuid"` // a libvirt domain's; "" for other guests
-	State        string      `json:"state"`
-	Error        string      `json:"error"`
-	AgentVersion string      `json:"agent_version"`
-	OS           string      `json:"os"`
-	Hostname     string      `json:"hostname"`
-	VCPUs        vcpusJSON   `json:"vcpus"`
-	Interfaces   []ifaceJSON `json:"interfaces"`
-	TimeSkewMS   *float64    `json:"time_skew_ms"` // null when not measured
-	Freeze       string      `json:"freeze"`       // "thawed", "frozen", "" when unknown
-	RTTMS        float64     `json:"rtt_ms"`
-	Tags         []string    `json:"tags"`
+	Name         string     `json:"name"`
+	Host         string     `json:"host"`
+	Address      string     `json:"address"`
+	UUID         string     `json:"uuid"` // a libvirt domain's; "" for other guests
+	State        string     `json:"state"`
+	Error        string     `json:"error"`
+	AgentVersion string     `json:"agent_version"`
+	OS           string     `json:"os"`
+	Hostname     string     `json:"hostname"`
+	VCPUs        *vcpusJSON `json:"vcpus"` // null until the agent has said
+	// Interfaces is null until the agent has answered a live poll: an
+	// empty list would read as "no interfaces".
+	Interfaces []ifaceJSON `json:"interfaces"`
+	TimeSkewMS *float64    `json:"time_skew_ms"` // null when not measured
+	Freeze     string      `json:"freeze"`       // "thawed", "frozen", "" when unknown
+	RTTMS      float64     `json:"rtt_ms"`
+	Tags       []string    `json:"tags"`
 	// DomainState is libvirt's view of the guest's domain: "running",
 	// "booting", "paused", "pmsuspended", "shutting-down", "stopped",
 	// "crashed"; "" when unknown (host unreachable) or not a libvirt guest.
@@ -334,7 +336,12 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	if g.OS != nil {
 		s.OS = present.OSName(g)
 	}
-	s.VCPUs.Online, s.VCPUs.Total = present.VCPUCounts(g)
+	if on, total := present.VCPUCounts(g); total > 0 {
+		s.VCPUs = &vcpusJSON{Online: on, Total: total}
+	}
+	if g.LastLive.IsZero() && len(g.Interfaces) == 0 {
+		s.Interfaces = nil
+	}
 	for _, ifc := range g.Interfaces {
 		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: []string{}}
 		for _, a := range ifc.IPAddresses {
