@@ -362,6 +362,13 @@ func QuickAction(k Kind) Action {
 	return Action{Kind: k, Mode: mode}
 }
 
+// IsActionWord reports whether word names an action (or an alias of one),
+// for the CLI's hint when one is typed where a command goes.
+func IsActionWord(word string) bool {
+	_, _, ok := lookupWord(word)
+	return ok
+}
+
 // lookupWord finds the action a word names, and the mode an alias fixes.
 func lookupWord(word string) (s Spec, mode string, ok bool) {
 	word = strings.ToLower(word)

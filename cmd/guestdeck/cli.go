@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/guestdeck/guestdeck/fleet"
 	"io"
 	"os"
 	"os/signal"
@@ -142,6 +143,13 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		if cmd.name == rest[0] {
 			return cmd.run(c, ctx, rest[1:])
 		}
+	}
+	// An action word typed as a command (virsh habit: "guestdeck domtime
+	// web-1"): it is run's.
+	if fleet.IsActionWord(rest[0]) {
+		c.errorf("unknown command %q; it is an action: guestdeck run %s SELECTOR... (see guestdeck run -h)",
+			rest[0], rest[0])
+		return exitUsage
 	}
 	c.errorf("unknown command %q (see guestdeck help)", rest[0])
 	return exitUsage

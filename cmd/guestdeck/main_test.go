@@ -562,6 +562,11 @@ func TestHelp(t *testing.T) {
 	if r := gd(t, 10*time.Second, "frobnicate"); r.code != 2 {
 		t.Errorf("unknown command: exit %d", r.code)
 	}
+	// virsh's habit, an action where a command goes: pointed to run.
+	if r := gd(t, 10*time.Second, "domtime", "web-1"); r.code != 2 ||
+		!strings.Contains(r.stderr, `unknown command "domtime"; it is an action: guestdeck run domtime SELECTOR...`) {
+		t.Errorf("an action as a command: exit %d, %q", r.code, r.stderr)
+	}
 }
 
 func TestSplitAction(t *testing.T) {
