@@ -91,7 +91,7 @@ func (m *Model) setColumns(cols []colID) {
 		m.setStatus("columns: chosen by width", false)
 		return
 	}
-	m.setStatus(fmt.Sprintf("columns of view %s: %s", m.views.current, m.columnList()), false)
+	m.columnsStatus(m.views.current, cols)
 }
 
 // renderColumnPicker draws the picker in w x h, the cursor's line kept on

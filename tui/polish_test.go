@@ -346,3 +346,18 @@ func TestMarkCountSurvivesNarrow(t *testing.T) {
 		t.Errorf("counts line at 80 columns: %q", c)
 	}
 }
+
+// TestColumnsSaysWhatHasNoRoom: columns chosen that the width leaves out
+// are named in the status line, not dropped without a word.
+func TestColumnsSaysWhatHasNoRoom(t *testing.T) {
+	m, _ := newTestModel(6, 80, 24, Options{})
+	m = enterLine(t, m, "columns name,state,addresses,os,host,agent,vcpus,skew,rtt,error")
+	if !strings.Contains(m.status, "no room at 80 columns for") || !strings.Contains(m.status, "error") {
+		t.Errorf("status %q", m.status)
+	}
+	m, _ = send(t, m, tea.WindowSizeMsg{Width: 200, Height: 24})
+	m = enterLine(t, m, "columns name,state,error")
+	if strings.Contains(m.status, "no room") {
+		t.Errorf("status %q", m.status)
+	}
+}

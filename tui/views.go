@@ -343,7 +343,28 @@ func (m *Model) columnsCommand(arg string) {
 	}
 	m.views.cols[cur] = cols
 	m.tbl.cols = cols
-	m.setStatus(fmt.Sprintf("columns of view %s: %s", cur, m.columnList()), false)
+	m.columnsStatus(cur, cols)
+}
+
+// columnsStatus says which columns view cur now shows, and which of those
+// chosen (cols) the width leaves out: a choice dropped without a word
+// looked like one not taken.
+func (m *Model) columnsStatus(cur string, cols []colID) {
+	shown := map[colID]bool{}
+	for _, c := range m.visibleColumns() {
+		shown[c.id] = true
+	}
+	var left []string
+	for _, c := range cols {
+		if !shown[c] {
+			left = append(left, colWord(c))
+		}
+	}
+	msg := fmt.Sprintf("columns of view %s: %s", cur, m.columnList())
+	if len(left) > 0 {
+		msg += fmt.Sprintf("; no room at %d columns for %s (widen the terminal or drop others)", m.width, strings.Join(left, ","))
+	}
+	m.setStatus(msg, false)
 }
 
 // columnList names the columns shown now.
