@@ -71,23 +71,9 @@ func (c *cli) dashboard(ctx context.Context) int {
 		c.errorf("%v", err) // themes names the theme already
 		return exitUsage
 	}
-	if err := tui.CheckKeys(keys); err != nil {
-		var ke *tui.KeyError
-		if errors.As(err, &ke) {
-			c.errorf("%v", o.cfg.KeyError(ke.Action, "[keys] "+ke.Msg))
-		} else {
-			c.errorf("%s: [keys]: %v", o.cfg.Path, err)
-		}
-		return exitUsage
-	}
-	views, err := dashboardViews(o.cfg, keys)
+	views, commands, err := dashboardParts(o.cfg)
 	if err != nil {
 		c.errorf("%v", err) // names the file and line
-		return exitUsage
-	}
-	commands, err := dashboardCommands(o.cfg, keys)
-	if err != nil {
-		c.errorf("%v", err)
 		return exitUsage
 	}
 
@@ -203,4 +189,32 @@ func dashboardViews(cfg *config.File, keys map[string][]string) ([]tui.View, err
 		return nil, fmt.Errorf("%s: %w", cfg.Path, err) // a check config lacks: a bug, but never a silent one
 	}
 	return views, nil
+}
+
+// dashboardParts checks what of the fleet file only the dashboard uses and
+// only it can check ([keys] against its built-in keys, [[views]] and
+// [[commands]] against its own words), and returns the views and commands.
+// Every command runs it on the file it opens: the whole file is checked
+// first, so that `status` does not pass a file the dashboard refuses.
+func dashboardParts(cfg *config.File) ([]tui.View, []tui.Command, error) {
+	var keys map[string][]string
+	if cfg != nil {
+		keys = cfg.Keys
+	}
+	if err := tui.CheckKeys(keys); err != nil {
+		var ke *tui.KeyError
+		if errors.As(err, &ke) {
+			return nil, nil, cfg.KeyError(ke.Action, "[keys] "+ke.Msg)
+		}
+		return nil, nil, fmt.Errorf("%s: [keys]: %w", cfg.Path, err)
+	}
+	views, err := dashboardViews(cfg, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	commands, err := dashboardCommands(cfg, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	return views, commands, nil
 }

@@ -330,6 +330,10 @@ func TestThemeCheckedByEveryCommand(t *testing.T) {
 		{"theme file unknown key", "", []string{"--theme", badFile}, 2, "unknown keys: colors.foo (a theme file has name, base and a [colors] table of accent, border, "},
 		{"auto", "[defaults]\ntheme = \"auto\"\n", nil, 0, "unreachable"},
 		{"good theme file", fmt.Sprintf("[defaults]\ntheme = %q\n", goodFile), nil, 0, "unreachable"},
+		// What only the dashboard uses is checked by every command too.
+		{"keys take a built-in key", "[keys]\nping = \"F\"\n", nil, 2, `fleet.toml:2:8: [keys] ping = "F" takes the key of freeze`},
+		{"a command made harmless", "[[commands]]\nname = \"freeze-now\"\nrun = \"freeze\"\ndangerous = false\n", nil, 2,
+			`command "freeze-now": freeze changes the guest, so dangerous = false cannot make it harmless`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

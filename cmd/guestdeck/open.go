@@ -88,6 +88,10 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 		c.errorf("%s: theme in [defaults]: %v", cfg.Path, err)
 		return nil, exitUsage
 	}
+	if _, _, err := dashboardParts(cfg); err != nil {
+		c.errorf("%v", err) // names the file and line
+		return nil, exitUsage
+	}
 	// readonly = true in the fleet file is as good as --readonly.
 	c.readonly = c.readonly || cfg.Defaults.Readonly
 	opts := fleet.Options{
