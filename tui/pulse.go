@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -211,7 +212,14 @@ func histogram(title string, bs []bucket, per int) pulseSection {
 	if total == 0 {
 		return sec
 	}
-	for _, b := range bs[:min(len(bs), max(per, 1))] {
+	// Short of rows, the empty buckets go first and then the lowest: the
+	// outliers (the ≥1h skews) are what the section is for, and cutting
+	// the list's end hid exactly them at 80x24.
+	if per = max(per, 1); len(bs) > per {
+		bs = slices.DeleteFunc(slices.Clone(bs), func(b bucket) bool { return b.n == 0 })
+		bs = bs[max(len(bs)-per, 0):]
+	}
+	for _, b := range bs {
 		r := pulseRow{label: b.label, value: strconv.Itoa(b.n)}
 		if b.n > 0 {
 			r.bar = max(b.n*8*maxBar/most, 1)
