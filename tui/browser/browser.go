@@ -155,6 +155,7 @@ type Model struct {
 
 	canExec bool
 	noExec  string // why listings are unavailable, "" when they are
+	frozen  bool   // the guest is frozen: nothing of the browser works until a thaw
 
 	dir     string
 	ents    []agentclient.DirEntry
@@ -252,10 +253,16 @@ func New(src Source, guest string, opts Options) *Model {
 // checkExec reads the guest's capabilities: listings need guest-exec and
 // guest-exec-status.
 func (m *Model) checkExec() {
-	m.canExec, m.noExec = true, ""
+	m.canExec, m.noExec, m.frozen = true, "", false
 	g := m.src.Guest(m.guest)
 	if g == nil {
 		return // unknown yet: try, and let the listing's error speak
+	}
+	if g.State == fleet.Frozen || g.Freeze == agentclient.Frozen {
+		// The agent disables guest-exec and the file commands while frozen:
+		// say why, rather than "guest-exec is disabled".
+		m.canExec, m.noExec, m.frozen = false, "the guest is frozen: thaw it first", true
+		return
 	}
 	for _, c := range []string{"guest-exec", "guest-exec-status"} {
 		present, enabled := g.Capability(c)
@@ -273,6 +280,11 @@ func (m *Model) checkExec() {
 // Init lists the start directory, or opens the path prompt where listings
 // are impossible.
 func (m *Model) Init() tea.Cmd {
+	if m.frozen {
+		// No file command works either: a path prompt would only fail.
+		m.setMsg("no directory listing and no file reads: "+m.noExec+", then r", msgErr)
+		return nil
+	}
 	if !m.canExec {
 		m.setMsg("no directory listing: "+m.noExec+"; open a file by path", msgInfo)
 		return m.openPrompt(promptPath, "open: ", m.dir)

@@ -50,6 +50,11 @@ func (m *Model) listKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, km.Upload):
 		return m.beginUpload()
 	}
+	if m.frozen && key.Matches(k, km.Reload) {
+		// Opened on a frozen guest: r looks again, for after a thaw.
+		m.checkExec()
+		return m.Init()
+	}
 	if !m.canExec {
 		return nil
 	}

@@ -109,7 +109,7 @@ func (m *Model) onListed(msg listedMsg) tea.Cmd {
 			return m.openFile(joinPath(msg.dir, msg.pick), -1)
 		}
 		m.checkExec()
-		if !m.canExec {
+		if !m.canExec && !m.frozen { // frozen: the error says so, and a path would fail too
 			m.setMsg("no directory listing: "+m.noExec+"; open a file by path", msgInfo)
 			return m.openPrompt(promptPath, "open: ", m.dir)
 		}

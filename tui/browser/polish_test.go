@@ -233,3 +233,34 @@ func (d *dash) run(cmd tea.Cmd, depth int) bool {
 	d.m, next = d.m.Update(msg)
 	return d.run(next, depth+1)
 }
+
+// TestOpenOnFrozenGuest: the browser opened on a frozen guest says so (the
+// agent disables guest-exec then, and "guest-exec is disabled" sent the
+// operator the wrong way), sends nothing, and opens no path prompt that
+// could only fail; after a thaw, r lists.
+func TestOpenOnFrozenGuest(t *testing.T) {
+	f, guests := simFleet(t, fleet.Options{}, guestConfig("fz"))
+	ctx := context.Background()
+	freeze, err := fleet.ParseAction([]string{"freeze"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.Run(ctx, freeze, []string{"fz"}, nil); !r[0].OK {
+		t.Fatalf("freeze: %+v", r[0])
+	}
+	t.Cleanup(func() { f.ThawOurs(ctx) })
+	h := newHarness(t, f, "fz", monoOpts())
+	h.wantMsg("no directory listing and no file reads: the guest is frozen: thaw it first, then r")
+	if h.m.prompt == promptPath {
+		t.Error("a path prompt opened on a frozen guest")
+	}
+	if n := guests["fz"].Calls("guest-exec"); n != 0 {
+		t.Errorf("%d guest-exec calls to a frozen guest", n)
+	}
+	f.ThawOurs(ctx)
+	f.RefreshOnce(ctx, []string{"fz"})
+	h.press("r")
+	if !h.m.listed {
+		t.Errorf("no listing after the thaw: %q (loading %q, state %s)", h.m.msg, h.m.loading, f.Guest("fz").State)
+	}
+}
