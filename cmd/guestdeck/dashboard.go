@@ -103,7 +103,11 @@ func (c *cli) dashboard(ctx context.Context) int {
 		c.errorf("dashboard: %v", err)
 		code = exitFail
 	}
-	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil {
+	if left := o.fleet.FrozenByUs(); len(left) > 0 && ctx.Err() == nil && o.cfg == nil {
+		// No thaw to suggest: the demo's guests lived in this process.
+		fmt.Fprintf(c.stderr, "left frozen: %s (demo guests, simulated by this process: gone with it)\n",
+			strings.Join(texts(left, nameCells), ", "))
+	} else if len(left) > 0 && ctx.Err() == nil {
 		fmt.Fprintf(c.stderr, "!!! left FROZEN at your request: %s\n!!! thaw with: %s\n",
 			strings.Join(texts(left, nameCells), ", "), c.thawCommand(left...))
 	}
