@@ -87,6 +87,9 @@ func compileWord(word string) (filterWord, error) {
 		return w, nil
 	}
 	prefix, val, ok := strings.Cut(word, ":")
+	if ok && val == "" && slices.Contains([]string{"tag", "host", "state", "uuid", "hostname", "os", "ip"}, prefix) {
+		return filterWord{}, nil // "tag:" as typed, before its value: everything still
+	}
 	if ok && prefix == "re" {
 		if val == "" {
 			return filterWord{}, nil

@@ -36,6 +36,8 @@ func TestCompileFilter(t *testing.T) {
 		// Half-typed words test nothing yet.
 		{`re:`, "web-01,web-02,web-10,db-01,cache-web,a/lv1,a/web-1,lab/db-1,lab/lv1,web-2"},
 		{`! ~ web-0`, "web-01,web-02"},
+		{`tag: web-0`, "web-01,web-02"},
+		{`hostname: ip: os: web-0`, "web-01,web-02"},
 		{`!!web-1`, "web-10,a/web-1"},
 	}
 	for _, tt := range tests {
