@@ -456,6 +456,7 @@ func (m *Model) helpLines(w int) []string {
 		"hostname:X, os:X, ip:X (what the guest reports), "+
 		"re:REGEXP, ~fuzzy (name), !WORD (not); ↑/↓ recall; "+m.keys.Jump.Help().Key+" jumps to a name")
 	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
+	add("Counts", "a number before a motion repeats it: 5j, 10↓, 3k, 12G goes to row 12, 3 space marks 3")
 	add("Views", m.viewsHelp())
 	if c := m.commandsHelp(); c != "" {
 		add("Custom", c) // usercmd.go: the fleet file's [[commands]]
