@@ -456,7 +456,6 @@ func (m *Model) helpLines(w int) []string {
 		"hostname:X, os:X, ip:X (what the guest reports), "+
 		"re:REGEXP, ~fuzzy (name), !WORD (not); ↑/↓ recall; "+m.keys.Jump.Help().Key+" jumps to a name")
 	add("Commands", ": then "+strings.Join(helpItems(m.opts.Readonly, fleet.HelpFull), ", "))
-	add("Counts", "a number before a motion repeats it: 5j, 10↓, 3k, 12G goes to row 12, 3 space marks 3")
 	add("Views", m.viewsHelp())
 	if c := m.commandsHelp(); c != "" {
 		add("Custom", c) // usercmd.go: the fleet file's [[commands]]
@@ -475,6 +474,7 @@ func (m *Model) helpLines(w int) []string {
 	add("Groups", fmt.Sprintf(":group os|state|tag|host|none; %s folds the cursor's group, %s all; space on a header marks the group. "+
 		"A guest with several tags is under its first; a folded group's guests are targets only when marked",
 		m.keys.Fold.Help().Key, m.keys.FoldAll.Help().Key))
+	add("Counts", "a number before a motion repeats it: 5j, 3k, 12G (row 12), 3 space (marks 3)")
 	out = append(out, m.st.Title.Render("Keys"))
 	out = append(out, strings.Split(m.helpKeys(w), "\n")...)
 	return out
