@@ -234,8 +234,12 @@ func TestBudgetExhausted(t *testing.T) {
 		_, err := a.Transport().Call(ctxFor(t, 30*time.Second), "guest-get-users", nil)
 		slowDone <- err
 	}()
-	// Wait (on the budget, not the clock) until the slow reply holds it.
-	for budget.InUse() < 80<<10 {
+	// Wait (on the budget, not the clock) until the slow reply holds all it
+	// will: the whole of what came, less the read buffer. Part of it is not
+	// enough: the slow reply's next growth could then fail on what the
+	// second one holds, drop its line and free the budget for the second.
+	held := int64(len(`{"return": {"name": "`) + 90<<10 - readBuf)
+	for budget.InUse() < held {
 		select {
 		case err := <-slowDone:
 			t.Fatalf("slow reply ended early: %v", err)
