@@ -38,7 +38,8 @@ type filterWord struct {
 //     name, id or kernel release, the start of an IP address), matched only
 //     when a word names it, so a guest cannot put itself into a filter;
 //   - otherwise a case-insensitive substring of the name (HOST/DOMAIN for
-//     a discovered guest), host, address, UUID, state or a tag.
+//     a discovered guest), host, address, state or a tag, or the start
+//     (eight characters at least) of the UUID.
 //
 // A word starting with ! matches the guests the rest does not: "!web",
 // "!state:ready", "!re:-0\d$". A word with nothing after its prefix ("!",

@@ -59,7 +59,7 @@ func testGuests() []*Guest {
 	return []*Guest{
 		{Target: Target{Name: "db-1", Host: "hv1", Tags: []string{"prod", "db"}}, State: Ready, Hostname: "db1.example"},
 		{Target: Target{Name: "db-2", Host: "hv2", Tags: []string{"prod", "db"}}, State: Frozen, Hostname: "web-prod"}, // a guest naming itself like others
-		{Target: Target{Name: "web-1", Host: "hv1", Tags: []string{"prod"}}, State: Silent},
+		{Target: Target{Name: "web-1", Host: "hv1", Tags: []string{"prod"}, UUID: "dbc0ffee-1234-4321-8888-0123456789ab"}, State: Silent},
 		{Target: Target{Name: "web-2", Address: "unix:/run/web2.sock"}, State: Unreachable},
 	}
 }
@@ -117,6 +117,10 @@ func TestMatch(t *testing.T) {
 		{"hostname:DB1", "db-1"},
 		{"hostname:db1*", "db-1"},
 		{"hostname:web", "db-2"},
+		// A UUID by its start, eight characters at least: "db" is no UUID.
+		{"db", "db-1,db-2"},
+		{"dbc0ffee", "web-1"},
+		{"c0ffee12", ""},
 		{"tag:prod state:fro", "db-2"},
 		{"host:hv2", "db-2"},
 		{"web2.sock", "web-2"},

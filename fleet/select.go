@@ -287,7 +287,10 @@ func matchWord(g *Guest, w string) bool {
 	}
 	// A plain word: only what the operator or the hypervisor named (the
 	// guest's name, host, address, UUID and tags) and its state.
-	if containsFold(g.Name, w) || containsFold(g.Host, w) || containsFold(g.Address, w) || containsFold(g.UUID, w) ||
+	// A UUID only by its start, and eight characters of it at least: as
+	// a substring, two hex letters ("db") match one UUID in eight.
+	if containsFold(g.Name, w) || containsFold(g.Host, w) || containsFold(g.Address, w) ||
+		len(w) >= 8 && g.UUID != "" && strings.HasPrefix(g.UUID, strings.ToLower(w)) ||
 		containsFold(string(g.State), w) {
 		return true
 	}
