@@ -307,6 +307,10 @@ func (f *Fleet) Start(ctx context.Context) {
 	}
 	loopCtx, cancel := context.WithCancel(f.life)
 	stopWith := context.AfterFunc(ctx, cancel)
+	// The scheduler first: once loopCtx is public an Add may start a
+	// guest's loop, and a handoff to a scheduler not started yet would
+	// stop that guest for good.
+	f.sched.start(loopCtx)
 	f.loopCtx = loopCtx
 	order := f.order
 	f.mu.Unlock()
@@ -317,7 +321,6 @@ func (f *Fleet) Start(ctx context.Context) {
 		stopWith()
 		cancel()
 	}()
-	f.sched.start(loopCtx)
 	f.startLoops(loopCtx, order)
 	if f.book != nil {
 		f.wg.Add(1)
