@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 // Recent is the end of a log as Tail read it.
@@ -26,7 +27,9 @@ type Recent struct {
 // a day's does. A missing file is no entries, not an error.
 func Tail(path string, n int, maxBytes int64) (Recent, error) {
 	var out Recent
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO put at the path must not hold the read (and the
+	// pane waiting on it) forever; it is refused just below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return out, nil

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -134,4 +136,15 @@ func BenchmarkTail(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTailFIFO: a FIFO at the log's path is refused at once, not waited on.
+func TestTailFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Tail(p, 10, 1<<20); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Tail on a FIFO: %v", err)
+	}
 }
