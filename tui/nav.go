@@ -333,7 +333,12 @@ func (m *Model) countKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 	case key.Matches(k, km.ExtendDown):
 		step = func() { m.extend(+1) }
 	case key.Matches(k, km.Mark):
-		step = m.toggleMark
+		// 3 space marks the next three rows: marks, not toggles, so that
+		// the last row (where the cursor stops) and a header's own guests
+		// (marked with it) are not unmarked by the next steps.
+		m.restoreCountTab()
+		m.markRows(count)
+		return nil, true
 	case key.Matches(k, km.Top), key.Matches(k, km.Bottom):
 		// 5g and 5G go to row 5, as in vi.
 		m.restoreCountTab()
@@ -564,5 +569,24 @@ func (m *Model) checkFilter() {
 			m.setStatus("", false)
 		}
 		m.filterErr = ""
+	}
+}
+
+// markRows marks n rows from the cursor down, a header's whole group, and
+// leaves the cursor after them; it stops at the table's end.
+func (m *Model) markRows(n int) {
+	for range n {
+		if g := m.cursorGuest(); g != nil {
+			m.marks[g.Name] = true
+		} else if gi := m.tbl.groupAt(m.tbl.cursor); gi >= 0 {
+			for _, g := range m.tbl.groups[gi].members {
+				m.marks[g.Name] = true
+			}
+		}
+		prev := m.tbl.cursor
+		m.moveTo(m.tbl.cursor + 1)
+		if m.tbl.cursor == prev {
+			return
+		}
 	}
 }

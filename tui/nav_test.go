@@ -135,6 +135,14 @@ func TestCounts(t *testing.T) {
 	eq(t, "j after that moves one", m.tbl.cursor, 14)
 	m = press(t, m, "9", "9", "9", "j")
 	eq(t, "a count past the end stops at the last row", m.tbl.cursor, 39)
+	// At the table's end the count stops: the last row is marked, not
+	// toggled back off by the steps that cannot move.
+	end := m.tbl.lineCount() - 1
+	m.tbl.cursor = end - 1
+	m = press(t, m, "esc", "5", "space")
+	if got := marked(m); len(got) != 2 || got[0] != m.tbl.rows[end-1].Name || got[1] != m.tbl.rows[end].Name {
+		t.Errorf("5 space on the second-last row: marked %v", got)
+	}
 }
 
 // * inverts the marks of the rows shown; marks the filter hides stay.
