@@ -456,3 +456,42 @@ func TestGroupHeaderKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestVisualRangeNotJoinedByAGuest: a visual range is fixed as marks when a
+// new snapshot comes, so a guest that reports another OS (moving itself
+// between the range's ends in an OS grouping) is not taken in by it.
+func TestVisualRangeNotJoinedByAGuest(t *testing.T) {
+	gs := testGuests(6)
+	osOf := func(gs []*fleet.Guest, name string, os string) []*fleet.Guest {
+		out := make([]*fleet.Guest, len(gs))
+		for i, g := range gs {
+			c := *g
+			if c.OS != nil {
+				o := *c.OS
+				c.OS = &o
+			}
+			if c.Name == name || name == "" && i%2 == 1 {
+				c.OS = &agentclient.OSInfo{PrettyName: os}
+			}
+			out[i] = &c
+		}
+		return out
+	}
+	gs = osOf(gs, "", "Fedora Linux 41") // vm-00001, 3, 5 Fedora; the rest Debian
+	m, src := newTestModel(6, 120, 30, Options{})
+	src.set(gs)
+	m, _ = send(t, m, changedMsg{})
+	m = enterLine(t, m, "group os")
+	// Debian's header is first: its guests vm-00000, 2, 4 follow it.
+	m = press(t, m, "g", "j", "v", "j", "j")
+	// vm-00001 now says it is Debian: it would sort between the range's ends.
+	src.set(osOf(gs, "vm-00001", "Debian GNU/Linux 12 (bookworm)"))
+	m, _ = send(t, m, changedMsg{})
+	m = press(t, m, "p")
+	if len(src.runs) != 1 {
+		t.Fatalf("runs %+v", src.runs)
+	}
+	if got := src.runs[0].names; slices.Contains(got, "vm-00001") {
+		t.Errorf("the ping went to %v: vm-00001 joined the range by changing its OS", got)
+	}
+}

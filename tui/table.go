@@ -171,6 +171,13 @@ func (m *Model) reindex() {
 	regroup := t.builtGroup != t.group || t.builtFold != t.foldVer // group.go: lines move
 	if t.builtFilter != t.filter || resort || regroup {
 		m.commitVisual()
+	} else if m.visual && t.built {
+		// A new snapshot: the order can follow what guests report (their
+		// CPU in a sort, their OS in a group), so a range of positions
+		// would take in whoever moved between its ends. What it covers now
+		// becomes marks, and the range goes on from the cursor.
+		m.commitVisual()
+		m.visual, m.visualAnchor = true, t.cursor
 	}
 	anchor := ""
 	if g := t.guestAt(m.visualAnchor); m.visual && g != nil {
