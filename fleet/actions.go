@@ -678,13 +678,15 @@ func typedCount(d Danger, n int) bool { return d >= Severe && n > 1 }
 
 // RawConfirmation is what sending the raw agent command execute (guestdeck
 // agent) to n guests needs, by the rule actions follow: ask is true when it
-// needs a yes (or --yes), typed when the count must be typed. One guest is
-// the raw command's escape hatch and is never asked; on several, a command
+// needs a yes (or --yes), typed when the count must be typed. One guest
+// named by its name (byName) is the raw command's escape hatch and is never
+// asked; one that a pattern happened to match is asked, as run asks; on
+// several, a command
 // is as dangerous as the most dangerous action that sends it (guest-shutdown
 // is shutdown's: the count is typed), and any other command that changes
 // the guest (the agent-command table says) asks.
-func RawConfirmation(execute string, n int) (ask, typed bool) {
-	if n < 2 || !agentclient.Mutates(execute) {
+func RawConfirmation(execute string, n int, byName bool) (ask, typed bool) {
+	if n < 1 || n == 1 && byName || !agentclient.Mutates(execute) {
 		return false, false
 	}
 	d := Disruptive

@@ -328,20 +328,23 @@ func TestRawConfirmation(t *testing.T) {
 	tests := []struct {
 		execute    string
 		n          int
+		byName     bool
 		ask, typed bool
 	}{
-		{"guest-shutdown", 2, true, true},
-		{"guest-shutdown", 1, false, false},
-		{"guest-suspend-ram", 3, true, false},
-		{"guest-fsfreeze-freeze", 2, true, false},
-		{"guest-set-time", 2, true, false},
-		{"guest-exec", 2, true, false},
-		{"guest-made-up", 2, true, false},
-		{"guest-get-time", 2, false, false},
-		{"guest-ping", 100, false, false},
+		{"guest-shutdown", 2, false, true, true},
+		{"guest-shutdown", 1, true, false, false},
+		{"guest-shutdown", 1, false, true, false}, // 'web-*' matched one: asked, as run asks
+		{"guest-ping", 1, false, false, false},
+		{"guest-suspend-ram", 3, false, true, false},
+		{"guest-fsfreeze-freeze", 2, false, true, false},
+		{"guest-set-time", 2, false, true, false},
+		{"guest-exec", 2, false, true, false},
+		{"guest-made-up", 2, false, true, false},
+		{"guest-get-time", 2, false, false, false},
+		{"guest-ping", 100, false, false, false},
 	}
 	for _, tt := range tests {
-		if ask, typed := RawConfirmation(tt.execute, tt.n); ask != tt.ask || typed != tt.typed {
+		if ask, typed := RawConfirmation(tt.execute, tt.n, tt.byName); ask != tt.ask || typed != tt.typed {
 			t.Errorf("RawConfirmation(%s, %d) = %v %v, want %v %v", tt.execute, tt.n, ask, typed, tt.ask, tt.typed)
 		}
 	}

@@ -440,6 +440,12 @@ func (c *cli) agent(ctx context.Context, args []string) int {
 	return c.agentMany(ctx, raw, refused, *asJSON, *yes)
 }
 
+// byName reports whether the guests were named as one plain name (the raw
+// command's one-guest escape hatch), not picked by a pattern.
+func (r *rawRequest) byName() bool {
+	return len(r.selectors) == 1 && fleet.IsPlainName(r.selectors[0]) && !fleet.IsUUID(r.selectors[0])
+}
+
 // rawRequest is one agent command line, parsed.
 type rawRequest struct {
 	rest, selectors []string // the words after the flags; the guests' selectors
@@ -524,7 +530,7 @@ func (c *cli) agentMany(ctx context.Context, raw *rawRequest, refused func() boo
 	if refused() {
 		return exitUsage
 	}
-	if ask, typed := fleet.RawConfirmation(raw.execute, len(gs)); ask && !yes {
+	if ask, typed := fleet.RawConfirmation(raw.execute, len(gs), raw.byName()); ask && !yes {
 		count := 0
 		if typed {
 			count = len(gs)
