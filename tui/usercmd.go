@@ -178,7 +178,7 @@ func actionNames() []string {
 func (c Command) dangerous(r userRun) bool { return c.alwaysAsks() || r.mutating() }
 
 // alwaysAsks: dangerous = true asks first even where what it runs would
-// not (ping, thaw, exec on one guest); otherwise it asks as that does.
+// not (ping, thaw); otherwise it asks as that does (an exec always asks).
 func (c Command) alwaysAsks() bool { return c.Dangerous != nil && *c.Dangerous }
 
 // commandNamed is the user command called name.
@@ -228,7 +228,9 @@ func (m *Model) runUserCommand(c Command) tea.Cmd {
 			m.setStatus("command "+name+": exec is not available in this dashboard", true)
 			return nil
 		}
-		return m.prepareExecVia(r.exec, via, c.alwaysAsks())
+		// Always asked: a typed ! line is its own confirmation, a key
+		// that runs a program written once in the fleet file is not.
+		return m.prepareExecVia(r.exec, via, true)
 	case r.dry:
 		return m.dryRun(r.action)
 	case r.action.NeedsSecret():

@@ -188,8 +188,8 @@ func TestUserCommandExec(t *testing.T) {
 	log := audit.Open(t.TempDir())
 	run := "exec -- sh -c 'echo restarted; exit 0'"
 	m, _ := newTestModel(2, 100, 24, Options{Exec: f.Exec, Audit: log,
-		Commands: []Command{{Name: "restart-nginx", Key: "ctrl+n", Run: run, Dangerous: yes()}}})
-	m = press(t, m, "ctrl+n") // the cursor's guest alone: asked all the same
+		Commands: []Command{{Name: "restart-nginx", Key: "ctrl+n", Run: run}}})
+	m = press(t, m, "ctrl+n") // the cursor's guest alone, no dangerous = true: asked all the same
 	if p := m.ex.pane; p == nil || !p.confirming {
 		t.Fatalf("no confirmation for one guest")
 	}
