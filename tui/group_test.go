@@ -487,7 +487,7 @@ func TestVisualRangeNotJoinedByAGuest(t *testing.T) {
 	// vm-00001 now says it is Debian: it would sort between the range's ends.
 	src.set(osOf(gs, "vm-00001", "Debian GNU/Linux 12 (bookworm)"))
 	m, _ = send(t, m, changedMsg{})
-	m = press(t, m, "p")
+	press(t, m, "p")
 	if len(src.runs) != 1 {
 		t.Fatalf("runs %+v", src.runs)
 	}
