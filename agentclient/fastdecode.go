@@ -340,32 +340,21 @@ func (l *lexer) elements(fn func() bool) bool {
 }
 
 func decodeInterfaces(b []byte) ([]Interface, bool) {
-	l := &lexer{b: b}
-	out := make([]Interface, 0, 4)
-	ok := l.elements(func() bool {
-		var it Interface
-		ok := l.members(func(key []byte) (ok bool) {
-			switch string(key) {
-			case "name":
-				it.Name, ok = l.str()
-			case "hardware-address":
-				it.HardwareAddress, ok = l.str()
-			case "ip-addresses":
-				it.IPAddresses, ok = l.ipAddresses()
-			case "statistics":
-				it.Statistics, ok = l.interfaceStats()
-			default:
-				ok = l.other()
-			}
-			return ok
-		})
-		out = append(out, it)
+	return decodeObjects(b, 4, func(l *lexer, it *Interface, key []byte) (ok bool) {
+		switch string(key) {
+		case "name":
+			it.Name, ok = l.str()
+		case "hardware-address":
+			it.HardwareAddress, ok = l.str()
+		case "ip-addresses":
+			it.IPAddresses, ok = l.ipAddresses()
+		case "statistics":
+			it.Statistics, ok = l.interfaceStats()
+		default:
+			ok = l.other()
+		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return nil, false
-	}
-	return out, true
 }
 
 func (l *lexer) ipAddresses() ([]IPAddress, bool) {
@@ -422,32 +411,21 @@ func (l *lexer) interfaceStats() (*InterfaceStats, bool) {
 }
 
 func decodeVCPUs(b []byte) ([]VCPU, bool) {
-	l := &lexer{b: b}
-	out := make([]VCPU, 0, 4)
-	ok := l.elements(func() bool {
-		var v VCPU
-		ok := l.members(func(key []byte) (ok bool) {
-			switch string(key) {
-			case "logical-id":
-				v.LogicalID, ok = l.int()
-			case "online":
-				v.Online, ok = l.bool()
-			case "can-offline":
-				var c bool
-				c, ok = l.bool()
-				v.CanOffline = &c
-			default:
-				ok = l.other()
-			}
-			return ok
-		})
-		out = append(out, v)
+	return decodeObjects(b, 4, func(l *lexer, v *VCPU, key []byte) (ok bool) {
+		switch string(key) {
+		case "logical-id":
+			v.LogicalID, ok = l.int()
+		case "online":
+			v.Online, ok = l.bool()
+		case "can-offline":
+			var c bool
+			c, ok = l.bool()
+			v.CanOffline = &c
+		default:
+			ok = l.other()
+		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return nil, false
-	}
-	return out, true
 }
 
 func decodeFileRead(b []byte) (FileRead, bool) {
@@ -468,9 +446,7 @@ type rawFileRead struct {
 }
 
 func decodeFileReadRaw(b []byte) (rawFileRead, bool) {
-	l := &lexer{b: b}
-	var v rawFileRead
-	ok := l.members(func(key []byte) (ok bool) {
+	return decodeObject(b, func(l *lexer, v *rawFileRead, key []byte) (ok bool) {
 		switch string(key) {
 		case "count":
 			v.count, ok = l.int()
@@ -483,16 +459,10 @@ func decodeFileReadRaw(b []byte) (rawFileRead, bool) {
 		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return rawFileRead{}, false
-	}
-	return v, true
 }
 
 func decodeFileWrite(b []byte) (FileWrite, bool) {
-	l := &lexer{b: b}
-	var v FileWrite
-	ok := l.members(func(key []byte) (ok bool) {
+	return decodeObject(b, func(l *lexer, v *FileWrite, key []byte) (ok bool) {
 		switch string(key) {
 		case "count":
 			v.Count, ok = l.int()
@@ -503,10 +473,6 @@ func decodeFileWrite(b []byte) (FileWrite, bool) {
 		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return FileWrite{}, false
-	}
-	return v, true
 }
 
 // decodeExecStatus decodes guest-exec-status's reply with the output's
@@ -556,9 +522,7 @@ func decodeExecStatus(b []byte) (ExecStatus, bool) {
 }
 
 func decodeInfo(b []byte) (Info, bool) {
-	l := &lexer{b: b}
-	var v Info
-	ok := l.members(func(key []byte) (ok bool) {
+	return decodeObject(b, func(l *lexer, v *Info, key []byte) (ok bool) {
 		switch string(key) {
 		case "version":
 			v.Version, ok = l.str()
@@ -589,16 +553,10 @@ func decodeInfo(b []byte) (Info, bool) {
 		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return Info{}, false
-	}
-	return v, true
 }
 
 func decodeOSInfo(b []byte) (OSInfo, bool) {
-	l := &lexer{b: b}
-	var v OSInfo
-	ok := l.members(func(key []byte) (ok bool) {
+	return decodeObject(b, func(l *lexer, v *OSInfo, key []byte) (ok bool) {
 		var p *string
 		switch string(key) {
 		case "kernel-release":
@@ -627,8 +585,34 @@ func decodeOSInfo(b []byte) (OSInfo, bool) {
 		*p, ok = l.str()
 		return ok
 	})
+}
+
+// decodeObject decodes a reply that is one object: field reads the member
+// key into v (the lexer then at its value). Nothing may follow the object.
+func decodeObject[T any](b []byte, field func(l *lexer, v *T, key []byte) bool) (T, bool) {
+	l := &lexer{b: b}
+	var v T
+	ok := l.members(func(key []byte) bool { return field(l, &v, key) })
 	if !ok || skipSpace(b, l.i) != len(b) {
-		return OSInfo{}, false
+		var zero T
+		return zero, false
 	}
 	return v, true
+}
+
+// decodeObjects decodes a reply that is an array of objects, as
+// decodeObject does each; n is the usual length, to size the slice once.
+func decodeObjects[T any](b []byte, n int, field func(l *lexer, v *T, key []byte) bool) ([]T, bool) {
+	l := &lexer{b: b}
+	out := make([]T, 0, n)
+	ok := l.elements(func() bool {
+		var v T
+		ok := l.members(func(key []byte) bool { return field(l, &v, key) })
+		out = append(out, v)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
 }

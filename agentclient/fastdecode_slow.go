@@ -10,38 +10,27 @@ import "strconv"
 // holds them to it.
 
 func decodeFilesystems(b []byte) ([]Filesystem, bool) {
-	l := &lexer{b: b}
-	out := make([]Filesystem, 0, 4)
-	ok := l.elements(func() bool {
-		var fs Filesystem
-		ok := l.members(func(key []byte) (ok bool) {
-			switch string(key) {
-			case "name":
-				fs.Name, ok = l.str()
-			case "mountpoint":
-				fs.Mountpoint, ok = l.str()
-			case "type":
-				fs.Type, ok = l.str()
-			case "used-bytes":
-				fs.UsedBytes, ok = l.uint64p()
-			case "total-bytes":
-				fs.TotalBytes, ok = l.uint64p()
-			case "total-bytes-privileged":
-				fs.TotalBytesPrivileged, ok = l.uint64p()
-			case "disk":
-				fs.Disk, ok = l.diskAddresses()
-			default:
-				ok = l.other()
-			}
-			return ok
-		})
-		out = append(out, fs)
+	return decodeObjects(b, 4, func(l *lexer, fs *Filesystem, key []byte) (ok bool) {
+		switch string(key) {
+		case "name":
+			fs.Name, ok = l.str()
+		case "mountpoint":
+			fs.Mountpoint, ok = l.str()
+		case "type":
+			fs.Type, ok = l.str()
+		case "used-bytes":
+			fs.UsedBytes, ok = l.uint64p()
+		case "total-bytes":
+			fs.TotalBytes, ok = l.uint64p()
+		case "total-bytes-privileged":
+			fs.TotalBytesPrivileged, ok = l.uint64p()
+		case "disk":
+			fs.Disk, ok = l.diskAddresses()
+		default:
+			ok = l.other()
+		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return nil, false
-	}
-	return out, true
 }
 
 func (l *lexer) diskAddresses() ([]DiskAddress, bool) {
@@ -95,36 +84,23 @@ func (l *lexer) diskAddress() (DiskAddress, bool) {
 }
 
 func decodeUsers(b []byte) ([]User, bool) {
-	l := &lexer{b: b}
-	out := make([]User, 0, 2)
-	ok := l.elements(func() bool {
-		var u User
-		ok := l.members(func(key []byte) (ok bool) {
-			switch string(key) {
-			case "user":
-				u.User, ok = l.str()
-			case "domain":
-				u.Domain, ok = l.str()
-			case "login-time":
-				u.LoginTime, ok = l.float64()
-			default:
-				ok = l.other()
-			}
-			return ok
-		})
-		out = append(out, u)
+	return decodeObjects(b, 2, func(l *lexer, u *User, key []byte) (ok bool) {
+		switch string(key) {
+		case "user":
+			u.User, ok = l.str()
+		case "domain":
+			u.Domain, ok = l.str()
+		case "login-time":
+			u.LoginTime, ok = l.float64()
+		default:
+			ok = l.other()
+		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return nil, false
-	}
-	return out, true
 }
 
 func decodeTimezone(b []byte) (Timezone, bool) {
-	l := &lexer{b: b}
-	var v Timezone
-	ok := l.members(func(key []byte) (ok bool) {
+	return decodeObject(b, func(l *lexer, v *Timezone, key []byte) (ok bool) {
 		switch string(key) {
 		case "zone":
 			v.Zone, ok = l.str()
@@ -135,16 +111,10 @@ func decodeTimezone(b []byte) (Timezone, bool) {
 		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return Timezone{}, false
-	}
-	return v, true
 }
 
 func decodeLoad(b []byte) (Load, bool) {
-	l := &lexer{b: b}
-	var v Load
-	ok := l.members(func(key []byte) (ok bool) {
+	return decodeObject(b, func(l *lexer, v *Load, key []byte) (ok bool) {
 		switch string(key) {
 		case "load1m":
 			v.Load1, ok = l.float64()
@@ -157,63 +127,48 @@ func decodeLoad(b []byte) (Load, bool) {
 		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return Load{}, false
-	}
-	return v, true
 }
 
 func decodeRoutes(b []byte) ([]Route, bool) {
-	l := &lexer{b: b}
-	out := make([]Route, 0, 4)
-	ok := l.elements(func() bool {
-		var r Route
-		ok := l.members(func(key []byte) (ok bool) {
-			switch string(key) {
-			case "iface":
-				r.Iface, ok = l.str()
-			case "destination":
-				r.Destination, ok = l.str()
-			case "metric":
-				r.Metric, ok = l.int()
-			case "gateway":
-				r.Gateway, ok = l.str()
-			case "mask":
-				r.Mask, ok = l.str()
-			case "irtt":
-				r.IRTT, ok = l.intp()
-			case "flags":
-				r.Flags, ok = l.uint64p()
-			case "refcnt":
-				r.RefCnt, ok = l.intp()
-			case "use":
-				r.Use, ok = l.intp()
-			case "window":
-				r.Window, ok = l.intp()
-			case "mtu":
-				r.MTU, ok = l.intp()
-			case "desprefixlen":
-				r.DesPrefixLen, ok = l.str()
-			case "source":
-				r.Source, ok = l.str()
-			case "srcprefixlen":
-				r.SrcPrefixLen, ok = l.str()
-			case "nexthop":
-				r.NextHop, ok = l.str()
-			case "version":
-				r.Version, ok = l.int()
-			default:
-				ok = l.other()
-			}
-			return ok
-		})
-		out = append(out, r)
+	return decodeObjects(b, 4, func(l *lexer, r *Route, key []byte) (ok bool) {
+		switch string(key) {
+		case "iface":
+			r.Iface, ok = l.str()
+		case "destination":
+			r.Destination, ok = l.str()
+		case "metric":
+			r.Metric, ok = l.int()
+		case "gateway":
+			r.Gateway, ok = l.str()
+		case "mask":
+			r.Mask, ok = l.str()
+		case "irtt":
+			r.IRTT, ok = l.intp()
+		case "flags":
+			r.Flags, ok = l.uint64p()
+		case "refcnt":
+			r.RefCnt, ok = l.intp()
+		case "use":
+			r.Use, ok = l.intp()
+		case "window":
+			r.Window, ok = l.intp()
+		case "mtu":
+			r.MTU, ok = l.intp()
+		case "desprefixlen":
+			r.DesPrefixLen, ok = l.str()
+		case "source":
+			r.Source, ok = l.str()
+		case "srcprefixlen":
+			r.SrcPrefixLen, ok = l.str()
+		case "nexthop":
+			r.NextHop, ok = l.str()
+		case "version":
+			r.Version, ok = l.int()
+		default:
+			ok = l.other()
+		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return nil, false
-	}
-	return out, true
 }
 
 // uint64p reads a number into a new *uint64.
@@ -279,38 +234,27 @@ func (l *lexer) float64() (float64, bool) {
 
 // decodeDisks leaves a disk with SMART data (NVMe) to the fallback.
 func decodeDisks(b []byte) ([]DiskInfo, bool) {
-	l := &lexer{b: b}
-	out := make([]DiskInfo, 0, 4)
-	ok := l.elements(func() bool {
-		var d DiskInfo
-		ok := l.members(func(key []byte) (ok bool) {
-			switch string(key) {
-			case "name":
-				d.Name, ok = l.str()
-			case "partition":
-				d.Partition, ok = l.bool()
-			case "dependencies":
-				d.Dependencies, ok = l.strings()
-			case "address":
-				var a DiskAddress
-				a, ok = l.diskAddress()
-				d.Address = &a
-			case "alias":
-				d.Alias, ok = l.str()
-			case "smart":
-				return false
-			default:
-				ok = l.other()
-			}
-			return ok
-		})
-		out = append(out, d)
+	return decodeObjects(b, 4, func(l *lexer, d *DiskInfo, key []byte) (ok bool) {
+		switch string(key) {
+		case "name":
+			d.Name, ok = l.str()
+		case "partition":
+			d.Partition, ok = l.bool()
+		case "dependencies":
+			d.Dependencies, ok = l.strings()
+		case "address":
+			var a DiskAddress
+			a, ok = l.diskAddress()
+			d.Address = &a
+		case "alias":
+			d.Alias, ok = l.str()
+		case "smart":
+			return false
+		default:
+			ok = l.other()
+		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return nil, false
-	}
-	return out, true
 }
 
 // hostName is guest-get-host-name's reply, as Client.Hostname and the
@@ -320,9 +264,7 @@ type hostName = struct {
 }
 
 func decodeHostName(b []byte) (hostName, bool) {
-	l := &lexer{b: b}
-	var v hostName
-	ok := l.members(func(key []byte) (ok bool) {
+	return decodeObject(b, func(l *lexer, v *hostName, key []byte) (ok bool) {
 		switch string(key) {
 		case "host-name":
 			v.HostName, ok = l.str()
@@ -331,10 +273,6 @@ func decodeHostName(b []byte) (hostName, bool) {
 		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return hostName{}, false
-	}
-	return v, true
 }
 
 // strings reads an array of strings.

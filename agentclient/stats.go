@@ -310,32 +310,21 @@ func decodeCPUStats(b []byte) ([]CPUStats, bool) {
 }
 
 func decodeDiskStats(b []byte) ([]DiskStatsInfo, bool) {
-	l := &lexer{b: b}
-	out := make([]DiskStatsInfo, 0, 8)
-	ok := l.elements(func() bool {
-		var d DiskStatsInfo
-		ok := l.members(func(key []byte) (ok bool) {
-			switch string(key) {
-			case "name":
-				d.Name, ok = l.str()
-			case "major":
-				d.Major, ok = l.uint64()
-			case "minor":
-				d.Minor, ok = l.uint64()
-			case "stats":
-				d.Stats, ok = l.diskStats()
-			default:
-				ok = l.other()
-			}
-			return ok
-		})
-		out = append(out, d)
+	return decodeObjects(b, 8, func(l *lexer, d *DiskStatsInfo, key []byte) (ok bool) {
+		switch string(key) {
+		case "name":
+			d.Name, ok = l.str()
+		case "major":
+			d.Major, ok = l.uint64()
+		case "minor":
+			d.Minor, ok = l.uint64()
+		case "stats":
+			d.Stats, ok = l.diskStats()
+		default:
+			ok = l.other()
+		}
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
-		return nil, false
-	}
-	return out, true
 }
 
 // diskStats decodes GuestDiskStats with one allocation for its counters.
