@@ -23,6 +23,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/config"
+	"github.com/guestdeck/guestdeck/internal/blocking"
 )
 
 // SSHScheme is the address scheme of agent sockets reached through ssh:
@@ -584,7 +585,7 @@ func (s *SSH) DialConn(ctx context.Context, address string, urgent bool) (net.Co
 	if err != nil {
 		return nil, &agentclient.OpError{Addr: address, Err: err}
 	}
-	ch, err := boundedClose(ctx, func() (net.Conn, error) { return c.Dial("unix", u.Path) }, func(c net.Conn) { _ = c.Close() })
+	ch, err := blocking.CallUndo(ctx, func() (net.Conn, error) { return c.Dial("unix", u.Path) }, func(c net.Conn) { _ = c.Close() })
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: ssh host %s did not open the socket in time", agentclient.ErrTimeout, s.name)
@@ -594,35 +595,6 @@ func (s *SSH) DialConn(ctx context.Context, address string, urgent bool) (net.Co
 		return nil, &agentclient.OpError{Addr: address, Err: err}
 	}
 	return bridge(ch), nil
-}
-
-// boundedClose runs fn, which takes no context, and returns when it does or
-// ctx ends; a result that arrives after ctx ended is handed to late (to
-// close).
-func boundedClose[T any](ctx context.Context, fn func() (T, error), late func(T)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := fn()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		if late != nil {
-			go func() {
-				if r := <-ch; r.err == nil {
-					late(r.v)
-				}
-			}()
-		}
-		var zero T
-		return zero, ctx.Err()
-	}
 }
 
 // bridge joins an ssh channel to one end of a synchronous pipe, whose
@@ -654,7 +626,7 @@ func (s *SSH) Command(ctx context.Context, cmd string, limit int) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	sess, err := boundedClose(ctx, c.NewSession, func(x *ssh.Session) { _ = x.Close() })
+	sess, err := blocking.CallUndo(ctx, c.NewSession, func(x *ssh.Session) { _ = x.Close() })
 	if err != nil {
 		return nil, fmt.Errorf("ssh host %s: open a session: %w", s.name, err)
 	}
