@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,48 +84,13 @@ func runPulseDashboard(live string) int {
 // rows reshuffle), hold the order (names stay put while the figures keep
 // changing), then open the pulse view and jump from it to a guest.
 func TestTmuxPulse(t *testing.T) {
-	testpeers.Require(t, testpeers.NeedTmux)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	live := filepath.Join(dir, "live")
+	live := filepath.Join(t.TempDir(), "live")
 	if err := os.WriteFile(live, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sock := fmt.Sprintf("gdpulse%d-%d", os.Getpid(), time.Now().UnixNano())
-	tmux := func(args ...string) string {
-		t.Helper()
-		b, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v: %s", args, err, b)
-		}
-		return string(b)
-	}
-	tmux("-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", "110", "-y", "32", "-e", e2eEnv+"=pulse", "-e", e2eLiveEnv+"="+live,
-		"-e", "TERM=xterm-256color", fmt.Sprintf("%s -test.run=^$ 2>%s/stderr; sleep 60", exe, dir))
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", sock, "kill-server").Run() })
-
-	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
-	const patience = 30 * time.Second // a loaded 2-core machine; polling makes it quick otherwise
-	until := func(what string, cond func(string) bool) string {
-		t.Helper()
-		var s string
-		wait.For(t, patience, func() (bool, string) {
-			s = screen()
-			return cond(s), fmt.Sprintf("the screen shows no %s:\n%s", what, s)
-		})
-		return s
-	}
-	waitFor := func(text string) string {
-		t.Helper()
-		return until(fmt.Sprintf("%q", text), func(s string) bool { return strings.Contains(s, text) })
-	}
-	keys := func(k ...string) {
-		t.Helper()
-		tmux(append([]string{"send-keys", "-t", "gd"}, k...)...)
-	}
+	tt := startTUI(t, 110, 32, e2eEnv+"=pulse", e2eLiveEnv+"="+live)
+	screen, until, waitFor := tt.screen, tt.until, tt.waitFor
+	keys := tt.keys
 	// The table's rows: the guest names in screen order, and the rows' text.
 	rowRE := regexp.MustCompile(`(?m)^.{3}(vm-\d{5}) .*$`)
 	rows := func(s string) (names []string, text string) {
@@ -204,10 +170,7 @@ func TestTmuxPulse(t *testing.T) {
 		t.Errorf("the pulse view did not close:\n%s", s)
 	}
 	keys("q")
-	wait.For(t, patience, func() (bool, string) {
-		b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-		return strings.Contains(string(b), "pulse dashboard quit"), fmt.Sprintf("the dashboard has not quit; stderr: %q\n%s", b, screen())
-	})
+	tt.waitStderr("pulse dashboard quit")
 }
 
 // TestTmux runs the dashboard in a real terminal (tmux, on a private server)
@@ -215,40 +178,8 @@ func TestTmuxPulse(t *testing.T) {
 // resize below the minimum, and quitting with a guest frozen by us: a
 // habitual q q thaws it before the program ends.
 func TestTmux(t *testing.T) {
-	testpeers.Require(t, testpeers.NeedTmux)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := fmt.Sprintf("gdtui%d-%d", os.Getpid(), time.Now().UnixNano())
-	out := t.TempDir() + "/stderr"
-	tmux := func(args ...string) string {
-		t.Helper()
-		b, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v: %s", args, err, b)
-		}
-		return string(b)
-	}
-	tmux("new-session", "-d", "-s", "gd", "-x", "110", "-y", "32", "-e", e2eEnv+"=1", "-e", "TERM=xterm-256color",
-		fmt.Sprintf("%s -test.run=^$ 2>%s; sleep 60", exe, out))
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", sock, "kill-server").Run() })
-
-	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
-	waitFor := func(what string) string {
-		t.Helper()
-		var s string
-		wait.For(t, 10*time.Second, func() (bool, string) {
-			s = screen()
-			return strings.Contains(s, what), fmt.Sprintf("screen does not show %q:\n%s", what, s)
-		})
-		return s
-	}
-	keys := func(k ...string) {
-		t.Helper()
-		tmux(append([]string{"send-keys", "-t", "gd"}, k...)...)
-		time.Sleep(100 * time.Millisecond) // let esc-prefixed sequences settle
-	}
+	tt := startTUI(t, 110, 32, e2eEnv+"=1")
+	tmux, waitFor, keys := tt.tmux, tt.waitFor, tt.keys
 
 	waitFor("guestdeck 200 guests")
 	keys("/")
@@ -275,49 +206,15 @@ func TestTmux(t *testing.T) {
 	keys("q")
 	waitFor("1 guest frozen by guestdeck")
 	keys("q")
-	wait.For(t, 10*time.Second, func() (bool, string) {
-		b, _ := os.ReadFile(out)
-		return strings.Contains(string(b), "thawed=1 runs=1"), fmt.Sprintf("dashboard has not thawed and quit; stderr: %q\n%s", b, screen())
-	})
+	tt.waitStderr("thawed=1 runs=1")
 }
 
 // TestTmuxGroup: in a real terminal, :group tag (picked by tab from the
 // palette), z folds the cursor's group, space on its header marks the
 // group, and an action goes to those guests, folded as they are.
 func TestTmuxGroup(t *testing.T) {
-	testpeers.Require(t, testpeers.NeedTmux)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := fmt.Sprintf("gdgrp%d-%d", os.Getpid(), time.Now().UnixNano())
-	out := t.TempDir() + "/stderr"
-	tmux := func(args ...string) string {
-		t.Helper()
-		b, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tmux %v: %v: %s", args, err, b)
-		}
-		return string(b)
-	}
-	tmux("new-session", "-d", "-s", "gd", "-x", "100", "-y", "30", "-e", e2eEnv+"=1", "-e", "TERM=xterm-256color",
-		fmt.Sprintf("%s -test.run=^$ 2>%s; sleep 60", exe, out))
-	t.Cleanup(func() { _ = exec.Command("tmux", "-L", sock, "kill-server").Run() })
-	screen := func() string { return tmux("capture-pane", "-p", "-t", "gd") }
-	waitFor := func(what string) string {
-		t.Helper()
-		var s string
-		wait.For(t, 10*time.Second, func() (bool, string) {
-			s = screen()
-			return strings.Contains(s, what), fmt.Sprintf("screen does not show %q:\n%s", what, s)
-		})
-		return s
-	}
-	keys := func(k ...string) {
-		t.Helper()
-		tmux(append([]string{"send-keys", "-t", "gd"}, k...)...)
-		time.Sleep(100 * time.Millisecond) // let esc-prefixed sequences settle
-	}
+	tt := startTUI(t, 100, 30, e2eEnv+"=1")
+	waitFor, keys := tt.waitFor, tt.keys
 
 	waitFor("guestdeck 200 guests")
 	keys(":")
@@ -339,8 +236,82 @@ func TestTmuxGroup(t *testing.T) {
 	keys("q")
 	waitFor("1 guest frozen by guestdeck")
 	keys("q")
-	wait.For(t, 10*time.Second, func() (bool, string) {
-		b, _ := os.ReadFile(out)
-		return strings.Contains(string(b), "thawed=1 runs=1"), fmt.Sprintf("dashboard has not thawed and quit; stderr: %q\n%s", b, screen())
+	tt.waitStderr("thawed=1 runs=1")
+}
+
+// tuiTerm is this test binary's dashboard (TestMain picks it by env) in a
+// terminal of its own: a private tmux server, killed when the test ends,
+// with the program's stderr in a file.
+type tuiTerm struct {
+	t      *testing.T
+	sock   string
+	stderr string
+}
+
+// tuiPatience bounds every wait for the screen: a loaded 2-core machine;
+// polling makes it quick otherwise.
+const tuiPatience = 30 * time.Second
+
+// startTUI runs the dashboard at w×h with env (NAME=VALUE) added.
+func startTUI(t *testing.T, w, h int, env ...string) *tuiTerm {
+	t.Helper()
+	testpeers.Require(t, testpeers.NeedTmux)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := &tuiTerm{t: t, sock: fmt.Sprintf("gdtui%d-%d", os.Getpid(), time.Now().UnixNano()),
+		stderr: filepath.Join(t.TempDir(), "stderr")}
+	args := []string{"-f", "/dev/null", "new-session", "-d", "-s", "gd", "-x", strconv.Itoa(w), "-y", strconv.Itoa(h),
+		"-e", "TERM=xterm-256color"}
+	for _, e := range env {
+		args = append(args, "-e", e)
+	}
+	tt.tmux(append(args, fmt.Sprintf("%s -test.run=^$ 2>%s; sleep 60", exe, tt.stderr))...)
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tt.sock, "kill-server").Run() })
+	return tt
+}
+
+func (tt *tuiTerm) tmux(args ...string) string {
+	tt.t.Helper()
+	b, err := exec.Command("tmux", append([]string{"-L", tt.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		tt.t.Fatalf("tmux %v: %v: %s", args, err, b)
+	}
+	return string(b)
+}
+
+func (tt *tuiTerm) screen() string { return tt.tmux("capture-pane", "-p", "-t", "gd") }
+
+// until polls the screen until cond accepts it, and returns that screen.
+func (tt *tuiTerm) until(what string, cond func(string) bool) string {
+	tt.t.Helper()
+	var s string
+	wait.For(tt.t, tuiPatience, func() (bool, string) {
+		s = tt.screen()
+		return cond(s), fmt.Sprintf("the screen shows no %s:\n%s", what, s)
+	})
+	return s
+}
+
+func (tt *tuiTerm) waitFor(text string) string {
+	tt.t.Helper()
+	return tt.until(fmt.Sprintf("%q", text), func(s string) bool { return strings.Contains(s, text) })
+}
+
+// keys types keys; a short pause lets esc-prefixed sequences settle.
+func (tt *tuiTerm) keys(k ...string) {
+	tt.t.Helper()
+	tt.tmux(append([]string{"send-keys", "-t", "gd"}, k...)...)
+	time.Sleep(100 * time.Millisecond)
+}
+
+// waitStderr waits until the program's stderr holds text (it prints there
+// as it ends).
+func (tt *tuiTerm) waitStderr(text string) {
+	tt.t.Helper()
+	wait.For(tt.t, tuiPatience, func() (bool, string) {
+		b, _ := os.ReadFile(tt.stderr)
+		return strings.Contains(string(b), text), fmt.Sprintf("stderr has no %q: %q\n%s", text, b, tt.screen())
 	})
 }
