@@ -30,6 +30,7 @@ WINDOW=${WINDOW:-30}     # seconds of steady state measured
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 METRICS=${METRICS:-}     # [defaults] metrics_interval ("0": metrics off); empty: the default
 EXCLUSIVE=${EXCLUSIVE:-} # "true": [defaults] exclusive = true (hold every agent socket); empty: shared
+PROFILE=${PROFILE:-}     # a directory: CPU and heap profiles of the steady-state window go there (cpu.pprof, cpu.pprof.heap)
 
 cd "$(dirname "$0")/.."
 for t in go tmux /usr/bin/time; do
@@ -97,7 +98,12 @@ cap() { tmux -L "$tmux_server" capture-pane -p -t gd; }
 echo
 echo "== dashboard in tmux (140x40)"
 t0=$(now_ms)
-tmux -L "$tmux_server" new-session -d -s gd -x 140 -y 40 "exec $work/guestdeck -c $work/fleet.toml"
+profenv=""
+if [ -n "$PROFILE" ]; then
+	mkdir -p "$PROFILE"
+	profenv="GUESTDECK_CPUPROFILE=$(cd "$PROFILE" && pwd)/cpu.pprof"
+fi
+tmux -L "$tmux_server" new-session -d -s gd -x 140 -y 40 "exec env $profenv $work/guestdeck -c $work/fleet.toml"
 pid=$(tmux -L "$tmux_server" display -p -t gd '#{pane_pid}')
 visible="" all=""
 deadline=$((t0 + READY_TIMEOUT * 1000))
@@ -120,6 +126,7 @@ printf 'visible rows ready after %d ms, all %d ready after %d ms\n' "${visible:-
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 sleep "$WARMUP"
+[ -z "$PROFILE" ] || kill -USR1 "$pid"
 c0=$(ticks) w0=$(now_ms) rmax=0 rsum=0 rn=0
 end=$((w0 + WINDOW * 1000))
 while [ "$(now_ms)" -lt "$end" ]; do
@@ -129,6 +136,10 @@ while [ "$(now_ms)" -lt "$end" ]; do
 	sleep 1
 done
 c1=$(ticks) w1=$(now_ms)
+if [ -n "$PROFILE" ]; then
+	kill -USR2 "$pid"
+	for _ in $(seq 100); do [ -s "$PROFILE/cpu.pprof.heap" ] && break; sleep 0.1; done
+fi
 hz=$(getconf CLK_TCK)
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 awk -v c=$((c1 - c0)) -v hz="$hz" -v ms=$((w1 - w0)) -v avg=$((rsum / rn)) -v max="$rmax" -v hwm="$hwm" -v n="$N" 'BEGIN {

@@ -50,7 +50,9 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, argv: os.Args}
+	endProfile := startProfile()
 	code := c.main(ctx, os.Args[1:])
+	endProfile()
 	stop()
 	os.Exit(code)
 }
