@@ -7,7 +7,10 @@
 #      time, CPU, peak RSS, and the ratio;
 #   2. the dashboard in tmux (140x40, colour off) on the same fleet: time
 #      from launch until the rows on screen are all ready (visible-ready),
-#      and until the status bar says every guest is ready (all-ready);
+#      and until the status bar says every guest is ready (all-ready),
+#      the all-ready time as a ratio to a raw-bound run made right before
+#      the launch (the machine's load drifts: the status runs' bound is
+#      not this one's);
 #   3. then, after WARMUP seconds, the dashboard's CPU (share of one core,
 #      from /proc/PID/stat) and RSS over a WINDOW-second window.
 #
@@ -96,7 +99,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 cap() { tmux -L "$tmux_server" capture-pane -p -t gd; }
 
 echo
-echo "== dashboard in tmux (140x40)"
+echo "== dashboard in tmux (140x40), after a raw-bound run"
+launch_raw=$("$work/rawbound" -workers 64 "${dirs[@]}" 2>"$work/raw.err" | awk '{print $(NF-1)}')
 t0=$(now_ms)
 profenv=""
 if [ -n "$PROFILE" ]; then
@@ -121,7 +125,9 @@ while [ -z "$all" ] && [ "$(now_ms)" -lt "$deadline" ]; do
 	sleep 0.02
 done
 [ -n "$all" ] || { echo "scale: not all ready after ${READY_TIMEOUT}s; the screen:" >&2; cap >&2; exit 1; }
-printf 'visible rows ready after %d ms, all %d ready after %d ms\n' "${visible:-$all}" "$N" "$all"
+awk -v v="${visible:-$all}" -v a="$all" -v n="$N" -v raw="$launch_raw" 'BEGIN {
+	printf "visible rows ready after %d ms, all %d ready after %d ms; raw bound %.2f s; all-ready ratio %.2fx\n",
+		v, n, a, raw, a / 1000 / raw }'
 
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
