@@ -24,8 +24,9 @@ func TestLaunch(t *testing.T) {
 		t0 := time.Now()
 		f.Start(t.Context())
 
-		// Every first poll: guest-info, then the live and slow items, 9
-		// calls of 10 ms; 40 guests 4 at a time take 10 rounds of 90 ms.
+		// Every first poll is a first look: guest-info, the live items and
+		// the OS, 5 calls of 10 ms; 40 guests 4 at a time take 10 rounds
+		// of 50 ms.
 		time.Sleep(time.Second)
 		synctest.Wait()
 		type first struct {
@@ -112,13 +113,13 @@ func TestLaunch(t *testing.T) {
 // after the launch they poll at their own offsets again, not all at once.
 func TestLaunchSkipsSlotsOfLaunchedGuests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		// 40 guests 4 at a time, 9 calls of 10 ms each: the launch takes
-		// 0.9 s, longer than half the 1 s interval.
+		// 40 guests 4 at a time, first looks of 5 calls of 20 ms each:
+		// the launch takes 1 s, longer than half the 1 s interval.
 		opts := Options{Interval: time.Second, SlowInterval: time.Hour, Timeout: 10 * time.Second, Concurrency: 4}
 		f, guests := fakeFleet(opts, 40)
 		defer f.Close()
 		for _, g := range guests {
-			g.set(func(g *fakeGuest) { g.latency = 10 * time.Millisecond })
+			g.set(func(g *fakeGuest) { g.latency = 20 * time.Millisecond })
 		}
 		t0 := time.Now()
 		f.Start(t.Context())
@@ -214,6 +215,70 @@ func TestSchedulerCoalesces(t *testing.T) {
 		}
 		if len(instants) < 8 {
 			t.Errorf("polls went out at only %d distinct instants in 8 s", len(instants))
+		}
+	})
+}
+
+// A guest's first poll at launch is a first look: guest-info, the live
+// items and the OS, what the table shows first (and what scripts/rawbound
+// asks). The rest of the slow items come at its next poll, at the guest's
+// own offset, without guest-info again; then nothing slow until the slow
+// interval. A forced poll (RefreshOnce, as status does) asks everything.
+func TestLaunchFirstLook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: time.Second, SlowInterval: time.Hour, Timeout: 10 * time.Second, Concurrency: 4}
+		f, guests := fakeFleet(opts, 8)
+		defer f.Close()
+		look := []string{"guest-info", "guest-get-time", "guest-network-get-interfaces", "guest-get-vcpus", "guest-get-osinfo"}
+		rest := []string{"guest-get-host-name", "guest-get-timezone", "guest-get-users", "guest-get-fsinfo"}
+		calls := func(g *fakeGuest) []string {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			var out []string
+			for _, c := range g.calls {
+				out = append(out, c.Cmd)
+			}
+			return out
+		}
+		f.Start(t.Context())
+		synctest.Wait()
+		for name, g := range guests {
+			if got := calls(g); !slices.Equal(got, look) {
+				t.Errorf("%s first poll asked %v, want %v", name, got, look)
+			}
+			if gs := f.Guest(name); gs.State != Ready || gs.OS == nil || gs.Hostname != "" {
+				t.Errorf("%s after its first look: %s, OS %v, hostname %q; want ready with the OS only", name, gs.State, gs.OS, gs.Hostname)
+			}
+		}
+		// The second poll of every guest comes within 1.5 intervals.
+		time.Sleep(opts.Interval * 3 / 2)
+		synctest.Wait()
+		for name, g := range guests {
+			got := calls(g)[len(look):]
+			want := append([]string{"guest-get-time", "guest-network-get-interfaces", "guest-get-vcpus"}, rest...)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s second poll asked %v, want %v (the rest of the slow items)", name, got, want)
+			}
+			if gs := f.Guest(name); gs.Hostname != name {
+				t.Errorf("%s hostname %q after its second poll", name, gs.Hostname)
+			}
+		}
+		// From then on only live polls, until the slow interval.
+		time.Sleep(5 * opts.Interval)
+		synctest.Wait()
+		for name, g := range guests {
+			for _, c := range append([]string{"guest-info", "guest-get-osinfo"}, rest...) {
+				if n := g.count(c); n != 1 {
+					t.Errorf("%s: %s asked %d times in the first 7.5 s, want once", name, c, n)
+				}
+			}
+		}
+		// A forced poll asks everything.
+		f.RefreshOnce(t.Context(), []string{"g000"})
+		for _, c := range append(look, rest...) {
+			if n := guests["g000"].count(c); n < 2 {
+				t.Errorf("g000 after RefreshOnce: %s asked %d times, want a second", c, n)
+			}
 		}
 	})
 }

@@ -47,6 +47,10 @@ type session struct {
 	// parked: the connection was let go between uses (channel.go), not
 	// lost. Guarded by sem.
 	parked bool
+	// slowOwed: the first look (gather) read only the OS of the slow
+	// items; the next poll reads the rest (a slow refresh without
+	// guest-info, which the look read). Guarded by sem.
+	slowOwed bool
 
 	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
 	loop   loopState     // its place in the schedule; guarded by f.sched.mu (sched.go)
@@ -315,6 +319,13 @@ type pollResult struct {
 	frozen, recaps, batched bool
 	slowBatched             bool // the slow items were asked in one batch
 
+	// What the slow items are this time (gather). look: the guest's first
+	// look: of the slow items only the OS, and no metrics. rest: the poll
+	// after it: the slow items the look left. capsOnly: guest-info is read
+	// (a fresh connection) but the slow items are not due, unless the
+	// agent's version changed. capsAsked: guest-info was asked.
+	look, rest, capsOnly, capsAsked bool
+
 	answered  bool  // some call of this poll got an answer
 	liveOK    bool  // the live items were read (a poll that ran out may end before)
 	outOfTime error // the poll ran out of time (*pollTimeoutError: what it was waiting for)
@@ -447,7 +458,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	defer cancel()
 	r := &pollResult{}
 	cmd, err := s.gather(pctx, forceSlow, r)
-	if err == nil {
+	if err == nil && !r.look {
 		cmd, err = s.gatherMetrics(pctx, r) // unless the live batch carried them
 	}
 	if ranOut(ctx, pctx, err) {
@@ -475,8 +486,22 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	r.fresh = fresh
 	g := s.cur.Load()
 	r.frozen = g.Freeze == agentclient.Frozen || g.State == Frozen
-	slowDue := forceSlow || fresh || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
-	return s.execute(r, s.planPoll(ctx, g, r, slowDue))
+	slowDue := forceSlow || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
+	// A guest's first poll, unforced (the launch), is a first look: what
+	// the table shows first (guest-info, the live items, the OS), about
+	// what scripts/rawbound asks. The rest of the slow items and the
+	// metrics follow at the next poll, at the guest's own offset (with
+	// the capabilities the look read): at 10,000 guests the full first
+	// poll asked three times the commands, and the launch took 2.5 times
+	// the raw bound.
+	r.look = !forceSlow && g.LastSlow.IsZero()
+	r.slow, r.rest = s.slowOwed, s.slowOwed && !slowDue
+	// A fresh connection after a failure re-reads the capabilities, not
+	// the slow items (unless they are due, or the agent's version
+	// changed: planPoll). On a starved machine a full refresh per
+	// reconnect made the next timeout likelier ("the slide").
+	r.capsOnly = fresh && !slowDue && !r.slow
+	return s.execute(r, s.planPoll(ctx, g, r, slowDue || fresh))
 }
 
 // pollPhase orders a poll's steps: the capabilities and freeze state
@@ -549,10 +574,19 @@ func (s *session) planPoll(ctx context.Context, g *Guest, r *pollResult, slowDue
 	var info *agentclient.Info
 	readCaps := func(due func() bool) pollStep {
 		return pollStep{cmd: "guest-info", phase: phaseCaps, due: due,
-			ask: func() (err error) { r.slow = true; info, err = a.Info(ctx); return err },
+			ask: func() (err error) {
+				r.capsAsked, r.slow = true, !r.capsOnly
+				info, err = a.Info(ctx)
+				return err
+			},
 			then: func() {
 				r.info = info
 				s.skip, s.broken = nil, nil // capabilities re-read: give refused commands another try
+				// Another agent version (upgraded, or another guest
+				// behind the socket): the slow items may have changed too.
+				if info.Version != g.AgentVersion {
+					r.slow, r.rest = true, false
+				}
 			}}
 	}
 	timeOK := func() bool { return s.usable(g, r, "guest-get-time") }
@@ -568,7 +602,7 @@ func (s *session) planPoll(ctx context.Context, g *Guest, r *pollResult, slowDue
 			then: func() {
 				r.freeze, r.rtt, r.rttOK = freeze, time.Since(t0), true
 				r.frozen = freeze == agentclient.Frozen
-				r.recaps = !r.frozen && s.capsFrozen && !r.slow
+				r.recaps = !r.frozen && s.capsFrozen && !r.capsAsked
 			}},
 		readCaps(func() bool { return r.recaps }),
 		{cmd: "guest-get-time", phase: phaseLive,
@@ -592,7 +626,7 @@ func (s *session) planPoll(ctx context.Context, g *Guest, r *pollResult, slowDue
 		if phase == phaseLive {
 			st.due = func() bool { return !r.batched && s.usable(g, r, cmd) }
 		} else {
-			st.due = func() bool { return r.slow && !r.slowBatched && s.usable(g, r, cmd) }
+			st.due = func() bool { return r.slow && !r.slowBatched && r.looks(cmd) && s.usable(g, r, cmd) }
 		}
 		return st
 	}
@@ -626,7 +660,9 @@ func (s *session) pollLive(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	if s.usable(g, r, "guest-get-vcpus") {
 		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpus})
 	}
-	calls = s.metricsCalls(g, r, calls)
+	if !r.look {
+		calls = s.metricsCalls(g, r, calls)
+	}
 	t0 := time.Now()
 	s.agent.batch(ctx, st, calls, 1)
 	s.metricsDone(r, calls)
@@ -681,7 +717,7 @@ func (s *session) pollSlow(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	var buf [len(slowCommands)]agentclient.BatchCall
 	calls := buf[:0]
 	for i, name := range slowCommands {
-		if s.usable(g, r, name) {
+		if r.looks(name) && s.usable(g, r, name) {
 			calls = append(calls, agentclient.BatchCall{Name: name, Out: outs[i]})
 		}
 	}
@@ -720,6 +756,22 @@ func (s *session) pollSlow(ctx context.Context, g *Guest, r *pollResult) (cmd st
 	return "", nil
 }
 
+// looks reports whether the slow item cmd is asked in this poll when the
+// slow items are: all of them, but on a first look only the OS (the
+// table's OS column), and at the poll after it the rest.
+func (r *pollResult) looks(cmd string) bool {
+	switch {
+	case r.look:
+		return cmd == lookCommand
+	case r.rest:
+		return cmd != lookCommand
+	}
+	return true
+}
+
+// lookCommand is the one slow item a first look asks.
+const lookCommand = "guest-get-osinfo"
+
 // okOr is v when err is nil, else nil.
 func okOr[T any](v *T, err error) *T {
 	if err != nil {
@@ -754,8 +806,10 @@ func (s *session) apply(r *pollResult) {
 		}
 		if r.slow {
 			// Also when the poll ran out part-way: the slow items left
-			// are asked at the next slow refresh, not at every poll.
+			// are asked at the next slow refresh, not at every poll
+			// (after a first look, at the next poll).
 			g.LastSlow = now
+			s.slowOwed = r.look
 		}
 		if r.outOfTime != nil && g.State != Gone {
 			g.Missed++
