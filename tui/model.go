@@ -457,15 +457,16 @@ func waitChanged(ch <-chan struct{}) tea.Cmd {
 const refreshGap = 100 * time.Millisecond
 
 // A pull (snapshot, filter, sort, group) costs what the fleet is large:
-// about 6 ms at 10,000 guests on this project's 2-core test machine, 6 % of
-// a core at 10 a second, more than all the rest of the dashboard's budget.
-// So the gap grows with what pulls cost, measured: a pull takes at most
-// 1/refreshCostShare of the time, up to maxRefreshGap between two. Small
-// fleets keep refreshGap; a loaded machine, whose pulls take longer, pulls
-// less often instead of falling behind. Keys are not paced: they act on the
-// rows already pulled, at once.
+// about 2 ms at 10,000 guests on this project's 2-core test machine (6 ms
+// before snapshots were incremental), 2-6 % of a core at 10 a second, a
+// large part of the dashboard's whole budget. So the gap grows with what
+// pulls cost, measured: a pull takes at most 1/refreshCostShare of the
+// time, up to maxRefreshGap between two. Small fleets keep refreshGap; a
+// loaded machine, whose pulls take longer, pulls less often instead of
+// falling behind. Keys are not paced: they act on the rows already pulled,
+// at once.
 const (
-	refreshCostShare = 50
+	refreshCostShare = 100
 	maxRefreshGap    = time.Second
 )
 

@@ -862,7 +862,7 @@ func TestPullGap(t *testing.T) {
 	}{
 		{0, refreshGap},
 		{time.Millisecond, refreshGap},
-		{6 * time.Millisecond, 300 * time.Millisecond},
+		{3 * time.Millisecond, 300 * time.Millisecond},
 		{50 * time.Millisecond, maxRefreshGap},
 	} {
 		m.pullCost = c.cost
@@ -879,7 +879,7 @@ func TestPullGap(t *testing.T) {
 	gs[1].State, gs[1].LastLive = fleet.Connecting, time.Time{}
 	src.set(gs)
 	m.refresh()
-	m.pullCost = 20 * time.Millisecond
+	m.pullCost = 20 * time.Millisecond // 2 s, capped
 	eq(t, "gap while a row on screen waits for its first poll", m.pullGap(), refreshGap)
 	// Scrolled past it: the pace is the cost's again.
 	m = press(t, m, "G")
