@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,11 +71,19 @@ func polledAfter(t *testing.T, f *fleet.Fleet, name string, t0 time.Time) {
 }
 
 // pollTwice waits for two more polls of name: the second started after the
-// first was done.
+// first was done (the first may have started before the call).
 func pollTwice(t *testing.T, f *fleet.Fleet, name string) {
 	t.Helper()
-	polledAfter(t, f, name, time.Now())
-	polledAfter(t, f, name, time.Now())
+	polls(t, f, name, 2)
+}
+
+// polls waits for k more polls of name, each started after the one before
+// was done: at least k-1 of them started after the call.
+func polls(t *testing.T, f *fleet.Fleet, name string, k int) {
+	t.Helper()
+	for range k {
+		polledAfter(t, f, name, time.Now())
+	}
 }
 
 // syncClient is another client of the agent at sock (a script, a backup's
@@ -244,9 +254,9 @@ func TestKeepYieldFallback(t *testing.T) {
 	f := yieldFleet(t, c, fleet.Target{Name: "t", Address: "tcp:" + l.Addr().String()})
 	polledAfter(t, f, "t", time.Now())
 	d0 := c.count("t")
-	pollTwice(t, f, "t")
+	polls(t, f, "t", 3)
 	if n := c.count("t") - d0; n < 2 {
-		t.Errorf("%d dials over two polls of a tcp agent, want one each: let go after each poll", n)
+		t.Errorf("%d dials over three polls of a tcp agent (two started after the count), want one each: let go after each poll", n)
 	}
 }
 
@@ -280,5 +290,41 @@ func TestKeepYieldOwnQueuedDial(t *testing.T) {
 	pollTwice(t, f, "a")
 	if n := c.count("a") - da; n != 0 {
 		t.Errorf("a dialled %d times while b's dials waited: a's kept channel was let go for our own dial", n)
+	}
+}
+
+// A socket path whose listener the kernel's dump does not show (here a
+// socket bound but not listening, standing in for a listener in another
+// network namespace; the dialer reaches the agent elsewhere) cannot be
+// watched: the session goes back to letting go after each poll, rather
+// than keeping a channel it could not give up on demand.
+func TestKeepYieldListenerNotSeen(t *testing.T) {
+	real := simSockets(t, 1).Sockets()[0]
+	unseen := filepath.Join(filepath.Dir(real), "unseen.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: unseen}); err != nil {
+		t.Fatal(err)
+	}
+	c := newDialCounter()
+	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Second, Timeout: 2 * time.Second, Readonly: true,
+		Dialers: map[string]fleet.Dialer{"unix": func(ctx context.Context, tg fleet.Target) (agentclient.Agent, error) {
+			tg.Address = "unix:" + real
+			return c.dial(ctx, tg)
+		}}})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "u", Address: "unix:" + unseen})
+	f.Start(t.Context())
+	// The watcher's first look lets go of the first connection.
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		return c.count("u") >= 2, fmt.Sprintf("%d dials: the connection kept though its listener cannot be seen", c.count("u"))
+	})
+	d0 := c.count("u")
+	polls(t, f, "u", 3)
+	if n := c.count("u") - d0; n < 2 {
+		t.Errorf("%d dials over three polls (two started after the count) of a socket whose listener cannot be seen, want one each", n)
 	}
 }
