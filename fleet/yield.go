@@ -18,14 +18,17 @@ import (
 // holding a listener that has a queue let go: at once when idle, else when
 // the call in flight releases the token.
 //
-// The look costs the kernel's walk of every unix socket on the machine. At
-// 10,000 listeners it took about 2 ms of CPU with only the queues asked
-// (and about 7 ms with the socket files too, asked only while a new
-// connection's listener is to be found): BenchmarkListenerQueues. So the
-// watcher looks every yieldPeriod, and waits longer (up to maxYieldPeriod)
-// when a look took more than a hundredth of the wait, keeping it near 1 %
-// of a core at 10,000 guests; it stops while no session keeps a channel
-// this way.
+// A look costs the kernel's walk of every unix socket on the machine and
+// a message per listener: at 10,000 listeners (BenchmarkListenerQueues,
+// on a 2-core machine shared with other work) 2–4 ms of CPU with only the
+// queues asked, and 7–9 ms with the socket files, which are asked only
+// while a new connection's listener is still to be found. So the watcher
+// waits a hundred times as long as its last look took (wall time, which is
+// at least its CPU), at least yieldPeriod and at most maxYieldPeriod
+// (yieldWait): 1 % of a core or less, a look every 250–500 ms at 10,000
+// guests, unless a look takes over 10 ms (then one a second, so that a
+// waiting client is still served well within a guestdeck's 3 s dial
+// timeout). It stops while no session keeps a channel this way.
 const (
 	yieldPeriod    = 250 * time.Millisecond
 	maxYieldPeriod = time.Second
@@ -186,8 +189,13 @@ func (w *yieldWatcher) run(f *Fleet) {
 		if !more {
 			return
 		}
-		timer.Reset(min(max(yieldPeriod, yieldDuty*took), maxYieldPeriod))
+		timer.Reset(yieldWait(took))
 	}
+}
+
+// yieldWait is the wait after a look that took took.
+func yieldWait(took time.Duration) time.Duration {
+	return min(max(yieldPeriod, yieldDuty*took), maxYieldPeriod)
 }
 
 // stop marks the watcher off.
