@@ -33,6 +33,11 @@ const (
 	yieldPeriod    = 250 * time.Millisecond
 	maxYieldPeriod = time.Second
 	yieldDuty      = 100 // the wait is at least this many times the look
+	// yieldMisses: connections whose listener was not found before a
+	// session stops keeping. Once is not enough: a dump that runs while
+	// sockets come and go can skip one (the kernel resumes each read of a
+	// dump at a count within a hash chain, and does not flag the change).
+	yieldMisses = 3
 )
 
 // channelWatch is a session's part in the watch.
@@ -41,9 +46,11 @@ type channelWatch struct {
 	// (or now, when idle).
 	asked atomic.Bool
 	// off: this guest's listener could not be found (another network
-	// namespace, not a socket file): it lets go after each use, as
-	// sessions did before.
-	off atomic.Bool
+	// namespace, not a socket file) for yieldMisses connections in a row:
+	// it lets go after each use, as sessions did before. misses counts
+	// them; written by the watcher.
+	off    atomic.Bool
+	misses atomic.Int32
 	// on: the session is in the watcher's maps. Guarded by sem.
 	on bool
 }
@@ -273,6 +280,7 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 			lost = append(lost, s)
 			continue
 		}
+		s.watch.misses.Store(0)
 		delete(w.fresh, s)
 		w.bySock[ino] = append(w.bySock[ino], s)
 		w.where[s] = ino
@@ -283,7 +291,11 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 	}
 	w.mu.Unlock()
 	for _, s := range lost {
-		s.watch.off.Store(true)
+		// Not watched: let go now, and after yieldMisses such
+		// connections, after every use.
+		if s.watch.misses.Add(1) >= yieldMisses {
+			s.watch.off.Store(true)
+		}
 		s.yieldChannel()
 	}
 	for _, s := range ask {
