@@ -17,13 +17,16 @@ import (
 // waiting for the channel is visible in the kernel's queue of the agent's
 // listening socket, and the fleet's watcher looks at those queues. The
 // guarantee: another client waiting for the channel gets it within the
-// watcher's period (yield.go: 250 ms, up to 1 s at tens of thousands of
-// sockets) plus whatever call the session has in flight (an idle session
-// lets go at once, a busy one when its call releases the token). The
-// session's next use dials again, and may wait its turn behind that client.
-// A dial of ours waiting behind another client is ours, not a waiter for a
-// channel we hold: the watcher only looks at the listeners of the
-// connections the fleet keeps, and a waiting session keeps none.
+// watcher's period (yield.go: 250 ms, up to 1 s where a look costs more:
+// tens of thousands of sockets, a loaded machine) plus whatever call the
+// session has in flight (an idle session lets go at once, a busy one when
+// its call releases the token), instead of "the channel is free between
+// polls". The session's next use dials again, and may wait its turn behind
+// that client. A dial of ours waiting behind another client does not make
+// the fleet let go of anything else: the watcher acts only on the
+// listeners of the connections it keeps, each named by its socket file
+// (stat(2) of the path against the dump's), and a session whose dial
+// waits keeps no connection.
 //
 // Everything else lets go whenever the session is done with the connection
 // (after each poll, action or transfer) and dials again, resynchronising,
