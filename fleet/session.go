@@ -51,6 +51,7 @@ type session struct {
 	// parked: the connection was let go between uses (channel.go), not
 	// lost. Guarded by sem.
 	parked bool
+	watch  channelWatch // yield.go
 	// slowOwed: the first look (gather) read only the OS of the slow
 	// items; the next poll reads the rest (a slow refresh without
 	// guest-info, which the look read). Guarded by sem.
@@ -174,6 +175,7 @@ func (s *session) isClosed() bool {
 
 // dropAgent closes the connection; the next user redials. Holds sem.
 func (s *session) dropAgent() {
+	s.unwatch() // yield.go
 	if s.agent != nil {
 		_ = s.agent.a.Close()
 		s.agent = nil
