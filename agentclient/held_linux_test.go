@@ -7,8 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // diagMsg builds one SOCK_DIAG_BY_FAMILY message: a unix_diag_msg for a
@@ -333,5 +337,73 @@ func BenchmarkListenerQueues(b *testing.B) {
 			}
 			b.ReportMetric(float64(listeners), "listeners")
 		})
+	}
+}
+
+// TestConnIndexQueueOf: a connection is queued while its peer has no inode
+// (not accepted), and held when another accepted connection to the same
+// listener has a peer.
+func TestConnIndexQueueOf(t *testing.T) {
+	x := newConnIndex([]unixSock{
+		{ino: 10, peer: 0},                         // ours, queued
+		{ino: 11, peer: 12},                        // another client, served
+		{ino: 12, peer: 11, name: []byte("/a")},    // the server end serving it
+		{ino: 20, peer: 0},                         // queued at /b, nobody served there
+		{ino: 30, peer: 31},                        // served
+		{ino: 31, peer: 30, name: []byte("/c")},    // at /c
+		{ino: 40, peer: 41, name: []byte("/junk")}, // unrelated
+	})
+	for _, c := range []struct {
+		ino                 uint32
+		name                string
+		queued, held, isErr bool
+	}{
+		{10, "/a", true, true, false},
+		{20, "/b", true, false, false},
+		{30, "/c", false, false, false},
+		{99, "/a", false, false, true},
+	} {
+		q, h, err := x.queueOf(c.ino, c.name)
+		if q != c.queued || h != c.held || (err != nil) != c.isErr {
+			t.Errorf("queueOf(%d, %s) = %v, %v, %v; want %v, %v, error %v", c.ino, c.name, q, h, err, c.queued, c.held, c.isErr)
+		}
+	}
+}
+
+// TestDumpCacheCoalesces: connections whose syncs ran out together share
+// dumps (a dump that began after the question answers it) instead of one
+// dump each, and a question asked after a dump began gets a newer one.
+func TestDumpCacheCoalesces(t *testing.T) {
+	var dumps atomic.Int32
+	release := make(chan struct{})
+	c := &dumpCache{dump: func() ([]unixSock, error) {
+		dumps.Add(1)
+		<-release
+		return []unixSock{{ino: 1}}, nil
+	}}
+	asked := time.Now()
+	const n = 50
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := c.since(asked); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for dumps.Load() == 0 {
+		runtime.Gosched() // the first asker's dump is in flight
+	}
+	close(release)
+	wg.Wait()
+	if got := dumps.Load(); got != 1 {
+		t.Errorf("%d askers made %d dumps; want 1", n, got)
+	}
+	// Asked after that dump began: it does not answer.
+	if _, err := c.since(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumps.Load(); got != 2 {
+		t.Errorf("a later question made %d dumps in all; want 2", got)
 	}
 }
