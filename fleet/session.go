@@ -243,7 +243,7 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 // garbage): the connection is dropped and the state says why. Holds sem.
 func (s *session) failed(ctx context.Context, err error, counts bool) {
 	overBudget := errors.Is(err, agentclient.ErrBudget)
-	if !overBudget {
+	if !overBudget && !s.keepsAfterTimeout(err) {
 		s.dropAgent()
 	}
 	if ctx.Err() != nil || errors.Is(err, errSessionClosed) {
@@ -288,6 +288,21 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			setFault(g, Unreachable, err.Error(), err, now)
 		}
 	})
+}
+
+// keepsAfterTimeout reports whether a connection whose call ran out of time
+// stays open: a stream does (it resynchronises before its next call, so a
+// late reply is never taken for a later one), and the agent, slow rather
+// than gone, answers the next poll on it once it has worked through what
+// it was asked. Dialling again instead queues behind the connection just
+// closed, whose requests a single-client agent still works through (qemu-ga
+// over virtio-serial does not even see the host hang up): on a starved
+// machine each timeout then made the next one likelier, until thousands of
+// guests were silent. Released, the connection is let go or kept as any
+// other (channel.go). Holds sem.
+func (s *session) keepsAfterTimeout(err error) bool {
+	return s.agent != nil && s.agent.stream() != nil &&
+		agentclient.IsTimeout(err) && !agentclient.IsConnLost(err) && !errors.Is(err, agentclient.ErrClosed)
 }
 
 // isTransport reports whether err is about the connection rather than an

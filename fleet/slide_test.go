@@ -25,9 +25,10 @@ func slowCalls(g *sim.Guest) map[string]int {
 	return m
 }
 
-// The slide (issue 10): a failed poll becomes a fresh connection, and a
+// The slide (issue 10): a failed poll became a fresh connection, and a
 // fresh connection used to do a full slow refresh, so on a starved machine
-// every timeout made the next likelier. A guest that times out once comes
+// every timeout made the next likelier. A guest that times out keeps its
+// connection and is asked nothing more; one whose connection is lost comes
 // back on a fresh connection that re-reads its capabilities (guest-info)
 // and nothing else of the slow items, which are not due; when the agent
 // behind the socket has another version, the slow items are read at once.
@@ -52,12 +53,23 @@ func TestSlowRefreshAfterReconnect(t *testing.T) {
 		return maps.Equal(got, once) && f.Guest(name).State == fleet.Ready, fmt.Sprintf("slow items asked %v, want each once", got)
 	})
 
-	// One timeout, then a fresh connection.
+	// One timeout: the agent was slow, not gone, so the connection stays
+	// (a new one would queue behind the requests the agent still works
+	// through) and it answers on it again, asked nothing more than before.
 	info := sg.Calls("guest-info")
 	sg.SetHang(true)
 	waitFor(t, f, name, 5*time.Second, func(g *fleet.Guest) bool { return g.State == fleet.Silent })
 	sg.SetHang(false)
 	waitFor(t, f, name, 5*time.Second, func(g *fleet.Guest) bool { return g.State == fleet.Ready })
+	if got := sg.Calls("guest-info"); got != info {
+		t.Errorf("guest-info asked %d times after a timeout on the kept connection, want none", got-info)
+	}
+
+	// The connection lost: a fresh one re-reads the capabilities, once.
+	sg.DropBefore("guest-get-time", 1)
+	wait.For(t, 5*time.Second, func() (bool, string) {
+		return sg.Calls("guest-info") > info && f.Guest(name).State == fleet.Ready, "waiting for the reconnect"
+	})
 	if got := sg.Calls("guest-info"); got != info+1 {
 		t.Errorf("guest-info asked %d times on reconnect, want once (the capabilities)", got-info)
 	}
