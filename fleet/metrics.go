@@ -79,7 +79,7 @@ type Metrics struct {
 const DefaultMetricsInterval = 10 * time.Second
 
 // HistorySize is how many metrics samples a guest keeps (History): ten
-// minutes at the default interval, about 4 KiB per guest.
+// minutes at the default interval, about 3 KiB per guest (histRing).
 const HistorySize = 60
 
 // Bounds past which a reported rate is refused: well past any virtual
@@ -127,17 +127,16 @@ type metricsPoll struct {
 }
 
 // metricsState is a session's metrics between polls. prev and load are
-// guarded by sem (polls), ring by mu (History reads it).
+// guarded by sem (polls), hist by mu (History reads it).
 type metricsState struct {
-	last    time.Time // when the last sample was asked
-	prev    *counters
-	load    [3]float64 // derived load averages
-	loadOK  bool
-	ring    *[HistorySize]histSample // nil until the first sample
-	head, n int
-	disks   []agentclient.DiskInfo
-	routes  []agentclient.Route
-	fs      []FSUsage
+	last   time.Time // when the last sample was asked
+	prev   *counters
+	load   [3]float64 // derived load averages
+	loadOK bool
+	hist   histRing
+	disks  []agentclient.DiskInfo
+	routes []agentclient.Route
+	fs     []FSUsage
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -670,54 +669,66 @@ func fsUsage(fs []agentclient.Filesystem) []FSUsage {
 	return out
 }
 
-// histSample is one History entry, compact: at 10,000 guests a full ring
-// of Metrics would be 30 KiB a guest.
-type histSample struct {
-	at      int64 // unix nanoseconds
-	v       [nRates]float32
-	ok      uint16 // bit i: v[i] is known
-	derived bool
+// histRing is a guest's metrics history: HistorySize samples of the rates
+// the metrics tabs draw (histSeries), as a struct of arrays of float32 with
+// NaN for unknown (a known rate is never NaN: bounded and loadRate refuse
+// it), and the sample times. Two allocations made at the first sample,
+// 3,168 bytes a guest (a ring of per-sample structs with all thirteen rates
+// took 4,096). Load5 and Load15 are not kept: only the newest sample's are
+// shown, and Guest.Metrics has them.
+type histRing struct {
+	v       *[nSeries][HistorySize]float32
+	at      *[HistorySize]int64 // unix nanoseconds
+	derived uint64              // bit i: slot i's load was derived (LoadDerived)
+	head, n int
 }
 
-const nRates = 13
+const nSeries = 11
 
-// rates lists m's rates in histSample order.
-func (m *Metrics) rates() [nRates]*Rate {
-	return [nRates]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
+// series lists m's rates in histRing order: those History keeps.
+func (m *Metrics) series() [nSeries]*Rate {
+	return [nSeries]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
 		&m.DiskReadBps, &m.DiskWriteBps, &m.DiskReadIOPS, &m.DiskWriteIOPS,
-		&m.NetRxBps, &m.NetTxBps, &m.NetErrsPerSec, &m.Load1, &m.Load5, &m.Load15}
+		&m.NetRxBps, &m.NetTxBps, &m.NetErrsPerSec, &m.Load1}
 }
 
 // push adds m to the ring. mu held.
 func (st *metricsState) push(m Metrics) {
-	if st.ring == nil {
-		st.ring = new([HistorySize]histSample)
+	h := &st.hist
+	if h.v == nil {
+		h.v, h.at = new([nSeries][HistorySize]float32), new([HistorySize]int64)
 	}
-	h := histSample{at: m.At.UnixNano(), derived: m.LoadDerived}
-	for i, r := range m.rates() {
-		if r.OK {
-			h.v[i], h.ok = float32(r.V), h.ok|1<<i
+	i := h.head
+	h.at[i] = m.At.UnixNano()
+	for j, r := range m.series() {
+		h.v[j][i] = float32(math.NaN())
+		if r.OK && !math.IsNaN(r.V) {
+			h.v[j][i] = float32(r.V)
 		}
 	}
-	st.ring[st.head] = h
-	st.head = (st.head + 1) % HistorySize
-	st.n = min(st.n+1, HistorySize)
+	h.derived &^= 1 << i
+	if m.LoadDerived {
+		h.derived |= 1 << i
+	}
+	h.head = (h.head + 1) % HistorySize
+	h.n = min(h.n+1, HistorySize)
 }
 
 // history copies the ring out, oldest first. mu held.
 func (st *metricsState) history() []Metrics {
-	if st.n == 0 {
+	h := &st.hist
+	if h.n == 0 {
 		return nil
 	}
-	out := make([]Metrics, st.n)
-	start := (st.head - st.n + HistorySize) % HistorySize
-	for i := range out {
-		h := st.ring[(start+i)%HistorySize]
-		m := &out[i]
-		m.At, m.LoadDerived = time.Unix(0, h.at), h.derived
-		for j, r := range m.rates() {
-			if h.ok&(1<<j) != 0 {
-				*r = Rate{float64(h.v[j]), true}
+	out := make([]Metrics, h.n)
+	start := (h.head - h.n + HistorySize) % HistorySize
+	for k := range out {
+		i := (start + k) % HistorySize
+		m := &out[k]
+		m.At, m.LoadDerived = time.Unix(0, h.at[i]), h.derived&(1<<i) != 0
+		for j, r := range m.series() {
+			if v := h.v[j][i]; !math.IsNaN(float64(v)) {
+				*r = Rate{float64(v), true}
 			}
 		}
 	}
@@ -725,9 +736,10 @@ func (st *metricsState) history() []Metrics {
 }
 
 // History returns the guest's metrics samples, oldest first: a copy of a
-// fixed ring of HistorySize. Entries carry the time and the rates; the
-// newest sample in full (filesystems, disks, note) is Guest.Metrics. nil
-// for an unknown guest or one not sampled yet.
+// fixed ring of HistorySize. Entries carry the time, LoadDerived and the
+// rates the metrics tabs draw as series (Load1 but not Load5 and Load15);
+// the newest sample in full (every rate, filesystems, disks, note) is
+// Guest.Metrics. nil for an unknown guest or one not sampled yet.
 func (f *Fleet) History(name string) []Metrics {
 	s := f.session(name)
 	if s == nil {
@@ -737,3 +749,6 @@ func (f *Fleet) History(name string) []Metrics {
 	defer s.mu.Unlock()
 	return s.metrics.history()
 }
+
+// derived is a bit per ring slot.
+const _ uint = 64 - HistorySize

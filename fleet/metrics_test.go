@@ -206,16 +206,21 @@ func TestWholeDisk(t *testing.T) {
 }
 
 // The ring keeps the newest HistorySize samples, oldest first, and the
-// rates survive the compact form (unknown stays unknown).
+// series' rates survive the compact form (unknown stays unknown, zero stays
+// a known zero); Load5 and Load15 are not kept (Guest.Metrics has them).
 func TestHistoryRing(t *testing.T) {
 	var st metricsState
-	if st.history() != nil {
-		t.Fatal("history before any sample is not nil")
+	if st.history() != nil || st.hist.v != nil || st.hist.at != nil {
+		t.Fatal("history before any sample is not nil, or its ring is allocated")
 	}
 	for i := range HistorySize + 7 {
-		m := Metrics{At: t0.Add(time.Duration(i) * time.Second), CPUBusy: Rate{float64(i % 100), true}, LoadDerived: i%2 == 0}
+		m := Metrics{At: t0.Add(time.Duration(i)*time.Second + time.Duration(i)), CPUBusy: Rate{float64(i % 10), true}, LoadDerived: i%2 == 0,
+			Load1: Rate{0.25, true}, Load5: Rate{5, true}, Load15: Rate{15, true}}
 		if i%3 == 0 {
 			m.NetRxBps = Rate{1.5e9, true}
+		}
+		if i%5 == 0 {
+			m.Load1 = Rate{} // unknown
 		}
 		st.push(m)
 	}
@@ -225,10 +230,16 @@ func TestHistoryRing(t *testing.T) {
 	}
 	for j, m := range h {
 		i := j + 7
-		if !m.At.Equal(t0.Add(time.Duration(i) * time.Second)) {
-			t.Fatalf("sample %d at %v, want second %d", j, m.At, i)
+		if !m.At.Equal(t0.Add(time.Duration(i)*time.Second + time.Duration(i))) {
+			t.Fatalf("sample %d at %v, want second %d and %d ns", j, m.At, i, i)
 		}
-		if m.CPUBusy != (Rate{float64(i % 100), true}) || m.LoadDerived != (i%2 == 0) {
+		if wantLoad := i%5 != 0; m.Load1.OK != wantLoad || (wantLoad && m.Load1.V != 0.25) {
+			t.Errorf("sample %d: Load1 %+v", j, m.Load1)
+		}
+		if m.Load5.OK || m.Load15.OK {
+			t.Errorf("sample %d: Load5 %+v, Load15 %+v kept", j, m.Load5, m.Load15)
+		}
+		if m.CPUBusy != (Rate{float64(i % 10), true}) || m.LoadDerived != (i%2 == 0) {
 			t.Errorf("sample %d: %+v", j, m)
 		}
 		if wantRx := i%3 == 0; m.NetRxBps.OK != wantRx || (wantRx && m.NetRxBps.V != 1.5e9) {
