@@ -86,7 +86,7 @@ func TestWriteFileInterrupted(t *testing.T) {
 		t.Error("s0 allows guest-exec but was never sent one")
 	}
 	f.RefreshOnce(ctx, nil)  // publishes the command logs
-	log := f.Guest("s1").Log // newest first
+	log := f.Guest("s1").Log.Entries() // newest first
 	var first []string
 	for i := len(log) - 1; i >= 0; i-- {
 		if strings.HasPrefix(log[i].Command, "guest-exec") {

@@ -165,6 +165,7 @@ type Fleet struct {
 	sched  *scheduler // the polls after it (sched.go)
 
 	commands commandLists // capability lists shared between guests (intern.go)
+	logNames logNames     // command names of the guests' logs (logring.go)
 
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger

@@ -127,7 +127,7 @@ type Guest struct {
 	Late     int       // refreshes that completed after their slot
 	Missed   int       // refreshes that failed
 
-	Log []LogEntry // newest first, bounded
+	Log Log // newest first, bounded (LogSize)
 
 	Version uint64 // increases on every change to this guest
 }

@@ -134,9 +134,6 @@ type metricsState struct {
 	load   [3]float64 // derived load averages
 	loadOK bool
 	hist   histRing
-	disks  []agentclient.DiskInfo
-	routes []agentclient.Route
-	fs     []FSUsage
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -299,23 +296,22 @@ func (s *session) gatherMetrics(ctx context.Context, r *pollResult) (cmd string,
 func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	m := &r.metrics
 	st := &s.metrics
+	// The disks, routes and filesystems carry over from sample to sample
+	// in g (a copy of the Guest before): the session keeps no copy.
 	if m.disksOK {
-		st.disks = m.disks
+		g.Metrics.Disks = m.disks
 	}
 	if m.routeOK {
-		st.routes = m.routes
+		g.Metrics.Routes = m.routes
 	}
 	if r.fsOK {
-		st.fs = fsUsage(r.fs)
+		g.Metrics.Filesystems = fsUsage(r.fs)
 	}
 	if !m.asked {
-		if m.disksOK || m.routeOK || r.fsOK {
-			g.Metrics.Disks, g.Metrics.Routes, g.Metrics.Filesystems = st.disks, st.routes, st.fs
-		}
 		return
 	}
 	cur := sampleCounters(m, r)
-	out := Metrics{At: m.at, Disks: st.disks, Routes: st.routes, Filesystems: st.fs, CPUs: len(cur.cpus)}
+	out := Metrics{At: m.at, Disks: g.Metrics.Disks, Routes: g.Metrics.Routes, Filesystems: g.Metrics.Filesystems, CPUs: len(cur.cpus)}
 	computeRates(st.prev, cur, &out)
 	if m.loadOK {
 		out.Load1, out.Load5, out.Load15 = loadRate(m.load.Load1), loadRate(m.load.Load5), loadRate(m.load.Load15)

@@ -188,10 +188,10 @@ func testGuest(i int) *fleet.Guest {
 		RTTHistory: []time.Duration{time.Millisecond, 2 * time.Millisecond, 0, 5 * time.Millisecond, 3 * time.Millisecond,
 			time.Duration(1+i%17) * time.Millisecond},
 		LastLive: testNow,
-		Log: []fleet.LogEntry{
-			{At: testNow.Add(-time.Second), Command: "guest-get-vcpus", Request: "{}", Reply: `[{"logical-id":0,...}]`, Duration: 2 * time.Millisecond},
-			{At: testNow.Add(-2 * time.Second), Command: "guest-set-time", Request: "{}", Reply: "Command guest-set-time has been disabled", Err: true, Duration: time.Millisecond},
-		},
+		Log: fleet.LogOf(
+			fleet.LogEntry{At: testNow.Add(-time.Second), Command: "guest-get-vcpus", Request: "{}", Reply: `[{"logical-id":0,...}]`, Duration: 2 * time.Millisecond},
+			fleet.LogEntry{At: testNow.Add(-2 * time.Second), Command: "guest-set-time", Request: "{}", Reply: "Command guest-set-time has been disabled", Err: true, Duration: time.Millisecond},
+		),
 		Version: 1,
 	}
 	for _, c := range allCommands {
