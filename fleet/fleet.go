@@ -164,8 +164,8 @@ type Fleet struct {
 	launch launcher   // every guest's first poll (launch.go)
 	sched  *scheduler // the polls after it (sched.go)
 
-	commands commandLists // capability lists shared between guests (intern.go)
-	logNames logNames     // command names of the guests' logs (logring.go)
+	commands  commandLists // capability lists shared between guests (intern.go)
+	logTables logTables    // what the guests' logs share (logring.go)
 
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger

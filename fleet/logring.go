@@ -6,13 +6,19 @@ import (
 	"time"
 )
 
-// Log is a guest's command log, newest first (Guest.Log). Its entries are
-// kept compact (logRec: 56 bytes, not a LogEntry's 88) and shared by every
-// Guest published from the session; At, All and Entries spell them out as
-// LogEntry values. The zero Log is empty.
+// Log is a guest's command log, newest first (Guest.Log): 16 bytes of the
+// Guest. Its entries are kept compact (logRec: 56 bytes, not a LogEntry's
+// 88) and shared by every Guest published from the session; At, All and
+// Entries spell them out as LogEntry values. The zero Log is empty.
 type Log struct {
-	recs  []logRec
-	names *logNames
+	page    *logPage
+	head, n int32 // page.recs[head:head+n]
+}
+
+// logPage is a log ring's buffer, and the tables its records refer to.
+type logPage struct {
+	recs   []logRec
+	tables *logTables
 }
 
 // LogOf is a Log of entries, newest first: for a source of Guests other
@@ -26,15 +32,20 @@ func LogOf(entries ...LogEntry) Log {
 }
 
 // Len is how many entries the log holds.
-func (l Log) Len() int { return len(l.recs) }
+func (l Log) Len() int { return int(l.n) }
 
 // At is entry i, newest first (0 is the newest).
-func (l Log) At(i int) LogEntry { return l.recs[i].entry(l.names) }
+func (l Log) At(i int) LogEntry {
+	if i < 0 || i >= int(l.n) {
+		panic("fleet: Log.At index out of range")
+	}
+	return l.page.recs[int(l.head)+i].entry(l.page.tables)
+}
 
 // All yields the entries newest first, with their index.
 func (l Log) All() iter.Seq2[int, LogEntry] {
 	return func(yield func(int, LogEntry) bool) {
-		for i := range l.recs {
+		for i := range l.Len() {
 			if !yield(i, l.At(i)) {
 				return
 			}
@@ -44,11 +55,11 @@ func (l Log) All() iter.Seq2[int, LogEntry] {
 
 // Entries is a copy of the log, newest first; nil when it is empty.
 func (l Log) Entries() []LogEntry {
-	if len(l.recs) == 0 {
+	if l.n == 0 {
 		return nil
 	}
-	out := make([]LogEntry, len(l.recs))
-	for i := range l.recs {
+	out := make([]LogEntry, l.n)
+	for i := range out {
 		out[i] = l.At(i)
 	}
 	return out
@@ -64,8 +75,8 @@ type logRec struct {
 	err      bool
 }
 
-func (r *logRec) entry(names *logNames) LogEntry {
-	return LogEntry{At: time.Unix(0, r.at), Command: names.name(r.cmd), Request: r.req, Reply: r.rep, Err: r.err, Duration: r.dur}
+func (r *logRec) entry(t *logTables) LogEntry {
+	return LogEntry{At: time.Unix(0, r.at), Command: t.name(r.cmd), Request: r.req, Reply: r.rep, Err: r.err, Duration: r.dur}
 }
 
 // maxLogNames bounds the command names a fleet numbers. They are not the
@@ -78,15 +89,45 @@ const maxLogNames = 4096
 // unnamedCommand is the name logged for a command past maxLogNames.
 const unnamedCommand = "(unrecorded command)"
 
-// logNames numbers the command names of a fleet's logs: an entry holds two
-// bytes instead of a 16-byte string. Numbers are never reused or changed.
-type logNames struct {
+// maxSharedTexts bounds the texts a fleet's logs share (logTables.share):
+// at most 256 bytes each. The texts are the guests' replies: a guest that
+// keeps sending new ones empties the table now and then, which costs the
+// sharing, not memory.
+const maxSharedTexts = 2048
+
+// logTables are what the logs of a fleet's guests share: the command names,
+// numbered (an entry holds two bytes instead of a 16-byte string; numbers
+// are never reused or changed), and the texts that repeat (a poll's
+// requests, and replies that stay the same, such as a vCPU list: many
+// guests send the same ones).
+type logTables struct {
 	mu    sync.RWMutex
 	idx   map[string]uint16
 	names []string // names[i-1] is number i; 0 is unnamedCommand
+
+	textMu sync.Mutex
+	texts  map[string]string
 }
 
-func (t *logNames) number(name string) uint16 {
+// share is the fleet's copy of s, which becomes that copy when there is
+// none yet.
+func (t *logTables) share(s string) string {
+	t.textMu.Lock()
+	defer t.textMu.Unlock()
+	if v, ok := t.texts[s]; ok {
+		return v
+	}
+	if t.texts == nil {
+		t.texts = make(map[string]string)
+	}
+	if len(t.texts) >= maxSharedTexts {
+		clear(t.texts) // entries keep their strings; only the sharing starts over
+	}
+	t.texts[s] = s
+	return s
+}
+
+func (t *logTables) number(name string) uint16 {
 	t.mu.RLock()
 	i, ok := t.idx[name]
 	t.mu.RUnlock()
@@ -110,7 +151,7 @@ func (t *logNames) number(name string) uint16 {
 	return i
 }
 
-func (t *logNames) name(i uint16) string {
+func (t *logTables) name(i uint16) string {
 	if i == 0 || t == nil {
 		return unnamedCommand
 	}
@@ -127,30 +168,32 @@ func (t *logNames) name(i uint16) string {
 // O(1): about four entry copies per entry (a bigger buffer was a quarter
 // of a 10,000-guest fleet's heap).
 type logRing struct {
-	size  int
-	names *logNames // the fleet's
-	buf   []logRec
-	head  int // buf[head:head+n] is the log, newest first
-	n     int
+	size   int
+	tables *logTables // the fleet's
+	page   *logPage   // page.recs[head:head+n] is the log, newest first
+	head   int
+	n      int
 }
 
 func (r *logRing) add(e LogEntry) {
 	if r.size <= 0 {
 		return
 	}
-	if r.names == nil {
-		r.names = &logNames{} // a ring of its own (tests, LogOf)
+	if r.tables == nil {
+		r.tables = &logTables{} // a ring of its own (tests, LogOf)
 	}
 	if r.head == 0 {
 		keep := min(r.n, r.size-1)
-		nb := make([]logRec, r.size+max(r.size/4, 1))
-		copy(nb[len(nb)-keep:], r.buf[:keep]) // head is 0: the newest are first
-		r.head = len(nb) - keep
-		r.buf = nb
+		np := &logPage{recs: make([]logRec, r.size+max(r.size/4, 1)), tables: r.tables}
+		if r.page != nil {
+			copy(np.recs[len(np.recs)-keep:], r.page.recs[:keep]) // head is 0: the newest are first
+		}
+		r.head = len(np.recs) - keep
+		r.page = np
 		r.n = keep
 	}
 	r.head--
-	r.buf[r.head] = logRec{at: e.At.UnixNano(), dur: e.Duration, req: e.Request, rep: e.Reply, cmd: r.names.number(e.Command), err: e.Err}
+	r.page.recs[r.head] = logRec{at: e.At.UnixNano(), dur: e.Duration, req: e.Request, rep: e.Reply, cmd: r.tables.number(e.Command), err: e.Err}
 	r.n = min(r.n+1, r.size)
 }
 
@@ -159,7 +202,7 @@ func (r *logRing) entries() Log {
 	if r.n == 0 {
 		return Log{}
 	}
-	return Log{recs: r.buf[r.head : r.head+r.n : r.head+r.n], names: r.names}
+	return Log{page: r.page, head: int32(r.head), n: int32(r.n)}
 }
 
 // last is the newest entry of command cmd, or a zero entry.
@@ -167,27 +210,35 @@ func (r *logRing) last(cmd string) LogEntry {
 	if r.n == 0 {
 		return LogEntry{}
 	}
-	i := r.names.number(cmd)
-	for _, e := range r.buf[r.head : r.head+r.n] {
+	i := r.tables.number(cmd)
+	for _, e := range r.page.recs[r.head : r.head+r.n] {
 		if e.cmd == i && i != 0 {
-			return e.entry(r.names)
+			return e.entry(r.tables)
 		}
 	}
 	return LogEntry{}
 }
 
-// text is b cut to n bytes as a string: prev itself when that is what it
-// would be (the same command's last line, as a poll's usually is), so that
-// entries share it instead of each holding a copy.
+// text is b cut to n bytes as a string. When that is prev (the same
+// command's last line, as a poll's usually is) it is the fleet's shared
+// copy of it: a text that repeats is held once for the whole fleet, not
+// once per entry or per guest.
 func (r *logRing) text(prev string, b []byte, n int) string {
 	if len(b) <= n {
 		if string(b) == prev { // compared without a copy
-			return prev
+			return r.shared(prev)
 		}
 		return string(b)
 	}
 	if len(prev) == n && prev[n-3:] == "..." && string(b[:n-3]) == prev[:n-3] {
-		return prev
+		return r.shared(prev)
 	}
 	return string(b[:n-3]) + "..."
+}
+
+func (r *logRing) shared(s string) string {
+	if r.tables == nil {
+		return s
+	}
+	return r.tables.share(s)
 }

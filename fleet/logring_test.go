@@ -44,8 +44,8 @@ func TestLogRoundTrip(t *testing.T) {
 // name is logged as unnamedCommand: an operator sending endless distinct
 // raw commands cannot grow the table, and earlier names keep theirs.
 func TestLogNamesBounded(t *testing.T) {
-	var names logNames
-	r := logRing{size: 4, names: &names}
+	var names logTables
+	r := logRing{size: 4, tables: &names}
 	for i := range maxLogNames + 10 {
 		r.add(LogEntry{Command: fmt.Sprintf("cmd-%d", i)})
 	}
@@ -72,10 +72,41 @@ func TestLogRingBounded(t *testing.T) {
 		r.add(LogEntry{Command: "guest-get-time", Reply: fmt.Sprint(i)})
 	}
 	l := r.entries()
-	if l.Len() != 16 || cap(r.buf) != 20 {
-		t.Fatalf("%d entries in a buffer of %d", l.Len(), cap(r.buf))
+	if l.Len() != 16 || cap(r.page.recs) != 20 {
+		t.Fatalf("%d entries in a buffer of %d", l.Len(), cap(r.page.recs))
 	}
 	if l.At(0).Reply != "999" || l.At(15).Reply != "984" {
 		t.Errorf("newest %q, oldest %q", l.At(0).Reply, l.At(15).Reply)
+	}
+}
+
+// A text that repeats in one guest's log is held once for the fleet: a
+// second guest sending the same reply shares the first one's string. A
+// guest sending ever new texts cannot grow the table past maxSharedTexts.
+func TestLogTextsSharedBounded(t *testing.T) {
+	var tables logTables
+	rep := []byte(`{"return": [{"online": true, "logical-id": 0}]}`)
+	var got [2]string
+	for gi := range got {
+		r := logRing{size: 8, tables: &tables}
+		for range 3 {
+			prev := r.last("guest-get-vcpus")
+			r.add(LogEntry{Command: "guest-get-vcpus", Reply: r.text(prev.Reply, rep, logReplyMax)})
+		}
+		got[gi] = r.entries().At(0).Reply
+	}
+	if got[0] != string(rep) || unsafeData(got[0]) != unsafeData(got[1]) {
+		t.Errorf("two guests' repeated replies %q and %q are not one string", got[0], got[1])
+	}
+	hostile := logRing{size: 8, tables: &tables}
+	for i := range 3 * maxSharedTexts {
+		b := []byte(fmt.Sprintf(`{"return": %d}`, i))
+		for range 2 { // each text repeats once, so that it is shared
+			prev := hostile.last("guest-get-time")
+			hostile.add(LogEntry{Command: "guest-get-time", Reply: hostile.text(prev.Reply, b, logReplyMax)})
+		}
+		if n := len(tables.texts); n > maxSharedTexts {
+			t.Fatalf("%d shared texts, bound %d", n, maxSharedTexts)
+		}
 	}
 }

@@ -69,7 +69,7 @@ func newSession(f *Fleet, t Target) *session {
 		seed:   nameHash(t.Name),
 		sem:    make(chan struct{}, 1),
 		wdWake: make(chan struct{}, 1),
-		log:    logRing{size: f.opts.LogSize, names: &f.logNames},
+		log:    logRing{size: f.opts.LogSize, tables: &f.logTables},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
