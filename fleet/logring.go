@@ -89,17 +89,23 @@ const maxLogNames = 4096
 // unnamedCommand is the name logged for a command past maxLogNames.
 const unnamedCommand = "(unrecorded command)"
 
-// maxSharedTexts bounds the texts a fleet's logs share (logTables.share):
-// at most 256 bytes each. The texts are the guests' replies: a guest that
-// keeps sending new ones empties the table now and then, which costs the
-// sharing, not memory.
-const maxSharedTexts = 2048
+// maxSharedTexts bounds the texts a fleet shares (logTables.share), each a
+// log line or a metrics note of at most maxSharedLen bytes: 8 MB at most.
+// Room for a few per guest of a 10,000-guest fleet, as each guest has a
+// stable text of its own (its interface list) beside the common ones. The
+// texts are the guests' replies: a guest that keeps sending new ones
+// empties the table now and then, which costs the sharing, not memory.
+const maxSharedTexts = 1 << 15
+
+// maxSharedLen is the longest text shared: a log line is at most
+// logReplyMax; a note that names a guest's long version string is its own.
+const maxSharedLen = 256
 
 // logTables are what the logs of a fleet's guests share: the command names,
 // numbered (an entry holds two bytes instead of a 16-byte string; numbers
 // are never reused or changed), and the texts that repeat (a poll's
 // requests, and replies that stay the same, such as a vCPU list: many
-// guests send the same ones).
+// guests send the same ones; the metrics notes share them too).
 type logTables struct {
 	mu    sync.RWMutex
 	idx   map[string]uint16
@@ -112,6 +118,9 @@ type logTables struct {
 // share is the fleet's copy of s, which becomes that copy when there is
 // none yet.
 func (t *logTables) share(s string) string {
+	if len(s) > maxSharedLen {
+		return s
+	}
 	t.textMu.Lock()
 	defer t.textMu.Unlock()
 	if v, ok := t.texts[s]; ok {

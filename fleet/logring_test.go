@@ -3,6 +3,7 @@ package fleet
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,5 +109,9 @@ func TestLogTextsSharedBounded(t *testing.T) {
 		if n := len(tables.texts); n > maxSharedTexts {
 			t.Fatalf("%d shared texts, bound %d", n, maxSharedTexts)
 		}
+	}
+	long := strings.Repeat("v", maxSharedLen+1) // a note naming a long version
+	if tables.share(long); tables.texts[long] != "" {
+		t.Error("a text longer than maxSharedLen was shared")
 	}
 }

@@ -322,6 +322,10 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	// A group this sample lacks (a failed call) has no rate next time
 	// either: its counters and this sample's time do not go together.
 	out.Note = s.metricsNote(g, r, cur)
+	if out.Note != "" {
+		// The same few notes for most guests, made anew at every sample.
+		out.Note = s.f.logTables.share(out.Note)
+	}
 	st.prev = cur
 	g.Metrics = out
 	st.push(out)
