@@ -79,7 +79,7 @@ type Metrics struct {
 const DefaultMetricsInterval = 10 * time.Second
 
 // HistorySize is how many metrics samples a guest keeps (History): ten
-// minutes at the default interval, about 3 KiB per guest (histRing).
+// minutes at the default interval, about 2.5 KiB per guest (histRing).
 const HistorySize = 60
 
 // Bounds past which a reported rate is refused: well past any virtual
@@ -670,17 +670,45 @@ func fsUsage(fs []agentclient.Filesystem) []FSUsage {
 }
 
 // histRing is a guest's metrics history: HistorySize samples of the rates
-// the metrics tabs draw (histSeries), as a struct of arrays of float32 with
-// NaN for unknown (a known rate is never NaN: bounded and loadRate refuse
-// it), and the sample times. Two allocations made at the first sample,
-// 3,168 bytes a guest (a ring of per-sample structs with all thirteen rates
-// took 4,096). Load5 and Load15 are not kept: only the newest sample's are
-// shown, and Guest.Metrics has them.
+// the metrics tabs draw (series), as a struct of arrays of rate24 values,
+// and the sample times. Two allocations made at the first sample, 2,528
+// bytes a guest (a ring of per-sample structs with all thirteen rates as
+// float32 took 4,096). Load5 and Load15 are not kept: only the newest
+// sample's are shown, and Guest.Metrics has them.
 type histRing struct {
-	v       *[nSeries][HistorySize]float32
+	v       *[nSeries][HistorySize]rate24
 	at      *[HistorySize]int64 // unix nanoseconds
 	derived uint64              // bit i: slot i's load was derived (LoadDerived)
 	head, n int
+}
+
+// rate24 is a known rate in three bytes: a float32 without its sign (a
+// rate is never negative) and with its significand rounded to 16 bits, so
+// within 2^-17 (8 parts in a million) of the value, where float32 is within
+// 2^-24. The metrics tabs show at most four digits, three for most values:
+// a mean or largest value right at a rounding boundary can show its last
+// digit one off, in about one cell in a thousand. All ones (a float32 NaN)
+// is unknown; a known rate is never NaN (bounded and loadRate refuse it).
+type rate24 [3]byte
+
+var unknown24 = rate24{0xff, 0xff, 0xff}
+
+func toRate24(r Rate) rate24 {
+	if !r.OK || math.IsNaN(r.V) || r.V < 0 || r.V > math.MaxFloat32 {
+		return unknown24
+	}
+	b := math.Float32bits(float32(r.V))
+	b += 1 << 6 // round to nearest: half of the 7 bits dropped
+	b >>= 7
+	return rate24{byte(b >> 16), byte(b >> 8), byte(b)}
+}
+
+func (v rate24) rate() Rate {
+	if v == unknown24 {
+		return Rate{}
+	}
+	b := (uint32(v[0])<<16 | uint32(v[1])<<8 | uint32(v[2])) << 7
+	return Rate{float64(math.Float32frombits(b)), true}
 }
 
 const nSeries = 11
@@ -696,15 +724,12 @@ func (m *Metrics) series() [nSeries]*Rate {
 func (st *metricsState) push(m Metrics) {
 	h := &st.hist
 	if h.v == nil {
-		h.v, h.at = new([nSeries][HistorySize]float32), new([HistorySize]int64)
+		h.v, h.at = new([nSeries][HistorySize]rate24), new([HistorySize]int64)
 	}
 	i := h.head
 	h.at[i] = m.At.UnixNano()
 	for j, r := range m.series() {
-		h.v[j][i] = float32(math.NaN())
-		if r.OK && !math.IsNaN(r.V) {
-			h.v[j][i] = float32(r.V)
-		}
+		h.v[j][i] = toRate24(*r)
 	}
 	h.derived &^= 1 << i
 	if m.LoadDerived {
@@ -727,9 +752,7 @@ func (st *metricsState) history() []Metrics {
 		m := &out[k]
 		m.At, m.LoadDerived = time.Unix(0, h.at[i]), h.derived&(1<<i) != 0
 		for j, r := range m.series() {
-			if v := h.v[j][i]; !math.IsNaN(float64(v)) {
-				*r = Rate{float64(v), true}
-			}
+			*r = h.v[j][i].rate()
 		}
 	}
 	return out

@@ -242,7 +242,7 @@ func TestHistoryRing(t *testing.T) {
 		if m.CPUBusy != (Rate{float64(i % 10), true}) || m.LoadDerived != (i%2 == 0) {
 			t.Errorf("sample %d: %+v", j, m)
 		}
-		if wantRx := i%3 == 0; m.NetRxBps.OK != wantRx || (wantRx && m.NetRxBps.V != 1.5e9) {
+		if wantRx := i%3 == 0; m.NetRxBps.OK != wantRx || (wantRx && math.Abs(m.NetRxBps.V-1.5e9) > 1.5e9/(1<<17)) {
 			t.Errorf("sample %d: NetRxBps %+v", j, m.NetRxBps)
 		}
 		if m.DiskReadBps.OK {
@@ -262,6 +262,28 @@ func TestLoadRate(t *testing.T) {
 	}{{0, true}, {3.25, true}, {-0.1, false}, {math.NaN(), false}, {math.Inf(1), false}, {2e6, false}} {
 		if got := loadRate(tc.v); got.OK != tc.ok || (tc.ok && got.V != tc.v) {
 			t.Errorf("loadRate(%v) = %+v", tc.v, got)
+		}
+	}
+}
+
+// rate24 keeps a rate within 2^-17 of itself over the whole range a rate
+// can take (a rate of 0.001% to maxDiskBps), exact for zero and small
+// integers, and unknown stays unknown.
+func TestRate24(t *testing.T) {
+	for v := 1e-5; v <= maxDiskBps; v *= 1.0007 {
+		got := toRate24(Rate{v, true}).rate()
+		if !got.OK || math.Abs(got.V-v) > v*(1.0/(1<<17)+1.0/(1<<24)) { // and float32's own rounding
+			t.Fatalf("%g comes back as %+v", v, got)
+		}
+	}
+	for _, v := range []float64{0, 1, 7, 100, 1023, 65535} {
+		if got := toRate24(Rate{v, true}).rate(); got != (Rate{v, true}) {
+			t.Errorf("%g comes back as %+v", v, got)
+		}
+	}
+	for _, r := range []Rate{{}, {V: 3, OK: false}, {V: math.NaN(), OK: true}, {V: -1, OK: true}, {V: math.Inf(1), OK: true}} {
+		if got := toRate24(r).rate(); got.OK {
+			t.Errorf("%+v comes back known: %+v", r, got)
 		}
 	}
 }
