@@ -79,7 +79,7 @@ type Metrics struct {
 const DefaultMetricsInterval = 10 * time.Second
 
 // HistorySize is how many metrics samples a guest keeps (History): ten
-// minutes at the default interval, about 2.5 KiB per guest (histRing).
+// minutes at the default interval, about 2.7 KiB per guest (histRing).
 const HistorySize = 60
 
 // Bounds past which a reported rate is refused: well past any virtual
@@ -670,66 +670,95 @@ func fsUsage(fs []agentclient.Filesystem) []FSUsage {
 }
 
 // histRing is a guest's metrics history: HistorySize samples of the rates
-// the metrics tabs draw (series), as a struct of arrays of rate24 values,
-// and the sample times. Two allocations made at the first sample, 2,528
-// bytes a guest (a ring of per-sample structs with all thirteen rates as
-// float32 took 4,096). Load5 and Load15 are not kept: only the newest
-// sample's are shown, and Guest.Metrics has them.
+// the metrics tabs draw (series), as arrays per rate, and the sample times.
+// Two allocations made at the first sample, 2,784 bytes a guest (a ring of
+// per-sample structs with all thirteen rates as float32 took 4,096). Load5
+// and Load15 are not kept: only the newest sample's are shown, and
+// Guest.Metrics has them.
 type histRing struct {
-	v       *[nSeries][HistorySize]rate24
+	v       *histValues
 	at      *[HistorySize]int64 // unix nanoseconds
 	derived uint64              // bit i: slot i's load was derived (LoadDerived)
 	head, n int
 }
 
+// histValues are the series' values: the percentages and byte rates, shown
+// to three digits, as rate24; the counts (IOPS and errors per second, shown
+// to the unit up to six digits, and the load, to four) as float32, NaN for
+// unknown (a known rate is never NaN: bounded and loadRate refuse it).
+type histValues struct {
+	r24 [n24][HistorySize]rate24
+	f32 [nSeries - n24][HistorySize]float32
+}
+
+const (
+	nSeries = 11
+	n24     = 7 // the first n24 of series are kept as rate24
+)
+
+// series lists m's rates in histValues order: those History keeps.
+func (m *Metrics) series() [nSeries]*Rate {
+	return [nSeries]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
+		&m.DiskReadBps, &m.DiskWriteBps, &m.NetRxBps, &m.NetTxBps,
+		&m.DiskReadIOPS, &m.DiskWriteIOPS, &m.NetErrsPerSec, &m.Load1}
+}
+
 // rate24 is a known rate in three bytes: a float32 without its sign (a
 // rate is never negative) and with its significand rounded to 16 bits, so
 // within 2^-17 (8 parts in a million) of the value, where float32 is within
-// 2^-24. The metrics tabs show at most four digits, three for most values:
-// a mean or largest value right at a rounding boundary can show its last
-// digit one off, in about one cell in a thousand. All ones (a float32 NaN)
-// is unknown; a known rate is never NaN (bounded and loadRate refuse it).
+// 2^-24. For a figure shown to three digits, a mean or largest value right
+// at a rounding boundary can show its last digit one off: about one cell
+// in a thousand or fewer. All ones (a float32 NaN) is unknown.
 type rate24 [3]byte
 
-var unknown24 = rate24{0xff, 0xff, 0xff}
+const unknownBits24 = 0xffffff
 
 func toRate24(r Rate) rate24 {
-	if !r.OK || math.IsNaN(r.V) || r.V < 0 || r.V > math.MaxFloat32 {
-		return unknown24
+	b := uint32(unknownBits24)
+	if r.OK && !math.IsNaN(r.V) && r.V >= 0 && r.V <= math.MaxFloat32 {
+		b = math.Float32bits(float32(r.V))
+		b += 1 << 6 // round to nearest: half of the 7 bits dropped
+		b >>= 7
 	}
-	b := math.Float32bits(float32(r.V))
-	b += 1 << 6 // round to nearest: half of the 7 bits dropped
-	b >>= 7
 	return rate24{byte(b >> 16), byte(b >> 8), byte(b)}
 }
 
 func (v rate24) rate() Rate {
-	if v == unknown24 {
+	b := uint32(v[0])<<16 | uint32(v[1])<<8 | uint32(v[2])
+	if b == unknownBits24 {
 		return Rate{}
 	}
-	b := (uint32(v[0])<<16 | uint32(v[1])<<8 | uint32(v[2])) << 7
-	return Rate{float64(math.Float32frombits(b)), true}
+	return Rate{float64(math.Float32frombits(b << 7)), true}
 }
 
-const nSeries = 11
+func toFloat32(r Rate) float32 {
+	if !r.OK || math.IsNaN(r.V) {
+		return float32(math.NaN())
+	}
+	return float32(r.V)
+}
 
-// series lists m's rates in histRing order: those History keeps.
-func (m *Metrics) series() [nSeries]*Rate {
-	return [nSeries]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
-		&m.DiskReadBps, &m.DiskWriteBps, &m.DiskReadIOPS, &m.DiskWriteIOPS,
-		&m.NetRxBps, &m.NetTxBps, &m.NetErrsPerSec, &m.Load1}
+func float32Rate(v float32) Rate {
+	if math.IsNaN(float64(v)) {
+		return Rate{}
+	}
+	return Rate{float64(v), true}
 }
 
 // push adds m to the ring. mu held.
 func (st *metricsState) push(m Metrics) {
 	h := &st.hist
 	if h.v == nil {
-		h.v, h.at = new([nSeries][HistorySize]rate24), new([HistorySize]int64)
+		h.v, h.at = new(histValues), new([HistorySize]int64)
 	}
 	i := h.head
 	h.at[i] = m.At.UnixNano()
 	for j, r := range m.series() {
-		h.v[j][i] = toRate24(*r)
+		if j < n24 {
+			h.v.r24[j][i] = toRate24(*r)
+		} else {
+			h.v.f32[j-n24][i] = toFloat32(*r)
+		}
 	}
 	h.derived &^= 1 << i
 	if m.LoadDerived {
@@ -752,7 +781,11 @@ func (st *metricsState) history() []Metrics {
 		m := &out[k]
 		m.At, m.LoadDerived = time.Unix(0, h.at[i]), h.derived&(1<<i) != 0
 		for j, r := range m.series() {
-			*r = h.v[j][i].rate()
+			if j < n24 {
+				*r = h.v.r24[j][i].rate()
+			} else {
+				*r = float32Rate(h.v.f32[j-n24][i])
+			}
 		}
 	}
 	return out

@@ -215,7 +215,7 @@ func TestHistoryRing(t *testing.T) {
 	}
 	for i := range HistorySize + 7 {
 		m := Metrics{At: t0.Add(time.Duration(i)*time.Second + time.Duration(i)), CPUBusy: Rate{float64(i % 10), true}, LoadDerived: i%2 == 0,
-			Load1: Rate{0.25, true}, Load5: Rate{5, true}, Load15: Rate{15, true}}
+			Load1: Rate{0.25, true}, Load5: Rate{5, true}, Load15: Rate{15, true}, DiskReadIOPS: Rate{123456.7, true}}
 		if i%3 == 0 {
 			m.NetRxBps = Rate{1.5e9, true}
 		}
@@ -236,6 +236,10 @@ func TestHistoryRing(t *testing.T) {
 		if wantLoad := i%5 != 0; m.Load1.OK != wantLoad || (wantLoad && m.Load1.V != 0.25) {
 			t.Errorf("sample %d: Load1 %+v", j, m.Load1)
 		}
+		// A count is shown to the unit: it keeps float32's precision.
+		if m.DiskReadIOPS != (Rate{float64(float32(123456.7)), true}) {
+			t.Errorf("sample %d: DiskReadIOPS %+v", j, m.DiskReadIOPS)
+		}
 		if m.Load5.OK || m.Load15.OK {
 			t.Errorf("sample %d: Load5 %+v, Load15 %+v kept", j, m.Load5, m.Load15)
 		}
@@ -245,8 +249,8 @@ func TestHistoryRing(t *testing.T) {
 		if wantRx := i%3 == 0; m.NetRxBps.OK != wantRx || (wantRx && math.Abs(m.NetRxBps.V-1.5e9) > 1.5e9/(1<<17)) {
 			t.Errorf("sample %d: NetRxBps %+v", j, m.NetRxBps)
 		}
-		if m.DiskReadBps.OK {
-			t.Errorf("sample %d: DiskReadBps known though never set", j)
+		if m.DiskReadBps.OK || m.NetErrsPerSec.OK {
+			t.Errorf("sample %d: DiskReadBps %+v, NetErrsPerSec %+v known though never set", j, m.DiskReadBps, m.NetErrsPerSec)
 		}
 	}
 	h[0].CPUBusy.V = -1
