@@ -173,6 +173,7 @@ type Fleet struct {
 
 	commands  commandLists // capability lists shared between guests (intern.go)
 	logTables logTables    // what the guests' logs share (logring.go)
+	shares    guestShares  // OS infos and vCPU lists shared between guests (guest.go)
 
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger

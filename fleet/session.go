@@ -750,6 +750,12 @@ func (s *session) apply(r *pollResult) {
 		if r.info != nil {
 			r.info.SupportedCommands = s.f.commands.intern(r.info.SupportedCommands)
 		}
+		if r.os != nil {
+			r.os = s.f.shares.osInfo(r.os)
+		}
+		if r.vcpusOK {
+			r.vcpus = s.f.shares.vcpuList(r.vcpus)
+		}
 		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
