@@ -244,3 +244,63 @@ func BenchmarkSteadyState(b *testing.B) {
 		f.Close()
 	}
 }
+
+// BenchmarkHeapPerGuest measures what a fleet keeps per guest once every
+// ring is full: GUESTDECK_GUESTS simulated guests (default 2,000) polled
+// HistorySize+8 times with a metrics sample each time, so that the
+// metrics history, the command log and the RTT and skew histories have all
+// wrapped. It reports the live heap (HeapAlloc after a GC, against the
+// same process before the fleet) and the heap in use (HeapInuse: the spans
+// holding it) per guest. GUESTDECK_HEAPPROFILE writes a heap profile at
+// the moment of the measurement.
+//
+//	go test ./fleet -run '^$' -bench HeapPerGuest -benchtime 1x
+func BenchmarkHeapPerGuest(b *testing.B) {
+	n := 2000
+	if v, err := strconv.Atoi(os.Getenv("GUESTDECK_GUESTS")); err == nil && v > 0 {
+		n = v
+	}
+	polls := fleet.HistorySize + 8
+	targets := startSimfarms(b, n)
+	ctx := context.Background()
+	if os.Getenv("GUESTDECK_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 64 // fine-grained: the figures are a few KB a guest
+	}
+	for b.Loop() {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		// A metrics interval shorter than any gap between polls: a sample
+		// each poll, so that HistorySize polls fill the ring.
+		f := fleet.New(fleet.Options{Timeout: 5 * time.Second, MetricsInterval: time.Nanosecond})
+		f.Add(targets...)
+		for range polls {
+			fleet.PollAll(ctx, f)
+		}
+		snap := f.Snapshot() // the dashboard holds one
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		if p := os.Getenv("GUESTDECK_HEAPPROFILE"); p != "" {
+			if w, err := os.Create(p); err == nil {
+				_ = pprof.WriteHeapProfile(w)
+				w.Close()
+			}
+		}
+		live := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+		inuse := float64(after.HeapInuse-before.HeapInuse) / float64(n)
+		b.ReportMetric(live, "live-B/guest")
+		b.ReportMetric(inuse, "inuse-B/guest")
+		ready := snap.Counts[fleet.Ready]
+		var hist int
+		for _, g := range snap.Guests {
+			hist += len(f.History(g.Name))
+		}
+		b.Logf("%d guests, %d polls: live heap %.0f B/guest, in use %.0f B/guest; ready %d, history %d samples/guest",
+			n, polls, live, inuse, ready, hist/n)
+		if ready != n || hist != n*fleet.HistorySize {
+			b.Errorf("%d of %d ready, %d of %d history samples", ready, n, hist, n*fleet.HistorySize)
+		}
+		f.Close()
+	}
+}

@@ -44,7 +44,7 @@ func TestLogSharesRepeatedText(t *testing.T) {
 		prev := r.last("guest-get-vcpus")
 		r.add(LogEntry{Command: "guest-get-vcpus", Reply: r.text(prev.Reply, rep, logReplyMax)})
 	}
-	es := r.entries()
+	es := r.entries().Entries()
 	if len(es) != 3 || es[0].Reply != string(rep) || unsafeData(es[0].Reply) != unsafeData(es[2].Reply) {
 		t.Errorf("entries %+v do not share one string", es)
 	}

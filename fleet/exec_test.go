@@ -118,7 +118,7 @@ func TestExecSim(t *testing.T) {
 		t.Errorf("guest a is %s (%s) after the exec timeout", g.State, g.Err)
 	}
 	// The stdin is in no command log, not even its first bytes.
-	for _, e := range f.Guest("a").Log {
+	for _, e := range f.Guest("a").Log.All() {
 		if strings.Contains(e.Request, "ZnJvbSB0aGUgaG9zdAo") || strings.Contains(e.Request, "from the host") {
 			t.Errorf("stdin in the command log: %+v", e)
 		}
@@ -243,7 +243,7 @@ func TestRawSecretsNotLoggedUnhooked(t *testing.T) {
 	}
 	f.RefreshOnce(ctx, nil) // publishes the command log
 	n := 0
-	for _, e := range f.Guest("p").Log {
+	for _, e := range f.Guest("p").Log.All() {
 		if e.Command == "guest-set-user-password" || e.Command == "guest-exec" {
 			n++
 		}
@@ -252,6 +252,6 @@ func TestRawSecretsNotLoggedUnhooked(t *testing.T) {
 		}
 	}
 	if n != 2 {
-		t.Errorf("%d of the 2 raw requests logged: %+v", n, f.Guest("p").Log)
+		t.Errorf("%d of the 2 raw requests logged: %+v", n, f.Guest("p").Log.Entries())
 	}
 }

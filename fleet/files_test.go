@@ -85,8 +85,8 @@ func TestWriteFileInterrupted(t *testing.T) {
 	if n := farm.Guests()[0].Calls("guest-exec"); n == 0 {
 		t.Error("s0 allows guest-exec but was never sent one")
 	}
-	f.RefreshOnce(ctx, nil)  // publishes the command logs
-	log := f.Guest("s1").Log // newest first
+	f.RefreshOnce(ctx, nil)            // publishes the command logs
+	log := f.Guest("s1").Log.Entries() // newest first
 	var first []string
 	for i := len(log) - 1; i >= 0; i-- {
 		if strings.HasPrefix(log[i].Command, "guest-exec") {

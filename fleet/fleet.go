@@ -171,7 +171,9 @@ type Fleet struct {
 	launch launcher   // every guest's first poll (launch.go)
 	sched  *scheduler // the polls after it (sched.go)
 
-	commands commandLists // capability lists shared between guests (intern.go)
+	commands  commandLists // capability lists shared between guests (intern.go)
+	logTables logTables    // what the guests' logs share (logring.go)
+	shares    guestShares  // OS infos and vCPU lists shared between guests (guest.go)
 
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger

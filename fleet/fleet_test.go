@@ -86,7 +86,7 @@ func TestTimeoutAndRecovery(t *testing.T) {
 			}
 		}
 		// Every hung call ended at its timeout: none lasted longer.
-		for _, e := range g.Log {
+		for _, e := range g.Log.All() {
 			if e.Duration > opts.Timeout {
 				t.Errorf("call %s took %v > timeout", e.Command, e.Duration)
 			}
@@ -400,8 +400,8 @@ func TestSkewAndRTT(t *testing.T) {
 		if g.RTT != 20*time.Millisecond || len(g.RTTHistory) != 1 {
 			t.Errorf("rtt %v history %v", g.RTT, g.RTTHistory)
 		}
-		if len(g.Log) == 0 || g.Log[0].At.Before(g.Log[len(g.Log)-1].At) {
-			t.Errorf("log not newest first: %+v", g.Log)
+		if g.Log.Len() == 0 || g.Log.At(0).At.Before(g.Log.At(g.Log.Len()-1).At) {
+			t.Errorf("log not newest first: %+v", g.Log.Entries())
 		}
 	})
 }

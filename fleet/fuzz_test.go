@@ -133,7 +133,7 @@ func checkBounded(t *testing.T, g *Guest) {
 	if len(g.Err) > 4<<10 {
 		t.Errorf("Err is %d bytes: %.200q...", len(g.Err), g.Err)
 	}
-	for _, e := range g.Log {
+	for _, e := range g.Log.All() {
 		if len(e.Request) > logRequestMax || len(e.Reply) > logReplyMax {
 			t.Errorf("log entry %s holds %d+%d bytes", e.Command, len(e.Request), len(e.Reply))
 		}

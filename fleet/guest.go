@@ -4,6 +4,8 @@
 package fleet
 
 import (
+	"encoding/binary"
+	"sync"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -127,7 +129,7 @@ type Guest struct {
 	Late     int       // refreshes that completed after their slot
 	Missed   int       // refreshes that failed
 
-	Log []LogEntry // newest first, bounded
+	Log Log // newest first, bounded (LogSize)
 
 	Version uint64 // increases on every change to this guest
 }
@@ -199,4 +201,79 @@ type Snapshot struct {
 	Notices []Notice
 	// Sources are the discovery sources' (libvirt hosts') states, by name.
 	Sources []SourceState
+}
+
+// guestShares shares what many guests report alike between their Guests
+// (a fleet of clones reports one OS and one vCPU list): one copy instead of
+// one per guest, about 400 bytes a guest. Shared values are never modified,
+// like every published one. The values are the guests': only small ones
+// are shared, and a table that fills up is emptied (a guest sending ever
+// new ones costs the sharing, not memory).
+type guestShares struct {
+	mu    sync.Mutex
+	os    map[agentclient.OSInfo]*agentclient.OSInfo
+	vcpus map[string][]agentclient.VCPU
+}
+
+// Bounds of guestShares: entries per table, the bytes of one OS info's
+// text, the vCPUs of one list.
+const (
+	maxShared      = 256
+	maxSharedOS    = 1024
+	maxSharedVCPUs = 64
+)
+
+// osInfo is the fleet's copy of an OS info equal to v.
+func (t *guestShares) osInfo(v *agentclient.OSInfo) *agentclient.OSInfo {
+	if v == nil {
+		return nil
+	}
+	n := len(v.KernelRelease) + len(v.KernelVersion) + len(v.Machine) + len(v.ID) + len(v.Name) +
+		len(v.PrettyName) + len(v.Version) + len(v.VersionID) + len(v.Variant) + len(v.VariantID)
+	if n > maxSharedOS {
+		return v
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w, ok := t.os[*v]; ok {
+		return w
+	}
+	if t.os == nil || len(t.os) >= maxShared {
+		t.os = make(map[agentclient.OSInfo]*agentclient.OSInfo)
+	}
+	t.os[*v] = v
+	return v
+}
+
+// vcpuList is the fleet's copy of a vCPU list equal to v.
+func (t *guestShares) vcpuList(v []agentclient.VCPU) []agentclient.VCPU {
+	if len(v) == 0 || len(v) > maxSharedVCPUs {
+		return v
+	}
+	var buf [maxSharedVCPUs * (binary.MaxVarintLen64 + 2)]byte
+	key := buf[:0]
+	for _, c := range v {
+		co := byte(2) // can-offline absent
+		if c.CanOffline != nil && *c.CanOffline {
+			co = 1
+		} else if c.CanOffline != nil {
+			co = 0
+		}
+		on := byte(0)
+		if c.Online {
+			on = 1
+		}
+		key = binary.AppendVarint(key, int64(c.LogicalID))
+		key = append(key, on, co)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w, ok := t.vcpus[string(key)]; ok {
+		return w
+	}
+	if t.vcpus == nil || len(t.vcpus) >= maxShared {
+		t.vcpus = make(map[string][]agentclient.VCPU)
+	}
+	t.vcpus[string(key)] = v
+	return v
 }

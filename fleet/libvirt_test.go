@@ -565,7 +565,7 @@ func TestLibvirtQEMU(t *testing.T) {
 		// ready within seconds of the event is the event's doing.
 		if tr.Sub(tc) > 10*time.Second {
 			var log strings.Builder
-			for _, e := range g.Log {
+			for _, e := range g.Log.All() {
 				fmt.Fprintf(&log, "\n  %s %s %q", e.At.Format("15:04:05.000"), e.Command, e.Reply)
 			}
 			t.Fatalf("g1 ready %v after the agent connected (%d failed polls before): not the event; log:%s", tr.Sub(tc), g.Missed, log.String())

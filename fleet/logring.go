@@ -1,5 +1,174 @@
 package fleet
 
+import (
+	"iter"
+	"sync"
+	"time"
+)
+
+// Log is a guest's command log, newest first (Guest.Log): 16 bytes of the
+// Guest. Its entries are kept compact (logRec: 56 bytes, not a LogEntry's
+// 88) and shared by every Guest published from the session; At, All and
+// Entries spell them out as LogEntry values. The zero Log is empty.
+type Log struct {
+	page    *logPage
+	head, n int32 // page.recs[head:head+n]
+}
+
+// logPage is a log ring's buffer, and the tables its records refer to.
+type logPage struct {
+	recs   []logRec
+	tables *logTables
+}
+
+// LogOf is a Log of entries, newest first: for a source of Guests other
+// than a Fleet (a test's, a replay's).
+func LogOf(entries ...LogEntry) Log {
+	r := logRing{size: len(entries)}
+	for i := len(entries) - 1; i >= 0; i-- {
+		r.add(entries[i])
+	}
+	return r.entries()
+}
+
+// Len is how many entries the log holds.
+func (l Log) Len() int { return int(l.n) }
+
+// At is entry i, newest first (0 is the newest).
+func (l Log) At(i int) LogEntry {
+	if i < 0 || i >= int(l.n) {
+		panic("fleet: Log.At index out of range")
+	}
+	return l.page.recs[int(l.head)+i].entry(l.page.tables)
+}
+
+// All yields the entries newest first, with their index.
+func (l Log) All() iter.Seq2[int, LogEntry] {
+	return func(yield func(int, LogEntry) bool) {
+		for i := range l.Len() {
+			if !yield(i, l.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// Entries is a copy of the log, newest first; nil when it is empty.
+func (l Log) Entries() []LogEntry {
+	if l.n == 0 {
+		return nil
+	}
+	out := make([]LogEntry, l.n)
+	for i := range out {
+		out[i] = l.At(i)
+	}
+	return out
+}
+
+// logRec is a LogEntry as a log keeps it: the time in unix nanoseconds and
+// the command as its number in the fleet's logNames.
+type logRec struct {
+	at       int64
+	dur      time.Duration
+	req, rep string
+	cmd      uint16
+	err      bool
+}
+
+func (r *logRec) entry(t *logTables) LogEntry {
+	return LogEntry{At: time.Unix(0, r.at), Command: t.name(r.cmd), Request: r.req, Reply: r.rep, Err: r.err, Duration: r.dur}
+}
+
+// maxLogNames bounds the command names a fleet numbers. They are not the
+// guests' (guestdeck's own commands, its pseudo-commands such as connect,
+// and raw commands the operator sends), but an operator could send any
+// number of distinct raw ones: past the bound a new name is logged as
+// unnamedCommand (a stream's entry still shows it in its request line).
+const maxLogNames = 4096
+
+// unnamedCommand is the name logged for a command past maxLogNames.
+const unnamedCommand = "(unrecorded command)"
+
+// maxSharedTexts bounds the texts a fleet shares (logTables.share), each a
+// log line or a metrics note of at most maxSharedLen bytes: 8 MB at most.
+// Room for a few per guest of a 10,000-guest fleet, as each guest has a
+// stable text of its own (its interface list) beside the common ones. The
+// texts are the guests' replies: a guest that keeps sending new ones
+// empties the table now and then, which costs the sharing, not memory.
+const maxSharedTexts = 1 << 15
+
+// maxSharedLen is the longest text shared: a log line is at most
+// logReplyMax; a note that names a guest's long version string is its own.
+const maxSharedLen = 256
+
+// logTables are what the logs of a fleet's guests share: the command names,
+// numbered (an entry holds two bytes instead of a 16-byte string; numbers
+// are never reused or changed), and the texts that repeat (a poll's
+// requests, and replies that stay the same, such as a vCPU list: many
+// guests send the same ones; the metrics notes share them too).
+type logTables struct {
+	mu    sync.RWMutex
+	idx   map[string]uint16
+	names []string // names[i-1] is number i; 0 is unnamedCommand
+
+	textMu sync.Mutex
+	texts  map[string]string
+}
+
+// share is the fleet's copy of s, which becomes that copy when there is
+// none yet.
+func (t *logTables) share(s string) string {
+	if len(s) > maxSharedLen {
+		return s
+	}
+	t.textMu.Lock()
+	defer t.textMu.Unlock()
+	if v, ok := t.texts[s]; ok {
+		return v
+	}
+	if t.texts == nil {
+		t.texts = make(map[string]string)
+	}
+	if len(t.texts) >= maxSharedTexts {
+		clear(t.texts) // entries keep their strings; only the sharing starts over
+	}
+	t.texts[s] = s
+	return s
+}
+
+func (t *logTables) number(name string) uint16 {
+	t.mu.RLock()
+	i, ok := t.idx[name]
+	t.mu.RUnlock()
+	if ok {
+		return i
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.idx[name]; ok {
+		return i
+	}
+	if len(t.names) >= maxLogNames {
+		return 0
+	}
+	if t.idx == nil {
+		t.idx = make(map[string]uint16)
+	}
+	t.names = append(t.names, name)
+	i = uint16(len(t.names))
+	t.idx[name] = i
+	return i
+}
+
+func (t *logTables) name(i uint16) string {
+	if i == 0 || t == nil {
+		return unnamedCommand
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.names[i-1]
+}
+
 // logRing keeps a guest's newest log entries, newest first, so that every
 // published Guest can share the storage without copying: entries are written
 // downwards from the end of buf and never changed afterwards, so a slice
@@ -8,59 +177,77 @@ package fleet
 // O(1): about four entry copies per entry (a bigger buffer was a quarter
 // of a 10,000-guest fleet's heap).
 type logRing struct {
-	size int
-	buf  []LogEntry
-	head int // buf[head:head+n] is the log, newest first
-	n    int
+	size   int
+	tables *logTables // the fleet's
+	page   *logPage   // page.recs[head:head+n] is the log, newest first
+	head   int
+	n      int
 }
 
 func (r *logRing) add(e LogEntry) {
 	if r.size <= 0 {
 		return
 	}
+	if r.tables == nil {
+		r.tables = &logTables{} // a ring of its own (tests, LogOf)
+	}
 	if r.head == 0 {
 		keep := min(r.n, r.size-1)
-		nb := make([]LogEntry, r.size+max(r.size/4, 1))
-		copy(nb[len(nb)-keep:], r.buf[:keep]) // head is 0: the newest are first
-		r.head = len(nb) - keep
-		r.buf = nb
+		np := &logPage{recs: make([]logRec, r.size+max(r.size/4, 1)), tables: r.tables}
+		if r.page != nil {
+			copy(np.recs[len(np.recs)-keep:], r.page.recs[:keep]) // head is 0: the newest are first
+		}
+		r.head = len(np.recs) - keep
+		r.page = np
 		r.n = keep
 	}
 	r.head--
-	r.buf[r.head] = e
+	r.page.recs[r.head] = logRec{at: e.At.UnixNano(), dur: e.Duration, req: e.Request, rep: e.Reply, cmd: r.tables.number(e.Command), err: e.Err}
 	r.n = min(r.n+1, r.size)
 }
 
-// entries returns the log, newest first. The slice must not be modified.
-func (r *logRing) entries() []LogEntry {
+// entries returns the log, newest first.
+func (r *logRing) entries() Log {
 	if r.n == 0 {
-		return nil
+		return Log{}
 	}
-	return r.buf[r.head : r.head+r.n : r.head+r.n]
+	return Log{page: r.page, head: int32(r.head), n: int32(r.n)}
 }
 
 // last is the newest entry of command cmd, or a zero entry.
 func (r *logRing) last(cmd string) LogEntry {
-	for _, e := range r.entries() {
-		if e.Command == cmd {
-			return e
+	if r.n == 0 {
+		return LogEntry{}
+	}
+	i := r.tables.number(cmd)
+	for _, e := range r.page.recs[r.head : r.head+r.n] {
+		if e.cmd == i && i != 0 {
+			return e.entry(r.tables)
 		}
 	}
 	return LogEntry{}
 }
 
-// text is b cut to n bytes as a string: prev itself when that is what it
-// would be (the same command's last line, as a poll's usually is), so that
-// entries share it instead of each holding a copy.
+// text is b cut to n bytes as a string. When that is prev (the same
+// command's last line, as a poll's usually is) it is the fleet's shared
+// copy of it: a text that repeats is held once for the whole fleet, not
+// once per entry or per guest.
 func (r *logRing) text(prev string, b []byte, n int) string {
 	if len(b) <= n {
 		if string(b) == prev { // compared without a copy
-			return prev
+			return r.shared(prev)
 		}
 		return string(b)
 	}
 	if len(prev) == n && prev[n-3:] == "..." && string(b[:n-3]) == prev[:n-3] {
-		return prev
+		return r.shared(prev)
 	}
 	return string(b[:n-3]) + "..."
+}
+
+func (r *logRing) shared(s string) string {
+	if r.tables == nil {
+		return s
+	}
+	return r.tables.share(s)
 }

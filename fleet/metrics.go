@@ -79,7 +79,7 @@ type Metrics struct {
 const DefaultMetricsInterval = 10 * time.Second
 
 // HistorySize is how many metrics samples a guest keeps (History): ten
-// minutes at the default interval, about 4 KiB per guest.
+// minutes at the default interval, about 2.7 KiB per guest (histRing).
 const HistorySize = 60
 
 // Bounds past which a reported rate is refused: well past any virtual
@@ -127,17 +127,13 @@ type metricsPoll struct {
 }
 
 // metricsState is a session's metrics between polls. prev and load are
-// guarded by sem (polls), ring by mu (History reads it).
+// guarded by sem (polls), hist by mu (History reads it).
 type metricsState struct {
-	last    time.Time // when the last sample was asked
-	prev    *counters
-	load    [3]float64 // derived load averages
-	loadOK  bool
-	ring    *[HistorySize]histSample // nil until the first sample
-	head, n int
-	disks   []agentclient.DiskInfo
-	routes  []agentclient.Route
-	fs      []FSUsage
+	last   time.Time // when the last sample was asked
+	prev   *counters
+	load   [3]float64 // derived load averages
+	loadOK bool
+	hist   histRing
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -300,23 +296,22 @@ func (s *session) gatherMetrics(ctx context.Context, r *pollResult) (cmd string,
 func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	m := &r.metrics
 	st := &s.metrics
+	// The disks, routes and filesystems carry over from sample to sample
+	// in g (a copy of the Guest before): the session keeps no copy.
 	if m.disksOK {
-		st.disks = m.disks
+		g.Metrics.Disks = m.disks
 	}
 	if m.routeOK {
-		st.routes = m.routes
+		g.Metrics.Routes = m.routes
 	}
 	if r.fsOK {
-		st.fs = fsUsage(r.fs)
+		g.Metrics.Filesystems = fsUsage(r.fs)
 	}
 	if !m.asked {
-		if m.disksOK || m.routeOK || r.fsOK {
-			g.Metrics.Disks, g.Metrics.Routes, g.Metrics.Filesystems = st.disks, st.routes, st.fs
-		}
 		return
 	}
 	cur := sampleCounters(m, r)
-	out := Metrics{At: m.at, Disks: st.disks, Routes: st.routes, Filesystems: st.fs, CPUs: len(cur.cpus)}
+	out := Metrics{At: m.at, Disks: g.Metrics.Disks, Routes: g.Metrics.Routes, Filesystems: g.Metrics.Filesystems, CPUs: len(cur.cpus)}
 	computeRates(st.prev, cur, &out)
 	if m.loadOK {
 		out.Load1, out.Load5, out.Load15 = loadRate(m.load.Load1), loadRate(m.load.Load5), loadRate(m.load.Load15)
@@ -327,6 +322,10 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	// A group this sample lacks (a failed call) has no rate next time
 	// either: its counters and this sample's time do not go together.
 	out.Note = s.metricsNote(g, r, cur)
+	if out.Note != "" {
+		// The same few notes for most guests, made anew at every sample.
+		out.Note = s.f.logTables.share(out.Note)
+	}
 	st.prev = cur
 	g.Metrics = out
 	st.push(out)
@@ -670,54 +669,122 @@ func fsUsage(fs []agentclient.Filesystem) []FSUsage {
 	return out
 }
 
-// histSample is one History entry, compact: at 10,000 guests a full ring
-// of Metrics would be 30 KiB a guest.
-type histSample struct {
-	at      int64 // unix nanoseconds
-	v       [nRates]float32
-	ok      uint16 // bit i: v[i] is known
-	derived bool
+// histRing is a guest's metrics history: HistorySize samples of the rates
+// the metrics tabs draw (series), as arrays per rate, and the sample times.
+// Two allocations made at the first sample, 2,784 bytes a guest (a ring of
+// per-sample structs with all thirteen rates as float32 took 4,096). Load5
+// and Load15 are not kept: only the newest sample's are shown, and
+// Guest.Metrics has them.
+type histRing struct {
+	v       *histValues
+	at      *[HistorySize]int64 // unix nanoseconds
+	derived uint64              // bit i: slot i's load was derived (LoadDerived)
+	head, n int
 }
 
-const nRates = 13
+// histValues are the series' values: the percentages and byte rates, shown
+// to three digits, as rate24; the counts (IOPS and errors per second, shown
+// to the unit up to six digits, and the load, to four) as float32, NaN for
+// unknown (a known rate is never NaN: bounded and loadRate refuse it).
+type histValues struct {
+	r24 [n24][HistorySize]rate24
+	f32 [nSeries - n24][HistorySize]float32
+}
 
-// rates lists m's rates in histSample order.
-func (m *Metrics) rates() [nRates]*Rate {
-	return [nRates]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
-		&m.DiskReadBps, &m.DiskWriteBps, &m.DiskReadIOPS, &m.DiskWriteIOPS,
-		&m.NetRxBps, &m.NetTxBps, &m.NetErrsPerSec, &m.Load1, &m.Load5, &m.Load15}
+const (
+	nSeries = 11
+	n24     = 7 // the first n24 of series are kept as rate24
+)
+
+// series lists m's rates in histValues order: those History keeps.
+func (m *Metrics) series() [nSeries]*Rate {
+	return [nSeries]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
+		&m.DiskReadBps, &m.DiskWriteBps, &m.NetRxBps, &m.NetTxBps,
+		&m.DiskReadIOPS, &m.DiskWriteIOPS, &m.NetErrsPerSec, &m.Load1}
+}
+
+// rate24 is a known rate in three bytes: a float32 without its sign (a
+// rate is never negative) and with its significand rounded to 16 bits, so
+// within 2^-17 (8 parts in a million) of the value, where float32 is within
+// 2^-24. For a figure shown to three digits, a mean or largest value right
+// at a rounding boundary can show its last digit one off: about one cell
+// in a thousand or fewer. All ones (a float32 NaN) is unknown.
+type rate24 [3]byte
+
+const unknownBits24 = 0xffffff
+
+func toRate24(r Rate) rate24 {
+	b := uint32(unknownBits24)
+	if r.OK && !math.IsNaN(r.V) && r.V >= 0 && r.V <= math.MaxFloat32 {
+		b = math.Float32bits(float32(r.V))
+		b += 1 << 6 // round to nearest: half of the 7 bits dropped
+		b >>= 7
+	}
+	return rate24{byte(b >> 16), byte(b >> 8), byte(b)}
+}
+
+func (v rate24) rate() Rate {
+	b := uint32(v[0])<<16 | uint32(v[1])<<8 | uint32(v[2])
+	if b == unknownBits24 {
+		return Rate{}
+	}
+	return Rate{float64(math.Float32frombits(b << 7)), true}
+}
+
+func toFloat32(r Rate) float32 {
+	if !r.OK || math.IsNaN(r.V) {
+		return float32(math.NaN())
+	}
+	return float32(r.V)
+}
+
+func float32Rate(v float32) Rate {
+	if math.IsNaN(float64(v)) {
+		return Rate{}
+	}
+	return Rate{float64(v), true}
 }
 
 // push adds m to the ring. mu held.
 func (st *metricsState) push(m Metrics) {
-	if st.ring == nil {
-		st.ring = new([HistorySize]histSample)
+	h := &st.hist
+	if h.v == nil {
+		h.v, h.at = new(histValues), new([HistorySize]int64)
 	}
-	h := histSample{at: m.At.UnixNano(), derived: m.LoadDerived}
-	for i, r := range m.rates() {
-		if r.OK {
-			h.v[i], h.ok = float32(r.V), h.ok|1<<i
+	i := h.head
+	h.at[i] = m.At.UnixNano()
+	for j, r := range m.series() {
+		if j < n24 {
+			h.v.r24[j][i] = toRate24(*r)
+		} else {
+			h.v.f32[j-n24][i] = toFloat32(*r)
 		}
 	}
-	st.ring[st.head] = h
-	st.head = (st.head + 1) % HistorySize
-	st.n = min(st.n+1, HistorySize)
+	h.derived &^= 1 << i
+	if m.LoadDerived {
+		h.derived |= 1 << i
+	}
+	h.head = (h.head + 1) % HistorySize
+	h.n = min(h.n+1, HistorySize)
 }
 
 // history copies the ring out, oldest first. mu held.
 func (st *metricsState) history() []Metrics {
-	if st.n == 0 {
+	h := &st.hist
+	if h.n == 0 {
 		return nil
 	}
-	out := make([]Metrics, st.n)
-	start := (st.head - st.n + HistorySize) % HistorySize
-	for i := range out {
-		h := st.ring[(start+i)%HistorySize]
-		m := &out[i]
-		m.At, m.LoadDerived = time.Unix(0, h.at), h.derived
-		for j, r := range m.rates() {
-			if h.ok&(1<<j) != 0 {
-				*r = Rate{float64(h.v[j]), true}
+	out := make([]Metrics, h.n)
+	start := (h.head - h.n + HistorySize) % HistorySize
+	for k := range out {
+		i := (start + k) % HistorySize
+		m := &out[k]
+		m.At, m.LoadDerived = time.Unix(0, h.at[i]), h.derived&(1<<i) != 0
+		for j, r := range m.series() {
+			if j < n24 {
+				*r = h.v.r24[j][i].rate()
+			} else {
+				*r = float32Rate(h.v.f32[j-n24][i])
 			}
 		}
 	}
@@ -725,9 +792,10 @@ func (st *metricsState) history() []Metrics {
 }
 
 // History returns the guest's metrics samples, oldest first: a copy of a
-// fixed ring of HistorySize. Entries carry the time and the rates; the
-// newest sample in full (filesystems, disks, note) is Guest.Metrics. nil
-// for an unknown guest or one not sampled yet.
+// fixed ring of HistorySize. Entries carry the time, LoadDerived and the
+// rates the metrics tabs draw as series (Load1 but not Load5 and Load15);
+// the newest sample in full (every rate, filesystems, disks, note) is
+// Guest.Metrics. nil for an unknown guest or one not sampled yet.
 func (f *Fleet) History(name string) []Metrics {
 	s := f.session(name)
 	if s == nil {
@@ -737,3 +805,6 @@ func (f *Fleet) History(name string) []Metrics {
 	defer s.mu.Unlock()
 	return s.metrics.history()
 }
+
+// derived is a bit per ring slot.
+const _ uint = 64 - HistorySize

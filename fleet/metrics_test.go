@@ -206,16 +206,21 @@ func TestWholeDisk(t *testing.T) {
 }
 
 // The ring keeps the newest HistorySize samples, oldest first, and the
-// rates survive the compact form (unknown stays unknown).
+// series' rates survive the compact form (unknown stays unknown, zero stays
+// a known zero); Load5 and Load15 are not kept (Guest.Metrics has them).
 func TestHistoryRing(t *testing.T) {
 	var st metricsState
-	if st.history() != nil {
-		t.Fatal("history before any sample is not nil")
+	if st.history() != nil || st.hist.v != nil || st.hist.at != nil {
+		t.Fatal("history before any sample is not nil, or its ring is allocated")
 	}
 	for i := range HistorySize + 7 {
-		m := Metrics{At: t0.Add(time.Duration(i) * time.Second), CPUBusy: Rate{float64(i % 100), true}, LoadDerived: i%2 == 0}
+		m := Metrics{At: t0.Add(time.Duration(i)*time.Second + time.Duration(i)), CPUBusy: Rate{float64(i % 10), true}, LoadDerived: i%2 == 0,
+			Load1: Rate{0.25, true}, Load5: Rate{5, true}, Load15: Rate{15, true}, DiskReadIOPS: Rate{123456.7, true}}
 		if i%3 == 0 {
 			m.NetRxBps = Rate{1.5e9, true}
+		}
+		if i%5 == 0 {
+			m.Load1 = Rate{} // unknown
 		}
 		st.push(m)
 	}
@@ -225,17 +230,27 @@ func TestHistoryRing(t *testing.T) {
 	}
 	for j, m := range h {
 		i := j + 7
-		if !m.At.Equal(t0.Add(time.Duration(i) * time.Second)) {
-			t.Fatalf("sample %d at %v, want second %d", j, m.At, i)
+		if !m.At.Equal(t0.Add(time.Duration(i)*time.Second + time.Duration(i))) {
+			t.Fatalf("sample %d at %v, want second %d and %d ns", j, m.At, i, i)
 		}
-		if m.CPUBusy != (Rate{float64(i % 100), true}) || m.LoadDerived != (i%2 == 0) {
+		if wantLoad := i%5 != 0; m.Load1.OK != wantLoad || (wantLoad && m.Load1.V != 0.25) {
+			t.Errorf("sample %d: Load1 %+v", j, m.Load1)
+		}
+		// A count is shown to the unit: it keeps float32's precision.
+		if m.DiskReadIOPS != (Rate{float64(float32(123456.7)), true}) {
+			t.Errorf("sample %d: DiskReadIOPS %+v", j, m.DiskReadIOPS)
+		}
+		if m.Load5.OK || m.Load15.OK {
+			t.Errorf("sample %d: Load5 %+v, Load15 %+v kept", j, m.Load5, m.Load15)
+		}
+		if m.CPUBusy != (Rate{float64(i % 10), true}) || m.LoadDerived != (i%2 == 0) {
 			t.Errorf("sample %d: %+v", j, m)
 		}
-		if wantRx := i%3 == 0; m.NetRxBps.OK != wantRx || (wantRx && m.NetRxBps.V != 1.5e9) {
+		if wantRx := i%3 == 0; m.NetRxBps.OK != wantRx || (wantRx && math.Abs(m.NetRxBps.V-1.5e9) > 1.5e9/(1<<17)) {
 			t.Errorf("sample %d: NetRxBps %+v", j, m.NetRxBps)
 		}
-		if m.DiskReadBps.OK {
-			t.Errorf("sample %d: DiskReadBps known though never set", j)
+		if m.DiskReadBps.OK || m.NetErrsPerSec.OK {
+			t.Errorf("sample %d: DiskReadBps %+v, NetErrsPerSec %+v known though never set", j, m.DiskReadBps, m.NetErrsPerSec)
 		}
 	}
 	h[0].CPUBusy.V = -1
@@ -251,6 +266,28 @@ func TestLoadRate(t *testing.T) {
 	}{{0, true}, {3.25, true}, {-0.1, false}, {math.NaN(), false}, {math.Inf(1), false}, {2e6, false}} {
 		if got := loadRate(tc.v); got.OK != tc.ok || (tc.ok && got.V != tc.v) {
 			t.Errorf("loadRate(%v) = %+v", tc.v, got)
+		}
+	}
+}
+
+// rate24 keeps a rate within 2^-17 of itself over the whole range a rate
+// can take (a rate of 0.001% to maxDiskBps), exact for zero and small
+// integers, and unknown stays unknown.
+func TestRate24(t *testing.T) {
+	for v := 1e-5; v <= maxDiskBps; v *= 1.0007 {
+		got := toRate24(Rate{v, true}).rate()
+		if !got.OK || math.Abs(got.V-v) > v*(1.0/(1<<17)+1.0/(1<<24)) { // and float32's own rounding
+			t.Fatalf("%g comes back as %+v", v, got)
+		}
+	}
+	for _, v := range []float64{0, 1, 7, 100, 1023, 65535} {
+		if got := toRate24(Rate{v, true}).rate(); got != (Rate{v, true}) {
+			t.Errorf("%g comes back as %+v", v, got)
+		}
+	}
+	for _, r := range []Rate{{}, {V: 3, OK: false}, {V: math.NaN(), OK: true}, {V: -1, OK: true}, {V: math.Inf(1), OK: true}} {
+		if got := toRate24(r).rate(); got.OK {
+			t.Errorf("%+v comes back known: %+v", r, got)
 		}
 	}
 }

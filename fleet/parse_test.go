@@ -143,14 +143,14 @@ func TestMatch(t *testing.T) {
 
 func TestLogRing(t *testing.T) {
 	r := logRing{size: 3}
-	var held [][]LogEntry
+	var held []Log
 	for i := range 10 {
 		r.add(LogEntry{Command: string(rune('a' + i))})
 		held = append(held, r.entries())
 	}
-	cmds := func(es []LogEntry) string {
+	cmds := func(l Log) string {
 		var s []string
-		for _, e := range es {
+		for _, e := range l.All() {
 			s = append(s, e.Command)
 		}
 		return strings.Join(s, "")

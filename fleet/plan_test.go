@@ -309,11 +309,11 @@ func TestWatchdogThawAudited(t *testing.T) {
 					t.Fatalf("entries in an unwritable log: %+v", es)
 				}
 				found := false
-				for _, l := range f.Guest("s00").Log {
+				for _, l := range f.Guest("s00").Log.All() {
 					found = found || l.Command == "audit" && l.Err && strings.Contains(l.Reply, log.Path())
 				}
 				if !found {
-					t.Errorf("the guest's command log does not say the audit log failed: %+v", f.Guest("s00").Log)
+					t.Errorf("the guest's command log does not say the audit log failed: %+v", f.Guest("s00").Log.Entries())
 				}
 				return
 			}

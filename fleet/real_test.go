@@ -46,13 +46,13 @@ func TestRealAgentsRefresh(t *testing.T) {
 		}
 		// The log holds the wire lines from the transport's hook.
 		var timeLogged bool
-		for _, e := range g.Log {
+		for _, e := range g.Log.All() {
 			if e.Command == "guest-get-time" && strings.Contains(e.Request, `"execute":"guest-get-time"`) && strings.Contains(e.Reply, `"return"`) {
 				timeLogged = true
 			}
 		}
 		if !timeLogged {
-			t.Errorf("%s: no guest-get-time wire lines in the log: %+v", g.Name, g.Log)
+			t.Errorf("%s: no guest-get-time wire lines in the log: %+v", g.Name, g.Log.Entries())
 		}
 	}
 	rs := f.Run(ctx, fleet.Action{Kind: fleet.ActPing}, names, nil)

@@ -78,7 +78,7 @@ func newSession(f *Fleet, t Target) *session {
 		seed:   nameHash(t.Name),
 		sem:    make(chan struct{}, 1),
 		wdWake: make(chan struct{}, 1),
-		log:    logRing{size: f.opts.LogSize},
+		log:    logRing{size: f.opts.LogSize, tables: &f.logTables},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
@@ -829,6 +829,12 @@ func (s *session) apply(r *pollResult) {
 		if r.info != nil {
 			r.info.SupportedCommands = s.f.commands.intern(r.info.SupportedCommands)
 		}
+		if r.os != nil {
+			r.os = s.f.shares.osInfo(r.os)
+		}
+		if r.vcpusOK {
+			r.vcpus = s.f.shares.vcpuList(r.vcpus)
+		}
 		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
@@ -892,14 +898,15 @@ func (r *pollResult) storeFreeze(g *Guest) {
 // share h's array, so a value they can see is never written: v goes past
 // h's end when the array has room there (only the session's current Guest
 // is pushed to, and every slice published before ends at or before h's
-// end), else into a new array of twice the history. One allocation per
-// rttHistory pushes instead of one per push.
+// end), else into a new array of 1.5 times the history. One allocation
+// per rttHistory/2 pushes instead of one per push; the two histories hold
+// 384 bytes a guest (arrays of twice the history held 512).
 func pushRecent(h []time.Duration, v time.Duration) []time.Duration {
 	if len(h) < cap(h) {
 		h = append(h, v)
 		return h[max(len(h)-rttHistory, 0):]
 	}
-	out := make([]time.Duration, 0, 2*rttHistory)
+	out := make([]time.Duration, 0, rttHistory+rttHistory/2)
 	out = append(out, h[max(len(h)-rttHistory+1, 0):]...)
 	return append(out, v)
 }

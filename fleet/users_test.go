@@ -171,7 +171,7 @@ func TestPasswordNeverShown(t *testing.T) {
 				t.Errorf("dry run of %s shows %s", g, s.JSON())
 			}
 		}
-		for _, e := range f.Guest(g).Log {
+		for _, e := range f.Guest(g).Log.All() {
 			shown = append(shown, e.Command+" "+e.Request+" "+e.Reply)
 		}
 	}
@@ -216,7 +216,7 @@ func TestPasswordNotInCommandLog(t *testing.T) {
 		}
 		tc.f.RefreshOnce(ctx, []string{tc.name}) // publishes the log
 		var logged bool
-		for _, e := range tc.f.Guest(tc.name).Log {
+		for _, e := range tc.f.Guest(tc.name).Log.All() {
 			line := e.Command + " " + e.Request + " " + e.Reply
 			if strings.Contains(line, pw) || strings.Contains(line, b64[:8]) {
 				t.Errorf("%s: the log shows the password: %q", tc.name, line)
@@ -224,7 +224,7 @@ func TestPasswordNotInCommandLog(t *testing.T) {
 			logged = logged || (e.Command == "guest-set-user-password" && strings.Contains(e.Request, "<secret>"))
 		}
 		if !logged {
-			t.Errorf("%s: no guest-set-user-password entry with <secret> in %+v", tc.name, tc.f.Guest(tc.name).Log)
+			t.Errorf("%s: no guest-set-user-password entry with <secret> in %+v", tc.name, tc.f.Guest(tc.name).Log.Entries())
 		}
 	}
 }

@@ -382,11 +382,11 @@ func (m *Model) filesystemLines(g *fleet.Guest) []string {
 }
 
 func (m *Model) logLines(g *fleet.Guest) []string {
-	if len(g.Log) == 0 {
+	if g.Log.Len() == 0 {
 		return []string{"no commands logged yet"}
 	}
 	var lines []string
-	for _, e := range g.Log {
+	for _, e := range g.Log.All() {
 		// The reply is the guest's; the request can hold an operator's path.
 		line := fmt.Sprintf("%s %-26s %7s %s → %s", e.At.Format("15:04:05.000"), present.Text(e.Command, 40), fmtDur(e.Duration),
 			present.Text(e.Request, m.width), present.Text(e.Reply, m.width))

@@ -35,9 +35,14 @@ func countSeries(label string, r func(fleet.Metrics) fleet.Rate, hi float64) ser
 }
 
 // samples is g's history, or its newest sample alone when the source keeps
-// none; nil before the first sample.
+// none; nil before the first sample. History keeps only the rates drawn as
+// series: the newest sample is g.Metrics in full (its note, filesystems,
+// 5 and 15 minute load, exact rates) when the history ends in it.
 func (m *Model) samples(g *fleet.Guest) []fleet.Metrics {
 	if h := m.history(g.Name); len(h) > 0 {
+		if last := &h[len(h)-1]; last.At.Equal(g.Metrics.At) {
+			*last = g.Metrics
+		}
 		return h
 	}
 	if !g.Metrics.At.IsZero() {

@@ -188,10 +188,10 @@ func testGuest(i int) *fleet.Guest {
 		RTTHistory: []time.Duration{time.Millisecond, 2 * time.Millisecond, 0, 5 * time.Millisecond, 3 * time.Millisecond,
 			time.Duration(1+i%17) * time.Millisecond},
 		LastLive: testNow,
-		Log: []fleet.LogEntry{
-			{At: testNow.Add(-time.Second), Command: "guest-get-vcpus", Request: "{}", Reply: `[{"logical-id":0,...}]`, Duration: 2 * time.Millisecond},
-			{At: testNow.Add(-2 * time.Second), Command: "guest-set-time", Request: "{}", Reply: "Command guest-set-time has been disabled", Err: true, Duration: time.Millisecond},
-		},
+		Log: fleet.LogOf(
+			fleet.LogEntry{At: testNow.Add(-time.Second), Command: "guest-get-vcpus", Request: "{}", Reply: `[{"logical-id":0,...}]`, Duration: 2 * time.Millisecond},
+			fleet.LogEntry{At: testNow.Add(-2 * time.Second), Command: "guest-set-time", Request: "{}", Reply: "Command guest-set-time has been disabled", Err: true, Duration: time.Millisecond},
+		),
 		Version: 1,
 	}
 	for _, c := range allCommands {
@@ -257,7 +257,9 @@ func testMetrics(i int) fleet.Metrics {
 }
 
 // History is a minute of samples (one per second) ending in the guest's
-// newest one: values ramp up to it, with a gap where sample 30 failed.
+// newest one: values ramp up to it, with a gap where sample 30 failed. Like
+// fleet's, its samples carry the time, LoadDerived and the series' rates
+// only (no note, filesystems, disks, routes, 5 and 15 minute load).
 func (s *fakeSource) History(name string) []fleet.Metrics {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -280,7 +282,9 @@ func (s *fakeSource) History(name string) []fleet.Metrics {
 			if k == n-1 {
 				mt = g.Metrics
 			}
-			out[k] = mt
+			out[k] = fleet.Metrics{At: mt.At, LoadDerived: mt.LoadDerived, CPUBusy: mt.CPUBusy, IOWait: mt.IOWait, Steal: mt.Steal,
+				DiskReadBps: mt.DiskReadBps, DiskWriteBps: mt.DiskWriteBps, DiskReadIOPS: mt.DiskReadIOPS, DiskWriteIOPS: mt.DiskWriteIOPS,
+				NetRxBps: mt.NetRxBps, NetTxBps: mt.NetTxBps, NetErrsPerSec: mt.NetErrsPerSec, Load1: mt.Load1}
 		}
 		return out
 	}

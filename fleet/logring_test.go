@@ -1,0 +1,117 @@
+package fleet
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A Log spells out exactly the entries it was given, newest first, through
+// every reader (At, All, Entries), and the zero Log is empty.
+func TestLogRoundTrip(t *testing.T) {
+	at := time.Unix(1_800_000_000, 123456789)
+	in := []LogEntry{
+		{At: at, Command: "guest-get-time", Request: `{"execute":"guest-get-time"}`, Reply: `{"return": 1}`, Duration: 1500 * time.Microsecond},
+		{At: at.Add(-time.Second), Command: "connect", Request: "unix:/x", Reply: "refused", Err: true, Duration: time.Hour},
+		{At: at.Add(-2 * time.Second), Command: "guest-get-time"},
+	}
+	l := LogOf(in...)
+	if l.Len() != len(in) {
+		t.Fatalf("Len %d, want %d", l.Len(), len(in))
+	}
+	eq := func(a, b LogEntry) bool {
+		return a.At.Equal(b.At) && a.Command == b.Command && a.Request == b.Request && a.Reply == b.Reply && a.Err == b.Err && a.Duration == b.Duration
+	}
+	for i, e := range l.All() {
+		if !eq(e, in[i]) || !eq(l.At(i), in[i]) {
+			t.Errorf("entry %d: %+v, want %+v", i, e, in[i])
+		}
+	}
+	if !slices.EqualFunc(l.Entries(), in, eq) {
+		t.Errorf("Entries %+v", l.Entries())
+	}
+	var zero Log
+	if zero.Len() != 0 || zero.Entries() != nil {
+		t.Errorf("zero Log: %d entries", zero.Len())
+	}
+	for range zero.All() {
+		t.Error("the zero Log yields an entry")
+	}
+}
+
+// Command names are numbered once per fleet, and past maxLogNames a new
+// name is logged as unnamedCommand: an operator sending endless distinct
+// raw commands cannot grow the table, and earlier names keep theirs.
+func TestLogNamesBounded(t *testing.T) {
+	var names logTables
+	r := logRing{size: 4, tables: &names}
+	for i := range maxLogNames + 10 {
+		r.add(LogEntry{Command: fmt.Sprintf("cmd-%d", i)})
+	}
+	if len(names.names) != maxLogNames || len(names.idx) != maxLogNames {
+		t.Fatalf("%d names numbered, want %d", len(names.names), maxLogNames)
+	}
+	if got := r.entries().At(0).Command; got != unnamedCommand {
+		t.Errorf("a name past the bound is logged as %q", got)
+	}
+	r.add(LogEntry{Command: "cmd-7"})
+	if got := r.entries().At(0).Command; got != "cmd-7" {
+		t.Errorf("a numbered name is logged as %q", got)
+	}
+	if a, b := names.number("cmd-7"), names.number("cmd-7"); a != b || a == 0 {
+		t.Errorf("cmd-7 numbered %d then %d", a, b)
+	}
+}
+
+// A guest's log holds LogSize entries at most however many calls are
+// logged, in a buffer of 1.25 times that: its memory is bounded.
+func TestLogRingBounded(t *testing.T) {
+	r := logRing{size: 16}
+	for i := range 1000 {
+		r.add(LogEntry{Command: "guest-get-time", Reply: fmt.Sprint(i)})
+	}
+	l := r.entries()
+	if l.Len() != 16 || cap(r.page.recs) != 20 {
+		t.Fatalf("%d entries in a buffer of %d", l.Len(), cap(r.page.recs))
+	}
+	if l.At(0).Reply != "999" || l.At(15).Reply != "984" {
+		t.Errorf("newest %q, oldest %q", l.At(0).Reply, l.At(15).Reply)
+	}
+}
+
+// A text that repeats in one guest's log is held once for the fleet: a
+// second guest sending the same reply shares the first one's string. A
+// guest sending ever new texts cannot grow the table past maxSharedTexts.
+func TestLogTextsSharedBounded(t *testing.T) {
+	var tables logTables
+	rep := []byte(`{"return": [{"online": true, "logical-id": 0}]}`)
+	var got [2]string
+	for gi := range got {
+		r := logRing{size: 8, tables: &tables}
+		for range 3 {
+			prev := r.last("guest-get-vcpus")
+			r.add(LogEntry{Command: "guest-get-vcpus", Reply: r.text(prev.Reply, rep, logReplyMax)})
+		}
+		got[gi] = r.entries().At(0).Reply
+	}
+	if got[0] != string(rep) || unsafeData(got[0]) != unsafeData(got[1]) {
+		t.Errorf("two guests' repeated replies %q and %q are not one string", got[0], got[1])
+	}
+	hostile := logRing{size: 8, tables: &tables}
+	for i := range 3 * maxSharedTexts {
+		b := []byte(fmt.Sprintf(`{"return": %d}`, i))
+		for range 2 { // each text repeats once, so that it is shared
+			prev := hostile.last("guest-get-time")
+			hostile.add(LogEntry{Command: "guest-get-time", Reply: hostile.text(prev.Reply, b, logReplyMax)})
+		}
+		if n := len(tables.texts); n > maxSharedTexts {
+			t.Fatalf("%d shared texts, bound %d", n, maxSharedTexts)
+		}
+	}
+	long := strings.Repeat("v", maxSharedLen+1) // a note naming a long version
+	if tables.share(long); tables.texts[long] != "" {
+		t.Error("a text longer than maxSharedLen was shared")
+	}
+}
