@@ -175,7 +175,7 @@ func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, erro
 		return nil, &OpError{Addr: name, Err: err}
 	}
 	s := newStream(name, conn, opts...)
-	disarm := s.arm(ctx)
+	disarm := s.arm(ctx, time.Time{})
 	err = s.syncLocked(ctx)
 	disarm()
 	s.releaseBuffers()
@@ -284,6 +284,7 @@ type Stream struct {
 	// yet taken; rbuf comes from a pool and goes back once it is drained, so
 	// an idle stream holds no buffer.
 	rbuf       []byte
+	rbufp      *[]byte // what rbuf came in from the pool: it goes back in the same box
 	rpos, rend int
 	line       []byte // a line that spans reads; never grown past lim
 	charged    int64  // bytes of line's capacity charged to opts.budget
@@ -407,7 +408,7 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	}
 	limit = callReplyLimit(ctx, limit)
 	rec.Request = req[:len(req)-1]
-	disarm := s.arm(ctx)
+	disarm := s.arm(ctx, time.Time{})
 	defer disarm()
 	if s.needSync {
 		if err := s.syncLocked(ctx); err != nil {
@@ -532,10 +533,14 @@ func ctxError(ctx context.Context) error {
 }
 
 // arm bounds the connection's reads and writes by ctx for one call: its
-// deadline becomes the connection's, and a cancellation moves that into the
-// past. The returned func disarms. Holds sem.
-func (s *Stream) arm(ctx context.Context) (disarm func()) {
-	dl, _ := ctx.Deadline()
+// deadline (or by, when that is earlier; zero: none) becomes the
+// connection's, and a cancellation moves that into the past. The returned
+// func disarms. Holds sem.
+func (s *Stream) arm(ctx context.Context, by time.Time) (disarm func()) {
+	dl, ok := ctx.Deadline()
+	if !by.IsZero() && (!ok || by.Before(dl)) {
+		dl = by
+	}
 	s.dlMu.Lock()
 	s.armGen++
 	gen := s.armGen
@@ -622,9 +627,9 @@ func (s *Stream) fill(ctx context.Context) error {
 		// with another WithReadBuffer) would take whole replies the budget
 		// is meant to charge for, as bytes beyond the read buffer's size.
 		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) == s.opts.readBuf {
-			s.rbuf = (*b)[:cap(*b)]
+			s.rbuf, s.rbufp = (*b)[:cap(*b)], b
 		} else {
-			s.rbuf = make([]byte, s.opts.readBuf)
+			s.rbuf, s.rbufp = make([]byte, s.opts.readBuf), nil
 		}
 	}
 	n, err := s.conn.Read(s.rbuf)
@@ -790,9 +795,15 @@ func (s *Stream) dropLine() {
 // resync). Holds sem.
 func (s *Stream) releaseBuffers() {
 	if s.rbuf != nil && s.rpos == s.rend {
-		b := s.rbuf[:0]
-		readBufs.Put(&b)
-		s.rbuf, s.rpos, s.rend = nil, 0, 0
+		// Back in the box it came in, if any: a new one per call was an
+		// allocation per poll.
+		b := s.rbufp
+		if b == nil {
+			b = new([]byte)
+		}
+		*b = s.rbuf[:0]
+		readBufs.Put(b)
+		s.rbuf, s.rbufp, s.rpos, s.rend = nil, nil, 0, 0
 	}
 	if len(s.line) > 0 {
 		s.skipFrom(int64(len(s.line)))

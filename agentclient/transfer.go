@@ -86,7 +86,7 @@ func (p *pipe) acquire() error {
 		return err
 	}
 	p.held = true
-	p.disarm = s.arm(p.ctx)
+	p.disarm = s.arm(p.ctx, time.Time{})
 	if err := s.deadErr(); err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (p *pipe) call(name string, args, out any) error {
 	_, err := s.call(ctx, name, args, out, &rec)
 	// s.call armed ctx for itself: arm it again for the pipe.
 	p.disarm()
-	p.disarm = s.arm(p.ctx)
+	p.disarm = s.arm(p.ctx, time.Time{})
 	if err != nil {
 		err = &OpError{Addr: s.addr, Command: name, Err: err}
 	}
