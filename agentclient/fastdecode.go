@@ -297,7 +297,10 @@ func (l *lexer) members(fn func(key []byte) bool) bool {
 	if l.consume('}') {
 		return true
 	}
-	var seenBuf [8][]byte
+	// Room for every member of the largest object decoded here (DiskSmart's
+	// 26) on the stack: past it, the list grew on the heap for every CPU of
+	// guest-get-cpustats (12 members) and disk of guest-get-diskstats (17).
+	var seenBuf [32][]byte
 	seen := seenBuf[:0]
 	for {
 		key, ok := l.raw()

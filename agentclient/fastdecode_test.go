@@ -2,6 +2,8 @@ package agentclient
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -260,6 +262,35 @@ func BenchmarkDecodeSlowReplies(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := json.Unmarshal(r.reply, r.out()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodePollReplies decodes the replies of a steady-state poll as
+// the simulator sends them (testdata/pollreplies): the live items and a
+// metrics sample, every few seconds from every guest of a fleet.
+func BenchmarkDecodePollReplies(b *testing.B) {
+	for _, r := range []struct {
+		cmd string
+		out func() any
+	}{
+		{"guest-get-time", func() any { return new(int64) }},
+		{"guest-network-get-interfaces", func() any { return new([]Interface) }},
+		{"guest-get-vcpus", func() any { return new([]VCPU) }},
+		{"guest-get-cpustats", func() any { return new([]CPUStats) }},
+		{"guest-get-diskstats", func() any { return new([]DiskStatsInfo) }},
+	} {
+		reply, err := os.ReadFile(filepath.Join("testdata", "pollreplies", r.cmd+".json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(r.cmd, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := decodeReturn(reply, r.out()); err != nil {
 					b.Fatal(err)
 				}
 			}

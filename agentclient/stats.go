@@ -331,26 +331,57 @@ func decodeDiskStats(b []byte) ([]DiskStatsInfo, bool) {
 func (l *lexer) diskStats() (DiskStats, bool) {
 	var s DiskStats
 	vals := new([17]uint64)
-	fields := [17]struct {
-		name string
-		p    **uint64
-	}{
-		{"read-sectors", &s.ReadSectors}, {"read-ios", &s.ReadIOs}, {"read-merges", &s.ReadMerges},
-		{"write-sectors", &s.WriteSectors}, {"write-ios", &s.WriteIOs}, {"write-merges", &s.WriteMerges},
-		{"discard-sectors", &s.DiscardSectors}, {"discard-ios", &s.DiscardIOs}, {"discard-merges", &s.DiscardMerges},
-		{"flush-ios", &s.FlushIOs}, {"read-ticks", &s.ReadTicks}, {"write-ticks", &s.WriteTicks},
-		{"discard-ticks", &s.DiscardTicks}, {"flush-ticks", &s.FlushTicks}, {"ios-pgr", &s.IOsPgr},
-		{"total-ticks", &s.TotalTicks}, {"weight-ticks", &s.WeightTicks},
-	}
 	ok := l.members(func(key []byte) (ok bool) {
-		for i, f := range fields {
-			if string(key) == f.name {
-				vals[i], ok = l.uint64()
-				*f.p = &vals[i]
-				return ok
-			}
+		i, p := diskStatField(&s, key)
+		if p == nil {
+			return l.other()
 		}
-		return l.other()
+		vals[i], ok = l.uint64()
+		*p = &vals[i]
+		return ok
 	})
 	return s, ok
+}
+
+// diskStatField is the member key of s, and its index in GuestDiskStats'
+// order; nil for a key it does not have. A switch: a list searched in
+// order cost some 150 comparisons per device.
+func diskStatField(s *DiskStats, key []byte) (int, **uint64) {
+	switch string(key) {
+	case "read-sectors":
+		return 0, &s.ReadSectors
+	case "read-ios":
+		return 1, &s.ReadIOs
+	case "read-merges":
+		return 2, &s.ReadMerges
+	case "write-sectors":
+		return 3, &s.WriteSectors
+	case "write-ios":
+		return 4, &s.WriteIOs
+	case "write-merges":
+		return 5, &s.WriteMerges
+	case "discard-sectors":
+		return 6, &s.DiscardSectors
+	case "discard-ios":
+		return 7, &s.DiscardIOs
+	case "discard-merges":
+		return 8, &s.DiscardMerges
+	case "flush-ios":
+		return 9, &s.FlushIOs
+	case "read-ticks":
+		return 10, &s.ReadTicks
+	case "write-ticks":
+		return 11, &s.WriteTicks
+	case "discard-ticks":
+		return 12, &s.DiscardTicks
+	case "flush-ticks":
+		return 13, &s.FlushTicks
+	case "ios-pgr":
+		return 14, &s.IOsPgr
+	case "total-ticks":
+		return 15, &s.TotalTicks
+	case "weight-ticks":
+		return 16, &s.WeightTicks
+	}
+	return 0, nil
 }
