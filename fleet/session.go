@@ -891,6 +891,9 @@ func (r *pollResult) storeItems(g *Guest) {
 // time, in words and as the errors behind them (joined). Empty and nil for
 // a clean poll. Holds sem.
 func (s *session) pollErr(r *pollResult) (string, error) {
+	if len(s.broken) == 0 && r.outOfTime == nil {
+		return "", nil // the usual case, without the sorted keys' allocations
+	}
 	var parts []string
 	var errs []error
 	for _, cmd := range slices.Sorted(maps.Keys(s.broken)) {
