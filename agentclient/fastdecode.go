@@ -66,6 +66,20 @@ func decodeReturn(ret []byte, out any) error {
 			*o = v
 			return nil
 		}
+	case *Scratch[CPUStats]: // stats.go
+		if v, ok := decodeCPUStatsInto(ret, o); ok {
+			o.List = v
+			return nil
+		}
+		o.List = nil // the reference's value, in fresh storage
+		return decodeLenient(ret, &o.List)
+	case *Scratch[DiskStatsInfo]:
+		if v, ok := decodeDiskStatsInto(ret, o); ok {
+			o.List = v
+			return nil
+		}
+		o.List = nil
+		return decodeLenient(ret, &o.List)
 	case *[]Filesystem:
 		if v, ok := decodeFilesystems(ret); ok { // fastdecode_slow.go
 			*o = v
@@ -188,6 +202,16 @@ func plainPrefix(b []byte) (n int, ascii bool) {
 
 func (l *lexer) str() (string, bool) {
 	s, ok := l.raw()
+	return string(s), ok
+}
+
+// strAs is str giving back was, not a copy, when the string is the same:
+// a poll's reply mostly repeats the names of the last one's.
+func (l *lexer) strAs(was string) (string, bool) {
+	s, ok := l.raw()
+	if ok && string(s) == was {
+		return was, true
+	}
 	return string(s), ok
 }
 

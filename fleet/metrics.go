@@ -138,6 +138,10 @@ type metricsState struct {
 	disks   []agentclient.DiskInfo
 	routes  []agentclient.Route
 	fs      []FSUsage
+	// The batch decodes the counters' replies into these, reused from
+	// sample to sample: they are summed into counters at once (sem).
+	cpuBuf  agentclient.Scratch[agentclient.CPUStats]
+	diskBuf agentclient.Scratch[agentclient.DiskStatsInfo]
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -201,8 +205,8 @@ func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.Batc
 		}
 	}
 	if !s.f.opts.NoCounters {
-		add(cmdCPUStats, &m.cpu)
-		add(cmdDiskStats, &m.disk)
+		add(cmdCPUStats, &s.metrics.cpuBuf) // into m.cpu by metricsDone
+		add(cmdDiskStats, &s.metrics.diskBuf)
 	}
 	add(cmdLoad, &m.load)
 	if r.slow {
@@ -220,9 +224,9 @@ func (s *session) metricsDone(r *pollResult, calls []agentclient.BatchCall) {
 		ok := c.Err == nil
 		switch c.Name {
 		case cmdCPUStats:
-			m.cpuOK = ok
+			m.cpu, m.cpuOK = s.metrics.cpuBuf.List, ok
 		case cmdDiskStats:
-			m.diskOK = ok
+			m.disk, m.diskOK = s.metrics.diskBuf.List, ok
 		case cmdLoad:
 			m.loadOK = ok && m.load != nil
 		case cmdDisks:
