@@ -26,6 +26,13 @@ func decodeReturn(ret []byte, out any) error {
 			*o = v
 			return nil
 		}
+	case *InterfaceList:
+		if v, ok := decodeInterfacesSince(ret, o.Prev); ok {
+			o.List = v
+			return nil
+		}
+		o.List = nil
+		return decodeLenient(ret, &o.List)
 	case *[]VCPU:
 		if v, ok := decodeVCPUs(ret); ok {
 			*o = v
@@ -366,34 +373,66 @@ func (l *lexer) elements(fn func() bool) bool {
 	}
 }
 
-func decodeInterfaces(b []byte) ([]Interface, bool) {
-	return decodeObjects(b, 4, func(l *lexer, it *Interface, key []byte) (ok bool) {
-		switch string(key) {
-		case "name":
-			it.Name, ok = l.str()
-		case "hardware-address":
-			it.HardwareAddress, ok = l.str()
-		case "ip-addresses":
-			it.IPAddresses, ok = l.ipAddresses()
-		case "statistics":
-			it.Statistics, ok = l.interfaceStats()
-		default:
-			ok = l.other()
-		}
-		return ok
-	})
+func decodeInterfaces(b []byte) ([]Interface, bool) { return decodeInterfacesSince(b, nil) }
+
+// InterfaceList is an Out (Stream.Batch) for guest-network-get-interfaces
+// that decodes the reply into List, a fresh list as *[]Interface gets, but
+// shares with Prev (the list read last time, left as it is) the strings the
+// reply repeats: names, hardware and IP addresses. A poll's list mostly
+// repeats the last one's; the strings are immutable, so a snapshot holding
+// Prev can hold List beside it.
+type InterfaceList struct {
+	Prev []Interface
+	List []Interface
 }
 
-func (l *lexer) ipAddresses() ([]IPAddress, bool) {
-	out := make([]IPAddress, 0, 2)
+// decodeInterfacesSince decodes the list, taking repeated strings from
+// prev's element at the same place.
+func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
+	l := &lexer{b: b}
+	out := make([]Interface, 0, max(len(prev), 4))
 	ok := l.elements(func() bool {
-		var a IPAddress
+		var it, was Interface
+		if len(out) < len(prev) {
+			was = prev[len(out)]
+		}
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "name":
+				it.Name, ok = l.strAs(was.Name)
+			case "hardware-address":
+				it.HardwareAddress, ok = l.strAs(was.HardwareAddress)
+			case "ip-addresses":
+				it.IPAddresses, ok = l.ipAddresses(was.IPAddresses)
+			case "statistics":
+				it.Statistics, ok = l.interfaceStats()
+			default:
+				ok = l.other()
+			}
+			return ok
+		})
+		out = append(out, it)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
+
+func (l *lexer) ipAddresses(prev []IPAddress) ([]IPAddress, bool) {
+	out := make([]IPAddress, 0, max(len(prev), 2))
+	ok := l.elements(func() bool {
+		var a, was IPAddress
+		if len(out) < len(prev) {
+			was = prev[len(out)]
+		}
 		ok := l.members(func(key []byte) (ok bool) {
 			switch string(key) {
 			case "ip-address":
-				a.Address, ok = l.str()
+				a.Address, ok = l.strAs(was.Address)
 			case "ip-address-type":
-				a.Type, ok = l.str()
+				a.Type, ok = l.strAs(was.Type)
 			case "prefix":
 				a.Prefix, ok = l.int()
 			default:

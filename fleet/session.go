@@ -296,6 +296,7 @@ type pollResult struct {
 	rttOK      bool
 	ifaces     []agentclient.Interface
 	ifacesOK   bool
+	ifaceList  agentclient.InterfaceList // pollLive decodes the interfaces here
 	vcpus      []agentclient.VCPU
 	vcpusOK    bool
 	slow       bool
@@ -659,7 +660,9 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 	var buf [3]agentclient.BatchCall
 	calls := append(buf[:0], agentclient.BatchCall{Name: "guest-get-time", Out: &ns})
 	if s.usable(g, r, "guest-network-get-interfaces") {
-		calls = append(calls, agentclient.BatchCall{Name: "guest-network-get-interfaces", Out: &r.ifaces})
+		// Sharing the strings of the list shown: a poll's mostly repeats it.
+		r.ifaceList.Prev = g.Interfaces
+		calls = append(calls, agentclient.BatchCall{Name: "guest-network-get-interfaces", Out: &r.ifaceList})
 	}
 	if s.usable(g, r, "guest-get-vcpus") {
 		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpus})
@@ -682,7 +685,7 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 				r.freeze = agentclient.Thawed
 			}
 		case "guest-network-get-interfaces":
-			r.ifacesOK = ok
+			r.ifaces, r.ifacesOK = r.ifaceList.List, ok
 		case "guest-get-vcpus":
 			r.vcpusOK = ok
 		}
