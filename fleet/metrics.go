@@ -2,9 +2,9 @@ package fleet
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,6 +142,7 @@ type metricsState struct {
 	// sample to sample: they are summed into counters at once (sem).
 	cpuBuf  agentclient.Scratch[agentclient.CPUStats]
 	diskBuf agentclient.Scratch[agentclient.DiskStatsInfo]
+	spare   *counters // the sample before prev: the next one's storage
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -319,7 +320,7 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 		}
 		return
 	}
-	cur := sampleCounters(m, r)
+	cur := sampleCountersInto(st.spare, m, r)
 	out := Metrics{At: m.at, Disks: st.disks, Routes: st.routes, Filesystems: st.fs, CPUs: len(cur.cpus)}
 	computeRates(st.prev, cur, &out)
 	if m.loadOK {
@@ -331,7 +332,7 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	// A group this sample lacks (a failed call) has no rate next time
 	// either: its counters and this sample's time do not go together.
 	out.Note = s.metricsNote(g, r, cur)
-	st.prev = cur
+	st.prev, st.spare = cur, st.prev
 	g.Metrics = out
 	st.push(out)
 }
@@ -367,12 +368,22 @@ func loadRate(v float64) Rate {
 }
 
 // metricsNote says why metrics are missing: a command the agent lacks, one
-// it disables, one that failed. "" when every source answered.
+// it disables, one that failed. "" when every source answered. Written
+// into a buffer, and when the words are the last sample's (the usual case:
+// an agent lacks the same commands every time) that note is kept, not a
+// copy made.
 func (s *session) metricsNote(g *Guest, r *pollResult, cur *counters) string {
 	m := &r.metrics
-	var parts []string
+	var buf [256]byte
+	b := buf[:0]
+	part := func() {
+		if len(b) > 0 {
+			b = append(b, "; "...)
+		}
+	}
 	why := func(cmd, what string) {
-		parts = append(parts, s.missingText(g, r, cmd)+": "+what)
+		part()
+		b = append(append(s.appendMissing(b, g, r, cmd), ": "...), what...)
 	}
 	if !m.cpuOK {
 		why(cmdCPUStats, "no CPU rates")
@@ -391,19 +402,23 @@ func (s *session) metricsNote(g *Guest, r *pollResult, cur *counters) string {
 	case !r.ifacesOK:
 		why("guest-network-get-interfaces", "no network rates")
 	case !cur.netOK:
-		parts = append(parts, "the interfaces report no counters: no network rates")
+		part()
+		b = append(b, "the interfaces report no counters: no network rates"...)
 	}
-	return strings.Join(parts, "; ")
+	if string(b) == g.Metrics.Note {
+		return g.Metrics.Note
+	}
+	return string(b)
 }
 
-// missingText says in words why cmd gave nothing this time.
-func (s *session) missingText(g *Guest, r *pollResult, cmd string) string {
+// appendMissing appends in words why cmd gave nothing this time.
+func (s *session) appendMissing(b []byte, g *Guest, r *pollResult, cmd string) []byte {
 	commands := g.Commands
 	if r.info != nil {
 		commands = r.info.SupportedCommands
 	}
 	if err, bad := s.broken[cmd]; bad {
-		return callErrorText(cmd, err)
+		return append(b, callErrorText(cmd, err)...)
 	}
 	listed, enabled := false, false
 	for _, c := range commands {
@@ -418,38 +433,51 @@ func (s *session) missingText(g *Guest, r *pollResult, cmd string) string {
 	}
 	switch {
 	case listed && !enabled:
-		return cmd + " is disabled in the guest"
+		return append(append(b, cmd...), " is disabled in the guest"...)
 	case listed || len(commands) == 0:
 		if s.skip[cmd] {
-			return "the agent refused " + cmd
+			return append(append(b, "the agent refused "...), cmd...)
 		}
-		return cmd + " did not answer"
+		return append(append(b, cmd...), " did not answer"...)
 	case g.OS != nil && g.OS.ID == "mswindows" && c.OS&agentclient.Windows == 0:
-		return "qemu-ga for Windows has no " + cmd
+		return append(append(b, "qemu-ga for Windows has no "...), cmd...)
 	case c.Since != "":
-		return fmt.Sprintf("agent %s lacks %s (qemu-ga %s+)", version, cmd, c.Since)
+		// agent VERSION lacks CMD (qemu-ga SINCE+)
+		b = append(append(append(b, "agent "...), version...), " lacks "...)
+		return append(append(append(append(b, cmd...), " (qemu-ga "...), c.Since...), "+)"...)
 	}
-	return "agent lacks " + cmd
+	return append(append(b, "agent lacks "...), cmd...)
 }
 
 // sampleCounters sums one poll's replies into counters; a list that is not
 // believable (too long, a counter sum that overflows) counts as absent.
 func sampleCounters(m *metricsPoll, r *pollResult) *counters {
-	c := &counters{at: m.at}
+	return sampleCountersInto(nil, m, r)
+}
+
+// sampleCountersInto is sampleCounters into c's storage (an old sample's,
+// nobody's any more), or new storage when c is nil.
+func sampleCountersInto(c *counters, m *metricsPoll, r *pollResult) *counters {
+	if c == nil {
+		c = new(counters)
+	}
+	cpus, disks, nets := c.cpus, c.disks, c.nets
+	*c = counters{at: m.at} // a group not read this time has none
 	if m.cpuOK && len(m.cpu) <= maxItems {
-		c.cpus, c.cpuOK = cpuCounters(m.cpu)
+		c.cpus, c.cpuOK = cpuCounters(cpus, m.cpu)
 	}
 	if m.diskOK && len(m.disk) <= maxItems {
-		c.disks, c.diskOK = diskCounters(m.disk)
+		c.disks, c.diskOK = diskCounters(disks, m.disk)
 	}
 	if r.ifacesOK && len(r.ifaces) <= maxItems {
-		c.nets, c.netOK = netCounters(r.ifaces)
+		c.nets, c.netOK = netCounters(nets, r.ifaces)
 	}
 	return c
 }
 
-func cpuCounters(in []agentclient.CPUStats) ([]cpuCounter, bool) {
-	out := make([]cpuCounter, 0, len(in))
+// cpuCounters appends in's counters to out (emptied first).
+func cpuCounters(out []cpuCounter, in []agentclient.CPUStats) ([]cpuCounter, bool) {
+	out = slices.Grow(out[:0], len(in))
 	for _, s := range in {
 		var idle, iowait, steal uint64
 		total, ok := sum(s.User, s.Nice, s.System, s.Idle)
@@ -477,12 +505,12 @@ func cpuCounters(in []agentclient.CPUStats) ([]cpuCounter, bool) {
 // diskCounters sums whole disks only: partitions, and devices stacked on
 // others (device mapper, md RAID) or backed by memory or files (loop, ram,
 // zram), would count the same I/O twice.
-func diskCounters(in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
+func diskCounters(out []devCounter, in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
 	names := make(map[string]bool, len(in))
 	for _, d := range in {
 		names[d.Name] = true
 	}
-	out := make([]devCounter, 0, len(in))
+	out = slices.Grow(out[:0], len(in))
 	for _, d := range in {
 		if !wholeDisk(d.Name, names) {
 			continue
@@ -515,8 +543,8 @@ func wholeDisk(name string, names map[string]bool) bool {
 	return !(strings.HasSuffix(base, "p") && names[base[:len(base)-1]])
 }
 
-func netCounters(in []agentclient.Interface) ([]devCounter, bool) {
-	out := make([]devCounter, 0, len(in))
+func netCounters(out []devCounter, in []agentclient.Interface) ([]devCounter, bool) {
+	out = slices.Grow(out[:0], len(in))
 	for _, ifc := range in {
 		if ifc.Statistics == nil || ifc.Name == "lo" {
 			continue
