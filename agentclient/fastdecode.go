@@ -391,6 +391,15 @@ type InterfaceList struct {
 func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 	l := &lexer{b: b}
 	out := make([]Interface, 0, max(len(prev), 4))
+	// Every interface's addresses and statistics are carved from one
+	// array each rather than allocated one by one, sized as the last list.
+	nips := 0
+	for _, it := range prev {
+		nips += len(it.IPAddresses)
+	}
+	ips := make([]IPAddress, 0, max(nips, 4))
+	nstats := max(len(prev), 2)
+	var stats chunk[InterfaceStats]
 	ok := l.elements(func() bool {
 		var it, was Interface
 		if len(out) < len(prev) {
@@ -403,9 +412,11 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 			case "hardware-address":
 				it.HardwareAddress, ok = l.strAs(was.HardwareAddress)
 			case "ip-addresses":
-				it.IPAddresses, ok = l.ipAddresses(was.IPAddresses)
+				start := len(ips)
+				ips, ok = l.ipAddresses(ips, was.IPAddresses)
+				it.IPAddresses = ips[start:len(ips):len(ips)] // appending to it copies
 			case "statistics":
-				it.Statistics, ok = l.interfaceStats()
+				it.Statistics, ok = l.interfaceStats(stats.next(nstats))
 			default:
 				ok = l.other()
 			}
@@ -420,12 +431,14 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 	return out, true
 }
 
-func (l *lexer) ipAddresses(prev []IPAddress) ([]IPAddress, bool) {
-	out := make([]IPAddress, 0, max(len(prev), 2))
+// ipAddresses appends an interface's addresses to out, taking repeated
+// strings from prev's at the same place.
+func (l *lexer) ipAddresses(out, prev []IPAddress) ([]IPAddress, bool) {
+	start := len(out)
 	ok := l.elements(func() bool {
 		var a, was IPAddress
-		if len(out) < len(prev) {
-			was = prev[len(out)]
+		if i := len(out) - start; i < len(prev) {
+			was = prev[i]
 		}
 		ok := l.members(func(key []byte) (ok bool) {
 			switch string(key) {
@@ -446,8 +459,22 @@ func (l *lexer) ipAddresses(prev []IPAddress) ([]IPAddress, bool) {
 	return out, ok
 }
 
-func (l *lexer) interfaceStats() (*InterfaceStats, bool) {
-	st := new(InterfaceStats)
+// chunk hands out pointers to distinct elements of arrays allocated n at a
+// time: one allocation for the statistics of several interfaces, or the
+// flags of several vCPUs. An element lives as long as any in its array.
+type chunk[T any] struct{ free []T }
+
+// next is a pointer to a zero T.
+func (c *chunk[T]) next(n int) *T {
+	if len(c.free) == 0 {
+		c.free = make([]T, n)
+	}
+	p := &c.free[0]
+	c.free = c.free[1:]
+	return p
+}
+
+func (l *lexer) interfaceStats(st *InterfaceStats) (*InterfaceStats, bool) {
 	ok := l.members(func(key []byte) (ok bool) {
 		var p *uint64
 		switch string(key) {
@@ -477,6 +504,7 @@ func (l *lexer) interfaceStats() (*InterfaceStats, bool) {
 }
 
 func decodeVCPUs(b []byte) ([]VCPU, bool) {
+	var flags chunk[bool]
 	return decodeObjects(b, 4, func(l *lexer, v *VCPU, key []byte) (ok bool) {
 		switch string(key) {
 		case "logical-id":
@@ -484,9 +512,9 @@ func decodeVCPUs(b []byte) ([]VCPU, bool) {
 		case "online":
 			v.Online, ok = l.bool()
 		case "can-offline":
-			var c bool
-			c, ok = l.bool()
-			v.CanOffline = &c
+			c := flags.next(8)
+			*c, ok = l.bool()
+			v.CanOffline = c
 		default:
 			ok = l.other()
 		}

@@ -309,7 +309,11 @@ func BenchmarkDecodePollReplies(b *testing.B) {
 	var (
 		cpuBuf  Scratch[CPUStats]
 		diskBuf Scratch[DiskStatsInfo]
+		ifaces  []Interface // the list before, as the fleet shows it
 	)
+	if raw, err := os.ReadFile(filepath.Join("testdata", "pollreplies", "guest-network-get-interfaces.json")); err != nil || decodeReturn(raw, &ifaces) != nil {
+		b.Fatal("the interfaces reply does not decode")
+	}
 	for _, r := range []struct {
 		cmd string
 		out func() any
@@ -320,6 +324,7 @@ func BenchmarkDecodePollReplies(b *testing.B) {
 		{"guest-get-cpustats", func() any { return new([]CPUStats) }},
 		{"guest-get-diskstats", func() any { return new([]DiskStatsInfo) }},
 		// As a fleet decodes them, into storage kept between samples.
+		{"guest-network-get-interfaces/since", func() any { return &InterfaceList{Prev: ifaces} }},
 		{"guest-get-cpustats/scratch", func() any { return &cpuBuf }},
 		{"guest-get-diskstats/scratch", func() any { return &diskBuf }},
 	} {
