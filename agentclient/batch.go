@@ -74,9 +74,9 @@ func (s *Stream) batch(ctx context.Context, by time.Time, calls []BatchCall) {
 	}
 	if s.needSync {
 		// Sync first: only then is it known whether the agent echoes ids.
-		disarm := s.arm(ctx, by)
+		armed := s.arm(ctx, by)
 		err := s.syncLocked(ctx)
-		disarm()
+		armed.disarm()
 		if err != nil {
 			failFrom(0, fmt.Errorf("resync: %w", err))
 			return
@@ -137,8 +137,8 @@ func (s *Stream) pipelined(ctx context.Context, by time.Time, calls []BatchCall,
 		spans = append(spans, span{req: [2]int{r0, len(b)}, id: [2]int{i0, i1}, limit: limit})
 	}
 	s.keepReqBuf(b)
-	disarm := s.arm(ctx, by)
-	defer disarm()
+	armed := s.arm(ctx, by)
+	defer armed.disarm()
 	t0 := time.Now()
 	if err := s.write(ctx, b); err != nil {
 		failFrom(0, err)

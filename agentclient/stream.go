@@ -175,9 +175,9 @@ func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, erro
 		return nil, &OpError{Addr: name, Err: err}
 	}
 	s := newStream(name, conn, opts...)
-	disarm := s.arm(ctx, time.Time{})
+	armed := s.arm(ctx, time.Time{})
 	err = s.syncLocked(ctx)
-	disarm()
+	armed.disarm()
 	s.releaseBuffers()
 	if err != nil {
 		// Asked before Close: a queued connection that closes is gone.
@@ -408,8 +408,8 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	}
 	limit = callReplyLimit(ctx, limit)
 	rec.Request = req[:len(req)-1]
-	disarm := s.arm(ctx, time.Time{})
-	defer disarm()
+	armed := s.arm(ctx, time.Time{})
+	defer armed.disarm()
 	if s.needSync {
 		if err := s.syncLocked(ctx); err != nil {
 			return nil, fmt.Errorf("resync: %w", err)
@@ -535,8 +535,8 @@ func ctxError(ctx context.Context) error {
 // arm bounds the connection's reads and writes by ctx for one call: its
 // deadline (or by, when that is earlier; zero: none) becomes the
 // connection's, and a cancellation moves that into the past. The returned
-// func disarms. Holds sem.
-func (s *Stream) arm(ctx context.Context, by time.Time) (disarm func()) {
+// value disarms. Holds sem.
+func (s *Stream) arm(ctx context.Context, by time.Time) armed {
 	dl, ok := ctx.Deadline()
 	if !by.IsZero() && (!ok || by.Before(dl)) {
 		dl = by
@@ -555,12 +555,22 @@ func (s *Stream) arm(ctx context.Context, by time.Time) (disarm func()) {
 		}
 		s.dlMu.Unlock()
 	})
-	return func() {
-		stop()
-		s.dlMu.Lock()
-		s.armGen++
-		s.dlMu.Unlock()
-	}
+	return armed{s, stop}
+}
+
+// armed is one arm's watch on its context (a value, not a closure: one
+// allocation less for every call and batch).
+type armed struct {
+	s    *Stream
+	stop func() bool
+}
+
+// disarm ends the watch: a cancellation after it moves no deadline.
+func (a armed) disarm() {
+	a.stop()
+	a.s.dlMu.Lock()
+	a.s.armGen++
+	a.s.dlMu.Unlock()
 }
 
 // setDeadline moves the read and write deadline, unless the call was
