@@ -4,8 +4,8 @@ import (
 	"context"
 	"math"
 	"math/bits"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -112,8 +112,9 @@ const (
 
 // metricsPoll is one poll's metrics replies (pollResult.metrics).
 type metricsPoll struct {
-	asked   bool      // a metrics sample was asked in this poll
-	at      time.Time // when its calls were sent
+	asked   bool          // a metrics sample was asked in this poll
+	at      time.Time     // when its calls were sent
+	scratch *statsScratch // where the batch decoded cpu and disk; nil if it did not
 	cpu     []agentclient.CPUStats
 	cpuOK   bool
 	disk    []agentclient.DiskStatsInfo
@@ -124,6 +125,40 @@ type metricsPoll struct {
 	disksOK bool
 	routes  []agentclient.Route
 	routeOK bool
+}
+
+// statsScratch is what a batch decodes a sample's cpustats and diskstats
+// into (agentclient.Scratch): their lists are summed into counters within
+// the poll, so the storage is lent from statsScratches for the poll and
+// taken back after, shared by the polls in flight. Kept per session it
+// would be 1-3 KB a guest; allocated per poll, 18 allocations.
+type statsScratch struct {
+	cpu  agentclient.Scratch[agentclient.CPUStats]
+	disk agentclient.Scratch[agentclient.DiskStatsInfo]
+}
+
+// statsScratches recycles statsScratch between polls, like agentclient's
+// read buffers.
+var statsScratches = sync.Pool{New: func() any { return new(statsScratch) }}
+
+func getStatsScratch() *statsScratch { return statsScratches.Get().(*statsScratch) }
+
+// maxPooledItems bounds the lists a pooled statsScratch holds room for:
+// a guest's thousands of CPUs or devices (the reply limit allows them)
+// would otherwise stay in the pool for everyone.
+const maxPooledItems = 256
+
+// release gives the poll's scratch back: its lists are not used after the
+// poll (sampleCounters copied what it needed). Holds sem.
+func (m *metricsPoll) release() {
+	sc := m.scratch
+	if sc == nil {
+		return
+	}
+	m.cpu, m.disk, m.scratch = nil, nil, nil
+	if cap(sc.cpu.List) <= maxPooledItems && cap(sc.disk.List) <= maxPooledItems {
+		statsScratches.Put(sc)
+	}
 }
 
 // metricsState is a session's metrics between polls. prev and load are
@@ -138,11 +173,6 @@ type metricsState struct {
 	disks   []agentclient.DiskInfo
 	routes  []agentclient.Route
 	fs      []FSUsage
-	// The batch decodes the counters' replies into these, reused from
-	// sample to sample: they are summed into counters at once (sem).
-	cpuBuf  agentclient.Scratch[agentclient.CPUStats]
-	diskBuf agentclient.Scratch[agentclient.DiskStatsInfo]
-	spare   *counters // the sample before prev: the next one's storage
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -206,8 +236,9 @@ func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.Batc
 		}
 	}
 	if !s.f.opts.NoCounters {
-		add(cmdCPUStats, &s.metrics.cpuBuf) // into m.cpu by metricsDone
-		add(cmdDiskStats, &s.metrics.diskBuf)
+		m.scratch = getStatsScratch() // metricsDone takes the lists from it
+		add(cmdCPUStats, &m.scratch.cpu)
+		add(cmdDiskStats, &m.scratch.disk)
 	}
 	add(cmdLoad, &m.load)
 	if r.slow {
@@ -225,9 +256,9 @@ func (s *session) metricsDone(r *pollResult, calls []agentclient.BatchCall) {
 		ok := c.Err == nil
 		switch c.Name {
 		case cmdCPUStats:
-			m.cpu, m.cpuOK = s.metrics.cpuBuf.List, ok
+			m.cpu, m.cpuOK = m.scratch.cpu.List, ok
 		case cmdDiskStats:
-			m.disk, m.diskOK = s.metrics.diskBuf.List, ok
+			m.disk, m.diskOK = m.scratch.disk.List, ok
 		case cmdLoad:
 			m.loadOK = ok && m.load != nil
 		case cmdDisks:
@@ -320,7 +351,7 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 		}
 		return
 	}
-	cur := sampleCountersInto(st.spare, m, r)
+	cur := sampleCounters(m, r)
 	out := Metrics{At: m.at, Disks: st.disks, Routes: st.routes, Filesystems: st.fs, CPUs: len(cur.cpus)}
 	computeRates(st.prev, cur, &out)
 	if m.loadOK {
@@ -332,7 +363,7 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	// A group this sample lacks (a failed call) has no rate next time
 	// either: its counters and this sample's time do not go together.
 	out.Note = s.metricsNote(g, r, cur)
-	st.prev, st.spare = cur, st.prev
+	st.prev = cur
 	g.Metrics = out
 	st.push(out)
 }
@@ -452,32 +483,21 @@ func (s *session) appendMissing(b []byte, g *Guest, r *pollResult, cmd string) [
 // sampleCounters sums one poll's replies into counters; a list that is not
 // believable (too long, a counter sum that overflows) counts as absent.
 func sampleCounters(m *metricsPoll, r *pollResult) *counters {
-	return sampleCountersInto(nil, m, r)
-}
-
-// sampleCountersInto is sampleCounters into c's storage (an old sample's,
-// nobody's any more), or new storage when c is nil.
-func sampleCountersInto(c *counters, m *metricsPoll, r *pollResult) *counters {
-	if c == nil {
-		c = new(counters)
-	}
-	cpus, disks, nets := c.cpus, c.disks, c.nets
-	*c = counters{at: m.at} // a group not read this time has none
+	c := &counters{at: m.at}
 	if m.cpuOK && len(m.cpu) <= maxItems {
-		c.cpus, c.cpuOK = cpuCounters(cpus, m.cpu)
+		c.cpus, c.cpuOK = cpuCounters(m.cpu)
 	}
 	if m.diskOK && len(m.disk) <= maxItems {
-		c.disks, c.diskOK = diskCounters(disks, m.disk)
+		c.disks, c.diskOK = diskCounters(m.disk)
 	}
 	if r.ifacesOK && len(r.ifaces) <= maxItems {
-		c.nets, c.netOK = netCounters(nets, r.ifaces)
+		c.nets, c.netOK = netCounters(r.ifaces)
 	}
 	return c
 }
 
-// cpuCounters appends in's counters to out (emptied first).
-func cpuCounters(out []cpuCounter, in []agentclient.CPUStats) ([]cpuCounter, bool) {
-	out = slices.Grow(out[:0], len(in))
+func cpuCounters(in []agentclient.CPUStats) ([]cpuCounter, bool) {
+	out := make([]cpuCounter, 0, len(in))
 	for _, s := range in {
 		var idle, iowait, steal uint64
 		total, ok := sum(s.User, s.Nice, s.System, s.Idle)
@@ -505,12 +525,12 @@ func cpuCounters(out []cpuCounter, in []agentclient.CPUStats) ([]cpuCounter, boo
 // diskCounters sums whole disks only: partitions, and devices stacked on
 // others (device mapper, md RAID) or backed by memory or files (loop, ram,
 // zram), would count the same I/O twice.
-func diskCounters(out []devCounter, in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
+func diskCounters(in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
 	names := make(map[string]bool, len(in))
 	for _, d := range in {
 		names[d.Name] = true
 	}
-	out = slices.Grow(out[:0], len(in))
+	out := make([]devCounter, 0, len(in))
 	for _, d := range in {
 		if !wholeDisk(d.Name, names) {
 			continue
@@ -543,8 +563,8 @@ func wholeDisk(name string, names map[string]bool) bool {
 	return !(strings.HasSuffix(base, "p") && names[base[:len(base)-1]])
 }
 
-func netCounters(out []devCounter, in []agentclient.Interface) ([]devCounter, bool) {
-	out = slices.Grow(out[:0], len(in))
+func netCounters(in []agentclient.Interface) ([]devCounter, bool) {
+	out := make([]devCounter, 0, len(in))
 	for _, ifc := range in {
 		if ifc.Statistics == nil || ifc.Name == "lo" {
 			continue

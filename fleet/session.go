@@ -447,6 +447,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	pctx, cancel := context.WithTimeoutCause(ctx, limit, errPollTimeout)
 	defer cancel()
 	r := &pollResult{}
+	defer r.metrics.release()
 	cmd, err := s.gather(pctx, forceSlow, r)
 	if err == nil {
 		cmd, err = s.gatherMetrics(pctx, r) // unless the live batch carried them
