@@ -160,6 +160,13 @@ type Fleet struct {
 
 	snapMu sync.Mutex
 	snap   *Snapshot
+	snapIx snapIndex // what snap was built from, for the next one (Snapshot)
+	// dirty lists the sessions that published since the last snapshot
+	// (session.dirty says whether one is listed); guarded by dirtyMu.
+	dirtyMu   sync.Mutex
+	dirty     []*session
+	dirtyFull bool         // the list was cut: the next snapshot walks every guest
+	orderLen  atomic.Int64 // len(order), read without mu
 
 	launch launcher   // every guest's first poll (launch.go)
 	sched  *scheduler // the polls after it (sched.go)
@@ -295,6 +302,7 @@ func (f *Fleet) rebuildOrderLocked(added []*session, dropped bool) {
 		order = slices.Insert(order, i, s)
 	}
 	f.order = order
+	f.orderLen.Store(int64(len(order)))
 }
 
 // Start polls every guest, now and as they are added, until ctx ends or
@@ -455,8 +463,11 @@ func (f *Fleet) notify() {
 }
 
 // Snapshot returns the fleet now. It is cheap when nothing changed since the
-// last call (the same *Snapshot comes back) and O(guests) otherwise; callers
-// must not modify it.
+// last call (the same *Snapshot comes back), and otherwise costs the guests
+// that changed since the last snapshot, not the whole fleet, while the set
+// of guests is the same: at 10,000 guests, walking every session was about
+// 4 ms of cache misses per snapshot, and the dashboard takes several a
+// second. Callers must not modify it.
 func (f *Fleet) Snapshot() *Snapshot {
 	v := f.version.Load()
 	f.snapMu.Lock()
@@ -467,6 +478,10 @@ func (f *Fleet) Snapshot() *Snapshot {
 	f.mu.Lock()
 	order := f.order
 	f.mu.Unlock()
+	f.dirtyMu.Lock()
+	dirty, full := f.dirty, f.dirtyFull
+	f.dirty, f.dirtyFull = nil, false
+	f.dirtyMu.Unlock()
 	now := time.Now()
 	snap := &Snapshot{
 		Guests:  make([]*Guest, len(order)),
@@ -476,22 +491,111 @@ func (f *Fleet) Snapshot() *Snapshot {
 		Notices: f.notes.list(),
 		Sources: f.sources.States(),
 	}
-	overdue := 2*f.opts.Interval + f.opts.Timeout
-	for i, s := range order {
-		g := s.cur.Load()
-		snap.Guests[i] = g
-		snap.Counts[g.State]++
-		snap.Health.Missed += g.Missed
-		switch g.State {
-		case Ready, Frozen, ShuttingDown:
-			snap.Health.Polling++
-			if !g.LastLive.IsZero() && now.Sub(g.LastLive) > overdue {
-				snap.Health.Late++
+	ix := &f.snapIx
+	if f.snap == nil || full || !ix.same(order) {
+		// A new set of guests: every one of them, and a fresh index.
+		for _, s := range dirty {
+			s.dirty.Store(false)
+		}
+		ix.reset(order)
+		for i, s := range order {
+			s.dirty.Store(false) // before the load: a later publish lists it again
+			s.snapAt = i
+			g := s.cur.Load()
+			snap.Guests[i] = g
+			ix.add(i, g, 1)
+		}
+	} else {
+		copy(snap.Guests, f.snap.Guests)
+		for _, s := range dirty {
+			s.dirty.Store(false)
+			i := s.snapAt
+			if i < 0 || i >= len(order) || order[i] != s {
+				continue // removed: the next new order drops it
 			}
+			g := s.cur.Load()
+			ix.add(i, snap.Guests[i], -1)
+			snap.Guests[i] = g
+			ix.add(i, g, 1)
 		}
 	}
+	ix.fill(snap, now, 2*f.opts.Interval+f.opts.Timeout)
 	f.snap = snap
 	return snap
+}
+
+// markDirty lists s as published since the last snapshot. Each session is
+// listed once, but one removed stays listed until the next snapshot: with
+// nobody taking snapshots while guests come and go, the list is cut and the
+// next snapshot walks every guest instead.
+func (f *Fleet) markDirty(s *session) {
+	f.dirtyMu.Lock()
+	defer f.dirtyMu.Unlock()
+	if f.dirtyFull {
+		return
+	}
+	if len(f.dirty) > 2*int(f.orderLen.Load())+64 {
+		f.dirty, f.dirtyFull = nil, true
+		return
+	}
+	f.dirty = append(f.dirty, s)
+}
+
+// snapIndex carries a snapshot's sums to the next one, so that only the
+// guests that changed are looked at: the counts by state and the health
+// figures, and each guest's last live refresh (while it is polling) in one
+// flat array, which counting the late ones scans without touching a Guest.
+// Guarded by Fleet.snapMu.
+type snapIndex struct {
+	order    []*session // the order the sums are of
+	counts   map[State]int
+	missed   int
+	polling  int
+	lastLive []int64 // unix nanoseconds; 0 when not polling or never refreshed
+}
+
+// same reports whether order is the one the sums are of: Add and Remove
+// replace f.order, never change it in place.
+func (x *snapIndex) same(order []*session) bool {
+	return len(order) == len(x.order) && (len(order) == 0 || &order[0] == &x.order[0])
+}
+
+func (x *snapIndex) reset(order []*session) {
+	*x = snapIndex{order: order, counts: make(map[State]int, len(States)), lastLive: make([]int64, len(order))}
+}
+
+// add adds guest g, at index i, to the sums (sign 1), or takes it out (-1).
+func (x *snapIndex) add(i int, g *Guest, sign int) {
+	x.counts[g.State] += sign
+	x.missed += sign * g.Missed
+	live := int64(0)
+	switch g.State {
+	case Ready, Frozen, ShuttingDown:
+		x.polling += sign
+		if !g.LastLive.IsZero() {
+			live = g.LastLive.UnixNano()
+		}
+	}
+	if sign > 0 {
+		x.lastLive[i] = live
+	}
+}
+
+// fill writes the sums into snap; a guest is late when its last live
+// refresh is more than overdue ago.
+func (x *snapIndex) fill(snap *Snapshot, now time.Time, overdue time.Duration) {
+	for st, n := range x.counts {
+		if n != 0 {
+			snap.Counts[st] = n
+		}
+	}
+	snap.Health.Missed, snap.Health.Polling = x.missed, x.polling
+	cut := now.Add(-overdue).UnixNano()
+	for _, t := range x.lastLive {
+		if t != 0 && t < cut {
+			snap.Health.Late++
+		}
+	}
 }
 
 // Guest returns one guest's latest state, or nil.

@@ -30,6 +30,10 @@ type session struct {
 	key    string // identity in the ledger (targetKey)
 	seed   uint64
 	cur    atomic.Pointer[Guest]
+	// dirty: listed in Fleet.dirty, published since the last snapshot;
+	// snapAt is its index in that snapshot (guarded by Fleet.snapMu).
+	dirty  atomic.Bool
+	snapAt int
 
 	sem   chan struct{}
 	agent *callAgent      // nil while disconnected; guarded by sem
@@ -86,6 +90,9 @@ func (s *session) update(fn func(g *Guest)) {
 	ng.Version = s.f.version.Add(1)
 	s.cur.Store(&ng)
 	s.mu.Unlock()
+	if s.dirty.CompareAndSwap(false, true) { // after the store (Snapshot)
+		s.f.markDirty(s)
+	}
 	s.f.notify()
 }
 

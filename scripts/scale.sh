@@ -30,6 +30,7 @@ WINDOW=${WINDOW:-30}     # seconds of steady state measured
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 METRICS=${METRICS:-}     # [defaults] metrics_interval ("0": metrics off); empty: the default
 EXCLUSIVE=${EXCLUSIVE:-} # "true": [defaults] exclusive = true (hold every agent socket); empty: shared
+DASHENV=${DASHENV:-}     # extra environment for the dashboard alone, e.g. "GOMAXPROCS=1 GOGC=50"
 PROFILE=${PROFILE:-}     # a directory: CPU and heap profiles of the steady-state window go there (cpu.pprof, cpu.pprof.heap)
 
 cd "$(dirname "$0")/.."
@@ -103,7 +104,7 @@ if [ -n "$PROFILE" ]; then
 	mkdir -p "$PROFILE"
 	profenv="GUESTDECK_CPUPROFILE=$(cd "$PROFILE" && pwd)/cpu.pprof"
 fi
-tmux -L "$tmux_server" new-session -d -s gd -x 140 -y 40 "exec env $profenv $work/guestdeck -c $work/fleet.toml"
+tmux -L "$tmux_server" new-session -d -s gd -x 140 -y 40 "exec env $DASHENV $profenv $work/guestdeck -c $work/fleet.toml"
 pid=$(tmux -L "$tmux_server" display -p -t gd '#{pane_pid}')
 visible="" all=""
 deadline=$((t0 + READY_TIMEOUT * 1000))
@@ -142,7 +143,21 @@ if [ -n "$PROFILE" ]; then
 fi
 hz=$(getconf CLK_TCK)
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
-awk -v c=$((c1 - c0)) -v hz="$hz" -v ms=$((w1 - w0)) -v avg=$((rsum / rn)) -v max="$rmax" -v hwm="$hwm" -v n="$N" 'BEGIN {
+dash_cpu=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v ms=$((w1 - w0)) 'BEGIN { printf "%.1f", 100 * c / hz / (ms / 1000) }')
+awk -v cpu="$dash_cpu" -v ms=$((w1 - w0)) -v avg=$((rsum / rn)) -v max="$rmax" -v hwm="$hwm" -v n="$N" 'BEGIN {
 	printf "steady state over %.0f s: %.1f %% of one core, RSS %d MiB average, %d MiB max (%.1f KB per guest), peak since launch %d MiB\n",
-		ms / 1000, 100 * c / hz / (ms / 1000), avg / 1024, max / 1024, max / n, hwm / 1024 }'
+		ms / 1000, cpu, avg / 1024, max / 1024, max / n, hwm / 1024 }'
 printf '%s\n' "$(cap | tail -2 | head -1)"
+
+# The steady-state lower bound, after the dashboard has let go of every
+# socket (an agent serves one client at a time): rawbound -steady holds a
+# connection per guest and asks what the dashboard's polls ask, every 5 s,
+# with the dashboard's runtime settings (DASHENV), and reads its own CPU.
+tmux -L "$tmux_server" kill-server 2>/dev/null || true
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+echo
+echo "== steady-state raw bound (rawbound -steady: held connections, the same commands every 5 s, no decoding)"
+raw_steady=$(env $DASHENV "$work/rawbound" -steady -warmup "${WARMUP}s" -window "${WINDOW}s" "${dirs[@]}" 2>"$work/raws.err")
+echo "$raw_steady"
+raw_cpu=$(printf '%s\n' "$raw_steady" | sed -n 's/.*: \([0-9.]*\) % of one core.*/\1/p')
+awk -v d="$dash_cpu" -v r="$raw_cpu" 'BEGIN { if (r > 0) printf "dashboard steady CPU %.1f %% against the raw bound %.1f %%: %.2fx\n", d, r, d / r }'

@@ -99,7 +99,8 @@ func groupOrder(by groupBy, key string) (rank int, order string) {
 	case key == "":
 		return 1, ""
 	case by == groupState:
-		return 0, stateOrder(fleet.State(key))
+		// Once per group: a string key is what groups compare.
+		return 0, fmt.Sprintf("%03d%s", stateRank(fleet.State(key)), key)
 	}
 	return 0, sortKey(key)
 }

@@ -843,3 +843,45 @@ func TestDetailRTTUnknown(t *testing.T) {
 		t.Errorf("known round trip:\n%s", v)
 	}
 }
+
+// TestPullGap: the gap between snapshot pulls follows what pulls cost, so a
+// large fleet is re-sorted a few times a second, not ten; a small one keeps
+// the least gap, and rows on screen waiting for their first poll keep it
+// too (the operator watches them turn ready).
+func TestPullGap(t *testing.T) {
+	m, src := newTestModel(100, 120, 30, Options{})
+	gs := testGuests(100)
+	for _, g := range gs {
+		g.State, g.LastLive = fleet.Ready, testNow
+	}
+	src.set(gs)
+	m.refresh()
+	for _, c := range []struct {
+		cost time.Duration
+		want time.Duration
+	}{
+		{0, refreshGap},
+		{time.Millisecond, refreshGap},
+		{3 * time.Millisecond, 300 * time.Millisecond},
+		{50 * time.Millisecond, maxRefreshGap},
+	} {
+		m.pullCost = c.cost
+		eq(t, "gap at a pull cost of "+c.cost.String(), m.pullGap(), c.want)
+	}
+
+	// A moving average: one slow pull does not set the pace alone.
+	m.pullCost = 0
+	m.notePullCost(4 * time.Millisecond)
+	m.notePullCost(40 * time.Millisecond)
+	eq(t, "average after a slow pull", m.pullCost, 13*time.Millisecond)
+
+	// The second row on screen has not been polled yet.
+	gs[1].State, gs[1].LastLive = fleet.Connecting, time.Time{}
+	src.set(gs)
+	m.refresh()
+	m.pullCost = 20 * time.Millisecond // 2 s, capped
+	eq(t, "gap while a row on screen waits for its first poll", m.pullGap(), refreshGap)
+	// Scrolled past it: the pace is the cost's again.
+	m = press(t, m, "G")
+	eq(t, "gap once that row is off screen", m.pullGap(), maxRefreshGap)
+}

@@ -7,6 +7,12 @@
 // limits, no state: what any poller must at least spend.
 //
 //	go run ./scripts/rawbound -workers 64 /tmp/sa /tmp/sb
+//
+// With -steady, it is the steady-state bound instead (steady.go): every
+// guest polled every -interval over held connections, and its own CPU over
+// a window printed.
+//
+//	go run ./scripts/rawbound -steady -warmup 10s -window 30s /tmp/sa /tmp/sb
 package main
 
 import (
@@ -26,6 +32,10 @@ var commands = []string{"guest-info", "guest-get-time", "guest-network-get-inter
 
 func main() {
 	workers := flag.Int("workers", 64, "connections at once")
+	steadyMode := flag.Bool("steady", false, "poll every guest every -interval over held connections and print the CPU over -window")
+	interval := flag.Duration("interval", 5*time.Second, "with -steady: the poll interval")
+	warmup := flag.Duration("warmup", 10*time.Second, "with -steady: how long to poll before the window")
+	window := flag.Duration("window", 30*time.Second, "with -steady: the measured window")
 	flag.Parse()
 	var socks []string
 	for _, d := range flag.Args() {
@@ -35,6 +45,13 @@ func main() {
 	if len(socks) == 0 {
 		fmt.Fprintln(os.Stderr, "rawbound: no *.sock in", flag.Args())
 		os.Exit(2)
+	}
+	if *steadyMode {
+		if err := steady(socks, *interval, *warmup, *window); err != nil {
+			fmt.Fprintln(os.Stderr, "rawbound:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
