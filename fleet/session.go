@@ -580,9 +580,10 @@ func (s *session) execute(ctx context.Context, g *Guest, r *pollResult, slowDue 
 			return "", nil
 		}
 	}
-	// The live items are done when batched; the slow ones come next, in
-	// a batch too when they can. (One by one, the live ones are asked
-	// after that batch's turn: it is never taken without a stream.)
+	// From here the poll counts as having read its live items (liveOK):
+	// the slow part begins. Unbatched (no stream, or the time not
+	// usable), the interfaces and vCPUs are asked one by one after the
+	// slow batch, as they always were.
 	r.liveOK = true
 	if r.slow && st != nil {
 		if cmd, fatal = s.pollSlow(ctx, st, g, r); fatal != nil {
