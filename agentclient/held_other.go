@@ -13,3 +13,13 @@ import (
 func channelQueue(*net.UnixConn) (queued, held bool, err error) {
 	return false, false, errors.New("not supported on this system")
 }
+
+// ListenerQueues needs Linux's sock_diag.
+func ListenerQueues(bool, func(ListenerQueue)) error {
+	return errors.New("listener queues: not supported on this system")
+}
+
+// StatSocketFile is of no use without ListenerQueues.
+func StatSocketFile(string) (SocketFile, error) {
+	return SocketFile{}, errors.New("socket files: not supported on this system")
+}

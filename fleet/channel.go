@@ -7,11 +7,36 @@ import (
 // An agent channel serves one client at a time (agentclient's channel.go):
 // while guestdeck holds a guest's socket, a second guestdeck, virsh-less
 // scripts and a backup's freeze (Proxmox connects to the same socket) queue
-// behind it. So by default a session lets go of the connection whenever it
-// is done with it (after each poll, action or transfer) and dials again,
-// resynchronising, for the next: the channel is free between polls.
+// behind it. Dialling and resynchronising for every poll frees the channel
+// between polls, but it was a quarter of the dashboard's CPU at 10,000
+// guests. So a session keeps its connection between uses for as long as
+// nobody else wants the channel, and lets go when someone does.
 //
-// Some things keep it:
+// Keep, and yield on demand (yield.go): for a guest whose address is a
+// local unix socket (a path, on Linux, where sock_diag answers), a client
+// waiting for the channel is visible in the kernel's queue of the agent's
+// listening socket, and the fleet's watcher looks at those queues. The
+// guarantee: another client waiting for the channel gets it within the
+// watcher's period (yield.go: 250 ms, up to 1 s where a look costs more:
+// tens of thousands of sockets, a loaded machine) plus whatever call the
+// session has in flight (an idle session lets go at once, a busy one when
+// its call releases the token), instead of "the channel is free between
+// polls". The session's next use dials again, and may wait its turn behind
+// that client. A dial of ours waiting behind another client does not make
+// the fleet let go of anything else: the watcher acts only on the
+// listeners of the connections it keeps, each named by its socket file
+// (stat(2) of the path against the dump's), and a session whose dial
+// waits keeps no connection.
+//
+// Everything else lets go whenever the session is done with the connection
+// (after each poll, action or transfer) and dials again, resynchronising,
+// for the next: the channel is free between polls. That is every address
+// the watcher cannot see the queue of (tcp, vsock, a socket reached through
+// ssh, an abstract unix name, a listener in another network namespace),
+// and every guest once the watcher's dump failed (not Linux, sock_diag
+// refused).
+//
+// Some things keep it regardless of waiters:
 //   - Target.Exclusive (exclusive = true in the fleet file): guestdeck is the
 //     only client, and saves the dial and sync per poll.
 //   - A libvirt guest: libvirt owns the channel and multiplexes it; the
@@ -48,9 +73,17 @@ func (s *session) keepsChannelLocked() bool {
 }
 
 // letGoLocked closes a healthy connection the session need not keep, and
-// marks it parked. Holds sem and mu (release).
+// marks it parked; a connection kept until another client waits is
+// watched (yield.go). Holds sem and mu (release).
 func (s *session) letGoLocked() {
-	if s.agent == nil || s.keepsChannelLocked() {
+	if s.agent == nil {
+		return
+	}
+	if s.keepsChannelLocked() {
+		s.unwatch() // kept for its own reason: no waiter takes it
+		return
+	}
+	if s.keepsUntilAsked() {
 		return
 	}
 	s.dropAgent()

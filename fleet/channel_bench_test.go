@@ -10,9 +10,13 @@ import (
 	"github.com/guestdeck/guestdeck/fleet"
 )
 
-// BenchmarkChannel compares the two connection lifetimes at 10,000 simulated
-// guests (separate simfarm processes): shared, the default, connects,
-// resyncs and lets go at every poll; exclusive holds each socket. It reports
+// BenchmarkChannel compares the connection lifetimes at 10,000 simulated
+// guests (separate simfarm processes, on unix sockets): shared, the
+// default, keeps each socket until another client waits for it (yield.go;
+// it connected, resynced and let go at every poll before, which is what
+// the README's older figures measured); exclusive holds each socket
+// regardless. With nobody else connecting the two differ only by the
+// watcher's looks. It reports
 // the time to refresh every guest once (RefreshOnce, warm: after a first
 // refresh) and this process's CPU over it, as a share of one core and as
 // CPU time per guest per poll (what a steady 5 s interval costs is that

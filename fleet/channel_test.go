@@ -52,9 +52,10 @@ func realFleet(t *testing.T, addrs []string, exclusive bool) (*fleet.Fleet, []st
 
 // With a fleet polling real agents (the dashboard's part), a second fleet
 // (a second guestdeck status, run ping) finds every guest ready, again and
-// again: the first lets go of each channel between polls. A client that
-// holds one channel makes that guest, and only it, "held", and it comes
-// back once the holder lets go.
+// again: the first keeps each channel only until another client waits for
+// it (yield.go), and the second's dials are served within its timeout. A
+// client that holds one channel makes that guest, and only it, "held", and
+// it comes back once the holder lets go.
 func TestSharedChannelRealAgents(t *testing.T) {
 	ag := testpeers.StartAgents(t, 3)
 	dash, _ := realFleet(t, ag.Addrs(), false)

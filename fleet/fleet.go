@@ -175,6 +175,8 @@ type Fleet struct {
 
 	notes notices     // book.go
 	book  *ledgerView // book.go; nil without Options.Ledger
+
+	yield yieldWatcher // channels kept until another client waits (yield.go)
 }
 
 // New returns a fleet with no guests. Add guests, then Start polling, or use
@@ -382,6 +384,7 @@ func (f *Fleet) Close() error {
 	for _, s := range order {
 		s.shutdown()
 	}
+	f.yield.close()
 	f.wg.Wait()
 	return nil
 }

@@ -51,6 +51,7 @@ type session struct {
 	// parked: the connection was let go between uses (channel.go), not
 	// lost. Guarded by sem.
 	parked bool
+	watch  channelWatch // yield.go
 
 	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
 	loop   loopState     // its place in the schedule; guarded by f.sched.mu (sched.go)
@@ -170,6 +171,7 @@ func (s *session) isClosed() bool {
 
 // dropAgent closes the connection; the next user redials. Holds sem.
 func (s *session) dropAgent() {
+	s.unwatch() // yield.go
 	if s.agent != nil {
 		_ = s.agent.a.Close()
 		s.agent = nil

@@ -15,9 +15,10 @@ import (
 
 // With the dashboard open (in tmux) on three real agents, a second guestdeck
 // (status --json, run ping) finds every guest ready, every time: the
-// dashboard does not hold the channels between polls. A test client that
-// holds one channel makes that guest "held" in the dashboard and in status,
-// the others staying ready, and it comes back when the holder lets go.
+// dashboard gives a channel up as soon as another client waits for it. A
+// test client that holds one channel makes that guest "held" in the
+// dashboard and in status, the others staying ready, and it comes back when
+// the holder lets go.
 // Only read-only commands reach the agents: they run on this machine.
 func TestSecondClientWhileDashboardOpen(t *testing.T) {
 	ag := testpeers.StartAgents(t, 3)

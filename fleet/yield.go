@@ -1,0 +1,305 @@
+package fleet
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// Keep, and yield on demand (channel.go). A session whose guest is a local
+// unix socket keeps its connection between uses and lets go when another
+// client waits for the channel. The agent takes one client at a time, so a
+// waiting client sits in the kernel's queue of the agent's listening
+// socket: one watcher per fleet looks at every listener's queue
+// (agentclient.ListenerQueues, one sock_diag dump) and makes the sessions
+// holding a listener that has a queue let go: at once when idle, else when
+// the call in flight releases the token.
+//
+// A look costs the kernel's walk of every unix socket on the machine and
+// a message per listener: at 10,000 listeners (BenchmarkListenerQueues,
+// on a 2-core machine shared with other work) 2–4 ms of CPU with only the
+// queues asked, and 7–9 ms with the socket files, which are asked only
+// while a new connection's listener is still to be found. So the watcher
+// waits a hundred times as long as its last look took (wall time, which is
+// at least its CPU), at least yieldPeriod and at most maxYieldPeriod
+// (yieldWait): 1 % of a core or less, a look every 250–500 ms at 10,000
+// guests, unless a look takes over 10 ms (then one a second, so that a
+// waiting client is still served well within a guestdeck's 3 s dial
+// timeout). It stops while no session keeps a channel this way.
+const (
+	yieldPeriod    = 250 * time.Millisecond
+	maxYieldPeriod = time.Second
+	yieldDuty      = 100 // the wait is at least this many times the look
+	// yieldMisses: connections whose listener was not found before a
+	// session stops keeping. Once is not enough: a dump that runs while
+	// sockets come and go can skip one (the kernel resumes each read of a
+	// dump at a count within a hash chain, and does not flag the change).
+	yieldMisses = 3
+)
+
+// channelWatch is a session's part in the watch.
+type channelWatch struct {
+	// asked: a client waits for the channel: let go at the next release
+	// (or now, when idle).
+	asked atomic.Bool
+	// off: this guest's listener could not be found (another network
+	// namespace, not a socket file) for yieldMisses connections in a row:
+	// it lets go after each use, as sessions did before. misses counts
+	// them; written by the watcher.
+	off    atomic.Bool
+	misses atomic.Int32
+	// on: the session is in the watcher's maps. Guarded by sem.
+	on bool
+}
+
+// yieldWatcher is the fleet's one watcher. Lock order: session.mu, then
+// mu; the watcher takes no session lock while holding mu.
+type yieldWatcher struct {
+	mu sync.Mutex
+	// broken: a look failed (no sock_diag here): nothing is kept this way
+	// any more, by any session of the fleet.
+	broken  error
+	closed  bool // the fleet is closing: no new watcher
+	running bool // the watcher goroutine is on
+
+	fresh  map[*session]string   // kept, listener not found yet: the socket path
+	bySock map[uint32][]*session // kept and found: by the listening socket's inode
+	where  map[*session]uint32   // the inverse of bySock
+}
+
+// keepsUntilAsked reports whether the connection stays open at release
+// because the watcher will say when another client waits; it enrols the
+// session with the watcher. Holds sem and mu.
+func (s *session) keepsUntilAsked() bool {
+	if s.watch.asked.Load() || s.watch.off.Load() {
+		return false
+	}
+	if s.watch.on {
+		return true
+	}
+	path, ok := localSocket(s.target.Address)
+	if !ok || !s.f.yield.watch(s, path) {
+		return false
+	}
+	s.watch.on = true
+	return true
+}
+
+// unwatch takes the session out of the watch: its connection is closed,
+// or kept for a reason of its own (channel.go). Holds sem.
+func (s *session) unwatch() {
+	s.watch.asked.Store(false)
+	if !s.watch.on {
+		return
+	}
+	s.watch.on = false
+	s.f.yield.forget(s)
+}
+
+// yieldChannel lets go of the connection because another client waits: at
+// once when idle, else at the release of the token (under mu, so that the
+// holder's release sees asked or this sees the token free: never neither).
+func (s *session) yieldChannel() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watch.asked.Store(true)
+	select {
+	case s.sem <- struct{}{}:
+		s.letGoLocked()
+		<-s.sem
+	default:
+	}
+}
+
+// localSocket is the socket path of a unix address the watcher can watch:
+// a path, not an abstract name.
+func localSocket(addr string) (string, bool) {
+	network, path, err := agentclient.ParseAddress(addr)
+	if err != nil || network != "unix" || strings.HasPrefix(path, "@") {
+		return "", false
+	}
+	return path, true
+}
+
+// watch enrols s, keeping its channel open at path, and starts the watcher
+// if need be; false when nothing may be kept this way. Holds s's sem and
+// mu.
+func (w *yieldWatcher) watch(s *session, path string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.broken != nil || w.closed {
+		return false
+	}
+	if w.fresh == nil {
+		w.fresh = make(map[*session]string)
+		w.bySock = make(map[uint32][]*session)
+		w.where = make(map[*session]uint32)
+	}
+	w.fresh[s] = path
+	if !w.running {
+		w.running = true
+		f := s.f
+		f.wg.Go(func() { w.run(f) })
+	}
+	return true
+}
+
+// forget takes s out of the maps.
+func (w *yieldWatcher) forget(s *session) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.fresh, s)
+	ino, ok := w.where[s]
+	if !ok {
+		return
+	}
+	delete(w.where, s)
+	ss := w.bySock[ino]
+	for i, o := range ss {
+		if o == s {
+			ss = append(ss[:i], ss[i+1:]...)
+			break
+		}
+	}
+	if len(ss) == 0 {
+		delete(w.bySock, ino)
+	} else {
+		w.bySock[ino] = ss
+	}
+}
+
+// close stops new watchers; Close waits for the running one (f.wg). Called
+// before f.wg.Wait, so that no watcher is added to the group while it is
+// waited for.
+func (w *yieldWatcher) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}
+
+// run looks at the listeners' queues until the fleet closes or no session
+// keeps a channel this way.
+func (w *yieldWatcher) run(f *Fleet) {
+	timer := time.NewTimer(yieldPeriod)
+	defer timer.Stop()
+	for {
+		select {
+		case <-f.life.Done():
+			w.stop()
+			return
+		case <-timer.C:
+		}
+		took, more := w.look()
+		if !more {
+			return
+		}
+		timer.Reset(yieldWait(took))
+	}
+}
+
+// yieldWait is the wait after a look that took took.
+func yieldWait(took time.Duration) time.Duration {
+	return min(max(yieldPeriod, yieldDuty*took), maxYieldPeriod)
+}
+
+// stop marks the watcher off.
+func (w *yieldWatcher) stop() {
+	w.mu.Lock()
+	w.running = false
+	w.mu.Unlock()
+}
+
+// look is one look at the queues: sessions whose listener has a queue let
+// go, new ones have their listener found (or, not found, go back to
+// letting go after each use). It returns how long the dump took, and false
+// when the watcher stops (nothing to watch, or the dump failed).
+func (w *yieldWatcher) look() (time.Duration, bool) {
+	w.mu.Lock()
+	if len(w.fresh) == 0 && len(w.where) == 0 {
+		w.running = false
+		w.mu.Unlock()
+		return 0, false
+	}
+	paths := make(map[*session]string, len(w.fresh))
+	for s, p := range w.fresh {
+		paths[s] = p
+	}
+	w.mu.Unlock()
+
+	// New listeners are found by their socket file, stat(2) of the path
+	// against the dump's; the dump then names the listeners by their own
+	// inode, cheaper to ask (the file needs the kernel to read each
+	// socket's inode).
+	files := make(map[agentclient.SocketFile][]*session, len(paths))
+	for s, p := range paths {
+		if sf, err := agentclient.StatSocketFile(p); err == nil {
+			files[sf] = append(files[sf], s)
+		} // else not found below: let go after each use
+	}
+	var queued []uint32
+	found := make(map[*session]uint32, len(paths))
+	t0 := time.Now()
+	err := agentclient.ListenerQueues(len(files) > 0, func(q agentclient.ListenerQueue) {
+		if q.Queued > 0 {
+			queued = append(queued, q.Ino)
+		}
+		for _, s := range files[q.File] {
+			found[s] = q.Ino
+		}
+	})
+	took := time.Since(t0)
+
+	w.mu.Lock()
+	if err != nil {
+		// No sock_diag: every session goes back to letting go after each
+		// use, and none keeps this way again.
+		w.broken, w.running = err, false
+		all := make([]*session, 0, len(w.fresh)+len(w.where))
+		for s := range w.fresh {
+			all = append(all, s)
+		}
+		for s := range w.where {
+			all = append(all, s)
+		}
+		w.mu.Unlock()
+		for _, s := range all {
+			s.yieldChannel()
+		}
+		return took, false
+	}
+	var lost []*session
+	for s, p := range paths {
+		if w.fresh[s] != p {
+			continue // forgotten meanwhile
+		}
+		ino, ok := found[s]
+		if !ok {
+			lost = append(lost, s)
+			continue
+		}
+		s.watch.misses.Store(0)
+		delete(w.fresh, s)
+		w.bySock[ino] = append(w.bySock[ino], s)
+		w.where[s] = ino
+	}
+	var ask []*session
+	for _, ino := range queued {
+		ask = append(ask, w.bySock[ino]...)
+	}
+	w.mu.Unlock()
+	for _, s := range lost {
+		// Not watched: let go now, and after yieldMisses such
+		// connections, after every use.
+		if s.watch.misses.Add(1) >= yieldMisses {
+			s.watch.off.Store(true)
+		}
+		s.yieldChannel()
+	}
+	for _, s := range ask {
+		s.yieldChannel()
+	}
+	return took, true
+}

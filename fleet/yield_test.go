@@ -1,0 +1,331 @@
+package fleet_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/agentclient/sim"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/internal/testpeers"
+	"github.com/guestdeck/guestdeck/internal/wait"
+)
+
+// dialCounter is a unix and tcp dialer that counts each guest's dials: the
+// real transport, observed.
+type dialCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newDialCounter() *dialCounter { return &dialCounter{n: map[string]int{}} }
+
+func (c *dialCounter) dial(ctx context.Context, t fleet.Target) (agentclient.Agent, error) {
+	c.mu.Lock()
+	c.n[t.Name]++
+	c.mu.Unlock()
+	a, err := agentclient.Dial(ctx, t.Address)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (c *dialCounter) count(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[name]
+}
+
+// yieldFleet is a started read-only fleet polling targets every 200 ms
+// through c. The timeout leaves room for a dial that waits its turn behind
+// another fleet's session: the watcher's period plus a poll.
+func yieldFleet(t *testing.T, c *dialCounter, targets ...fleet.Target) *fleet.Fleet {
+	t.Helper()
+	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Second, Timeout: 2 * time.Second, Readonly: true,
+		Dialers: map[string]fleet.Dialer{"unix": c.dial, "tcp": c.dial}})
+	t.Cleanup(func() { f.Close() })
+	f.Add(targets...)
+	f.Start(t.Context())
+	return f
+}
+
+// polledAfter waits until the guest has finished a successful live poll
+// that started after t0 (LastLive is stamped when a poll is applied).
+func polledAfter(t *testing.T, f *fleet.Fleet, name string, t0 time.Time) {
+	t.Helper()
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		g := f.Guest(name)
+		return g.State == fleet.Ready && g.LastLive.After(t0), fmt.Sprintf("%s: %s %q, last live %v, waiting for a poll after %v", name, g.State, g.Err, g.LastLive, t0)
+	})
+}
+
+// pollTwice waits for two more polls of name: the second started after the
+// first was done (the first may have started before the call).
+func pollTwice(t *testing.T, f *fleet.Fleet, name string) {
+	t.Helper()
+	polls(t, f, name, 2)
+}
+
+// polls waits for k more polls of name, each started after the one before
+// was done: at least k-1 of them started after the call.
+func polls(t *testing.T, f *fleet.Fleet, name string, k int) {
+	t.Helper()
+	for range k {
+		polledAfter(t, f, name, time.Now())
+	}
+}
+
+// syncClient is another client of the agent at sock (a script, a backup's
+// freeze): it connects and asks guest-sync-delimited, and must have the
+// reply before ctx's deadline. It returns the connection, still open.
+func syncClient(ctx context.Context, sock string, id int) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	fail := func(err error) (net.Conn, error) { conn.Close(); return nil, err }
+	if _, err := fmt.Fprintf(conn, `{"execute":"guest-sync-delimited","arguments":{"id":%d}}`+"\n", id); err != nil {
+		return fail(err)
+	}
+	line, err := bufio.NewReader(conn).ReadBytes('\n')
+	if err != nil {
+		return fail(fmt.Errorf("no reply to the sync before the deadline: %w", err))
+	}
+	var r struct {
+		Return *int `json:"return"`
+	}
+	if err := json.Unmarshal(bytes.TrimLeft(line, "\xff"), &r); err != nil || r.Return == nil || *r.Return != id {
+		return fail(fmt.Errorf("sync reply %q, want return %d", line, id))
+	}
+	return conn, nil
+}
+
+// checkKeepYield: a session keeps its connection between polls; another
+// client that connects is served within a bound (its context's 5 s
+// deadline; without the yield it would wait for as long as the session
+// stays idle, forever); while that client holds the channel, the session's
+// next dial waits its turn in the queue; once the client leaves, that dial
+// is served and the session polls, and keeps, again.
+func checkKeepYield(t *testing.T, sock string) {
+	c := newDialCounter()
+	f := yieldFleet(t, c, fleet.Target{Name: "g", Address: "unix:" + sock})
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		g := f.Guest("g")
+		return g.State == fleet.Ready, fmt.Sprintf("%s %q", g.State, g.Err)
+	})
+	pollTwice(t, f, "g")
+	if n := c.count("g"); n != 1 {
+		t.Fatalf("%d dials over three polls, want 1: the connection kept between polls", n)
+	}
+
+	for round := range 3 {
+		before := c.count("g") // kept: no dial until the session lets go
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		other, err := syncClient(ctx, sock, 4242+round)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: another client: %v (the session kept the channel from it)", round, err)
+		}
+		// The session's next poll dials and waits behind the other client.
+		sf, err := agentclient.StatSocketFile(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait.For(t, 30*time.Second, func() (bool, string) {
+			q := listenerQueue(t, sf)
+			return q > 0, fmt.Sprintf("round %d: the session's dial not queued behind the other client (queue %d, dials %d)", round, q, c.count("g"))
+		})
+		closed := time.Now()
+		other.Close()
+		polledAfter(t, f, "g", closed)
+		if g := f.Guest("g"); g.Missed != 0 {
+			t.Errorf("round %d: %d polls missed: the queued dial should have waited its turn", round, g.Missed)
+		}
+		after := c.count("g")
+		if after != before+1 {
+			t.Errorf("round %d: %d dials for the turn after the other client's, want 1 (waiting in the queue, then served)", round, after-before)
+		}
+		pollTwice(t, f, "g")
+		if n := c.count("g"); n != after {
+			t.Errorf("round %d: %d more dials over two polls once back, want none: kept again", round, n-after)
+		}
+	}
+}
+
+// listenerQueue is how many connections wait at the listener bound to sf.
+func listenerQueue(t *testing.T, sf agentclient.SocketFile) int {
+	n := -1
+	if err := agentclient.ListenerQueues(true, func(q agentclient.ListenerQueue) {
+		if q.File == sf {
+			n = q.Queued
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// simSockets serves n simulated guests on sim.Listen sockets (backlog 1,
+// one client at a time, as the real agent).
+func simSockets(t *testing.T, n int) *sim.Farm {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "gdy") // socket paths must stay short
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, n, func(i int) sim.Config { return sim.DefaultConfig(fmt.Sprintf("y%02d", i)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	return farm
+}
+
+func TestKeepYieldRealAgent(t *testing.T) {
+	checkKeepYield(t, testpeers.StartAgents(t, 1).Sockets[0])
+}
+
+func TestKeepYieldSim(t *testing.T) {
+	checkKeepYield(t, simSockets(t, 1).Sockets()[0])
+}
+
+// Two fleets (two guestdecks) on one agent: each keeps the channel until
+// the other's dial waits for it, so they take turns, and both keep polling
+// without a miss.
+func TestKeepYieldTwoFleets(t *testing.T) {
+	for _, peer := range []struct {
+		name string
+		sock func(t *testing.T) string
+	}{
+		{"qemu-ga", func(t *testing.T) string { return testpeers.StartAgents(t, 1).Sockets[0] }},
+		{"sim", func(t *testing.T) string { return simSockets(t, 1).Sockets()[0] }},
+	} {
+		t.Run(peer.name, func(t *testing.T) {
+			target := fleet.Target{Name: "g", Address: "unix:" + peer.sock(t)}
+			c1, c2 := newDialCounter(), newDialCounter()
+			f1, f2 := yieldFleet(t, c1, target), yieldFleet(t, c2, target)
+			for range 5 {
+				t0 := time.Now()
+				polledAfter(t, f1, "g", t0)
+				polledAfter(t, f2, "g", t0)
+			}
+			for i, f := range []*fleet.Fleet{f1, f2} {
+				if g := f.Guest("g"); g.State != fleet.Ready || g.Missed != 0 {
+					t.Errorf("fleet %d: %s %q, %d missed", i+1, g.State, g.Err, g.Missed)
+				}
+			}
+			// Neither held on to the channel: each dialled again for its
+			// turns after the other's.
+			if c1.count("g") < 3 || c2.count("g") < 3 {
+				t.Errorf("dials %d and %d over five polls each: want them taking turns", c1.count("g"), c2.count("g"))
+			}
+		})
+	}
+}
+
+// Where the watcher cannot see the queue (a tcp agent here; ssh, vsock and
+// non-Linux alike), the session lets go after each poll, as before: one
+// dial per poll, and the channel free between polls.
+func TestKeepYieldFallback(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := sim.New(sim.DefaultConfig("tcp"))
+	go g.Serve(l)
+	t.Cleanup(func() { g.Close() })
+	c := newDialCounter()
+	f := yieldFleet(t, c, fleet.Target{Name: "t", Address: "tcp:" + l.Addr().String()})
+	polledAfter(t, f, "t", time.Now())
+	d0 := c.count("t")
+	polls(t, f, "t", 3)
+	if n := c.count("t") - d0; n < 2 {
+		t.Errorf("%d dials over three polls of a tcp agent (two started after the count), want one each: let go after each poll", n)
+	}
+}
+
+// A dial of ours waiting behind another client's hold on one guest is not
+// a client waiting for the channels we keep: the fleet's other guests keep
+// theirs.
+func TestKeepYieldOwnQueuedDial(t *testing.T) {
+	farm := simSockets(t, 2)
+	a, b := farm.Sockets()[0], farm.Sockets()[1]
+	c := newDialCounter()
+	f := yieldFleet(t, c, fleet.Target{Name: "a", Address: "unix:" + a}, fleet.Target{Name: "b", Address: "unix:" + b})
+	polledAfter(t, f, "a", time.Now())
+	polledAfter(t, f, "b", time.Now())
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	holder, err := syncClient(ctx, b, 7)
+	cancel()
+	if err != nil {
+		t.Fatalf("holder of b: %v", err)
+	}
+	defer holder.Close()
+	sf, err := agentclient.StatSocketFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	da := c.count("a")
+	// b's dials wait behind the holder, poll after poll; a goes on.
+	db := c.count("b")
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		return c.count("b") >= db+2 && listenerQueue(t, sf) > 0, fmt.Sprintf("b: %d dials, want two more waiting behind the holder", c.count("b")-db)
+	})
+	pollTwice(t, f, "a")
+	if n := c.count("a") - da; n != 0 {
+		t.Errorf("a dialled %d times while b's dials waited: a's kept channel was let go for our own dial", n)
+	}
+}
+
+// A socket path whose listener the kernel's dump does not show (here a
+// socket bound but not listening, standing in for a listener in another
+// network namespace; the dialer reaches the agent elsewhere) cannot be
+// watched: the session goes back to letting go after each poll, rather
+// than keeping a channel it could not give up on demand.
+func TestKeepYieldListenerNotSeen(t *testing.T) {
+	real := simSockets(t, 1).Sockets()[0]
+	unseen := filepath.Join(filepath.Dir(real), "unseen.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: unseen}); err != nil {
+		t.Fatal(err)
+	}
+	c := newDialCounter()
+	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Second, Timeout: 2 * time.Second, Readonly: true,
+		Dialers: map[string]fleet.Dialer{"unix": func(ctx context.Context, tg fleet.Target) (agentclient.Agent, error) {
+			tg.Address = "unix:" + real
+			return c.dial(ctx, tg)
+		}}})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "u", Address: "unix:" + unseen})
+	f.Start(t.Context())
+	// The watcher lets go of each connection whose listener it cannot
+	// find, and after three (yieldMisses) the session stops keeping.
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		return c.count("u") >= 4, fmt.Sprintf("%d dials: the connection kept though its listener cannot be seen", c.count("u"))
+	})
+	d0 := c.count("u")
+	polls(t, f, "u", 3)
+	if n := c.count("u") - d0; n < 2 {
+		t.Errorf("%d dials over three polls (two started after the count) of a socket whose listener cannot be seen, want one each", n)
+	}
+}
