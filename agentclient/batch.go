@@ -29,6 +29,20 @@ type BatchCall struct {
 // hit and every later one, and the next call resyncs as after any timeout.
 // The log hook sees every command, as for Call.
 func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
+	s.batch(ctx, time.Time{}, calls)
+}
+
+// BatchWithin is Batch bounded by d from now as well as by ctx, as Batch
+// under context.WithTimeout(ctx, d) would be, without that context and its
+// timer (a fleet sends thousands of batches a second): the connection's
+// deadline is the earlier of the two, and a command that reaches it fails
+// with ErrTimeout.
+func (s *Stream) BatchWithin(ctx context.Context, d time.Duration, calls []BatchCall) {
+	s.batch(ctx, time.Now().Add(d), calls)
+}
+
+// batch is Batch bounded by ctx and by (zero: no bound of its own).
+func (s *Stream) batch(ctx context.Context, by time.Time, calls []BatchCall) {
 	start := time.Now()
 	failFrom := func(from int, err error) {
 		for i := from; i < len(calls); i++ {
@@ -47,7 +61,7 @@ func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
 		failFrom(0, ctxError(ctx))
 		return
 	}
-	if err := s.acquire(ctx); err != nil {
+	if err := s.acquireBy(ctx, by); err != nil {
 		failFrom(0, err)
 		return
 	}
@@ -60,9 +74,9 @@ func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
 	}
 	if s.needSync {
 		// Sync first: only then is it known whether the agent echoes ids.
-		disarm := s.arm(ctx)
+		armed := s.arm(ctx, by)
 		err := s.syncLocked(ctx)
-		disarm()
+		armed.disarm()
 		if err != nil {
 			failFrom(0, fmt.Errorf("resync: %w", err))
 			return
@@ -73,6 +87,14 @@ func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
 		pipeline = pipeline && SuccessResponse(c.Name)
 	}
 	if !pipeline {
+		if !by.IsZero() {
+			// One call at a time, each arming the stream by its
+			// context: the rare case (agents that echo no ids) gets
+			// the context.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, by)
+			defer cancel()
+		}
 		for i := range calls {
 			c := &calls[i]
 			t0 := time.Now()
@@ -87,12 +109,12 @@ func (s *Stream) Batch(ctx context.Context, calls []BatchCall) {
 		}
 		return
 	}
-	s.pipelined(ctx, calls, start, failFrom)
+	s.pipelined(ctx, by, calls, start, failFrom)
 }
 
 // pipelined sends calls in one write and reads their replies in order.
 // Holds sem; the stream is in sync and its agent echoes ids.
-func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Time, failFrom func(int, error)) {
+func (s *Stream) pipelined(ctx context.Context, by time.Time, calls []BatchCall, start time.Time, failFrom func(int, error)) {
 	type span struct {
 		req, id [2]int
 		limit   int
@@ -115,8 +137,8 @@ func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Ti
 		spans = append(spans, span{req: [2]int{r0, len(b)}, id: [2]int{i0, i1}, limit: limit})
 	}
 	s.keepReqBuf(b)
-	disarm := s.arm(ctx)
-	defer disarm()
+	armed := s.arm(ctx, by)
+	defer armed.disarm()
 	t0 := time.Now()
 	if err := s.write(ctx, b); err != nil {
 		failFrom(0, err)
@@ -154,6 +176,22 @@ func (s *Stream) pipelined(ctx context.Context, calls []BatchCall, start time.Ti
 		}
 		c.Err = s.finish(&rec, c.Name, err, start)
 	}
+}
+
+// acquireBy is acquire bounded by by as well (zero: no bound of its own);
+// the context for it is made only when the stream is busy.
+func (s *Stream) acquireBy(ctx context.Context, by time.Time) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	if !by.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, by)
+		defer cancel()
+	}
+	return s.acquire(ctx)
 }
 
 // finish wraps a command's error and hands its record to the log hook.

@@ -65,35 +65,56 @@ func TestBatch(t *testing.T) {
 }
 
 // A batch that times out part-way fails the rest; the late replies never
-// reach a later call.
+// reach a later call. The bound is its context's deadline, or BatchWithin's
+// own duration under a context without one (for an agent that echoes no
+// ids too, whose batch goes one command at a time).
 func TestBatchTimeout(t *testing.T) {
-	addr := serveAgent(t, true, func(c *agentConn, req *wireRequest) bool {
-		switch req.Execute {
-		case "guest-get-vcpus":
-			time.Sleep(300 * time.Millisecond)
-			c.reply(req, `[{"logical-id":0,"online":true}]`)
-		case "guest-get-host-name":
-			c.reply(req, `{"host-name":"right"}`)
-		default:
-			c.reply(req, "{}")
-		}
-		return true
-	})
-	c := dialT(t, addr)
-	st := c.Transport().(*agentclient.Stream)
-	calls := []agentclient.BatchCall{{Name: "guest-ping"}, {Name: "guest-get-vcpus"}, {Name: "guest-get-host-name"}}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	start := time.Now()
-	st.Batch(ctx, calls)
-	cancel()
-	within(t, start, 100*time.Millisecond)
-	if calls[0].Err != nil || !agentclient.IsTimeout(calls[1].Err) || !agentclient.IsTimeout(calls[2].Err) {
-		t.Fatalf("errors %v / %v / %v, want ok, timeout, timeout", calls[0].Err, calls[1].Err, calls[2].Err)
-	}
-	for i := range 3 {
-		h, err := c.Hostname(ctxFor(t, 5*time.Second))
-		if err != nil || h != "right" {
-			t.Fatalf("call %d after the timed-out batch = %q, %v", i, h, err)
-		}
+	const bound = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		echo bool
+		run  func(st *agentclient.Stream, calls []agentclient.BatchCall)
+	}{
+		{"context", true, func(st *agentclient.Stream, calls []agentclient.BatchCall) {
+			ctx, cancel := context.WithTimeout(context.Background(), bound)
+			defer cancel()
+			st.Batch(ctx, calls)
+		}},
+		{"within", true, func(st *agentclient.Stream, calls []agentclient.BatchCall) {
+			st.BatchWithin(context.Background(), bound, calls)
+		}},
+		{"within/no-echo", false, func(st *agentclient.Stream, calls []agentclient.BatchCall) {
+			st.BatchWithin(context.Background(), bound, calls)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := serveAgent(t, tc.echo, func(c *agentConn, req *wireRequest) bool {
+				switch req.Execute {
+				case "guest-get-vcpus":
+					time.Sleep(3 * bound)
+					c.reply(req, `[{"logical-id":0,"online":true}]`)
+				case "guest-get-host-name":
+					c.reply(req, `{"host-name":"right"}`)
+				default:
+					c.reply(req, "{}")
+				}
+				return true
+			})
+			c := dialT(t, addr)
+			st := c.Transport().(*agentclient.Stream)
+			calls := []agentclient.BatchCall{{Name: "guest-ping"}, {Name: "guest-get-vcpus"}, {Name: "guest-get-host-name"}}
+			start := time.Now()
+			tc.run(st, calls)
+			within(t, start, bound)
+			if calls[0].Err != nil || !agentclient.IsTimeout(calls[1].Err) || !agentclient.IsTimeout(calls[2].Err) {
+				t.Fatalf("errors %v / %v / %v, want ok, timeout, timeout", calls[0].Err, calls[1].Err, calls[2].Err)
+			}
+			for i := range 3 {
+				h, err := c.Hostname(ctxFor(t, 5*time.Second))
+				if err != nil || h != "right" {
+					t.Fatalf("call %d after the timed-out batch = %q, %v", i, h, err)
+				}
+			}
+		})
 	}
 }

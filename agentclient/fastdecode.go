@@ -26,6 +26,13 @@ func decodeReturn(ret []byte, out any) error {
 			*o = v
 			return nil
 		}
+	case *InterfaceList:
+		if v, ok := decodeInterfacesSince(ret, o.Prev); ok {
+			o.List = v
+			return nil
+		}
+		o.List = nil
+		return decodeLenient(ret, &o.List)
 	case *[]VCPU:
 		if v, ok := decodeVCPUs(ret); ok {
 			*o = v
@@ -66,6 +73,20 @@ func decodeReturn(ret []byte, out any) error {
 			*o = v
 			return nil
 		}
+	case *Scratch[CPUStats]: // stats.go
+		if v, ok := decodeCPUStatsInto(ret, o); ok {
+			o.List = v
+			return nil
+		}
+		o.List = nil // the reference's value, in fresh storage
+		return decodeLenient(ret, &o.List)
+	case *Scratch[DiskStatsInfo]:
+		if v, ok := decodeDiskStatsInto(ret, o); ok {
+			o.List = v
+			return nil
+		}
+		o.List = nil
+		return decodeLenient(ret, &o.List)
 	case *[]Filesystem:
 		if v, ok := decodeFilesystems(ret); ok { // fastdecode_slow.go
 			*o = v
@@ -191,6 +212,16 @@ func (l *lexer) str() (string, bool) {
 	return string(s), ok
 }
 
+// strAs is str giving back was, not a copy, when the string is the same:
+// a poll's reply mostly repeats the names of the last one's.
+func (l *lexer) strAs(was string) (string, bool) {
+	s, ok := l.raw()
+	if ok && string(s) == was {
+		return was, true
+	}
+	return string(s), ok
+}
+
 // commandName is str for a command name: one the command table knows is
 // the table's own string, not a copy. Every guest lists some 45 of them in
 // guest-info, and a fleet keeps every guest's list.
@@ -297,7 +328,10 @@ func (l *lexer) members(fn func(key []byte) bool) bool {
 	if l.consume('}') {
 		return true
 	}
-	var seenBuf [8][]byte
+	// Room for every member of the largest object decoded here (DiskSmart's
+	// 26) on the stack: past it, the list grew on the heap for every CPU of
+	// guest-get-cpustats (12 members) and disk of guest-get-diskstats (17).
+	var seenBuf [32][]byte
 	seen := seenBuf[:0]
 	for {
 		key, ok := l.raw()
@@ -339,34 +373,79 @@ func (l *lexer) elements(fn func() bool) bool {
 	}
 }
 
-func decodeInterfaces(b []byte) ([]Interface, bool) {
-	return decodeObjects(b, 4, func(l *lexer, it *Interface, key []byte) (ok bool) {
-		switch string(key) {
-		case "name":
-			it.Name, ok = l.str()
-		case "hardware-address":
-			it.HardwareAddress, ok = l.str()
-		case "ip-addresses":
-			it.IPAddresses, ok = l.ipAddresses()
-		case "statistics":
-			it.Statistics, ok = l.interfaceStats()
-		default:
-			ok = l.other()
-		}
-		return ok
-	})
+func decodeInterfaces(b []byte) ([]Interface, bool) { return decodeInterfacesSince(b, nil) }
+
+// InterfaceList is an Out (Stream.Batch) for guest-network-get-interfaces
+// that decodes the reply into List, a fresh list as *[]Interface gets, but
+// shares with Prev (the list read last time, left as it is) the strings the
+// reply repeats: names, hardware and IP addresses. A poll's list mostly
+// repeats the last one's; the strings are immutable, so a snapshot holding
+// Prev can hold List beside it.
+type InterfaceList struct {
+	Prev []Interface
+	List []Interface
 }
 
-func (l *lexer) ipAddresses() ([]IPAddress, bool) {
-	out := make([]IPAddress, 0, 2)
+// decodeInterfacesSince decodes the list, taking repeated strings from
+// prev's element at the same place.
+func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
+	l := &lexer{b: b}
+	out := make([]Interface, 0, max(len(prev), 4))
+	// Every interface's addresses and statistics are carved from one
+	// array each rather than allocated one by one, sized as the last list.
+	nips := 0
+	for _, it := range prev {
+		nips += len(it.IPAddresses)
+	}
+	ips := make([]IPAddress, 0, max(nips, 4))
+	nstats := max(len(prev), 2)
+	var stats chunk[InterfaceStats]
 	ok := l.elements(func() bool {
-		var a IPAddress
+		var it, was Interface
+		if len(out) < len(prev) {
+			was = prev[len(out)]
+		}
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "name":
+				it.Name, ok = l.strAs(was.Name)
+			case "hardware-address":
+				it.HardwareAddress, ok = l.strAs(was.HardwareAddress)
+			case "ip-addresses":
+				start := len(ips)
+				ips, ok = l.ipAddresses(ips, was.IPAddresses)
+				it.IPAddresses = ips[start:len(ips):len(ips)] // appending to it copies
+			case "statistics":
+				it.Statistics, ok = l.interfaceStats(stats.next(nstats))
+			default:
+				ok = l.other()
+			}
+			return ok
+		})
+		out = append(out, it)
+		return ok
+	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
+
+// ipAddresses appends an interface's addresses to out, taking repeated
+// strings from prev's at the same place.
+func (l *lexer) ipAddresses(out, prev []IPAddress) ([]IPAddress, bool) {
+	start := len(out)
+	ok := l.elements(func() bool {
+		var a, was IPAddress
+		if i := len(out) - start; i < len(prev) {
+			was = prev[i]
+		}
 		ok := l.members(func(key []byte) (ok bool) {
 			switch string(key) {
 			case "ip-address":
-				a.Address, ok = l.str()
+				a.Address, ok = l.strAs(was.Address)
 			case "ip-address-type":
-				a.Type, ok = l.str()
+				a.Type, ok = l.strAs(was.Type)
 			case "prefix":
 				a.Prefix, ok = l.int()
 			default:
@@ -380,8 +459,22 @@ func (l *lexer) ipAddresses() ([]IPAddress, bool) {
 	return out, ok
 }
 
-func (l *lexer) interfaceStats() (*InterfaceStats, bool) {
-	st := new(InterfaceStats)
+// chunk hands out pointers to distinct elements of arrays allocated n at a
+// time: one allocation for the statistics of several interfaces, or the
+// flags of several vCPUs. An element lives as long as any in its array.
+type chunk[T any] struct{ free []T }
+
+// next is a pointer to a zero T.
+func (c *chunk[T]) next(n int) *T {
+	if len(c.free) == 0 {
+		c.free = make([]T, n)
+	}
+	p := &c.free[0]
+	c.free = c.free[1:]
+	return p
+}
+
+func (l *lexer) interfaceStats(st *InterfaceStats) (*InterfaceStats, bool) {
 	ok := l.members(func(key []byte) (ok bool) {
 		var p *uint64
 		switch string(key) {
@@ -411,6 +504,7 @@ func (l *lexer) interfaceStats() (*InterfaceStats, bool) {
 }
 
 func decodeVCPUs(b []byte) ([]VCPU, bool) {
+	var flags chunk[bool]
 	return decodeObjects(b, 4, func(l *lexer, v *VCPU, key []byte) (ok bool) {
 		switch string(key) {
 		case "logical-id":
@@ -418,9 +512,9 @@ func decodeVCPUs(b []byte) ([]VCPU, bool) {
 		case "online":
 			v.Online, ok = l.bool()
 		case "can-offline":
-			var c bool
-			c, ok = l.bool()
-			v.CanOffline = &c
+			c := flags.next(8)
+			*c, ok = l.bool()
+			v.CanOffline = c
 		default:
 			ok = l.other()
 		}

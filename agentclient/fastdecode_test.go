@@ -2,6 +2,8 @@ package agentclient
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -70,6 +72,39 @@ func FuzzDecodeInterfaces(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkDecoder(t, b, decodeInterfaces) })
+}
+
+// FuzzDecodeInterfacesSince decodes a list as the fleet does, sharing
+// strings with the list before (InterfaceList): whatever that was, the
+// result is the reference's, it fails exactly when the reference fails, and
+// the list before is left as it was.
+func FuzzDecodeInterfacesSince(f *testing.F) {
+	lo := `{"name": "lo", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8}, {"ip-address-type": "ipv6", "ip-address": "::1", "prefix": 128}], "statistics": {"tx-packets": 29, "rx-bytes": 3193}, "hardware-address": "00:00:00:00:00:00"}`
+	eth := `{"name": "eth0", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "192.0.2.10", "prefix": 24}], "statistics": {"rx-bytes": 1}, "hardware-address": "52:54:00:12:34:56"}`
+	for _, p := range [][2]string{
+		{"[" + lo + "," + eth + "]", "[" + lo + "," + eth + "]"}, {"[" + lo + "," + eth + "]", "[" + eth + "," + lo + "]"},
+		{"[" + lo + "]", "[" + lo + "," + eth + "]"}, {"[" + lo + "," + eth + "]", "[" + lo + "]"}, {`[]`, "[" + lo + "]"},
+		{"[" + lo + "]", `[]`}, {"[" + lo + "]", `null`}, {`null`, "[" + eth + "]"}, {"[" + lo + "]", `[{"name": "l\u006f"}]`},
+		{"[" + eth + "]", `[{"name": "eth0", "ip-addresses": [{"ip-address": "192.0.2.10", "ip-address": "x"}]}]`},
+		{"[" + eth + "]", `[{"name": "eth0", "hardware-address": "ÿ"}]`}, {`[{"name": "ÿ"}]`, `[{"name": "ÿ"}]`},
+	} {
+		f.Add([]byte(p[0]), []byte(p[1]))
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var prev []Interface
+		_ = decodeReturn(a, &prev)
+		before, _ := json.Marshal(prev)
+		var ref []Interface
+		rerr := decodeLenient(b, &ref)
+		out := InterfaceList{Prev: prev}
+		gerr := decodeReturn(b, &out)
+		if (gerr == nil) != (rerr == nil) || rerr == nil && !reflect.DeepEqual(out.List, ref) {
+			t.Fatalf("%q after %q: %+v, %v; reference %+v, %v", b, a, out.List, gerr, ref, rerr)
+		}
+		if after, _ := json.Marshal(prev); string(after) != string(before) {
+			t.Fatalf("%q after %q: the list before changed from %s to %s", b, a, before, after)
+		}
+	})
 }
 
 func FuzzDecodeVCPUsAndTime(f *testing.F) {
@@ -260,6 +295,48 @@ func BenchmarkDecodeSlowReplies(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := json.Unmarshal(r.reply, r.out()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodePollReplies decodes the replies of a steady-state poll as
+// the simulator sends them (testdata/pollreplies): the live items and a
+// metrics sample, every few seconds from every guest of a fleet.
+func BenchmarkDecodePollReplies(b *testing.B) {
+	var (
+		cpuBuf  Scratch[CPUStats]
+		diskBuf Scratch[DiskStatsInfo]
+		ifaces  []Interface // the list before, as the fleet shows it
+	)
+	if raw, err := os.ReadFile(filepath.Join("testdata", "pollreplies", "guest-network-get-interfaces.json")); err != nil || decodeReturn(raw, &ifaces) != nil {
+		b.Fatal("the interfaces reply does not decode")
+	}
+	for _, r := range []struct {
+		cmd string
+		out func() any
+	}{
+		{"guest-get-time", func() any { return new(int64) }},
+		{"guest-network-get-interfaces", func() any { return new([]Interface) }},
+		{"guest-get-vcpus", func() any { return new([]VCPU) }},
+		{"guest-get-cpustats", func() any { return new([]CPUStats) }},
+		{"guest-get-diskstats", func() any { return new([]DiskStatsInfo) }},
+		// As a fleet decodes them, into storage kept between samples.
+		{"guest-network-get-interfaces/since", func() any { return &InterfaceList{Prev: ifaces} }},
+		{"guest-get-cpustats/scratch", func() any { return &cpuBuf }},
+		{"guest-get-diskstats/scratch", func() any { return &diskBuf }},
+	} {
+		file, _, _ := strings.Cut(r.cmd, "/")
+		reply, err := os.ReadFile(filepath.Join("testdata", "pollreplies", file+".json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(r.cmd, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := decodeReturn(reply, r.out()); err != nil {
 					b.Fatal(err)
 				}
 			}

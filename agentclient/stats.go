@@ -259,17 +259,61 @@ func (c *Client) MemoryBlockInfo(ctx context.Context) (*MemoryBlockInfo, error) 
 // reflection (a fleet asks them of every guest every few seconds); on
 // anything but plain, well-typed JSON they report false and decodeReturn
 // falls back to decodeLenient, the reference they are checked against.
-func decodeCPUStats(b []byte) ([]CPUStats, bool) {
+func decodeCPUStats(b []byte) ([]CPUStats, bool) { return decodeCPUStatsInto(b, nil) }
+
+func decodeDiskStats(b []byte) ([]DiskStatsInfo, bool) { return decodeDiskStatsInto(b, nil) }
+
+// Scratch is an Out (Stream.Batch) for a metrics reply that is used at once
+// and dropped, as a fleet sums guest-get-cpustats and guest-get-diskstats
+// into its counters: the list is decoded into List's own storage, a name
+// the reply repeats from the last decode is kept rather than copied, and
+// the counters the pointers point to live in storage kept here. So a poll's
+// sample allocates nothing once the list has its size; in exchange every
+// decode overwrites the last one's List and everything its pointers point
+// to: keep nothing of it. The values are exactly what a fresh decode gives.
+// *Scratch[CPUStats] and *Scratch[DiskStatsInfo] are understood.
+type Scratch[T any] struct {
+	List []T
+	vals [][]uint64 // counters of List[i]
+}
+
+// counters is element i's storage for n counters.
+func (sc *Scratch[T]) counters(i, n int) []uint64 {
+	for len(sc.vals) <= i {
+		sc.vals = append(sc.vals, make([]uint64, n))
+	}
+	return sc.vals[i]
+}
+
+// scratchList is where a decode into sc (nil: a fresh list of room n)
+// appends, and the last decode's elements.
+func scratchList[T any](sc *Scratch[T], n int) (out, was []T) {
+	if sc == nil || sc.List == nil {
+		return make([]T, 0, n), nil
+	}
+	return sc.List[:0], sc.List
+}
+
+func decodeCPUStatsInto(b []byte, sc *Scratch[CPUStats]) ([]CPUStats, bool) {
 	l := &lexer{b: b}
-	out := make([]CPUStats, 0, 8)
+	out, was := scratchList(sc, 8)
 	ok := l.elements(func() bool {
 		var c CPUStats
-		opt := new([6]uint64) // one allocation for the optional counters
+		var opt []uint64 // the optional counters
+		if sc != nil {
+			opt = sc.counters(len(out), 6)
+		} else {
+			opt = new([6]uint64)[:] // one allocation for them
+		}
+		var wasType string
+		if len(out) < len(was) {
+			wasType = was[len(out)].Type
+		}
 		ok := l.members(func(key []byte) (ok bool) {
 			var p *uint64
 			switch string(key) {
 			case "type":
-				c.Type, ok = l.str()
+				c.Type, ok = l.strAs(wasType)
 				return ok
 			case "cpu":
 				c.CPU, ok = l.int()
@@ -309,48 +353,101 @@ func decodeCPUStats(b []byte) ([]CPUStats, bool) {
 	return out, true
 }
 
-func decodeDiskStats(b []byte) ([]DiskStatsInfo, bool) {
-	return decodeObjects(b, 8, func(l *lexer, d *DiskStatsInfo, key []byte) (ok bool) {
-		switch string(key) {
-		case "name":
-			d.Name, ok = l.str()
-		case "major":
-			d.Major, ok = l.uint64()
-		case "minor":
-			d.Minor, ok = l.uint64()
-		case "stats":
-			d.Stats, ok = l.diskStats()
-		default:
-			ok = l.other()
+func decodeDiskStatsInto(b []byte, sc *Scratch[DiskStatsInfo]) ([]DiskStatsInfo, bool) {
+	l := &lexer{b: b}
+	out, was := scratchList(sc, 8)
+	ok := l.elements(func() bool {
+		var d DiskStatsInfo
+		var wasName string
+		if len(out) < len(was) {
+			wasName = was[len(out)].Name
 		}
+		ok := l.members(func(key []byte) (ok bool) {
+			switch string(key) {
+			case "name":
+				d.Name, ok = l.strAs(wasName)
+			case "major":
+				d.Major, ok = l.uint64()
+			case "minor":
+				d.Minor, ok = l.uint64()
+			case "stats":
+				var vals []uint64
+				if sc != nil {
+					vals = sc.counters(len(out), 17)
+				}
+				d.Stats, ok = l.diskStats(vals)
+			default:
+				ok = l.other()
+			}
+			return ok
+		})
+		out = append(out, d)
 		return ok
 	})
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
 }
 
-// diskStats decodes GuestDiskStats with one allocation for its counters.
-func (l *lexer) diskStats() (DiskStats, bool) {
+// diskStats decodes GuestDiskStats with its counters in vals (17 of them),
+// or in one allocation when vals is nil.
+func (l *lexer) diskStats(vals []uint64) (DiskStats, bool) {
 	var s DiskStats
-	vals := new([17]uint64)
-	fields := [17]struct {
-		name string
-		p    **uint64
-	}{
-		{"read-sectors", &s.ReadSectors}, {"read-ios", &s.ReadIOs}, {"read-merges", &s.ReadMerges},
-		{"write-sectors", &s.WriteSectors}, {"write-ios", &s.WriteIOs}, {"write-merges", &s.WriteMerges},
-		{"discard-sectors", &s.DiscardSectors}, {"discard-ios", &s.DiscardIOs}, {"discard-merges", &s.DiscardMerges},
-		{"flush-ios", &s.FlushIOs}, {"read-ticks", &s.ReadTicks}, {"write-ticks", &s.WriteTicks},
-		{"discard-ticks", &s.DiscardTicks}, {"flush-ticks", &s.FlushTicks}, {"ios-pgr", &s.IOsPgr},
-		{"total-ticks", &s.TotalTicks}, {"weight-ticks", &s.WeightTicks},
+	if vals == nil {
+		vals = new([17]uint64)[:]
 	}
 	ok := l.members(func(key []byte) (ok bool) {
-		for i, f := range fields {
-			if string(key) == f.name {
-				vals[i], ok = l.uint64()
-				*f.p = &vals[i]
-				return ok
-			}
+		i, p := diskStatField(&s, key)
+		if p == nil {
+			return l.other()
 		}
-		return l.other()
+		vals[i], ok = l.uint64()
+		*p = &vals[i]
+		return ok
 	})
 	return s, ok
+}
+
+// diskStatField is the member key of s, and its index in GuestDiskStats'
+// order; nil for a key it does not have. A switch: a list searched in
+// order cost some 150 comparisons per device.
+func diskStatField(s *DiskStats, key []byte) (int, **uint64) {
+	switch string(key) {
+	case "read-sectors":
+		return 0, &s.ReadSectors
+	case "read-ios":
+		return 1, &s.ReadIOs
+	case "read-merges":
+		return 2, &s.ReadMerges
+	case "write-sectors":
+		return 3, &s.WriteSectors
+	case "write-ios":
+		return 4, &s.WriteIOs
+	case "write-merges":
+		return 5, &s.WriteMerges
+	case "discard-sectors":
+		return 6, &s.DiscardSectors
+	case "discard-ios":
+		return 7, &s.DiscardIOs
+	case "discard-merges":
+		return 8, &s.DiscardMerges
+	case "flush-ios":
+		return 9, &s.FlushIOs
+	case "read-ticks":
+		return 10, &s.ReadTicks
+	case "write-ticks":
+		return 11, &s.WriteTicks
+	case "discard-ticks":
+		return 12, &s.DiscardTicks
+	case "flush-ticks":
+		return 13, &s.FlushTicks
+	case "ios-pgr":
+		return 14, &s.IOsPgr
+	case "total-ticks":
+		return 15, &s.TotalTicks
+	case "weight-ticks":
+		return 16, &s.WeightTicks
+	}
+	return 0, nil
 }

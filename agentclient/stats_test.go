@@ -1,6 +1,9 @@
 package agentclient
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func FuzzDecodeStats(f *testing.F) {
 	for _, s := range []string{
@@ -18,4 +21,42 @@ func FuzzDecodeStats(f *testing.F) {
 		checkDecoder(t, b, decodeCPUStats)
 		checkDecoder(t, b, decodeDiskStats)
 	})
+}
+
+// FuzzDecodeStatsScratch decodes two replies in a row into one Scratch, as
+// a fleet's metrics polls do: whatever the first left in its storage, the
+// second gives the reference's value, and fails exactly when it fails.
+func FuzzDecodeStatsScratch(f *testing.F) {
+	cpu := `[{"cpu": 0, "guestnice": 0, "idle": 4625610, "steal": 9070, "iowait": 48890, "system": 2269380, "guest": 0, "nice": 38440, "irq": 0, "type": "linux", "user": 4284350, "softirq": 1890}, {"cpu": 1, "idle": 5, "type": "linux", "user": 7}]`
+	disk := `[{"name": "vda", "stats": {"write-ios": 225267, "read-sectors": 1278785386, "read-ios": 2448106, "write-sectors": 41102856}, "minor": 0, "major": 254}, {"name": "vda1", "stats": {"read-ios": 5}}]`
+	for _, p := range [][2]string{
+		{cpu, cpu}, {disk, disk}, {cpu, `[{"cpu": 0, "idle": 1, "type": "linux"}]`}, {cpu, `[]`}, {`[]`, cpu}, {`null`, cpu}, {cpu, `null`},
+		{disk, `[{"name": "vda", "stats": {"read-ios": 1}}, {"name": "vda1", "stats": {}}, {"name": "vdb", "stats": {"flush-ios": 2}}]`},
+		{disk, `[{"name": "vda", "stats": {"read-ios": 1, "read-ios": 2}}]`}, {cpu, `[{"cpu": 0, "iowait": null, "type": "linux"}]`},
+		{`[{"cpu": 1, "type": "linux", "steal": 3}] x`, cpu}, {disk, `[{"name": "vd\u0061"}]`}, {cpu, `[{"cpu": 0, "type": "linu\u0078"}]`},
+	} {
+		f.Add([]byte(p[0]), []byte(p[1]))
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		checkScratch[CPUStats](t, a, b)
+		checkScratch[DiskStatsInfo](t, a, b)
+	})
+}
+
+func checkScratch[T any](t *testing.T, a, b []byte) {
+	t.Helper()
+	var sc Scratch[T]
+	_ = decodeReturn(a, &sc)
+	var ref []T
+	rerr := decodeLenient(b, &ref)
+	gerr := decodeReturn(b, &sc)
+	if (gerr == nil) != (rerr == nil) || rerr == nil && !reflect.DeepEqual(sc.List, ref) {
+		t.Fatalf("%q after %q: scratch %+v, %v; reference %+v, %v", b, a, sc.List, gerr, ref, rerr)
+	}
+	// And once more: the storage now holds b's own values.
+	if rerr == nil {
+		if err := decodeReturn(b, &sc); err != nil || !reflect.DeepEqual(sc.List, ref) {
+			t.Fatalf("%q twice: scratch %+v, %v; reference %+v", b, sc.List, err, ref)
+		}
+	}
 }

@@ -175,9 +175,9 @@ func DialStream(ctx context.Context, addr string, opts ...Option) (*Stream, erro
 		return nil, &OpError{Addr: name, Err: err}
 	}
 	s := newStream(name, conn, opts...)
-	disarm := s.arm(ctx)
+	armed := s.arm(ctx, time.Time{})
 	err = s.syncLocked(ctx)
-	disarm()
+	armed.disarm()
 	s.releaseBuffers()
 	if err != nil {
 		// Asked before Close: a queued connection that closes is gone.
@@ -284,6 +284,7 @@ type Stream struct {
 	// yet taken; rbuf comes from a pool and goes back once it is drained, so
 	// an idle stream holds no buffer.
 	rbuf       []byte
+	rbufp      *[]byte // what rbuf came in from the pool: it goes back in the same box
 	rpos, rend int
 	line       []byte // a line that spans reads; never grown past lim
 	charged    int64  // bytes of line's capacity charged to opts.budget
@@ -407,8 +408,8 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	}
 	limit = callReplyLimit(ctx, limit)
 	rec.Request = req[:len(req)-1]
-	disarm := s.arm(ctx)
-	defer disarm()
+	armed := s.arm(ctx, time.Time{})
+	defer armed.disarm()
 	if s.needSync {
 		if err := s.syncLocked(ctx); err != nil {
 			return nil, fmt.Errorf("resync: %w", err)
@@ -532,10 +533,14 @@ func ctxError(ctx context.Context) error {
 }
 
 // arm bounds the connection's reads and writes by ctx for one call: its
-// deadline becomes the connection's, and a cancellation moves that into the
-// past. The returned func disarms. Holds sem.
-func (s *Stream) arm(ctx context.Context) (disarm func()) {
-	dl, _ := ctx.Deadline()
+// deadline (or by, when that is earlier; zero: none) becomes the
+// connection's, and a cancellation moves that into the past. The returned
+// value disarms. Holds sem.
+func (s *Stream) arm(ctx context.Context, by time.Time) armed {
+	dl, ok := ctx.Deadline()
+	if !by.IsZero() && (!ok || by.Before(dl)) {
+		dl = by
+	}
 	s.dlMu.Lock()
 	s.armGen++
 	gen := s.armGen
@@ -550,12 +555,22 @@ func (s *Stream) arm(ctx context.Context) (disarm func()) {
 		}
 		s.dlMu.Unlock()
 	})
-	return func() {
-		stop()
-		s.dlMu.Lock()
-		s.armGen++
-		s.dlMu.Unlock()
-	}
+	return armed{s, stop}
+}
+
+// armed is one arm's watch on its context (a value, not a closure: one
+// allocation less for every call and batch).
+type armed struct {
+	s    *Stream
+	stop func() bool
+}
+
+// disarm ends the watch: a cancellation after it moves no deadline.
+func (a armed) disarm() {
+	a.stop()
+	a.s.dlMu.Lock()
+	a.s.armGen++
+	a.s.dlMu.Unlock()
 }
 
 // setDeadline moves the read and write deadline, unless the call was
@@ -622,9 +637,9 @@ func (s *Stream) fill(ctx context.Context) error {
 		// with another WithReadBuffer) would take whole replies the budget
 		// is meant to charge for, as bytes beyond the read buffer's size.
 		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) == s.opts.readBuf {
-			s.rbuf = (*b)[:cap(*b)]
+			s.rbuf, s.rbufp = (*b)[:cap(*b)], b
 		} else {
-			s.rbuf = make([]byte, s.opts.readBuf)
+			s.rbuf, s.rbufp = make([]byte, s.opts.readBuf), nil
 		}
 	}
 	n, err := s.conn.Read(s.rbuf)
@@ -790,9 +805,15 @@ func (s *Stream) dropLine() {
 // resync). Holds sem.
 func (s *Stream) releaseBuffers() {
 	if s.rbuf != nil && s.rpos == s.rend {
-		b := s.rbuf[:0]
-		readBufs.Put(&b)
-		s.rbuf, s.rpos, s.rend = nil, 0, 0
+		// Back in the box it came in, if any: a new one per call was an
+		// allocation per poll.
+		b := s.rbufp
+		if b == nil {
+			b = new([]byte)
+		}
+		*b = s.rbuf[:0]
+		readBufs.Put(b)
+		s.rbuf, s.rbufp, s.rpos, s.rend = nil, nil, 0, 0
 	}
 	if len(s.line) > 0 {
 		s.skipFrom(int64(len(s.line)))

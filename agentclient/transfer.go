@@ -44,7 +44,7 @@ type pipe struct {
 	ctx     context.Context
 	name    string
 	timeout time.Duration
-	disarm  func()
+	armed   armed
 	held    bool
 	// maxDepth is the caller's choice, at most pipeDepth.
 	maxDepth int
@@ -86,7 +86,7 @@ func (p *pipe) acquire() error {
 		return err
 	}
 	p.held = true
-	p.disarm = s.arm(p.ctx)
+	p.armed = s.arm(p.ctx, time.Time{})
 	if err := s.deadErr(); err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (p *pipe) release() {
 	if !p.held {
 		return
 	}
-	p.disarm()
+	p.armed.disarm()
 	p.s.releaseBuffers()
 	p.held = false
 	<-p.s.sem
@@ -267,8 +267,8 @@ func (p *pipe) call(name string, args, out any) error {
 	start := time.Now()
 	_, err := s.call(ctx, name, args, out, &rec)
 	// s.call armed ctx for itself: arm it again for the pipe.
-	p.disarm()
-	p.disarm = s.arm(p.ctx)
+	p.armed.disarm()
+	p.armed = s.arm(p.ctx, time.Time{})
 	if err != nil {
 		err = &OpError{Addr: s.addr, Command: name, Err: err}
 	}

@@ -69,10 +69,10 @@ func (c *callAgent) FileStream() (*agentclient.Stream, time.Duration) {
 // together): the call timeout times per, at least one, under ctx's own
 // deadline; logged like single calls.
 func (c *callAgent) batch(ctx context.Context, st *agentclient.Stream, calls []agentclient.BatchCall, per int) {
-	ctx, cancel := context.WithTimeout(ctx, c.s.f.opts.Timeout*time.Duration(max(per, 1)))
-	defer cancel()
 	t0 := time.Now()
-	st.Batch(ctx, calls)
+	// BatchWithin, not a context.WithTimeout: a context and a timer less
+	// at every poll.
+	st.BatchWithin(ctx, c.s.f.opts.Timeout*time.Duration(max(per, 1)), calls)
 	if !c.hooked {
 		for _, bc := range calls {
 			c.s.logCall(t0, bc.Name, nil, bc.Out, bc.Err)

@@ -2,10 +2,10 @@ package fleet
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"math/bits"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
@@ -112,8 +112,9 @@ const (
 
 // metricsPoll is one poll's metrics replies (pollResult.metrics).
 type metricsPoll struct {
-	asked   bool      // a metrics sample was asked in this poll
-	at      time.Time // when its calls were sent
+	asked   bool          // a metrics sample was asked in this poll
+	at      time.Time     // when its calls were sent
+	scratch *statsScratch // where the batch decoded cpu and disk; nil if it did not
 	cpu     []agentclient.CPUStats
 	cpuOK   bool
 	disk    []agentclient.DiskStatsInfo
@@ -124,6 +125,40 @@ type metricsPoll struct {
 	disksOK bool
 	routes  []agentclient.Route
 	routeOK bool
+}
+
+// statsScratch is what a batch decodes a sample's cpustats and diskstats
+// into (agentclient.Scratch): their lists are summed into counters within
+// the poll, so the storage is lent from statsScratches for the poll and
+// taken back after, shared by the polls in flight. Kept per session it
+// would be 1-3 KB a guest; allocated per poll, 18 allocations.
+type statsScratch struct {
+	cpu  agentclient.Scratch[agentclient.CPUStats]
+	disk agentclient.Scratch[agentclient.DiskStatsInfo]
+}
+
+// statsScratches recycles statsScratch between polls, like agentclient's
+// read buffers.
+var statsScratches = sync.Pool{New: func() any { return new(statsScratch) }}
+
+func getStatsScratch() *statsScratch { return statsScratches.Get().(*statsScratch) }
+
+// maxPooledItems bounds the lists a pooled statsScratch holds room for:
+// a guest's thousands of CPUs or devices (the reply limit allows them)
+// would otherwise stay in the pool for everyone.
+const maxPooledItems = 256
+
+// release gives the poll's scratch back: its lists are not used after the
+// poll (sampleCounters copied what it needed). Holds sem.
+func (m *metricsPoll) release() {
+	sc := m.scratch
+	if sc == nil {
+		return
+	}
+	m.cpu, m.disk, m.scratch = nil, nil, nil
+	if cap(sc.cpu.List) <= maxPooledItems && cap(sc.disk.List) <= maxPooledItems {
+		statsScratches.Put(sc)
+	}
 }
 
 // metricsState is a session's metrics between polls. prev and load are
@@ -197,8 +232,9 @@ func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.Batc
 		}
 	}
 	if !s.f.opts.NoCounters {
-		add(cmdCPUStats, &m.cpu)
-		add(cmdDiskStats, &m.disk)
+		m.scratch = getStatsScratch() // metricsDone takes the lists from it
+		add(cmdCPUStats, &m.scratch.cpu)
+		add(cmdDiskStats, &m.scratch.disk)
 	}
 	add(cmdLoad, &m.load)
 	if r.slow {
@@ -216,9 +252,9 @@ func (s *session) metricsDone(r *pollResult, calls []agentclient.BatchCall) {
 		ok := c.Err == nil
 		switch c.Name {
 		case cmdCPUStats:
-			m.cpuOK = ok
+			m.cpu, m.cpuOK = m.scratch.cpu.List, ok
 		case cmdDiskStats:
-			m.diskOK = ok
+			m.disk, m.diskOK = m.scratch.disk.List, ok
 		case cmdLoad:
 			m.loadOK = ok && m.load != nil
 		case cmdDisks:
@@ -362,12 +398,22 @@ func loadRate(v float64) Rate {
 }
 
 // metricsNote says why metrics are missing: a command the agent lacks, one
-// it disables, one that failed. "" when every source answered.
+// it disables, one that failed. "" when every source answered. Written
+// into a buffer, and when the words are the last sample's (the usual case:
+// an agent lacks the same commands every time) that note is kept, not a
+// copy made.
 func (s *session) metricsNote(g *Guest, r *pollResult, cur *counters) string {
 	m := &r.metrics
-	var parts []string
+	var buf [256]byte
+	b := buf[:0]
+	part := func() {
+		if len(b) > 0 {
+			b = append(b, "; "...)
+		}
+	}
 	why := func(cmd, what string) {
-		parts = append(parts, s.missingText(g, r, cmd)+": "+what)
+		part()
+		b = append(append(s.appendMissing(b, g, r, cmd), ": "...), what...)
 	}
 	if !m.cpuOK {
 		why(cmdCPUStats, "no CPU rates")
@@ -386,19 +432,23 @@ func (s *session) metricsNote(g *Guest, r *pollResult, cur *counters) string {
 	case !r.ifacesOK:
 		why("guest-network-get-interfaces", "no network rates")
 	case !cur.netOK:
-		parts = append(parts, "the interfaces report no counters: no network rates")
+		part()
+		b = append(b, "the interfaces report no counters: no network rates"...)
 	}
-	return strings.Join(parts, "; ")
+	if string(b) == g.Metrics.Note {
+		return g.Metrics.Note
+	}
+	return string(b)
 }
 
-// missingText says in words why cmd gave nothing this time.
-func (s *session) missingText(g *Guest, r *pollResult, cmd string) string {
+// appendMissing appends in words why cmd gave nothing this time.
+func (s *session) appendMissing(b []byte, g *Guest, r *pollResult, cmd string) []byte {
 	commands := g.Commands
 	if r.info != nil {
 		commands = r.info.SupportedCommands
 	}
 	if err, bad := s.broken[cmd]; bad {
-		return callErrorText(cmd, err)
+		return append(b, callErrorText(cmd, err)...)
 	}
 	listed, enabled := false, false
 	for _, c := range commands {
@@ -413,18 +463,20 @@ func (s *session) missingText(g *Guest, r *pollResult, cmd string) string {
 	}
 	switch {
 	case listed && !enabled:
-		return cmd + " is disabled in the guest"
+		return append(append(b, cmd...), " is disabled in the guest"...)
 	case listed || len(commands) == 0:
 		if s.skip[cmd] {
-			return "the agent refused " + cmd
+			return append(append(b, "the agent refused "...), cmd...)
 		}
-		return cmd + " did not answer"
+		return append(append(b, cmd...), " did not answer"...)
 	case g.OS != nil && g.OS.ID == "mswindows" && c.OS&agentclient.Windows == 0:
-		return "qemu-ga for Windows has no " + cmd
+		return append(append(b, "qemu-ga for Windows has no "...), cmd...)
 	case c.Since != "":
-		return fmt.Sprintf("agent %s lacks %s (qemu-ga %s+)", version, cmd, c.Since)
+		// agent VERSION lacks CMD (qemu-ga SINCE+)
+		b = append(append(append(b, "agent "...), version...), " lacks "...)
+		return append(append(append(append(b, cmd...), " (qemu-ga "...), c.Since...), "+)"...)
 	}
-	return "agent lacks " + cmd
+	return append(append(b, "agent lacks "...), cmd...)
 }
 
 // sampleCounters sums one poll's replies into counters; a list that is not
