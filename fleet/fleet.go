@@ -53,6 +53,9 @@ type Options struct {
 	// disks and routes: for one-shot polls (status without --sample),
 	// where a single sample gives no rate and the counters only cost.
 	NoCounters bool
+	// NoRoutes leaves out guest-get-routes, which only the dashboard
+	// shows (its Routes tab): status, one reply fewer per guest.
+	NoRoutes bool
 
 	// Ledger records every freeze (before it is sent) and suspend, so
 	// that they outlive this process (package ledger); nil keeps no record.

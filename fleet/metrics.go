@@ -239,7 +239,9 @@ func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.Batc
 	add(cmdLoad, &m.load)
 	if r.slow {
 		add(cmdDisks, &m.disks)
-		add(cmdRoutes, &m.routes)
+		if !s.f.opts.NoRoutes {
+			add(cmdRoutes, &m.routes)
+		}
 	}
 	return calls
 }
@@ -317,7 +319,8 @@ func (s *session) gatherMetrics(ctx context.Context, r *pollResult) (cmd string,
 	}
 	for _, st := range steps {
 		counter := st.cmd == cmdCPUStats || st.cmd == cmdDiskStats
-		if (st.slow && !r.slow) || (counter && s.f.opts.NoCounters) || r.frozenSeen || !s.usable(g, r, st.cmd) {
+		if (st.slow && !r.slow) || (counter && s.f.opts.NoCounters) || (st.cmd == cmdRoutes && s.f.opts.NoRoutes) ||
+			r.frozenSeen || !s.usable(g, r, st.cmd) {
 			continue
 		}
 		if _, fatal := s.item(r, st.cmd, st.run()); fatal != nil {

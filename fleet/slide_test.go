@@ -109,3 +109,35 @@ func TestSlowRefreshAfterReconnect(t *testing.T) {
 		t.Errorf("the new agent was asked guest-info %d times, want once", got)
 	}
 }
+
+// TestNoRoutes: status's one-shot poll leaves out the routes it does not
+// show, and still asks the disks it does; the dashboard asks both. (An
+// agent new enough to have guest-network-get-route.)
+func TestNoRoutes(t *testing.T) {
+	for _, noRoutes := range []bool{false, true} {
+		dir := t.TempDir()
+		farm, err := sim.ServeDir(dir, 1, func(i int) sim.Config {
+			cfg := sim.DefaultConfig(fmt.Sprintf("s%02d", i))
+			cfg.AgentVersion = "9.2.0"
+			return cfg
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { farm.Close() })
+		opts := fastOptions()
+		opts.NoRoutes = noRoutes
+		f := fleet.New(opts)
+		t.Cleanup(func() { f.Close() })
+		f.Add(fleet.Target{Name: "s00", Address: "unix:" + farm.Sockets()[0]})
+		f.RefreshOnce(t.Context(), nil)
+		sg := farm.Guests()[0]
+		if got := f.Guest("s00").State; got != fleet.Ready {
+			t.Fatalf("NoRoutes %v: state %v", noRoutes, got)
+		}
+		routes, disks := sg.Calls("guest-network-get-route"), sg.Calls("guest-get-disks")
+		if disks == 0 || (routes == 0) != noRoutes {
+			t.Errorf("NoRoutes %v: guest-network-get-route asked %d times, guest-get-disks %d", noRoutes, routes, disks)
+		}
+	}
+}

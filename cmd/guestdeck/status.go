@@ -98,7 +98,8 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	var sampled *fleet.Fleet // set when the rates are to be shown
 	// One poll gives no rate: without --sample or --watch the counters
 	// are not asked (at 10,000 guests they tripled status's time).
-	tweak := func(o *fleet.Options) { o.NoCounters = true }
+	// Nor are the routes, which only the dashboard shows.
+	tweak := func(o *fleet.Options) { o.NoCounters, o.NoRoutes = true, true }
 	if mode.sample > 0 || mode.watch > 0 {
 		tweak = keepMetrics
 	}
