@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,11 @@ func main() {
 	interval := flag.Duration("interval", 5*time.Second, "with -steady: the poll interval")
 	warmup := flag.Duration("warmup", 10*time.Second, "with -steady: how long to poll before the window")
 	window := flag.Duration("window", 30*time.Second, "with -steady: the measured window")
+	ask := flag.String("ask", "", "the commands to ask, comma-separated, instead of the five (e.g. those status asks)")
 	flag.Parse()
+	if *ask != "" {
+		commands = strings.Split(*ask, ",")
+	}
 	var socks []string
 	for _, d := range flag.Args() {
 		m, _ := filepath.Glob(filepath.Join(d, "*.sock"))
