@@ -1,0 +1,29 @@
+package main
+
+import (
+	"runtime/debug"
+	"testing"
+)
+
+// TestDashboardGC: the dashboard sets its own GOGC, unless the operator set
+// GOGC or GOMEMLIMIT, whose word stands.
+func TestDashboardGC(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	for _, c := range []struct {
+		gogc, memlimit string
+		want           int
+	}{
+		{"", "", dashboardGCPercent},
+		{"100", "", 77},
+		{"", "1GiB", 77},
+	} {
+		t.Setenv("GOGC", c.gogc)
+		t.Setenv("GOMEMLIMIT", c.memlimit)
+		debug.SetGCPercent(77)
+		dashboardGC()
+		if got := debug.SetGCPercent(100); got != c.want {
+			t.Errorf("GOGC=%q GOMEMLIMIT=%q: GC percent %d, want %d", c.gogc, c.memlimit, got, c.want)
+		}
+	}
+}
