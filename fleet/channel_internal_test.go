@@ -117,3 +117,33 @@ func TestHeldBacksOff(t *testing.T) {
 		}
 	})
 }
+
+// The retrying thaw (ThawOurs, the watchdog's, run --hold's) lets go of
+// the channel once the guest is thawed, as any other use does: its last
+// release runs while the thaw is still marked in flight (which keeps the
+// channel, and takes it out of the yield watch), so nothing may be left
+// holding it until the session's next poll.
+func TestThawOursLetsGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: time.Minute, Timeout: time.Second}
+		f, guests := fakeFleet(opts, 1)
+		defer f.Close()
+		f.Start(t.Context())
+		synctest.Wait()
+		g := guests["g000"]
+		if r := f.Run(t.Context(), Action{Kind: ActFreeze}, []string{"g000"}, nil)[0]; !r.OK {
+			t.Fatalf("freeze: %+v", r)
+		}
+		if n := g.open(); n != 1 {
+			t.Fatalf("frozen by us: %d connections open, want the freeze's kept", n)
+		}
+		rs := f.ThawOurs(t.Context())
+		if len(rs) != 1 || !rs[0].OK {
+			t.Fatalf("ThawOurs: %+v", rs)
+		}
+		synctest.Wait()
+		if n := g.open(); n != 0 {
+			t.Errorf("after ThawOurs: %d connections open until the next poll (a minute away), want 0: the channel is free between uses", n)
+		}
+	})
+}

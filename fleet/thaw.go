@@ -66,6 +66,20 @@ func (s *session) thawOwed(ctx context.Context, why string) Result {
 	c.res = s.thawRetry(ctx, why)
 	s.mu.Lock()
 	s.thawing = nil
+	// The attempts' releases ran while thawing kept the channel (and out
+	// of the yield watch): settle it now, or a thawed guest's connection
+	// stays held, unwatched, until its next use. Busy, the holder's
+	// release decides (under mu: it sees thawing cleared).
+	select {
+	case s.sem <- struct{}{}:
+		if s.closed {
+			s.dropAgent()
+		} else {
+			s.letGoLocked()
+		}
+		<-s.sem
+	default:
+	}
 	s.mu.Unlock()
 	close(c.done)
 	return c.res
