@@ -329,3 +329,64 @@ func TestKeepYieldListenerNotSeen(t *testing.T) {
 		t.Errorf("%d dials over three polls (two started after the count) of a socket whose listener cannot be seen, want one each", n)
 	}
 }
+
+// A stream whose calls run out of time keeps its connection (session.go's
+// keepsAfterTimeout), and a hung agent's guest then holds it poll after
+// poll; the yield watcher still makes it let go when another client waits,
+// and that client is served once the agent answers again.
+func TestKeepYieldHungAgent(t *testing.T) {
+	farm := simSockets(t, 1)
+	sock, g := farm.Sockets()[0], farm.Guests()[0]
+	c := newDialCounter()
+	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Second, Timeout: 300 * time.Millisecond, Readonly: true,
+		Dialers: map[string]fleet.Dialer{"unix": c.dial}})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "h", Address: "unix:" + sock})
+	f.Start(t.Context())
+	polledAfter(t, f, "h", time.Now())
+	g.SetHang(true)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			g.SetHang(false)
+		}
+	})
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		st := f.Guest("h")
+		return st.State == fleet.Silent && st.Missed >= 1, fmt.Sprintf("%s %q, %d missed", st.State, st.Err, st.Missed)
+	})
+	d0 := c.count("h")
+	m0 := f.Guest("h").Missed
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		st := f.Guest("h")
+		return st.Missed >= m0+3, fmt.Sprintf("%d missed, want %d", st.Missed, m0+3)
+	})
+	if n := c.count("h") - d0; n != 0 {
+		t.Errorf("%d dials over three timed-out polls of a hung agent, want none: the connection kept after a timeout", n)
+	}
+
+	// Another client waits; the session lets go (it dials again after),
+	// and once the agent answers again the client is served.
+	type res struct {
+		conn net.Conn
+		err  error
+	}
+	done := make(chan res, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		conn, err := syncClient(ctx, sock, 99)
+		done <- res{conn, err}
+	}()
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		return c.count("h") > d0, "the session kept the hung agent's channel from a waiting client"
+	})
+	g.SetHang(false)
+	released = true
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the waiting client: %v", r.err)
+	}
+	r.conn.Close()
+	polledAfter(t, f, "h", time.Now())
+}
