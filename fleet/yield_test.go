@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -389,4 +390,59 @@ func TestKeepYieldHungAgent(t *testing.T) {
 	}
 	r.conn.Close()
 	polledAfter(t, f, "h", time.Now())
+}
+
+// A thaw that runs out of time keeps its connection (the agent is slow, not
+// gone): the retry resyncs on it, is not handed the late answer of the
+// attempt before, and confirms the thaw; the thawed guest's channel is
+// then given up to another client that waits for it.
+func TestThawTimeoutRetryOnKeptConnection(t *testing.T) {
+	farm := simSockets(t, 1)
+	sock, g := farm.Sockets()[0], farm.Guests()[0]
+	c := newDialCounter()
+	// No polls after the first: every call after the freeze is the thaw's.
+	f := fleet.New(fleet.Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 300 * time.Millisecond, ThawBudget: 30 * time.Second,
+		Dialers: map[string]fleet.Dialer{"unix": c.dial}})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "z", Address: "unix:" + sock})
+	f.Start(t.Context())
+	polledAfter(t, f, "z", time.Time{})
+	if r := f.Run(t.Context(), fleet.Action{Kind: fleet.ActFreeze}, []string{"z"}, nil)[0]; !r.OK {
+		t.Fatalf("freeze: %+v", r)
+	}
+	g.SetHang(true)
+	hung := true
+	t.Cleanup(func() {
+		if hung {
+			g.SetHang(false)
+		}
+	})
+	done := make(chan []fleet.Result, 1)
+	go func() { done <- f.ThawOurs(t.Context()) }()
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		st := f.Guest("z")
+		return st.State == fleet.Silent, fmt.Sprintf("%s %q: waiting for the first thaw attempt to time out", st.State, st.Err)
+	})
+	g.SetHang(false)
+	hung = false
+	rs := <-done
+	if len(rs) != 1 || !rs[0].OK {
+		t.Fatalf("ThawOurs: %+v", rs)
+	}
+	if !strings.Contains(rs[0].Result, "guest-fsfreeze-status says thawed") {
+		t.Errorf("thaw result %q: want it confirmed by the status", rs[0].Result)
+	}
+	if n := c.count("z"); n != 1 {
+		t.Errorf("%d dials, want 1: the retry runs on the connection kept after the timeout", n)
+	}
+	if st := f.Guest("z"); st.FrozenByUs {
+		t.Errorf("after the thaw: still frozen by us (%s %q)", st.State, st.Err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	other, err := syncClient(ctx, sock, 77)
+	if err != nil {
+		t.Fatalf("another client after the thaw: %v (the thawed guest's channel was not given up)", err)
+	}
+	other.Close()
 }
