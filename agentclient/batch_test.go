@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,13 +89,21 @@ func TestBatchTimeout(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Pipelined (echo), the timed-out batch's own host-name went
+			// out with it and is answered late, and "stale": a later call
+			// handed it would say so. One at a time, it is never sent.
+			var hostnames atomic.Int32
 			addr := serveAgent(t, tc.echo, func(c *agentConn, req *wireRequest) bool {
 				switch req.Execute {
 				case "guest-get-vcpus":
 					time.Sleep(3 * bound)
 					c.reply(req, `[{"logical-id":0,"online":true}]`)
 				case "guest-get-host-name":
-					c.reply(req, `{"host-name":"right"}`)
+					if tc.echo && hostnames.Add(1) == 1 {
+						c.reply(req, `{"host-name":"stale"}`)
+					} else {
+						c.reply(req, `{"host-name":"right"}`)
+					}
 				default:
 					c.reply(req, "{}")
 				}
