@@ -62,7 +62,11 @@ func (s *session) keepsChannelLocked() bool {
 	if s.target.Exclusive || strings.HasPrefix(s.target.Address, "libvirt:") {
 		return true
 	}
-	if len(s.freezeIDs) > 0 || s.pending != "" || s.thawing != nil {
+	// Not s.pending: a bulk freeze's entry written ahead (book.go) is a
+	// freeze not sent yet, and recordFreeze moves it to freezeIDs, under
+	// the token, before the freeze goes out. Kept for it, a guest waiting
+	// its turn held its channel, unwatched, for the whole bulk freeze.
+	if len(s.freezeIDs) > 0 || s.thawing != nil {
 		return true
 	}
 	g := s.cur.Load()

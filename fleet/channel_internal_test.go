@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
 
 func (g *fakeGuest) open() int {
@@ -144,6 +145,43 @@ func TestThawOursLetsGo(t *testing.T) {
 		synctest.Wait()
 		if n := g.open(); n != 0 {
 			t.Errorf("after ThawOurs: %d connections open until the next poll (a minute away), want 0: the channel is free between uses", n)
+		}
+	})
+}
+
+// A bulk freeze writes every guest's ledger entry first (pending), then
+// freezes a few at a time: a guest still waiting its turn has nothing
+// frozen and no thaw owed, so its channel is let go between polls as any
+// other's, not held (and out of the yield watch) for as long as the guests
+// before it take.
+func TestBulkFreezeWaitingLetsGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: 5 * time.Second, Timeout: 30 * time.Second, Concurrency: 1,
+			Ledger: ledger.Open(t.TempDir()), Who: "test"}
+		f, guests := fakeFleet(opts, 2)
+		defer f.Close()
+		f.Start(t.Context())
+		synctest.Wait()
+		first, waiting := guests["g000"], guests["g001"]
+		first.set(func(g *fakeGuest) { g.latency = 20 * time.Second })
+		done := make(chan []Result, 1)
+		polled := func() int { waiting.mu.Lock(); defer waiting.mu.Unlock(); return len(waiting.calls) }
+		c0 := polled()
+		go func() {
+			done <- f.Run(t.Context(), Action{Kind: ActFreeze}, []string{"g000", "g001"}, nil)
+		}()
+		time.Sleep(12 * time.Second) // g001 polls twice while g000's freeze runs
+		synctest.Wait()
+		if polled() == c0 {
+			t.Fatal("g001 not polled while waiting")
+		}
+		if n := waiting.open(); n != 0 {
+			t.Errorf("g001, waiting its turn in the bulk freeze: %d connections open between polls, want 0", n)
+		}
+		for _, r := range <-done {
+			if !r.OK {
+				t.Errorf("freeze: %+v", r)
+			}
 		}
 	})
 }
