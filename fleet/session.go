@@ -299,8 +299,16 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 // over virtio-serial does not even see the host hang up): on a starved
 // machine each timeout then made the next one likelier, until thousands of
 // guests were silent. Released, the connection is let go or kept as any
-// other (channel.go). Holds sem.
+// other (channel.go). Not for a guest shutting down or suspended: its
+// silence means it went, and only a fresh connection once it is back ends
+// that state (apply); over virtio-serial the host side of a rebooting
+// guest's channel stays connected, so a connection kept through the reboot
+// left it "shutting-down", its channel held (channel.go), for good. Holds
+// sem.
 func (s *session) keepsAfterTimeout(err error) bool {
+	if st := s.cur.Load().State; st == ShuttingDown || st == Suspended {
+		return false
+	}
 	return s.agent != nil && s.agent.stream() != nil &&
 		agentclient.IsTimeout(err) && !agentclient.IsConnLost(err) && !errors.Is(err, agentclient.ErrClosed)
 }

@@ -446,3 +446,49 @@ func TestThawTimeoutRetryOnKeptConnection(t *testing.T) {
 	}
 	other.Close()
 }
+
+// A guest rebooted by guestdeck (guest-shutdown mode reboot) keeps its
+// agent channel across the reboot, as virtio-serial does (the host side
+// stays connected; the agent is silent until it is back). The session's
+// polls time out meanwhile; once the agent answers again the guest is
+// ready, and its channel goes back to being given up to another client,
+// not held as a guest on its way down's for ever.
+func TestRebootComesBack(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+		cfg := sim.DefaultConfig("rb")
+		cfg.RebootDelay = 4 * time.Second // past the shutdown's grace: polls time out meanwhile
+		return cfg
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	sock := farm.Sockets()[0]
+	c := newDialCounter()
+	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Second, Timeout: 300 * time.Millisecond,
+		Dialers: map[string]fleet.Dialer{"unix": c.dial}})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "rb", Address: "unix:" + sock})
+	f.Start(t.Context())
+	polledAfter(t, f, "rb", time.Time{})
+	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownReboot}, []string{"rb"}, nil)
+	if len(res) != 1 || !res[0].OK {
+		t.Fatalf("reboot: %+v", res)
+	}
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		g := f.Guest("rb")
+		return g.State == fleet.Ready, fmt.Sprintf("%s %q, %d missed: want ready once the agent is back", g.State, g.Err, g.Missed)
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	other, err := syncClient(ctx, sock, 55)
+	if err != nil {
+		t.Fatalf("another client after the reboot: %v", err)
+	}
+	other.Close()
+}
