@@ -78,14 +78,18 @@ func decodeReturn(ret []byte, out any) error {
 			o.List = v
 			return nil
 		}
-		o.List = nil // the reference's value, in fresh storage
+		// The reference's value, in fresh storage. The counters the walk
+		// made go too: it may have gone through far more elements than
+		// the reference's list has (none, for a reply that is not JSON),
+		// and a fleet pools Scratches by their lists' size.
+		o.List, o.vals = nil, nil
 		return decodeLenient(ret, &o.List)
 	case *Scratch[DiskStatsInfo]:
 		if v, ok := decodeDiskStatsInto(ret, o); ok {
 			o.List = v
 			return nil
 		}
-		o.List = nil
+		o.List, o.vals = nil, nil
 		return decodeLenient(ret, &o.List)
 	case *[]Filesystem:
 		if v, ok := decodeFilesystems(ret); ok { // fastdecode_slow.go
