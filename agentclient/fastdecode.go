@@ -78,14 +78,18 @@ func decodeReturn(ret []byte, out any) error {
 			o.List = v
 			return nil
 		}
-		o.List = nil // the reference's value, in fresh storage
+		// The reference's value, in fresh storage. The counters the walk
+		// made go too: it may have gone through far more elements than
+		// the reference's list has (none, for a reply that is not JSON),
+		// and a fleet pools Scratches by their lists' size.
+		o.List, o.vals = nil, nil
 		return decodeLenient(ret, &o.List)
 	case *Scratch[DiskStatsInfo]:
 		if v, ok := decodeDiskStatsInto(ret, o); ok {
 			o.List = v
 			return nil
 		}
-		o.List = nil
+		o.List, o.vals = nil, nil
 		return decodeLenient(ret, &o.List)
 	case *[]Filesystem:
 		if v, ok := decodeFilesystems(ret); ok { // fastdecode_slow.go
@@ -336,6 +340,12 @@ func (l *lexer) members(fn func(key []byte) bool) bool {
 	for {
 		key, ok := l.raw()
 		if !ok || !l.consume(':') {
+			return false
+		}
+		// Past the list's room the object is not one of ours, and the
+		// reference decodes it: the check is quadratic, and a guest's
+		// 4 MiB object of distinct keys took minutes of a core here.
+		if len(seen) == len(seenBuf) {
 			return false
 		}
 		for _, k := range seen {

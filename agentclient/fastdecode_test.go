@@ -2,6 +2,7 @@ package agentclient
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -341,5 +342,54 @@ func BenchmarkDecodePollReplies(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestMembersPastTheListGoToReference: an object with more members than
+// the duplicate-key list holds is left to the reference decoder rather
+// than checked key against key (quadratic: a guest's 4 MiB object of
+// distinct keys, some 300,000, was minutes of a core in one poll), and the
+// value is still the reference's.
+func TestMembersPastTheListGoToReference(t *testing.T) {
+	obj := func(n int, first string) string {
+		var sb strings.Builder
+		sb.WriteString("{" + first)
+		for i := range n {
+			fmt.Fprintf(&sb, `,"k%d":0`, i)
+		}
+		return sb.String() + "}"
+	}
+	tests := []struct {
+		name string
+		fast func([]byte) bool
+		ref  func([]byte) (any, error)
+		got  func([]byte) (any, error)
+		b    string
+	}{
+		{"cpustats", func(b []byte) bool { _, ok := decodeCPUStats(b); return ok },
+			func(b []byte) (any, error) { var v []CPUStats; err := decodeLenient(b, &v); return v, err },
+			func(b []byte) (any, error) { var v Scratch[CPUStats]; err := decodeReturn(b, &v); return v.List, err },
+			"[" + obj(40, `"cpu":1,"user":5`) + "]"},
+		{"interfaces", func(b []byte) bool { _, ok := decodeInterfaces(b); return ok },
+			func(b []byte) (any, error) { var v []Interface; err := decodeLenient(b, &v); return v, err },
+			func(b []byte) (any, error) { var v InterfaceList; err := decodeReturn(b, &v); return v.List, err },
+			"[" + obj(40, `"name":"eth0"`) + "]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := []byte(tt.b)
+			if tt.fast(b) {
+				t.Fatalf("the hand-written decoder took an object of 41 members")
+			}
+			want, werr := tt.ref(b)
+			got, gerr := tt.got(b)
+			if werr != nil || gerr != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("decoded %+v, %v; reference %+v, %v", got, gerr, want, werr)
+			}
+		})
+	}
+	// Up to the list's room the hand-written decoder still decodes.
+	if _, ok := decodeCPUStats([]byte("[" + obj(30, `"cpu":1`) + "]")); !ok {
+		t.Fatalf("an object of 31 members went to the reference")
 	}
 }

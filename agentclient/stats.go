@@ -271,7 +271,10 @@ func decodeDiskStats(b []byte) ([]DiskStatsInfo, bool) { return decodeDiskStatsI
 // sample allocates nothing once the list has its size; in exchange every
 // decode overwrites the last one's List and everything its pointers point
 // to: keep nothing of it. The values are exactly what a fresh decode gives.
-// *Scratch[CPUStats] and *Scratch[DiskStatsInfo] are understood.
+// Its storage never outgrows List's capacity (a reply that fails the fast
+// decoder takes the counters' storage with it), so a pool may bound what
+// it keeps by cap(List). *Scratch[CPUStats] and *Scratch[DiskStatsInfo]
+// are understood.
 type Scratch[T any] struct {
 	List []T
 	vals [][]uint64 // counters of List[i]

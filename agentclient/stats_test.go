@@ -2,6 +2,7 @@ package agentclient
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -58,5 +59,45 @@ func checkScratch[T any](t *testing.T, a, b []byte) {
 		if err := decodeReturn(b, &sc); err != nil || !reflect.DeepEqual(sc.List, ref) {
 			t.Fatalf("%q twice: scratch %+v, %v; reference %+v", b, sc.List, err, ref)
 		}
+	}
+}
+
+// TestScratchFailedReplyKeepsNoStorage: a reply the hand-written decoder
+// walks far into before it fails (here a trailing comma after 100,000
+// empty objects, 3 bytes each: the 4 MiB limit holds 1.4 million) must not
+// leave counter storage for every element it walked in the Scratch. A
+// fleet pools its Scratches by the size of their lists (fleet/metrics.go),
+// and the reference gives no list for a reply that is not JSON, so the
+// storage (72 bytes an element, 24 times the reply) would stay in the
+// pool for every guest's polls.
+func TestScratchFailedReplyKeepsNoStorage(t *testing.T) {
+	const n = 100_000
+	b := []byte("[" + strings.Repeat(`{},`, n) + "]")
+	disk := []byte("[" + strings.Repeat(`{"stats":{}},`, n) + "]")
+	tests := []struct {
+		name string
+		run  func() (list, vals int, err error)
+	}{
+		{"cpustats", func() (int, int, error) {
+			var sc Scratch[CPUStats]
+			err := decodeReturn(b, &sc)
+			return cap(sc.List), len(sc.vals), err
+		}},
+		{"diskstats", func() (int, int, error) {
+			var sc Scratch[DiskStatsInfo]
+			err := decodeReturn(disk, &sc)
+			return cap(sc.List), len(sc.vals), err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			list, vals, err := tt.run()
+			if err == nil {
+				t.Fatalf("a trailing comma decoded")
+			}
+			if vals > list {
+				t.Fatalf("after a failed reply the scratch keeps counters for %d elements, its list has room for %d", vals, list)
+			}
+		})
 	}
 }

@@ -480,7 +480,7 @@ func (f *Fleet) Snapshot() *Snapshot {
 	v := f.version.Load()
 	f.snapMu.Lock()
 	defer f.snapMu.Unlock()
-	if f.snap != nil && f.snap.Version == v {
+	if f.snap != nil && f.snap.Version == v && !f.pendingDirty() {
 		return f.snap
 	}
 	f.mu.Lock()
@@ -530,6 +530,17 @@ func (f *Fleet) Snapshot() *Snapshot {
 	ix.fill(snap, now, 2*f.opts.Interval+f.opts.Timeout)
 	f.snap = snap
 	return snap
+}
+
+// pendingDirty reports whether a session was listed since the last
+// snapshot. The version alone does not say it: update takes the Guest's
+// version before it stores the Guest and lists the session, so a snapshot
+// built in between carries that version but the Guest before, and would
+// be handed out again after the publish until another one came.
+func (f *Fleet) pendingDirty() bool {
+	f.dirtyMu.Lock()
+	defer f.dirtyMu.Unlock()
+	return len(f.dirty) > 0 || f.dirtyFull
 }
 
 // markDirty lists s as published since the last snapshot. Each session is

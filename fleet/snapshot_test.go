@@ -120,3 +120,31 @@ func TestSnapshotDirtyListBounded(t *testing.T) {
 		t.Fatalf("%d guests, %d missed; want 10 and 7", len(snap.Guests), snap.Health.Missed)
 	}
 }
+
+// TestSnapshotPublishAfterVersion: a snapshot taken between a publish's
+// version and its Guest (update takes the version, then stores the Guest,
+// then lists the session) must not be handed out again once the Guest is
+// stored: the dashboard, told of the change, would get the old Guest until
+// some other guest published. The steps are update's, one at a time.
+func TestSnapshotPublishAfterVersion(t *testing.T) {
+	f, _ := fakeFleet(Options{Interval: time.Second, Timeout: time.Second}, 3)
+	defer f.Close()
+	f.Snapshot()
+	s := f.session("g001")
+	ng := *s.cur.Load()
+	ng.State = Frozen
+	ng.Version = f.version.Add(1) // update: the version first
+	f.Snapshot()                  // a snapshot in between: it cannot see ng yet
+	s.cur.Store(&ng)              // then the Guest
+	if s.dirty.CompareAndSwap(false, true) {
+		f.markDirty(s) // then the list
+	}
+	got := f.Snapshot()
+	if g := got.Guests[1]; g != &ng {
+		t.Fatalf("snapshot after the publish has %s in state %v (version %d), want the published one (state %v, version %d)",
+			g.Name, g.State, g.Version, ng.State, ng.Version)
+	}
+	if got.Counts[Frozen] != 1 {
+		t.Fatalf("counts %v, want one frozen", got.Counts)
+	}
+}
