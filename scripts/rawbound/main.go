@@ -17,7 +17,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"flag"
 	"fmt"
 	"net"
@@ -88,33 +87,17 @@ func probe(sock string, buf []byte) error {
 		return err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReaderSize(c, 64<<10)
-	if _, err := c.Write([]byte("\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":4242}}\n")); err != nil {
+	if err := rawSync(c, br); err != nil { // its deadline bounds the whole probe
 		return err
-	}
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil && err != bufio.ErrBufferFull {
-			return err
-		}
-		if bytes.Contains(line, []byte("4242")) {
-			break
-		}
 	}
 	for _, cmd := range commands {
 		buf = append(append(append(buf[:0], `{"execute":"`...), cmd...), "\"}\n"...)
 		if _, err := c.Write(buf); err != nil {
 			return err
 		}
-		for { // a reply line, however long
-			_, err := br.ReadSlice('\n')
-			if err == nil {
-				break
-			}
-			if err != bufio.ErrBufferFull {
-				return err
-			}
+		if err := skipLine(br); err != nil {
+			return err
 		}
 	}
 	return nil
