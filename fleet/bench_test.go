@@ -217,15 +217,7 @@ func BenchmarkSteadyState(b *testing.B) {
 		c1, t1 := cpuTime(), time.Now()
 		pprof.StopCPUProfile()
 		snap := f.Snapshot()
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		if p := os.Getenv("GUESTDECK_HEAPPROFILE"); p != "" {
-			if w, err := os.Create(p); err == nil {
-				_ = pprof.WriteHeapProfile(w)
-				w.Close()
-			}
-		}
+		after := memAfterGC()
 		cpu := float64(c1-c0) / float64(t1.Sub(t0))
 		heap := float64(after.HeapInuse-before.HeapInuse) / float64(n)
 		stack := float64(after.StackInuse-before.StackInuse) / float64(n)
@@ -278,15 +270,7 @@ func BenchmarkHeapPerGuest(b *testing.B) {
 			fleet.PollAll(ctx, f)
 		}
 		snap := f.Snapshot() // the dashboard holds one
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		if p := os.Getenv("GUESTDECK_HEAPPROFILE"); p != "" {
-			if w, err := os.Create(p); err == nil {
-				_ = pprof.WriteHeapProfile(w)
-				w.Close()
-			}
-		}
+		after := memAfterGC()
 		live := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 		inuse := float64(after.HeapInuse-before.HeapInuse) / float64(n)
 		b.ReportMetric(live, "live-B/guest")
@@ -345,4 +329,19 @@ func BenchmarkPoll(b *testing.B) {
 			}
 		})
 	}
+}
+
+// memAfterGC collects, reads the memory statistics, and writes a heap
+// profile of that moment to GUESTDECK_HEAPPROFILE when it is set.
+func memAfterGC() runtime.MemStats {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	if p := os.Getenv("GUESTDECK_HEAPPROFILE"); p != "" {
+		if w, err := os.Create(p); err == nil {
+			_ = pprof.WriteHeapProfile(w)
+			w.Close()
+		}
+	}
+	return m
 }
