@@ -36,6 +36,8 @@ func main() {
 	interval := flag.Duration("interval", 5*time.Second, "with -steady: the poll interval")
 	warmup := flag.Duration("warmup", 10*time.Second, "with -steady: how long to poll before the window")
 	window := flag.Duration("window", 30*time.Second, "with -steady: the measured window")
+	epoll := flag.Bool("epoll", false, "with -steady: one thread driving every connection through epoll (no goroutine per guest)")
+	flag.DurationVar(&tick, "tick", 0, "with -steady: round every slot up to a tick (the polls of a tick go out together, as the dashboard's scheduler coalesces them)")
 	ask := flag.String("ask", "", "the commands to ask, comma-separated, instead of the five (e.g. those status asks)")
 	flag.Parse()
 	if *ask != "" {
@@ -51,7 +53,11 @@ func main() {
 		os.Exit(2)
 	}
 	if *steadyMode {
-		if err := steady(socks, *interval, *warmup, *window); err != nil {
+		run := steady
+		if *epoll {
+			run = steadyEpoll
+		}
+		if err := run(socks, *interval, *warmup, *window); err != nil {
 			fmt.Fprintln(os.Stderr, "rawbound:", err)
 			os.Exit(1)
 		}

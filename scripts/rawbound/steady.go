@@ -19,6 +19,8 @@ import (
 // sleeping until its slot, the requests of a round written at once and the
 // replies read as lines. No decoding, no state, no limits, no TUI.
 var (
+	tick time.Duration // -tick: slots rounded up to it
+
 	liveCommands    = []string{"guest-get-time", "guest-network-get-interfaces", "guest-get-vcpus"}
 	metricsCommands = []string{"guest-get-cpustats", "guest-get-diskstats", "guest-get-load"}
 	slowCommands    = []string{"guest-info", "guest-get-osinfo", "guest-get-host-name", "guest-get-timezone",
@@ -99,7 +101,13 @@ func pollForever(sock string, first time.Time, interval time.Duration, stop <-ch
 				return err
 			}
 		}
-		t.Reset(interval)
+		next := first.Add(interval * time.Duration(round+1))
+		if tick > 0 {
+			// Rounded up to a tick, as the dashboard's scheduler
+			// coalesces: the polls of a tick wake together.
+			next = next.Truncate(tick).Add(tick)
+		}
+		t.Reset(time.Until(next))
 	}
 }
 
