@@ -121,7 +121,7 @@ func (s *Stream) pipelined(ctx context.Context, by time.Time, calls []BatchCall,
 	}
 	var spanBuf [8]span
 	spans := spanBuf[:0]
-	b := s.reqBuf[:0]
+	b := takeSmall(&s.reqBuf, &s.reqBufp)
 	for i := range calls {
 		s.seq++
 		r0 := len(b)

@@ -276,9 +276,11 @@ type Stream struct {
 	echoIDs  bool   // the agent echoes request ids: match on them
 	tag      string // per-stream random id prefix
 	seq      uint64
-	reqBuf   []byte // the last request line, reused
-	syncBuf  []byte // the last sync request, reused
-	readErr  error  // why the connection can no longer be read; sticky
+	reqBuf   []byte  // the request lines being sent; from smallBufs, back at releaseBuffers
+	reqBufp  *[]byte // the box reqBuf came in
+	syncBuf  []byte  // the sync request being sent; likewise
+	syncBufp *[]byte
+	readErr  error // why the connection can no longer be read; sticky
 
 	// The reader's state, guarded by sem. rbuf[rpos:rend] is read but not
 	// yet taken; rbuf comes from a pool and goes back once it is drained, so
@@ -307,6 +309,49 @@ type event struct {
 // readBufs recycles read buffers between calls: a fleet of thousands of
 // mostly idle sessions then holds buffers only for the calls in flight.
 var readBufs sync.Pool
+
+// smallBufs recycles the request and sync lines' buffers (at most
+// smallBufMax) the same way: kept by each stream, they were about a
+// kilobyte of a 10,000-guest fleet's live heap per guest.
+var smallBufs sync.Pool
+
+const smallBufMax = 1 << 10
+
+// takeSmall returns *b emptied, taking a buffer from smallBufs into it (and
+// its box into *box) when it has none. Holds sem.
+func takeSmall(b *[]byte, box **[]byte) []byte {
+	if *b == nil {
+		if p, ok := smallBufs.Get().(*[]byte); ok {
+			*b, *box = (*p)[:0], p
+		}
+	}
+	return (*b)[:0]
+}
+
+// keepSmall keeps b (grown from what takeSmall gave) for the rest of the
+// call, unless it grew past smallBufMax (a file write's line): that one
+// goes to the collector.
+func keepSmall(b []byte, dst *[]byte, box **[]byte) {
+	if cap(b) <= smallBufMax {
+		*dst = b
+		return
+	}
+	*dst, *box = nil, nil
+}
+
+// putSmall gives *b back to smallBufs, in its box.
+func putSmall(b *[]byte, box **[]byte) {
+	if *b == nil {
+		return
+	}
+	p := *box
+	if p == nil {
+		p = new([]byte)
+	}
+	*p = (*b)[:0]
+	smallBufs.Put(p)
+	*b, *box = nil, nil
+}
 
 func newStream(addr string, conn net.Conn, opts ...Option) *Stream {
 	o := streamOptions{grace: DefaultShutdownGrace, readBuf: 64 << 10}
@@ -452,7 +497,7 @@ func (s *Stream) expect(name string, limit int) {
 // the id and the limit on its reply. Both slices stay valid until the next
 // call. Holds sem.
 func (s *Stream) encodeRequest(name string, args any) (req, id []byte, limit int, err error) {
-	b, i, j, limit, err := s.appendRequest(s.reqBuf[:0], name, args)
+	b, i, j, limit, err := s.appendRequest(takeSmall(&s.reqBuf, &s.reqBufp), name, args)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -483,15 +528,9 @@ func (s *Stream) appendRequest(b []byte, name string, args any) (out []byte, idS
 	return append(b, "\"}\n"...), idStart, idEnd, limit, nil
 }
 
-// keepReqBuf keeps a small request buffer for the next call; a big one (a
+// keepReqBuf keeps the request buffer until releaseBuffers; a big one (a
 // file write) goes.
-func (s *Stream) keepReqBuf(b []byte) {
-	if cap(b) <= 1<<10 {
-		s.reqBuf = b
-	} else {
-		s.reqBuf = nil
-	}
-}
+func (s *Stream) keepReqBuf(b []byte) { keepSmall(b, &s.reqBuf, &s.reqBufp) }
 
 // appendJSONString appends v as a JSON string; command names need no
 // escaping, anything else goes through encoding/json.
@@ -819,6 +858,9 @@ func (s *Stream) releaseBuffers() {
 		s.skipFrom(int64(len(s.line)))
 	}
 	s.dropLine()
+	// Sent and logged by now: the request lines go back too.
+	putSmall(&s.reqBuf, &s.reqBufp)
+	putSmall(&s.syncBuf, &s.syncBufp)
 }
 
 // cutShort is the error for a read that failed while a line was being
@@ -982,7 +1024,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 	// Encoded by hand into its own buffer (a call's request may be waiting
 	// in reqBuf): the tag and the number need no escaping, and a sync goes
 	// with every shared-channel poll.
-	msg := append(s.syncBuf[:0], 0xFF)
+	msg := append(takeSmall(&s.syncBuf, &s.syncBufp), 0xFF)
 	msg = append(msg, `{"execute":"guest-sync-delimited","arguments":{"id":`...)
 	msg = strconv.AppendInt(msg, n, 10)
 	msg = append(msg, `},"id":"`...)
@@ -990,7 +1032,7 @@ func (s *Stream) syncLocked(ctx context.Context) error {
 	msg = strconv.AppendUint(append(append(msg, s.tag...), '-'), s.seq, 10)
 	tagEnd := len(msg)
 	msg = append(msg, "\"}\n"...)
-	s.syncBuf = msg
+	keepSmall(msg, &s.syncBuf, &s.syncBufp)
 	// Stale replies come before the sync's: skipped at the sync's small
 	// limit, not buffered at theirs.
 	s.expect("guest-sync-delimited", lookupOrRaw("guest-sync-delimited").MaxReply)
