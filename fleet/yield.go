@@ -65,9 +65,27 @@ type yieldWatcher struct {
 	closed  bool // the fleet is closing: no new watcher
 	running bool // the watcher goroutine is on
 
-	fresh  map[*session]string   // kept, listener not found yet: the socket path
-	bySock map[uint32][]*session // kept and found: by the listening socket's inode
-	where  map[*session]uint32   // the inverse of bySock
+	fresh  map[*session]enrolment // kept, listener not found yet
+	bySock map[uint32][]*session  // kept and found: by the listening socket's inode
+	where  map[*session]uint32    // the inverse of bySock
+	// enrolled numbers the enrolments (enrolment.n).
+	enrolled uint64
+
+	// afterDump, when set (tests), runs in each look between the dump and
+	// its results being applied: where a session may let go of its
+	// connection and enrol again with another.
+	afterDump func()
+}
+
+// enrolment is one connection of a session waiting for its listener to be
+// found: the socket path it was dialled at, and which enrolment it is. A
+// look applies what it found only to the enrolment it looked for: the
+// session may have let go meanwhile and enrolled another connection at
+// the same path, maybe to another listener (the socket file replaced: a
+// VM restarted), which the look's stat(2) did not see.
+type enrolment struct {
+	path string
+	n    uint64
 }
 
 // keepsUntilAsked reports whether the connection stays open at release
@@ -134,11 +152,12 @@ func (w *yieldWatcher) watch(s *session, path string) bool {
 		return false
 	}
 	if w.fresh == nil {
-		w.fresh = make(map[*session]string)
+		w.fresh = make(map[*session]enrolment)
 		w.bySock = make(map[uint32][]*session)
 		w.where = make(map[*session]uint32)
 	}
-	w.fresh[s] = path
+	w.enrolled++
+	w.fresh[s] = enrolment{path: path, n: w.enrolled}
 	if !w.running {
 		w.running = true
 		f := s.f
@@ -223,10 +242,11 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		w.mu.Unlock()
 		return 0, false
 	}
-	paths := make(map[*session]string, len(w.fresh))
-	for s, p := range w.fresh {
-		paths[s] = p
+	paths := make(map[*session]enrolment, len(w.fresh))
+	for s, e := range w.fresh {
+		paths[s] = e
 	}
+	afterDump := w.afterDump
 	w.mu.Unlock()
 
 	// New listeners are found by their socket file, stat(2) of the path
@@ -234,8 +254,8 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 	// inode, cheaper to ask (the file needs the kernel to read each
 	// socket's inode).
 	files := make(map[agentclient.SocketFile][]*session, len(paths))
-	for s, p := range paths {
-		if sf, err := agentclient.StatSocketFile(p); err == nil {
+	for s, e := range paths {
+		if sf, err := agentclient.StatSocketFile(e.path); err == nil {
 			files[sf] = append(files[sf], s)
 		} // else not found below: let go after each use
 	}
@@ -251,6 +271,9 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		}
 	})
 	took := time.Since(t0)
+	if afterDump != nil {
+		afterDump()
+	}
 
 	w.mu.Lock()
 	if err != nil {
@@ -271,9 +294,11 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		return took, false
 	}
 	var lost []*session
-	for s, p := range paths {
-		if w.fresh[s] != p {
-			continue // forgotten meanwhile
+	for s, e := range paths {
+		if w.fresh[s] != e {
+			// Forgotten meanwhile, or enrolled again with another
+			// connection: the next look finds that one's listener.
+			continue
 		}
 		ino, ok := found[s]
 		if !ok {
