@@ -38,6 +38,15 @@ const (
 	// sockets come and go can skip one (the kernel resumes each read of a
 	// dump at a count within a hash chain, and does not flag the change).
 	yieldMisses = 3
+	// yieldRetry: a session that stopped keeping (off) tries again with
+	// its first connection after this long, then after twice as long at
+	// each try that finds no listener, up to maxYieldRetry. A try costs
+	// one connection let go at the next look (as any connection of a
+	// session off is) and that look's socket files: at 10,000 sessions
+	// off, one try each per half hour at most, and the watcher's looks
+	// are bounded by its own period whatever the number of tries.
+	yieldRetry    = time.Minute
+	maxYieldRetry = 32 * time.Minute
 )
 
 // channelWatch is a session's part in the watch.
@@ -47,12 +56,30 @@ type channelWatch struct {
 	asked atomic.Bool
 	// off: this guest's listener could not be found (another network
 	// namespace, not a socket file) for yieldMisses connections in a row:
-	// it lets go after each use, as sessions did before. misses counts
-	// them; written by the watcher.
-	off    atomic.Bool
-	misses atomic.Int32
+	// it lets go after each use, as sessions did before, until retryAt
+	// (unix ns), when its next connection is watched again: the listener
+	// may be findable by then (the VM restarted with a socket file), and
+	// one more miss turns it off again, for twice retryFor. misses counts
+	// them; written by the watcher, except for a try.
+	off      atomic.Bool
+	misses   atomic.Int32
+	retryAt  atomic.Int64
+	retryFor atomic.Int64 // the backoff of the last off; 0 once found
 	// on: the session is in the watcher's maps. Guarded by sem.
 	on bool
+}
+
+// turnOff makes the session let go after each use until its next try,
+// a backoff after now: yieldRetry at first, doubled at each try that
+// found no listener, at most maxYieldRetry. Called by the watcher.
+func (c *channelWatch) turnOff(now time.Time) {
+	d := yieldRetry
+	if prev := time.Duration(c.retryFor.Load()); prev > 0 {
+		d = min(2*prev, maxYieldRetry)
+	}
+	c.retryFor.Store(int64(d))
+	c.retryAt.Store(now.Add(d).UnixNano())
+	c.off.Store(true)
 }
 
 // yieldWatcher is the fleet's one watcher. Lock order: session.mu, then
@@ -92,8 +119,17 @@ type enrolment struct {
 // because the watcher will say when another client waits; it enrols the
 // session with the watcher. Holds sem and mu.
 func (s *session) keepsUntilAsked() bool {
-	if s.watch.asked.Load() || s.watch.off.Load() {
+	if s.watch.asked.Load() {
 		return false
+	}
+	if s.watch.off.Load() {
+		if time.Now().UnixNano() < s.watch.retryAt.Load() {
+			return false
+		}
+		// Backed off long enough: this connection tries again, and a
+		// single miss turns the session off again.
+		s.watch.misses.Store(yieldMisses - 1)
+		s.watch.off.Store(false)
 	}
 	if s.watch.on {
 		return true
@@ -306,6 +342,7 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 			continue
 		}
 		s.watch.misses.Store(0)
+		s.watch.retryFor.Store(0)
 		delete(w.fresh, s)
 		w.bySock[ino] = append(w.bySock[ino], s)
 		w.where[s] = ino
@@ -319,7 +356,7 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		// Not watched: let go now, and after yieldMisses such
 		// connections, after every use.
 		if s.watch.misses.Add(1) >= yieldMisses {
-			s.watch.off.Store(true)
+			s.watch.turnOff(time.Now())
 		}
 		s.yieldChannel()
 	}

@@ -5,9 +5,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 )
 
@@ -69,9 +71,9 @@ func serveSim(t *testing.T, name, path string) {
 
 // handWatched is a fleet of one guest at path whose polls and watcher's
 // looks the test makes (no loop, no watcher goroutine), and its session.
-func handWatched(t *testing.T, path string) (*Fleet, *session) {
+func handWatched(t *testing.T, path string, dialers map[string]Dialer) (*Fleet, *session) {
 	t.Helper()
-	f := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 2 * time.Second})
+	f := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 2 * time.Second, Dialers: dialers})
 	t.Cleanup(func() { f.Close() })
 	f.Add(Target{Name: "w", Address: "unix:" + path})
 	f.yield.mu.Lock()
@@ -110,7 +112,7 @@ func TestYieldReenrolDuringLook(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path, next := filepath.Join(dir, "w.sock"), filepath.Join(dir, "n.sock")
 	serveSim(t, "old", path)
-	f, s := handWatched(t, path)
+	f, s := handWatched(t, path, nil)
 	w := &f.yield
 	handPoll(t, s) // kept, enrolled: listener to be found
 
@@ -151,5 +153,92 @@ func TestYieldReenrolDuringLook(t *testing.T) {
 		ino, found := w.where[s]
 		w.mu.Unlock()
 		t.Errorf("a client waits at the new listener and the session keeps its channel (to be found %v %+v, found %v at inode %d)", fresh, e, found, ino)
+	}
+}
+
+// A session off (its listener not found for yieldMisses connections) tries
+// again once its backoff has passed: still not found, it is off again for
+// twice as long; found (here the socket at its path starts listening, as
+// a VM restarted with a normal socket), it keeps its channel again.
+func TestYieldOffRetries(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	real, unseen := filepath.Join(dir, "r.sock"), filepath.Join(dir, "u.sock")
+	serveSim(t, "r", real)
+	// Bound, not listening: the dump does not show it (as a listener in
+	// another network namespace); the dialer reaches the agent at real.
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: unseen}); err != nil {
+		t.Fatal(err)
+	}
+	f, s := handWatched(t, unseen, map[string]Dialer{"unix": func(ctx context.Context, tg Target) (agentclient.Agent, error) {
+		return agentclient.Dial(ctx, "unix:"+real)
+	}})
+	w := &f.yield
+	for i := range yieldMisses {
+		handPoll(t, s)
+		if !connected(s) {
+			t.Fatalf("connection %d let go before a look", i)
+		}
+		w.look()
+		if connected(s) {
+			t.Fatalf("connection %d kept though its listener was not found", i)
+		}
+	}
+	if !s.watch.off.Load() || time.Duration(s.watch.retryFor.Load()) != yieldRetry {
+		t.Fatalf("after %d misses: off %v for %v, want off for %v", yieldMisses, s.watch.off.Load(), time.Duration(s.watch.retryFor.Load()), yieldRetry)
+	}
+	handPoll(t, s)
+	if connected(s) {
+		t.Fatal("off, within its backoff: the connection kept")
+	}
+
+	// The backoff passes (the test moves the try forward): the next
+	// connection is watched again, not found, and the session is off for
+	// twice as long.
+	s.watch.retryAt.Store(0)
+	handPoll(t, s)
+	if !connected(s) {
+		t.Fatal("the try after the backoff: the connection let go before a look")
+	}
+	w.look()
+	if connected(s) || !s.watch.off.Load() || time.Duration(s.watch.retryFor.Load()) != 2*yieldRetry {
+		t.Fatalf("a try not found: connected %v, off %v for %v; want let go, off for %v",
+			connected(s), s.watch.off.Load(), time.Duration(s.watch.retryFor.Load()), 2*yieldRetry)
+	}
+
+	// Findable now; within the backoff nothing changes, and the try after
+	// it finds the listener: kept again.
+	if err := syscall.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+	handPoll(t, s)
+	if connected(s) {
+		t.Fatal("off, within its backoff: the connection kept")
+	}
+	s.watch.retryAt.Store(0)
+	handPoll(t, s)
+	w.look()
+	if !connected(s) || s.watch.off.Load() || s.watch.retryFor.Load() != 0 {
+		t.Fatalf("a try that finds the listener: connected %v, off %v (backoff %v); want kept, on",
+			connected(s), s.watch.off.Load(), time.Duration(s.watch.retryFor.Load()))
+	}
+	w.mu.Lock()
+	_, found := w.where[s]
+	w.mu.Unlock()
+	if !found {
+		t.Error("kept, but not filed under its listener")
+	}
+	handPoll(t, s)
+	w.look()
+	if !connected(s) {
+		t.Error("found: the connection let go at the next poll and look")
 	}
 }
