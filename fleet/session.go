@@ -304,11 +304,12 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 // machine each timeout then made the next one likelier, until thousands of
 // guests were silent. Released, the connection is let go or kept as any
 // other (channel.go). Not for a guest shutting down or suspended: its
-// silence means it went, and only a fresh connection once it is back ends
-// that state (apply); over virtio-serial the host side of a rebooting
-// guest's channel stays connected, so a connection kept through the reboot
-// left it "shutting-down", its channel held (channel.go), for good. Holds
-// sem.
+// silence means it went, and a fresh connection once it is back ends that
+// state (apply); over virtio-serial the host side of a rebooting guest's
+// channel stays connected, so a connection kept through the reboot left it
+// "shutting-down", its channel held (channel.go), for good. (A reboot
+// quicker than the shutdown's grace period shows no silence to a poll:
+// rebooted sees it over the kept connection.) Holds sem.
 func (s *session) keepsAfterTimeout(err error) bool {
 	if st := s.cur.Load().State; st == ShuttingDown || st == Suspended {
 		return false
@@ -993,7 +994,8 @@ func (s *session) apply(r *pollResult) {
 		}
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came
-		// back) ends the state.
+		// back, or a reboot seen over the kept one: gather) ends the
+		// state.
 		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
 			return
 		}
