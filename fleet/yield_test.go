@@ -532,6 +532,15 @@ func TestQuickRebootComesBack(t *testing.T) {
 	if n := c.count("qr"); n != dials {
 		t.Errorf("%d dials across the reboot: the test wants the connection kept through it", n-dials)
 	}
+	// Ready, the channel is no longer held for the shutdown: another
+	// client gets it (the watcher makes the session let go).
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	other, err := syncClient(ctx, farm.Sockets()[0], 56)
+	if err != nil {
+		t.Fatalf("another client after the reboot: %v", err)
+	}
+	other.Close()
 }
 
 // A guest still on its way down answers polls on the kept connection for a
