@@ -248,6 +248,7 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 	lost := agentclient.IsConnLost(err)
 	if err != nil && !lost {
 		s.forget(entry)
+		s.bootMark = 0 // no shutdown awaited
 		return err
 	}
 	if lost {
