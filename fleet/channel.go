@@ -34,7 +34,8 @@ import (
 // the watcher cannot see the queue of (tcp, vsock, a socket reached through
 // ssh, an abstract unix name, a listener in another network namespace),
 // and every guest once the watcher's dump failed (not Linux, sock_diag
-// refused).
+// refused). A session whose listener was not found tries again after a
+// backoff (yield.go's yieldRetry), in case it is findable by then.
 //
 // Some things keep it regardless of waiters:
 //   - Target.Exclusive (exclusive = true in the fleet file): guestdeck is the

@@ -242,11 +242,13 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 		}
 		err = ag.Suspend(ctx, a.Mode)
 	} else {
+		s.markBoot(ctx) // session.go: a reboot over this connection shows
 		err = ag.Shutdown(ctx, a.Mode)
 	}
 	lost := agentclient.IsConnLost(err)
 	if err != nil && !lost {
 		s.forget(entry)
+		s.bootMark = 0 // no shutdown awaited
 		return err
 	}
 	if lost {

@@ -56,6 +56,10 @@ type session struct {
 	// items; the next poll reads the rest (a slow refresh without
 	// guest-info, which the look read). Guarded by sem.
 	slowOwed bool
+	// bootMark: how long the guest had been up (sinceBoot, ms) when this
+	// process asked it to shut down; 0 when unknown or no shutdown is
+	// awaited. Guarded by sem.
+	bootMark uint64
 
 	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
 	loop   loopState     // its place in the schedule; guarded by f.sched.mu (sched.go)
@@ -300,11 +304,12 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 // machine each timeout then made the next one likelier, until thousands of
 // guests were silent. Released, the connection is let go or kept as any
 // other (channel.go). Not for a guest shutting down or suspended: its
-// silence means it went, and only a fresh connection once it is back ends
-// that state (apply); over virtio-serial the host side of a rebooting
-// guest's channel stays connected, so a connection kept through the reboot
-// left it "shutting-down", its channel held (channel.go), for good. Holds
-// sem.
+// silence means it went, and a fresh connection once it is back ends that
+// state (apply); over virtio-serial the host side of a rebooting guest's
+// channel stays connected, so a connection kept through the reboot left it
+// "shutting-down", its channel held (channel.go), for good. (A reboot
+// quicker than the shutdown's grace period shows no silence to a poll:
+// rebooted sees it over the kept connection.) Holds sem.
 func (s *session) keepsAfterTimeout(err error) bool {
 	if st := s.cur.Load().State; st == ShuttingDown || st == Suspended {
 		return false
@@ -530,8 +535,19 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	if err != nil {
 		return "connect", err
 	}
-	r.fresh = fresh
 	g := s.cur.Load()
+	if !fresh && s.bootMark > 0 && g.State == ShuttingDown {
+		if fresh, err = s.rebooted(ctx); err != nil {
+			return cmdCPUStats, err
+		}
+		if fresh {
+			s.skip, s.broken = nil, nil // a new agent, as on a fresh connection
+		}
+	}
+	if fresh {
+		s.bootMark = 0
+	}
+	r.fresh = fresh
 	r.frozen = g.Freeze == agentclient.Frozen || g.State == Frozen
 	slowDue := forceSlow || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
 	// A guest's first poll, unforced (the launch), is a first look: what
@@ -549,6 +565,64 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	// reconnect made the next timeout likelier ("the slide").
 	r.capsOnly = fresh && !slowDue && !r.slow
 	return s.execute(ctx, g, r, slowDue || fresh)
+}
+
+// sinceBoot is how long the guest has been up, as far as its agent can
+// say: the longest of its CPUs' times since boot (guest-get-cpustats: the
+// counters of a CPU add up to its time online, in ms). ok is false when
+// the agent lacks the command or refused it; err is a failure that ends a
+// poll (the connection's, not the agent's answer). Holds sem.
+func (s *session) sinceBoot(ctx context.Context) (ms uint64, ok bool, err error) {
+	if s.agent == nil || s.skip[cmdCPUStats] {
+		return 0, false, nil
+	}
+	if present, enabled := s.cur.Load().Capability(cmdCPUStats); !present || !enabled {
+		return 0, false, nil
+	}
+	sa, isStats := s.agent.a.(agentclient.StatsAgent)
+	if !isStats {
+		return 0, false, nil
+	}
+	v, err := do(s.agent, ctx, cmdCPUStats, nil, sa.CPUStats)
+	if err != nil {
+		if agentclient.IsCallError(err) {
+			return 0, false, nil // refused, or a reply not believed: unknown
+		}
+		return 0, false, err
+	}
+	cpus, ok := cpuCounters(v)
+	for _, c := range cpus {
+		ms = max(ms, c.total)
+	}
+	return ms, ok && ms > 0, nil
+}
+
+// markBoot records how long the guest has been up before it is asked to
+// shut down, so that a reboot over the kept connection shows (rebooted).
+// A failure leaves the mark unknown: the shutdown goes ahead. Holds sem.
+func (s *session) markBoot(ctx context.Context) {
+	ms, ok, _ := s.sinceBoot(ctx)
+	s.bootMark = 0
+	if ok {
+		s.bootMark = ms
+	}
+}
+
+// rebooted reports whether a guest shutting down after this process's
+// shutdown has booted again, seen over the connection kept since: its
+// time since boot went back (guest-get-cpustats). Only a fresh connection
+// ended shutting-down, but over virtio-serial the host side of the channel
+// stays connected through a reboot: one quicker than the shutdown's grace
+// period (or the agent restarting as fast) answered every poll on the same
+// connection, and the guest stayed shutting-down for good. A guest still
+// on its way down answers too, but its time since boot goes on: it stays
+// shutting-down. Holds sem; bootMark is set.
+func (s *session) rebooted(ctx context.Context) (bool, error) {
+	ms, ok, err := s.sinceBoot(ctx)
+	if err != nil {
+		return false, err
+	}
+	return ok && ms < s.bootMark, nil
 }
 
 // execute runs one poll (gather): in order,
@@ -920,7 +994,8 @@ func (s *session) apply(r *pollResult) {
 		}
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came
-		// back) ends the state.
+		// back, or a reboot seen over the kept one: gather) ends the
+		// state.
 		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
 			return
 		}

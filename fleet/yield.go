@@ -38,6 +38,15 @@ const (
 	// sockets come and go can skip one (the kernel resumes each read of a
 	// dump at a count within a hash chain, and does not flag the change).
 	yieldMisses = 3
+	// yieldRetry: a session that stopped keeping (off) tries again with
+	// its first connection after this long, then after twice as long at
+	// each try that finds no listener, up to maxYieldRetry. A try costs
+	// one connection let go at the next look (as any connection of a
+	// session off is) and that look's socket files: at 10,000 sessions
+	// off, one try each per half hour at most, and the watcher's looks
+	// are bounded by its own period whatever the number of tries.
+	yieldRetry    = time.Minute
+	maxYieldRetry = 32 * time.Minute
 )
 
 // channelWatch is a session's part in the watch.
@@ -47,12 +56,30 @@ type channelWatch struct {
 	asked atomic.Bool
 	// off: this guest's listener could not be found (another network
 	// namespace, not a socket file) for yieldMisses connections in a row:
-	// it lets go after each use, as sessions did before. misses counts
-	// them; written by the watcher.
-	off    atomic.Bool
-	misses atomic.Int32
+	// it lets go after each use, as sessions did before, until retryAt
+	// (unix ns), when its next connection is watched again: the listener
+	// may be findable by then (the VM restarted with a socket file), and
+	// one more miss turns it off again, for twice retryFor. misses counts
+	// them; written by the watcher, except for a try.
+	off      atomic.Bool
+	misses   atomic.Int32
+	retryAt  atomic.Int64
+	retryFor atomic.Int64 // the backoff of the last off; 0 once found
 	// on: the session is in the watcher's maps. Guarded by sem.
 	on bool
+}
+
+// turnOff makes the session let go after each use until its next try,
+// a backoff after now: yieldRetry at first, doubled at each try that
+// found no listener, at most maxYieldRetry. Called by the watcher.
+func (c *channelWatch) turnOff(now time.Time) {
+	d := yieldRetry
+	if prev := time.Duration(c.retryFor.Load()); prev > 0 {
+		d = min(2*prev, maxYieldRetry)
+	}
+	c.retryFor.Store(int64(d))
+	c.retryAt.Store(now.Add(d).UnixNano())
+	c.off.Store(true)
 }
 
 // yieldWatcher is the fleet's one watcher. Lock order: session.mu, then
@@ -65,17 +92,44 @@ type yieldWatcher struct {
 	closed  bool // the fleet is closing: no new watcher
 	running bool // the watcher goroutine is on
 
-	fresh  map[*session]string   // kept, listener not found yet: the socket path
-	bySock map[uint32][]*session // kept and found: by the listening socket's inode
-	where  map[*session]uint32   // the inverse of bySock
+	fresh  map[*session]enrolment // kept, listener not found yet
+	bySock map[uint32][]*session  // kept and found: by the listening socket's inode
+	where  map[*session]uint32    // the inverse of bySock
+	// enrolled numbers the enrolments (enrolment.n).
+	enrolled uint64
+
+	// afterDump, when set (tests), runs in each look between the dump and
+	// its results being applied: where a session may let go of its
+	// connection and enrol again with another.
+	afterDump func()
+}
+
+// enrolment is one connection of a session waiting for its listener to be
+// found: the socket path it was dialled at, and which enrolment it is. A
+// look applies what it found only to the enrolment it looked for: the
+// session may have let go meanwhile and enrolled another connection at
+// the same path, maybe to another listener (the socket file replaced: a
+// VM restarted), which the look's stat(2) did not see.
+type enrolment struct {
+	path string
+	n    uint64
 }
 
 // keepsUntilAsked reports whether the connection stays open at release
 // because the watcher will say when another client waits; it enrols the
 // session with the watcher. Holds sem and mu.
 func (s *session) keepsUntilAsked() bool {
-	if s.watch.asked.Load() || s.watch.off.Load() {
+	if s.watch.asked.Load() {
 		return false
+	}
+	if s.watch.off.Load() {
+		if time.Now().UnixNano() < s.watch.retryAt.Load() {
+			return false
+		}
+		// Backed off long enough: this connection tries again, and a
+		// single miss turns the session off again.
+		s.watch.misses.Store(yieldMisses - 1)
+		s.watch.off.Store(false)
 	}
 	if s.watch.on {
 		return true
@@ -134,11 +188,12 @@ func (w *yieldWatcher) watch(s *session, path string) bool {
 		return false
 	}
 	if w.fresh == nil {
-		w.fresh = make(map[*session]string)
+		w.fresh = make(map[*session]enrolment)
 		w.bySock = make(map[uint32][]*session)
 		w.where = make(map[*session]uint32)
 	}
-	w.fresh[s] = path
+	w.enrolled++
+	w.fresh[s] = enrolment{path: path, n: w.enrolled}
 	if !w.running {
 		w.running = true
 		f := s.f
@@ -223,10 +278,11 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		w.mu.Unlock()
 		return 0, false
 	}
-	paths := make(map[*session]string, len(w.fresh))
-	for s, p := range w.fresh {
-		paths[s] = p
+	paths := make(map[*session]enrolment, len(w.fresh))
+	for s, e := range w.fresh {
+		paths[s] = e
 	}
+	afterDump := w.afterDump
 	w.mu.Unlock()
 
 	// New listeners are found by their socket file, stat(2) of the path
@@ -234,8 +290,8 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 	// inode, cheaper to ask (the file needs the kernel to read each
 	// socket's inode).
 	files := make(map[agentclient.SocketFile][]*session, len(paths))
-	for s, p := range paths {
-		if sf, err := agentclient.StatSocketFile(p); err == nil {
+	for s, e := range paths {
+		if sf, err := agentclient.StatSocketFile(e.path); err == nil {
 			files[sf] = append(files[sf], s)
 		} // else not found below: let go after each use
 	}
@@ -251,6 +307,9 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		}
 	})
 	took := time.Since(t0)
+	if afterDump != nil {
+		afterDump()
+	}
 
 	w.mu.Lock()
 	if err != nil {
@@ -271,9 +330,11 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		return took, false
 	}
 	var lost []*session
-	for s, p := range paths {
-		if w.fresh[s] != p {
-			continue // forgotten meanwhile
+	for s, e := range paths {
+		if w.fresh[s] != e {
+			// Forgotten meanwhile, or enrolled again with another
+			// connection: the next look finds that one's listener.
+			continue
 		}
 		ino, ok := found[s]
 		if !ok {
@@ -281,6 +342,7 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 			continue
 		}
 		s.watch.misses.Store(0)
+		s.watch.retryFor.Store(0)
 		delete(w.fresh, s)
 		w.bySock[ino] = append(w.bySock[ino], s)
 		w.where[s] = ino
@@ -294,7 +356,7 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		// Not watched: let go now, and after yieldMisses such
 		// connections, after every use.
 		if s.watch.misses.Add(1) >= yieldMisses {
-			s.watch.off.Store(true)
+			s.watch.turnOff(time.Now())
 		}
 		s.yieldChannel()
 	}

@@ -1,8 +1,16 @@
 package fleet
 
 import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/agentclient/sim"
 )
 
 // The watcher's wait keeps a look near a hundredth of the time, within
@@ -42,5 +50,195 @@ func TestLocalSocket(t *testing.T) {
 		if path, ok := localSocket(tt.addr); path != tt.path || ok != tt.ok {
 			t.Errorf("localSocket(%q) = %q %v, want %q %v", tt.addr, path, ok, tt.path, tt.ok)
 		}
+	}
+}
+
+// serveSim serves a simulated guest named name on a sim.Listen socket at
+// path until the test ends; the socket file stays when it closes (the test
+// may have moved another one to its path).
+func serveSim(t *testing.T, name, path string) {
+	t.Helper()
+	l, err := sim.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	g := sim.New(sim.DefaultConfig(name))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Serve(l) }()
+	t.Cleanup(func() { g.Close(); <-done })
+}
+
+// handWatched is a fleet of one guest at path whose polls and watcher's
+// looks the test makes (no loop, no watcher goroutine), and its session.
+func handWatched(t *testing.T, path string, dialers map[string]Dialer) (*Fleet, *session) {
+	t.Helper()
+	f := New(Options{Interval: time.Hour, SlowInterval: time.Hour, Timeout: 2 * time.Second, Dialers: dialers})
+	t.Cleanup(func() { f.Close() })
+	f.Add(Target{Name: "w", Address: "unix:" + path})
+	f.yield.mu.Lock()
+	f.yield.running = true // the test looks: watch starts no goroutine
+	f.yield.mu.Unlock()
+	return f, f.session("w")
+}
+
+// handPoll polls s as its loop would.
+func handPoll(t *testing.T, s *session) {
+	t.Helper()
+	if err := s.poll(t.Context(), false); err != nil {
+		t.Fatalf("poll: %v", err)
+	}
+}
+
+// connected reports whether s holds a connection (peeking under its token,
+// without a release that would let go).
+func connected(s *session) bool {
+	s.sem <- struct{}{}
+	defer func() { <-s.sem }()
+	return s.agent != nil
+}
+
+// The socket file is replaced (a VM restarted at the same path) during a
+// look, after its stat(2) and dump, and the session meanwhile lets go of
+// its connection to the old listener and enrols one to the new listener,
+// at the same path. The look's result is about the old connection: it
+// must not enrol the new one under the old listener's inode, where a
+// client waiting at the new listener never makes the session let go.
+func TestYieldReenrolDuringLook(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path, next := filepath.Join(dir, "w.sock"), filepath.Join(dir, "n.sock")
+	serveSim(t, "old", path)
+	f, s := handWatched(t, path, nil)
+	w := &f.yield
+	handPoll(t, s) // kept, enrolled: listener to be found
+
+	w.afterDump = func() {
+		w.afterDump = nil // once (the look copied it under w.mu)
+		serveSim(t, "new", next)
+		if err := os.Rename(next, path); err != nil {
+			t.Error(err)
+			return
+		}
+		// The old connection goes (the old VM's QEMU exits), and the next
+		// poll dials the new listener and enrols again.
+		s.sem <- struct{}{}
+		s.dropAgent()
+		s.release()
+		handPoll(t, s)
+	}
+	w.look()
+	if !connected(s) {
+		t.Fatal("the session let go of its new connection")
+	}
+	w.look() // finds the new connection's listener
+
+	// A client waiting at the new listener: the session lets go at the
+	// next look.
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	other, err := d.DialContext(ctx, "unix", path) // queued behind the session
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	w.look()
+	if connected(s) {
+		w.mu.Lock()
+		e, fresh := w.fresh[s]
+		ino, found := w.where[s]
+		w.mu.Unlock()
+		t.Errorf("a client waits at the new listener and the session keeps its channel (to be found %v %+v, found %v at inode %d)", fresh, e, found, ino)
+	}
+}
+
+// A session off (its listener not found for yieldMisses connections) tries
+// again once its backoff has passed: still not found, it is off again for
+// twice as long; found (here the socket at its path starts listening, as
+// a VM restarted with a normal socket), it keeps its channel again.
+func TestYieldOffRetries(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	real, unseen := filepath.Join(dir, "r.sock"), filepath.Join(dir, "u.sock")
+	serveSim(t, "r", real)
+	// Bound, not listening: the dump does not show it (as a listener in
+	// another network namespace); the dialer reaches the agent at real.
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: unseen}); err != nil {
+		t.Fatal(err)
+	}
+	f, s := handWatched(t, unseen, map[string]Dialer{"unix": func(ctx context.Context, tg Target) (agentclient.Agent, error) {
+		return agentclient.Dial(ctx, "unix:"+real)
+	}})
+	w := &f.yield
+	for i := range yieldMisses {
+		handPoll(t, s)
+		if !connected(s) {
+			t.Fatalf("connection %d let go before a look", i)
+		}
+		w.look()
+		if connected(s) {
+			t.Fatalf("connection %d kept though its listener was not found", i)
+		}
+	}
+	if !s.watch.off.Load() || time.Duration(s.watch.retryFor.Load()) != yieldRetry {
+		t.Fatalf("after %d misses: off %v for %v, want off for %v", yieldMisses, s.watch.off.Load(), time.Duration(s.watch.retryFor.Load()), yieldRetry)
+	}
+	handPoll(t, s)
+	if connected(s) {
+		t.Fatal("off, within its backoff: the connection kept")
+	}
+
+	// The backoff passes (the test moves the try forward): the next
+	// connection is watched again, not found, and the session is off for
+	// twice as long.
+	s.watch.retryAt.Store(0)
+	handPoll(t, s)
+	if !connected(s) {
+		t.Fatal("the try after the backoff: the connection let go before a look")
+	}
+	w.look()
+	if connected(s) || !s.watch.off.Load() || time.Duration(s.watch.retryFor.Load()) != 2*yieldRetry {
+		t.Fatalf("a try not found: connected %v, off %v for %v; want let go, off for %v",
+			connected(s), s.watch.off.Load(), time.Duration(s.watch.retryFor.Load()), 2*yieldRetry)
+	}
+
+	// Findable now; within the backoff nothing changes, and the try after
+	// it finds the listener: kept again.
+	if err := syscall.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+	handPoll(t, s)
+	if connected(s) {
+		t.Fatal("off, within its backoff: the connection kept")
+	}
+	s.watch.retryAt.Store(0)
+	handPoll(t, s)
+	w.look()
+	if !connected(s) || s.watch.off.Load() || s.watch.retryFor.Load() != 0 {
+		t.Fatalf("a try that finds the listener: connected %v, off %v (backoff %v); want kept, on",
+			connected(s), s.watch.off.Load(), time.Duration(s.watch.retryFor.Load()))
+	}
+	w.mu.Lock()
+	_, found := w.where[s]
+	w.mu.Unlock()
+	if !found {
+		t.Error("kept, but not filed under its listener")
+	}
+	handPoll(t, s)
+	w.look()
+	if !connected(s) {
+		t.Error("found: the connection let go at the next poll and look")
 	}
 }

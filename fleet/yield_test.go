@@ -492,3 +492,103 @@ func TestRebootComesBack(t *testing.T) {
 	}
 	other.Close()
 }
+
+// A reboot shorter than the shutdown's grace period (the agent is back
+// before the action returns): the poll after it answers on the connection
+// kept through the reboot (virtio-serial: the host side stays connected),
+// never a fresh one. The agent answering as a new boot (its CPUs' time
+// since boot went back) ends shutting-down.
+func TestQuickRebootComesBack(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+		cfg := sim.DefaultConfig("qr")
+		cfg.RebootDelay = 200 * time.Millisecond // within agentclient.DefaultShutdownGrace
+		return cfg
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	c := newDialCounter()
+	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Minute, Timeout: time.Second,
+		Dialers: map[string]fleet.Dialer{"unix": c.dial}})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "qr", Address: "unix:" + farm.Sockets()[0]})
+	f.Start(t.Context())
+	polledAfter(t, f, "qr", time.Time{})
+	dials := c.count("qr")
+	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownReboot}, []string{"qr"}, nil)
+	if len(res) != 1 || !res[0].OK {
+		t.Fatalf("reboot: %+v", res)
+	}
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		g := f.Guest("qr")
+		return g.State == fleet.Ready, fmt.Sprintf("%s %q: want ready once the agent is back", g.State, g.Err)
+	})
+	if n := c.count("qr"); n != dials {
+		t.Errorf("%d dials across the reboot: the test wants the connection kept through it", n-dials)
+	}
+	// Ready, the channel is no longer held for the shutdown: another
+	// client gets it (the watcher makes the session let go).
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	other, err := syncClient(ctx, farm.Sockets()[0], 56)
+	if err != nil {
+		t.Fatalf("another client after the reboot: %v", err)
+	}
+	other.Close()
+}
+
+// A guest still on its way down answers polls on the kept connection for a
+// while (its agent stops among the last): that is not a reboot, and it
+// stays shutting-down until it has rebooted.
+func TestShutdownStillGoingStays(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+		cfg := sim.DefaultConfig("sg")
+		cfg.ShutdownDelay = 5 * time.Second // answers normally for this long
+		cfg.RebootDelay = 200 * time.Millisecond
+		return cfg
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	guest := farm.Guests()[0]
+	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Minute, Timeout: time.Second})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "sg", Address: "unix:" + farm.Sockets()[0]})
+	f.Start(t.Context())
+	polledAfter(t, f, "sg", time.Time{})
+	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownReboot}, []string{"sg"}, nil)
+	if len(res) != 1 || !res[0].OK {
+		t.Fatalf("reboot: %+v", res)
+	}
+	t1 := time.Now()
+	var g *fleet.Guest
+	for range 2 { // two polls answered since the action, while the guest is still up
+		wait.For(t, 10*time.Second, func() (bool, string) {
+			g = f.Guest("sg")
+			return g.LastLive.After(t1), fmt.Sprintf("%s %q, last live %v: waiting for a poll after %v", g.State, g.Err, g.LastLive, t1)
+		})
+		t1 = g.LastLive
+	}
+	if _, down := guest.ShutdownMode(); down {
+		t.Fatal("the guest went down before two polls were seen: the machine is too slow for this test's 5 s")
+	}
+	if g.State != fleet.ShuttingDown {
+		t.Errorf("still going down, answering: %s %q, want shutting-down", g.State, g.Err)
+	}
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		g := f.Guest("sg")
+		return g.State == fleet.Ready, fmt.Sprintf("%s %q: want ready once it has rebooted", g.State, g.Err)
+	})
+}

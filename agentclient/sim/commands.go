@@ -461,8 +461,31 @@ func (g *Guest) cmdSuspend(mode string) (any, *agentclient.Error) {
 // goDown records how the guest goes down and returns what happens after the
 // (absent) reply. powerdown and suspend-disk end QEMU: connections read EOF
 // and the socket goes away. halt and suspend to RAM keep QEMU, so the channel
-// stays up with no agent. reboot: silent until the agent is back.
+// stays up with no agent. reboot: silent until the agent is back. With
+// Config.ShutdownDelay the agent answers as before until the delay passes.
+// Holds g.mu.
 func (g *Guest) goDown(mode string) func() {
+	if d := g.cfg.ShutdownDelay; d > 0 {
+		return func() {
+			time.AfterFunc(d, func() {
+				g.mu.Lock()
+				if g.closed {
+					g.mu.Unlock()
+					return
+				}
+				after := g.goDownNow(mode)
+				g.mu.Unlock()
+				if after != nil {
+					after()
+				}
+			})
+		}
+	}
+	return g.goDownNow(mode)
+}
+
+// goDownNow is goDown without the delay. Holds g.mu.
+func (g *Guest) goDownNow(mode string) func() {
 	g.downMode = mode
 	g.handles, g.procs = nil, nil
 	g.frozen, g.frozenN = false, 0

@@ -62,6 +62,11 @@ type Config struct {
 	// RebootDelay is how long the agent is silent after guest-shutdown
 	// mode=reboot (default 2s).
 	RebootDelay time.Duration
+	// ShutdownDelay is how long the agent goes on answering after it
+	// accepted guest-shutdown or a suspend, before the guest goes down
+	// (0: at once): a guest stopping its services first, qemu-ga among
+	// the last.
+	ShutdownDelay time.Duration
 }
 
 // File is one node of the in-memory tree.
