@@ -63,6 +63,9 @@ type rowGroup struct {
 	// Where the group goes (groupOrder).
 	rank  int
 	order string
+	// twin numbers, from 1 in table order, the groups whose keys would be
+	// drawn alike (markTwins); 0 for the others.
+	twin int
 }
 
 // tableLine is one line of a grouped table: the header of group grp (row
@@ -193,6 +196,9 @@ func (m *Model) groupRows(rows []*fleet.Guest) []*fleet.Guest {
 		}
 	}
 	clear(rows[n:])
+	if guestKeys(t.group) {
+		markTwins(groups)
+	}
 	t.groups, t.lines, t.rowLine = groups, lines, rowLine
 	return rows[:n]
 }
@@ -403,12 +409,54 @@ func (m *Model) toggleGroupMarks(gi int) {
 	}
 }
 
-// groupLabel is a group's value as drawn, raw (the header escapes it).
+// guestKeys reports whether a grouping's keys are what guests say: an OS
+// name is (a state is the fleet's, a tag or host the operator's).
+func guestKeys(by groupBy) bool { return by == groupOS }
+
+// markTwins numbers the groups whose keys escape to the same text (Text
+// leaves backslashes alone: one guest's raw ESC and another's four
+// characters \x1b both draw as \x1b), so that no two headers are drawn
+// alike and a mark on one is not taken for a mark on the other. Only a key
+// Text changes can draw as another's: a fleet of clean names costs a scan.
+func markTwins(groups []rowGroup) {
+	if !slices.ContainsFunc(groups, func(g rowGroup) bool { return !present.Clean(g.key) }) {
+		return
+	}
+	drawn := make(map[string][]int, len(groups))
+	for i := range groups {
+		if groups[i].key != "" {
+			d := present.Text(groups[i].key, 0)
+			drawn[d] = append(drawn[d], i)
+		}
+	}
+	for _, is := range drawn {
+		if len(is) > 1 {
+			for n, i := range is {
+				groups[i].twin = n + 1
+			}
+		}
+	}
+}
+
+// groupLabel is a group's value as drawn, raw (the header escapes it). A
+// guest's OS name is drawn in quotes, and the group of guests without one
+// as "(no OS)" without: a guest that names its OS "(no OS)" gets the
+// header `"(no OS)"`, never the real one's, so it cannot pass for a guest
+// without OS info (nor have the operator mark or fold the wrong group).
+// Twins (markTwins) are numbered before the quote, where no guest's text
+// can be.
 func (t *table) groupLabel(grp *rowGroup) string {
-	if grp.key != "" {
+	if grp.key == "" {
+		return map[groupBy]string{groupOS: "(no OS)", groupState: "(no state)", groupTag: "(no tag)", groupHost: "(no host)"}[t.group]
+	}
+	if !guestKeys(t.group) {
 		return grp.key
 	}
-	return map[groupBy]string{groupOS: "(no OS)", groupState: "(no state)", groupTag: "(no tag)", groupHost: "(no host)"}[t.group]
+	l := `"` + grp.key + `"`
+	if grp.twin > 0 {
+		l = "(" + strconv.Itoa(grp.twin) + ") " + l
+	}
+	return l
 }
 
 // groupSummary is a header's count and the states worth telling: "12 ·
