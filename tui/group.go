@@ -63,9 +63,6 @@ type rowGroup struct {
 	// Where the group goes (groupOrder).
 	rank  int
 	order string
-	// twin numbers, from 1 in table order, the groups whose keys would be
-	// drawn alike (markTwins); 0 for the others.
-	twin int
 }
 
 // tableLine is one line of a grouped table: the header of group grp (row
@@ -196,8 +193,9 @@ func (m *Model) groupRows(rows []*fleet.Guest) []*fleet.Guest {
 		}
 	}
 	clear(rows[n:])
+	t.twins = nil
 	if guestKeys(t.group) {
-		markTwins(groups)
+		t.twins = markTwins(groups)
 	}
 	t.groups, t.lines, t.rowLine = groups, lines, rowLine
 	return rows[:n]
@@ -413,14 +411,15 @@ func (m *Model) toggleGroupMarks(gi int) {
 // name is (a state is the fleet's, a tag or host the operator's).
 func guestKeys(by groupBy) bool { return by == groupOS }
 
-// markTwins numbers the groups whose keys escape to the same text (Text
-// leaves backslashes alone: one guest's raw ESC and another's four
-// characters \x1b both draw as \x1b), so that no two headers are drawn
-// alike and a mark on one is not taken for a mark on the other. Only a key
-// Text changes can draw as another's: a fleet of clean names costs a scan.
-func markTwins(groups []rowGroup) {
+// markTwins numbers, from 1 in table order, the groups whose keys escape
+// to the same text (Text leaves backslashes alone: one guest's raw ESC and
+// another's four characters \x1b both draw as \x1b), so that no two
+// headers are drawn alike and a mark on one is not taken for a mark on the
+// other; nil when there are none. Only a key Text changes can draw as
+// another's: a fleet of clean names costs a scan, and no allocation.
+func markTwins(groups []rowGroup) map[string]int {
 	if !slices.ContainsFunc(groups, func(g rowGroup) bool { return !present.Clean(g.key) }) {
-		return
+		return nil
 	}
 	drawn := make(map[string][]int, len(groups))
 	for i := range groups {
@@ -429,13 +428,19 @@ func markTwins(groups []rowGroup) {
 			drawn[d] = append(drawn[d], i)
 		}
 	}
+	var twins map[string]int
 	for _, is := range drawn {
-		if len(is) > 1 {
-			for n, i := range is {
-				groups[i].twin = n + 1
-			}
+		if len(is) < 2 {
+			continue
+		}
+		if twins == nil {
+			twins = map[string]int{}
+		}
+		for n, i := range is {
+			twins[groups[i].key] = n + 1
 		}
 	}
+	return twins
 }
 
 // groupLabel is a group's value as drawn, raw (the header escapes it). A
@@ -453,8 +458,8 @@ func (t *table) groupLabel(grp *rowGroup) string {
 		return grp.key
 	}
 	l := `"` + grp.key + `"`
-	if grp.twin > 0 {
-		l = "(" + strconv.Itoa(grp.twin) + ") " + l
+	if n := t.twins[grp.key]; n > 0 {
+		l = "(" + strconv.Itoa(n) + ") " + l
 	}
 	return l
 }
@@ -506,8 +511,9 @@ func (m *Model) renderHeader(i, gi int) string {
 	}
 	summary := t.groupSummary(grp)
 	avail := m.width - prefixWidth
-	labelW := min(present.Width(present.Text(t.groupLabel(grp), avail)), avail-present.Width(sign)-2-present.Width(summary))
-	body := sign + present.Cell(t.groupLabel(grp), max(labelW, 1), false) + "  " + summary
+	label := t.groupLabel(grp) // once: a guest's is quoted, a new string
+	labelW := min(present.Width(present.Text(label, avail)), avail-present.Width(sign)-2-present.Width(summary))
+	body := sign + present.Cell(label, max(labelW, 1), false) + "  " + summary
 	style := m.st.Accent.Bold(true)
 	markStyle := m.st.Mark
 	if i == t.cursor {
