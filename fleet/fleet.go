@@ -646,6 +646,34 @@ func (f *Fleet) RefreshOnce(ctx context.Context, names []string) {
 	})
 }
 
+// RefreshErrs is RefreshOnce for the named guests that also returns what
+// each poll failed with (nil: it answered; a name the fleet does not know
+// is missing). The state a poll leaves does not say what it saw: a guest
+// gone stays gone, with the reason it went, whatever later polls meet
+// (session.failed). A caller that must judge each poll on its own, as
+// shutdown --wait does, reads it here.
+func (f *Fleet) RefreshErrs(ctx context.Context, names []string) map[string]error {
+	ss := f.sessionsFor(names)
+	errs := make([]error, len(ss))
+	ran := make([]bool, len(ss))
+	forEach(ctx, len(ss), f.opts.Concurrency, func(i int) {
+		if ss[i] != nil {
+			errs[i], ran[i] = ss[i].poll(ctx, true), true
+		}
+	})
+	out := make(map[string]error, len(ss))
+	for i, s := range ss {
+		switch {
+		case s == nil:
+		case !ran[i]:
+			out[names[i]] = fmt.Errorf("not polled: %w", context.Cause(ctx)) // ctx ended first: no answer either
+		default:
+			out[names[i]] = errs[i]
+		}
+	}
+	return out
+}
+
 // forEach runs fn(0..n-1), at most limit at once, in order, and returns
 // when all started calls are done; once ctx ends no new call starts.
 func forEach(ctx context.Context, n, limit int, fn func(i int)) {

@@ -193,6 +193,10 @@ func (m *Model) groupRows(rows []*fleet.Guest) []*fleet.Guest {
 		}
 	}
 	clear(rows[n:])
+	t.twins = nil
+	if guestKeys(t.group) {
+		t.twins = markTwins(groups)
+	}
 	t.groups, t.lines, t.rowLine = groups, lines, rowLine
 	return rows[:n]
 }
@@ -403,12 +407,61 @@ func (m *Model) toggleGroupMarks(gi int) {
 	}
 }
 
-// groupLabel is a group's value as drawn, raw (the header escapes it).
+// guestKeys reports whether a grouping's keys are what guests say: an OS
+// name is (a state is the fleet's, a tag or host the operator's).
+func guestKeys(by groupBy) bool { return by == groupOS }
+
+// markTwins numbers, from 1 in table order, the groups whose keys escape
+// to the same text (Text leaves backslashes alone: one guest's raw ESC and
+// another's four characters \x1b both draw as \x1b), so that no two
+// headers are drawn alike and a mark on one is not taken for a mark on the
+// other; nil when there are none. Only a key Text changes can draw as
+// another's: a fleet of clean names costs a scan, and no allocation.
+func markTwins(groups []rowGroup) map[string]int {
+	if !slices.ContainsFunc(groups, func(g rowGroup) bool { return !present.Clean(g.key) }) {
+		return nil
+	}
+	drawn := make(map[string][]int, len(groups))
+	for i := range groups {
+		if groups[i].key != "" {
+			d := present.Text(groups[i].key, 0)
+			drawn[d] = append(drawn[d], i)
+		}
+	}
+	var twins map[string]int
+	for _, is := range drawn {
+		if len(is) < 2 {
+			continue
+		}
+		if twins == nil {
+			twins = map[string]int{}
+		}
+		for n, i := range is {
+			twins[groups[i].key] = n + 1
+		}
+	}
+	return twins
+}
+
+// groupLabel is a group's value as drawn, raw (the header escapes it). A
+// guest's OS name is drawn in quotes, and the group of guests without one
+// as "(no OS)" without: a guest that names its OS "(no OS)" gets the
+// header `"(no OS)"`, never the real one's, so it cannot pass for a guest
+// without OS info (nor have the operator mark or fold the wrong group).
+// Twins (markTwins) are numbered before the quote, where no guest's text
+// can be.
 func (t *table) groupLabel(grp *rowGroup) string {
-	if grp.key != "" {
+	if grp.key == "" {
+		return map[groupBy]string{groupOS: "(no OS)", groupState: "(no state)", groupTag: "(no tag)", groupHost: "(no host)"}[t.group]
+	}
+	if !guestKeys(t.group) {
 		return grp.key
 	}
-	return map[groupBy]string{groupOS: "(no OS)", groupState: "(no state)", groupTag: "(no tag)", groupHost: "(no host)"}[t.group]
+	l := `"` + grp.key + `"`
+	if n := t.twins[grp.key]; n > 0 {
+		l = "(" + strconv.Itoa(n) + ") " + l
+	}
+	return l
 }
 
 // groupSummary is a header's count and the states worth telling: "12 ·
@@ -458,8 +511,9 @@ func (m *Model) renderHeader(i, gi int) string {
 	}
 	summary := t.groupSummary(grp)
 	avail := m.width - prefixWidth
-	labelW := min(present.Width(present.Text(t.groupLabel(grp), avail)), avail-present.Width(sign)-2-present.Width(summary))
-	body := sign + present.Cell(t.groupLabel(grp), max(labelW, 1), false) + "  " + summary
+	label := t.groupLabel(grp) // once: a guest's is quoted, a new string
+	labelW := min(present.Width(present.Text(label, avail)), avail-present.Width(sign)-2-present.Width(summary))
+	body := sign + present.Cell(label, max(labelW, 1), false) + "  " + summary
 	style := m.st.Accent.Bold(true)
 	markStyle := m.st.Mark
 	if i == t.cursor {

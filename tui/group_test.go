@@ -342,7 +342,7 @@ func TestGroupHostileOSName(t *testing.T) {
 		}
 		var header string
 		for _, l := range strings.Split(ansi.Strip(raw), "\n") {
-			if strings.Contains(l, "▾ Evil") {
+			if strings.Contains(l, `▾ "Evil`) {
 				header = l
 			}
 			if got := ansi.StringWidth(l); got > w {
@@ -493,5 +493,43 @@ func TestVisualRangeNotJoinedByAGuest(t *testing.T) {
 	}
 	if got := src.runs[0].names; slices.Contains(got, "vm-00001") {
 		t.Errorf("the ping went to %v: vm-00001 joined the range by changing its OS", got)
+	}
+}
+
+// TestGroupNoOSNotSpoofed: a guest that names its OS "(no OS)" gets a
+// header of its own that does not look like the real one (the guests that
+// report no OS): an OS name is the guest's text and is drawn quoted, the
+// group of guests without one is not. Marking the real header marks its
+// guest only. Two OS names that escape alike ("\x1b" sent raw by one guest,
+// as the four characters \x1b by the other) are numbered apart.
+func TestGroupNoOSNotSpoofed(t *testing.T) {
+	gs := testGuests(4)
+	for _, g := range gs {
+		g.State, g.Err = fleet.Ready, ""
+	}
+	gs[0].OS = nil                                              // vm-00000: no OS info
+	gs[1].OS = &agentclient.OSInfo{PrettyName: "(no OS)"}       // vm-00001: hostile
+	gs[2].OS = &agentclient.OSInfo{PrettyName: "Evil\x1b"}      // vm-00002
+	gs[3].OS = &agentclient.OSInfo{PrettyName: `Evil` + `\x1b`} // vm-00003: draws as vm-00002's
+	m, _ := newGroupModel(gs, 100, 30, Options{})
+	m = command(t, m, "group os")
+	var heads []string
+	for _, l := range strings.Split(ansi.Strip(m.View().Content), "\n") {
+		if _, h, ok := strings.Cut(l, "▾ "); ok {
+			heads = append(heads, strings.TrimRight(h, " "))
+		}
+	}
+	eq(t, "headers", heads, []string{`"(no OS)"  1`, `(1) "Evil\x1b"  1`, `(2) "Evil\x1b"  1`, `(no OS)  1`})
+	eq(t, "group keys", headers(m), []string{"(no OS)", "Evil\x1b", `Evil\x1b`, ""})
+
+	m.moveTo(slices.Index(lines(m), "# "))
+	m = press(t, m, "space")
+	eq(t, "marked from the real (no OS) header", marked(m), []string{"vm-00000"})
+	if d := strings.Join(m.groupDetail(m.tbl.groupAt(m.tbl.cursor)), "\n"); !strings.Contains(d, "os (no OS): 1 guest") {
+		t.Errorf("detail of the real header: %q", d)
+	}
+	m.moveTo(slices.Index(lines(m), "# (no OS)"))
+	if d := strings.Join(m.groupDetail(m.tbl.groupAt(m.tbl.cursor)), "\n"); !strings.Contains(d, `os "(no OS)": 1 guest`) {
+		t.Errorf("detail of the guest's header: %q", d)
 	}
 }

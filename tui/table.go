@@ -142,12 +142,15 @@ type table struct {
 	// Grouping (group.go): what by, the groups folded (by key), a count
 	// bumped when they change, and the groups and lines of the last
 	// reindex. When lined, the cursor and the offset count lines.
-	group    groupBy
-	folded   map[string]bool
-	foldVer  int
-	groups   []rowGroup
-	lines    []tableLine
-	rowLine  []int // rows[r] is on line rowLine[r]
+	group   groupBy
+	folded  map[string]bool
+	foldVer int
+	groups  []rowGroup
+	lines   []tableLine
+	rowLine []int // rows[r] is on line rowLine[r]
+	// twins numbers, by key, the groups whose keys would be drawn alike
+	// (markTwins); nil when none are, as in any fleet of clean names.
+	twins    map[string]int
 	lined    bool
 	matched  int    // the guests the filter lets through, folded or not
 	onHead   bool   // the cursor is on the header of group curGroup

@@ -17,8 +17,40 @@ import (
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
-// auditLog is the log every mutating action of this invocation is written to.
-func (c *cli) auditLog() *audit.Log { return audit.Open(config.StateDir()) }
+// auditLog is the log every mutating action of this invocation is written
+// to: the operator's, in the state directory, except for the demo's.
+func (c *cli) auditLog() *audit.Log { return audit.Open(c.auditDir()) }
+
+// auditDir is where auditLog is. The demo's guests are simulated by this
+// process and die with it, so what is done to them is no record of the
+// operator's fleet: it goes to a directory of the demo's own, made on first
+// use and removed when guestdeck exits (dropDemoState), where the
+// dashboard's audit pane still shows it while the demo runs. (The demo
+// opens no freeze ledger either: openDemo. The filter history stays the
+// operator's: it is what they typed, not what was done to a guest.)
+func (c *cli) auditDir() string {
+	if !c.demo {
+		return config.StateDir()
+	}
+	if c.demoState == "" {
+		d, err := os.MkdirTemp("", "guestdeck-demo-")
+		if err != nil {
+			// Never the operator's log: a path that cannot be made
+			// refuses the demo's actions with its error (auditError).
+			return filepath.Join(os.TempDir(), "guestdeck-demo-unavailable", "state")
+		}
+		c.demoState = d
+	}
+	return c.demoState
+}
+
+// dropDemoState removes the demo's own state directory, if one was made.
+func (c *cli) dropDemoState() {
+	if c.demoState != "" {
+		os.RemoveAll(c.demoState)
+		c.demoState = ""
+	}
+}
 
 // audited is one mutating action on record: its intent is written, its
 // outcome is due.

@@ -68,6 +68,9 @@ type cli struct {
 	readonly   bool
 	theme      string
 	demo       bool
+	// demoState is the demo's own state directory (auditDir), "" until
+	// one is made.
+	demoState string
 }
 
 // command is one subcommand.
@@ -125,6 +128,7 @@ run "guestdeck COMMAND -h" for a command's flags.
 
 // main parses the global flags and runs the subcommand; it returns the exit code.
 func (c *cli) main(ctx context.Context, args []string) int {
+	defer c.dropDemoState()
 	fs := flag.NewFlagSet("guestdeck", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.globalFlags(fs)

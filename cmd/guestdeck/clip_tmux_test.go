@@ -113,12 +113,17 @@ func TestDashboardE2ECopy(t *testing.T) {
 		t.Errorf("csv %q %v", recs, err)
 	}
 
-	// A thaw (mutating, audited, no confirmation) shows in the audit pane.
+	// A thaw (mutating, audited, no confirmation) shows in the audit pane:
+	// the demo's own log, not the operator's in the state directory (the
+	// demo's guests die with it).
 	tt.keys("T")
 	tt.waitText("thaw: 1 ok")
 	tt.keys("A")
-	tt.waitText("Audit log "+filepath.Join(home, "state", "guestdeck", "audit.jsonl"), "2 entries, newest first",
-		"outcome  dashboard thaw", "cache-03: 1 ok")
+	s = tt.waitText("2 entries, newest first", "outcome  dashboard thaw", "cache-03: 1 ok")
+	demoLog := regexp.MustCompile(`Audit log (\S*/guestdeck-demo-[0-9]+/audit\.jsonl)`).FindStringSubmatch(s)
+	if demoLog == nil {
+		t.Errorf("the audit pane is not the demo's own log:\n%s", s)
+	}
 	tt.keys("Enter")
 	tt.waitText("entry 1 of 2", "Phase        outcome", "cache-03  ok")
 	tt.keys("Escape")
@@ -128,6 +133,14 @@ func TestDashboardE2ECopy(t *testing.T) {
 	tt.waitText("guestdeck-exited")
 	if b, _ := os.ReadFile(tt.exitFile); strings.TrimSpace(string(b)) != "EXIT=0" {
 		t.Errorf("exit: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(home, "state", "guestdeck", "audit.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("the demo's actions are in the operator's audit log: %v", err)
+	}
+	if demoLog != nil {
+		if _, err := os.Stat(filepath.Dir(demoLog[1])); !os.IsNotExist(err) {
+			t.Errorf("the demo's state directory %s outlived it: %v", filepath.Dir(demoLog[1]), err)
+		}
 	}
 }
 

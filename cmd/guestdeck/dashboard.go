@@ -33,11 +33,14 @@ const filterHistoryFile = "filters"
 func (c *cli) dashboard(ctx context.Context) int {
 	dashboardGC()
 	// Every mutating action is audited: the dashboard's own, and the
-	// fleet's automatic thaws (watchdog, orphans).
-	al := c.auditLog()
+	// fleet's automatic thaws (watchdog, orphans). The log is opened once
+	// openFleet knows whether this is the demo (it is without a fleet
+	// file), which has a log of its own (auditDir).
+	var al *audit.Log
 	// Notices go to the event log while the screen is up, to stderr after.
 	var screenDone atomic.Bool
 	o, code := c.openFleet(ctx, true, func(opts *fleet.Options) {
+		al = c.auditLog()
 		opts.Who, opts.AdoptOrphans, opts.Audit = "dashboard", true, al
 		opts.OnNotice = func(n fleet.Notice) {
 			if screenDone.Load() {

@@ -74,6 +74,9 @@ func (c *cli) openFleet(ctx context.Context, allowDemo bool, tweak func(*fleet.O
 	cfg, err := c.loadConfig()
 	if errors.Is(err, errNoFleetFile) {
 		if allowDemo {
+			// The demo from here on, as with --demo: its actions are
+			// audited in its own log (auditDir), not the operator's.
+			c.demo = true
 			// The dashboard's banner points at where the fleet file goes.
 			return c.openDemo(ctx, config.DefaultPath(), tweak)
 		}

@@ -6,13 +6,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -335,35 +336,162 @@ const (
 	maxShutdownWait     = time.Hour
 )
 
-// goneStates are where a shut-down guest ends: its socket went away (gone,
-// or unreachable when it was never seen going), or its libvirt domain shut
-// off or crashed.
-var goneStates = []fleet.State{fleet.Gone, fleet.Stopped, fleet.Crashed, fleet.Unreachable}
+// goneConfirm and goneChecks are how long and on how many checks in a row
+// shutdown --wait must see a guest's gone signal (goneSignal) before it
+// believes it: a refused or failed dial while the machine still runs (QEMU
+// restarting the chardev, a socket moved for a moment) passes, a machine
+// that has stopped keeps saying so.
+const (
+	goneConfirm = time.Second
+	goneChecks  = 3
+)
 
-// waitGone polls the guests whose shutdown was accepted until each has gone
-// or the deadline passes, and says which in each result: a guest still there
-// at the deadline fails (exit 1), so `run --yes --wait shutdown ... &&
-// next` goes on only when every guest went.
+// goneSignal is what, of one check of a guest whose shutdown was accepted,
+// says its machine has stopped, "" when nothing does. Only lasting, specific
+// signals count: libvirt reporting the domain shut off or crashed, or, for
+// a guest the fleet dials itself (unix, tcp, vsock), its socket missing
+// (QEMU unlinks the chardev's socket when it exits) or its connection
+// refused (the file left with nobody listening). Anything else may be a
+// machine that still runs: a timeout or a silent agent (halted, or only
+// slow), the channel held by another client, a dropped connection (the one
+// a powerdown cuts is followed by a missing socket at the next dial), or
+// the errors of a transport in between (libvirt, ssh), whose own socket
+// missing says nothing of the guest. err is the check's own poll error:
+// the guest's state keeps the reason it first went, whatever later checks
+// meet (fleet.RefreshErrs).
+func goneSignal(g *fleet.Guest, err error) string {
+	if g == nil {
+		return ""
+	}
+	switch g.State {
+	case fleet.Stopped, fleet.Crashed:
+		return "libvirt reports the domain " + string(g.State)
+	}
+	scheme, _, _ := strings.Cut(g.Address, ":")
+	if scheme != "unix" && scheme != "tcp" && scheme != "vsock" {
+		return ""
+	}
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return "no such socket"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	}
+	return ""
+}
+
+// goneWatch is what shutdown --wait saw of one guest.
+type goneWatch struct {
+	since  time.Time // the first check of the current run of gone signals
+	checks int       // checks in that run; 0: the last check saw none
+	signal string    // the run's latest signal
+	broken string    // the signal of the last run that broke, "" if none
+	last   error     // the last check's poll error
+	state  fleet.State
+}
+
+// see records one check at now and reports whether the guest is confirmed
+// gone: its signal held on goneChecks checks in a row over goneConfirm.
+func (w *goneWatch) see(sig string, g *fleet.Guest, err error, now time.Time) bool {
+	w.last = err
+	if g != nil {
+		w.state = g.State
+	}
+	if sig == "" {
+		if w.checks > 0 {
+			w.broken = w.signal
+		}
+		w.checks = 0
+		return false
+	}
+	if w.checks == 0 {
+		w.since = now
+	}
+	w.checks++
+	w.signal = sig
+	return w.checks >= goneChecks && now.Sub(w.since) >= goneConfirm
+}
+
+// confirming reports whether a run of gone signals is under way and still
+// short of goneConfirm at now: such a guest is checked past the deadline,
+// by at most goneConfirm, rather than failed while it is being confirmed.
+func (w *goneWatch) confirming(now time.Time) bool {
+	return w.checks > 0 && now.Sub(w.since) < goneConfirm+waitPoll
+}
+
+// why says why a guest was not confirmed gone, after "(": its state, what
+// its last check met, and a signal that came and went.
+func (w *goneWatch) why() string {
+	s := string(w.state)
+	switch {
+	case w.last == nil:
+		s += ": its agent answers"
+	case present.Brief(w.last) != "":
+		s += ": " + present.Brief(w.last)
+	}
+	if w.state == fleet.ShuttingDown {
+		s += "; a halted guest can keep its channel open"
+	}
+	if w.broken != "" {
+		s += "; " + w.broken + " did not last"
+	}
+	return s
+}
+
+// channelUp reports whether the last check reached the guest's channel: it
+// answered, stayed silent, or another client held it. Such a guest is still
+// there; of one that failed otherwise, guestdeck cannot say.
+func (w *goneWatch) channelUp() bool {
+	return w.last == nil || agentclient.IsSilent(w.last) || agentclient.IsChannelHeld(w.last)
+}
+
+// waitGone polls the guests whose shutdown was accepted until each is
+// confirmed gone (goneSignal, held for goneConfirm) or the deadline
+// passes, and says which in each result: a guest not confirmed gone fails
+// (exit 1), so `run --yes --wait shutdown ... && next` goes on only when
+// every guest went. A guest merely unreachable for a moment is not gone.
 func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Result, d time.Duration) {
 	start := time.Now()
 	deadline := start.Add(d)
 	pending := map[string]int{}
+	watch := map[string]*goneWatch{}
 	for i, r := range results {
 		if r.OK {
 			pending[r.Guest] = i
+			watch[r.Guest] = &goneWatch{}
 		}
 	}
 	if len(pending) == 0 {
 		return
 	}
-	fmt.Fprintf(c.stderr, "waiting up to %s for %s to go\n", d, present.Plural(len(pending), "guest"))
+	fmt.Fprintf(c.stderr, "waiting up to %s for %s to go (gone: no socket, a refused connection or libvirt's shut off, for %s)\n",
+		d, present.Plural(len(pending), "guest"), goneConfirm)
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
-	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-		f.RefreshOnce(ctx, slices.Collect(maps.Keys(pending)))
-		for name, i := range pending {
-			if g := f.Guest(name); g != nil && slices.Contains(goneStates, g.State) {
-				results[i].Result += fmt.Sprintf("; gone after %s (%s)", roundDur(time.Since(start)), g.State)
+	for ctx.Err() == nil {
+		// Past the deadline only guests being confirmed are checked.
+		now := time.Now()
+		var check []string
+		for name := range pending {
+			if now.Before(deadline) || watch[name].confirming(now) {
+				check = append(check, name)
+			}
+		}
+		if len(check) == 0 {
+			break
+		}
+		errs := f.RefreshErrs(ctx, check)
+		if ctx.Err() != nil {
+			break // the interrupt's errors are no check
+		}
+		now = time.Now()
+		for _, name := range check {
+			g, err := f.Guest(name), errs[name]
+			w := watch[name]
+			if w.see(goneSignal(g, err), g, err, now) {
+				i := pending[name]
+				results[i].Result += fmt.Sprintf("; gone after %s: %s, seen on %d checks over %s",
+					roundDur(now.Sub(start)), w.signal, w.checks, roundDur(now.Sub(w.since)))
 				delete(pending, name)
 			}
 		}
@@ -375,16 +503,16 @@ func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Resu
 		case <-tick.C:
 		}
 	}
-	why := fmt.Sprintf("shutdown accepted, but still there after --wait %s", d)
-	if ctx.Err() != nil {
-		why = "shutdown accepted; interrupted while waiting for it to go"
-	}
 	for name, i := range pending {
-		st := ""
-		if g := f.Guest(name); g != nil {
-			st = " (" + string(g.State) + "; a halted guest can keep its channel open)"
+		w := watch[name]
+		why := fmt.Sprintf("shutdown accepted, but not confirmed gone after --wait %s", d)
+		switch {
+		case ctx.Err() != nil:
+			why = "shutdown accepted; interrupted while waiting for it to go"
+		case w.channelUp():
+			why = fmt.Sprintf("shutdown accepted, but still there after --wait %s", d)
 		}
-		results[i].OK, results[i].Err = false, why+st
+		results[i].OK, results[i].Err = false, why+" ("+w.why()+")"
 	}
 }
 
