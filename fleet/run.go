@@ -242,7 +242,7 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 		}
 		err = ag.Suspend(ctx, a.Mode)
 	} else {
-		s.markBoot(ctx) // session.go: a reboot over this connection shows
+		s.markBoot() // session.go: a reboot over this connection shows
 		err = ag.Shutdown(ctx, a.Mode)
 	}
 	lost := agentclient.IsConnLost(err)

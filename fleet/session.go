@@ -598,13 +598,19 @@ func (s *session) sinceBoot(ctx context.Context) (ms uint64, ok bool, err error)
 }
 
 // markBoot records how long the guest has been up before it is asked to
-// shut down, so that a reboot over the kept connection shows (rebooted).
-// A failure leaves the mark unknown: the shutdown goes ahead. Holds sem.
-func (s *session) markBoot(ctx context.Context) {
-	ms, ok, _ := s.sinceBoot(ctx)
+// shut down, so that a reboot over the kept connection shows (rebooted):
+// from the last metrics sample's CPU counters (sinceBoot's measure), not a
+// call of its own. The action then sends exactly what its plan and dry run
+// say (TestSendsAreWhatIsSent), and a hung agent costs no extra timeout
+// before the shutdown. Without a sample (metrics off, no cpustats) the
+// mark stays unknown: the guest leaves shutting-down only by a fresh
+// connection, as before. Holds sem.
+func (s *session) markBoot() {
 	s.bootMark = 0
-	if ok {
-		s.bootMark = ms
+	if p := s.metrics.prev; p != nil && p.cpuOK {
+		for _, c := range p.cpus {
+			s.bootMark = max(s.bootMark, c.total)
+		}
 	}
 }
 

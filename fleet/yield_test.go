@@ -520,6 +520,7 @@ func TestQuickRebootComesBack(t *testing.T) {
 	f.Add(fleet.Target{Name: "qr", Address: "unix:" + farm.Sockets()[0]})
 	f.Start(t.Context())
 	polledAfter(t, f, "qr", time.Time{})
+	sampled(t, f, "qr")
 	dials := c.count("qr")
 	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownReboot}, []string{"qr"}, nil)
 	if len(res) != 1 || !res[0].OK {
@@ -541,6 +542,16 @@ func TestQuickRebootComesBack(t *testing.T) {
 		t.Fatalf("another client after the reboot: %v", err)
 	}
 	other.Close()
+}
+
+// sampled waits for name's first metrics sample: the boot mark a shutdown
+// takes comes from it (markBoot).
+func sampled(t *testing.T, f *fleet.Fleet, name string) {
+	t.Helper()
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		g := f.Guest(name)
+		return g.Metrics.CPUs > 0, fmt.Sprintf("%s %q: waiting for a metrics sample", g.State, g.Err)
+	})
 }
 
 // A guest still on its way down answers polls on the kept connection for a
@@ -568,6 +579,7 @@ func TestShutdownStillGoingStays(t *testing.T) {
 	f.Add(fleet.Target{Name: "sg", Address: "unix:" + farm.Sockets()[0]})
 	f.Start(t.Context())
 	polledAfter(t, f, "sg", time.Time{})
+	sampled(t, f, "sg")
 	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownReboot}, []string{"sg"}, nil)
 	if len(res) != 1 || !res[0].OK {
 		t.Fatalf("reboot: %+v", res)
