@@ -388,12 +388,13 @@ type goneWatch struct {
 	broken string    // the signal of the last run that broke, "" if none
 	last   error     // the last check's poll error
 	state  fleet.State
+	done   bool // a check finished (not all were cut short at the deadline)
 }
 
 // see records one check at now and reports whether the guest is confirmed
 // gone: its signal held on goneChecks checks in a row over goneConfirm.
 func (w *goneWatch) see(sig string, g *fleet.Guest, err error, now time.Time) bool {
-	w.last = err
+	w.last, w.done = err, true
 	if g != nil {
 		w.state = g.State
 	}
@@ -424,6 +425,8 @@ func (w *goneWatch) confirming(now time.Time) bool {
 func (w *goneWatch) why() string {
 	s := string(w.state)
 	switch {
+	case !w.done:
+		s += ": no check finished by the deadline"
 	case w.last == nil:
 		s += ": its agent answers"
 	case present.Brief(w.last) != "":
@@ -442,7 +445,7 @@ func (w *goneWatch) why() string {
 // answered, stayed silent, or another client held it. Such a guest is still
 // there; of one that failed otherwise, guestdeck cannot say.
 func (w *goneWatch) channelUp() bool {
-	return w.last == nil || agentclient.IsSilent(w.last) || agentclient.IsChannelHeld(w.last)
+	return w.done && w.last == nil || agentclient.IsSilent(w.last) || agentclient.IsChannelHeld(w.last)
 }
 
 // waitGone polls the guests whose shutdown was accepted until each is
@@ -469,26 +472,49 @@ func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Resu
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		// Past the deadline only guests being confirmed are checked.
+		// Past the deadline only guests being confirmed are checked. A
+		// round of checks ends by the deadline, or past it by the end
+		// of the confirmations it is for: a check waits out its poll's
+		// timeout (a halted or silent guest, some 3 s; 6 s for one that
+		// answers slowly; more for guests beyond Concurrency), and the
+		// wait ran that far past its deadline.
 		now := time.Now()
 		var check []string
+		end := deadline
 		for name := range pending {
-			if now.Before(deadline) || watch[name].confirming(now) {
+			switch w := watch[name]; {
+			case now.Before(deadline):
 				check = append(check, name)
+			case w.confirming(now):
+				check = append(check, name)
+				if e := w.since.Add(goneConfirm + waitPoll); e.After(end) {
+					end = e
+				}
 			}
 		}
 		if len(check) == 0 {
 			break
 		}
-		errs := f.RefreshErrs(ctx, check)
+		rctx, cancel := context.WithDeadline(ctx, end)
+		errs := f.RefreshErrs(rctx, check)
+		cancel()
 		if ctx.Err() != nil {
 			break // the interrupt's errors are no check
 		}
 		now = time.Now()
+		cut := !now.Before(end) // by the clock: the context may say so a hair later
 		for _, name := range check {
 			g, err := f.Guest(name), errs[name]
+			sig := goneSignal(g, err)
+			if cut && sig == "" && err != nil {
+				// Maybe cut short at the round's end, or never started:
+				// no check either way, and the last one that finished
+				// says what the guest did. (A missing socket or a
+				// refusal is met at once, before any cut.)
+				continue
+			}
 			w := watch[name]
-			if w.see(goneSignal(g, err), g, err, now) {
+			if w.see(sig, g, err, now) {
 				i := pending[name]
 				results[i].Result += fmt.Sprintf("; gone after %s: %s, seen on %d checks over %s",
 					roundDur(now.Sub(start)), w.signal, w.checks, roundDur(now.Sub(w.since)))
@@ -505,6 +531,9 @@ func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Resu
 	}
 	for name, i := range pending {
 		w := watch[name]
+		if g := f.Guest(name); !w.done && g != nil {
+			w.state = g.State
+		}
 		why := fmt.Sprintf("shutdown accepted, but not confirmed gone after --wait %s", d)
 		switch {
 		case ctx.Err() != nil:

@@ -262,3 +262,56 @@ func TestGoneWatch(t *testing.T) {
 		t.Errorf("why: %q", got)
 	}
 }
+
+// TestShutdownWaitEndsByDeadline: shutdown --wait ends by its deadline
+// (past it only by a confirmation under way), even when a check would
+// take far longer: a halted guest keeps its channel open with no agent
+// behind it, so each check waits out the call timeout (30 s here). The
+// wait used to run a whole poll timeout past a 1 s --wait, more with
+// guests beyond Concurrency. The guest is still there, and says so.
+func TestShutdownWaitEndsByDeadline(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config { return sim.DefaultConfig("halted") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	const timeout = 30 * time.Second
+	f := fleet.New(fleet.Options{Timeout: timeout})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "halted", Address: "unix:" + farm.Sockets()[0]})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // ends a check left running when the test fails
+	f.RefreshOnce(ctx, nil)
+	if g := f.Guest("halted"); g.State != fleet.Ready {
+		t.Fatalf("%s %q before the shutdown", g.State, g.Err)
+	}
+	results := f.Run(ctx, fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownHalt}, []string{"halted"}, nil)
+	if !results[0].OK {
+		t.Fatalf("shutdown not accepted: %+v", results[0])
+	}
+
+	var stderr bytes.Buffer
+	c := &cli{stdout: &bytes.Buffer{}, stderr: &stderr}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.waitGone(ctx, f, results, time.Second)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout / 2):
+		t.Fatalf("--wait 1s still waiting after %s: a check ran its whole call timeout past the deadline", timeout/2)
+	}
+	r := results[0]
+	if r.OK || !strings.Contains(r.Err, "after --wait 1s (shutting-down") {
+		t.Errorf("halted: %+v", r)
+	}
+	if code := runExit(results); code != exitFail {
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+}
