@@ -3,11 +3,14 @@ package main
 import (
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/fleet/audit"
 )
 
 // TestDemoLeavesTheRealStateAlone: an action on the demo's guests (they
@@ -73,5 +76,55 @@ func TestDashboardE2EFallbackDemoAudit(t *testing.T) {
 	tt.waitText("guestdeck-exited")
 	if _, err := os.Stat(filepath.Join(home, "state", "guestdeck", "audit.jsonl")); !os.IsNotExist(err) {
 		t.Errorf("the demo's actions are in the operator's audit log: %v", err)
+	}
+}
+
+// TestDemoWithoutTempDirWritesNothing: when the demo cannot make its own
+// state directory, its actions are refused, and nothing is written: not
+// the operator's log, and not a log at a fixed name in the temporary
+// directory. Another user can make that name in a shared /tmp beforehand
+// with audit.jsonl a symlink to a file of the operator's, and the demo
+// used to append its lines there. The temporary directory here is one
+// nobody may make anything in (immutable: root can't either), holding
+// such a name made before.
+func TestDemoWithoutTempDirWritesNothing(t *testing.T) {
+	tmp := t.TempDir()
+	planted := filepath.Join(tmp, "guestdeck-demo-unavailable", "state")
+	if err := os.MkdirAll(planted, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "operators-file")
+	if err := os.WriteFile(victim, []byte("mine\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(planted, audit.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", tmp).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("needs root and chattr (e2fsprogs) on a file system with immutable files: %v %s", err, out)
+		}
+		t.Fatalf("chattr +i: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", tmp).Run() }) // before TempDir's removal
+	if err := os.Mkdir(filepath.Join(tmp, "probe"), 0o700); err == nil {
+		t.Fatalf("made a directory in the immutable %s", tmp)
+	}
+	state := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("XDG_STATE_HOME", state)
+
+	c := &cli{demo: true}
+	defer c.dropDemoState()
+	aud, err := c.auditIntent(audit.SourceCLI, "fstrim", []string{"guestdeck", "--demo", "run", "fstrim", "api-01"},
+		[]string{"api-01"}, []audit.Guest{{Name: "api-01", Result: "pending"}})
+	if err == nil {
+		t.Errorf("the demo's action was audited (in %s) without a directory of its own", aud.log.Path())
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "mine\n" {
+		t.Errorf("the demo wrote through the planted symlink into the operator's file: %q", b)
+	}
+	if es, _ := os.ReadDir(state); len(es) > 0 {
+		t.Errorf("the demo wrote to the operator's state directory: %v", es)
 	}
 }
