@@ -242,7 +242,13 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 		}
 		err = ag.Suspend(ctx, a.Mode)
 	} else {
-		s.markBoot(ctx) // session.go: a reboot over this connection shows
+		// session.go: a reboot over this connection shows. A connection
+		// that broke under the mark carries no shutdown: sent on it, the
+		// shutdown failed as a lost connection does, which is how a guest
+		// going down hangs up, and was reported accepted unsent.
+		if err := s.markBoot(ctx); agentclient.IsConnLost(err) || errors.Is(err, agentclient.ErrClosed) {
+			return fmt.Errorf("%s not sent: the connection broke before it: %w", a, err)
+		}
 		err = ag.Shutdown(ctx, a.Mode)
 	}
 	lost := agentclient.IsConnLost(err)

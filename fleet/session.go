@@ -599,13 +599,16 @@ func (s *session) sinceBoot(ctx context.Context) (ms uint64, ok bool, err error)
 
 // markBoot records how long the guest has been up before it is asked to
 // shut down, so that a reboot over the kept connection shows (rebooted).
-// A failure leaves the mark unknown: the shutdown goes ahead. Holds sem.
-func (s *session) markBoot(ctx context.Context) {
-	ms, ok, _ := s.sinceBoot(ctx)
+// A failure leaves the mark unknown, and is returned: the caller decides
+// whether the shutdown can still go (not over a connection that broke).
+// Holds sem.
+func (s *session) markBoot(ctx context.Context) error {
+	ms, ok, err := s.sinceBoot(ctx)
 	s.bootMark = 0
 	if ok {
 		s.bootMark = ms
 	}
+	return err
 }
 
 // rebooted reports whether a guest shutting down after this process's

@@ -592,3 +592,44 @@ func TestShutdownStillGoingStays(t *testing.T) {
 		return g.State == fleet.Ready, fmt.Sprintf("%s %q: want ready once it has rebooted", g.State, g.Err)
 	})
 }
+
+// A shutdown is sent only on a connection that carries it: when the
+// connection breaks under the guest-get-cpustats that marks the boot
+// before it (a channel that broke, a kept connection whose QEMU went), the
+// shutdown fails as not sent. It used to go out on the broken connection,
+// fail as a lost connection does (how a guest going down hangs up), and be
+// reported "accepted by the agent" although no agent ever saw it.
+func TestShutdownNotSentOnBrokenConnection(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config { return sim.DefaultConfig("br") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	guest := farm.Guests()[0]
+	f := fleet.New(fleet.Options{Timeout: 2 * time.Second})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "br", Address: "unix:" + farm.Sockets()[0]})
+	f.RefreshOnce(t.Context(), nil)
+	if g := f.Guest("br"); g.State != fleet.Ready {
+		t.Fatalf("%s %q before the shutdown", g.State, g.Err)
+	}
+	if ok, _ := f.Guest("br").Capability("guest-get-cpustats"); !ok {
+		t.Fatal("the simulator lists no guest-get-cpustats: the boot mark is not asked")
+	}
+	guest.DropBefore("guest-get-cpustats", 0)
+	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownPowerdown}, []string{"br"}, nil)
+	if n := guest.Calls("guest-shutdown"); n != 0 {
+		t.Fatalf("the agent ran guest-shutdown %d times: the test wants the connection broken before it", n)
+	}
+	if len(res) != 1 || res[0].OK || !strings.Contains(res[0].Err, "not sent") {
+		t.Errorf("shutdown over a connection broken before it: %+v, want failed, not sent", res)
+	}
+	if g := f.Guest("br"); g.State == fleet.ShuttingDown {
+		t.Errorf("%s %q: shutting down without a shutdown sent", g.State, g.Err)
+	}
+}
