@@ -388,13 +388,14 @@ type goneWatch struct {
 	broken string    // the signal of the last run that broke, "" if none
 	last   error     // the last check's poll error
 	state  fleet.State
-	done   bool // a check finished (not all were cut short at the deadline)
+	done   bool      // a check finished (not all were cut short at the deadline)
+	at     time.Time // when the last check finished
 }
 
 // see records one check at now and reports whether the guest is confirmed
 // gone: its signal held on goneChecks checks in a row over goneConfirm.
 func (w *goneWatch) see(sig string, g *fleet.Guest, err error, now time.Time) bool {
-	w.last, w.done = err, true
+	w.last, w.done, w.at = err, true, now
 	if g != nil {
 		w.state = g.State
 	}
@@ -413,11 +414,18 @@ func (w *goneWatch) see(sig string, g *fleet.Guest, err error, now time.Time) bo
 	return w.checks >= goneChecks && now.Sub(w.since) >= goneConfirm
 }
 
-// confirming reports whether a run of gone signals is under way and still
-// short of goneConfirm at now: such a guest is checked past the deadline,
-// by at most goneConfirm, rather than failed while it is being confirmed.
-func (w *goneWatch) confirming(now time.Time) bool {
-	return w.checks > 0 && now.Sub(w.since) < goneConfirm+waitPoll
+// confirmBy is until when, past the deadline, a guest whose run of gone
+// signals is under way is still checked rather than failed while it is
+// being confirmed: goneConfirm after the run began, or, for a run that
+// began earlier (its checks slowed by a slow guest in the same rounds),
+// the deadline; and a check's worth (waitPoll) more. So the wait ends at
+// most goneConfirm and a check past its deadline.
+func (w *goneWatch) confirmBy(deadline time.Time) time.Time {
+	t := w.since.Add(goneConfirm)
+	if t.Before(deadline) {
+		t = deadline
+	}
+	return t.Add(waitPoll)
 }
 
 // why says why a guest was not confirmed gone, after "(": its state, what
@@ -485,9 +493,9 @@ func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Resu
 			switch w := watch[name]; {
 			case now.Before(deadline):
 				check = append(check, name)
-			case w.confirming(now):
+			case w.checks > 0 && now.Before(w.confirmBy(deadline)):
 				check = append(check, name)
-				if e := w.since.Add(goneConfirm + waitPoll); e.After(end) {
+				if e := w.confirmBy(deadline); e.After(end) {
 					end = e
 				}
 			}
@@ -495,6 +503,16 @@ func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Resu
 		if len(check) == 0 {
 			break
 		}
+		// Beyond Concurrency the checks go in turns: those being
+		// confirmed first, then the longest unchecked, so that every
+		// guest has its turn before a round is cut short.
+		slices.SortFunc(check, func(a, b string) int {
+			wa, wb := watch[a], watch[b]
+			if c := cmp.Compare(wb.checks, wa.checks); c != 0 && (wa.checks == 0 || wb.checks == 0) {
+				return c
+			}
+			return wa.at.Compare(wb.at)
+		})
 		rctx, cancel := context.WithDeadline(ctx, end)
 		errs := f.RefreshErrs(rctx, check)
 		cancel()

@@ -315,3 +315,48 @@ func TestShutdownWaitEndsByDeadline(t *testing.T) {
 		t.Errorf("exit %d, want %d", code, exitFail)
 	}
 }
+
+// TestShutdownWaitSlowNeighbour: a guest that went is confirmed gone by the
+// deadline although every round of checks waits for a slow neighbour (a
+// halted guest: each of its checks waits out the 2 s call timeout) and
+// only one check runs at a time (Concurrency 1): checks go in turns, the
+// guest being confirmed first, and its run, under way at the deadline,
+// gets a check past it. guestdeck used to fail it: its second check came
+// after the deadline, with the halted guest's, more than 1.25 s after its
+// first, so it was no longer checked as being confirmed. The rounds cut
+// short at the deadline (the halted guest's) must not starve it either.
+func TestShutdownWaitSlowNeighbour(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	names := []string{"halted", "gone"}
+	farm, err := sim.ServeDir(dir, len(names), func(i int) sim.Config { return sim.DefaultConfig(names[i]) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	f := fleet.New(fleet.Options{Timeout: 2 * time.Second, Concurrency: 1})
+	t.Cleanup(func() { f.Close() })
+	for i, n := range names {
+		f.Add(fleet.Target{Name: n, Address: "unix:" + farm.Sockets()[i]})
+	}
+	ctx := t.Context()
+	f.RefreshOnce(ctx, nil)
+	results := f.Run(ctx, fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownHalt}, []string{"halted"}, nil)
+	results = append(results, f.Run(ctx, fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownPowerdown}, []string{"gone"}, nil)...)
+	for _, r := range results {
+		if !r.OK {
+			t.Fatalf("%s: shutdown not accepted: %+v", r.Guest, r)
+		}
+	}
+	c := &cli{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	c.waitGone(ctx, f, results, 5*time.Second)
+	if r := results[1]; !r.OK || !strings.Contains(r.Result, ": no such socket, seen on ") {
+		t.Errorf("gone, beside a halted guest: %+v", r)
+	}
+	if r := results[0]; r.OK || !strings.Contains(r.Err, "after --wait 5s (shutting-down") {
+		t.Errorf("halted: %+v", r)
+	}
+}
