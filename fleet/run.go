@@ -246,6 +246,15 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 		err = ag.Shutdown(ctx, a.Mode)
 	}
 	lost := agentclient.IsConnLost(err)
+	if lost && ag.stream() != nil {
+		// A stream takes the hang-up after a request it sent for the
+		// agent's acceptance itself (awaitAccepted). Lost here, the
+		// request never went out whole: a connection kept since its
+		// agent hung up (QEMU restarted between polls), or one that
+		// broke before the write. Counted accepted, it was reported
+		// accepted by an agent that never saw it.
+		lost, err = false, fmt.Errorf("%s not sent: %w", a, err)
+	}
 	if err != nil && !lost {
 		s.forget(entry)
 		s.bootMark = 0 // no shutdown awaited

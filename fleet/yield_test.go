@@ -604,3 +604,52 @@ func TestShutdownStillGoingStays(t *testing.T) {
 		return g.State == fleet.Ready, fmt.Sprintf("%s %q: want ready once it has rebooted", g.State, g.Err)
 	})
 }
+
+// A shutdown sent on a connection kept since its agent hung up (the
+// guest's QEMU restarted between polls: the connection read nothing
+// since) never reaches an agent: it fails as not sent. It used to fail as
+// a lost connection, which is how a guest going down hangs up, and was
+// reported accepted. (The agent here lacks guest-get-cpustats, as it did
+// when the boot mark was a call of its own that could find the connection
+// broken first.)
+func TestShutdownNotSentOnDeadKeptConnection(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+		cfg := sim.DefaultConfig("dk")
+		cfg.Disabled = append(cfg.Disabled, "guest-get-cpustats")
+		return cfg
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	guest := farm.Guests()[0]
+	c := newDialCounter()
+	f := fleet.New(fleet.Options{Timeout: 2 * time.Second, Dialers: map[string]fleet.Dialer{"unix": c.dial}})
+	t.Cleanup(func() { f.Close() })
+	// Exclusive: the connection is kept between uses whoever waits.
+	f.Add(fleet.Target{Name: "dk", Address: "unix:" + farm.Sockets()[0], Exclusive: true})
+	f.RefreshOnce(t.Context(), nil)
+	if g := f.Guest("dk"); g.State != fleet.Ready {
+		t.Fatalf("%s %q before the shutdown", g.State, g.Err)
+	}
+	dials := c.count("dk")
+	guest.Restart() // drops the kept connection
+	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownPowerdown}, []string{"dk"}, nil)
+	if n := c.count("dk"); n != dials {
+		t.Fatalf("%d dials for the shutdown: the test wants it sent on the kept connection", n-dials)
+	}
+	if n := guest.Calls("guest-shutdown"); n != 0 {
+		t.Fatalf("the agent ran guest-shutdown %d times on a connection it had dropped", n)
+	}
+	if len(res) != 1 || res[0].OK || !strings.Contains(res[0].Err, "not sent") {
+		t.Errorf("shutdown on a dead kept connection: %+v, want failed, not sent", res)
+	}
+	if g := f.Guest("dk"); g.State == fleet.ShuttingDown {
+		t.Errorf("%s %q: shutting down without a shutdown sent", g.State, g.Err)
+	}
+}

@@ -33,11 +33,19 @@ func (c *cli) auditDir() string {
 		return config.StateDir()
 	}
 	if c.demoState == "" {
-		d, err := os.MkdirTemp("", "guestdeck-demo-")
+		mkdirTemp := c.mkdirTemp
+		if mkdirTemp == nil {
+			mkdirTemp = os.MkdirTemp
+		}
+		d, err := mkdirTemp("", "guestdeck-demo-")
 		if err != nil {
-			// Never the operator's log: a path that cannot be made
-			// refuses the demo's actions with its error (auditError).
-			return filepath.Join(os.TempDir(), "guestdeck-demo-unavailable", "state")
+			// Never the operator's log, nor a fixed name in the shared
+			// temporary directory: anyone could have made that one, with
+			// audit.jsonl a symlink to a file of the operator's (the
+			// demo appended its lines there). A path under a device,
+			// which nobody can make, refuses the demo's actions with its
+			// error (auditError).
+			return filepath.Join(os.DevNull, "guestdeck-demo-no-temporary-directory")
 		}
 		c.demoState = d
 	}

@@ -71,6 +71,9 @@ type cli struct {
 	// demoState is the demo's own state directory (auditDir), "" until
 	// one is made.
 	demoState string
+	// mkdirTemp makes the demo's state directory; nil: os.MkdirTemp (a
+	// test makes it fail).
+	mkdirTemp func(dir, pattern string) (string, error)
 }
 
 // command is one subcommand.

@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/guestdeck/guestdeck/fleet/audit"
 )
 
 // TestDemoLeavesTheRealStateAlone: an action on the demo's guests (they
@@ -73,5 +76,47 @@ func TestDashboardE2EFallbackDemoAudit(t *testing.T) {
 	tt.waitText("guestdeck-exited")
 	if _, err := os.Stat(filepath.Join(home, "state", "guestdeck", "audit.jsonl")); !os.IsNotExist(err) {
 		t.Errorf("the demo's actions are in the operator's audit log: %v", err)
+	}
+}
+
+// TestDemoWithoutTempDirWritesNothing: when the demo cannot make its own
+// state directory, its actions are refused, and nothing is written: not
+// the operator's log, and not a log at a fixed name in the temporary
+// directory. Another user can make that name in a shared /tmp beforehand
+// with audit.jsonl a symlink to a file of the operator's, and the demo
+// used to append its lines there. Here the temporary directory holds such
+// a name made before, and making the demo's own directory fails (a full
+// disk).
+func TestDemoWithoutTempDirWritesNothing(t *testing.T) {
+	tmp := t.TempDir()
+	planted := filepath.Join(tmp, "guestdeck-demo-unavailable", "state")
+	if err := os.MkdirAll(planted, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "operators-file")
+	if err := os.WriteFile(victim, []byte("mine\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(planted, audit.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	t.Setenv("XDG_STATE_HOME", state)
+
+	c := &cli{demo: true, mkdirTemp: func(string, string) (string, error) {
+		return "", &os.PathError{Op: "mkdirtemp", Path: tmp, Err: syscall.ENOSPC}
+	}}
+	defer c.dropDemoState()
+	aud, err := c.auditIntent(audit.SourceCLI, "fstrim", []string{"guestdeck", "--demo", "run", "fstrim", "api-01"},
+		[]string{"api-01"}, []audit.Guest{{Name: "api-01", Result: "pending"}})
+	if err == nil {
+		t.Errorf("the demo's action was audited (in %s) without a directory of its own", aud.log.Path())
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "mine\n" {
+		t.Errorf("the demo wrote through the planted symlink into the operator's file: %q", b)
+	}
+	if es, _ := os.ReadDir(state); len(es) > 0 {
+		t.Errorf("the demo wrote to the operator's state directory: %v", es)
 	}
 }

@@ -388,12 +388,14 @@ type goneWatch struct {
 	broken string    // the signal of the last run that broke, "" if none
 	last   error     // the last check's poll error
 	state  fleet.State
+	done   bool      // a check finished (not all were cut short at the deadline)
+	at     time.Time // when the last check finished
 }
 
 // see records one check at now and reports whether the guest is confirmed
 // gone: its signal held on goneChecks checks in a row over goneConfirm.
 func (w *goneWatch) see(sig string, g *fleet.Guest, err error, now time.Time) bool {
-	w.last = err
+	w.last, w.done, w.at = err, true, now
 	if g != nil {
 		w.state = g.State
 	}
@@ -412,11 +414,18 @@ func (w *goneWatch) see(sig string, g *fleet.Guest, err error, now time.Time) bo
 	return w.checks >= goneChecks && now.Sub(w.since) >= goneConfirm
 }
 
-// confirming reports whether a run of gone signals is under way and still
-// short of goneConfirm at now: such a guest is checked past the deadline,
-// by at most goneConfirm, rather than failed while it is being confirmed.
-func (w *goneWatch) confirming(now time.Time) bool {
-	return w.checks > 0 && now.Sub(w.since) < goneConfirm+waitPoll
+// confirmBy is until when, past the deadline, a guest whose run of gone
+// signals is under way is still checked rather than failed while it is
+// being confirmed: goneConfirm after the run began, or, for a run that
+// began earlier (its checks slowed by a slow guest in the same rounds),
+// the deadline; and a check's worth (waitPoll) more. So the wait ends at
+// most goneConfirm and a check past its deadline.
+func (w *goneWatch) confirmBy(deadline time.Time) time.Time {
+	t := w.since.Add(goneConfirm)
+	if t.Before(deadline) {
+		t = deadline
+	}
+	return t.Add(waitPoll)
 }
 
 // why says why a guest was not confirmed gone, after "(": its state, what
@@ -424,6 +433,8 @@ func (w *goneWatch) confirming(now time.Time) bool {
 func (w *goneWatch) why() string {
 	s := string(w.state)
 	switch {
+	case !w.done:
+		s += ": no check finished by the deadline"
 	case w.last == nil:
 		s += ": its agent answers"
 	case present.Brief(w.last) != "":
@@ -442,7 +453,7 @@ func (w *goneWatch) why() string {
 // answered, stayed silent, or another client held it. Such a guest is still
 // there; of one that failed otherwise, guestdeck cannot say.
 func (w *goneWatch) channelUp() bool {
-	return w.last == nil || agentclient.IsSilent(w.last) || agentclient.IsChannelHeld(w.last)
+	return w.done && w.last == nil || agentclient.IsSilent(w.last) || agentclient.IsChannelHeld(w.last)
 }
 
 // waitGone polls the guests whose shutdown was accepted until each is
@@ -469,26 +480,59 @@ func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Resu
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	for ctx.Err() == nil {
-		// Past the deadline only guests being confirmed are checked.
+		// Past the deadline only guests being confirmed are checked. A
+		// round of checks ends by the deadline, or past it by the end
+		// of the confirmations it is for: a check waits out its poll's
+		// timeout (a halted or silent guest, some 3 s; 6 s for one that
+		// answers slowly; more for guests beyond Concurrency), and the
+		// wait ran that far past its deadline.
 		now := time.Now()
 		var check []string
+		end := deadline
 		for name := range pending {
-			if now.Before(deadline) || watch[name].confirming(now) {
+			switch w := watch[name]; {
+			case now.Before(deadline):
 				check = append(check, name)
+			case w.checks > 0 && now.Before(w.confirmBy(deadline)):
+				check = append(check, name)
+				if e := w.confirmBy(deadline); e.After(end) {
+					end = e
+				}
 			}
 		}
 		if len(check) == 0 {
 			break
 		}
-		errs := f.RefreshErrs(ctx, check)
+		// Beyond Concurrency the checks go in turns: those being
+		// confirmed first, then the longest unchecked, so that every
+		// guest has its turn before a round is cut short.
+		slices.SortFunc(check, func(a, b string) int {
+			wa, wb := watch[a], watch[b]
+			if c := cmp.Compare(wb.checks, wa.checks); c != 0 && (wa.checks == 0 || wb.checks == 0) {
+				return c
+			}
+			return wa.at.Compare(wb.at)
+		})
+		rctx, cancel := context.WithDeadline(ctx, end)
+		errs := f.RefreshErrs(rctx, check)
+		cancel()
 		if ctx.Err() != nil {
 			break // the interrupt's errors are no check
 		}
 		now = time.Now()
+		cut := !now.Before(end) // by the clock: the context may say so a hair later
 		for _, name := range check {
 			g, err := f.Guest(name), errs[name]
+			sig := goneSignal(g, err)
+			if cut && sig == "" && err != nil {
+				// Maybe cut short at the round's end, or never started:
+				// no check either way, and the last one that finished
+				// says what the guest did. (A missing socket or a
+				// refusal is met at once, before any cut.)
+				continue
+			}
 			w := watch[name]
-			if w.see(goneSignal(g, err), g, err, now) {
+			if w.see(sig, g, err, now) {
 				i := pending[name]
 				results[i].Result += fmt.Sprintf("; gone after %s: %s, seen on %d checks over %s",
 					roundDur(now.Sub(start)), w.signal, w.checks, roundDur(now.Sub(w.since)))
@@ -505,6 +549,9 @@ func (c *cli) waitGone(ctx context.Context, f *fleet.Fleet, results []fleet.Resu
 	}
 	for name, i := range pending {
 		w := watch[name]
+		if g := f.Guest(name); !w.done && g != nil {
+			w.state = g.State
+		}
 		why := fmt.Sprintf("shutdown accepted, but not confirmed gone after --wait %s", d)
 		switch {
 		case ctx.Err() != nil:

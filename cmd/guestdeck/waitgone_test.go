@@ -262,3 +262,101 @@ func TestGoneWatch(t *testing.T) {
 		t.Errorf("why: %q", got)
 	}
 }
+
+// TestShutdownWaitEndsByDeadline: shutdown --wait ends by its deadline
+// (past it only by a confirmation under way), even when a check would
+// take far longer: a halted guest keeps its channel open with no agent
+// behind it, so each check waits out the call timeout (30 s here). The
+// wait used to run a whole poll timeout past a 1 s --wait, more with
+// guests beyond Concurrency. The guest is still there, and says so.
+func TestShutdownWaitEndsByDeadline(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config { return sim.DefaultConfig("halted") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	const timeout = 30 * time.Second
+	f := fleet.New(fleet.Options{Timeout: timeout})
+	t.Cleanup(func() { f.Close() })
+	f.Add(fleet.Target{Name: "halted", Address: "unix:" + farm.Sockets()[0]})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // ends a check left running when the test fails
+	f.RefreshOnce(ctx, nil)
+	if g := f.Guest("halted"); g.State != fleet.Ready {
+		t.Fatalf("%s %q before the shutdown", g.State, g.Err)
+	}
+	results := f.Run(ctx, fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownHalt}, []string{"halted"}, nil)
+	if !results[0].OK {
+		t.Fatalf("shutdown not accepted: %+v", results[0])
+	}
+
+	var stderr bytes.Buffer
+	c := &cli{stdout: &bytes.Buffer{}, stderr: &stderr}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.waitGone(ctx, f, results, time.Second)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout / 2):
+		t.Fatalf("--wait 1s still waiting after %s: a check ran its whole call timeout past the deadline", timeout/2)
+	}
+	r := results[0]
+	if r.OK || !strings.Contains(r.Err, "after --wait 1s (shutting-down") {
+		t.Errorf("halted: %+v", r)
+	}
+	if code := runExit(results); code != exitFail {
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+}
+
+// TestShutdownWaitSlowNeighbour: a guest that went is confirmed gone by the
+// deadline although every round of checks waits for a slow neighbour (a
+// halted guest: each of its checks waits out the 2 s call timeout) and
+// only one check runs at a time (Concurrency 1): checks go in turns, the
+// guest being confirmed first, and its run, under way at the deadline,
+// gets a check past it. guestdeck used to fail it: its second check came
+// after the deadline, with the halted guest's, more than 1.25 s after its
+// first, so it was no longer checked as being confirmed. The rounds cut
+// short at the deadline (the halted guest's) must not starve it either.
+func TestShutdownWaitSlowNeighbour(t *testing.T) {
+	dir, err := os.MkdirTemp("/tmp", "gdw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	names := []string{"halted", "gone"}
+	farm, err := sim.ServeDir(dir, len(names), func(i int) sim.Config { return sim.DefaultConfig(names[i]) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	f := fleet.New(fleet.Options{Timeout: 2 * time.Second, Concurrency: 1})
+	t.Cleanup(func() { f.Close() })
+	for i, n := range names {
+		f.Add(fleet.Target{Name: n, Address: "unix:" + farm.Sockets()[i]})
+	}
+	ctx := t.Context()
+	f.RefreshOnce(ctx, nil)
+	results := f.Run(ctx, fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownHalt}, []string{"halted"}, nil)
+	results = append(results, f.Run(ctx, fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownPowerdown}, []string{"gone"}, nil)...)
+	for _, r := range results {
+		if !r.OK {
+			t.Fatalf("%s: shutdown not accepted: %+v", r.Guest, r)
+		}
+	}
+	c := &cli{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	c.waitGone(ctx, f, results, 5*time.Second)
+	if r := results[1]; !r.OK || !strings.Contains(r.Result, ": no such socket, seen on ") {
+		t.Errorf("gone, beside a halted guest: %+v", r)
+	}
+	if r := results[0]; r.OK || !strings.Contains(r.Err, "after --wait 5s (shutting-down") {
+		t.Errorf("halted: %+v", r)
+	}
+}
