@@ -499,14 +499,19 @@ func (g *Guest) goDownNow(mode string) func() {
 		return nil
 	}
 	return func() {
+		// The socket goes first: a client that reads the EOF and dials at
+		// once must find it gone (TestShutdownModes raced here on a loaded
+		// machine), as shutdown --wait expects of QEMU.
 		g.mu.Lock()
-		g.dropConnsLocked()
 		ls := g.listeners
 		g.listeners = nil
 		g.mu.Unlock()
 		for _, l := range ls {
 			l.Close()
 		}
+		g.mu.Lock()
+		g.dropConnsLocked()
+		g.mu.Unlock()
 	}
 }
 
