@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -278,10 +279,7 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 		w.mu.Unlock()
 		return 0, false
 	}
-	paths := make(map[*session]enrolment, len(w.fresh))
-	for s, e := range w.fresh {
-		paths[s] = e
-	}
+	paths := maps.Clone(w.fresh)
 	afterDump := w.afterDump
 	w.mu.Unlock()
 

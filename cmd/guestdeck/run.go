@@ -216,7 +216,7 @@ func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
 		return nil
 	})
 	var wait watchFlag
-	fs.Var(&wait, "wait", "shutdown only: wait until each guest has gone (its agent's socket closed, or its libvirt domain shut off), at most `D` (--wait=D, default 2m, at most 1h)")
+	fs.Var(&wait, "wait", "shutdown only: wait until each guest is confirmed gone (its agent's socket missing or refusing for 1s, or its libvirt domain shut off), at most `D` (--wait=D, default 2m, at most 1h)")
 	// The action's own words are taken as they are (password --crypted),
 	// as splitAction counts them.
 	actionArgs := func(words, rest []string) int {
