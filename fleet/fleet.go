@@ -139,7 +139,10 @@ func (o Options) withDefaults() Options {
 // Fleet keeps one session per guest: it polls while started, runs actions,
 // and publishes immutable *Guest values that readers collect with Snapshot.
 type Fleet struct {
-	opts Options
+	// noPrefetch: first polls without their prefetch (prefetch.go), for
+	// the tests that compare the two.
+	noPrefetch bool
+	opts       Options
 
 	// life bounds every goroutine the fleet starts; Close cancels it.
 	life context.Context

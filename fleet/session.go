@@ -56,6 +56,9 @@ type session struct {
 	// items; the next poll reads the rest (a slow refresh without
 	// guest-info, which the look read). Guarded by sem.
 	slowOwed bool
+	// pre: a fresh connection's first poll's replies, asked ahead
+	// (prefetch.go); set and taken during that poll, under sem.
+	pre *prefetch
 	// bootMark: how long the guest had been up (sinceBoot, ms) when this
 	// process asked it to shut down; 0 when unknown or no shutdown is
 	// awaited. Guarded by sem.
@@ -497,6 +500,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		return err
 	}
 	defer s.release()
+	defer func() { s.pre = nil }()
 	limit := s.f.opts.PollTimeout
 	pctx := newPollCtx(ctx, limit)
 	defer pctx.release()
@@ -557,6 +561,9 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	// changed: readCaps). On a starved machine a full refresh per
 	// reconnect made the next timeout likelier ("the slide").
 	r.capsOnly = fresh && !slowDue && !r.slow
+	if fresh {
+		s.prefetchFirst(ctx, g, r)
+	}
 	return s.execute(ctx, g, r, slowDue || fresh)
 }
 
@@ -838,8 +845,12 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 		case "guest-get-time":
 			if ok {
 				// The time is asked first, so its reply times a round trip.
+				sent := t0
+				if !c.Sent.IsZero() {
+					sent = c.Sent // asked ahead (prefetch), or when written
+				}
 				r.rtt, r.rttOK = c.Duration, true
-				r.skew, r.skewOK = skew(ns, t0, c.Duration), true
+				r.skew, r.skewOK = skew(ns, sent, c.Duration), true
 				r.freeze = agentclient.Thawed
 			}
 		case "guest-network-get-interfaces":
