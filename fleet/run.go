@@ -263,7 +263,11 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 	if lost {
 		s.dropAgent()
 	}
-	s.update(func(g *Guest) { setState(g, st, "", time.Now()) })
+	s.update(func(g *Guest) {
+		now := time.Now()
+		setState(g, st, "", now)
+		g.Since = now // a second shutdown is awaited anew (goingAway)
+	})
 	s.poke()
 	// Accepted is all the call says: the guest goes (or not) later, as the
 	// state shows (the dashboard's column, guestdeck status).

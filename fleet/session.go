@@ -256,6 +256,9 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 	now := time.Now()
 	silent := agentclient.IsTimeout(err) || agentclient.IsSilent(err)
 	s.update(func(g *Guest) {
+		// Past its limit a shutdown is no longer awaited: the guest's
+		// failure says what it is, as any other's.
+		going := g.State == ShuttingDown && s.goingAway(g, now)
 		if counts && g.State != Gone && !heldByDomain(g) {
 			g.Missed++ // not for a machine libvirt says is not running
 		}
@@ -270,7 +273,7 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 		case heldByDomain(g):
 			// libvirt says the machine is not running (libvirt.go): its
 			// word, and its reason, stand until the domain runs again.
-		case g.State == ShuttingDown && (silent || agentclient.IsChannelHeld(err)):
+		case going && (silent || agentclient.IsChannelHeld(err)):
 			// Halted guests stop answering: still going.
 			setErr(g, err)
 		case g.State == Suspended:
@@ -282,7 +285,7 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			// another guestdeck): the guest may be fine. The loop backs
 			// off and tries again.
 			setFault(g, Held, err.Error(), err, now)
-		case g.State == ShuttingDown:
+		case going:
 			setFault(g, Gone, "guest went away: "+err.Error(), err, now)
 		case silent:
 			setFault(g, Silent, err.Error(), err, now)
@@ -292,6 +295,28 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			setFault(g, Unreachable, err.Error(), err, now)
 		}
 	})
+}
+
+// goingAway reports whether g, shutting down or suspended by this process
+// (or suspended by another, as the ledger says), is still taken to be on
+// its way down at now: its agent's answers on the connection kept since
+// are its last before it goes (apply), and for a shutdown, silence or a
+// lost connection mean it went (failed). Counted from when the state began
+// (Since):
+//   - a shutdown for Options.ShutdownLimit. Past it the guest is polled as
+//     any other and its channel is no longer kept (channel.go): a shutdown
+//     cancelled or failed in the guest, or a context that ended while it
+//     was awaited, left it shutting-down with its channel held for as long
+//     as guestdeck ran, and a halted guest shutting-down for good.
+//   - a suspend until a fresh connection.
+func (s *session) goingAway(g *Guest, now time.Time) bool {
+	switch g.State {
+	case ShuttingDown:
+		return now.Sub(g.Since) < s.f.opts.ShutdownLimit
+	case Suspended:
+		return true
+	}
+	return false
 }
 
 // keepsAfterTimeout reports whether a connection whose call ran out of time
@@ -964,6 +989,14 @@ func (s *session) apply(r *pollResult) {
 	now := time.Now()
 	prev := s.cur.Load()
 	defer s.afterApply(prev)
+	stayedUp := false // shutting-down past the limit, and answering
+	defer func() {
+		if stayedUp {
+			s.bootMark = 0 // no shutdown awaited any more
+			s.f.notice(s.target.Name, true, "still answers %s after it accepted the shutdown: it did not go down",
+				now.Sub(prev.Since).Round(time.Second))
+		}
+	}()
 	s.update(func(g *Guest) {
 		if r.info != nil {
 			r.info.SupportedCommands = s.f.commands.intern(r.info.SupportedCommands)
@@ -1001,9 +1034,14 @@ func (s *session) apply(r *pollResult) {
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came
 		// back, or a reboot seen over the kept one: gather) ends the
-		// state.
+		// state, until the moment is over (goingAway). Answers after
+		// that are of a guest that is up: it woke on the same
+		// connection, or never went.
 		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
-			return
+			if s.goingAway(g, now) {
+				return
+			}
+			stayedUp = g.State == ShuttingDown
 		}
 		st := Ready
 		if g.Freeze == agentclient.Frozen {

@@ -1,0 +1,104 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/agentclient/sim"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/internal/wait"
+)
+
+// goAwayGuest serves one simulated guest (cfg changes its default config)
+// to a started fleet that polls it every 200 ms, and waits for its first
+// poll.
+func goAwayGuest(t *testing.T, opts fleet.Options, target fleet.Target, cfg func(*sim.Config)) (*fleet.Fleet, *sim.Guest, string, *dialCounter) {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "gdg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+		c := sim.DefaultConfig(target.Name)
+		cfg(&c)
+		return c
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	c := newDialCounter()
+	opts.Interval, opts.SlowInterval = 200*time.Millisecond, time.Minute
+	opts.Dialers = map[string]fleet.Dialer{"unix": c.dial}
+	f := fleet.New(opts)
+	t.Cleanup(func() { f.Close() })
+	target.Address = "unix:" + farm.Sockets()[0]
+	f.Add(target)
+	f.Start(t.Context())
+	polledAfter(t, f, target.Name, time.Time{})
+	return f, farm.Guests()[0], farm.Sockets()[0], c
+}
+
+// A shutdown the agent accepted but the guest never carried out (cancelled
+// or failed inside it), or a guest that halted, is shutting-down only for
+// Options.ShutdownLimit: then the guest is polled as any other and shows
+// what it is (ready, silent), and its channel is no longer kept from
+// other clients. It used to stay shutting-down, its channel held, for as
+// long as guestdeck ran.
+func TestShutdownStateExpires(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mode  string
+		delay time.Duration // sim: how long the agent answers after accepting
+		want  fleet.State
+	}{
+		{name: "never carried out", mode: agentclient.ShutdownPowerdown, delay: time.Hour, want: fleet.Ready},
+		{name: "halted", mode: agentclient.ShutdownHalt, want: fleet.Silent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const limit = 2 * time.Second
+			f, _, sock, _ := goAwayGuest(t, fleet.Options{Timeout: time.Second, ShutdownLimit: limit},
+				fleet.Target{Name: "sx"}, func(c *sim.Config) { c.ShutdownDelay = tc.delay })
+			res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: tc.mode}, []string{"sx"}, nil)
+			if len(res) != 1 || !res[0].OK {
+				t.Fatalf("shutdown: %+v", res)
+			}
+			accepted := time.Now()
+			if g := f.Guest("sx"); g.State != fleet.ShuttingDown {
+				t.Fatalf("%s %q after the shutdown was accepted, want shutting-down", g.State, g.Err)
+			}
+			wait.For(t, limit+15*time.Second, func() (bool, string) {
+				g := f.Guest("sx")
+				return g.State == tc.want, fmt.Sprintf("%s %q %v after the shutdown was accepted, want %s once the %v limit has passed",
+					g.State, g.Err, time.Since(accepted).Round(time.Millisecond), tc.want, limit)
+			})
+			if d := time.Since(accepted); d < limit {
+				t.Errorf("%s after %v, before the %v limit", tc.want, d, limit)
+			}
+			if tc.want != fleet.Ready {
+				return
+			}
+			said := false
+			for _, n := range f.Snapshot().Notices {
+				said = said || n.Guest == "sx" && n.Err && strings.Contains(n.Text, "after it accepted the shutdown: it did not go down")
+			}
+			if !said {
+				t.Errorf("no notice says the guest did not go down: %+v", f.Snapshot().Notices)
+			}
+			// The channel is the agent's again: another client is served.
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			other, err := syncClient(ctx, sock, 71)
+			if err != nil {
+				t.Fatalf("another client after the limit: %v", err)
+			}
+			other.Close()
+		})
+	}
+}
