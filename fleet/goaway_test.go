@@ -11,6 +11,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/ledger"
 	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
@@ -101,4 +102,36 @@ func TestShutdownStateExpires(t *testing.T) {
 			other.Close()
 		})
 	}
+}
+
+// A guest suspended to RAM that wakes on the connection guestdeck kept
+// through its sleep is ready again once its agent answers, and the
+// ledger's record of the suspend goes. That is how a guest woken before a
+// poll ran out of time is seen (the poll's requests are answered after the
+// wake-up), or one that slept between two polls; only a fresh connection
+// ended the state, and it stayed suspended for good.
+func TestSuspendWakesOnSameConnection(t *testing.T) {
+	l := ledger.Open(t.TempDir())
+	f, guest, _, dials := goAwayGuest(t, fleet.Options{Timeout: time.Second, Ledger: l, Who: "test"},
+		fleet.Target{Name: "sw", Exclusive: true}, func(*sim.Config) {})
+	n := dials.count("sw")
+	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActSuspend, Mode: agentclient.SuspendRAM}, []string{"sw"}, nil)
+	if len(res) != 1 || !res[0].OK {
+		t.Fatalf("suspend: %+v", res)
+	}
+	if g := f.Guest("sw"); g.State != fleet.Suspended {
+		t.Fatalf("%s %q after the suspend was accepted, want suspended", g.State, g.Err)
+	}
+	if !guest.Wake() {
+		t.Fatal("the guest was not asleep after the suspend")
+	}
+	woke := time.Now()
+	wait.For(t, 20*time.Second, func() (bool, string) {
+		g := f.Guest("sw")
+		return g.State == fleet.Ready, fmt.Sprintf("%s %q %v after the wake-up, want ready", g.State, g.Err, time.Since(woke).Round(time.Millisecond))
+	})
+	if d := dials.count("sw") - n; d != 0 {
+		t.Fatalf("%d dials since the suspend: the test wants the wake-up seen on the kept connection", d)
+	}
+	waitUntil(t, 5*time.Second, "the suspend's ledger entry cleared", func() bool { return len(ledgerEntries(t, l)) == 0 })
 }

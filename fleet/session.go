@@ -308,16 +308,25 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 //     cancelled or failed in the guest, or a context that ended while it
 //     was awaited, left it shutting-down with its channel held for as long
 //     as guestdeck ran, and a halted guest shutting-down for good.
-//   - a suspend until a fresh connection.
+//   - a suspend for suspendSettle: the guest's agent stops within moments
+//     (the kernel freezes its tasks first), and one that answers later is
+//     awake: woken on the same connection (its requests sent while asleep
+//     are answered after the wake-up), or it never slept. A suspended guest
+//     that does not answer stays suspended (failed) however long it sleeps.
 func (s *session) goingAway(g *Guest, now time.Time) bool {
 	switch g.State {
 	case ShuttingDown:
 		return now.Sub(g.Since) < s.f.opts.ShutdownLimit
 	case Suspended:
-		return true
+		return now.Sub(g.Since) < s.f.opts.suspendSettle()
 	}
 	return false
 }
+
+// suspendSettle is how long after a suspend its guest's answers are still
+// taken for those of a guest on its way to sleep: two polls and a call's
+// timeout (13s by default), far longer than a guest takes to suspend.
+func (o Options) suspendSettle() time.Duration { return 2*o.Interval + o.Timeout }
 
 // keepsAfterTimeout reports whether a connection whose call ran out of time
 // stays open: a stream does (it resynchronises before its next call, so a
