@@ -135,3 +135,42 @@ func TestSuspendWakesOnSameConnection(t *testing.T) {
 	}
 	waitUntil(t, 5*time.Second, "the suspend's ledger entry cleared", func() bool { return len(ledgerEntries(t, l)) == 0 })
 }
+
+// A shutdown or suspend whose action ends (cancelled, its deadline) after
+// the request went out, while guestdeck waits out the grace period for an
+// error, may still be carried out: the result says so, not that the agent
+// "did not answer in time" (these commands never answer when they work).
+func TestGoAwayCancelledAfterSend(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		act  fleet.Action
+		cmd  string
+	}{
+		{"shutdown", fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownPowerdown}, "guest-shutdown"},
+		{"suspend", fleet.Action{Kind: fleet.ActSuspend, Mode: agentclient.SuspendRAM}, "guest-suspend-ram"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, guest, _, _ := goAwayGuest(t, fleet.Options{Timeout: 5 * time.Second}, fleet.Target{Name: "cs"},
+				func(c *sim.Config) { c.ShutdownDelay = time.Hour })
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			go func() {
+				// The agent has the request: the action is now waiting
+				// for an error that does not come. (Bounded by the
+				// action's own timeout, 6 s.)
+				for guest.Calls(tc.cmd) == 0 && ctx.Err() == nil {
+					time.Sleep(time.Millisecond)
+				}
+				cancel()
+			}()
+			res := f.Run(ctx, tc.act, []string{"cs"}, nil)
+			if n := guest.Calls(tc.cmd); n != 1 {
+				t.Fatalf("the agent ran %s %d times, want once", tc.cmd, n)
+			}
+			if len(res) != 1 || res[0].OK || !strings.Contains(res[0].Err, "cancelled before the agent accepted it") ||
+				!strings.Contains(res[0].Err, "may still") || strings.Contains(res[0].Err, "did not answer in time") {
+				t.Errorf("cancelled after sending: %+v, want failed, saying the %s may still happen", res, tc.name)
+			}
+		})
+	}
+}
