@@ -36,7 +36,9 @@ func goAwayGuest(t *testing.T, opts fleet.Options, target fleet.Target, cfg func
 	t.Cleanup(func() { farm.Close() })
 	c := newDialCounter()
 	opts.Interval, opts.SlowInterval = 200*time.Millisecond, time.Minute
-	opts.Dialers = map[string]fleet.Dialer{"unix": c.dial}
+	if opts.Dialers == nil {
+		opts.Dialers = map[string]fleet.Dialer{"unix": c.dial}
+	}
 	f := fleet.New(opts)
 	t.Cleanup(func() { f.Close() })
 	target.Address = "unix:" + farm.Sockets()[0]
@@ -150,14 +152,20 @@ func TestGoAwayCancelledAfterSend(t *testing.T) {
 		{"suspend", fleet.Action{Kind: fleet.ActSuspend, Mode: agentclient.SuspendRAM}, "guest-suspend-ram"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, guest, _, _ := goAwayGuest(t, fleet.Options{Timeout: 5 * time.Second}, fleet.Target{Name: "cs"},
-				func(c *sim.Config) { c.ShutdownDelay = time.Hour })
+			// A grace period past the call's deadline: the action waits
+			// for an error until it is cancelled, however slow the
+			// machine (no acceptance by silence first).
+			dial := func(ctx context.Context, t fleet.Target) (agentclient.Agent, error) {
+				return agentclient.Dial(ctx, t.Address, agentclient.WithShutdownGrace(time.Minute))
+			}
+			f, guest, _, _ := goAwayGuest(t, fleet.Options{Timeout: 5 * time.Second, Dialers: map[string]fleet.Dialer{"unix": dial}},
+				fleet.Target{Name: "cs"}, func(c *sim.Config) { c.ShutdownDelay = time.Hour })
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			go func() {
 				// The agent has the request: the action is now waiting
 				// for an error that does not come. (Bounded by the
-				// action's own timeout, 6 s.)
+				// call's own timeout, 6 s.)
 				for guest.Calls(tc.cmd) == 0 && ctx.Err() == nil {
 					time.Sleep(time.Millisecond)
 				}
