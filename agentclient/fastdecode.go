@@ -23,6 +23,11 @@ func decodeReturn(ret []byte, out any) error {
 	switch o := out.(type) {
 	case *RawReply:
 		// Kept as it came: DecodeRaw checks it, if it is ever used.
+		o.Over = o.Max > 0 && len(ret) > o.Max
+		if o.Over {
+			o.Ret = o.Ret[:0]
+			return nil
+		}
 		o.Ret = append(o.Ret[:0], ret...)
 		return nil
 	case *[]Interface:
