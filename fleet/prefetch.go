@@ -32,7 +32,7 @@ type prefetch struct {
 	taken [maxPrefetch]bool
 }
 
-// maxPrefetch bounds a prefetch: guest-info, three live items, five
+// maxPrefetch bounds a prefetch: three live items, guest-info, five
 // metrics commands, five slow items.
 const maxPrefetch = 14
 
@@ -107,8 +107,11 @@ func (s *session) prefetchFirst(ctx context.Context, g *Guest, r *pollResult) {
 			p.add(name)
 		}
 	}
-	add("guest-info")
+	// The time first, as in the live batch: its reply times a round trip
+	// and corrects the skew (pollLive), and behind guest-info it counted
+	// guest-info's time too.
 	add("guest-get-time")
+	add("guest-info")
 	add("guest-network-get-interfaces")
 	add("guest-get-vcpus")
 	slow := !r.capsOnly // as readCaps sets r.slow

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -12,95 +13,141 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 )
 
-// A first poll shows the same with the prefetch as without it, whatever a
-// guest answers to the commands its steps do not ask: hostile guests over
-// the wire (wire_test.go), inside a bubble so that their silences cost no
-// time. Each guest's guest-info decides what the steps ask; the prefetch
-// asks everything anyway, and the answers to the rest must change nothing.
-func TestPrefetchHostileEquivalence(t *testing.T) {
-	// info lists the polled commands enabled except those in off.
-	info := func(off ...string) string {
-		var b bytes.Buffer
-		b.WriteString(`{"version": "7.2.22", "supported_commands": [`)
-		for i, c := range append([]string{"guest-ping"}, polledCommands...) {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, `{"enabled": %v, "name": %q, "success-response": true}`, !contains(off, c), c)
+// wireCase builds a guest's agent; hang is a reply that never comes (until
+// the bubble's test ends).
+type wireCase func(hang func()) *wireAgent
+
+// capsListing is a guest-info return listing the polled commands (and
+// guest-ping), enabled as on says.
+func capsListing(on func(cmd string) bool) string {
+	var b bytes.Buffer
+	b.WriteString(`{"version": "7.2.22", "supported_commands": [`)
+	for i, c := range append([]string{"guest-ping"}, polledCommands...) {
+		if i > 0 {
+			b.WriteString(", ")
 		}
-		b.WriteString("]}")
-		return b.String()
+		fmt.Fprintf(&b, `{"enabled": %v, "name": %q, "success-response": true}`, on(c), c)
 	}
-	// replying answers cmd with fn's reply when it has one, else as a
-	// healthy guest of that name.
-	replying := func(fn func(w io.Writer, cmd string, id []byte) (bool, error)) *wireAgent {
-		return &wireAgent{reply: func(w io.Writer, cmd string, id []byte) error {
-			if done, err := fn(w, cmd, id); done {
+	b.WriteString("]}")
+	return b.String()
+}
+
+// capsWithout lists the polled commands enabled but off.
+func capsWithout(off ...string) string {
+	return capsListing(func(c string) bool { return !contains(off, c) })
+}
+
+// replying answers a command with fn's reply when it has one, else as a
+// healthy guest named g.
+func replying(fn func(w io.Writer, cmd string, id []byte) (bool, error)) *wireAgent {
+	return &wireAgent{reply: func(w io.Writer, cmd string, id []byte) error {
+		if done, err := fn(w, cmd, id); done {
+			return err
+		}
+		return healthyAgent("g").reply(w, cmd, id)
+	}}
+}
+
+// firstPolls is what guest g's polls show, with the prefetch (on) or
+// without, inside a bubble: polls run them (the last one's outcome is
+// shown), and each sees the fleet after the one before.
+func firstPolls(t *testing.T, opts Options, mk wireCase, on bool, polls ...func(f *Fleet)) string {
+	var shown string
+	synctest.Test(t, func(t *testing.T) {
+		stop := make(chan struct{})
+		f := wireFleet(opts, map[string]*wireAgent{"g": mk(func() { <-stop })})
+		f.noPrefetch = !on
+		for _, poll := range polls {
+			poll(f)
+		}
+		g := f.Guest("g")
+		shown = fmt.Sprintf("state %v err %q poll-timeout %v\n%s", g.State, g.Err, IsPollTimeout(g.Cause), shownOf(g))
+		close(stop)
+		f.Close()
+	})
+	return shown
+}
+
+// forced is a status --json poll; look is a dashboard's first.
+func forced(f *Fleet) { f.RefreshOnce(context.Background(), nil) }
+func look(f *Fleet)   { PollAll(context.Background(), f) }
+
+// A first poll shows the same with the prefetch as without it (see
+// TestPrefetchFirstPoll for the real agent), where guest-info rules out
+// what the prefetch asks anyway, where no ids are echoed (the batch goes
+// one command at a time), and with metrics on and off; forced (status
+// --json) and as a first look.
+func TestPrefetchEquivalence(t *testing.T) {
+	cases := map[string]wireCase{
+		// Frozen by someone else: its guest-info lists everything but the
+		// freeze allowlist disabled, and it refuses the rest as frozen.
+		"frozen-by-another": func(func()) *wireAgent {
+			allowed := []string{"guest-ping", "guest-info", "guest-fsfreeze-status"}
+			return replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
+				switch {
+				case cmd == "guest-info":
+					return true, writeReturn(w, id, capsListing(func(c string) bool { return contains(allowed, c) }))
+				case cmd == "guest-fsfreeze-status":
+					return true, writeReturn(w, id, `"frozen"`)
+				case !contains(allowed, cmd):
+					_, err := fmt.Fprintf(w, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command %s has been disabled: the agent is in frozen state\"}, \"id\": %s}\n", cmd, id)
+					return true, err
+				}
+				return false, nil
+			})
+		},
+		"info-refused": func(func()) *wireAgent {
+			return replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
+				if cmd == "guest-info" {
+					_, err := fmt.Fprintf(w, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, \"id\": %s}\n", id)
+					return true, err
+				}
+				return false, nil
+			})
+		},
+		"some-disabled": func(func()) *wireAgent {
+			return replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
+				if cmd == "guest-info" {
+					return true, writeReturn(w, id, capsWithout("guest-get-vcpus", "guest-get-users", "guest-get-fsinfo"))
+				}
+				return false, nil
+			})
+		},
+		// Echoes no ids: every batch goes one command at a time.
+		"no-ids": func(func()) *wireAgent {
+			return &wireAgent{noIDs: true, reply: func(w io.Writer, cmd string, _ []byte) error {
+				v := healthyReturn("g", cmd)
+				if v == "" {
+					_, err := fmt.Fprintf(w, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command %s has not been found\"}}\n", cmd)
+					return err
+				}
+				_, err := fmt.Fprintf(w, "{\"return\": %s}\n", v)
 				return err
-			}
-			return healthyAgent("g").reply(w, cmd, id)
-		}}
+			}}
+		},
+		// An honest guest slow to list its capabilities: the round trip
+		// shown is the time's own, as without the prefetch.
+		"slow-info": func(func()) *wireAgent {
+			return replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
+				if cmd == "guest-info" {
+					time.Sleep(time.Second)
+				}
+				return false, nil
+			})
+		},
 	}
-	// hang is a reply that never comes (until the test ends).
-	var stop chan struct{}
-	hang := func() { <-stop }
-	cases := map[string]*wireAgent{
-		// Garbage for a command guest-info disabled: the steps never ask
-		// it, and its line must not fail the ones they do.
-		"garbage-for-unasked": replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
-			switch cmd {
-			case "guest-info":
-				return true, writeReturn(w, id, info("guest-get-vcpus"))
-			case "guest-get-vcpus":
-				_, err := io.WriteString(w, "\x01\x02 not json at all\n")
-				return true, err
-			}
-			return false, nil
-		}),
-		// A reply for a disabled command that never comes: the steps do
-		// not wait for what they did not ask.
-		"silent-on-unasked": replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
-			switch cmd {
-			case "guest-info":
-				return true, writeReturn(w, id, info("guest-get-vcpus"))
-			case "guest-get-vcpus":
-				hang()
-				return true, nil
-			}
-			return false, nil
-		}),
-		// Answers guest-info (and syncs) but nothing after: without the
-		// prefetch guest-info alone times out, after one call timeout.
-		"hangs-at-info": replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
-			if cmd == "guest-info" {
-				hang()
-				return true, nil
-			}
-			return false, nil
-		}),
-	}
-	for name, agent := range cases {
-		t.Run(name, func(t *testing.T) {
-			var shown [2]string
-			for i, on := range []bool{true, false} {
-				synctest.Test(t, func(t *testing.T) {
-					stop = make(chan struct{})
-					f := wireFleet(Options{Interval: time.Hour, Timeout: 3 * time.Second}, map[string]*wireAgent{"g": agent})
-					f.noPrefetch = !on
-					start := time.Now()
-					f.RefreshOnce(t.Context(), nil)
-					took := time.Since(start)
-					g := f.Guest("g")
-					shown[i] = fmt.Sprintf("state %v err %q cause-is-poll-timeout %v took %v\n%s", g.State, g.Err, IsPollTimeout(g.Cause), took, shownOf(g))
-					close(stop)
-					stop = nil
-					f.Close()
+	for name, mk := range cases {
+		for _, metrics := range []time.Duration{0, -1} {
+			for mode, poll := range map[string]func(*Fleet){"forced": forced, "look": look} {
+				t.Run(fmt.Sprintf("%s/metrics=%v/%s", name, metrics >= 0, mode), func(t *testing.T) {
+					opts := Options{Interval: time.Hour, Timeout: 3 * time.Second, MetricsInterval: metrics}
+					with, without := firstPolls(t, opts, mk, true, poll), firstPolls(t, opts, mk, false, poll)
+					if with != without {
+						t.Errorf("with the prefetch the first poll shows\n%s\nwithout it\n%s", with, without)
+					}
 				})
 			}
-			if shown[0] != shown[1] {
-				t.Errorf("with the prefetch the first poll shows\n%s\nwithout it\n%s", shown[0], shown[1])
-			}
-		})
+		}
 	}
 }
 
@@ -127,8 +174,8 @@ func shownOf(g *Guest) string {
 	for _, i := range g.Interfaces {
 		fmt.Fprintf(&b, "\nif %s %s %v", i.Name, i.HardwareAddress, i.IPAddresses)
 	}
-	fmt.Fprintf(&b, "\nvcpus %d skew known %v rtt %v metrics cpus %d disks %d routes %d note %q",
-		len(g.VCPUs), g.SkewKnown, g.RTT, g.Metrics.CPUs, len(g.Metrics.Disks), len(g.Metrics.Routes), g.Metrics.Note)
+	fmt.Fprintf(&b, "\nvcpus %d skew known %v skew %v rtt %v metrics cpus %d disks %d routes %d note %q",
+		len(g.VCPUs), g.SkewKnown, g.Skew, g.RTT, g.Metrics.CPUs, len(g.Metrics.Disks), len(g.Metrics.Routes), g.Metrics.Note)
 	return b.String()
 }
 
