@@ -3,9 +3,11 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -231,4 +233,46 @@ func TestPrefetchKeepsLittle(t *testing.T) {
 			t.Errorf("reply budget holds %d bytes after the refresh", n)
 		}
 	})
+}
+
+// A fresh connection after a failure reads the capabilities but not the
+// slow items (capsOnly), unless the agent's version changed: the same with
+// the prefetch as without.
+func TestPrefetchCapsOnlyEquivalence(t *testing.T) {
+	for _, upgraded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upgraded=%v", upgraded), func(t *testing.T) {
+			var drop, after atomic.Bool
+			mk := func(func()) *wireAgent {
+				return replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
+					if drop.CompareAndSwap(true, false) {
+						after.Store(true)
+						return true, errors.New("hang up") // serve closes the connection
+					}
+					switch {
+					case cmd == "guest-info" && after.Load() && upgraded:
+						return true, writeReturn(w, id, strings.Replace(capsWithout(), "7.2.22", "9.2.0", 1))
+					case cmd == "guest-get-host-name" && after.Load():
+						return true, writeReturn(w, id, `{"host-name": "renamed"}`) // shown only if asked
+					}
+					return false, nil
+				})
+			}
+			var shown [2]string
+			for i, on := range []bool{true, false} {
+				drop.Store(false)
+				after.Store(false)
+				shown[i] = firstPolls(t, Options{Interval: time.Hour, Timeout: 3 * time.Second}, mk, on,
+					forced,
+					func(f *Fleet) { drop.Store(true); look(f) }, // fails: the connection goes
+					look, // a fresh connection, the slow items not due
+				)
+			}
+			if shown[0] != shown[1] {
+				t.Errorf("with the prefetch the poll after a failure shows\n%s\nwithout it\n%s", shown[0], shown[1])
+			}
+			if renamed := strings.Contains(shown[1], `host "renamed"`); renamed != upgraded {
+				t.Errorf("the slow items asked after the failure: %v, want %v (upgraded)\n%s", renamed, upgraded, shown[1])
+			}
+		})
+	}
 }
