@@ -115,6 +115,16 @@ func TestPrefetchEquivalence(t *testing.T) {
 				return false, nil
 			})
 		},
+		// Lines that do not parse: noise, skipped, the replies awaited
+		// till the poll's deadline, either way.
+		"invalid-return": func(func()) *wireAgent {
+			return replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
+				if cmd == "guest-get-osinfo" || cmd == "guest-get-host-name" {
+					return true, writeReturn(w, id, `{"name": [}`)
+				}
+				return false, nil
+			})
+		},
 		// Echoes no ids: every batch goes one command at a time.
 		"no-ids": func(func()) *wireAgent {
 			return &wireAgent{noIDs: true, reply: func(w io.Writer, cmd string, _ []byte) error {
