@@ -376,6 +376,7 @@ type pollResult struct {
 	ifacesOK   bool
 	ifaceList  agentclient.InterfaceList // pollLive decodes the interfaces here
 	vcpus      []agentclient.VCPU
+	vcpuList   agentclient.VCPUList // the batch's Out: shares the list shown when unchanged
 	vcpusOK    bool
 	slow       bool
 	info       *agentclient.Info
@@ -856,7 +857,8 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 		calls = append(calls, agentclient.BatchCall{Name: "guest-network-get-interfaces", Out: &r.ifaceList})
 	}
 	if s.usable(g, r, "guest-get-vcpus") {
-		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpus})
+		r.vcpuList.Prev = g.VCPUs
+		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpuList})
 	}
 	per := 1 // call timeouts the batch may take
 	var osv agentclient.OSInfo
@@ -890,7 +892,7 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 		case "guest-network-get-interfaces":
 			r.ifaces, r.ifacesOK = r.ifaceList.List, ok
 		case "guest-get-vcpus":
-			r.vcpusOK = ok
+			r.vcpus, r.vcpusOK = r.vcpuList.List, ok
 		case lookCommand:
 			if ok {
 				r.os = &osv
