@@ -47,6 +47,13 @@ func decodeReturn(ret []byte, out any) error {
 			*o = v
 			return nil
 		}
+	case *VCPUList: // vcpulist.go
+		if v, ok := decodeVCPUsSince(ret, o.Prev); ok {
+			o.List = v
+			return nil
+		}
+		o.List = nil
+		return decodeLenient(ret, &o.List)
 	case *FileRead:
 		if v, ok := decodeFileRead(ret); ok {
 			*o = v
