@@ -380,9 +380,9 @@ type pollResult struct {
 	// The live batch's calls and the Outs of its time and look (pollLive):
 	// here, in the pooled result, rather than on pollLive's stack, which
 	// they escaped (two allocations a poll, three with a metrics sample).
-	liveCalls [8]agentclient.BatchCall
-	liveNS    int64
-	lookOS    agentclient.OSInfo
+	liveCalls  [8]agentclient.BatchCall
+	liveNS     int64
+	lookOS     agentclient.OSInfo
 	vcpusOK    bool
 	slow       bool
 	info       *agentclient.Info
