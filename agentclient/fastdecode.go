@@ -400,14 +400,16 @@ type InterfaceList struct {
 // prev's element at the same place.
 func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 	l := &lexer{b: b}
-	out := make([]Interface, 0, max(len(prev), 4))
-	// Every interface's addresses and statistics are carved from one
-	// array each rather than allocated one by one, sized as the last list.
+	// The list, and every interface's addresses and statistics, are
+	// carved from one array each rather than allocated one by one, sized
+	// as the last list (a fleet keeps the newest list of each guest, so
+	// room to spare stays as long), or for four when there was none.
+	out := make([]Interface, 0, atLeast(len(prev), 4))
 	nips := 0
 	for _, it := range prev {
 		nips += len(it.IPAddresses)
 	}
-	ips := make([]IPAddress, 0, max(nips, 4))
+	ips := make([]IPAddress, 0, atLeast(nips, 4))
 	nstats := max(len(prev), 2)
 	var stats chunk[InterfaceStats]
 	ok := l.elements(func() bool {
@@ -439,6 +441,14 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// atLeast is n, or guess when n is 0.
+func atLeast(n, guess int) int {
+	if n == 0 {
+		return guess
+	}
+	return n
 }
 
 // ipAddresses appends an interface's addresses to out, taking repeated
