@@ -489,12 +489,21 @@ func sampleCounters(m *metricsPoll, r *pollResult) *counters {
 	if m.cpuOK && len(m.cpu) <= maxItems {
 		c.cpus, c.cpuOK = cpuCounters(m.cpu)
 	}
+	// The disks' and interfaces' counters stay until the next sample: one
+	// array for both, of their exact size (the lists also name partitions,
+	// stacked devices and lo, which count for nothing).
+	var buf [8]devCounter
+	devs := buf[:0]
 	if m.diskOK && len(m.disk) <= maxItems {
-		c.disks, c.diskOK = diskCounters(m.disk)
+		devs, c.diskOK = diskCounters(devs, m.disk)
 	}
+	nd := len(devs)
 	if r.ifacesOK && len(r.ifaces) <= maxItems {
-		c.nets, c.netOK = netCounters(r.ifaces)
+		devs, c.netOK = netCounters(devs, r.ifaces)
 	}
+	kept := make([]devCounter, len(devs)) // not slices.Clone: buf stays on the stack
+	copy(kept, devs)
+	c.disks, c.nets = kept[:nd:nd], kept[nd:]
 	return c
 }
 
@@ -527,12 +536,12 @@ func cpuCounters(in []agentclient.CPUStats) ([]cpuCounter, bool) {
 // diskCounters sums whole disks only: partitions, and devices stacked on
 // others (device mapper, md RAID) or backed by memory or files (loop, ram,
 // zram), would count the same I/O twice.
-func diskCounters(in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
+// They are appended to out.
+func diskCounters(out []devCounter, in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
 	names := make(map[string]bool, len(in))
 	for _, d := range in {
 		names[d.Name] = true
 	}
-	out := make([]devCounter, 0, len(in))
 	for _, d := range in {
 		if !wholeDisk(d.Name, names) {
 			continue
@@ -565,8 +574,10 @@ func wholeDisk(name string, names map[string]bool) bool {
 	return !(strings.HasSuffix(base, "p") && names[base[:len(base)-1]])
 }
 
-func netCounters(in []agentclient.Interface) ([]devCounter, bool) {
-	out := make([]devCounter, 0, len(in))
+// netCounters appends the interfaces' counters to out; on failure out is
+// as it was.
+func netCounters(out []devCounter, in []agentclient.Interface) ([]devCounter, bool) {
+	start := len(out)
 	for _, ifc := range in {
 		if ifc.Statistics == nil || ifc.Name == "lo" {
 			continue
@@ -574,13 +585,13 @@ func netCounters(in []agentclient.Interface) ([]devCounter, bool) {
 		st := ifc.Statistics
 		errs, ok := sum(st.RxErrs, st.TxErrs)
 		if !ok {
-			return nil, false
+			return out[:start], false
 		}
 		out = append(out, devCounter{name: ifc.Name, a: st.RxBytes, b: st.TxBytes, c: errs})
 	}
 	// An agent without statistics (older, or Windows before 9.1) gives
 	// no counters at all: no rate, not a rate of zero.
-	return out, len(out) > 0
+	return out, len(out) > start
 }
 
 func val(p *uint64) uint64 {
