@@ -213,14 +213,19 @@ type guestShares struct {
 	mu    sync.Mutex
 	os    map[agentclient.OSInfo]*agentclient.OSInfo
 	vcpus map[string][]agentclient.VCPU
+	// disks are disk lists (guest-get-disks) and the disk addresses of
+	// filesystems (guest-get-fsinfo), by their spelling (diskKey):
+	// clones of one image list the same disks at the same addresses.
+	disks map[string]any
 }
 
 // Bounds of guestShares: entries per table, the bytes of one OS info's
-// text, the vCPUs of one list.
+// text, the vCPUs of one list, the bytes of a disk list's spelling.
 const (
 	maxShared      = 256
 	maxSharedOS    = 1024
 	maxSharedVCPUs = 64
+	maxSharedDisks = 1024
 )
 
 // osInfo is the fleet's copy of an OS info equal to v.
@@ -276,4 +281,87 @@ func (t *guestShares) vcpuList(v []agentclient.VCPU) []agentclient.VCPU {
 	}
 	t.vcpus[string(key)] = v
 	return v
+}
+
+// diskList is the fleet's copy of a disk list equal to v. A disk with
+// SMART data (NVMe) is not shared: its counters change at every refresh.
+func (t *guestShares) diskList(v []agentclient.DiskInfo) []agentclient.DiskInfo {
+	if len(v) == 0 {
+		return v
+	}
+	var buf [maxSharedDisks]byte
+	key := append(buf[:0], 'l')
+	for _, d := range v {
+		if d.Smart != nil {
+			return v
+		}
+		key = appendKeyString(key, d.Name)
+		key = appendKeyBool(key, d.Partition)
+		key = binary.AppendUvarint(key, uint64(len(d.Dependencies)))
+		for _, dep := range d.Dependencies {
+			key = appendKeyString(key, dep)
+		}
+		key = appendKeyBool(key, d.Address != nil)
+		if d.Address != nil {
+			key = appendDiskAddress(key, d.Address)
+		}
+		key = appendKeyString(key, d.Alias)
+		if len(key) > maxSharedDisks {
+			return v
+		}
+	}
+	return share(t, key, v)
+}
+
+// diskAddresses is the fleet's copy of a filesystem's disk addresses
+// equal to v.
+func (t *guestShares) diskAddresses(v []agentclient.DiskAddress) []agentclient.DiskAddress {
+	if len(v) == 0 {
+		return v
+	}
+	var buf [maxSharedDisks]byte
+	key := append(buf[:0], 'a')
+	for i := range v {
+		key = appendDiskAddress(key, &v[i])
+		if len(key) > maxSharedDisks {
+			return v
+		}
+	}
+	return share(t, key, v)
+}
+
+// share is the table's value for key, which becomes v when there is none
+// (the first letter of key says the value's type).
+func share[T any](t *guestShares, key []byte, v []T) []T {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w, ok := t.disks[string(key)].([]T); ok {
+		return w
+	}
+	if t.disks == nil || len(t.disks) >= maxShared {
+		t.disks = make(map[string]any)
+	}
+	t.disks[string(key)] = v
+	return v
+}
+
+func appendDiskAddress(b []byte, a *agentclient.DiskAddress) []byte {
+	for _, n := range [...]int{a.PCIController.Domain, a.PCIController.Bus, a.PCIController.Slot, a.PCIController.Function, a.Bus, a.Target, a.Unit} {
+		b = binary.AppendVarint(b, int64(n))
+	}
+	b = appendKeyString(b, a.BusType)
+	b = appendKeyString(b, a.Serial)
+	return appendKeyString(b, a.Dev)
+}
+
+// appendKeyString spells s unambiguously: its length, then its bytes.
+func appendKeyString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendKeyBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }

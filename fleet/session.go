@@ -974,6 +974,12 @@ func (s *session) apply(r *pollResult) {
 		if r.vcpusOK {
 			r.vcpus = s.f.shares.vcpuList(r.vcpus)
 		}
+		if r.metrics.disksOK {
+			r.metrics.disks = s.f.shares.diskList(r.metrics.disks)
+		}
+		for i := range r.fs { // not published yet: the poll's own
+			r.fs[i].Disk = s.f.shares.diskAddresses(r.fs[i].Disk)
+		}
 		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
