@@ -7,7 +7,7 @@ import (
 )
 
 // Log is a guest's command log, newest first (Guest.Log): 16 bytes of the
-// Guest. Its entries are kept compact (logRec: 56 bytes, not a LogEntry's
+// Guest. Its entries are kept compact (logRec: 48 bytes, not a LogEntry's
 // 88) and shared by every Guest published from the session; At, All and
 // Entries spell them out as LogEntry values. The zero Log is empty.
 type Log struct {
@@ -65,18 +65,45 @@ func (l Log) Entries() []LogEntry {
 	return out
 }
 
-// logRec is a LogEntry as a log keeps it: the time in unix nanoseconds and
-// the command as its number in the fleet's logNames.
+// logRec is a LogEntry as a log keeps it, in 48 bytes: the time in unix
+// nanoseconds, the duration as a logDur and the command as its number in
+// the fleet's logNames.
 type logRec struct {
 	at       int64
-	dur      time.Duration
 	req, rep string
+	dur      logDur
 	cmd      uint16
 	err      bool
 }
 
 func (r *logRec) entry(t *logTables) LogEntry {
-	return LogEntry{At: time.Unix(0, r.at), Command: t.name(r.cmd), Request: r.req, Reply: r.rep, Err: r.err, Duration: r.dur}
+	return LogEntry{At: time.Unix(0, r.at), Command: t.name(r.cmd), Request: r.req, Reply: r.rep, Err: r.err, Duration: r.dur.duration()}
+}
+
+// logDur is a call's duration in four bytes: exact to the nanosecond up to
+// 2.1 s (nearly every call), to the millisecond beyond (the log shows
+// tenths of a second there) up to 24 days. A longer one is kept as 24
+// days, a negative one (there is none: time.Since is monotonic) as zero.
+type logDur uint32
+
+// logDurMs marks a logDur in milliseconds; without it, nanoseconds.
+const logDurMs = 1 << 31
+
+func toLogDur(d time.Duration) logDur {
+	switch {
+	case d <= 0:
+		return 0
+	case d < logDurMs:
+		return logDur(d)
+	}
+	return logDur(logDurMs | min(d/time.Millisecond, logDurMs-1))
+}
+
+func (v logDur) duration() time.Duration {
+	if v&logDurMs == 0 {
+		return time.Duration(v)
+	}
+	return time.Duration(v&^logDurMs) * time.Millisecond
 }
 
 // maxLogNames bounds the command names a fleet numbers. They are not the
@@ -202,7 +229,7 @@ func (r *logRing) add(e LogEntry) {
 		r.n = keep
 	}
 	r.head--
-	r.page.recs[r.head] = logRec{at: e.At.UnixNano(), dur: e.Duration, req: e.Request, rep: e.Reply, cmd: r.tables.number(e.Command), err: e.Err}
+	r.page.recs[r.head] = logRec{at: e.At.UnixNano(), dur: toLogDur(e.Duration), req: e.Request, rep: e.Reply, cmd: r.tables.number(e.Command), err: e.Err}
 	r.n = min(r.n+1, r.size)
 }
 

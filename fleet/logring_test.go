@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -113,5 +114,34 @@ func TestLogTextsSharedBounded(t *testing.T) {
 	long := strings.Repeat("v", maxSharedLen+1) // a note naming a long version
 	if tables.share(long); tables.texts[long] != "" {
 		t.Error("a text longer than maxSharedLen was shared")
+	}
+}
+
+// A logged duration is exact to the nanosecond up to 2.1 s, to the
+// millisecond beyond; one past 24 days is kept as the largest, and a
+// negative one as zero: never wrapped into a short one.
+func TestLogDur(t *testing.T) {
+	maxMs := time.Duration(1<<31-1) * time.Millisecond // 24d20h31m23.647s
+	for _, tc := range []struct{ in, want time.Duration }{
+		{0, 0},
+		{1, 1},
+		{1500 * time.Microsecond, 1500 * time.Microsecond},
+		{1<<31 - 1, 1<<31 - 1}, // 2.147483647s, the longest exact
+		{1 << 31, 2147 * time.Millisecond},
+		{3*time.Second + 999999, 3 * time.Second},
+		{time.Hour, time.Hour},
+		{maxMs, maxMs},
+		{maxMs + time.Millisecond, maxMs},
+		{math.MaxInt64, maxMs},
+		{-1, 0},
+		{math.MinInt64, 0},
+	} {
+		if got := toLogDur(tc.in).duration(); got != tc.want {
+			t.Errorf("%v (%d ns) comes back as %v, want %v", tc.in, int64(tc.in), got, tc.want)
+		}
+	}
+	l := LogOf(LogEntry{Command: "guest-exec-status", Duration: 100 * 24 * time.Hour})
+	if got := l.At(0).Duration; got != maxMs {
+		t.Errorf("a 100-day call is logged as %v, want %v", got, maxMs)
 	}
 }
