@@ -79,7 +79,7 @@ type Metrics struct {
 const DefaultMetricsInterval = 10 * time.Second
 
 // HistorySize is how many metrics samples a guest keeps (History): ten
-// minutes at the default interval, about 2.7 KiB per guest (histRing).
+// minutes at the default interval, about 2.5 KiB per guest (histRing).
 const HistorySize = 60
 
 // Bounds past which a reported rate is refused: well past any virtual
@@ -737,7 +737,7 @@ func fsUsage(fs []agentclient.Filesystem) []FSUsage {
 
 // histRing is a guest's metrics history: HistorySize samples of the rates
 // the metrics tabs draw (series), as arrays per rate, and the sample times.
-// Two allocations made at the first sample, 2,784 bytes a guest (a ring of
+// Two allocations made at the first sample, 2,528 bytes a guest (a ring of
 // per-sample structs with all thirteen rates as float32 took 4,096). Load5
 // and Load15 are not kept: only the newest sample's are shown, and
 // Guest.Metrics has them.
@@ -748,18 +748,21 @@ type histRing struct {
 	head, n int
 }
 
-// histValues are the series' values: the percentages and byte rates, shown
-// to three digits, as rate24; the counts (IOPS and errors per second, shown
-// to the unit up to six digits, and the load, to four) as float32, NaN for
-// unknown (a known rate is never NaN: bounded and loadRate refuse it).
+// histValues are the series' values, 2,040 bytes (a 2 KiB allocation):
+// the percentages as pct16; the byte rates, shown to three digits, as
+// rate24; the counts (IOPS and errors per second, shown to the unit up to
+// six digits, and the load, to four) as float32, NaN for unknown (a known
+// rate is never NaN: bounded and loadRate refuse it).
 type histValues struct {
-	r24 [n24][HistorySize]rate24
+	pct [nPct][HistorySize]pct16
+	r24 [n24 - nPct][HistorySize]rate24
 	f32 [nSeries - n24][HistorySize]float32
 }
 
 const (
 	nSeries = 11
-	n24     = 7 // the first n24 of series are kept as rate24
+	nPct    = 3 // the first nPct of series are kept as pct16
+	n24     = 7 // the next ones up to n24 as rate24
 )
 
 // series lists m's rates in histValues order: those History keeps.
@@ -767,6 +770,45 @@ func (m *Metrics) series() [nSeries]*Rate {
 	return [nSeries]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
 		&m.DiskReadBps, &m.DiskWriteBps, &m.NetRxBps, &m.NetTxBps,
 		&m.DiskReadIOPS, &m.DiskWriteIOPS, &m.NetErrsPerSec, &m.Load1}
+}
+
+// pct16 is a known percentage (0..100) in two bytes, in steps matched to
+// how one is shown (fmtPct: tenths below 10, whole numbers above): below
+// 10 in steps of 1/3200, so within 1/6400 of the value; from 10 to 100 in
+// steps of 1/360, within 1/720. Whole numbers are exact. A shown figure
+// right at a rounding boundary can come out one off in its last digit,
+// about as rarely as rate24's (one cell in five hundred or fewer). All
+// ones is unknown, and so is a value outside 0..100 (none is: cpuRates
+// clamps; a screen shows one as absent anyway): never wrapped or clamped
+// into a percentage the guest did not have.
+type pct16 uint16
+
+const (
+	unknownPct16 = 0xffff
+	pct16Low     = 3200  // steps per point below 10
+	pct16High    = 360   // steps per point from 10
+	pct16Ten     = 32000 // the code of 10%
+)
+
+func toPct16(r Rate) pct16 {
+	v := r.V
+	switch {
+	case !r.OK || math.IsNaN(v) || v < 0 || v > 100:
+		return unknownPct16
+	case v < 10:
+		return pct16(math.Round(v * pct16Low))
+	}
+	return pct16(pct16Ten + math.Round((v-10)*pct16High))
+}
+
+func (c pct16) rate() Rate {
+	switch {
+	case c == unknownPct16:
+		return Rate{}
+	case c <= pct16Ten:
+		return Rate{float64(c) / pct16Low, true}
+	}
+	return Rate{10 + float64(c-pct16Ten)/pct16High, true}
 }
 
 // rate24 is a known rate in three bytes: a float32 without its sign (a
@@ -820,9 +862,12 @@ func (st *metricsState) push(m Metrics) {
 	i := h.head
 	h.at[i] = m.At.UnixNano()
 	for j, r := range m.series() {
-		if j < n24 {
-			h.v.r24[j][i] = toRate24(*r)
-		} else {
+		switch {
+		case j < nPct:
+			h.v.pct[j][i] = toPct16(*r)
+		case j < n24:
+			h.v.r24[j-nPct][i] = toRate24(*r)
+		default:
 			h.v.f32[j-n24][i] = toFloat32(*r)
 		}
 	}
@@ -847,9 +892,12 @@ func (st *metricsState) history() []Metrics {
 		m := &out[k]
 		m.At, m.LoadDerived = time.Unix(0, h.at[i]), h.derived&(1<<i) != 0
 		for j, r := range m.series() {
-			if j < n24 {
-				*r = h.v.r24[j][i].rate()
-			} else {
+			switch {
+			case j < nPct:
+				*r = h.v.pct[j][i].rate()
+			case j < n24:
+				*r = h.v.r24[j-nPct][i].rate()
+			default:
 				*r = float32Rate(h.v.f32[j-n24][i])
 			}
 		}
