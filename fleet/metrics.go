@@ -167,8 +167,8 @@ type metricsState struct {
 	last   time.Time // when the last sample was asked
 	prev   *counters
 	load   [3]float64 // derived load averages
-	loadOK bool
 	hist   histRing
+	loadOK bool
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -745,7 +745,7 @@ type histRing struct {
 	v       *histValues
 	at      *[HistorySize]int64 // unix nanoseconds
 	derived uint64              // bit i: slot i's load was derived (LoadDerived)
-	head, n int
+	head, n int32               // < HistorySize
 }
 
 // histValues are the series' values, 2,040 bytes (a 2 KiB allocation):
@@ -886,7 +886,7 @@ func (st *metricsState) history() []Metrics {
 		return nil
 	}
 	out := make([]Metrics, h.n)
-	start := (h.head - h.n + HistorySize) % HistorySize
+	start := int((h.head - h.n + HistorySize) % HistorySize)
 	for k := range out {
 		i := (start + k) % HistorySize
 		m := &out[k]

@@ -436,6 +436,12 @@ func (s *session) startWatchdog() {
 	start := !s.watchdogOn && !s.closed
 	if start {
 		s.watchdogOn = true
+		if s.wdWake.Load() == nil {
+			// Before the watchdog runs: a kick before this has nothing
+			// to wake, and a watchdog reads the guest when it starts.
+			c := make(chan struct{}, 1)
+			s.wdWake.Store(&c)
+		}
 	}
 	s.mu.Unlock()
 	if start && !s.f.goTracked(s.watchdog) {
@@ -460,8 +466,12 @@ func (s *session) thawed() {
 }
 
 func (s *session) kickWatchdog() {
+	c := s.wdWake.Load()
+	if c == nil {
+		return // none ever started
+	}
 	select {
-	case s.wdWake <- struct{}{}:
+	case *c <- struct{}{}:
 	default:
 	}
 }
@@ -486,6 +496,7 @@ func (f *Fleet) goTracked(fn func(ctx context.Context)) bool {
 // starts again a little later, until the thaw succeeds, the guest is
 // thawed by someone else, or the fleet closes.
 func (s *session) watchdog(ctx context.Context) {
+	wake := *s.wdWake.Load() // made before this started (startWatchdog)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -507,7 +518,7 @@ func (s *session) watchdog(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-s.wdWake:
+			case <-wake:
 				continue
 			case <-timer.C:
 				continue

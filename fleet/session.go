@@ -30,9 +30,8 @@ type session struct {
 	key    string // identity in the ledger (targetKey)
 	seed   uint64
 	cur    atomic.Pointer[Guest]
-	// dirty: listed in Fleet.dirty, published since the last snapshot;
-	// snapAt is its index in that snapshot (guarded by Fleet.snapMu).
-	dirty  atomic.Bool
+	// snapAt is its index in the last snapshot (guarded by Fleet.snapMu);
+	// dirty (below): listed in Fleet.dirty, published since then.
 	snapAt int
 
 	sem   chan struct{}
@@ -42,36 +41,41 @@ type session struct {
 	// with the error (callErrorText says it). They are skipped like
 	// refused ones (until capabilities are read again) and shown in the
 	// guest's Err. Guarded by sem; reset with skip.
-	broken map[string]error
-	// capsFrozen: the capabilities in the snapshot were read while the guest
-	// was frozen, when the agent lists nearly every command disabled. The
-	// first poll that finds it thawed reads them again. Guarded by sem.
-	capsFrozen bool
-	metrics    metricsState // metrics.go
-	// parked: the connection was let go between uses (channel.go), not
-	// lost. Guarded by sem.
-	parked bool
-	watch  channelWatch // yield.go
-	// slowOwed: the first look (gather) read only the OS of the slow
-	// items; the next poll reads the rest (a slow refresh without
-	// guest-info, which the look read). Guarded by sem.
-	slowOwed bool
+	broken  map[string]error
+	metrics metricsState // metrics.go
+	watch   channelWatch // yield.go
 	// bootMark: how long the guest had been up (sinceBoot, ms) when this
 	// process asked it to shut down; 0 when unknown or no shutdown is
 	// awaited. Guarded by sem.
 	bootMark uint64
 
-	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
-	loop   loopState     // its place in the schedule; guarded by f.sched.mu (sched.go)
+	// wdWake wakes the freeze guard (watchdog): FrozenByUs or ThawAt
+	// changed. Made when the first one starts: most guests never have one.
+	wdWake atomic.Pointer[chan struct{}]
+	loop   loopState // its place in the schedule; guarded by f.sched.mu (sched.go)
 
-	mu         sync.Mutex // guards publishing, log and the fields below
-	log        logRing
-	closed     bool
-	watchdogOn bool
-	stopLoop   context.CancelFunc // ends the poll loop; nil before Start
-	freezeIDs  []string           // this process's ledger entries for its freeze
-	pending    string             // a bulk freeze's entry written ahead for this guest
-	thawing    *thawCall          // a thawOwed in flight
+	mu        sync.Mutex // guards publishing, log and the fields below
+	log       logRing
+	stopLoop  context.CancelFunc // ends the poll loop; nil before Start
+	freezeIDs []string           // this process's ledger entries for its freeze
+	pending   string             // a bulk freeze's entry written ahead for this guest
+	thawing   *thawCall          // a thawOwed in flight
+
+	// The flags, together (each on its own would take a word):
+	dirty atomic.Bool // see snapAt
+	// capsFrozen: the capabilities in the snapshot were read while the guest
+	// was frozen, when the agent lists nearly every command disabled. The
+	// first poll that finds it thawed reads them again. Guarded by sem.
+	capsFrozen bool
+	// parked: the connection was let go between uses (channel.go), not
+	// lost. Guarded by sem.
+	parked bool
+	// slowOwed: the first look (gather) read only the OS of the slow
+	// items; the next poll reads the rest (a slow refresh without
+	// guest-info, which the look read). Guarded by sem.
+	slowOwed   bool
+	closed     bool // guarded by mu
+	watchdogOn bool // guarded by mu
 }
 
 func newSession(f *Fleet, t Target) *session {
@@ -81,7 +85,6 @@ func newSession(f *Fleet, t Target) *session {
 		key:    targetKey(t),
 		seed:   nameHash(t.Name),
 		sem:    make(chan struct{}, 1),
-		wdWake: make(chan struct{}, 1),
 		log:    logRing{size: f.opts.LogSize, tables: &f.logTables},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
@@ -165,10 +168,7 @@ func (s *session) shutdown() {
 		stop()
 	}
 	s.f.sched.stop(s)
-	select {
-	case s.wdWake <- struct{}{}:
-	default:
-	}
+	s.kickWatchdog()
 }
 
 func (s *session) isClosed() bool {
