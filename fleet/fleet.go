@@ -586,7 +586,7 @@ func (x *snapIndex) reset(order []*session) {
 // add adds guest g, at index i, to the sums (sign 1), or takes it out (-1).
 func (x *snapIndex) add(i int, g *Guest, sign int) {
 	x.counts[g.State] += sign
-	x.missed += sign * g.Missed
+	x.missed += sign * int(g.Missed)
 	live := int64(0)
 	switch g.State {
 	case Ready, Frozen, ShuttingDown:

@@ -103,31 +103,36 @@ type Guest struct {
 	Freeze       agentclient.FreezeStatus
 	// Metrics is the newest metrics sample (metrics.go); zero before one.
 	Metrics Metrics
-	// HostStats is what its libvirt host sees of it (hoststats.go); zero
-	// for a guest not reached through libvirt.
-	HostStats HostStats
+	// HostStats is what its libvirt host sees of it (hoststats.go); nil
+	// for a guest not reached through libvirt, or before its host's first
+	// stats call (most guests: 200 bytes a Guest saved). Never modified
+	// once published, like the rest.
+	HostStats *HostStats
 
-	// FrozenByUs is set when this process froze the guest; ThawAt is the
-	// watchdog's automatic-thaw deadline then.
-	FrozenByUs bool
-	ThawAt     time.Time
+	// ThawAt is the watchdog's automatic-thaw deadline while FrozenByUs.
+	ThawAt time.Time
 	// FrozenBy is another guestdeck process's freeze of this guest, from
 	// the ledger: one still running, or one that is gone and left the
 	// guest frozen (Orphan). nil when the ledger records none.
 	FrozenBy *FreezeRecord
 
-	// Skew is guest clock minus host clock, corrected by half the round trip.
+	// Skew is guest clock minus host clock, corrected by half the round
+	// trip (known when SkewKnown).
 	Skew        time.Duration
-	SkewKnown   bool
-	SkewHistory []time.Duration // oldest first, as long as RTTHistory at most
+	SkewHistory Recent // oldest first, as long as RTTHistory at most
 
-	RTT        time.Duration   // last round trip
-	RTTHistory []time.Duration // oldest first, short
+	RTT        time.Duration // last round trip
+	RTTHistory Recent        // oldest first, short (the last 16)
+
+	// The flags and counters share words (a Guest is copied at every
+	// change: 896 bytes, not 1,152).
+	FrozenByUs bool // this process froze the guest (ThawAt)
+	SkewKnown  bool
 
 	LastLive time.Time // last completed live refresh
 	LastSlow time.Time // last completed slow refresh
-	Late     int       // refreshes that completed after their slot
-	Missed   int       // refreshes that failed
+	Late     int32     // refreshes that completed after their slot
+	Missed   int32     // refreshes that failed
 
 	Log Log // newest first, bounded (LogSize)
 

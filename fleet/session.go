@@ -1040,32 +1040,15 @@ func (r *pollResult) storeFreeze(g *Guest) {
 	}
 }
 
-// pushRecent returns the last rttHistory values of h then v. Snapshots
-// share h's array, so a value they can see is never written: v goes past
-// h's end when the array has room there (only the session's current Guest
-// is pushed to, and every slice published before ends at or before h's
-// end), else into a new array of 1.5 times the history. One allocation
-// per rttHistory/2 pushes instead of one per push; the two histories hold
-// 384 bytes a guest (arrays of twice the history held 512).
-func pushRecent(h []time.Duration, v time.Duration) []time.Duration {
-	if len(h) < cap(h) {
-		h = append(h, v)
-		return h[max(len(h)-rttHistory, 0):]
-	}
-	out := make([]time.Duration, 0, rttHistory+rttHistory/2)
-	out = append(out, h[max(len(h)-rttHistory+1, 0):]...)
-	return append(out, v)
-}
-
 // storeItems records the live and slow items that were read.
 func (r *pollResult) storeItems(g *Guest) {
 	if r.skewOK {
 		g.Skew, g.SkewKnown = r.skew, true
-		g.SkewHistory = pushRecent(g.SkewHistory, r.skew)
+		g.SkewHistory = g.SkewHistory.push(r.skew)
 	}
 	if r.rttOK {
 		g.RTT = r.rtt
-		g.RTTHistory = pushRecent(g.RTTHistory, r.rtt)
+		g.RTTHistory = g.RTTHistory.push(r.rtt)
 	}
 	if r.ifacesOK {
 		g.Interfaces = r.ifaces
