@@ -508,7 +508,7 @@ func (f *Fleet) Snapshot() *Snapshot {
 		ix.reset(order)
 		for i, s := range order {
 			s.dirty.Store(false) // before the load: a later publish lists it again
-			s.snapAt = i
+			s.snapAt = int32(i)
 			g := s.cur.Load()
 			snap.Guests[i] = g
 			ix.add(i, g, 1)
@@ -517,7 +517,7 @@ func (f *Fleet) Snapshot() *Snapshot {
 		copy(snap.Guests, f.snap.Guests)
 		for _, s := range dirty {
 			s.dirty.Store(false)
-			i := s.snapAt
+			i := int(s.snapAt)
 			if i < 0 || i >= len(order) || order[i] != s {
 				continue // removed: the next new order drops it
 			}

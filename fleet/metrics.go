@@ -54,6 +54,9 @@ type Metrics struct {
 
 	Load1, Load5, Load15 Rate
 	LoadDerived          bool // derived from cpustats, not from guest-get-load
+	// CPUs is how many CPUs the last cpustats listed (0: none read; at
+	// most maxItems). Beside LoadDerived: one word for both.
+	CPUs int32
 
 	Filesystems []FSUsage
 
@@ -61,8 +64,6 @@ type Metrics struct {
 	// guest-get-cpustats (qemu-ga 7.1+)"); "" when nothing is.
 	Note string
 
-	// CPUs is how many CPUs the last cpustats listed (0: none read).
-	CPUs int
 	// Disks (guest-get-disks) and Routes (guest-network-get-route) are
 	// read with the slow items; nil where the agent lacks them or before
 	// they were read. Guest-controlled text: escape before display.
@@ -350,7 +351,7 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 		return
 	}
 	cur := sampleCounters(m, r)
-	out := Metrics{At: m.at, Disks: g.Metrics.Disks, Routes: g.Metrics.Routes, Filesystems: g.Metrics.Filesystems, CPUs: len(cur.cpus)}
+	out := Metrics{At: m.at, Disks: g.Metrics.Disks, Routes: g.Metrics.Routes, Filesystems: g.Metrics.Filesystems, CPUs: int32(len(cur.cpus))}
 	computeRates(st.prev, cur, &out)
 	if m.loadOK {
 		out.Load1, out.Load5, out.Load15 = loadRate(m.load.Load1), loadRate(m.load.Load5), loadRate(m.load.Load15)
