@@ -403,13 +403,16 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 	// The list, and every interface's addresses and statistics, are
 	// carved from one array each rather than allocated one by one, sized
 	// as the last list (a fleet keeps the newest list of each guest, so
-	// room to spare stays as long), or for four when there was none.
+	// room to spare stays as long), or for four when there was none. An
+	// interface whose addresses are prev's (as they mostly are, poll after
+	// poll) shares prev's: they are read into scratch on the stack first.
 	out := make([]Interface, 0, atLeast(len(prev), 4))
 	nips := 0
 	for _, it := range prev {
 		nips += len(it.IPAddresses)
 	}
-	ips := make([]IPAddress, 0, atLeast(nips, 4))
+	var ips []IPAddress // made at the first interface whose addresses changed
+	var scratch [8]IPAddress
 	nstats := max(len(prev), 2)
 	var stats chunk[InterfaceStats]
 	ok := l.elements(func() bool {
@@ -424,9 +427,21 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 			case "hardware-address":
 				it.HardwareAddress, ok = l.strAs(was.HardwareAddress)
 			case "ip-addresses":
-				start := len(ips)
-				ips, ok = l.ipAddresses(ips, was.IPAddresses)
-				it.IPAddresses = ips[start:len(ips):len(ips)] // appending to it copies
+				var got []IPAddress
+				got, ok = l.ipAddresses(scratch[:0], was.IPAddresses)
+				switch {
+				case len(got) == 0:
+					it.IPAddresses = []IPAddress{} // listed, none: not nil
+				case slices.Equal(got, was.IPAddresses):
+					it.IPAddresses = was.IPAddresses
+				default:
+					if ips == nil {
+						ips = make([]IPAddress, 0, max(nips, len(got)))
+					}
+					start := len(ips)
+					ips = append(ips, got...)
+					it.IPAddresses = ips[start:len(ips):len(ips)] // appending to it copies
+				}
 			case "statistics":
 				it.Statistics, ok = l.interfaceStats(stats.next(nstats))
 			default:

@@ -425,4 +425,17 @@ func TestKeptListsFit(t *testing.T) {
 	if !reflect.DeepEqual(first, next) {
 		t.Errorf("the second decode differs: %+v, %+v", first, next)
 	}
+	// Addresses as before are the list before's; changed ones are new.
+	if &next[0].IPAddresses[0] != &first[0].IPAddresses[0] {
+		t.Error("unchanged addresses are not shared with the list before")
+	}
+	moved := []byte(`[{"name": "lo", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.2", "prefix": 8}]}, {"name": "eth0", "ip-addresses": []}]`)
+	third, ok := decodeInterfacesSince(moved, next)
+	if !ok || len(third) != 2 || third[0].IPAddresses[0].Address != "127.0.0.2" || &third[0].IPAddresses[0] == &next[0].IPAddresses[0] ||
+		third[1].IPAddresses == nil || len(third[1].IPAddresses) != 0 {
+		t.Errorf("changed addresses: %v, %+v", ok, third)
+	}
+	if next[0].IPAddresses[0].Address != "127.0.0.1" {
+		t.Errorf("the list before changed: %+v", next)
+	}
 }
