@@ -332,3 +332,54 @@ func TestPct16(t *testing.T) {
 		prev = r.V
 	}
 }
+
+// The sample times come back exact to the nanosecond whatever the gaps
+// between them: gaps of up to 18 minutes in five bytes, and after one
+// longer or a wall clock set back, every time in full.
+func TestHistoryTimes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gap  func(i int) time.Duration
+		wide bool
+	}{
+		{"steady", func(i int) time.Duration { return 10*time.Second + time.Duration(i*7919) }, false},
+		{"longest gap", func(i int) time.Duration { return maxGap }, false},
+		{"a gap too long", func(i int) time.Duration {
+			if i == 70 {
+				return maxGap + 1
+			}
+			return time.Second
+		}, true},
+		{"clock set back", func(i int) time.Duration {
+			if i == 30 {
+				return -time.Hour
+			}
+			return 5*time.Second + 1
+		}, true},
+		{"same instant", func(i int) time.Duration { return 0 }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st metricsState
+			var want []time.Time
+			at := time.Unix(1_800_000_000, 123)
+			for i := range 2*HistorySize + 13 {
+				at = at.Add(tc.gap(i))
+				want = append(want, at)
+				st.push(Metrics{At: at})
+			}
+			want = want[len(want)-HistorySize:]
+			h := st.history()
+			if len(h) != HistorySize {
+				t.Fatalf("%d samples", len(h))
+			}
+			for i := range h {
+				if !h[i].At.Equal(want[i]) {
+					t.Fatalf("sample %d at %v, want %v", i, h[i].At, want[i])
+				}
+			}
+			if wide := st.hist.at.wide != nil; wide != tc.wide {
+				t.Errorf("wide %v, want %v", wide, tc.wide)
+			}
+		})
+	}
+}

@@ -20,6 +20,7 @@ func TestAllocationSizes(t *testing.T) {
 		{"session (576-byte class with its header)", unsafe.Sizeof(session{}), 568},
 		{"a log page's record (20 in a 1 KiB class)", unsafe.Sizeof(logRec{}), 48},
 		{"the history's values (2 KiB class, no pointers)", unsafe.Sizeof(histValues{}), 2048},
+		{"the history's times (320-byte class)", unsafe.Sizeof(histTimes{}), 320},
 		{"a Recent's buffer (80-byte class, no pointers)", unsafe.Sizeof(recentBuf{}), 80},
 	} {
 		if tc.size > tc.most {
