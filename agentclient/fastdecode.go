@@ -400,18 +400,13 @@ type InterfaceList struct {
 // prev's element at the same place.
 func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 	l := &lexer{b: b}
-	// The list, and every interface's addresses and statistics, are
-	// carved from one array each rather than allocated one by one, sized
-	// as the last list (a fleet keeps the newest list of each guest, so
-	// room to spare stays as long), or for four when there was none. An
-	// interface whose addresses are prev's (as they mostly are, poll after
-	// poll) shares prev's: they are read into scratch on the stack first.
+	// The list and the interfaces' statistics are carved from one array
+	// each rather than allocated one by one, sized as the last list (a
+	// fleet keeps the newest list of each guest, so room to spare stays as
+	// long), or for four when there was none. An interface whose addresses
+	// are prev's (as they mostly are, poll after poll) shares prev's: they
+	// are read into scratch on the stack first.
 	out := make([]Interface, 0, atLeast(len(prev), 4))
-	nips := 0
-	for _, it := range prev {
-		nips += len(it.IPAddresses)
-	}
-	var ips []IPAddress // made at the first interface whose addresses changed
 	var scratch [8]IPAddress
 	nstats := max(len(prev), 2)
 	var stats chunk[InterfaceStats]
@@ -435,12 +430,10 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 				case slices.Equal(got, was.IPAddresses):
 					it.IPAddresses = was.IPAddresses
 				default:
-					if ips == nil {
-						ips = make([]IPAddress, 0, max(nips, len(got)))
-					}
-					start := len(ips)
-					ips = append(ips, got...)
-					it.IPAddresses = ips[start:len(ips):len(ips)] // appending to it copies
+					// Of their exact size: a first list's (and a
+					// changed one's) stays for the polls after.
+					it.IPAddresses = make([]IPAddress, len(got))
+					copy(it.IPAddresses, got)
 				}
 			case "statistics":
 				it.Statistics, ok = l.interfaceStats(stats.next(nstats))
