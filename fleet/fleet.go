@@ -224,7 +224,7 @@ func (f *Fleet) Add(targets ...Target) {
 			continue
 		}
 		if old, ok := f.sessions[t.Name]; ok {
-			if old.target.Address == t.Address && old.target.Host == t.Host && slices.Equal(old.target.Tags, t.Tags) {
+			if old.target().Address == t.Address && old.target().Host == t.Host && slices.Equal(old.target().Tags, t.Tags) {
 				continue
 			}
 			stale = append(stale, old)
@@ -293,8 +293,8 @@ func (f *Fleet) Remove(names ...string) {
 // time, as discovery events do, stays cheap (10,000 single adds took 6 s
 // when every add sorted the whole fleet).
 func (f *Fleet) rebuildOrderLocked(added []*session, dropped bool) {
-	byName := func(a, b *session) int { return strings.Compare(a.target.Name, b.target.Name) }
-	live := func(s *session) bool { return f.sessions[s.target.Name] == s }
+	byName := func(a, b *session) int { return strings.Compare(a.target().Name, b.target().Name) }
+	live := func(s *session) bool { return f.sessions[s.target().Name] == s }
 	order := make([]*session, 0, len(f.sessions))
 	for _, s := range f.order {
 		if !dropped || live(s) {

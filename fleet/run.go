@@ -81,7 +81,7 @@ func (f *Fleet) FreezeTimeout() time.Duration { return f.opts.FreezeTimeout }
 // action's own step from the table, with one exit for its error.
 func (s *session) run(ctx context.Context, a Action) (r Result) {
 	t0 := time.Now()
-	r.Guest = s.target.Name
+	r.Guest = s.target().Name
 	defer func() { r.Duration = time.Since(t0) }()
 	if why := a.Check(s.cur.Load()); why != "" {
 		r.Skipped, r.Err = true, why
@@ -155,7 +155,7 @@ func describe(g *Guest) string {
 // A connection-level failure drops the connection and updates the state.
 func (s *session) withAgent(ctx context.Context, fn func(a *callAgent) error) error {
 	if err := s.acquire(ctx); err != nil {
-		return fmt.Errorf("guest %s busy: %w", s.target.Name, err)
+		return fmt.Errorf("guest %s busy: %w", s.target().Name, err)
 	}
 	defer s.release()
 	if _, err := s.connect(ctx); err != nil {

@@ -25,11 +25,10 @@ var errSessionClosed = errors.New("guest removed or fleet closed")
 // actions and file operations take turns, so the agent sees one request at a
 // time and a hung call delays the others by at most one timeout.
 type session struct {
-	f      *Fleet
-	target Target
-	key    string // identity in the ledger (targetKey)
-	seed   uint64
-	cur    atomic.Pointer[Guest]
+	f    *Fleet
+	key  string // identity in the ledger (targetKey)
+	seed uint64
+	cur  atomic.Pointer[Guest]
 
 	sem   chan struct{}
 	agent *callAgent      // nil while disconnected; guarded by sem
@@ -61,8 +60,7 @@ type session struct {
 	// snapAt is its index in the last snapshot (guarded by Fleet.snapMu;
 	// a fleet has far fewer than 2^31 guests); dirty: listed in
 	// Fleet.dirty, published since then. With the flags below in two
-	// words: the session is 568 bytes, its allocation 576 with the
-	// runtime's header, as an 8-byte int and words of their own made 640.
+	// words, as an 8-byte int and words of their own took three more.
 	snapAt int32
 	dirty  atomic.Bool
 	// capsFrozen: the capabilities in the snapshot were read while the guest
@@ -82,18 +80,22 @@ type session struct {
 
 func newSession(f *Fleet, t Target) *session {
 	s := &session{
-		f:      f,
-		target: t,
-		key:    targetKey(t),
-		seed:   nameHash(t.Name),
-		sem:    make(chan struct{}, 1),
-		log:    logRing{size: f.opts.LogSize, tables: &f.logTables},
+		f:    f,
+		key:  targetKey(t),
+		seed: nameHash(t.Name),
+		sem:  make(chan struct{}, 1),
+		log:  logRing{size: f.opts.LogSize, tables: &f.logTables},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
 	s.cur.Store(g)
 	return s
 }
+
+// target is the session's guest as it was added: every Guest published
+// has it, and none changes it (a changed target is a new session), so the
+// session keeps no copy of its own (112 bytes a guest).
+func (s *session) target() *Target { return &s.cur.Load().Target }
 
 // update publishes a new Guest: a copy of the current one changed by fn.
 func (s *session) update(fn func(g *Guest)) {
@@ -216,7 +218,7 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 	}
 	// The state stays what it was (connecting at first, else the last
 	// failure's) until the dial decides: no flicker for failing guests.
-	d, err := s.f.dialer(s.target.Address)
+	d, err := s.f.dialer(s.target().Address)
 	if err != nil {
 		return false, err
 	}
@@ -226,9 +228,9 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 	dctx = context.WithValue(dctx, logHookKey{}, hook)
 	resumed := s.resumeParked()
 	t0 := time.Now()
-	a, err := d(dctx, s.target)
+	a, err := d(dctx, *s.target())
 	if !resumed || err != nil {
-		s.logCall(t0, "connect", s.target.Address, nil, err)
+		s.logCall(t0, "connect", s.target().Address, nil, err)
 	}
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)

@@ -20,7 +20,7 @@ func TestSnapshotIncremental(t *testing.T) {
 		defer f.mu.Unlock()
 		var ns []string
 		for _, s := range f.order {
-			ns = append(ns, s.target.Name)
+			ns = append(ns, s.target().Name)
 		}
 		return ns
 	}

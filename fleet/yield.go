@@ -136,7 +136,7 @@ func (s *session) keepsUntilAsked() bool {
 	if s.watch.on {
 		return true
 	}
-	path, ok := localSocket(s.target.Address)
+	path, ok := localSocket(s.target().Address)
 	if !ok || !s.f.yield.watch(s, path) {
 		return false
 	}
