@@ -2,6 +2,7 @@ package agentclient_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -126,4 +127,99 @@ func TestBatchTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A stream that watches a context (Watch) cuts a batch under it, or under
+// a context sharing its Done, as soon as the context ends; a context it no
+// longer watches ends nothing; and a watched batch registers no watch of
+// its own.
+func TestWatch(t *testing.T) {
+	hung := make(chan struct{}, 4) // a guest-get-vcpus arrived and hangs
+	addr := serveAgent(t, true, func(c *agentConn, req *wireRequest) bool {
+		if req.Execute == "guest-get-vcpus" {
+			hung <- struct{}{}
+			<-ctxDone(t)
+			return false
+		}
+		c.reply(req, "{}")
+		return true
+	})
+	dial := func() *agentclient.Stream {
+		return dialT(t, addr).Transport().(*agentclient.Stream)
+	}
+	const long = 20 * time.Second
+
+	t.Run("cancel", func(t *testing.T) {
+		type key struct{}
+		for _, name := range []string{"same", "child-value"} {
+			t.Run(name, func(t *testing.T) {
+				st := dial()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				st.Watch(ctx)
+				under := ctx
+				if name == "child-value" {
+					under = context.WithValue(ctx, key{}, 1) // the same Done
+				}
+				ok := []agentclient.BatchCall{{Name: "guest-ping"}, {Name: "guest-info"}}
+				st.BatchWithin(under, long, ok)
+				if ok[0].Err != nil || ok[1].Err != nil {
+					t.Fatalf("watched batch: %v / %v", ok[0].Err, ok[1].Err)
+				}
+				go func() { <-hung; cancel() }()
+				calls := []agentclient.BatchCall{{Name: "guest-get-vcpus"}, {Name: "guest-ping"}}
+				start := time.Now()
+				st.BatchWithin(under, long, calls)
+				within(t, start, 0)
+				for _, c := range calls {
+					if !errors.Is(c.Err, context.Canceled) || agentclient.IsTimeout(c.Err) {
+						t.Fatalf("%s: %v, want context.Canceled", c.Name, c.Err)
+					}
+				}
+				// Ended already: the next batch fails at once.
+				again := []agentclient.BatchCall{{Name: "guest-ping"}, {Name: "guest-info"}}
+				st.BatchWithin(under, long, again)
+				if !errors.Is(again[0].Err, context.Canceled) {
+					t.Errorf("after the cancellation: %v, want context.Canceled", again[0].Err)
+				}
+			})
+		}
+	})
+
+	t.Run("replaced", func(t *testing.T) {
+		st := dial()
+		old, cancelOld := context.WithCancel(context.Background())
+		defer cancelOld()
+		st.Watch(old)
+		cur, cancelCur := context.WithCancel(context.Background())
+		defer cancelCur()
+		st.Watch(cur)
+		go func() { <-hung; cancelOld() }()
+		const bound = 300 * time.Millisecond
+		calls := []agentclient.BatchCall{{Name: "guest-ping"}, {Name: "guest-get-vcpus"}}
+		st.BatchWithin(cur, bound, calls)
+		if !agentclient.IsTimeout(calls[1].Err) {
+			t.Fatalf("under the watched context, the old one cancelled: %v, want a timeout", calls[1].Err)
+		}
+	})
+
+	t.Run("allocations", func(t *testing.T) {
+		st := dial()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		calls := make([]agentclient.BatchCall, 2)
+		run := func() {
+			calls[0], calls[1] = agentclient.BatchCall{Name: "guest-ping"}, agentclient.BatchCall{Name: "guest-info"}
+			st.BatchWithin(ctx, long, calls)
+			if calls[0].Err != nil || calls[1].Err != nil {
+				t.Fatalf("batch: %v / %v", calls[0].Err, calls[1].Err)
+			}
+		}
+		unwatched := testing.AllocsPerRun(50, run)
+		st.Watch(ctx)
+		watched := testing.AllocsPerRun(50, run)
+		if watched > unwatched-2 {
+			t.Errorf("a batch allocates %.0f times watched, %.0f unwatched: want its own watch (an AfterFunc) gone", watched, unwatched)
+		}
+	})
 }

@@ -270,6 +270,8 @@ type Stream struct {
 	dlMu      sync.Mutex
 	armGen    uint64
 	cancelled bool
+	watch     *streamWatch // the context Watch watches; nil: none
+	armedBy   *streamWatch // the current call is armed by watch, not an AfterFunc of its own
 
 	// Guarded by sem.
 	needSync bool   // the next call must resync first
@@ -378,9 +380,55 @@ func (s *Stream) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.closed.Store(true)
+		s.dlMu.Lock()
+		if s.watch != nil {
+			s.watch.stop() // off its context's list of children
+			s.watch = nil
+		}
+		s.dlMu.Unlock()
 		err = s.conn.Close()
 	})
 	return err
+}
+
+// streamWatch is Watch's watch on one context.
+type streamWatch struct {
+	done  <-chan struct{} // the context's Done: what the watch is for
+	stop  func() bool
+	fired bool // the context ended; guarded by dlMu
+}
+
+// Watch makes the stream watch ctx's cancellation until Close (or until
+// Watch is called with another context). A call or batch under ctx, or
+// under any context sharing its Done channel, then needs no watch of its
+// own: each otherwise registers a context.AfterFunc (three allocations and
+// a place among the context's children), which a fleet's polls made
+// thousands of times a second under the same long-lived context. Calls
+// under other contexts are watched as before.
+func (s *Stream) Watch(ctx context.Context) {
+	done := ctx.Done()
+	if done == nil {
+		return // never cancelled: nothing to watch
+	}
+	s.dlMu.Lock()
+	defer s.dlMu.Unlock()
+	if s.closed.Load() || s.watch != nil && s.watch.done == done {
+		return
+	}
+	if s.watch != nil {
+		s.watch.stop()
+	}
+	w := &streamWatch{done: done}
+	s.watch = w
+	w.stop = context.AfterFunc(ctx, func() {
+		s.dlMu.Lock()
+		defer s.dlMu.Unlock()
+		w.fired = true
+		if s.armedBy == w {
+			s.cancelled = true
+			s.conn.SetDeadline(time.Unix(1, 0))
+		}
+	})
 }
 
 // Call sends one command and returns its "return" value. See Transport.
@@ -580,10 +628,26 @@ func (s *Stream) arm(ctx context.Context, by time.Time) armed {
 	if !by.IsZero() && (!ok || by.Before(dl)) {
 		dl = by
 	}
+	done := ctx.Done()
 	s.dlMu.Lock()
 	s.armGen++
 	gen := s.armGen
 	s.cancelled = false
+	s.armedBy = nil
+	if w := s.watch; done == nil || w != nil && w.done == done {
+		// Never cancelled, or watched already (Watch): no watch of its
+		// own.
+		if w != nil && w.done == done {
+			s.armedBy = w
+			s.cancelled = w.fired
+		}
+		if s.cancelled {
+			dl = time.Unix(1, 0)
+		}
+		s.conn.SetDeadline(dl)
+		s.dlMu.Unlock()
+		return armed{s: s}
+	}
 	s.conn.SetDeadline(dl)
 	s.dlMu.Unlock()
 	stop := context.AfterFunc(ctx, func() {
@@ -598,7 +662,8 @@ func (s *Stream) arm(ctx context.Context, by time.Time) armed {
 }
 
 // armed is one arm's watch on its context (a value, not a closure: one
-// allocation less for every call and batch).
+// allocation less for every call and batch). stop is nil when the call
+// needed no watch of its own.
 type armed struct {
 	s    *Stream
 	stop func() bool
@@ -606,9 +671,12 @@ type armed struct {
 
 // disarm ends the watch: a cancellation after it moves no deadline.
 func (a armed) disarm() {
-	a.stop()
+	if a.stop != nil {
+		a.stop()
+	}
 	a.s.dlMu.Lock()
 	a.s.armGen++
+	a.s.armedBy = nil
 	a.s.dlMu.Unlock()
 }
 

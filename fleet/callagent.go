@@ -71,8 +71,16 @@ func (c *callAgent) FileStream() (*agentclient.Stream, time.Duration) {
 func (c *callAgent) batch(ctx context.Context, st *agentclient.Stream, calls []agentclient.BatchCall, per int) {
 	t0 := time.Now()
 	// BatchWithin, not a context.WithTimeout: a context and a timer less
-	// at every poll.
-	st.BatchWithin(ctx, c.s.f.opts.Timeout*time.Duration(max(per, 1)), calls)
+	// at every poll; and under a poll, its parent and deadline rather
+	// than its context (pollCtx), which then is never built.
+	timeout := c.s.f.opts.Timeout * time.Duration(max(per, 1))
+	if pc, ok := ctx.(*pollCtx); ok {
+		// The loop's context, watched once for the stream's life: no
+		// context.AfterFunc of the batch's own either.
+		st.Watch(pc.parent)
+		ctx, timeout = pc.within(timeout)
+	}
+	st.BatchWithin(ctx, timeout, calls)
 	if !c.hooked {
 		for _, bc := range calls {
 			c.s.logCall(t0, bc.Name, nil, bc.Out, bc.Err)

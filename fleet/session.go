@@ -482,19 +482,12 @@ func pollBoundText(limit, timeout time.Duration) string {
 	return fmt.Sprintf("the poll timeout; each call has %v", timeout)
 }
 
-// ranOut reports whether err came from the poll's own deadline (pctx)
+// ranOut reports whether err came from the poll's own deadline (pc)
 // rather than a call's timeout or the caller stopping (ctx). A stream's
-// read deadline is its context's, and can pass a hair before the context
-// says so: a timeout at or past the poll's deadline counts too.
-func ranOut(ctx, pctx context.Context, err error) bool {
-	if err == nil || ctx.Err() != nil {
-		return false
-	}
-	if errors.Is(context.Cause(pctx), errPollTimeout) {
-		return true
-	}
-	dl, ok := pctx.Deadline()
-	return ok && agentclient.IsTimeout(err) && !time.Now().Before(dl)
+// read deadline is the poll's, and can pass a hair before a context built
+// on it says so: any failure at or past the deadline counts.
+func ranOut(ctx context.Context, pc *pollCtx, err error) bool {
+	return err != nil && ctx.Err() == nil && pc.expired()
 }
 
 // poll refreshes the live items, and the slow ones when due or forced.
@@ -509,8 +502,8 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	}
 	defer s.release()
 	limit := s.f.opts.PollTimeout
-	pctx, cancel := context.WithTimeoutCause(ctx, limit, errPollTimeout)
-	defer cancel()
+	pctx := newPollCtx(ctx, limit)
+	defer pctx.release()
 	r := pollResults.Get().(*pollResult)
 	defer putPollResult(r)
 	cmd, err := s.gather(pctx, forceSlow, r)
