@@ -204,11 +204,10 @@ func (t *logTables) name(i uint16) string {
 // O(1): about four entry copies per entry (a bigger buffer was a quarter
 // of a 10,000-guest fleet's heap).
 type logRing struct {
-	size   int
-	tables *logTables // the fleet's
-	page   *logPage   // page.recs[head:head+n] is the log, newest first
-	head   int
-	n      int
+	size    int
+	tables  *logTables // the fleet's
+	page    *logPage   // page.recs[head:head+n] is the log, newest first
+	head, n int32      // as Log's
 }
 
 func (r *logRing) add(e LogEntry) {
@@ -219,18 +218,18 @@ func (r *logRing) add(e LogEntry) {
 		r.tables = &logTables{} // a ring of its own (tests, LogOf)
 	}
 	if r.head == 0 {
-		keep := min(r.n, r.size-1)
+		keep := min(int(r.n), r.size-1)
 		np := &logPage{recs: make([]logRec, r.size+max(r.size/4, 1)), tables: r.tables}
 		if r.page != nil {
 			copy(np.recs[len(np.recs)-keep:], r.page.recs[:keep]) // head is 0: the newest are first
 		}
-		r.head = len(np.recs) - keep
+		r.head = int32(len(np.recs) - keep)
 		r.page = np
-		r.n = keep
+		r.n = int32(keep)
 	}
 	r.head--
 	r.page.recs[r.head] = logRec{at: e.At.UnixNano(), dur: toLogDur(e.Duration), req: e.Request, rep: e.Reply, cmd: r.tables.number(e.Command), err: e.Err}
-	r.n = min(r.n+1, r.size)
+	r.n = int32(min(int(r.n)+1, r.size))
 }
 
 // entries returns the log, newest first.
@@ -238,7 +237,7 @@ func (r *logRing) entries() Log {
 	if r.n == 0 {
 		return Log{}
 	}
-	return Log{page: r.page, head: int32(r.head), n: int32(r.n)}
+	return Log{page: r.page, head: r.head, n: r.n}
 }
 
 // last is the newest entry of command cmd, or a zero entry.

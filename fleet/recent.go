@@ -10,7 +10,7 @@ import (
 // (Guest.RTTHistory) and clock skews (SkewHistory), at most rttHistory.
 // One word of the Guest: the values are an immutable buffer that each
 // change replaces, shared by every Guest published from it. They are kept
-// as float32 nanoseconds, 80 bytes for sixteen (int64 slices with room to
+// as float32 nanoseconds, 64 bytes for sixteen (int64 slices with room to
 // grow took 192 each): exact to 16.7 ms, within 6 parts in 100 million
 // beyond (a sparkline and its figures need three digits). Any duration
 // fits, a guest's clock days off included: none is clamped or wrapped,
@@ -18,10 +18,9 @@ import (
 // zero Recent is empty.
 type Recent struct{ b *recentBuf }
 
-type recentBuf struct {
-	n uint8
-	v [rttHistory]float32
-}
+// recentBuf holds the durations from the front, the unused rest NaN (no
+// duration is: its length is where they end).
+type recentBuf [rttHistory]float32
 
 // RecentOf is a Recent of the last rttHistory of ds, oldest first: for a
 // source of Guests other than a Fleet (a test's, a replay's).
@@ -38,7 +37,12 @@ func (r Recent) Len() int {
 	if r.b == nil {
 		return 0
 	}
-	return int(r.b.n)
+	for i, v := range r.b {
+		if math.IsNaN(float64(v)) {
+			return i
+		}
+	}
+	return rttHistory
 }
 
 // At is duration i, oldest first.
@@ -46,7 +50,7 @@ func (r Recent) At(i int) time.Duration {
 	if i < 0 || i >= r.Len() {
 		panic("fleet: Recent.At index out of range")
 	}
-	return fromRecent(r.b.v[i])
+	return fromRecent(r.b[i])
 }
 
 // All yields the durations oldest first, with their index.
@@ -75,16 +79,18 @@ func (r Recent) Durations() []time.Duration {
 // push is r with d added, the oldest dropped past rttHistory: a new
 // buffer, as r's may be published.
 func (r Recent) push(d time.Duration) Recent {
-	nb := &recentBuf{}
+	nb := new(recentBuf)
 	n := r.Len()
 	if n == rttHistory {
-		copy(nb.v[:], r.b.v[1:])
+		copy(nb[:], r.b[1:])
 		n--
 	} else if n > 0 {
-		copy(nb.v[:], r.b.v[:n])
+		copy(nb[:], r.b[:n])
 	}
-	nb.v[n] = float32(d)
-	nb.n = uint8(n + 1)
+	nb[n] = float32(d)
+	for i := n + 1; i < rttHistory; i++ {
+		nb[i] = float32(math.NaN())
+	}
 	return Recent{nb}
 }
 

@@ -17,11 +17,11 @@ func TestAllocationSizes(t *testing.T) {
 		size, most uintptr
 	}{
 		{"Guest (896-byte class with its header)", unsafe.Sizeof(Guest{}), 888},
-		{"session (480-byte class; no header below 512)", unsafe.Sizeof(session{}), 480},
+		{"session (448-byte class; no header below 512)", unsafe.Sizeof(session{}), 448},
 		{"a log page's record (20 in a 1 KiB class)", unsafe.Sizeof(logRec{}), 48},
 		{"the history's values (2 KiB class, no pointers)", unsafe.Sizeof(histValues{}), 2048},
 		{"the history's times (320-byte class)", unsafe.Sizeof(histTimes{}), 320},
-		{"a Recent's buffer (80-byte class, no pointers)", unsafe.Sizeof(recentBuf{}), 80},
+		{"a Recent's buffer (64-byte class, no pointers)", unsafe.Sizeof(recentBuf{}), 64},
 	} {
 		if tc.size > tc.most {
 			t.Errorf("%s: %d bytes, more than %d", tc.what, tc.size, tc.most)
