@@ -968,6 +968,7 @@ func (s *session) apply(r *pollResult) {
 		if r.os != nil {
 			r.os = s.f.shares.osInfo(r.os)
 		}
+		r.tz = s.f.shares.timezone(r.tz)
 		if r.vcpusOK {
 			r.vcpus = s.f.shares.vcpuList(r.vcpus)
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 )
 
-// Guests reporting the same OS or vCPU list share one copy; different
+// Guests reporting the same OS, timezone or vCPU list share one copy; different
 // values are kept apart (the key spells every field); a huge value is not
 // shared, and the tables stay bounded however many values guests send.
 func TestGuestShares(t *testing.T) {
@@ -50,7 +50,21 @@ func TestGuestShares(t *testing.T) {
 			t.Errorf("%+v shares another list", l)
 		}
 	}
+	tz := &agentclient.Timezone{Zone: "UTC"}
+	if sh.timezone(tz) != tz || sh.timezone(&agentclient.Timezone{Zone: "UTC"}) != tz {
+		t.Error("equal timezones do not share the first")
+	}
+	if other := (&agentclient.Timezone{Zone: "UTC", Offset: 3600}); sh.timezone(other) != other {
+		t.Error("a different timezone shares another's copy")
+	}
+	if sh.timezone(nil) != nil {
+		t.Error("nil timezone")
+	}
 	for i := range 10 * maxShared {
+		sh.timezone(&agentclient.Timezone{Offset: i})
+		if len(sh.tz) > maxShared {
+			t.Fatalf("%d timezones shared; bound %d", len(sh.tz), maxShared)
+		}
 		sh.osInfo(&agentclient.OSInfo{Name: fmt.Sprint(i)})
 		sh.vcpuList([]agentclient.VCPU{{LogicalID: i}})
 		if len(sh.os) > maxShared || len(sh.vcpus) > maxShared {
