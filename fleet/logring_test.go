@@ -124,7 +124,7 @@ func TestLogTextsSharedBounded(t *testing.T) {
 // millisecond beyond; one past 24 days is kept as the largest, and a
 // negative one as zero: never wrapped into a short one.
 func TestLogDur(t *testing.T) {
-	maxMs := time.Duration(1<<31-1) * time.Millisecond // 24d20h31m23.647s
+	longest := time.Duration(1<<31-1) * time.Millisecond // 24d20h31m23.647s
 	for _, tc := range []struct{ in, want time.Duration }{
 		{0, 0},
 		{1, 1},
@@ -133,9 +133,9 @@ func TestLogDur(t *testing.T) {
 		{1 << 31, 2147 * time.Millisecond},
 		{3*time.Second + 999999, 3 * time.Second},
 		{time.Hour, time.Hour},
-		{maxMs, maxMs},
-		{maxMs + time.Millisecond, maxMs},
-		{math.MaxInt64, maxMs},
+		{longest, longest},
+		{longest + time.Millisecond, longest},
+		{math.MaxInt64, longest},
 		{-1, 0},
 		{math.MinInt64, 0},
 	} {
@@ -144,8 +144,8 @@ func TestLogDur(t *testing.T) {
 		}
 	}
 	l := LogOf(LogEntry{Command: "guest-exec-status", Duration: 100 * 24 * time.Hour})
-	if got := l.At(0).Duration; got != maxMs {
-		t.Errorf("a 100-day call is logged as %v, want %v", got, maxMs)
+	if got := l.At(0).Duration; got != longest {
+		t.Errorf("a 100-day call is logged as %v, want %v", got, longest)
 	}
 }
 
