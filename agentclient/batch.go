@@ -15,7 +15,37 @@ type BatchCall struct {
 
 	// Set by Batch.
 	Err      error         // the command's outcome (an *OpError, like Call's)
+	Sent     time.Time     // when the command went out
 	Duration time.Duration // from sending the command to its reply
+}
+
+// RawReply is an Out for a command whose return value is decoded later
+// (Stream.DecodeRaw), or never: it keeps the value as it came, a copy out
+// of the read buffer. A fleet's first poll of a guest asks in one round
+// trip what its steps may ask, before guest-info says what they will, and
+// decodes only what they do ask.
+type RawReply struct {
+	Ret []byte
+}
+
+// DecodeRaw decodes a return value kept by a RawReply into out (nil: only
+// checks that it is JSON) with the outcome the command's batch would have
+// had decoding into out itself: nil, or an *OpError naming the command. It
+// is not logged (the batch logged the command).
+func (s *Stream) DecodeRaw(name string, raw *RawReply, out any) error {
+	var err error
+	switch {
+	case out != nil:
+		if uerr := decodeReturn(raw.Ret, out); uerr != nil {
+			err = &returnError{uerr}
+		}
+	case !json.Valid(raw.Ret):
+		err = &returnError{fmt.Errorf("invalid return value %s", sample(raw.Ret))}
+	}
+	if err != nil {
+		return &OpError{Addr: s.addr, Command: name, Err: err}
+	}
+	return nil
 }
 
 // Batch runs calls in order, as one caller: nobody else's request goes
@@ -100,7 +130,7 @@ func (s *Stream) batch(ctx context.Context, by time.Time, calls []BatchCall) {
 			t0 := time.Now()
 			var rec LogRecord
 			_, err := s.call(ctx, c.Name, c.Args, c.Out, &rec)
-			c.Duration = time.Since(t0)
+			c.Sent, c.Duration = t0, time.Since(t0)
 			c.Err = s.finish(&rec, c.Name, err, t0)
 			if err != nil && isTransportErr(err) {
 				failFrom(i+1, err)
@@ -152,7 +182,7 @@ func (s *Stream) pipelined(ctx context.Context, by time.Time, calls []BatchCall,
 		rec := LogRecord{Request: b[sp.req[0] : sp.req[1]-1]}
 		s.expect(c.Name, sp.limit) // each reply its own limit
 		ret, err := s.awaitReply(ctx, b[sp.id[0]:sp.id[1]], &rec)
-		c.Duration = time.Since(t0)
+		c.Sent, c.Duration = t0, time.Since(t0)
 		if err != nil {
 			c.Err = s.finish(&rec, c.Name, err, start)
 			// A reply skipped for its size was skipped to its end: the

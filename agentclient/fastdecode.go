@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"unicode/utf8"
 )
@@ -21,6 +22,12 @@ import (
 // its.
 func decodeReturn(ret []byte, out any) error {
 	switch o := out.(type) {
+	case *RawReply:
+		if !json.Valid(ret) {
+			return fmt.Errorf("invalid return value %s", sample(ret))
+		}
+		o.Ret = append(o.Ret[:0], ret...)
+		return nil
 	case *[]Interface:
 		if v, ok := decodeInterfaces(ret); ok {
 			*o = v

@@ -194,7 +194,7 @@ func (s *session) syncLedger() {
 		switch {
 		case g.LastLive.Before(susp.Since):
 			suspend = true // not heard from since it was suspended
-		case g.LastLive.After(susp.Since.Add(2*s.f.opts.Interval + s.f.opts.Timeout)):
+		case g.LastLive.After(susp.Since.Add(s.f.opts.suspendSettle())):
 			// It answered well after the suspend: it is back.
 			s.f.goTracked(func(context.Context) { s.clearSuspend() })
 		}

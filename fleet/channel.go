@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"strings"
+	"time"
 )
 
 // An agent channel serves one client at a time (agentclient's channel.go):
@@ -73,8 +74,9 @@ func (s *session) keepsChannelLocked() bool {
 	g := s.cur.Load()
 	// Shutting down: the agent hangs up as the guest goes, and that EOF on
 	// the open connection is the quickest proof it went; nobody else has
-	// use for the agent of a guest on its way down.
-	return g.FrozenByUs || g.State == ShuttingDown
+	// use for the agent of a guest on its way down. Not past the shutdown's
+	// limit (goingAway): a guest that did not go is any other's.
+	return g.FrozenByUs || g.State == ShuttingDown && s.goingAway(g, time.Now())
 }
 
 // letGoLocked closes a healthy connection the session need not keep, and

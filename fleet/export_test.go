@@ -11,3 +11,7 @@ func PollAll(ctx context.Context, f *Fleet) {
 	f.mu.Unlock()
 	forEach(ctx, len(ss), f.opts.Concurrency, func(i int) { _ = ss[i].poll(ctx, false) })
 }
+
+// SetPrefetch turns the first poll's prefetch (prefetch.go) on or off, for
+// the tests that compare a first poll with it and without.
+func SetPrefetch(f *Fleet, on bool) { f.noPrefetch = !on }

@@ -31,6 +31,11 @@ type Options struct {
 	Concurrency   int           // guests worked on at once by Run and RefreshOnce; default 64
 	Readonly      bool          // refuse every mutating action before any agent is asked
 	LogSize       int           // per-guest command log entries; default 16 (about three polls)
+	// ShutdownLimit bounds how long a guest whose shutdown this process
+	// sent stays shutting-down (its channel kept for the hang-up that
+	// confirms it went) without going: then it is polled as any other,
+	// and shows whether it is still up. Default DefaultShutdownLimit.
+	ShutdownLimit time.Duration
 	// Dialers by address scheme ("unix", "tcp", "vsock", "libvirt").
 	// unix, tcp and vsock default to agentclient.Dial, with the fleet's
 	// reply budget.
@@ -88,6 +93,13 @@ type Options struct {
 	Audit Auditor
 }
 
+// DefaultShutdownLimit is Options.ShutdownLimit's default: the longest
+// shutdown --wait waits by default. A guest whose agent still answers that
+// long after it accepted a shutdown did not go down (the shutdown failed in
+// the guest, was cancelled there, or was never carried out), and one that
+// halted has shown all it will.
+const DefaultShutdownLimit = 2 * time.Minute
+
 // DefaultThawBudget is how long a thaw guestdeck owes keeps trying.
 const DefaultThawBudget = 60 * time.Second
 
@@ -112,6 +124,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FreezeTimeout <= 0 {
 		o.FreezeTimeout = 5 * time.Minute
+	}
+	if o.ShutdownLimit <= 0 {
+		o.ShutdownLimit = DefaultShutdownLimit
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 64
@@ -139,7 +154,10 @@ func (o Options) withDefaults() Options {
 // Fleet keeps one session per guest: it polls while started, runs actions,
 // and publishes immutable *Guest values that readers collect with Snapshot.
 type Fleet struct {
-	opts Options
+	// noPrefetch: first polls without their prefetch (prefetch.go), for
+	// the tests that compare the two.
+	noPrefetch bool
+	opts       Options
 
 	// life bounds every goroutine the fleet starts; Close cancels it.
 	life context.Context

@@ -201,6 +201,12 @@ type devCounter struct {
 // one does not slip by a whole poll), or a slow refresh runs (a forced poll,
 // a fresh connection) and the last sample is not just now.
 func (s *session) metricsDue(r *pollResult, now time.Time) bool {
+	return s.metricsDueAt(r, now, r.slow)
+}
+
+// metricsDueAt is metricsDue with slow for r.slow: prefetchFirst asks
+// before guest-info has set it.
+func (s *session) metricsDueAt(r *pollResult, now time.Time, slow bool) bool {
 	mi := s.f.opts.MetricsInterval
 	if mi <= 0 || r.metrics.asked || r.frozen || r.frozenSeen || r.freeze == agentclient.Frozen {
 		return false
@@ -210,7 +216,7 @@ func (s *session) metricsDue(r *pollResult, now time.Time) bool {
 		return true
 	}
 	gap := now.Sub(last)
-	return gap >= mi-s.f.opts.Interval/2 || (r.slow && gap >= minSampleGap)
+	return gap >= mi-s.f.opts.Interval/2 || (slow && gap >= minSampleGap)
 }
 
 // minSampleGap keeps a forced poll right after a sample from taking

@@ -255,6 +255,15 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 		// accepted by an agent that never saw it.
 		lost, err = false, fmt.Errorf("%s not sent: %w", a, err)
 	}
+	if err != nil && !lost && ctx.Err() != nil && isTransport(err) {
+		// The action ended (cancelled, its deadline) with the request
+		// written, as it almost always is by then, and no error from the
+		// agent: the command never answers when it works, so the wait
+		// for its error was cut, not failed. The suspend's ledger entry stays (it goes once the guest
+		// answers: book.go).
+		s.bootMark = 0
+		return fmt.Errorf("%s: cancelled before the agent accepted it (%w); it may have reached the agent, and the guest may still go (guestdeck status shows whether it does)", a, err)
+	}
 	if err != nil && !lost {
 		s.forget(entry)
 		s.bootMark = 0 // no shutdown awaited
@@ -263,7 +272,11 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 	if lost {
 		s.dropAgent()
 	}
-	s.update(func(g *Guest) { setState(g, st, "", time.Now()) })
+	s.update(func(g *Guest) {
+		now := time.Now()
+		setState(g, st, "", now)
+		g.Since = now // a second shutdown is awaited anew (goingAway)
+	})
 	s.poke()
 	// Accepted is all the call says: the guest goes (or not) later, as the
 	// state shows (the dashboard's column, guestdeck status).

@@ -40,6 +40,9 @@ type session struct {
 	broken  map[string]error
 	metrics metricsState // metrics.go
 	watch   channelWatch // yield.go
+	// pre: a fresh connection's first poll's replies, asked ahead
+	// (prefetch.go); set and taken during that poll, under sem.
+	pre *prefetch
 	// bootMark: how long the guest had been up (sinceBoot, ms) when this
 	// process asked it to shut down; 0 when unknown or no shutdown is
 	// awaited. Guarded by sem.
@@ -260,6 +263,9 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 	now := time.Now()
 	silent := agentclient.IsTimeout(err) || agentclient.IsSilent(err)
 	s.update(func(g *Guest) {
+		// Past its limit a shutdown is no longer awaited: the guest's
+		// failure says what it is, as any other's.
+		going := g.State == ShuttingDown && s.goingAway(g, now)
 		if counts && g.State != Gone && !heldByDomain(g) {
 			g.Missed++ // not for a machine libvirt says is not running
 		}
@@ -274,7 +280,7 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 		case heldByDomain(g):
 			// libvirt says the machine is not running (libvirt.go): its
 			// word, and its reason, stand until the domain runs again.
-		case g.State == ShuttingDown && (silent || agentclient.IsChannelHeld(err)):
+		case going && (silent || agentclient.IsChannelHeld(err)):
 			// Halted guests stop answering: still going.
 			setErr(g, err)
 		case g.State == Suspended:
@@ -286,7 +292,7 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 			// another guestdeck): the guest may be fine. The loop backs
 			// off and tries again.
 			setFault(g, Held, err.Error(), err, now)
-		case g.State == ShuttingDown:
+		case going:
 			setFault(g, Gone, "guest went away: "+err.Error(), err, now)
 		case silent:
 			setFault(g, Silent, err.Error(), err, now)
@@ -297,6 +303,37 @@ func (s *session) failed(ctx context.Context, err error, counts bool) {
 		}
 	})
 }
+
+// goingAway reports whether g, shutting down or suspended by this process
+// (or suspended by another, as the ledger says), is still taken to be on
+// its way down at now: its agent's answers on the connection kept since
+// are its last before it goes (apply), and for a shutdown, silence or a
+// lost connection mean it went (failed). Counted from when the state began
+// (Since):
+//   - a shutdown for Options.ShutdownLimit. Past it the guest is polled as
+//     any other and its channel is no longer kept (channel.go): a shutdown
+//     cancelled or failed in the guest, or a context that ended while it
+//     was awaited, left it shutting-down with its channel held for as long
+//     as guestdeck ran, and a halted guest shutting-down for good.
+//   - a suspend for suspendSettle: the guest's agent stops within moments
+//     (the kernel freezes its tasks first), and one that answers later is
+//     awake: woken on the same connection (its requests sent while asleep
+//     are answered after the wake-up), or it never slept. A suspended guest
+//     that does not answer stays suspended (failed) however long it sleeps.
+func (s *session) goingAway(g *Guest, now time.Time) bool {
+	switch g.State {
+	case ShuttingDown:
+		return now.Sub(g.Since) < s.f.opts.ShutdownLimit
+	case Suspended:
+		return now.Sub(g.Since) < s.f.opts.suspendSettle()
+	}
+	return false
+}
+
+// suspendSettle is how long after a suspend its guest's answers are still
+// taken for those of a guest on its way to sleep: two polls and a call's
+// timeout (13s by default), far longer than a guest takes to suspend.
+func (o Options) suspendSettle() time.Duration { return 2*o.Interval + o.Timeout }
 
 // keepsAfterTimeout reports whether a connection whose call ran out of time
 // stays open: a stream does (it resynchronises before its next call, so a
@@ -501,6 +538,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		return err
 	}
 	defer s.release()
+	defer func() { s.pre = nil }()
 	limit := s.f.opts.PollTimeout
 	pctx := newPollCtx(ctx, limit)
 	defer pctx.release()
@@ -561,6 +599,9 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	// changed: readCaps). On a starved machine a full refresh per
 	// reconnect made the next timeout likelier ("the slide").
 	r.capsOnly = fresh && !slowDue && !r.slow
+	if fresh {
+		s.prefetchFirst(ctx, g, r)
+	}
 	return s.execute(ctx, g, r, slowDue || fresh)
 }
 
@@ -842,8 +883,12 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 		case "guest-get-time":
 			if ok {
 				// The time is asked first, so its reply times a round trip.
+				sent := t0
+				if !c.Sent.IsZero() {
+					sent = c.Sent // asked ahead (prefetch), or when written
+				}
 				r.rtt, r.rttOK = c.Duration, true
-				r.skew, r.skewOK = skew(ns, t0, c.Duration), true
+				r.skew, r.skewOK = skew(ns, sent, c.Duration), true
 				r.freeze = agentclient.Thawed
 			}
 		case "guest-network-get-interfaces":
@@ -961,6 +1006,14 @@ func (s *session) apply(r *pollResult) {
 	now := time.Now()
 	prev := s.cur.Load()
 	defer s.afterApply(prev)
+	stayedUp := false // shutting-down past the limit, and answering
+	defer func() {
+		if stayedUp {
+			s.bootMark = 0 // no shutdown awaited any more
+			s.f.notice(s.target().Name, true, "still answers %s after it accepted the shutdown: it did not go down",
+				now.Sub(prev.Since).Round(time.Second))
+		}
+	}()
 	s.update(func(g *Guest) {
 		if r.info != nil {
 			r.info.SupportedCommands = s.f.commands.intern(r.info.SupportedCommands)
@@ -1005,9 +1058,14 @@ func (s *session) apply(r *pollResult) {
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came
 		// back, or a reboot seen over the kept one: gather) ends the
-		// state.
+		// state, until the moment is over (goingAway). Answers after
+		// that are of a guest that is up: it woke on the same
+		// connection, or never went.
 		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
-			return
+			if s.goingAway(g, now) {
+				return
+			}
+			stayedUp = g.State == ShuttingDown
 		}
 		st := Ready
 		if g.Freeze == agentclient.Frozen {

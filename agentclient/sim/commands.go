@@ -461,7 +461,8 @@ func (g *Guest) cmdSuspend(mode string) (any, *agentclient.Error) {
 // goDown records how the guest goes down and returns what happens after the
 // (absent) reply. powerdown and suspend-disk end QEMU: connections read EOF
 // and the socket goes away. halt and suspend to RAM keep QEMU, so the channel
-// stays up with no agent. reboot: silent until the agent is back. With
+// stays up with no agent; a guest suspended to RAM answers again once woken
+// (Wake). reboot: silent until the agent is back. With
 // Config.ShutdownDelay the agent answers as before until the delay passes.
 // Holds g.mu.
 func (g *Guest) goDown(mode string) func() {
@@ -494,8 +495,11 @@ func (g *Guest) goDownNow(mode string) func() {
 		g.silentUntil = time.Now().Add(g.cfg.RebootDelay)
 		g.stats.rebootAt(g.silentUntil) // stats.go: the counters start again
 		return nil
-	case agentclient.ShutdownHalt, "suspend-ram", "suspend-hybrid":
+	case agentclient.ShutdownHalt:
 		g.downSilent = true
+		return nil
+	case "suspend-ram", "suspend-hybrid":
+		g.downSilent, g.asleep = true, true // until Wake
 		return nil
 	}
 	return func() {

@@ -75,6 +75,7 @@ type Guest struct {
 	calls       map[string]int
 	downMode    string    // "" while running; shutdown mode or "suspend-ram" etc.
 	downSilent  bool      // halted or suspended: channel up, agent gone
+	asleep      bool      // suspended to RAM until Wake: requests wait (conn.held)
 	silentUntil time.Time // rebooting: the agent is back after this
 }
 
@@ -182,6 +183,12 @@ type conn struct {
 	c    net.Conn
 	once sync.Once
 	gone chan struct{} // closed when the connection is dropped
+
+	// held: requests read while the guest was asleep, answered in order
+	// after the wake-up by one flusher at a time (flushing), before any
+	// read later. Guarded by the guest's mu.
+	held     []message
+	flushing bool
 }
 
 func (cn *conn) kill() {
@@ -277,8 +284,47 @@ func (g *Guest) waitChannel(cn *conn) (pending []byte, ok bool) {
 	return buf.Bytes(), true
 }
 
-// handle answers one message, applying the fault knobs.
+// handle answers one message, or holds it while the guest is asleep (or
+// while what it held is still being answered): the channel is still read
+// (QEMU reads the host side whatever the guest does, and sees a client hang
+// up), and the requests wait to be answered in order once the guest wakes,
+// as its virtio-serial queue keeps them. A halted guest's vanish.
 func (g *Guest) handle(cn *conn, m message) {
+	g.mu.Lock()
+	if g.asleep || cn.flushing || len(cn.held) > 0 {
+		if !cn.dead() {
+			cn.held = append(cn.held, m)
+		}
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	g.answer(cn, m)
+}
+
+// flushHeld answers what cn was sent while the guest was asleep, in order,
+// until none is left or the guest sleeps again. Started by Wake, with
+// cn.flushing set.
+func (g *Guest) flushHeld(cn *conn) {
+	for {
+		g.mu.Lock()
+		if len(cn.held) == 0 || g.asleep || cn.dead() {
+			cn.flushing = false
+			if cn.dead() {
+				cn.held = nil
+			}
+			g.mu.Unlock()
+			return
+		}
+		m := cn.held[0]
+		cn.held = cn.held[1:]
+		g.mu.Unlock()
+		g.answer(cn, m)
+	}
+}
+
+// answer answers one message, applying the fault knobs.
+func (g *Guest) answer(cn *conn, m message) {
 	if cn.dead() {
 		return
 	}
@@ -449,6 +495,28 @@ func (g *Guest) Restart() {
 	if g.downSilent || !g.silentUntil.IsZero() {
 		g.downMode, g.downSilent, g.silentUntil = "", false, time.Time{}
 	}
+	g.asleep = false // what was held went with the connections
+}
+
+// Wake wakes a guest suspended to RAM (guest-suspend-ram or -hybrid), as
+// QEMU's system_wakeup (virsh dompmwakeup) does: the agent carries on where
+// it stopped, on the connections it had, and answers what it was sent while
+// asleep, in order (which is why the schema says to resync after a resume).
+// False when the guest was not suspended to RAM.
+func (g *Guest) Wake() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.asleep {
+		return false
+	}
+	g.asleep, g.downMode, g.downSilent = false, "", false
+	for cn := range g.conns {
+		if len(cn.held) > 0 && !cn.flushing {
+			cn.flushing = true
+			go g.flushHeld(cn)
+		}
+	}
+	return true
 }
 
 // Frozen reports whether the guest's filesystems are frozen.

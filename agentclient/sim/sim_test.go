@@ -601,6 +601,40 @@ func TestShutdownModes(t *testing.T) {
 			newRaw(t, sock).call(`{"execute":"guest-ping"}`, nil)
 		}
 	})
+	t.Run("suspend-ram wakes on the same connection", func(t *testing.T) {
+		for _, mode := range []string{"ram", "hybrid"} {
+			g, sock := startGuest(t, DefaultConfig("w"))
+			if g.Wake() {
+				t.Errorf("%s: Wake woke a guest that was not asleep", mode)
+			}
+			rc := newRaw(t, sock)
+			rc.send(`{"execute":"guest-suspend-` + mode + `"}{"execute":"guest-get-host-name"}`)
+			noReply(t, rc, 100*time.Millisecond)
+			if !g.Wake() {
+				t.Fatalf("%s: Wake found the guest not asleep", mode)
+			}
+			// What it was sent while asleep is answered, in order, on the
+			// connection it had: then it answers as before.
+			if l := rc.mustLine(); !strings.Contains(l, `"host-name"`) {
+				t.Errorf("%s: after the wake-up got %q, want the host name asked while asleep", mode, l)
+			}
+			rc.call(`{"execute":"guest-ping"}`, nil)
+			if m, down := g.ShutdownMode(); down {
+				t.Errorf("%s: still down (%q) after the wake-up", mode, m)
+			}
+		}
+	})
+	t.Run("a halted guest does not wake", func(t *testing.T) {
+		g, sock := startGuest(t, DefaultConfig("hw"))
+		rc := newRaw(t, sock)
+		rc.send(`{"execute":"guest-shutdown","arguments":{"mode":"halt"}}`)
+		noReply(t, rc, 100*time.Millisecond)
+		if g.Wake() {
+			t.Error("Wake woke a halted guest")
+		}
+		rc.send(`{"execute":"guest-ping"}`)
+		noReply(t, rc, 100*time.Millisecond)
+	})
 	t.Run("unsupported suspend", func(t *testing.T) {
 		cfg := DefaultConfig("ns")
 		cfg.NoSuspend = true

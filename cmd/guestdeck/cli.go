@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/charmbracelet/x/term"
 
@@ -135,7 +136,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("guestdeck", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.globalFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseValues(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.usage(c.stdout)
 			return exitOK
@@ -296,13 +297,109 @@ func parseWords(fs *flag.FlagSet, args []string, verbatim func(words, rest []str
 		}
 	}
 	// The flags first, then the words after a "--" so none is read as a flag.
-	if err := fs.Parse(append(append(flags, "--"), words...)); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	if err := parseValues(fs, append(append(flags, "--"), words...)); err != nil {
+		switch {
+		case errors.Is(err, flag.ErrHelp):
 			return exitOK, false
+		case errors.As(err, new(*badValueError)):
+			fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+			fs.Usage()
 		}
 		return exitUsage, false
 	}
 	return 0, true
+}
+
+// parseValues is fs.Parse(args), but a bad value for a flag is returned as
+// a *badValueError (printed by the caller, with the usage) rather than in
+// the flag package's words, which name the flag with one dash, are Go's
+// ("invalid boolean value "abc" for -wait: parse error") and say nothing
+// of what the flag takes. An unknown flag and -h are the flag package's
+// (printed by it, as they were).
+func parseValues(fs *flag.FlagSet, args []string) error {
+	var bad *badValueError
+	orig := map[*flag.Flag]flag.Value{}
+	restore := func() {
+		for f, v := range orig {
+			f.Value = v
+		}
+		clear(orig)
+	}
+	// Only while parsing: flag.UnquoteUsage names a value by its type, so
+	// the usage (-h, an unknown flag) is printed with the values put back.
+	fs.VisitAll(func(f *flag.Flag) {
+		orig[f] = f.Value
+		f.Value = &checkedValue{Value: f.Value, name: f.Name, bad: &bad}
+	})
+	usage := fs.Usage
+	fs.Usage = func() {
+		restore()
+		if usage == nil {
+			fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+			return
+		}
+		usage()
+	}
+	err := fs.Parse(args)
+	restore()
+	fs.Usage = usage
+	if err == nil && bad != nil {
+		return bad
+	}
+	return err
+}
+
+// checkedValue is a flag's value while parseValues parses: a value its Set
+// refuses is recorded (the first) and the parse goes on.
+type checkedValue struct {
+	flag.Value
+	name string
+	bad  **badValueError
+}
+
+func (v *checkedValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func (v *checkedValue) Set(s string) error {
+	if err := v.Value.Set(s); err != nil && *v.bad == nil {
+		*v.bad = &badValueError{flag: v.name, value: s, want: wantValue(v.Value, err)}
+	}
+	return nil
+}
+
+// wantValue says what a flag takes, after its Set refused a value with
+// err: the flag package's own types say only "parse error"; ours (flag.Func,
+// watchFlag) say it themselves.
+func wantValue(v flag.Value, err error) string {
+	if g, ok := v.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case bool:
+			return "want no value, or =true or =false"
+		case time.Duration:
+			return "want a duration such as 30s, 5m or 1h"
+		case int, int64, uint, uint64:
+			return "want a whole number"
+		case float64:
+			return "want a number"
+		}
+	}
+	return err.Error()
+}
+
+// badValueError is a flag given a value it does not take.
+type badValueError struct {
+	flag, value, want string
+}
+
+func (e *badValueError) Error() string {
+	name := "--" + e.flag
+	if len(e.flag) == 1 {
+		name = "-" + e.flag
+	}
+	return fmt.Sprintf("bad value %q for %s: %s", e.value, name, e.want)
 }
 
 // takesValue reports whether the flag a (-x, --x, never --x=v) is one fs

@@ -176,3 +176,47 @@ func TestShutdownSaysItDoesNotWait(t *testing.T) {
 		t.Errorf("guest-shutdown sent %d times", n)
 	}
 }
+
+// TestBadFlagValues: a bad value for a flag is refused naming the flag as
+// the help writes it (--wait, -c) and what it takes, followed by the usage;
+// the flag package's own words ("invalid boolean value "abc" for -wait:
+// parse error") never show. Refused before any fleet file is read.
+func TestBadFlagValues(t *testing.T) {
+	tests := []struct {
+		args  []string
+		want  string
+		usage string
+	}{
+		{[]string{"run", "--wait=abc", "shutdown", "x"}, `guestdeck run: bad value "abc" for --wait: want a duration after an = (such as =30s or =2m), or no value`, "usage: guestdeck run"},
+		{[]string{"run", "--yes=abc", "ping", "x"}, `guestdeck run: bad value "abc" for --yes: want no value, or =true or =false`, "usage: guestdeck run"},
+		{[]string{"run", "--hold=abc", "freeze", "x"}, `guestdeck run: bad value "abc" for --hold: want a duration such as 90s, 5m or 1h`, "usage: guestdeck run"},
+		{[]string{"run", "ping", "x", "--hold", "-5m"}, `guestdeck run: bad value "-5m" for --hold: must be more than zero`, "usage: guestdeck run"},
+		{[]string{"status", "--watch=soon"}, `guestdeck status: bad value "soon" for --watch: want a duration after an = (such as =30s or =2m), or no value`, "usage: guestdeck status"},
+		{[]string{"status", "--sample", "5"}, `guestdeck status: bad value "5" for --sample: want a duration such as 30s, 5m or 1h`, "usage: guestdeck status"},
+		{[]string{"exec", "--concurrency=many", "x", "--", "true"}, `guestdeck exec: bad value "many" for --concurrency: want a whole number`, "usage: guestdeck exec"},
+		{[]string{"status", "--readonly=maybe"}, `guestdeck status: bad value "maybe" for --readonly: want no value, or =true or =false`, "usage: guestdeck status"},
+		{[]string{"--readonly=maybe", "status"}, `guestdeck: bad value "maybe" for --readonly: want no value, or =true or =false`, "usage: guestdeck [GLOBAL FLAGS]"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			c := &cli{stdout: &stdout, stderr: &stderr, configPath: "/nonexistent/fleet.toml"}
+			code := c.main(t.Context(), tt.args)
+			if code != exitUsage || stdout.String() != "" {
+				t.Errorf("exit %d, stdout %q; want %d and nothing", code, stdout.String(), exitUsage)
+			}
+			first, _, _ := strings.Cut(stderr.String(), "\n")
+			if first != tt.want {
+				t.Errorf("first line\n  %s\nwant\n  %s", first, tt.want)
+			}
+			for _, raw := range []string{"invalid boolean value", "invalid value", "parse error"} {
+				if strings.Contains(stderr.String(), raw) {
+					t.Errorf("the flag package's words %q show:\n%s", raw, stderr.String())
+				}
+			}
+			if !strings.Contains(stderr.String(), tt.usage) {
+				t.Errorf("no %q after the error:\n%s", tt.usage, stderr.String())
+			}
+		})
+	}
+}

@@ -225,7 +225,7 @@ func (w *watchFlag) Set(s string) error {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("want a duration like 2s, got %q", s)
+		return fmt.Errorf("want a duration after an = (such as =30s or =2m), or no value")
 	}
 	w.set, w.d = true, d
 	return nil

@@ -1,0 +1,129 @@
+package fleet
+
+import (
+	"context"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+)
+
+// A fresh connection's first poll in one round trip.
+//
+// On a fresh connection a poll asks guest-info first, and its answer
+// decides the rest (execute): then the live items in one batch, and the
+// slow items in another. That is three round trips after the resync, and
+// at 10,000 guests (a launch, status --json) each costs both sides a write,
+// reads and wake-ups. Every command a first poll may ask only reads, so
+// they can go out before guest-info has answered: prefetchFirst sends, in
+// one batch, guest-info and what the poll's steps would ask if guest-info
+// allowed everything, and keeps the replies undecoded (RawReply). The
+// steps then run as ever, deciding each command from the answers before
+// it. A command they ask that was prefetched takes its kept reply, decoded
+// only then; one they do not ask is dropped; one not prefetched is sent.
+// What a poll asks and shows is the steps' alone: the prefetch changes only
+// how many round trips they take (and sends, to an agent that has some
+// disabled, the commands its guest-info would have ruled out: it refuses
+// them, and nothing reads the refusals).
+type prefetch struct {
+	st    *agentclient.Stream
+	n     int
+	calls [maxPrefetch]agentclient.BatchCall
+	raws  [maxPrefetch]agentclient.RawReply
+	taken [maxPrefetch]bool
+}
+
+// maxPrefetch bounds a prefetch: guest-info, three live items, five
+// metrics commands, five slow items.
+const maxPrefetch = 14
+
+func (p *prefetch) add(name string) {
+	if p.n < maxPrefetch {
+		p.calls[p.n] = agentclient.BatchCall{Name: name, Out: &p.raws[p.n]}
+		p.n++
+	}
+}
+
+// take answers name from the prefetch, decoded into out, once: ok is false
+// when it was not prefetched (or taken before).
+func (p *prefetch) take(name string, out any) (bc *agentclient.BatchCall, err error, ok bool) {
+	for i := range p.n {
+		if p.calls[i].Name != name || p.taken[i] {
+			continue
+		}
+		p.taken[i] = true
+		bc = &p.calls[i]
+		if bc.Err != nil {
+			return bc, bc.Err, true
+		}
+		return bc, p.st.DecodeRaw(name, &p.raws[i], out), true
+	}
+	return nil, nil, false
+}
+
+// serve answers what it can of a batch of the poll's steps, and returns
+// the indexes of the calls it could not (nil: it answered every one).
+func (p *prefetch) serve(calls []agentclient.BatchCall) (missing []int) {
+	for i := range calls {
+		c := &calls[i]
+		bc, err, ok := p.take(c.Name, c.Out)
+		if !ok {
+			missing = append(missing, i)
+			continue
+		}
+		c.Err, c.Sent, c.Duration = err, bc.Sent, bc.Duration
+	}
+	return missing
+}
+
+// prefetchFirst sends a fresh connection's first poll (see prefetch) and
+// keeps the replies in s.pre for the poll's steps. Only for a stream that
+// logs its own calls (the command log shows each command as sent) and a
+// guest not known frozen (its poll asks the freeze state first). Holds sem;
+// r is set up for the poll (gather).
+func (s *session) prefetchFirst(ctx context.Context, g *Guest, r *pollResult) {
+	a := s.agent
+	if a == nil || !a.hooked || r.frozen || s.f.noPrefetch {
+		return
+	}
+	st := a.stream()
+	if st == nil {
+		return
+	}
+	p := &prefetch{st: st}
+	add := func(name string) {
+		if !s.skip[name] {
+			p.add(name)
+		}
+	}
+	add("guest-info")
+	add("guest-get-time")
+	add("guest-network-get-interfaces")
+	add("guest-get-vcpus")
+	slow := !r.capsOnly // as readCaps sets r.slow
+	if r.look {
+		add(lookCommand) // rides with the live batch (pollLive)
+	} else {
+		if s.metricsDueAt(r, time.Now(), slow) {
+			if !s.f.opts.NoCounters {
+				add(cmdCPUStats)
+				add(cmdDiskStats)
+			}
+			add(cmdLoad)
+			if slow {
+				add(cmdDisks)
+				if !s.f.opts.NoRoutes {
+					add(cmdRoutes)
+				}
+			}
+		}
+		if slow {
+			for _, name := range slowCommands {
+				if r.looks(name) {
+					add(name)
+				}
+			}
+		}
+	}
+	a.batch(ctx, st, p.calls[:p.n], p.n)
+	s.pre = p
+}

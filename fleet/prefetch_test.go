@@ -1,0 +1,114 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient/sim"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/internal/testpeers"
+)
+
+// A fresh connection's first poll asks guest-info and everything its steps
+// then ask in one batch (one round trip after the resync, where without
+// the prefetch it takes three), and shows exactly what the same poll shows
+// without it: against the real agent, and against a simulated one with
+// commands disabled (the prefetch sends them, the agent refuses them, and
+// nothing may show the refusals). Both as status --json polls (forced) and
+// as a dashboard's first look.
+func TestPrefetchFirstPoll(t *testing.T) {
+	peers := map[string]func(t *testing.T) string{
+		"real-agent": func(t *testing.T) string {
+			return testpeers.StartAgents(t, 1).Addrs()[0]
+		},
+		"sim-disabled": func(t *testing.T) string {
+			dir, err := os.MkdirTemp("/tmp", "gdp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+				c := sim.DefaultConfig("p0")
+				c.Disabled = append(c.Disabled, "guest-get-users", "guest-get-fsinfo", "guest-get-vcpus")
+				return c
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { farm.Close() })
+			return "unix:" + farm.Sockets()[0]
+		},
+	}
+	for name, start := range peers {
+		t.Run(name, func(t *testing.T) {
+			addr := start(t)
+			for _, mode := range []string{"forced", "look"} {
+				t.Run(mode, func(t *testing.T) {
+					var shown [2]string
+					var batches [2]int
+					for i, on := range []bool{true, false} {
+						f := fleet.New(fleet.Options{Interval: time.Hour, Timeout: 5 * time.Second, Readonly: true})
+						fleet.SetPrefetch(f, on)
+						f.Add(fleet.Target{Name: "g", Address: addr, Exclusive: true})
+						ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+						if mode == "forced" {
+							f.RefreshOnce(ctx, nil)
+						} else {
+							fleet.PollAll(ctx, f) // a first poll, unforced: the look
+						}
+						cancel()
+						g := f.Guest("g")
+						shown[i], batches[i] = projection(g), firstPollBatches(g)
+						f.Close()
+					}
+					if shown[0] != shown[1] {
+						t.Errorf("with the prefetch the first poll shows\n%s\nwithout it\n%s", shown[0], shown[1])
+					}
+					if batches[0] != 1 {
+						t.Errorf("with the prefetch the first poll took %d round trips, want 1", batches[0])
+					}
+					if batches[1] < 2 {
+						t.Errorf("without the prefetch the first poll took %d round trips: the count cannot tell", batches[1])
+					}
+				})
+			}
+		})
+	}
+}
+
+// firstPollBatches counts the round trips of a guest's first poll in its
+// command log: the commands after the connect, grouped by their start (a
+// batch's commands share it).
+func firstPollBatches(g *fleet.Guest) int {
+	starts := map[time.Time]bool{}
+	for _, e := range g.Log.Entries() {
+		if e.Command != "connect" {
+			starts[e.At] = true
+		}
+	}
+	return len(starts)
+}
+
+// projection is what a poll shows of g that does not move between two
+// polls a moment apart.
+func projection(g *fleet.Guest) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state %v err %q freeze %v agent %q\n", g.State, g.Err, g.Freeze, g.AgentVersion)
+	for _, c := range g.Commands {
+		fmt.Fprintf(&b, "cap %s %v; ", c.Name, c.Enabled)
+	}
+	fmt.Fprintf(&b, "\nos %+v host %q tz %+v users %d\n", g.OS, g.Hostname, g.Timezone, len(g.Users))
+	for _, fs := range g.Filesystems {
+		fmt.Fprintf(&b, "fs %s %s %s; ", fs.Name, fs.Mountpoint, fs.Type)
+	}
+	for _, i := range g.Interfaces {
+		fmt.Fprintf(&b, "\nif %s %s %v", i.Name, i.HardwareAddress, i.IPAddresses)
+	}
+	fmt.Fprintf(&b, "\nvcpus %d skew known %v metrics cpus %d disks %d routes %d note %q",
+		len(g.VCPUs), g.SkewKnown, g.Metrics.CPUs, len(g.Metrics.Disks), len(g.Metrics.Routes), g.Metrics.Note)
+	return b.String()
+}
