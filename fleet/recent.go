@@ -11,7 +11,8 @@ import (
 // One word of the Guest: the values are an immutable buffer that each
 // change replaces, shared by every Guest published from it. They are kept
 // as float32 nanoseconds, 64 bytes for sixteen (int64 slices with room to
-// grow took 192 each): exact to 16.7 ms, within 6 parts in 100 million
+// grow took 192 each; a poll that has both a round trip and a skew makes
+// their two buffers in one allocation): exact to 16.7 ms, within 6 parts in 100 million
 // beyond (a sparkline and its figures need three digits). Any duration
 // fits, a guest's clock days off included: none is clamped or wrapped,
 // and the extremes come back as the largest and smallest Duration. The
@@ -78,8 +79,10 @@ func (r Recent) Durations() []time.Duration {
 
 // push is r with d added, the oldest dropped past rttHistory: a new
 // buffer, as r's may be published.
-func (r Recent) push(d time.Duration) Recent {
-	nb := new(recentBuf)
+func (r Recent) push(d time.Duration) Recent { return r.pushTo(d, new(recentBuf)) }
+
+// pushTo is push into nb, a fresh buffer.
+func (r Recent) pushTo(d time.Duration, nb *recentBuf) Recent {
 	n := r.Len()
 	if n == rttHistory {
 		copy(nb[:], r.b[1:])
@@ -106,4 +109,12 @@ func fromRecent(v float32) time.Duration {
 		return math.MinInt64
 	}
 	return time.Duration(f)
+}
+
+// bufOf is buffer i of bufs, or a new one when there are none.
+func bufOf(bufs *[2]recentBuf, i int) *recentBuf {
+	if bufs == nil {
+		return new(recentBuf)
+	}
+	return &bufs[i]
 }

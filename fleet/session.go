@@ -1098,13 +1098,18 @@ func (r *pollResult) storeFreeze(g *Guest) {
 
 // storeItems records the live and slow items that were read.
 func (r *pollResult) storeItems(g *Guest) {
+	// Both, as a poll that reads the clock has, in one allocation.
+	var bufs *[2]recentBuf
+	if r.skewOK && r.rttOK {
+		bufs = new([2]recentBuf)
+	}
 	if r.skewOK {
 		g.Skew, g.SkewKnown = r.skew, true
-		g.SkewHistory = g.SkewHistory.push(r.skew)
+		g.SkewHistory = g.SkewHistory.pushTo(r.skew, bufOf(bufs, 0))
 	}
 	if r.rttOK {
 		g.RTT = r.rtt
-		g.RTTHistory = g.RTTHistory.push(r.rtt)
+		g.RTTHistory = g.RTTHistory.pushTo(r.rtt, bufOf(bufs, 1))
 	}
 	if r.ifacesOK {
 		g.Interfaces = r.ifaces
