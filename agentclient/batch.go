@@ -24,8 +24,14 @@ type BatchCall struct {
 // of the read buffer. A fleet's first poll of a guest asks in one round
 // trip what its steps may ask, before guest-info says what they will, and
 // decodes only what they do ask.
+//
+// What it keeps is outside the stream's Budget, which charges a reply only
+// while it is read: Max bounds it (0: no bound), and a longer value is not
+// kept but marked Over, for its user to ask again.
 type RawReply struct {
-	Ret []byte
+	Ret  []byte
+	Max  int
+	Over bool
 }
 
 // DecodeRaw decodes a return value kept by a RawReply into out (nil: only

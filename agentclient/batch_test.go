@@ -203,6 +203,26 @@ func TestWatch(t *testing.T) {
 		}
 	})
 
+	// Watch with another context while a batch armed by the watch is in
+	// flight (another caller's): the batch still ends when its own
+	// context does, not at its deadline.
+	t.Run("replaced-mid-call", func(t *testing.T) {
+		st := dial()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		st.Watch(ctx)
+		other, cancelOther := context.WithCancel(context.Background())
+		defer cancelOther()
+		go func() { <-hung; st.Watch(other); cancel() }()
+		calls := []agentclient.BatchCall{{Name: "guest-ping"}, {Name: "guest-get-vcpus"}}
+		start := time.Now()
+		st.BatchWithin(ctx, long, calls)
+		within(t, start, 0)
+		if !errors.Is(calls[1].Err, context.Canceled) {
+			t.Fatalf("%s: %v, want context.Canceled", calls[1].Name, calls[1].Err)
+		}
+	})
+
 	t.Run("allocations", func(t *testing.T) {
 		st := dial()
 		ctx, cancel := context.WithCancel(context.Background())

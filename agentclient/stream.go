@@ -399,7 +399,8 @@ type streamWatch struct {
 }
 
 // Watch makes the stream watch ctx's cancellation until Close (or until
-// Watch is called with another context). A call or batch under ctx, or
+// Watch is called with another context while no call armed by the watch
+// is in flight). A call or batch under ctx, or
 // under any context sharing its Done channel, then needs no watch of its
 // own: each otherwise registers a context.AfterFunc (three allocations and
 // a place among the context's children), which a fleet's polls made
@@ -416,6 +417,12 @@ func (s *Stream) Watch(ctx context.Context) {
 		return
 	}
 	if s.watch != nil {
+		if s.armedBy == s.watch {
+			// Another caller's call in flight is armed by it: stopped,
+			// that call's cancellation would go unseen. Kept; a later
+			// Watch replaces it.
+			return
+		}
 		s.watch.stop()
 	}
 	w := &streamWatch{done: done}

@@ -154,10 +154,7 @@ func (o Options) withDefaults() Options {
 // Fleet keeps one session per guest: it polls while started, runs actions,
 // and publishes immutable *Guest values that readers collect with Snapshot.
 type Fleet struct {
-	// noPrefetch: first polls without their prefetch (prefetch.go), for
-	// the tests that compare the two.
-	noPrefetch bool
-	opts       Options
+	opts Options
 
 	// life bounds every goroutine the fleet starts; Close cancels it.
 	life context.Context
@@ -200,6 +197,10 @@ type Fleet struct {
 	book  *ledgerView // book.go; nil without Options.Ledger
 
 	yield yieldWatcher // channels kept until another client waits (yield.go)
+
+	// noPrefetch: first polls without their prefetch (prefetch.go), for
+	// the tests that compare the two.
+	noPrefetch bool
 }
 
 // New returns a fleet with no guests. Add guests, then Start polling, or use

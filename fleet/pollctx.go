@@ -18,8 +18,9 @@ import (
 // Deadline, Err and Value answer without building it; Done, and so
 // context.AfterFunc, context.WithTimeout and the like under it, build it
 // (WithDeadlineCause on the parent: the same deadline and cause), and from
-// then on every method is its. Before that, context.Cause says the
-// parent's cause: ranOut is how a poll tells it ran out of its time.
+// then on every method is its; past the deadline Value builds it too, so
+// that context.Cause says errPollTimeout. ranOut is how a poll tells it ran
+// out of its time.
 type pollCtx struct {
 	parent   context.Context
 	deadline time.Time
@@ -72,6 +73,12 @@ func (p *pollCtx) Err() error {
 func (p *pollCtx) Value(key any) any {
 	if c := p.ctx(); c != nil {
 		return c.Value(key)
+	}
+	if !time.Now().Before(p.deadline) {
+		// Ended by its deadline: context.Cause finds the cause through
+		// Value, and must find errPollTimeout, not the parent's.
+		p.Done()
+		return p.ctx().Value(key)
 	}
 	return p.parent.Value(key)
 }

@@ -19,7 +19,11 @@ func TestPollCtxIsATimeoutContext(t *testing.T) {
 		name := map[bool]string{false: "unbuilt", true: "built"}[build]
 		t.Run(name+"/deadline", func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				parent := context.WithValue(context.Background(), key{}, "v")
+				// Under a loop's context (a cancelCtx: context.Cause finds
+				// its cause through Value).
+				loop, stop := context.WithCancel(context.Background())
+				defer stop()
+				parent := context.WithValue(loop, key{}, "v")
 				pc := newPollCtx(parent, limit)
 				defer pc.release()
 				if build {
@@ -42,8 +46,8 @@ func TestPollCtxIsATimeoutContext(t *testing.T) {
 				if !errors.Is(pc.Err(), context.DeadlineExceeded) || !pc.expired() {
 					t.Errorf("at the deadline: Err %v, expired %v; want DeadlineExceeded", pc.Err(), pc.expired())
 				}
-				if build && !errors.Is(context.Cause(pc), errPollTimeout) {
-					t.Errorf("built, Cause = %v, want errPollTimeout", context.Cause(pc))
+				if !errors.Is(context.Cause(pc), errPollTimeout) {
+					t.Errorf("%s, Cause = %v, want errPollTimeout", name, context.Cause(pc))
 				}
 				if _, d := pc.within(time.Hour); d != 0 {
 					t.Errorf("within after the deadline = %v, want 0", d)

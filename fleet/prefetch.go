@@ -32,25 +32,37 @@ type prefetch struct {
 	taken [maxPrefetch]bool
 }
 
-// maxPrefetch bounds a prefetch: guest-info, three live items, five
+// maxPrefetch bounds a prefetch: three live items, guest-info, five
 // metrics commands, five slow items.
 const maxPrefetch = 14
 
+// prefetchKeep bounds each reply a prefetch keeps: kept, a reply is held
+// outside the fleet's reply budget (which charges it only while it is
+// read) until the poll ends, and a guest answering all of them at their
+// limits held some 30 MiB so. A longer one is asked again by its step, and
+// read under the budget as any other; a plausible guest's fit.
+const prefetchKeep = 64 << 10
+
 func (p *prefetch) add(name string) {
 	if p.n < maxPrefetch {
+		p.raws[p.n].Max = prefetchKeep
 		p.calls[p.n] = agentclient.BatchCall{Name: name, Out: &p.raws[p.n]}
 		p.n++
 	}
 }
 
 // take answers name from the prefetch, decoded into out, once: ok is false
-// when it was not prefetched (or taken before).
+// when it was not prefetched (or taken before, or its reply was too long
+// to keep).
 func (p *prefetch) take(name string, out any) (bc *agentclient.BatchCall, err error, ok bool) {
 	for i := range p.n {
 		if p.calls[i].Name != name || p.taken[i] {
 			continue
 		}
 		p.taken[i] = true
+		if p.raws[i].Over {
+			return nil, nil, false // not kept: the step asks it
+		}
 		bc = &p.calls[i]
 		if bc.Err != nil {
 			return bc, bc.Err, true
@@ -95,8 +107,11 @@ func (s *session) prefetchFirst(ctx context.Context, g *Guest, r *pollResult) {
 			p.add(name)
 		}
 	}
-	add("guest-info")
+	// The time first, as in the live batch: its reply times a round trip
+	// and corrects the skew (pollLive), and behind guest-info it counted
+	// guest-info's time too.
 	add("guest-get-time")
+	add("guest-info")
 	add("guest-network-get-interfaces")
 	add("guest-get-vcpus")
 	slow := !r.capsOnly // as readCaps sets r.slow

@@ -380,6 +380,13 @@ type pollResult struct {
 	ifacesOK   bool
 	ifaceList  agentclient.InterfaceList // pollLive decodes the interfaces here
 	vcpus      []agentclient.VCPU
+	vcpuList   agentclient.VCPUList // the batch's Out: shares the list shown when unchanged
+	// The live batch's calls and the Outs of its time and look (pollLive):
+	// here, in the pooled result, rather than on pollLive's stack, which
+	// they escaped (two allocations a poll, three with a metrics sample).
+	liveCalls  [8]agentclient.BatchCall
+	liveNS     int64
+	lookOS     agentclient.OSInfo
 	vcpusOK    bool
 	slow       bool
 	info       *agentclient.Info
@@ -851,24 +858,22 @@ func (s *session) readCaps(ctx context.Context, g *Guest, r *pollResult) (cmd st
 // usable.
 func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest, r *pollResult) (cmd string, fatal error) {
 	r.batched = true
-	var ns int64
-	var buf [3]agentclient.BatchCall
-	calls := append(buf[:0], agentclient.BatchCall{Name: "guest-get-time", Out: &ns})
+	calls := append(r.liveCalls[:0], agentclient.BatchCall{Name: "guest-get-time", Out: &r.liveNS})
 	if s.usable(g, r, "guest-network-get-interfaces") {
 		// Sharing the strings of the list shown: a poll's mostly repeats it.
 		r.ifaceList.Prev = g.Interfaces
 		calls = append(calls, agentclient.BatchCall{Name: "guest-network-get-interfaces", Out: &r.ifaceList})
 	}
 	if s.usable(g, r, "guest-get-vcpus") {
-		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpus})
+		r.vcpuList.Prev = g.VCPUs
+		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpuList})
 	}
 	per := 1 // call timeouts the batch may take
-	var osv agentclient.OSInfo
 	if !r.look {
 		calls = s.metricsCalls(g, r, calls)
 	} else if s.usable(g, r, lookCommand) {
 		// A first look's one slow item rides here: one round trip less.
-		calls = append(calls, agentclient.BatchCall{Name: lookCommand, Out: &osv})
+		calls = append(calls, agentclient.BatchCall{Name: lookCommand, Out: &r.lookOS})
 		per = 2
 	}
 	t0 := time.Now()
@@ -888,16 +893,17 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 					sent = c.Sent // asked ahead (prefetch), or when written
 				}
 				r.rtt, r.rttOK = c.Duration, true
-				r.skew, r.skewOK = skew(ns, sent, c.Duration), true
+				r.skew, r.skewOK = skew(r.liveNS, sent, c.Duration), true
 				r.freeze = agentclient.Thawed
 			}
 		case "guest-network-get-interfaces":
 			r.ifaces, r.ifacesOK = r.ifaceList.List, ok
 		case "guest-get-vcpus":
-			r.vcpusOK = ok
+			r.vcpus, r.vcpusOK = r.vcpuList.List, ok
 		case lookCommand:
 			if ok {
-				r.os = &osv
+				os := r.lookOS // kept past the result's return to its pool
+				r.os = &os
 			}
 		}
 	}

@@ -21,6 +21,7 @@ import (
 // (nothing at all, half a line, 85 MB).
 type wireAgent struct {
 	reply func(w io.Writer, cmd string, id []byte) error
+	noIDs bool // its syncs echo no id (as some agents): reply writes none either
 }
 
 // wireDialer dials the agents by target name with the fleet's stream
@@ -67,9 +68,12 @@ func (a *wireAgent) serve(conn net.Conn) {
 	}()
 	for q := range queue {
 		var err error
-		if q.cmd == "guest-sync-delimited" {
+		switch {
+		case q.cmd == "guest-sync-delimited" && a.noIDs:
+			_, err = fmt.Fprintf(conn, "\xff{\"return\": %d}\n", q.sync)
+		case q.cmd == "guest-sync-delimited":
 			_, err = fmt.Fprintf(conn, "\xff{\"return\": %d, \"id\": %s}\n", q.sync, q.id)
-		} else {
+		default:
 			err = a.reply(conn, q.cmd, q.id)
 		}
 		if err != nil {
