@@ -416,14 +416,14 @@ type InterfaceList struct {
 // prev's element at the same place.
 func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 	l := &lexer{b: b}
-	out := make([]Interface, 0, max(len(prev), 4))
-	// Every interface's addresses and statistics are carved from one
-	// array each rather than allocated one by one, sized as the last list.
-	nips := 0
-	for _, it := range prev {
-		nips += len(it.IPAddresses)
-	}
-	ips := make([]IPAddress, 0, max(nips, 4))
+	// The list and the interfaces' statistics are carved from one array
+	// each rather than allocated one by one, sized as the last list (a
+	// fleet keeps the newest list of each guest, so room to spare stays as
+	// long), or for four when there was none. An interface whose addresses
+	// are prev's (as they mostly are, poll after poll) shares prev's: they
+	// are read into scratch on the stack first.
+	out := make([]Interface, 0, atLeast(len(prev), 4))
+	var scratch [8]IPAddress
 	nstats := max(len(prev), 2)
 	var stats chunk[InterfaceStats]
 	ok := l.elements(func() bool {
@@ -438,9 +438,19 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 			case "hardware-address":
 				it.HardwareAddress, ok = l.strAs(was.HardwareAddress)
 			case "ip-addresses":
-				start := len(ips)
-				ips, ok = l.ipAddresses(ips, was.IPAddresses)
-				it.IPAddresses = ips[start:len(ips):len(ips)] // appending to it copies
+				var got []IPAddress
+				got, ok = l.ipAddresses(scratch[:0], was.IPAddresses)
+				switch {
+				case len(got) == 0:
+					it.IPAddresses = []IPAddress{} // listed, none: not nil
+				case slices.Equal(got, was.IPAddresses):
+					it.IPAddresses = was.IPAddresses
+				default:
+					// Of their exact size: a first list's (and a
+					// changed one's) stays for the polls after.
+					it.IPAddresses = make([]IPAddress, len(got))
+					copy(it.IPAddresses, got)
+				}
 			case "statistics":
 				it.Statistics, ok = l.interfaceStats(stats.next(nstats))
 			default:
@@ -455,6 +465,14 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// atLeast is n, or guess when n is 0.
+func atLeast(n, guess int) int {
+	if n == 0 {
+		return guess
+	}
+	return n
 }
 
 // ipAddresses appends an interface's addresses to out, taking repeated

@@ -393,3 +393,49 @@ func TestMembersPastTheListGoToReference(t *testing.T) {
 		t.Fatalf("an object of 31 members went to the reference")
 	}
 }
+
+// The lists a fleet keeps until the next refresh hold no room to spare:
+// a slow refresh's lists, and an interface list decoded after one before.
+func TestKeptListsFit(t *testing.T) {
+	fs, ok := decodeFilesystems([]byte(`[{"name": "vda1", "mountpoint": "/", "type": "ext4", "disk": []}]`))
+	if !ok || len(fs) != 1 || cap(fs) != 1 {
+		t.Errorf("filesystems: %v, len %d cap %d", ok, len(fs), cap(fs))
+	}
+	disks, ok := decodeDisks([]byte(`[{"name": "/dev/vda", "partition": false}, {"name": "/dev/vda1", "partition": true, "dependencies": ["/dev/vda"]}]`))
+	if !ok || len(disks) != 2 || cap(disks) != 2 {
+		t.Errorf("disks: %v, len %d cap %d", ok, len(disks), cap(disks))
+	}
+	users, ok := decodeUsers([]byte(`[{"user": "a", "login-time": 1.5}]`))
+	if !ok || len(users) != 1 || cap(users) != 1 {
+		t.Errorf("users: %v, len %d cap %d", ok, len(users), cap(users))
+	}
+	routes, ok := decodeRoutes([]byte(`[]`))
+	if !ok || routes == nil || len(routes) != 0 {
+		t.Errorf("routes: %v, %#v: want an empty list, not nil", ok, routes)
+	}
+	ifaces := []byte(`[{"name": "lo", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8}]}, {"name": "eth0"}]`)
+	first, ok := decodeInterfacesSince(ifaces, nil)
+	if !ok || len(first) != 2 {
+		t.Fatalf("interfaces: %v, %d", ok, len(first))
+	}
+	next, ok := decodeInterfacesSince(ifaces, first)
+	if !ok || len(next) != 2 || cap(next) != 2 || cap(next[0].IPAddresses) != 1 {
+		t.Errorf("interfaces after a list of two: %v, len %d cap %d, addresses cap %d", ok, len(next), cap(next), cap(next[0].IPAddresses))
+	}
+	if !reflect.DeepEqual(first, next) {
+		t.Errorf("the second decode differs: %+v, %+v", first, next)
+	}
+	// Addresses as before are the list before's; changed ones are new.
+	if &next[0].IPAddresses[0] != &first[0].IPAddresses[0] {
+		t.Error("unchanged addresses are not shared with the list before")
+	}
+	moved := []byte(`[{"name": "lo", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.2", "prefix": 8}]}, {"name": "eth0", "ip-addresses": []}]`)
+	third, ok := decodeInterfacesSince(moved, next)
+	if !ok || len(third) != 2 || third[0].IPAddresses[0].Address != "127.0.0.2" || &third[0].IPAddresses[0] == &next[0].IPAddresses[0] ||
+		third[1].IPAddresses == nil || len(third[1].IPAddresses) != 0 {
+		t.Errorf("changed addresses: %v, %+v", ok, third)
+	}
+	if next[0].IPAddresses[0].Address != "127.0.0.1" {
+		t.Errorf("the list before changed: %+v", next)
+	}
+}

@@ -374,7 +374,7 @@ func (s *session) recordSuspend(mode string) (string, error) {
 
 func (s *session) entry(k ledger.Kind) ledger.Entry {
 	return ledger.Entry{
-		Kind: k, Guest: s.target.Name, Key: s.key, Address: s.target.Address, Host: s.target.Host,
+		Kind: k, Guest: s.target().Name, Key: s.key, Address: s.target().Address, Host: s.target().Host,
 		Who: s.f.opts.Who, Config: s.f.opts.Config, Since: time.Now(),
 	}
 }
@@ -386,7 +386,7 @@ func (s *session) forget(ids ...string) {
 		return
 	}
 	if err := s.f.opts.Ledger.Remove(ids...); err != nil {
-		s.f.notice(s.target.Name, true, "could not update the freeze ledger: %v", err)
+		s.f.notice(s.target().Name, true, "could not update the freeze ledger: %v", err)
 	}
 	s.mu.Lock()
 	kept := s.freezeIDs[:0]
@@ -426,7 +426,7 @@ func (s *session) clearKind(k ledger.Kind, also func(ledger.Entry) bool) {
 		return e.Key == s.key && e.Kind == k && (also == nil || also(e))
 	})
 	if err != nil {
-		s.f.notice(s.target.Name, true, "could not update the freeze ledger %s: %v", l.Path(), err)
+		s.f.notice(s.target().Name, true, "could not update the freeze ledger %s: %v", l.Path(), err)
 		return
 	}
 	s.f.book.load()
@@ -439,7 +439,7 @@ func (s *session) afterApply(prev *Guest) {
 	g := s.cur.Load()
 	answering := g.State == Ready || g.State == Frozen
 	if prev.State == Suspended && answering {
-		s.f.notice(s.target.Name, false, "answers again after being suspended")
+		s.f.notice(s.target().Name, false, "answers again after being suspended")
 		s.f.goTracked(func(context.Context) { s.clearSuspend() })
 	}
 	if g.FrozenBy != nil && g.Freeze == agentclient.Thawed {

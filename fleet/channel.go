@@ -61,7 +61,7 @@ import (
 // keepsChannelLocked reports whether the connection stays open once the
 // token is released. Holds sem and mu.
 func (s *session) keepsChannelLocked() bool {
-	if s.target.Exclusive || strings.HasPrefix(s.target.Address, "libvirt:") {
+	if s.target().Exclusive || strings.HasPrefix(s.target().Address, "libvirt:") {
 		return true
 	}
 	// Not s.pending: a bulk freeze's entry written ahead (book.go) is a

@@ -13,11 +13,11 @@ import (
 
 // controller is the source that can start and wake the guest's machine.
 func (s *session) controller() (discovery.DomainController, error) {
-	src := s.f.sources.Source(s.target.Host)
-	if c, ok := src.(discovery.DomainController); ok && s.target.Host != "" {
+	src := s.f.sources.Source(s.target().Host)
+	if c, ok := src.(discovery.DomainController); ok && s.target().Host != "" {
 		return c, nil
 	}
-	return nil, fmt.Errorf("guest %s is not on a libvirt host: only libvirt can start or wake its machine", s.target.Name)
+	return nil, fmt.Errorf("guest %s is not on a libvirt host: only libvirt can start or wake its machine", s.target().Name)
 }
 
 // wakeCheck says why g cannot be woken ("" when it can): only a machine
@@ -50,7 +50,7 @@ func (s *session) actWake(ctx context.Context, _ Action, r *Result) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Wake(ctx, s.target.Address); err != nil {
+	if err := c.Wake(ctx, s.target().Address); err != nil {
 		return err
 	}
 	r.Result = "woken up (the agent answers once the guest has resumed)"
@@ -65,7 +65,7 @@ func (s *session) actStart(ctx context.Context, _ Action, r *Result) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Start(ctx, s.target.Address); err != nil {
+	if err := c.Start(ctx, s.target().Address); err != nil {
 		return err
 	}
 	r.Result = "started (booting: ready once its agent connects)"

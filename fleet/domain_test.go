@@ -86,7 +86,7 @@ func TestDomainStateRules(t *testing.T) {
 					t.Errorf("step %d: libvirt's reason lost: %q", i, g.Err)
 				}
 			}
-			if g := f.Guest("h/g"); g.Missed != countSilent(tc.steps) {
+			if g := f.Guest("h/g"); int(g.Missed) != countSilent(tc.steps) {
 				t.Errorf("missed %d: only polls of a running machine count", g.Missed)
 			}
 			woken := tc.name == "suspended to RAM, woken"

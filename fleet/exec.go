@@ -279,7 +279,7 @@ func (b *outputBudget) give(n int) {
 // exec runs e on one guest. started is called once guest-exec answered.
 func (s *session) exec(ctx context.Context, e ExecSpec, budget *outputBudget, started func(ExecResult)) ExecResult {
 	t0 := time.Now()
-	r := ExecResult{Guest: s.target.Name, State: ExecFailed}
+	r := ExecResult{Guest: s.target().Name, State: ExecFailed}
 	done := func() ExecResult { r.Duration = time.Since(t0); return r }
 	g := s.cur.Load()
 	if len(g.Commands) > 0 {

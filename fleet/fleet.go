@@ -243,7 +243,7 @@ func (f *Fleet) Add(targets ...Target) {
 			continue
 		}
 		if old, ok := f.sessions[t.Name]; ok {
-			if old.target.Address == t.Address && old.target.Host == t.Host && slices.Equal(old.target.Tags, t.Tags) {
+			if old.target().Address == t.Address && old.target().Host == t.Host && slices.Equal(old.target().Tags, t.Tags) {
 				continue
 			}
 			stale = append(stale, old)
@@ -312,8 +312,8 @@ func (f *Fleet) Remove(names ...string) {
 // time, as discovery events do, stays cheap (10,000 single adds took 6 s
 // when every add sorted the whole fleet).
 func (f *Fleet) rebuildOrderLocked(added []*session, dropped bool) {
-	byName := func(a, b *session) int { return strings.Compare(a.target.Name, b.target.Name) }
-	live := func(s *session) bool { return f.sessions[s.target.Name] == s }
+	byName := func(a, b *session) int { return strings.Compare(a.target().Name, b.target().Name) }
+	live := func(s *session) bool { return f.sessions[s.target().Name] == s }
 	order := make([]*session, 0, len(f.sessions))
 	for _, s := range f.order {
 		if !dropped || live(s) {
@@ -527,7 +527,7 @@ func (f *Fleet) Snapshot() *Snapshot {
 		ix.reset(order)
 		for i, s := range order {
 			s.dirty.Store(false) // before the load: a later publish lists it again
-			s.snapAt = i
+			s.snapAt = int32(i)
 			g := s.cur.Load()
 			snap.Guests[i] = g
 			ix.add(i, g, 1)
@@ -536,7 +536,7 @@ func (f *Fleet) Snapshot() *Snapshot {
 		copy(snap.Guests, f.snap.Guests)
 		for _, s := range dirty {
 			s.dirty.Store(false)
-			i := s.snapAt
+			i := int(s.snapAt)
 			if i < 0 || i >= len(order) || order[i] != s {
 				continue // removed: the next new order drops it
 			}
@@ -605,7 +605,7 @@ func (x *snapIndex) reset(order []*session) {
 // add adds guest g, at index i, to the sums (sign 1), or takes it out (-1).
 func (x *snapIndex) add(i int, g *Guest, sign int) {
 	x.counts[g.State] += sign
-	x.missed += sign * g.Missed
+	x.missed += sign * int(g.Missed)
 	live := int64(0)
 	switch g.State {
 	case Ready, Frozen, ShuttingDown:

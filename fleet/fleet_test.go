@@ -127,7 +127,7 @@ func TestBackoff(t *testing.T) {
 				t.Errorf("gap %d = %v, want %v ±20%%", i, gap, ideal)
 			}
 		}
-		if g.Missed != len(ds) {
+		if int(g.Missed) != len(ds) {
 			t.Errorf("Missed %d, want %d", g.Missed, len(ds))
 		}
 		// Poke retries at once (libvirt says the agent is back).
@@ -397,7 +397,7 @@ func TestSkewAndRTT(t *testing.T) {
 		if !g.SkewKnown || g.Skew != 3*time.Second+10*time.Millisecond {
 			t.Errorf("skew %v known=%v", g.Skew, g.SkewKnown)
 		}
-		if g.RTT != 20*time.Millisecond || len(g.RTTHistory) != 1 {
+		if g.RTT != 20*time.Millisecond || g.RTTHistory.Len() != 1 {
 			t.Errorf("rtt %v history %v", g.RTT, g.RTTHistory)
 		}
 		if g.Log.Len() == 0 || g.Log.At(0).At.Before(g.Log.At(g.Log.Len()-1).At) {

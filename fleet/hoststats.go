@@ -10,8 +10,8 @@ import (
 // side, beside the guest's own Metrics): from one bulk stats call per host
 // per poll interval (discovery/libvirtstats.go), never one call per guest.
 // A guest at 100% busy by its own account but at 5% host CPU is starved.
-// Zero (At zero) for a guest not reached through libvirt, or before the
-// host's first stats call.
+// A Guest has none (nil) when it is not reached through libvirt, or
+// before the host's first stats call.
 type HostStats struct {
 	At time.Time // when the host sampled it
 	// CPUPct is the domain's CPU time (vCPUs and emulator) per wall time,
@@ -31,12 +31,16 @@ type HostStats struct {
 	prev discovery.DomainCounters
 }
 
-// nextHostStats derives the rates from the previous counters and c. A
-// counter that went backwards (the domain restarted, a disk was detached)
-// makes that rate unknown rather than negative or absurd.
-func nextHostStats(old HostStats, c discovery.DomainCounters) HostStats {
-	hs := HostStats{At: c.At, BalloonBytes: c.BalloonKiB * 1024, BalloonOK: c.Has&discovery.HasBalloon != 0, prev: c}
-	p := old.prev
+// nextHostStats derives the rates from the previous counters (old's; nil
+// before the first call) and c. A counter that went backwards (the domain
+// restarted, a disk was detached) makes that rate unknown rather than
+// negative or absurd.
+func nextHostStats(old *HostStats, c discovery.DomainCounters) *HostStats {
+	hs := &HostStats{At: c.At, BalloonBytes: c.BalloonKiB * 1024, BalloonOK: c.Has&discovery.HasBalloon != 0, prev: c}
+	var p discovery.DomainCounters
+	if old != nil {
+		p = old.prev
+	}
 	dt := c.At.Sub(p.At).Seconds()
 	if p.At.IsZero() || dt <= 0 {
 		return hs

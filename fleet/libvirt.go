@@ -101,7 +101,7 @@ func (s *session) setDomain(d DomainState, reason string) {
 	if woken {
 		// Whoever woke it (wake, virsh dompmwakeup): the suspension the
 		// ledger may hold for it is over.
-		s.f.notice(s.target.Name, false, "woken up: libvirt reports the domain running again")
+		s.f.notice(s.target().Name, false, "woken up: libvirt reports the domain running again")
 		s.f.goTracked(func(context.Context) { s.clearSuspend() })
 	}
 }
@@ -171,7 +171,7 @@ func (k sourceSink) Claim(ts []discovery.Target) []discovery.Target {
 	var add []Target
 	var claimed []discovery.Target
 	for _, t := range ts {
-		if s := f.session(t.Name); s != nil && s.target.Address != t.Address {
+		if s := f.session(t.Name); s != nil && s.target().Address != t.Address {
 			// Only a caller of Add can have put another target under this
 			// name ('/' is in no configured guest's name): replacing it
 			// would change which guest the name means.

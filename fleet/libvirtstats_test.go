@@ -138,7 +138,7 @@ func TestLibvirtHostStats(t *testing.T) {
 	var seen []time.Time
 	for len(seen) < 4 {
 		g, g2 = f.Guest("lq/st1"), f.Guest("lq/st2")
-		if g != nil && g2 != nil && g.HostStats.CPUPct.OK && g2.HostStats.CPUPct.OK && g.HostStats.At.Equal(g2.HostStats.At) &&
+		if g != nil && g2 != nil && g.HostStats != nil && g2.HostStats != nil && g.HostStats.CPUPct.OK && g2.HostStats.CPUPct.OK && g.HostStats.At.Equal(g2.HostStats.At) &&
 			(len(seen) == 0 || g.HostStats.At.After(seen[len(seen)-1])) {
 			seen = append(seen, g.HostStats.At)
 		}
@@ -201,13 +201,13 @@ func TestNextHostStats(t *testing.T) {
 			Rate{100, true}, Rate{}, Rate{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := nextHostStats(nextHostStats(HostStats{}, first), tc.next)
+			hs := nextHostStats(nextHostStats(nil, first), tc.next)
 			if hs.CPUPct != tc.cpu || hs.BlockRdBps != tc.rd || hs.BlockWrBps != tc.wr {
 				t.Errorf("cpu %+v rd %+v wr %+v, want %+v %+v %+v", hs.CPUPct, hs.BlockRdBps, hs.BlockWrBps, tc.cpu, tc.rd, tc.wr)
 			}
 		})
 	}
-	if hs := nextHostStats(HostStats{}, first); hs.CPUPct.OK || hs.BalloonBytes != 1<<20 || !hs.BalloonOK {
+	if hs := nextHostStats(nil, first); hs.CPUPct.OK || hs.BalloonBytes != 1<<20 || !hs.BalloonOK {
 		t.Errorf("first sample: %+v", hs)
 	}
 }

@@ -1,13 +1,14 @@
 package fleet
 
 import (
+	"encoding/binary"
 	"iter"
 	"sync"
 	"time"
 )
 
 // Log is a guest's command log, newest first (Guest.Log): 16 bytes of the
-// Guest. Its entries are kept compact (logRec: 56 bytes, not a LogEntry's
+// Guest. Its entries are kept compact (logRec: 32 bytes, not a LogEntry's
 // 88) and shared by every Guest published from the session; At, All and
 // Entries spell them out as LogEntry values. The zero Log is empty.
 type Log struct {
@@ -65,18 +66,88 @@ func (l Log) Entries() []LogEntry {
 	return out
 }
 
-// logRec is a LogEntry as a log keeps it: the time in unix nanoseconds and
-// the command as its number in the fleet's logNames.
+// logRec is a LogEntry as a log keeps it, in 32 bytes (a page of twenty
+// takes 704, not the 1,024 of 48-byte records with two strings): the time
+// in unix nanoseconds, the duration as a logDur, the command as its number
+// in the fleet's logNames, and one text. The request is mostly the
+// command's own without arguments, `{"execute":"guest-get-time"}` (every
+// call of a poll), which the tables spell (logCanon); an empty one is
+// nothing; any other goes in the text before the reply (logJoined).
 type logRec struct {
-	at       int64
-	dur      time.Duration
-	req, rep string
-	cmd      uint16
-	err      bool
+	at    int64
+	text  string // the reply, or with logJoined the request and the reply (joinLogText)
+	dur   logDur
+	cmd   uint16
+	flags uint8
 }
 
+// logRec.flags
+const (
+	logErr    = 1 << iota // LogEntry.Err
+	logCanon              // the request is the command's canonical one (logTables.number)
+	logJoined             // text holds the request and the reply
+)
+
 func (r *logRec) entry(t *logTables) LogEntry {
-	return LogEntry{At: time.Unix(0, r.at), Command: t.name(r.cmd), Request: r.req, Reply: r.rep, Err: r.err, Duration: r.dur}
+	name, canon := t.command(r.cmd)
+	e := LogEntry{At: time.Unix(0, r.at), Command: name, Reply: r.text, Err: r.flags&logErr != 0, Duration: r.dur.duration()}
+	switch {
+	case r.flags&logCanon != 0:
+		e.Request = canon
+	case r.flags&logJoined != 0:
+		e.Request, e.Reply = splitLogText(r.text)
+	}
+	return e
+}
+
+// joinLogText is req and rep in one string: req's length as a uvarint,
+// req, rep.
+func joinLogText(req, rep string) string {
+	var n [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(n[:], uint64(len(req)))
+	return string(n[:k]) + req + rep
+}
+
+// splitLogText undoes joinLogText, sharing s's bytes.
+func splitLogText(s string) (req, rep string) {
+	var n uint64
+	i := 0
+	for shift := uint(0); i < len(s) && shift < 64; shift += 7 {
+		c := s[i]
+		i++
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+	}
+	end := i + int(min(n, uint64(len(s)-i))) // never past s: it is ours, but a panic here would take the screen
+	return s[i:end], s[end:]
+}
+
+// logDur is a call's duration in four bytes: exact to the nanosecond up to
+// 2.1 s (nearly every call), to the millisecond beyond (the log shows
+// tenths of a second there) up to 24 days. A longer one is kept as 24
+// days, a negative one (there is none: time.Since is monotonic) as zero.
+type logDur uint32
+
+// logDurMs marks a logDur in milliseconds; without it, nanoseconds.
+const logDurMs = 1 << 31
+
+func toLogDur(d time.Duration) logDur {
+	switch {
+	case d <= 0:
+		return 0
+	case d < logDurMs:
+		return logDur(d)
+	}
+	return logDur(logDurMs | min(d/time.Millisecond, logDurMs-1))
+}
+
+func (v logDur) duration() time.Duration {
+	if v&logDurMs == 0 {
+		return time.Duration(v)
+	}
+	return time.Duration(v&^logDurMs) * time.Millisecond
 }
 
 // maxLogNames bounds the command names a fleet numbers. They are not the
@@ -110,6 +181,9 @@ type logTables struct {
 	mu    sync.RWMutex
 	idx   map[string]uint16
 	names []string // names[i-1] is number i; 0 is unnamedCommand
+	// canon[i-1] is number i's request without arguments, as the log
+	// has it: {"execute":"NAME"}.
+	canon []string
 
 	textMu sync.Mutex
 	texts  map[string]string
@@ -136,37 +210,44 @@ func (t *logTables) share(s string) string {
 	return s
 }
 
-func (t *logTables) number(name string) uint16 {
+// number is name's number (0 past maxLogNames) and its canonical request.
+func (t *logTables) number(name string) (uint16, string) {
 	t.mu.RLock()
 	i, ok := t.idx[name]
+	var canon string
+	if ok {
+		canon = t.canon[i-1]
+	}
 	t.mu.RUnlock()
 	if ok {
-		return i
+		return i, canon
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if i, ok := t.idx[name]; ok {
-		return i
+		return i, t.canon[i-1]
 	}
 	if len(t.names) >= maxLogNames {
-		return 0
+		return 0, ""
 	}
 	if t.idx == nil {
 		t.idx = make(map[string]uint16)
 	}
 	t.names = append(t.names, name)
+	t.canon = append(t.canon, `{"execute":"`+name+`"}`)
 	i = uint16(len(t.names))
 	t.idx[name] = i
-	return i
+	return i, t.canon[i-1]
 }
 
-func (t *logTables) name(i uint16) string {
+// command is number i's name and canonical request.
+func (t *logTables) command(i uint16) (name, canon string) {
 	if i == 0 || t == nil {
-		return unnamedCommand
+		return unnamedCommand, ""
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.names[i-1]
+	return t.names[i-1], t.canon[i-1]
 }
 
 // logRing keeps a guest's newest log entries, newest first, so that every
@@ -177,11 +258,10 @@ func (t *logTables) name(i uint16) string {
 // O(1): about four entry copies per entry (a bigger buffer was a quarter
 // of a 10,000-guest fleet's heap).
 type logRing struct {
-	size   int
-	tables *logTables // the fleet's
-	page   *logPage   // page.recs[head:head+n] is the log, newest first
-	head   int
-	n      int
+	size    int
+	tables  *logTables // the fleet's
+	page    *logPage   // page.recs[head:head+n] is the log, newest first
+	head, n int32      // as Log's
 }
 
 func (r *logRing) add(e LogEntry) {
@@ -192,18 +272,31 @@ func (r *logRing) add(e LogEntry) {
 		r.tables = &logTables{} // a ring of its own (tests, LogOf)
 	}
 	if r.head == 0 {
-		keep := min(r.n, r.size-1)
+		keep := min(int(r.n), r.size-1)
 		np := &logPage{recs: make([]logRec, r.size+max(r.size/4, 1)), tables: r.tables}
 		if r.page != nil {
 			copy(np.recs[len(np.recs)-keep:], r.page.recs[:keep]) // head is 0: the newest are first
 		}
-		r.head = len(np.recs) - keep
+		r.head = int32(len(np.recs) - keep)
 		r.page = np
-		r.n = keep
+		r.n = int32(keep)
 	}
 	r.head--
-	r.page.recs[r.head] = logRec{at: e.At.UnixNano(), dur: e.Duration, req: e.Request, rep: e.Reply, cmd: r.tables.number(e.Command), err: e.Err}
-	r.n = min(r.n+1, r.size)
+	cmd, canon := r.tables.number(e.Command)
+	rec := logRec{at: e.At.UnixNano(), dur: toLogDur(e.Duration), cmd: cmd, text: e.Reply}
+	if e.Err {
+		rec.flags |= logErr
+	}
+	switch {
+	case e.Request == "":
+	case cmd != 0 && e.Request == canon:
+		rec.flags |= logCanon
+	default:
+		rec.flags |= logJoined
+		rec.text = joinLogText(e.Request, e.Reply)
+	}
+	r.page.recs[r.head] = rec
+	r.n = int32(min(int(r.n)+1, r.size))
 }
 
 // entries returns the log, newest first.
@@ -211,7 +304,7 @@ func (r *logRing) entries() Log {
 	if r.n == 0 {
 		return Log{}
 	}
-	return Log{page: r.page, head: int32(r.head), n: int32(r.n)}
+	return Log{page: r.page, head: r.head, n: r.n}
 }
 
 // last is the newest entry of command cmd, or a zero entry.
@@ -219,7 +312,7 @@ func (r *logRing) last(cmd string) LogEntry {
 	if r.n == 0 {
 		return LogEntry{}
 	}
-	i := r.tables.number(cmd)
+	i, _ := r.tables.number(cmd)
 	for _, e := range r.page.recs[r.head : r.head+r.n] {
 		if e.cmd == i && i != 0 {
 			return e.entry(r.tables)

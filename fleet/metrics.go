@@ -54,6 +54,9 @@ type Metrics struct {
 
 	Load1, Load5, Load15 Rate
 	LoadDerived          bool // derived from cpustats, not from guest-get-load
+	// CPUs is how many CPUs the last cpustats listed (0: none read; at
+	// most maxItems). Beside LoadDerived: one word for both.
+	CPUs int32
 
 	Filesystems []FSUsage
 
@@ -61,8 +64,6 @@ type Metrics struct {
 	// guest-get-cpustats (qemu-ga 7.1+)"); "" when nothing is.
 	Note string
 
-	// CPUs is how many CPUs the last cpustats listed (0: none read).
-	CPUs int
 	// Disks (guest-get-disks) and Routes (guest-network-get-route) are
 	// read with the slow items; nil where the agent lacks them or before
 	// they were read. Guest-controlled text: escape before display.
@@ -79,7 +80,7 @@ type Metrics struct {
 const DefaultMetricsInterval = 10 * time.Second
 
 // HistorySize is how many metrics samples a guest keeps (History): ten
-// minutes at the default interval, about 2.7 KiB per guest (histRing).
+// minutes at the default interval, about 2.3 KiB per guest (histRing).
 const HistorySize = 60
 
 // Bounds past which a reported rate is refused: well past any virtual
@@ -167,8 +168,8 @@ type metricsState struct {
 	last   time.Time // when the last sample was asked
 	prev   *counters
 	load   [3]float64 // derived load averages
-	loadOK bool
 	hist   histRing
+	loadOK bool
 }
 
 // counters are one sample's raw counters, summed the way rates need them.
@@ -356,7 +357,7 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 		return
 	}
 	cur := sampleCounters(m, r)
-	out := Metrics{At: m.at, Disks: g.Metrics.Disks, Routes: g.Metrics.Routes, Filesystems: g.Metrics.Filesystems, CPUs: len(cur.cpus)}
+	out := Metrics{At: m.at, Disks: g.Metrics.Disks, Routes: g.Metrics.Routes, Filesystems: g.Metrics.Filesystems, CPUs: int32(len(cur.cpus))}
 	computeRates(st.prev, cur, &out)
 	if m.loadOK {
 		out.Load1, out.Load5, out.Load15 = loadRate(m.load.Load1), loadRate(m.load.Load5), loadRate(m.load.Load15)
@@ -495,12 +496,21 @@ func sampleCounters(m *metricsPoll, r *pollResult) *counters {
 	if m.cpuOK && len(m.cpu) <= maxItems {
 		c.cpus, c.cpuOK = cpuCounters(m.cpu)
 	}
+	// The disks' and interfaces' counters stay until the next sample: one
+	// array for both, of their exact size (the lists also name partitions,
+	// stacked devices and lo, which count for nothing).
+	var buf [8]devCounter
+	devs := buf[:0]
 	if m.diskOK && len(m.disk) <= maxItems {
-		c.disks, c.diskOK = diskCounters(m.disk)
+		devs, c.diskOK = diskCounters(devs, m.disk)
 	}
+	nd := len(devs)
 	if r.ifacesOK && len(r.ifaces) <= maxItems {
-		c.nets, c.netOK = netCounters(r.ifaces)
+		devs, c.netOK = netCounters(devs, r.ifaces)
 	}
+	kept := make([]devCounter, len(devs)) // not slices.Clone: buf stays on the stack
+	copy(kept, devs)
+	c.disks, c.nets = kept[:nd:nd], kept[nd:]
 	return c
 }
 
@@ -533,12 +543,12 @@ func cpuCounters(in []agentclient.CPUStats) ([]cpuCounter, bool) {
 // diskCounters sums whole disks only: partitions, and devices stacked on
 // others (device mapper, md RAID) or backed by memory or files (loop, ram,
 // zram), would count the same I/O twice.
-func diskCounters(in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
+// They are appended to out.
+func diskCounters(out []devCounter, in []agentclient.DiskStatsInfo) ([]devCounter, bool) {
 	names := make(map[string]bool, len(in))
 	for _, d := range in {
 		names[d.Name] = true
 	}
-	out := make([]devCounter, 0, len(in))
 	for _, d := range in {
 		if !wholeDisk(d.Name, names) {
 			continue
@@ -571,8 +581,10 @@ func wholeDisk(name string, names map[string]bool) bool {
 	return !(strings.HasSuffix(base, "p") && names[base[:len(base)-1]])
 }
 
-func netCounters(in []agentclient.Interface) ([]devCounter, bool) {
-	out := make([]devCounter, 0, len(in))
+// netCounters appends the interfaces' counters to out; on failure out is
+// as it was.
+func netCounters(out []devCounter, in []agentclient.Interface) ([]devCounter, bool) {
+	start := len(out)
 	for _, ifc := range in {
 		if ifc.Statistics == nil || ifc.Name == "lo" {
 			continue
@@ -580,13 +592,13 @@ func netCounters(in []agentclient.Interface) ([]devCounter, bool) {
 		st := ifc.Statistics
 		errs, ok := sum(st.RxErrs, st.TxErrs)
 		if !ok {
-			return nil, false
+			return out[:start], false
 		}
 		out = append(out, devCounter{name: ifc.Name, a: st.RxBytes, b: st.TxBytes, c: errs})
 	}
 	// An agent without statistics (older, or Windows before 9.1) gives
 	// no counters at all: no rate, not a rate of zero.
-	return out, len(out) > 0
+	return out, len(out) > start
 }
 
 func val(p *uint64) uint64 {
@@ -732,29 +744,80 @@ func fsUsage(fs []agentclient.Filesystem) []FSUsage {
 
 // histRing is a guest's metrics history: HistorySize samples of the rates
 // the metrics tabs draw (series), as arrays per rate, and the sample times.
-// Two allocations made at the first sample, 2,784 bytes a guest (a ring of
+// Two allocations made at the first sample, 2,368 bytes a guest (a ring of
 // per-sample structs with all thirteen rates as float32 took 4,096). Load5
 // and Load15 are not kept: only the newest sample's are shown, and
 // Guest.Metrics has them.
 type histRing struct {
 	v       *histValues
-	at      *[HistorySize]int64 // unix nanoseconds
-	derived uint64              // bit i: slot i's load was derived (LoadDerived)
-	head, n int
+	at      *histTimes
+	derived uint64 // bit i: slot i's load was derived (LoadDerived)
+	head, n int32  // < HistorySize
 }
 
-// histValues are the series' values: the percentages and byte rates, shown
-// to three digits, as rate24; the counts (IOPS and errors per second, shown
-// to the unit up to six digits, and the load, to four) as float32, NaN for
-// unknown (a known rate is never NaN: bounded and loadRate refuse it).
+// histTimes are the sample times, exact to the nanosecond, in 316 bytes
+// (a 320-byte allocation, not 480): the newest as unix nanoseconds, each
+// other as the gap to the sample after it in five bytes, up to 18 minutes.
+// A gap that does not fit (a metrics interval past 18 minutes, the wall
+// clock set back) turns the ring to wide, exact times, for good.
+type histTimes struct {
+	last int64               // the newest sample's time
+	wide *[HistorySize]int64 // non-nil: every slot's time, unix nanoseconds
+	gap  [HistorySize][5]byte
+}
+
+// maxGap is the longest gap five bytes hold: 2^40-1 ns, 18m19s.
+const maxGap = 1<<40 - 1
+
+// times are the ring's sample times, by slot. mu held.
+func (h *histRing) times() *[HistorySize]int64 {
+	t := h.at
+	if t.wide != nil {
+		return t.wide
+	}
+	var out [HistorySize]int64
+	i := (int(h.head) - 1 + HistorySize) % HistorySize // the newest
+	at := t.last
+	for range h.n {
+		out[i] = at
+		g := t.gap[i]
+		at -= int64(g[0])<<32 | int64(g[1])<<24 | int64(g[2])<<16 | int64(g[3])<<8 | int64(g[4])
+		i = (i - 1 + HistorySize) % HistorySize
+	}
+	return &out
+}
+
+// setTime records slot i's time, the newest. mu held.
+func (h *histRing) setTime(i int32, at int64) {
+	t := h.at
+	if t.wide == nil && h.n > 0 {
+		if d := at - t.last; at < t.last || d > maxGap {
+			t.wide = h.times() // before this slot counts
+		} else {
+			t.gap[i] = [5]byte{byte(d >> 32), byte(d >> 24), byte(d >> 16), byte(d >> 8), byte(d)}
+		}
+	}
+	if t.wide != nil {
+		t.wide[i] = at
+	}
+	t.last = at
+}
+
+// histValues are the series' values, 2,040 bytes (a 2 KiB allocation):
+// the percentages as pct16; the byte rates, shown to three digits, as
+// rate24; the counts (IOPS and errors per second, shown to the unit up to
+// six digits, and the load, to four) as float32, NaN for unknown (a known
+// rate is never NaN: bounded and loadRate refuse it).
 type histValues struct {
-	r24 [n24][HistorySize]rate24
+	pct [nPct][HistorySize]pct16
+	r24 [n24 - nPct][HistorySize]rate24
 	f32 [nSeries - n24][HistorySize]float32
 }
 
 const (
 	nSeries = 11
-	n24     = 7 // the first n24 of series are kept as rate24
+	nPct    = 3 // the first nPct of series are kept as pct16
+	n24     = 7 // the next ones up to n24 as rate24
 )
 
 // series lists m's rates in histValues order: those History keeps.
@@ -762,6 +825,45 @@ func (m *Metrics) series() [nSeries]*Rate {
 	return [nSeries]*Rate{&m.CPUBusy, &m.IOWait, &m.Steal,
 		&m.DiskReadBps, &m.DiskWriteBps, &m.NetRxBps, &m.NetTxBps,
 		&m.DiskReadIOPS, &m.DiskWriteIOPS, &m.NetErrsPerSec, &m.Load1}
+}
+
+// pct16 is a known percentage (0..100) in two bytes, in steps matched to
+// how one is shown (fmtPct: tenths below 10, whole numbers above): below
+// 10 in steps of 1/3200, so within 1/6400 of the value; from 10 to 100 in
+// steps of 1/360, within 1/720. Whole numbers are exact. A shown figure
+// right at a rounding boundary can come out one off in its last digit,
+// about as rarely as rate24's (one cell in five hundred or fewer). All
+// ones is unknown, and so is a value outside 0..100 (none is: cpuRates
+// clamps; a screen shows one as absent anyway): never wrapped or clamped
+// into a percentage the guest did not have.
+type pct16 uint16
+
+const (
+	unknownPct16 = 0xffff
+	pct16Low     = 3200  // steps per point below 10
+	pct16High    = 360   // steps per point from 10
+	pct16Ten     = 32000 // the code of 10%
+)
+
+func toPct16(r Rate) pct16 {
+	v := r.V
+	switch {
+	case !r.OK || math.IsNaN(v) || v < 0 || v > 100:
+		return unknownPct16
+	case v < 10:
+		return pct16(math.Round(v * pct16Low))
+	}
+	return pct16(pct16Ten + math.Round((v-10)*pct16High))
+}
+
+func (c pct16) rate() Rate {
+	switch {
+	case c == unknownPct16:
+		return Rate{}
+	case c <= pct16Ten:
+		return Rate{float64(c) / pct16Low, true}
+	}
+	return Rate{10 + float64(c-pct16Ten)/pct16High, true}
 }
 
 // rate24 is a known rate in three bytes: a float32 without its sign (a
@@ -810,14 +912,17 @@ func float32Rate(v float32) Rate {
 func (st *metricsState) push(m Metrics) {
 	h := &st.hist
 	if h.v == nil {
-		h.v, h.at = new(histValues), new([HistorySize]int64)
+		h.v, h.at = new(histValues), new(histTimes)
 	}
 	i := h.head
-	h.at[i] = m.At.UnixNano()
+	h.setTime(i, m.At.UnixNano())
 	for j, r := range m.series() {
-		if j < n24 {
-			h.v.r24[j][i] = toRate24(*r)
-		} else {
+		switch {
+		case j < nPct:
+			h.v.pct[j][i] = toPct16(*r)
+		case j < n24:
+			h.v.r24[j-nPct][i] = toRate24(*r)
+		default:
 			h.v.f32[j-n24][i] = toFloat32(*r)
 		}
 	}
@@ -836,15 +941,19 @@ func (st *metricsState) history() []Metrics {
 		return nil
 	}
 	out := make([]Metrics, h.n)
-	start := (h.head - h.n + HistorySize) % HistorySize
+	at := h.times()
+	start := int((h.head - h.n + HistorySize) % HistorySize)
 	for k := range out {
 		i := (start + k) % HistorySize
 		m := &out[k]
-		m.At, m.LoadDerived = time.Unix(0, h.at[i]), h.derived&(1<<i) != 0
+		m.At, m.LoadDerived = time.Unix(0, at[i]), h.derived&(1<<i) != 0
 		for j, r := range m.series() {
-			if j < n24 {
-				*r = h.v.r24[j][i].rate()
-			} else {
+			switch {
+			case j < nPct:
+				*r = h.v.pct[j][i].rate()
+			case j < n24:
+				*r = h.v.r24[j-nPct][i].rate()
+			default:
 				*r = float32Rate(h.v.f32[j-n24][i])
 			}
 		}

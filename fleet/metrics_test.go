@@ -291,3 +291,95 @@ func TestRate24(t *testing.T) {
 		}
 	}
 }
+
+// pct16 keeps a percentage within 1/6400 of itself below 10 and 1/720
+// from 10 to 100 (the steps fmtPct's tenths and whole numbers need), exact
+// for whole numbers and the ends; unknown, and anything that is no
+// percentage (a guest's invention), comes back unknown, never as another
+// percentage.
+func TestPct16(t *testing.T) {
+	for v := 0.0; v <= 100; v += 0.00037 {
+		got := toPct16(Rate{v, true}).rate()
+		limit := 1.0 / 6400
+		if v >= 10 {
+			limit = 1.0 / 720
+		}
+		if !got.OK || math.Abs(got.V-v) > limit*(1+1e-9) {
+			t.Fatalf("%g comes back as %+v", v, got)
+		}
+	}
+	for v := range 101 {
+		if got := toPct16(Rate{float64(v), true}).rate(); got != (Rate{float64(v), true}) {
+			t.Errorf("%d comes back as %+v", v, got)
+		}
+	}
+	for _, r := range []Rate{{}, {V: 3, OK: false}, {V: math.NaN(), OK: true}, {V: -0.001, OK: true},
+		{V: 100.001, OK: true}, {V: math.Inf(1), OK: true}, {V: math.Inf(-1), OK: true}, {V: 1e300, OK: true}} {
+		if got := toPct16(r).rate(); got.OK {
+			t.Errorf("%+v comes back known: %+v", r, got)
+		}
+	}
+	// Every code below unknown decodes to a percentage, and in order.
+	prev := -1.0
+	for c := range pct16(unknownPct16) {
+		r := c.rate()
+		if c > pct16Ten+90*pct16High {
+			break
+		}
+		if !r.OK || r.V <= prev || r.V > 100 {
+			t.Fatalf("code %d: %+v after %g", c, r, prev)
+		}
+		prev = r.V
+	}
+}
+
+// The sample times come back exact to the nanosecond whatever the gaps
+// between them: gaps of up to 18 minutes in five bytes, and after one
+// longer or a wall clock set back, every time in full.
+func TestHistoryTimes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gap  func(i int) time.Duration
+		wide bool
+	}{
+		{"steady", func(i int) time.Duration { return 10*time.Second + time.Duration(i*7919) }, false},
+		{"longest gap", func(i int) time.Duration { return maxGap }, false},
+		{"a gap too long", func(i int) time.Duration {
+			if i == 70 {
+				return maxGap + 1
+			}
+			return time.Second
+		}, true},
+		{"clock set back", func(i int) time.Duration {
+			if i == 30 {
+				return -time.Hour
+			}
+			return 5*time.Second + 1
+		}, true},
+		{"same instant", func(i int) time.Duration { return 0 }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st metricsState
+			var want []time.Time
+			at := time.Unix(1_800_000_000, 123)
+			for i := range 2*HistorySize + 13 {
+				at = at.Add(tc.gap(i))
+				want = append(want, at)
+				st.push(Metrics{At: at})
+			}
+			want = want[len(want)-HistorySize:]
+			h := st.history()
+			if len(h) != HistorySize {
+				t.Fatalf("%d samples", len(h))
+			}
+			for i := range h {
+				if !h[i].At.Equal(want[i]) {
+					t.Fatalf("sample %d at %v, want %v", i, h[i].At, want[i])
+				}
+			}
+			if wide := st.hist.at.wide != nil; wide != tc.wide {
+				t.Errorf("wide %v, want %v", wide, tc.wide)
+			}
+		})
+	}
+}

@@ -247,11 +247,11 @@ func (s *session) autoThaw(ctx context.Context, why string) Result {
 		return s.thawOwed(ctx, why)
 	}
 	e := audit.Entry{ID: al.NewID(), Phase: audit.Intent, Source: audit.SourceAuto, Action: string(ActThaw) + " (" + why + ")",
-		Guests: []audit.Guest{{Name: s.target.Name, Address: s.target.Address, Result: "pending",
+		Guests: []audit.Guest{{Name: s.target().Name, Address: s.target().Address, Result: "pending",
 			Sends: AuditSends(thawSends())}}}
 	s.appendAudit(al, e)
 	r := s.thawOwed(ctx, why)
-	e.Phase, e.Time, e.Guests = audit.Outcome, time.Time{}, AuditResults([]Result{r}, func(string) string { return s.target.Address })
+	e.Phase, e.Time, e.Guests = audit.Outcome, time.Time{}, AuditResults([]Result{r}, func(string) string { return s.target().Address })
 	s.appendAudit(al, e)
 	return r
 }

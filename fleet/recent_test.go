@@ -1,31 +1,72 @@
 package fleet
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
 )
 
-// pushRecent keeps the last rttHistory values, oldest first, in arrays of
-// 1.5 times that at most; a history handed out earlier (a published
-// Guest's) never changes.
-func TestPushRecent(t *testing.T) {
-	var h []time.Duration
-	var held [][]time.Duration
-	for i := range 100 {
-		h = pushRecent(h, time.Duration(i))
-		held = append(held, h)
-		if cap(h) > rttHistory+rttHistory/2 {
-			t.Fatalf("push %d: array of %d", i, cap(h))
-		}
+// A Recent keeps the last rttHistory durations, oldest first; one handed
+// out earlier (a published Guest's) never changes.
+func TestRecentPush(t *testing.T) {
+	var r Recent
+	if r.Len() != 0 || r.Durations() != nil {
+		t.Fatal("the zero Recent is not empty")
 	}
-	for i, g := range held {
+	var held []Recent
+	for i := range 100 {
+		r = r.push(time.Duration(i) * time.Millisecond)
+		held = append(held, r)
+	}
+	for i, h := range held {
 		var want []time.Duration
 		for v := max(i-rttHistory+1, 0); v <= i; v++ {
-			want = append(want, time.Duration(v))
+			want = append(want, time.Duration(v)*time.Millisecond)
 		}
-		if !slices.Equal(g, want) {
-			t.Fatalf("history after push %d is %v, want %v", i, g, want)
+		if got := h.Durations(); !slices.Equal(got, want) {
+			t.Fatalf("history after push %d is %v, want %v", i, got, want)
+		}
+		n := 0
+		for j, d := range h.All() {
+			if j != n || d != want[j] || h.At(j) != d {
+				t.Fatalf("after push %d: All yields %d: %v, At %v, want %v", i, j, d, h.At(j), want[j])
+			}
+			n++
+		}
+		if n != h.Len() {
+			t.Fatalf("after push %d: All yields %d of %d", i, n, h.Len())
+		}
+	}
+	if got := RecentOf(1, 2, 3).Durations(); !slices.Equal(got, []time.Duration{1, 2, 3}) {
+		t.Errorf("RecentOf(1, 2, 3) = %v", got)
+	}
+}
+
+// A duration comes back exact up to 2^24 ns (16.7 ms: round trips and
+// the skews of a synchronised clock), within float32's rounding beyond,
+// and a guest's absurd clock comes back as absurd, never wrapped into a
+// small or opposite skew.
+func TestRecentValues(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, -1, 29894, -125015, 1 << 24, -(1 << 24), 150 * time.Millisecond, time.Second} {
+		if got := RecentOf(d).At(0); got != d {
+			t.Errorf("%v (%d ns) comes back as %v", d, int64(d), got)
+		}
+	}
+	for _, d := range []time.Duration{1<<24 + 1, 3*time.Hour + 12345, -40 * 24 * time.Hour, math.MaxInt64 / 3, math.MinInt64 / 7} {
+		got := RecentOf(d).At(0)
+		if math.Abs(float64(got-d)) > math.Abs(float64(d))/(1<<24) {
+			t.Errorf("%v comes back as %v", d, got)
+		}
+	}
+	for _, tc := range []struct{ in, want time.Duration }{
+		{math.MaxInt64, math.MaxInt64}, // float32 rounds it up to 2^63
+		{math.MaxInt64 - 1000, math.MaxInt64},
+		{math.MinInt64, math.MinInt64},
+		{math.MinInt64 + 1000, math.MinInt64},
+	} {
+		if got := RecentOf(tc.in).At(0); got != tc.want {
+			t.Errorf("%d comes back as %d, want %d", tc.in, got, tc.want)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func (f *Fleet) FreezeTimeout() time.Duration { return f.opts.FreezeTimeout }
 // action's own step from the table, with one exit for its error.
 func (s *session) run(ctx context.Context, a Action) (r Result) {
 	t0 := time.Now()
-	r.Guest = s.target.Name
+	r.Guest = s.target().Name
 	defer func() { r.Duration = time.Since(t0) }()
 	if why := a.Check(s.cur.Load()); why != "" {
 		r.Skipped, r.Err = true, why
@@ -155,7 +155,7 @@ func describe(g *Guest) string {
 // A connection-level failure drops the connection and updates the state.
 func (s *session) withAgent(ctx context.Context, fn func(a *callAgent) error) error {
 	if err := s.acquire(ctx); err != nil {
-		return fmt.Errorf("guest %s busy: %w", s.target.Name, err)
+		return fmt.Errorf("guest %s busy: %w", s.target().Name, err)
 	}
 	defer s.release()
 	if _, err := s.connect(ctx); err != nil {
@@ -449,6 +449,12 @@ func (s *session) startWatchdog() {
 	start := !s.watchdogOn && !s.closed
 	if start {
 		s.watchdogOn = true
+		if s.wdWake.Load() == nil {
+			// Before the watchdog runs: a kick before this has nothing
+			// to wake, and a watchdog reads the guest when it starts.
+			c := make(chan struct{}, 1)
+			s.wdWake.Store(&c)
+		}
 	}
 	s.mu.Unlock()
 	if start && !s.f.goTracked(s.watchdog) {
@@ -473,8 +479,12 @@ func (s *session) thawed() {
 }
 
 func (s *session) kickWatchdog() {
+	c := s.wdWake.Load()
+	if c == nil {
+		return // none ever started
+	}
 	select {
-	case s.wdWake <- struct{}{}:
+	case *c <- struct{}{}:
 	default:
 	}
 }
@@ -499,6 +509,7 @@ func (f *Fleet) goTracked(fn func(ctx context.Context)) bool {
 // starts again a little later, until the thaw succeeds, the guest is
 // thawed by someone else, or the fleet closes.
 func (s *session) watchdog(ctx context.Context) {
+	wake := *s.wdWake.Load() // made before this started (startWatchdog)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -520,7 +531,7 @@ func (s *session) watchdog(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-s.wdWake:
+			case <-wake:
 				continue
 			case <-timer.C:
 				continue

@@ -25,15 +25,10 @@ var errSessionClosed = errors.New("guest removed or fleet closed")
 // actions and file operations take turns, so the agent sees one request at a
 // time and a hung call delays the others by at most one timeout.
 type session struct {
-	f      *Fleet
-	target Target
-	key    string // identity in the ledger (targetKey)
-	seed   uint64
-	cur    atomic.Pointer[Guest]
-	// dirty: listed in Fleet.dirty, published since the last snapshot;
-	// snapAt is its index in that snapshot (guarded by Fleet.snapMu).
-	dirty  atomic.Bool
-	snapAt int
+	f    *Fleet
+	key  string // identity in the ledger (targetKey)
+	seed uint64
+	cur  atomic.Pointer[Guest]
 
 	sem   chan struct{}
 	agent *callAgent      // nil while disconnected; guarded by sem
@@ -42,20 +37,9 @@ type session struct {
 	// with the error (callErrorText says it). They are skipped like
 	// refused ones (until capabilities are read again) and shown in the
 	// guest's Err. Guarded by sem; reset with skip.
-	broken map[string]error
-	// capsFrozen: the capabilities in the snapshot were read while the guest
-	// was frozen, when the agent lists nearly every command disabled. The
-	// first poll that finds it thawed reads them again. Guarded by sem.
-	capsFrozen bool
-	metrics    metricsState // metrics.go
-	// parked: the connection was let go between uses (channel.go), not
-	// lost. Guarded by sem.
-	parked bool
-	watch  channelWatch // yield.go
-	// slowOwed: the first look (gather) read only the OS of the slow
-	// items; the next poll reads the rest (a slow refresh without
-	// guest-info, which the look read). Guarded by sem.
-	slowOwed bool
+	broken  map[string]error
+	metrics metricsState // metrics.go
+	watch   channelWatch // yield.go
 	// pre: a fresh connection's first poll's replies, asked ahead
 	// (prefetch.go); set and taken during that poll, under sem.
 	pre *prefetch
@@ -64,34 +48,57 @@ type session struct {
 	// awaited. Guarded by sem.
 	bootMark uint64
 
-	wdWake chan struct{} // freeze guard: FrozenByUs or ThawAt changed
-	loop   loopState     // its place in the schedule; guarded by f.sched.mu (sched.go)
+	// wdWake wakes the freeze guard (watchdog): FrozenByUs or ThawAt
+	// changed. Made when the first one starts: most guests never have one.
+	wdWake atomic.Pointer[chan struct{}]
+	loop   loopState // its place in the schedule; guarded by f.sched.mu (sched.go)
 
-	mu         sync.Mutex // guards publishing, log and the fields below
-	log        logRing
-	closed     bool
-	watchdogOn bool
-	stopLoop   context.CancelFunc // ends the poll loop; nil before Start
-	freezeIDs  []string           // this process's ledger entries for its freeze
-	pending    string             // a bulk freeze's entry written ahead for this guest
-	thawing    *thawCall          // a thawOwed in flight
+	mu        sync.Mutex // guards publishing, log and the fields below
+	log       logRing
+	stopLoop  context.CancelFunc // ends the poll loop; nil before Start
+	freezeIDs []string           // this process's ledger entries for its freeze
+	pending   string             // a bulk freeze's entry written ahead for this guest
+	thawing   *thawCall          // a thawOwed in flight
+
+	// snapAt is its index in the last snapshot (guarded by Fleet.snapMu;
+	// a fleet has far fewer than 2^31 guests); dirty: listed in
+	// Fleet.dirty, published since then. With the flags below in two
+	// words, as an 8-byte int and words of their own took three more.
+	snapAt int32
+	dirty  atomic.Bool
+	// capsFrozen: the capabilities in the snapshot were read while the guest
+	// was frozen, when the agent lists nearly every command disabled. The
+	// first poll that finds it thawed reads them again. Guarded by sem.
+	capsFrozen bool
+	// parked: the connection was let go between uses (channel.go), not
+	// lost. Guarded by sem.
+	parked bool
+	// slowOwed: the first look (gather) read only the OS of the slow
+	// items; the next poll reads the rest (a slow refresh without
+	// guest-info, which the look read). Guarded by sem.
+	slowOwed   bool
+	closed     bool // guarded by mu
+	watchdogOn bool // guarded by mu
 }
 
 func newSession(f *Fleet, t Target) *session {
 	s := &session{
-		f:      f,
-		target: t,
-		key:    targetKey(t),
-		seed:   nameHash(t.Name),
-		sem:    make(chan struct{}, 1),
-		wdWake: make(chan struct{}, 1),
-		log:    logRing{size: f.opts.LogSize, tables: &f.logTables},
+		f:    f,
+		key:  targetKey(t),
+		seed: nameHash(t.Name),
+		sem:  make(chan struct{}, 1),
+		log:  logRing{size: f.opts.LogSize, tables: &f.logTables},
 	}
 	g := &Guest{Target: t, State: Connecting, Since: time.Now()}
 	s.seedLedger(g)
 	s.cur.Store(g)
 	return s
 }
+
+// target is the session's guest as it was added: every Guest published
+// has it, and none changes it (a changed target is a new session), so the
+// session keeps no copy of its own (112 bytes a guest).
+func (s *session) target() *Target { return &s.cur.Load().Target }
 
 // update publishes a new Guest: a copy of the current one changed by fn.
 func (s *session) update(fn func(g *Guest)) {
@@ -168,10 +175,7 @@ func (s *session) shutdown() {
 		stop()
 	}
 	s.f.sched.stop(s)
-	select {
-	case s.wdWake <- struct{}{}:
-	default:
-	}
+	s.kickWatchdog()
 }
 
 func (s *session) isClosed() bool {
@@ -217,7 +221,7 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 	}
 	// The state stays what it was (connecting at first, else the last
 	// failure's) until the dial decides: no flicker for failing guests.
-	d, err := s.f.dialer(s.target.Address)
+	d, err := s.f.dialer(s.target().Address)
 	if err != nil {
 		return false, err
 	}
@@ -227,9 +231,9 @@ func (s *session) connect(ctx context.Context) (fresh bool, err error) {
 	dctx = context.WithValue(dctx, logHookKey{}, hook)
 	resumed := s.resumeParked()
 	t0 := time.Now()
-	a, err := d(dctx, s.target)
+	a, err := d(dctx, *s.target())
 	if !resumed || err != nil {
-		s.logCall(t0, "connect", s.target.Address, nil, err)
+		s.logCall(t0, "connect", s.target().Address, nil, err)
 	}
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
@@ -1012,7 +1016,7 @@ func (s *session) apply(r *pollResult) {
 	defer func() {
 		if stayedUp {
 			s.bootMark = 0 // no shutdown awaited any more
-			s.f.notice(s.target.Name, true, "still answers %s after it accepted the shutdown: it did not go down",
+			s.f.notice(s.target().Name, true, "still answers %s after it accepted the shutdown: it did not go down",
 				now.Sub(prev.Since).Round(time.Second))
 		}
 	}()
@@ -1023,8 +1027,15 @@ func (s *session) apply(r *pollResult) {
 		if r.os != nil {
 			r.os = s.f.shares.osInfo(r.os)
 		}
+		r.tz = s.f.shares.timezone(r.tz)
 		if r.vcpusOK {
 			r.vcpus = s.f.shares.vcpuList(r.vcpus)
+		}
+		if r.metrics.disksOK {
+			r.metrics.disks = s.f.shares.diskList(r.metrics.disks)
+		}
+		for i := range r.fs { // not published yet: the poll's own
+			r.fs[i].Disk = s.f.shares.diskAddresses(r.fs[i].Disk)
 		}
 		r.storeFreeze(g)
 		if r.info != nil {
@@ -1091,32 +1102,20 @@ func (r *pollResult) storeFreeze(g *Guest) {
 	}
 }
 
-// pushRecent returns the last rttHistory values of h then v. Snapshots
-// share h's array, so a value they can see is never written: v goes past
-// h's end when the array has room there (only the session's current Guest
-// is pushed to, and every slice published before ends at or before h's
-// end), else into a new array of 1.5 times the history. One allocation
-// per rttHistory/2 pushes instead of one per push; the two histories hold
-// 384 bytes a guest (arrays of twice the history held 512).
-func pushRecent(h []time.Duration, v time.Duration) []time.Duration {
-	if len(h) < cap(h) {
-		h = append(h, v)
-		return h[max(len(h)-rttHistory, 0):]
-	}
-	out := make([]time.Duration, 0, rttHistory+rttHistory/2)
-	out = append(out, h[max(len(h)-rttHistory+1, 0):]...)
-	return append(out, v)
-}
-
 // storeItems records the live and slow items that were read.
 func (r *pollResult) storeItems(g *Guest) {
+	// Both, as a poll that reads the clock has, in one allocation.
+	var bufs *[2]recentBuf
+	if r.skewOK && r.rttOK {
+		bufs = new([2]recentBuf)
+	}
 	if r.skewOK {
 		g.Skew, g.SkewKnown = r.skew, true
-		g.SkewHistory = pushRecent(g.SkewHistory, r.skew)
+		g.SkewHistory = g.SkewHistory.pushTo(r.skew, bufOf(bufs, 0))
 	}
 	if r.rttOK {
 		g.RTT = r.rtt
-		g.RTTHistory = pushRecent(g.RTTHistory, r.rtt)
+		g.RTTHistory = g.RTTHistory.pushTo(r.rtt, bufOf(bufs, 1))
 	}
 	if r.ifacesOK {
 		g.Interfaces = r.ifaces

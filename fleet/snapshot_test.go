@@ -20,7 +20,7 @@ func TestSnapshotIncremental(t *testing.T) {
 		defer f.mu.Unlock()
 		var ns []string
 		for _, s := range f.order {
-			ns = append(ns, s.target.Name)
+			ns = append(ns, s.target().Name)
 		}
 		return ns
 	}
@@ -45,7 +45,7 @@ func TestSnapshotIncremental(t *testing.T) {
 			ago := time.Duration(rng.IntN(6)) * time.Second
 			s.update(func(g *Guest) {
 				g.State = st
-				g.Missed += rng.IntN(2)
+				g.Missed += rng.Int32N(2)
 				g.LastLive = time.Now().Add(-ago)
 			})
 		}
@@ -83,7 +83,7 @@ func walkSnapshot(f *Fleet, now time.Time) *Snapshot {
 		g := s.cur.Load()
 		snap.Guests = append(snap.Guests, g)
 		snap.Counts[g.State]++
-		snap.Health.Missed += g.Missed
+		snap.Health.Missed += int(g.Missed)
 		switch g.State {
 		case Ready, Frozen, ShuttingDown:
 			snap.Health.Polling++

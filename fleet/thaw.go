@@ -57,7 +57,7 @@ func (s *session) thawOwed(ctx context.Context, why string) Result {
 		case <-c.done:
 			return c.res
 		case <-ctx.Done():
-			return Result{Guest: s.target.Name, Err: fmt.Sprintf("thaw not confirmed: %v; the guest may still be FROZEN", ctx.Err())}
+			return Result{Guest: s.target().Name, Err: fmt.Sprintf("thaw not confirmed: %v; the guest may still be FROZEN", ctx.Err())}
 		}
 	}
 	c := &thawCall{done: make(chan struct{})}
@@ -86,7 +86,7 @@ func (s *session) thawOwed(ctx context.Context, why string) Result {
 }
 
 func (s *session) thawRetry(ctx context.Context, why string) Result {
-	name := s.target.Name
+	name := s.target().Name
 	if why != "" {
 		why += ": "
 	}

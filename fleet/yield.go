@@ -62,12 +62,13 @@ type channelWatch struct {
 	// may be findable by then (the VM restarted with a socket file), and
 	// one more miss turns it off again, for twice retryFor. misses counts
 	// them; written by the watcher, except for a try.
-	off      atomic.Bool
-	misses   atomic.Int32
+	off    atomic.Bool
+	misses atomic.Int32
+	// on: the session is in the watcher's maps. Guarded by sem. (Here,
+	// not last: the flags fill one word.)
+	on       bool
 	retryAt  atomic.Int64
 	retryFor atomic.Int64 // the backoff of the last off; 0 once found
-	// on: the session is in the watcher's maps. Guarded by sem.
-	on bool
 }
 
 // turnOff makes the session let go after each use until its next try,
@@ -135,7 +136,7 @@ func (s *session) keepsUntilAsked() bool {
 	if s.watch.on {
 		return true
 	}
-	path, ok := localSocket(s.target.Address)
+	path, ok := localSocket(s.target().Address)
 	if !ok || !s.f.yield.watch(s, path) {
 		return false
 	}

@@ -179,9 +179,9 @@ func sparkBar(frac float64, w int) string {
 func (m *Model) latencyLines(g *fleet.Guest) []string {
 	ms := func(v float64) string { return fmtDur(time.Duration(v * float64(time.Millisecond))) }
 	var lines []string
-	if len(g.RTTHistory) > 0 {
-		pts := make([]point, len(g.RTTHistory))
-		for i, d := range g.RTTHistory {
+	if g.RTTHistory.Len() > 0 {
+		pts := make([]point, g.RTTHistory.Len())
+		for i, d := range g.RTTHistory.All() {
 			pts[i] = point{float64(d) / float64(time.Millisecond), d > 0}
 		}
 		lines = append(lines, m.seriesLine("Round trip", pts, ms, 0))
@@ -194,10 +194,10 @@ func (m *Model) latencyLines(g *fleet.Guest) []string {
 		skew = fmtSkew(g.Skew) + " (guest clock minus host clock, corrected by half the round trip)"
 	}
 	lines = append(lines, "", kv("Clock skew", skew))
-	if len(g.SkewHistory) > 0 {
+	if g.SkewHistory.Len() > 0 {
 		// The sparkline draws how far off the clock is, either way.
-		pts := make([]point, len(g.SkewHistory))
-		for i, d := range g.SkewHistory {
+		pts := make([]point, g.SkewHistory.Len())
+		for i, d := range g.SkewHistory.All() {
 			pts[i] = point{float64(absDur(d)) / float64(time.Millisecond), true}
 		}
 		lines = append(lines, m.seriesLine("|Skew|", pts, ms, 0))

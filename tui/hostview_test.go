@@ -15,7 +15,7 @@ func TestOverviewHostView(t *testing.T) {
 	if lines := strings.Join(m.overviewLines(&g), "\n"); strings.Contains(lines, "Host view") {
 		t.Errorf("a guest without host stats shows a host view:\n%s", lines)
 	}
-	g.HostStats = fleet.HostStats{At: testNow, CPUPct: fleet.Rate{V: 5, OK: true}, BalloonBytes: 2 << 30, BalloonOK: true}
+	g.HostStats = &fleet.HostStats{At: testNow, CPUPct: fleet.Rate{V: 5, OK: true}, BalloonBytes: 2 << 30, BalloonOK: true}
 	lines := m.overviewLines(&g)
 	for i, l := range lines {
 		if strings.HasPrefix(l, "Host view") {

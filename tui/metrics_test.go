@@ -231,7 +231,7 @@ func TestHostileMetrics(t *testing.T) {
 	const h = sim.Hostile
 	huge := fleet.Rate{V: 1e308, OK: true}
 	g := &fleet.Guest{Target: fleet.Target{Name: "evil" + h}, State: fleet.Ready, RTT: time.Millisecond,
-		RTTHistory: []time.Duration{time.Millisecond}, SkewKnown: true, Skew: math.MinInt64,
+		RTTHistory: fleet.RecentOf(time.Millisecond), SkewKnown: true, Skew: math.MinInt64,
 		Metrics: fleet.Metrics{At: testNow, CPUBusy: huge, IOWait: fleet.Rate{V: math.NaN(), OK: true}, Steal: huge,
 			DiskReadBps: huge, DiskWriteBps: fleet.Rate{V: math.Inf(1), OK: true}, NetRxBps: huge, NetTxBps: huge,
 			Load1: huge, Load5: huge, Load15: huge, Note: "note" + h,

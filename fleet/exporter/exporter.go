@@ -101,6 +101,17 @@ func newRate(name, help string, scale float64, get func(g *fleet.Guest) fleet.Ra
 	return rateMetric{prometheus.NewDesc(name, help, guestLabels, nil), scale, get}
 }
 
+// hostRate reads a rate of the guest's HostStats: unknown when it has
+// none (not a libvirt guest).
+func hostRate(get func(h *fleet.HostStats) fleet.Rate) func(g *fleet.Guest) fleet.Rate {
+	return func(g *fleet.Guest) fleet.Rate {
+		if g.HostStats == nil {
+			return fleet.Rate{}
+		}
+		return get(g.HostStats)
+	}
+}
+
 var rates = []rateMetric{
 	newRate("guestdeck_guest_cpu_busy_ratio", "Share of the guest's vCPU time busy (0..1), by the guest's own account.", 0.01,
 		func(g *fleet.Guest) fleet.Rate { return g.Metrics.CPUBusy }),
@@ -131,15 +142,15 @@ var rates = []rateMetric{
 
 	// The hypervisor's side, for libvirt guests (fleet.HostStats).
 	newRate("guestdeck_guest_host_cpu_ratio", "The domain's CPU time per wall time as its libvirt host sees it, share of its vCPUs (0..1).", 0.01,
-		func(g *fleet.Guest) fleet.Rate { return g.HostStats.CPUPct }),
+		hostRate(func(h *fleet.HostStats) fleet.Rate { return h.CPUPct })),
 	newRate("guestdeck_guest_host_block_read_bytes_per_second", "Disk bytes read per second as the libvirt host sees it.", 1,
-		func(g *fleet.Guest) fleet.Rate { return g.HostStats.BlockRdBps }),
+		hostRate(func(h *fleet.HostStats) fleet.Rate { return h.BlockRdBps })),
 	newRate("guestdeck_guest_host_block_write_bytes_per_second", "Disk bytes written per second as the libvirt host sees it.", 1,
-		func(g *fleet.Guest) fleet.Rate { return g.HostStats.BlockWrBps }),
+		hostRate(func(h *fleet.HostStats) fleet.Rate { return h.BlockWrBps })),
 	newRate("guestdeck_guest_host_network_receive_bytes_per_second", "Network bytes received per second as the libvirt host sees it.", 1,
-		func(g *fleet.Guest) fleet.Rate { return g.HostStats.NetRxBps }),
+		hostRate(func(h *fleet.HostStats) fleet.Rate { return h.NetRxBps })),
 	newRate("guestdeck_guest_host_network_transmit_bytes_per_second", "Network bytes sent per second as the libvirt host sees it.", 1,
-		func(g *fleet.Guest) fleet.Rate { return g.HostStats.NetTxBps }),
+		hostRate(func(h *fleet.HostStats) fleet.Rate { return h.NetTxBps })),
 }
 
 var descBalloon = prometheus.NewDesc("guestdeck_guest_host_balloon_bytes",
@@ -220,8 +231,8 @@ func (c *Collector) collectGuest(ch chan<- prometheus.Metric, gauge func(*promet
 	if g.Metrics.LoadDerived || g.Metrics.Load1.OK {
 		gauge(descLoadDerived, b2f(g.Metrics.LoadDerived), guest, host)
 	}
-	if g.HostStats.BalloonOK {
-		gauge(descBalloon, float64(g.HostStats.BalloonBytes), guest, host)
+	if hs := g.HostStats; hs != nil && hs.BalloonOK {
+		gauge(descBalloon, float64(hs.BalloonBytes), guest, host)
 	}
 	if fss := g.Metrics.Filesystems; len(fss) > 0 {
 		mounts := make(map[string]bool, min(len(fss), MaxFilesystems))

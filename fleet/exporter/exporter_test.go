@@ -233,7 +233,7 @@ func TestCollectorBounds(t *testing.T) {
 	g.Metrics.CPUBusy = fleet.Rate{V: 50, OK: true}
 	g.Metrics.Steal = fleet.Rate{V: 99, OK: false} // unknown: not exported
 	g.Metrics.Filesystems = fss
-	g.HostStats = fleet.HostStats{At: time.Now(), CPUPct: fleet.Rate{V: 5, OK: true}, BalloonBytes: 2 << 30, BalloonOK: true,
+	g.HostStats = &fleet.HostStats{At: time.Now(), CPUPct: fleet.Rate{V: 5, OK: true}, BalloonBytes: 2 << 30, BalloonOK: true,
 		NetRxBps: fleet.Rate{V: 1000, OK: true}}
 	other := &fleet.Guest{Target: fleet.Target{Name: "other"}, State: fleet.Unreachable}
 	sf := staticFleet{
@@ -338,7 +338,7 @@ func benchScrape(b *testing.B, n int) {
 		for _, mp := range []string{"/", "/boot", "/var", "/data"} {
 			m.Filesystems = append(m.Filesystems, fleet.FSUsage{Mountpoint: mp, Type: "ext4", UsedBytes: 1 << 30, TotalBytes: 10 << 30})
 		}
-		g.HostStats = fleet.HostStats{At: time.Now(), CPUPct: r, BalloonBytes: 1 << 30, BalloonOK: true, BlockRdBps: r, BlockWrBps: r, NetRxBps: r, NetTxBps: r}
+		g.HostStats = &fleet.HostStats{At: time.Now(), CPUPct: r, BalloonBytes: 1 << 30, BalloonOK: true, BlockRdBps: r, BlockWrBps: r, NetRxBps: r, NetTxBps: r}
 		gs[i] = g
 	}
 	reg := prometheus.NewRegistry()

@@ -17,7 +17,7 @@ import (
 // a number the fleet computed: no guest text.
 func HostView(g *fleet.Guest, now time.Time) string {
 	hs := g.HostStats
-	if hs.At.IsZero() {
+	if hs == nil || hs.At.IsZero() {
 		return ""
 	}
 	var parts []string

@@ -25,7 +25,7 @@ func TestHostView(t *testing.T) {
 			"net rx 4.0 EiB/s tx 0 B/s · 0s ago"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := HostView(&fleet.Guest{HostStats: tc.hs}, now); got != tc.want {
+			if got := HostView(&fleet.Guest{HostStats: &tc.hs}, now); got != tc.want {
 				t.Errorf("got  %q\nwant %q", got, tc.want)
 			}
 		})
