@@ -425,11 +425,18 @@ func (s *session) metricsNote(g *Guest, r *pollResult, cur *counters) string {
 		part()
 		b = append(append(s.appendMissing(b, g, r, cmd), ": "...), what...)
 	}
-	if !m.cpuOK {
-		why(cmdCPUStats, "no CPU rates")
-	}
-	if !m.diskOK {
-		why(cmdDiskStats, "no disk rates")
+	switch {
+	case s.f.opts.NoCounters:
+		// Not asked (one poll gives no rate): not the agent's failing.
+		part()
+		b = append(b, "one poll: no CPU or disk rates (their counters need a second sample)"...)
+	default:
+		if !m.cpuOK {
+			why(cmdCPUStats, "no CPU rates")
+		}
+		if !m.diskOK {
+			why(cmdDiskStats, "no disk rates")
+		}
 	}
 	if !m.loadOK {
 		if m.cpuOK {

@@ -120,6 +120,23 @@ func TestStatusSampleRealAgents(t *testing.T) {
 	}
 }
 
+// One status poll asks no counters (a rate needs two samples): its note
+// says so, and does not blame the agent for commands it was never sent.
+func TestStatusNoteOnePoll(t *testing.T) {
+	_, cfg := simFarm(t, 1)
+	r := gd(t, 30*time.Second, "-c", cfg, "--readonly", "status", "--json")
+	var gs []struct {
+		State string `json:"state"`
+		Note  string `json:"metrics_note"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &gs); err != nil || r.code != 0 || len(gs) != 1 {
+		t.Fatalf("status --json: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if n := gs[0].Note; gs[0].State != "ready" || !strings.Contains(n, "one poll") || strings.Contains(n, "cpustats") || strings.Contains(n, "did not answer") {
+		t.Errorf("one poll's note %q (state %s): want it to say one poll gives no rate, naming no command as failing", n, gs[0].State)
+	}
+}
+
 func TestStatusModeFlags(t *testing.T) {
 	_, cfg := simFarm(t, 1)
 	for _, args := range [][]string{{"--sample", "10ms"}, {"--watch=1ms"}, {"--watch=soon"}} {
