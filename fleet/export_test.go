@@ -15,3 +15,7 @@ func PollAll(ctx context.Context, f *Fleet) {
 // SetPrefetch turns the first poll's prefetch (prefetch.go) on or off, for
 // the tests that compare a first poll with it and without.
 func SetPrefetch(f *Fleet, on bool) { f.noPrefetch = !on }
+
+// Shown is what a poll shows of g without its timings (shownOf), for the
+// comparisons with and without the prefetch.
+func Shown(g *Guest) string { return shownOf(g, false) }

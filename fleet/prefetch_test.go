@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -96,19 +95,5 @@ func firstPollBatches(g *fleet.Guest) int {
 // projection is what a poll shows of g that does not move between two
 // polls a moment apart.
 func projection(g *fleet.Guest) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "state %v err %q freeze %v agent %q\n", g.State, g.Err, g.Freeze, g.AgentVersion)
-	for _, c := range g.Commands {
-		fmt.Fprintf(&b, "cap %s %v; ", c.Name, c.Enabled)
-	}
-	fmt.Fprintf(&b, "\nos %+v host %q tz %+v users %d\n", g.OS, g.Hostname, g.Timezone, len(g.Users))
-	for _, fs := range g.Filesystems {
-		fmt.Fprintf(&b, "fs %s %s %s; ", fs.Name, fs.Mountpoint, fs.Type)
-	}
-	for _, i := range g.Interfaces {
-		fmt.Fprintf(&b, "\nif %s %s %v", i.Name, i.HardwareAddress, i.IPAddresses)
-	}
-	fmt.Fprintf(&b, "\nvcpus %d skew known %v metrics cpus %d disks %d routes %d note %q",
-		len(g.VCPUs), g.SkewKnown, g.Metrics.CPUs, len(g.Metrics.Disks), len(g.Metrics.Routes), g.Metrics.Note)
-	return b.String()
+	return fmt.Sprintf("state %v err %q\n", g.State, g.Err) + fleet.Shown(g)
 }
