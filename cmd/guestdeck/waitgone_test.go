@@ -318,7 +318,9 @@ func TestShutdownWaitEndsByDeadline(t *testing.T) {
 
 // TestShutdownWaitSlowNeighbour: a guest that went is confirmed gone by the
 // deadline although every round of checks waits for a slow neighbour (a
-// halted guest: each of its checks waits out the 2 s call timeout) and
+// halted guest: each of its checks waits out the 4 s call timeout; with
+// --wait 10s its third check comes just before the deadline, with room
+// for a loaded machine's slower rounds) and
 // only one check runs at a time (Concurrency 1): checks go in turns, the
 // guest being confirmed first, and its run, under way at the deadline,
 // gets a check past it. guestdeck used to fail it: its second check came
@@ -337,7 +339,7 @@ func TestShutdownWaitSlowNeighbour(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { farm.Close() })
-	f := fleet.New(fleet.Options{Timeout: 2 * time.Second, Concurrency: 1})
+	f := fleet.New(fleet.Options{Timeout: 4 * time.Second, Concurrency: 1})
 	t.Cleanup(func() { f.Close() })
 	for i, n := range names {
 		f.Add(fleet.Target{Name: n, Address: "unix:" + farm.Sockets()[i]})
@@ -352,11 +354,11 @@ func TestShutdownWaitSlowNeighbour(t *testing.T) {
 		}
 	}
 	c := &cli{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
-	c.waitGone(ctx, f, results, 5*time.Second)
+	c.waitGone(ctx, f, results, 10*time.Second)
 	if r := results[1]; !r.OK || !strings.Contains(r.Result, ": no such socket, seen on ") {
 		t.Errorf("gone, beside a halted guest: %+v", r)
 	}
-	if r := results[0]; r.OK || !strings.Contains(r.Err, "after --wait 5s (shutting-down") {
+	if r := results[0]; r.OK || !strings.Contains(r.Err, "after --wait 10s (shutting-down") {
 		t.Errorf("halted: %+v", r)
 	}
 }
