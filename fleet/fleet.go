@@ -61,6 +61,12 @@ type Options struct {
 	// NoRoutes leaves out guest-get-routes, which only the dashboard
 	// shows (its Routes tab): status, one reply fewer per guest.
 	NoRoutes bool
+	// NoKeep lets every local socket go after each use instead of keeping
+	// it until another client waits (yield.go): for one-shot polls
+	// (status without --sample or --watch), which never use a connection
+	// twice. It spares the channel watcher's dumps of every unix socket on
+	// the machine, some 6 % of status's CPU at 10,000 guests.
+	NoKeep bool
 
 	// Ledger records every freeze (before it is sent) and suspend, so
 	// that they outlive this process (package ledger); nil keeps no record.

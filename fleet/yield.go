@@ -121,7 +121,7 @@ type enrolment struct {
 // because the watcher will say when another client waits; it enrols the
 // session with the watcher. Holds sem and mu.
 func (s *session) keepsUntilAsked() bool {
-	if s.watch.asked.Load() {
+	if s.watch.asked.Load() || s.f.opts.NoKeep {
 		return false
 	}
 	if s.watch.off.Load() {

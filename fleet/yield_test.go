@@ -653,3 +653,28 @@ func TestShutdownNotSentOnDeadKeptConnection(t *testing.T) {
 		t.Errorf("%s %q: shutting down without a shutdown sent", g.State, g.Err)
 	}
 }
+
+// NoKeep (one-shot status): each use dials and lets go at once, against
+// the real agent: two refreshes, two dials. Without it the same refreshes
+// dial once (the connection kept for the watcher to yield).
+func TestNoKeepLetsGoAfterUse(t *testing.T) {
+	sock := testpeers.StartAgents(t, 1).Sockets[0]
+	for _, noKeep := range []bool{true, false} {
+		c := newDialCounter()
+		f := fleet.New(fleet.Options{Timeout: 5 * time.Second, Readonly: true, NoKeep: noKeep,
+			Dialers: map[string]fleet.Dialer{"unix": c.dial}})
+		f.Add(fleet.Target{Name: "g", Address: "unix:" + sock})
+		errs := f.RefreshErrs(t.Context(), []string{"g"})
+		if errs["g"] != nil {
+			t.Fatalf("NoKeep %v: first refresh: %v", noKeep, errs["g"])
+		}
+		if errs := f.RefreshErrs(t.Context(), []string{"g"}); errs["g"] != nil {
+			t.Fatalf("NoKeep %v: second refresh: %v", noKeep, errs["g"])
+		}
+		want := map[bool]int{true: 2, false: 1}[noKeep]
+		if n := c.count("g"); n != want {
+			t.Errorf("NoKeep %v: %d dials for two refreshes, want %d", noKeep, n, want)
+		}
+		f.Close()
+	}
+}
