@@ -257,6 +257,7 @@ func NewStream(addr string, conn net.Conn, opts ...Option) *Stream {
 type Stream struct {
 	addr string
 	conn net.Conn
+	rio  *rawIO // conn's descriptor, read and written raw (rawio_linux.go); nil: conn's own
 	opts streamOptions
 
 	sem     chan struct{} // one request in flight
@@ -363,6 +364,7 @@ func newStream(addr string, conn net.Conn, opts ...Option) *Stream {
 	return &Stream{
 		addr:     addr,
 		conn:     conn,
+		rio:      newRawIO(conn),
 		opts:     o,
 		sem:      make(chan struct{}, 1),
 		needSync: true,
@@ -710,7 +712,12 @@ func (s *Stream) setReadDeadline(t time.Time) {
 // partial request on the wire, so the next call resyncs (0xFF resets the
 // agent's parser).
 func (s *Stream) write(ctx context.Context, b []byte) error {
-	_, err := s.conn.Write(b)
+	var err error
+	if s.rio != nil {
+		_, err = s.rio.Write(b)
+	} else {
+		_, err = s.conn.Write(b)
+	}
 	if err == nil {
 		return nil
 	}
@@ -756,7 +763,13 @@ func (s *Stream) fill(ctx context.Context) error {
 			s.rbuf, s.rbufp = make([]byte, s.opts.readBuf), nil
 		}
 	}
-	n, err := s.conn.Read(s.rbuf)
+	var n int
+	var err error
+	if s.rio != nil {
+		n, err = s.rio.Read(s.rbuf)
+	} else {
+		n, err = s.conn.Read(s.rbuf)
+	}
 	s.rpos, s.rend = 0, n
 	if err == nil || n > 0 {
 		return nil // take the bytes first: a lasting error comes back
