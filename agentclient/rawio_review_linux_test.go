@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -273,4 +274,65 @@ func TestRawIORaceOrder(t *testing.T) {
 		t.Errorf("answered = %d", a)
 	}
 	<-done
+}
+
+// A peer that answers the sync, takes the start of the next request and
+// then reads no more: a large request (a guest-file-write's chunk) stops
+// in a full socket buffer, and the call ends at its deadline (a timeout),
+// at its context's cancellation (context.Canceled) and at Close
+// (ErrClosed), with rawIO as with the connection's own Write.
+func TestRawIOStreamBlockedWrite(t *testing.T) {
+	chunk := strings.Repeat("QUFB", 4<<20) // 16 MiB of base64
+	cases := []struct {
+		name    string
+		timeout time.Duration // the call's; 0: none
+		end     func(st *Stream, cancel context.CancelFunc)
+		want    func(error) bool
+	}{
+		{"deadline", 2 * time.Second, func(*Stream, context.CancelFunc) {}, IsTimeout},
+		{"cancel", 0, func(_ *Stream, cancel context.CancelFunc) { cancel() },
+			func(err error) bool { return errors.Is(err, context.Canceled) && !IsTimeout(err) }},
+		{"close", 0, func(st *Stream, _ context.CancelFunc) { st.Close() },
+			func(err error) bool { return errors.Is(err, ErrClosed) }},
+	}
+	for _, tc := range cases {
+		for _, raw := range []bool{false, true} {
+			c, s := connPair(t, "unix")
+			st := newStream("unix:test.sock", c)
+			if !raw {
+				st.rio = nil
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			if tc.timeout > 0 {
+				ctx, cancel = context.WithTimeout(context.Background(), tc.timeout)
+			}
+			midWrite := make(chan bool, 1)
+			go func() {
+				br := bufio.NewReader(s)
+				line, _ := br.ReadBytes('\n')
+				i := bytes.Index(line, []byte(`"id":`))
+				if i < 0 {
+					midWrite <- false
+					return
+				}
+				n := line[i+5:]
+				n = n[:bytes.IndexByte(n, '}')]
+				_, _ = s.Write(append(append([]byte(`{"return":`), n...), "}\n"...))
+				// The chunk is on its way: take 64 KiB of it, no more.
+				_, err := io.ReadFull(br, make([]byte, 64<<10))
+				midWrite <- err == nil
+				tc.end(st, cancel)
+			}()
+			// The call syncs first (answered), then sends the chunk.
+			_, err := st.Call(ctx, "guest-file-write", map[string]any{"handle": 1, "buf-b64": chunk})
+			cancel()
+			if !<-midWrite {
+				t.Errorf("%s, raw %v: the peer did not see the chunk start", tc.name, raw)
+			}
+			if !tc.want(err) {
+				t.Errorf("%s, raw %v: %v", tc.name, raw, err)
+			}
+			st.Close()
+		}
+	}
 }
