@@ -44,16 +44,16 @@ type Action struct {
 // person (Result), an action fills the structured fields its Spec names
 // (ResultFields): callers read those, never the text.
 type Result struct {
-	Guest   string
-	OK      bool
-	Skipped bool   // the agent lacks or disabled the command; nothing was sent
-	Err     string // error text when !OK and !Skipped; the skip reason when Skipped
+	Guest    string
+	OK       bool
+	Skipped  bool   // the agent lacks or disabled the command; nothing was sent
+	Err      string // error text when !OK and !Skipped; the skip reason when Skipped
+	Result   string // the agent's answer, summarised ("froze 1 filesystem")
+	Data     []byte // read: the file's content
+	Duration time.Duration
 	// NotStarted: its turn never came (the action was stopped or
 	// cancelled first) and nothing was sent; Err says so (NotStartedText).
 	NotStarted bool
-	Result     string // the agent's answer, summarised ("froze 1 filesystem")
-	Data       []byte // read: the file's content
-	Duration   time.Duration
 	// ThawAt is, for a freeze this process made, when its watchdog thaws
 	// the guest (zero otherwise). Result does not repeat it, so that a
 	// caller that thaws at another time (run --hold) can say that instead.
