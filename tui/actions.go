@@ -288,7 +288,7 @@ func (m *Model) stopAction() tea.Cmd {
 	case r == nil:
 		m.setStatus("no action is running: nothing to stop", false)
 	case r.stopping:
-		m.setStatus("already stopping: "+m.stoppingText()+" (the calls sent are not cut)", false)
+		m.setStatus("already "+m.stoppingText()+"; the calls sent are not cut", false)
 	default:
 		r.stopping = true
 		r.stop(stopCause{at: m.now()})

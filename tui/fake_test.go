@@ -35,6 +35,9 @@ type fakeSource struct {
 	inFlight int
 	// thawAt is a freeze's Result.ThawAt (zero: none, as before).
 	thawAt time.Time
+	// cut: a held Run's context ended before the release (its calls
+	// would have been cut, as quitting does).
+	cut bool
 }
 
 // holdRuns keeps actions in flight until the returned func is called.
@@ -115,6 +118,9 @@ func (s *fakeSource) RunUntil(ctx, stop context.Context, a fleet.Action, names [
 		select {
 		case <-hold:
 		case <-ctx.Done():
+			s.mu.Lock()
+			s.cut = true
+			s.mu.Unlock()
 		}
 	}
 	for i, n := range started {
