@@ -75,6 +75,26 @@ type Stop struct {
 // StoppedByOperator is Stop.By for the dashboard's stop key.
 const StoppedByOperator = "operator"
 
+// Words says how the action was stopped, for a person: "stopped by the
+// operator at 15:04:05: 36 guests not started (nothing was sent to
+// them)". By is read back from a file: the caller escapes the text.
+func (s Stop) Words() string {
+	n := fmt.Sprintf("%d guests", s.NotStarted)
+	if s.NotStarted == 1 {
+		n = "1 guest"
+	}
+	return fmt.Sprintf("stopped by the %s at %s: %s not started (nothing was sent to them)", s.By, s.At.Local().Format("15:04:05"), n)
+}
+
+// Shown is a guest's result for a person: "not started" for one whose
+// turn never came (its Result, for older readers, is "failed").
+func (g Guest) Shown() string {
+	if g.NotStarted {
+		return "not started"
+	}
+	return g.Result
+}
+
 // Guest is one guest's part of an entry.
 type Guest struct {
 	Name    string `json:"name"`
