@@ -489,6 +489,8 @@ func (m *Model) helpLines(w int) []string {
 	thaw, leave, cancel := m.keys.quitKeys()
 	add("Dialogs", fmt.Sprintf("%s confirm, %s cancel. Quit with guests frozen by us: %s thaw and quit · %s leave them frozen · %s cancel",
 		yes.Help().Key, no.Help().Key, thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
+	add("Stop", m.keys.Stop.Help().Key+" while an action runs: no more guests are started (they are sent nothing), "+
+		"and the calls sent finish with their real results; quitting cuts those too")
 	add("Groups", fmt.Sprintf(":group os|state|tag|host|none; %s folds the cursor's group, %s all; space on a header marks the group. "+
 		"A guest with several tags is under its first; a folded group's guests are targets only when marked",
 		m.keys.Fold.Help().Key, m.keys.FoldAll.Help().Key))
