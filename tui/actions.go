@@ -90,8 +90,13 @@ func (m *Model) startActionVia(a fleet.Action, via *userVia, confirm bool) tea.C
 		m.setStatus("read-only: "+desc+" refused", true)
 		return nil
 	}
-	if m.run != nil {
-		m.setStatus(fmt.Sprintf("%s is still running (%d/%d)", actionString(m.run.action), m.run.done, m.run.total), true)
+	switch {
+	case m.run != nil && m.run.stopping:
+		m.setStatus("not started: "+m.stoppingText(), true)
+		return nil
+	case m.run != nil:
+		m.setStatus(fmt.Sprintf("%s is still running (%d/%d; %s stops it)", actionString(m.run.action), m.run.done, m.run.total,
+			m.keys.Stop.Help().Key), true)
 		return nil
 	}
 	m.commitVisual()

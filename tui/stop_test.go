@@ -26,13 +26,8 @@ func nextAction(t *testing.T, m Model, wait tea.Cmd) (Model, tea.Cmd, tea.Msg) {
 	if b, ok := msg.(tea.BatchMsg); ok {
 		msg = b[0]()
 	}
-	next, cmd := m.Update(msg)
-	am, ok := msg.(actionMsg)
-	if !ok {
-		return next.(Model), nil, msg
-	}
-	_ = cmd // am.next, returned by Update
-	return next.(Model), am.next, msg
+	next, cmd := m.Update(msg) // an actionMsg's next
+	return next.(Model), cmd, msg
 }
 
 // The stop key on a running bulk action, driven through Update against a
@@ -113,6 +108,9 @@ func TestStopKeyStopsStarting(t *testing.T) {
 			}
 			m = press(t, m, "ctrl+x")
 			eq(t, "a second press", m.status, "already "+stopping+"; the calls sent are not cut")
+			m = press(t, m, "p")
+			eq(t, "another action while stopping", m.status, "not started: "+stopping)
+			eq(t, "actions asked of the fleet", len(src.runs), 1)
 
 			if tc.name == "freeze" {
 				src.mu.Lock()
