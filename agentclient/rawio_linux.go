@@ -1,3 +1,5 @@
+//go:build !386
+
 package agentclient
 
 import (
@@ -5,7 +7,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // rawIO reads and writes a unix or tcp socket with raw system calls inside
@@ -19,6 +20,11 @@ import (
 // CPU (README, Performance).
 type rawIO struct {
 	rc syscall.RawConn
+
+	// For errors in net.Conn's words ("read unix @->/run/qga.sock: read:
+	// connection reset by peer"), which reach the operator.
+	network      string
+	laddr, raddr net.Addr
 
 	// One call's arguments and results, for the closures below, which are
 	// made once per stream: a closure made per call would be allocated
@@ -35,11 +41,12 @@ type rawIO struct {
 // Write.
 func newRawIO(conn net.Conn) *rawIO {
 	var sc syscall.Conn
+	var network string // what net.Conn's errors say (the dialled network: DialStream's)
 	switch c := conn.(type) {
 	case *net.UnixConn:
-		sc = c
+		sc, network = c, "unix"
 	case *net.TCPConn:
-		sc = c
+		sc, network = c, "tcp"
 	default:
 		return nil
 	}
@@ -47,30 +54,45 @@ func newRawIO(conn net.Conn) *rawIO {
 	if err != nil {
 		return nil
 	}
-	r := &rawIO{rc: rc}
-	r.readFn = func(fd uintptr) bool { return r.do(syscall.SYS_READ, fd) }
-	r.wrFn = func(fd uintptr) bool { return r.do(syscall.SYS_WRITE, fd) }
+	r := &rawIO{rc: rc, network: network, laddr: conn.LocalAddr(), raddr: conn.RemoteAddr()}
+	r.readFn = func(fd uintptr) bool { return r.do(syscall.SYS_RECVFROM, fd) }
+	r.wrFn = func(fd uintptr) bool { return r.do(syscall.SYS_SENDTO, fd) }
 	return r
 }
 
-// do makes one read or write of r.buf; false (EAGAIN) has the poller wait
-// for the descriptor and call again.
+// do makes one read or write of r.buf (sysIO); false (EAGAIN) has the
+// poller wait for the descriptor and call again.
 func (r *rawIO) do(trap, fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.buf))), uintptr(len(r.buf)))
+		n, e := sysIO(trap, fd, r.buf)
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		r.n, r.errno = int(n), e
+		r.n, r.errno = n, e
 		return true
 	}
 }
 
-// Read is net.Conn's Read: io.EOF at the peer's end, the poller's error
-// (os.ErrDeadlineExceeded, a closed connection) as it gives it.
+// opError is err (from the poller: the deadline, a closed connection) or
+// errno in net.Conn's words, Op "read" or "write" (the poller's say
+// "raw-read").
+func (r *rawIO) opError(op string, err error, errno syscall.Errno) error {
+	if err != nil {
+		if oe, ok := err.(*net.OpError); ok {
+			e := *oe
+			e.Op = op
+			return &e
+		}
+		return err
+	}
+	return &net.OpError{Op: op, Net: r.network, Source: r.laddr, Addr: r.raddr, Err: os.NewSyscallError(op, errno)}
+}
+
+// Read is net.Conn's Read: io.EOF at the peer's end, any other error as a
+// *net.OpError in the same words.
 func (r *rawIO) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
@@ -79,10 +101,8 @@ func (r *rawIO) Read(b []byte) (int, error) {
 	err := r.rc.Read(r.readFn)
 	r.buf = nil
 	switch {
-	case err != nil:
-		return 0, err
-	case r.errno != 0:
-		return 0, os.NewSyscallError("read", r.errno)
+	case err != nil, r.errno != 0:
+		return 0, r.opError("read", err, r.errno)
 	case r.n == 0:
 		return 0, io.EOF
 	}
@@ -97,10 +117,8 @@ func (r *rawIO) Write(b []byte) (int, error) {
 		err := r.rc.Write(r.wrFn)
 		r.buf = nil
 		switch {
-		case err != nil:
-			return done, err
-		case r.errno != 0:
-			return done, os.NewSyscallError("write", r.errno)
+		case err != nil, r.errno != 0:
+			return done, r.opError("write", err, r.errno)
 		case r.n <= 0:
 			return done, io.ErrShortWrite // write(2) of a non-empty buffer does not return 0
 		}

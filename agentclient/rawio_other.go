@@ -1,10 +1,11 @@
-//go:build !linux
+//go:build !linux || 386
 
 package agentclient
 
 import "net"
 
-// rawIO is Linux's (rawio_linux.go); elsewhere streams use net.Conn's Read
+// rawIO is Linux's (rawio_linux.go; not 386, whose socket calls go
+// through socketcall); elsewhere streams use net.Conn's Read
 // and Write.
 type rawIO struct{}
 

@@ -678,3 +678,50 @@ func TestNoKeepLetsGoAfterUse(t *testing.T) {
 		f.Close()
 	}
 }
+
+// NoKeep lets go only what would have been kept until another client
+// asks: a connection kept for a reason of its own (an exclusive channel,
+// a freeze of ours not yet thawed) stays, against the simulator: after
+// the first use no refresh dials again.
+func TestNoKeepStillKeepsOwnReasons(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		exclusive bool
+		freeze    bool
+	}{
+		{"exclusive", true, false},
+		{"frozen by us", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			farm := simSockets(t, 1)
+			c := newDialCounter()
+			f := fleet.New(fleet.Options{Timeout: 5 * time.Second, NoKeep: true, ThawBudget: 30 * time.Second,
+				Dialers: map[string]fleet.Dialer{"unix": c.dial}})
+			t.Cleanup(func() { f.Close() })
+			f.Add(fleet.Target{Name: "k", Address: "unix:" + farm.Sockets()[0], Exclusive: tc.exclusive})
+			if errs := f.RefreshErrs(t.Context(), []string{"k"}); errs["k"] != nil {
+				t.Fatalf("first refresh: %v", errs["k"])
+			}
+			if tc.freeze {
+				if r := f.Run(t.Context(), fleet.Action{Kind: fleet.ActFreeze}, []string{"k"}, nil)[0]; !r.OK {
+					t.Fatalf("freeze: %+v", r)
+				}
+				t.Cleanup(func() { f.Run(context.Background(), fleet.Action{Kind: fleet.ActThaw}, []string{"k"}, nil) })
+			}
+			before := c.count("k")
+			for range 2 {
+				if errs := f.RefreshErrs(t.Context(), []string{"k"}); errs["k"] != nil {
+					t.Fatalf("refresh: %v", errs["k"])
+				}
+			}
+			if n := c.count("k") - before; n != 0 {
+				t.Errorf("%d dials for two refreshes: the connection kept for its own reason was let go", n)
+			}
+			if tc.freeze {
+				if g := f.Guest("k"); !g.FrozenByUs {
+					t.Errorf("after the refreshes: %s, not frozen by us", g.State)
+				}
+			}
+		})
+	}
+}

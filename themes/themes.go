@@ -16,6 +16,7 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"github.com/BurntSushi/toml"
+	"github.com/guestdeck/guestdeck/config"
 	"github.com/guestdeck/guestdeck/config/tomllimit"
 )
 
@@ -155,30 +156,40 @@ func Parse(path string, data []byte) (Palette, error) {
 	var f themeFile
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
-		return Palette{}, fmt.Errorf("theme %s: %w", path, err)
+		return Palette{}, themeError(config.SyntaxError(path, data, err))
 	}
+	at := config.Locate(string(data))
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return Palette{}, fmt.Errorf("theme %s: unknown keys: %s (a theme file has name, base and a [colors] table of %s)",
-			path, strings.Join(keys, ", "), strings.Join(Roles(), ", "))
+		line, col := at.Key(und[0]...)
+		return Palette{}, themeError(&config.Error{Path: path, Line: line, Col: col,
+			Msg: fmt.Sprintf("unknown keys: %s (a theme file has name, base and a [colors] table of %s)",
+				strings.Join(keys, ", "), strings.Join(Roles(), ", "))})
 	}
 	base, err := Builtin(f.Base)
 	if err != nil {
-		return Palette{}, fmt.Errorf("theme %s: base: %w", path, err)
+		line, col := at.Value("base")
+		return Palette{}, themeError(&config.Error{Path: path, Line: line, Col: col, Msg: "base: " + err.Error()})
+	}
+	// The file's own colours, each checked where it is written: the base's
+	// are valid (TestBuiltinsValid).
+	if err := f.Colors.validate(func(role string) (int, int) { return at.Value("colors", role) }, path); err != nil {
+		return Palette{}, err
 	}
 	p := overlay(base, f.Colors)
 	p.Name = f.Name
 	if p.Name == "" {
 		p.Name = path
 	}
-	if err := p.Validate(); err != nil {
-		return Palette{}, fmt.Errorf("theme %s: %w", path, err)
-	}
 	return p, nil
 }
+
+// themeError prefixes a theme file's error with "theme ": the file is named
+// by the error itself, with the line and column when known.
+func themeError(e *config.Error) error { return fmt.Errorf("theme %w", e) }
 
 // overlay returns base with every non-empty colour of over applied.
 func overlay(base, over Palette) Palette {
@@ -193,8 +204,13 @@ func overlay(base, over Palette) Palette {
 }
 
 // Validate reports every colour that is neither a hex colour nor an ANSI index.
-func (p Palette) Validate() error {
+func (p Palette) Validate() error { return p.validate(nil, "") }
+
+// validate is Validate; with at, each error is placed in the theme file
+// path at the line and column at gives for its role (0, 0: unknown).
+func (p Palette) validate(at func(role string) (line, col int), path string) error {
 	var errs []error
+	var placed []*config.Error
 	v := reflect.ValueOf(p)
 	t := v.Type()
 	for i := 0; i < v.NumField(); i++ {
@@ -202,9 +218,25 @@ func (p Palette) Validate() error {
 		if name == "name" {
 			continue
 		}
-		if s := v.Field(i).String(); s != "" && !validColor(s) {
-			errs = append(errs, fmt.Errorf("colour %s = %q: want #rrggbb, #rgb or 0..255", name, s))
+		s := v.Field(i).String()
+		if s == "" || validColor(s) {
+			continue
 		}
+		msg := fmt.Sprintf("colour %s = %q: want #rrggbb, #rgb or 0..255", name, s)
+		if at == nil {
+			errs = append(errs, errors.New(msg))
+			continue
+		}
+		line, col := at(name)
+		placed = append(placed, &config.Error{Path: path, Line: line, Col: col, Msg: msg})
+	}
+	// In the file's order, as a reader fixes them.
+	sort.SliceStable(placed, func(i, j int) bool {
+		a, b := placed[i], placed[j]
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	for _, e := range placed {
+		errs = append(errs, themeError(e))
 	}
 	return errors.Join(errs...)
 }

@@ -215,3 +215,35 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// A theme file's errors name the line and column, as the fleet file's do:
+// an unknown key where the key is, a bad colour or base where its value
+// is, a syntax error where the decoder stopped; several bad colours each
+// at its own place, in the file's order.
+func TestLoadErrorPositions(t *testing.T) {
+	for _, tt := range []struct {
+		name, data string
+		want       []string
+	}{
+		{"unknown key", "name = \"x\"\n[colors]\nready = \"#fff\"\n  reddy = \"#fff\"\n", []string{":4:3: unknown keys: colors.reddy"}},
+		{"bad colours", "[colors]\nwarn = \"300\"\nborder = \"#12345g\"\n", []string{":2:8: colour warn = \"300\"", ":3:10: colour border = \"#12345g\""}},
+		{"bad base", "name = \"x\"\nbase = \"neon\"\n", []string{":2:8: base: theme \"neon\": unknown"}},
+		{"syntax", "name = \"x\n", []string{":1:10: syntax error: "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.toml", []byte(tt.data))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.want) {
+				t.Fatalf("error %q: %d lines, want %d", err, len(lines), len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(lines[i], "theme t.toml"+w) {
+					t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], "theme t.toml"+w)
+				}
+			}
+		})
+	}
+}
