@@ -2,11 +2,15 @@ package fleet_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/ledger"
 )
@@ -149,6 +153,61 @@ func TestRunCancelledNotStarted(t *testing.T) {
 	for i, r := range rs[1:] {
 		if !r.NotStarted || r.Err != fleet.NotStartedText || farm.Guests()[i+1].Calls("guest-ping") != 0 {
 			t.Errorf("%s: %+v, %d pings", r.Guest, r, farm.Guests()[i+1].Calls("guest-ping"))
+		}
+	}
+}
+
+// An exec stopped (ExecUntil's stop) as its first program starts: the two
+// guests started (Concurrency 2) run their programs to the end, waited for
+// and with their output, and the other six are sent nothing. The programs
+// wait for a file the test makes only once the six have reported, so the
+// stop plays out while they run.
+func TestExecUntilStopStartsNoMore(t *testing.T) {
+	const n, conc = 8, 2
+	opts := fastOptions()
+	opts.Concurrency, opts.Timeout = conc, 20*time.Second
+	var cfgs []sim.Config
+	for i := range n {
+		cfgs = append(cfgs, sim.DefaultConfig(fmt.Sprintf("x%d", i)))
+	}
+	farm, f := execFleet(t, opts, cfgs...)
+	gate := filepath.Join(t.TempDir(), "go")
+	spec := shSpec(fmt.Sprintf("while [ ! -e %s ]; do sleep 0.01; done; echo done", gate))
+	names := make([]string, n)
+	for i := range names {
+		names[i] = cfgs[i].Name
+	}
+	ctx := t.Context()
+	stop, stopNow := context.WithCancel(ctx)
+	defer stopNow()
+	var order []fleet.ExecResult
+	notStarted := 0
+	rs := f.ExecUntil(ctx, stop, spec, names, func(r fleet.ExecResult) {
+		order = append(order, r) // never called concurrently
+		if r.State == fleet.ExecRunning {
+			stopNow()
+		}
+		if r.NotStarted {
+			if notStarted++; notStarted == n-conc {
+				if err := os.WriteFile(gate, nil, 0o600); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	if notStarted != n-conc {
+		t.Fatalf("%d reported not started, want %d: %+v", notStarted, n-conc, order)
+	}
+	for i, r := range rs {
+		sent := farm.Guests()[i].Calls("guest-exec")
+		if i < conc {
+			if !r.OK() || string(r.Stdout) != "done\n" || r.NotStarted || sent != 1 {
+				t.Errorf("%s (started): %+v, guest-exec sent %d times", r.Guest, r, sent)
+			}
+			continue
+		}
+		if !r.NotStarted || r.State != fleet.ExecFailed || r.Err != fleet.NotStartedText || sent != 0 {
+			t.Errorf("%s (not started): %+v, guest-exec sent %d times", r.Guest, r, sent)
 		}
 	}
 }
