@@ -235,7 +235,7 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 			}
 		})
 		ch <- actionDoneMsg{id: id, results: results,
-			auditErr: rec.outcome(append(slices.Clone(skipped), results...), operatorStop(stop, results))}
+			auditErr: rec.outcome(append(slices.Clone(skipped), results...), operatorStop(stop, countNotStarted(results)))}
 	}()
 	return tea.Batch(waitAction(ch), m.spin.Tick)
 }
@@ -255,12 +255,12 @@ func waitAction(ch <-chan tea.Msg) tea.Cmd {
 // operatorStop is the audit record of the operator's stop, nil when the
 // run was not stopped by the stop key (it ran to its end, or quitting cut
 // it).
-func operatorStop(stop context.Context, results []fleet.Result) *audit.Stop {
+func operatorStop(stop context.Context, notStarted int) *audit.Stop {
 	var c stopCause
 	if !errors.As(context.Cause(stop), &c) {
 		return nil
 	}
-	return &audit.Stop{At: c.at, By: audit.StoppedByOperator, NotStarted: countNotStarted(results)}
+	return &audit.Stop{At: c.at, By: audit.StoppedByOperator, NotStarted: notStarted}
 }
 
 func (m *Model) actionProgress(msg actionMsg) {
@@ -289,7 +289,7 @@ func (m *Model) stopAction() tea.Cmd {
 	r := m.run
 	switch {
 	case r == nil && m.ex.pane != nil && m.ex.pane.running:
-		m.setStatus("no action is running; the program's pane stops its run (! shows it)", false)
+		m.setStatus("no action is running; "+m.keys.Stop.Help().Key+" in the program's pane stops its run (! shows it)", false)
 	case r == nil:
 		m.setStatus("no action is running: nothing to stop", false)
 	case r.stopping:

@@ -381,7 +381,7 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerExecCmd:
 		return []key.Binding{bind("run", "enter"), bind("history", "↑/↓"), bind("cancel", "esc"), quit}
 	case layerExec:
-		return execHelp(l.exec)
+		return execHelp(l.exec, k.Stop)
 	case layerPulse:
 		return k.pulseHelp()
 	case layerColumns:

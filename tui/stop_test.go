@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
 	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/themes"
@@ -183,4 +185,92 @@ func TestStopKeyNotInPrompts(t *testing.T) {
 	release()
 	m, _ = settle(t, m, wait)
 	eq(t, "ran", m.run == nil, true)
+}
+
+// The stop key in the exec pane, against a real fleet of six simulated
+// guests two at a time: pressed once the two programs run, the other four
+// report not started (nothing sent), the two are still waited for and
+// exit 0, and the audit outcome records the stop. The two guests are held
+// (sim hang) from the moment they run until the four have reported, so
+// their slots stay taken whatever the machine's load.
+func TestExecPaneStop(t *testing.T) {
+	const n = 6
+	dir, err := os.MkdirTemp("/tmp", "gd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	farm, err := sim.ServeDir(dir, n, func(i int) sim.Config { return sim.DefaultConfig(fmt.Sprintf("vm-%05d", i)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { farm.Close() })
+	f := fleet.New(fleet.Options{Timeout: 20 * time.Second, Concurrency: 2})
+	t.Cleanup(func() { f.Close() })
+	for i, s := range farm.Sockets() {
+		f.Add(fleet.Target{Name: fmt.Sprintf("vm-%05d", i), Address: "unix:" + s})
+	}
+	f.RefreshOnce(t.Context(), nil)
+	log := audit.Open(t.TempDir())
+	m, _ := newTestModel(n, 140, 30, Options{Exec: f.ExecUntil, Audit: log})
+	m = press(t, m, "ctrl+a")
+	m = runExecLine(t, m, "sh -c 'sleep 1; echo done'")
+	next, wait := m.Update(keyMsg(t, "y"))
+	m = next.(Model)
+	step := func() {
+		t.Helper()
+		msg := wait()
+		if b, ok := msg.(tea.BatchMsg); ok {
+			msg = b[0]() // the wait on the run, not the spinner
+		}
+		next, cmd := m.Update(msg)
+		m, wait = next.(Model), cmd
+	}
+	p := m.ex.pane
+	for running := 0; running < 2; {
+		step()
+		running = 0
+		for _, r := range p.results {
+			if r.State == fleet.ExecRunning {
+				running++
+			}
+		}
+	}
+	for _, g := range farm.Guests()[:2] {
+		g.SetHang(true)
+	}
+	t.Cleanup(func() {
+		for _, g := range farm.Guests()[:2] {
+			g.SetHang(false)
+		}
+	})
+	if v := ansi.Strip(m.View().Content); !strings.Contains(v, "ctrl+x start no more") {
+		t.Errorf("the pane's help does not offer the stop:\n%s", v)
+	}
+	m = press(t, m, "ctrl+x")
+	eq(t, "status at the stop", m.status, "exec: no more programs are started; waiting for those running (esc stops waiting)")
+	for range n - 2 {
+		step()
+	}
+	eq(t, "not started", p.notStarted, n-2)
+	if v := ansi.Strip(m.View().Content); !strings.Contains(v, "stopped starting: 4 not started, waiting for 2") {
+		t.Errorf("the pane's title does not say it stopped starting:\n%s", v)
+	}
+	m = press(t, m, "ctrl+x")
+	eq(t, "a second press", m.status, "already stopping: no more programs are started; esc stops waiting for those running")
+	for _, g := range farm.Guests()[:2] {
+		g.SetHang(false)
+	}
+	m, _ = settle(t, m, wait)
+	eq(t, "final status", m.status, "exec stopped: 2 exit 0, 0 failed, 0 skipped, 4 not started (nothing was sent to them)")
+	for i, r := range p.results {
+		sent := farm.Guests()[i].Calls("guest-exec")
+		if started := i < 2; started != r.OK() || started == r.NotStarted || sent != map[bool]int{true: 1}[started] {
+			t.Errorf("%s: %+v, guest-exec sent %d times", r.Guest, r, sent)
+		}
+	}
+	es := readAudit(t, log)
+	if len(es) != 2 || es[1].Stopped == nil || es[1].Stopped.NotStarted != n-2 || es[1].Guests[2].NotStarted != true || es[1].Guests[0].NotStarted {
+		t.Errorf("audit: %+v", es)
+	}
 }
