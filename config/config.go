@@ -65,7 +65,7 @@ var KeyActions = []string{
 	"filter", "command", "help", "quit", "sort", "sort_reverse", "hold_order", "pulse", "fold", "fold_all",
 	"detail_next_tab", "detail_prev_tab", "detail_down", "detail_up", "detail_pane", "events",
 	"ping", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh", "exec", "hosts",
-	"yank", "audit",
+	"yank", "audit", "stop",
 }
 
 // Duration is a time.Duration written in the fleet file as a string such as

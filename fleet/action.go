@@ -51,6 +51,9 @@ type Result struct {
 	Result   string // the agent's answer, summarised ("froze 1 filesystem")
 	Data     []byte // read: the file's content
 	Duration time.Duration
+	// NotStarted: its turn never came (the action was stopped or
+	// cancelled first) and nothing was sent; Err says so (NotStartedText).
+	NotStarted bool
 	// ThawAt is, for a freeze this process made, when its watchdog thaws
 	// the guest (zero otherwise). Result does not repeat it, so that a
 	// caller that thaws at another time (run --hold) can say that instead.

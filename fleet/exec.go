@@ -157,6 +157,9 @@ type ExecResult struct {
 	Truncated bool
 	Err       string // failed, skipped or still running: why, in words
 	Duration  time.Duration
+	// NotStarted: its turn never came (the run was stopped or cancelled
+	// first) and nothing was sent; Err says so (NotStartedText).
+	NotStarted bool
 }
 
 // OK reports whether the program exited with status 0.
@@ -191,7 +194,16 @@ func (r ExecResult) Summary() string {
 // programs are reported still running (nothing in the guest is killed).
 // Refused for every guest in read-only mode.
 func (f *Fleet) Exec(ctx context.Context, e ExecSpec, names []string, progress func(ExecResult)) []ExecResult {
-	return f.exec(ctx, e, names, progress, false)
+	return f.exec(ctx, ctx, e, names, progress, false)
+}
+
+// ExecUntil is Exec that can be stopped without giving up on what runs:
+// when stop ends, no program is started on a further guest (each not
+// started reports NotStarted at once, through progress too), and the
+// programs started are waited for under ctx, as Exec waits, with their
+// real results. ctx ending stops the starting as well.
+func (f *Fleet) ExecUntil(ctx, stop context.Context, e ExecSpec, names []string, progress func(ExecResult)) []ExecResult {
+	return f.exec(ctx, stop, e, names, progress, false)
 }
 
 // ExecStream is Exec for a caller that takes each guest's output as the
@@ -200,10 +212,10 @@ func (f *Fleet) Exec(ctx context.Context, e ExecSpec, names []string, progress f
 // once progress returns, and the fleet-wide budget (ExecFleetOutput) gets
 // it back, so a run holds the output of the guests in flight only.
 func (f *Fleet) ExecStream(ctx context.Context, e ExecSpec, names []string, progress func(ExecResult)) []ExecResult {
-	return f.exec(ctx, e, names, progress, true)
+	return f.exec(ctx, ctx, e, names, progress, true)
 }
 
-func (f *Fleet) exec(ctx context.Context, e ExecSpec, names []string, progress func(ExecResult), stream bool) []ExecResult {
+func (f *Fleet) exec(ctx, stop context.Context, e ExecSpec, names []string, progress func(ExecResult), stream bool) []ExecResult {
 	results := make([]ExecResult, len(names))
 	budget := &outputBudget{left: ExecFleetOutput}
 	var pmu sync.Mutex
@@ -232,25 +244,22 @@ func (f *Fleet) exec(ctx context.Context, e ExecSpec, names []string, progress f
 		return refuse("refused: read-only mode does not allow exec (nothing was sent)")
 	}
 	sessions := f.sessionsFor(names)
-	started := make([]bool, len(names))
 	// Replies in flight at once are held to the fleet-wide output budget
 	// too: at the 16 MiB cap a reply may be 43 MiB, so fewer guests run at
 	// once (at the 1 MiB default, 94: more than the default concurrency).
 	conc := min(f.opts.Concurrency, max(1, ExecFleetOutput/agentclient.ExecStatusReplyLimit(e.maxOutput())))
-	forEach(ctx, len(names), conc, func(i int) {
-		started[i] = true
+	startUntil(ctx, stop, len(names), conc, func(i int) {
 		s := sessions[i]
 		if s == nil {
 			report(i, ExecResult{Guest: names[i], State: ExecFailed, Err: "no such guest"})
 			return
 		}
 		report(i, s.exec(ctx, e, budget, func(r ExecResult) { report(i, r) }))
-	})
-	for i, ok := range started {
-		if !ok {
-			report(i, ExecResult{Guest: names[i], State: ExecFailed, Err: "cancelled before it started (nothing was sent)"})
+	}, func(from int) {
+		for i := from; i < len(names); i++ {
+			report(i, ExecResult{Guest: names[i], State: ExecFailed, Err: NotStartedText, NotStarted: true})
 		}
-	}
+	})
 	return results
 }
 
@@ -435,7 +444,7 @@ func ExecAuditPlan(e ExecSpec, gs []*Guest, phase string) []audit.Guest {
 func ExecAuditResults(rs []ExecResult, address func(guest string) string) []audit.Guest {
 	out := make([]audit.Guest, 0, len(rs))
 	for _, r := range rs {
-		ag := audit.Guest{Name: r.Guest, Result: "ok", Detail: r.Summary()}
+		ag := audit.Guest{Name: r.Guest, Result: "ok", Detail: r.Summary(), NotStarted: r.NotStarted}
 		switch {
 		case r.State == ExecSkipped:
 			ag.Result = "skipped"

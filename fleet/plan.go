@@ -202,7 +202,7 @@ func AuditPlan(a Action, gs []*Guest, phase string, now time.Time) []audit.Guest
 func AuditResults(rs []Result, address func(guest string) string) []audit.Guest {
 	out := make([]audit.Guest, 0, len(rs))
 	for _, r := range rs {
-		ag := audit.Guest{Name: r.Guest, Result: "ok", Detail: r.Result}
+		ag := audit.Guest{Name: r.Guest, Result: "ok", Detail: r.Result, NotStarted: r.NotStarted}
 		switch {
 		case r.Skipped:
 			ag.Result, ag.Detail = "skipped", r.Err

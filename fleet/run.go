@@ -22,11 +22,27 @@ var errFrozeNothing = errors.New("froze 0 filesystems: the guest stays thawed (h
 // larger files are cut there (ReadFile streams any size).
 const MaxReadData = 1 << 20
 
+// NotStartedText is the error of a guest whose turn never came: the action
+// was stopped (RunUntil's stop) or cancelled first, and nothing was sent.
+const NotStartedText = "cancelled before it started (nothing was sent)"
+
 // Run performs a on the named guests, at most Options.Concurrency at a time,
 // and returns one Result per name in the same order. progress (may be nil)
 // is called once per guest as it finishes, never concurrently. When ctx ends,
-// guests not yet started report "cancelled" without anything being sent.
+// guests not yet started report "cancelled" without anything being sent,
+// and the calls in flight are cut: RunUntil with ctx for both.
 func (f *Fleet) Run(ctx context.Context, a Action, names []string, progress func(Result)) []Result {
+	return f.RunUntil(ctx, ctx, a, names, progress)
+}
+
+// RunUntil is Run that can be stopped without cutting what was sent: when
+// stop ends, no further guest is started, and each not started reports
+// NotStarted (NotStartedText) at once, through progress too, while the
+// calls already sent go on under ctx and report their real results. It
+// returns when those have finished. A freeze or a shutdown cut mid-call
+// leaves its outcome unknown; stopped this way, every guest's outcome is
+// known. ctx ending stops the starting as well, and cuts the calls.
+func (f *Fleet) RunUntil(ctx, stop context.Context, a Action, names []string, progress func(Result)) []Result {
 	results := make([]Result, len(names))
 	var pmu sync.Mutex
 	report := func(i int, r Result) {
@@ -54,22 +70,58 @@ func (f *Fleet) Run(ctx context.Context, a Action, names []string, progress func
 		f.prerecordFreezes(sessions)
 		defer f.dropPrerecorded(sessions)
 	}
-	started := make([]bool, len(names))
-	forEach(ctx, len(names), f.opts.Concurrency, func(i int) {
-		started[i] = true
+	startUntil(ctx, stop, len(names), f.opts.Concurrency, func(i int) {
 		s := sessions[i]
 		if s == nil {
 			report(i, Result{Guest: names[i], Err: "no such guest"})
 			return
 		}
 		report(i, s.run(ctx, a))
-	})
-	for i, ok := range started {
-		if !ok {
-			report(i, Result{Guest: names[i], Err: "cancelled before it started (nothing was sent)"})
+	}, func(from int) {
+		if a.Kind == ActFreeze {
+			// Never to be sent: their ledger entries go now, not when
+			// the calls in flight end, so that no guestdeck reads a
+			// freeze into a guest that is not getting one.
+			f.dropPrerecorded(sessions[from:])
 		}
-	}
+		for i := from; i < len(names); i++ {
+			report(i, Result{Guest: names[i], Err: NotStartedText, NotStarted: true})
+		}
+	})
 	return results
+}
+
+// startUntil calls fn(i) for i = 0, 1, ... in order, at most limit at a
+// time, until ctx or stop ends; then notStarted(from) is called at once
+// (before the calls in flight end) with the first i never started, unless
+// every one was. It returns when every fn has returned. A guest starts
+// only if neither had ended when its slot came free: after a stop is seen,
+// nothing more starts.
+func startUntil(ctx, stop context.Context, n, limit int, fn func(i int), notStarted func(from int)) {
+	sem := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	ended := func() bool { return ctx.Err() != nil || stop.Err() != nil }
+	i := 0
+	for ; i < n && !ended(); i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		case <-stop.Done():
+		}
+		if ended() {
+			break // a slot taken as it ended goes unused
+		}
+		wg.Add(1)
+		go func(i int) { // i is the loop's, shared: this guest's is passed
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}(i)
+	}
+	if i < n {
+		notStarted(i)
+	}
+	wg.Wait()
 }
 
 // FreezeTimeout is when the watchdog thaws a guest this process froze,

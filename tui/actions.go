@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/tui/present"
 )
 
@@ -23,6 +25,7 @@ const (
 	rowOK
 	rowFailed
 	rowSkipped
+	rowNotStarted // the action was stopped before its turn: nothing was sent
 )
 
 // confirmation is an open "are you sure" dialog for a destructive action.
@@ -43,8 +46,19 @@ type runState struct {
 	done    int
 	started time.Time
 	skipped []fleet.Result
-	cancel  context.CancelFunc
+	cancel  context.CancelFunc // cuts everything, the calls sent too (quitting)
+	// stop ends the starting of guests (fleet.RunUntil's stop) with a
+	// stopCause; the calls sent finish (stopAction).
+	stop       context.CancelCauseFunc
+	stopping   bool
+	notStarted int // guests reported not started since the stop
 }
+
+// stopCause is why a run's stop context ended: the operator's stop key,
+// pressed at.
+type stopCause struct{ at time.Time }
+
+func (stopCause) Error() string { return "stopped by the operator" }
 
 // event is one finished action in the event log.
 type event struct {
@@ -56,6 +70,7 @@ type event struct {
 	nameW   int  // cells its guest names are padded to (eventNameCells)
 	timed   bool // some result has a time of its own to show (resultTook)
 	dry     bool // a dry run: nothing was sent
+	stopped bool // the operator stopped it part-way (stopAction)
 	// note, when set, makes this event a fleet notice (a thaw attempt, an
 	// orphaned freeze thawed) rather than an action.
 	note *fleet.Notice
@@ -75,8 +90,13 @@ func (m *Model) startActionVia(a fleet.Action, via *userVia, confirm bool) tea.C
 		m.setStatus("read-only: "+desc+" refused", true)
 		return nil
 	}
-	if m.run != nil {
-		m.setStatus(fmt.Sprintf("%s is still running (%d/%d)", actionString(m.run.action), m.run.done, m.run.total), true)
+	switch {
+	case m.run != nil && m.run.stopping:
+		m.setStatus("not started: "+m.stoppingText(), true)
+		return nil
+	case m.run != nil:
+		m.setStatus(fmt.Sprintf("%s is still running (%d/%d; %s stops it)", actionString(m.run.action), m.run.done, m.run.total,
+			m.keys.Stop.Help().Key), true)
 		return nil
 	}
 	m.commitVisual()
@@ -188,8 +208,10 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 		m.rowStatus[g.Name] = rowRunning
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.run = &runState{id: id, action: a, total: len(run), started: m.now(), skipped: skipped, cancel: cancel}
-	m.setStatus(fmt.Sprintf("%s on %s…", actionString(a), present.Plural(len(run), "guest")), false)
+	stop, stopWith := context.WithCancelCause(ctx)
+	m.run = &runState{id: id, action: a, total: len(run), started: m.now(), skipped: skipped, cancel: cancel, stop: stopWith}
+	m.setStatus(fmt.Sprintf("%s on %s… (%s stops it: no more are started, the calls sent finish)",
+		actionString(a), present.Plural(len(run), "guest"), m.keys.Stop.Help().Key), false)
 
 	// Room for a progress call per guest plus the final result, so the
 	// fleet's workers never wait on the screen.
@@ -206,13 +228,14 @@ func (m *Model) launch(a fleet.Action, run []*fleet.Guest, skipped []fleet.Resul
 			ch <- actionDoneMsg{id: id, results: refusedResults(names, err), refused: err}
 			return
 		}
-		results := src.Run(ctx, a, names, func(r fleet.Result) {
+		results := src.RunUntil(ctx, stop, a, names, func(r fleet.Result) {
 			select {
 			case ch <- actionMsg{id: id, res: r}:
 			default: // more progress calls than guests: the final result still carries it
 			}
 		})
-		ch <- actionDoneMsg{id: id, results: results, auditErr: rec.outcome(append(slices.Clone(skipped), results...))}
+		ch <- actionDoneMsg{id: id, results: results,
+			auditErr: rec.outcome(append(slices.Clone(skipped), results...), operatorStop(stop, countNotStarted(results)))}
 	}()
 	return tea.Batch(waitAction(ch), m.spin.Tick)
 }
@@ -229,18 +252,86 @@ func waitAction(ch <-chan tea.Msg) tea.Cmd {
 	}
 }
 
+// operatorStop is the audit record of the operator's stop, nil when the
+// run was not stopped by the stop key (it ran to its end, or quitting cut
+// it).
+func operatorStop(stop context.Context, notStarted int) *audit.Stop {
+	var c stopCause
+	if !errors.As(context.Cause(stop), &c) {
+		return nil
+	}
+	return &audit.Stop{At: c.at, By: audit.StoppedByOperator, NotStarted: notStarted}
+}
+
 func (m *Model) actionProgress(msg actionMsg) {
-	if m.run == nil || msg.id != m.run.id {
+	r := m.run
+	if r == nil || msg.id != r.id {
 		return
 	}
 	if st, ok := m.rowStatus[msg.res.Guest]; ok && st == rowRunning {
-		m.run.done++
+		r.done++
+		if msg.res.NotStarted {
+			r.notStarted++
+		}
 	}
 	m.rowStatus[msg.res.Guest] = resultStatus(msg.res)
+	if r.stopping {
+		m.setStatus(m.stoppingText(), false)
+	}
+}
+
+// stopAction stops the running action (the stop key): the guests not yet
+// started are not started, and the calls already sent finish and report
+// their real results. Cutting those (what quitting does) would leave a
+// freeze's or a shutdown's outcome unknown, so a second press only says
+// that it is stopping already.
+func (m *Model) stopAction() tea.Cmd {
+	r := m.run
+	switch {
+	case r == nil && m.ex.pane != nil && m.ex.pane.running:
+		m.setStatus("no action is running; "+m.keys.Stop.Help().Key+" in the program's pane stops its run (! shows it)", false)
+	case r == nil:
+		m.setStatus("no action is running: nothing to stop", false)
+	case r.stopping:
+		m.setStatus("already "+m.stoppingText()+"; the calls sent are not cut", false)
+	default:
+		r.stopping = true
+		r.stop(stopCause{at: m.now()})
+		m.setStatus(m.stoppingText(), false)
+	}
+	return nil
+}
+
+// stopReaches reports whether the stop key acts on layer l: the table and
+// the screens an operator watches a run from, which take no typed text, so
+// a stop key rebound to a letter is never a letter of a filter or command;
+// not a dialog, whose keys are its answers, nor the file browser or the
+// exec pane, which have keys of their own.
+func stopReaches(l layerKind) bool {
+	switch l {
+	case layerTable, layerHelp, layerEvents, layerEntry, layerDetail, layerHosts, layerPulse, layerAudit:
+		return true
+	}
+	return false
+}
+
+// stoppingText is the status of a run being stopped. The fleet reports the
+// guests it will not start at once, as the stop reaches it; until then the
+// count of those still answering is not known yet.
+func (m *Model) stoppingText() string {
+	r := m.run
+	desc := actionString(r.action)
+	if r.notStarted == 0 {
+		return fmt.Sprintf("stopping %s: no more guests are started; waiting for the calls sent…", desc)
+	}
+	return fmt.Sprintf("stopping %s: %s still answering… (%d not started: nothing is sent to them)",
+		desc, present.Plural(r.total-r.done, "guest"), r.notStarted)
 }
 
 func resultStatus(r fleet.Result) rowStatus {
 	switch {
+	case r.NotStarted:
+		return rowNotStarted
 	case r.Skipped:
 		return rowSkipped
 	case r.OK:
@@ -260,7 +351,7 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 		m.rowStatus[res.Guest] = resultStatus(res)
 	}
 	m.marksUntil = m.now().Add(resultMarkTTL)
-	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started)})
+	m.addEvent(event{at: r.started, action: r.action, results: all, took: m.now().Sub(r.started), stopped: r.stopping})
 	where := "(e: event log)"
 	clear(r.action.Users.Secret) // a password is needed no longer than the run
 	if r.action.ListsData() {
@@ -275,6 +366,12 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	switch {
 	case msg.refused != nil:
 		m.setStatus(fmt.Sprintf("%s refused: %v; nothing was sent", actionString(r.action), msg.refused), true)
+	case r.stopping:
+		s := m.stoppedText(r.action, all)
+		if msg.auditErr != nil {
+			s += fmt.Sprintf("; the outcome is not in the audit log: %v", msg.auditErr)
+		}
+		m.setStatus(s+" "+where, failed > 0 || msg.auditErr != nil)
 	case msg.auditErr != nil:
 		m.setStatus(fmt.Sprintf("%s: %d ok, %d failed, %d skipped; the outcome is not in the audit log: %v",
 			actionString(r.action), ok, failed, skipped, msg.auditErr), true)
@@ -289,9 +386,79 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	return nil
 }
 
+// stoppedText is the final status of a run the operator stopped: what was
+// done, what was not started, and for a freeze how many of its guests are
+// frozen now (they stay so, under the watchdog's thaw, as after any
+// freeze: an operator who stopped a freeze must not be surprised by them).
+func (m *Model) stoppedText(a fleet.Action, all []fleet.Result) string {
+	s := actionString(a) + " stopped: "
+	if a.Kind == fleet.ActFreeze {
+		s += m.frozenNow(all) + "; "
+	}
+	s += outcomeText(all)
+	if countNotStarted(all) == 0 {
+		s += " (every guest had started before the stop)"
+	} else {
+		s += " (nothing was sent to those not started)"
+	}
+	return s
+}
+
+// frozenNow says how many of the results' guests guestdeck holds frozen
+// now, and when the first of its watchdogs thaws them.
+func (m *Model) frozenNow(all []fleet.Result) string {
+	in := make(map[string]bool, len(all))
+	var first time.Time
+	for _, r := range all {
+		in[r.Guest] = true
+		if !r.ThawAt.IsZero() && (first.IsZero() || r.ThawAt.Before(first)) {
+			first = r.ThawAt
+		}
+	}
+	n := 0
+	for _, g := range m.src.FrozenByUs() {
+		if in[g] {
+			n++
+		}
+	}
+	s := present.Plural(n, "guest") + " frozen now"
+	switch {
+	case n == 0:
+	case first.IsZero():
+		s += fmt.Sprintf(" (%s thaws them)", m.keys.Thaw.Help().Key)
+	default:
+		s += fmt.Sprintf(" (automatic thaw from %s; %s thaws them now)", first.Format("15:04:05"), m.keys.Thaw.Help().Key)
+	}
+	return s
+}
+
+// outcomeText counts results in words: "3 ok, 1 failed, 0 skipped", and
+// ", 36 not started" when some were not.
+func outcomeText(rs []fleet.Result) string {
+	ok, failed, skipped := tally(rs)
+	s := fmt.Sprintf("%d ok, %d failed, %d skipped", ok, failed, skipped)
+	if n := countNotStarted(rs); n > 0 {
+		s += fmt.Sprintf(", %d not started", n)
+	}
+	return s
+}
+
+func countNotStarted(rs []fleet.Result) int {
+	n := 0
+	for _, r := range rs {
+		if r.NotStarted {
+			n++
+		}
+	}
+	return n
+}
+
+// tally counts the results that ran; one not started (countNotStarted)
+// is none of ok, failed or skipped.
 func tally(rs []fleet.Result) (ok, failed, skipped int) {
 	for _, r := range rs {
 		switch {
+		case r.NotStarted:
 		case r.Skipped:
 			skipped++
 		case r.OK:

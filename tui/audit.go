@@ -61,13 +61,14 @@ func (r record) intent() error {
 	return nil
 }
 
-// outcome writes every guest's result under the intent's ID.
-func (r record) outcome(results []fleet.Result) error {
+// outcome writes every guest's result under the intent's ID, and how the
+// operator stopped it (nil: it was not).
+func (r record) outcome(results []fleet.Result, stopped *audit.Stop) error {
 	if r.log == nil {
 		return nil
 	}
 	e := r.entry
-	e.Phase = audit.Outcome
+	e.Phase, e.Stopped = audit.Outcome, stopped
 	e.Guests = fleet.AuditResults(results, func(n string) string { return r.addr[n] })
 	if err := r.log.Append(e); err != nil {
 		return fleet.AuditError(r.log.Path(), err)

@@ -201,7 +201,7 @@ func auditGuests(e audit.Entry) string {
 	counts := map[string]int{}
 	var order []string
 	for _, g := range e.Guests {
-		r := present.Text(g.Result, 16)
+		r := present.Text(g.Shown(), 16)
 		if counts[r] == 0 {
 			order = append(order, r)
 		}
@@ -211,7 +211,11 @@ func auditGuests(e audit.Entry) string {
 	for i, r := range order {
 		parts[i] = fmt.Sprintf("%d %s", counts[r], r)
 	}
-	return guestList(names, len(e.Guests), 3) + ": " + strings.Join(parts, ", ")
+	s := guestList(names, len(e.Guests), 3) + ": " + strings.Join(parts, ", ")
+	if e.Stopped != nil {
+		s += " (stopped)"
+	}
+	return s
 }
 
 // renderAuditEntry shows one entry whole: every field, every guest with
@@ -237,9 +241,12 @@ func (m *Model) renderAuditEntry(v *auditView, e audit.Entry, title string, w, h
 	if len(e.Selector) > 0 {
 		body = append(body, kv("Selector", txt(strings.Join(e.Selector, " "))))
 	}
+	if e.Stopped != nil {
+		body = append(body, kv("Stopped", txt(e.Stopped.Words())))
+	}
 	body = append(body, kv("Guests", fmt.Sprint(len(e.Guests))))
 	for _, g := range e.Guests {
-		line := "  " + txt(g.Name) + "  " + txt(g.Result)
+		line := "  " + txt(g.Name) + "  " + txt(g.Shown())
 		if g.Address != "" {
 			line += "  (" + txt(g.Address) + ")"
 		}

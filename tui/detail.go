@@ -509,9 +509,12 @@ func (m *Model) eventHead(e event) string {
 		}
 		return line
 	}
-	ok, failed, skipped := tally(e.results)
+	ok, _, skipped := tally(e.results)
 	act := present.Text(actionString(e.action), m.width)
-	head := fmt.Sprintf("%s  %s  %d ok, %d failed, %d skipped", e.at.Format("15:04:05"), act, ok, failed, skipped)
+	head := fmt.Sprintf("%s  %s  %s", e.at.Format("15:04:05"), act, outcomeText(e.results))
+	if e.stopped {
+		head += "  (stopped)"
+	}
 	if e.dry {
 		head = fmt.Sprintf("%s  dry run: %s  %d would be sent it, %d skipped; nothing was sent", e.at.Format("15:04:05"), act, ok, skipped)
 	}

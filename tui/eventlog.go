@@ -203,8 +203,10 @@ func (m *Model) buildEntryLines(v *entryView, w int) []string {
 	field("Action", actionString(e.action), nil)
 	field("At", e.at.Format("2006-01-02 15:04:05"), nil)
 	if v.res < 0 || v.res >= len(e.results) {
-		ok, failed, skipped := tally(e.results)
-		field("Outcome", fmt.Sprintf("%d ok, %d failed, %d skipped", ok, failed, skipped), nil)
+		field("Outcome", outcomeText(e.results), nil)
+		if e.stopped {
+			field("", "stopped by the operator: the guests not started were sent nothing", nil)
+		}
 		if e.dry {
 			field("", "dry run: nothing was sent", nil)
 		}

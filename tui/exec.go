@@ -19,8 +19,11 @@ import (
 )
 
 // ExecFunc runs a program on the named guests, calling progress (from any
-// goroutine) as each starts and finishes: (*fleet.Fleet).Exec.
-type ExecFunc func(ctx context.Context, spec fleet.ExecSpec, names []string, progress func(fleet.ExecResult)) []fleet.ExecResult
+// goroutine) as each starts and finishes: (*fleet.Fleet).ExecUntil. When
+// stop ends no program is started on a further guest (each reports
+// NotStarted) and the ones started are waited for; ctx ending gives up
+// the wait too.
+type ExecFunc func(ctx, stop context.Context, spec fleet.ExecSpec, names []string, progress func(fleet.ExecResult)) []fleet.ExecResult
 
 // execHistoryMax bounds the command lines the exec prompt remembers.
 const execHistoryMax = 100
@@ -52,6 +55,11 @@ type execPane struct {
 	running    bool
 	cancelled  bool
 	cancel     context.CancelFunc
+	// stop ends the starting of programs (the stop key) with a
+	// stopCause; the ones started are still waited for.
+	stop       context.CancelCauseFunc
+	stopping   bool
+	notStarted int
 	started    time.Time
 	took       time.Duration
 	done       int
@@ -221,7 +229,8 @@ func (m *Model) prepareExecVia(line string, via *userVia, confirm bool) tea.Cmd 
 func (m *Model) launchExec(p *execPane) tea.Cmd {
 	p.confirming, p.running, p.started = false, true, m.now()
 	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
+	stop, stopWith := context.WithCancelCause(ctx)
+	p.cancel, p.stop = cancel, stopWith
 	names := make([]string, len(p.guests))
 	for i, g := range p.guests {
 		names[i] = g.Name
@@ -236,13 +245,19 @@ func (m *Model) launchExec(p *execPane) tea.Cmd {
 			ch <- execDoneMsg{id: id, refused: err}
 			return
 		}
-		results := run(ctx, spec, names, func(r fleet.ExecResult) {
+		results := run(ctx, stop, spec, names, func(r fleet.ExecResult) {
 			select {
 			case ch <- execProgressMsg{id: id, res: r}:
 			default:
 			}
 		})
-		ch <- execDoneMsg{id: id, results: results, auditErr: rec.execOutcome(results)}
+		notStarted := 0
+		for _, r := range results {
+			if r.NotStarted {
+				notStarted++
+			}
+		}
+		ch <- execDoneMsg{id: id, results: results, auditErr: rec.execOutcome(results, operatorStop(stop, notStarted))}
 	}()
 	return tea.Batch(waitExec(ch), m.spin.Tick)
 }
@@ -277,13 +292,14 @@ func (m *Model) execRecord(p *execPane) record {
 		Command: command, Action: "exec " + p.spec.String(), Guests: fleet.ExecAuditPlan(p.spec, p.guests, audit.Intent)}}
 }
 
-// execOutcome writes every guest's exit code under the intent's ID.
-func (r record) execOutcome(results []fleet.ExecResult) error {
+// execOutcome writes every guest's exit code under the intent's ID, and
+// how the operator stopped the run (nil: it was not).
+func (r record) execOutcome(results []fleet.ExecResult, stopped *audit.Stop) error {
 	if r.log == nil {
 		return nil
 	}
 	e := r.entry
-	e.Phase = audit.Outcome
+	e.Phase, e.Stopped = audit.Outcome, stopped
 	e.Guests = fleet.ExecAuditResults(results, func(n string) string { return r.addr[n] })
 	if err := r.log.Append(e); err != nil {
 		return fleet.AuditError(r.log.Path(), err)
@@ -305,6 +321,9 @@ func (m *Model) execProgress(msg execProgressMsg) {
 	}
 	if msg.res.State != fleet.ExecRunning {
 		p.done++
+	}
+	if msg.res.NotStarted {
+		p.notStarted++
 	}
 	p.results[i] = msg.res
 	p.gen++
@@ -334,18 +353,27 @@ func (m *Model) execDone(msg execDoneMsg) {
 	p.gen++
 	ok, failed, skipped := execTally(p.results)
 	switch {
+	case msg.auditErr != nil && p.notStarted > 0:
+		m.setStatus(fmt.Sprintf("exec: %d exit 0, %d failed, %d skipped, %d not started; the outcome is not in the audit log: %v",
+			ok, failed, skipped, p.notStarted, msg.auditErr), true)
 	case msg.auditErr != nil:
 		m.setStatus(fmt.Sprintf("exec: %d exit 0, %d failed, %d skipped; the outcome is not in the audit log: %v", ok, failed, skipped, msg.auditErr), true)
 	case p.cancelled:
 		m.setStatus("exec: stopped waiting; programs still running in the guests were not killed", true)
+	case p.stopping:
+		m.setStatus(fmt.Sprintf("exec stopped: %d exit 0, %d failed, %d skipped, %d not started (nothing was sent to them)",
+			ok, failed, skipped, p.notStarted), failed > 0)
 	default:
 		m.setStatus(fmt.Sprintf("exec: %d exit 0, %d failed, %d skipped", ok, failed, skipped), failed > 0)
 	}
 }
 
+// execTally counts the programs that ran; one not started is none of
+// them.
 func execTally(rs []fleet.ExecResult) (ok, failed, skipped int) {
 	for _, r := range rs {
 		switch {
+		case r.NotStarted:
 		case r.State == fleet.ExecSkipped:
 			skipped++
 		case r.OK():
@@ -380,7 +408,7 @@ func paneKeys() execKeys {
 }
 
 // execHelp is the pane's help line for its state.
-func execHelp(x *execUI) []key.Binding {
+func execHelp(x *execUI, stop key.Binding) []key.Binding {
 	k := paneKeys()
 	p := x.pane
 	switch {
@@ -390,6 +418,9 @@ func execHelp(x *execUI) []key.Binding {
 		return []key.Binding{k.yes, k.no}
 	case p.searching:
 		return []key.Binding{bind("find", "enter"), bind("cancel", "esc")}
+	case p.running && !p.stopping:
+		stop.SetHelp(stop.Help().Key, "start no more")
+		return []key.Binding{stop, k.stop, k.up, k.down, k.pageDown, k.search}
 	case p.running:
 		return []key.Binding{k.stop, k.up, k.down, k.pageDown, k.search}
 	}
@@ -431,6 +462,9 @@ func (m *Model) execPaneKey(k tea.KeyPressMsg) tea.Cmd {
 			p.search, cmd = p.search.Update(k)
 			return cmd
 		}
+		return nil
+	case p.running && key.Matches(k, m.keys.Stop):
+		m.stopExec(p)
 		return nil
 	case p.running && key.Matches(k, keys.stop):
 		p.cancelled = true
@@ -568,6 +602,9 @@ func (m *Model) renderExec(w, h int) string {
 	case p.confirming:
 	case p.running && p.cancelled:
 		title += fmt.Sprintf(" · %d/%d · stopping…", p.done, len(p.results))
+	case p.running && p.stopping:
+		title += fmt.Sprintf(" · %s %d/%d · stopped starting: %d not started, waiting for %d (esc stops waiting)",
+			m.spin.View(), p.done, len(p.results), p.notStarted, len(p.results)-p.done)
 	case p.running:
 		title += fmt.Sprintf(" · %s %d/%d done (esc stops waiting)", m.spin.View(), p.done, len(p.results))
 	default:
@@ -715,4 +752,18 @@ func splitCommandLine(s string) ([]string, error) {
 		return nil, fmt.Errorf("no program")
 	}
 	return words, nil
+}
+
+// stopExec stops a running exec (the stop key in its pane): no program is
+// started on a further guest, and the ones started are waited for, as
+// stopAction does for an action. esc, which stops waiting, stays the way
+// to give up on them.
+func (m *Model) stopExec(p *execPane) {
+	if p.stopping {
+		m.setStatus("already stopping: no more programs are started; esc stops waiting for those running", false)
+		return
+	}
+	p.stopping = true
+	p.stop(stopCause{at: m.now()})
+	m.setStatus("exec: no more programs are started; waiting for those running (esc stops waiting)", false)
 }

@@ -26,7 +26,7 @@ type cannedExec struct {
 	names [][]string
 }
 
-func (c *cannedExec) run(ctx context.Context, spec fleet.ExecSpec, names []string, progress func(fleet.ExecResult)) []fleet.ExecResult {
+func (c *cannedExec) run(ctx, _ context.Context, spec fleet.ExecSpec, names []string, progress func(fleet.ExecResult)) []fleet.ExecResult {
 	c.mu.Lock()
 	c.specs, c.names = append(c.specs, spec), append(c.names, names)
 	c.mu.Unlock()
@@ -115,7 +115,7 @@ func TestExecPaneFlow(t *testing.T) {
 
 func TestExecPaneCancelledAndReadonly(t *testing.T) {
 	started := make(chan struct{})
-	run := func(ctx context.Context, spec fleet.ExecSpec, names []string, progress func(fleet.ExecResult)) []fleet.ExecResult {
+	run := func(ctx, _ context.Context, spec fleet.ExecSpec, names []string, progress func(fleet.ExecResult)) []fleet.ExecResult {
 		progress(fleet.ExecResult{Guest: names[0], State: fleet.ExecRunning, PID: 77})
 		close(started)
 		<-ctx.Done()
@@ -183,7 +183,7 @@ func TestExecPaneSim(t *testing.T) {
 	}
 	f.RefreshOnce(t.Context(), nil)
 	log := audit.Open(t.TempDir())
-	m, _ := newTestModel(3, 100, 24, Options{Exec: f.Exec, Audit: log})
+	m, _ := newTestModel(3, 100, 24, Options{Exec: f.ExecUntil, Audit: log})
 	m = press(t, m, "ctrl+a")
 	m = runExecLine(t, m, "sh -c 'echo out; exit 3'")
 	next, cmd := m.Update(keyMsg(t, "y"))

@@ -30,6 +30,14 @@ type fakeSource struct {
 	thawFail string
 	// onRun, when set, is called as each Run and ThawOurs starts.
 	onRun func()
+	// inFlight, with hold, is how many guests a held Run has started;
+	// the others start at the release, or never if it is stopped first.
+	inFlight int
+	// thawAt is a freeze's Result.ThawAt (zero: none, as before).
+	thawAt time.Time
+	// cut: a held Run's context ended before the release (its calls
+	// would have been cut, as quitting does).
+	cut bool
 }
 
 // holdRuns keeps actions in flight until the returned func is called.
@@ -78,23 +86,48 @@ func (s *fakeSource) Snapshot() *fleet.Snapshot {
 
 func (s *fakeSource) Changed() <-chan struct{} { return s.changed }
 
-func (s *fakeSource) Run(ctx context.Context, a fleet.Action, names []string, progress func(fleet.Result)) []fleet.Result {
+func (s *fakeSource) RunUntil(ctx, stop context.Context, a fleet.Action, names []string, progress func(fleet.Result)) []fleet.Result {
 	s.mu.Lock()
 	s.runs = append(s.runs, fakeRun{a, names})
-	hold, onRun := s.hold, s.onRun
+	hold, onRun, inFlight, thawAt := s.hold, s.onRun, s.inFlight, s.thawAt
 	s.mu.Unlock()
 	if onRun != nil {
 		onRun()
+	}
+	out := make([]fleet.Result, len(names))
+	started := names
+	if hold != nil && inFlight > 0 {
+		// As the fleet does: inFlight guests are sent the action and held;
+		// a stop while they are starts none of the others, which report
+		// at once, and the held ones still finish.
+		started = names[:min(inFlight, len(names))]
+		select {
+		case <-hold:
+			started = names
+		case <-ctx.Done():
+		case <-stop.Done():
+		}
+		for i := len(started); i < len(names); i++ {
+			out[i] = fleet.Result{Guest: names[i], Err: fleet.NotStartedText, NotStarted: true}
+			if progress != nil {
+				progress(out[i])
+			}
+		}
 	}
 	if hold != nil {
 		select {
 		case <-hold:
 		case <-ctx.Done():
+			s.mu.Lock()
+			s.cut = true
+			s.mu.Unlock()
 		}
 	}
-	out := make([]fleet.Result, len(names))
-	for i, n := range names {
+	for i, n := range started {
 		r := fleet.Result{Guest: n, OK: true, Result: string(a.Kind) + " ok", Duration: 3 * time.Millisecond}
+		if a.Kind == fleet.ActFreeze {
+			r.ThawAt = thawAt
+		}
 		if e, ok := s.fail[n]; ok {
 			r = fleet.Result{Guest: n, Err: e}
 		}

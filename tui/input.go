@@ -423,7 +423,7 @@ func (m *Model) quitKey(q *quitDialog, k tea.KeyPressMsg) tea.Cmd {
 			// guest left frozen is worse than a gap in the record.
 			_ = rec.intent()
 			results := src.ThawOurs(ctx)
-			_ = rec.outcome(results)
+			_ = rec.outcome(results, nil)
 			return thawedQuitMsg{results: results}
 		}
 	case key.Matches(k, cancel):

@@ -35,6 +35,10 @@ type KeyMap struct {
 
 	// Actions on the marked guests (or the guest under the cursor).
 	Ping, Freeze, Thaw, Shutdown, Suspend, SetTime key.Binding
+
+	// Stop stops the running action: no further guest is started, and the
+	// calls already sent finish (actions.go, stopAction).
+	Stop key.Binding
 }
 
 func bind(help string, keys ...string) key.Binding {
@@ -113,6 +117,11 @@ func DefaultKeyMap() KeyMap {
 		Shutdown: bind(quickHelp(fleet.ActShutdown), "X"),
 		Suspend:  bind(quickHelp(fleet.ActSuspend), "Z"),
 		SetTime:  bind("set time", "C"),
+		// A control key: no letter of the table is taken from an
+		// installation's [[commands]], and no slip of the shift key (X is
+		// shutdown) reaches it. It does nothing but say so when no
+		// action runs.
+		Stop: bind("stop action", "ctrl+x"),
 	}
 }
 
@@ -130,7 +139,7 @@ func (k *KeyMap) byName() map[string]*key.Binding {
 		"events": &k.Events, "files": &k.Files, "refresh": &k.Refresh, "exec": &k.Exec, "hosts": &k.Hosts,
 		"yank": &k.Yank, "audit": &k.Audit,
 		"ping": &k.Ping, "freeze": &k.Freeze, "thaw": &k.Thaw, "shutdown": &k.Shutdown,
-		"suspend": &k.Suspend, "settime": &k.SetTime,
+		"suspend": &k.Suspend, "settime": &k.SetTime, "stop": &k.Stop,
 	}
 }
 
@@ -284,7 +293,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Jump, k.Detail, k.DetailPane, k.DetailNextTab, k.DetailPrevTab, k.DetailDown, k.DetailUp, k.Yank},
 		{k.Mark, k.MarkRange, k.ExtendUp, k.ExtendDown, k.MarkAll, k.InvertMarks, k.Clear, k.Events, k.Hosts, k.Files, k.Refresh, k.Exec, k.HoldOrder, k.Pulse, k.Audit},
 		{k.Filter, k.Command, k.Sort, k.SortReverse, k.Fold, k.FoldAll, k.Help, k.Back, k.Quit},
-		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime},
+		{k.Ping, k.Freeze, k.Thaw, k.Shutdown, k.Suspend, k.SetTime, k.Stop},
 	}
 }
 
@@ -372,7 +381,7 @@ func (k KeyMap) layerHelp(l layer) []key.Binding {
 	case layerExecCmd:
 		return []key.Binding{bind("run", "enter"), bind("history", "↑/↓"), bind("cancel", "esc"), quit}
 	case layerExec:
-		return execHelp(l.exec)
+		return execHelp(l.exec, k.Stop)
 	case layerPulse:
 		return k.pulseHelp()
 	case layerColumns:

@@ -34,9 +34,11 @@ type Source interface {
 	Snapshot() *fleet.Snapshot
 	// Changed signals (coalesced) that Snapshot has something new.
 	Changed() <-chan struct{}
-	// Run runs a on the named guests, calling progress once per guest as it
-	// finishes (from any goroutine), and returns every guest's result.
-	Run(ctx context.Context, a fleet.Action, names []string, progress func(fleet.Result)) []fleet.Result
+	// RunUntil runs a on the named guests, calling progress once per guest
+	// as it finishes (from any goroutine), and returns every guest's
+	// result. When stop ends no further guest is started (each reports
+	// NotStarted) and the calls sent finish; ctx ending cuts them too.
+	RunUntil(ctx, stop context.Context, a fleet.Action, names []string, progress func(fleet.Result)) []fleet.Result
 	// FrozenByUs names the guests this process froze and has not thawed.
 	FrozenByUs() []string
 	ThawOurs(ctx context.Context) []fleet.Result
@@ -624,6 +626,9 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 	top := m.top()
 	if m.tooSmall() {
 		return m.tooSmallKey(k)
+	}
+	if key.Matches(k, m.keys.Stop) && stopReaches(top.kind) {
+		return m.stopAction() // actions.go
 	}
 	if k.String() == "ctrl+c" && top.kind != layerQuit && top.kind != layerFiles && top.kind != layerExec {
 		// Works from any prompt or dialog, and still asks about frozen

@@ -521,7 +521,7 @@ func TestKeyRebinding(t *testing.T) {
 	for _, n := range []string{"up", "down", "page_up", "page_down", "top", "bottom", "open", "back", "mark",
 		"mark_range", "mark_all", "clear", "filter", "command", "help", "quit", "sort", "detail_next_tab",
 		"detail_prev_tab", "freeze", "thaw", "shutdown", "suspend", "settime", "files", "refresh"} {
-		if err := CheckKeys(map[string][]string{n: {"ctrl+x"}}); err != nil {
+		if err := CheckKeys(map[string][]string{n: {"ctrl+o"}}); err != nil {
 			t.Errorf("config action %q: %v", n, err)
 		}
 	}

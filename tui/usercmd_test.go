@@ -187,7 +187,7 @@ func TestUserCommandExec(t *testing.T) {
 	f.RefreshOnce(t.Context(), nil)
 	log := audit.Open(t.TempDir())
 	run := "exec -- sh -c 'echo restarted; exit 0'"
-	m, _ := newTestModel(2, 100, 24, Options{Exec: f.Exec, Audit: log,
+	m, _ := newTestModel(2, 100, 24, Options{Exec: f.ExecUntil, Audit: log,
 		Commands: []Command{{Name: "restart-nginx", Key: "ctrl+n", Run: run}}})
 	m = press(t, m, "ctrl+n") // the cursor's guest alone, no dangerous = true: asked all the same
 	if p := m.ex.pane; p == nil || !p.confirming {
@@ -211,7 +211,7 @@ func TestUserCommandExec(t *testing.T) {
 // itself: every word it completes that is not an action is one of them,
 // and none of them reads as an unknown action.
 func TestVerbsAreTheCommandLines(t *testing.T) {
-	m, _ := newTestModel(3, 120, 30, Options{Exec: func(context.Context, fleet.ExecSpec, []string, func(fleet.ExecResult)) []fleet.ExecResult {
+	m, _ := newTestModel(3, 120, 30, Options{Exec: func(context.Context, context.Context, fleet.ExecSpec, []string, func(fleet.ExecResult)) []fleet.ExecResult {
 		return nil
 	}})
 	for _, c := range m.completions() {

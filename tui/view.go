@@ -93,7 +93,7 @@ func (m *Model) render() string {
 	b.WriteString("\n")
 	b.WriteString(m.renderCounts())
 	b.WriteString("\n")
-	b.WriteString(fit(m.help.ShortHelpView(m.keys.layerHelp(m.top())), m.width, false))
+	b.WriteString(fit(m.help.ShortHelpView(m.helpLine()), m.width, false))
 	return b.String()
 }
 
@@ -313,6 +313,8 @@ func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, g
 		status = "✗"
 	case rowSkipped:
 		status = "-"
+	case rowNotStarted:
+		status = "○" // stopped before its turn: nothing was sent
 	}
 	var cells strings.Builder
 	for j, c := range cols {
@@ -337,6 +339,16 @@ func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, g
 	return markStyle.Render(mark+status+" ") + rowStyle.Render(cells.String())
 }
 
+// helpLine is the help under the table: the top layer's keys, and the
+// stop key first while an action runs that it can stop from here.
+func (m *Model) helpLine() []key.Binding {
+	keys := m.keys.layerHelp(m.top())
+	if m.run != nil && !m.run.stopping && stopReaches(m.top().kind) && m.keys.Stop.Enabled() {
+		keys = append([]key.Binding{m.keys.Stop}, keys...)
+	}
+	return keys
+}
+
 func (m *Model) renderProgress() string {
 	r := m.run
 	pct := 0.0
@@ -344,6 +356,12 @@ func (m *Model) renderProgress() string {
 		pct = float64(r.done) / float64(r.total)
 	}
 	label := fmt.Sprintf(" %s %s %d/%d", m.spin.View(), present.Text(actionString(r.action), m.width), r.done, r.total)
+	if r.stopping {
+		// Here too: the status line may have moved on to another message.
+		label = fmt.Sprintf(" %s %s", m.spin.View(), present.Text(m.stoppingText(), m.width))
+	} else {
+		label += fmt.Sprintf(" · %s stops", m.keys.Stop.Help().Key)
+	}
 	return fit(m.prog.ViewAs(pct)+label, m.width, false)
 }
 
@@ -471,6 +489,8 @@ func (m *Model) helpLines(w int) []string {
 	thaw, leave, cancel := m.keys.quitKeys()
 	add("Dialogs", fmt.Sprintf("%s confirm, %s cancel. Quit with guests frozen by us: %s thaw and quit · %s leave them frozen · %s cancel",
 		yes.Help().Key, no.Help().Key, thaw.Help().Key, leave.Help().Key, cancel.Help().Key))
+	add("Stop", m.keys.Stop.Help().Key+" while an action runs: no more guests are started (they are sent nothing), "+
+		"and the calls sent finish with their real results; quitting cuts those too")
 	add("Groups", fmt.Sprintf(":group os|state|tag|host|none; %s folds the cursor's group, %s all; space on a header marks the group. "+
 		"A guest with several tags is under its first; a folded group's guests are targets only when marked",
 		m.keys.Fold.Help().Key, m.keys.FoldAll.Help().Key))

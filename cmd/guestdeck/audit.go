@@ -275,8 +275,11 @@ func writeAuditTable(c *cli, es []audit.Entry) {
 		if len(e.Guests) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t\n", head)
 		}
+		if e.Stopped != nil {
+			fmt.Fprintf(tw, "%s\t-\tstopped\t%s\n", head, present.Text(e.Stopped.Words(), 100))
+		}
 		for _, g := range e.Guests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", head, present.Text(g.Name, 40), present.Text(g.Result, 16), present.Text(g.Detail, 100))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", head, present.Text(g.Name, 40), present.Text(g.Shown(), 16), present.Text(g.Detail, 100))
 		}
 	}
 	tw.Flush()

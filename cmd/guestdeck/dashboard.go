@@ -92,7 +92,7 @@ func (c *cli) dashboard(ctx context.Context) int {
 		return browser.New(o.fleet, guest, browser.Options{Styles: browser.StylesFrom(styles), Readonly: readonly}), nil
 	}
 	m := tui.New(o.fleet, tui.Options{Styles: styles, Keys: keys, Readonly: readonly, Banner: o.banner, Files: files, Audit: al,
-		Exec: o.fleet.Exec, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views, Commands: commands,
+		Exec: o.fleet.ExecUntil, FreezeTimeout: o.fleet.FreezeTimeout(), Views: views, Commands: commands,
 		FilterHistory: history.Open(filepath.Join(config.StateDir(), filterHistoryFile)),
 		// :export json writes exactly what status --json prints.
 		ExportJSON: func(w io.Writer, gs []*fleet.Guest) error { return c.writeStatusJSON(w, gs, nil) }})

@@ -58,6 +58,41 @@ type Entry struct {
 	Action   string    `json:"action"`            // "freeze", "shutdown reboot", "agent guest-exec", "put /etc/motd"
 	Selector []string  `json:"selector,omitempty"`
 	Guests   []Guest   `json:"guests"`
+	// Stopped, in an outcome, says the action was stopped part-way (the
+	// dashboard's stop key): absent when it ran to the end.
+	Stopped *Stop `json:"stopped,omitempty"`
+}
+
+// Stop is how an action was stopped: from At no further guest was started
+// (those are in Guests with NotStarted), and the calls already sent
+// finished with their real results, which are in Guests too.
+type Stop struct {
+	At         time.Time `json:"at"`
+	By         string    `json:"by"` // StoppedByOperator
+	NotStarted int       `json:"not_started"`
+}
+
+// StoppedByOperator is Stop.By for the dashboard's stop key.
+const StoppedByOperator = "operator"
+
+// Words says how the action was stopped, for a person: "stopped by the
+// operator at 15:04:05: 36 guests not started (nothing was sent to
+// them)". By is read back from a file: the caller escapes the text.
+func (s Stop) Words() string {
+	n := fmt.Sprintf("%d guests", s.NotStarted)
+	if s.NotStarted == 1 {
+		n = "1 guest"
+	}
+	return fmt.Sprintf("stopped by the %s at %s: %s not started (nothing was sent to them)", s.By, s.At.Local().Format("15:04:05"), n)
+}
+
+// Shown is a guest's result for a person: "not started" for one whose
+// turn never came (its Result, for older readers, is "failed").
+func (g Guest) Shown() string {
+	if g.NotStarted {
+		return "not started"
+	}
+	return g.Result
 }
 
 // Guest is one guest's part of an entry.
@@ -72,6 +107,11 @@ type Guest struct {
 	// with their arguments. Secrets (passwords, file contents, stdin) are
 	// never recorded.
 	Sends []json.RawMessage `json:"sends,omitempty"`
+	// NotStarted, in an outcome, says the guest's turn never came (the
+	// action was stopped or cancelled first): nothing was sent to it. Its
+	// Result stays "failed", which readers of older logs expect: the
+	// action did not happen there.
+	NotStarted bool `json:"not_started,omitempty"`
 }
 
 // Log appends to one audit file.
