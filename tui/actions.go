@@ -346,6 +346,10 @@ func (m *Model) actionDone(msg actionDoneMsg) tea.Cmd {
 	}
 	r := m.run
 	m.run = nil
+	// The fleet published every guest's new state before it reported the
+	// guest: pulled now, the rows agree with the final status instead of
+	// catching up at the next paced pull (refreshGap). Once an action.
+	m.refresh()
 	all := append(append([]fleet.Result{}, r.skipped...), msg.results...)
 	for _, res := range msg.results {
 		m.rowStatus[res.Guest] = resultStatus(res)
