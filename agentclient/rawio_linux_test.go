@@ -8,33 +8,14 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
-// unixPair is a connected pair of real unix sockets.
+// unixPair is connPair's unix pair, as the types a stream gets.
 func unixPair(t *testing.T) (client, server *net.UnixConn) {
 	t.Helper()
-	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "s"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		c, _ := l.Accept()
-		acc <- c
-	}()
-	c, err := net.Dial("unix", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := <-acc
-	if s == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
+	c, s := connPair(t, "unix")
 	return c.(*net.UnixConn), s.(*net.UnixConn)
 }
 
