@@ -36,6 +36,7 @@ METRICS=${METRICS:-}     # [defaults] metrics_interval ("0": metrics off); empty
 EXCLUSIVE=${EXCLUSIVE:-} # "true": [defaults] exclusive = true (hold every agent socket); empty: shared
 DASHENV=${DASHENV:-}     # extra environment for the dashboard alone, e.g. "GOMAXPROCS=1 GOGC=50"
 PROFILE=${PROFILE:-}     # a directory: CPU and heap profiles of the steady-state window go there (cpu.pprof, cpu.pprof.heap)
+LAUNCH_PROFILE=${LAUNCH_PROFILE:-} # a directory: the same of the dashboard's launch, from its start to all ready (not with PROFILE)
 
 cd "$(dirname "$0")/.."
 for t in go tmux /usr/bin/time; do
@@ -142,6 +143,9 @@ profenv=""
 if [ -n "$PROFILE" ]; then
 	mkdir -p "$PROFILE"
 	profenv="GUESTDECK_CPUPROFILE=$(cd "$PROFILE" && pwd)/cpu.pprof"
+elif [ -n "$LAUNCH_PROFILE" ]; then
+	mkdir -p "$LAUNCH_PROFILE"
+	profenv="GUESTDECK_CPUPROFILE=$(cd "$LAUNCH_PROFILE" && pwd)/cpu.pprof GUESTDECK_CPUPROFILE_START=1"
 fi
 tmux -L "$tmux_server" new-session -d -s gd -x 140 -y 40 "exec env $DASHENV $profenv $work/guestdeck -c $work/fleet.toml"
 pid=$(tmux -L "$tmux_server" display -p -t gd '#{pane_pid}')
@@ -152,6 +156,10 @@ while [ -z "$all" ] && [ "$(now_ms)" -lt "$deadline" ]; do
 	sleep 0.02
 done
 [ -n "$all" ] || { echo "scale: not all ready after ${READY_TIMEOUT}s; the screen:" >&2; cap >&2; exit 1; }
+if [ -n "$LAUNCH_PROFILE" ] && [ -z "$PROFILE" ]; then
+	kill -USR2 "$pid"
+	for _ in $(seq 100); do [ -s "$LAUNCH_PROFILE/cpu.pprof.heap" ] && break; sleep 0.1; done
+fi
 awk -v v="${visible:-$all}" -v a="$all" -v n="$N" -v raw="$launch_raw" 'BEGIN {
 	printf "visible rows ready after %d ms, all %d ready after %d ms; raw bound %.2f s; all-ready ratio %.2fx\n",
 		v, n, a, raw, a / 1000 / raw }'

@@ -13,7 +13,10 @@ import (
 // set, SIGUSR1 starts a CPU profile into FILE and SIGUSR2 ends it and
 // writes a heap profile into FILE.heap, so one window of a long-running
 // dashboard (its steady state, not its launch) can be profiled. The
-// returned function ends a profile still running, at exit.
+// returned function ends a profile still running, at exit. With
+// GUESTDECK_CPUPROFILE_START=1 too, the profile starts at once, for a
+// launch (scripts/scale.sh LAUNCH_PROFILE): a signal sent before the
+// handler is in place would end the process.
 func startProfile() (stop func()) {
 	path := os.Getenv("GUESTDECK_CPUPROFILE")
 	if path == "" {
@@ -21,6 +24,9 @@ func startProfile() (stop func()) {
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	if os.Getenv("GUESTDECK_CPUPROFILE_START") != "" {
+		sig <- syscall.SIGUSR1
+	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
