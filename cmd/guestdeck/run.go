@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,12 +274,60 @@ func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
 }
 
 // runWithProgress runs act on gs, counting finished guests on a terminal.
+//
+// An interrupt (ctx ending: ctrl-c, SIGTERM, SIGHUP) stops it as the
+// dashboard's stop key does: no guest not yet started is started, and the
+// calls already sent finish with their real results, so that every
+// guest's outcome is known; cut mid-call, a freeze's or a shutdown's is
+// not. A second interrupt cuts them too. Each call is bounded by its
+// timeout either way.
 func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Action, gs []*fleet.Guest) []fleet.Result {
-	// progress runs on the fleet's goroutines.
+	// progress and the interrupts' messages run on other goroutines.
 	var mu sync.Mutex
 	done := 0
 	tty := isTerminal(c.stderr)
-	results := f.Run(ctx, act, names(gs), func(fleet.Result) {
+	calls, cut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cut()
+	// Registered before the run starts, beside main's NotifyContext (both
+	// get every signal): the first ends ctx, the second cuts the calls.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	say := func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tty {
+			fmt.Fprint(c.stderr, "\r\033[K")
+		}
+		fmt.Fprintf(c.stderr, "%s: %s\n", present.Text(act.String(), 60), msg)
+	}
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+		case <-calls.Done():
+			return
+		}
+		say("stopping: no more guests are started; the calls already sent finish (interrupt again to cut them)")
+		// sig holds every signal since the run began, the one that ended
+		// ctx among them: the second is the operator's "again".
+		seen := 0
+		for {
+			select {
+			case <-sig:
+				if seen++; seen < 2 {
+					continue
+				}
+				say("cutting the calls in flight: their outcome may be unknown")
+				cut()
+				return
+			case <-calls.Done():
+				return
+			}
+		}
+	}()
+	results := f.RunUntil(calls, ctx, act, names(gs), func(fleet.Result) {
 		mu.Lock()
 		defer mu.Unlock()
 		done++
@@ -285,6 +335,8 @@ func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Act
 			fmt.Fprintf(c.stderr, "\r%s: %d/%d", present.Text(act.String(), 60), done, len(gs))
 		}
 	})
+	cut()
+	<-watched
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/guestdeck/guestdeck/agentclient/sim"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/internal/wait"
+)
+
+// An interrupt stops `run` as the dashboard's stop key does: the guests not
+// yet started are not, and the call in flight is not cut but finishes with
+// its real result. Four simulated guests, one at a time; once the intent is
+// on record every agent is made to hang, so the guest whose turn it is
+// stays in flight while ctrl-c arrives, and answers after. A second ctrl-c
+// cuts it: the agent still hangs, and the call ends at once.
+func TestRunInterruptStopsStarting(t *testing.T) {
+	t.Run("once", func(t *testing.T) { checkRunInterrupt(t, false) })
+	t.Run("twice", func(t *testing.T) { checkRunInterrupt(t, true) })
+}
+
+func checkRunInterrupt(t *testing.T, twice bool) {
+	var cfgs []sim.Config
+	var names []string
+	for i := range 4 {
+		names = append(names, fmt.Sprintf("i%d", i))
+		cfgs = append(cfgs, simCfg(names[i], nil))
+	}
+	gs, cfg := simGuests(t, "[defaults]\nconcurrency = 1\ntimeout = \"30s\"\n", cfgs...)
+	for _, g := range gs {
+		g.SetLatency(100 * time.Millisecond) // a turn outlasts the look at the audit log
+	}
+	env, logPath := stateEnv(t)
+	cmd := exec.Command(binary, "-c", cfg, "run", "--json", "--yes", "settime", "all")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "NO_COLOR=1", env[0])
+	var out, errb lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	wait.For(t, 60*time.Second, func() (bool, string) {
+		b, _ := os.ReadFile(logPath)
+		return bytes.Contains(b, []byte(`"intent"`)), "no intent in the audit log yet:\n" + errb.String()
+	})
+	for _, g := range gs {
+		g.SetHang(true)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	wait.For(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(errb.String(), "stopping: no more guests are started"), "no stop message:\n" + errb.String()
+	})
+	if twice {
+		cmd.Process.Signal(syscall.SIGINT)
+	} else {
+		for _, g := range gs {
+			g.SetHang(false)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("run still going 60 s after the interrupt:\n%s", errb.String())
+	}
+	code := 0
+	if ee, ok := waitErr.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	var rs []runJSON
+	if err := json.Unmarshal([]byte(out.String()), &rs); err != nil || len(rs) != len(names) {
+		t.Fatalf("run --json: %v, %d results\n%s%s", err, len(rs), out.String(), errb.String())
+	}
+	started := 0
+	for i, r := range rs {
+		calls := gs[r.Name].Calls("guest-set-time")
+		switch {
+		case r.Name != names[i]:
+			t.Fatalf("result %d is %s, want %s", i, r.Name, names[i])
+		case r.OK && calls == 1 && started == i:
+			started++ // a prefix was started, each carried out once
+		case twice && !r.OK && strings.Contains(r.Error, "context canceled") && calls == 0 && started == i:
+			started++ // the one in flight, cut by the second interrupt
+		case !r.OK && r.Error == fleet.NotStartedText && calls == 0 && i >= started:
+		default:
+			t.Errorf("%s: ok %v, error %q, set-time carried out %d times (started so far %d)", r.Name, r.OK, r.Error, calls, started)
+		}
+	}
+	if started == 0 || started == len(names) {
+		t.Errorf("%d of %d started: want the interrupt to land mid-run\n%s", started, len(names), errb.String())
+	}
+	if code != exitFail {
+		t.Errorf("exit %d, want %d (guests not started did not get the action)", code, exitFail)
+	}
+	if cutMsg := strings.Contains(errb.String(), "cutting the calls"); cutMsg != twice {
+		t.Errorf("cut the calls: %v after %d interrupts\n%s", cutMsg, map[bool]int{false: 1, true: 2}[twice], errb.String())
+	}
+}
