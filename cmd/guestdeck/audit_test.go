@@ -442,24 +442,8 @@ func TestHoldThawTimes(t *testing.T) {
 
 	// The thaw that ends the hold (here: ctrl-c, so no race with a timer)
 	// fails: exit 4.
-	cmd := exec.Command(binary, "-c", cfg, "run", "--yes", "--hold", "10m", "freeze", "h0")
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "NO_COLOR=1", env[0])
-	var out, errb lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	done := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	p := startGDEnv(t, env, "-c", cfg, "run", "--yes", "--hold", "10m", "freeze", "h0")
+	cmd, out, errb, done := p.cmd, p.stdout, p.stderr, p.done
 	// The freeze is another process's: watch the guest for it.
 	wait.For(t, 20*time.Second, func() (bool, string) {
 		return strings.Contains(errb.String(), "holding"), "no hold yet:\n" + out.String() + errb.String()
@@ -472,7 +456,7 @@ func TestHoldThawTimes(t *testing.T) {
 		t.Fatal("guestdeck still holding 120s after ctrl-c")
 	}
 	code := 0
-	if ee, ok := waitErr.(*exec.ExitError); ok {
+	if ee, ok := p.err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	}
 	if code != exitFrozen || !strings.Contains(errb.String(), "h0") || !strings.Contains(errb.String(), "FROZEN") {

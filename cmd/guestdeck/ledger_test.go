@@ -105,10 +105,17 @@ type started struct {
 
 func startGD(t *testing.T, args ...string) *started {
 	t.Helper()
+	return startGDEnv(t, nil, args...)
+}
+
+// startGDEnv is startGD with extra environment variables (XDG_STATE_HOME
+// for a test's own audit log), as gdEnv.
+func startGDEnv(t *testing.T, env []string, args ...string) *started {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	st := &started{cmd: cmd, stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = st.stdout, st.stderr
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "NO_COLOR=1"), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

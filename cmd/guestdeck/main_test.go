@@ -256,23 +256,8 @@ func TestSimSubcommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	cmd := exec.Command(binary, "sim", "--guests", "5", "--frozen", "1", "--silent", "1", "--dir", dir)
-	var out, errb lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	done := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	p := startGD(t, "sim", "--guests", "5", "--frozen", "1", "--silent", "1", "--dir", dir)
+	cmd, out, errb, done := p.cmd, p.stdout, p.stderr, p.done
 	cfg := filepath.Join(dir, "fleet.toml")
 	wait.For(t, 20*time.Second, func() (bool, string) {
 		_, err := os.Stat(cfg)
@@ -290,8 +275,8 @@ func TestSimSubcommand(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-done:
-		if waitErr != nil {
-			t.Errorf("sim after SIGINT: %v (want exit 0)\n%s", waitErr, errb.String())
+		if p.err != nil {
+			t.Errorf("sim after SIGINT: %v (want exit 0)\n%s", p.err, errb.String())
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("sim did not exit within 10s of SIGINT")

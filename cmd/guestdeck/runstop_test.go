@@ -39,24 +39,8 @@ func checkRunInterrupt(t *testing.T, twice bool) {
 		g.SetLatency(100 * time.Millisecond) // a turn outlasts the look at the audit log
 	}
 	env, logPath := stateEnv(t)
-	cmd := exec.Command(binary, "-c", cfg, "run", "--json", "--yes", "settime", "all")
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME=", "NO_COLOR=1", env[0])
-	var out, errb lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	done := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		select {
-		case <-done:
-		default:
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	p := startGDEnv(t, env, "-c", cfg, "run", "--json", "--yes", "settime", "all")
+	cmd, out, errb, done := p.cmd, p.stdout, p.stderr, p.done
 	wait.For(t, 60*time.Second, func() (bool, string) {
 		b, _ := os.ReadFile(logPath)
 		return bytes.Contains(b, []byte(`"intent"`)), "no intent in the audit log yet:\n" + errb.String()
@@ -81,7 +65,7 @@ func checkRunInterrupt(t *testing.T, twice bool) {
 		t.Fatalf("run still going 60 s after the interrupt:\n%s", errb.String())
 	}
 	code := 0
-	if ee, ok := waitErr.(*exec.ExitError); ok {
+	if ee, ok := p.err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	}
 	var rs []runJSON
