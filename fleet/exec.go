@@ -215,6 +215,13 @@ func (f *Fleet) ExecStream(ctx context.Context, e ExecSpec, names []string, prog
 	return f.exec(ctx, ctx, e, names, progress, true)
 }
 
+// ExecStreamUntil is ExecStream that stops as ExecUntil does: when stop
+// ends no program is started on a further guest, and the ones started
+// are waited for under ctx.
+func (f *Fleet) ExecStreamUntil(ctx, stop context.Context, e ExecSpec, names []string, progress func(ExecResult)) []ExecResult {
+	return f.exec(ctx, stop, e, names, progress, true)
+}
+
 func (f *Fleet) exec(ctx, stop context.Context, e ExecSpec, names []string, progress func(ExecResult), stream bool) []ExecResult {
 	results := make([]ExecResult, len(names))
 	budget := &outputBudget{left: ExecFleetOutput}

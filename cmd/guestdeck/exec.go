@@ -178,6 +178,11 @@ func (c *cli) parseExec(args []string) (x execArgs, code int, ok bool) {
 // finishes (JSON objects and text blocks alike, in the order they finish),
 // then lets it go: a run holds the output of the guests in flight only.
 // The text form ends with a table of outcomes in selection order.
+//
+// An interrupt stops it in two steps, as run's does (twoStage): the first
+// starts no program on a further guest and still waits for the ones
+// running; the second stops waiting (the programs go on in the guests,
+// reported still running).
 func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpec, gs []*fleet.Guest, asJSON bool, what string) []fleet.ExecResult {
 	var mu sync.Mutex
 	done := 0
@@ -186,7 +191,19 @@ func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpe
 	if asJSON {
 		out.WriteString("[")
 	}
-	results := f.ExecStream(ctx, spec, names(gs), func(r fleet.ExecResult) {
+	say := func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if tty {
+			fmt.Fprint(c.stderr, "\r\033[K")
+		}
+		fmt.Fprintf(c.stderr, "%s: %s\n", what, msg)
+	}
+	waits, end := twoStage(ctx, say,
+		"stopping: no program is started on a further guest; the ones running are waited for (interrupt again to stop waiting)",
+		"no longer waiting: the programs still running go on in their guests")
+	defer end()
+	results := f.ExecStreamUntil(waits, ctx, spec, names(gs), func(r fleet.ExecResult) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.State == fleet.ExecRunning {
@@ -210,6 +227,7 @@ func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpe
 			fmt.Fprintf(c.stderr, "\r%s: %d/%d done", what, done, len(gs))
 		}
 	})
+	end()
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}

@@ -286,13 +286,6 @@ func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Act
 	var mu sync.Mutex
 	done := 0
 	tty := isTerminal(c.stderr)
-	calls, cut := context.WithCancel(context.WithoutCancel(ctx))
-	defer cut()
-	// Registered before the run starts, beside main's NotifyContext (both
-	// get every signal): the first ends ctx, the second cuts the calls.
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sig)
 	say := func(msg string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -301,32 +294,10 @@ func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Act
 		}
 		fmt.Fprintf(c.stderr, "%s: %s\n", present.Text(act.String(), 60), msg)
 	}
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-ctx.Done():
-		case <-calls.Done():
-			return
-		}
-		say("stopping: no more guests are started; the calls already sent finish (interrupt again to cut them)")
-		// sig holds every signal since the run began, the one that ended
-		// ctx among them: the second is the operator's "again".
-		seen := 0
-		for {
-			select {
-			case <-sig:
-				if seen++; seen < 2 {
-					continue
-				}
-				say("cutting the calls in flight: their outcome may be unknown")
-				cut()
-				return
-			case <-calls.Done():
-				return
-			}
-		}
-	}()
+	calls, end := twoStage(ctx, say,
+		"stopping: no more guests are started; the calls already sent finish (interrupt again to cut them)",
+		"cutting the calls in flight: their outcome may be unknown")
+	defer end()
 	results := f.RunUntil(calls, ctx, act, names(gs), func(fleet.Result) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -335,12 +306,55 @@ func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Act
 			fmt.Fprintf(c.stderr, "\r%s: %d/%d", present.Text(act.String(), 60), done, len(gs))
 		}
 	})
-	cut()
-	<-watched
+	end()
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}
 	return results
+}
+
+// twoStage is the command line's stop in two steps. The first interrupt
+// (ctrl-c, SIGTERM, SIGHUP) ends ctx, through main's NotifyContext: what
+// ctx bounds stops starting, and first is said. The returned context,
+// for what was already sent, ends at the second (second is said), or at
+// end, which must be called once the work is done (again is harmless).
+func twoStage(ctx context.Context, say func(string), first, second string) (calls context.Context, end func()) {
+	calls, cut := context.WithCancel(context.WithoutCancel(ctx))
+	// Registered before the work starts, beside main's NotifyContext
+	// (both get every signal).
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+		case <-calls.Done():
+			return
+		}
+		say(first)
+		// sig holds every signal since the work began, the one that ended
+		// ctx among them: the second is the operator's "again".
+		seen := 0
+		for {
+			select {
+			case <-sig:
+				if seen++; seen < 2 {
+					continue
+				}
+				say(second)
+				cut()
+				return
+			case <-calls.Done():
+				return
+			}
+		}
+	}()
+	return calls, func() {
+		cut()
+		<-watched
+		signal.Stop(sig)
+	}
 }
 
 // finishRun records and prints the outcome, then holds and thaws a

@@ -97,3 +97,54 @@ func checkRunInterrupt(t *testing.T, twice bool) {
 		t.Errorf("cut the calls: %v after %d interrupts\n%s", cutMsg, map[bool]int{false: 1, true: 2}[twice], errb.String())
 	}
 }
+
+// exec stops the same way: the first interrupt starts no program on a
+// further guest and still waits for the one running, which exits on its
+// own (sleep 2); the second stops waiting, and the program is reported
+// still running.
+func TestExecInterruptStopsStarting(t *testing.T) {
+	t.Run("once", func(t *testing.T) { checkExecInterrupt(t, false) })
+	t.Run("twice", func(t *testing.T) { checkExecInterrupt(t, true) })
+}
+
+func checkExecInterrupt(t *testing.T, twice bool) {
+	var cfgs []sim.Config
+	var names []string
+	for i := range 3 {
+		names = append(names, fmt.Sprintf("x%d", i))
+		cfgs = append(cfgs, simCfg(names[i], nil))
+	}
+	gs, cfg := simGuests(t, "", cfgs...)
+	env, _ := stateEnv(t)
+	p := startGDEnv(t, env, "-c", cfg, "exec", "--yes", "--json", "--concurrency", "1", "all", "--", "sleep", "2")
+	// The first guest's program is running: interrupt then.
+	wait.For(t, 60*time.Second, func() (bool, string) {
+		return gs["x0"].Calls("guest-exec") == 1, "x0 not started yet:\n" + p.stderr.String()
+	})
+	p.cmd.Process.Signal(syscall.SIGINT)
+	p.waitStderr(t, "stopping: no program is started on a further guest", 30*time.Second)
+	if twice {
+		p.cmd.Process.Signal(syscall.SIGINT)
+	}
+	p.wait(t, 60*time.Second)
+	var rows []execJSON
+	if err := json.Unmarshal([]byte(p.stdout.String()), &rows); err != nil || len(rows) != len(names) {
+		t.Fatalf("exec --json: %v, %d rows\n%s%s", err, len(rows), p.stdout.String(), p.stderr.String())
+	}
+	want := map[string]string{"x0": string(fleet.ExecExited), "x1": string(fleet.ExecFailed), "x2": string(fleet.ExecFailed)}
+	if twice {
+		want["x0"] = string(fleet.ExecStillRunning)
+	}
+	for _, r := range rows {
+		errText := ""
+		if r.Error != nil {
+			errText = *r.Error
+		}
+		if r.State != want[r.Name] {
+			t.Errorf("%s: state %s, want %s (error %q)", r.Name, r.State, want[r.Name], errText)
+		}
+		if r.Name != "x0" && (errText != fleet.NotStartedText || gs[r.Name].Calls("guest-exec") != 0) {
+			t.Errorf("%s: error %q, %d programs started: want none, not started", r.Name, errText, gs[r.Name].Calls("guest-exec"))
+		}
+	}
+}
