@@ -211,16 +211,7 @@ func TestPrefetchKeepsLittle(t *testing.T) {
 		agent := &wireAgent{reply: func(w io.Writer, cmd string, id []byte) error {
 			switch cmd {
 			case "guest-info":
-				var b bytes.Buffer
-				b.WriteString(`{"version": "7.2.22", "supported_commands": [`)
-				for i, c := range append([]string{"guest-ping"}, polledCommands...) {
-					if i > 0 {
-						b.WriteString(", ")
-					}
-					fmt.Fprintf(&b, `{"enabled": %v, "name": %q, "success-response": true}`, c != "guest-get-time", c)
-				}
-				b.WriteString("]}")
-				return writeReturn(w, id, b.String())
+				return writeReturn(w, id, infoReturn(func(c string) bool { return c != "guest-get-time" }))
 			case "guest-fsfreeze-status":
 				// The poll waits for this reply: the prefetch's replies
 				// are what its steps hold now (set before this request

@@ -92,20 +92,26 @@ var polledCommands = []string{
 	"guest-fsfreeze-status",
 }
 
+// infoReturn is guest-info's return value listing guest-ping and every
+// polled command, enabled as enabled says.
+func infoReturn(enabled func(cmd string) bool) string {
+	var b bytes.Buffer
+	b.WriteString(`{"version": "7.2.22", "supported_commands": [`)
+	for i, c := range append([]string{"guest-ping"}, polledCommands...) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `{"enabled": %v, "name": %q, "success-response": true}`, enabled(c), c)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
 // healthyReturn is a plausible return value for each polled command.
 func healthyReturn(name, cmd string) string {
 	switch cmd {
 	case "guest-info":
-		var b bytes.Buffer
-		b.WriteString(`{"version": "7.2.22", "supported_commands": [`)
-		for i, c := range append([]string{"guest-ping"}, polledCommands...) {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, `{"enabled": true, "name": %q, "success-response": true}`, c)
-		}
-		b.WriteString("]}")
-		return b.String()
+		return infoReturn(func(string) bool { return true })
 	case "guest-get-time":
 		return fmt.Sprint(time.Now().UnixNano())
 	case "guest-fsfreeze-status":
