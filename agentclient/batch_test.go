@@ -235,9 +235,15 @@ func TestWatch(t *testing.T) {
 				t.Fatalf("batch: %v / %v", calls[0].Err, calls[1].Err)
 			}
 		}
-		unwatched := testing.AllocsPerRun(50, run)
+		// The fewest of three counts each: AllocsPerRun counts the whole
+		// process, the in-process simulator too, and a stray allocation
+		// there (under -race on a loaded machine) moved one count by one.
+		fewest := func() float64 {
+			return min(testing.AllocsPerRun(50, run), testing.AllocsPerRun(50, run), testing.AllocsPerRun(50, run))
+		}
+		unwatched := fewest()
 		st.Watch(ctx)
-		watched := testing.AllocsPerRun(50, run)
+		watched := fewest()
 		if watched > unwatched-2 {
 			t.Errorf("a batch allocates %.0f times watched, %.0f unwatched: want its own watch (an AfterFunc) gone", watched, unwatched)
 		}
