@@ -330,7 +330,11 @@ func twoStage(ctx context.Context, say func(string), first, second string) (call
 		select {
 		case <-ctx.Done():
 		case <-calls.Done():
-			return
+			// end came first, or with ctx: an interrupt that stopped the
+			// work before anything started is still said.
+			if ctx.Err() == nil {
+				return
+			}
 		}
 		say(first)
 		// sig holds every signal since the work began, the one that ended
