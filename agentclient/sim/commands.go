@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"slices"
@@ -289,26 +288,12 @@ func (g *Guest) dispatch(m message) result {
 		}
 		return r
 	}
-	return result{line: reply("return", ret, id), delimited: name == "guest-sync-delimited"}
-}
-
-// reply writes a reply line: {key: val} plus the request's id, if any,
-// members in the agent's order.
-func reply(key string, val, id any) []byte {
-	env := &object{keys: []string{key}, vals: []any{val}}
-	if id != nil {
-		env.keys = append(env.keys, "id")
-		env.vals = append(env.vals, id)
-	}
-	var buf bytes.Buffer
-	encode(&buf, env)
-	buf.WriteByte('\n')
-	return buf.Bytes()
+	return result{line: g.reply("return", ret, id), delimited: name == "guest-sync-delimited"}
 }
 
 func (g *Guest) errReply(id any, e *agentclient.Error) result {
 	obj := &object{keys: []string{"class", "desc"}, vals: []any{e.Class, e.Desc}}
-	return result{line: reply("error", obj, id)}
+	return result{line: g.reply("error", obj, id)}
 }
 
 var typeNames = map[argType]string{tInt: "integer", tStr: "string", tBool: "boolean", tStrList: "array", tStructList: "array", tWhence: "GuestFileWhence"}

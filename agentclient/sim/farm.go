@@ -19,6 +19,7 @@ type Farm struct {
 	guests  []*Guest
 	sockets []string
 	wg      sync.WaitGroup
+	encs    sync.Pool // reply encoders, shared by the guests
 }
 
 // ServeDir starts n guests listening on DIR/<name>.sock. cfg builds guest i's
@@ -57,6 +58,7 @@ func ServeDir(dir string, n int, cfg func(i int) Config) (*Farm, error) {
 			return nil, fmt.Errorf("sim farm: guest %s: %w", c.Name, err)
 		}
 		g := New(c)
+		g.encs = &f.encs
 		f.guests = append(f.guests, g)
 		f.sockets = append(f.sockets, sock)
 		f.wg.Add(1)

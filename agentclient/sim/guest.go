@@ -60,6 +60,10 @@ type Guest struct {
 
 	stats statsState // stats.go
 
+	// encs holds reply encoders (encode.go): the Farm's, shared by its
+	// guests, or made on the first reply.
+	encs *sync.Pool
+
 	// guest state
 	frozen      bool
 	frozenN     int

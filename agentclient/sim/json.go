@@ -2,15 +2,13 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
-	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/guestdeck/guestdeck/agentclient"
 )
 
 // The real agent reads its channel with QEMU's streaming JSON lexer: it splits
@@ -482,135 +480,12 @@ func bytesToRunes(b []byte) string {
 	return sb.String()
 }
 
-// qemuEscape escapes s as QEMU's JSON writer does: printable ASCII as is,
-// everything else (including invalid UTF-8, as U+FFFD) as \uXXXX.
-func qemuEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		i += n
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\b':
-			b.WriteString(`\b`)
-		case r == '\f':
-			b.WriteString(`\f`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r >= 0x20 && r <= 0x7E:
-			b.WriteRune(r)
-		case r > 0xFFFF:
-			r -= 0x10000
-			fmt.Fprintf(&b, `\u%04X\u%04X`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
-		default:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		}
-	}
-	return b.String()
-}
-
-// encode writes v in the agent's output style: `{"a": 1, "b": [1, 2]}`.
-// v is either a parsed request value (object, []any, ...) or any Go value
-// encoding/json accepts (the agentclient wire types).
-func encode(buf *bytes.Buffer, v any) {
-	switch x := v.(type) {
-	case *object:
-		buf.WriteByte('{')
-		for n, i := range qdictOrder(x.keys) {
-			if n > 0 {
-				buf.WriteString(", ")
-			}
-			buf.WriteString(`"` + qemuEscape(x.keys[i]) + `": `)
-			encode(buf, x.vals[i])
-		}
-		buf.WriteByte('}')
-		return
-	case []any:
-		buf.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				buf.WriteString(", ")
-			}
-			encode(buf, e)
-		}
-		buf.WriteByte(']')
-		return
-	case nullValue:
-		buf.WriteString("null")
-		return
-	case string:
-		buf.WriteString(`"` + qemuEscape(x) + `"`)
-		return
-	case float64:
-		buf.WriteString(strconv.FormatFloat(x, 'g', 17, 64)) // QEMU prints doubles with %.17g
-		return
-	case int64:
-		buf.WriteString(strconv.FormatInt(x, 10))
-		return
-	case bool:
-		buf.WriteString(strconv.FormatBool(x))
-		return
-	case agentclient.FileRead:
-		// Reads can be 64 MiB of base64: skip the generic re-ordering path.
-		// The member order is the QDict's (checked against the real agent).
-		fmt.Fprintf(buf, `{"count": %d, "buf-b64": "%s", "eof": %t}`, x.Count, x.BufB64, x.EOF)
-		return
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		buf.WriteString("{}")
-		return
-	}
-	if o := ordered(raw); o != nil {
-		encode(buf, o)
-		return
-	}
-	respace(buf, raw)
-}
-
-// respace copies compact JSON adding the agent's ", " and ": " separators and
-// re-escaping strings the agent's way.
-func respace(buf *bytes.Buffer, raw []byte) {
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch c {
-		case ',':
-			buf.WriteString(", ")
-		case ':':
-			buf.WriteString(": ")
-		case '"':
-			j := i + 1
-			for ; j < len(raw); j++ {
-				if raw[j] == '\\' {
-					j++
-					continue
-				}
-				if raw[j] == '"' {
-					break
-				}
-			}
-			s, _ := unquote(string(raw[i : j+1]))
-			buf.WriteString(`"` + qemuEscape(s) + `"`)
-			i = j
-		default:
-			buf.WriteByte(c)
-		}
-	}
-}
-
 // QEMU keeps JSON objects in a QDict: 512 hash buckets (tdb_hash), each a
 // list with the newest entry first, walked bucket by bucket. That walk is
 // the member order of every reply the agent writes and the order in which it
 // checks request members, so the simulator reproduces it exactly.
 
-func tdbHash(s string) uint32 {
+func tdbHash[S string | []byte](s S) uint32 {
 	v := uint32(0x238F13AF) * uint32(len(s))
 	for i := 0; i < len(s); i++ {
 		v += uint32(s[i]) << (uint(i) * 5 % 24)
@@ -619,18 +494,26 @@ func tdbHash(s string) uint32 {
 }
 
 // qdictOrder returns the indices of keys (in insertion order) in the order
-// a QDict walk visits them.
+// a QDict walk visits them: by bucket, newest first within one. Each key is
+// hashed once; the order is a total one, so any sort gives the same result.
 func qdictOrder(keys []string) []int {
 	idx := make([]int, len(keys))
-	for i := range idx {
-		idx[i] = i
+	var small [16]uint32
+	bucket := small[:0]
+	if len(keys) > len(small) {
+		bucket = make([]uint32, 0, len(keys))
 	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		ba, bb := tdbHash(keys[idx[a]])%512, tdbHash(keys[idx[b]])%512
-		if ba != bb {
-			return ba < bb
+	for i, k := range keys {
+		idx[i] = i
+		bucket = append(bucket, tdbHash(k)%512)
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case bucket[a] != bucket[b]:
+			return cmp.Compare(bucket[a], bucket[b])
+		default:
+			return cmp.Compare(b, a) // same bucket: newest first
 		}
-		return idx[a] > idx[b] // same bucket: newest first
 	})
 	return idx
 }
