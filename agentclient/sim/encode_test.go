@@ -294,8 +294,8 @@ func (f *fuzzValue) str() string {
 	n := int(f.byte())
 	if n == 255 { // a long one
 		n = int(f.byte())*300 + 1
-		s := strings.Repeat(f.str(), n)
-		return s[:min(len(s), 1<<18)]
+		s := f.str()
+		return strings.Repeat(s, min(n, (1<<18)/max(len(s), 1)))
 	}
 	n = min(n%64, len(f.b))
 	s := string(f.b[:n])
