@@ -272,7 +272,11 @@ func TestQdictOrderMatchesReference(t *testing.T) {
 
 // fuzzValue builds a Go value from fuzz input: the value types replies are
 // made of, nested.
-type fuzzValue struct{ b []byte }
+type fuzzValue struct {
+	b     []byte
+	long  int // long strings made so far: two at most, so one input stays quick
+	nodes int // values made so far: past 500, only scalars
+}
 
 func (f *fuzzValue) byte() byte {
 	if len(f.b) == 0 {
@@ -292,10 +296,11 @@ func (f *fuzzValue) u64() uint64 {
 
 func (f *fuzzValue) str() string {
 	n := int(f.byte())
-	if n == 255 { // a long one
+	if n == 255 && f.long < 2 { // a long one, up to 128 KiB
+		f.long++
 		n = int(f.byte())*300 + 1
 		s := f.str()
-		return strings.Repeat(s, min(n, (1<<18)/max(len(s), 1)))
+		return strings.Repeat(s, min(n, (1<<17)/max(len(s), 1)))
 	}
 	n = min(n%64, len(f.b))
 	s := string(f.b[:n])
@@ -305,7 +310,7 @@ func (f *fuzzValue) str() string {
 
 func (f *fuzzValue) value(depth int) any {
 	op := f.byte()
-	if depth > 8 {
+	if f.nodes++; depth > 8 || f.nodes > 500 {
 		op %= 3
 	}
 	switch op % 16 {
