@@ -372,7 +372,8 @@ func (f *fuzzValue) value(depth int) any {
 
 // FuzzEncodeMatchesReference compares the encoders on Go values built from
 // the input and on whatever the agent's parser makes of the input itself
-// (a request's id is echoed as parsed).
+// (a request's id is echoed as parsed), and unquote with the old one on the
+// input as a literal.
 func FuzzEncodeMatchesReference(f *testing.F) {
 	for _, s := range []string{
 		"", "\x00", "\x03\x05\x00abcde\x01\x02\x03\x04\x05\x06\x07\x08",
@@ -402,6 +403,17 @@ func FuzzEncodeMatchesReference(f *testing.F) {
 		}
 		st.feed(data, check)
 		st.feed([]byte{'\n'}, check)
+		// The parser's unquote, fast path and all, against the old one.
+		for _, lit := range []string{`"` + string(data) + `"`, `'` + string(data) + `'`, string(data)} {
+			if len(lit) < 2 {
+				continue // the lexer never makes one: both would panic
+			}
+			got, gok := unquote(lit)
+			want, wok := refUnquote(lit)
+			if got != want || gok != wok {
+				t.Fatalf("unquote(%q) = %q, %v; was %q, %v", lit, got, gok, want, wok)
+			}
+		}
 	})
 }
 

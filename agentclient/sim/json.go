@@ -438,6 +438,9 @@ func unquote(lit string) (string, bool) {
 	if !utf8.ValidString(lit) {
 		return "", false
 	}
+	if plainLiteral(lit) {
+		return lit[1 : len(lit)-1], true
+	}
 	if strings.HasPrefix(lit, "'") {
 		// Rewrite 'single' as "double": \' means ', a bare " needs escaping.
 		var b strings.Builder
@@ -466,6 +469,21 @@ func unquote(lit string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// plainLiteral reports whether lit is a "double-quoted" literal with
+// nothing in it for json.Unmarshal to decode or reject (no escape, quote or
+// control character): its value is then its body.
+func plainLiteral(lit string) bool {
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return false
+	}
+	for i := 1; i < len(lit)-1; i++ {
+		if c := lit[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // bytesToRunes decodes b as UTF-8 with each invalid byte replaced by U+FFFD,
