@@ -153,6 +153,7 @@ func (e *encoder) marshalled(v any) {
 		return
 	}
 	raw := bytes.TrimSuffix(e.raw.Bytes(), []byte{'\n'})
+	e.keys = e.keys[:0]
 	start, base := len(e.out), len(e.mem)
 	e.bad, e.depth = false, 0
 	if end := e.rawValue(raw, 0); !e.bad && end == len(raw) {
@@ -615,7 +616,12 @@ func (g *Guest) reply(key string, val, id any) []byte {
 		e.member("id", id)
 	}
 	e.out = append(e.out, '}', '\n')
-	line := bytes.Clone(e.out)
+	var line []byte
+	if cap(e.out) > maxKeep {
+		line, e.out = e.out, nil // too big to keep (a file read): the reply takes it
+	} else {
+		line = bytes.Clone(e.out)
+	}
 	putEncoder(g.encs, e)
 	return line
 }
