@@ -403,7 +403,25 @@ func FuzzEncodeMatchesReference(f *testing.F) {
 		}
 		st.feed(data, check)
 		st.feed([]byte{'\n'}, check)
-		// The parser's unquote, fast path and all, against the old one.
+		// The agent's parser, unquote's fast path and all, against the old one.
+		var got, want []string
+		show := func(out *[]string) func(message) {
+			return func(m message) {
+				if m.val == nil {
+					*out = append(*out, "error: "+m.err)
+					return
+				}
+				*out = append(*out, string(encodeRef(m.val)))
+			}
+		}
+		var ns streamer
+		var rs refStreamer
+		ns.feed(data, show(&got))
+		rs.feed(data, show(&want))
+		if !slices.Equal(got, want) {
+			t.Fatalf("parsing %q:\n got %.400q\nwant %.400q", data, got, want)
+		}
+		// unquote on its own, on what the lexer would not hand it too.
 		for _, lit := range []string{`"` + string(data) + `"`, `'` + string(data) + `'`, string(data)} {
 			if len(lit) < 2 {
 				continue // the lexer never makes one: both would panic
