@@ -25,6 +25,17 @@ func BenchmarkFirstLookReplies(b *testing.B) {
 			}
 		}
 	})
+	// As a fleet decodes it (InfoLists): the second agent on is a lookup.
+	b.Run("guest-info/shared", func(b *testing.B) {
+		lists := new(InfoLists)
+		b.ReportAllocs()
+		for b.Loop() {
+			v := SharedInfo{Lists: lists}
+			if err := decodeReturn(info, &v); err != nil || len(v.Info.SupportedCommands) != 42 {
+				b.Fatal(err, len(v.Info.SupportedCommands))
+			}
+		}
+	})
 	refusal := []byte(`{"error": {"class": "CommandNotFound", "desc": "The command guest-get-load has not been found"}, "id": "gd-17"}`)
 	b.Run("refusal", func(b *testing.B) {
 		b.ReportAllocs()
