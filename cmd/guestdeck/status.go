@@ -537,65 +537,74 @@ func encodeChunk(from, to, n int, elem func(i int) any) ([]byte, error) {
 // no space outside strings), indented byte for byte as json.Indent indents
 // it. json.Indent runs its validating scanner over every byte, a function
 // call each: at 10,000 guests that was a twelfth of status's CPU, for
-// input Marshal has just written and checked.
+// input Marshal has just written and checked. Here what lies between the
+// punctuation is copied as it is, strings and numbers whole.
 func appendIndented(dst, src []byte, prefix, indent string) []byte {
-	depth := 0
-	open := false // after '{' or '[': the newline waits, as "{}" and "[]" have none
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if open && c != '}' && c != ']' {
-			open = false
-			depth++
-			dst = appendNewline(dst, prefix, indent, depth)
+	// The newlines of the usual depths, as slices of one: "\n", prefix and
+	// indents.
+	var nlBuf [128]byte
+	nl := append(append(append(nlBuf[:0], '\n'), prefix...), indent...)
+	for len(nl)+len(indent) <= cap(nl) {
+		nl = append(nl, indent...)
+	}
+	newline := func(dst []byte, depth int) []byte {
+		depth = max(depth, 0) // only unbalanced input, which Marshal never writes
+		if n := 1 + len(prefix) + depth*len(indent); n <= len(nl) {
+			return append(dst, nl[:n]...)
 		}
-		switch c {
+		return appendNewline(dst, prefix, indent, depth)
+	}
+	depth, run := 0, 0 // run: where the bytes not yet copied start
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; c {
 		case '"':
-			end := stringEnd(src, i)
-			dst = append(dst, src[i:end]...)
-			i = end - 1
+			i = stringEnd(src, i) - 1
 		case '{', '[':
-			open = true
-			dst = append(dst, c)
-		case ',':
-			dst = append(dst, c)
-			dst = appendNewline(dst, prefix, indent, depth)
-		case ':':
-			dst = append(dst, c, ' ')
-		case '}', ']':
-			if open {
-				open = false
-			} else {
-				depth--
-				dst = appendNewline(dst, prefix, indent, depth)
+			dst = append(dst, src[run:i+1]...)
+			run = i + 1
+			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
+				// Empty: "{}" and "[]" stay on their line.
+				dst = append(dst, src[i+1])
+				i++
+				run = i + 1
+				continue
 			}
+			depth++
+			dst = newline(dst, depth)
+		case ',':
+			dst = append(dst, src[run:i+1]...)
+			run = i + 1
+			dst = newline(dst, depth)
+		case ':':
+			dst = append(dst, src[run:i+1]...)
+			dst = append(dst, ' ')
+			run = i + 1
+		case '}', ']':
+			dst = append(dst, src[run:i]...)
+			depth--
+			dst = newline(dst, depth)
 			dst = append(dst, c)
-		default:
-			dst = append(dst, c)
+			run = i + 1
 		}
 	}
-	return dst
+	return append(dst, src[run:]...)
 }
 
 // stringEnd is the index just past the JSON string that starts at src[i]
-// (its opening quote); len(src) if it has no end.
+// (its opening quote); len(src) if it has no end. In valid JSON a
+// backslash starts an escape whose next byte is never the closing quote,
+// so skipping that byte is enough (the strings here are mostly short
+// names: a loop beats bytes.IndexByte's call).
 func stringEnd(src []byte, i int) int {
-	j := i + 1
-	for {
-		k := bytes.IndexByte(src[j:], '"')
-		if k < 0 {
-			return len(src)
-		}
-		j += k
-		// Escaped when an odd number of backslashes precede it.
-		bs := 0
-		for p := j - 1; p > i && src[p] == '\\'; p-- {
-			bs++
-		}
-		if bs%2 == 0 {
+	for j := i + 1; j < len(src); j++ {
+		switch src[j] {
+		case '\\':
+			j++
+		case '"':
 			return j + 1
 		}
-		j++
 	}
+	return len(src)
 }
 
 func appendNewline(dst []byte, prefix, indent string, depth int) []byte {
