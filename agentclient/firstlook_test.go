@@ -30,7 +30,8 @@ func realReplies(tb testing.TB) [][]byte {
 				tb.Fatalf("%s: %v", name, err)
 			}
 			for line := range strings.SplitSeq(rec.Reply, "\n") {
-				if line = strings.TrimLeft(line, "\xff"); line != "" {
+				// The transcripts write the byte 0xFF as U+00FF.
+				if line = strings.TrimLeft(line, "\u00ff"); line != "" {
 					out = append(out, []byte(line))
 				}
 			}
