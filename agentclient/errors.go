@@ -37,6 +37,12 @@ var (
 	// ErrBudget: the reply budget shared by several streams could not hold
 	// a reply (see Budget and *BudgetError).
 	ErrBudget = errors.New("reply budget exhausted")
+	// ErrNotSent: a command that answers nothing when it works (shutdown,
+	// suspend) was not sent, because the agent did not answer the sync
+	// sent right before it. Silence after such a command counts as
+	// acceptance, so a stream first makes sure that the agent answers at
+	// all: a hung agent's silence is not its consent.
+	ErrNotSent = errors.New("not sent")
 )
 
 // TooLargeError is a reply longer than its command's limit (Command.

@@ -512,8 +512,16 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	rec.Request = req[:len(req)-1]
 	armed := s.arm(ctx, time.Time{})
 	defer armed.disarm()
-	if s.needSync {
+	quiet := !SuccessResponse(name)
+	// A command that answers nothing when it works is preceded by a sync
+	// even on a stream in step: its silence is read as acceptance, and
+	// only an agent that answered just now is taken to have heard it (a
+	// kept connection's agent may have hung since its last poll).
+	if s.needSync || quiet {
 		if err := s.syncLocked(ctx); err != nil {
+			if quiet {
+				return nil, fmt.Errorf("%w: the agent did not answer right before it (%w)", ErrNotSent, err)
+			}
 			return nil, fmt.Errorf("resync: %w", err)
 		}
 	}
@@ -521,7 +529,7 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 		return nil, err
 	}
 	s.expect(name, limit)
-	if !SuccessResponse(name) {
+	if quiet {
 		return nil, s.awaitAccepted(ctx, id, rec)
 	}
 	ret, err := s.awaitReply(ctx, id, rec)

@@ -297,6 +297,14 @@ func (s *session) actGoAway(ctx context.Context, ag *callAgent, a Action, r *Res
 		s.markBoot() // session.go: a reboot over this connection shows
 		err = ag.Shutdown(ctx, a.Mode)
 	}
+	if errors.Is(err, agentclient.ErrNotSent) {
+		// The agent did not answer the sync sent right before (a stream
+		// checks that it answers at all, as silence is the command's
+		// acceptance): nothing went out, so nothing is awaited.
+		s.forget(entry)
+		s.bootMark = 0
+		return err
+	}
 	lost := agentclient.IsConnLost(err)
 	if lost && ag.stream() != nil {
 		// A stream takes the hang-up after a request it sent for the

@@ -85,12 +85,13 @@ func auditError(l *audit.Log, err error) error { return fleet.AuditError(l.Path(
 
 // outcome writes the action's outcome under the intent's ID. The action has
 // happened by now, so a log that fails here is reported, not fatal.
-func (a *audited) outcome(c *cli, guests []audit.Guest) {
+// stopped is how an interrupt stopped it part-way (nil: it ran to its end).
+func (a *audited) outcome(c *cli, guests []audit.Guest, stopped *audit.Stop) {
 	if a == nil {
 		return
 	}
 	e := a.entry
-	e.Phase, e.Time, e.Guests = audit.Outcome, time.Time{}, guests
+	e.Phase, e.Time, e.Guests, e.Stopped = audit.Outcome, time.Time{}, guests, stopped
 	if err := a.log.Append(e); err != nil {
 		c.errorf("warning: %s ran, but its outcome is not in the audit log: %v", e.Action, auditError(a.log, err))
 	}

@@ -166,7 +166,7 @@ func (c *cli) thawOurs(ctx context.Context, f *fleet.Fleet, source, action strin
 	defer cancel()
 	code := exitOK
 	results := f.ThawOurs(tctx)
-	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
+	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)), nil)
 	// Each attempt is a notice on stderr as it happens; this is the verdict.
 	for _, r := range results {
 		if r.OK {

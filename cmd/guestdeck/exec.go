@@ -117,8 +117,8 @@ func (c *cli) exec(ctx context.Context, args []string) int {
 		c.errorf("%s: refused: %v; nothing was sent", what, err)
 		return exitUsage
 	}
-	results := c.streamExec(ctx, f, *spec, gs, x.asJSON, what)
-	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)))
+	results, stopped := c.streamExec(ctx, f, *spec, gs, x.asJSON, what)
+	aud.outcome(c, fleet.ExecAuditResults(results, guestAddress(f)), stopped)
 	for _, r := range results {
 		if !r.OK() {
 			return exitFail
@@ -183,7 +183,7 @@ func (c *cli) parseExec(args []string) (x execArgs, code int, ok bool) {
 // starts no program on a further guest and still waits for the ones
 // running; the second stops waiting (the programs go on in the guests,
 // reported still running).
-func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpec, gs []*fleet.Guest, asJSON bool, what string) []fleet.ExecResult {
+func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpec, gs []*fleet.Guest, asJSON bool, what string) (results []fleet.ExecResult, stopped *audit.Stop) {
 	var mu sync.Mutex
 	done := 0
 	tty := isTerminal(c.stderr)
@@ -199,11 +199,11 @@ func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpe
 		}
 		fmt.Fprintf(c.stderr, "%s: %s\n", what, msg)
 	}
-	waits, end := twoStage(ctx, say,
+	waits, end, stoppedAt := twoStage(ctx, say,
 		"stopping: no program is started on a further guest; the ones running are waited for (interrupt again to stop waiting)",
 		"no longer waiting: the programs still running go on in their guests")
 	defer end()
-	results := f.ExecStreamUntil(waits, ctx, spec, names(gs), func(r fleet.ExecResult) {
+	results = f.ExecStreamUntil(waits, ctx, spec, names(gs), func(r fleet.ExecResult) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.State == fleet.ExecRunning {
@@ -237,7 +237,13 @@ func (c *cli) streamExec(ctx context.Context, f *fleet.Fleet, spec fleet.ExecSpe
 		printExecTable(out, results)
 	}
 	out.Flush()
-	return results
+	notStarted := 0
+	for _, r := range results {
+		if r.NotStarted {
+			notStarted++
+		}
+	}
+	return results, interruptStop(stoppedAt(), notStarted)
 }
 
 // readExecInput reads --stdin's FILE (or standard input for -), refusing

@@ -251,7 +251,7 @@ func (c *cli) put(ctx context.Context, args []string) int {
 	bar := c.progress(guest + ":" + p)
 	n, err := o.fleet.WriteFile(ctx, guest, p, r, size, bar.update)
 	bar.finish(err)
-	aud.outcome(c, auditOne(guest, o.fleet, fmt.Sprintf("wrote %d bytes", n), err))
+	aud.outcome(c, auditOne(guest, o.fleet, fmt.Sprintf("wrote %d bytes", n), err), nil)
 	if err != nil {
 		c.errorf("put %s:%s: %s", guest, p, c.putReason(guest, p, err))
 		return exitFail
@@ -473,7 +473,7 @@ func (c *cli) agentOne(ctx context.Context, raw *rawRequest, refused func() bool
 		}
 	}
 	reply, err := o.fleet.Raw(ctx, guest, raw.req)
-	aud.outcome(c, auditOne(guest, o.fleet, "the agent replied "+truncateText(string(reply), 200), err))
+	aud.outcome(c, auditOne(guest, o.fleet, "the agent replied "+truncateText(string(reply), 200), err), nil)
 	var ae *agentclient.Error
 	if errors.As(err, &ae) {
 		// The agent answered with an error: that is its reply object.
@@ -575,7 +575,7 @@ func (c *cli) agentMany(ctx context.Context, raw *rawRequest, refused func() boo
 			outcomes[i].Result, outcomes[i].Detail = "failed", r.Error
 		}
 	}
-	aud.outcome(c, outcomes)
+	aud.outcome(c, outcomes, nil)
 	if slices.ContainsFunc(replies, func(r agentReply) bool { return !r.OK && !r.Skipped }) {
 		code = exitFail
 	}
@@ -985,6 +985,6 @@ func (c *cli) putMany(ctx context.Context, src, path string, yes bool, selectors
 			outcome[i].Result, outcome[i].Detail = "failed", r.err.Error()
 		}
 	}
-	aud.outcome(c, outcome)
+	aud.outcome(c, outcome, nil)
 	return c.printTransfers(rs)
 }

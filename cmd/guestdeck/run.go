@@ -191,8 +191,8 @@ func (c *cli) runAction(ctx context.Context, args []string) int {
 			return exitUsage
 		}
 	}
-	results := c.runWithProgress(ctx, f, req.act, gs)
-	return c.finishRun(ctx, f, req, results, aud)
+	results, stopped := c.runWithProgress(ctx, f, req.act, gs)
+	return c.finishRun(ctx, f, req, results, stopped, aud)
 }
 
 // parseRun reads the flags and the action; ok is false when the caller
@@ -280,8 +280,9 @@ func (c *cli) parseRun(args []string) (req *runRequest, code int, ok bool) {
 // calls already sent finish with their real results, so that every
 // guest's outcome is known; cut mid-call, a freeze's or a shutdown's is
 // not. A second interrupt cuts them too. Each call is bounded by its
-// timeout either way.
-func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Action, gs []*fleet.Guest) []fleet.Result {
+// timeout either way. stopped is the audit log's record of that stop, nil
+// when no interrupt came.
+func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Action, gs []*fleet.Guest) (results []fleet.Result, stopped *audit.Stop) {
 	// progress and the interrupts' messages run on other goroutines.
 	var mu sync.Mutex
 	done := 0
@@ -294,11 +295,11 @@ func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Act
 		}
 		fmt.Fprintf(c.stderr, "%s: %s\n", present.Text(act.String(), 60), msg)
 	}
-	calls, end := twoStage(ctx, say,
+	calls, end, stoppedAt := twoStage(ctx, say,
 		"stopping: no more guests are started; the calls already sent finish (interrupt again to cut them)",
 		"cutting the calls in flight: their outcome may be unknown")
 	defer end()
-	results := f.RunUntil(calls, ctx, act, names(gs), func(fleet.Result) {
+	results = f.RunUntil(calls, ctx, act, names(gs), func(fleet.Result) {
 		mu.Lock()
 		defer mu.Unlock()
 		done++
@@ -310,7 +311,22 @@ func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Act
 	if tty {
 		fmt.Fprint(c.stderr, "\r\033[K")
 	}
-	return results
+	notStarted := 0
+	for _, r := range results {
+		if r.NotStarted {
+			notStarted++
+		}
+	}
+	return results, interruptStop(stoppedAt(), notStarted)
+}
+
+// interruptStop is the audit record of a stop by an interrupt at at, nil
+// when none came (at is zero).
+func interruptStop(at time.Time, notStarted int) *audit.Stop {
+	if at.IsZero() {
+		return nil
+	}
+	return &audit.Stop{At: at, By: audit.StoppedByInterrupt, NotStarted: notStarted}
 }
 
 // twoStage is the command line's stop in two steps. The first interrupt
@@ -318,13 +334,16 @@ func (c *cli) runWithProgress(ctx context.Context, f *fleet.Fleet, act fleet.Act
 // ctx bounds stops starting, and first is said. The returned context,
 // for what was already sent, ends at the second (second is said), or at
 // end, which must be called once the work is done (again is harmless).
-func twoStage(ctx context.Context, say func(string), first, second string) (calls context.Context, end func()) {
+// stoppedAt is when the first interrupt came (zero if none did); it is
+// read after end.
+func twoStage(ctx context.Context, say func(string), first, second string) (calls context.Context, end func(), stoppedAt func() time.Time) {
 	calls, cut := context.WithCancel(context.WithoutCancel(ctx))
 	// Registered before the work starts, beside main's NotifyContext
 	// (both get every signal).
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	watched := make(chan struct{})
+	var at time.Time // written before watched closes
 	go func() {
 		defer close(watched)
 		select {
@@ -336,6 +355,7 @@ func twoStage(ctx context.Context, say func(string), first, second string) (call
 				return
 			}
 		}
+		at = time.Now()
 		say(first)
 		// sig holds every signal since the work began, the one that ended
 		// ctx among them: the second is the operator's "again".
@@ -354,16 +374,20 @@ func twoStage(ctx context.Context, say func(string), first, second string) (call
 			}
 		}
 	}()
-	return calls, func() {
+	end = func() {
 		cut()
 		<-watched
 		signal.Stop(sig)
+	}
+	return calls, end, func() time.Time {
+		<-watched
+		return at
 	}
 }
 
 // finishRun records and prints the outcome, then holds and thaws a
 // freeze under --hold or warns of one left frozen.
-func (c *cli) finishRun(ctx context.Context, f *fleet.Fleet, req *runRequest, results []fleet.Result, aud *audited) int {
+func (c *cli) finishRun(ctx context.Context, f *fleet.Fleet, req *runRequest, results []fleet.Result, stopped *audit.Stop, aud *audited) int {
 	holdEnd := time.Now().Add(req.hold)
 	if req.act.Kind == fleet.ActFreeze {
 		c.freezeResults(f, results, req.hold, holdEnd)
@@ -379,7 +403,7 @@ func (c *cli) finishRun(ctx context.Context, f *fleet.Fleet, req *runRequest, re
 			}
 		}
 	}
-	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)))
+	aud.outcome(c, fleet.AuditResults(results, guestAddress(f)), stopped)
 	code := runExit(results)
 	c.printResults(req.act, results, req.asJSON)
 	if req.act.Kind != fleet.ActFreeze {

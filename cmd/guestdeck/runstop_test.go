@@ -13,6 +13,7 @@ import (
 
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/fleet/audit"
 	"github.com/guestdeck/guestdeck/internal/wait"
 )
 
@@ -109,6 +110,7 @@ func checkRunInterrupt(t *testing.T, twice bool) (landed bool) {
 	if code != exitFail {
 		t.Errorf("exit %d, want %d (guests not started did not get the action)", code, exitFail)
 	}
+	checkInterruptAudited(t, env, len(names)-started)
 	if started == 0 {
 		return false // nothing was in flight to cut, whatever the interrupts
 	}
@@ -136,6 +138,11 @@ func checkExecInterrupt(t *testing.T, twice bool) {
 	}
 	gs, cfg := simGuests(t, "", cfgs...)
 	env, _ := stateEnv(t)
+	defer func() {
+		if !t.Failed() {
+			checkInterruptAudited(t, env, len(names)-1)
+		}
+	}()
 	p := startGDEnv(t, env, "-c", cfg, "exec", "--yes", "--json", "--concurrency", "1", "all", "--", "sleep", "2")
 	// The first guest's program is running: interrupt then.
 	wait.For(t, 60*time.Second, func() (bool, string) {
@@ -166,5 +173,29 @@ func checkExecInterrupt(t *testing.T, twice bool) {
 		if r.Name != "x0" && (errText != fleet.NotStartedText || gs[r.Name].Calls("guest-exec") != 0) {
 			t.Errorf("%s: error %q, %d programs started: want none, not started", r.Name, errText, gs[r.Name].Calls("guest-exec"))
 		}
+	}
+}
+
+// checkInterruptAudited: the outcome on record says the action was stopped
+// by an interrupt, with notStarted guests not started, as the dashboard's
+// stop key's outcome says it was stopped by the operator.
+func checkInterruptAudited(t *testing.T, env []string, notStarted int) {
+	t.Helper()
+	var outcome *audit.Entry
+	es := auditEntries(t, env)
+	for i := range es {
+		if es[i].Phase == audit.Outcome {
+			outcome = &es[i]
+		}
+	}
+	switch {
+	case outcome == nil:
+		t.Errorf("no outcome in the audit log: %+v", es)
+	case outcome.Stopped == nil:
+		t.Errorf("the outcome does not say the action was stopped: %+v", *outcome)
+	case outcome.Stopped.By != audit.StoppedByInterrupt || outcome.Stopped.NotStarted != notStarted || outcome.Stopped.At.IsZero():
+		t.Errorf("stopped %+v, want by %s with %d not started", *outcome.Stopped, audit.StoppedByInterrupt, notStarted)
+	case !strings.Contains(outcome.Stopped.Words(), "stopped by an interrupt at"):
+		t.Errorf("the stop in words: %q", outcome.Stopped.Words())
 	}
 }

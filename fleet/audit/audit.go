@@ -72,8 +72,12 @@ type Stop struct {
 	NotStarted int       `json:"not_started"`
 }
 
-// StoppedByOperator is Stop.By for the dashboard's stop key.
-const StoppedByOperator = "operator"
+// Stop.By: the dashboard's stop key, or an interrupt of the command line
+// (ctrl-c, SIGTERM, SIGHUP: its first stops starting guests, as the key).
+const (
+	StoppedByOperator  = "operator"
+	StoppedByInterrupt = "interrupt"
+)
 
 // Words says how the action was stopped, for a person: "stopped by the
 // operator at 15:04:05: 36 guests not started (nothing was sent to
@@ -83,7 +87,11 @@ func (s Stop) Words() string {
 	if s.NotStarted == 1 {
 		n = "1 guest"
 	}
-	return fmt.Sprintf("stopped by the %s at %s: %s not started (nothing was sent to them)", s.By, s.At.Local().Format("15:04:05"), n)
+	by := "the " + s.By
+	if s.By == StoppedByInterrupt {
+		by = "an interrupt"
+	}
+	return fmt.Sprintf("stopped by %s at %s: %s not started (nothing was sent to them)", by, s.At.Local().Format("15:04:05"), n)
 }
 
 // Shown is a guest's result for a person: "not started" for one whose
