@@ -982,8 +982,8 @@ func parseReply(line []byte) (reply, error) {
 	}
 	r := reply{ret: env.ret, id: env.id}
 	if env.errRaw != nil {
-		var e Error
-		if err := json.Unmarshal(env.errRaw, &e); err != nil {
+		e, err := decodeError(env.errRaw)
+		if err != nil {
 			return reply{}, fmt.Errorf("%w: %v in %s", ErrMalformed, err, sample(line))
 		}
 		r.err = &e

@@ -269,9 +269,10 @@ func (c *callAgent) Ping(ctx context.Context) error {
 
 func (c *callAgent) Info(ctx context.Context) (*agentclient.Info, error) {
 	if p := c.s.pre; p != nil {
-		var v agentclient.Info
+		// Decoded once per text for the fleet (commandLists).
+		v := agentclient.SharedInfo{Lists: &c.s.f.commands.decoded}
 		if _, err, ok := p.take("guest-info", &v); ok {
-			return &v, err // asked ahead (prefetch)
+			return &v.Info, err // asked ahead (prefetch)
 		}
 	}
 	return do(c, ctx, "guest-info", nil, c.a.Info)

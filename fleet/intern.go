@@ -16,7 +16,15 @@ const maxCommandLists = 32
 // report the same one: a fleet of guests running the same agent build
 // holds one copy instead of one per guest (about 1 KB each at 10,000
 // guests). A shared list is never modified, like every published slice.
+//
+// Most lists are shared as they are decoded: a first look's guest-info
+// (the prefetch's) is decoded through decoded, which hands every reply of
+// the same text the same list without decoding it again. intern shares
+// the rest (a reply decoded elsewhere, or one that spells an equal list
+// differently) by the list's value.
 type commandLists struct {
+	decoded agentclient.InfoLists
+
 	mu sync.Mutex
 	m  map[string][]agentclient.CommandInfo
 }
@@ -24,7 +32,7 @@ type commandLists struct {
 // intern returns the fleet's copy of a list equal to v, keeping v as that
 // copy when there is none yet and room for one.
 func (c *commandLists) intern(v []agentclient.CommandInfo) []agentclient.CommandInfo {
-	if len(v) == 0 {
+	if len(v) == 0 || c.decoded.Holds(v) {
 		return v
 	}
 	key := commandsKey(v)
