@@ -3,7 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/guestdeck/guestdeck/agentclient"
+	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/tui/present"
 )
 
 // FuzzAppendIndented: for any JSON value written compact (as json.Marshal
@@ -77,4 +84,69 @@ func BenchmarkIndent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A guest's status --json element is as large as its agent's replies make
+// it: a 2 MiB interface list is within guest-network-get-interfaces' limit,
+// and Marshal writes each '<' of a name as \u003c. encodeChunk sizes its
+// output after the chunk's first element; with a hostile guest first, that
+// guess must not turn one large element into the chunk's length times it
+// (255 × 1.1 × 300 KB was 84 MB for a chunk whose output is 0.7 MB). The
+// bytes allocated are held to about what json.Marshal and json.Indent into
+// a growing buffer, the path encodeChunk replaced, allocate for the same
+// chunk.
+func TestEncodeChunkHostileFirstGuest(t *testing.T) {
+	big := simStatusGuest(1)
+	big.Interfaces = nil
+	for i := range 700 {
+		big.Interfaces = append(big.Interfaces, agentclient.Interface{
+			Name: strings.Repeat("<", 60) + strconv.Itoa(i), HardwareAddress: "52:54:00:00:00:01",
+			IPAddresses: []agentclient.IPAddress{{Address: "192.0.2.1", Type: "ipv4", Prefix: 24}},
+		})
+	}
+	gs := []*fleet.Guest{big}
+	for i := 1; i < jsonChunk; i++ {
+		gs = append(gs, simStatusGuest(i+1))
+	}
+	elem := func(i int) any { return toStatusJSON(gs[i]) }
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	var out []byte
+	got := allocated(func() {
+		var err error
+		if out, err = encodeChunk(0, len(gs), len(gs), elem); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var ref bytes.Buffer
+	want := allocated(func() {
+		ref.WriteString("[\n")
+		for i := range gs {
+			raw, err := json.Marshal(elem(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref.WriteString("  ")
+			if err := json.Indent(&ref, raw, "  ", "  "); err != nil {
+				t.Fatal(err)
+			}
+			if i < len(gs)-1 {
+				ref.WriteString(",\n")
+			}
+		}
+		ref.WriteString("\n]\n")
+		present.SafeJSON(ref.Bytes())
+	})
+	if !bytes.Equal(out, present.SafeJSON(ref.Bytes())) {
+		t.Fatal("encodeChunk's output is not the reference's")
+	}
+	t.Logf("output %d bytes (first element %d); encodeChunk allocated %d bytes, the reference %d", len(out), bytes.Index(out, []byte("\n  },\n")), got, want)
+	if got > 2*want+1<<20 {
+		t.Errorf("encodeChunk allocated %d bytes for a %d-byte output, the reference %d", got, len(out), want)
+	}
 }
