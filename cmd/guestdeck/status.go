@@ -500,6 +500,11 @@ func writeJSONArray(w io.Writer, n int, elem func(i int) any) error {
 	return nil
 }
 
+// maxChunkGuess bounds the room encodeChunk makes ahead for a chunk: twice
+// a chunk of simulator guests (some 440 KB), so that a chunk of ordinary
+// guests grows once.
+const maxChunkGuess = 1 << 20
+
 // encodeChunk is elements from..to-1 of an n-element array as writeJSON
 // would lay them out (two-space indent), the brackets with the first and
 // the last, made safe for a terminal (present.SafeJSON).
@@ -526,8 +531,12 @@ func encodeChunk(from, to, n int, elem func(i int) any) ([]byte, error) {
 			b = append(b, "\n]\n"...)
 		}
 		if i == from {
-			// Room for the rest, at the first one's size and a bit.
-			b = slices.Grow(b, (to-from-1)*len(b)*9/8)
+			// Room for the rest, at the first one's size and a bit, up to
+			// maxChunkGuess: the first is a guest's element, as large as
+			// its agent's replies make it (a 2 MiB interface list of
+			// '<'s is 12 MB here), and the chunk's length times that was
+			// gigabytes.
+			b = slices.Grow(b, min((to-from-1)*len(b)*9/8, maxChunkGuess))
 		}
 	}
 	return present.SafeJSON(b), nil
