@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -255,4 +256,39 @@ func memberOfObject(t *testing.T, b []byte, key string) json.RawMessage {
 		t.Fatalf("no %s in %.60s: %v", key, b, err)
 	}
 	return m[key]
+}
+
+// A hostile agent can fill a fleet's InfoLists: a new text at each first
+// look (it hangs up, the fleet connects again and looks anew). What stays
+// for the fleet's life is bounded by the texts' number and size: 32 texts
+// just under 16 KiB, each a list of as many empty commands as fit ({} is
+// 3 bytes of text and 24 of CommandInfo, eight times the text), must hold
+// about what the texts themselves are (half a MiB), not eight times more.
+func TestInfoListsHostileTextsBounded(t *testing.T) {
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	lists := new(InfoLists)
+	for i := range maxInfoLists + 8 {
+		head := fmt.Sprintf(`{"version": "%d", "supported_commands": [{}`, i)
+		n := (maxInfoText - len(head) - 2) / 3
+		text := []byte(head + strings.Repeat(",{}", n) + "]}")
+		if len(text) > maxInfoText {
+			t.Fatalf("text %d is %d bytes, past the bound", i, len(text))
+		}
+		v := SharedInfo{Lists: lists}
+		if err := decodeReturn(text, &v); err != nil || len(v.Info.SupportedCommands) != n+1 {
+			t.Fatalf("%.40s: %d commands, %v", text, len(v.Info.SupportedCommands), err)
+		}
+	}
+	held := heap() - before
+	runtime.KeepAlive(lists)
+	t.Logf("%d texts kept, %d bytes held", len(lists.m), held)
+	if held > 1<<20 {
+		t.Errorf("the shared lists hold %d bytes after a hostile agent's texts; want at most 1 MiB (32 texts of 16 KiB)", held)
+	}
 }
