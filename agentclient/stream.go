@@ -518,7 +518,15 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	// only an agent that answered just now is taken to have heard it (a
 	// kept connection's agent may have hung since its last poll).
 	if s.needSync || quiet {
-		if err := s.syncLocked(ctx); err != nil {
+		var restore time.Time
+		if quiet {
+			restore = s.boundQuietSync(ctx)
+		}
+		err := s.syncLocked(ctx)
+		if !restore.IsZero() {
+			s.setDeadline(restore)
+		}
+		if err != nil {
 			if quiet {
 				return nil, fmt.Errorf("%w: the agent did not answer right before it (%w)", ErrNotSent, err)
 			}
@@ -546,6 +554,28 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 		return nil, &returnError{fmt.Errorf("invalid return value %s", sample(ret))}
 	}
 	return bytes.Clone(ret), nil // ret points into the read buffer
+}
+
+// boundQuietSync makes the sync before a command that answers nothing on
+// success end its grace period before ctx's deadline, and returns that
+// deadline for the command (zero: nothing moved). An agent that answered
+// the sync later than that and then took the command would be silent for
+// less than the grace period before the deadline, and its acceptance came
+// back as a timeout (a suspend's ledger entry forgotten): it is not sent
+// the command at all (ErrNotSent). With less than the grace period left
+// to begin with, the sync keeps the whole deadline, as the command does.
+// Holds sem; the stream is armed by ctx.
+func (s *Stream) boundQuietSync(ctx context.Context) time.Time {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return time.Time{}
+	}
+	by := dl.Add(-s.opts.grace)
+	if !time.Now().Before(by) {
+		return time.Time{}
+	}
+	s.setDeadline(by)
+	return dl
 }
 
 // expect sets the limit for the reply about to be read: the command's,
