@@ -16,7 +16,8 @@ import "sync"
 // fleet publishes). A reply is shared only by its exact text, and what is
 // stored is decoded from that text, so no agent's reply can change what
 // another's decodes to; the guests choose the texts, so their number and
-// size are bounded (past them, replies are decoded as ever).
+// size, and the lists' length, are bounded (past them, replies are decoded
+// as ever).
 type InfoLists struct {
 	mu sync.Mutex
 	m  map[string]Info // by the reply's exact text
@@ -29,6 +30,10 @@ const (
 	// maxInfoText bounds a text shared: qemu-ga 10's list is some 4 KB.
 	// 32 of them at the bound hold half a MiB.
 	maxInfoText = 16 << 10
+	// maxInfoCommands bounds the commands of a list shared (qemu-ga 10
+	// lists some 60): a text of empty objects ({}, three bytes each) is
+	// a list eight times its size, and 32 of them held 4.5 MiB.
+	maxInfoCommands = 256
 )
 
 // SharedInfo is an Out (Stream.Batch, Stream.DecodeRaw) for guest-info that
@@ -63,7 +68,7 @@ func (c *InfoLists) decode(b []byte) (Info, bool) {
 	if c.m == nil {
 		c.m = make(map[string]Info)
 	}
-	if len(c.m) < maxInfoLists {
+	if len(c.m) < maxInfoLists && len(v.SupportedCommands) <= maxInfoCommands {
 		c.m[string(b)] = v
 	}
 	return v, true
