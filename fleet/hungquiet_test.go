@@ -9,6 +9,7 @@ import (
 	"github.com/guestdeck/guestdeck/agentclient"
 	"github.com/guestdeck/guestdeck/agentclient/sim"
 	"github.com/guestdeck/guestdeck/fleet"
+	"github.com/guestdeck/guestdeck/internal/testpeers"
 )
 
 // TestHungAgentQuietCommandNotSent: a shutdown or suspend answers nothing
@@ -16,7 +17,8 @@ import (
 // hung after its last poll, on the connection kept since, is silent too:
 // the command must not be reported accepted, nor sent, and the guest must
 // not be shown going away. The same guest answering shows the contrast:
-// accepted, and sent once.
+// accepted, and sent once. On a connection kept, held (exclusive) and
+// forwarded over ssh alike.
 func TestHungAgentQuietCommandNotSent(t *testing.T) {
 	for _, tc := range []struct {
 		act     fleet.Action
@@ -26,12 +28,9 @@ func TestHungAgentQuietCommandNotSent(t *testing.T) {
 		{fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownPowerdown}, "guest-shutdown", fleet.ShuttingDown},
 		{fleet.Action{Kind: fleet.ActSuspend, Mode: agentclient.SuspendRAM}, "guest-suspend-ram", fleet.Suspended},
 	} {
-		for _, exclusive := range []bool{false, true} {
-			name := string(tc.act.Kind) + "/kept"
-			if exclusive {
-				name = string(tc.act.Kind) + "/exclusive"
-			}
-			t.Run(name, func(t *testing.T) {
+		for _, via := range []string{"kept", "exclusive", "ssh"} {
+			exclusive := via == "exclusive"
+			t.Run(string(tc.act.Kind)+"/"+via, func(t *testing.T) {
 				dir, err := os.MkdirTemp("/tmp", "gdq")
 				if err != nil {
 					t.Fatal(err)
@@ -50,8 +49,19 @@ func TestHungAgentQuietCommandNotSent(t *testing.T) {
 				t.Setenv("XDG_STATE_HOME", t.TempDir()) // the suspend ledger
 				f := fleet.New(fleet.Options{Timeout: time.Second})
 				t.Cleanup(func() { f.Close() })
-				f.Add(fleet.Target{Name: "hq", Address: "unix:" + farm.Sockets()[0], Exclusive: exclusive})
 				ctx := t.Context()
+				if via == "ssh" {
+					// The simulator's socket through a real OpenSSH server
+					// on loopback, as an agent on another host is reached
+					// (the real agents on this machine get no shutdown).
+					sd := testpeers.StartSSHD(t)
+					f.Add(fleet.Target{Name: "hq", Address: sd.URL(farm.Sockets()[0])})
+					if err := f.AddSource(ctx, sshHost(t, sd, "", []string{"hq"}, nil)); err != nil {
+						t.Fatalf("AddSource: %v", err)
+					}
+				} else {
+					f.Add(fleet.Target{Name: "hq", Address: "unix:" + farm.Sockets()[0], Exclusive: exclusive})
+				}
 				if err := f.RefreshErrs(ctx, []string{"hq"})["hq"]; err != nil {
 					t.Fatalf("first poll: %v", err)
 				}
