@@ -423,6 +423,18 @@ type InterfaceList struct {
 // prev's element at the same place.
 func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 	l := &lexer{b: b}
+	if v, ok := l.interfacesSince(prev); ok && l.done() {
+		return v, true
+	}
+	return nil, false
+}
+
+// done reports whether nothing but space is left.
+func (l *lexer) done() bool { return skipSpace(l.b, l.i) == len(l.b) }
+
+// interfacesSince is decodeInterfacesSince at l, which it leaves just past
+// the list.
+func (l *lexer) interfacesSince(prev []Interface) ([]Interface, bool) {
 	// The list and the interfaces' statistics are carved from one array
 	// each rather than allocated one by one, sized as the last list (a
 	// fleet keeps the newest list of each guest, so room to spare stays as
@@ -468,7 +480,7 @@ func decodeInterfacesSince(b []byte, prev []Interface) ([]Interface, bool) {
 		out = append(out, it)
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
+	if !ok {
 		return nil, false
 	}
 	return out, true
@@ -555,8 +567,17 @@ func (l *lexer) interfaceStats(st *InterfaceStats) (*InterfaceStats, bool) {
 }
 
 func decodeVCPUs(b []byte) ([]VCPU, bool) {
+	l := &lexer{b: b}
+	if v, ok := l.vcpus(); ok && l.done() {
+		return v, true
+	}
+	return nil, false
+}
+
+// vcpus is decodeVCPUs at l, which it leaves just past the list.
+func (l *lexer) vcpus() ([]VCPU, bool) {
 	var flags chunk[bool]
-	return decodeObjects(b, 4, func(l *lexer, v *VCPU, key []byte) (ok bool) {
+	return objectsAt(l, 4, func(l *lexer, v *VCPU, key []byte) (ok bool) {
 		switch string(key) {
 		case "logical-id":
 			v.LogicalID, ok = l.int()
@@ -736,8 +757,7 @@ func decodeOSInfo(b []byte) (OSInfo, bool) {
 // key into v (the lexer then at its value). Nothing may follow the object.
 func decodeObject[T any](b []byte, field func(l *lexer, v *T, key []byte) bool) (T, bool) {
 	l := &lexer{b: b}
-	var v T
-	ok := l.members(func(key []byte) bool { return field(l, &v, key) })
+	v, ok := objectAt(l, field)
 	if !ok || skipSpace(b, l.i) != len(b) {
 		var zero T
 		return zero, false
@@ -745,10 +765,26 @@ func decodeObject[T any](b []byte, field func(l *lexer, v *T, key []byte) bool) 
 	return v, true
 }
 
+// objectAt is decodeObject's value at l, which it leaves just past it.
+func objectAt[T any](l *lexer, field func(l *lexer, v *T, key []byte) bool) (T, bool) {
+	var v T
+	ok := l.members(func(key []byte) bool { return field(l, &v, key) })
+	return v, ok
+}
+
 // decodeObjects decodes a reply that is an array of objects, as
 // decodeObject does each; n is the usual length, to size the slice once.
 func decodeObjects[T any](b []byte, n int, field func(l *lexer, v *T, key []byte) bool) ([]T, bool) {
 	l := &lexer{b: b}
+	out, ok := objectsAt(l, n, field)
+	if !ok || skipSpace(b, l.i) != len(b) {
+		return nil, false
+	}
+	return out, true
+}
+
+// objectsAt is decodeObjects' value at l, which it leaves just past it.
+func objectsAt[T any](l *lexer, n int, field func(l *lexer, v *T, key []byte) bool) ([]T, bool) {
 	out := make([]T, 0, n)
 	ok := l.elements(func() bool {
 		var v T
@@ -756,7 +792,7 @@ func decodeObjects[T any](b []byte, n int, field func(l *lexer, v *T, key []byte
 		out = append(out, v)
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
+	if !ok {
 		return nil, false
 	}
 	return out, true

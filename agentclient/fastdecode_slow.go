@@ -117,7 +117,16 @@ func decodeTimezone(b []byte) (Timezone, bool) {
 }
 
 func decodeLoad(b []byte) (Load, bool) {
-	return decodeObject(b, func(l *lexer, v *Load, key []byte) (ok bool) {
+	l := &lexer{b: b}
+	if v, ok := l.load(); ok && l.done() {
+		return v, true
+	}
+	return Load{}, false
+}
+
+// load is decodeLoad at l, which it leaves just past the object.
+func (l *lexer) load() (Load, bool) {
+	return objectAt(l, func(l *lexer, v *Load, key []byte) (ok bool) {
 		switch string(key) {
 		case "load1m":
 			v.Load1, ok = l.float64()

@@ -299,6 +299,14 @@ func scratchList[T any](sc *Scratch[T], n int) (out, was []T) {
 
 func decodeCPUStatsInto(b []byte, sc *Scratch[CPUStats]) ([]CPUStats, bool) {
 	l := &lexer{b: b}
+	if v, ok := l.cpuStatsInto(sc); ok && l.done() {
+		return v, true
+	}
+	return nil, false
+}
+
+// cpuStatsInto is decodeCPUStatsInto at l, which it leaves just past the list.
+func (l *lexer) cpuStatsInto(sc *Scratch[CPUStats]) ([]CPUStats, bool) {
 	out, was := scratchList(sc, 8)
 	ok := l.elements(func() bool {
 		var c CPUStats
@@ -350,7 +358,7 @@ func decodeCPUStatsInto(b []byte, sc *Scratch[CPUStats]) ([]CPUStats, bool) {
 		out = append(out, c)
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
+	if !ok {
 		return nil, false
 	}
 	return out, true
@@ -358,6 +366,14 @@ func decodeCPUStatsInto(b []byte, sc *Scratch[CPUStats]) ([]CPUStats, bool) {
 
 func decodeDiskStatsInto(b []byte, sc *Scratch[DiskStatsInfo]) ([]DiskStatsInfo, bool) {
 	l := &lexer{b: b}
+	if v, ok := l.diskStatsInto(sc); ok && l.done() {
+		return v, true
+	}
+	return nil, false
+}
+
+// diskStatsInto is decodeDiskStatsInto at l, which it leaves just past the list.
+func (l *lexer) diskStatsInto(sc *Scratch[DiskStatsInfo]) ([]DiskStatsInfo, bool) {
 	out, was := scratchList(sc, 8)
 	ok := l.elements(func() bool {
 		var d DiskStatsInfo
@@ -387,7 +403,7 @@ func decodeDiskStatsInto(b []byte, sc *Scratch[DiskStatsInfo]) ([]DiskStatsInfo,
 		out = append(out, d)
 		return ok
 	})
-	if !ok || skipSpace(b, l.i) != len(b) {
+	if !ok {
 		return nil, false
 	}
 	return out, true

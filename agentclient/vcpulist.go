@@ -18,10 +18,19 @@ const maxScratchVCPUs = 32
 // decodeVCPUsSince decodes a guest-get-vcpus reply, returning prev when it
 // says the same.
 func decodeVCPUsSince(b []byte, prev []VCPU) ([]VCPU, bool) {
+	l := &lexer{b: b}
+	if v, ok := l.vcpusSince(prev); ok && l.done() {
+		return v, true
+	}
+	return nil, false
+}
+
+// vcpusSince is decodeVCPUsSince at l, which it leaves just past the list.
+func (l *lexer) vcpusSince(prev []VCPU) ([]VCPU, bool) {
 	var buf [maxScratchVCPUs]VCPU
 	var flag [maxScratchVCPUs]int8 // can-offline: -1 absent, 0 false, 1 true
 	n := 0
-	l := &lexer{b: b}
+	start := l.i
 	ok := l.elements(func() bool {
 		if n == maxScratchVCPUs {
 			n++ // too many for the scratch: decoded the long way below
@@ -51,13 +60,17 @@ func decodeVCPUsSince(b []byte, prev []VCPU) ([]VCPU, bool) {
 	})
 	if n > maxScratchVCPUs || n == 0 {
 		// Long, or empty (null and [] differ): as before, then compared.
-		out, ok := decodeVCPUs(b)
+		// (A lexer of its own: objectsAt's field function would make l
+		// escape, and the short path allocate it.)
+		long := &lexer{b: l.b, i: start}
+		out, ok := long.vcpus()
+		l.i = long.i
 		if ok && len(out) > 0 && sameVCPUs(out, prev) {
 			return prev, true
 		}
 		return out, ok
 	}
-	if !ok || skipSpace(b, l.i) != len(b) {
+	if !ok {
 		return nil, false
 	}
 	if len(prev) == n {
