@@ -187,7 +187,13 @@ func (s *Stream) pipelined(ctx context.Context, by time.Time, calls []BatchCall,
 		c := &calls[i]
 		rec := LogRecord{Request: b[sp.req[0] : sp.req[1]-1]}
 		s.expect(c.Name, sp.limit) // each reply its own limit
-		ret, err := s.awaitReply(ctx, b[sp.id[0]:sp.id[1]], &rec)
+		// The steady poll's replies are decoded as they are scanned.
+		var ip inPlace
+		var p *inPlace
+		if decodesInPlace(c.Out) {
+			ip.out, p = c.Out, &ip
+		}
+		ret, err := s.awaitReplyInPlace(ctx, b[sp.id[0]:sp.id[1]], &rec, p)
 		c.Sent, c.Duration = t0, time.Since(t0)
 		if err != nil {
 			c.Err = s.finish(&rec, c.Name, err, start)
@@ -203,7 +209,10 @@ func (s *Stream) pipelined(ctx context.Context, by time.Time, calls []BatchCall,
 		// Decode now: ret points into the read buffer, which the next
 		// reply may overwrite.
 		switch {
+		case p != nil && p.ok:
+			p.commit()
 		case c.Out != nil:
+			p.discard()
 			if uerr := decodeReturn(ret, c.Out); uerr != nil {
 				err = &returnError{uerr}
 			}

@@ -28,7 +28,15 @@ var (
 // error values are decoded by the caller, and any other member is checked
 // with json.Valid, so a line is accepted only if it is valid JSON (given a
 // valid return value).
-func scanEnvelope(line []byte) (envelope, error) {
+func scanEnvelope(line []byte) (envelope, error) { return scanEnvelopeInPlace(line, nil) }
+
+// scanEnvelopeInPlace is scanEnvelope decoding the return value where it
+// stands into p (nil: none), rather than only delimiting it for a second
+// pass to decode: p.ok says whether the last "return" member was decoded
+// (a value the decoder does not fully recognise is delimited as before).
+// The envelope it returns is scanEnvelope's whenever it returns no error
+// (see inPlace); on an error, it is scanEnvelope's to say which.
+func scanEnvelopeInPlace(line []byte, p *inPlace) (envelope, error) {
 	var env envelope
 	i := skipSpace(line, 0)
 	if i >= len(line) || line[i] != '{' {
@@ -52,7 +60,13 @@ func scanEnvelope(line []byte) (envelope, error) {
 				return env, errSyntax
 			}
 			i = skipSpace(line, i+1)
-			vEnd, ok := skipValue(line, i)
+			vEnd, ok := 0, false
+			if p != nil && string(key) == "return" {
+				vEnd, ok = p.decodeAt(line, i)
+			}
+			if !ok {
+				vEnd, ok = skipValue(line, i)
+			}
 			if !ok {
 				return env, errSyntax
 			}

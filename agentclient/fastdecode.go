@@ -842,3 +842,102 @@ func asciiOnly(b []byte) bool {
 	}
 	return true
 }
+
+// inPlace decodes a reply's return value during the envelope's one scan
+// (scanEnvelopeInPlace) for the Outs of the steady poll, where the second
+// pass over the value (delimiting it, then decoding it) was a sixth of a
+// poll's decoding. The id comes after the value (qemu-ga's order), so the
+// value is held here and given to out only once the reply is known to be
+// the one awaited (commit); a reply for another request, an error reply
+// or a malformed one leaves out as the two passes would have (discard).
+// The decoders are decodeReturn's, at the same bytes: where ok, the value
+// is exactly what decodeReturn would have made of the delimited value.
+type inPlace struct {
+	out  any
+	ok   bool // the last "return" member decoded
+	used bool // a decode ran into out's Scratch storage
+
+	n      int64
+	ifaces []Interface
+	vcpus  []VCPU
+	cpu    []CPUStats
+	disk   []DiskStatsInfo
+	load   Load
+}
+
+// decodesInPlace reports whether out has an in-place decoder.
+func decodesInPlace(out any) bool {
+	switch out.(type) {
+	case *int64, *InterfaceList, *VCPUList, *Scratch[CPUStats], *Scratch[DiskStatsInfo], **Load:
+		return true
+	}
+	return false
+}
+
+// decodeAt decodes the value at b[i:] and reports where it ends, or false
+// (nothing of p.out changed but a Scratch's storage, see discard).
+func (p *inPlace) decodeAt(b []byte, i int) (int, bool) {
+	p.ok = false
+	l := &lexer{b: b, i: i}
+	var ok bool
+	switch o := p.out.(type) {
+	case *int64:
+		p.n, ok = l.int64()
+	case *InterfaceList:
+		p.ifaces, ok = l.interfacesSince(o.Prev)
+	case *VCPUList:
+		p.vcpus, ok = l.vcpusSince(o.Prev)
+	case *Scratch[CPUStats]:
+		p.used = true
+		p.cpu, ok = l.cpuStatsInto(o)
+	case *Scratch[DiskStatsInfo]:
+		p.used = true
+		p.disk, ok = l.diskStatsInto(o)
+	case **Load:
+		// A lexer of its own: objectAt's field function makes it escape.
+		ll := &lexer{b: b, i: i}
+		p.load, ok = ll.load()
+		l.i = ll.i
+	}
+	p.ok = ok
+	return l.i, ok
+}
+
+// commit gives the decoded value to out, as decodeReturn would have.
+func (p *inPlace) commit() {
+	switch o := p.out.(type) {
+	case *int64:
+		*o = p.n
+	case *InterfaceList:
+		o.List = p.ifaces
+	case *VCPUList:
+		o.List = p.vcpus
+	case *Scratch[CPUStats]:
+		o.List = p.cpu
+	case *Scratch[DiskStatsInfo]:
+		o.List = p.disk
+	case **Load:
+		v := p.load
+		*o = &v
+	}
+	p.ok, p.used = false, false
+}
+
+// discard drops what was decoded. A Scratch decoded into lets its storage
+// go, as a failed decode does: what the decode wrote may be more than its
+// List holds room for (see Scratch). p may be nil.
+func (p *inPlace) discard() {
+	if p == nil {
+		return
+	}
+	if p.used {
+		switch o := p.out.(type) {
+		case *Scratch[CPUStats]:
+			o.List, o.vals = nil, nil
+		case *Scratch[DiskStatsInfo]:
+			o.List, o.vals = nil, nil
+		}
+	}
+	p.ok, p.used = false, false
+	p.ifaces, p.vcpus, p.cpu, p.disk = nil, nil, nil, nil
+}

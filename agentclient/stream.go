@@ -540,10 +540,20 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 	if quiet {
 		return nil, s.awaitAccepted(ctx, id, rec)
 	}
-	ret, err := s.awaitReply(ctx, id, rec)
+	var ip inPlace
+	var p *inPlace
+	if decodesInPlace(out) {
+		ip.out, p = out, &ip
+	}
+	ret, err := s.awaitReplyInPlace(ctx, id, rec, p)
 	if err != nil {
 		return nil, err
 	}
+	if p != nil && p.ok {
+		p.commit()
+		return nil, nil
+	}
+	p.discard()
 	if out != nil {
 		if err := decodeReturn(ret, out); err != nil {
 			return nil, &returnError{err}
@@ -1001,13 +1011,26 @@ func (s *Stream) cutShort(err error) error {
 // parseReply splits one line into a reply. Noise before the first '{' (a
 // serial channel's junk) is tolerated; anything else is malformed. The
 // return value is delimited, not validated: its decoder validates it.
-func parseReply(line []byte) (reply, error) {
+func parseReply(line []byte) (reply, error) { return parseReplyInPlace(line, nil) }
+
+// parseReplyInPlace is parseReply decoding the return value into p (nil:
+// none) in the same scan (scanEnvelopeInPlace): p.ok then says it was. A
+// line that does not parse is parsed again without p, for parseReply's
+// error: the in-place decoder may end a value where delimiting would not
+// ("12x" as a number), and what is wrong with the line is the two passes'
+// to say.
+func parseReplyInPlace(line []byte, p *inPlace) (reply, error) {
+	orig := line
 	line = bytes.TrimSpace(line)
 	if i := bytes.IndexByte(line, '{'); i > 0 {
 		line = line[i:]
 	}
-	env, err := scanEnvelope(line)
+	env, err := scanEnvelopeInPlace(line, p)
 	if err != nil {
+		if p != nil {
+			p.ok = false
+			return parseReplyInPlace(orig, nil)
+		}
 		return reply{}, fmt.Errorf("%w: %v in %s", ErrMalformed, err, sample(line))
 	}
 	r := reply{ret: env.ret, id: env.id}
@@ -1047,6 +1070,13 @@ func (s *Stream) matches(r *reply, id []byte) bool {
 // noise might be the reply itself, so it fails the call at once. The return
 // value points into the read buffer.
 func (s *Stream) awaitReply(ctx context.Context, id []byte, rec *LogRecord) ([]byte, error) {
+	return s.awaitReplyInPlace(ctx, id, rec, nil)
+}
+
+// awaitReplyInPlace is awaitReply decoding the return value into p (nil:
+// none) as the reply is read (parseReplyInPlace): p.ok then says it was,
+// and p holds nothing of a line that was not the reply.
+func (s *Stream) awaitReplyInPlace(ctx context.Context, id []byte, rec *LogRecord, p *inPlace) ([]byte, error) {
 	var noise error
 	for {
 		ev, err := s.next(ctx)
@@ -1067,8 +1097,9 @@ func (s *Stream) awaitReply(ctx context.Context, id []byte, rec *LogRecord) ([]b
 			s.needSync = true
 			return nil, ev.err
 		}
-		r, err := parseReply(ev.line)
+		r, err := parseReplyInPlace(ev.line, p)
 		if err != nil {
+			p.discard()
 			s.needSync = true
 			if s.echoIDs {
 				if noise == nil {
@@ -1079,10 +1110,12 @@ func (s *Stream) awaitReply(ctx context.Context, id []byte, rec *LogRecord) ([]b
 			return nil, err
 		}
 		if !s.matches(&r, id) {
+			p.discard()
 			continue // stale: the answer to a request that timed out
 		}
 		rec.Reply = ev.line
 		if r.err != nil {
+			p.discard()
 			return nil, r.err
 		}
 		return r.ret, nil
