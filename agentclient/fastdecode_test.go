@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -438,4 +439,31 @@ func TestKeptListsFit(t *testing.T) {
 	if next[0].IPAddresses[0].Address != "127.0.0.1" {
 		t.Errorf("the list before changed: %+v", next)
 	}
+}
+
+// FuzzDigits: the lexer's integers are strconv's, overflow included (the
+// check is made only past 19 digits), and what follows a number is left.
+func FuzzDigits(f *testing.F) {
+	for _, s := range []string{"0", "7", "-0", "-12", "012", "1.5", "1e3", "9999999999999999999", "10000000000000000000",
+		"18446744073709551615", "18446744073709551616", "18446744073709551625", "99999999999999999999", "184467440737095516150",
+		"-18446744073709551615", "123,", "123]", " 42"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l := &lexer{b: []byte(s)}
+		neg, v, ok := l.digits()
+		t0 := strings.TrimLeft(s, " \t\r\n")
+		num := strings.TrimPrefix(t0, "-")
+		end := strings.IndexFunc(num, func(r rune) bool { return r < '0' || r > '9' })
+		if end < 0 {
+			end = len(num)
+		}
+		digits, rest := num[:end], num[end:]
+		want, err := strconv.ParseUint(digits, 10, 64)
+		wantOK := err == nil && (len(digits) == 1 || digits[0] != '0') &&
+			!(len(rest) > 0 && (rest[0] == '.' || rest[0] == 'e' || rest[0] == 'E'))
+		if ok != wantOK || ok && (v != want || neg != strings.HasPrefix(t0, "-") || l.i != len(s)-len(rest)) {
+			t.Fatalf("%q: %v %d %v at %d; strconv %d, %v", s, neg, v, ok, l.i, want, err)
+		}
+	})
 }
