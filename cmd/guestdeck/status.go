@@ -100,7 +100,8 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	// are not asked (at 10,000 guests they tripled status's time).
 	// Nor are the routes, which only the dashboard shows.
 	// Nor is a connection kept once its poll is done: none is used twice.
-	tweak := func(o *fleet.Options) { o.NoCounters, o.NoRoutes, o.NoKeep = true, true, true }
+	// Nor a command log kept, which nothing here shows.
+	tweak := func(o *fleet.Options) { o.NoCounters, o.NoRoutes, o.NoKeep, o.NoLog = true, true, true, true }
 	if mode.sample > 0 || mode.watch > 0 {
 		tweak = keepMetrics
 	}
