@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -47,9 +46,11 @@ type decoder struct {
 // walk decides but its messages depends on positions or on the order of a
 // table's keys, so a good file decodes to the same File either way.
 func decode(file string, data []byte) (*File, error) {
-	var raw map[string]any
-	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return nil, syntaxError(file, data, err)
+	raw, ok := quickTOML(string(data))
+	if !ok {
+		if _, err := toml.Decode(string(data), &raw); err != nil {
+			return nil, syntaxError(file, data, err)
+		}
 	}
 	if quickWalk(raw) {
 		d := &decoder{file: file}
@@ -106,15 +107,15 @@ func (d *decoder) walk(raw map[string]any) *File {
 			}
 		case "host":
 			for i, t := range d.tables(v, k) {
-				f.Hosts = append(f.Hosts, d.host(t, k, strconv.Itoa(i)))
+				f.Hosts = append(f.Hosts, d.host(t, k, d.index(i)))
 			}
 		case "guest":
 			for i, t := range d.tables(v, k) {
-				f.Guests = append(f.Guests, d.guest(t, k, strconv.Itoa(i)))
+				f.Guests = append(f.Guests, d.guest(t, k, d.index(i)))
 			}
 		case "sockets":
 			for i, t := range d.tables(v, k) {
-				f.Sockets = append(f.Sockets, d.sockets(t, k, strconv.Itoa(i)))
+				f.Sockets = append(f.Sockets, d.sockets(t, k, d.index(i)))
 			}
 		case "views":
 			for i, t := range d.tables(v, k) {
@@ -171,9 +172,39 @@ func syntaxError(file string, data []byte, err error) *Error {
 	return &Error{Path: file, Line: line, Col: col, Msg: "syntax error: " + msg, Err: err}
 }
 
-// errf records a problem at p (zero when unknown).
+// errf records a problem at p (zero when unknown). The quick walk's
+// problems only send the file to the located walk, which says them: it
+// records that there is one, without its words.
 func (d *decoder) errf(p pos, format string, args ...any) {
+	if d.spots == nil {
+		d.errs = append(d.errs, &Error{Path: d.file, Msg: "a problem (located again for its words)"})
+		return
+	}
 	d.errs = append(d.errs, &Error{Path: d.file, Line: p.Line, Col: p.Col, Msg: fmt.Sprintf(format, args...)})
+}
+
+// index, path and entry are a table's index in its array, a key's path
+// and how messages name a table: on the quick walk, which has neither
+// positions nor messages, nothing.
+func (d *decoder) index(i int) string {
+	if d.spots == nil {
+		return ""
+	}
+	return strconv.Itoa(i)
+}
+
+func (d *decoder) path(base []string, more ...string) []string {
+	if d.spots == nil {
+		return nil
+	}
+	return join(base, more...)
+}
+
+func (d *decoder) entry(kind string, t map[string]any) string {
+	if d.spots == nil {
+		return ""
+	}
+	return entry(kind, t)
 }
 
 // keyAt and valAt are where a key and its value are; zero on the quick
@@ -197,7 +228,12 @@ func (d *decoder) valAt(segs ...string) pos {
 // knows no positions, in the order of their names.
 func (d *decoder) ordered(t map[string]any, base []string) []string {
 	if d.spots == nil {
-		return slices.Sorted(maps.Keys(t))
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return keys
 	}
 	type keyed struct {
 		key string
@@ -395,11 +431,11 @@ func entry(kind string, t map[string]any) string {
 }
 
 func (d *decoder) host(t map[string]any, segs ...string) Host {
-	where := entry("host", t)
+	where := d.entry("host", t)
 	before := len(d.errs)
 	var h Host
 	for _, k := range d.ordered(t, segs) {
-		v, at := t[k], join(segs, k)
+		v, at := t[k], d.path(segs, k)
 		switch k {
 		case "name":
 			if s, ok := d.str(v, k, where, at); ok && d.name(s, where, at) {
@@ -463,11 +499,11 @@ func (d *decoder) host(t map[string]any, segs ...string) Host {
 }
 
 func (d *decoder) guest(t map[string]any, segs ...string) Guest {
-	where := entry("guest", t)
+	where := d.entry("guest", t)
 	before := len(d.errs)
 	var g Guest
 	for _, k := range d.ordered(t, segs) {
-		v, at := t[k], join(segs, k)
+		v, at := t[k], d.path(segs, k)
 		switch k {
 		case "name":
 			if s, ok := d.str(v, k, where, at); ok && d.name(s, where, at) {
@@ -539,12 +575,12 @@ func (d *decoder) sshKey(k string, v any, where string, at []string, out *SSHKey
 
 // sockets decodes a [[sockets]] table.
 func (d *decoder) sockets(t map[string]any, segs ...string) Sockets {
-	where := entry("sockets", t)
+	where := d.entry("sockets", t)
 	before := len(d.errs)
 	s := Sockets{Rescan: Duration{DefaultRescan}}
 	var pat SocketPattern
 	for _, k := range d.ordered(t, segs) {
-		v, at := t[k], join(segs, k)
+		v, at := t[k], d.path(segs, k)
 		switch k {
 		case "name":
 			if n, ok := d.str(v, k, where, at); ok && d.name(n, where, at) {
@@ -676,10 +712,10 @@ func (d *decoder) name(s, where string, at []string) bool {
 // namespace because selectors name either.
 func (d *decoder) duplicates(f *File) {
 	type use struct {
-		what string
+		kind string
 		at   pos
 	}
-	seen := map[string]use{}
+	seen := make(map[string]use, len(f.Hosts)+len(f.Guests)+len(f.Sockets))
 	check := func(kind string, name string, at pos) {
 		if name == "" {
 			return
@@ -689,10 +725,24 @@ func (d *decoder) duplicates(f *File) {
 			if first.at.Line == 0 {
 				where = ""
 			}
-			d.errf(at, "duplicate name %q: already used by the %s%s", name, first.what, where)
+			d.errf(at, "duplicate name %q: already used by the [[%s]]%s", name, first.kind, where)
 			return
 		}
-		seen[name] = use{"[[" + kind + "]]", at}
+		seen[name] = use{kind, at}
+	}
+	if d.spots == nil {
+		// The quick walk: no positions to order by, and a duplicate is
+		// all it needs to know.
+		for _, h := range f.Hosts {
+			check("host", h.Name, pos{})
+		}
+		for _, g := range f.Guests {
+			check("guest", g.Name, pos{})
+		}
+		for _, s := range f.Sockets {
+			check("sockets", s.Name, pos{})
+		}
+		return
 	}
 	// Walk both in file order so "already used" points backwards.
 	type named struct {
