@@ -332,7 +332,7 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	s := statusJSON{
 		Name: g.Name, Host: g.Host, Address: g.Address, UUID: g.UUID, State: string(g.State), Error: g.Err,
 		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
-		Interfaces: []ifaceJSON{}, Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
+		Interfaces: make([]ifaceJSON, 0, len(g.Interfaces)), Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
 		DomainState: string(g.DomainState), Stale: g.Stale(),
 		guestViewJSON: toGuestViewJSON(g),
 	}
@@ -349,7 +349,7 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 		s.Interfaces = nil
 	}
 	for _, ifc := range g.Interfaces {
-		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: []string{}}
+		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: make([]string, 0, len(ifc.IPAddresses))}
 		for _, a := range ifc.IPAddresses {
 			j.Addresses = append(j.Addresses, jsonAddr(a))
 		}
