@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -94,5 +97,36 @@ pattern = "ssh://root@pve1/var/run/qemu-server/*.qga"
 	}
 	if quick < 2 {
 		t.Fatalf("only %d sources walked quickly: the test compares nothing", quick)
+	}
+}
+
+// A problem the quick walk meets is said as the located walk says it, at
+// its line: the quick walk's placeholder never reaches the operator.
+func TestQuickWalkProblemLocated(t *testing.T) {
+	src := simFleet(40)
+	lines := strings.Split(src, "\n")
+	// Guest 30's name line: the header, then name (5 lines a guest, after
+	// the comment line).
+	n := 1 + 29*5 + 2
+	if !strings.HasPrefix(lines[n], `name = "sim-00030"`) {
+		t.Fatalf("line %d is %q: the layout changed", n+1, lines[n])
+	}
+	for _, tc := range []struct {
+		name, line, want string
+	}{
+		{"duplicate", `name = "sim-00003"`, fmt.Sprintf(`f.toml:%d:8: duplicate name "sim-00003": already used by the [[guest]] at line 14`, n+1)},
+		{"bad name", `name = "sim 30"`, fmt.Sprintf(`f.toml:%d:8: bad name "sim 30" in [[guest]] "sim 30"`, n+1)},
+		{"unknown key", `nmae = "sim-00030"`, fmt.Sprintf(`f.toml:%d:1: unknown key "nmae" in [[guest]]; did you mean "name"?`, n+1)},
+	} {
+		edited := slices.Clone(lines)
+		edited[n] = tc.line
+		data := []byte(strings.Join(edited, "\n"))
+		if _, ok := quickTOML(string(data)); !ok {
+			t.Fatalf("%s: quickTOML refused the file: the test is not about the quick walk", tc.name)
+		}
+		_, err := Parse("f.toml", data)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: Parse = %v\nwant it to start %s", tc.name, err, tc.want)
+		}
 	}
 }
