@@ -46,7 +46,8 @@ func steadySnapshots(gs []*fleet.Guest, k, churn int) []*fleet.Snapshot {
 // BenchmarkSteadyRefresh10000 is the dashboard's steady state at 10,000
 // guests: every pull sees a new snapshot version with steadyChurn guests
 // re-polled, then the frame after it. Per op: one pull (Update of a
-// changedMsg) and one View.
+// changedMsg) and one View; "full" is the same with reindex's fast path
+// off, as before it.
 func BenchmarkSteadyRefresh10000(b *testing.B) {
 	for _, tt := range []struct {
 		name string
@@ -58,28 +59,31 @@ func BenchmarkSteadyRefresh10000(b *testing.B) {
 		{"filter", func(m *Model) { m.tbl.filter = "host:hv1" }},
 		{"group-host", func(m *Model) { m.setGroup(groupHost) }},
 	} {
-		b.Run(tt.name, func(b *testing.B) {
-			m, src := newTestModel(10000, 160, 50, Options{})
-			snaps := steadySnapshots(src.snap.Guests, 64, steadyChurn)
-			tt.set(&m)
-			m.moveTo(20)
-			m.reindex()
-			v := src.snap.Version
-			b.ReportAllocs()
-			b.ResetTimer()
-			i := 0
-			for b.Loop() {
-				s := *snaps[i%len(snaps)]
-				v++
-				s.Version = v
-				src.mu.Lock()
-				src.snap = &s
-				src.mu.Unlock()
-				i++
-				next, _ := m.Update(changedMsg{})
-				m = next.(Model)
-				_ = m.View()
-			}
-		})
+		for _, path := range []string{"fast", "full"} {
+			b.Run(tt.name+"/"+path, func(b *testing.B) {
+				m, src := newTestModel(10000, 160, 50, Options{})
+				m.tbl.fullOnly = path == "full" // the reindex before swapGuests
+				snaps := steadySnapshots(src.snap.Guests, 64, steadyChurn)
+				tt.set(&m)
+				m.moveTo(20)
+				m.reindex()
+				v := src.snap.Version
+				b.ReportAllocs()
+				b.ResetTimer()
+				i := 0
+				for b.Loop() {
+					s := *snaps[i%len(snaps)]
+					v++
+					s.Version = v
+					src.mu.Lock()
+					src.snap = &s
+					src.mu.Unlock()
+					i++
+					next, _ := m.Update(changedMsg{})
+					m = next.(Model)
+					_ = m.View()
+				}
+			})
+		}
 	}
 }
