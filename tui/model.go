@@ -122,6 +122,9 @@ type Model struct {
 
 	snap *fleet.Snapshot
 	tbl  table
+	// rowCache is the rows of the last frame (rowcache.go), shared by the
+	// model's copies as the program passes it on; nil draws every row.
+	rowCache *rowCache
 	// pullCost is what pulling a snapshot costs lately (pullGap).
 	pullCost time.Duration
 	// Guests this process froze, counted per snapshot (not per frame), and
@@ -348,7 +351,7 @@ func New(src Source, opts Options) Model {
 		src: src, st: st, opts: opts, keys: DefaultKeyMap(),
 		width: 100, height: 30,
 		marks: map[string]bool{}, rowStatus: map[string]rowStatus{},
-		detail: true,
+		detail: true, rowCache: &rowCache{},
 	}
 	if err := m.keys.Apply(opts.Keys); err != nil {
 		m.setStatus(err.Error(), true)
