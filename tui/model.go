@@ -467,10 +467,12 @@ func waitChanged(ch <-chan struct{}, after time.Duration) tea.Cmd {
 // so waiting loses nothing: the next pull sees every change since the last.
 const refreshGap = 100 * time.Millisecond
 
-// A pull (snapshot, filter, sort, group) costs what the fleet is large:
-// about 2 ms at 10,000 guests on this project's 2-core test machine (6 ms
-// before snapshots were incremental), 2-6 % of a core at 10 a second, a
-// large part of the dashboard's whole budget. So the gap grows with what
+// A full pull (snapshot, filter, sort, group) costs what the fleet is
+// large: 1-3 ms at 10,000 guests on this project's 2-core test machine (6
+// ms before snapshots were incremental), 1-3 % of a core at 10 a second, a
+// large part of the dashboard's whole budget. In the steady state most
+// pulls only swap re-polled Guests into rows that keep their order
+// (swap.go): well under 0.1 ms. So the gap grows with what
 // pulls cost, measured: a pull takes at most 1/refreshCostShare of the
 // time, up to maxRefreshGap between two. Small fleets keep refreshGap; a
 // loaded machine, whose pulls take longer, pulls less often instead of
