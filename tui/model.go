@@ -557,7 +557,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case selfMsg:
 		// Results of the clipboard, export and audit pane (their files).
-		return m, msg.apply(&m)
+		return m.byRef(msg.apply)
 	case auditedMsg:
 		if msg.err != nil {
 			m.setStatus(msg.what+": "+msg.err.Error(), true)
@@ -574,7 +574,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
 	case tea.KeyPressMsg:
-		return m, m.handleKey(msg)
+		return m.byRef(func(m *Model) tea.Cmd { return m.handleKey(msg) })
 	case tea.KeyReleaseMsg:
 		if top := m.top(); top.kind == layerFiles {
 			return m, m.updateFiles(top.files, msg)
@@ -590,6 +590,16 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.updateFiles(pane, msg)
 	}
 	return m, nil
+}
+
+// byRef runs f on m for Update where f may keep a pointer to the model (an
+// interface's method, a key handler's closures): the compiler then moves
+// the model to the heap, and in Update itself it would do so for every
+// message, before the boxing of the result. A Model is some 47 KB, and a
+// pull and its frame come ten times a second.
+func (m Model) byRef(f func(*Model) tea.Cmd) (tea.Model, tea.Cmd) {
+	cmd := f(&m)
+	return m, cmd
 }
 
 // refresh pulls the newest snapshot.
