@@ -137,6 +137,13 @@ func setFault(g *Guest, st State, text string, cause error, now time.Time) {
 func setErr(g *Guest, err error) { g.Err, g.Cause = err.Error(), err }
 
 func (s *session) acquire(ctx context.Context) error {
+	// Free, as at nearly every poll: taken without a select on the
+	// context's channel as well (selectgo and its locks).
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	default:
+	}
 	select {
 	case s.sem <- struct{}{}:
 		return nil
