@@ -62,3 +62,37 @@ func BenchmarkLogRecord(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkApply is publishing one steady live poll: its result (a round
+// trip, a skew, the interfaces and vCPUs as shown) made the guest's next
+// Guest, its histories and the fleet's change signal.
+func BenchmarkApply(b *testing.B) {
+	f, _ := fakeFleet(Options{}, 1)
+	defer f.Close()
+	s := f.session("g000")
+	online := true
+	ifaces := []agentclient.Interface{{Name: "lo"}, {Name: "eth0"}}
+	vcpus := []agentclient.VCPU{{LogicalID: 0, Online: online}, {LogicalID: 1, Online: online}}
+	steady := func(i int) *pollResult {
+		return &pollResult{rtt: time.Duration(100+i%7) * time.Microsecond, rttOK: true, skew: time.Duration(i%13) * time.Millisecond, skewOK: true,
+			ifaces: ifaces, ifacesOK: true, vcpus: s.cur.Load().VCPUs, vcpusOK: true, liveOK: true, freeze: agentclient.Thawed}
+	}
+	r := steady(0)
+	r.vcpus = vcpus
+	s.apply(r)
+	for i := range 2 * rttHistory { // the histories full
+		s.apply(steady(i))
+	}
+	b.ReportAllocs()
+	var r0 pollResult
+	i := 0
+	for b.Loop() {
+		r := steady(i)
+		s.apply(r)
+		*r = r0
+		i++
+	}
+	if g := s.cur.Load(); g.State != Ready || g.RTTHistory.Len() != rttHistory {
+		b.Fatalf("after the polls: %v, %d round trips", g.State, g.RTTHistory.Len())
+	}
+}
