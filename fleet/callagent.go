@@ -116,6 +116,9 @@ func do0(c *callAgent, ctx context.Context, cmd string, req any, fn func(ctx con
 
 // logCall adds one entry to the guest's log; the next update publishes it.
 func (s *session) logCall(t0 time.Time, cmd string, req, reply any, err error) {
+	if s.f.opts.NoLog {
+		return // nothing will show it (Options.NoLog)
+	}
 	e := LogEntry{At: t0, Command: cmd, Request: summarize(req, logRequestMax), Duration: time.Since(t0)}
 	if err != nil {
 		e.Err = true

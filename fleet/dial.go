@@ -21,11 +21,16 @@ const DefaultReplyBudget = 256 << 20
 
 // streamOptions are the options every stream of the fleet is dialled with:
 // a small read buffer, the fleet's shared reply budget, and the session's
-// log hook when the dial context carries one.
+// log hook when the dial context carries one. With Options.NoLog the hook
+// is marked used but not given to the stream: the session then logs
+// nothing around its calls either, yet still knows the transport is a
+// stream of its own (prefetch asks that), and the stream builds no records.
 func (f *Fleet) streamOptions(ctx context.Context) []agentclient.Option {
 	opts := []agentclient.Option{agentclient.WithReadBuffer(sessionReadBuffer), agentclient.WithBudget(f.budget)}
 	if h, ok := ctx.Value(logHookKey{}).(*logHook); ok {
-		opts = append(opts, agentclient.WithLog(h.fn))
+		if !f.opts.NoLog {
+			opts = append(opts, agentclient.WithLog(h.fn))
+		}
 		h.used = true
 	}
 	return opts

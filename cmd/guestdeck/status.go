@@ -100,7 +100,8 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	// are not asked (at 10,000 guests they tripled status's time).
 	// Nor are the routes, which only the dashboard shows.
 	// Nor is a connection kept once its poll is done: none is used twice.
-	tweak := func(o *fleet.Options) { o.NoCounters, o.NoRoutes, o.NoKeep = true, true, true }
+	// Nor a command log kept, which nothing here shows.
+	tweak := func(o *fleet.Options) { o.NoCounters, o.NoRoutes, o.NoKeep, o.NoLog = true, true, true, true }
 	if mode.sample > 0 || mode.watch > 0 {
 		tweak = keepMetrics
 	}
@@ -331,7 +332,7 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 	s := statusJSON{
 		Name: g.Name, Host: g.Host, Address: g.Address, UUID: g.UUID, State: string(g.State), Error: g.Err,
 		AgentVersion: g.AgentVersion, Hostname: g.Hostname,
-		Interfaces: []ifaceJSON{}, Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
+		Interfaces: make([]ifaceJSON, 0, len(g.Interfaces)), Freeze: present.FreezeState(g), RTTMS: ms(g.RTT), Tags: g.Tags,
 		DomainState: string(g.DomainState), Stale: g.Stale(),
 		guestViewJSON: toGuestViewJSON(g),
 	}
@@ -348,7 +349,7 @@ func toStatusJSON(g *fleet.Guest) statusJSON {
 		s.Interfaces = nil
 	}
 	for _, ifc := range g.Interfaces {
-		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: []string{}}
+		j := ifaceJSON{Name: ifc.Name, MAC: ifc.HardwareAddress, Addresses: make([]string, 0, len(ifc.IPAddresses))}
 		for _, a := range ifc.IPAddresses {
 			j.Addresses = append(j.Addresses, jsonAddr(a))
 		}
