@@ -146,14 +146,7 @@ func (s *session) logRecord(rec agentclient.LogRecord) {
 		errText = truncate(rec.Err.Error(), logReplyMax)
 	}
 	s.mu.Lock()
-	prev := s.log.last(rec.Command)
-	e := LogEntry{At: rec.Start, Command: rec.Command, Request: s.log.text(prev.Request, req, logRequestMax), Duration: rec.Duration}
-	if rec.Err != nil {
-		e.Err, e.Reply = true, errText
-	} else {
-		e.Reply = s.log.text(prev.Reply, rep, logReplyMax)
-	}
-	s.log.add(e)
+	s.log.record(rec.Command, rec.Start, rec.Duration, req, rep, rec.Err != nil, errText)
 	s.mu.Unlock()
 }
 
@@ -183,30 +176,35 @@ func withoutID(dreq, drep, req, rep []byte) ([]byte, []byte) {
 		}
 		return d
 	}
+	// The id is what follows the last quote before the closing `"}`,
+	// with the key before it: as bytes.LastIndex(req, key) would find it
+	// (an id holds no quote), without a search of the whole line at
+	// every call (TestWithoutIDAsSearch).
 	const key = `,"id":"`
-	i := bytes.LastIndex(req, []byte(key))
-	if i < 0 || !bytes.HasSuffix(req, []byte(`"}`)) {
+	if !bytes.HasSuffix(req, []byte(`"}`)) {
 		return capped(dreq, req), capped(drep, rep)
 	}
-	id := req[i+len(key) : len(req)-2]
-	if len(id) == 0 || bytes.IndexByte(id, '"') >= 0 {
+	q := bytes.LastIndexByte(req[:len(req)-2], '"')
+	if q < len(key)-1 || string(req[q-len(key)+1:q+1]) != key || q+1 == len(req)-2 {
 		return capped(dreq, req), capped(drep, rep)
 	}
+	i, id := q-len(key)+1, req[q+1:len(req)-2]
 	dreq = capped(dreq, req[:i], []byte("}"))
-	var m [80]byte
 	for _, sep := range []string{`, "id": "`, `,"id":"`} {
-		if len(sep)+len(id)+1 > len(m) {
+		n := len(sep) + len(id) + 1 // the member: sep, id, its closing quote
+		if n > 80 {
 			break
 		}
-		mm := append(append(append(m[:0], sep...), id...), '"')
 		// Where the log can show it: at the end (qemu-ga's place for
 		// it), or within what is kept; a file chunk is not searched.
-		j := len(rep) - len(mm) - 1
-		if j < 0 || !bytes.HasSuffix(rep, append(mm, '}')) {
-			j = bytes.Index(rep[:min(len(rep), cap(drep)+len(mm))], mm)
+		j := len(rep) - n - 1
+		if j < 0 || !bytes.HasSuffix(rep, []byte(`"}`)) || string(rep[j:j+len(sep)]) != sep || !bytes.Equal(rep[j+len(sep):j+n-1], id) {
+			var m [80]byte
+			mm := append(append(append(m[:0], sep...), id...), '"')
+			j = bytes.Index(rep[:min(len(rep), cap(drep)+n)], mm)
 		}
 		if j >= 0 {
-			return dreq, capped(drep, rep[:j], rep[j+len(mm):])
+			return dreq, capped(drep, rep[:j], rep[j+n:])
 		}
 	}
 	return dreq, capped(drep, rep)

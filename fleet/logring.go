@@ -3,7 +3,9 @@ package fleet
 import (
 	"encoding/binary"
 	"iter"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -86,6 +88,10 @@ const (
 	logErr    = 1 << iota // LogEntry.Err
 	logCanon              // the request is the command's canonical one (logTables.number)
 	logJoined             // text holds the request and the reply
+	// logShared: text (a reply alone) is the fleet's shared copy
+	// (logTables.share): the next poll's equal reply is it without
+	// another look-up in the table (a lock and a hash per call).
+	logShared
 )
 
 func (r *logRec) entry(t *logTables) LogEntry {
@@ -174,19 +180,29 @@ const maxSharedLen = 256
 
 // logTables are what the logs of a fleet's guests share: the command names,
 // numbered (an entry holds two bytes instead of a 16-byte string; numbers
-// are never reused or changed), and the texts that repeat (a poll's
-// requests, and replies that stay the same, such as a vCPU list: many
-// guests send the same ones; the metrics notes share them too).
+// are never reused or changed), and the texts that repeat (replies that
+// stay the same, such as a vCPU list: many guests send the same ones; the
+// metrics notes share them too).
 type logTables struct {
-	mu    sync.RWMutex
+	// names is read without a lock (every call of every poll looks its
+	// command up, from every worker at once: a shared RWMutex's counter
+	// went back and forth between the cores); a new name, rare, replaces
+	// it under mu.
+	names atomic.Pointer[logNames]
+	mu    sync.Mutex
+
+	textMu sync.Mutex
+	texts  map[string]string
+}
+
+// logNames is one version of a fleet's numbered command names; never
+// changed once published (a new name makes a new one).
+type logNames struct {
 	idx   map[string]uint16
 	names []string // names[i-1] is number i; 0 is unnamedCommand
 	// canon[i-1] is number i's request without arguments, as the log
 	// has it: {"execute":"NAME"}.
 	canon []string
-
-	textMu sync.Mutex
-	texts  map[string]string
 }
 
 // share is the fleet's copy of s, which becomes that copy when there is
@@ -212,32 +228,34 @@ func (t *logTables) share(s string) string {
 
 // number is name's number (0 past maxLogNames) and its canonical request.
 func (t *logTables) number(name string) (uint16, string) {
-	t.mu.RLock()
-	i, ok := t.idx[name]
-	var canon string
-	if ok {
-		canon = t.canon[i-1]
-	}
-	t.mu.RUnlock()
-	if ok {
-		return i, canon
+	if v := t.names.Load(); v != nil {
+		if i, ok := v.idx[name]; ok {
+			return i, v.canon[i-1]
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if i, ok := t.idx[name]; ok {
-		return i, t.canon[i-1]
+	v := t.names.Load()
+	if v == nil {
+		v = &logNames{}
 	}
-	if len(t.names) >= maxLogNames {
+	if i, ok := v.idx[name]; ok {
+		return i, v.canon[i-1]
+	}
+	if len(v.names) >= maxLogNames {
 		return 0, ""
 	}
-	if t.idx == nil {
-		t.idx = make(map[string]uint16)
+	// A new version: the map copied (at most maxLogNames names, each
+	// numbered once), the slices appended to (an earlier version reads
+	// only the part it had).
+	nv := &logNames{idx: maps.Clone(v.idx), names: append(v.names, name), canon: append(v.canon, `{"execute":"`+name+`"}`)}
+	if nv.idx == nil {
+		nv.idx = make(map[string]uint16)
 	}
-	t.names = append(t.names, name)
-	t.canon = append(t.canon, `{"execute":"`+name+`"}`)
-	i = uint16(len(t.names))
-	t.idx[name] = i
-	return i, t.canon[i-1]
+	i := uint16(len(nv.names))
+	nv.idx[name] = i
+	t.names.Store(nv)
+	return i, nv.canon[i-1]
 }
 
 // command is number i's name and canonical request.
@@ -245,9 +263,16 @@ func (t *logTables) command(i uint16) (name, canon string) {
 	if i == 0 || t == nil {
 		return unnamedCommand, ""
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.names[i-1], t.canon[i-1]
+	v := t.names.Load()
+	return v.names[i-1], v.canon[i-1]
+}
+
+// count is how many names are numbered.
+func (t *logTables) count() int {
+	if v := t.names.Load(); v != nil {
+		return len(v.names)
+	}
+	return 0
 }
 
 // logRing keeps a guest's newest log entries, newest first, so that every
@@ -268,20 +293,7 @@ func (r *logRing) add(e LogEntry) {
 	if r.size <= 0 {
 		return
 	}
-	if r.tables == nil {
-		r.tables = &logTables{} // a ring of its own (tests, LogOf)
-	}
-	if r.head == 0 {
-		keep := min(int(r.n), r.size-1)
-		np := &logPage{recs: make([]logRec, r.size+max(r.size/4, 1)), tables: r.tables}
-		if r.page != nil {
-			copy(np.recs[len(np.recs)-keep:], r.page.recs[:keep]) // head is 0: the newest are first
-		}
-		r.head = int32(len(np.recs) - keep)
-		r.page = np
-		r.n = int32(keep)
-	}
-	r.head--
+	r.ensureTables()
 	cmd, canon := r.tables.number(e.Command)
 	rec := logRec{at: e.At.UnixNano(), dur: toLogDur(e.Duration), cmd: cmd, text: e.Reply}
 	if e.Err {
@@ -295,8 +307,129 @@ func (r *logRing) add(e LogEntry) {
 		rec.flags |= logJoined
 		rec.text = joinLogText(e.Request, e.Reply)
 	}
+	r.push(rec)
+}
+
+func (r *logRing) ensureTables() {
+	if r.tables == nil {
+		r.tables = &logTables{} // a ring of its own (tests, LogOf)
+	}
+}
+
+// push adds rec as the newest entry. size is positive.
+func (r *logRing) push(rec logRec) {
+	if r.head == 0 {
+		keep := min(int(r.n), r.size-1)
+		np := newLogPage(r.size+max(r.size/4, 1), r.tables)
+		if r.page != nil {
+			copy(np.recs[len(np.recs)-keep:], r.page.recs[:keep]) // head is 0: the newest are first
+		}
+		r.head = int32(len(np.recs) - keep)
+		r.page = np
+		r.n = int32(keep)
+	}
+	r.head--
 	r.page.recs[r.head] = rec
 	r.n = int32(min(int(r.n)+1, r.size))
+}
+
+// record adds a call's entry from its wire lines: req and rep as the log
+// keeps them (withoutID: cut to one byte past logRequestMax and
+// logReplyMax), or with isErr the error's text instead of the reply. It
+// is what add would make of the LogEntry with those lines cut (cutText)
+// as its request and reply, and shares what the slow path shared (text),
+// but builds no string for what repeats: a steady poll's request is its
+// command's own (logCanon), and a reply the same as the command's last
+// one is that one's string, compared as bytes against the record itself
+// (TestRecordAsAdd holds the two paths to the same entries).
+func (r *logRing) record(name string, at time.Time, d time.Duration, req, rep []byte, isErr bool, errText string) {
+	if r.size <= 0 {
+		return
+	}
+	r.ensureTables()
+	cmd, canon := r.tables.number(name)
+	prev := r.lastRec(cmd)
+	var prevReq, prevRep string
+	var prevShared bool
+	if prev != nil {
+		switch {
+		case prev.flags&logJoined != 0:
+			prevReq, prevRep = splitLogText(prev.text)
+		case prev.flags&logCanon != 0:
+			prevReq, prevRep = canon, prev.text
+		default:
+			prevRep = prev.text
+		}
+		prevShared = prev.flags&logShared != 0
+	}
+	rec := logRec{at: at.UnixNano(), dur: toLogDur(d), cmd: cmd}
+	if isErr {
+		rec.flags |= logErr
+	}
+	canonReq := cmd != 0 && len(req) <= logRequestMax && string(req) == canon
+	if len(req) == 0 || canonReq {
+		if canonReq {
+			rec.flags |= logCanon
+		}
+		if isErr {
+			rec.text = errText
+		} else {
+			var shared bool
+			rec.text, shared = r.text(prevRep, prevShared, rep, logReplyMax)
+			if shared {
+				rec.flags |= logShared
+			}
+		}
+	} else {
+		// Beside the reply (logJoined): the last entry's text again when
+		// both lines are what it holds.
+		rec.flags |= logJoined
+		sameRep := isErr && errText == prevRep || !isErr && sameCut(prevRep, rep, logReplyMax)
+		if prev != nil && prev.flags&logJoined != 0 && sameRep && sameCut(prevReq, req, logRequestMax) {
+			rec.text = prev.text
+		} else {
+			repText := errText
+			if !isErr {
+				repText = cutText(rep, logReplyMax)
+			}
+			rec.text = joinLogText(cutText(req, logRequestMax), repText)
+		}
+	}
+	r.push(rec)
+}
+
+// cutText is b cut to n bytes as the log shows it: n-3 bytes and "..."
+// when longer.
+func cutText(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n-3]) + "..."
+}
+
+// sameCut reports whether s is cutText(b, n), without building it.
+func sameCut(s string, b []byte, n int) bool {
+	if len(b) <= n {
+		return string(b) == s
+	}
+	return len(s) == n && s[n-3:] == "..." && string(b[:n-3]) == s[:n-3]
+}
+
+// logPage20 is a page of the default log size's 20 records (LogSize 16) in
+// one allocation with its header: 704 bytes, as the records alone took,
+// without a second of 32.
+type logPage20 struct {
+	logPage
+	recs [20]logRec
+}
+
+func newLogPage(n int, t *logTables) *logPage {
+	if n == len(logPage20{}.recs) {
+		p := &logPage20{}
+		p.logPage = logPage{recs: p.recs[:], tables: t}
+		return &p.logPage
+	}
+	return &logPage{recs: make([]logRec, n), tables: t}
 }
 
 // entries returns the log, newest first.
@@ -313,29 +446,40 @@ func (r *logRing) last(cmd string) LogEntry {
 		return LogEntry{}
 	}
 	i, _ := r.tables.number(cmd)
-	for _, e := range r.page.recs[r.head : r.head+r.n] {
-		if e.cmd == i && i != 0 {
-			return e.entry(r.tables)
-		}
+	if e := r.lastRec(i); e != nil {
+		return e.entry(r.tables)
 	}
 	return LogEntry{}
 }
 
-// text is b cut to n bytes as a string. When that is prev (the same
-// command's last line, as a poll's usually is) it is the fleet's shared
-// copy of it: a text that repeats is held once for the whole fleet, not
-// once per entry or per guest.
-func (r *logRing) text(prev string, b []byte, n int) string {
-	if len(b) <= n {
-		if string(b) == prev { // compared without a copy
-			return r.shared(prev)
+// lastRec is the newest record of command number cmd, or nil (and nil for
+// unnamedCommand: those are not the same command).
+func (r *logRing) lastRec(cmd uint16) *logRec {
+	if cmd == 0 || r.n == 0 {
+		return nil
+	}
+	recs := r.page.recs[r.head : r.head+r.n]
+	for i := range recs {
+		if recs[i].cmd == cmd {
+			return &recs[i]
 		}
-		return string(b)
 	}
-	if len(prev) == n && prev[n-3:] == "..." && string(b[:n-3]) == prev[:n-3] {
-		return r.shared(prev)
+	return nil
+}
+
+// text is b cut to n bytes as a string (cutText). When that is prev (the
+// same command's last line, as a poll's usually is) it is the fleet's
+// shared copy of it: a text that repeats is held once for the whole
+// fleet, not once per entry or per guest. shared says it is that copy;
+// prevShared that prev is (then it is not looked up again).
+func (r *logRing) text(prev string, prevShared bool, b []byte, n int) (s string, shared bool) {
+	if !sameCut(prev, b, n) {
+		return cutText(b, n), false
 	}
-	return string(b[:n-3]) + "..."
+	if prevShared {
+		return prev, true
+	}
+	return r.shared(prev), r.tables != nil
 }
 
 func (r *logRing) shared(s string) string {

@@ -53,8 +53,8 @@ func TestLogNamesBounded(t *testing.T) {
 	for i := range maxLogNames + 10 {
 		r.add(LogEntry{Command: fmt.Sprintf("cmd-%d", i)})
 	}
-	if len(names.names) != maxLogNames || len(names.idx) != maxLogNames {
-		t.Fatalf("%d names numbered, want %d", len(names.names), maxLogNames)
+	if names.count() != maxLogNames || len(names.names.Load().idx) != maxLogNames {
+		t.Fatalf("%d names numbered, want %d", names.count(), maxLogNames)
 	}
 	if got := r.entries().At(0).Command; got != unnamedCommand {
 		t.Errorf("a name past the bound is logged as %q", got)
@@ -95,8 +95,7 @@ func TestLogTextsSharedBounded(t *testing.T) {
 	for gi := range got {
 		r := logRing{size: 8, tables: &tables}
 		for range 3 {
-			prev := r.last("guest-get-vcpus")
-			r.add(LogEntry{Command: "guest-get-vcpus", Reply: r.text(prev.Reply, rep, logReplyMax)})
+			r.record("guest-get-vcpus", time.Time{}, 0, nil, rep, false, "")
 		}
 		got[gi] = r.entries().At(0).Reply
 	}
@@ -107,8 +106,7 @@ func TestLogTextsSharedBounded(t *testing.T) {
 	for i := range 3 * maxSharedTexts {
 		b := []byte(fmt.Sprintf(`{"return": %d}`, i))
 		for range 2 { // each text repeats once, so that it is shared
-			prev := hostile.last("guest-get-time")
-			hostile.add(LogEntry{Command: "guest-get-time", Reply: hostile.text(prev.Reply, b, logReplyMax)})
+			hostile.record("guest-get-time", time.Time{}, 0, nil, b, false, "")
 		}
 		if n := len(tables.texts); n > maxSharedTexts {
 			t.Fatalf("%d shared texts, bound %d", n, maxSharedTexts)

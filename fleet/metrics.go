@@ -671,17 +671,29 @@ func bounded(v, limit float64) Rate {
 // went has no rate); any counter that went down fails the whole interval.
 func deltas(prev, cur []devCounter) (devCounter, bool) {
 	var d devCounter
-	byName := make(map[string]devCounter, len(prev))
-	for _, p := range prev {
-		byName[p.name] = p
+	// The usual sample lists the devices the last one did, in its order:
+	// each pairs with the one at its index, as the map would pair them
+	// (TestRatesInOrderAsByKey), without building it.
+	inOrder := sameKeys(prev, cur, func(c devCounter) string { return c.name })
+	var byName map[string]devCounter
+	if !inOrder {
+		byName = make(map[string]devCounter, len(prev))
+		for _, p := range prev {
+			byName[p.name] = p
+		}
 	}
 	matched := 0
-	for _, c := range cur {
-		p, ok := byName[c.name]
-		if !ok {
-			continue
+	for i, c := range cur {
+		var p devCounter
+		if inOrder {
+			p = prev[i]
+		} else {
+			var ok bool
+			if p, ok = byName[c.name]; !ok {
+				continue
+			}
+			delete(byName, c.name) // a name listed twice counts once
 		}
-		delete(byName, c.name) // a name listed twice counts once
 		if c.a < p.a || c.b < p.b || c.c < p.c || c.d < p.d {
 			return devCounter{}, false
 		}
@@ -698,23 +710,57 @@ func deltas(prev, cur []devCounter) (devCounter, bool) {
 	return d, matched > 0
 }
 
+// maxInOrder bounds the lists sameKeys compares pair by pair (its check
+// that no key repeats is quadratic); longer ones take the map.
+const maxInOrder = 32
+
+// sameKeys reports whether cur lists prev's keys at the same indices, none
+// twice: each entry then pairs with the one at its index, exactly as a map
+// of prev by key would pair them.
+func sameKeys[T any, K comparable](prev, cur []T, key func(T) K) bool {
+	if len(prev) != len(cur) || len(cur) > maxInOrder {
+		return false
+	}
+	for i := range cur {
+		k := key(cur[i])
+		if key(prev[i]) != k {
+			return false
+		}
+		for j := range i {
+			if key(cur[j]) == k {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // cpuRates are the busy, iowait and steal shares (percent) of every CPU
 // both samples list, over dt seconds. Busy is the time the guest ran: not
 // idle, not waiting for I/O, not stolen by the host.
 func cpuRates(prev, cur []cpuCounter, dt float64) (busy, iowait, steal Rate) {
-	byID := make(map[int]cpuCounter, len(prev))
-	for _, p := range prev {
-		byID[p.id] = p
+	inOrder := sameKeys(prev, cur, func(c cpuCounter) int { return c.id }) // as deltas
+	var byID map[int]cpuCounter
+	if !inOrder {
+		byID = make(map[int]cpuCounter, len(prev))
+		for _, p := range prev {
+			byID[p.id] = p
+		}
 	}
 	var total, idle, wait, stolen float64
 	matched := 0
 	limit := (cpuSlack*dt + 1) * 1000 // ms one CPU may advance
-	for _, c := range cur {
-		p, ok := byID[c.id]
-		if !ok {
-			continue
+	for i, c := range cur {
+		var p cpuCounter
+		if inOrder {
+			p = prev[i]
+		} else {
+			var ok bool
+			if p, ok = byID[c.id]; !ok {
+				continue
+			}
+			delete(byID, c.id)
 		}
-		delete(byID, c.id)
 		if c.total < p.total || c.idle < p.idle || c.iowait < p.iowait || c.steal < p.steal {
 			return // reset: rebooted, or a CPU replugged
 		}

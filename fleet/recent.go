@@ -111,10 +111,49 @@ func fromRecent(v float32) time.Duration {
 	return time.Duration(f)
 }
 
-// bufOf is buffer i of bufs, or a new one when there are none.
-func bufOf(bufs *[2]recentBuf, i int) *recentBuf {
-	if bufs == nil {
-		return new(recentBuf)
+// recentPage holds a session's round trips and clock skews
+// (Guest.RTTHistory, SkewHistory) once both are full, each Recent a window
+// of rttHistory values in it: a poll's pair is written past the newest
+// windows (which no published Guest's window reaches) and the windows
+// move on, so that a poll allocates nothing for them, a page every
+// recentPageLen-rttHistory polls (a pair of fresh buffers each poll was a
+// seventh of a steady poll's allocated bytes). Only the session's update
+// writes it (under its mu), and only at next, after every window handed
+// out: published values never change. 260 bytes, no pointers.
+type recentPage struct {
+	rtt, skew [recentPageLen]float32
+	next      int // values written in each; the newest windows end here
+}
+
+// recentPageLen is a page's values per history: twice the history, a
+// page every sixteen polls.
+const recentPageLen = 2 * rttHistory
+
+// window is the Recent of the rttHistory values of v up to p.next.
+func (p *recentPage) window(v *[recentPageLen]float32) Recent {
+	return Recent{(*recentBuf)(v[p.next-rttHistory : p.next])}
+}
+
+// pushBoth is g's round trips and skews with rtt and skew pushed, as
+// push makes them: in *pp when the two histories are full and its newest
+// windows, else in a fresh page that *pp becomes (while they fill up, in a
+// pair of fresh buffers, as before).
+func pushBoth(pp **recentPage, g *Guest, rtt, skew time.Duration) {
+	if g.RTTHistory.Len() < rttHistory || g.SkewHistory.Len() < rttHistory {
+		bufs := new([2]recentBuf) // both in one allocation
+		g.SkewHistory = g.SkewHistory.pushTo(skew, &bufs[0])
+		g.RTTHistory = g.RTTHistory.pushTo(rtt, &bufs[1])
+		*pp = nil
+		return
 	}
-	return &bufs[i]
+	p := *pp
+	if p == nil || p.next == recentPageLen || g.RTTHistory != p.window(&p.rtt) || g.SkewHistory != p.window(&p.skew) {
+		p = &recentPage{next: rttHistory - 1}
+		copy(p.rtt[:], g.RTTHistory.b[1:])
+		copy(p.skew[:], g.SkewHistory.b[1:])
+		*pp = p
+	}
+	p.rtt[p.next], p.skew[p.next] = float32(rtt), float32(skew)
+	p.next++
+	g.RTTHistory, g.SkewHistory = p.window(&p.rtt), p.window(&p.skew)
 }

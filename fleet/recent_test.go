@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -68,5 +69,58 @@ func TestRecentValues(t *testing.T) {
 		if got := RecentOf(tc.in).At(0); got != tc.want {
 			t.Errorf("%d comes back as %d, want %d", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A session's histories written in its page (pushBoth) are what pushing
+// each value (push) makes of them, poll after poll, when polls have both
+// values, one of them, or neither; and every Guest published earlier keeps
+// its histories as they were (the page is written only past them).
+func TestPushBothAsPush(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var hist *recentPage
+	var g Guest
+	var wantRTT, wantSkew Recent // the model: push alone
+	type held struct {
+		g         Guest
+		rtt, skew []time.Duration
+	}
+	var published []held
+	pages := map[*recentPage]bool{}
+	for step := range 5000 {
+		r := pollResult{rtt: time.Duration(rng.Int64N(1 << 40)), skew: time.Duration(rng.Int64N(1<<50) - 1<<49)}
+		switch rng.IntN(40) {
+		case 0:
+			r.rttOK = true
+		case 1:
+			r.skewOK = true
+		case 2:
+		default:
+			r.rttOK, r.skewOK = true, true
+		}
+		if step%997 == 0 { // an extreme now and then
+			r.skew = math.MinInt64
+		}
+		r.storeItems(&g, &hist)
+		if r.rttOK {
+			wantRTT = wantRTT.push(r.rtt)
+		}
+		if r.skewOK {
+			wantSkew = wantSkew.push(r.skew)
+		}
+		if !slices.Equal(g.RTTHistory.Durations(), wantRTT.Durations()) || !slices.Equal(g.SkewHistory.Durations(), wantSkew.Durations()) {
+			t.Fatalf("step %d: histories %v %v, want %v %v", step, g.RTTHistory.Durations(), g.SkewHistory.Durations(), wantRTT.Durations(), wantSkew.Durations())
+		}
+		published = append(published, held{g, wantRTT.Durations(), wantSkew.Durations()})
+		pages[hist] = true
+	}
+	for i, h := range published {
+		if !slices.Equal(h.g.RTTHistory.Durations(), h.rtt) || !slices.Equal(h.g.SkewHistory.Durations(), h.skew) {
+			t.Fatalf("the Guest published at step %d changed afterwards", i)
+		}
+	}
+	// Most polls have both: about one page per sixteen of those.
+	if n := len(pages); n > 5000/8 {
+		t.Errorf("%d history pages for 5,000 polls", n)
 	}
 }

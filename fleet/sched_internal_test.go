@@ -1,9 +1,11 @@
 package fleet
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -106,4 +108,51 @@ func TestDueHeapOldLoopEntry(t *testing.T) {
 	if got := sc.due.popBy(t0.Add(time.Hour)); got != s {
 		t.Fatalf("the new loop's entry: got %v", got)
 	}
+}
+
+// Workers between polls wait on their own channels, the latest to wait
+// getting the next job; when the fleet stops, the waiting ones end and the
+// busy ones end after their poll: none is left behind (synctest fails a
+// test whose bubble still has blocked goroutines), and none runs a poll
+// after it.
+func TestSchedulerWorkersEndOnClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := Options{Interval: time.Second, SlowInterval: time.Hour, Timeout: 10 * time.Second, Concurrency: 2}
+		f, guests := fakeFleet(opts, 60)
+		ctx, cancel := context.WithCancel(t.Context())
+		f.Start(ctx)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		f.sched.mu.Lock()
+		idle, keep := len(f.sched.idle), f.sched.keep
+		f.sched.mu.Unlock()
+		if idle == 0 || idle > max(opts.Concurrency, keep) {
+			t.Errorf("%d workers waiting, want between 1 and %d", idle, max(opts.Concurrency, keep))
+		}
+		for name, g := range guests {
+			if n := len(g.callTimes("guest-get-time")); n < 4 {
+				t.Errorf("%s: %d live polls in 5 s", name, n)
+			}
+		}
+		cancel()
+		synctest.Wait()
+		f.sched.mu.Lock()
+		idle = len(f.sched.idle)
+		f.sched.mu.Unlock()
+		if idle != 0 {
+			t.Errorf("%d workers still waiting after the fleet stopped", idle)
+		}
+		counts := map[string]int{}
+		for name, g := range guests {
+			counts[name] = len(g.callTimes("guest-get-time"))
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		for name, g := range guests {
+			if n := len(g.callTimes("guest-get-time")); n != counts[name] {
+				t.Errorf("%s polled %d times after the fleet stopped", name, n-counts[name])
+			}
+		}
+		f.Close()
+	})
 }

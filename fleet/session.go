@@ -55,6 +55,7 @@ type session struct {
 
 	mu        sync.Mutex // guards publishing, log and the fields below
 	log       logRing
+	hist      *recentPage        // where the histories' next values go (recent.go)
 	stopLoop  context.CancelFunc // ends the poll loop; nil before Start
 	freezeIDs []string           // this process's ledger entries for its freeze
 	pending   string             // a bulk freeze's entry written ahead for this guest
@@ -137,6 +138,13 @@ func setFault(g *Guest, st State, text string, cause error, now time.Time) {
 func setErr(g *Guest, err error) { g.Err, g.Cause = err.Error(), err }
 
 func (s *session) acquire(ctx context.Context) error {
+	// Free, as at nearly every poll: taken without a select on the
+	// context's channel as well (selectgo and its locks).
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	default:
+	}
 	select {
 	case s.sem <- struct{}{}:
 		return nil
@@ -1028,7 +1036,9 @@ func (s *session) apply(r *pollResult) {
 			r.os = s.f.shares.osInfo(r.os)
 		}
 		r.tz = s.f.shares.timezone(r.tz)
-		if r.vcpusOK {
+		if r.vcpusOK && !sameList(r.vcpus, g.VCPUs) {
+			// A list shown already (the decoder's Prev: unchanged) is
+			// the shared one: no key and look-up under the fleet's lock.
 			r.vcpus = s.f.shares.vcpuList(r.vcpus)
 		}
 		if r.metrics.disksOK {
@@ -1041,7 +1051,7 @@ func (s *session) apply(r *pollResult) {
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
 		}
-		r.storeItems(g)
+		r.storeItems(g, &s.hist)
 		s.applyMetrics(g, r)
 		if r.liveOK {
 			g.LastLive = now
@@ -1102,20 +1112,22 @@ func (r *pollResult) storeFreeze(g *Guest) {
 	}
 }
 
-// storeItems records the live and slow items that were read.
-func (r *pollResult) storeItems(g *Guest) {
-	// Both, as a poll that reads the clock has, in one allocation.
-	var bufs *[2]recentBuf
+// storeItems records the live and slow items that were read; hist is the
+// session's history page (pushBoth).
+func (r *pollResult) storeItems(g *Guest, hist **recentPage) {
 	if r.skewOK && r.rttOK {
-		bufs = new([2]recentBuf)
-	}
-	if r.skewOK {
-		g.Skew, g.SkewKnown = r.skew, true
-		g.SkewHistory = g.SkewHistory.pushTo(r.skew, bufOf(bufs, 0))
-	}
-	if r.rttOK {
-		g.RTT = r.rtt
-		g.RTTHistory = g.RTTHistory.pushTo(r.rtt, bufOf(bufs, 1))
+		g.Skew, g.SkewKnown, g.RTT = r.skew, true, r.rtt
+		pushBoth(hist, g, r.rtt, r.skew)
+	} else {
+		*hist = nil // the two move apart: the next pair starts a page
+		if r.skewOK {
+			g.Skew, g.SkewKnown = r.skew, true
+			g.SkewHistory = g.SkewHistory.push(r.skew)
+		}
+		if r.rttOK {
+			g.RTT = r.rtt
+			g.RTTHistory = g.RTTHistory.push(r.rtt)
+		}
 	}
 	if r.ifacesOK {
 		g.Interfaces = r.ifaces
@@ -1188,4 +1200,10 @@ func nextSlot(base time.Time, iv time.Duration, now time.Time) time.Time {
 	}
 	k := now.Sub(base)/iv + 1
 	return base.Add(k * iv)
+}
+
+// sameList reports whether a and b are one slice: the same array, the
+// same length.
+func sameList[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -214,7 +214,7 @@ func (m *Model) prepareExecVia(line string, via *userVia, confirm bool) tea.Cmd 
 	}
 	p.search = textinput.New()
 	p.search.Prompt = "/"
-	p.search.SetStyles(execInputStyles(m.st))
+	p.search.SetStyles(execInputStyles(*m.st))
 	m.ex.pane = p
 	m.open(layer{kind: layerExec, exec: m.ex})
 	if len(targets) > 1 || confirm {

@@ -147,11 +147,7 @@ func (m *Model) groupRows(rows []*fleet.Guest) []*fleet.Guest {
 			counts = append(counts, make([]int, ns)...)
 		}
 		of[r] = i
-		s := slices.Index(fleet.States, g.State)
-		if s < 0 {
-			s = len(fleet.States)
-		}
-		counts[i*ns+s]++
+		counts[i*ns+stateSlot(g.State)]++
 	}
 	members := make([]*fleet.Guest, len(rows))
 	next, end := make([]int, len(unsorted)), 0
@@ -199,6 +195,14 @@ func (m *Model) groupRows(rows []*fleet.Guest) []*fleet.Guest {
 	}
 	t.groups, t.lines, t.rowLine = groups, lines, rowLine
 	return rows[:n]
+}
+
+// stateSlot is s's index in a group's states.
+func stateSlot(s fleet.State) int {
+	if i := slices.Index(fleet.States, s); i >= 0 {
+		return i
+	}
+	return len(fleet.States)
 }
 
 // lineCount is how many lines the table has: rows and group headers.
@@ -261,6 +265,9 @@ func (t *table) placeCursor() {
 	}
 	if t.curName == "" {
 		return
+	}
+	if g := t.guestAt(t.cursor); g != nil && g.Name == t.curName {
+		return // still on its line (a name is on one row: the fleet's key)
 	}
 	for r, g := range t.rows {
 		if g.Name == t.curName {

@@ -113,15 +113,20 @@ const (
 
 // Model is the dashboard. Create it with New.
 type Model struct {
-	src  Source
-	st   themes.Styles
+	src Source
+	// st and opts are set once in New and only read after: pointers, so
+	// that each Update's copy of the model is 20 KB smaller.
+	st   *themes.Styles
 	keys KeyMap
-	opts Options
+	opts *Options
 
 	width, height int
 
 	snap *fleet.Snapshot
 	tbl  table
+	// rowCache is the rows of the last frame (rowcache.go), shared by the
+	// model's copies as the program passes it on; nil draws every row.
+	rowCache *rowCache
 	// pullCost is what pulling a snapshot costs lately (pullGap).
 	pullCost time.Duration
 	// Guests this process froze, counted per snapshot (not per frame), and
@@ -345,10 +350,10 @@ func New(src Source, opts Options) Model {
 		st = themes.Compile(p)
 	}
 	m := Model{
-		src: src, st: st, opts: opts, keys: DefaultKeyMap(),
+		src: src, st: &st, opts: &opts, keys: DefaultKeyMap(),
 		width: 100, height: 30,
 		marks: map[string]bool{}, rowStatus: map[string]rowStatus{},
-		detail: true,
+		detail: true, rowCache: &rowCache{},
 	}
 	if err := m.keys.Apply(opts.Keys); err != nil {
 		m.setStatus(err.Error(), true)
@@ -439,12 +444,18 @@ type (
 )
 
 // waitChanged is the one way fleet updates enter the program: a Cmd blocked
-// on Source.Changed, re-armed refreshGap after each changedMsg.
-func waitChanged(ch <-chan struct{}) tea.Cmd {
+// on Source.Changed, re-armed after each changedMsg. after is how long it
+// waits before it listens (the refresh gap): in one Cmd, not a timer's
+// message and then a wait, because the program draws a frame after every
+// message, and at 10,000 guests that frame was as dear as the pull.
+func waitChanged(ch <-chan struct{}, after time.Duration) tea.Cmd {
 	if ch == nil {
 		return nil
 	}
 	return func() tea.Msg {
+		if after > 0 {
+			time.Sleep(after) // nothing is lost: Changed is coalesced
+		}
 		if _, ok := <-ch; !ok {
 			return nil // the fleet closed: no more updates
 		}
@@ -458,10 +469,12 @@ func waitChanged(ch <-chan struct{}) tea.Cmd {
 // so waiting loses nothing: the next pull sees every change since the last.
 const refreshGap = 100 * time.Millisecond
 
-// A pull (snapshot, filter, sort, group) costs what the fleet is large:
-// about 2 ms at 10,000 guests on this project's 2-core test machine (6 ms
-// before snapshots were incremental), 2-6 % of a core at 10 a second, a
-// large part of the dashboard's whole budget. So the gap grows with what
+// A full pull (snapshot, filter, sort, group) costs what the fleet is
+// large: 1-3 ms at 10,000 guests on this project's 2-core test machine (6
+// ms before snapshots were incremental), 1-3 % of a core at 10 a second, a
+// large part of the dashboard's whole budget. In the steady state most
+// pulls only swap re-polled Guests into rows that keep their order
+// (swap.go): well under 0.1 ms. So the gap grows with what
 // pulls cost, measured: a pull takes at most 1/refreshCostShare of the
 // time, up to maxRefreshGap between two. Small fleets keep refreshGap; a
 // loaded machine, whose pulls take longer, pulls less often instead of
@@ -507,13 +520,6 @@ func (m *Model) shownConnecting() bool {
 	return false
 }
 
-// rearmMsg says the refresh gap has passed: listen to Changed again.
-type rearmMsg struct{}
-
-func rearmAfter(gap time.Duration) tea.Cmd {
-	return tea.Tick(gap, func(time.Time) tea.Msg { return rearmMsg{} })
-}
-
 func tick() tea.Cmd {
 	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })
 }
@@ -521,7 +527,7 @@ func tick() tea.Cmd {
 // Init starts listening for fleet changes and the once-a-second clock that
 // drives countdowns.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(waitChanged(m.src.Changed()), tick())
+	return tea.Batch(waitChanged(m.src.Changed(), 0), tick())
 }
 
 // Update hands each message to a small method.
@@ -534,9 +540,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		t0 := time.Now()
 		m.refresh()
 		m.notePullCost(time.Since(t0))
-		return m, rearmAfter(m.pullGap())
-	case rearmMsg:
-		return m, waitChanged(m.src.Changed())
+		return m, waitChanged(m.src.Changed(), m.pullGap())
 	case tickMsg:
 		m.expireResultMarks() // actions.go
 		return m, tick()
@@ -555,7 +559,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case selfMsg:
 		// Results of the clipboard, export and audit pane (their files).
-		return m, msg.apply(&m)
+		return m.byRef(msg.apply)
 	case auditedMsg:
 		if msg.err != nil {
 			m.setStatus(msg.what+": "+msg.err.Error(), true)
@@ -572,7 +576,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
 	case tea.KeyPressMsg:
-		return m, m.handleKey(msg)
+		return m.byRef(func(m *Model) tea.Cmd { return m.handleKey(msg) })
 	case tea.KeyReleaseMsg:
 		if top := m.top(); top.kind == layerFiles {
 			return m, m.updateFiles(top.files, msg)
@@ -588,6 +592,16 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.updateFiles(pane, msg)
 	}
 	return m, nil
+}
+
+// byRef runs f on m for Update where f may keep a pointer to the model (an
+// interface's method, a key handler's closures): the compiler then moves
+// the model to the heap, and in Update itself it would do so for every
+// message, before the boxing of the result. A Model is some 47 KB, and a
+// pull and its frame come ten times a second.
+func (m Model) byRef(f func(*Model) tea.Cmd) (tea.Model, tea.Cmd) {
+	cmd := f(&m)
+	return m, cmd
 }
 
 // refresh pulls the newest snapshot.

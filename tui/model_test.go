@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -278,12 +279,6 @@ func TestSnapshotUpdates(t *testing.T) {
 	if cmd == nil {
 		t.Fatal("changedMsg did not schedule the next wait on Changed")
 	}
-	if _, ok := cmd().(rearmMsg); !ok {
-		t.Error("changedMsg must wait refreshGap before listening again")
-	}
-	if _, cmd = m.Update(rearmMsg{}); cmd == nil {
-		t.Error("rearmMsg did not re-arm the wait on Changed")
-	}
 	eq(t, "rows", len(m.tbl.rows), 9)
 	eq(t, "cursor stays on its guest", m.cursorGuest().Name, "vm-00004")
 
@@ -293,6 +288,40 @@ func TestSnapshotUpdates(t *testing.T) {
 	if &rows[0] != &m.tbl.rows[0] {
 		t.Error("index rebuilt for an unchanged snapshot")
 	}
+}
+
+// After a pull the wait on Changed listens again only after the refresh
+// gap, in the same Cmd (no message, so no frame, in between), and then
+// returns at the next signal.
+func TestChangedWaitsRefreshGap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, src := newTestModel(10, 120, 30, Options{})
+		<-src.changed // what the first wait took
+		src.set(testGuests(9))
+		_, cmd := m.Update(changedMsg{})
+		if cmd == nil {
+			t.Fatal("changedMsg did not schedule the next wait on Changed")
+		}
+		got := make(chan tea.Msg, 1)
+		go func() { got <- cmd() }()
+		time.Sleep(refreshGap - time.Nanosecond)
+		synctest.Wait()
+		select {
+		case msg := <-got:
+			t.Fatalf("the wait returned %T before the refresh gap", msg)
+		default:
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		select {
+		case msg := <-got:
+			if _, ok := msg.(changedMsg); !ok {
+				t.Fatalf("the wait returned %T, want changedMsg", msg)
+			}
+		default:
+			t.Fatal("the wait did not return at the refresh gap with a change pending")
+		}
+	})
 }
 
 func TestConfirmFlow(t *testing.T) {

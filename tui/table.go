@@ -130,6 +130,18 @@ type table struct {
 	// When ERROR and FREEZE may go, once no row has an error or is frozen.
 	errUntil, frozenUntil time.Time
 
+	// For reindex's fast path (swap.go): how many of the filtered guests
+	// have an error or are frozen, whether rows is the snapshot's guests in
+	// its order (or reversed; never when lined), and its scratch space.
+	nErr, nFrozen int
+	inSnapOrder   bool
+	inSnapReverse bool
+	swap          swapScratch
+	// fullOnly turns the fast path off, and swaps counts the reindexes
+	// that took it: tests compare the two, benchmarks time them.
+	fullOnly bool
+	swaps    int
+
 	cursor  int
 	offset  int
 	curName string
@@ -165,9 +177,7 @@ func (m *Model) reindex() {
 		t.builtSort == t.sortCol && t.builtDesc == t.sortDesc && t.builtGroup == t.group && t.builtFold == t.foldVer {
 		return
 	}
-	if t.builtFrom != m.snap || t.builtVersion != m.snap.Version || !t.built {
-		m.snapshotStats()
-	}
+	newSnap := t.builtFrom != m.snap || t.builtVersion != m.snap.Version || !t.built
 	// A visual range is line positions: a new filter, sort, grouping or fold
 	// reorders lines, so
 	// fix the range as marks first; a new snapshot keeps it, re-anchored by name.
@@ -187,27 +197,16 @@ func (m *Model) reindex() {
 	if g := t.guestAt(m.visualAnchor); m.visual && g != nil {
 		anchor = g.Name
 	}
-	rows := t.spare[:0]
-	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
-		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
-	}
-	match := m.filterMatch(t.filter) // nav.go: compiled once
-	anyErr, anyFrozen := false, false
-	for _, g := range m.snap.Guests {
-		if t.filter == "" || match(g) {
-			rows = append(rows, g)
-			anyErr = anyErr || g.Err != ""
-			anyFrozen = anyFrozen || isFrozen(g)
+	if !newSnap || !m.swapGuests() { // swap.go: the same rows, new Guests
+		if newSnap {
+			m.snapshotStats()
 		}
+		m.buildRows(resort)
 	}
-	m.holdColumns(anyErr, anyFrozen)
-	m.orderRows(rows, resort) // metrics.go: the sort, or the held order
-	rows = m.groupRows(rows)  // group.go: headers, folds; the order holds inside each group
-	t.rows, t.spare = rows, t.rows
-	clear(t.spare[:cap(t.spare)]) // keeps no old Guest alive
 	t.builtFrom, t.builtVersion, t.builtFilter, t.builtSort, t.builtDesc, t.built =
 		m.snap, m.snap.Version, t.filter, t.sortCol, t.sortDesc, true
 	t.builtGroup, t.builtFold = t.group, t.foldVer
+	rows := t.rows
 
 	t.placeCursor()
 	if m.visual {
@@ -220,6 +219,41 @@ func (m *Model) reindex() {
 		}
 	}
 	m.clampScroll()
+}
+
+// buildRows filters, sorts and groups the snapshot's guests into the rows.
+func (m *Model) buildRows(resort bool) {
+	t := &m.tbl
+	rows := t.spare[:0]
+	if cap(rows) < len(m.snap.Guests) || cap(rows) > 2*len(m.snap.Guests)+64 {
+		rows = make([]*fleet.Guest, 0, len(m.snap.Guests))
+	}
+	match := m.filterMatch(t.filter) // nav.go: compiled once
+	nErr, nFrozen := 0, 0
+	for _, g := range m.snap.Guests {
+		if t.filter == "" || match(g) {
+			rows = append(rows, g)
+			nErr += b2i(g.Err != "")
+			nFrozen += b2i(isFrozen(g))
+		}
+	}
+	t.nErr, t.nFrozen = nErr, nFrozen
+	m.holdColumns(nErr > 0, nFrozen > 0)
+	m.orderRows(rows, resort) // metrics.go: the sort, or the held order
+	rows = m.groupRows(rows)  // group.go: headers, folds; the order holds inside each group
+	t.rows, t.spare = rows, t.rows
+	clear(t.spare[:cap(t.spare)]) // keeps no old Guest alive
+	t.inSnapOrder, t.inSnapReverse = false, false
+	if !t.lined {
+		t.inSnapOrder, t.inSnapReverse = inOrder(rows, m.snap.Guests)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // columnHold is how long ERROR (FREEZE) stays after the last row with an
@@ -288,47 +322,23 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 	}
 	type keyed struct {
 		g *fleet.Guest
-		r int // group, compared first (freeze: countdown, frozen, thawed, unknown)
-		s string
-		n int64
+		k rowKey
 	}
 	ks := make([]keyed, len(rows))
 	numeric := col == colVCPU || col == colSkew || col == colRTT || col == colFreeze
 	for i, g := range rows {
-		ks[i].g = g
-		switch col {
-		case colVCPU:
-			on, _ := present.VCPUCounts(g)
-			ks[i].n = int64(on)
-		case colSkew:
-			ks[i].n = int64(absDur(g.Skew))
-			if !g.SkewKnown {
-				ks[i].n = -1
-			}
-		case colRTT:
-			ks[i].n = int64(g.RTT)
-		case colState:
-			ks[i].r = stateRank(g.State)
-			ks[i].s = string(g.State) // a state fleet.States does not list, after them by name
-		case colAgent:
-			ks[i].s = versionKey(g.AgentVersion)
-		case colFreeze:
-			// Not the text: "frozen 10:00" would sort before "frozen 4:30".
-			ks[i].r, ks[i].n = freezeOrder(g)
-		default:
-			ks[i].s = sortKey(cellText(g, col, now))
-		}
+		ks[i] = keyed{g, sortKeyOf(g, col, now)}
 	}
 	// slices, not sort.SliceStable: its reflection-based swaps were most of
 	// a re-sort at 10,000 guests.
 	compare := func(a, b keyed) int {
-		if a.r != b.r {
-			return cmp.Compare(a.r, b.r)
+		if a.k.r != b.k.r {
+			return cmp.Compare(a.k.r, b.k.r)
 		}
 		if numeric {
-			return cmp.Compare(a.n, b.n)
+			return cmp.Compare(a.k.n, b.k.n)
 		}
-		return strings.Compare(a.s, b.s)
+		return strings.Compare(a.k.s, b.k.s)
 	}
 	slices.SortStableFunc(ks, func(a, b keyed) int {
 		if desc {
@@ -339,6 +349,44 @@ func sortRows(rows []*fleet.Guest, col colID, desc bool, now time.Time) {
 	for i := range ks {
 		rows[i] = ks[i].g
 	}
+}
+
+// rowKey is what sortRows compares of a guest for a column that is not
+// a metric or the name: a group first, then a number or a text.
+type rowKey struct {
+	r int // group, compared first (freeze: countdown, frozen, thawed, unknown)
+	s string
+	n int64
+}
+
+// sortKeyOf is g's rowKey for col. It reads only g: none of these keys
+// changes with the clock, so a guest whose Guest is the same keeps its
+// place (reindex's fast path, swap.go, counts on it).
+func sortKeyOf(g *fleet.Guest, col colID, now time.Time) rowKey {
+	var k rowKey
+	switch col {
+	case colVCPU:
+		on, _ := present.VCPUCounts(g)
+		k.n = int64(on)
+	case colSkew:
+		k.n = int64(absDur(g.Skew))
+		if !g.SkewKnown {
+			k.n = -1
+		}
+	case colRTT:
+		k.n = int64(g.RTT)
+	case colState:
+		k.r = stateRank(g.State)
+		k.s = string(g.State) // a state fleet.States does not list, after them by name
+	case colAgent:
+		k.s = versionKey(g.AgentVersion)
+	case colFreeze:
+		// Not the text: "frozen 10:00" would sort before "frozen 4:30".
+		k.r, k.n = freezeOrder(g)
+	default:
+		k.s = sortKey(cellText(g, col, now))
+	}
+	return k
 }
 
 // sortKeyBytes is how much of a cell sorting looks at: lower-casing a

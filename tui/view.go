@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -247,6 +248,10 @@ func (m *Model) renderTable(n int) string {
 	}
 	pending, hasPending := m.pendingAction()
 	now := m.now()
+	freezeShown := slices.ContainsFunc(cols, func(c column) bool { return c.id == colFreeze })
+	if m.rowCache != nil {
+		m.rowCache.begin(cols, n)
+	}
 	for line := 0; line < n; line++ {
 		b.WriteByte('\n')
 		i := off + line
@@ -260,7 +265,7 @@ func (m *Model) renderTable(n int) string {
 			continue
 		}
 		greyed := hasPending && actionCheck(pending, g) != ""
-		b.WriteString(m.renderRow(i, g, cols, now, greyed))
+		b.WriteString(m.drawRow(line, i, g, cols, now, greyed, freezeShown)) // rowcache.go
 	}
 	if m.tbl.lineCount() == 0 && n > 0 {
 		msg := "no guests"
@@ -297,24 +302,30 @@ func (m *Model) pendingAction() (fleet.Action, bool) {
 	return fleet.Action{}, false
 }
 
-func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, greyed bool) string {
-	cursor := i == m.tbl.cursor
-	mark := " "
-	if m.isMarked(i, g.Name) {
-		mark = "●"
-	}
-	status := " "
-	switch m.rowStatus[g.Name] {
+// rowStatusText is the status cell of a guest's row: its part in the
+// current or last action.
+func (m *Model) rowStatusText(name string) string {
+	switch m.rowStatus[name] {
 	case rowRunning:
-		status = m.spin.View()
+		return m.spin.View()
 	case rowOK:
-		status = "✓"
+		return "✓"
 	case rowFailed:
-		status = "✗"
+		return "✗"
 	case rowSkipped:
-		status = "-"
+		return "-"
 	case rowNotStarted:
-		status = "○" // stopped before its turn: nothing was sent
+		return "○" // stopped before its turn: nothing was sent
+	}
+	return " "
+}
+
+// renderRow draws a guest's row (rowcache.go says from what).
+func (m *Model) renderRow(in rowInputs, cols []column, now time.Time) string {
+	g := in.g
+	mark, status := " ", in.status
+	if in.marked {
+		mark = "●"
 	}
 	var cells strings.Builder
 	for j, c := range cols {
@@ -329,10 +340,10 @@ func (m *Model) renderRow(i int, g *fleet.Guest, cols []column, now time.Time, g
 		rowStyle = rowStyle.Faint(true)
 	}
 	markStyle := m.st.Mark
-	if greyed {
+	if in.greyed {
 		rowStyle = m.st.Disabled
 	}
-	if cursor {
+	if in.cursor {
 		rowStyle = m.st.Selection.Inherit(rowStyle)
 		markStyle = m.st.Selection.Inherit(markStyle)
 	}
