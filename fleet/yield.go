@@ -24,16 +24,18 @@ import (
 // on a 2-core machine shared with other work) 2–4 ms of CPU with only the
 // queues asked, and 7–9 ms with the socket files, which are asked only
 // while a new connection's listener is still to be found. So the watcher
-// waits a hundred times as long as its last look took (wall time, which is
-// at least its CPU), at least yieldPeriod and at most maxYieldPeriod
-// (yieldWait): 1 % of a core or less, a look every 250–500 ms at 10,000
-// guests, unless a look takes over 10 ms (then one a second, so that a
-// waiting client is still served well within a guestdeck's 3 s dial
-// timeout). It stops while no session keeps a channel this way.
+// waits 250 times as long as its last look took (wall time, which is at
+// least its CPU), at least yieldPeriod and at most maxYieldPeriod
+// (yieldWait): 0.4 % of a core or less, a look every 250 ms on a machine
+// with a few hundred sockets and about one a second at 10,000 guests (a
+// look every 300 ms there was a tenth of the dashboard's steady CPU), and
+// never rarer than one a second, so that a waiting client is still served
+// well within a guestdeck's 3 s dial timeout. It stops while no session
+// keeps a channel this way.
 const (
 	yieldPeriod    = 250 * time.Millisecond
 	maxYieldPeriod = time.Second
-	yieldDuty      = 100 // the wait is at least this many times the look
+	yieldDuty      = 250 // the wait is at least this many times the look
 	// yieldMisses: connections whose listener was not found before a
 	// session stops keeping. Once is not enough: a dump that runs while
 	// sockets come and go can skip one (the kernel resumes each read of a

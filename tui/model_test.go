@@ -304,7 +304,7 @@ func TestChangedWaitsRefreshGap(t *testing.T) {
 		}
 		got := make(chan tea.Msg, 1)
 		go func() { got <- cmd() }()
-		time.Sleep(refreshGap - time.Nanosecond)
+		time.Sleep(settledGap - time.Nanosecond) // every row on screen polled
 		synctest.Wait()
 		select {
 		case msg := <-got:
@@ -889,8 +889,8 @@ func TestPullGap(t *testing.T) {
 		cost time.Duration
 		want time.Duration
 	}{
-		{0, refreshGap},
-		{time.Millisecond, refreshGap},
+		{0, settledGap},
+		{time.Millisecond, settledGap},
 		{3 * time.Millisecond, 300 * time.Millisecond},
 		{50 * time.Millisecond, maxRefreshGap},
 	} {
