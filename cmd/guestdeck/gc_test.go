@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// TestDashboardGC: the dashboard sets its own GOGC, unless the operator set
-// GOGC or GOMEMLIMIT, whose word stands.
+// TestDashboardGC: the dashboard (and a one-shot status) sets its own GOGC,
+// unless the operator set GOGC or GOMEMLIMIT, whose word stands.
 func TestDashboardGC(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
@@ -24,6 +24,15 @@ func TestDashboardGC(t *testing.T) {
 		dashboardGC()
 		if got := debug.SetGCPercent(100); got != c.want {
 			t.Errorf("GOGC=%q GOMEMLIMIT=%q: GC percent %d, want %d", c.gogc, c.memlimit, got, c.want)
+		}
+		want := c.want
+		if want == dashboardGCPercent {
+			want = statusGCPercent
+		}
+		debug.SetGCPercent(77)
+		gcPercent(statusGCPercent)
+		if got := debug.SetGCPercent(100); got != want {
+			t.Errorf("status, GOGC=%q GOMEMLIMIT=%q: GC percent %d, want %d", c.gogc, c.memlimit, got, want)
 		}
 	}
 }

@@ -95,6 +95,9 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	if len(selectors) == 0 {
 		selectors = []string{"all"}
 	}
+	if mode.watch == 0 {
+		gcPercent(statusGCPercent) // a heap that only grows (dashboard.go)
+	}
 	var sampled *fleet.Fleet // set when the rates are to be shown
 	// One poll gives no rate: without --sample or --watch the counters
 	// are not asked (at 10,000 guests they tripled status's time).
