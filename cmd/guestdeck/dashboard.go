@@ -245,7 +245,7 @@ const dashboardGCPercent = 40
 // Go's default of 100 it is collected at each doubling, every collection
 // marking all of it again. At 10,000 simulated guests (README:
 // Performance) 200 took less CPU than 100 in 18 of 22 alternating pairs
-// (0.80–1.07×, median 0.93×), for 158–178 against 134–149 MiB peak RSS;
+// (0.77–1.07×, median 0.91×), for 158–178 against 134–149 MiB peak RSS;
 // 400 was no cheaper than 200 and took 213–220 MiB.
 const statusGCPercent = 200
 
