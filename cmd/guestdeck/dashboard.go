@@ -96,9 +96,9 @@ func (c *cli) dashboard(ctx context.Context) int {
 		FilterHistory: history.Open(filepath.Join(config.StateDir(), filterHistoryFile)),
 		// :export json writes exactly what status --json prints.
 		ExportJSON: func(w io.Writer, gs []*fleet.Guest) error { return c.writeStatusJSON(w, gs, nil) }})
-	stopProcs := governProcs(ctx) // procs.go: one processor while quiet
-	_, err = tea.NewProgram(m, tea.WithContext(ctx)).Run()
-	stopProcs() // a thaw at exit gets every processor
+	procs := governProcs(ctx) // procs.go: one processor while quiet
+	_, err = tea.NewProgram(m, tea.WithContext(ctx), tea.WithFilter(procs.filter)).Run()
+	procs.stop() // a thaw at exit gets every processor
 	screenDone.Store(true)
 
 	// The dashboard asks before quitting with guests frozen by us; a signal

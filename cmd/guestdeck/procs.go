@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	tea "charm.land/bubbletea/v2"
 )
 
 // The dashboard's processors. Its steady state is thousands of tiny
@@ -20,7 +22,13 @@ import (
 // A launch, a refresh of every guest, a bulk action or a transfer is
 // another matter: there the work is real and both cores shorten it. So the
 // dashboard measures what it spends, and runs on one processor while that
-// stays low, on the runtime's default while it is high.
+// stays low, on the runtime's default while it is high. And while someone
+// is at the keyboard: on one processor a keystroke waits behind the polls
+// in the one run queue, and reached the screen in 31–36 ms (median, 5,000
+// guests, scripts/measure-hostile.sh) against 23–25 ms; so a key, a mouse
+// event or a paste gives the default back at once, and counts as a busy
+// sample. With that, 23–25 ms against 21–25 ms: only a first key after two
+// quiet seconds is handled on one processor.
 const (
 	// procSample is how often the governor reads the process's CPU time.
 	procSample = 500 * time.Millisecond
@@ -33,8 +41,9 @@ const (
 	procQuietSamples = 4
 )
 
-// procGovernor decides, one sample at a time, whether the dashboard runs
-// on one processor. It starts on the default (a launch is busy).
+// procGovernor decides, one sample (or one input) at a time, whether the
+// dashboard runs on one processor. It starts on the default (a launch is
+// busy).
 type procGovernor struct {
 	one   bool // on one processor now
 	quiet int  // samples in a row below procQuiet
@@ -64,12 +73,30 @@ func (g *procGovernor) next(cores float64) (change, one bool) {
 	return false, g.one
 }
 
+// input is what an operator's key, mouse event or paste does: the default
+// at once, if it was one processor, and the quiet samples start again.
+func (g *procGovernor) input() (change bool) {
+	g.quiet = 0
+	if g.one {
+		g.one = false
+		return true
+	}
+	return false
+}
+
+// procGov is a running governor: its input channel and how to stop it.
+type procGov struct {
+	in   chan struct{} // one pending input is enough
+	stop func()
+}
+
 // governProcs runs the governor until ctx ends or the returned stop is
 // called; stop waits for it and puts the runtime's default back. An
 // operator who set GOMAXPROCS keeps it: no governor runs.
-func governProcs(ctx context.Context) (stop func()) {
+func governProcs(ctx context.Context) *procGov {
+	p := &procGov{in: make(chan struct{}, 1), stop: func() {}}
 	if os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) == 1 {
-		return func() {}
+		return p
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -77,7 +104,7 @@ func governProcs(ctx context.Context) (stop func()) {
 		defer close(done)
 		t := time.NewTicker(procSample)
 		defer t.Stop()
-		govern(ctx, t.C, processCPU, func(one bool) {
+		govern(ctx, t.C, p.in, processCPU, func(one bool) {
 			if one {
 				runtime.GOMAXPROCS(1)
 			} else {
@@ -85,22 +112,42 @@ func governProcs(ctx context.Context) (stop func()) {
 			}
 		})
 	}()
-	return func() {
+	p.stop = func() {
 		cancel()
 		<-done
 		runtime.SetDefaultGOMAXPROCS()
 	}
+	return p
 }
 
-// govern reads cpu at each tick and calls set when the governor changes
-// its mind, until ctx ends. A reading of -1 (none) keeps the setting.
-func govern(ctx context.Context, ticks <-chan time.Time, cpu func() time.Duration, set func(one bool)) {
+// filter is a tea.WithFilter for the dashboard's program: it tells the
+// governor of each input message and passes every message on unchanged.
+// It never blocks the program: an input already pending covers this one.
+func (p *procGov) filter(_ tea.Model, msg tea.Msg) tea.Msg {
+	switch msg.(type) {
+	case tea.KeyMsg, tea.MouseMsg, tea.PasteMsg:
+		select {
+		case p.in <- struct{}{}:
+		default:
+		}
+	}
+	return msg
+}
+
+// govern reads cpu at each tick, hears each input, and calls set when the
+// governor changes its mind, until ctx ends. A reading of -1 (none) keeps
+// the setting.
+func govern(ctx context.Context, ticks <-chan time.Time, input <-chan struct{}, cpu func() time.Duration, set func(one bool)) {
 	var g procGovernor
 	prevCPU, prevAt := cpu(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-input:
+			if g.input() {
+				set(false)
+			}
 		case now := <-ticks:
 			c := cpu()
 			wall := now.Sub(prevAt)

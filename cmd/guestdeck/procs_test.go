@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	tea "charm.land/bubbletea/v2"
 )
 
 // The governor goes to one processor only after procQuietSamples quiet
@@ -51,78 +53,129 @@ func TestProcGovernor(t *testing.T) {
 // set; an operator's GOMAXPROCS is left alone (no governor runs).
 func TestGovernProcsStopRestoresDefault(t *testing.T) {
 	def := runtime.GOMAXPROCS(0) // on one core the governor never runs, and stop leaves 1
-	stop := governProcs(context.Background())
+	p := governProcs(context.Background())
 	runtime.GOMAXPROCS(1) // as the governor does when quiet
-	stop()
+	p.stop()
 	if got := runtime.GOMAXPROCS(0); got != def {
 		t.Fatalf("after stop: %d processors, want the default %d", got, def)
 	}
 
 	t.Setenv("GOMAXPROCS", "1")
 	runtime.GOMAXPROCS(1)
-	stop = governProcs(context.Background())
-	stop()
+	p = governProcs(context.Background())
+	p.filter(nil, tea.KeyPressMsg{Code: 'j'}) // no governor: nobody reads it, nothing blocks
+	p.filter(nil, tea.KeyPressMsg{Code: 'k'})
+	p.stop()
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Fatalf("with GOMAXPROCS=1 set by the operator: %d processors after stop, want 1", got)
 	}
 	runtime.SetDefaultGOMAXPROCS()
 }
 
-// The loop turns CPU readings into settings: quiet samples go to one
-// processor, a busy one back, a missing reading makes no sample and the
-// reading after it is only the base the next one is measured from.
+// The loop turns CPU readings and inputs into settings: quiet samples go
+// to one processor, a busy one or an input back, an input starts the quiet
+// count again, a missing reading makes no sample and the reading after it
+// is only the base the next one is measured from.
 func TestGovernLoop(t *testing.T) {
-	shares := []float64{ // per procSample; -1: no reading
-		0.05, 0.05, 0.05, 0.05, // 4: one
-		0.9,     // 5: default
-		-1, 0.1, // no sample, then only a base
-		0.1, 0.1, 0.1, 0.1, // 11: one
-		0.4, 0.45, // between: held
+	const key = -2 // an input instead of a tick
+	type step struct {
+		share float64 // of a core over a procSample; -1: no reading; key
+		set   int     // the setting it must cause: 1 one, -1 default, 0 none
 	}
-	type set struct {
-		tick int // the reading it followed, 1 for the first tick's
-		one  bool
+	steps := []step{
+		{0.05, 0}, {0.05, 0}, {0.05, 0}, {0.05, 1}, // four quiet: one
+		{0.9, -1},         // busy: default
+		{-1, 0}, {0.1, 0}, // no sample, then only a base
+		{0.1, 0}, {0.1, 0}, {0.1, 0}, {0.1, 1},
+		{0.4, 0}, {0.45, 0}, // between: held
+		{key, -1},                              // an input: default at once
+		{0.1, 0}, {0.1, 0}, {key, 0}, {0.1, 0}, // it started the count again
+		{0.1, 0}, {0.1, 0}, {0.1, 1},
+		{key, -1}, {key, 0},
+		{0.4, 0}, // and one more, which catches a stray setting of the last
 	}
-	want := []set{{4, true}, {5, false}, {11, true}}
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	ticks := make(chan time.Time)
-	done := make(chan struct{})
-	var (
-		got   []set // written by govern's goroutine, read after done
-		reads int
-		used  time.Duration
-	)
-	cpu := func() time.Duration {
-		if reads == 0 { // the reading govern starts from
-			reads++
-			return 0
-		}
-		share := shares[reads-1]
-		reads++
-		if share < 0 {
-			return -1
-		}
-		used += time.Duration(share * float64(procSample))
-		return used
-	}
-	go func() {
-		defer close(done)
-		govern(ctx, ticks, cpu, func(one bool) { got = append(got, set{reads - 1, one}) })
-	}()
+	input := make(chan struct{})
+	readings := make(chan time.Duration, 1)
+	sets := make(chan bool) // unbuffered: a stray setting blocks govern, and the next send sees it
+	readings <- 0           // the reading govern starts from
+	go govern(ctx, ticks, input, func() time.Duration { return <-readings }, func(one bool) { sets <- one })
+
 	at := time.Now()
-	for range shares {
-		at = at.Add(procSample)
-		ticks <- at
-	}
-	cancel()
-	<-done
-	if len(got) != len(want) {
-		t.Fatalf("settings %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("settings %v, want %v", got, want)
+	var used time.Duration
+	for i, st := range steps {
+		// One of the two sends, the other channel nil (never ready).
+		var tick chan time.Time
+		var in chan struct{}
+		if st.share == key {
+			in = input
+		} else {
+			if st.share < 0 {
+				readings <- -1
+			} else {
+				used += time.Duration(st.share * float64(procSample))
+				readings <- used
+			}
+			at = at.Add(procSample)
+			tick = ticks
 		}
+		select {
+		case in <- struct{}{}:
+		case tick <- at:
+		case one := <-sets:
+			t.Fatalf("before step %d: a stray set(one=%v)", i, one)
+		}
+		if st.set == 0 {
+			continue
+		}
+		select {
+		case one := <-sets:
+			if one != (st.set == 1) {
+				t.Fatalf("step %d (%v): set(one=%v), want one=%v", i, st.share, one, st.set == 1)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("step %d (%v): no setting, want one=%v", i, st.share, st.set == 1)
+		}
+	}
+}
+
+// The program's filter passes every message on unchanged and tells the
+// governor of keys, mouse events and pastes only, without blocking when
+// one is already pending.
+func TestProcFilter(t *testing.T) {
+	p := &procGov{in: make(chan struct{}, 1)}
+	for _, tt := range []struct {
+		msg   tea.Msg
+		input bool
+	}{
+		{tea.KeyPressMsg{Code: 'j'}, true},
+		{tea.KeyReleaseMsg{Code: 'j'}, true},
+		{tea.MouseClickMsg{X: 3, Y: 4}, true},
+		{tea.MouseWheelMsg{}, true},
+		{tea.PasteMsg{Content: "x"}, true},
+		{tea.WindowSizeMsg{Width: 80, Height: 24}, false},
+		{struct{ snapshot int }{7}, false},
+	} {
+		if got := p.filter(nil, tt.msg); got != tt.msg {
+			t.Errorf("%T: filter gave %v, want the message itself", tt.msg, got)
+		}
+		select {
+		case <-p.in:
+			if !tt.input {
+				t.Errorf("%T: counted as input", tt.msg)
+			}
+		default:
+			if tt.input {
+				t.Errorf("%T: not counted as input", tt.msg)
+			}
+		}
+	}
+	p.filter(nil, tea.KeyPressMsg{Code: 'a'})
+	p.filter(nil, tea.KeyPressMsg{Code: 'b'}) // pending already: must not block
+	if len(p.in) != 1 {
+		t.Fatalf("%d inputs pending, want 1", len(p.in))
 	}
 }
