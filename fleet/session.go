@@ -376,7 +376,8 @@ func isTransport(err error) bool {
 
 // pollResult collects one poll; it is applied in a single update.
 type pollResult struct {
-	fresh bool
+	fresh     bool
+	goingDown bool // shutting down, its time since boot not gone back (gather): a fresh connection does not end it
 
 	freeze     agentclient.FreezeStatus
 	frozenSeen bool // a command was refused because the guest is frozen
@@ -586,15 +587,25 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 		return "connect", err
 	}
 	g := s.cur.Load()
-	if !fresh && s.bootMark > 0 && g.State == ShuttingDown {
-		if fresh, err = s.rebooted(ctx); err != nil {
+	if s.bootMark > 0 && g.State == ShuttingDown {
+		// Back only if its time since boot went back, over the connection
+		// kept since the shutdown as over a fresh one: a guest still on
+		// its way down answers either (the kept one is dropped when a
+		// shutting-down guest's call runs out of time, and the next poll
+		// dials afresh), and a fresh connection alone showed it ready
+		// while it went on going down.
+		back, err := s.rebooted(ctx)
+		if err != nil {
 			return cmdCPUStats, err
 		}
-		if fresh {
+		if back {
 			s.skip, s.broken = nil, nil // a new agent, as on a fresh connection
+			fresh = true
+		} else {
+			r.goingDown = true
 		}
 	}
-	if fresh {
+	if fresh && !r.goingDown {
 		s.bootMark = 0
 	}
 	r.fresh = fresh
@@ -656,8 +667,8 @@ func (s *session) sinceBoot(ctx context.Context) (ms uint64, ok bool, err error)
 // call of its own. The action then sends exactly what its plan and dry run
 // say (TestSendsAreWhatIsSent), and a hung agent costs no extra timeout
 // before the shutdown. Without a sample (metrics off, no cpustats) the
-// mark stays unknown: the guest leaves shutting-down only by a fresh
-// connection, as before. Holds sem.
+// mark stays unknown: any answer on a fresh connection ends shutting-down,
+// a guest still going down included. Holds sem.
 func (s *session) markBoot() {
 	s.bootMark = 0
 	if p := s.metrics.prev; p != nil && p.cpuOK {
@@ -668,14 +679,13 @@ func (s *session) markBoot() {
 }
 
 // rebooted reports whether a guest shutting down after this process's
-// shutdown has booted again, seen over the connection kept since: its
-// time since boot went back (guest-get-cpustats). Only a fresh connection
-// ended shutting-down, but over virtio-serial the host side of the channel
-// stays connected through a reboot: one quicker than the shutdown's grace
-// period (or the agent restarting as fast) answered every poll on the same
-// connection, and the guest stayed shutting-down for good. A guest still
-// on its way down answers too, but its time since boot goes on: it stays
-// shutting-down. Holds sem; bootMark is set.
+// shutdown has booted again, over the connection kept since or a fresh
+// one: its time since boot went back (guest-get-cpustats). Over
+// virtio-serial the host side of the channel stays connected through a
+// reboot: one quicker than the shutdown's grace period (or the agent
+// restarting as fast) answers every poll on the same connection. A guest
+// still on its way down answers too, on either, but its time since boot
+// goes on: it stays shutting-down. Holds sem; bootMark is set.
 func (s *session) rebooted(ctx context.Context) (bool, error) {
 	ms, ok, err := s.sinceBoot(ctx)
 	if err != nil {
@@ -1073,11 +1083,11 @@ func (s *session) apply(r *pollResult) {
 		}
 		// A guest shutting down or suspending keeps answering for a
 		// moment: only losing it (or a fresh connection after it came
-		// back, or a reboot seen over the kept one: gather) ends the
-		// state, until the moment is over (goingAway). Answers after
-		// that are of a guest that is up: it woke on the same
-		// connection, or never went.
-		if (g.State == ShuttingDown || g.State == Suspended) && !r.fresh {
+		// back, or a reboot seen over either: gather) ends the state,
+		// until the moment is over (goingAway). Answers after that are
+		// of a guest that is up: it woke on the same connection, or
+		// never went.
+		if (g.State == ShuttingDown || g.State == Suspended) && (!r.fresh || r.goingDown) {
 			if s.goingAway(g, now) {
 				return
 			}

@@ -554,55 +554,81 @@ func sampled(t *testing.T, f *fleet.Fleet, name string) {
 	})
 }
 
-// A guest still on its way down answers polls on the kept connection for a
-// while (its agent stops among the last): that is not a reboot, and it
-// stays shutting-down until it has rebooted.
+// A guest still on its way down answers polls for a while (its agent
+// stops among the last): that is not a reboot, and it stays shutting-down
+// until it has rebooted. So over the connection kept since the shutdown,
+// and over a fresh one after a poll ran out of time (a shutting-down
+// guest's silence drops its connection), where the first answer used to
+// show it ready while it went on going down.
 func TestShutdownStillGoingStays(t *testing.T) {
-	dir, err := os.MkdirTemp("/tmp", "gds")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
-		cfg := sim.DefaultConfig("sg")
-		cfg.ShutdownDelay = 5 * time.Second // answers normally for this long
-		cfg.RebootDelay = 200 * time.Millisecond
-		return cfg
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { farm.Close() })
-	guest := farm.Guests()[0]
-	f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Minute, Timeout: time.Second})
-	t.Cleanup(func() { f.Close() })
-	f.Add(fleet.Target{Name: "sg", Address: "unix:" + farm.Sockets()[0]})
-	f.Start(t.Context())
-	polledAfter(t, f, "sg", time.Time{})
-	sampled(t, f, "sg")
-	res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownReboot}, []string{"sg"}, nil)
-	if len(res) != 1 || !res[0].OK {
-		t.Fatalf("reboot: %+v", res)
-	}
-	t1 := time.Now()
-	var g *fleet.Guest
-	for range 2 { // two polls answered since the action, while the guest is still up
-		wait.For(t, 10*time.Second, func() (bool, string) {
-			g = f.Guest("sg")
-			return g.LastLive.After(t1), fmt.Sprintf("%s %q, last live %v: waiting for a poll after %v", g.State, g.Err, g.LastLive, t1)
+	for _, tc := range []struct {
+		name    string
+		silence bool // silent for one poll right after the shutdown
+	}{
+		{"kept", false},
+		{"fresh after a timeout", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, err := os.MkdirTemp("/tmp", "gds")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			farm, err := sim.ServeDir(dir, 1, func(int) sim.Config {
+				cfg := sim.DefaultConfig("sg")
+				cfg.ShutdownDelay = 8 * time.Second // answers normally for this long
+				cfg.RebootDelay = 200 * time.Millisecond
+				return cfg
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { farm.Close() })
+			guest := farm.Guests()[0]
+			f := fleet.New(fleet.Options{Interval: 200 * time.Millisecond, SlowInterval: time.Minute, Timeout: time.Second})
+			t.Cleanup(func() { f.Close() })
+			f.Add(fleet.Target{Name: "sg", Address: "unix:" + farm.Sockets()[0]})
+			f.Start(t.Context())
+			polledAfter(t, f, "sg", time.Time{})
+			sampled(t, f, "sg")
+			syncs := guest.Calls("guest-sync-delimited") // one per connection
+			res := f.Run(t.Context(), fleet.Action{Kind: fleet.ActShutdown, Mode: agentclient.ShutdownReboot}, []string{"sg"}, nil)
+			if len(res) != 1 || !res[0].OK {
+				t.Fatalf("reboot: %+v", res)
+			}
+			if tc.silence {
+				missed := f.Guest("sg").Missed
+				guest.SetSilent(true)
+				wait.For(t, 10*time.Second, func() (bool, string) {
+					g := f.Guest("sg")
+					return g.Missed > missed, fmt.Sprintf("%s %q: waiting for a poll to run out of time", g.State, g.Err)
+				})
+				guest.SetSilent(false)
+			}
+			t1 := time.Now()
+			var g *fleet.Guest
+			for range 2 { // two polls answered since the action, while the guest is still up
+				wait.For(t, 10*time.Second, func() (bool, string) {
+					g = f.Guest("sg")
+					return g.LastLive.After(t1), fmt.Sprintf("%s %q, last live %v: waiting for a poll after %v", g.State, g.Err, g.LastLive, t1)
+				})
+				t1 = g.LastLive
+			}
+			if _, down := guest.ShutdownMode(); down {
+				t.Fatal("the guest went down before two polls were seen: the machine is too slow for this test's 8 s")
+			}
+			if fresh := guest.Calls("guest-sync-delimited") - syncs; tc.silence && fresh < 1 {
+				t.Fatal("no fresh connection after the poll that ran out of time")
+			}
+			if g.State != fleet.ShuttingDown {
+				t.Errorf("still going down, answering: %s %q, want shutting-down", g.State, g.Err)
+			}
+			wait.For(t, 30*time.Second, func() (bool, string) {
+				g := f.Guest("sg")
+				return g.State == fleet.Ready, fmt.Sprintf("%s %q: want ready once it has rebooted", g.State, g.Err)
+			})
 		})
-		t1 = g.LastLive
 	}
-	if _, down := guest.ShutdownMode(); down {
-		t.Fatal("the guest went down before two polls were seen: the machine is too slow for this test's 5 s")
-	}
-	if g.State != fleet.ShuttingDown {
-		t.Errorf("still going down, answering: %s %q, want shutting-down", g.State, g.Err)
-	}
-	wait.For(t, 30*time.Second, func() (bool, string) {
-		g := f.Guest("sg")
-		return g.State == fleet.Ready, fmt.Sprintf("%s %q: want ready once it has rebooted", g.State, g.Err)
-	})
 }
 
 // A shutdown sent on a connection kept since its agent hung up (the
