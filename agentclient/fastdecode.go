@@ -170,7 +170,22 @@ func decodeReturn(ret []byte, out any) error {
 type lexer struct {
 	b []byte
 	i int
+	// rec, when set, records every number digits reads, with tgt, which
+	// the decoder sets right before (Shape): what it does not set is
+	// tgtNone, and no Shape is built.
+	rec *[]numRec
+	tgt numTarget
 }
+
+// record has l record the numbers it reads from now on.
+func (l *lexer) record() *[]numRec {
+	rec := make([]numRec, 0, 32)
+	l.rec = &rec
+	return l.rec
+}
+
+// to says where the next number read goes (a Shape's target).
+func (l *lexer) to(kind, a, b int) { l.tgt = target(kind, a, b) }
 
 func (l *lexer) consume(c byte) bool {
 	l.i = skipSpace(l.b, l.i)
@@ -298,6 +313,10 @@ func (l *lexer) digits() (neg bool, v uint64, ok bool) {
 	if i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E') {
 		return false, 0, false
 	}
+	if l.rec != nil {
+		*l.rec = append(*l.rec, numRec{off: l.i, tgt: l.tgt})
+	}
+	l.tgt = tgtNone
 	l.i = i
 	return neg, v, true
 }
@@ -427,6 +446,9 @@ func decodeInterfaces(b []byte) ([]Interface, bool) { return decodeInterfacesSin
 type InterfaceList struct {
 	Prev []Interface
 	List []Interface
+	// Shape, when set, is the guest's memo of its last reply's layout:
+	// a reply that repeats it is decoded by it (Shape).
+	Shape *Shape
 }
 
 // decodeInterfacesSince decodes the list, taking repeated strings from
@@ -457,6 +479,7 @@ func (l *lexer) interfacesSince(prev []Interface) ([]Interface, bool) {
 	var stats chunk[InterfaceStats]
 	ok := l.elements(func() bool {
 		var it, was Interface
+		idx := len(out)
 		if len(out) < len(prev) {
 			was = prev[len(out)]
 		}
@@ -468,7 +491,7 @@ func (l *lexer) interfacesSince(prev []Interface) ([]Interface, bool) {
 				it.HardwareAddress, ok = l.strAs(was.HardwareAddress)
 			case "ip-addresses":
 				var got []IPAddress
-				got, ok = l.ipAddresses(scratch[:0], was.IPAddresses)
+				got, ok = l.ipAddresses(scratch[:0], was.IPAddresses, idx)
 				switch {
 				case len(got) == 0:
 					it.IPAddresses = []IPAddress{} // listed, none: not nil
@@ -481,7 +504,7 @@ func (l *lexer) interfacesSince(prev []Interface) ([]Interface, bool) {
 					copy(it.IPAddresses, got)
 				}
 			case "statistics":
-				it.Statistics, ok = l.interfaceStats(stats.next(nstats))
+				it.Statistics, ok = l.interfaceStats(stats.next(nstats), idx)
 			default:
 				ok = l.other()
 			}
@@ -506,7 +529,7 @@ func atLeast(n, guess int) int {
 
 // ipAddresses appends an interface's addresses to out, taking repeated
 // strings from prev's at the same place.
-func (l *lexer) ipAddresses(out, prev []IPAddress) ([]IPAddress, bool) {
+func (l *lexer) ipAddresses(out, prev []IPAddress, iface int) ([]IPAddress, bool) {
 	start := len(out)
 	ok := l.elements(func() bool {
 		var a, was IPAddress
@@ -520,6 +543,7 @@ func (l *lexer) ipAddresses(out, prev []IPAddress) ([]IPAddress, bool) {
 			case "ip-address-type":
 				a.Type, ok = l.strAs(was.Type)
 			case "prefix":
+				l.to(tgtIfPrefix, iface, len(out)-start)
 				a.Prefix, ok = l.int()
 			default:
 				ok = l.other()
@@ -547,30 +571,31 @@ func (c *chunk[T]) next(n int) *T {
 	return p
 }
 
-func (l *lexer) interfaceStats(st *InterfaceStats) (*InterfaceStats, bool) {
+func (l *lexer) interfaceStats(st *InterfaceStats, iface int) (*InterfaceStats, bool) {
 	ok := l.members(func(key []byte) (ok bool) {
-		var p *uint64
+		f := -1
 		switch string(key) {
 		case "rx-bytes":
-			p = &st.RxBytes
+			f = 0
 		case "rx-packets":
-			p = &st.RxPackets
+			f = 1
 		case "rx-errs":
-			p = &st.RxErrs
+			f = 2
 		case "rx-dropped":
-			p = &st.RxDropped
+			f = 3
 		case "tx-bytes":
-			p = &st.TxBytes
+			f = 4
 		case "tx-packets":
-			p = &st.TxPackets
+			f = 5
 		case "tx-errs":
-			p = &st.TxErrs
+			f = 6
 		case "tx-dropped":
-			p = &st.TxDropped
+			f = 7
 		default:
 			return l.other()
 		}
-		*p, ok = l.uint64()
+		l.to(tgtIfStat, iface, f)
+		*ifStatField(st, f), ok = l.uint64()
 		return ok
 	})
 	return st, ok
@@ -894,15 +919,51 @@ func (p *inPlace) decodeAt(b []byte, i int) (int, bool) {
 	case *int64:
 		p.n, ok = l.int64()
 	case *InterfaceList:
+		if o.Shape == nil {
+			p.ifaces, ok = l.interfacesSince(o.Prev)
+			break
+		}
+		if v, end, hit := o.Shape.interfaces(b, i); hit {
+			p.ifaces, p.ok = v, true
+			return end, true
+		}
+		rec := l.record()
 		p.ifaces, ok = l.interfacesSince(o.Prev)
+		if ok && o.Shape.build(shapeIfaces, b, i, l.i, *rec) {
+			o.Shape.keepIfaces(p.ifaces)
+		}
 	case *VCPUList:
 		p.vcpus, ok = l.vcpusSince(o.Prev)
 	case *Scratch[CPUStats]:
 		p.used = true
+		if o.Shape == nil {
+			p.cpu, ok = l.cpuStatsInto(o)
+			break
+		}
+		if v, end, hit := o.Shape.cpuStats(b, i, o); hit {
+			p.cpu, p.ok = v, true
+			return end, true
+		}
+		rec := l.record()
 		p.cpu, ok = l.cpuStatsInto(o)
+		if ok && o.Shape.build(shapeCPU, b, i, l.i, *rec) {
+			o.Shape.keepCPUs(p.cpu)
+		}
 	case *Scratch[DiskStatsInfo]:
 		p.used = true
+		if o.Shape == nil {
+			p.disk, ok = l.diskStatsInto(o)
+			break
+		}
+		if v, end, hit := o.Shape.diskStats(b, i, o); hit {
+			p.disk, p.ok = v, true
+			return end, true
+		}
+		rec := l.record()
 		p.disk, ok = l.diskStatsInto(o)
+		if ok && o.Shape.build(shapeDisk, b, i, l.i, *rec) {
+			o.Shape.keepDisks(p.disk)
+		}
 	case **Load:
 		// A lexer of its own: objectAt's field function makes it escape.
 		ll := &lexer{b: b, i: i}

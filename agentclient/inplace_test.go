@@ -38,6 +38,22 @@ var inPlaceOuts = []struct {
 		return sc
 	}, func(o any) any { return o.(*Scratch[DiskStatsInfo]).List }},
 	{"load", func([]byte) any { return new(*Load) }, func(o any) any { return *o.(**Load) }},
+	// With the Shape of the list before (shape.go), as a fleet polls.
+	{"interfaces/shape", func(prev []byte) any {
+		sh := new(Shape)
+		p, _, _ := decodeIn(prev, &InterfaceList{Shape: sh})
+		return &InterfaceList{Prev: p.ifaces, Shape: sh}
+	}, func(o any) any { return o.(*InterfaceList).List }},
+	{"cpustats/shape", func(prev []byte) any {
+		sc := &Scratch[CPUStats]{Shape: new(Shape)}
+		decodeIn(prev, sc)
+		return sc
+	}, func(o any) any { return o.(*Scratch[CPUStats]).List }},
+	{"diskstats/shape", func(prev []byte) any {
+		sc := &Scratch[DiskStatsInfo]{Shape: new(Shape)}
+		decodeIn(prev, sc)
+		return sc
+	}, func(o any) any { return o.(*Scratch[DiskStatsInfo]).List }},
 }
 
 // twoPass is what awaitReply and the batch did before the one-pass decode:
@@ -120,7 +136,8 @@ func pollReply(t testing.TB, cmd string) []byte {
 }
 
 // onePassKinds maps each inPlaceOuts entry to its poll reply's file.
-var onePassKinds = []string{"guest-get-time", "guest-network-get-interfaces", "guest-get-vcpus", "guest-get-cpustats", "guest-get-diskstats", ""}
+var onePassKinds = []string{"guest-get-time", "guest-network-get-interfaces", "guest-get-vcpus", "guest-get-cpustats", "guest-get-diskstats", "",
+	"guest-network-get-interfaces", "guest-get-cpustats", "guest-get-diskstats"}
 
 const loadReply = `{"load1m": 0.25, "load5m": 1.5, "load15m": 2e-3}`
 

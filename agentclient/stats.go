@@ -278,6 +278,10 @@ func decodeDiskStats(b []byte) ([]DiskStatsInfo, bool) { return decodeDiskStatsI
 type Scratch[T any] struct {
 	List []T
 	vals [][]uint64 // counters of List[i]
+	// Shape, when set, is the guest's memo of its last reply's layout
+	// (as InterfaceList's): the storage is the pool's, the memo the
+	// guest's.
+	Shape *Shape
 }
 
 // counters is element i's storage for n counters.
@@ -322,36 +326,49 @@ func (l *lexer) cpuStatsInto(sc *Scratch[CPUStats]) ([]CPUStats, bool) {
 		}
 		ok := l.members(func(key []byte) (ok bool) {
 			var p *uint64
+			f := 0
 			switch string(key) {
 			case "type":
 				c.Type, ok = l.strAs(wasType)
 				return ok
 			case "cpu":
+				l.to(tgtCPUNum, len(out), 0)
 				c.CPU, ok = l.int()
 				return ok
 			case "user":
 				p = &c.User
+				f = 0
 			case "nice":
 				p = &c.Nice
+				f = 1
 			case "system":
 				p = &c.System
+				f = 2
 			case "idle":
 				p = &c.Idle
+				f = 3
 			case "iowait":
 				p, c.IOWait = &opt[0], &opt[0]
+				f = 4
 			case "irq":
 				p, c.IRQ = &opt[1], &opt[1]
+				f = 5
 			case "softirq":
 				p, c.SoftIRQ = &opt[2], &opt[2]
+				f = 6
 			case "steal":
 				p, c.Steal = &opt[3], &opt[3]
+				f = 7
 			case "guest":
 				p, c.Guest = &opt[4], &opt[4]
+				f = 8
 			case "guestnice":
 				p, c.GuestNice = &opt[5], &opt[5]
+				f = 9
 			default:
 				return l.other()
 			}
+			l.to(tgtCPUCtr, len(out), f)
 			*p, ok = l.uint64()
 			return ok
 		})
@@ -386,15 +403,17 @@ func (l *lexer) diskStatsInto(sc *Scratch[DiskStatsInfo]) ([]DiskStatsInfo, bool
 			case "name":
 				d.Name, ok = l.strAs(wasName)
 			case "major":
+				l.to(tgtDiskMajor, len(out), 0)
 				d.Major, ok = l.uint64()
 			case "minor":
+				l.to(tgtDiskMinor, len(out), 0)
 				d.Minor, ok = l.uint64()
 			case "stats":
 				var vals []uint64
 				if sc != nil {
 					vals = sc.counters(len(out), 17)
 				}
-				d.Stats, ok = l.diskStats(vals)
+				d.Stats, ok = l.diskStats(vals, len(out))
 			default:
 				ok = l.other()
 			}
@@ -411,7 +430,7 @@ func (l *lexer) diskStatsInto(sc *Scratch[DiskStatsInfo]) ([]DiskStatsInfo, bool
 
 // diskStats decodes GuestDiskStats with its counters in vals (17 of them),
 // or in one allocation when vals is nil.
-func (l *lexer) diskStats(vals []uint64) (DiskStats, bool) {
+func (l *lexer) diskStats(vals []uint64, dev int) (DiskStats, bool) {
 	var s DiskStats
 	if vals == nil {
 		vals = new([17]uint64)[:]
@@ -421,6 +440,7 @@ func (l *lexer) diskStats(vals []uint64) (DiskStats, bool) {
 		if p == nil {
 			return l.other()
 		}
+		l.to(tgtDiskCtr, dev, i)
 		vals[i], ok = l.uint64()
 		*p = &vals[i]
 		return ok

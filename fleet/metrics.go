@@ -157,6 +157,7 @@ func (m *metricsPoll) release() {
 		return
 	}
 	m.cpu, m.disk, m.scratch = nil, nil, nil
+	sc.cpu.Shape, sc.disk.Shape = nil, nil // the session's, not the pool's
 	if cap(sc.cpu.List) <= maxPooledItems && cap(sc.disk.List) <= maxPooledItems {
 		statsScratches.Put(sc)
 	}
@@ -240,6 +241,8 @@ func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.Batc
 	}
 	if !s.f.opts.NoCounters {
 		m.scratch = getStatsScratch() // metricsDone takes the lists from it
+		sh := s.replyShapes()
+		m.scratch.cpu.Shape, m.scratch.disk.Shape = &sh.cpu, &sh.disk
 		add(cmdCPUStats, &m.scratch.cpu)
 		add(cmdDiskStats, &m.scratch.disk)
 	}

@@ -39,7 +39,13 @@ type session struct {
 	// guest's Err. Guarded by sem; reset with skip.
 	broken  map[string]error
 	metrics metricsState // metrics.go
-	watch   channelWatch // yield.go
+	// shapes: the layouts of the guest's last interface list, cpustats and
+	// diskstats, so that the next reply, which repeats its layout with
+	// other counters, is decoded by it (agentclient.Shape). Made at the
+	// first poll that asks one (a pointer: the session stays in its size
+	// class); used by polls, under sem.
+	shapes *replyShapes
+	watch  channelWatch // yield.go
 	// pre: a fresh connection's first poll's replies, asked ahead
 	// (prefetch.go); set and taken during that poll, under sem.
 	pre *prefetch
@@ -879,7 +885,7 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 	calls := append(r.liveCalls[:0], agentclient.BatchCall{Name: "guest-get-time", Out: &r.liveNS})
 	if s.usable(g, r, "guest-network-get-interfaces") {
 		// Sharing the strings of the list shown: a poll's mostly repeats it.
-		r.ifaceList.Prev = g.Interfaces
+		r.ifaceList.Prev, r.ifaceList.Shape = g.Interfaces, &s.replyShapes().ifaces
 		calls = append(calls, agentclient.BatchCall{Name: "guest-network-get-interfaces", Out: &r.ifaceList})
 	}
 	if s.usable(g, r, "guest-get-vcpus") {
@@ -932,6 +938,17 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 		r.vcpus = nil
 	}
 	return "", nil
+}
+
+// replyShapes are a session's reply layouts (session.shapes).
+type replyShapes struct{ ifaces, cpu, disk agentclient.Shape }
+
+// replyShapes is s.shapes, made if need be. Holds sem.
+func (s *session) replyShapes() *replyShapes {
+	if s.shapes == nil {
+		s.shapes = new(replyShapes)
+	}
+	return s.shapes
 }
 
 // slowCommands are the slow items, in the order they are asked.
