@@ -81,8 +81,9 @@ turn() { # turn LABEL BINARY: one steady-state reading
 	done
 	[ -n "$ok" ] || { echo "abdash: $1 not all ready after ${READY_TIMEOUT}s" >&2; tmux -L "$tmux_server" capture-pane -p -t gd >&2; exit 1; }
 	sleep "$WARMUP"
-	local c0 c1 w0 w1 r rsum=0 rn=0 rmax=0
+	local c0 c1 u0 u1 w0 w1 r rsum=0 rn=0 rmax=0
 	c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	u0=$(awk '{print $14}' "/proc/$pid/stat")
 	w0=$(date +%s%N)
 	for _ in $(seq "$WINDOW"); do
 		r=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
@@ -91,14 +92,19 @@ turn() { # turn LABEL BINARY: one steady-state reading
 		sleep 1
 	done
 	c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	u1=$(awk '{print $14}' "/proc/$pid/stat")
 	w1=$(date +%s%N)
 	local bar
 	bar=$(tmux -L "$tmux_server" capture-pane -p -t gd | grep -E '^ready [0-9]' | head -1)
 	tmux -L "$tmux_server" kill-session -t gd
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	sleep 3 # the simulators see the hang-ups: the next dashboard finds every channel free
-	awk -v l="$1" -v c=$((c1 - c0)) -v hz="$hz" -v ns=$((w1 - w0)) -v avg=$((rsum / rn)) -v max="$rmax" -v bar="$bar" 'BEGIN {
-		printf "%s  %.1f %% of one core  RSS %d MiB average, %d MiB max  | %s\n", l, 100 * c / hz / (ns / 1e9), avg / 1024, max / 1024, bar }'
+	# User and system time apart: the system calls' cost drifts most with
+	# the machine's load (a VM's), the user time is guestdeck's own work.
+	awk -v l="$1" -v c=$((c1 - c0)) -v u=$((u1 - u0)) -v hz="$hz" -v ns=$((w1 - w0)) -v avg=$((rsum / rn)) -v max="$rmax" -v bar="$bar" 'BEGIN {
+		s = ns / 1e9
+		printf "%s  %.1f %% of one core (user %.1f, system %.1f)  RSS %d MiB average, %d MiB max  | %s\n",
+			l, 100 * c / hz / s, 100 * u / hz / s, 100 * (c - u) / hz / s, avg / 1024, max / 1024, bar }'
 }
 
 for i in $(seq "$PAIRS"); do
