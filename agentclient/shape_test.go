@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -281,5 +282,63 @@ func TestShapeCodesShared(t *testing.T) {
 	}
 	if p, _, _ := decodeIn(base, &InterfaceList{Shape: b}); b.hits != 1 || p.ifaces[0].Name != "lo" {
 		t.Fatalf("another guest's reply was decoded by this one's Shape: %q", p.ifaces[0].Name)
+	}
+}
+
+// scratchInBound fails unless sc's counters' storage is within its List's
+// room, the bound a pool keeps a Scratch by (Scratch, fleet's
+// maxPooledItems).
+func scratchInBound[T any](t *testing.T, sc *Scratch[T]) {
+	t.Helper()
+	if len(sc.vals) > cap(sc.List) {
+		t.Errorf("storage for %d elements, a list of room %d", len(sc.vals), cap(sc.List))
+	}
+}
+
+// TestShapeMissKeepsScratchInBound: a reply the Shape of a long list
+// walks to its end before it misses (a string holding digits where the
+// list's numbers stood) leaves no counters' storage past the room of the
+// list the full decoder then gives, which a pool would keep for everyone.
+func TestShapeMissKeepsScratchInBound(t *testing.T) {
+	const n = 300 // past fleet's maxPooledItems
+	for _, tc := range []struct {
+		name, elem string
+		out        func(sh *Shape) (any, func(*testing.T))
+	}{
+		{"cpustats", `{"iowait": 1}`, func(sh *Shape) (any, func(*testing.T)) {
+			sc := &Scratch[CPUStats]{Shape: sh}
+			return sc, func(t *testing.T) { scratchInBound(t, sc) }
+		}},
+		{"diskstats", `{"stats": {"read-ios": 1}}`, func(sh *Shape) (any, func(*testing.T)) {
+			sc := &Scratch[DiskStatsInfo]{Shape: sh}
+			return sc, func(t *testing.T) { scratchInBound(t, sc) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			long := []byte("[" + tc.elem + strings.Repeat(", "+tc.elem, n-1) + "]")
+			sh := new(Shape)
+			out, _ := tc.out(sh)
+			if _, _, ok := decodeIn(long, out); !ok || sh.kind == shapeNone {
+				t.Fatal("the long list built no Shape")
+			}
+			// One element, one string: a digit wherever the long list had
+			// one, so that every cut lands on a number.
+			spans, _ := numberSpans(long, 0, len(long), nil)
+			short := bytes.Repeat([]byte(" "), len(long))
+			copy(short, `[{"x": "`)
+			for _, sp := range spans {
+				short[sp.start] = '1'
+			}
+			short = append(short, `"}]`...)
+			out, check := tc.out(sh)
+			line := append(append([]byte(`{"return": `), short...), `, "id": "gd-1"}`...)
+			if _, taken, inPlace, perr, derr := onePass(line, []byte("gd-1"), out); !taken || !inPlace || perr != nil || derr != nil {
+				t.Fatalf("taken %v, in place %v, errors %v %v", taken, inPlace, perr, derr)
+			}
+			if sh.hits != 0 {
+				t.Fatal("the Shape served the short list")
+			}
+			check(t)
+		})
 	}
 }
