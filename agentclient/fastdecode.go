@@ -985,8 +985,10 @@ func (p *inPlace) commit() {
 		o.List = p.vcpus
 	case *Scratch[CPUStats]:
 		o.List = p.cpu
+		o.fit()
 	case *Scratch[DiskStatsInfo]:
 		o.List = p.disk
+		o.fit()
 	case **Load:
 		v := p.load
 		*o = &v
