@@ -3,6 +3,7 @@ package agentclient
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
@@ -340,5 +341,52 @@ func TestShapeMissKeepsScratchInBound(t *testing.T) {
 			}
 			check(t)
 		})
+	}
+}
+
+// TestShapeKeepsOnlyTheLastValue: after a long list, a Shape keeps nothing
+// of it, whether the short reply after builds a Shape of its own (room
+// for the long list's names stayed) or not (the long list stayed whole,
+// behind a Shape that serves nothing): a guest sending a long list once
+// held the dashboard to it for as long as the session lasted.
+func TestShapeKeepsOnlyTheLastValue(t *testing.T) {
+	const n = 5000
+	// Past maxShapeNumbers, which no Shape is built for.
+	unshaped := `"x": [0` + strings.Repeat(", 0", maxShapeNumbers) + `]`
+	for _, kind := range shapeKinds {
+		elem := map[string]string{
+			"guest-network-get-interfaces": `{"name": "if%d"}`,
+			"guest-get-cpustats":           `{"type": "cpu%d"}`,
+			"guest-get-diskstats":          `{"name": "dev%d"}`,
+		}[kind.cmd]
+		long := []byte("[")
+		for i := range n {
+			if i > 0 {
+				long = append(long, ", "...)
+			}
+			long = fmt.Appendf(long, elem, i)
+		}
+		long = append(long, ']')
+		for _, short := range []struct {
+			name  string
+			v     string
+			shape bool
+		}{
+			{"shaped", "[" + strings.Replace(elem, "%d", "", 1) + "]", true},
+			{"unshaped", "[" + strings.Replace(strings.Replace(elem, "%d", "", 1), "}", ", "+unshaped+"}", 1) + "]", false},
+		} {
+			t.Run(kind.cmd+"/"+short.name, func(t *testing.T) {
+				sh := new(Shape)
+				if _, _, ok := decodeIn(long, kind.out(sh, nil)); !ok || sh.kind == shapeNone {
+					t.Fatal("the long list built no Shape")
+				}
+				if _, _, ok := decodeIn([]byte(short.v), kind.out(sh, nil)); !ok || (sh.kind != shapeNone) != short.shape {
+					t.Fatalf("ok %v, a Shape %v, want %v", ok, sh.kind != shapeNone, short.shape)
+				}
+				if len(sh.ifaces) > 1 || cap(sh.names) > 1 {
+					t.Errorf("the Shape of a list of one keeps %d interfaces, room for %d names", len(sh.ifaces), cap(sh.names))
+				}
+			})
+		}
 	}
 }
