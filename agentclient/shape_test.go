@@ -393,3 +393,48 @@ func TestShapeKeepsOnlyTheLastValue(t *testing.T) {
 		}
 	}
 }
+
+// TestShapeOnAnotherGuestsScratch: a Scratch lent from a pool holds
+// another guest's list and counters; a Shape serving a reply into it
+// gives what the full decoder gives into a fresh one, nothing of the
+// other guest's left (its optional counters, its devices past ours).
+func TestShapeOnAnotherGuestsScratch(t *testing.T) {
+	cpuX := []byte(`[{"cpu": 0, "user": 9, "iowait": 9, "irq": 9, "softirq": 9, "steal": 9, "guest": 9, "guestnice": 9}, {"cpu": 1, "user": 9, "steal": 9}, {"cpu": 2, "idle": 9}]`)
+	cpuY := []byte(`[{"cpu": 0, "user": 1, "steal": 2}, {"cpu": 1, "nice": 3}]`)
+	diskX := []byte(`[{"name": "vda", "major": 9, "minor": 9, "stats": {"read-ios": 9, "write-ios": 9, "flush-ios": 9}}, {"name": "vdb", "stats": {"read-ios": 9}}]`)
+	diskY := []byte(`[{"name": "sda", "major": 8, "minor": 0, "stats": {"write-ios": 4}}]`)
+	for _, tc := range []struct {
+		name string
+		x, y []byte
+		sc   func(*Shape) any
+		val  func(*inPlace) any
+	}{
+		{"cpustats", cpuX, cpuY, func(sh *Shape) any { return &Scratch[CPUStats]{Shape: sh} }, func(p *inPlace) any { return p.cpu }},
+		{"diskstats", diskX, diskY, func(sh *Shape) any { return &Scratch[DiskStatsInfo]{Shape: sh} }, func(p *inPlace) any { return p.disk }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shY := new(Shape)
+			decodeIn(tc.y, tc.sc(shY)) // guest Y's last poll, on a scratch of its own
+			lent := tc.sc(new(Shape))
+			if p, _, ok := decodeIn(tc.x, lent); !ok {
+				t.Fatal("guest X's reply does not decode")
+			} else {
+				p.commit()
+			}
+			switch sc := lent.(type) { // now Y's, as fleet's metricsCalls lends it
+			case *Scratch[CPUStats]:
+				sc.Shape = shY
+			case *Scratch[DiskStatsInfo]:
+				sc.Shape = shY
+			}
+			got, _, ok := decodeIn(tc.y, lent)
+			want, _, wantOK := decodeIn(tc.y, tc.sc(nil))
+			if !ok || !wantOK || shY.hits != 1 {
+				t.Fatalf("ok %v (full decoder %v), hits %d", ok, wantOK, shY.hits)
+			}
+			if !reflect.DeepEqual(tc.val(got), tc.val(want)) {
+				t.Errorf("decoded\n%s\nthe full decoder\n%s", mustJSON(t, tc.val(got)), mustJSON(t, tc.val(want)))
+			}
+		})
+	}
+}
