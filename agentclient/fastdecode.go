@@ -927,6 +927,7 @@ func (p *inPlace) decodeAt(b []byte, i int) (int, bool) {
 			p.ifaces, p.ok = v, true
 			return end, true
 		}
+		o.Shape.reset()
 		rec := l.record()
 		p.ifaces, ok = l.interfacesSince(o.Prev)
 		if ok && o.Shape.build(shapeIfaces, b, i, l.i, *rec) {
@@ -944,6 +945,7 @@ func (p *inPlace) decodeAt(b []byte, i int) (int, bool) {
 			p.cpu, p.ok = v, true
 			return end, true
 		}
+		o.Shape.reset()
 		rec := l.record()
 		p.cpu, ok = l.cpuStatsInto(o)
 		if ok && o.Shape.build(shapeCPU, b, i, l.i, *rec) {
@@ -959,6 +961,7 @@ func (p *inPlace) decodeAt(b []byte, i int) (int, bool) {
 			p.disk, p.ok = v, true
 			return end, true
 		}
+		o.Shape.reset()
 		rec := l.record()
 		p.disk, ok = l.diskStatsInto(o)
 		if ok && o.Shape.build(shapeDisk, b, i, l.i, *rec) {
@@ -985,8 +988,10 @@ func (p *inPlace) commit() {
 		o.List = p.vcpus
 	case *Scratch[CPUStats]:
 		o.List = p.cpu
+		o.fit()
 	case *Scratch[DiskStatsInfo]:
 		o.List = p.disk
+		o.fit()
 	case **Load:
 		v := p.load
 		*o = &v

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -266,4 +267,21 @@ func BenchmarkReplyPath(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestOnePassScratchInBoundTwoReturns: a reply with two "return" members
+// is decoded into a Scratch twice, the last one given: a long list before
+// a short one leaves no counters' storage past the short list's room.
+func TestOnePassScratchInBoundTwoReturns(t *testing.T) {
+	const elem = `{"stats": {}}` // a disk's counters are stored for "stats", a CPU's for any element
+	long := "[" + elem + strings.Repeat(", "+elem, 299) + "]"
+	line := []byte(`{"return": ` + long + `, "return": [], "id": "gd-1"}`)
+	cpu, disk := new(Scratch[CPUStats]), new(Scratch[DiskStatsInfo])
+	for _, out := range []any{cpu, disk} {
+		if _, taken, inPlace, perr, derr := onePass(line, []byte("gd-1"), out); !taken || !inPlace || perr != nil || derr != nil {
+			t.Fatalf("taken %v, in place %v, errors %v %v", taken, inPlace, perr, derr)
+		}
+	}
+	scratchInBound(t, cpu)
+	scratchInBound(t, disk)
 }

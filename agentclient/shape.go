@@ -175,7 +175,7 @@ func numberSpans(b []byte, start, end int, out []span) ([]span, bool) {
 // lexer decoded with rec, for kind; on anything it cannot account for it
 // leaves s empty.
 func (s *Shape) build(kind shapeKind, b []byte, start, end int, rec []numRec) bool {
-	s.kind, s.code = shapeNone, nil // s.code may be shared: never reused
+	s.reset()
 	var buf [64]span
 	spans, ok := numberSpans(b, start, end, buf[:0])
 	if !ok {
@@ -203,6 +203,13 @@ func (s *Shape) build(kind shapeKind, b []byte, start, end int, rec []numRec) bo
 	s.kind, s.hash, s.code, s.tail = kind, mixPiece(h, b[at:end]), internCode(code), uint32(end-at)
 	return true
 }
+
+// reset empties s. A reply s does not serve is decoded in full, which
+// builds s again or leaves it empty, keeping nothing of the last value:
+// held behind a Shape that serves nothing, or as room under a shorter
+// list's names, it was a long list the guest no longer sends. s.code may
+// be shared: never reused.
+func (s *Shape) reset() { s.kind, s.code, s.ifaces, s.names = shapeNone, nil, nil, nil }
 
 // shapeCodes holds one copy of each layout code (Shape.code) up to
 // maxShapeCodes of them, each of at most maxSharedNumbers numbers: a

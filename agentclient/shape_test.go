@@ -3,9 +3,11 @@ package agentclient
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -281,5 +283,158 @@ func TestShapeCodesShared(t *testing.T) {
 	}
 	if p, _, _ := decodeIn(base, &InterfaceList{Shape: b}); b.hits != 1 || p.ifaces[0].Name != "lo" {
 		t.Fatalf("another guest's reply was decoded by this one's Shape: %q", p.ifaces[0].Name)
+	}
+}
+
+// scratchInBound fails unless sc's counters' storage is within its List's
+// room, the bound a pool keeps a Scratch by (Scratch, fleet's
+// maxPooledItems).
+func scratchInBound[T any](t *testing.T, sc *Scratch[T]) {
+	t.Helper()
+	if len(sc.vals) > cap(sc.List) {
+		t.Errorf("storage for %d elements, a list of room %d", len(sc.vals), cap(sc.List))
+	}
+}
+
+// TestShapeMissKeepsScratchInBound: a reply the Shape of a long list
+// walks to its end before it misses (a string holding digits where the
+// list's numbers stood) leaves no counters' storage past the room of the
+// list the full decoder then gives, which a pool would keep for everyone.
+func TestShapeMissKeepsScratchInBound(t *testing.T) {
+	const n = 300 // past fleet's maxPooledItems
+	for _, tc := range []struct {
+		name, elem string
+		out        func(sh *Shape) (any, func(*testing.T))
+	}{
+		{"cpustats", `{"iowait": 1}`, func(sh *Shape) (any, func(*testing.T)) {
+			sc := &Scratch[CPUStats]{Shape: sh}
+			return sc, func(t *testing.T) { scratchInBound(t, sc) }
+		}},
+		{"diskstats", `{"stats": {"read-ios": 1}}`, func(sh *Shape) (any, func(*testing.T)) {
+			sc := &Scratch[DiskStatsInfo]{Shape: sh}
+			return sc, func(t *testing.T) { scratchInBound(t, sc) }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			long := []byte("[" + tc.elem + strings.Repeat(", "+tc.elem, n-1) + "]")
+			sh := new(Shape)
+			out, _ := tc.out(sh)
+			if _, _, ok := decodeIn(long, out); !ok || sh.kind == shapeNone {
+				t.Fatal("the long list built no Shape")
+			}
+			// One element, one string: a digit wherever the long list had
+			// one, so that every cut lands on a number.
+			spans, _ := numberSpans(long, 0, len(long), nil)
+			short := bytes.Repeat([]byte(" "), len(long))
+			copy(short, `[{"x": "`)
+			for _, sp := range spans {
+				short[sp.start] = '1'
+			}
+			short = append(short, `"}]`...)
+			out, check := tc.out(sh)
+			line := append(append([]byte(`{"return": `), short...), `, "id": "gd-1"}`...)
+			if _, taken, inPlace, perr, derr := onePass(line, []byte("gd-1"), out); !taken || !inPlace || perr != nil || derr != nil {
+				t.Fatalf("taken %v, in place %v, errors %v %v", taken, inPlace, perr, derr)
+			}
+			if sh.hits != 0 {
+				t.Fatal("the Shape served the short list")
+			}
+			check(t)
+		})
+	}
+}
+
+// TestShapeKeepsOnlyTheLastValue: after a long list, a Shape keeps nothing
+// of it, whether the short reply after builds a Shape of its own (room
+// for the long list's names stayed) or not, or is refused by the fast
+// decoder (the long list stayed whole, behind a Shape that serves
+// nothing): a guest sending a long list once held the dashboard to it for
+// as long as the session lasted.
+func TestShapeKeepsOnlyTheLastValue(t *testing.T) {
+	const n = 5000
+	// Past maxShapeNumbers, which no Shape is built for.
+	unshaped := `"x": [0` + strings.Repeat(", 0", maxShapeNumbers) + `]`
+	for _, kind := range shapeKinds {
+		elem := map[string]string{
+			"guest-network-get-interfaces": `{"name": "if%d"}`,
+			"guest-get-cpustats":           `{"type": "cpu%d"}`,
+			"guest-get-diskstats":          `{"name": "dev%d"}`,
+		}[kind.cmd]
+		long := []byte("[")
+		for i := range n {
+			if i > 0 {
+				long = append(long, ", "...)
+			}
+			long = fmt.Appendf(long, elem, i)
+		}
+		long = append(long, ']')
+		for _, short := range []struct {
+			name      string
+			v         string
+			ok, shape bool
+		}{
+			{"shaped", "[" + strings.Replace(elem, "%d", "", 1) + "]", true, true},
+			{"unshaped", "[" + strings.Replace(strings.Replace(elem, "%d", "", 1), "}", ", "+unshaped+"}", 1) + "]", true, false},
+			// An escape: the reference decoder's, and the list shown.
+			{"refused", "[" + strings.Replace(elem, "%d", `\u0061`, 1) + "]", false, false},
+		} {
+			t.Run(kind.cmd+"/"+short.name, func(t *testing.T) {
+				sh := new(Shape)
+				if _, _, ok := decodeIn(long, kind.out(sh, nil)); !ok || sh.kind == shapeNone {
+					t.Fatal("the long list built no Shape")
+				}
+				if _, _, ok := decodeIn([]byte(short.v), kind.out(sh, nil)); ok != short.ok || (sh.kind != shapeNone) != short.shape {
+					t.Errorf("ok %v, a Shape %v, want %v, %v", ok, sh.kind != shapeNone, short.ok, short.shape)
+				}
+				if len(sh.ifaces) > 1 || cap(sh.names) > 1 {
+					t.Errorf("the Shape of a list of one keeps %d interfaces, room for %d names", len(sh.ifaces), cap(sh.names))
+				}
+			})
+		}
+	}
+}
+
+// TestShapeOnAnotherGuestsScratch: a Scratch lent from a pool holds
+// another guest's list and counters; a Shape serving a reply into it
+// gives what the full decoder gives into a fresh one, nothing of the
+// other guest's left (its optional counters, its devices past ours).
+func TestShapeOnAnotherGuestsScratch(t *testing.T) {
+	cpuX := []byte(`[{"cpu": 0, "user": 9, "iowait": 9, "irq": 9, "softirq": 9, "steal": 9, "guest": 9, "guestnice": 9}, {"cpu": 1, "user": 9, "steal": 9}, {"cpu": 2, "idle": 9}]`)
+	cpuY := []byte(`[{"cpu": 0, "user": 1, "steal": 2}, {"cpu": 1, "nice": 3}]`)
+	diskX := []byte(`[{"name": "vda", "major": 9, "minor": 9, "stats": {"read-ios": 9, "write-ios": 9, "flush-ios": 9}}, {"name": "vdb", "stats": {"read-ios": 9}}]`)
+	diskY := []byte(`[{"name": "sda", "major": 8, "minor": 0, "stats": {"write-ios": 4}}]`)
+	for _, tc := range []struct {
+		name string
+		x, y []byte
+		sc   func(*Shape) any
+		val  func(*inPlace) any
+	}{
+		{"cpustats", cpuX, cpuY, func(sh *Shape) any { return &Scratch[CPUStats]{Shape: sh} }, func(p *inPlace) any { return p.cpu }},
+		{"diskstats", diskX, diskY, func(sh *Shape) any { return &Scratch[DiskStatsInfo]{Shape: sh} }, func(p *inPlace) any { return p.disk }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shY := new(Shape)
+			decodeIn(tc.y, tc.sc(shY)) // guest Y's last poll, on a scratch of its own
+			lent := tc.sc(new(Shape))
+			if p, _, ok := decodeIn(tc.x, lent); !ok {
+				t.Fatal("guest X's reply does not decode")
+			} else {
+				p.commit()
+			}
+			switch sc := lent.(type) { // now Y's, as fleet's metricsCalls lends it
+			case *Scratch[CPUStats]:
+				sc.Shape = shY
+			case *Scratch[DiskStatsInfo]:
+				sc.Shape = shY
+			}
+			got, _, ok := decodeIn(tc.y, lent)
+			want, _, wantOK := decodeIn(tc.y, tc.sc(nil))
+			if !ok || !wantOK || shY.hits != 1 {
+				t.Fatalf("ok %v (full decoder %v), hits %d", ok, wantOK, shY.hits)
+			}
+			if !reflect.DeepEqual(tc.val(got), tc.val(want)) {
+				t.Errorf("decoded\n%s\nthe full decoder\n%s", mustJSON(t, tc.val(got)), mustJSON(t, tc.val(want)))
+			}
+		})
 	}
 }

@@ -292,6 +292,16 @@ func (sc *Scratch[T]) counters(i, n int) []uint64 {
 	return sc.vals[i]
 }
 
+// fit drops the counters' storage when it outgrew List's room, which the
+// decode given need not have made: a Shape that missed, or a "return"
+// member before the last, may have decoded a longer list into it. The
+// counters List points to stay theirs; the next decode stores anew.
+func (sc *Scratch[T]) fit() {
+	if len(sc.vals) > cap(sc.List) {
+		sc.vals = nil
+	}
+}
+
 // scratchList is where a decode into sc (nil: a fresh list of room n)
 // appends, and the last decode's elements.
 func scratchList[T any](sc *Scratch[T], n int) (out, was []T) {
