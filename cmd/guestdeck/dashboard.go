@@ -231,14 +231,18 @@ func dashboardParts(cfg *config.File) ([]tui.View, []tui.Command, error) {
 }
 
 // dashboardGCPercent is the dashboard's GOGC. Its heap is mostly the
-// fleet's state, long-lived (some 12 KB a guest), while what it allocates
+// fleet's state, long-lived (some 10 KB a guest), while what it allocates
 // per poll is small and short-lived: at Go's default of 100 the garbage
-// grows to the size of the whole fleet's state between two collections,
-// doubling the RSS for nothing. At 10,000 simulated guests (scripts/scale.sh,
-// README: Performance) 100 gave 320-344 MiB RSS at 28 % of a core, 50 gave
-// 250-254 MiB at 28 %, 40 gave 235-238 MiB at 30 %, and 30 gave 220 MiB at
-// 30 %: within the machine's noise in CPU, a third less memory.
-const dashboardGCPercent = 40
+// grows to the size of the whole fleet's state between two collections.
+// When the state was 46 KB a guest, at 10,000 simulated guests
+// (scripts/scale.sh, README: Performance) 100 gave 320-344 MiB RSS, 40
+// 235-238 MiB, within the noise in CPU; and 40 it was. With the state at a
+// fifth of that, the collector at 40 was an eighth of the steady CPU, and
+// 70 took 1.3-4.5 points of a core less than 40 and 0.5-2.6 less than 55
+// in every alternating pair (scripts/abdash.sh), for 198-205 MiB RSS on
+// average and 205-217 at most, against 182-183 and 185-186 at 40 (the
+// goal: 250 MB).
+const dashboardGCPercent = 70
 
 // statusGCPercent is a one-shot status's GOGC. Its heap only grows, from
 // nothing to every guest's replies and output (some 13 KB a guest), and at
