@@ -448,30 +448,50 @@ func (s *Shape) keepDisks(v []DiskStatsInfo) {
 	}
 }
 
-// intoScratch decodes a Scratch kind's list at b[start:] by s into sc, as
-// its lexer decoder does, if it has s's skeleton: an element per name kept
-// (named), and each number written by set, which checks its target.
-func intoScratch[T any](s *Shape, kind shapeKind, b []byte, start int, sc *Scratch[T],
-	named func(string) T, set func(sc *Scratch[T], out []T, t numTarget, c *cut) bool) ([]T, int, bool) {
-	c, ok := s.cut(kind, b, start)
+// cpuStats decodes guest-get-cpustats at b[start:] by s into sc, as
+// cpuStatsInto does, if it has s's skeleton.
+func (s *Shape) cpuStats(b []byte, start int, sc *Scratch[CPUStats]) ([]CPUStats, int, bool) {
+	c, ok := s.cut(shapeCPU, b, start)
 	if !ok {
 		return nil, 0, false
 	}
 	out, _ := scratchList(sc, len(s.names))
 	for _, n := range s.names {
-		out = append(out, named(n))
+		out = append(out, CPUStats{Type: n})
 	}
 	for _, code := range s.code {
 		if !c.piece(code) {
 			return nil, 0, false
 		}
-		switch t := numTarget(uint32(code)); {
-		case t.kind() == tgtSkip:
+		t := numTarget(uint32(code))
+		i, j := t.a(), t.b()
+		switch k := t.kind(); {
+		case k == tgtSkip:
 			ok = c.skip()
-		case t.a() >= len(out):
+		case i >= len(out):
 			ok = false
+		case k == tgtCPUNum:
+			out[i].CPU, ok = c.int()
+		case k == tgtCPUCtr && j < 4:
+			var p *uint64
+			switch j {
+			case 0:
+				p = &out[i].User
+			case 1:
+				p = &out[i].Nice
+			case 2:
+				p = &out[i].System
+			default:
+				p = &out[i].Idle
+			}
+			*p, ok = c.uint64()
+		case k == tgtCPUCtr && j < 10:
+			opt := sc.counters(i, 6)
+			p := &opt[j-4]
+			*cpuOptField(&out[i], j-4) = p
+			*p, ok = c.uint64()
 		default:
-			ok = set(sc, out, t, c)
+			ok = false
 		}
 		if !ok {
 			return nil, 0, false
@@ -483,31 +503,6 @@ func intoScratch[T any](s *Shape, kind shapeKind, b []byte, start int, sc *Scrat
 	}
 	s.hits++
 	return out, end, true
-}
-
-// cpuStats decodes guest-get-cpustats at b[start:] by s into sc, as
-// cpuStatsInto does, if it has s's skeleton.
-func (s *Shape) cpuStats(b []byte, start int, sc *Scratch[CPUStats]) ([]CPUStats, int, bool) {
-	return intoScratch(s, shapeCPU, b, start, sc, func(n string) CPUStats { return CPUStats{Type: n} }, setCPU)
-}
-
-// setCPU writes the number at c to CPU t.a() of out.
-func setCPU(sc *Scratch[CPUStats], out []CPUStats, t numTarget, c *cut) (ok bool) {
-	i, j := t.a(), t.b()
-	cpu := &out[i]
-	switch {
-	case t.kind() == tgtCPUNum:
-		cpu.CPU, ok = c.int()
-	case t.kind() == tgtCPUCtr && j < 4:
-		p := [4]*uint64{&cpu.User, &cpu.Nice, &cpu.System, &cpu.Idle}[j]
-		*p, ok = c.uint64()
-	case t.kind() == tgtCPUCtr && j < 10:
-		opt := sc.counters(i, 6)
-		p := &opt[j-4]
-		*cpuOptField(cpu, j-4) = p
-		*p, ok = c.uint64()
-	}
-	return ok
 }
 
 // cpuOptField is CPUStats' optional counter i, in its declared order.
@@ -530,28 +525,50 @@ func cpuOptField(c *CPUStats, i int) **uint64 {
 // diskStats decodes guest-get-diskstats at b[start:] by s into sc, as
 // diskStatsInto does, if it has s's skeleton.
 func (s *Shape) diskStats(b []byte, start int, sc *Scratch[DiskStatsInfo]) ([]DiskStatsInfo, int, bool) {
-	return intoScratch(s, shapeDisk, b, start, sc, func(n string) DiskStatsInfo { return DiskStatsInfo{Name: n} }, setDisk)
-}
-
-// setDisk writes the number at c to device t.a() of out.
-func setDisk(sc *Scratch[DiskStatsInfo], out []DiskStatsInfo, t numTarget, c *cut) (ok bool) {
-	i, j := t.a(), t.b()
-	d := &out[i]
-	switch t.kind() {
-	case tgtDiskMajor:
-		d.Major, ok = c.uint64()
-	case tgtDiskMinor:
-		d.Minor, ok = c.uint64()
-	case tgtDiskCtr:
-		p := diskStatPtr(&d.Stats, j)
-		if p == nil {
-			return false
-		}
-		vals := sc.counters(i, 17)
-		vals[j], ok = c.uint64()
-		*p = &vals[j]
+	c, ok := s.cut(shapeDisk, b, start)
+	if !ok {
+		return nil, 0, false
 	}
-	return ok
+	out, _ := scratchList(sc, len(s.names))
+	for _, n := range s.names {
+		out = append(out, DiskStatsInfo{Name: n})
+	}
+	for _, code := range s.code {
+		if !c.piece(code) {
+			return nil, 0, false
+		}
+		t := numTarget(uint32(code))
+		i, j := t.a(), t.b()
+		switch k := t.kind(); {
+		case k == tgtSkip:
+			ok = c.skip()
+		case i >= len(out):
+			ok = false
+		case k == tgtDiskMajor:
+			out[i].Major, ok = c.uint64()
+		case k == tgtDiskMinor:
+			out[i].Minor, ok = c.uint64()
+		case k == tgtDiskCtr:
+			p := diskStatPtr(&out[i].Stats, j)
+			if p == nil {
+				return nil, 0, false
+			}
+			vals := sc.counters(i, 17)
+			vals[j], ok = c.uint64()
+			*p = &vals[j]
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, 0, false
+		}
+	}
+	end, ok := c.end(s)
+	if !ok {
+		return nil, 0, false
+	}
+	s.hits++
+	return out, end, true
 }
 
 // diskStatPtr is DiskStats' counter i, in diskStatField's order.
