@@ -934,7 +934,21 @@ func (p *inPlace) decodeAt(b []byte, i int) (int, bool) {
 			o.Shape.keepIfaces(p.ifaces)
 		}
 	case *VCPUList:
+		r := o.Repeat
+		if r == nil {
+			p.vcpus, ok = l.vcpusSince(o.Prev)
+			break
+		}
+		if end, hit := r.same(b, i, o.Prev); hit {
+			p.vcpus, p.ok = o.Prev, true
+			return end, true
+		}
 		p.vcpus, ok = l.vcpusSince(o.Prev)
+		if ok {
+			r.keep(b, i, l.i, p.vcpus)
+		} else {
+			*r = Repeat{hits: r.hits}
+		}
 	case *Scratch[CPUStats]:
 		p.used = true
 		if o.Shape == nil {

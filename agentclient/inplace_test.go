@@ -55,6 +55,12 @@ var inPlaceOuts = []struct {
 		decodeIn(prev, sc)
 		return sc
 	}, func(o any) any { return o.(*Scratch[DiskStatsInfo]).List }},
+	// With the memo of the text the list before came from (Repeat).
+	{"vcpus/repeat", func(prev []byte) any {
+		r := new(Repeat)
+		p, _, _ := decodeIn(prev, &VCPUList{Repeat: r})
+		return &VCPUList{Prev: p.vcpus, Repeat: r}
+	}, func(o any) any { return o.(*VCPUList).List }},
 }
 
 // twoPass is what awaitReply and the batch did before the one-pass decode:
@@ -138,7 +144,7 @@ func pollReply(t testing.TB, cmd string) []byte {
 
 // onePassKinds maps each inPlaceOuts entry to its poll reply's file.
 var onePassKinds = []string{"guest-get-time", "guest-network-get-interfaces", "guest-get-vcpus", "guest-get-cpustats", "guest-get-diskstats", "",
-	"guest-network-get-interfaces", "guest-get-cpustats", "guest-get-diskstats"}
+	"guest-network-get-interfaces", "guest-get-cpustats", "guest-get-diskstats", "guest-get-vcpus"}
 
 const loadReply = `{"load1m": 0.25, "load5m": 1.5, "load15m": 2e-3}`
 

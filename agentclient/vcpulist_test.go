@@ -68,3 +68,111 @@ func TestVCPUListUnchangedAllocatesNothing(t *testing.T) {
 		t.Errorf("can-offline not carried: %+v", out.List)
 	}
 }
+
+// TestRepeatVCPUs: a vCPU reply that repeats the text the list shown was
+// decoded from is that list, unlexed (a hit); any other text, or a list
+// shown that is not the one the memo names, is decoded in full, with the
+// full decoder's result.
+func TestRepeatVCPUs(t *testing.T) {
+	two := `[{"online": true, "can-offline": true, "logical-id": 0}, {"online": true, "can-offline": false, "logical-id": 1}]`
+	// decode is a poll: the reply v with the list shown prev; it checks
+	// the value against the reference decoder and returns it, or nil when
+	// the in-place decoder leaves it to the two-pass one.
+	decode := func(t *testing.T, r *Repeat, prev []VCPU, v string) []VCPU {
+		t.Helper()
+		out := &VCPUList{Prev: prev, Repeat: r}
+		p, end, ok := decodeIn([]byte(v), out)
+		var ref []VCPU
+		rerr := decodeLenient([]byte(v), &ref)
+		if ok && rerr != nil {
+			t.Fatalf("%s: decoded, the reference's error %v", v, rerr)
+		}
+		if !ok {
+			return nil // the two-pass decoder's (TestOnePassLikeTwoPasses)
+		}
+		if end != len(v) {
+			t.Fatalf("%s: ends at %d, not %d", v, end, len(v))
+		}
+		p.commit()
+		if !reflect.DeepEqual(out.List, ref) {
+			t.Fatalf("%s: %+v, the reference %+v", v, out.List, ref)
+		}
+		return out.List
+	}
+	same := func(a, b []VCPU) bool { return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0] }
+
+	t.Run("repeat", func(t *testing.T) {
+		r := new(Repeat)
+		first := decode(t, r, nil, two)
+		if r.hits != 0 {
+			t.Fatal("the first reply was a hit")
+		}
+		for i := range 3 {
+			got := decode(t, r, first, two)
+			if !same(got, first) || r.hits != uint32(i+1) {
+				t.Fatalf("poll %d: a repeat gave a list of its own (hits %d)", i, r.hits)
+			}
+		}
+	})
+	t.Run("changed text", func(t *testing.T) {
+		for _, v := range []string{
+			strings.Replace(two, `"online": true`, `"online": fals`, 1)[:len(two)-1] + "]", // same length, refused
+			strings.Replace(two, `"logical-id": 1`, `"logical-id": 2`, 1),                 // same length, another vCPU
+			strings.Replace(two, `"can-offline": false`, `"can-offline": true `, 1),      // same length, same... but not
+			strings.Replace(two, `, {`, `,{`, 1),                                          // shorter, same vCPUs
+			two[:len(two)-1] + `, {"online": false, "logical-id": 2}]`,                    // longer, the same text first
+		} {
+			r := new(Repeat)
+			first := decode(t, r, nil, two)
+			hits := r.hits
+			got := decode(t, r, first, v)
+			if r.hits != hits {
+				t.Fatalf("%s: a hit on the text of %s", v, two)
+			}
+			if got != nil && !sameVCPUs(got, first) && same(got, first) {
+				t.Fatalf("%s: the list before, for other vCPUs", v)
+			}
+			// The memo is the new text's now (or empty): the old text
+			// after it is decoded in full again.
+			if got != nil {
+				decode(t, r, got, two)
+				if r.hits != hits {
+					t.Fatalf("%s, then %s: a hit on the old text", v, two)
+				}
+			}
+		}
+	})
+	t.Run("another list shown", func(t *testing.T) {
+		r := new(Repeat)
+		first := decode(t, r, nil, two)
+		other := append([]VCPU(nil), first...) // equal, not the one the memo names
+		got := decode(t, r, other, two)
+		if r.hits != 0 || !same(got, other) {
+			t.Fatalf("hits %d; the list shown back: %v", r.hits, same(got, other))
+		}
+		// The memo now names other: the next repeat is a hit.
+		if got := decode(t, r, other, two); r.hits != 1 || !same(got, other) {
+			t.Fatalf("after the memo moved to the list shown: hits %d", r.hits)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		r := new(Repeat)
+		first := decode(t, r, nil, two)
+		if decode(t, r, first, `[{"online": truex}]`) != nil || r.n != 0 {
+			t.Fatalf("a refused reply kept the memo (%d bytes)", r.n)
+		}
+		decode(t, r, first, two)
+		if r.hits != 0 {
+			t.Fatal("a hit after a refused reply emptied the memo")
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		r := new(Repeat)
+		for _, v := range []string{`[]`, `[]`, `null`} {
+			decode(t, r, nil, v)
+		}
+		if r.hits != 0 || r.n != 0 {
+			t.Fatalf("an empty list kept (%d bytes, %d hits)", r.n, r.hits)
+		}
+	})
+}

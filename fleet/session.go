@@ -889,7 +889,7 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 		calls = append(calls, agentclient.BatchCall{Name: "guest-network-get-interfaces", Out: &r.ifaceList})
 	}
 	if s.usable(g, r, "guest-get-vcpus") {
-		r.vcpuList.Prev = g.VCPUs
+		r.vcpuList.Prev, r.vcpuList.Repeat = g.VCPUs, &s.replyShapes().vcpus
 		calls = append(calls, agentclient.BatchCall{Name: "guest-get-vcpus", Out: &r.vcpuList})
 	}
 	per := 1 // call timeouts the batch may take
@@ -941,7 +941,10 @@ func (s *session) pollLive(ctx context.Context, st *agentclient.Stream, g *Guest
 }
 
 // replyShapes are a session's reply layouts (session.shapes).
-type replyShapes struct{ ifaces, cpu, disk agentclient.Shape }
+type replyShapes struct {
+	ifaces, cpu, disk agentclient.Shape
+	vcpus             agentclient.Repeat
+}
 
 // replyShapes is s.shapes, made if need be. Holds sem.
 func (s *session) replyShapes() *replyShapes {

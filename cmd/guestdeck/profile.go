@@ -11,7 +11,9 @@ import (
 // startProfile is a developer's knob for the performance work (README,
 // Performance; scripts/scale.sh PROFILE=1). With GUESTDECK_CPUPROFILE=FILE
 // set, SIGUSR1 starts a CPU profile into FILE and SIGUSR2 ends it and
-// writes a heap profile into FILE.heap, so one window of a long-running
+// writes a heap profile into FILE.heap (and one into FILE.heap0 as it
+// starts: `go tool pprof -sample_index=alloc_space -base FILE.heap0
+// FILE.heap` is what the window allocated), so one window of a long-running
 // dashboard (its steady state, not its launch) can be profiled. The
 // returned function ends a profile still running, at exit. With
 // GUESTDECK_CPUPROFILE_START=1 too, the profile starts at once, for a
@@ -53,6 +55,10 @@ func startProfile() (stop func()) {
 				}
 				if f != nil {
 					continue
+				}
+				if h, err := os.Create(path + ".heap0"); err == nil {
+					_ = pprof.WriteHeapProfile(h)
+					_ = h.Close()
 				}
 				var err error
 				if f, err = os.Create(path); err == nil {
