@@ -229,10 +229,11 @@ const minSampleGap = 250 * time.Millisecond
 // (pollLive), and the disks and routes on a slow refresh. Holds sem.
 func (s *session) metricsCalls(g *Guest, r *pollResult, calls []agentclient.BatchCall) []agentclient.BatchCall {
 	m := &r.metrics
-	if !s.metricsDue(r, time.Now()) {
+	now := time.Now()
+	if !s.metricsDue(r, now) {
 		return calls
 	}
-	m.asked, m.at = true, time.Now()
+	m.asked, m.at = true, now
 	s.metrics.last = m.at
 	add := func(cmd string, out any) {
 		if s.usable(g, r, cmd) {
