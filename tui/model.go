@@ -129,6 +129,11 @@ type Model struct {
 	rowCache *rowCache
 	// pullCost is what pulling a snapshot costs lately (pullGap).
 	pullCost time.Duration
+	// lastInput is when the operator last pressed a key, pasted or used
+	// the mouse (pullGap); wake cuts short the wait before the next pull
+	// when they do (waitChanged). Shared by the model's copies.
+	lastInput time.Time
+	wake      chan struct{}
 	// Guests this process froze, counted per snapshot (not per frame), and
 	// the earliest automatic thaw among them.
 	frozenOurs int
@@ -354,7 +359,9 @@ func New(src Source, opts Options) Model {
 		width: 100, height: 30,
 		marks: map[string]bool{}, rowStatus: map[string]rowStatus{},
 		detail: true, rowCache: &rowCache{},
+		wake: make(chan struct{}, 1),
 	}
+	m.lastInput = m.now() // opening it is being at it
 	if err := m.keys.Apply(opts.Keys); err != nil {
 		m.setStatus(err.Error(), true)
 	} else if err := CheckCommands(opts.Keys, opts.Commands); err != nil {
@@ -448,13 +455,23 @@ type (
 // waits before it listens (the refresh gap): in one Cmd, not a timer's
 // message and then a wait, because the program draws a frame after every
 // message, and at 10,000 guests that frame was as dear as the pull.
-func waitChanged(ch <-chan struct{}, after time.Duration) tea.Cmd {
+//
+// A signal on wake (1-buffered; nil: none) ends the wait before the gap:
+// the operator is back at the keyboard, and the table, pulled at the idle
+// pace, may be a second old.
+func waitChanged(ch <-chan struct{}, after time.Duration, wake <-chan struct{}) tea.Cmd {
 	if ch == nil {
 		return nil
 	}
 	return func() tea.Msg {
 		if after > 0 {
-			time.Sleep(after) // nothing is lost: Changed is coalesced
+			// Nothing is lost: Changed is coalesced.
+			t := time.NewTimer(after)
+			select {
+			case <-t.C:
+			case <-wake:
+				t.Stop()
+			}
 		}
 		if _, ok := <-ch; !ok {
 			return nil // the fleet closed: no more updates
@@ -484,11 +501,18 @@ const refreshGap = 100 * time.Millisecond
 // Once every row on screen has been polled, pulls are at least settledGap
 // apart: five a second is more than the eye follows of data polled every
 // few seconds, and at 10,000 guests each pull and its frame were still a
-// few tenths of a point of a core at ten a second.
+// few tenths of a point of a core at ten a second. And once nobody has
+// touched the keyboard or the mouse for idleAfter, and no action or
+// command runs, they are idleGap apart, as top's and htop's screens turn
+// over: a dashboard left open all day is mostly watched, not driven, and
+// at 10,000 guests its pulls and frames at five a second were some 5 % of
+// its samples. A key, a paste or a click ends the wait at once (wake).
 const (
 	refreshCostShare = 100
 	maxRefreshGap    = time.Second
 	settledGap       = 200 * time.Millisecond
+	idleGap          = time.Second
+	idleAfter        = 10 * time.Second
 )
 
 // pullGap is how long to wait before the next pull, from the cost of the
@@ -498,10 +522,32 @@ const (
 // the operator is looking at them.
 func (m *Model) pullGap() time.Duration {
 	gap := min(max(refreshCostShare*m.pullCost, settledGap), maxRefreshGap)
-	if m.shownConnecting() {
+	switch {
+	case m.shownConnecting():
 		gap = refreshGap
+	case m.idle():
+		gap = max(gap, idleGap)
 	}
 	return gap
+}
+
+// idle reports whether nobody is at the dashboard: no key, paste or click
+// for idleAfter, and no action or command running.
+func (m *Model) idle() bool {
+	if m.run != nil || m.ex.pane != nil && m.ex.pane.running {
+		return false
+	}
+	return m.now().Sub(m.lastInput) >= idleAfter
+}
+
+// noteInput marks the operator at the keyboard (pullGap), and ends a wait
+// for the next pull at the idle pace.
+func (m *Model) noteInput() {
+	m.lastInput = m.now()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
 }
 
 // notePullCost folds one pull's duration into pullCost, a moving average
@@ -533,7 +579,7 @@ func tick() tea.Cmd {
 // Init starts listening for fleet changes and the once-a-second clock that
 // drives countdowns.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(waitChanged(m.src.Changed(), 0), tick())
+	return tea.Batch(waitChanged(m.src.Changed(), 0, m.wake), tick())
 }
 
 // Update hands each message to a small method.
@@ -546,7 +592,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		t0 := time.Now()
 		m.refresh()
 		m.notePullCost(time.Since(t0))
-		return m, waitChanged(m.src.Changed(), m.pullGap())
+		return m, waitChanged(m.src.Changed(), m.pullGap(), m.wake)
 	case tickMsg:
 		m.expireResultMarks() // actions.go
 		return m, tick()
@@ -582,6 +628,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.spin, cmd = m.spin.Update(msg)
 		return m, cmd
 	case tea.KeyPressMsg:
+		m.noteInput()
 		return m.byRef(func(m *Model) tea.Cmd { return m.handleKey(msg) })
 	case tea.KeyReleaseMsg:
 		if top := m.top(); top.kind == layerFiles {
@@ -589,8 +636,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case tea.PasteMsg:
+		m.noteInput()
 		return m, m.handlePaste(msg)
 	case tea.MouseMsg:
+		m.noteInput()
 		return m, m.handleMouse(msg)
 	}
 	// Anything else is the file browser's own (listings, reads, transfers).

@@ -324,6 +324,78 @@ func TestChangedWaitsRefreshGap(t *testing.T) {
 	})
 }
 
+// TestPullGapIdle: nobody at the keyboard for idleAfter, the table is
+// pulled at the idle pace; a key, a paste or a click, or an action
+// running, brings the settled pace back.
+func TestPullGapIdle(t *testing.T) {
+	now := testNow
+	m, src := newTestModel(100, 120, 30, Options{Now: func() time.Time { return now }})
+	gs := testGuests(100)
+	for _, g := range gs {
+		g.State, g.LastLive = fleet.Ready, testNow
+	}
+	src.set(gs)
+	m.refresh()
+	eq(t, "gap just opened", m.pullGap(), settledGap)
+	now = now.Add(idleAfter - time.Millisecond)
+	eq(t, "gap just before idleAfter", m.pullGap(), settledGap)
+	now = now.Add(time.Millisecond)
+	eq(t, "gap idle", m.pullGap(), idleGap)
+	m = press(t, m, "j")
+	eq(t, "gap after a key", m.pullGap(), settledGap)
+	now = now.Add(idleAfter)
+	eq(t, "gap idle again", m.pullGap(), idleGap)
+	next, _ := m.Update(tea.PasteMsg{Content: "x"})
+	m = next.(Model)
+	eq(t, "gap after a paste", m.pullGap(), settledGap)
+	now = now.Add(idleAfter)
+	next, _ = m.Update(tea.MouseWheelMsg{Button: tea.MouseWheelDown})
+	m = next.(Model)
+	eq(t, "gap after the mouse", m.pullGap(), settledGap)
+	now = now.Add(idleAfter)
+	m.run = &runState{}
+	eq(t, "gap with an action running", m.pullGap(), settledGap)
+	m.run = nil
+	// A costly pull keeps its own, longer gap.
+	m.pullCost = 50 * time.Millisecond
+	eq(t, "gap idle at a high pull cost", m.pullGap(), maxRefreshGap)
+	// A row on screen waiting for its first poll is watched, idle or not.
+	gs[1].State, gs[1].LastLive = fleet.Connecting, time.Time{}
+	src.set(gs)
+	m.refresh()
+	eq(t, "gap idle with a row waiting", m.pullGap(), refreshGap)
+}
+
+// TestChangedWaitWokenByInput: the wait before a pull at the idle pace
+// ends when the operator comes back (noteInput), not a second later.
+func TestChangedWaitWokenByInput(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, src := newTestModel(10, 120, 30, Options{})
+		<-src.changed // what the first wait took
+		src.set(testGuests(9))
+		got := make(chan tea.Msg, 1)
+		cmd := waitChanged(src.Changed(), idleGap, m.wake)
+		go func() { got <- cmd() }()
+		time.Sleep(idleGap / 2)
+		synctest.Wait()
+		select {
+		case msg := <-got:
+			t.Fatalf("the wait returned %T before the gap or a key", msg)
+		default:
+		}
+		m.noteInput()
+		synctest.Wait()
+		select {
+		case msg := <-got:
+			if _, ok := msg.(changedMsg); !ok {
+				t.Fatalf("the wait returned %T, want changedMsg", msg)
+			}
+		default:
+			t.Fatal("a key did not end the wait")
+		}
+	})
+}
+
 func TestConfirmFlow(t *testing.T) {
 	m, src := newTestModel(12, 120, 30, Options{})
 	m = press(t, m, "space", "space", "space") // vm-00000 (no fsfreeze), 01, 02
