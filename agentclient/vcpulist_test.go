@@ -118,7 +118,7 @@ func TestRepeatVCPUs(t *testing.T) {
 		for _, v := range []string{
 			strings.Replace(two, `"online": true`, `"online": fals`, 1)[:len(two)-1] + "]", // same length, refused
 			strings.Replace(two, `"logical-id": 1`, `"logical-id": 2`, 1),                  // same length, another vCPU
-			strings.Replace(two, `"can-offline": false`, `"can-offline": true `, 1),        // same length, same... but not
+			strings.Replace(two, `"can-offline": false`, `"can-offline": true `, 1),        // same length, can-offline changed
 			strings.Replace(two, `, {`, `,{`, 1),                                           // shorter, same vCPUs
 			two[:len(two)-1] + `, {"online": false, "logical-id": 2}]`,                     // longer, the same text first
 		} {
