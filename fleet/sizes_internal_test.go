@@ -19,7 +19,7 @@ func TestAllocationSizes(t *testing.T) {
 		{"Guest (896-byte class with its header)", unsafe.Sizeof(Guest{}), 888},
 		{"session (480-byte class; no header below 512)", unsafe.Sizeof(session{}), 480},
 		{"a history page (288-byte class, no pointers)", unsafe.Sizeof(recentPage{}), 288},
-		{"a log page's record (20 in a 704-byte class with the header)", unsafe.Sizeof(logRec{}), 32},
+		{"a log page's record (32 in a 1,152-byte class with the header)", unsafe.Sizeof(logRec{}), 32},
 		{"the history's values (2 KiB class, no pointers)", unsafe.Sizeof(histValues{}), 2048},
 		{"the history's times (320-byte class)", unsafe.Sizeof(histTimes{}), 320},
 		{"a Recent's buffer (64-byte class, no pointers)", unsafe.Sizeof(recentBuf{}), 64},
