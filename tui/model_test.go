@@ -313,15 +313,22 @@ func TestChangedWaitsRefreshGap(t *testing.T) {
 		}
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
-		select {
-		case msg := <-got:
-			if _, ok := msg.(changedMsg); !ok {
-				t.Fatalf("the wait returned %T, want changedMsg", msg)
-			}
-		default:
-			t.Fatal("the wait did not return at the refresh gap with a change pending")
-		}
+		wantChanged(t, got, "the wait did not return at the refresh gap with a change pending")
 	})
+}
+
+// wantChanged fails unless the wait behind got has returned changedMsg
+// (after synctest.Wait: every goroutine of the bubble blocked or done).
+func wantChanged(t *testing.T, got <-chan tea.Msg, notYet string) {
+	t.Helper()
+	select {
+	case msg := <-got:
+		if _, ok := msg.(changedMsg); !ok {
+			t.Fatalf("the wait returned %T, want changedMsg", msg)
+		}
+	default:
+		t.Fatal(notYet)
+	}
 }
 
 // TestPullGapIdle: nobody at the keyboard for idleAfter, the table is
@@ -385,14 +392,7 @@ func TestChangedWaitWokenByInput(t *testing.T) {
 		}
 		m.noteInput()
 		synctest.Wait()
-		select {
-		case msg := <-got:
-			if _, ok := msg.(changedMsg); !ok {
-				t.Fatalf("the wait returned %T, want changedMsg", msg)
-			}
-		default:
-			t.Fatal("a key did not end the wait")
-		}
+		wantChanged(t, got, "a key did not end the wait")
 	})
 }
 
