@@ -3,6 +3,7 @@ package agentclient
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -175,4 +176,49 @@ func TestRepeatVCPUs(t *testing.T) {
 			t.Fatalf("an empty list kept (%d bytes, %d hits)", r.n, r.hits)
 		}
 	})
+}
+
+// TestRepeatVCPUsSequences drives the memo as a fleet does, poll after
+// poll (the list shown is the last one committed), through replies drawn
+// from a few texts that differ in a byte, in length, or not at all, some
+// refused: every reply decodes to what the reference decoder makes of it.
+func TestRepeatVCPUsSequences(t *testing.T) {
+	texts := []string{
+		`[{"online": true, "can-offline": true, "logical-id": 0}, {"online": true, "can-offline": false, "logical-id": 1}]`,
+		`[{"online": true, "can-offline": true, "logical-id": 0}, {"online": true, "can-offline": false, "logical-id": 2}]`,
+		`[{"online": true, "can-offline": true, "logical-id": 0}, {"online": true, "can-offline": false, "logical-id": 1}, {"online": false, "logical-id": 2}]`,
+		`[{"online": true, "can-offline": true, "logical-id": 0}]`,
+		`[{"online": true, "can-offline": true, "logical-id": 0}, {"online": true, "can-offline": fals , "logical-id": 1}]`,
+		`[{"online":true,"can-offline":true,"logical-id":0},{"online":true,"can-offline":false,"logical-id":1}]`,
+		`[]`,
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var hits uint32
+	for seq := range 200 {
+		r := new(Repeat)
+		var shown []VCPU
+		for poll := range 30 {
+			v := texts[rng.IntN(len(texts))]
+			// As the batch reads it: the value inside its reply line.
+			line := []byte(`{"return": ` + v + `, "id": "gd-1"}`)
+			out := &VCPUList{Prev: shown, Repeat: r}
+			_, taken, _, perr, derr := onePass(line, []byte("gd-1"), out)
+			var ref []VCPU
+			rerr := decodeLenient([]byte(v), &ref)
+			if perr != nil || !taken || (derr == nil) != (rerr == nil) {
+				t.Fatalf("sequence %d, poll %d, %s: parse %v, taken %v, decode %v, the reference's %v", seq, poll, v, perr, taken, derr, rerr)
+			}
+			if derr != nil {
+				continue // nothing committed: the list shown stays
+			}
+			if !reflect.DeepEqual(out.List, ref) {
+				t.Fatalf("sequence %d, poll %d, %s: %+v, the reference %+v", seq, poll, v, out.List, ref)
+			}
+			shown = out.List
+		}
+		hits += r.hits
+	}
+	if hits == 0 {
+		t.Error("no reply was served by the memo: the sequences did not test it")
+	}
 }
