@@ -3,6 +3,7 @@ package fleet
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -217,6 +218,34 @@ func TestLogPollRequestsCanonical(t *testing.T) {
 		}
 		if e.Reply == "" || e.Err {
 			t.Errorf("entry %d: %+v", i, e)
+		}
+	}
+}
+
+// TestLogPublishedStays: a Log handed out (every Guest published holds
+// one) reads the same entries however many are added after it, for any
+// size: the ring writes only below what it has handed out, and moves to a
+// new page before it would write over it.
+func TestLogPublishedStays(t *testing.T) {
+	for _, size := range []int{1, 2, 3, 16, 17, 100} {
+		r := logRing{size: size}
+		type kept struct {
+			l    Log
+			want []LogEntry
+		}
+		var all []kept
+		for i := range 5 * size * 3 {
+			r.add(LogEntry{Command: "guest-get-time", Reply: fmt.Sprint(i)})
+			l := r.entries()
+			all = append(all, kept{l, l.Entries()})
+		}
+		for i, k := range all {
+			if got := k.l.Entries(); !reflect.DeepEqual(got, k.want) {
+				t.Fatalf("size %d: the log published after entry %d changed: %v, was %v", size, i, got, k.want)
+			}
+		}
+		if c := cap(r.page.recs); c != 2*size {
+			t.Errorf("size %d: a page of %d records", size, c)
 		}
 	}
 }
