@@ -1,6 +1,9 @@
 package fleet
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // PollAll polls every guest once as its loop would (the slow items only when
 // due), for the memory benchmark (BenchmarkHeapPerGuest): RefreshOnce forces
@@ -19,3 +22,14 @@ func SetPrefetch(f *Fleet, on bool) { f.noPrefetch = !on }
 // Shown is what a poll shows of g without its timings (shownOf), for the
 // comparisons with and without the prefetch.
 func Shown(g *Guest) string { return shownOf(g, false) }
+
+// AgeSlow moves every guest's last slow refresh back by d, as if that much
+// time had passed: the next unforced poll finds the slow items due.
+func AgeSlow(f *Fleet, d time.Duration) {
+	f.mu.Lock()
+	ss := f.order
+	f.mu.Unlock()
+	for _, s := range ss {
+		s.update(func(g *Guest) { g.LastSlow = g.LastSlow.Add(-d) })
+	}
+}

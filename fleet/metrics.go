@@ -205,7 +205,7 @@ func (s *session) metricsDue(r *pollResult, now time.Time) bool {
 	return s.metricsDueAt(r, now, r.slow)
 }
 
-// metricsDueAt is metricsDue with slow for r.slow: prefetchFirst asks
+// metricsDueAt is metricsDue with slow for r.slow: prefetchPoll asks
 // before guest-info has set it.
 func (s *session) metricsDueAt(r *pollResult, now time.Time, slow bool) bool {
 	mi := s.f.opts.MetricsInterval

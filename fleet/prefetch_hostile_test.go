@@ -74,7 +74,8 @@ func firstPolls(t *testing.T, opts Options, mk wireCase, on bool, polls ...func(
 func forced(f *Fleet) { f.RefreshOnce(context.Background(), nil) }
 func look(f *Fleet)   { PollAll(context.Background(), f) }
 
-// A first poll shows the same with the prefetch as without it (see
+// A first poll, and a slow refresh over a kept connection, show the same
+// with the prefetch as without it (see
 // TestPrefetchFirstPoll for the real agent), where guest-info rules out
 // what the prefetch asks anyway, where no ids are echoed (the batch goes
 // one command at a time), and with metrics on and off; forced (status
@@ -148,12 +149,43 @@ func TestPrefetchEquivalence(t *testing.T) {
 			})
 		},
 	}
+	// A guest whose capabilities change between two slow refreshes over
+	// the same connection: the prefetch of the second goes by the first's.
+	for name, first := range map[string]string{
+		"enabled-later":  capsWithout("guest-get-users", "guest-get-fsinfo", "guest-get-vcpus"),
+		"disabled-later": capsWithout(),
+	} {
+		cases[name] = func(func()) *wireAgent {
+			var infos atomic.Int32
+			return replying(func(w io.Writer, cmd string, id []byte) (bool, error) {
+				if cmd != "guest-info" {
+					return false, nil
+				}
+				if infos.Add(1) == 1 {
+					return true, writeReturn(w, id, first)
+				}
+				if name == "enabled-later" {
+					return true, writeReturn(w, id, capsWithout())
+				}
+				return true, writeReturn(w, id, capsWithout("guest-get-users", "guest-get-fsinfo", "guest-get-vcpus"))
+			})
+		}
+	}
+	age := func(f *Fleet) { AgeSlow(f, 2*time.Hour) }
+	modes := map[string][]func(*Fleet){
+		"forced": {forced},
+		"look":   {look},
+		// A slow refresh over the connection kept since the look and the
+		// poll after it: forced (`r`), and come due.
+		"kept-forced": {look, look, forced},
+		"kept-due":    {look, look, age, look},
+	}
 	for name, mk := range cases {
 		for _, metrics := range []time.Duration{0, -1} {
-			for mode, poll := range map[string]func(*Fleet){"forced": forced, "look": look} {
+			for mode, polls := range modes {
 				t.Run(fmt.Sprintf("%s/metrics=%v/%s", name, metrics >= 0, mode), func(t *testing.T) {
 					opts := Options{Interval: time.Hour, Timeout: 3 * time.Second, MetricsInterval: metrics}
-					with, without := firstPolls(t, opts, mk, true, poll), firstPolls(t, opts, mk, false, poll)
+					with, without := firstPolls(t, opts, mk, true, polls...), firstPolls(t, opts, mk, false, polls...)
 					if with != without {
 						t.Errorf("with the prefetch the first poll shows\n%s\nwithout it\n%s", with, without)
 					}

@@ -616,7 +616,10 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	}
 	r.fresh = fresh
 	r.frozen = g.Freeze == agentclient.Frozen || g.State == Frozen
-	slowDue := forceSlow || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval
+	// LastSlow is when the last slow refresh ended, and polls start at
+	// their slots: half an interval of slack, or the slow items came
+	// every 65 s, not 60, at a 5 s interval.
+	slowDue := forceSlow || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval-s.f.opts.Interval/2
 	// A guest's first poll, unforced (the launch), is a first look: what
 	// the table shows first (guest-info, the live items, the OS), about
 	// what scripts/rawbound asks. The rest of the slow items and the
@@ -631,8 +634,8 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	// changed: readCaps). On a starved machine a full refresh per
 	// reconnect made the next timeout likelier ("the slide").
 	r.capsOnly = fresh && !slowDue && !r.slow
-	if fresh {
-		s.prefetchFirst(ctx, g, r)
+	if fresh || slowDue {
+		s.prefetchPoll(ctx, g, r, fresh)
 	}
 	return s.execute(ctx, g, r, slowDue || fresh)
 }

@@ -52,10 +52,12 @@ func simFleet(t *testing.T, names ...string) *fleet.Fleet {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// A rate needs two samples a metrics interval apart: poll until every
-	// guest has one (a poll takes longer than the 1 ms interval), at most
-	// 20 times.
-	for range 20 {
+	// A rate needs two samples a metrics interval apart and the guest's
+	// counters moved between them (the simulator's tick in 10 ms): poll
+	// until every guest has one (a poll takes longer than the 1 ms
+	// interval; one over a kept connection, a round trip, may take less
+	// than the tick), until the deadline.
+	for ctx.Err() == nil {
 		f.RefreshOnce(ctx, nil)
 		all := true
 		for _, g := range f.Snapshot().Guests {
