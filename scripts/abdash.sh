@@ -6,7 +6,7 @@
 # compare them under the same drift.
 #
 #   scripts/abdash.sh OLD_CHECKOUT_OR_BINARY NEW_CHECKOUT_OR_BINARY
-#   PAIRS=4 N=10000 WINDOW=20 scripts/abdash.sh /work/old .
+#   PAIRS=4 N=10000 scripts/abdash.sh /work/old .
 #
 # A directory is built (go build ./cmd/guestdeck); a file is used as is.
 # The simulators are the second build's. Each turn starts the dashboard in
@@ -22,7 +22,7 @@ N=${N:-10000}
 PER=${PER:-5000}
 PAIRS=${PAIRS:-3}
 WARMUP=${WARMUP:-10}
-WINDOW=${WINDOW:-20}
+WINDOW=${WINDOW:-60} # a minute: every guest's slow refresh once (scale.sh)
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 
 for t in go tmux; do

@@ -21,7 +21,7 @@
 # but they share the machine: note the load printed first.
 #
 # Usage: scripts/scale.sh                 (knobs below, as environment variables)
-#        N=1000 WINDOW=20 scripts/scale.sh
+#        N=1000 WINDOW=120 scripts/scale.sh
 # Needs: go, tmux, /usr/bin/time (package time). Talks only to unix sockets
 # it creates in a temporary directory, and stops everything it started.
 set -euo pipefail
@@ -30,7 +30,10 @@ N=${N:-10000}            # simulated guests
 PER=${PER:-5000}         # guests per sim process
 RUNS=${RUNS:-2}          # status --json runs (each beside a raw-bound run)
 WARMUP=${WARMUP:-10}     # seconds after all-ready before the window
-WINDOW=${WINDOW:-30}     # seconds of steady state measured
+# A steady state's minute holds every guest's slow refresh (guest-info and
+# the slow items, every slow_interval, 60 s), as the raw bounds' window
+# holds one round of the slow commands: a shorter window leaves both out.
+WINDOW=${WINDOW:-60}     # seconds of steady state measured
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 METRICS=${METRICS:-}     # [defaults] metrics_interval ("0": metrics off); empty: the default
 EXCLUSIVE=${EXCLUSIVE:-} # "true": [defaults] exclusive = true (hold every agent socket); empty: shared
