@@ -43,6 +43,9 @@ type Shape struct {
 	code []uint64
 	tail uint32
 	kind shapeKind
+	// added: codes this Shape put in shapeCodes (at most shapeCodeQuota),
+	// kept across resets: one guest cannot fill the table.
+	added uint8
 
 	// The last value, for what the numbers do not give: the interfaces'
 	// strings (shared: the list is immutable once given out), or each
@@ -200,7 +203,7 @@ func (s *Shape) build(kind shapeKind, b []byte, start, end int, rec []numRec) bo
 	if r != len(rec) {
 		return false // a number read where the scan saw none: not ours to guess
 	}
-	s.kind, s.hash, s.code, s.tail = kind, mixPiece(h, b[at:end]), internCode(code), uint32(end-at)
+	s.kind, s.hash, s.code, s.tail = kind, mixPiece(h, b[at:end]), s.intern(code), uint32(end-at)
 	return true
 }
 
@@ -216,8 +219,11 @@ func (s *Shape) reset() { s.kind, s.code, s.ifaces, s.names = shapeNone, nil, ni
 // fleet's guests mostly lay out their replies alike (the same agent, the
 // same devices, addresses of a few lengths), and a code of its own per
 // guest and command was some 1 KB a guest. Past the bound a code is the
-// Shape's own: one guest sending a new layout at every poll fills it, and
-// costs the others only the sharing.
+// Shape's own. A Shape adds at most shapeCodeQuota codes, whatever its
+// guest sends: a guest sending a new layout at every poll filled the
+// table alone, and every guest after it kept a code of its own; now it
+// takes some 85 guests doing so (three Shapes each), and costs the others
+// only the sharing.
 var shapeCodes struct {
 	mu sync.Mutex
 	m  map[uint64][]uint64
@@ -226,12 +232,16 @@ var shapeCodes struct {
 const (
 	maxShapeCodes    = 1024
 	maxSharedNumbers = 256
+	// shapeCodeQuota: an honest guest's layout changes when an address,
+	// a device or a name's length does, a few times in its life.
+	shapeCodeQuota = 4
 )
 
 var codeSeed = maphash.MakeSeed()
 
-// internCode is code, or the copy of it shapeCodes holds.
-func internCode(code []uint64) []uint64 {
+// intern is code, or the copy of it shapeCodes holds; code is added to
+// the table while s is within its quota.
+func (s *Shape) intern(code []uint64) []uint64 {
 	if len(code) > maxSharedNumbers {
 		return code
 	}
@@ -251,13 +261,14 @@ func internCode(code []uint64) []uint64 {
 		}
 		return code
 	}
-	if len(shapeCodes.m) >= maxShapeCodes {
+	if len(shapeCodes.m) >= maxShapeCodes || s.added >= shapeCodeQuota {
 		return code
 	}
 	if shapeCodes.m == nil {
 		shapeCodes.m = make(map[uint64][]uint64)
 	}
 	shapeCodes.m[key] = code
+	s.added++
 	return code
 }
 

@@ -438,3 +438,41 @@ func TestShapeOnAnotherGuestsScratch(t *testing.T) {
 		})
 	}
 }
+
+// TestShapeCodeQuota: one guest sending a new layout at every poll adds at
+// most shapeCodeQuota codes to the shared table (before, it filled it, and
+// every guest after it kept a code of its own); the codes it does not add
+// are its own and decode as ever, and an honest guest's layout is still
+// shared after it.
+func TestShapeCodeQuota(t *testing.T) {
+	base := shapeReply(t, "guest-network-get-interfaces")
+	layout := func(i int) []byte { // a piece of another length each
+		return bytes.Replace(base, []byte(`"lo"`), fmt.Appendf(nil, `"quota%s"`, strings.Repeat("o", i)), 1)
+	}
+	size := func() int {
+		shapeCodes.mu.Lock()
+		defer shapeCodes.mu.Unlock()
+		return len(shapeCodes.m)
+	}
+	before := size()
+	hostile := new(Shape)
+	for i := range 3 * shapeCodeQuota {
+		b := layout(i)
+		decodeIn(b, &InterfaceList{Shape: hostile}) // builds the Shape
+		p, _, ok := decodeIn(b, &InterfaceList{Shape: hostile})
+		if want := "quota" + strings.Repeat("o", i); !ok || p.ifaces[0].Name != want {
+			t.Fatalf("layout %d: ok %v, first interface %q, want %q", i, ok, p.ifaces[0].Name, want)
+		}
+	}
+	if added := size() - before; added > shapeCodeQuota || hostile.added != shapeCodeQuota {
+		t.Errorf("one Shape's %d layouts added %d codes (its count %d), want at most %d",
+			3*shapeCodeQuota, added, hostile.added, shapeCodeQuota)
+	}
+	honest := layout(100)
+	a, b := new(Shape), new(Shape)
+	decodeIn(honest, &InterfaceList{Shape: a})
+	decodeIn(honest, &InterfaceList{Shape: b})
+	if len(a.code) == 0 || &a.code[0] != &b.code[0] {
+		t.Error("after the hostile guest, an honest layout's code is not shared")
+	}
+}
