@@ -560,7 +560,12 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 		return err
 	}
 	defer s.release()
-	defer func() { s.pre = nil }()
+	defer func() {
+		if s.pre != nil {
+			s.pre.release()
+			s.pre = nil
+		}
+	}()
 	limit := s.f.opts.PollTimeout
 	pctx := newPollCtx(ctx, limit)
 	defer pctx.release()
