@@ -188,26 +188,48 @@ func (s *session) syncLedger() {
 		return
 	}
 	g := s.cur.Load()
-	rec, susp := b.record(s.key, g)
-	suspend := false
-	if susp != nil && g.State != Suspended && g.State != Gone {
-		switch {
-		case g.LastLive.Before(susp.Since):
-			suspend = true // not heard from since it was suspended
-		case g.LastLive.After(susp.Since.Add(s.f.opts.suspendSettle())):
-			// It answered well after the suspend: it is back.
-			s.f.goTracked(func(context.Context) { s.clearSuspend() })
-		}
+	rec, suspend, back := s.ledgerSays(b, g)
+	if back {
+		s.f.goTracked(func(context.Context) { s.clearSuspend() })
 	}
 	if sameRecord(rec, g.FrozenBy) && !suspend {
 		return
 	}
+	if ledgerSyncLooked != nil {
+		ledgerSyncLooked(s)
+	}
 	s.update(func(g *Guest) {
+		// Decided again on the copy written: a poll may have published
+		// since the look above (a thaw, an answer), and what it showed must
+		// not be written over with what the ledger said of the guest
+		// before it (a thawed guest shown frozen by another process, an
+		// answering one suspended, until the next reload).
+		rec, suspend, _ := s.ledgerSays(b, g)
 		g.FrozenBy = rec
 		if suspend {
 			setState(g, Suspended, g.Err, time.Now())
 		}
 	})
+}
+
+// ledgerSyncLooked, when set (tests), runs in syncLedger between its look
+// at the published guest and its update: where a poll can publish.
+var ledgerSyncLooked func(*session)
+
+// ledgerSays is what the ledger makes of g: another process's freeze, and
+// whether g is to be shown suspended (not heard from since its suspend) or
+// is back (it answered well after it).
+func (s *session) ledgerSays(b *ledgerView, g *Guest) (rec *FreezeRecord, suspend, back bool) {
+	rec, susp := b.record(s.key, g)
+	if susp != nil && g.State != Suspended && g.State != Gone {
+		switch {
+		case g.LastLive.Before(susp.Since):
+			suspend = true // not heard from since it was suspended
+		case g.LastLive.After(susp.Since.Add(s.f.opts.suspendSettle())):
+			back = true // it answered well after the suspend
+		}
+	}
+	return rec, suspend, back
 }
 
 // reloadLedger re-reads the ledger and updates every guest from it.
