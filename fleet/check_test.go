@@ -71,6 +71,11 @@ func TestCheck(t *testing.T) {
 	frozen := func(cmds []agentclient.CommandInfo) *Guest {
 		return &Guest{State: Frozen, Freeze: agentclient.Frozen, Commands: cmds}
 	}
+	// Thawed, the capabilities still those read during the freeze (an
+	// action right after a thaw, before the next poll reads them again).
+	thawedNow := func(cmds []agentclient.CommandInfo) *Guest {
+		return &Guest{State: Ready, Freeze: agentclient.Thawed, Commands: cmds, CapsFrozen: true}
+	}
 	const isFrozen = "guest is frozen: thaw it first"
 	tests := []struct {
 		name   string
@@ -102,6 +107,13 @@ func TestCheck(t *testing.T) {
 		{"write disabled", "write /tmp/x hi", ready(with(thawedInfo, "guest-file-write", false)), "guest-file-write is disabled on this guest"},
 		{"freeze disabled", "freeze", ready(with(thawedInfo, "guest-fsfreeze-freeze", false)), "guest-fsfreeze-freeze is disabled on this guest"},
 		{"thaw disabled frozen", "thaw", frozen(with(frozenInfo, "guest-fsfreeze-thaw", false)), "guest-fsfreeze-thaw is disabled on this guest"},
+		// Thawed since the capabilities were read frozen: what the freeze
+		// disabled is the agent's to refuse, not known disabled; what a
+		// frozen agent still lists disabled, its admin disabled.
+		{"read thawed, info from the freeze", "read /etc/hostname", thawedNow(frozenInfo), ""},
+		{"write thawed, info from the freeze", "write /tmp/x hi", thawedNow(frozenInfo), ""},
+		{"thaw disabled, info from the freeze", "thaw", thawedNow(with(frozenInfo, "guest-fsfreeze-thaw", false)), "guest-fsfreeze-thaw is disabled on this guest"},
+		{"read lacking, info from the freeze", "read /x", thawedNow(with(frozenInfo, "guest-file-read", true)), "agent lacks guest-file-read"},
 		{"nil guest", "ping", nil, "unknown guest"},
 	}
 	for _, tt := range tests {

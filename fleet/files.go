@@ -238,6 +238,10 @@ func checkCommands(g *Guest, cmds ...string) string {
 			// already frozen, which is what was asked.
 		case frozen && !agentclient.AllowedWhileFrozen(c):
 			return "guest is frozen: thaw it first"
+		case !enabled && g.CapsFrozen && !agentclient.AllowedWhileFrozen(c):
+			// Listed disabled by the freeze, not known to be disabled
+			// now that it is thawed (an action right after a thaw, before
+			// a poll reads the capabilities again): the agent decides.
 		case !enabled:
 			return fmt.Sprintf("%s is disabled on this guest", c)
 		}

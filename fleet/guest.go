@@ -129,6 +129,10 @@ type Guest struct {
 	// header (1,152 before; 889 would take 1,024).
 	FrozenByUs bool // this process froze the guest (ThawAt)
 	SkewKnown  bool
+	// CapsFrozen: Commands was read while the guest was frozen, when the
+	// agent lists nearly every command disabled; the first poll that
+	// finds it thawed reads them again.
+	CapsFrozen bool
 
 	LastLive time.Time // last completed live refresh
 	LastSlow time.Time // last completed slow refresh

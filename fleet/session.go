@@ -1088,6 +1088,7 @@ func (s *session) apply(r *pollResult) {
 		r.storeFreeze(g)
 		if r.info != nil {
 			s.capsFrozen = g.Freeze == agentclient.Frozen
+			g.CapsFrozen = s.capsFrozen
 		}
 		r.storeItems(g, &s.hist)
 		s.applyMetrics(g, r)
