@@ -83,7 +83,11 @@ type session struct {
 	// slowOwed: the first look (gather) read only the OS of the slow
 	// items; the next poll reads the rest (a slow refresh without
 	// guest-info, which the look read). Guarded by sem.
-	slowOwed   bool
+	slowOwed bool
+	// slowLeads: the first slow refresh after a look comes at the
+	// guest's own phase in the slow interval (slowLead), not a whole
+	// interval after the look. Guarded by sem.
+	slowLeads  bool
 	closed     bool // guarded by mu
 	watchdogOn bool // guarded by mu
 }
@@ -347,6 +351,34 @@ func (s *session) goingAway(g *Guest, now time.Time) bool {
 // suspendSettle is how long after a suspend its guest's answers are still
 // taken for those of a guest on its way to sleep: two polls and a call's
 // timeout (13s by default), far longer than a guest takes to suspend.
+// slowLead is how much sooner than a slow interval after the last slow
+// refresh the next one is due: after a look, the guest's phase, a whole
+// number of poll intervals in [0, SlowInterval) from its seed; else 0.
+// The looks of a launch all come within an interval or two, and with
+// them due a slow interval later, every guest's slow refresh came in the
+// same interval of every minute: at 10,000 guests that interval took
+// twice a steady one's CPU, and its allocations set the process's peak
+// RSS. Phased, each interval holds a twelfth of them (at 5 s and 60 s).
+func (s *session) slowLead() time.Duration {
+	if !s.slowLeads {
+		return 0
+	}
+	iv := s.f.opts.Interval
+	n := uint64(s.f.opts.SlowInterval / iv)
+	if n < 2 {
+		return 0
+	}
+	// The seed mixed again (splitmix64's finaliser): FNV's bits of names
+	// that differ in a character fell into a few phases of twelve.
+	x := s.seed
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return iv * time.Duration(x%n)
+}
+
 func (o Options) suspendSettle() time.Duration { return 2*o.Interval + o.Timeout }
 
 // keepsAfterTimeout reports whether a connection whose call ran out of time
@@ -624,7 +656,7 @@ func (s *session) gather(ctx context.Context, forceSlow bool, r *pollResult) (cm
 	// LastSlow is when the last slow refresh ended, and polls start at
 	// their slots: half an interval of slack, or the slow items came
 	// every 65 s, not 60, at a 5 s interval.
-	slowDue := forceSlow || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval-s.f.opts.Interval/2
+	slowDue := forceSlow || g.LastSlow.IsZero() || time.Since(g.LastSlow) >= s.f.opts.SlowInterval-s.f.opts.Interval/2-s.slowLead()
 	// A guest's first poll, unforced (the launch), is a first look: what
 	// the table shows first (guest-info, the live items, the OS), about
 	// what scripts/rawbound asks. The rest of the slow items and the
@@ -1101,6 +1133,10 @@ func (s *session) apply(r *pollResult) {
 			// (after a first look, at the next poll).
 			g.LastSlow = now
 			s.slowOwed = r.look
+			// Phased until the first full slow refresh after the look
+			// (the rest of its slow items, read at the next poll, is
+			// not one).
+			s.slowLeads = r.look || (r.rest && s.slowLeads)
 		}
 		if r.outOfTime != nil && g.State != Gone {
 			g.Missed++
