@@ -351,6 +351,8 @@ func (s *session) goingAway(g *Guest, now time.Time) bool {
 // suspendSettle is how long after a suspend its guest's answers are still
 // taken for those of a guest on its way to sleep: two polls and a call's
 // timeout (13s by default), far longer than a guest takes to suspend.
+func (o Options) suspendSettle() time.Duration { return 2*o.Interval + o.Timeout }
+
 // slowLead is how much sooner than a slow interval after the last slow
 // refresh the next one is due: after a look, the guest's phase, a whole
 // number of poll intervals in [0, SlowInterval) from its seed; else 0.
@@ -378,8 +380,6 @@ func (s *session) slowLead() time.Duration {
 	x ^= x >> 31
 	return iv * time.Duration(x%n)
 }
-
-func (o Options) suspendSettle() time.Duration { return 2*o.Interval + o.Timeout }
 
 // keepsAfterTimeout reports whether a connection whose call ran out of time
 // stays open: a stream does (it resynchronises before its next call, so a

@@ -285,7 +285,7 @@ func (w *yieldWatcher) look() (time.Duration, bool) {
 	}
 	// A copy by its entries, not maps.Clone: the map keeps the room of a
 	// launch's 10,000 enrolments once they are found, and a clone copies
-	// the room (some 300 KB a look, 18 MB a minute, for nothing).
+	// the room (some 650 KB a look, once a second, for nothing).
 	var paths map[*session]enrolment
 	if len(w.fresh) > 0 {
 		paths = make(map[*session]enrolment, len(w.fresh))
