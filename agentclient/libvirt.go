@@ -215,23 +215,33 @@ func agentClass(desc string) string {
 // do runs fn bounded by ctx and maps its error. See the type's comment for
 // what happens to an abandoned call.
 func (a *LibvirtAgent) do(ctx context.Context, cmd string, fn func() error) error {
+	_, err := libvirtCall(ctx, a, cmd, func() (struct{}, error) { return struct{}{}, fn() })
+	return err
+}
+
+// libvirtCall is do for a call with a value, which comes back through
+// blocking.Call: fn must not write it into the caller's variables, which
+// an abandoned fn would still be writing after the caller returned (and
+// read them: Time returned a clock half written, a data race).
+func libvirtCall[T any](ctx context.Context, a *LibvirtAgent, cmd string, fn func() (T, error)) (T, error) {
+	var zero T
 	if a.closed.Load() {
-		return &OpError{Addr: a.addr, Command: cmd, Err: ErrClosed}
+		return zero, &OpError{Addr: a.addr, Command: cmd, Err: ErrClosed}
 	}
 	if err := ctx.Err(); err != nil {
-		return a.ctxErr(cmd, err)
+		return zero, a.ctxErr(cmd, err)
 	}
 	if !a.l.IsConnected() {
-		return &OpError{Addr: a.addr, Command: cmd, Err: fmt.Errorf("%w: libvirt connection closed", ErrConnLost)}
+		return zero, &OpError{Addr: a.addr, Command: cmd, Err: fmt.Errorf("%w: libvirt connection closed", ErrConnLost)}
 	}
-	_, err := blocking.Call(ctx, func() (struct{}, error) { return struct{}{}, fn() })
+	v, err := blocking.Call(ctx, fn)
 	switch {
 	case err == nil:
-		return nil
+		return v, nil
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return a.ctxErr(cmd, err) // go-libvirt's own errors are never these
+		return zero, a.ctxErr(cmd, err) // go-libvirt's own errors are never these
 	}
-	return &OpError{Addr: a.addr, Command: cmd, Err: classifyLibvirt(cmd, err)}
+	return zero, &OpError{Addr: a.addr, Command: cmd, Err: classifyLibvirt(cmd, err)}
 }
 
 func (a *LibvirtAgent) ctxErr(cmd string, err error) error {
@@ -266,11 +276,8 @@ func (a *LibvirtAgent) raw(ctx context.Context, name, req string) (json.RawMessa
 		return nil, a.rawNoReply(ctx, name, req)
 	}
 	timeout := rawTimeout(ctx)
-	var res libvirt.OptString
-	err := a.do(ctx, name, func() error {
-		var err error
-		res, err = a.l.QEMUDomainAgentCommand(a.dom, req, timeout, 0)
-		return err
+	res, err := libvirtCall(ctx, a, name, func() (libvirt.OptString, error) {
+		return a.l.QEMUDomainAgentCommand(a.dom, req, timeout, 0)
 	})
 	if err != nil {
 		return nil, err
@@ -320,14 +327,10 @@ func (a *LibvirtAgent) rawNoReply(ctx context.Context, name, req string) error {
 }
 
 func (a *LibvirtAgent) Time(ctx context.Context) (int64, error) {
-	var s int64
-	var ns uint32
-	err := a.do(ctx, "guest-get-time", func() error {
-		var err error
-		s, ns, err = a.l.DomainGetTime(a.dom, 0)
-		return err
+	return libvirtCall(ctx, a, "guest-get-time", func() (int64, error) {
+		s, ns, err := a.l.DomainGetTime(a.dom, 0)
+		return s*1e9 + int64(ns), err
 	})
-	return s*1e9 + int64(ns), err
 }
 
 // SetTime sets the guest clock through virDomainSetTime; nil asks libvirt to
@@ -372,11 +375,8 @@ func (a *LibvirtAgent) FreezeList(ctx context.Context, mountpoints []string) (in
 	if mountpoints != nil {
 		name = "guest-fsfreeze-freeze-list"
 	}
-	var n int32
-	err := a.do(ctx, name, func() error {
-		var err error
-		n, err = a.l.DomainFsfreeze(a.dom, mountpoints, 0)
-		return err
+	n, err := libvirtCall(ctx, a, name, func() (int32, error) {
+		return a.l.DomainFsfreeze(a.dom, mountpoints, 0)
 	})
 	return int(n), err
 }
@@ -384,21 +384,15 @@ func (a *LibvirtAgent) FreezeList(ctx context.Context, mountpoints []string) (in
 // Thaw always thaws everything: libvirt refuses a thaw with mountpoints
 // (code 74), and a partial thaw is never what a user wants.
 func (a *LibvirtAgent) Thaw(ctx context.Context) (int, error) {
-	var n int32
-	err := a.do(ctx, "guest-fsfreeze-thaw", func() error {
-		var err error
-		n, err = a.l.DomainFsthaw(a.dom, nil, 0)
-		return err
+	n, err := libvirtCall(ctx, a, "guest-fsfreeze-thaw", func() (int32, error) {
+		return a.l.DomainFsthaw(a.dom, nil, 0)
 	})
 	return int(n), err
 }
 
 func (a *LibvirtAgent) VCPUs(ctx context.Context) ([]VCPU, error) {
-	var params []libvirt.TypedParam
-	err := a.do(ctx, "guest-get-vcpus", func() error {
-		var err error
-		params, err = a.l.DomainGetGuestVcpus(a.dom, 0)
-		return err
+	params, err := libvirtCall(ctx, a, "guest-get-vcpus", func() ([]libvirt.TypedParam, error) {
+		return a.l.DomainGetGuestVcpus(a.dom, 0)
 	})
 	if err != nil {
 		return nil, err
@@ -458,11 +452,8 @@ func (a *LibvirtAgent) SetVCPUs(ctx context.Context, vcpus []VCPU) (int, error) 
 // lacks the command; ok is false then and the caller asks the agent directly
 // to get either the value or the agent's real error.
 func (a *LibvirtAgent) guestInfo(ctx context.Context, cmd string, typ libvirt.DomainGuestInfoTypes, key string) (params, bool, error) {
-	var tp []libvirt.TypedParam
-	err := a.do(ctx, cmd, func() error {
-		var err error
-		tp, err = a.l.DomainGetGuestInfo(a.dom, uint32(typ), 0)
-		return err
+	tp, err := libvirtCall(ctx, a, cmd, func() ([]libvirt.TypedParam, error) {
+		return a.l.DomainGetGuestInfo(a.dom, uint32(typ), 0)
 	})
 	if err != nil {
 		var le *LibvirtError
@@ -496,11 +487,8 @@ func (a *LibvirtAgent) OSInfo(ctx context.Context) (*OSInfo, error) {
 }
 
 func (a *LibvirtAgent) Hostname(ctx context.Context) (string, error) {
-	var h string
-	err := a.do(ctx, "guest-get-host-name", func() error {
-		var err error
-		h, err = a.l.DomainGetHostname(a.dom, libvirt.DomainGetHostnameAgent)
-		return err
+	h, err := libvirtCall(ctx, a, "guest-get-host-name", func() (string, error) {
+		return a.l.DomainGetHostname(a.dom, libvirt.DomainGetHostnameAgent)
 	})
 	var le *LibvirtError
 	if errors.As(err, &le) && (le.Code == lvErrNoHostname || le.Code == lvErrNoSupport) {
@@ -583,11 +571,9 @@ func (a *LibvirtAgent) FSInfo(ctx context.Context) ([]Filesystem, error) {
 		}
 		return out, nil
 	}
-	var infos []libvirt.DomainFsinfo
-	err = a.do(ctx, "guest-get-fsinfo", func() error {
-		var err error
-		infos, _, err = a.l.DomainGetFsinfo(a.dom, 0)
-		return err
+	infos, err := libvirtCall(ctx, a, "guest-get-fsinfo", func() ([]libvirt.DomainFsinfo, error) {
+		infos, _, err := a.l.DomainGetFsinfo(a.dom, 0)
+		return infos, err
 	})
 	if err != nil {
 		return nil, err
