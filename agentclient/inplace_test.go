@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -240,6 +241,7 @@ func FuzzOnePass(f *testing.F) {
 			}
 		}
 		checkOnePass(t, int(k), prev, line)
+		checkRaw(t, int(k), prev, line)
 	})
 }
 
@@ -290,4 +292,78 @@ func TestOnePassScratchInBoundTwoReturns(t *testing.T) {
 	}
 	scratchInBound(t, cpu)
 	scratchInBound(t, disk)
+}
+
+// checkRaw decodes the return value of line (when it has one) into outs of
+// kind k made after prev both ways: by decodeReturn, and as DecodeRaw does
+// a value kept by a prefetch (decodeRawInPlace first), and fails unless the
+// errors and the values are the same. It reports whether the in-place
+// decode was used.
+func checkRaw(t *testing.T, k int, prev, line []byte) bool {
+	t.Helper()
+	r, err := parseReply(line)
+	if err != nil || r.ret == nil {
+		return false
+	}
+	kind := inPlaceOuts[k]
+	o1, o2 := kind.new(prev), kind.new(prev)
+	d1 := decodeReturn(r.ret, o1)
+	used := decodeRawInPlace(r.ret, o2)
+	var d2 error
+	if !used {
+		d2 = decodeReturn(r.ret, o2)
+	}
+	if errString(d1) != errString(d2) {
+		t.Fatalf("%s %q: decode error %v, in place %v", kind.name, r.ret, d1, d2)
+	}
+	_, scratch := o1.(*Scratch[CPUStats])
+	if _, d := o1.(*Scratch[DiskStatsInfo]); d {
+		scratch = true
+	}
+	if d1 == nil || !scratch {
+		if v1, v2 := kind.val(o1), kind.val(o2); !reflect.DeepEqual(v1, v2) {
+			t.Fatalf("%s %q: decoded %+v, in place %+v", kind.name, r.ret, v1, v2)
+		}
+	}
+	return used
+}
+
+// TestDecodeRawLikeDecodeReturn: a kept reply (a prefetch's RawReply) is
+// decoded by DecodeRaw as decodeReturn decodes it, for every Out with an
+// in-place decoder and the lines of TestOnePassLikeTwoPasses; the poll's
+// own reply takes the in-place decoders, and a Shape built by a kept reply
+// serves the steady poll's next one.
+func TestDecodeRawLikeDecodeReturn(t *testing.T) {
+	for k := range inPlaceOuts {
+		ret := string(kindReply(t, k))
+		for _, l := range []string{
+			`{"return": ` + ret + `, "id": "gd-1"}`,
+			`{"return": ` + ret + ` , "id": "gd-1"}`,
+			`{"return": [` + ret + `], "id": "gd-1"}`,
+			`{"return": null, "id": "gd-1"}`,
+			`{"return": 12, "id": "gd-1"}`,
+			`{"return": "12", "id": "gd-1"}`,
+			`{"return": {}, "id": "gd-1"}`,
+			`{"return": [], "id": "gd-1"}`,
+		} {
+			checkRaw(t, k, []byte(ret), []byte(l))
+		}
+		if !checkRaw(t, k, []byte(ret), []byte(`{"return": `+ret+`, "id": "gd-1"}`)) {
+			t.Errorf("%s: the poll's reply, kept, was not decoded in place", inPlaceOuts[k].name)
+		}
+	}
+	// Kept, then as the next poll reads it: the Shape serves.
+	var st Stream
+	sc := &Scratch[DiskStatsInfo]{Shape: new(Shape)}
+	ret := pollReply(t, "guest-get-diskstats")
+	if err := st.DecodeRaw("guest-get-diskstats", &RawReply{Ret: ret}, sc); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(sc.List)
+	if _, taken, used, _, derr := onePass([]byte(`{"return": `+string(ret)+`, "id": "gd-1"}`), []byte("gd-1"), sc); !taken || !used || derr != nil {
+		t.Fatalf("the next poll's reply: taken %v, in place %v, %v", taken, used, derr)
+	}
+	if sc.Shape.hits != 1 || !reflect.DeepEqual(sc.List, want) {
+		t.Errorf("after a kept reply the Shape served %d replies (want 1), decoded %+v, want %+v", sc.Shape.hits, sc.List, want)
+	}
 }
