@@ -354,7 +354,7 @@ func (s *session) applyMetrics(g *Guest, r *pollResult) {
 	if m.routeOK {
 		g.Metrics.Routes = m.routes
 	}
-	if r.fsOK {
+	if r.fsOK && !r.fsShown {
 		g.Metrics.Filesystems = fsUsage(r.fs)
 	}
 	if !m.asked {

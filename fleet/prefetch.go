@@ -41,6 +41,14 @@ type prefetch struct {
 	calls [maxPrefetch]agentclient.BatchCall
 	raws  [maxPrefetch]agentclient.RawReply
 	taken [maxPrefetch]bool
+
+	// The memo (memo.go): the session, the Guest shown when the poll
+	// began, and the hashes of the memoised replies decoded (summed: a
+	// bit per memoed command).
+	s      *session
+	g      *Guest
+	sums   [len(memoed)]uint64
+	summed uint8
 }
 
 // maxPrefetch bounds a prefetch: three live items, guest-info, five
@@ -90,7 +98,7 @@ func (p *prefetch) reset() {
 		p.calls[i] = agentclient.BatchCall{}
 		p.taken[i] = false
 	}
-	p.st, p.n = nil, 0
+	p.st, p.n, p.s, p.g, p.summed = nil, 0, nil, nil, 0
 }
 
 func (p *prefetch) add(name string) {
@@ -117,7 +125,14 @@ func (p *prefetch) take(name string, out any) (bc *agentclient.BatchCall, err er
 		if bc.Err != nil {
 			return bc, bc.Err, true
 		}
-		return bc, p.st.DecodeRaw(name, &p.raws[i], out), true
+		if p.s != nil && p.s.memoTake(p, name, p.raws[i].Ret, out) {
+			return bc, nil, true // as the value shown came from
+		}
+		err = p.st.DecodeRaw(name, &p.raws[i], out)
+		if err != nil {
+			p.summed &^= memoBit(name) // its value is not this text's
+		}
+		return bc, err, true
 	}
 	return nil, nil, false
 }
@@ -153,6 +168,7 @@ func (s *session) prefetchPoll(ctx context.Context, g *Guest, r *pollResult, fre
 		return
 	}
 	p := getPrefetch(st)
+	p.s, p.g = s, g
 	add := func(name string) {
 		// Over a kept connection, what the capabilities shown allow
 		// (guest-info itself always: it is the one that re-reads them).

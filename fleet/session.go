@@ -45,7 +45,11 @@ type session struct {
 	// first poll that asks one (a pointer: the session stays in its size
 	// class); used by polls, under sem.
 	shapes *replyShapes
-	watch  channelWatch // yield.go
+	// memos: which reply text each memoised slow item's value shown came
+	// from (memo.go); made at the first slow refresh that decodes one.
+	// Guarded by sem.
+	memos *replyMemos
+	watch channelWatch // yield.go
 	// pre: a fresh connection's first poll's replies, asked ahead
 	// (prefetch.go); set and taken during that poll, under sem.
 	pre *prefetch
@@ -445,6 +449,7 @@ type pollResult struct {
 	usersOK    bool
 	fs         []agentclient.Filesystem
 	fsOK       bool
+	fsShown    bool        // fs is the list shown (the memo's): its usage is too (apply)
 	metrics    metricsPoll // metrics.go
 
 	// The plan's own state (execute): frozen as last known or just read,
@@ -615,6 +620,7 @@ func (s *session) poll(ctx context.Context, forceSlow bool) error {
 	}
 	if err == nil || r.outOfTime != nil {
 		s.apply(r)
+		s.remember(s.pre)
 	} else {
 		s.failed(ctx, err, true)
 	}
@@ -1111,11 +1117,15 @@ func (s *session) apply(r *pollResult) {
 			// the shared one: no key and look-up under the fleet's lock.
 			r.vcpus = s.f.shares.vcpuList(r.vcpus)
 		}
-		if r.metrics.disksOK {
+		// A list given by the memo (memo.go) is the one shown: shared
+		// already, and published, never written.
+		if r.metrics.disksOK && !sameList(r.metrics.disks, g.Metrics.Disks) {
 			r.metrics.disks = s.f.shares.diskList(r.metrics.disks)
 		}
-		for i := range r.fs { // not published yet: the poll's own
-			r.fs[i].Disk = s.f.shares.diskAddresses(r.fs[i].Disk)
+		if r.fsShown = r.fsOK && len(r.fs) > 0 && sameList(r.fs, g.Filesystems); !r.fsShown {
+			for i := range r.fs { // not published yet: the poll's own
+				r.fs[i].Disk = s.f.shares.diskAddresses(r.fs[i].Disk)
+			}
 		}
 		r.storeFreeze(g)
 		if r.info != nil {
