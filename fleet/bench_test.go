@@ -292,17 +292,22 @@ func BenchmarkHeapPerGuest(b *testing.B) {
 // BenchmarkPoll is one steady-state poll of one connected guest (a simfarm
 // process, exclusive: the connection stays), what the fleet does 2,000
 // times a second at 10,000 guests: live items alone, and live items with a
-// metrics sample (every second poll at the default intervals). cpu-ns/op
+// metrics sample (every second poll at the default intervals); and a slow
+// refresh over the connection, with a metrics sample (each guest's, once a
+// minute: some 170 a second at 10,000 guests). cpu-ns/op
 // is this process's CPU per poll (rusage), without the simulator's; ns/op
 // includes waiting for the simulator's replies.
 //
 //	go test ./fleet -run '^$' -bench 'BenchmarkPoll$' -benchmem
 func BenchmarkPoll(b *testing.B) {
 	targets := startSimfarms(b, 1)
-	for _, metrics := range []bool{false, true} {
-		name := "live"
-		if metrics {
-			name = "metrics"
+	for _, name := range []string{"live", "metrics", "slow"} {
+		metrics := name != "live"
+		poll := func(ctx context.Context, f *fleet.Fleet, guest string) error {
+			if name == "slow" {
+				return f.SlowPollForBench(ctx, guest)
+			}
+			return f.PollForBench(ctx, guest, metrics)
 		}
 		b.Run(name, func(b *testing.B) {
 			f := fleet.New(fleet.Options{Interval: 5 * time.Second, SlowInterval: time.Hour, Timeout: 5 * time.Second})
@@ -319,7 +324,7 @@ func BenchmarkPoll(b *testing.B) {
 			b.ReportAllocs()
 			c0 := cpuTime()
 			for b.Loop() {
-				if err := f.PollForBench(ctx, t.Name, metrics); err != nil {
+				if err := poll(ctx, f, t.Name); err != nil {
 					b.Fatal(err)
 				}
 			}

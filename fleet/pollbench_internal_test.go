@@ -16,3 +16,11 @@ func (f *Fleet) PollForBench(ctx context.Context, name string, metrics bool) err
 	}
 	return s.poll(ctx, false)
 }
+
+// SlowPollForBench runs one slow refresh of the guest over its connection,
+// with a metrics sample, as every guest's comes once a SlowInterval.
+func (f *Fleet) SlowPollForBench(ctx context.Context, name string) error {
+	s := f.session(name)
+	s.metrics.last = time.Time{}
+	return s.poll(ctx, true)
+}
