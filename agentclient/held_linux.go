@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -220,6 +221,58 @@ func (s *unixSock) listenerQueue(files bool) (ListenerQueue, bool) {
 		q.File = SocketFile{Dev: userDev(s.vfsDev), Ino: s.vfsIno}
 	}
 	return q, true
+}
+
+// UnixStreamSockets is how many unix stream sockets this network namespace
+// has (the kernel's count in /proc/net/protocols: "UNIX-STREAM", or
+// "UNIX", every unix socket, on a kernel that counts them together);
+// false where it cannot be read. A connect(2) to a listener adds one at
+// once (the server's end, created then): a count unchanged since a dump
+// began means no connection came since, unless as many sockets closed.
+// It costs a read of a few lines, against a dump's walk of every socket.
+func UnixStreamSockets() (int64, bool) { return unixStreamSocketsAt("/proc/net/protocols") }
+
+// unixStreamSocketsAt is UnixStreamSockets from the protocols file at path
+// (a test's thread in a network namespace of its own reads its thread's).
+func unixStreamSocketsAt(path string) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	return protocolSockets(b)
+}
+
+// protocolSockets reads UnixStreamSockets' count from the text of
+// /proc/net/protocols: the third column, "sockets", of its UNIX-STREAM
+// line, else of its UNIX line.
+func protocolSockets(b []byte) (int64, bool) {
+	var n int64
+	found := false
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		f := bytes.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		name := string(f[0])
+		if name != "UNIX-STREAM" && (name != "UNIX" || found) {
+			continue
+		}
+		v, err := strconv.ParseInt(string(f[2]), 10, 64)
+		if err != nil || v < 0 {
+			return 0, false
+		}
+		if name == "UNIX-STREAM" {
+			return v, true
+		}
+		n, found = v, true
+	}
+	return n, found
 }
 
 // userDev turns the kernel's device number (sock_diag's, MAJOR<<20|MINOR)

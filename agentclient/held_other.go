@@ -23,3 +23,6 @@ func ListenerQueues(bool, func(ListenerQueue)) error {
 func StatSocketFile(string) (SocketFile, error) {
 	return SocketFile{}, errors.New("socket files: not supported on this system")
 }
+
+// UnixStreamSockets is Linux's count; unknown elsewhere.
+func UnixStreamSockets() (int64, bool) { return 0, false }

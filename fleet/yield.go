@@ -29,10 +29,12 @@ import (
 // with a few hundred sockets; about one a second at 10,000 guests, where
 // the cap binds (a look every 300 ms there was a tenth of the dashboard's
 // steady CPU): in place, beside two simulators (30,000 unix sockets), a
-// look took 7.7–8.5 ms of CPU, some 0.8 % of a core. Never rarer than one
-// a second, so that a waiting client is still served well within a
-// guestdeck's 3 s dial timeout. It stops while no session
-// keeps a channel this way.
+// look took 7.7–8.5 ms of CPU, some 0.8 % of a core. After that wait, the
+// next look waits again while the machine's count of unix stream sockets
+// stays as it was (lookGate: a waiting client's connect(2) adds one), up
+// to yieldForced (2 s) after the last: a waiting client is still served
+// within a guestdeck's 3 s dial timeout. It stops while no session keeps
+// a channel this way.
 const (
 	yieldPeriod    = 250 * time.Millisecond
 	maxYieldPeriod = time.Second
@@ -241,10 +243,12 @@ func (w *yieldWatcher) close() {
 }
 
 // run looks at the listeners' queues until the fleet closes or no session
-// keeps a channel this way.
+// keeps a channel this way: after each look, its wait (yieldWait); then,
+// every yieldPeriod, when a connection may have come since (lookGate).
 func (w *yieldWatcher) run(f *Fleet) {
 	timer := time.NewTimer(yieldPeriod)
 	defer timer.Stop()
+	var gate lookGate
 	for {
 		select {
 		case <-f.life.Done():
@@ -252,12 +256,53 @@ func (w *yieldWatcher) run(f *Fleet) {
 			return
 		case <-timer.C:
 		}
+		now := time.Now()
+		count, known := agentclient.UnixStreamSockets()
+		if !gate.due(now, count, known, w.hasFresh()) {
+			timer.Reset(yieldPeriod)
+			continue
+		}
+		gate.last, gate.count = now, count // read before the dump: what comes during it is a change
 		took, more := w.look()
 		if !more {
 			return
 		}
 		timer.Reset(yieldWait(took))
 	}
+}
+
+// lookGate spares the watcher's looks while no connection can have come:
+// at 10,000 guests a look walks some 30,000 unix sockets (7-9 ms of CPU),
+// and a look a second was a tenth of the dashboard's steady CPU, nearly
+// all of it finding no queue. A client waiting for a channel connected to
+// its listener, and the kernel counted a unix stream socket more then
+// (agentclient.UnixStreamSockets, a read of a few lines): while the count
+// stays what it was when the last look began, the next look waits, up to
+// yieldForced after the last. That bound is for a connection the count
+// did not show: as many sockets closed meanwhile, or the client in
+// another network namespace (counted in its own). A count that changed
+// is looked at within a check (yieldPeriod) of the look's own wait, as
+// every look was before.
+type lookGate struct {
+	last  time.Time // when the last look began; zero: none yet
+	count int64     // the count then
+}
+
+// yieldForced is the longest time between two looks: a client the count
+// did not show is still served within a guestdeck's 3 s dial timeout.
+const yieldForced = 2 * time.Second
+
+// due reports whether to look now, the count being count (known false: it
+// could not be read) and fresh whether enrolments wait for their listener.
+func (g *lookGate) due(now time.Time, count int64, known, fresh bool) bool {
+	return fresh || !known || g.last.IsZero() || count != g.count || now.Sub(g.last) >= yieldForced
+}
+
+// hasFresh reports whether enrolments wait for their listener to be found.
+func (w *yieldWatcher) hasFresh() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.fresh) > 0
 }
 
 // yieldWait is the wait after a look that took took.

@@ -30,6 +30,37 @@ func TestYieldWait(t *testing.T) {
 	}
 }
 
+// The watcher's gate: the first look at once; then a look when the count
+// of unix stream sockets moved, when it cannot be read, when enrolments
+// wait for their listener, and at yieldForced after the last look
+// whatever the count; none while the count stays and nothing waits.
+func TestLookGate(t *testing.T) {
+	t0 := time.Unix(1e9, 0)
+	var g lookGate
+	if !g.due(t0, 100, true, false) {
+		t.Fatal("no look yet: want one")
+	}
+	g.last, g.count = t0, 100
+	for _, tt := range []struct {
+		after        time.Duration
+		count        int64
+		known, fresh bool
+		want         bool
+	}{
+		{time.Second, 100, true, false, false},
+		{yieldForced - time.Millisecond, 100, true, false, false},
+		{yieldForced, 100, true, false, true},
+		{time.Second, 101, true, false, true},
+		{time.Second, 99, true, false, true},
+		{time.Second, 0, false, false, true},
+		{time.Second, 100, true, true, true},
+	} {
+		if got := g.due(t0.Add(tt.after), tt.count, tt.known, tt.fresh); got != tt.want {
+			t.Errorf("%v after a look at count 100: count %d (known %v), fresh %v: due %v, want %v", tt.after, tt.count, tt.known, tt.fresh, got, tt.want)
+		}
+	}
+}
+
 // Which addresses the watcher can watch: unix socket paths, not abstract
 // names or other transports.
 func TestLocalSocket(t *testing.T) {
