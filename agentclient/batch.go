@@ -200,7 +200,7 @@ func (s *Stream) pipelined(ctx context.Context, by time.Time, calls []BatchCall,
 	armed := s.arm(ctx, by)
 	defer armed.disarm()
 	t0 := time.Now()
-	if err := s.send(ctx, b); err != nil {
+	if err := s.write(ctx, b); err != nil {
 		failFrom(0, err)
 		return
 	}

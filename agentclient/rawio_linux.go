@@ -34,12 +34,6 @@ type rawIO struct {
 	errno  syscall.Errno
 	readFn func(fd uintptr) bool
 	wrFn   func(fd uintptr) bool
-
-	// SendRead's request and how much of it went, for sendRdFn (sendRead).
-	req       []byte
-	sent      int
-	sendErrno syscall.Errno
-	sendRdFn  func(fd uintptr) bool
 }
 
 // newRawIO returns a rawIO for conn, or nil when conn is not a socket it
@@ -63,7 +57,6 @@ func newRawIO(conn net.Conn) *rawIO {
 	r := &rawIO{rc: rc, network: network, laddr: conn.LocalAddr(), raddr: conn.RemoteAddr()}
 	r.readFn = func(fd uintptr) bool { return r.do(syscall.SYS_RECVFROM, fd) }
 	r.wrFn = func(fd uintptr) bool { return r.do(syscall.SYS_SENDTO, fd) }
-	r.sendRdFn = r.sendRead
 	return r
 }
 
@@ -115,76 +108,6 @@ func (r *rawIO) Read(b []byte) (int, error) {
 	}
 	return r.n, nil
 }
-
-// SendRead sends req and then reads its reply's first bytes into b, in
-// one wait of the poller: the read that would follow a write at once
-// nearly always finds nothing yet (the peer has not run), and it costs a
-// system call and a pass through the poller a request (at 10,000 guests,
-// a third of the reads). It cannot simply be left out: the poller forgets
-// a readiness it saw before the wait began (internal/poll's prepareRead),
-// so a reply that came between the write and the wait would be waited
-// for until the deadline. Sent from inside the read's own wait, the
-// request goes after the poller's reset, so its reply's arrival is seen.
-//
-// sent is how much of req went: less than all (the socket's buffer full,
-// or an error, in werr) and nothing was read; the caller writes the rest
-// with Write and reads as usual. With all of req sent, n and err are
-// Read's for b.
-func (r *rawIO) SendRead(req, b []byte) (sent int, werr error, n int, err error) {
-	r.req, r.sent, r.sendErrno = req, 0, 0
-	r.buf, r.n, r.errno = b, 0, 0
-	err = r.rc.Read(r.sendRdFn)
-	r.req, r.buf = nil, nil
-	sent = r.sent
-	if sent < len(req) {
-		if r.sendErrno != 0 {
-			werr = r.opError("write", nil, r.sendErrno)
-		}
-		return sent, werr, 0, nil // the caller's Write meets err again, in its own words
-	}
-	switch {
-	case err != nil, r.errno != 0:
-		return sent, nil, 0, r.opError("read", err, r.errno)
-	case r.n == 0:
-		return sent, nil, 0, io.EOF
-	}
-	return sent, nil, r.n, nil
-}
-
-// sendRead is SendRead's step in the poller's wait: at the first call the
-// request, and a wait for the reply (false) if all of it went; after it,
-// a read.
-func (r *rawIO) sendRead(fd uintptr) bool {
-	if r.req == nil {
-		return r.do(syscall.SYS_RECVFROM, fd)
-	}
-	req := r.req
-	r.req = nil
-	for {
-		n, e := sysIO(syscall.SYS_SENDTO, fd, req)
-		switch e {
-		case syscall.EINTR:
-			continue
-		case 0:
-			r.sent = n
-			if n < len(req) {
-				return true // the rest by Write, which waits for room
-			}
-			if testHookSent != nil {
-				testHookSent()
-			}
-			return false
-		case syscall.EAGAIN:
-			return true
-		}
-		r.sendErrno = e
-		return true
-	}
-}
-
-// testHookSent, when set by a test, runs after SendRead's request went
-// and before the wait for its reply.
-var testHookSent func()
 
 // Write writes all of b, waiting for room as net.Conn's Write does.
 func (r *rawIO) Write(b []byte) (int, error) {

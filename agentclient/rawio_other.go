@@ -13,6 +13,3 @@ func newRawIO(net.Conn) *rawIO { return nil }
 
 func (*rawIO) Read([]byte) (int, error)  { panic("unreachable") }
 func (*rawIO) Write([]byte) (int, error) { panic("unreachable") }
-func (*rawIO) SendRead([]byte, []byte) (int, error, int, error) {
-	panic("unreachable")
-}

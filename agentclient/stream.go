@@ -577,12 +577,7 @@ func (s *Stream) call(ctx context.Context, name string, args, out any, rec *LogR
 			return nil, fmt.Errorf("resync: %w", err)
 		}
 	}
-	if quiet {
-		err = s.write(ctx, req) // its silence is read with a grace period (awaitAccepted)
-	} else {
-		err = s.send(ctx, req)
-	}
-	if err != nil {
+	if err := s.write(ctx, req); err != nil {
 		return nil, err
 	}
 	s.expect(name, limit)
@@ -818,36 +813,6 @@ func (s *Stream) write(ctx context.Context, b []byte) error {
 	if err == nil {
 		return nil
 	}
-	return s.writeFailed(ctx, err)
-}
-
-// send is write for a request whose reply is read next: over raw I/O with
-// nothing left to scan, it goes out from within the first read's wait
-// (rawIO.SendRead), which spares that read, and the bytes read are the
-// next ones scanned. Holds sem.
-func (s *Stream) send(ctx context.Context, b []byte) error {
-	if s.rio == nil || s.rpos < s.rend || s.readErr != nil {
-		return s.write(ctx, b)
-	}
-	s.ensureReadBuf()
-	sent, werr, n, err := s.rio.SendRead(b, s.rbuf)
-	if werr != nil {
-		return s.writeFailed(ctx, werr)
-	}
-	if sent < len(b) {
-		return s.write(ctx, b[sent:])
-	}
-	s.rpos, s.rend = 0, n
-	if err != nil && n == 0 && !s.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
-		// What fill would keep; the deadline's and a close's come back
-		// at the next read, which fill makes at once.
-		s.readErr = err
-	}
-	return nil
-}
-
-// writeFailed is write's error for err, the connection's.
-func (s *Stream) writeFailed(ctx context.Context, err error) error {
 	s.needSync = true
 	if ctx.Err() != nil {
 		return ctxError(ctx)
@@ -880,7 +845,16 @@ func (s *Stream) fill(ctx context.Context) error {
 	if s.readErr != nil {
 		return s.deadErr()
 	}
-	s.ensureReadBuf()
+	if s.rbuf == nil {
+		// Only a buffer of this stream's size: a larger one (from a stream
+		// with another WithReadBuffer) would take whole replies the budget
+		// is meant to charge for, as bytes beyond the read buffer's size.
+		if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) == s.opts.readBuf {
+			s.rbuf, s.rbufp = (*b)[:cap(*b)], b
+		} else {
+			s.rbuf, s.rbufp = make([]byte, s.opts.readBuf), nil
+		}
+	}
 	var n int
 	var err error
 	if s.rio != nil {
@@ -904,21 +878,6 @@ func (s *Stream) fill(ctx context.Context) error {
 	}
 	s.readErr = err
 	return s.deadErr()
-}
-
-// ensureReadBuf gives the stream its read buffer, if it has none.
-func (s *Stream) ensureReadBuf() {
-	if s.rbuf != nil {
-		return
-	}
-	// Only a buffer of this stream's size: a larger one (from a stream
-	// with another WithReadBuffer) would take whole replies the budget
-	// is meant to charge for, as bytes beyond the read buffer's size.
-	if b, ok := readBufs.Get().(*[]byte); ok && cap(*b) == s.opts.readBuf {
-		s.rbuf, s.rbufp = (*b)[:cap(*b)], b
-	} else {
-		s.rbuf, s.rbufp = make([]byte, s.opts.readBuf), nil
-	}
 }
 
 // errDeadline is a read deadline that passed before ctx ended: ctx's own
